@@ -1,0 +1,78 @@
+// Package activities is where payflow's workflows touch the world: the
+// ledger, the chain and RabbitMQ. Every activity is safe to repeat (a retry, a
+// crashed worker, an operator's reset): it is idempotent by a key in a unique
+// index. Permanent failures are returned as non-retryable application errors
+// whose type is one of the ErrType consts; everything else is retried.
+package activities
+
+import (
+	"database/sql"
+	"errors"
+	"log/slog"
+
+	"go.temporal.io/sdk/temporal"
+
+	"payflow/chain"
+	"payflow/config"
+	"payflow/ledger"
+	"payflow/protocol"
+	"payflow/rmq"
+)
+
+// Error types of non-retryable failures, for workflows to branch on.
+const (
+	ErrTypeInsufficientFunds   = "InsufficientFunds"
+	ErrTypeUnknownWallet       = "UnknownWallet"
+	ErrTypeInsufficientGas     = "InsufficientGas"
+	ErrTypeFeeCap              = "FeeCapExceeded"
+	ErrTypeNonceConflict       = "NonceConflict"
+	ErrTypeInvalidRequest      = "InvalidRequest"
+	ErrTypeReservationMismatch = "ReservationMismatch"
+	ErrTypeReservationClosed   = "ReservationClosed"
+	ErrTypeNotMined            = "NotMined"
+)
+
+// Activities holds the dependencies of every activity. Registered once with
+// the worker; workflows call its methods through a nil *Activities.
+type Activities struct {
+	Chain       string // protocol chain name, e.g. "ETH"
+	Tokens      map[string]config.Token
+	Collection  string // collection wallet address ("" = no fallback)
+	Responses   map[protocol.Flow]config.QueueConfig
+	DB          *sql.DB
+	Ledger      *ledger.Ledger
+	Wallets     *ledger.Wallets
+	Broadcaster *chain.Broadcaster
+	Publisher   *rmq.Publisher
+	Log         *slog.Logger
+}
+
+func permanent(errType string, err error) error {
+	return temporal.NewNonRetryableApplicationError(err.Error(), errType, err)
+}
+
+// classify maps package sentinels to non-retryable error types; others are
+// returned as they are so Temporal retries them.
+func classify(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ledger.ErrInsufficientFunds), errors.Is(err, chain.ErrInsufficientToken):
+		return permanent(ErrTypeInsufficientFunds, err)
+	case errors.Is(err, ledger.ErrWalletNotFound):
+		return permanent(ErrTypeUnknownWallet, err)
+	case errors.Is(err, chain.ErrInsufficientGas):
+		return permanent(ErrTypeInsufficientGas, err)
+	case errors.Is(err, chain.ErrFeeCapExceeded):
+		return permanent(ErrTypeFeeCap, err)
+	case errors.Is(err, chain.ErrNonceTooLow):
+		return permanent(ErrTypeNonceConflict, err)
+	case errors.Is(err, ledger.ErrReservationMismatch):
+		return permanent(ErrTypeReservationMismatch, err)
+	case errors.Is(err, ledger.ErrReservationClosed):
+		return permanent(ErrTypeReservationClosed, err)
+	case errors.Is(err, chain.ErrBadAmount), errors.Is(err, ledger.ErrBadAmount):
+		return permanent(ErrTypeInvalidRequest, err)
+	}
+	return err
+}

@@ -1,0 +1,336 @@
+package chain
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"strings"
+
+	"github.com/ethereum/go-ethereum"
+	"github.com/ethereum/go-ethereum/accounts/abi"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/go-sql-driver/mysql"
+	"github.com/shopspring/decimal"
+)
+
+// KeySource opens a sending wallet's key for the moment of signing.
+// ledger.Wallets satisfies it.
+type KeySource interface {
+	Key(ctx context.Context, chain, address string) (*ecdsa.PrivateKey, error)
+}
+
+// BroadcasterConfig configures a Broadcaster.
+type BroadcasterConfig struct {
+	Chain   string   // protocol chain name, e.g. "ETH"
+	ChainID *big.Int // EIP-155 chain id
+	// MaxFeeWei caps maxFeePerGas. A network fee above it fails with ErrFeeCapExceeded.
+	MaxFeeWei *big.Int
+}
+
+// Broadcaster signs transfers exactly once per (workflow id, step) and sends
+// the stored bytes as often as asked. The nonce of each sending wallet comes
+// from a row in the nonces table, locked in the same database transaction
+// that stores the signed transaction: one writer per wallet, no gaps, no reuse.
+type Broadcaster struct {
+	cfg     BroadcasterConfig
+	db      *sql.DB
+	backend Backend
+	keys    KeySource
+	erc20   abi.ABI
+	signer  types.Signer
+	log     *slog.Logger
+}
+
+// NewBroadcaster wires a Broadcaster.
+func NewBroadcaster(cfg BroadcasterConfig, db *sql.DB, backend Backend, keys KeySource, log *slog.Logger) (*Broadcaster, error) {
+	if cfg.ChainID == nil || cfg.ChainID.Sign() <= 0 {
+		return nil, errors.New("broadcaster: chain id is required")
+	}
+	if cfg.MaxFeeWei == nil || cfg.MaxFeeWei.Sign() <= 0 {
+		return nil, errors.New("broadcaster: max fee is required")
+	}
+	parsed, err := abi.JSON(strings.NewReader(erc20ABI))
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Broadcaster{cfg: cfg, db: db, backend: backend, keys: keys, erc20: parsed,
+		signer: types.LatestSignerForChainID(cfg.ChainID), log: log}, nil
+}
+
+// erc20ABI is the part of ERC20 payflow calls. transfer is declared without a
+// return value so USDT-style tokens (which return nothing) work; success is
+// judged by the receipt status.
+const erc20ABI = `[
+ {"type":"function","name":"transfer","stateMutability":"nonpayable","inputs":[{"name":"to","type":"address"},{"name":"value","type":"uint256"}],"outputs":[]},
+ {"type":"function","name":"balanceOf","stateMutability":"view","inputs":[{"name":"owner","type":"address"}],"outputs":[{"name":"","type":"uint256"}]},
+ {"type":"event","name":"Transfer","anonymous":false,"inputs":[{"name":"from","type":"address","indexed":true},{"name":"to","type":"address","indexed":true},{"name":"value","type":"uint256","indexed":false}]}
+]`
+
+// TransferRequest is one token transfer to sign.
+type TransferRequest struct {
+	WorkflowID string
+	Step       string // e.g. "transfer"; unique within the workflow
+	From       common.Address
+	To         common.Address
+	Token      common.Address
+	Units      *big.Int // token base units
+}
+
+// SignedTx is a stored signed transaction.
+type SignedTx struct {
+	WorkflowID string
+	Step       string
+	Attempt    int
+	From       common.Address
+	Nonce      uint64
+	Hash       common.Hash
+	Raw        []byte
+	// Replayed is true when the transaction was already stored: nothing was signed.
+	Replayed bool
+}
+
+// TokenBalance returns owner's balance of token at the latest block.
+func (b *Broadcaster) TokenBalance(ctx context.Context, token, owner common.Address, block *big.Int) (*big.Int, error) {
+	data, err := b.erc20.Pack("balanceOf", owner)
+	if err != nil {
+		return nil, err
+	}
+	out, err := b.backend.CallContract(ctx, ethereum.CallMsg{To: &token, Data: data}, block)
+	if err != nil {
+		return nil, fmt.Errorf("calling balanceOf(%s): %w", Lower(owner), err)
+	}
+	if len(out) < 32 {
+		return nil, fmt.Errorf("balanceOf(%s) returned %d bytes; is %s a token?", Lower(owner), len(out), Lower(token))
+	}
+	return new(big.Int).SetBytes(out[:32]), nil
+}
+
+// SignTransfer signs the transfer once and stores it before anything is sent.
+// Called again for the same (WorkflowID, Step) it returns the stored
+// transaction with Replayed=true and signs nothing: a retry, a crashed worker
+// or a Temporal reset can never produce a second transfer.
+func (b *Broadcaster) SignTransfer(ctx context.Context, req TransferRequest) (SignedTx, error) {
+	if stx, err := b.Stored(ctx, req.WorkflowID, req.Step); err == nil {
+		stx.Replayed = true
+		return stx, nil
+	} else if !errors.Is(err, ErrNotSigned) {
+		return SignedTx{}, err
+	}
+	data, err := b.erc20.Pack("transfer", req.To, req.Units)
+	if err != nil {
+		return SignedTx{}, fmt.Errorf("packing transfer: %w", err)
+	}
+	bal, err := b.TokenBalance(ctx, req.Token, req.From, nil)
+	if err != nil {
+		return SignedTx{}, err
+	}
+	if bal.Cmp(req.Units) < 0 {
+		return SignedTx{}, fmt.Errorf("%s holds %s units, needs %s: %w", Lower(req.From), bal, req.Units, ErrInsufficientToken)
+	}
+	gas, err := b.backend.EstimateGas(ctx, ethereum.CallMsg{From: req.From, To: &req.Token, Data: data})
+	if err != nil {
+		return SignedTx{}, fmt.Errorf("estimating gas of transfer from %s: %w", Lower(req.From), err)
+	}
+	gas = gas * 12 / 10 // headroom: state may change between estimate and inclusion
+	tip, maxFee, err := b.fees(ctx)
+	if err != nil {
+		return SignedTx{}, err
+	}
+	eth, err := b.backend.BalanceAt(ctx, req.From, nil)
+	if err != nil {
+		return SignedTx{}, fmt.Errorf("reading native balance of %s: %w", Lower(req.From), err)
+	}
+	if need := new(big.Int).Mul(maxFee, new(big.Int).SetUint64(gas)); eth.Cmp(need) < 0 {
+		return SignedTx{}, fmt.Errorf("%s has %s wei, gas may cost up to %s: %w", Lower(req.From), eth, need, ErrInsufficientGas)
+	}
+	key, err := b.keys.Key(ctx, b.cfg.Chain, Lower(req.From))
+	if err != nil {
+		return SignedTx{}, fmt.Errorf("opening key of %s: %w", Lower(req.From), err)
+	}
+	defer key.D.SetInt64(0)
+
+	stx, err := b.signAndStore(ctx, req, key, &types.DynamicFeeTx{
+		ChainID: b.cfg.ChainID, GasTipCap: tip, GasFeeCap: maxFee, Gas: gas, To: &req.Token, Data: data,
+	})
+	if isDuplicateKey(err) {
+		// A concurrent attempt of the same step won; use what it stored.
+		s, err2 := b.Stored(ctx, req.WorkflowID, req.Step)
+		if err2 == nil {
+			s.Replayed = true
+		}
+		return s, err2
+	}
+	return stx, err
+}
+
+// fees returns EIP-1559 tip and max fee: 2×base fee + tip, within the cap.
+func (b *Broadcaster) fees(ctx context.Context) (tip, maxFee *big.Int, err error) {
+	head, err := b.backend.HeaderByNumber(ctx, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading latest header: %w", err)
+	}
+	tip, err = b.backend.SuggestGasTipCap(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("suggesting tip: %w", err)
+	}
+	base := head.BaseFee
+	if base == nil {
+		base = big.NewInt(0)
+	}
+	maxFee = new(big.Int).Add(new(big.Int).Mul(base, big.NewInt(2)), tip)
+	if new(big.Int).Add(base, tip).Cmp(b.cfg.MaxFeeWei) > 0 {
+		return nil, nil, fmt.Errorf("base fee %s + tip %s wei > cap %s: %w", base, tip, b.cfg.MaxFeeWei, ErrFeeCapExceeded)
+	}
+	if maxFee.Cmp(b.cfg.MaxFeeWei) > 0 {
+		maxFee = new(big.Int).Set(b.cfg.MaxFeeWei)
+	}
+	return tip, maxFee, nil
+}
+
+// signAndStore allocates the nonce and stores the signed transaction in one
+// database transaction. The nonce row lock makes this the single writer of
+// the wallet's nonce lane.
+func (b *Broadcaster) signAndStore(ctx context.Context, req TransferRequest, key *ecdsa.PrivateKey, inner *types.DynamicFeeTx) (SignedTx, error) {
+	from := Lower(req.From)
+	tx, err := b.db.BeginTx(ctx, nil)
+	if err != nil {
+		return SignedTx{}, fmt.Errorf("beginning nonce transaction: %w", err)
+	}
+	defer tx.Rollback()
+	nonce, err := b.lockNonce(ctx, tx, req.From)
+	if err != nil {
+		return SignedTx{}, err
+	}
+	inner.Nonce = nonce
+	signed, err := types.SignNewTx(key, b.signer, inner)
+	if err != nil {
+		return SignedTx{}, fmt.Errorf("signing transfer from %s: %w", from, err)
+	}
+	raw, err := signed.MarshalBinary()
+	if err != nil {
+		return SignedTx{}, err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO signed_txs
+		(workflow_id, step, attempt, chain, from_address, to_address, nonce, tx_hash, raw, max_fee_wei, tip_wei)
+		VALUES (?,?,0,?,?,?,?,?,?,?,?)`,
+		req.WorkflowID, req.Step, b.cfg.Chain, from, Lower(*inner.To), nonce, signed.Hash().Hex(), raw,
+		decimal.NewFromBigInt(inner.GasFeeCap, 0), decimal.NewFromBigInt(inner.GasTipCap, 0)); err != nil {
+		return SignedTx{}, fmt.Errorf("storing signed transfer: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE nonces SET next_nonce=? WHERE chain=? AND address=?",
+		nonce+1, b.cfg.Chain, from); err != nil {
+		return SignedTx{}, fmt.Errorf("advancing nonce: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return SignedTx{}, fmt.Errorf("committing signed transfer: %w", err)
+	}
+	b.log.Info("signed transfer", "workflow_id", req.WorkflowID, "step", req.Step, "tx_hash", signed.Hash().Hex(),
+		"address", from, "nonce", nonce)
+	return SignedTx{WorkflowID: req.WorkflowID, Step: req.Step, From: req.From, Nonce: nonce, Hash: signed.Hash(), Raw: raw}, nil
+}
+
+// lockNonce locks the wallet's nonce row, creating it from the chain's
+// pending nonce the first time the wallet sends.
+func (b *Broadcaster) lockNonce(ctx context.Context, tx *sql.Tx, from common.Address) (uint64, error) {
+	var next uint64
+	q := "SELECT next_nonce FROM nonces WHERE chain=? AND address=? FOR UPDATE"
+	err := tx.QueryRowContext(ctx, q, b.cfg.Chain, Lower(from)).Scan(&next)
+	if errors.Is(err, sql.ErrNoRows) {
+		pending, err := b.backend.PendingNonceAt(ctx, from)
+		if err != nil {
+			return 0, fmt.Errorf("reading pending nonce of %s: %w", Lower(from), err)
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT IGNORE INTO nonces (chain, address, next_nonce) VALUES (?,?,?)",
+			b.cfg.Chain, Lower(from), pending); err != nil {
+			return 0, fmt.Errorf("creating nonce lane: %w", err)
+		}
+		err = tx.QueryRowContext(ctx, q, b.cfg.Chain, Lower(from)).Scan(&next)
+		if err != nil {
+			return 0, fmt.Errorf("locking nonce lane: %w", err)
+		}
+		return next, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("locking nonce lane of %s: %w", Lower(from), err)
+	}
+	return next, nil
+}
+
+// Stored returns the latest stored attempt of a step, or ErrNotSigned.
+func (b *Broadcaster) Stored(ctx context.Context, workflowID, step string) (SignedTx, error) {
+	var s SignedTx
+	var from, hash string
+	err := b.db.QueryRowContext(ctx, `SELECT attempt, from_address, nonce, tx_hash, raw FROM signed_txs
+		WHERE workflow_id=? AND step=? ORDER BY attempt DESC LIMIT 1`, workflowID, step).
+		Scan(&s.Attempt, &from, &s.Nonce, &hash, &s.Raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return SignedTx{}, fmt.Errorf("%s/%s: %w", workflowID, step, ErrNotSigned)
+	}
+	if err != nil {
+		return SignedTx{}, fmt.Errorf("reading signed transfer %s/%s: %w", workflowID, step, err)
+	}
+	s.WorkflowID, s.Step, s.From, s.Hash = workflowID, step, common.HexToAddress(from), common.HexToHash(hash)
+	return s, nil
+}
+
+// Send broadcasts the stored bytes of a step. Sending again is harmless: a node
+// that already has the transaction, or has mined it, counts as success.
+func (b *Broadcaster) Send(ctx context.Context, workflowID, step string) (SignedTx, error) {
+	s, err := b.Stored(ctx, workflowID, step)
+	if err != nil {
+		return SignedTx{}, err
+	}
+	var tx types.Transaction
+	if err := tx.UnmarshalBinary(s.Raw); err != nil {
+		return SignedTx{}, fmt.Errorf("decoding stored transaction %s: %w", s.Hash.Hex(), err)
+	}
+	err = b.backend.SendTransaction(ctx, &tx)
+	switch {
+	case err == nil, isKnown(err):
+	case isNonceTooLow(err):
+		// Either our own transaction was mined already (success) or another
+		// transaction took the nonce: that needs an operator, not a retry.
+		if r, rerr := b.backend.TransactionReceipt(ctx, s.Hash); rerr == nil && r != nil {
+			break
+		}
+		return s, fmt.Errorf("sending %s (nonce %d): %w", s.Hash.Hex(), s.Nonce, ErrNonceTooLow)
+	default:
+		return s, fmt.Errorf("sending %s: %w", s.Hash.Hex(), err)
+	}
+	if _, err := b.db.ExecContext(ctx, "UPDATE signed_txs SET state='sent' WHERE tx_hash=? AND state='signed'", s.Hash.Hex()); err != nil {
+		return s, fmt.Errorf("marking %s sent: %w", s.Hash.Hex(), err)
+	}
+	b.log.Info("broadcast transfer", "workflow_id", workflowID, "step", step, "tx_hash", s.Hash.Hex(), "nonce", s.Nonce)
+	return s, nil
+}
+
+func isKnown(err error) bool {
+	m := strings.ToLower(err.Error())
+	return strings.Contains(m, "already known") || strings.Contains(m, "known transaction")
+}
+
+func isNonceTooLow(err error) bool {
+	return strings.Contains(strings.ToLower(err.Error()), "nonce too low")
+}
+
+func isDuplicateKey(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1062
+}
+
+// Receipt returns the receipt of hash, or ethereum.NotFound.
+func (b *Broadcaster) Receipt(ctx context.Context, hash common.Hash) (*types.Receipt, error) {
+	r, err := b.backend.TransactionReceipt(ctx, hash)
+	if err == nil && r == nil {
+		return nil, ethereum.NotFound
+	}
+	return r, err
+}

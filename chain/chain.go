@@ -1,0 +1,57 @@
+// Package chain is payflow's side of the Ethereum chain: the signer and
+// broadcaster with its nonce lanes, and the confirmation tracker fed by new
+// heads over WebSocket. It knows nothing of Temporal: whoever owns a transfer
+// is told through the Notifier interface.
+package chain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+
+	"github.com/ethereum/go-ethereum/accounts/abi/bind/v2"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/shopspring/decimal"
+)
+
+// Backend is what payflow needs from a node. *ethclient.Client and
+// simulated.Backend.Client() both satisfy it.
+type Backend interface {
+	bind.ContractBackend
+	BalanceAt(ctx context.Context, account common.Address, blockNumber *big.Int) (*big.Int, error)
+	NonceAt(ctx context.Context, account common.Address, blockNumber *big.Int) (uint64, error)
+	TransactionReceipt(ctx context.Context, txHash common.Hash) (*types.Receipt, error)
+	BlockNumber(ctx context.Context) (uint64, error)
+}
+
+// Sentinel errors. The permanent ones (insufficient funds, reverted, fee cap)
+// are reported to the requester; the rest are retried.
+var (
+	ErrInsufficientToken = errors.New("insufficient token balance")
+	ErrInsufficientGas   = errors.New("insufficient native balance for gas")
+	ErrFeeCapExceeded    = errors.New("network fee above the configured cap")
+	ErrReverted          = errors.New("transaction reverted")
+	ErrNonceTooLow       = errors.New("nonce already used on chain by another transaction")
+	ErrNotSigned         = errors.New("no signed transaction stored for this step")
+	ErrBadAmount         = errors.New("amount is not representable in token units")
+)
+
+// ToUnits converts a decimal token amount into integer base units.
+func ToUnits(amount decimal.Decimal, decimals int32) (*big.Int, error) {
+	u := amount.Shift(decimals)
+	if !u.Equal(u.Truncate(0)) || u.Sign() < 0 {
+		return nil, fmt.Errorf("%s with %d decimals: %w", amount, decimals, ErrBadAmount)
+	}
+	return u.BigInt(), nil
+}
+
+// FromUnits converts integer base units into a decimal token amount.
+func FromUnits(units *big.Int, decimals int32) decimal.Decimal {
+	return decimal.NewFromBigInt(units, -decimals)
+}
+
+// Lower returns the lowercase hex of an address, payflow's canonical form.
+func Lower(a common.Address) string { return strings.ToLower(a.Hex()) }

@@ -1,0 +1,254 @@
+package chain
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"time"
+
+	"github.com/ethereum/go-ethereum"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+)
+
+// Milestone is a step in a transaction's life the owner is told about, once.
+type Milestone string
+
+// Milestones of a tracked transaction.
+const (
+	// MilestoneSeen: included in a block, counting confirmations.
+	MilestoneSeen Milestone = "seen"
+	// MilestoneConfirmed: Confirmations blocks deep on the canonical chain.
+	MilestoneConfirmed Milestone = "confirmed"
+	// MilestoneReorged: the block it was in left the canonical chain; waiting again.
+	MilestoneReorged Milestone = "reorged"
+)
+
+// TxEvent tells a transaction's owner about a milestone.
+type TxEvent struct {
+	TxHash      string    `json:"tx_hash"`
+	Milestone   Milestone `json:"milestone"`
+	BlockNumber uint64    `json:"block_number"`
+	BlockHash   string    `json:"block_hash"`
+	// Succeeded is the receipt status (true = 1). A reverted transfer is
+	// confirmed with Succeeded=false.
+	Succeeded bool `json:"succeeded"`
+}
+
+// Notifier delivers milestones to a transaction's owner (in payflow a
+// Temporal signal to the workflow). Delivery is at least once: owners ignore
+// repeats. ErrOwnerGone means the owner no longer exists; tracking stops.
+type Notifier interface {
+	NotifyTx(ctx context.Context, workflowID string, ev TxEvent) error
+}
+
+// ErrOwnerGone is returned by a Notifier whose owner has finished.
+var ErrOwnerGone = errors.New("owner of the tracked transaction is gone")
+
+// HeadSubscriber is a WebSocket node connection.
+type HeadSubscriber interface {
+	SubscribeNewHead(ctx context.Context, ch chan<- *types.Header) (ethereum.Subscription, error)
+}
+
+// TrackerConfig configures a Tracker.
+type TrackerConfig struct {
+	Chain         string
+	Confirmations uint64
+	// PollInterval re-checks even without new heads (a silent WebSocket).
+	PollInterval time.Duration
+}
+
+// Tracker follows payflow's own broadcast transactions to confirmation by
+// block number and hash, and tells their owners once per milestone.
+type Tracker struct {
+	cfg      TrackerConfig
+	db       *sql.DB
+	backend  Backend
+	dial     func(ctx context.Context) (HeadSubscriber, error)
+	notifier Notifier
+	log      *slog.Logger
+}
+
+// NewTracker wires a Tracker. dial opens a fresh WebSocket subscription
+// source; it is called again after every disconnect, with backoff.
+func NewTracker(cfg TrackerConfig, db *sql.DB, backend Backend, dial func(ctx context.Context) (HeadSubscriber, error), n Notifier, log *slog.Logger) (*Tracker, error) {
+	if cfg.Confirmations < 1 {
+		return nil, errors.New("tracker: confirmations must be >= 1")
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 5 * time.Second
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Tracker{cfg: cfg, db: db, backend: backend, dial: dial, notifier: n, log: log}, nil
+}
+
+// Track starts following txHash for workflowID. Idempotent.
+func (t *Tracker) Track(ctx context.Context, txHash common.Hash, workflowID string) error {
+	return TrackTx(ctx, t.db, t.cfg.Chain, txHash, workflowID)
+}
+
+// TrackTx records that workflowID waits for txHash. Idempotent.
+func TrackTx(ctx context.Context, db *sql.DB, chainName string, txHash common.Hash, workflowID string) error {
+	if _, err := db.ExecContext(ctx, "INSERT IGNORE INTO tracked_txs (tx_hash, chain, workflow_id) VALUES (?,?,?)",
+		txHash.Hex(), chainName, workflowID); err != nil {
+		return fmt.Errorf("tracking %s: %w", txHash.Hex(), err)
+	}
+	return nil
+}
+
+// Run follows new heads until ctx ends, reconnecting with backoff.
+func (t *Tracker) Run(ctx context.Context) error {
+	backoff := 200 * time.Millisecond
+	tick := time.NewTicker(t.cfg.PollInterval)
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		src, err := t.dial(ctx)
+		var sub ethereum.Subscription
+		heads := make(chan *types.Header, 64)
+		if err == nil {
+			sub, err = src.SubscribeNewHead(ctx, heads)
+		}
+		if err != nil {
+			t.log.Warn("head subscription failed; polling until it is back", "err", err, "retry_in", backoff)
+			t.checkLatest(ctx)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 10*time.Second)
+			continue
+		}
+		backoff = 200 * time.Millisecond
+		t.checkLatest(ctx) // catch up on what happened while disconnected
+	loop:
+		for {
+			select {
+			case <-ctx.Done():
+				sub.Unsubscribe()
+				return nil
+			case err := <-sub.Err():
+				t.log.Warn("head subscription dropped; reconnecting", "err", err)
+				break loop
+			case h := <-heads:
+				t.check(ctx, h.Number.Uint64())
+			case <-tick.C:
+				t.checkLatest(ctx)
+			}
+		}
+	}
+	return nil
+}
+
+func (t *Tracker) checkLatest(ctx context.Context) {
+	n, err := t.backend.BlockNumber(ctx)
+	if err != nil {
+		t.log.Warn("reading block number", "err", err)
+		return
+	}
+	t.check(ctx, n)
+}
+
+type trackedTx struct {
+	hash, workflowID, state, blockHash string
+	blockNumber                        sql.NullInt64
+}
+
+// check advances every open transaction against head.
+func (t *Tracker) check(ctx context.Context, head uint64) {
+	if err := t.CheckOnce(ctx, head); err != nil && ctx.Err() == nil {
+		t.log.Warn("checking tracked transactions", "head", head, "err", err)
+	}
+}
+
+// CheckOnce examines every open tracked transaction at the given head.
+// Exposed for tests that mine blocks by hand.
+func (t *Tracker) CheckOnce(ctx context.Context, head uint64) error {
+	rows, err := t.db.QueryContext(ctx, `SELECT tx_hash, workflow_id, state, COALESCE(block_hash,''), block_number
+		FROM tracked_txs WHERE chain=? AND state IN ('pending','seen') ORDER BY created_at LIMIT 5000`, t.cfg.Chain)
+	if err != nil {
+		return fmt.Errorf("listing tracked transactions: %w", err)
+	}
+	var open []trackedTx
+	for rows.Next() {
+		var r trackedTx
+		if err := rows.Scan(&r.hash, &r.workflowID, &r.state, &r.blockHash, &r.blockNumber); err != nil {
+			rows.Close()
+			return err
+		}
+		open = append(open, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	var errs []error
+	for _, r := range open {
+		if err := t.advance(ctx, head, r); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", r.hash, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (t *Tracker) advance(ctx context.Context, head uint64, r trackedTx) error {
+	hash := common.HexToHash(r.hash)
+	rcpt, err := t.backend.TransactionReceipt(ctx, hash)
+	if errors.Is(err, ethereum.NotFound) || (err == nil && rcpt == nil) {
+		if r.state == "seen" { // its block left the canonical chain
+			return t.transition(ctx, r, "pending", nil, TxEvent{TxHash: r.hash, Milestone: MilestoneReorged})
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading receipt: %w", err)
+	}
+	bn := rcpt.BlockNumber.Uint64()
+	ev := TxEvent{TxHash: r.hash, BlockNumber: bn, BlockHash: rcpt.BlockHash.Hex(), Succeeded: rcpt.Status == types.ReceiptStatusSuccessful}
+	if r.state == "pending" || r.blockHash != rcpt.BlockHash.Hex() {
+		ev.Milestone = MilestoneSeen
+		if err := t.transition(ctx, r, "seen", rcpt, ev); err != nil {
+			return err
+		}
+		r.state, r.blockHash = "seen", rcpt.BlockHash.Hex()
+	}
+	if head+1 < bn+t.cfg.Confirmations {
+		return nil
+	}
+	// Confirmed only if the block is still canonical at that height.
+	hdr, err := t.backend.HeaderByNumber(ctx, new(big.Int).SetUint64(bn))
+	if err != nil {
+		return fmt.Errorf("reading header %d: %w", bn, err)
+	}
+	if hdr.Hash() != rcpt.BlockHash {
+		return nil // a reorg is in flight; the next head sorts it out
+	}
+	ev.Milestone = MilestoneConfirmed
+	return t.transition(ctx, r, "confirmed", rcpt, ev)
+}
+
+// transition notifies first, then records: a crash in between repeats the
+// notification (owners ignore repeats) but never loses it.
+func (t *Tracker) transition(ctx context.Context, r trackedTx, state string, rcpt *types.Receipt, ev TxEvent) error {
+	err := t.notifier.NotifyTx(ctx, r.workflowID, ev)
+	if errors.Is(err, ErrOwnerGone) {
+		state = "done"
+	} else if err != nil {
+		return fmt.Errorf("notifying %s of %s: %w", r.workflowID, ev.Milestone, err)
+	}
+	var bn, bh any
+	if rcpt != nil {
+		bn, bh = rcpt.BlockNumber.Uint64(), rcpt.BlockHash.Hex()
+	}
+	if _, err := t.db.ExecContext(ctx, "UPDATE tracked_txs SET state=?, block_number=?, block_hash=? WHERE tx_hash=?",
+		state, bn, bh, r.hash); err != nil {
+		return fmt.Errorf("recording %s: %w", state, err)
+	}
+	t.log.Info("tracked transaction", "workflow_id", r.workflowID, "tx_hash", r.hash, "milestone", ev.Milestone,
+		"block_number", ev.BlockNumber)
+	return nil
+}

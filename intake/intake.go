@@ -1,0 +1,198 @@
+// Package intake turns RabbitMQ requests into Temporal workflows: it verifies
+// the signature and timestamp, validates the request, and starts the workflow
+// with an id derived from queue_id so that a redelivered or repeated request
+// starts nothing new. A delivery is acked only once its workflow start is
+// durable, or once a bad request has been answered or dead-lettered.
+package intake
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+
+	"payflow/config"
+	"payflow/protocol"
+	"payflow/rmq"
+	"payflow/workflows"
+)
+
+// MemoDigest is the memo key holding the request's content digest, compared
+// when the same queue_id arrives again.
+const MemoDigest = "digest"
+
+// Publisher publishes responses and dead letters; *rmq.Publisher satisfies it.
+type Publisher interface {
+	Publish(ctx context.Context, m rmq.Message) error
+}
+
+// Intake handles request deliveries.
+type Intake struct {
+	cfg      config.Config
+	verifier protocol.Verifier
+	temporal client.Client
+	pub      Publisher
+	log      *slog.Logger
+}
+
+// New wires an Intake.
+func New(cfg config.Config, c client.Client, pub Publisher, log *slog.Logger) *Intake {
+	return &Intake{cfg: cfg, temporal: c, pub: pub, log: log,
+		verifier: protocol.Verifier{Secret: cfg.SignKey.Reveal(), Skew: cfg.Payment.TimestampSkew.Duration}}
+}
+
+// TokenDecimals implements protocol.Registry from the config.
+func (i *Intake) TokenDecimals(chain, symbol string) (int32, bool, bool) {
+	if chain != i.cfg.ETH.Chain {
+		return 0, false, false
+	}
+	t, ok := i.cfg.Token(symbol)
+	return t.Decimals, true, ok
+}
+
+// PaymentWorkflowID returns the workflow id for a withdraw or pay queue_id.
+func PaymentWorkflowID(flow protocol.Flow, queueID string) string {
+	if flow == protocol.FlowPay {
+		return workflows.PayWorkflowID(queueID)
+	}
+	return workflows.WithdrawWorkflowID(queueID)
+}
+
+// HandlePayment returns the handler for the withdraw or pay request queue.
+func (i *Intake) HandlePayment(flow protocol.Flow) rmq.Handler {
+	return func(ctx context.Context, d amqp.Delivery) error {
+		env, err := i.verifier.Open(d.Body)
+		var req protocol.PaymentRequest
+		if err == nil {
+			req, err = env.Payment(flow, i)
+		}
+		if err != nil {
+			return i.rejectPayment(ctx, flow, d, env, err)
+		}
+		return i.startPayment(ctx, flow, d, req)
+	}
+}
+
+func (i *Intake) startPayment(ctx context.Context, flow protocol.Flow, d amqp.Delivery, req protocol.PaymentRequest) error {
+	id := PaymentWorkflowID(flow, req.QueueID)
+	digest := req.Digest()
+	req.Sign = "" // not needed downstream; keep payloads lean
+	attrs := []temporal.SearchAttributeUpdate{
+		workflows.AttrFlow.ValueSet(string(flow)), workflows.AttrQueueID.ValueSet(req.QueueID),
+		workflows.AttrAddress.ValueSet(req.FromAddress), workflows.AttrStatus.ValueSet("received"),
+	}
+	if req.OrderID != "" {
+		attrs = append(attrs, workflows.AttrOrderID.ValueSet(req.OrderID))
+	}
+	opts := client.StartWorkflowOptions{
+		ID:                                       id,
+		TaskQueue:                                i.cfg.Temporal.TaskQueue,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		Memo:                                     map[string]any{MemoDigest: digest},
+		TypedSearchAttributes:                    temporal.NewSearchAttributes(attrs...),
+		StaticSummary: fmt.Sprintf("%s %s %s from %s to %s", flow, req.Amount.String(), req.Symbol,
+			req.FromAddress, req.ToAddress),
+	}
+	wf := workflows.Withdraw
+	if flow == protocol.FlowPay {
+		wf = workflows.Pay
+	}
+	in := workflows.PaymentInput{Request: req, Digest: digest, ConfirmTimeout: i.cfg.Payment.ConfirmTimeout.Duration}
+	run, err := i.temporal.ExecuteWorkflow(ctx, opts, wf, in)
+	if err == nil {
+		i.log.Info("started payment", "workflow_id", id, "run_id", run.GetRunID(), "queue_id", req.QueueID, "flow", flow)
+		return nil
+	}
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if !errors.As(err, &started) {
+		return fmt.Errorf("starting %s: %w", id, err) // Temporal unavailable: requeue
+	}
+	prev, err := i.digestOf(ctx, id)
+	if err != nil {
+		return err
+	}
+	if prev == digest {
+		i.log.Info("duplicate request ignored", "workflow_id", id, "queue_id", req.QueueID)
+		return nil
+	}
+	i.log.Warn("queue_id reused with different content; dead-lettered", "workflow_id", id, "queue_id", req.QueueID)
+	return i.deadLetter(ctx, flow, d, "queue_id reused with different content: "+req.QueueID)
+}
+
+func (i *Intake) digestOf(ctx context.Context, id string) (string, error) {
+	desc, err := i.temporal.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		return "", fmt.Errorf("describing %s: %w", id, err)
+	}
+	p := desc.GetWorkflowExecutionInfo().GetMemo().GetFields()[MemoDigest]
+	if p == nil {
+		return "", nil
+	}
+	var s string
+	if err := converter.GetDefaultDataConverter().FromPayload(p, &s); err != nil {
+		return "", fmt.Errorf("decoding digest of %s: %w", id, err)
+	}
+	return s, nil
+}
+
+// rejectPayment answers a bad request with status=0 when it names a queue_id
+// that no workflow owns, and dead-letters it otherwise (no id to answer to, or
+// the id belongs to a real payment whose answer must not be contradicted).
+func (i *Intake) rejectPayment(ctx context.Context, flow protocol.Flow, d amqp.Delivery, env protocol.Envelope, cause error) error {
+	reason := cause.Error()
+	if env.QueueID == "" {
+		i.log.Warn("bad request without queue_id; dead-lettered", "flow", flow, "err", reason)
+		return i.deadLetter(ctx, flow, d, reason)
+	}
+	id := PaymentWorkflowID(flow, env.QueueID)
+	_, err := i.temporal.DescribeWorkflowExecution(ctx, id, "")
+	var nf *serviceerror.NotFound
+	switch {
+	case err == nil:
+		i.log.Warn("bad request reusing the queue_id of a payment; dead-lettered", "queue_id", env.QueueID, "err", reason)
+		return i.deadLetter(ctx, flow, d, "invalid request reusing queue_id "+env.QueueID+": "+reason)
+	case !errors.As(err, &nf):
+		return fmt.Errorf("checking %s: %w", id, err)
+	}
+	resp := protocol.PaymentResponse{QueueID: env.QueueID, Status: protocol.StatusFailed, Error: reason}
+	str := func(k string) string {
+		var s string
+		_ = json.Unmarshal(env.Fields[k], &s)
+		return s
+	}
+	resp.Chain, resp.Symbol, resp.OrderID = str("chain"), str("symbol"), str("order_id")
+	resp.FromAddress, resp.ToAddress = str("from_address"), str("to_address")
+	_ = json.Unmarshal(env.Fields["amount"], &resp.Amount)
+	body, _ := json.Marshal(resp)
+	q := i.cfg.RMQ.WithdrawResp
+	if flow == protocol.FlowPay {
+		q = i.cfg.RMQ.PayResp
+	}
+	sum := sha256.Sum256(d.Body)
+	i.log.Warn("bad request answered with status=0", "queue_id", env.QueueID, "flow", flow, "err", reason)
+	return i.pub.Publish(ctx, rmq.Message{Exchange: q.Exchange, RoutingKey: q.RoutingKey(),
+		MessageID: id + "/rejected/" + hex.EncodeToString(sum[:8]), Body: body})
+}
+
+// deadLetter stores the original body on the dead-letter queue with the reason.
+func (i *Intake) deadLetter(ctx context.Context, flow protocol.Flow, d amqp.Delivery, reason string) error {
+	q := i.cfg.RMQ.DeadLetter
+	sum := sha256.Sum256(d.Body)
+	return i.pub.Publish(ctx, rmq.Message{Exchange: q.Exchange, RoutingKey: q.RoutingKey(),
+		MessageID: "dead/" + string(flow) + "/" + hex.EncodeToString(sum[:16]), Body: d.Body,
+		Headers: amqp.Table{"x-payflow-reason": reason, "x-payflow-flow": string(flow),
+			"x-payflow-queue": d.RoutingKey, "x-payflow-dead-at": time.Now().UTC().Format(time.RFC3339)}})
+}

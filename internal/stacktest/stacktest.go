@@ -1,0 +1,280 @@
+// Package stacktest drives the real local stack (`make up`) from tests and
+// benchmarks, through .dev/stack.json and the wire protocol only: RabbitMQ in
+// and out, the chain, and read-only looks at the ledger tables.
+package stacktest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/accounts/abi/bind"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/ethclient"
+	_ "github.com/go-sql-driver/mysql"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"payflow/chain/token"
+	"payflow/config"
+	"payflow/protocol"
+)
+
+// Stack mirrors .dev/stack.json (SPEC §5).
+type Stack struct {
+	AMQPURL           string                  `json:"amqp_url"`
+	TemporalAddress   string                  `json:"temporal_address"`
+	TemporalNamespace string                  `json:"temporal_namespace"`
+	TemporalUIURL     string                  `json:"temporal_ui_url"`
+	ETHRPCURL         string                  `json:"eth_rpc_url"`
+	ETHWSURL          string                  `json:"eth_ws_url"`
+	ChainID           int64                   `json:"chain_id"`
+	MySQLDSN          string                  `json:"mysql_dsn"`
+	SignKey           string                  `json:"sign_key"`
+	Confirmations     int                     `json:"confirmations"`
+	Tokens            map[string]config.Token `json:"tokens"`
+	FaucetPrivateKey  string                  `json:"faucet_private_key"`
+	CollectionAddress string                  `json:"collection_address"`
+	ManagedWallets    []string                `json:"managed_wallets"`
+}
+
+// Path finds stack.json: $PAYFLOW_STACK, else .dev/stack.json in the first
+// parent directory of the working directory that has one.
+func Path() (string, error) {
+	if p := os.Getenv("PAYFLOW_STACK"); p != "" {
+		return p, nil
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		p := filepath.Join(dir, ".dev", "stack.json")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New(".dev/stack.json not found: run `make up` first (make test does)")
+		}
+		dir = parent
+	}
+}
+
+// Load reads stack.json and fails the test if the stack is not there.
+func Load(t testing.TB) *Stack {
+	t.Helper()
+	p, err := Path()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s Stack
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatalf("parsing %s: %v", p, err)
+	}
+	return &s
+}
+
+// DB opens the ledger database.
+func (s *Stack) DB(t testing.TB) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("mysql", s.MySQLDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// Eth dials the chain over HTTP.
+func (s *Stack) Eth(t testing.TB) *ethclient.Client {
+	t.Helper()
+	c, err := ethclient.Dial(s.ETHRPCURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// USDT binds the dev token.
+func (s *Stack) USDT(t testing.TB, eth *ethclient.Client) *token.TestUSDT {
+	t.Helper()
+	u, err := token.NewTestUSDT(common.HexToAddress(s.Tokens["USDT"].Address), eth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// TokenBalance returns owner's USDT base units.
+func TokenBalance(t testing.TB, u *token.TestUSDT, owner string) *big.Int {
+	t.Helper()
+	b, err := u.BalanceOf(&bind.CallOpts{}, common.HexToAddress(owner))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// WalletByLabel returns the address of a dev wallet ("user-1", "hot", ...).
+func WalletByLabel(t testing.TB, db *sql.DB, label string) string {
+	t.Helper()
+	var a string
+	if err := db.QueryRow("SELECT address FROM wallets WHERE label=?", label).Scan(&a); err != nil {
+		t.Fatalf("dev wallet %s: %v", label, err)
+	}
+	return a
+}
+
+// RandomID returns a fresh id with prefix.
+func RandomID(prefix string) string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+// RandomAddress returns a fresh address nobody holds.
+func RandomAddress() string {
+	b := make([]byte, 20)
+	_, _ = rand.Read(b)
+	return "0x" + hex.EncodeToString(b)
+}
+
+// Publish signs body with the stack's key (unless sign is false) and publishes
+// it to the request queue of flow.
+func (s *Stack) Publish(t testing.TB, routingKey string, body []byte, sign bool) {
+	t.Helper()
+	if sign {
+		var err error
+		if body, err = protocol.SignBody(s.SignKey, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := amqp.Dial(s.AMQPURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conf, err := ch.PublishWithDeferredConfirmWithContext(ctx, "pay.exchange", routingKey, true, false,
+		amqp.Publishing{ContentType: "application/json", DeliveryMode: amqp.Persistent, Body: body})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := conf.WaitContext(ctx); err != nil || !ok {
+		t.Fatalf("publish not confirmed: %v", err)
+	}
+}
+
+// Delivery is one response seen by a Collector.
+type Delivery struct {
+	MessageID string
+	Body      map[string]any
+	Raw       []byte
+}
+
+// Collector consumes a response queue and indexes messages by a key field
+// ("queue_id" or "address"). Messages for other keys are consumed and kept too.
+type Collector struct {
+	field string
+	mu    sync.Mutex
+	byKey map[string][]Delivery
+	conn  *amqp.Connection
+}
+
+// Collect starts consuming queue.
+func (s *Stack) Collect(t testing.TB, queue, field string) *Collector {
+	t.Helper()
+	conn, err := amqp.Dial(s.AMQPURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := ch.Consume(queue, "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Collector{field: field, byKey: map[string][]Delivery{}, conn: conn}
+	go func() {
+		for d := range ds {
+			var m map[string]any
+			dec := json.NewDecoder(bytesReader(d.Body))
+			dec.UseNumber()
+			_ = dec.Decode(&m)
+			key := fmt.Sprint(m[c.field])
+			c.mu.Lock()
+			c.byKey[key] = append(c.byKey[key], Delivery{MessageID: d.MessageId, Body: m, Raw: d.Body})
+			c.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { conn.Close() })
+	return c
+}
+
+// Get returns what arrived for key so far.
+func (c *Collector) Get(key string) []Delivery {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Delivery(nil), c.byKey[key]...)
+}
+
+// Wait waits until at least n messages arrived for key, or fails the test.
+func (c *Collector) Wait(t testing.TB, key string, n int, timeout time.Duration) []Delivery {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if got := c.Get(key); len(got) >= n {
+			return got
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("waited %s for %d responses for %s, got %d", timeout, n, key, len(c.Get(key)))
+	return nil
+}
+
+// QueueDepth returns the ready-message count of queue.
+func (s *Stack) QueueDepth(t testing.TB, queue string) int {
+	t.Helper()
+	conn, err := amqp.Dial(s.AMQPURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q.Messages
+}

@@ -1,0 +1,457 @@
+// Package ledger is payflow's double-checked money store in MariaDB: wallets
+// with encrypted keys, balances (available and held) per (chain, address,
+// symbol), reservations per queue_id and an append-only journal.
+//
+// Every operation is one database transaction that locks the balance row and
+// is idempotent by a key in a unique index: replaying it changes nothing and
+// returns Replayed=true. Available never goes negative (checked under the row
+// lock, and by a CHECK constraint).
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/shopspring/decimal"
+)
+
+// Sentinel errors. Activities turn the permanent ones into non-retryable errors.
+var (
+	ErrInsufficientFunds   = errors.New("insufficient available balance")
+	ErrReservationNotFound = errors.New("reservation not found")
+	ErrReservationClosed   = errors.New("reservation already closed the other way")
+	ErrReservationMismatch = errors.New("queue_id already reserved with different content")
+	ErrCreditNotFound      = errors.New("credit not found")
+	ErrWalletNotFound      = errors.New("wallet not found")
+	ErrBadAmount           = errors.New("amount must be > 0")
+)
+
+// Op is the kind of a journal entry.
+type Op string
+
+// Journal operations.
+const (
+	OpCredit  Op = "credit"
+	OpReserve Op = "reserve"
+	OpSettle  Op = "settle"
+	OpRelease Op = "release"
+	OpReverse Op = "reverse"
+)
+
+// Ledger is the MariaDB-backed ledger.
+type Ledger struct {
+	db *sql.DB
+}
+
+// New returns a Ledger over db. Call Migrate first.
+func New(db *sql.DB) *Ledger { return &Ledger{db: db} }
+
+// DB exposes the handle for packages that share the schema (chain stores).
+func (l *Ledger) DB() *sql.DB { return l.db }
+
+// Balance is one wallet's holding of one asset.
+type Balance struct {
+	Available decimal.Decimal
+	Held      decimal.Decimal
+}
+
+// Total is available + held.
+func (b Balance) Total() decimal.Decimal { return b.Available.Add(b.Held) }
+
+// Result says what an operation did.
+type Result struct {
+	// Replayed is true when the idempotency key was already there: nothing changed.
+	Replayed bool
+	// JournalID of the entry (the existing one on replay).
+	JournalID int64
+	// After is the balance after the operation (current balance on replay).
+	After Balance
+}
+
+// Balance reads a wallet's balance; zero when it has none.
+func (l *Ledger) Balance(ctx context.Context, chain, address, symbol string) (Balance, error) {
+	var b Balance
+	err := l.db.QueryRowContext(ctx,
+		"SELECT available, held FROM balances WHERE chain=? AND address=? AND symbol=?",
+		chain, norm(address), symbol).Scan(&b.Available, &b.Held)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Balance{}, nil
+	}
+	if err != nil {
+		return Balance{}, fmt.Errorf("reading balance of %s: %w", address, err)
+	}
+	return b, nil
+}
+
+func norm(a string) string { return strings.ToLower(strings.TrimSpace(a)) }
+
+type entry struct {
+	idem, chain, address, symbol string
+	op                           Op
+	amount                       decimal.Decimal
+	before, after                Balance
+	reference, txHash            string
+	logIndex                     *uint
+}
+
+func (l *Ledger) inTx(ctx context.Context, fn func(tx *sql.Tx) (Result, error)) (Result, error) {
+	for attempt := 0; ; attempt++ {
+		tx, err := l.db.BeginTx(ctx, nil)
+		if err != nil {
+			return Result{}, fmt.Errorf("beginning transaction: %w", err)
+		}
+		res, err := fn(tx)
+		if err != nil {
+			_ = tx.Rollback()
+			if (isDeadlock(err) || errors.Is(err, errRetryRace)) && attempt < 5 {
+				continue
+			}
+			return res, err
+		}
+		if err := tx.Commit(); err != nil {
+			if isDeadlock(err) && attempt < 5 {
+				continue
+			}
+			return Result{}, fmt.Errorf("committing: %w", err)
+		}
+		return res, nil
+	}
+}
+
+func isDeadlock(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
+}
+
+func isDuplicate(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1062
+}
+
+// replayed returns the existing journal entry for idem, if any.
+func replayed(ctx context.Context, tx *sql.Tx, idem string) (int64, bool, error) {
+	var id int64
+	err := tx.QueryRowContext(ctx, "SELECT id FROM journal WHERE idem_key=?", idem).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("checking idempotency key: %w", err)
+	}
+	return id, true, nil
+}
+
+// lockBalance creates the balance row if needed and locks it.
+func lockBalance(ctx context.Context, tx *sql.Tx, chain, address, symbol string) (Balance, error) {
+	if _, err := tx.ExecContext(ctx,
+		"INSERT IGNORE INTO balances (chain, address, symbol, available, held) VALUES (?,?,?,0,0)",
+		chain, address, symbol); err != nil {
+		return Balance{}, fmt.Errorf("creating balance row: %w", err)
+	}
+	var b Balance
+	if err := tx.QueryRowContext(ctx,
+		"SELECT available, held FROM balances WHERE chain=? AND address=? AND symbol=? FOR UPDATE",
+		chain, address, symbol).Scan(&b.Available, &b.Held); err != nil {
+		return Balance{}, fmt.Errorf("locking balance: %w", err)
+	}
+	return b, nil
+}
+
+func post(ctx context.Context, tx *sql.Tx, e entry) (int64, error) {
+	if _, err := tx.ExecContext(ctx,
+		"UPDATE balances SET available=?, held=? WHERE chain=? AND address=? AND symbol=?",
+		e.after.Available, e.after.Held, e.chain, e.address, e.symbol); err != nil {
+		return 0, fmt.Errorf("updating balance: %w", err)
+	}
+	var txHash any
+	if e.txHash != "" {
+		txHash = norm(e.txHash)
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO journal
+		(idem_key, chain, address, symbol, op, amount, available_before, available_after, held_before, held_after, reference, tx_hash, log_index)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		e.idem, e.chain, e.address, e.symbol, string(e.op), e.amount,
+		e.before.Available, e.after.Available, e.before.Held, e.after.Held, e.reference, txHash, e.logIndex)
+	if err != nil {
+		return 0, fmt.Errorf("appending journal: %w", err)
+	}
+	return res.LastInsertId()
+}
+
+// CreditInput is a confirmed deposit.
+type CreditInput struct {
+	Chain, Address, Symbol string
+	Amount                 decimal.Decimal
+	TxHash                 string
+	LogIndex               uint
+	Reference              string // e.g. the deposit workflow id
+}
+
+// CreditKey is the idempotency key of a credit: an on-chain transfer is
+// credited at most once.
+func CreditKey(chain, txHash string, logIndex uint) string {
+	return fmt.Sprintf("credit:%s:%s:%d", chain, norm(txHash), logIndex)
+}
+
+// Credit adds a confirmed deposit to available.
+func (l *Ledger) Credit(ctx context.Context, in CreditInput) (Result, error) {
+	if in.Amount.Sign() <= 0 {
+		return Result{}, ErrBadAmount
+	}
+	addr := norm(in.Address)
+	idem := CreditKey(in.Chain, in.TxHash, in.LogIndex)
+	return l.inTx(ctx, func(tx *sql.Tx) (Result, error) {
+		b, err := lockBalance(ctx, tx, in.Chain, addr, in.Symbol)
+		if err != nil {
+			return Result{}, err
+		}
+		if id, ok, err := replayed(ctx, tx, idem); err != nil || ok {
+			return Result{Replayed: ok, JournalID: id, After: b}, err
+		}
+		after := Balance{Available: b.Available.Add(in.Amount), Held: b.Held}
+		li := in.LogIndex
+		id, err := post(ctx, tx, entry{idem: idem, chain: in.Chain, address: addr, symbol: in.Symbol, op: OpCredit,
+			amount: in.Amount, before: b, after: after, reference: in.Reference, txHash: in.TxHash, logIndex: &li})
+		if err != nil {
+			return Result{}, fmt.Errorf("crediting %s to %s: %w", in.Amount, addr, err)
+		}
+		return Result{JournalID: id, After: after}, nil
+	})
+}
+
+// Reverse undoes a credit whose block was reorganised away. It may drive
+// available negative only if the money was already spent; then it fails with
+// ErrInsufficientFunds and the caller must escalate.
+func (l *Ledger) Reverse(ctx context.Context, chain, txHash string, logIndex uint, reference string) (Result, error) {
+	idem := fmt.Sprintf("reverse:%s:%s:%d", chain, norm(txHash), logIndex)
+	return l.inTx(ctx, func(tx *sql.Tx) (Result, error) {
+		var addr, symbol string
+		var amt decimal.Decimal
+		err := tx.QueryRowContext(ctx, "SELECT address, symbol, amount FROM journal WHERE idem_key=?",
+			CreditKey(chain, txHash, logIndex)).Scan(&addr, &symbol, &amt)
+		if errors.Is(err, sql.ErrNoRows) {
+			return Result{}, ErrCreditNotFound
+		}
+		if err != nil {
+			return Result{}, fmt.Errorf("finding credit: %w", err)
+		}
+		b, err := lockBalance(ctx, tx, chain, addr, symbol)
+		if err != nil {
+			return Result{}, err
+		}
+		if id, ok, err := replayed(ctx, tx, idem); err != nil || ok {
+			return Result{Replayed: ok, JournalID: id, After: b}, err
+		}
+		if b.Available.LessThan(amt) {
+			return Result{}, fmt.Errorf("reversing %s from %s: %w", amt, addr, ErrInsufficientFunds)
+		}
+		after := Balance{Available: b.Available.Sub(amt), Held: b.Held}
+		li := logIndex
+		id, err := post(ctx, tx, entry{idem: idem, chain: chain, address: addr, symbol: symbol, op: OpReverse,
+			amount: amt.Neg(), before: b, after: after, reference: reference, txHash: txHash, logIndex: &li})
+		if err != nil {
+			return Result{}, err
+		}
+		return Result{JournalID: id, After: after}, nil
+	})
+}
+
+// ReserveInput holds an amount of a wallet for a payment request.
+type ReserveInput struct {
+	QueueID                string
+	Chain, Address, Symbol string
+	Amount                 decimal.Decimal
+	WorkflowID             string
+}
+
+// Reserve moves Amount from available to held for QueueID. A replay with the
+// same content is a no-op; the same queue_id with other content fails with
+// ErrReservationMismatch. Not enough available fails with ErrInsufficientFunds.
+func (l *Ledger) Reserve(ctx context.Context, in ReserveInput) (Result, error) {
+	if in.Amount.Sign() <= 0 {
+		return Result{}, ErrBadAmount
+	}
+	addr := norm(in.Address)
+	return l.inTx(ctx, func(tx *sql.Tx) (Result, error) {
+		var r reservation
+		found, err := getReservation(ctx, tx, in.QueueID, false, &r)
+		if err != nil {
+			return Result{}, err
+		}
+		if found {
+			if r.address != addr || r.chain != in.Chain || r.symbol != in.Symbol || !r.amount.Equal(in.Amount) {
+				return Result{}, fmt.Errorf("reserving for %s: %w", in.QueueID, ErrReservationMismatch)
+			}
+			b, err := l.Balance(ctx, in.Chain, addr, in.Symbol)
+			return Result{Replayed: true, After: b}, err
+		}
+		b, err := lockBalance(ctx, tx, in.Chain, addr, in.Symbol)
+		if err != nil {
+			return Result{}, err
+		}
+		if b.Available.LessThan(in.Amount) {
+			return Result{After: b}, fmt.Errorf("reserving %s of %s on %s for %s (available %s): %w",
+				in.Amount, in.Symbol, addr, in.QueueID, b.Available, ErrInsufficientFunds)
+		}
+		after := Balance{Available: b.Available.Sub(in.Amount), Held: b.Held.Add(in.Amount)}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO reservations (queue_id, chain, address, symbol, amount, state, workflow_id)
+			VALUES (?,?,?,?,?,'held',?)`, in.QueueID, in.Chain, addr, in.Symbol, in.Amount, in.WorkflowID); err != nil {
+			if isDuplicate(err) {
+				return Result{}, errRetryRace
+			}
+			return Result{}, fmt.Errorf("inserting reservation: %w", err)
+		}
+		id, err := post(ctx, tx, entry{idem: "reserve:" + in.QueueID, chain: in.Chain, address: addr, symbol: in.Symbol,
+			op: OpReserve, amount: decimal.Zero, before: b, after: after, reference: in.QueueID})
+		if err != nil {
+			return Result{}, err
+		}
+		return Result{JournalID: id, After: after}, nil
+	})
+}
+
+var errRetryRace = errors.New("concurrent reservation for the same queue_id; retry")
+
+type reservation struct {
+	chain, address, symbol, state string
+	amount                        decimal.Decimal
+}
+
+func getReservation(ctx context.Context, tx *sql.Tx, queueID string, lock bool, r *reservation) (bool, error) {
+	q := "SELECT chain, address, symbol, amount, state FROM reservations WHERE queue_id=?"
+	if lock {
+		q += " FOR UPDATE"
+	}
+	err := tx.QueryRowContext(ctx, q, queueID).Scan(&r.chain, &r.address, &r.symbol, &r.amount, &r.state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading reservation %s: %w", queueID, err)
+	}
+	return true, nil
+}
+
+// Reservation describes a held amount.
+type Reservation struct {
+	QueueID, Chain, Address, Symbol, State string
+	Amount                                 decimal.Decimal
+}
+
+// GetReservation reads the reservation of queueID.
+func (l *Ledger) GetReservation(ctx context.Context, queueID string) (Reservation, error) {
+	tx, err := l.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return Reservation{}, err
+	}
+	defer tx.Rollback()
+	var r reservation
+	found, err := getReservation(ctx, tx, queueID, false, &r)
+	if err != nil {
+		return Reservation{}, err
+	}
+	if !found {
+		return Reservation{}, ErrReservationNotFound
+	}
+	return Reservation{QueueID: queueID, Chain: r.chain, Address: r.address, Symbol: r.symbol, State: r.state, Amount: r.amount}, nil
+}
+
+// Settle debits a held reservation after its transfer confirmed: held goes
+// down, the money has left. Replays are no-ops; settling a released
+// reservation fails with ErrReservationClosed.
+func (l *Ledger) Settle(ctx context.Context, queueID, txHash string) (Result, error) {
+	return l.close(ctx, queueID, txHash, OpSettle)
+}
+
+// Release returns a held reservation to available (compensation). Replays are
+// no-ops; releasing a settled reservation fails with ErrReservationClosed.
+func (l *Ledger) Release(ctx context.Context, queueID string) (Result, error) {
+	return l.close(ctx, queueID, "", OpRelease)
+}
+
+func (l *Ledger) close(ctx context.Context, queueID, txHash string, op Op) (Result, error) {
+	want := map[Op]string{OpSettle: "settled", OpRelease: "released"}[op]
+	return l.inTx(ctx, func(tx *sql.Tx) (Result, error) {
+		var r reservation
+		found, err := getReservation(ctx, tx, queueID, true, &r)
+		if err != nil {
+			return Result{}, err
+		}
+		if !found {
+			return Result{}, fmt.Errorf("%s %s: %w", op, queueID, ErrReservationNotFound)
+		}
+		b, err := lockBalance(ctx, tx, r.chain, r.address, r.symbol)
+		if err != nil {
+			return Result{}, err
+		}
+		switch r.state {
+		case want:
+			id, _, err := replayed(ctx, tx, string(op)+":"+queueID)
+			return Result{Replayed: true, JournalID: id, After: b}, err
+		case "held":
+		default:
+			return Result{}, fmt.Errorf("%s %s (state %s): %w", op, queueID, r.state, ErrReservationClosed)
+		}
+		after := Balance{Available: b.Available, Held: b.Held.Sub(r.amount)}
+		amount := r.amount.Neg()
+		if op == OpRelease {
+			after.Available = b.Available.Add(r.amount)
+			amount = decimal.Zero
+		}
+		var txh any
+		if txHash != "" {
+			txh = norm(txHash)
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE reservations SET state=?, tx_hash=COALESCE(?, tx_hash) WHERE queue_id=?",
+			want, txh, queueID); err != nil {
+			return Result{}, fmt.Errorf("closing reservation: %w", err)
+		}
+		id, err := post(ctx, tx, entry{idem: string(op) + ":" + queueID, chain: r.chain, address: r.address, symbol: r.symbol,
+			op: op, amount: amount, before: b, after: after, reference: queueID, txHash: txHash})
+		if err != nil {
+			return Result{}, err
+		}
+		return Result{JournalID: id, After: after}, nil
+	})
+}
+
+// JournalEntry is one row of a wallet's history.
+type JournalEntry struct {
+	ID                              int64           `json:"id"`
+	Op                              Op              `json:"op"`
+	Symbol                          string          `json:"symbol"`
+	Amount                          decimal.Decimal `json:"amount"`
+	AvailableBefore, AvailableAfter decimal.Decimal
+	HeldBefore, HeldAfter           decimal.Decimal
+	Reference                       string    `json:"reference"`
+	TxHash                          string    `json:"tx_hash,omitempty"`
+	CreatedAt                       time.Time `json:"created_at"`
+}
+
+// Journal returns a wallet's entries for symbol, oldest first.
+func (l *Ledger) Journal(ctx context.Context, chain, address, symbol string) ([]JournalEntry, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT id, op, symbol, amount, available_before, available_after, held_before, held_after,
+		reference, COALESCE(tx_hash,''), created_at FROM journal WHERE chain=? AND address=? AND symbol=? ORDER BY id`,
+		chain, norm(address), symbol)
+	if err != nil {
+		return nil, fmt.Errorf("reading journal: %w", err)
+	}
+	defer rows.Close()
+	var out []JournalEntry
+	for rows.Next() {
+		var e JournalEntry
+		var op string
+		if err := rows.Scan(&e.ID, &op, &e.Symbol, &e.Amount, &e.AvailableBefore, &e.AvailableAfter,
+			&e.HeldBefore, &e.HeldAfter, &e.Reference, &e.TxHash, &e.CreatedAt); err != nil {
+			return nil, err
+		}
+		e.Op = Op(op)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

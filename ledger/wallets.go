@@ -1,0 +1,134 @@
+package ledger
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/ethereum/go-ethereum/crypto"
+)
+
+// WalletKind is a wallet's role.
+type WalletKind string
+
+// Wallet kinds (SPEC §4).
+const (
+	KindDeposit    WalletKind = "deposit"
+	KindCollection WalletKind = "collection"
+	KindHot        WalletKind = "hot"
+	KindGas        WalletKind = "gas"
+)
+
+// Wallet is a wallet row without its key.
+type Wallet struct {
+	Chain   string     `json:"chain"`
+	Address string     `json:"address"`
+	Kind    WalletKind `json:"kind"`
+	Label   string     `json:"label"`
+	HasKey  bool       `json:"has_key"`
+}
+
+// Wallets stores wallets and opens their keys for the signer.
+type Wallets struct {
+	db     *sql.DB
+	sealer *KeySealer
+}
+
+// NewWallets returns the wallet store. sealer may be nil for read-only use.
+func NewWallets(db *sql.DB, sealer *KeySealer) *Wallets { return &Wallets{db: db, sealer: sealer} }
+
+// Create generates a new key, stores it encrypted and returns the wallet.
+func (w *Wallets) Create(ctx context.Context, chain string, kind WalletKind, label string) (Wallet, error) {
+	key, err := crypto.GenerateKey()
+	if err != nil {
+		return Wallet{}, fmt.Errorf("generating key: %w", err)
+	}
+	return w.Import(ctx, chain, kind, label, key)
+}
+
+// Import stores key encrypted. Importing the same address again keeps the
+// stored row (and key) and returns it: the operation is idempotent.
+func (w *Wallets) Import(ctx context.Context, chain string, kind WalletKind, label string, key *ecdsa.PrivateKey) (Wallet, error) {
+	if w.sealer == nil {
+		return Wallet{}, errors.New("importing a wallet needs the master key")
+	}
+	addr := norm(crypto.PubkeyToAddress(key.PublicKey).Hex())
+	plain := crypto.FromECDSA(key)
+	defer clear(plain)
+	sealed, err := w.sealer.Seal(addr, plain)
+	if err != nil {
+		return Wallet{}, err
+	}
+	if _, err := w.db.ExecContext(ctx, `INSERT INTO wallets (chain, address, kind, label, enc_key) VALUES (?,?,?,?,?)
+		ON DUPLICATE KEY UPDATE enc_key = COALESCE(enc_key, VALUES(enc_key))`, chain, addr, string(kind), label, sealed); err != nil {
+		return Wallet{}, fmt.Errorf("storing wallet %s: %w", addr, err)
+	}
+	return w.Get(ctx, chain, addr)
+}
+
+// Get returns a wallet, or ErrWalletNotFound.
+func (w *Wallets) Get(ctx context.Context, chain, address string) (Wallet, error) {
+	var wl Wallet
+	var kind string
+	err := w.db.QueryRowContext(ctx, "SELECT chain, address, kind, label, enc_key IS NOT NULL FROM wallets WHERE chain=? AND address=?",
+		chain, norm(address)).Scan(&wl.Chain, &wl.Address, &kind, &wl.Label, &wl.HasKey)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Wallet{}, fmt.Errorf("%s on %s: %w", address, chain, ErrWalletNotFound)
+	}
+	if err != nil {
+		return Wallet{}, fmt.Errorf("reading wallet %s: %w", address, err)
+	}
+	wl.Kind = WalletKind(kind)
+	return wl, nil
+}
+
+// List returns the wallets of chain, optionally of one kind ("" = all).
+func (w *Wallets) List(ctx context.Context, chain string, kind WalletKind) ([]Wallet, error) {
+	rows, err := w.db.QueryContext(ctx, `SELECT chain, address, kind, label, enc_key IS NOT NULL FROM wallets
+		WHERE chain=? AND (?='' OR kind=?) ORDER BY id`, chain, string(kind), string(kind))
+	if err != nil {
+		return nil, fmt.Errorf("listing wallets: %w", err)
+	}
+	defer rows.Close()
+	var out []Wallet
+	for rows.Next() {
+		var wl Wallet
+		var k string
+		if err := rows.Scan(&wl.Chain, &wl.Address, &k, &wl.Label, &wl.HasKey); err != nil {
+			return nil, err
+		}
+		wl.Kind = WalletKind(k)
+		out = append(out, wl)
+	}
+	return out, rows.Err()
+}
+
+// Key opens a wallet's private key for signing. The caller must not keep it
+// beyond the signature, log it or return it.
+func (w *Wallets) Key(ctx context.Context, chain, address string) (*ecdsa.PrivateKey, error) {
+	if w.sealer == nil {
+		return nil, errors.New("opening a wallet key needs the master key")
+	}
+	addr := norm(address)
+	var sealed []byte
+	err := w.db.QueryRowContext(ctx, "SELECT enc_key FROM wallets WHERE chain=? AND address=? AND enc_key IS NOT NULL",
+		chain, addr).Scan(&sealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("key of %s on %s: %w", addr, chain, ErrWalletNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading key of %s: %w", addr, err)
+	}
+	plain, err := w.sealer.Open(addr, sealed)
+	if err != nil {
+		return nil, fmt.Errorf("opening key of %s: %w", addr, err)
+	}
+	defer clear(plain)
+	key, err := crypto.ToECDSA(plain)
+	if err != nil {
+		return nil, fmt.Errorf("key of %s is not a valid secp256k1 key", addr)
+	}
+	return key, nil
+}

@@ -1,0 +1,416 @@
+// Package protocol is payflow's wire format on RabbitMQ, compatible with the
+// seed system: request and response structs, exact decimal amounts, and the
+// HMAC-SHA256 request signature. It knows nothing of Temporal or the chain.
+package protocol
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// Flow names one of the three request kinds.
+type Flow string
+
+// The three flows.
+const (
+	FlowTopup    Flow = "topup"
+	FlowWithdraw Flow = "withdraw"
+	FlowPay      Flow = "pay"
+)
+
+// Status values of a response (SPEC §2).
+const (
+	StatusFailed    = 0
+	StatusSucceeded = 1
+	StatusPending   = 2 // topup only: seen on chain, waiting for confirmations
+)
+
+// Sentinel errors of request validation. Every error returned by Parse wraps
+// ErrInvalidRequest and one of these, so callers can tell a bad request (answer
+// status=0 or dead-letter) from an infrastructure failure (retry).
+var (
+	ErrInvalidRequest = errors.New("invalid request")
+	ErrBadJSON        = errors.New("malformed JSON")
+	ErrMissingField   = errors.New("missing field")
+	ErrBadField       = errors.New("bad field")
+	ErrBadSignature   = errors.New("bad signature")
+	ErrStaleTimestamp = errors.New("timestamp outside the allowed window")
+	ErrUnknownChain   = errors.New("unknown chain")
+	ErrUnknownSymbol  = errors.New("unknown symbol")
+	ErrBadAddress     = errors.New("bad address")
+	ErrBadAmount      = errors.New("bad amount")
+)
+
+// Amount is an exact decimal token amount. It is written to JSON as a bare
+// number (100.5), never through float64, and read from a JSON number or string.
+type Amount struct{ decimal.Decimal }
+
+// NewAmount wraps d.
+func NewAmount(d decimal.Decimal) Amount { return Amount{d} }
+
+// MustAmount parses s or panics; for tests and constants.
+func MustAmount(s string) Amount { return Amount{decimal.RequireFromString(s)} }
+
+// MarshalJSON writes the exact decimal as a JSON number.
+func (a Amount) MarshalJSON() ([]byte, error) { return []byte(a.Decimal.String()), nil }
+
+// UnmarshalJSON reads a JSON number (exact text) or a decimal string.
+func (a *Amount) UnmarshalJSON(b []byte) error {
+	s := string(bytes.TrimSpace(b))
+	if s == "null" {
+		a.Decimal = decimal.Zero
+		return nil
+	}
+	if strings.HasPrefix(s, `"`) {
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+	}
+	d, err := decimal.NewFromString(s)
+	if err != nil {
+		return fmt.Errorf("amount %q is not a decimal number", s)
+	}
+	a.Decimal = d
+	return nil
+}
+
+// TopupRequest asks payflow to watch Address on Chain for incoming Symbol.
+type TopupRequest struct {
+	Chain     string `json:"chain"`
+	Symbol    string `json:"symbol"`
+	Address   string `json:"address"`
+	Timestamp int64  `json:"timestamp"`
+	Sign      string `json:"sign"`
+}
+
+// PaymentRequest is a withdraw (OrderID empty) or a pay request.
+type PaymentRequest struct {
+	QueueID     string `json:"queue_id"`
+	FromAddress string `json:"from_address"`
+	ToAddress   string `json:"to_address"`
+	Amount      Amount `json:"amount"`
+	Chain       string `json:"chain"`
+	Symbol      string `json:"symbol"`
+	OrderID     string `json:"order_id,omitempty"`
+	Timestamp   int64  `json:"timestamp"`
+	Sign        string `json:"sign"`
+}
+
+// TopupResponse reports one deposit to a watched address.
+type TopupResponse struct {
+	Address     string `json:"address"`
+	Status      int    `json:"status"`
+	Chain       string `json:"chain"`
+	Symbol      string `json:"symbol"`
+	Amount      Amount `json:"amount"`
+	TxHash      string `json:"tx_hash"`
+	LogIndex    uint   `json:"log_index"`
+	BlockNumber uint64 `json:"block_number"`
+	FromAddress string `json:"from_address"`
+	Error       string `json:"error,omitempty"`
+}
+
+// PaymentResponse is the single answer to a withdraw or pay request. OrderID is
+// present for pay only. FromAddress is the wallet that actually paid.
+type PaymentResponse struct {
+	QueueID     string `json:"queue_id"`
+	Status      int    `json:"status"`
+	Amount      Amount `json:"amount"`
+	Chain       string `json:"chain"`
+	Symbol      string `json:"symbol"`
+	TxHash      string `json:"tx_hash"`
+	OrderID     string `json:"order_id,omitempty"`
+	FromAddress string `json:"from_address"`
+	ToAddress   string `json:"to_address"`
+	BlockNumber uint64 `json:"block_number"`
+	Error       string `json:"error,omitempty"`
+}
+
+// Canonical returns the string that is signed: every field but "sign", sorted
+// by key, as key=value joined by '&'. Strings are written unquoted, numbers and
+// other literals exactly as their JSON text appeared.
+func Canonical(fields map[string]json.RawMessage) (string, error) {
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		if k != "sign" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var sb strings.Builder
+	for i, k := range keys {
+		raw := bytes.TrimSpace(fields[k])
+		v := string(raw)
+		if len(raw) > 0 && raw[0] == '"' {
+			var s string
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return "", fmt.Errorf("%w: field %s: %v", ErrBadJSON, k, err)
+			}
+			v = s
+		}
+		if i > 0 {
+			sb.WriteByte('&')
+		}
+		sb.WriteString(k)
+		sb.WriteByte('=')
+		sb.WriteString(v)
+	}
+	return sb.String(), nil
+}
+
+// Signature is lowercase hex HMAC-SHA256(secret, canonical).
+func Signature(secret, canonical string) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(canonical))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// SignBody adds (or replaces) the "sign" field of a JSON object. Clients and
+// tests use it; numbers keep the exact text they were written with.
+func SignBody(secret string, body []byte) ([]byte, error) {
+	fields, err := decodeObject(body)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Canonical(fields)
+	if err != nil {
+		return nil, err
+	}
+	sig, _ := json.Marshal(Signature(secret, c))
+	fields["sign"] = sig
+	return json.Marshal(fields)
+}
+
+func decodeObject(body []byte) (map[string]json.RawMessage, error) {
+	var fields map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&fields); err != nil {
+		return nil, fmt.Errorf("%w: %w: %v", ErrInvalidRequest, ErrBadJSON, err)
+	}
+	if fields == nil {
+		return nil, fmt.Errorf("%w: %w: not a JSON object", ErrInvalidRequest, ErrBadJSON)
+	}
+	return fields, nil
+}
+
+// Verifier checks signatures and timestamps of incoming requests.
+type Verifier struct {
+	Secret string
+	Skew   time.Duration
+	Now    func() time.Time // nil: time.Now
+}
+
+// Envelope is a decoded request before its fields are typed: the raw fields,
+// whatever id it carries to answer to, and the first problem found, if any.
+type Envelope struct {
+	Fields map[string]json.RawMessage
+	// QueueID is the request's queue_id if it has one that is a string, for
+	// answering a bad request with status=0.
+	QueueID string
+	// Address is a topup request's address, if it is a string.
+	Address string
+}
+
+func (e Envelope) str(key string) (string, error) {
+	raw, ok := e.Fields[key]
+	if !ok {
+		return "", fmt.Errorf("%w: %w: %s", ErrInvalidRequest, ErrMissingField, key)
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", fmt.Errorf("%w: %w: %s must be a string", ErrInvalidRequest, ErrBadField, key)
+	}
+	if strings.TrimSpace(s) == "" {
+		return "", fmt.Errorf("%w: %w: %s is empty", ErrInvalidRequest, ErrMissingField, key)
+	}
+	return s, nil
+}
+
+func (e Envelope) int64(key string) (int64, error) {
+	raw, ok := e.Fields[key]
+	if !ok {
+		return 0, fmt.Errorf("%w: %w: %s", ErrInvalidRequest, ErrMissingField, key)
+	}
+	n, err := strconv.ParseInt(strings.Trim(string(bytes.TrimSpace(raw)), `"`), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w: %s must be an integer", ErrInvalidRequest, ErrBadField, key)
+	}
+	return n, nil
+}
+
+// Open decodes body and checks the signature and timestamp. The Envelope is
+// returned even with an error when the body was a JSON object, so the caller
+// can answer to its queue_id.
+func (v Verifier) Open(body []byte) (Envelope, error) {
+	fields, err := decodeObject(body)
+	if err != nil {
+		return Envelope{}, err
+	}
+	env := Envelope{Fields: fields}
+	if raw, ok := fields["queue_id"]; ok {
+		_ = json.Unmarshal(raw, &env.QueueID)
+	}
+	if raw, ok := fields["address"]; ok {
+		_ = json.Unmarshal(raw, &env.Address)
+	}
+	sign, err := env.str("sign")
+	if err != nil {
+		return env, err
+	}
+	c, err := Canonical(fields)
+	if err != nil {
+		return env, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+	}
+	want := Signature(v.Secret, c)
+	if !hmac.Equal([]byte(want), []byte(strings.ToLower(sign))) {
+		return env, fmt.Errorf("%w: %w", ErrInvalidRequest, ErrBadSignature)
+	}
+	ts, err := env.int64("timestamp")
+	if err != nil {
+		return env, err
+	}
+	now := time.Now
+	if v.Now != nil {
+		now = v.Now
+	}
+	if d := now().Sub(time.Unix(ts, 0)); d > v.Skew || d < -v.Skew {
+		return env, fmt.Errorf("%w: %w: %d is %s from now (allowed ±%s)", ErrInvalidRequest, ErrStaleTimestamp, ts, d.Round(time.Second), v.Skew)
+	}
+	return env, nil
+}
+
+// Registry knows the chains and tokens payflow serves.
+type Registry interface {
+	// TokenDecimals returns the decimals of symbol on chain, and whether the
+	// pair is served. chainOK reports whether the chain itself is known.
+	TokenDecimals(chain, symbol string) (decimals int32, chainOK, symbolOK bool)
+}
+
+var addressRE = regexp.MustCompile(`^0x[0-9a-fA-F]{40}$`)
+
+// NormalizeAddress lowercases a 0x address, or fails with ErrBadAddress.
+func NormalizeAddress(field, s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if !addressRE.MatchString(s) {
+		return "", fmt.Errorf("%w: %w: %s %q is not a 0x-prefixed 20-byte hex address", ErrInvalidRequest, ErrBadAddress, field, s)
+	}
+	return strings.ToLower(s), nil
+}
+
+func checkAsset(reg Registry, chain, symbol string) (int32, error) {
+	dec, chainOK, symOK := reg.TokenDecimals(chain, symbol)
+	if !chainOK {
+		return 0, fmt.Errorf("%w: %w: %q", ErrInvalidRequest, ErrUnknownChain, chain)
+	}
+	if !symOK {
+		return 0, fmt.Errorf("%w: %w: %q on %s", ErrInvalidRequest, ErrUnknownSymbol, symbol, chain)
+	}
+	return dec, nil
+}
+
+// Topup types an opened envelope as a topup request and validates it.
+func (e Envelope) Topup(reg Registry) (TopupRequest, error) {
+	var r TopupRequest
+	var err error
+	if r.Chain, err = e.str("chain"); err != nil {
+		return r, err
+	}
+	if r.Symbol, err = e.str("symbol"); err != nil {
+		return r, err
+	}
+	r.Chain, r.Symbol = strings.ToUpper(r.Chain), strings.ToUpper(r.Symbol)
+	if _, err = checkAsset(reg, r.Chain, r.Symbol); err != nil {
+		return r, err
+	}
+	addr, err := e.str("address")
+	if err != nil {
+		return r, err
+	}
+	if r.Address, err = NormalizeAddress("address", addr); err != nil {
+		return r, err
+	}
+	r.Timestamp, _ = e.int64("timestamp")
+	r.Sign, _ = e.str("sign")
+	return r, nil
+}
+
+// Payment types an opened envelope as a withdraw or pay request and validates
+// it: known chain and symbol, addresses, amount > 0 with no more decimals than
+// the token has, and order_id for pay.
+func (e Envelope) Payment(flow Flow, reg Registry) (PaymentRequest, error) {
+	var r PaymentRequest
+	var err error
+	if r.QueueID, err = e.str("queue_id"); err != nil {
+		return r, err
+	}
+	if len(r.QueueID) > 128 {
+		return r, fmt.Errorf("%w: %w: queue_id longer than 128 characters", ErrInvalidRequest, ErrBadField)
+	}
+	if flow == FlowPay {
+		if r.OrderID, err = e.str("order_id"); err != nil {
+			return r, err
+		}
+	}
+	if r.Chain, err = e.str("chain"); err != nil {
+		return r, err
+	}
+	if r.Symbol, err = e.str("symbol"); err != nil {
+		return r, err
+	}
+	r.Chain, r.Symbol = strings.ToUpper(r.Chain), strings.ToUpper(r.Symbol)
+	decimals, err := checkAsset(reg, r.Chain, r.Symbol)
+	if err != nil {
+		return r, err
+	}
+	from, err := e.str("from_address")
+	if err != nil {
+		return r, err
+	}
+	if r.FromAddress, err = NormalizeAddress("from_address", from); err != nil {
+		return r, err
+	}
+	to, err := e.str("to_address")
+	if err != nil {
+		return r, err
+	}
+	if r.ToAddress, err = NormalizeAddress("to_address", to); err != nil {
+		return r, err
+	}
+	raw, ok := e.Fields["amount"]
+	if !ok {
+		return r, fmt.Errorf("%w: %w: amount", ErrInvalidRequest, ErrMissingField)
+	}
+	if err := json.Unmarshal(raw, &r.Amount); err != nil {
+		return r, fmt.Errorf("%w: %w: %v", ErrInvalidRequest, ErrBadAmount, err)
+	}
+	if r.Amount.Sign() <= 0 {
+		return r, fmt.Errorf("%w: %w: amount %s must be > 0", ErrInvalidRequest, ErrBadAmount, r.Amount.String())
+	}
+	if -r.Amount.Exponent() > decimals && !r.Amount.Equal(r.Amount.Truncate(decimals)) {
+		return r, fmt.Errorf("%w: %w: amount %s has more than %d decimals", ErrInvalidRequest, ErrBadAmount, r.Amount.String(), decimals)
+	}
+	r.Timestamp, _ = e.int64("timestamp")
+	r.Sign, _ = e.str("sign")
+	return r, nil
+}
+
+// Digest is a stable fingerprint of a payment request's content (not its
+// signature or timestamp), used to tell a redelivery from a reused queue_id.
+func (r PaymentRequest) Digest() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s\n%s\n%s\n%s\n%s\n%s", r.QueueID, r.FromAddress, r.ToAddress,
+		r.Amount.Decimal.String(), r.Chain, r.Symbol, r.OrderID)
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}

@@ -1,0 +1,42 @@
+// Command payflow-starter consumes the request queues and starts one Temporal
+// workflow per request (see package intake). Wiring only.
+package main
+
+import (
+	"os"
+	"sync"
+
+	"payflow/intake"
+	"payflow/internal/app"
+	"payflow/protocol"
+	"payflow/rmq"
+)
+
+func main() {
+	ctx, cancel, cfg, log := app.Start("payflow-starter")
+	defer cancel()
+	tc, err := app.DialTemporal(ctx, cfg, log)
+	if err != nil {
+		log.Error("starter stopped", "err", err)
+		os.Exit(1)
+	}
+	defer tc.Close()
+	pub := rmq.NewPublisher(cfg.RMQ.SubAddr.Reveal(), cfg.RMQ, log)
+	defer pub.Close()
+	in := intake.New(cfg, tc, pub, log)
+
+	var wg sync.WaitGroup
+	consume := func(queue string, h rmq.Handler) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = rmq.Consume(ctx, cfg.RMQ.SubAddr.Reveal(), cfg.RMQ, queue, 64, h, log)
+		}()
+	}
+	consume(cfg.RMQ.Withdraw.Queue, in.HandlePayment(protocol.FlowWithdraw))
+	consume(cfg.RMQ.Pay.Queue, in.HandlePayment(protocol.FlowPay))
+	log.Info("starter running", "withdraw", cfg.RMQ.Withdraw.Queue, "pay", cfg.RMQ.Pay.Queue)
+	<-ctx.Done()
+	log.Info("draining")
+	wg.Wait()
+}

@@ -1,0 +1,117 @@
+// Command payflow-worker runs payflow's Temporal worker: the workflows, the
+// activities and the chain confirmation tracker. Wiring only.
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/big"
+	"os"
+	"time"
+
+	"github.com/ethereum/go-ethereum/ethclient"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"payflow/activities"
+	"payflow/chain"
+	"payflow/config"
+	"payflow/internal/app"
+	"payflow/ledger"
+	"payflow/protocol"
+	"payflow/rmq"
+	"payflow/workflows"
+)
+
+func main() {
+	ctx, cancel, cfg, log := app.Start("payflow-worker")
+	defer cancel()
+	if err := run(ctx, cfg, log); err != nil {
+		log.Error("worker stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+// signalNotifier delivers chain milestones as Temporal signals.
+type signalNotifier struct{ c client.Client }
+
+func (n signalNotifier) NotifyTx(ctx context.Context, workflowID string, ev chain.TxEvent) error {
+	err := n.c.SignalWorkflow(ctx, workflowID, "", workflows.SignalTxEvent, workflows.TxEvent{
+		TxHash: ev.TxHash, Milestone: string(ev.Milestone), BlockNumber: ev.BlockNumber, BlockHash: ev.BlockHash,
+		Succeeded: ev.Succeeded})
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return chain.ErrOwnerGone
+	}
+	return err
+}
+
+func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	master, err := cfg.MasterKeyBytes()
+	if err != nil {
+		return err
+	}
+	sealer, err := ledger.NewKeySealer(master)
+	clear(master)
+	if err != nil {
+		return err
+	}
+	db, err := app.OpenDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := ledger.Migrate(ctx, db); err != nil {
+		return err
+	}
+	eth, err := ethclient.DialContext(ctx, cfg.ETH.RPCURL)
+	if err != nil {
+		return err
+	}
+	defer eth.Close()
+	wallets := ledger.NewWallets(db, sealer)
+	maxFee := new(big.Int).Mul(big.NewInt(cfg.ETH.MaxFeeGwei), big.NewInt(1_000_000_000))
+	bc, err := chain.NewBroadcaster(chain.BroadcasterConfig{Chain: cfg.ETH.Chain, ChainID: big.NewInt(cfg.ETH.ChainID),
+		MaxFeeWei: maxFee}, db, eth, wallets, log)
+	if err != nil {
+		return err
+	}
+	tc, err := app.DialTemporal(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	pub := rmq.NewPublisher(cfg.RMQ.SubAddr.Reveal(), cfg.RMQ, log)
+	defer pub.Close()
+
+	tracker, err := chain.NewTracker(chain.TrackerConfig{Chain: cfg.ETH.Chain, Confirmations: uint64(cfg.ETH.ConfirmHeight),
+		PollInterval: 3 * time.Second}, db, eth, func(ctx context.Context) (chain.HeadSubscriber, error) {
+		return ethclient.DialContext(ctx, cfg.ETH.WSURL)
+	}, signalNotifier{tc}, log)
+	if err != nil {
+		return err
+	}
+	go tracker.Run(ctx)
+
+	w := worker.New(tc, cfg.Temporal.TaskQueue, worker.Options{})
+	w.RegisterWorkflow(workflows.Withdraw)
+	w.RegisterWorkflow(workflows.Pay)
+	w.RegisterActivity(&activities.Activities{
+		Chain: cfg.ETH.Chain, Tokens: cfg.Tokens, Collection: cfg.Payment.CollectionAddress,
+		Responses: map[protocol.Flow]config.QueueConfig{
+			protocol.FlowTopup: cfg.RMQ.TopupResp, protocol.FlowWithdraw: cfg.RMQ.WithdrawResp, protocol.FlowPay: cfg.RMQ.PayResp,
+		},
+		DB: db, Ledger: ledger.New(db), Wallets: wallets, Broadcaster: bc, Publisher: pub, Log: log,
+	})
+	if err := w.Start(); err != nil {
+		return err
+	}
+	log.Info("worker running", "task_queue", cfg.Temporal.TaskQueue, "chain", cfg.ETH.Chain,
+		"confirmations", cfg.ETH.ConfirmHeight)
+	<-ctx.Done()
+	log.Info("draining")
+	w.Stop()
+	return nil
+}

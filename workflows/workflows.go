@@ -1,0 +1,57 @@
+// Package workflows holds payflow's workflow functions, their input and result
+// structs, the names of their signals and queries, search attribute keys and
+// workflow-ID builders. Workflow code is deterministic: no clock, no I/O, no
+// goroutines; every side effect is an activity.
+package workflows
+
+import (
+	"go.temporal.io/sdk/temporal"
+)
+
+// DefaultTaskQueue is the task queue workers poll unless configured otherwise.
+const DefaultTaskQueue = "payflow"
+
+// Signal, query and update names.
+const (
+	// SignalTxEvent carries a chain.TxEvent (seen / confirmed / reorged) from
+	// the confirmation tracker to the workflow that owns the transaction.
+	SignalTxEvent = "tx-event"
+	// SignalApproval carries an operator's Approval decision.
+	SignalApproval = "approval"
+	// QueryStatus returns a PaymentStatus: the current step in words.
+	QueryStatus = "status"
+)
+
+// Search attributes payflow registers with Temporal (all Keyword). `make up`
+// registers them with the dev server; docker-compose with the admin tools.
+var (
+	AttrFlow    = temporal.NewSearchAttributeKeyKeyword("PayflowFlow")
+	AttrQueueID = temporal.NewSearchAttributeKeyKeyword("PayflowQueueId")
+	AttrOrderID = temporal.NewSearchAttributeKeyKeyword("PayflowOrderId")
+	AttrAddress = temporal.NewSearchAttributeKeyKeyword("PayflowAddress")
+	AttrTxHash  = temporal.NewSearchAttributeKeyKeyword("PayflowTxHash")
+	AttrStatus  = temporal.NewSearchAttributeKeyKeyword("PayflowStatus")
+)
+
+// WithdrawWorkflowID is the workflow id of a withdraw request. One id per
+// queue_id is what makes a redelivered request start nothing new.
+func WithdrawWorkflowID(queueID string) string { return "withdraw-" + queueID }
+
+// PayWorkflowID is the workflow id of a pay request.
+func PayWorkflowID(queueID string) string { return "pay-" + queueID }
+
+// TxEvent mirrors chain.TxEvent on the wire (workflows do not import chain).
+type TxEvent struct {
+	TxHash      string `json:"tx_hash"`
+	Milestone   string `json:"milestone"` // "seen", "confirmed", "reorged"
+	BlockNumber uint64 `json:"block_number"`
+	BlockHash   string `json:"block_hash"`
+	Succeeded   bool   `json:"succeeded"`
+}
+
+// Approval is an operator's decision on a payment above the threshold.
+type Approval struct {
+	Approve bool   `json:"approve"`
+	By      string `json:"by"`
+	Reason  string `json:"reason"`
+}
