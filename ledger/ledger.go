@@ -146,17 +146,25 @@ func replayed(ctx context.Context, tx *sql.Tx, idem string) (int64, bool, error)
 	return id, true, nil
 }
 
-// lockBalance creates the balance row if needed and locks it.
+// lockBalance locks the balance row, creating it first if needed. It locks
+// before inserting: INSERT IGNORE on an existing row takes a shared lock, and
+// upgrading that to the exclusive one deadlocks concurrent writers.
 func lockBalance(ctx context.Context, tx *sql.Tx, chain, address, symbol string) (Balance, error) {
+	const q = "SELECT available, held FROM balances WHERE chain=? AND address=? AND symbol=? FOR UPDATE"
+	var b Balance
+	err := tx.QueryRowContext(ctx, q, chain, address, symbol).Scan(&b.Available, &b.Held)
+	if err == nil {
+		return b, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return Balance{}, fmt.Errorf("locking balance: %w", err)
+	}
 	if _, err := tx.ExecContext(ctx,
 		"INSERT IGNORE INTO balances (chain, address, symbol, available, held) VALUES (?,?,?,0,0)",
 		chain, address, symbol); err != nil {
 		return Balance{}, fmt.Errorf("creating balance row: %w", err)
 	}
-	var b Balance
-	if err := tx.QueryRowContext(ctx,
-		"SELECT available, held FROM balances WHERE chain=? AND address=? AND symbol=? FOR UPDATE",
-		chain, address, symbol).Scan(&b.Available, &b.Held); err != nil {
+	if err := tx.QueryRowContext(ctx, q, chain, address, symbol).Scan(&b.Available, &b.Held); err != nil {
 		return Balance{}, fmt.Errorf("locking balance: %w", err)
 	}
 	return b, nil

@@ -435,4 +435,3 @@ func waitMined(ctx context.Context, eth *ethclient.Client, tx *types.Transaction
 	}
 	return r, nil
 }
-

@@ -1,0 +1,39 @@
+# payflow — the two commands are `make up` and `make test` (SPEC §5).
+SHELL := /bin/bash
+GO ?= go
+export GOFLAGS ?= -buildvcs=false
+
+.PHONY: up down status test test-unit test-integration bench gen-token restart vet
+
+## up: install what is missing, start MariaDB, RabbitMQ, Temporal, geth, the worker and the starter
+up:
+	@scripts/stack.sh up
+
+## down: stop what `make up` started
+down:
+	@scripts/stack.sh down
+
+status:
+	@scripts/stack.sh status
+
+## restart: rebuild and restart the worker and the starter only
+restart:
+	@scripts/stack.sh restart-payflow
+
+vet:
+	$(GO) vet ./...
+
+## test: unit tests and integration tests against the real local stack (started if needed)
+test: up vet
+	$(GO) test -count=1 -timeout 30m ./... 2>&1 | tee .dev/logs/test.log; exit $${PIPESTATUS[0]}
+
+test-unit: up
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration)
+
+test-integration: up
+	$(GO) test -count=1 -v -timeout 30m ./integration/...
+
+## gen-token: regenerate chain/token (ABI, bytecode, Go bindings) from TestUSDT.sol
+gen-token:
+	@test -x bin/abigen || GOBIN=$(CURDIR)/bin $(GO) install github.com/ethereum/go-ethereum/cmd/abigen@$$($(GO) list -m -f '{{.Version}}' github.com/ethereum/go-ethereum)
+	chain/token/gen.sh

@@ -1,0 +1,98 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const seedShape = `{
+ "rmq_config": {"sub_addr": "amqp://m2pool:m2pool@localhost:5672",
+   "pay": {"queue": "pay.auto.queue", "exchange": "pay.exchange", "routing": ["pay.auto.routing.key"]}},
+ "eth_config": {"rpcUrl": "http://localhost:8545", "wsUrl": "ws://localhost:8546", "confirmHeight": 20, "chainId": 1,
+   "dbConfig": {"user": "root", "password": "pw", "host": "127.0.0.1", "port": 3306, "database": "payment",
+     "maxOpenConns": 20, "maxIdleCoons": 20, "connMaxLife": 120}},
+ "tokens": {"USDT": {"address": "0xdAC17F958D2ee523a2206206994597C13D831ec7", "decimals": 6}},
+ "sign_key": "secret-from-file"
+}`
+
+func write(t *testing.T, s string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadSeedShape(t *testing.T) {
+	cfg, err := Load(write(t, seedShape))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ETH.ConfirmHeight != 20 || cfg.RMQ.Pay.RoutingKey() != "pay.auto.routing.key" || cfg.RMQ.Withdraw.Queue != "pay.withdraw.queue" {
+		t.Fatalf("unexpected config %+v", cfg)
+	}
+	if got := cfg.ETH.DB.MySQLDSN(); !strings.HasPrefix(got, "root:pw@tcp(127.0.0.1:3306)/payment?") {
+		t.Errorf("dsn = %s", got)
+	}
+}
+
+func TestEnvOverrides(t *testing.T) {
+	t.Setenv(EnvConfirmations, "3")
+	t.Setenv(EnvSignKey, "from-env")
+	t.Setenv(EnvAMQPURL, "amqp://guest:guest@127.0.0.1:5682/")
+	cfg, err := Load(write(t, seedShape))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ETH.ConfirmHeight != 3 || cfg.SignKey.Reveal() != "from-env" || cfg.RMQ.SubAddr.Reveal() != "amqp://guest:guest@127.0.0.1:5682/" {
+		t.Fatalf("env not applied: %d %v", cfg.ETH.ConfirmHeight, cfg.RMQ.SubAddr)
+	}
+	t.Setenv(EnvConfirmations, "three")
+	if _, err := Load(write(t, seedShape)); err == nil || !strings.Contains(err.Error(), EnvConfirmations) {
+		t.Fatalf("bad env value not reported: %v", err)
+	}
+}
+
+func TestValidationNamesEveryProblem(t *testing.T) {
+	bad := strings.NewReplacer(`"rpcUrl": "http://localhost:8545"`, `"rpcUrl": "localhost"`,
+		`"confirmHeight": 20`, `"confirmHeight": 0`, `"0xdAC17F958D2ee523a2206206994597C13D831ec7"`, `"nope"`).Replace(seedShape)
+	_, err := Load(write(t, bad))
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("err = %v", err)
+	}
+	for _, want := range []string{"eth_config.rpcUrl", "eth_config.confirmHeight", "tokens.USDT.address"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s: %v", want, err)
+		}
+	}
+	if _, err := Load(write(t, `{"eth_config": `)); err == nil || !strings.Contains(err.Error(), "parsing config") {
+		t.Errorf("malformed file: %v", err)
+	}
+}
+
+func TestSecretsNeverPrint(t *testing.T) {
+	cfg, err := Load(write(t, seedShape))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MasterKey = Secret(strings.Repeat("ab", 32))
+	b, _ := json.Marshal(cfg)
+	for _, out := range []string{string(b), fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg)} {
+		for _, secret := range []string{"secret-from-file", "m2pool:m2pool", "abababab", `"pw"`} {
+			if strings.Contains(out, secret) {
+				t.Errorf("secret %q leaked: %s", secret, out)
+			}
+		}
+	}
+	t.Setenv(EnvMasterKey, "short")
+	cfg.MasterKey = "short"
+	if _, err := cfg.MasterKeyBytes(); err == nil || strings.Contains(err.Error(), "short") {
+		t.Errorf("bad master key error leaks or is missing: %v", err)
+	}
+}

@@ -1,0 +1,232 @@
+package ledger_test
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/shopspring/decimal"
+
+	"payflow/internal/stacktest"
+	"payflow/ledger"
+)
+
+var ctx = context.Background()
+
+func newLedger(t *testing.T) (*ledger.Ledger, *sql.DB) {
+	t.Helper()
+	db := stacktest.TestDB(t, "ledger")
+	if err := ledger.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if err := ledger.Migrate(ctx, db); err != nil { // idempotent
+		t.Fatalf("second migrate: %v", err)
+	}
+	return ledger.New(db), db
+}
+
+func d(s string) decimal.Decimal { return decimal.RequireFromString(s) }
+
+const (
+	chainETH = "ETH"
+	wallet   = "0x1111111111111111111111111111111111111111"
+	usdt     = "USDT"
+)
+
+// assertJournalSumsToBalance checks balance = sum of journal (SPEC §4).
+func assertJournalSumsToBalance(t *testing.T, db *sql.DB, l *ledger.Ledger, addr string) {
+	t.Helper()
+	var sum decimal.Decimal
+	if err := db.QueryRow("SELECT COALESCE(SUM(amount),0) FROM journal WHERE chain=? AND address=? AND symbol=?",
+		chainETH, addr, usdt).Scan(&sum); err != nil {
+		t.Fatal(err)
+	}
+	b, err := l.Balance(ctx, chainETH, addr, usdt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sum.Equal(b.Total()) {
+		t.Fatalf("journal sums to %s, balance total is %s", sum, b.Total())
+	}
+}
+
+func TestOperationsReplayChangeNothing(t *testing.T) {
+	l, db := newLedger(t)
+	credit := ledger.CreditInput{Chain: chainETH, Address: strings.ToUpper(wallet[:2]) + wallet[2:], Symbol: usdt,
+		Amount: d("100.123456789012345678"), TxHash: "0xAB", LogIndex: 3, Reference: "deposit-1"}
+	for i := 0; i < 3; i++ {
+		r, err := l.Credit(ctx, credit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Replayed != (i > 0) {
+			t.Fatalf("credit %d: replayed=%v", i, r.Replayed)
+		}
+	}
+	// Same tx, other log index: a separate credit.
+	credit2 := credit
+	credit2.LogIndex, credit2.Amount = 4, d("1")
+	if _, err := l.Credit(ctx, credit2); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := l.Balance(ctx, chainETH, wallet, usdt)
+	if !b.Available.Equal(d("101.123456789012345678")) {
+		t.Fatalf("available = %s", b.Available)
+	}
+
+	res := ledger.ReserveInput{QueueID: "q1", Chain: chainETH, Address: wallet, Symbol: usdt, Amount: d("40"), WorkflowID: "withdraw-q1"}
+	for i := 0; i < 2; i++ {
+		r, err := l.Reserve(ctx, res)
+		if err != nil || r.Replayed != (i > 0) {
+			t.Fatalf("reserve %d: %v replayed=%v", i, err, r.Replayed)
+		}
+	}
+	other := res
+	other.Amount = d("41")
+	if _, err := l.Reserve(ctx, other); !errors.Is(err, ledger.ErrReservationMismatch) {
+		t.Fatalf("reused queue_id with other amount: %v", err)
+	}
+	b, _ = l.Balance(ctx, chainETH, wallet, usdt)
+	if !b.Available.Equal(d("61.123456789012345678")) || !b.Held.Equal(d("40")) {
+		t.Fatalf("after reserve: %+v", b)
+	}
+	for i := 0; i < 2; i++ {
+		r, err := l.Settle(ctx, "q1", "0xCD")
+		if err != nil || r.Replayed != (i > 0) {
+			t.Fatalf("settle %d: %v replayed=%v", i, err, r.Replayed)
+		}
+	}
+	if _, err := l.Release(ctx, "q1"); !errors.Is(err, ledger.ErrReservationClosed) {
+		t.Fatalf("release after settle: %v", err)
+	}
+	b, _ = l.Balance(ctx, chainETH, wallet, usdt)
+	if !b.Available.Equal(d("61.123456789012345678")) || !b.Held.IsZero() {
+		t.Fatalf("after settle: %+v", b)
+	}
+
+	res2 := ledger.ReserveInput{QueueID: "q2", Chain: chainETH, Address: wallet, Symbol: usdt, Amount: d("10"), WorkflowID: "withdraw-q2"}
+	if _, err := l.Reserve(ctx, res2); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		r, err := l.Release(ctx, "q2")
+		if err != nil || r.Replayed != (i > 0) {
+			t.Fatalf("release %d: %v replayed=%v", i, err, r.Replayed)
+		}
+	}
+	if _, err := l.Settle(ctx, "q2", "0xEE"); !errors.Is(err, ledger.ErrReservationClosed) {
+		t.Fatalf("settle after release: %v", err)
+	}
+	for i := 0; i < 2; i++ {
+		r, err := l.Reverse(ctx, chainETH, "0xab", 4, "reorg")
+		if err != nil || r.Replayed != (i > 0) {
+			t.Fatalf("reverse %d: %v replayed=%v", i, err, r.Replayed)
+		}
+	}
+	b, _ = l.Balance(ctx, chainETH, wallet, usdt)
+	if !b.Available.Equal(d("60.123456789012345678")) || !b.Held.IsZero() {
+		t.Fatalf("final: %+v", b)
+	}
+	assertJournalSumsToBalance(t, db, l, wallet)
+	var n int
+	_ = db.QueryRow("SELECT COUNT(*) FROM journal").Scan(&n)
+	if n != 7 { // 2 credits, reserve, settle, reserve, release, reverse
+		t.Fatalf("journal has %d rows, want 7", n)
+	}
+}
+
+func TestInsufficientFunds(t *testing.T) {
+	l, _ := newLedger(t)
+	_, err := l.Reserve(ctx, ledger.ReserveInput{QueueID: "q", Chain: chainETH, Address: wallet, Symbol: usdt, Amount: d("1")})
+	if !errors.Is(err, ledger.ErrInsufficientFunds) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := l.GetReservation(ctx, "q"); !errors.Is(err, ledger.ErrReservationNotFound) {
+		t.Fatalf("a failed reservation left a row: %v", err)
+	}
+}
+
+// TestConcurrentReservationsNeverOverdraw: 64 writers race for one wallet
+// holding enough for 40 of them.
+func TestConcurrentReservationsNeverOverdraw(t *testing.T) {
+	l, db := newLedger(t)
+	if _, err := l.Credit(ctx, ledger.CreditInput{Chain: chainETH, Address: wallet, Symbol: usdt, Amount: d("400"),
+		TxHash: "0x01", LogIndex: 0}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, short := 0, 0
+	for i := 0; i < 64; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := l.Reserve(ctx, ledger.ReserveInput{QueueID: fmt.Sprintf("c%d", i), Chain: chainETH, Address: wallet,
+				Symbol: usdt, Amount: d("10")})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, ledger.ErrInsufficientFunds):
+				short++
+			default:
+				t.Errorf("reserve c%d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok != 40 || short != 24 {
+		t.Fatalf("%d reservations succeeded and %d were refused; want 40 and 24", ok, short)
+	}
+	b, _ := l.Balance(ctx, chainETH, wallet, usdt)
+	if !b.Available.IsZero() || !b.Held.Equal(d("400")) {
+		t.Fatalf("balance %+v", b)
+	}
+	assertJournalSumsToBalance(t, db, l, wallet)
+}
+
+func TestWalletKeysAreEncrypted(t *testing.T) {
+	_, db := newLedger(t)
+	master := make([]byte, 32)
+	_, _ = rand.Read(master)
+	sealer, err := ledger.NewKeySealer(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := ledger.NewWallets(db, sealer)
+	key, _ := crypto.GenerateKey()
+	wl, err := w.Import(ctx, chainETH, ledger.KindHot, "hot", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sealed []byte
+	_ = db.QueryRow("SELECT enc_key FROM wallets WHERE address=?", wl.Address).Scan(&sealed)
+	if strings.Contains(string(sealed), string(crypto.FromECDSA(key))) || len(sealed) == 0 {
+		t.Fatal("key stored in clear")
+	}
+	got, err := w.Key(ctx, chainETH, wl.Address)
+	if err != nil || crypto.PubkeyToAddress(got.PublicKey) != crypto.PubkeyToAddress(key.PublicKey) {
+		t.Fatalf("key round trip: %v", err)
+	}
+	// Another master key cannot open it, and the error says nothing of the key.
+	other := make([]byte, 32)
+	s2, _ := ledger.NewKeySealer(other)
+	_, err = ledger.NewWallets(db, s2).Key(ctx, chainETH, wl.Address)
+	if !errors.Is(err, ledger.ErrKeyDecrypt) {
+		t.Fatalf("wrong master key: %v", err)
+	}
+	// A ciphertext moved to another wallet row does not open.
+	other2, _ := crypto.GenerateKey()
+	wl2, _ := w.Import(ctx, chainETH, ledger.KindDeposit, "d", other2)
+	_, _ = db.Exec("UPDATE wallets SET enc_key=? WHERE address=?", sealed, wl2.Address)
+	if _, err := w.Key(ctx, chainETH, wl2.Address); !errors.Is(err, ledger.ErrKeyDecrypt) {
+		t.Fatalf("moved ciphertext opened: %v", err)
+	}
+}
