@@ -25,6 +25,7 @@ vet:
 
 ## test: unit tests and integration tests against the real local stack (started if needed)
 test: up vet
+	@scripts/stack.sh refresh
 	$(GO) test -count=1 -timeout 30m ./... 2>&1 | tee .dev/logs/test.log; exit $${PIPESTATUS[0]}
 
 test-unit: up

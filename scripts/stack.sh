@@ -161,6 +161,7 @@ start_payflow() { # name binary
   (set -a; . "$DEV/payflow.env"; set +a
    nohup "$bin" -config "$DEV/config.json" >>"$LOGS/$name.log" 2>&1 &
    echo $! >"$PIDS/$name.pid")
+  sha256sum "$bin" | cut -d' ' -f1 >"$PIDS/$name.sum"
 }
 
 up() {
@@ -209,6 +210,20 @@ down() {
   stop_one mariadb
 }
 
+# refresh restarts the worker or the starter if its binary changed since it
+# started (make test runs the code under test, not yesterday's build).
+refresh() {
+  local name bin
+  for name in worker starter; do
+    bin=$BIN/payflow-$name
+    if running "$name" && [[ "$(sha256sum "$bin" | cut -d' ' -f1)" != "$(cat "$PIDS/$name.sum" 2>/dev/null)" ]]; then
+      log "$name binary changed; restarting it"
+      stop_one "$name"
+      start_payflow "$name" "$bin"
+    fi
+  done
+}
+
 status() {
   local n
   for n in mariadb rabbitmq temporal geth worker starter; do
@@ -218,6 +233,7 @@ status() {
 
 case ${1:-} in
   up) up ;;
+  refresh) refresh ;;
   down) down ;;
   status) status ;;
   restart-payflow) stop_one starter; stop_one worker; install_tools; start_payflow worker "$BIN/payflow-worker"; start_payflow starter "$BIN/payflow-starter" ;;
