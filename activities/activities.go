@@ -40,6 +40,7 @@ type Activities struct {
 	Collection  string // collection wallet address ("" = no fallback)
 	Responses   map[protocol.Flow]config.QueueConfig
 	DB          *sql.DB
+	Eth         chain.Backend
 	Ledger      *ledger.Ledger
 	Wallets     *ledger.Wallets
 	Broadcaster *chain.Broadcaster

@@ -103,54 +103,8 @@ func TrackTx(ctx context.Context, db *sql.DB, chainName string, txHash common.Ha
 
 // Run follows new heads until ctx ends, reconnecting with backoff.
 func (t *Tracker) Run(ctx context.Context) error {
-	backoff := 200 * time.Millisecond
-	tick := time.NewTicker(t.cfg.PollInterval)
-	defer tick.Stop()
-	for ctx.Err() == nil {
-		src, err := t.dial(ctx)
-		var sub ethereum.Subscription
-		heads := make(chan *types.Header, 64)
-		if err == nil {
-			sub, err = src.SubscribeNewHead(ctx, heads)
-		}
-		if err != nil {
-			t.log.Warn("head subscription failed; polling until it is back", "err", err, "retry_in", backoff)
-			t.checkLatest(ctx)
-			select {
-			case <-ctx.Done():
-			case <-time.After(backoff):
-			}
-			backoff = min(backoff*2, 10*time.Second)
-			continue
-		}
-		backoff = 200 * time.Millisecond
-		t.checkLatest(ctx) // catch up on what happened while disconnected
-	loop:
-		for {
-			select {
-			case <-ctx.Done():
-				sub.Unsubscribe()
-				return nil
-			case err := <-sub.Err():
-				t.log.Warn("head subscription dropped; reconnecting", "err", err)
-				break loop
-			case h := <-heads:
-				t.check(ctx, h.Number.Uint64())
-			case <-tick.C:
-				t.checkLatest(ctx)
-			}
-		}
-	}
+	followHeads(ctx, t.dial, t.backend, t.cfg.PollInterval, t.log, t.check)
 	return nil
-}
-
-func (t *Tracker) checkLatest(ctx context.Context) {
-	n, err := t.backend.BlockNumber(ctx)
-	if err != nil {
-		t.log.Warn("reading block number", "err", err)
-		return
-	}
-	t.check(ctx, n)
 }
 
 type trackedTx struct {

@@ -110,6 +110,18 @@ type ETHConfig struct {
 type Token struct {
 	Address  string `json:"address"`
 	Decimals int32  `json:"decimals"`
+	// Dust: deposits below it are recorded but not announced. Empty = none.
+	Dust string `json:"dust,omitempty"`
+}
+
+// DustLimit returns Dust as a decimal (zero when unset or invalid; Validate
+// rejects invalid values).
+func (t Token) DustLimit() decimal.Decimal {
+	d, err := decimal.NewFromString(t.Dust)
+	if err != nil {
+		return decimal.Zero
+	}
+	return d
 }
 
 // TemporalConfig says where the Temporal frontend is.
@@ -131,6 +143,9 @@ type PaymentConfig struct {
 	ConfirmTimeout Duration `json:"confirm_timeout"`
 	// TimestampSkew is how far a request's timestamp may be from now.
 	TimestampSkew Duration `json:"timestamp_skew"`
+	// ReincludeTimeout: a deposit reorganised away and not re-included within
+	// it is answered with status=0.
+	ReincludeTimeout Duration `json:"reinclude_timeout"`
 }
 
 // Duration is a time.Duration read from JSON as "90s" or a number of seconds.
@@ -216,9 +231,10 @@ func Default() Config {
 		},
 		Temporal: TemporalConfig{Address: "127.0.0.1:7233", Namespace: "default", TaskQueue: "payflow"},
 		Payment: PaymentConfig{
-			ApprovalTimeout: Duration{24 * time.Hour},
-			ConfirmTimeout:  Duration{30 * time.Minute},
-			TimestampSkew:   Duration{300 * time.Second},
+			ApprovalTimeout:  Duration{24 * time.Hour},
+			ConfirmTimeout:   Duration{30 * time.Minute},
+			TimestampSkew:    Duration{300 * time.Second},
+			ReincludeTimeout: Duration{10 * time.Minute},
 		},
 	}
 }
@@ -332,6 +348,11 @@ func (c Config) Validate() error {
 		if !hexAddress.MatchString(t.Address) {
 			bad("tokens.%s.address %q is not a 0x address", sym, t.Address)
 		}
+		if t.Dust != "" {
+			if d, err := decimal.NewFromString(t.Dust); err != nil || d.Sign() < 0 {
+				bad("tokens.%s.dust %q must be a decimal >= 0", sym, t.Dust)
+			}
+		}
 		if t.Decimals < 0 || t.Decimals > 36 {
 			bad("tokens.%s.decimals %d out of range", sym, t.Decimals)
 		}
@@ -350,7 +371,8 @@ func (c Config) Validate() error {
 			bad("payment.approval_threshold %q must be a positive decimal", c.Payment.ApprovalThreshold)
 		}
 	}
-	if c.Payment.ConfirmTimeout.Duration <= 0 || c.Payment.ApprovalTimeout.Duration <= 0 || c.Payment.TimestampSkew.Duration <= 0 {
+	if c.Payment.ConfirmTimeout.Duration <= 0 || c.Payment.ApprovalTimeout.Duration <= 0 || c.Payment.TimestampSkew.Duration <= 0 ||
+		c.Payment.ReincludeTimeout.Duration <= 0 {
 		bad("payment timeouts must be > 0")
 	}
 	return errors.Join(errs...)
@@ -367,6 +389,16 @@ func (c Config) MasterKeyBytes() ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s must be 64 hex characters (32 bytes)", ErrInvalid, EnvMasterKey)
 	}
 	return k, nil
+}
+
+// TokenByAddress returns the symbol and config of the token at address.
+func (c Config) TokenByAddress(address string) (string, Token, bool) {
+	for sym, t := range c.Tokens {
+		if strings.EqualFold(t.Address, address) {
+			return sym, t, true
+		}
+	}
+	return "", Token{}, false
 }
 
 // Token returns the token config for symbol, upper-cased.

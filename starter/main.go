@@ -35,7 +35,8 @@ func main() {
 	}
 	consume(cfg.RMQ.Withdraw.Queue, in.HandlePayment(protocol.FlowWithdraw))
 	consume(cfg.RMQ.Pay.Queue, in.HandlePayment(protocol.FlowPay))
-	log.Info("starter running", "withdraw", cfg.RMQ.Withdraw.Queue, "pay", cfg.RMQ.Pay.Queue)
+	consume(cfg.RMQ.Topup.Queue, in.HandleTopup())
+	log.Info("starter running", "withdraw", cfg.RMQ.Withdraw.Queue, "pay", cfg.RMQ.Pay.Queue, "topup", cfg.RMQ.Topup.Queue)
 	<-ctx.Done()
 	log.Info("draining")
 	wg.Wait()

@@ -5,11 +5,13 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"os"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/ethclient"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
@@ -18,6 +20,7 @@ import (
 	"payflow/activities"
 	"payflow/chain"
 	"payflow/config"
+	"payflow/intake"
 	"payflow/internal/app"
 	"payflow/ledger"
 	"payflow/protocol"
@@ -86,24 +89,42 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	pub := rmq.NewPublisher(cfg.RMQ.SubAddr.Reveal(), cfg.RMQ, log)
 	defer pub.Close()
 
+	dialWS := func(ctx context.Context) (chain.HeadSubscriber, error) { return ethclient.DialContext(ctx, cfg.ETH.WSURL) }
 	tracker, err := chain.NewTracker(chain.TrackerConfig{Chain: cfg.ETH.Chain, Confirmations: uint64(cfg.ETH.ConfirmHeight),
-		PollInterval: 3 * time.Second}, db, eth, func(ctx context.Context) (chain.HeadSubscriber, error) {
-		return ethclient.DialContext(ctx, cfg.ETH.WSURL)
-	}, signalNotifier{tc}, log)
+		PollInterval: 3 * time.Second}, db, eth, dialWS, signalNotifier{tc}, log)
 	if err != nil {
 		return err
 	}
-	go tracker.Run(ctx)
+	tokens := make([]common.Address, 0, len(cfg.Tokens))
+	for _, t := range cfg.Tokens {
+		tokens = append(tokens, common.HexToAddress(t.Address))
+	}
+	listener, err := chain.NewListener(chain.ListenerConfig{Chain: cfg.ETH.Chain, Tokens: tokens, PollInterval: 3 * time.Second},
+		db, eth, dialWS, nil, intake.NewDepositStarter(cfg, db, tc, log), log)
+	if err != nil {
+		return err
+	}
+	// One listener and one tracker per chain, however many workers run: they
+	// run only while this process holds the chain's lease, and resume from the
+	// persisted cursor / tracked rows when another process takes over.
+	host, _ := os.Hostname()
+	holder := fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano())
+	go chain.RunWithLease(ctx, db, "chain-"+cfg.ETH.Chain, holder, 15*time.Second, log, func(ctx context.Context) error {
+		go tracker.Run(ctx)
+		return listener.Run(ctx)
+	})
 
 	w := worker.New(tc, cfg.Temporal.TaskQueue, worker.Options{})
 	w.RegisterWorkflow(workflows.Withdraw)
 	w.RegisterWorkflow(workflows.Pay)
+	w.RegisterWorkflow(workflows.Topup)
+	w.RegisterWorkflow(workflows.Deposit)
 	w.RegisterActivity(&activities.Activities{
 		Chain: cfg.ETH.Chain, Tokens: cfg.Tokens, Collection: cfg.Payment.CollectionAddress,
 		Responses: map[protocol.Flow]config.QueueConfig{
 			protocol.FlowTopup: cfg.RMQ.TopupResp, protocol.FlowWithdraw: cfg.RMQ.WithdrawResp, protocol.FlowPay: cfg.RMQ.PayResp,
 		},
-		DB: db, Ledger: ledger.New(db), Wallets: wallets, Broadcaster: bc, Publisher: pub, Log: log,
+		DB: db, Eth: eth, Ledger: ledger.New(db), Wallets: wallets, Broadcaster: bc, Publisher: pub, Log: log,
 	})
 	if err := w.Start(); err != nil {
 		return err

@@ -1,0 +1,117 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+
+	"github.com/ethereum/go-ethereum"
+	"github.com/ethereum/go-ethereum/common"
+
+	"payflow/chain"
+	"payflow/ledger"
+	"payflow/protocol"
+)
+
+// WatchInput registers a deposit address.
+type WatchInput struct {
+	Chain   string
+	Symbol  string
+	Address string
+}
+
+// WatchResult says from which block deposits are looked for.
+type WatchResult struct {
+	FromBlock uint64
+	New       bool
+}
+
+// RegisterWatch adds the address to the watched set from the current head on.
+// Idempotent: a repeat keeps the first registration.
+func (a *Activities) RegisterWatch(ctx context.Context, in WatchInput) (WatchResult, error) {
+	head, err := a.Eth.BlockNumber(ctx)
+	if err != nil {
+		return WatchResult{}, fmt.Errorf("reading head: %w", err)
+	}
+	isNew, err := chain.Watch(ctx, a.DB, in.Chain, in.Symbol, common.HexToAddress(in.Address), head)
+	if err != nil {
+		return WatchResult{}, err
+	}
+	var from uint64
+	if err := a.DB.QueryRowContext(ctx, "SELECT from_block FROM watched_addresses WHERE chain=? AND address=? AND symbol=?",
+		in.Chain, strings.ToLower(in.Address), in.Symbol).Scan(&from); err != nil {
+		return WatchResult{}, fmt.Errorf("reading watch of %s: %w", in.Address, err)
+	}
+	return WatchResult{FromBlock: from, New: isNew}, nil
+}
+
+// TrackInput asks the confirmation tracker to follow a transaction for a workflow.
+type TrackInput struct {
+	TxHash     string
+	WorkflowID string
+}
+
+// TrackTx registers the transaction with the confirmation tracker. Idempotent.
+func (a *Activities) TrackTx(ctx context.Context, in TrackInput) error {
+	return chain.TrackTx(ctx, a.DB, a.Chain, common.HexToHash(in.TxHash), in.WorkflowID)
+}
+
+// DepositRef identifies one deposit log.
+type DepositRef struct {
+	TxHash   string
+	LogIndex uint // position within the transaction's receipt
+	Token    string
+	To       string
+	Units    string // base units, decimal string
+}
+
+// DepositCheck is what the chain says of a deposit now.
+type DepositCheck struct {
+	Present       bool
+	BlockNumber   uint64
+	BlockHash     string
+	BlockLogIndex uint
+}
+
+// VerifyDeposit reads the receipt and checks the log at LogIndex is the same
+// Transfer (token, recipient, value). Present=false when the transaction is
+// not mined (reorganised away) or failed.
+func (a *Activities) VerifyDeposit(ctx context.Context, in DepositRef) (DepositCheck, error) {
+	r, err := a.Eth.TransactionReceipt(ctx, common.HexToHash(in.TxHash))
+	if errors.Is(err, ethereum.NotFound) || (err == nil && r == nil) {
+		return DepositCheck{}, nil
+	}
+	if err != nil {
+		return DepositCheck{}, fmt.Errorf("reading receipt %s: %w", in.TxHash, err)
+	}
+	if r.Status != 1 || int(in.LogIndex) >= len(r.Logs) {
+		return DepositCheck{}, nil
+	}
+	lg := r.Logs[in.LogIndex]
+	if len(lg.Topics) != 3 || lg.Topics[0] != chain.TransferTopic || !strings.EqualFold(lg.Address.Hex(), in.Token) ||
+		!strings.EqualFold(common.BytesToAddress(lg.Topics[2].Bytes()).Hex(), in.To) || len(lg.Data) < 32 {
+		return DepositCheck{}, nil
+	}
+	if new(big.Int).SetBytes(lg.Data[:32]).String() != in.Units {
+		return DepositCheck{}, nil
+	}
+	return DepositCheck{Present: true, BlockNumber: r.BlockNumber.Uint64(), BlockHash: r.BlockHash.Hex(), BlockLogIndex: lg.Index}, nil
+}
+
+// CreditInput credits a confirmed deposit.
+type CreditInput struct {
+	Chain, Address, Symbol string
+	Amount                 protocol.Amount
+	TxHash                 string
+	LogIndex               uint
+	WorkflowID             string
+}
+
+// CreditDeposit credits the ledger once per (chain, tx_hash, log_index).
+func (a *Activities) CreditDeposit(ctx context.Context, in CreditInput) error {
+	_, err := a.Ledger.Credit(ctx, ledger.CreditInput{Chain: in.Chain, Address: in.Address, Symbol: in.Symbol,
+		Amount: in.Amount.Decimal, TxHash: in.TxHash, LogIndex: in.LogIndex, Reference: in.WorkflowID})
+	return classify(err)
+}

@@ -1,0 +1,367 @@
+package chain
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"time"
+
+	"github.com/ethereum/go-ethereum"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
+)
+
+// TransferTopic is keccak256("Transfer(address,address,uint256)").
+var TransferTopic = crypto.Keccak256Hash([]byte("Transfer(address,address,uint256)"))
+
+// Deposit is one ERC20 Transfer log to a watched address.
+type Deposit struct {
+	Token common.Address
+	From  common.Address
+	To    common.Address
+	Value *big.Int
+	// TxHash and LogIndex identify the deposit. LogIndex is the log's
+	// position within its transaction's receipt, which stays the same when a
+	// reorg re-includes the transaction in another block.
+	TxHash        common.Hash
+	LogIndex      uint
+	BlockLogIndex uint // position in the block, as the node reports it
+	BlockNumber   uint64
+	BlockHash     common.Hash
+}
+
+// DepositSink receives matched deposits, at least once each: it must be
+// idempotent by (TxHash, LogIndex). An error stops the listener from
+// advancing its cursor, so the same blocks are delivered again later.
+type DepositSink interface {
+	HandleDeposits(ctx context.Context, deps []Deposit) error
+}
+
+// ListenerConfig configures a Listener.
+type ListenerConfig struct {
+	Chain  string
+	Tokens []common.Address
+	// MaxRange is the widest eth_getLogs range asked for; the range halves
+	// when the node refuses one and grows back after successes.
+	MaxRange uint64
+	// ReorgDepth is how far back the listener rescans when the block under
+	// its cursor is no longer canonical.
+	ReorgDepth uint64
+	// PollInterval re-checks the head without a WebSocket event.
+	PollInterval time.Duration
+}
+
+// Listener finds Transfer logs to watched addresses without ever skipping a
+// block: it persists the last fully processed block (number and hash) and
+// resumes from there after a disconnect or a restart, backfilling the gap
+// with eth_getLogs.
+type Listener struct {
+	cfg     ListenerConfig
+	db      *sql.DB
+	backend Backend
+	dial    func(context.Context) (HeadSubscriber, error)
+	watch   *WatchSet
+	sink    DepositSink
+	log     *slog.Logger
+
+	lastWatchID int64
+	rng         uint64
+	receipts    map[common.Hash]*types.Receipt // per sync pass
+}
+
+// NewListener wires a Listener. watch may be shared with other readers; the
+// listener adds to it what it loads from watched_addresses.
+func NewListener(cfg ListenerConfig, db *sql.DB, backend Backend, dial func(context.Context) (HeadSubscriber, error),
+	watch *WatchSet, sink DepositSink, log *slog.Logger) (*Listener, error) {
+	if len(cfg.Tokens) == 0 {
+		return nil, errors.New("listener: no token to watch")
+	}
+	if cfg.MaxRange == 0 {
+		cfg.MaxRange = 2000
+	}
+	if cfg.ReorgDepth == 0 {
+		cfg.ReorgDepth = 64
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 5 * time.Second
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	if watch == nil {
+		watch = NewWatchSet(1024)
+	}
+	return &Listener{cfg: cfg, db: db, backend: backend, dial: dial, watch: watch, sink: sink, log: log, rng: cfg.MaxRange}, nil
+}
+
+// Watch registers address for deposits of symbol from fromBlock on.
+// Idempotent: a second registration keeps the first from_block.
+func Watch(ctx context.Context, db *sql.DB, chainName, symbol string, address common.Address, fromBlock uint64) (bool, error) {
+	res, err := db.ExecContext(ctx, "INSERT IGNORE INTO watched_addresses (chain, address, symbol, from_block) VALUES (?,?,?,?)",
+		chainName, Lower(address), symbol, fromBlock)
+	if err != nil {
+		return false, fmt.Errorf("watching %s: %w", Lower(address), err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// Run follows the chain until ctx ends.
+func (l *Listener) Run(ctx context.Context) error {
+	followHeads(ctx, l.dial, l.backend, l.cfg.PollInterval, l.log, func(ctx context.Context, head uint64) {
+		if err := l.SyncTo(ctx, head); err != nil && ctx.Err() == nil {
+			l.log.Warn("listener sync failed; will retry", "head", head, "err", err)
+		}
+	})
+	return nil
+}
+
+// Cursor is the last fully processed block.
+type Cursor struct {
+	Number uint64
+	Hash   common.Hash
+}
+
+// LoadCursor reads the persisted cursor; ok is false when there is none.
+func (l *Listener) LoadCursor(ctx context.Context) (Cursor, bool, error) {
+	var c Cursor
+	var h string
+	err := l.db.QueryRowContext(ctx, "SELECT block_number, block_hash FROM chain_cursor WHERE chain=?", l.cfg.Chain).Scan(&c.Number, &h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Cursor{}, false, nil
+	}
+	if err != nil {
+		return Cursor{}, false, fmt.Errorf("reading cursor: %w", err)
+	}
+	c.Hash = common.HexToHash(h)
+	return c, true, nil
+}
+
+func (l *Listener) saveCursor(ctx context.Context, c Cursor) error {
+	_, err := l.db.ExecContext(ctx, `INSERT INTO chain_cursor (chain, block_number, block_hash) VALUES (?,?,?)
+		ON DUPLICATE KEY UPDATE block_number=VALUES(block_number), block_hash=VALUES(block_hash)`,
+		l.cfg.Chain, c.Number, c.Hash.Hex())
+	if err != nil {
+		return fmt.Errorf("saving cursor %d: %w", c.Number, err)
+	}
+	return nil
+}
+
+// SyncTo processes every block after the cursor up to head, in ranges, and
+// advances the cursor after each range's deposits were accepted by the sink.
+func (l *Listener) SyncTo(ctx context.Context, head uint64) error {
+	l.receipts = map[common.Hash]*types.Receipt{}
+	cur, ok, err := l.LoadCursor(ctx)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		// First start: nothing before now is owed to anyone except watches
+		// registered earlier, which are backfilled from their from_block.
+		h, err := l.backend.HeaderByNumber(ctx, new(big.Int).SetUint64(head))
+		if err != nil {
+			return fmt.Errorf("reading header %d: %w", head, err)
+		}
+		cur = Cursor{Number: head, Hash: h.Hash()}
+		if err := l.saveCursor(ctx, cur); err != nil {
+			return err
+		}
+	}
+	if cur, err = l.checkReorg(ctx, cur); err != nil {
+		return err
+	}
+	if err := l.refreshWatches(ctx, cur.Number); err != nil {
+		return err
+	}
+	for cur.Number < head {
+		from := cur.Number + 1
+		to := min(from+l.rng-1, head)
+		next, err := l.processRange(ctx, from, to)
+		if err != nil {
+			if l.rng > 1 && ctx.Err() == nil {
+				l.rng = max(1, l.rng/2)
+				l.log.Info("shrinking log range after an error", "from", from, "to", to, "range", l.rng, "err", err)
+				continue
+			}
+			return err
+		}
+		if err := l.saveCursor(ctx, next); err != nil {
+			return err
+		}
+		cur = next
+		l.rng = min(l.rng*2, l.cfg.MaxRange)
+	}
+	return nil
+}
+
+// checkReorg rewinds the cursor when its block left the canonical chain.
+func (l *Listener) checkReorg(ctx context.Context, cur Cursor) (Cursor, error) {
+	h, err := l.backend.HeaderByNumber(ctx, new(big.Int).SetUint64(cur.Number))
+	if err != nil {
+		return cur, fmt.Errorf("reading header %d: %w", cur.Number, err)
+	}
+	if h.Hash() == cur.Hash {
+		return cur, nil
+	}
+	back := cur.Number - min(cur.Number, l.cfg.ReorgDepth)
+	bh, err := l.backend.HeaderByNumber(ctx, new(big.Int).SetUint64(back))
+	if err != nil {
+		return cur, fmt.Errorf("reading header %d: %w", back, err)
+	}
+	l.log.Warn("reorg under the listener cursor; rescanning", "block_number", cur.Number, "rewind_to", back)
+	next := Cursor{Number: back, Hash: bh.Hash()}
+	return next, l.saveCursor(ctx, next)
+}
+
+// processRange fetches [from, to] and delivers its deposits. The header of
+// `to` is read before and after the logs: if it changed, a reorg raced the
+// query and the range is fetched again.
+func (l *Listener) processRange(ctx context.Context, from, to uint64) (Cursor, error) {
+	for attempt := 0; ; attempt++ {
+		before, err := l.backend.HeaderByNumber(ctx, new(big.Int).SetUint64(to))
+		if err != nil {
+			return Cursor{}, fmt.Errorf("reading header %d: %w", to, err)
+		}
+		logs, err := l.backend.FilterLogs(ctx, ethereum.FilterQuery{
+			FromBlock: new(big.Int).SetUint64(from), ToBlock: new(big.Int).SetUint64(to),
+			Addresses: l.cfg.Tokens, Topics: [][]common.Hash{{TransferTopic}},
+		})
+		if err != nil {
+			return Cursor{}, fmt.Errorf("getting logs %d-%d: %w", from, to, err)
+		}
+		after, err := l.backend.HeaderByNumber(ctx, new(big.Int).SetUint64(to))
+		if err != nil {
+			return Cursor{}, fmt.Errorf("reading header %d: %w", to, err)
+		}
+		if before.Hash() != after.Hash() && attempt < 5 {
+			continue
+		}
+		if err := l.deliver(ctx, logs, l.watch); err != nil {
+			return Cursor{}, err
+		}
+		return Cursor{Number: to, Hash: after.Hash()}, nil
+	}
+}
+
+// deliver matches logs against the watch set and hands matches to the sink.
+func (l *Listener) deliver(ctx context.Context, logs []types.Log, watch *WatchSet) error {
+	var deps []Deposit
+	for i := range logs {
+		lg := &logs[i]
+		if lg.Removed || len(lg.Topics) != 3 || lg.Topics[0] != TransferTopic || len(lg.Data) < 32 {
+			continue
+		}
+		to := common.BytesToAddress(lg.Topics[2].Bytes())
+		if !watch.Has(to) {
+			continue
+		}
+		idx, err := l.txLogIndex(ctx, lg)
+		if err != nil {
+			return err
+		}
+		deps = append(deps, Deposit{
+			Token: lg.Address, From: common.BytesToAddress(lg.Topics[1].Bytes()), To: to,
+			Value: new(big.Int).SetBytes(lg.Data[:32]), TxHash: lg.TxHash, LogIndex: idx, BlockLogIndex: lg.Index,
+			BlockNumber: lg.BlockNumber, BlockHash: lg.BlockHash,
+		})
+	}
+	if len(deps) == 0 {
+		return nil
+	}
+	if err := l.sink.HandleDeposits(ctx, deps); err != nil {
+		return fmt.Errorf("handing over %d deposits: %w", len(deps), err)
+	}
+	return nil
+}
+
+// txLogIndex is the log's position within its transaction's receipt.
+func (l *Listener) txLogIndex(ctx context.Context, lg *types.Log) (uint, error) {
+	r, ok := l.receipts[lg.TxHash]
+	if !ok {
+		var err error
+		if r, err = l.backend.TransactionReceipt(ctx, lg.TxHash); err != nil {
+			return 0, fmt.Errorf("reading receipt %s: %w", lg.TxHash.Hex(), err)
+		}
+		l.receipts[lg.TxHash] = r
+	}
+	for i, rl := range r.Logs {
+		if rl.Index == lg.Index && r.BlockHash == lg.BlockHash {
+			return uint(i), nil
+		}
+	}
+	// The receipt is from another block than the log: a reorg raced us.
+	return 0, fmt.Errorf("log %s/%d not in the receipt's block; retrying", lg.TxHash.Hex(), lg.Index)
+}
+
+// refreshWatches loads addresses registered since the last call and
+// backfills, for each, the blocks from its from_block up to the cursor, which
+// the listener already passed without knowing the address.
+func (l *Listener) refreshWatches(ctx context.Context, cursor uint64) error {
+	rows, err := l.db.QueryContext(ctx, `SELECT id, address, from_block FROM watched_addresses
+		WHERE chain=? AND id > ? ORDER BY id LIMIT 100000`, l.cfg.Chain, l.lastWatchID)
+	if err != nil {
+		return fmt.Errorf("loading watched addresses: %w", err)
+	}
+	type w struct {
+		id   int64
+		addr common.Address
+		from uint64
+	}
+	var fresh []w
+	for rows.Next() {
+		var x w
+		var a string
+		if err := rows.Scan(&x.id, &a, &x.from); err != nil {
+			rows.Close()
+			return err
+		}
+		x.addr = common.HexToAddress(a)
+		fresh = append(fresh, x)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	// Backfill in batches of addresses filtered by the indexed `to` topic.
+	for i := 0; i < len(fresh); i += 200 {
+		batch := fresh[i:min(i+200, len(fresh))]
+		from := cursor + 1
+		var topics []common.Hash
+		var addrs []common.Address
+		for _, x := range batch {
+			from = min(from, x.from)
+			topics = append(topics, common.BytesToHash(x.addr.Bytes()))
+			addrs = append(addrs, x.addr)
+		}
+		for start := from; start <= cursor; {
+			end := min(start+l.cfg.MaxRange-1, cursor)
+			logs, err := l.backend.FilterLogs(ctx, ethereum.FilterQuery{
+				FromBlock: new(big.Int).SetUint64(start), ToBlock: new(big.Int).SetUint64(end),
+				Addresses: l.cfg.Tokens, Topics: [][]common.Hash{{TransferTopic}, nil, topics},
+			})
+			if err != nil {
+				return fmt.Errorf("backfilling new watches %d-%d: %w", start, end, err)
+			}
+			only := NewWatchSet(len(addrs)) // deliver this batch's matches only
+			only.Add(addrs...)
+			if err := l.deliver(ctx, logs, only); err != nil {
+				return err
+			}
+			start = end + 1
+		}
+		l.watch.Add(addrs...)
+		l.lastWatchID = batch[len(batch)-1].id
+	}
+	l.log.Info("watching new addresses", "count", len(fresh), "watched", l.watch.Len())
+	return nil
+}
+
+// WatchSet exposes the listener's set (for metrics and tests).
+func (l *Listener) WatchSet() *WatchSet { return l.watch }

@@ -1,0 +1,78 @@
+package intake
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"payflow/chain"
+	"payflow/config"
+	"payflow/protocol"
+	"payflow/workflows"
+)
+
+// DepositStarter is the chain listener's sink: it records every matched
+// deposit and starts one Deposit workflow per deposit above the dust limit.
+// Starting is idempotent by workflow id, so redelivered deposits start nothing.
+type DepositStarter struct {
+	cfg      config.Config
+	db       *sql.DB
+	temporal client.Client
+	log      *slog.Logger
+}
+
+// NewDepositStarter wires a DepositStarter.
+func NewDepositStarter(cfg config.Config, db *sql.DB, c client.Client, log *slog.Logger) *DepositStarter {
+	return &DepositStarter{cfg: cfg, db: db, temporal: c, log: log}
+}
+
+// HandleDeposits implements chain.DepositSink.
+func (s *DepositStarter) HandleDeposits(ctx context.Context, deps []chain.Deposit) error {
+	for _, d := range deps {
+		sym, tok, ok := s.cfg.TokenByAddress(d.Token.Hex())
+		if !ok {
+			continue
+		}
+		amount := chain.FromUnits(d.Value, tok.Decimals)
+		dust := amount.LessThan(tok.DustLimit()) || amount.Sign() == 0
+		if _, err := s.db.ExecContext(ctx, `INSERT INTO deposits
+			(chain, tx_hash, log_index, symbol, address, from_address, amount, block_number, block_hash, dust)
+			VALUES (?,?,?,?,?,?,?,?,?,?) ON DUPLICATE KEY UPDATE block_number=VALUES(block_number), block_hash=VALUES(block_hash)`,
+			s.cfg.ETH.Chain, d.TxHash.Hex(), d.LogIndex, sym, chain.Lower(d.To), chain.Lower(d.From), amount,
+			d.BlockNumber, d.BlockHash.Hex(), dust); err != nil {
+			return fmt.Errorf("recording deposit %s/%d: %w", d.TxHash.Hex(), d.LogIndex, err)
+		}
+		if dust {
+			s.log.Info("dust deposit recorded, not announced", "address", chain.Lower(d.To), "tx_hash", d.TxHash.Hex(),
+				"amount", amount.String())
+			continue
+		}
+		id := workflows.DepositWorkflowID(s.cfg.ETH.Chain, d.TxHash.Hex(), d.LogIndex)
+		_, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+			ID:                       id,
+			TaskQueue:                s.cfg.Temporal.TaskQueue,
+			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+			TypedSearchAttributes: temporal.NewSearchAttributes(workflows.AttrFlow.ValueSet("deposit"),
+				workflows.AttrAddress.ValueSet(chain.Lower(d.To)), workflows.AttrTxHash.ValueSet(d.TxHash.Hex())),
+			StaticSummary: fmt.Sprintf("deposit %s %s to %s", amount.String(), sym, chain.Lower(d.To)),
+		}, workflows.Deposit, workflows.DepositInput{Chain: s.cfg.ETH.Chain, Symbol: sym, Token: chain.Lower(d.Token),
+			Address: chain.Lower(d.To), From: chain.Lower(d.From), TxHash: d.TxHash.Hex(), LogIndex: d.LogIndex,
+			Units: d.Value.String(), Amount: protocol.NewAmount(amount), BlockNumber: d.BlockNumber,
+			ReincludeTimeout: s.cfg.Payment.ReincludeTimeout.Duration})
+		var started *serviceerror.WorkflowExecutionAlreadyStarted
+		if err != nil && !errors.As(err, &started) {
+			return fmt.Errorf("starting %s: %w", id, err)
+		}
+		s.log.Info("deposit seen", "workflow_id", id, "address", chain.Lower(d.To), "tx_hash", d.TxHash.Hex(),
+			"amount", amount.String(), "block_number", d.BlockNumber)
+	}
+	return nil
+}
