@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"strings"
 	"time"
 
 	"github.com/ethereum/go-ethereum"
@@ -17,6 +18,10 @@ import (
 
 // TransferTopic is keccak256("Transfer(address,address,uint256)").
 var TransferTopic = crypto.Keccak256Hash([]byte("Transfer(address,address,uint256)"))
+
+// errLogQuery marks a failed eth_getLogs, which may be the node refusing a
+// range that is too wide.
+var errLogQuery = errors.New("log query failed")
 
 // Deposit is one ERC20 Transfer log to a watched address.
 type Deposit struct {
@@ -182,7 +187,9 @@ func (l *Listener) SyncTo(ctx context.Context, head uint64) error {
 		to := min(from+l.rng-1, head)
 		next, err := l.processRange(ctx, from, to)
 		if err != nil {
-			if l.rng > 1 && ctx.Err() == nil {
+			// Only a refused log query shrinks the range; a sink failure is
+			// returned so the same blocks are delivered again later.
+			if errors.Is(err, errLogQuery) && l.rng > 1 && ctx.Err() == nil {
 				l.rng = max(1, l.rng/2)
 				l.log.Info("shrinking log range after an error", "from", from, "to", to, "range", l.rng, "err", err)
 				continue
@@ -231,7 +238,7 @@ func (l *Listener) processRange(ctx context.Context, from, to uint64) (Cursor, e
 			Addresses: l.cfg.Tokens, Topics: [][]common.Hash{{TransferTopic}},
 		})
 		if err != nil {
-			return Cursor{}, fmt.Errorf("getting logs %d-%d: %w", from, to, err)
+			return Cursor{}, fmt.Errorf("getting logs %d-%d: %w: %w", from, to, errLogQuery, err)
 		}
 		after, err := l.backend.HeaderByNumber(ctx, new(big.Int).SetUint64(to))
 		if err != nil {
@@ -240,7 +247,7 @@ func (l *Listener) processRange(ctx context.Context, from, to uint64) (Cursor, e
 		if before.Hash() != after.Hash() && attempt < 5 {
 			continue
 		}
-		if err := l.deliver(ctx, logs, l.watch); err != nil {
+		if err := l.deliver(ctx, logs, func(to common.Address, _ uint64) bool { return l.watch.Has(to) }); err != nil {
 			return Cursor{}, err
 		}
 		return Cursor{Number: to, Hash: after.Hash()}, nil
@@ -248,7 +255,7 @@ func (l *Listener) processRange(ctx context.Context, from, to uint64) (Cursor, e
 }
 
 // deliver matches logs against the watch set and hands matches to the sink.
-func (l *Listener) deliver(ctx context.Context, logs []types.Log, watch *WatchSet) error {
+func (l *Listener) deliver(ctx context.Context, logs []types.Log, match func(to common.Address, block uint64) bool) error {
 	var deps []Deposit
 	for i := range logs {
 		lg := &logs[i]
@@ -256,7 +263,7 @@ func (l *Listener) deliver(ctx context.Context, logs []types.Log, watch *WatchSe
 			continue
 		}
 		to := common.BytesToAddress(lg.Topics[2].Bytes())
-		if !watch.Has(to) {
+		if !match(to, lg.BlockNumber) {
 			continue
 		}
 		idx, err := l.txLogIndex(ctx, lg)
@@ -298,26 +305,33 @@ func (l *Listener) txLogIndex(ctx context.Context, lg *types.Log) (uint, error) 
 }
 
 // refreshWatches loads addresses registered since the last call and
-// backfills, for each, the blocks from its from_block up to the cursor, which
-// the listener already passed without knowing the address.
+// backfills, for each, the blocks from its from_block (or from where an
+// earlier backfill stopped) up to the cursor, which the listener already
+// passed without knowing the address.
 func (l *Listener) refreshWatches(ctx context.Context, cursor uint64) error {
-	rows, err := l.db.QueryContext(ctx, `SELECT id, address, from_block FROM watched_addresses
+	rows, err := l.db.QueryContext(ctx, `SELECT id, address, from_block, backfilled_to FROM watched_addresses
 		WHERE chain=? AND id > ? ORDER BY id LIMIT 100000`, l.cfg.Chain, l.lastWatchID)
 	if err != nil {
 		return fmt.Errorf("loading watched addresses: %w", err)
 	}
 	type w struct {
-		id   int64
-		addr common.Address
-		from uint64
+		id    int64
+		addr  common.Address
+		start uint64 // first block still owed to this address
 	}
 	var fresh []w
 	for rows.Next() {
 		var x w
 		var a string
-		if err := rows.Scan(&x.id, &a, &x.from); err != nil {
+		var filled sql.NullInt64
+		if err := rows.Scan(&x.id, &a, &x.start, &filled); err != nil {
 			rows.Close()
 			return err
+		}
+		if filled.Valid {
+			// Backfilled once and then in the watch set while the cursor
+			// advanced: covered up to the cursor.
+			x.start = cursor + 1
 		}
 		x.addr = common.HexToAddress(a)
 		fresh = append(fresh, x)
@@ -329,34 +343,50 @@ func (l *Listener) refreshWatches(ctx context.Context, cursor uint64) error {
 	if len(fresh) == 0 {
 		return nil
 	}
-	// Backfill in batches of addresses filtered by the indexed `to` topic.
 	for i := 0; i < len(fresh); i += 200 {
 		batch := fresh[i:min(i+200, len(fresh))]
 		from := cursor + 1
+		owed := map[common.Address]uint64{}
 		var topics []common.Hash
-		var addrs []common.Address
+		var ids []any
 		for _, x := range batch {
-			from = min(from, x.from)
+			ids = append(ids, x.id)
+			if x.start > cursor {
+				continue
+			}
+			from = min(from, x.start)
+			owed[x.addr] = x.start
 			topics = append(topics, common.BytesToHash(x.addr.Bytes()))
-			addrs = append(addrs, x.addr)
 		}
+		span := l.rng
 		for start := from; start <= cursor; {
-			end := min(start+l.cfg.MaxRange-1, cursor)
+			end := min(start+span-1, cursor)
 			logs, err := l.backend.FilterLogs(ctx, ethereum.FilterQuery{
 				FromBlock: new(big.Int).SetUint64(start), ToBlock: new(big.Int).SetUint64(end),
 				Addresses: l.cfg.Tokens, Topics: [][]common.Hash{{TransferTopic}, nil, topics},
 			})
 			if err != nil {
+				if span > 1 && ctx.Err() == nil {
+					span = max(1, span/2) // the node refused the range
+					continue
+				}
 				return fmt.Errorf("backfilling new watches %d-%d: %w", start, end, err)
 			}
-			only := NewWatchSet(len(addrs)) // deliver this batch's matches only
-			only.Add(addrs...)
-			if err := l.deliver(ctx, logs, only); err != nil {
+			if err := l.deliver(ctx, logs, func(to common.Address, block uint64) bool {
+				s, ok := owed[to]
+				return ok && block >= s
+			}); err != nil {
 				return err
 			}
 			start = end + 1
 		}
-		l.watch.Add(addrs...)
+		q := "UPDATE watched_addresses SET backfilled_to=? WHERE id IN (?" + strings.Repeat(",?", len(ids)-1) + ")"
+		if _, err := l.db.ExecContext(ctx, q, append([]any{cursor}, ids...)...); err != nil {
+			return fmt.Errorf("recording backfill: %w", err)
+		}
+		for _, x := range batch {
+			l.watch.Add(x.addr)
+		}
 		l.lastWatchID = batch[len(batch)-1].id
 	}
 	l.log.Info("watching new addresses", "count", len(fresh), "watched", l.watch.Len())
