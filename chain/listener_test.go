@@ -58,7 +58,9 @@ func (n *narrowNode) FilterLogs(ctx context.Context, q ethereum.FilterQuery) ([]
 	return n.simulatedClient.FilterLogs(ctx, q)
 }
 
-func noDial(context.Context) (chain.HeadSubscriber, error) { return nil, errors.New("no websocket in this test") }
+func noDial(context.Context) (chain.HeadSubscriber, error) {
+	return nil, errors.New("no websocket in this test")
+}
 
 // TestListenerRestartMidRangeDeliversEveryLogOnce: 200 blocks of transfers,
 // some to watched addresses (one batch transfer pays two in one tx); the sink
