@@ -92,9 +92,12 @@ func (t *Tracker) Track(ctx context.Context, txHash common.Hash, workflowID stri
 	return TrackTx(ctx, t.db, t.cfg.Chain, txHash, workflowID)
 }
 
-// TrackTx records that workflowID waits for txHash. Idempotent.
+// TrackTx records that workflowID waits for txHash. Idempotent; tracking a
+// transaction again after it was confirmed re-arms it, so a workflow that was
+// reset to before its confirmation is told again (owners ignore repeats).
 func TrackTx(ctx context.Context, db *sql.DB, chainName string, txHash common.Hash, workflowID string) error {
-	if _, err := db.ExecContext(ctx, "INSERT IGNORE INTO tracked_txs (tx_hash, chain, workflow_id) VALUES (?,?,?)",
+	if _, err := db.ExecContext(ctx, `INSERT INTO tracked_txs (tx_hash, chain, workflow_id) VALUES (?,?,?)
+		ON DUPLICATE KEY UPDATE state=IF(state IN ('confirmed','done'), 'pending', state)`,
 		txHash.Hex(), chainName, workflowID); err != nil {
 		return fmt.Errorf("tracking %s: %w", txHash.Hex(), err)
 	}

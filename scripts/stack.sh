@@ -237,6 +237,6 @@ case ${1:-} in
   down) down ;;
   status) status ;;
   restart-payflow) stop_one starter; stop_one worker; install_tools; start_payflow worker "$BIN/payflow-worker"; start_payflow starter "$BIN/payflow-starter" ;;
-  _*) mkdir -p "$DEV" "$PIDS" "$LOGS"; "${1#_}" ;;
+  _*) mkdir -p "$DEV" "$PIDS" "$LOGS"; "${1#_}" "${@:2}" ;;
   *) die "usage: $0 up|down|status|restart-payflow" ;;
 esac

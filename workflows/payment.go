@@ -241,7 +241,8 @@ func (p *payment) publish(ctx workflow.Context, errMsg string) (PaymentResult, e
 func errorMessage(err error) string {
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {
-		return appErr.Error()
+		// Error() would append "(type: …, retryable: …)" and the cause.
+		return appErr.Message()
 	}
 	return err.Error()
 }

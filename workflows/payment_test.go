@@ -1,0 +1,602 @@
+package workflows_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"payflow/activities"
+	"payflow/protocol"
+	"payflow/workflows"
+)
+
+const (
+	queueID    = "q-1"
+	fromAddr   = "0xad7ccd68974093c937b3e39a29ba4aa9a8f866c6"
+	toAddr     = "0x5d44d81e926be4bd2433d6db1ed9338c38759651"
+	collection = "0xc011ec7100c011ec7100c011ec7100c011ec7100"
+	txHash     = "0x197b4ab627402ca589f7070a93f8d12890f4af32c273cf3c65fd2b2ea303e3b9"
+	otherHash  = "0x0000000000000000000000000000000000000000000000000000000000000bad"
+	block      = uint64(178)
+
+	// confirmTimeout is far beyond every signal delay below, so the timer
+	// only fires in the tests that mean it to.
+	confirmTimeout = 10 * time.Minute
+)
+
+var a *activities.Activities
+
+// testLogger sends workflow and SDK logs to t.Log, so they show only for a
+// failing test or with -v. Lines logged after the test ended are dropped.
+func testLogger(t *testing.T) log.Logger {
+	w := &testWriter{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.done = true
+	})
+	return log.NewStructuredLogger(slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo})))
+}
+
+type testWriter struct {
+	t    *testing.T
+	mu   sync.Mutex
+	done bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+// errUnexpected is what a forbidden activity returns: non-retryable, so a
+// wrong call fails the test through its assertions instead of retrying forever.
+var errUnexpected = temporal.NewNonRetryableApplicationError("unexpected activity call", "Unexpected", nil)
+
+func request() protocol.PaymentRequest {
+	return protocol.PaymentRequest{QueueID: queueID, FromAddress: fromAddr, ToAddress: toAddr,
+		Amount: protocol.MustAmount("12.5"), Chain: "ETH", Symbol: "USDT", Timestamp: 1795260813}
+}
+
+func input() workflows.PaymentInput {
+	return workflows.PaymentInput{Request: request(), Digest: "d1", ConfirmTimeout: confirmTimeout}
+}
+
+// harness is one test workflow environment with PublishResult always mocked
+// and recorded, plus the names of the activities a test forbids.
+type harness struct {
+	t         *testing.T
+	env       *testsuite.TestWorkflowEnvironment
+	wfID      string
+	forbidden []string
+
+	mu        sync.Mutex // mock callbacks run off the workflow goroutine
+	published []activities.PublishInput
+	signed    []activities.TransferInput
+	settled   []activities.SettleInput
+	released  []activities.ReleaseInput
+	reserved  []activities.ReserveInput
+}
+
+func newHarness(t *testing.T, wfID string) *harness {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(testLogger(t))
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(workflows.Withdraw)
+	env.RegisterWorkflow(workflows.Pay)
+	env.RegisterActivity(&activities.Activities{})
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: wfID, TaskQueue: workflows.DefaultTaskQueue})
+	// Workflow time, which the env skips: a regression that waits or retries
+	// forever ends in a timeout error instead of a hung test.
+	env.SetWorkflowRunTimeout(24 * time.Hour)
+	h := &harness{t: t, env: env, wfID: wfID}
+	env.OnActivity(a.PublishResult, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.PublishInput) error {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.published = append(h.published, in)
+			return nil
+		})
+	return h
+}
+
+func (h *harness) reserve(res activities.ReserveResult, err error) {
+	h.env.OnActivity(a.ReserveFunds, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ReserveInput) (activities.ReserveResult, error) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.reserved = append(h.reserved, in)
+			return res, err
+		})
+}
+
+func (h *harness) sign(err error) {
+	h.env.OnActivity(a.SignTransfer, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.TransferInput) (activities.TransferResult, error) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.signed = append(h.signed, in)
+			if err != nil {
+				return activities.TransferResult{}, err
+			}
+			return activities.TransferResult{TxHash: txHash, Nonce: 7, From: in.From}, nil
+		})
+}
+
+func (h *harness) broadcast() {
+	h.env.OnActivity(a.Broadcast, mock.Anything,
+		activities.BroadcastInput{WorkflowID: h.wfID, Step: "transfer"}).
+		Return(activities.TransferResult{TxHash: txHash, Nonce: 7, From: fromAddr}, nil)
+}
+
+func (h *harness) settle() {
+	h.env.OnActivity(a.SettleFunds, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.SettleInput) error {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.settled = append(h.settled, in)
+			return nil
+		})
+}
+
+func (h *harness) release() {
+	h.env.OnActivity(a.ReleaseFunds, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ReleaseInput) error {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.released = append(h.released, in)
+			return nil
+		})
+}
+
+// forbid mocks fn to fail without retries, and has done assert it never ran.
+// (An unmocked activity would run the real one on a zero Activities and panic,
+// which Temporal retries forever.)
+func (h *harness) forbid(fns ...any) {
+	for _, fn := range fns {
+		ft := reflect.TypeOf(fn)
+		rets := make([]any, ft.NumOut())
+		for i := 0; i < ft.NumOut()-1; i++ {
+			rets[i] = reflect.Zero(ft.Out(i)).Interface()
+		}
+		rets[ft.NumOut()-1] = errUnexpected
+		h.env.OnActivity(fn, mock.Anything, mock.Anything).Return(rets...).Maybe()
+		name := runtime.FuncForPC(reflect.ValueOf(fn).Pointer()).Name()
+		name = strings.TrimSuffix(name[strings.LastIndex(name, ".")+1:], "-fm")
+		h.forbidden = append(h.forbidden, name)
+	}
+}
+
+func (h *harness) signal(delay time.Duration, ev workflows.TxEvent) {
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(workflows.SignalTxEvent, ev)
+	}, delay)
+}
+
+// status queries the workflow. It does not fail the test itself, as it is
+// mostly called from delayed callbacks; check the error afterwards.
+func (h *harness) status() (workflows.PaymentStatus, error) {
+	var st workflows.PaymentStatus
+	v, err := h.env.QueryWorkflow(workflows.QueryStatus)
+	if err == nil {
+		err = v.Get(&st)
+	}
+	return st, err
+}
+
+// outcomes counts the settles, releases and publishes so far; delayed
+// callbacks use it to check that nothing was decided too early.
+func (h *harness) outcomes() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.settled) + len(h.released) + len(h.published)
+}
+
+// run executes wf and returns its result and error.
+func (h *harness) run(wf any, in workflows.PaymentInput) (workflows.PaymentResult, error) {
+	h.t.Helper()
+	h.env.ExecuteWorkflow(wf, in)
+	require.True(h.t, h.env.IsWorkflowCompleted(), "workflow did not complete")
+	var res workflows.PaymentResult
+	err := h.env.GetWorkflowError()
+	if err == nil {
+		require.NoError(h.t, h.env.GetWorkflowResult(&res))
+	}
+	return res, err
+}
+
+// onlyPublished asserts exactly one response was published and returns it.
+func (h *harness) onlyPublished(flow protocol.Flow, prefix string) protocol.PaymentResponse {
+	h.t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	require.Len(h.t, h.published, 1, "responses published")
+	in := h.published[0]
+	require.Equal(h.t, flow, in.Flow)
+	require.Equal(h.t, prefix+queueID+"/result", in.MessageID)
+	require.Nil(h.t, in.Topup)
+	require.NotNil(h.t, in.Payment)
+	return *in.Payment
+}
+
+// done checks every expectation and that no forbidden activity ran.
+func (h *harness) done() {
+	h.t.Helper()
+	h.env.AssertExpectations(h.t)
+	for _, name := range h.forbidden {
+		h.env.AssertNotCalled(h.t, name, mock.Anything, mock.Anything)
+	}
+}
+
+func requireAmount(t *testing.T, want string, got protocol.Amount) {
+	t.Helper()
+	require.True(t, got.Equal(protocol.MustAmount(want).Decimal), "amount = %s, want %s", got.String(), want)
+}
+
+// requireSucceeded checks got is the status=1 answer to request() paid by payer.
+func requireSucceeded(t *testing.T, got protocol.PaymentResponse, payer string) {
+	t.Helper()
+	requireAmount(t, "12.5", got.Amount)
+	got.Amount = protocol.Amount{}
+	require.Equal(t, protocol.PaymentResponse{QueueID: queueID, Status: protocol.StatusSucceeded, Chain: "ETH",
+		Symbol: "USDT", TxHash: txHash, FromAddress: payer, ToAddress: toAddr, BlockNumber: block}, got)
+}
+
+func TestWithdrawSucceeds(t *testing.T) {
+	wfID := workflows.WithdrawWorkflowID(queueID)
+	h := newHarness(t, wfID)
+	h.reserve(activities.ReserveResult{PayingAddress: fromAddr}, nil)
+	h.sign(nil)
+	h.broadcast()
+	h.settle()
+	h.forbid(a.ReleaseFunds, a.CheckReceipt)
+	h.signal(time.Second, workflows.TxEvent{TxHash: txHash, Milestone: "seen", BlockNumber: block, Succeeded: true})
+	afterSeen := -1
+	h.env.RegisterDelayedCallback(func() { afterSeen = h.outcomes() }, 1500*time.Millisecond)
+	h.signal(2*time.Second, workflows.TxEvent{TxHash: txHash, Milestone: "confirmed", BlockNumber: block, Succeeded: true})
+
+	res, err := h.run(workflows.Withdraw, input())
+	require.NoError(t, err)
+	require.Zero(t, afterSeen, "\"seen\" alone settles nothing")
+
+	got := h.onlyPublished(protocol.FlowWithdraw, "withdraw-")
+	requireSucceeded(t, got, fromAddr)
+	requireSucceeded(t, res, fromAddr)
+
+	require.Len(t, h.reserved, 1)
+	requireAmount(t, "12.5", h.reserved[0].Amount)
+	h.reserved[0].Amount = protocol.Amount{}
+	require.Equal(t, activities.ReserveInput{Key: wfID, Chain: "ETH", Symbol: "USDT", FromAddress: fromAddr}, h.reserved[0])
+	require.Len(t, h.signed, 1)
+	requireAmount(t, "12.5", h.signed[0].Amount)
+	h.signed[0].Amount = protocol.Amount{}
+	require.Equal(t, activities.TransferInput{WorkflowID: wfID, Step: "transfer", Symbol: "USDT", From: fromAddr, To: toAddr},
+		h.signed[0])
+	require.Equal(t, []activities.SettleInput{{Key: wfID, TxHash: txHash}}, h.settled)
+	h.env.AssertActivityNumberOfCalls(t, "SettleFunds", 1)
+	h.env.AssertActivityNumberOfCalls(t, "PublishResult", 1)
+	h.done()
+}
+
+func TestWithdrawFallsBackToCollectionWallet(t *testing.T) {
+	h := newHarness(t, workflows.WithdrawWorkflowID(queueID))
+	h.reserve(activities.ReserveResult{PayingAddress: collection, FellBack: true}, nil)
+	h.sign(nil)
+	h.broadcast()
+	h.settle()
+	h.forbid(a.ReleaseFunds, a.CheckReceipt)
+	h.signal(time.Second, workflows.TxEvent{TxHash: txHash, Milestone: "confirmed", BlockNumber: block, Succeeded: true})
+
+	res, err := h.run(workflows.Withdraw, input())
+	require.NoError(t, err)
+
+	require.Len(t, h.signed, 1)
+	require.Equal(t, collection, h.signed[0].From, "the collection wallet signs")
+	require.Equal(t, toAddr, h.signed[0].To)
+	requireSucceeded(t, h.onlyPublished(protocol.FlowWithdraw, "withdraw-"), collection)
+	require.Equal(t, collection, res.FromAddress)
+	h.env.AssertActivityNumberOfCalls(t, "SettleFunds", 1)
+	h.done()
+}
+
+func TestWithdrawInsufficientFunds(t *testing.T) {
+	const msg = "insufficient funds: neither 0xad7c… nor the collection wallet can cover 12.5 USDT"
+	h := newHarness(t, workflows.WithdrawWorkflowID(queueID))
+	h.reserve(activities.ReserveResult{},
+		temporal.NewNonRetryableApplicationError(msg, activities.ErrTypeInsufficientFunds, nil))
+	// Nothing was reserved, so there is nothing to release.
+	h.forbid(a.SignTransfer, a.Broadcast, a.CheckReceipt, a.SettleFunds, a.ReleaseFunds)
+
+	res, err := h.run(workflows.Withdraw, input())
+	require.NoError(t, err, "a business failure is a published answer, not a failed workflow")
+
+	got := h.onlyPublished(protocol.FlowWithdraw, "withdraw-")
+	requireAmount(t, "12.5", got.Amount)
+	got.Amount = protocol.Amount{}
+	require.Equal(t, protocol.PaymentResponse{QueueID: queueID, Status: protocol.StatusFailed, Chain: "ETH",
+		Symbol: "USDT", FromAddress: fromAddr, ToAddress: toAddr, Error: msg}, got)
+	require.Equal(t, protocol.StatusFailed, res.Status)
+	require.Equal(t, msg, res.Error)
+	h.done()
+}
+
+func TestWithdrawSignFailsReleases(t *testing.T) {
+	wfID := workflows.WithdrawWorkflowID(queueID)
+	// Shaped like activities' permanent(): the message repeats in the cause.
+	cause := fmt.Errorf("%s has 0 wei for gas: insufficient gas", fromAddr)
+	h := newHarness(t, wfID)
+	h.reserve(activities.ReserveResult{PayingAddress: fromAddr}, nil)
+	h.sign(temporal.NewNonRetryableApplicationError(cause.Error(), activities.ErrTypeInsufficientGas, cause))
+	h.release()
+	h.forbid(a.Broadcast, a.CheckReceipt, a.SettleFunds)
+
+	res, err := h.run(workflows.Withdraw, input())
+	require.NoError(t, err)
+
+	got := h.onlyPublished(protocol.FlowWithdraw, "withdraw-")
+	require.Equal(t, protocol.StatusFailed, got.Status)
+	require.Equal(t, cause.Error(), got.Error, "the error is the activity's message, without Temporal's decoration")
+	require.Empty(t, got.TxHash)
+	require.Equal(t, fromAddr, got.FromAddress)
+	require.Equal(t, got, res)
+	require.Equal(t, []activities.ReleaseInput{{Key: wfID}}, h.released)
+	h.env.AssertActivityNumberOfCalls(t, "ReleaseFunds", 1)
+	h.done()
+}
+
+func TestWithdrawRevertedReleases(t *testing.T) {
+	wfID := workflows.WithdrawWorkflowID(queueID)
+	h := newHarness(t, wfID)
+	h.reserve(activities.ReserveResult{PayingAddress: fromAddr}, nil)
+	h.sign(nil)
+	h.broadcast()
+	h.release()
+	h.forbid(a.SettleFunds, a.CheckReceipt)
+	h.signal(time.Second, workflows.TxEvent{TxHash: txHash, Milestone: "seen", BlockNumber: block, Succeeded: false})
+	h.signal(2*time.Second, workflows.TxEvent{TxHash: txHash, Milestone: "confirmed", BlockNumber: block, Succeeded: false})
+
+	res, err := h.run(workflows.Withdraw, input())
+	require.NoError(t, err)
+
+	got := h.onlyPublished(protocol.FlowWithdraw, "withdraw-")
+	require.Equal(t, protocol.StatusFailed, got.Status)
+	require.Contains(t, got.Error, "reverted")
+	require.Contains(t, got.Error, txHash)
+	require.Equal(t, txHash, got.TxHash)
+	require.Equal(t, block, got.BlockNumber)
+	require.Equal(t, got, res)
+	require.Equal(t, []activities.ReleaseInput{{Key: wfID}}, h.released)
+	h.done()
+}
+
+func TestWithdrawIgnoresForeignAndRepeatedSignals(t *testing.T) {
+	h := newHarness(t, workflows.WithdrawWorkflowID(queueID))
+	h.reserve(activities.ReserveResult{PayingAddress: fromAddr}, nil)
+	h.sign(nil)
+	h.broadcast()
+	h.settle()
+	h.forbid(a.ReleaseFunds, a.CheckReceipt)
+	// Were the foreign event taken for ours, the payment would fail as reverted.
+	h.signal(time.Second, workflows.TxEvent{TxHash: otherHash, Milestone: "confirmed", BlockNumber: 999, Succeeded: false})
+	h.signal(2*time.Second, workflows.TxEvent{TxHash: txHash, Milestone: "seen", BlockNumber: block, Succeeded: true})
+	h.signal(3*time.Second, workflows.TxEvent{TxHash: txHash, Milestone: "seen", BlockNumber: block, Succeeded: true})
+	h.signal(4*time.Second, workflows.TxEvent{TxHash: otherHash, Milestone: "seen", BlockNumber: 999, Succeeded: true})
+	beforeConfirmed := -1
+	h.env.RegisterDelayedCallback(func() { beforeConfirmed = h.outcomes() }, 4500*time.Millisecond)
+	h.signal(5*time.Second, workflows.TxEvent{TxHash: txHash, Milestone: "confirmed", BlockNumber: block, Succeeded: true})
+
+	res, err := h.run(workflows.Withdraw, input())
+	require.NoError(t, err)
+	require.Zero(t, beforeConfirmed, "only our \"confirmed\" decides")
+	requireSucceeded(t, h.onlyPublished(protocol.FlowWithdraw, "withdraw-"), fromAddr)
+	require.Equal(t, protocol.StatusSucceeded, res.Status)
+	h.env.AssertActivityNumberOfCalls(t, "SettleFunds", 1)
+	h.env.AssertActivityNumberOfCalls(t, "PublishResult", 1)
+	h.done()
+}
+
+func TestWithdrawStuckKeepsWaiting(t *testing.T) {
+	h := newHarness(t, workflows.WithdrawWorkflowID(queueID))
+	h.reserve(activities.ReserveResult{PayingAddress: fromAddr}, nil)
+	h.sign(nil)
+	h.broadcast()
+	h.settle()
+	h.forbid(a.ReleaseFunds)
+	var receipts int
+	h.env.OnActivity(a.CheckReceipt, mock.Anything, activities.ReceiptInput{TxHash: txHash}).Return(
+		func(context.Context, activities.ReceiptInput) (activities.ReceiptResult, error) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			receipts++
+			return activities.ReceiptResult{Mined: false}, nil
+		})
+
+	in := input()
+	in.ConfirmTimeout = time.Minute
+	type snapshot struct {
+		status                       workflows.PaymentStatus
+		err                          error
+		receipts, published, settled int
+	}
+	var snaps []snapshot
+	check := func() {
+		st, err := h.status()
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		snaps = append(snaps, snapshot{st, err, receipts, len(h.published), len(h.settled)})
+	}
+	// The timer fires at 1m, 2m, 3m, ...; look in between.
+	h.env.RegisterDelayedCallback(check, 90*time.Second)
+	h.env.RegisterDelayedCallback(check, 150*time.Second)
+	h.signal(150*time.Second+time.Millisecond,
+		workflows.TxEvent{TxHash: txHash, Milestone: "confirmed", BlockNumber: block, Succeeded: true})
+
+	res, err := h.run(workflows.Withdraw, in)
+	require.NoError(t, err)
+
+	require.Len(t, snaps, 2)
+	for i, s := range snaps {
+		require.NoError(t, s.err)
+		require.Equal(t, workflows.StepStuck, s.status.Step)
+		require.Contains(t, s.status.Summary, "not mined after 1m0s")
+		require.Equal(t, txHash, s.status.TxHash)
+		require.False(t, s.status.Confirmed)
+		require.Equal(t, i+1, s.receipts, "the receipt is checked at each timeout")
+		require.Zero(t, s.published, "nothing is published while the transfer may still mine")
+		require.Zero(t, s.settled)
+	}
+	require.Equal(t, 2, receipts)
+	requireSucceeded(t, h.onlyPublished(protocol.FlowWithdraw, "withdraw-"), fromAddr)
+	require.Equal(t, protocol.StatusSucceeded, res.Status)
+	h.env.AssertActivityNumberOfCalls(t, "SettleFunds", 1)
+	h.done()
+}
+
+func TestWithdrawTimeoutButMinedSettles(t *testing.T) {
+	wfID := workflows.WithdrawWorkflowID(queueID)
+	h := newHarness(t, wfID)
+	h.reserve(activities.ReserveResult{PayingAddress: fromAddr}, nil)
+	h.sign(nil)
+	h.broadcast()
+	h.settle()
+	h.forbid(a.ReleaseFunds)
+	h.env.OnActivity(a.CheckReceipt, mock.Anything, activities.ReceiptInput{TxHash: txHash}).
+		Return(activities.ReceiptResult{Mined: true, Succeeded: true, BlockNumber: block}, nil).Once()
+
+	in := input()
+	in.ConfirmTimeout = time.Minute
+	res, err := h.run(workflows.Withdraw, in) // no signal ever comes
+	require.NoError(t, err)
+
+	requireSucceeded(t, h.onlyPublished(protocol.FlowWithdraw, "withdraw-"), fromAddr)
+	require.Equal(t, protocol.StatusSucceeded, res.Status)
+	require.Equal(t, []activities.SettleInput{{Key: wfID, TxHash: txHash}}, h.settled)
+	h.done()
+}
+
+func TestWithdrawTimeoutMinedButRevertedReleases(t *testing.T) {
+	h := newHarness(t, workflows.WithdrawWorkflowID(queueID))
+	h.reserve(activities.ReserveResult{PayingAddress: fromAddr}, nil)
+	h.sign(nil)
+	h.broadcast()
+	h.release()
+	h.forbid(a.SettleFunds)
+	h.env.OnActivity(a.CheckReceipt, mock.Anything, activities.ReceiptInput{TxHash: txHash}).
+		Return(activities.ReceiptResult{Mined: true, Succeeded: false, BlockNumber: block}, nil).Once()
+
+	in := input()
+	in.ConfirmTimeout = time.Minute
+	_, err := h.run(workflows.Withdraw, in)
+	require.NoError(t, err)
+
+	got := h.onlyPublished(protocol.FlowWithdraw, "withdraw-")
+	require.Equal(t, protocol.StatusFailed, got.Status)
+	require.Contains(t, got.Error, "reverted")
+	require.Len(t, h.released, 1)
+	h.done()
+}
+
+func TestWithdrawStatusQuery(t *testing.T) {
+	h := newHarness(t, workflows.WithdrawWorkflowID(queueID))
+	h.reserve(activities.ReserveResult{PayingAddress: collection, FellBack: true}, nil)
+	h.sign(nil)
+	h.broadcast()
+	h.settle()
+	h.forbid(a.ReleaseFunds, a.CheckReceipt)
+
+	var beforeSeen, afterSeen workflows.PaymentStatus
+	var beforeErr, afterErr error
+	h.env.RegisterDelayedCallback(func() { beforeSeen, beforeErr = h.status() }, time.Second)
+	h.signal(2*time.Second, workflows.TxEvent{TxHash: txHash, Milestone: "seen", BlockNumber: block, Succeeded: true})
+	h.env.RegisterDelayedCallback(func() { afterSeen, afterErr = h.status() }, 3*time.Second)
+	h.signal(4*time.Second, workflows.TxEvent{TxHash: txHash, Milestone: "confirmed", BlockNumber: block, Succeeded: true})
+
+	_, err := h.run(workflows.Withdraw, input())
+	require.NoError(t, err)
+
+	require.NoError(t, beforeErr)
+	require.NoError(t, afterErr)
+	require.Equal(t, workflows.PaymentStatus{Step: workflows.StepConfirming,
+		Summary: "waiting for confirmations of " + txHash, TxHash: txHash, PayingAddress: collection}, beforeSeen)
+	require.Equal(t, workflows.StepConfirming, afterSeen.Step)
+	require.Contains(t, afterSeen.Summary, fmt.Sprintf("seen in block %d", block))
+	require.False(t, afterSeen.Confirmed)
+
+	final, err := h.status()
+	require.NoError(t, err)
+	require.Equal(t, workflows.StepSucceeded, final.Step)
+	require.True(t, final.Confirmed)
+	h.done()
+}
+
+func TestPayEchoesOrderID(t *testing.T) {
+	wfID := workflows.PayWorkflowID(queueID)
+	h := newHarness(t, wfID)
+	h.reserve(activities.ReserveResult{PayingAddress: fromAddr}, nil)
+	h.sign(nil)
+	h.broadcast()
+	h.settle()
+	h.forbid(a.ReleaseFunds, a.CheckReceipt)
+	h.signal(time.Second, workflows.TxEvent{TxHash: txHash, Milestone: "confirmed", BlockNumber: block, Succeeded: true})
+
+	in := input()
+	in.Request.OrderID = "order-42"
+	res, err := h.run(workflows.Pay, in)
+	require.NoError(t, err)
+
+	got := h.onlyPublished(protocol.FlowPay, "pay-")
+	require.Equal(t, "order-42", got.OrderID)
+	require.Equal(t, protocol.StatusSucceeded, got.Status)
+	require.Equal(t, txHash, got.TxHash)
+	require.Equal(t, "order-42", res.OrderID)
+	require.Equal(t, wfID, h.reserved[0].Key)
+	h.done()
+}
+
+const successHistory = "testdata/withdraw_success_history.json"
+
+// TestReplayWithdrawHistory replays a Withdraw that succeeded on the dev
+// server (reserve, sign, broadcast, seen, confirmed, settle, publish) against
+// the current code: a change in the commands it issues fails here.
+func TestReplayWithdrawHistory(t *testing.T) {
+	replayer := worker.NewWorkflowReplayer()
+	replayer.RegisterWorkflow(workflows.Withdraw)
+	require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(testLogger(t), successHistory))
+}
+
+// TestReplayWithdrawHistoryCatchesChange shows the history is not replayed
+// vacuously: the same Withdraw with one step added in front, unversioned, is
+// rejected as nondeterministic.
+func TestReplayWithdrawHistoryCatchesChange(t *testing.T) {
+	changed := func(ctx workflow.Context, in workflows.PaymentInput) (workflows.PaymentResult, error) {
+		if err := workflow.Sleep(ctx, time.Second); err != nil {
+			return workflows.PaymentResult{}, err
+		}
+		return workflows.Withdraw(ctx, in)
+	}
+	replayer := worker.NewWorkflowReplayer()
+	replayer.RegisterWorkflowWithOptions(changed, workflow.RegisterOptions{Name: "Withdraw"})
+	err := replayer.ReplayWorkflowHistoryFromJSONFile(testLogger(t), successHistory)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "[TMPRL1100]", "the SDK's nondeterminism error code")
+}
