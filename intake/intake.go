@@ -110,7 +110,8 @@ func (i *Intake) startPayment(ctx context.Context, flow protocol.Flow, d amqp.De
 	if flow == protocol.FlowPay {
 		wf = workflows.Pay
 	}
-	in := workflows.PaymentInput{Request: req, Digest: digest, ConfirmTimeout: i.cfg.Payment.ConfirmTimeout.Duration}
+	in := workflows.PaymentInput{Request: req, Digest: digest, ConfirmTimeout: i.cfg.Payment.ConfirmTimeout.Duration,
+		ApprovalThreshold: i.cfg.Payment.ApprovalThreshold, ApprovalTimeout: i.cfg.Payment.ApprovalTimeout.Duration}
 	run, err := i.temporal.ExecuteWorkflow(ctx, opts, wf, in)
 	if err == nil {
 		i.log.Info("started payment", "workflow_id", id, "run_id", run.GetRunID(), "queue_id", req.QueueID, "flow", flow)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/shopspring/decimal"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -19,6 +20,11 @@ type PaymentInput struct {
 	Digest string
 	// ConfirmTimeout bounds the wait for confirmations after broadcast.
 	ConfirmTimeout time.Duration
+	// ApprovalThreshold: amounts strictly above it wait for an operator's
+	// Approval (SignalApproval) after the funds are reserved. Empty = never.
+	ApprovalThreshold string
+	// ApprovalTimeout rejects an unanswered approval.
+	ApprovalTimeout time.Duration
 }
 
 // PaymentResult is the workflow's result: the response that was published.
@@ -36,6 +42,7 @@ type PaymentStatus struct {
 // Payment steps, as shown by QueryStatus and the PayflowStatus attribute.
 const (
 	StepReserving    = "reserving"
+	StepApproval     = "awaiting-approval"
 	StepSigning      = "signing"
 	StepBroadcasting = "broadcasting"
 	StepConfirming   = "confirming"
@@ -123,6 +130,12 @@ func runPayment(ctx workflow.Context, flow protocol.Flow, in PaymentInput) (Paym
 		_ = workflow.UpsertTypedSearchAttributes(ctx, AttrAddress.ValueSet(rsv.PayingAddress))
 	}
 
+	if needsApproval(in) {
+		if err := p.awaitApproval(ctx); err != nil {
+			return p.fail(ctx, true, err)
+		}
+	}
+
 	p.step(ctx, StepSigning, fmt.Sprintf("signing %s %s from %s to %s", r.Amount.String(), r.Symbol, rsv.PayingAddress, r.ToAddress))
 	var signed activities.TransferResult
 	if err := workflow.ExecuteActivity(cctx, a.SignTransfer, activities.TransferInput{WorkflowID: p.wfID, Step: transferStep,
@@ -175,6 +188,52 @@ func runPayment(ctx workflow.Context, flow protocol.Flow, in PaymentInput) (Paym
 	p.resp.Status = protocol.StatusSucceeded
 	p.step(ctx, StepSucceeded, fmt.Sprintf("paid %s %s to %s in %s", r.Amount.String(), r.Symbol, r.ToAddress, signed.TxHash))
 	return p.publish(ctx, "")
+}
+
+func needsApproval(in PaymentInput) bool {
+	if in.ApprovalThreshold == "" {
+		return false
+	}
+	limit, err := decimal.NewFromString(in.ApprovalThreshold)
+	return err == nil && in.Request.Amount.GreaterThan(limit)
+}
+
+// awaitApproval holds the reserved payment until an operator approves or
+// rejects it (signal SignalApproval), or the approval timeout rejects it.
+func (p *payment) awaitApproval(ctx workflow.Context) error {
+	timeout := p.in.ApprovalTimeout
+	if timeout <= 0 {
+		timeout = 24 * time.Hour
+	}
+	p.step(ctx, StepApproval, fmt.Sprintf("%s %s is above the approval threshold %s; waiting up to %s for an operator",
+		p.in.Request.Amount.String(), p.in.Request.Symbol, p.in.ApprovalThreshold, timeout))
+	var dec Approval
+	timedOut := false
+	tctx, cancel := workflow.WithCancel(ctx)
+	defer cancel()
+	sel := workflow.NewSelector(ctx)
+	sel.AddReceive(workflow.GetSignalChannel(ctx, SignalApproval), func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &dec) })
+	sel.AddFuture(workflow.NewTimer(tctx, timeout), func(workflow.Future) { timedOut = true })
+	sel.Select(ctx)
+	switch {
+	case timedOut:
+		return fmt.Errorf("rejected: no approval within %s", timeout)
+	case !dec.Approve:
+		reason := dec.Reason
+		if reason == "" {
+			reason = "no reason given"
+		}
+		return fmt.Errorf("rejected by %s: %s", orUnknown(dec.By), reason)
+	}
+	workflow.GetLogger(ctx).Info("payment approved", "queue_id", p.in.Request.QueueID, "by", dec.By)
+	return nil
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "an operator"
+	}
+	return s
 }
 
 // awaitConfirmation waits for the tracker's "confirmed" signal for txHash, or
