@@ -200,6 +200,9 @@ func (b *Broadcaster) fees(ctx context.Context) (tip, maxFee *big.Int, err error
 // the wallet's nonce lane.
 func (b *Broadcaster) signAndStore(ctx context.Context, req TransferRequest, key *ecdsa.PrivateKey, inner *types.DynamicFeeTx) (SignedTx, error) {
 	from := Lower(req.From)
+	if err := b.ensureLane(ctx, req.From); err != nil {
+		return SignedTx{}, err
+	}
 	tx, err := b.db.BeginTx(ctx, nil)
 	if err != nil {
 		return SignedTx{}, fmt.Errorf("beginning nonce transaction: %w", err)
@@ -237,27 +240,35 @@ func (b *Broadcaster) signAndStore(ctx context.Context, req TransferRequest, key
 	return SignedTx{WorkflowID: req.WorkflowID, Step: req.Step, From: req.From, Nonce: nonce, Hash: signed.Hash(), Raw: raw}, nil
 }
 
-// lockNonce locks the wallet's nonce row, creating it from the chain's
-// pending nonce the first time the wallet sends.
+// ensureLane creates the wallet's nonce row from the chain's pending nonce the
+// first time it sends. It runs before, and outside, the signing transaction:
+// there a locking read of a missing row takes a gap lock, and two first
+// signers inserting into the same gap deadlock each other.
+func (b *Broadcaster) ensureLane(ctx context.Context, from common.Address) error {
+	var one int
+	err := b.db.QueryRowContext(ctx, "SELECT 1 FROM nonces WHERE chain=? AND address=?", b.cfg.Chain, Lower(from)).Scan(&one)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("reading nonce lane of %s: %w", Lower(from), err)
+	}
+	pending, err := b.backend.PendingNonceAt(ctx, from)
+	if err != nil {
+		return fmt.Errorf("reading pending nonce of %s: %w", Lower(from), err)
+	}
+	if _, err := b.db.ExecContext(ctx, "INSERT IGNORE INTO nonces (chain, address, next_nonce) VALUES (?,?,?)",
+		b.cfg.Chain, Lower(from), pending); err != nil {
+		return fmt.Errorf("creating nonce lane of %s: %w", Lower(from), err)
+	}
+	return nil
+}
+
+// lockNonce locks the wallet's nonce row, which ensureLane has created.
 func (b *Broadcaster) lockNonce(ctx context.Context, tx *sql.Tx, from common.Address) (uint64, error) {
 	var next uint64
-	q := "SELECT next_nonce FROM nonces WHERE chain=? AND address=? FOR UPDATE"
-	err := tx.QueryRowContext(ctx, q, b.cfg.Chain, Lower(from)).Scan(&next)
-	if errors.Is(err, sql.ErrNoRows) {
-		pending, err := b.backend.PendingNonceAt(ctx, from)
-		if err != nil {
-			return 0, fmt.Errorf("reading pending nonce of %s: %w", Lower(from), err)
-		}
-		if _, err := tx.ExecContext(ctx, "INSERT IGNORE INTO nonces (chain, address, next_nonce) VALUES (?,?,?)",
-			b.cfg.Chain, Lower(from), pending); err != nil {
-			return 0, fmt.Errorf("creating nonce lane: %w", err)
-		}
-		err = tx.QueryRowContext(ctx, q, b.cfg.Chain, Lower(from)).Scan(&next)
-		if err != nil {
-			return 0, fmt.Errorf("locking nonce lane: %w", err)
-		}
-		return next, nil
-	}
+	err := tx.QueryRowContext(ctx, "SELECT next_nonce FROM nonces WHERE chain=? AND address=? FOR UPDATE",
+		b.cfg.Chain, Lower(from)).Scan(&next)
 	if err != nil {
 		return 0, fmt.Errorf("locking nonce lane of %s: %w", Lower(from), err)
 	}
