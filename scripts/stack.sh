@@ -161,7 +161,7 @@ start_payflow() { # name binary
   (set -a; . "$DEV/payflow.env"; set +a
    nohup "$bin" -config "$DEV/config.json" >>"$LOGS/$name.log" 2>&1 &
    echo $! >"$PIDS/$name.pid")
-  sha256sum "$bin" | cut -d' ' -f1 >"$PIDS/$name.sum"
+  cat "$bin" "$DEV/config.json" | sha256sum | cut -d" " -f1 >"$PIDS/$name.sum"
 }
 
 up() {
@@ -216,8 +216,8 @@ refresh() {
   local name bin
   for name in worker starter; do
     bin=$BIN/payflow-$name
-    if running "$name" && [[ "$(sha256sum "$bin" | cut -d' ' -f1)" != "$(cat "$PIDS/$name.sum" 2>/dev/null)" ]]; then
-      log "$name binary changed; restarting it"
+    if running "$name" && [[ "$(cat "$bin" "$DEV/config.json" | sha256sum | cut -d" " -f1)" != "$(cat "$PIDS/$name.sum" 2>/dev/null)" ]]; then
+      log "$name binary or config changed; restarting it"
       stop_one "$name"
       start_payflow "$name" "$bin"
     fi

@@ -240,6 +240,11 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	cfg.Temporal.Address = *tAddr
 	cfg.Payment.CollectionAddress = collection
 	cfg.Payment.ConfirmTimeout = config.Duration{Duration: 5 * time.Minute}
+	// Dev policy: payments above 50,000 wait for an operator, for 30 s.
+	cfg.Payment.ApprovalThreshold = "50000"
+	cfg.Payment.ApprovalTimeout = config.Duration{Duration: 30 * time.Second}
+	cfg.Payment.ReincludeTimeout = config.Duration{Duration: 2 * time.Minute}
+	cfg.Tokens = map[string]config.Token{"USDT": {Address: sec.TokenAddr, Decimals: 6, Dust: "0.01"}}
 	cfg.HTTPAddr = *httpAddr
 	// Secrets go to payflow.env, not config.json.
 	if err := writeConfig(filepath.Join(*dir, "config.json"), cfg); err != nil {

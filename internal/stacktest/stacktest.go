@@ -4,6 +4,7 @@
 package stacktest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -11,6 +12,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -23,6 +26,8 @@ import (
 	"github.com/ethereum/go-ethereum/ethclient"
 	_ "github.com/go-sql-driver/mysql"
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
 
 	"payflow/chain/token"
 	"payflow/config"
@@ -188,9 +193,51 @@ func (s *Stack) Publish(t testing.TB, routingKey string, body []byte, sign bool)
 	}
 }
 
+// Temporal dials the stack's Temporal frontend.
+func (s *Stack) Temporal(t testing.TB) client.Client {
+	t.Helper()
+	c, err := client.Dial(client.Options{HostPort: s.TemporalAddress, Namespace: s.TemporalNamespace,
+		Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// Find returns the deliveries whose raw body contains sub.
+func (c *Collector) Find(sub string) []Delivery {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []Delivery
+	for _, ds := range c.byKey {
+		for _, d := range ds {
+			if bytes.Contains(d.Raw, []byte(sub)) {
+				out = append(out, d)
+			}
+		}
+	}
+	return out
+}
+
+// WaitFind waits until a delivery containing sub arrives, or fails the test.
+func (c *Collector) WaitFind(t testing.TB, sub string, timeout time.Duration) Delivery {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if got := c.Find(sub); len(got) > 0 {
+			return got[0]
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("waited %s for a message containing %q", timeout, sub)
+	return Delivery{}
+}
+
 // Delivery is one response seen by a Collector.
 type Delivery struct {
 	MessageID string
+	Headers   map[string]any
 	Body      map[string]any
 	Raw       []byte
 }
@@ -226,12 +273,12 @@ func (s *Stack) Collect(t testing.TB, queue, field string) *Collector {
 	go func() {
 		for d := range ds {
 			var m map[string]any
-			dec := json.NewDecoder(bytesReader(d.Body))
+			dec := json.NewDecoder(bytes.NewReader(d.Body))
 			dec.UseNumber()
 			_ = dec.Decode(&m)
 			key := fmt.Sprint(m[c.field])
 			c.mu.Lock()
-			c.byKey[key] = append(c.byKey[key], Delivery{MessageID: d.MessageId, Body: m, Raw: d.Body})
+			c.byKey[key] = append(c.byKey[key], Delivery{MessageID: d.MessageId, Headers: d.Headers, Body: m, Raw: d.Body})
 			c.mu.Unlock()
 		}
 	}()
