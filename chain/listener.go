@@ -256,6 +256,27 @@ func (l *Listener) processRange(ctx context.Context, from, to uint64) (Cursor, e
 
 // deliver matches logs against the watch set and hands matches to the sink.
 func (l *Listener) deliver(ctx context.Context, logs []types.Log, match func(to common.Address, block uint64) bool) error {
+	deps := MatchTransfers(logs, match)
+	if len(deps) == 0 {
+		return nil
+	}
+	for i := range deps {
+		idx, err := l.txLogIndex(ctx, deps[i].TxHash, deps[i].BlockLogIndex, deps[i].BlockHash)
+		if err != nil {
+			return err
+		}
+		deps[i].LogIndex = idx
+	}
+	if err := l.sink.HandleDeposits(ctx, deps); err != nil {
+		return fmt.Errorf("handing over %d deposits: %w", len(deps), err)
+	}
+	return nil
+}
+
+// MatchTransfers returns the ERC20 Transfer logs whose recipient match
+// accepts, skipping removed and malformed logs. LogIndex is left zero: the
+// listener fills it from the receipt (only matches cost a receipt lookup).
+func MatchTransfers(logs []types.Log, match func(to common.Address, block uint64) bool) []Deposit {
 	var deps []Deposit
 	for i := range logs {
 		lg := &logs[i]
@@ -266,42 +287,32 @@ func (l *Listener) deliver(ctx context.Context, logs []types.Log, match func(to 
 		if !match(to, lg.BlockNumber) {
 			continue
 		}
-		idx, err := l.txLogIndex(ctx, lg)
-		if err != nil {
-			return err
-		}
 		deps = append(deps, Deposit{
 			Token: lg.Address, From: common.BytesToAddress(lg.Topics[1].Bytes()), To: to,
-			Value: new(big.Int).SetBytes(lg.Data[:32]), TxHash: lg.TxHash, LogIndex: idx, BlockLogIndex: lg.Index,
+			Value: new(big.Int).SetBytes(lg.Data[:32]), TxHash: lg.TxHash, BlockLogIndex: lg.Index,
 			BlockNumber: lg.BlockNumber, BlockHash: lg.BlockHash,
 		})
 	}
-	if len(deps) == 0 {
-		return nil
-	}
-	if err := l.sink.HandleDeposits(ctx, deps); err != nil {
-		return fmt.Errorf("handing over %d deposits: %w", len(deps), err)
-	}
-	return nil
+	return deps
 }
 
 // txLogIndex is the log's position within its transaction's receipt.
-func (l *Listener) txLogIndex(ctx context.Context, lg *types.Log) (uint, error) {
-	r, ok := l.receipts[lg.TxHash]
+func (l *Listener) txLogIndex(ctx context.Context, txHash common.Hash, blockIndex uint, blockHash common.Hash) (uint, error) {
+	r, ok := l.receipts[txHash]
 	if !ok {
 		var err error
-		if r, err = l.backend.TransactionReceipt(ctx, lg.TxHash); err != nil {
-			return 0, fmt.Errorf("reading receipt %s: %w", lg.TxHash.Hex(), err)
+		if r, err = l.backend.TransactionReceipt(ctx, txHash); err != nil {
+			return 0, fmt.Errorf("reading receipt %s: %w", txHash.Hex(), err)
 		}
-		l.receipts[lg.TxHash] = r
+		l.receipts[txHash] = r
 	}
 	for i, rl := range r.Logs {
-		if rl.Index == lg.Index && r.BlockHash == lg.BlockHash {
+		if rl.Index == blockIndex && r.BlockHash == blockHash {
 			return uint(i), nil
 		}
 	}
 	// The receipt is from another block than the log: a reorg raced us.
-	return 0, fmt.Errorf("log %s/%d not in the receipt's block; retrying", lg.TxHash.Hex(), lg.Index)
+	return 0, fmt.Errorf("log %s/%d not in the receipt's block; retrying", txHash.Hex(), blockIndex)
 }
 
 // refreshWatches loads addresses registered since the last call and
