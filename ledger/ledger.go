@@ -146,25 +146,18 @@ func replayed(ctx context.Context, tx *sql.Tx, idem string) (int64, bool, error)
 	return id, true, nil
 }
 
-// lockBalance locks the balance row, creating it first if needed. It locks
-// before inserting: INSERT IGNORE on an existing row takes a shared lock, and
-// upgrading that to the exclusive one deadlocks concurrent writers.
+// lockBalance locks the balance row, creating it if needed, with one upsert:
+// it takes the exclusive row lock directly. (INSERT IGNORE on an existing row
+// takes a shared lock that deadlocks when upgraded, and a locking read of a
+// missing row takes gap locks that deadlock concurrent first inserts.)
 func lockBalance(ctx context.Context, tx *sql.Tx, chain, address, symbol string) (Balance, error) {
-	const q = "SELECT available, held FROM balances WHERE chain=? AND address=? AND symbol=? FOR UPDATE"
-	var b Balance
-	err := tx.QueryRowContext(ctx, q, chain, address, symbol).Scan(&b.Available, &b.Held)
-	if err == nil {
-		return b, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO balances (chain, address, symbol, available, held) VALUES (?,?,?,0,0)
+		ON DUPLICATE KEY UPDATE available=available`, chain, address, symbol); err != nil {
 		return Balance{}, fmt.Errorf("locking balance: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx,
-		"INSERT IGNORE INTO balances (chain, address, symbol, available, held) VALUES (?,?,?,0,0)",
-		chain, address, symbol); err != nil {
-		return Balance{}, fmt.Errorf("creating balance row: %w", err)
-	}
-	if err := tx.QueryRowContext(ctx, q, chain, address, symbol).Scan(&b.Available, &b.Held); err != nil {
+	var b Balance
+	if err := tx.QueryRowContext(ctx, "SELECT available, held FROM balances WHERE chain=? AND address=? AND symbol=? FOR UPDATE",
+		chain, address, symbol).Scan(&b.Available, &b.Held); err != nil {
 		return Balance{}, fmt.Errorf("locking balance: %w", err)
 	}
 	return b, nil
@@ -430,15 +423,17 @@ func (l *Ledger) close(ctx context.Context, queueID, txHash string, op Op) (Resu
 
 // JournalEntry is one row of a wallet's history.
 type JournalEntry struct {
-	ID                              int64           `json:"id"`
-	Op                              Op              `json:"op"`
-	Symbol                          string          `json:"symbol"`
-	Amount                          decimal.Decimal `json:"amount"`
-	AvailableBefore, AvailableAfter decimal.Decimal
-	HeldBefore, HeldAfter           decimal.Decimal
-	Reference                       string    `json:"reference"`
-	TxHash                          string    `json:"tx_hash,omitempty"`
-	CreatedAt                       time.Time `json:"created_at"`
+	ID              int64           `json:"id"`
+	Op              Op              `json:"op"`
+	Symbol          string          `json:"symbol"`
+	Amount          decimal.Decimal `json:"amount"`
+	AvailableBefore decimal.Decimal `json:"available_before"`
+	AvailableAfter  decimal.Decimal `json:"available_after"`
+	HeldBefore      decimal.Decimal `json:"held_before"`
+	HeldAfter       decimal.Decimal `json:"held_after"`
+	Reference       string          `json:"reference"`
+	TxHash          string          `json:"tx_hash,omitempty"`
+	CreatedAt       time.Time       `json:"created_at"`
 }
 
 // Journal returns a wallet's entries for symbol, oldest first.

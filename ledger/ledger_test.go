@@ -230,3 +230,30 @@ func TestWalletKeysAreEncrypted(t *testing.T) {
 		t.Fatalf("moved ciphertext opened: %v", err)
 	}
 }
+
+// TestConcurrentFirstPostingsToANewWallet: many writers make the very first
+// postings of a wallet at once; none may fail on a lock conflict.
+func TestConcurrentFirstPostingsToANewWallet(t *testing.T) {
+	l, db := newLedger(t)
+	for round := 0; round < 5; round++ {
+		addr := fmt.Sprintf("0x%040x", round+100)
+		var wg sync.WaitGroup
+		errs := make(chan error, 48)
+		for i := 0; i < 48; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := l.Credit(ctx, ledger.CreditInput{Chain: chainETH, Address: addr, Symbol: usdt, Amount: d("1"),
+					TxHash: fmt.Sprintf("0x%x", round*1000+i), LogIndex: 0}); err != nil {
+					errs <- err
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Errorf("round %d: %v", round, err)
+		}
+		assertJournalSumsToBalance(t, db, l, addr)
+	}
+}

@@ -149,6 +149,8 @@ start_geth() {
     --http --http.addr 127.0.0.1 --http.port "$ETH_HTTP_PORT" --http.api eth,net,web3,txpool \
     --ws --ws.addr 127.0.0.1 --ws.port "$ETH_WS_PORT" --ws.api eth,net,web3 \
     --nodiscover --maxpeers 0 --port 0 --authrpc.port 0 --verbosity 2 --rpc.txfeecap 0 \
+    --dev.gaslimit 60000000 --txpool.globalslots 20000 --txpool.accountslots 20000 \
+    --txpool.globalqueue 20000 --txpool.accountqueue 20000 \
     >>"$LOGS/geth.log" 2>&1 &
   echo $! >"$PIDS/geth.pid"
   wait_for geth 60 port_open "$ETH_WS_PORT"
@@ -174,7 +176,7 @@ up() {
   start_geth
   "$BIN/payflowctl" devstack \
     -dir "$DEV" \
-    -mysql-dsn "payflow:payflow@tcp(127.0.0.1:$MYSQL_PORT)/payflow?parseTime=true&loc=UTC&multiStatements=true" \
+    -mysql-dsn "payflow:payflow@tcp(127.0.0.1:$MYSQL_PORT)/payflow?parseTime=true&loc=UTC&multiStatements=true&interpolateParams=true" \
     -amqp-url "amqp://guest:guest@127.0.0.1:$AMQP_PORT/" \
     -temporal-address "127.0.0.1:$TEMPORAL_PORT" -temporal-ui-url "http://127.0.0.1:$TEMPORAL_UI_PORT" \
     -eth-rpc-url "http://127.0.0.1:$ETH_HTTP_PORT" -eth-ws-url "ws://127.0.0.1:$ETH_WS_PORT" \

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"net/http"
 	"os"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"payflow/activities"
+	"payflow/api"
 	"payflow/chain"
 	"payflow/config"
 	"payflow/intake"
@@ -119,6 +121,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	w.RegisterWorkflow(workflows.Pay)
 	w.RegisterWorkflow(workflows.Topup)
 	w.RegisterWorkflow(workflows.Deposit)
+	w.RegisterWorkflow(workflows.NaivePayment) // the benchmark's baseline
 	w.RegisterActivity(&activities.Activities{
 		Chain: cfg.ETH.Chain, Tokens: cfg.Tokens, Collection: cfg.Payment.CollectionAddress,
 		Responses: map[protocol.Flow]config.QueueConfig{
@@ -126,6 +129,17 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		},
 		DB: db, Eth: eth, Ledger: ledger.New(db), Wallets: wallets, Broadcaster: bc, Publisher: pub, Log: log,
 	})
+	if cfg.HTTPAddr != "" {
+		// Read-only ledger API: health, wallet history, balances, reconciliations.
+		srv := &http.Server{Addr: cfg.HTTPAddr, Handler: api.NewHandler(ledger.New(db), log), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("ledger API stopped", "addr", cfg.HTTPAddr, "err", err)
+			}
+		}()
+		defer srv.Shutdown(context.WithoutCancel(ctx))
+		log.Info("ledger API listening", "addr", cfg.HTTPAddr)
+	}
 	if err := w.Start(); err != nil {
 		return err
 	}

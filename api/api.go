@@ -1,0 +1,228 @@
+// Package api is payflow's read-only HTTP API over the ledger: wallet
+// history, balances and reconciliation results, as JSON.
+//
+// Every error response is {"error": "..."}: a 400 names the bad parameter; a
+// 500 says only "internal error" and the cause goes to the log, so that SQL
+// and schema details never reach the caller.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"payflow/ledger"
+)
+
+// queryTimeout bounds one request's database work: a slow or stuck query
+// fails the request instead of pinning a connection.
+const queryTimeout = 10 * time.Second
+
+type server struct {
+	l   *ledger.Ledger
+	log *slog.Logger
+}
+
+// NewHandler returns the API's routes:
+//
+//	GET /healthz                                    {"ok":true}, or 503 when the database does not answer
+//	GET /v1/wallets/{chain}/{address}/history       ledger.HistoryPage; query: symbol, from, to, limit, cursor
+//	GET /v1/wallets/{chain}/{address}/balances      {"chain","address","balances":[ledger.SymbolBalance]}
+//	GET /v1/reconciliations                         ledger.ReconPage; query: chain (required), address, status, limit, cursor
+//
+// from and to are RFC 3339 or unix seconds and bound created_at as [from, to).
+// limit is 1 to ledger.MaxPageLimit (default ledger.DefaultPageLimit). cursor
+// is the next_cursor of the previous page, with the other parameters
+// unchanged. An address must be 0x and 40 hex digits, in any case. A wallet
+// the ledger does not know has an empty history and no balances (200, not 404).
+func NewHandler(l *ledger.Ledger, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &server{l: l, log: log}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /v1/wallets/{chain}/{address}/history", s.history)
+	mux.HandleFunc("GET /v1/wallets/{chain}/{address}/balances", s.balances)
+	mux.HandleFunc("GET /v1/reconciliations", s.reconciliations)
+	return mux
+}
+
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.l.DB().PingContext(ctx); err != nil {
+		s.log.Error("health check: database ping failed", "error", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ok": false, "error": "database unavailable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+func (s *server) history(w http.ResponseWriter, r *http.Request) {
+	chain, addr, err := walletPath(r)
+	if err != nil {
+		badRequest(w, err)
+		return
+	}
+	qs := r.URL.Query()
+	q := ledger.HistoryQuery{Chain: chain, Address: addr, Symbol: qs.Get("symbol"), Cursor: qs.Get("cursor")}
+	if q.From, err = timeParam(qs.Get("from"), "from"); err != nil {
+		badRequest(w, err)
+		return
+	}
+	if q.To, err = timeParam(qs.Get("to"), "to"); err != nil {
+		badRequest(w, err)
+		return
+	}
+	if q.Limit, err = limitParam(qs.Get("limit")); err != nil {
+		badRequest(w, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	page, err := s.l.History(ctx, q)
+	if err != nil {
+		s.fail(w, r, err, "address", addr)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+type balancesResponse struct {
+	Chain    string                 `json:"chain"`
+	Address  string                 `json:"address"`
+	Balances []ledger.SymbolBalance `json:"balances"`
+}
+
+func (s *server) balances(w http.ResponseWriter, r *http.Request) {
+	chain, addr, err := walletPath(r)
+	if err != nil {
+		badRequest(w, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	bs, err := s.l.Balances(ctx, chain, addr)
+	if err != nil {
+		s.fail(w, r, err, "address", addr)
+		return
+	}
+	writeJSON(w, http.StatusOK, balancesResponse{Chain: chain, Address: addr, Balances: bs})
+}
+
+func (s *server) reconciliations(w http.ResponseWriter, r *http.Request) {
+	qs := r.URL.Query()
+	q := ledger.ReconQuery{Chain: qs.Get("chain"), Status: ledger.ReconStatus(qs.Get("status")), Cursor: qs.Get("cursor")}
+	if q.Chain == "" {
+		badRequest(w, errors.New("chain is required"))
+		return
+	}
+	if a := qs.Get("address"); a != "" {
+		if !addressRE.MatchString(a) {
+			badRequest(w, errBadAddress)
+			return
+		}
+		q.Address = strings.ToLower(a)
+	}
+	var err error
+	if q.Limit, err = limitParam(qs.Get("limit")); err != nil {
+		badRequest(w, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	page, err := s.l.Reconciliations(ctx, q)
+	if err != nil {
+		s.fail(w, r, err, "chain", q.Chain)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+var (
+	addressRE     = regexp.MustCompile(`^0x[0-9a-fA-F]{40}$`)
+	chainRE       = regexp.MustCompile(`^[A-Za-z0-9_-]{1,16}$`)
+	errBadAddress = errors.New("invalid address: want 0x followed by 40 hex digits")
+)
+
+// walletPath validates {chain} and {address}; the address comes back lowercase.
+func walletPath(r *http.Request) (chain, address string, err error) {
+	chain, address = r.PathValue("chain"), r.PathValue("address")
+	if !chainRE.MatchString(chain) {
+		return "", "", errors.New("invalid chain: want 1 to 16 letters, digits, '_' or '-'")
+	}
+	if !addressRE.MatchString(address) {
+		return "", "", errBadAddress
+	}
+	return chain, strings.ToLower(address), nil
+}
+
+// timeParam parses RFC 3339 (fractional seconds allowed) or unix seconds; ""
+// is the zero time (unbounded).
+func timeParam(v, name string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		// Past year 9999 the database cannot hold it; refuse rather than wrap.
+		if secs < 0 || secs > 253402300799 {
+			return time.Time{}, fmt.Errorf("invalid %s: unix seconds out of range", name)
+		}
+		return time.Unix(secs, 0).UTC(), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("invalid %s: want RFC 3339 (2006-01-02T15:04:05Z) or unix seconds", name)
+	}
+	return t.UTC(), nil
+}
+
+func limitParam(v string) (int, error) {
+	if v == "" {
+		return 0, nil // the ledger's default
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > ledger.MaxPageLimit {
+		return 0, fmt.Errorf("invalid limit: want an integer from 1 to %d", ledger.MaxPageLimit)
+	}
+	return n, nil
+}
+
+// fail answers a ledger error: the caller's own mistakes are 400 with the
+// ledger's message (written for callers), everything else is logged and
+// becomes a bare 500.
+func (s *server) fail(w http.ResponseWriter, r *http.Request, err error, kv ...any) {
+	var qe *ledger.QueryError
+	if errors.As(err, &qe) {
+		badRequest(w, qe)
+		return
+	}
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		return // the client went away; nobody to answer
+	}
+	s.log.Error("api request failed", append([]any{"method", r.Method, "path", r.URL.Path, "error", err}, kv...)...)
+	writeJSON(w, http.StatusInternalServerError, errorBody{"internal error"})
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func badRequest(w http.ResponseWriter, err error) {
+	writeJSON(w, http.StatusBadRequest, errorBody{err.Error()})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
