@@ -30,7 +30,15 @@ type BroadcasterConfig struct {
 	ChainID *big.Int // EIP-155 chain id
 	// MaxFeeWei caps maxFeePerGas. A network fee above it fails with ErrFeeCapExceeded.
 	MaxFeeWei *big.Int
+	// MaxAttempts caps the signed attempts of one step, the original
+	// included: Replace fails with ErrTooManyAttempts once a step has this
+	// many. Zero means DefaultMaxAttempts.
+	MaxAttempts int
 }
+
+// DefaultMaxAttempts is BroadcasterConfig.MaxAttempts when unset: the
+// original and four replacements, each at least 12.5% dearer.
+const DefaultMaxAttempts = 5
 
 // Broadcaster signs transfers exactly once per (workflow id, step) and sends
 // the stored bytes as often as asked. The nonce of each sending wallet comes
@@ -53,6 +61,12 @@ func NewBroadcaster(cfg BroadcasterConfig, db *sql.DB, backend Backend, keys Key
 	}
 	if cfg.MaxFeeWei == nil || cfg.MaxFeeWei.Sign() <= 0 {
 		return nil, errors.New("broadcaster: max fee is required")
+	}
+	if cfg.MaxAttempts < 0 {
+		return nil, errors.New("broadcaster: max attempts must not be negative")
+	}
+	if cfg.MaxAttempts == 0 {
+		cfg.MaxAttempts = DefaultMaxAttempts
 	}
 	parsed, err := abi.JSON(strings.NewReader(erc20ABI))
 	if err != nil {
@@ -95,6 +109,9 @@ type SignedTx struct {
 	Raw        []byte
 	// Replayed is true when the transaction was already stored: nothing was signed.
 	Replayed bool
+	// Mined is true when Replace or Send found this attempt already in a
+	// block: nothing was signed, and no other attempt of the step can mine.
+	Mined bool
 }
 
 // TokenBalance returns owner's balance of token at the latest block.
@@ -173,17 +190,9 @@ func (b *Broadcaster) SignTransfer(ctx context.Context, req TransferRequest) (Si
 
 // fees returns EIP-1559 tip and max fee: 2×base fee + tip, within the cap.
 func (b *Broadcaster) fees(ctx context.Context) (tip, maxFee *big.Int, err error) {
-	head, err := b.backend.HeaderByNumber(ctx, nil)
+	base, tip, err := b.networkFees(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading latest header: %w", err)
-	}
-	tip, err = b.backend.SuggestGasTipCap(ctx)
-	if err != nil {
-		return nil, nil, fmt.Errorf("suggesting tip: %w", err)
-	}
-	base := head.BaseFee
-	if base == nil {
-		base = big.NewInt(0)
+		return nil, nil, err
 	}
 	maxFee = new(big.Int).Add(new(big.Int).Mul(base, big.NewInt(2)), tip)
 	if new(big.Int).Add(base, tip).Cmp(b.cfg.MaxFeeWei) > 0 {
@@ -193,6 +202,24 @@ func (b *Broadcaster) fees(ctx context.Context) (tip, maxFee *big.Int, err error
 		maxFee = new(big.Int).Set(b.cfg.MaxFeeWei)
 	}
 	return tip, maxFee, nil
+}
+
+// networkFees returns the latest block's base fee (zero before London) and
+// the node's suggested tip.
+func (b *Broadcaster) networkFees(ctx context.Context) (base, tip *big.Int, err error) {
+	head, err := b.backend.HeaderByNumber(ctx, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading latest header: %w", err)
+	}
+	tip, err = b.backend.SuggestGasTipCap(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("suggesting tip: %w", err)
+	}
+	base = head.BaseFee
+	if base == nil {
+		base = big.NewInt(0)
+	}
+	return base, tip, nil
 }
 
 // signAndStore allocates the nonce and stores the signed transaction in one
@@ -277,49 +304,75 @@ func (b *Broadcaster) lockNonce(ctx context.Context, tx *sql.Tx, from common.Add
 
 // Stored returns the latest stored attempt of a step, or ErrNotSigned.
 func (b *Broadcaster) Stored(ctx context.Context, workflowID, step string) (SignedTx, error) {
-	var s SignedTx
-	var from, hash string
-	err := b.db.QueryRowContext(ctx, `SELECT attempt, from_address, nonce, tx_hash, raw FROM signed_txs
-		WHERE workflow_id=? AND step=? ORDER BY attempt DESC LIMIT 1`, workflowID, step).
-		Scan(&s.Attempt, &from, &s.Nonce, &hash, &s.Raw)
+	s, err := scanSigned(b.db.QueryRowContext(ctx, `SELECT `+signedColumns+` FROM signed_txs
+		WHERE workflow_id=? AND step=? ORDER BY attempt DESC LIMIT 1`, workflowID, step))
 	if errors.Is(err, sql.ErrNoRows) {
 		return SignedTx{}, fmt.Errorf("%s/%s: %w", workflowID, step, ErrNotSigned)
 	}
 	if err != nil {
 		return SignedTx{}, fmt.Errorf("reading signed transfer %s/%s: %w", workflowID, step, err)
 	}
-	s.WorkflowID, s.Step, s.From, s.Hash = workflowID, step, common.HexToAddress(from), common.HexToHash(hash)
 	return s, nil
 }
 
-// Send broadcasts the stored bytes of a step. Sending again is harmless: a node
-// that already has the transaction, or has mined it, counts as success.
+// signedColumns are the signed_txs columns scanSigned reads, in order.
+const signedColumns = "workflow_id, step, attempt, from_address, nonce, tx_hash, raw"
+
+func scanSigned(row interface{ Scan(...any) error }) (SignedTx, error) {
+	var s SignedTx
+	var from, hash string
+	if err := row.Scan(&s.WorkflowID, &s.Step, &s.Attempt, &from, &s.Nonce, &hash, &s.Raw); err != nil {
+		return SignedTx{}, err
+	}
+	s.From, s.Hash = common.HexToAddress(from), common.HexToHash(hash)
+	return s, nil
+}
+
+// Send broadcasts the stored bytes of a step's latest attempt. Sending again
+// is harmless: a node that already has the transaction, or has mined it,
+// counts as success. When the node says the nonce is used and an earlier
+// attempt of the step is the one mined, Send returns that attempt with
+// Mined=true; when none is, ErrNonceTooLow.
 func (b *Broadcaster) Send(ctx context.Context, workflowID, step string) (SignedTx, error) {
 	s, err := b.Stored(ctx, workflowID, step)
 	if err != nil {
 		return SignedTx{}, err
 	}
+	return b.send(ctx, s)
+}
+
+// send broadcasts s and marks it sent.
+func (b *Broadcaster) send(ctx context.Context, s SignedTx) (SignedTx, error) {
 	var tx types.Transaction
 	if err := tx.UnmarshalBinary(s.Raw); err != nil {
 		return SignedTx{}, fmt.Errorf("decoding stored transaction %s: %w", s.Hash.Hex(), err)
 	}
-	err = b.backend.SendTransaction(ctx, &tx)
+	err := b.backend.SendTransaction(ctx, &tx)
 	switch {
 	case err == nil, isKnown(err):
 	case isNonceTooLow(err):
-		// Either our own transaction was mined already (success) or another
-		// transaction took the nonce: that needs an operator, not a retry.
-		if r, rerr := b.backend.TransactionReceipt(ctx, s.Hash); rerr == nil && r != nil {
-			break
+		// Either one of the step's attempts was mined already (success) or
+		// another transaction took the nonce: that needs an operator, not a retry.
+		attempts, aerr := b.Attempts(ctx, s.WorkflowID, s.Step)
+		if aerr != nil {
+			return s, aerr
 		}
-		return s, fmt.Errorf("sending %s (nonce %d): %w", s.Hash.Hex(), s.Nonce, ErrNonceTooLow)
+		mined, ok, merr := b.minedAttempt(ctx, attempts)
+		if merr != nil {
+			return s, merr
+		}
+		if !ok {
+			return s, fmt.Errorf("sending %s (nonce %d): %w", s.Hash.Hex(), s.Nonce, ErrNonceTooLow)
+		}
+		s = mined
 	default:
 		return s, fmt.Errorf("sending %s: %w", s.Hash.Hex(), err)
 	}
 	if _, err := b.db.ExecContext(ctx, "UPDATE signed_txs SET state='sent' WHERE tx_hash=? AND state='signed'", s.Hash.Hex()); err != nil {
 		return s, fmt.Errorf("marking %s sent: %w", s.Hash.Hex(), err)
 	}
-	b.log.Info("broadcast transfer", "workflow_id", workflowID, "step", step, "tx_hash", s.Hash.Hex(), "nonce", s.Nonce)
+	b.log.Info("broadcast transfer", "workflow_id", s.WorkflowID, "step", s.Step, "tx_hash", s.Hash.Hex(),
+		"nonce", s.Nonce, "attempt", s.Attempt)
 	return s, nil
 }
 

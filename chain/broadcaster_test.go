@@ -93,7 +93,7 @@ func (f *fakeKeys) Key(_ context.Context, chainName, address string) (*ecdsa.Pri
 // chainFixture is a simulated chain with TestUSDT deployed and minted to the
 // sender and the broke wallet, a fresh database, and a broadcaster.
 type chainFixture struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	sim    *simulated.Backend
 	client simulated.Client
@@ -106,7 +106,7 @@ type chainFixture struct {
 	broke  common.Address
 }
 
-func newChainFixture(t *testing.T) *chainFixture {
+func newChainFixture(t testing.TB) *chainFixture {
 	t.Helper()
 	ctx := context.Background()
 	deployerKey, senderKey, brokeKey := mustKey(t, deployerKeyHex), mustKey(t, senderKeyHex), mustKey(t, brokeKeyHex)

@@ -28,7 +28,9 @@ type Backend interface {
 }
 
 // Sentinel errors. The permanent ones (insufficient funds, reverted, fee cap)
-// are reported to the requester; the rest are retried.
+// are reported to the requester; the rest are retried. From Replace,
+// ErrFeeCapExceeded, ErrInsufficientGas and ErrTooManyAttempts leave the
+// earlier attempts in flight: any of them may still be mined.
 var (
 	ErrInsufficientToken = errors.New("insufficient token balance")
 	ErrInsufficientGas   = errors.New("insufficient native balance for gas")
@@ -37,6 +39,7 @@ var (
 	ErrNonceTooLow       = errors.New("nonce already used on chain by another transaction")
 	ErrNotSigned         = errors.New("no signed transaction stored for this step")
 	ErrBadAmount         = errors.New("amount is not representable in token units")
+	ErrTooManyAttempts   = errors.New("step has reached its maximum number of signed attempts")
 )
 
 // ToUnits converts a decimal token amount into integer base units.

@@ -43,7 +43,7 @@ func stackPath() (string, error) {
 // testDB creates a fresh, migrated payflow_test_chain_<random> database on the
 // stack's MariaDB and drops it when the test ends. A missing stack fails the
 // test: these tests claim real SQL semantics (row locks, unique keys).
-func testDB(t *testing.T) *sql.DB {
+func testDB(t testing.TB) *sql.DB {
 	t.Helper()
 	path, err := stackPath()
 	if err != nil {

@@ -189,7 +189,13 @@ func (t *Tracker) advance(ctx context.Context, head uint64, r trackedTx) error {
 }
 
 // transition notifies first, then records: a crash in between repeats the
-// notification (owners ignore repeats) but never loses it.
+// notification (owners ignore repeats) but never loses it. Rows are per
+// (tx_hash, workflow_id): another workflow following the same transaction
+// keeps its own state. On confirmation, the workflow's other tracked hashes
+// that are still pending and share the confirmed transaction's sender and
+// nonce (replacements signed by Broadcaster.Replace, or what they replaced)
+// can never be mined: they are marked done in the same database transaction,
+// so they are not polled again and their owner hears nothing about them.
 func (t *Tracker) transition(ctx context.Context, r trackedTx, state string, rcpt *types.Receipt, ev TxEvent) error {
 	err := t.notifier.NotifyTx(ctx, r.workflowID, ev)
 	if errors.Is(err, ErrOwnerGone) {
@@ -201,11 +207,34 @@ func (t *Tracker) transition(ctx context.Context, r trackedTx, state string, rcp
 	if rcpt != nil {
 		bn, bh = rcpt.BlockNumber.Uint64(), rcpt.BlockHash.Hex()
 	}
-	if _, err := t.db.ExecContext(ctx, "UPDATE tracked_txs SET state=?, block_number=?, block_hash=? WHERE tx_hash=?",
-		state, bn, bh, r.hash); err != nil {
+	tx, err := t.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("recording %s: %w", state, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "UPDATE tracked_txs SET state=?, block_number=?, block_hash=? WHERE tx_hash=? AND workflow_id=?",
+		state, bn, bh, r.hash, r.workflowID); err != nil {
+		return fmt.Errorf("recording %s: %w", state, err)
+	}
+	var superseded int64
+	if ev.Milestone == MilestoneConfirmed {
+		res, err := tx.ExecContext(ctx, `UPDATE tracked_txs o
+			JOIN signed_txs so ON so.tx_hash = o.tx_hash
+			JOIN signed_txs sc ON sc.chain = so.chain AND sc.from_address = so.from_address AND sc.nonce = so.nonce
+			SET o.state = 'done'
+			WHERE sc.tx_hash = ? AND sc.chain = ? AND o.workflow_id = ? AND o.chain = ? AND o.tx_hash <> ? AND o.state = 'pending'`,
+			r.hash, t.cfg.Chain, r.workflowID, t.cfg.Chain, r.hash)
+		if err != nil {
+			return fmt.Errorf("retiring replacements of %s: %w", r.hash, err)
+		}
+		if superseded, err = res.RowsAffected(); err != nil {
+			return fmt.Errorf("retiring replacements of %s: %w", r.hash, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("recording %s: %w", state, err)
 	}
 	t.log.Info("tracked transaction", "workflow_id", r.workflowID, "tx_hash", r.hash, "milestone", ev.Milestone,
-		"block_number", ev.BlockNumber)
+		"block_number", ev.BlockNumber, "superseded", superseded)
 	return nil
 }

@@ -79,7 +79,7 @@ type want struct {
 	succeeded   bool
 }
 
-func expect(t *testing.T, got []notified, workflowID, txHash string, wants ...want) {
+func expect(t testing.TB, got []notified, workflowID, txHash string, wants ...want) {
 	t.Helper()
 	if len(got) != len(wants) {
 		t.Fatalf("got %d notifications %v, want %d", len(got), got, len(wants))
@@ -418,5 +418,38 @@ func TestTrackerRunFollowsNewHeads(t *testing.T) {
 	}
 	if extra := len(f.rec.ch); extra != 0 {
 		t.Fatalf("%d more notifications after the confirmation", extra)
+	}
+}
+
+// TestTrackerKeepsEachWorkflowsState: two workflows follow one transaction
+// (as deposits to two watched addresses do). The first owner being gone
+// retires its row only; the other is still told seen and confirmed.
+func TestTrackerKeepsEachWorkflowsState(t *testing.T) {
+	f := newTrackerFixture(t)
+	stx := f.signAndSend(f.request("wf-sender", 5))
+	// wf-stays is tracked first, so each check reaches it before wf-gone.
+	for _, wf := range []string{"wf-stays", "wf-gone"} {
+		if err := f.tracker.Track(f.ctx, stx.Hash, wf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.rec.gone["wf-gone"] = true
+	minedAt := f.sim.Commit()
+	bn, _ := f.head()
+	f.check()
+	got := f.rec.take()
+	if len(got) != 2 || got[0].workflowID != "wf-stays" || got[1].workflowID != "wf-gone" {
+		t.Fatalf("notifications %v, want seen for wf-stays then wf-gone", got)
+	}
+	expect(t, got[:1], "wf-stays", stx.Hash.Hex(), want{chain.MilestoneSeen, bn, minedAt, true})
+	for range confirmations - 1 {
+		f.sim.Commit()
+	}
+	f.check()
+	expect(t, f.rec.take(), "wf-stays", stx.Hash.Hex(), want{chain.MilestoneConfirmed, bn, minedAt, true})
+	for wf, wantState := range map[string]string{"wf-stays": "confirmed", "wf-gone": "done"} {
+		if s := f.trackedState(stx.Hash, wf); s != wantState {
+			t.Fatalf("%s is %q, want %q", wf, s, wantState)
+		}
 	}
 }
