@@ -153,7 +153,7 @@ func (a *Activities) Broadcast(ctx context.Context, in BroadcastInput) (Transfer
 		return TransferResult{}, permanent(ErrTypeInvalidRequest, err)
 	}
 	// Track before sending, so a confirmation can never be missed.
-	if err := chain.TrackTx(ctx, a.DB, a.Chain, stx.Hash, in.WorkflowID); err != nil {
+	if err := chain.TrackTxConfirmedOnly(ctx, a.DB, a.Chain, stx.Hash, in.WorkflowID); err != nil {
 		return TransferResult{}, err
 	}
 	if _, err := a.Broadcaster.Send(ctx, in.WorkflowID, in.Step); err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"sync"
 	"time"
 
 	"github.com/ethereum/go-ethereum"
@@ -92,13 +93,24 @@ func (t *Tracker) Track(ctx context.Context, txHash common.Hash, workflowID stri
 	return TrackTx(ctx, t.db, t.cfg.Chain, txHash, workflowID)
 }
 
-// TrackTx records that workflowID waits for txHash. Idempotent; tracking a
-// transaction again after it was confirmed re-arms it, so a workflow that was
-// reset to before its confirmation is told again (owners ignore repeats).
+// TrackTx records that workflowID waits for txHash and wants every
+// milestone (seen, reorged, confirmed). Idempotent; tracking a transaction
+// again after it was confirmed re-arms it, so a workflow that was reset to
+// before its confirmation is told again (owners ignore repeats).
 func TrackTx(ctx context.Context, db *sql.DB, chainName string, txHash common.Hash, workflowID string) error {
-	if _, err := db.ExecContext(ctx, `INSERT INTO tracked_txs (tx_hash, chain, workflow_id) VALUES (?,?,?)
+	return trackTx(ctx, db, chainName, txHash, workflowID, true)
+}
+
+// TrackTxConfirmedOnly is TrackTx for owners that only act on "confirmed"
+// (payments): one signal per transaction instead of one per milestone.
+func TrackTxConfirmedOnly(ctx context.Context, db *sql.DB, chainName string, txHash common.Hash, workflowID string) error {
+	return trackTx(ctx, db, chainName, txHash, workflowID, false)
+}
+
+func trackTx(ctx context.Context, db *sql.DB, chainName string, txHash common.Hash, workflowID string, notifySeen bool) error {
+	if _, err := db.ExecContext(ctx, `INSERT INTO tracked_txs (tx_hash, chain, workflow_id, notify_seen) VALUES (?,?,?,?)
 		ON DUPLICATE KEY UPDATE state=IF(state IN ('confirmed','done'), 'pending', state)`,
-		txHash.Hex(), chainName, workflowID); err != nil {
+		txHash.Hex(), chainName, workflowID, notifySeen); err != nil {
 		return fmt.Errorf("tracking %s: %w", txHash.Hex(), err)
 	}
 	return nil
@@ -113,6 +125,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 type trackedTx struct {
 	hash, workflowID, state, blockHash string
 	blockNumber                        sql.NullInt64
+	notifySeen                         bool
 }
 
 // check advances every open transaction against head.
@@ -125,7 +138,7 @@ func (t *Tracker) check(ctx context.Context, head uint64) {
 // CheckOnce examines every open tracked transaction at the given head.
 // Exposed for tests that mine blocks by hand.
 func (t *Tracker) CheckOnce(ctx context.Context, head uint64) error {
-	rows, err := t.db.QueryContext(ctx, `SELECT tx_hash, workflow_id, state, COALESCE(block_hash,''), block_number
+	rows, err := t.db.QueryContext(ctx, `SELECT tx_hash, workflow_id, state, COALESCE(block_hash,''), block_number, notify_seen
 		FROM tracked_txs WHERE chain=? AND state IN ('pending','seen') ORDER BY created_at LIMIT 5000`, t.cfg.Chain)
 	if err != nil {
 		return fmt.Errorf("listing tracked transactions: %w", err)
@@ -133,7 +146,7 @@ func (t *Tracker) CheckOnce(ctx context.Context, head uint64) error {
 	var open []trackedTx
 	for rows.Next() {
 		var r trackedTx
-		if err := rows.Scan(&r.hash, &r.workflowID, &r.state, &r.blockHash, &r.blockNumber); err != nil {
+		if err := rows.Scan(&r.hash, &r.workflowID, &r.state, &r.blockHash, &r.blockNumber, &r.notifySeen); err != nil {
 			rows.Close()
 			return err
 		}
@@ -143,12 +156,32 @@ func (t *Tracker) CheckOnce(ctx context.Context, head uint64) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	var errs []error
-	for _, r := range open {
-		if err := t.advance(ctx, head, r); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", r.hash, err))
-		}
+	// Receipt lookups are independent: run them side by side, so hundreds of
+	// payments in flight do not make one head take seconds.
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	work := make(chan trackedTx)
+	for w := 0; w < min(16, len(open)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range work {
+				if err := t.advance(ctx, head, r); err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("%s: %w", r.hash, err))
+					mu.Unlock()
+				}
+			}
+		}()
 	}
+	for _, r := range open {
+		work <- r
+	}
+	close(work)
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
@@ -197,7 +230,10 @@ func (t *Tracker) advance(ctx context.Context, head uint64, r trackedTx) error {
 // can never be mined: they are marked done in the same database transaction,
 // so they are not polled again and their owner hears nothing about them.
 func (t *Tracker) transition(ctx context.Context, r trackedTx, state string, rcpt *types.Receipt, ev TxEvent) error {
-	err := t.notifier.NotifyTx(ctx, r.workflowID, ev)
+	var err error
+	if ev.Milestone == MilestoneConfirmed || r.notifySeen {
+		err = t.notifier.NotifyTx(ctx, r.workflowID, ev)
+	}
 	if errors.Is(err, ErrOwnerGone) {
 		state = "done"
 	} else if err != nil {

@@ -124,6 +124,7 @@ func Deposit(ctx workflow.Context, in DepositInput) (protocol.TopupResponse, err
 	events := workflow.GetSignalChannel(ctx, SignalTxEvent)
 	var deadline workflow.Future
 	var cancelDeadline workflow.CancelFunc
+	rearmed := false
 	for {
 		var ev TxEvent
 		expired := false
@@ -163,7 +164,18 @@ func Deposit(ctx workflow.Context, in DepositInput) (protocol.TopupResponse, err
 				return resp, err
 			}
 			if !chk.Present {
-				// Gone between the tracker's check and ours: wait for re-inclusion.
+				// Gone between the tracker's check and ours (a reorg, or a node
+				// behind the tracker's): wait for re-inclusion. The tracker stops
+				// following a tx once confirmed, so re-arm it, or no event ever
+				// comes. Once only: a re-included tx that now reverts would
+				// otherwise loop seen/confirmed/absent for ever.
+				if !rearmed && workflow.GetVersion(ctx, "deposit-rearm-tracking", workflow.DefaultVersion, 1) == 1 {
+					rearmed = true
+					if err := workflow.ExecuteActivity(lctx, a.TrackTx, activities.TrackInput{TxHash: in.TxHash,
+						WorkflowID: wfID}).Get(ctx, nil); err != nil {
+						return resp, err
+					}
+				}
 				setStep("reorged")
 				if deadline == nil {
 					var tctx workflow.Context

@@ -1,0 +1,678 @@
+package workflows_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"payflow/activities"
+	"payflow/protocol"
+	"payflow/workflows"
+)
+
+const (
+	usdtToken       = "0xdac17f958d2ee523a2206206994597c13d831ec7"
+	depositLogIndex = uint(3)
+	depositUnits    = "25750000" // 25.75 USDT, 6 decimals
+	depositBlock    = uint64(200)
+	watchFromBlock  = uint64(4242)
+
+	// reincludeTimeout is far beyond the signal delays of the tests that
+	// expect a credit, so the deadline only fires where a test means it to.
+	reincludeTimeout = 10 * time.Minute
+)
+
+// t0 is the workflow start time, so tests can tell when something happened.
+var t0 = time.Date(2026, 11, 12, 9, 0, 0, 0, time.UTC)
+
+// errBroken is an activity's permanent failure.
+var errBroken = temporal.NewNonRetryableApplicationError("broken", "Broken", nil)
+
+func depositInput() workflows.DepositInput {
+	return workflows.DepositInput{Chain: "ETH", Symbol: "USDT", Token: usdtToken, Address: toAddr, From: fromAddr,
+		TxHash: txHash, LogIndex: depositLogIndex, Units: depositUnits, Amount: protocol.MustAmount("25.75"),
+		BlockNumber: depositBlock, ReincludeTimeout: reincludeTimeout}
+}
+
+// present is what VerifyDeposit says of a deposit (re-)mined in block n.
+func present(n uint64) activities.DepositCheck {
+	return activities.DepositCheck{Present: true, BlockNumber: n, BlockHash: "0xb10c", BlockLogIndex: 17}
+}
+
+// depositHarness runs one Deposit. It reuses harness's signal, forbid and
+// done, and records every activity call, its input and when it ran.
+type depositHarness struct {
+	*harness
+	failPublish string // the MessageID suffix whose publish fails, if any
+
+	calls       []string // activity types in the order they started
+	tracked     []activities.TrackInput
+	verified    []activities.DepositRef
+	credited    []activities.CreditInput
+	publishedAt []time.Duration // since t0, one per published
+}
+
+func newDepositHarness(t *testing.T) *depositHarness {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(testLogger(t))
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(workflows.Deposit)
+	env.RegisterActivity(&activities.Activities{})
+	wfID := workflows.DepositWorkflowID("ETH", txHash, depositLogIndex)
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: wfID, TaskQueue: workflows.DefaultTaskQueue})
+	env.SetStartTime(t0)
+	// A regression that waits or retries forever ends in a timeout error.
+	env.SetWorkflowRunTimeout(24 * time.Hour)
+	d := &depositHarness{harness: &harness{t: t, env: env, wfID: wfID}}
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.calls = append(d.calls, info.ActivityType.Name)
+	})
+	env.OnActivity(a.PublishResult, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.PublishInput) error {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			d.published = append(d.published, in)
+			d.publishedAt = append(d.publishedAt, env.Now().Sub(t0))
+			if d.failPublish != "" && strings.HasSuffix(in.MessageID, "/"+d.failPublish) {
+				return errBroken
+			}
+			return nil
+		}).Maybe() // responses() checks what was published
+	return d
+}
+
+// track answers the i-th TrackTx with errs[i], nil beyond them.
+func (d *depositHarness) track(errs ...error) {
+	d.env.OnActivity(a.TrackTx, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.TrackInput) error {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			d.tracked = append(d.tracked, in)
+			if len(d.tracked) <= len(errs) {
+				return errs[len(d.tracked)-1]
+			}
+			return nil
+		})
+}
+
+// verify answers the i-th VerifyDeposit with checks[i]; a call beyond them
+// fails the workflow.
+func (d *depositHarness) verify(checks ...activities.DepositCheck) {
+	d.env.OnActivity(a.VerifyDeposit, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.DepositRef) (activities.DepositCheck, error) {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			d.verified = append(d.verified, in)
+			if len(d.verified) > len(checks) {
+				return activities.DepositCheck{}, errUnexpected
+			}
+			return checks[len(d.verified)-1], nil
+		})
+}
+
+func (d *depositHarness) verifyFails(err error) {
+	d.env.OnActivity(a.VerifyDeposit, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.DepositRef) (activities.DepositCheck, error) {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			d.verified = append(d.verified, in)
+			return activities.DepositCheck{}, err
+		})
+}
+
+func (d *depositHarness) credit(err error) {
+	d.env.OnActivity(a.CreditDeposit, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.CreditInput) error {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			d.credited = append(d.credited, in)
+			return err
+		})
+}
+
+func (d *depositHarness) event(delay time.Duration, milestone string) {
+	d.signal(delay, workflows.TxEvent{TxHash: txHash, Milestone: milestone, BlockNumber: depositBlock, Succeeded: true})
+}
+
+// depositSnapshot is the Deposit as a delayed callback saw it.
+type depositSnapshot struct {
+	taken                         bool
+	step                          string
+	err                           error
+	published, verified, credited int
+}
+
+// snapshotAt queries the status at delay and counts what ran by then. A
+// snapshot due after the workflow ended is never taken.
+func (d *depositHarness) snapshotAt(delay time.Duration) *depositSnapshot {
+	s := &depositSnapshot{}
+	d.env.RegisterDelayedCallback(func() {
+		s.taken = true
+		s.step, s.err = d.step()
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		s.published, s.verified, s.credited = len(d.published), len(d.verified), len(d.credited)
+	}, delay)
+	return s
+}
+
+func (d *depositHarness) step() (string, error) {
+	var step string
+	v, err := d.env.QueryWorkflow(workflows.QueryStatus)
+	if err == nil {
+		err = v.Get(&step)
+	}
+	return step, err
+}
+
+func (d *depositHarness) requireSnapshot(s *depositSnapshot, step string, published, verified, credited int) {
+	d.t.Helper()
+	require.True(d.t, s.taken, "snapshot not taken: the workflow ended too early")
+	require.NoError(d.t, s.err)
+	require.Equal(d.t, depositSnapshot{taken: true, step: step, published: published, verified: verified,
+		credited: credited}, *s)
+}
+
+// run executes Deposit and returns its result and error.
+func (d *depositHarness) run(in workflows.DepositInput) (protocol.TopupResponse, error) {
+	d.t.Helper()
+	d.env.ExecuteWorkflow(workflows.Deposit, in)
+	require.True(d.t, d.env.IsWorkflowCompleted(), "workflow did not complete")
+	var res protocol.TopupResponse
+	err := d.env.GetWorkflowError()
+	if err == nil {
+		require.NoError(d.t, d.env.GetWorkflowResult(&res))
+	}
+	return res, err
+}
+
+// responses checks every publish is a topup response with the message id
+// wfID/suffix, suffixes in order, and returns the responses.
+func (d *depositHarness) responses(suffixes ...string) []protocol.TopupResponse {
+	d.t.Helper()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	require.Len(d.t, d.published, len(suffixes), "responses published")
+	var out []protocol.TopupResponse
+	for i, in := range d.published {
+		require.Equal(d.t, protocol.FlowTopup, in.Flow)
+		require.Equal(d.t, d.wfID+"/"+suffixes[i], in.MessageID)
+		require.Nil(d.t, in.Payment)
+		require.NotNil(d.t, in.Topup)
+		out = append(out, *in.Topup)
+	}
+	return out
+}
+
+// requireResponse checks got field by field against the deposit of
+// depositInput() with the given status, block and error.
+func requireResponse(t *testing.T, got protocol.TopupResponse, status int, blockNumber uint64, errMsg string) {
+	t.Helper()
+	requireAmount(t, "25.75", got.Amount)
+	got.Amount = protocol.Amount{}
+	require.Equal(t, protocol.TopupResponse{Address: toAddr, Status: status, Chain: "ETH", Symbol: "USDT",
+		TxHash: txHash, LogIndex: depositLogIndex, BlockNumber: blockNumber, FromAddress: fromAddr, Error: errMsg}, got)
+}
+
+// requireCredited checks the one credit is of the deposit of depositInput().
+func (d *depositHarness) requireCredited() {
+	d.t.Helper()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	require.Len(d.t, d.credited, 1, "credits")
+	got := d.credited[0]
+	requireAmount(d.t, "25.75", got.Amount)
+	got.Amount = protocol.Amount{}
+	require.Equal(d.t, activities.CreditInput{Chain: "ETH", Address: toAddr, Symbol: "USDT", TxHash: txHash,
+		LogIndex: depositLogIndex, WorkflowID: d.wfID}, got)
+}
+
+func wantRef() activities.DepositRef {
+	return activities.DepositRef{TxHash: txHash, LogIndex: depositLogIndex, Token: usdtToken, To: toAddr, Units: depositUnits}
+}
+
+func TestDepositSeenThenCredited(t *testing.T) {
+	d := newDepositHarness(t)
+	d.track()
+	d.verify(present(205))
+	d.credit(nil)
+	beforeSeen := d.snapshotAt(500 * time.Millisecond)
+	d.event(time.Second, "seen")
+	afterSeen := d.snapshotAt(1500 * time.Millisecond)
+	d.event(2*time.Second, "confirmed")
+
+	res, err := d.run(depositInput())
+	require.NoError(t, err)
+
+	d.requireSnapshot(beforeSeen, "seen", 1, 0, 0)
+	d.requireSnapshot(afterSeen, "confirming", 1, 0, 0)
+	require.Equal(t, []string{"TrackTx", "PublishResult", "VerifyDeposit", "CreditDeposit", "PublishResult"}, d.calls)
+	require.Equal(t, []activities.TrackInput{{TxHash: txHash, WorkflowID: d.wfID}}, d.tracked)
+	require.Equal(t, []activities.DepositRef{wantRef()}, d.verified)
+	d.requireCredited()
+
+	got := d.responses("seen", "final")
+	requireResponse(t, got[0], protocol.StatusPending, depositBlock, "")
+	require.Equal(t, 2, got[0].Status, "the wire value of pending")
+	requireResponse(t, got[1], protocol.StatusSucceeded, 205, "")
+	require.Equal(t, 1, got[1].Status, "the wire value of succeeded")
+	require.Equal(t, got[1], res)
+
+	step, err := d.step()
+	require.NoError(t, err)
+	require.Equal(t, "credited", step)
+	d.done()
+}
+
+func TestDepositReorgedThenReincluded(t *testing.T) {
+	d := newDepositHarness(t)
+	d.track()
+	d.verify(present(210))
+	d.credit(nil)
+	d.event(time.Second, "reorged")
+	reorged := d.snapshotAt(2 * time.Second)
+	d.event(5*time.Minute, "seen")
+	reincluded := d.snapshotAt(5*time.Minute + time.Second)
+	// Past the deadline the reorg set: re-inclusion must have cancelled it.
+	pastDeadline := d.snapshotAt(time.Second + reincludeTimeout + time.Minute)
+	d.event(15*time.Minute, "confirmed")
+
+	res, err := d.run(depositInput())
+	require.NoError(t, err)
+
+	d.requireSnapshot(reorged, "reorged", 1, 0, 0)
+	d.requireSnapshot(reincluded, "confirming", 1, 0, 0)
+	d.requireSnapshot(pastDeadline, "confirming", 1, 0, 0)
+	d.requireCredited()
+	got := d.responses("seen", "final")
+	requireResponse(t, got[0], protocol.StatusPending, depositBlock, "")
+	requireResponse(t, got[1], protocol.StatusSucceeded, 210, "")
+	require.Equal(t, got[1], res)
+	d.done()
+}
+
+func TestDepositReorgedAway(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		timeout, after time.Duration
+	}{
+		{"configured", 3 * time.Minute, 3 * time.Minute},
+		{"default", 0, 10 * time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDepositHarness(t)
+			d.track()
+			d.forbid(a.VerifyDeposit, a.CreditDeposit)
+			d.event(time.Second, "reorged")
+			justBefore := d.snapshotAt(time.Second + tc.after - time.Millisecond)
+
+			in := depositInput()
+			in.ReincludeTimeout = tc.timeout
+			res, err := d.run(in)
+			require.NoError(t, err, "a reorg is a published answer, not a failed workflow")
+
+			d.requireSnapshot(justBefore, "reorged", 1, 0, 0)
+			got := d.responses("seen", "final")
+			requireResponse(t, got[0], protocol.StatusPending, depositBlock, "")
+			require.Contains(t, got[1].Error, "reorganised away")
+			require.Contains(t, got[1].Error, tc.after.String())
+			requireResponse(t, got[1], protocol.StatusFailed, depositBlock, got[1].Error)
+			require.Equal(t, 0, got[1].Status, "the wire value of failed")
+			require.Equal(t, got[1], res)
+			require.Equal(t, time.Second+tc.after, d.publishedAt[1], "status=0 is published at the deadline")
+
+			step, err := d.step()
+			require.NoError(t, err)
+			require.Equal(t, "failed", step)
+			d.done()
+		})
+	}
+}
+
+func TestDepositConfirmedButAbsentThenReincluded(t *testing.T) {
+	d := newDepositHarness(t)
+	d.track()
+	d.verify(activities.DepositCheck{Present: false}, present(207))
+	d.credit(nil)
+	d.event(time.Second, "seen")
+	d.event(2*time.Second, "confirmed")
+	absent := d.snapshotAt(3 * time.Second)
+	d.event(5*time.Minute, "confirmed")
+
+	res, err := d.run(depositInput())
+	require.NoError(t, err)
+
+	d.requireSnapshot(absent, "reorged", 1, 1, 0)
+	require.Equal(t, []string{"TrackTx", "PublishResult", "VerifyDeposit", "TrackTx", "VerifyDeposit", "CreditDeposit",
+		"PublishResult"}, d.calls, "the tracker, done with a confirmed tx, is re-armed")
+	require.Equal(t, []activities.TrackInput{{TxHash: txHash, WorkflowID: d.wfID}, {TxHash: txHash, WorkflowID: d.wfID}},
+		d.tracked)
+	require.Equal(t, []activities.DepositRef{wantRef(), wantRef()}, d.verified)
+	d.requireCredited()
+	got := d.responses("seen", "final")
+	requireResponse(t, got[1], protocol.StatusSucceeded, 207, "")
+	require.Equal(t, got[1], res)
+	d.done()
+}
+
+func TestDepositConfirmedButAbsentNeverReincluded(t *testing.T) {
+	d := newDepositHarness(t)
+	d.track()
+	d.verify(activities.DepositCheck{Present: false})
+	d.forbid(a.CreditDeposit)
+	d.event(time.Second, "confirmed")
+	justBefore := d.snapshotAt(time.Second + reincludeTimeout - time.Millisecond)
+
+	res, err := d.run(depositInput())
+	require.NoError(t, err)
+
+	d.requireSnapshot(justBefore, "reorged", 1, 1, 0)
+	require.Len(t, d.tracked, 2, "tracking re-armed")
+	got := d.responses("seen", "final")
+	require.Contains(t, got[1].Error, "reorganised away")
+	requireResponse(t, got[1], protocol.StatusFailed, depositBlock, got[1].Error)
+	require.Equal(t, got[1], res)
+	require.Equal(t, time.Second+reincludeTimeout, d.publishedAt[1])
+	d.done()
+}
+
+// TestDepositDeadlineNotExtended: a repeated "reorged", or a "confirmed" the
+// chain no longer shows, while already waiting keeps the first deadline.
+func TestDepositDeadlineNotExtended(t *testing.T) {
+	d := newDepositHarness(t)
+	d.track()
+	d.verify(activities.DepositCheck{Present: false})
+	d.forbid(a.CreditDeposit)
+	d.event(time.Second, "reorged")
+	d.event(4*time.Minute, "reorged")
+	d.event(6*time.Minute, "confirmed")
+
+	_, err := d.run(depositInput())
+	require.NoError(t, err)
+
+	got := d.responses("seen", "final")
+	require.Equal(t, protocol.StatusFailed, got[1].Status)
+	require.Equal(t, time.Second+reincludeTimeout, d.publishedAt[1])
+	require.Len(t, d.verified, 1)
+	require.Len(t, d.tracked, 2)
+	d.done()
+}
+
+// TestDepositRearmsTrackingOnce: a deposit absent again after its re-inclusion
+// (say it now reverts) does not re-arm the tracker a second time, which would
+// loop seen/confirmed/absent for ever; it fails at the deadline.
+func TestDepositRearmsTrackingOnce(t *testing.T) {
+	d := newDepositHarness(t)
+	d.track()
+	d.verify(activities.DepositCheck{Present: false}, activities.DepositCheck{Present: false})
+	d.forbid(a.CreditDeposit)
+	d.event(time.Second, "confirmed")
+	d.event(time.Minute, "seen")
+	d.event(2*time.Minute, "confirmed")
+
+	_, err := d.run(depositInput())
+	require.NoError(t, err)
+
+	require.Equal(t, []string{"TrackTx", "PublishResult", "VerifyDeposit", "TrackTx", "VerifyDeposit", "PublishResult"},
+		d.calls)
+	got := d.responses("seen", "final")
+	require.Equal(t, protocol.StatusFailed, got[1].Status)
+	require.Equal(t, 2*time.Minute+reincludeTimeout, d.publishedAt[1], "the re-inclusion cancelled the first deadline")
+	d.done()
+}
+
+// TestDepositBeforeRearmVersion: an execution that waited for re-inclusion
+// before re-arming existed replays without the extra TrackTx.
+func TestDepositBeforeRearmVersion(t *testing.T) {
+	d := newDepositHarness(t)
+	d.env.OnGetVersion("deposit-rearm-tracking", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	d.track()
+	d.verify(activities.DepositCheck{Present: false})
+	d.forbid(a.CreditDeposit)
+	d.event(time.Second, "confirmed")
+
+	_, err := d.run(depositInput())
+	require.NoError(t, err)
+
+	require.Len(t, d.tracked, 1)
+	require.Equal(t, protocol.StatusFailed, d.responses("seen", "final")[1].Status)
+	d.done()
+}
+
+// TestDepositReorgedAgainGetsANewDeadline: after a re-inclusion cancelled the
+// first deadline, a second reorg waits a full timeout from then.
+func TestDepositReorgedAgainGetsANewDeadline(t *testing.T) {
+	d := newDepositHarness(t)
+	d.track()
+	d.forbid(a.VerifyDeposit, a.CreditDeposit)
+	d.event(time.Second, "reorged")
+	d.event(2*time.Minute, "seen")
+	d.event(12*time.Minute, "reorged")
+
+	_, err := d.run(depositInput())
+	require.NoError(t, err)
+
+	got := d.responses("seen", "final")
+	require.Equal(t, protocol.StatusFailed, got[1].Status)
+	require.Equal(t, 12*time.Minute+reincludeTimeout, d.publishedAt[1])
+	d.done()
+}
+
+func TestDepositIgnoresForeignSignals(t *testing.T) {
+	d := newDepositHarness(t)
+	d.track()
+	d.verify(present(205))
+	d.credit(nil)
+	// Taken for ours, the "reorged" would answer status=0 after a minute and
+	// the "confirmed" would verify and credit at once.
+	foreign := func(delay time.Duration, milestone string) {
+		d.signal(delay, workflows.TxEvent{TxHash: otherHash, Milestone: milestone, BlockNumber: 999, Succeeded: true})
+	}
+	foreign(time.Second, "reorged")
+	foreign(2*time.Second, "confirmed")
+	foreign(3*time.Second, "seen")
+	ignored := d.snapshotAt(2 * time.Minute)
+	// The tracker may spell the hash in another case.
+	d.signal(3*time.Minute, workflows.TxEvent{TxHash: "0x" + strings.ToUpper(txHash[2:]), Milestone: "confirmed",
+		BlockNumber: 205, Succeeded: true})
+
+	in := depositInput()
+	in.ReincludeTimeout = time.Minute
+	res, err := d.run(in)
+	require.NoError(t, err)
+
+	d.requireSnapshot(ignored, "seen", 1, 0, 0)
+	d.requireCredited()
+	got := d.responses("seen", "final")
+	requireResponse(t, got[1], protocol.StatusSucceeded, 205, "")
+	require.Equal(t, got[1], res)
+	d.done()
+}
+
+// TestDepositActivityFailureFailsWorkflow: a permanent activity failure fails
+// the workflow, and nothing after the failed step runs: no credit is
+// announced that did not happen.
+func TestDepositActivityFailureFailsWorkflow(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		setup    func(d *depositHarness)
+		calls    []string
+		messages []string // published message-id suffixes
+	}{
+		{"TrackTx", func(d *depositHarness) {
+			d.track(errBroken)
+			d.forbid(a.VerifyDeposit, a.CreditDeposit)
+		}, []string{"TrackTx"}, nil},
+		{"PublishSeen", func(d *depositHarness) {
+			d.failPublish = "seen"
+			d.track()
+			d.forbid(a.VerifyDeposit, a.CreditDeposit)
+		}, []string{"TrackTx", "PublishResult"}, []string{"seen"}},
+		{"VerifyDeposit", func(d *depositHarness) {
+			d.track()
+			d.verifyFails(errBroken)
+			d.forbid(a.CreditDeposit)
+		}, []string{"TrackTx", "PublishResult", "VerifyDeposit"}, []string{"seen"}},
+		{"RearmTrackTx", func(d *depositHarness) {
+			d.track(nil, errBroken)
+			d.verify(activities.DepositCheck{Present: false})
+			d.forbid(a.CreditDeposit)
+		}, []string{"TrackTx", "PublishResult", "VerifyDeposit", "TrackTx"}, []string{"seen"}},
+		{"CreditDeposit", func(d *depositHarness) {
+			d.track()
+			d.verify(present(205))
+			d.credit(errBroken)
+		}, []string{"TrackTx", "PublishResult", "VerifyDeposit", "CreditDeposit"}, []string{"seen"}},
+		{"PublishFinal", func(d *depositHarness) {
+			d.failPublish = "final"
+			d.track()
+			d.verify(present(205))
+			d.credit(nil)
+		}, []string{"TrackTx", "PublishResult", "VerifyDeposit", "CreditDeposit", "PublishResult"},
+			[]string{"seen", "final"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDepositHarness(t)
+			tc.setup(d)
+			d.event(time.Second, "confirmed")
+
+			_, err := d.run(depositInput())
+			var appErr *temporal.ApplicationError
+			require.ErrorAs(t, err, &appErr)
+			require.Equal(t, "Broken", appErr.Type())
+			require.Equal(t, tc.calls, d.calls, "no retries, nothing after the failure")
+			d.responses(tc.messages...)
+			d.done()
+		})
+	}
+}
+
+// newTopupEnv is a test environment for one Topup whose RegisterWatch
+// records its inputs and answers err or, without one, watchFromBlock.
+func newTopupEnv(t *testing.T, err error) (*testsuite.TestWorkflowEnvironment, func() []activities.WatchInput) {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(testLogger(t))
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(workflows.Topup)
+	env.RegisterActivity(&activities.Activities{})
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.TopupWorkflowID("ETH", toAddr),
+		TaskQueue: workflows.DefaultTaskQueue})
+	env.SetStartTime(t0)
+	// Long enough for two 24h rounds, short enough that a Topup deaf to
+	// "unwatch" fails instead of hanging.
+	env.SetWorkflowRunTimeout(7 * 24 * time.Hour)
+	var mu sync.Mutex
+	var watched []activities.WatchInput
+	env.OnActivity(a.RegisterWatch, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.WatchInput) (activities.WatchResult, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			watched = append(watched, in)
+			if err != nil {
+				return activities.WatchResult{}, err
+			}
+			return activities.WatchResult{FromBlock: watchFromBlock, New: true}, nil
+		})
+	return env, func() []activities.WatchInput {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]activities.WatchInput(nil), watched...)
+	}
+}
+
+func topupInput() workflows.TopupInput {
+	return workflows.TopupInput{Chain: "ETH", Symbol: "USDT", Address: toAddr}
+}
+
+func topupStatus(env *testsuite.TestWorkflowEnvironment) (string, error) {
+	var st string
+	v, err := env.QueryWorkflow(workflows.QueryStatus)
+	if err == nil {
+		err = v.Get(&st)
+	}
+	return st, err
+}
+
+func TestTopupWatchesUntilUnwatched(t *testing.T) {
+	env, watched := newTopupEnv(t, nil)
+	var early, late string
+	var earlyErr, lateErr error
+	completedEarly, completedLate := true, true
+	env.RegisterDelayedCallback(func() {
+		completedEarly = env.IsWorkflowCompleted()
+		early, earlyErr = topupStatus(env)
+	}, time.Hour)
+	// Two 24h timers have fired by now.
+	env.RegisterDelayedCallback(func() {
+		completedLate = env.IsWorkflowCompleted()
+		late, lateErr = topupStatus(env)
+		env.SignalWorkflow(workflows.SignalUnwatch, nil)
+	}, 49*time.Hour)
+
+	env.ExecuteWorkflow(workflows.Topup, topupInput())
+	require.True(t, env.IsWorkflowCompleted())
+	require.NoError(t, env.GetWorkflowError())
+
+	require.False(t, completedEarly, "open after an hour")
+	require.False(t, completedLate, "open after 49h without \"unwatch\"")
+	require.NoError(t, earlyErr)
+	require.NoError(t, lateErr)
+	require.Contains(t, early, toAddr)
+	require.Contains(t, early, "from block 4242")
+	require.Equal(t, early, late)
+	require.Equal(t, []activities.WatchInput{{Chain: "ETH", Symbol: "USDT", Address: toAddr}}, watched(),
+		"registered once, not at every round")
+	env.AssertExpectations(t)
+}
+
+func TestTopupContinuesAsNewWhenSuggested(t *testing.T) {
+	env, watched := newTopupEnv(t, nil)
+	env.SetContinueAsNewSuggested(true)
+	completedEarly := true
+	env.RegisterDelayedCallback(func() { completedEarly = env.IsWorkflowCompleted() }, 23*time.Hour)
+
+	env.ExecuteWorkflow(workflows.Topup, topupInput())
+	require.True(t, env.IsWorkflowCompleted())
+	require.False(t, completedEarly, "the suggestion is only looked at when the timer fires")
+
+	var can *workflow.ContinueAsNewError
+	require.ErrorAs(t, env.GetWorkflowError(), &can)
+	require.Equal(t, "Topup", can.WorkflowType.Name)
+	var next workflows.TopupInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	require.Equal(t, topupInput(), next)
+	require.Len(t, watched(), 1)
+	env.AssertExpectations(t)
+}
+
+func TestTopupRegisterWatchFailureFailsWorkflow(t *testing.T) {
+	env, watched := newTopupEnv(t, errBroken)
+
+	env.ExecuteWorkflow(workflows.Topup, topupInput())
+	require.True(t, env.IsWorkflowCompleted())
+
+	err := env.GetWorkflowError()
+	var appErr *temporal.ApplicationError
+	require.ErrorAs(t, err, &appErr)
+	require.Equal(t, "Broken", appErr.Type())
+	var timeout *temporal.TimeoutError
+	require.False(t, errors.As(err, &timeout), "failed at once, not by the run timeout")
+	require.Len(t, watched(), 1, "a permanent failure is not retried")
+	env.AssertExpectations(t)
+}
