@@ -30,6 +30,7 @@ const (
 	ErrTypeReservationMismatch = "ReservationMismatch"
 	ErrTypeReservationClosed   = "ReservationClosed"
 	ErrTypeNotMined            = "NotMined"
+	ErrTypeTooManyAttempts     = "TooManyAttempts"
 )
 
 // Activities holds the dependencies of every activity. Registered once with
@@ -66,6 +67,8 @@ func classify(err error) error {
 		return permanent(ErrTypeInsufficientGas, err)
 	case errors.Is(err, chain.ErrFeeCapExceeded):
 		return permanent(ErrTypeFeeCap, err)
+	case errors.Is(err, chain.ErrTooManyAttempts):
+		return permanent(ErrTypeTooManyAttempts, err)
 	case errors.Is(err, chain.ErrNonceTooLow):
 		return permanent(ErrTypeNonceConflict, err)
 	case errors.Is(err, ledger.ErrReservationMismatch):

@@ -242,3 +242,25 @@ func (a *Activities) PublishResult(ctx context.Context, in PublishInput) error {
 	}
 	return nil
 }
+
+// ReplaceResult is the outcome of ReplaceTransfer.
+type ReplaceResult struct {
+	TxHash  string
+	Attempt int
+	// Mined: an attempt already has a receipt; nothing new was signed.
+	Mined bool
+}
+
+// ReplaceTransfer replaces a stuck transfer on the same nonce at a higher fee
+// and tracks the new hash. If an attempt is already mined it returns that one
+// and signs nothing. Too many attempts or a fee above the cap are permanent.
+func (a *Activities) ReplaceTransfer(ctx context.Context, in BroadcastInput) (ReplaceResult, error) {
+	stx, err := a.Broadcaster.Replace(ctx, in.WorkflowID, in.Step)
+	if err != nil {
+		return ReplaceResult{}, classify(err)
+	}
+	if err := chain.TrackTxConfirmedOnly(ctx, a.DB, a.Chain, stx.Hash, in.WorkflowID); err != nil {
+		return ReplaceResult{}, err
+	}
+	return ReplaceResult{TxHash: stx.Hash.Hex(), Attempt: stx.Attempt, Mined: stx.Mined}, nil
+}

@@ -116,11 +116,19 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return listener.Run(ctx)
 	})
 
-	w := worker.New(tc, cfg.Temporal.TaskQueue, worker.Options{})
+	// More pollers than the defaults (2): a payment is two or three short
+	// workflow tasks, and at load the queue wait dominates (make bench).
+	w := worker.New(tc, cfg.Temporal.TaskQueue, worker.Options{
+		MaxConcurrentWorkflowTaskPollers: 8,
+		MaxConcurrentActivityTaskPollers: 4,
+	})
 	w.RegisterWorkflow(workflows.Withdraw)
 	w.RegisterWorkflow(workflows.Pay)
 	w.RegisterWorkflow(workflows.Topup)
 	w.RegisterWorkflow(workflows.Deposit)
+	w.RegisterWorkflow(workflows.Reconcile)
+	w.RegisterWorkflow(workflows.Sweep)
+	w.RegisterWorkflow(workflows.WalletSweep)
 	w.RegisterWorkflow(workflows.NaivePayment) // the benchmark's baseline
 	w.RegisterActivity(&activities.Activities{
 		Chain: cfg.ETH.Chain, Tokens: cfg.Tokens, Collection: cfg.Payment.CollectionAddress,
@@ -142,6 +150,16 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	if err := w.Start(); err != nil {
 		return err
+	}
+	// Reconciliation every 10 minutes; sweeps hourly, of deposit wallets above
+	// 100,000 (more than the dev wallets hold). A schedule that exists is kept.
+	if err := EnsureReconcileSchedule(ctx, tc, cfg.Temporal.TaskQueue, 10*time.Minute,
+		workflows.ReconcileInput{Confirmations: uint64(cfg.ETH.ConfirmHeight)}); err != nil {
+		log.Error("ensuring the reconcile schedule", "err", err)
+	}
+	if err := EnsureSweepSchedule(ctx, tc, cfg.Temporal.TaskQueue, time.Hour, workflows.SweepInput{
+		Threshold: protocol.MustAmount("100000"), ConfirmTimeout: cfg.Payment.ConfirmTimeout.Duration}); err != nil {
+		log.Error("ensuring the sweep schedule", "err", err)
 	}
 	log.Info("worker running", "task_queue", cfg.Temporal.TaskQueue, "chain", cfg.ETH.Chain,
 		"confirmations", cfg.ETH.ConfirmHeight)

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -18,7 +19,8 @@ type PaymentInput struct {
 	Request protocol.PaymentRequest
 	// Digest fingerprints the request content (protocol.PaymentRequest.Digest).
 	Digest string
-	// ConfirmTimeout bounds the wait for confirmations after broadcast.
+	// ConfirmTimeout: a broadcast transfer not confirmed within it is replaced
+	// on the same nonce at a higher fee (repeatedly, up to the attempt cap).
 	ConfirmTimeout time.Duration
 	// ApprovalThreshold: amounts strictly above it wait for an operator's
 	// Approval (SignalApproval) after the funds are reserved. Empty = never.
@@ -75,6 +77,13 @@ var (
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2,
 			MaximumInterval: 30 * time.Second},
 	}
+	// localOpts: payment steps run as local activities (see runPayment).
+	// Retried until they succeed or fail permanently: each is idempotent.
+	localOpts = workflow.LocalActivityOptions{
+		StartToCloseTimeout: 30 * time.Second, // a DB transaction or a few RPC round trips
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2,
+			MaximumInterval: 30 * time.Second},
+	}
 	chainOpts = workflow.ActivityOptions{
 		StartToCloseTimeout: 60 * time.Second, // a few RPC round trips
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2,
@@ -90,16 +99,30 @@ type payment struct {
 	resp   protocol.PaymentResponse
 }
 
-func (p *payment) step(ctx workflow.Context, step, summary string) {
+// note records the current step for the status query only (no event).
+func (p *payment) note(step, summary string) {
 	p.status.Step, p.status.Summary = step, summary
-	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrStatus.ValueSet(step))
-	workflow.GetLogger(ctx).Info("payment step", "queue_id", p.in.Request.QueueID, "step", step)
+}
+
+// step records the step and shows it in the Web UI (PayflowStatus), with any
+// other search attribute updates, in one history event.
+func (p *payment) step(ctx workflow.Context, step, summary string, attrs ...temporal.SearchAttributeUpdate) {
+	p.note(step, summary)
+	_ = workflow.UpsertTypedSearchAttributes(ctx, append(attrs, AttrStatus.ValueSet(step))...)
+	workflow.GetLogger(ctx).Info("payment step", "queue_id", p.in.Request.QueueID, "step", step, "summary", summary)
 }
 
 // runPayment: reserve → sign → broadcast → wait for confirmations → settle →
 // publish status=1. Any failure after the reservation releases it and
 // publishes status=0 with the error. The transfer is signed once and stored
 // before broadcast, so retries and resets re-send the same bytes.
+//
+// The steps are local activities: reserve, sign and broadcast run in the
+// first workflow task, settle and publish in the one woken by the single
+// "confirmed" signal. A payment costs three workflow tasks and about twenty
+// history events instead of one task per step (see `make bench`). Local
+// activities may run again if a worker dies before the task completes; every
+// step is idempotent, so that is safe.
 func runPayment(ctx workflow.Context, flow protocol.Flow, in PaymentInput) (PaymentResult, error) {
 	r := in.Request
 	p := &payment{flow: flow, in: in, wfID: workflow.GetInfo(ctx).WorkflowExecution.ID}
@@ -108,27 +131,16 @@ func runPayment(ctx workflow.Context, flow protocol.Flow, in PaymentInput) (Paym
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (PaymentStatus, error) { return p.status, nil }); err != nil {
 		return p.resp, err
 	}
-	attrs := []temporal.SearchAttributeUpdate{AttrFlow.ValueSet(string(flow)), AttrQueueID.ValueSet(r.QueueID),
-		AttrAddress.ValueSet(r.FromAddress)}
-	if r.OrderID != "" {
-		attrs = append(attrs, AttrOrderID.ValueSet(r.OrderID))
-	}
-	_ = workflow.UpsertTypedSearchAttributes(ctx, attrs...)
-
 	var a *activities.Activities
-	lctx := workflow.WithActivityOptions(ctx, ledgerOpts)
-	cctx := workflow.WithActivityOptions(ctx, chainOpts)
+	lctx := workflow.WithLocalActivityOptions(ctx, localOpts)
 
-	p.step(ctx, StepReserving, fmt.Sprintf("reserving %s %s on %s", r.Amount.String(), r.Symbol, r.FromAddress))
+	p.note(StepReserving, fmt.Sprintf("reserving %s %s on %s", r.Amount.String(), r.Symbol, r.FromAddress))
 	var rsv activities.ReserveResult
-	if err := workflow.ExecuteActivity(lctx, a.ReserveFunds, activities.ReserveInput{Key: p.wfID, Chain: r.Chain,
+	if err := workflow.ExecuteLocalActivity(lctx, a.ReserveFunds, activities.ReserveInput{Key: p.wfID, Chain: r.Chain,
 		Symbol: r.Symbol, FromAddress: r.FromAddress, Amount: r.Amount}).Get(ctx, &rsv); err != nil {
 		return p.fail(ctx, false, err)
 	}
 	p.resp.FromAddress, p.status.PayingAddress = rsv.PayingAddress, rsv.PayingAddress
-	if rsv.PayingAddress != r.FromAddress {
-		_ = workflow.UpsertTypedSearchAttributes(ctx, AttrAddress.ValueSet(rsv.PayingAddress))
-	}
 
 	if needsApproval(in) {
 		if err := p.awaitApproval(ctx); err != nil {
@@ -136,57 +148,70 @@ func runPayment(ctx workflow.Context, flow protocol.Flow, in PaymentInput) (Paym
 		}
 	}
 
-	p.step(ctx, StepSigning, fmt.Sprintf("signing %s %s from %s to %s", r.Amount.String(), r.Symbol, rsv.PayingAddress, r.ToAddress))
+	p.note(StepSigning, fmt.Sprintf("signing %s %s from %s to %s", r.Amount.String(), r.Symbol, rsv.PayingAddress, r.ToAddress))
 	var signed activities.TransferResult
-	if err := workflow.ExecuteActivity(cctx, a.SignTransfer, activities.TransferInput{WorkflowID: p.wfID, Step: transferStep,
+	if err := workflow.ExecuteLocalActivity(lctx, a.SignTransfer, activities.TransferInput{WorkflowID: p.wfID, Step: transferStep,
 		Symbol: r.Symbol, From: rsv.PayingAddress, To: r.ToAddress, Amount: r.Amount}).Get(ctx, &signed); err != nil {
 		// Nothing was signed (or it is stored and never sent): safe to release.
 		return p.fail(ctx, true, err)
 	}
 	p.resp.TxHash, p.status.TxHash = signed.TxHash, signed.TxHash
-	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrTxHash.ValueSet(signed.TxHash))
 
-	p.step(ctx, StepBroadcasting, "broadcasting "+signed.TxHash)
-	if err := workflow.ExecuteActivity(cctx, a.Broadcast, activities.BroadcastInput{WorkflowID: p.wfID,
+	p.note(StepBroadcasting, "broadcasting "+signed.TxHash)
+	if err := workflow.ExecuteLocalActivity(lctx, a.Broadcast, activities.BroadcastInput{WorkflowID: p.wfID,
 		Step: transferStep}).Get(ctx, nil); err != nil {
 		// Only permanent errors get here (e.g. another transaction took the
 		// nonce): ours can never be mined, so releasing is safe.
 		return p.fail(ctx, true, err)
 	}
 
-	p.step(ctx, StepConfirming, fmt.Sprintf("waiting for confirmations of %s", signed.TxHash))
+	attrs := []temporal.SearchAttributeUpdate{AttrTxHash.ValueSet(signed.TxHash)}
+	if rsv.PayingAddress != r.FromAddress {
+		attrs = append(attrs, AttrAddress.ValueSet(rsv.PayingAddress))
+	}
+	p.step(ctx, StepConfirming, fmt.Sprintf("waiting for confirmations of %s", signed.TxHash), attrs...)
+	hashes := map[string]bool{strings.ToLower(signed.TxHash): true}
 	var ev TxEvent
 	for {
 		var ok bool
-		if ev, ok = p.awaitConfirmation(ctx, signed.TxHash); ok {
+		if ev, ok = p.awaitConfirmation(ctx, hashes); ok {
 			break
 		}
-		// Timed out. A mined transfer must never be reported as failed, and an
-		// unmined one may still mine: ask the chain, and if it is not mined keep
-		// the reservation and keep waiting, visibly stuck for an operator.
-		var rc activities.ReceiptResult
-		if err := workflow.ExecuteActivity(cctx, a.CheckReceipt, activities.ReceiptInput{TxHash: signed.TxHash}).Get(ctx, &rc); err != nil {
-			return p.resp, err
+		// Not confirmed in time: replace the transfer on the same nonce at a
+		// higher fee. All attempts share the nonce, so exactly one can mine,
+		// and whichever does settles the payment. A mined attempt is left to
+		// the tracker; when no more replacements are allowed (attempt or fee
+		// cap) the payment stays visibly stuck for an operator, funds held.
+		var rep activities.ReplaceResult
+		err := workflow.ExecuteLocalActivity(lctx, a.ReplaceTransfer, activities.BroadcastInput{WorkflowID: p.wfID,
+			Step: transferStep}).Get(ctx, &rep)
+		switch {
+		case err != nil:
+			p.step(ctx, StepStuck, fmt.Sprintf("%s not confirmed after %s and not replaceable (%s); still waiting",
+				signed.TxHash, p.replaceAfter(), errorMessage(err)))
+		case rep.Mined:
+			hashes[strings.ToLower(rep.TxHash)] = true
+			p.note(StepConfirming, fmt.Sprintf("%s mined; waiting for confirmations", rep.TxHash))
+		default:
+			hashes[strings.ToLower(rep.TxHash)] = true
+			p.step(ctx, StepStuck, fmt.Sprintf("not confirmed after %s; replaced by %s (attempt %d) at a higher fee",
+				p.replaceAfter(), rep.TxHash, rep.Attempt), AttrTxHash.ValueSet(rep.TxHash))
 		}
-		if rc.Mined {
-			ev = TxEvent{TxHash: signed.TxHash, BlockNumber: rc.BlockNumber, Succeeded: rc.Succeeded, Milestone: "confirmed"}
-			break
-		}
-		p.step(ctx, StepStuck, fmt.Sprintf("%s not mined after %s; still waiting", signed.TxHash, in.ConfirmTimeout))
 	}
+	p.resp.TxHash, p.status.TxHash = ev.TxHash, ev.TxHash
 	p.resp.BlockNumber = ev.BlockNumber
 	p.status.Confirmed = true
 	if !ev.Succeeded {
-		return p.fail(ctx, true, fmt.Errorf("transaction %s reverted in block %d", signed.TxHash, ev.BlockNumber))
+		return p.fail(ctx, true, fmt.Errorf("transaction %s reverted in block %d", ev.TxHash, ev.BlockNumber))
 	}
 
-	p.step(ctx, StepSettling, "settling the ledger")
-	if err := workflow.ExecuteActivity(lctx, a.SettleFunds, activities.SettleInput{Key: p.wfID, TxHash: signed.TxHash}).
+	p.note(StepSettling, "settling the ledger")
+	if err := workflow.ExecuteLocalActivity(lctx, a.SettleFunds, activities.SettleInput{Key: p.wfID, TxHash: ev.TxHash}).
 		Get(ctx, nil); err != nil {
 		return p.resp, err // settle retries forever; only a logic error gets here
 	}
 	p.resp.Status = protocol.StatusSucceeded
-	p.step(ctx, StepSucceeded, fmt.Sprintf("paid %s %s to %s in %s", r.Amount.String(), r.Symbol, r.ToAddress, signed.TxHash))
+	p.step(ctx, StepSucceeded, fmt.Sprintf("paid %s %s to %s in %s", r.Amount.String(), r.Symbol, r.ToAddress, ev.TxHash))
 	return p.publish(ctx, "")
 }
 
@@ -236,17 +261,22 @@ func orUnknown(s string) string {
 	return s
 }
 
-// awaitConfirmation waits for the tracker's "confirmed" signal for txHash, or
-// the confirm timeout. Repeated or stale signals are ignored.
-func (p *payment) awaitConfirmation(ctx workflow.Context, txHash string) (TxEvent, bool) {
-	ch := workflow.GetSignalChannel(ctx, SignalTxEvent)
-	timeout := p.in.ConfirmTimeout
-	if timeout <= 0 {
-		timeout = 30 * time.Minute
+// replaceAfter is how long a broadcast transfer may stay unconfirmed before
+// it is replaced at a higher fee.
+func (p *payment) replaceAfter() time.Duration {
+	if p.in.ConfirmTimeout > 0 {
+		return p.in.ConfirmTimeout
 	}
+	return 30 * time.Minute
+}
+
+// awaitConfirmation waits for the tracker's "confirmed" signal for any of the
+// transfer's attempts, or the replace timeout. Other signals are ignored.
+func (p *payment) awaitConfirmation(ctx workflow.Context, hashes map[string]bool) (TxEvent, bool) {
+	ch := workflow.GetSignalChannel(ctx, SignalTxEvent)
 	tctx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
-	timer := workflow.NewTimer(tctx, timeout)
+	timer := workflow.NewTimer(tctx, p.replaceAfter())
 	for {
 		var ev TxEvent
 		timedOut := false
@@ -257,16 +287,16 @@ func (p *payment) awaitConfirmation(ctx workflow.Context, txHash string) (TxEven
 		if timedOut {
 			return TxEvent{}, false
 		}
-		if ev.TxHash != txHash {
+		if !hashes[strings.ToLower(ev.TxHash)] {
 			continue
 		}
 		switch ev.Milestone {
 		case "confirmed":
 			return ev, true
 		case "seen":
-			p.status.Summary = fmt.Sprintf("%s seen in block %d, waiting for confirmations", txHash, ev.BlockNumber)
+			p.status.Summary = fmt.Sprintf("%s seen in block %d, waiting for confirmations", ev.TxHash, ev.BlockNumber)
 		case "reorged":
-			p.status.Summary = fmt.Sprintf("%s left the canonical chain; waiting for re-inclusion", txHash)
+			p.status.Summary = fmt.Sprintf("%s left the canonical chain; waiting for re-inclusion", ev.TxHash)
 		}
 	}
 }
@@ -277,8 +307,8 @@ func (p *payment) fail(ctx workflow.Context, release bool, cause error) (Payment
 	if release {
 		p.step(ctx, StepCompensating, "releasing the reservation: "+msg)
 		var a *activities.Activities
-		lctx := workflow.WithActivityOptions(ctx, ledgerOpts)
-		if err := workflow.ExecuteActivity(lctx, a.ReleaseFunds, activities.ReleaseInput{Key: p.wfID}).Get(ctx, nil); err != nil {
+		lctx := workflow.WithLocalActivityOptions(ctx, localOpts)
+		if err := workflow.ExecuteLocalActivity(lctx, a.ReleaseFunds, activities.ReleaseInput{Key: p.wfID}).Get(ctx, nil); err != nil {
 			return p.resp, err
 		}
 	}
@@ -289,8 +319,8 @@ func (p *payment) fail(ctx workflow.Context, release bool, cause error) (Payment
 func (p *payment) publish(ctx workflow.Context, errMsg string) (PaymentResult, error) {
 	p.resp.Error = errMsg
 	var a *activities.Activities
-	lctx := workflow.WithActivityOptions(ctx, ledgerOpts)
-	err := workflow.ExecuteActivity(lctx, a.PublishResult, activities.PublishInput{Flow: p.flow,
+	lctx := workflow.WithLocalActivityOptions(ctx, localOpts)
+	err := workflow.ExecuteLocalActivity(lctx, a.PublishResult, activities.PublishInput{Flow: p.flow,
 		MessageID: p.wfID + "/result", Payment: &p.resp}).Get(ctx, nil)
 	return p.resp, err
 }

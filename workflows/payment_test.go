@@ -415,104 +415,122 @@ func TestWithdrawIgnoresForeignAndRepeatedSignals(t *testing.T) {
 	h.done()
 }
 
-func TestWithdrawStuckKeepsWaiting(t *testing.T) {
-	h := newHarness(t, workflows.WithdrawWorkflowID(queueID))
-	h.reserve(activities.ReserveResult{PayingAddress: fromAddr}, nil)
-	h.sign(nil)
-	h.broadcast()
-	h.settle()
-	h.forbid(a.ReleaseFunds)
-	var receipts int
-	h.env.OnActivity(a.CheckReceipt, mock.Anything, activities.ReceiptInput{TxHash: txHash}).Return(
-		func(context.Context, activities.ReceiptInput) (activities.ReceiptResult, error) {
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			receipts++
-			return activities.ReceiptResult{Mined: false}, nil
-		})
+const replHash = "0x00000000000000000000000000000000000000000000000000000000000fee02"
 
-	in := input()
-	in.ConfirmTimeout = time.Minute
-	type snapshot struct {
-		status                       workflows.PaymentStatus
-		err                          error
-		receipts, published, settled int
-	}
-	var snaps []snapshot
-	check := func() {
-		st, err := h.status()
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		snaps = append(snaps, snapshot{st, err, receipts, len(h.published), len(h.settled)})
-	}
-	// The timer fires at 1m, 2m, 3m, ...; look in between.
-	h.env.RegisterDelayedCallback(check, 90*time.Second)
-	h.env.RegisterDelayedCallback(check, 150*time.Second)
-	h.signal(150*time.Second+time.Millisecond,
-		workflows.TxEvent{TxHash: txHash, Milestone: "confirmed", BlockNumber: block, Succeeded: true})
-
-	res, err := h.run(workflows.Withdraw, in)
-	require.NoError(t, err)
-
-	require.Len(t, snaps, 2)
-	for i, s := range snaps {
-		require.NoError(t, s.err)
-		require.Equal(t, workflows.StepStuck, s.status.Step)
-		require.Contains(t, s.status.Summary, "not mined after 1m0s")
-		require.Equal(t, txHash, s.status.TxHash)
-		require.False(t, s.status.Confirmed)
-		require.Equal(t, i+1, s.receipts, "the receipt is checked at each timeout")
-		require.Zero(t, s.published, "nothing is published while the transfer may still mine")
-		require.Zero(t, s.settled)
-	}
-	require.Equal(t, 2, receipts)
-	requireSucceeded(t, h.onlyPublished(protocol.FlowWithdraw, "withdraw-"), fromAddr)
-	require.Equal(t, protocol.StatusSucceeded, res.Status)
-	h.env.AssertActivityNumberOfCalls(t, "SettleFunds", 1)
-	h.done()
-}
-
-func TestWithdrawTimeoutButMinedSettles(t *testing.T) {
+// TestWithdrawStuckIsReplaced: not confirmed within ConfirmTimeout, the
+// transfer is replaced at a higher fee; nothing is published, settled or
+// released meanwhile; the replacement's confirmation settles the payment and
+// the response carries the replacement's hash.
+func TestWithdrawStuckIsReplaced(t *testing.T) {
 	wfID := workflows.WithdrawWorkflowID(queueID)
 	h := newHarness(t, wfID)
 	h.reserve(activities.ReserveResult{PayingAddress: fromAddr}, nil)
 	h.sign(nil)
 	h.broadcast()
 	h.settle()
-	h.forbid(a.ReleaseFunds)
-	h.env.OnActivity(a.CheckReceipt, mock.Anything, activities.ReceiptInput{TxHash: txHash}).
-		Return(activities.ReceiptResult{Mined: true, Succeeded: true, BlockNumber: block}, nil).Once()
-
+	h.forbid(a.ReleaseFunds, a.CheckReceipt)
+	var replaced int
+	h.env.OnActivity(a.ReplaceTransfer, mock.Anything, activities.BroadcastInput{WorkflowID: wfID, Step: "transfer"}).Return(
+		func(context.Context, activities.BroadcastInput) (activities.ReplaceResult, error) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			replaced++
+			return activities.ReplaceResult{TxHash: replHash, Attempt: replaced}, nil
+		})
 	in := input()
 	in.ConfirmTimeout = time.Minute
-	res, err := h.run(workflows.Withdraw, in) // no signal ever comes
-	require.NoError(t, err)
+	var mid workflows.PaymentStatus
+	var midOutcomes, midReplaced int
+	h.env.RegisterDelayedCallback(func() {
+		mid, _ = h.status()
+		midOutcomes = h.outcomes()
+		h.mu.Lock()
+		midReplaced = replaced
+		h.mu.Unlock()
+	}, 90*time.Second)
+	// A late confirmation of the replacement.
+	h.signal(100*time.Second, workflows.TxEvent{TxHash: replHash, Milestone: "confirmed", BlockNumber: block, Succeeded: true})
 
+	res, err := h.run(workflows.Withdraw, in)
+	require.NoError(t, err)
+	require.Equal(t, workflows.StepStuck, mid.Step)
+	require.Contains(t, mid.Summary, "replaced by "+replHash)
+	require.Equal(t, 1, midReplaced)
+	require.Zero(t, midOutcomes, "nothing settled, released or published while stuck")
+	got := h.onlyPublished(protocol.FlowWithdraw, "withdraw-")
+	require.Equal(t, protocol.StatusSucceeded, got.Status)
+	require.Equal(t, replHash, got.TxHash)
+	require.Equal(t, replHash, res.TxHash)
+	require.Equal(t, []activities.SettleInput{{Key: wfID, TxHash: replHash}}, h.settled)
+	h.done()
+}
+
+// TestWithdrawOriginalMinesAfterReplacement: the original attempt confirms
+// after a replacement was sent; it settles (same nonce: only one can mine).
+func TestWithdrawOriginalMinesAfterReplacement(t *testing.T) {
+	wfID := workflows.WithdrawWorkflowID(queueID)
+	h := newHarness(t, wfID)
+	h.reserve(activities.ReserveResult{PayingAddress: fromAddr}, nil)
+	h.sign(nil)
+	h.broadcast()
+	h.settle()
+	h.forbid(a.ReleaseFunds, a.CheckReceipt)
+	h.env.OnActivity(a.ReplaceTransfer, mock.Anything, mock.Anything).Return(activities.ReplaceResult{TxHash: replHash, Attempt: 1}, nil)
+	in := input()
+	in.ConfirmTimeout = time.Minute
+	h.signal(70*time.Second, workflows.TxEvent{TxHash: txHash, Milestone: "confirmed", BlockNumber: block, Succeeded: true})
+	_, err := h.run(workflows.Withdraw, in)
+	require.NoError(t, err)
 	requireSucceeded(t, h.onlyPublished(protocol.FlowWithdraw, "withdraw-"), fromAddr)
-	require.Equal(t, protocol.StatusSucceeded, res.Status)
 	require.Equal(t, []activities.SettleInput{{Key: wfID, TxHash: txHash}}, h.settled)
 	h.done()
 }
 
-func TestWithdrawTimeoutMinedButRevertedReleases(t *testing.T) {
+// TestWithdrawNotReplaceableStaysStuck: when no replacement is allowed (attempt
+// or fee cap), the payment keeps its funds held and keeps waiting, visibly
+// stuck; it never reports a failure that might be false.
+func TestWithdrawNotReplaceableStaysStuck(t *testing.T) {
 	h := newHarness(t, workflows.WithdrawWorkflowID(queueID))
 	h.reserve(activities.ReserveResult{PayingAddress: fromAddr}, nil)
 	h.sign(nil)
 	h.broadcast()
-	h.release()
-	h.forbid(a.SettleFunds)
-	h.env.OnActivity(a.CheckReceipt, mock.Anything, activities.ReceiptInput{TxHash: txHash}).
-		Return(activities.ReceiptResult{Mined: true, Succeeded: false, BlockNumber: block}, nil).Once()
-
+	h.settle()
+	h.forbid(a.ReleaseFunds, a.CheckReceipt)
+	h.env.OnActivity(a.ReplaceTransfer, mock.Anything, mock.Anything).Return(activities.ReplaceResult{},
+		temporal.NewNonRetryableApplicationError("replacing after 5 attempts", activities.ErrTypeTooManyAttempts, nil))
 	in := input()
 	in.ConfirmTimeout = time.Minute
+	var mid workflows.PaymentStatus
+	var midOutcomes int
+	h.env.RegisterDelayedCallback(func() { mid, _ = h.status(); midOutcomes = h.outcomes() }, 150*time.Second)
+	h.signal(151*time.Second, workflows.TxEvent{TxHash: txHash, Milestone: "confirmed", BlockNumber: block, Succeeded: true})
 	_, err := h.run(workflows.Withdraw, in)
 	require.NoError(t, err)
+	require.Equal(t, workflows.StepStuck, mid.Step)
+	require.Contains(t, mid.Summary, "not replaceable")
+	require.Zero(t, midOutcomes)
+	requireSucceeded(t, h.onlyPublished(protocol.FlowWithdraw, "withdraw-"), fromAddr)
+	h.done()
+}
 
-	got := h.onlyPublished(protocol.FlowWithdraw, "withdraw-")
-	require.Equal(t, protocol.StatusFailed, got.Status)
-	require.Contains(t, got.Error, "reverted")
-	require.Len(t, h.released, 1)
+// TestWithdrawReplaceFindsMinedAttempt: at the timeout an attempt turns out to
+// be mined already; nothing new is signed and its confirmation settles.
+func TestWithdrawReplaceFindsMinedAttempt(t *testing.T) {
+	wfID := workflows.WithdrawWorkflowID(queueID)
+	h := newHarness(t, wfID)
+	h.reserve(activities.ReserveResult{PayingAddress: fromAddr}, nil)
+	h.sign(nil)
+	h.broadcast()
+	h.settle()
+	h.forbid(a.ReleaseFunds, a.CheckReceipt)
+	h.env.OnActivity(a.ReplaceTransfer, mock.Anything, mock.Anything).Return(activities.ReplaceResult{TxHash: txHash, Mined: true}, nil)
+	in := input()
+	in.ConfirmTimeout = time.Minute
+	h.signal(65*time.Second, workflows.TxEvent{TxHash: txHash, Milestone: "confirmed", BlockNumber: block, Succeeded: true})
+	_, err := h.run(workflows.Withdraw, in)
+	require.NoError(t, err)
+	requireSucceeded(t, h.onlyPublished(protocol.FlowWithdraw, "withdraw-"), fromAddr)
+	require.Equal(t, []activities.SettleInput{{Key: wfID, TxHash: txHash}}, h.settled)
 	h.done()
 }
 

@@ -1,0 +1,371 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"sort"
+	"strings"
+
+	"github.com/ethereum/go-ethereum"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/shopspring/decimal"
+	"go.temporal.io/sdk/activity"
+
+	"payflow/chain"
+	"payflow/config"
+	"payflow/ledger"
+	"payflow/protocol"
+)
+
+// ErrTypePinReorged: the pinned block left the canonical chain while a batch
+// was being reconciled; the workflow pins again.
+const ErrTypePinReorged = "PinnedBlockReorged"
+
+// Bounds of the search for unmatched transfers, which runs only for a
+// mismatch: how many journal entries are read, how many blocks one
+// eth_getLogs call spans, and how many unmatched transfers are recorded.
+const (
+	maxJournalScan = 10_000
+	logChunk       = 50_000
+	maxUnmatched   = 100
+)
+
+// PinInput asks for the block a reconciliation compares against.
+type PinInput struct {
+	// Confirmations below the head: the ledger credits a deposit only once it
+	// is this deep, so balances at the pinned block and the ledger agree.
+	Confirmations uint64
+}
+
+// PinnedBlock is a block by number and hash, on the worker's chain.
+type PinnedBlock struct {
+	Chain  string
+	Number uint64
+	Hash   string
+}
+
+// PinBlock returns the block Confirmations below the latest head (block 0 on
+// a chain shorter than that).
+func (a *Activities) PinBlock(ctx context.Context, in PinInput) (PinnedBlock, error) {
+	head, err := a.Eth.BlockNumber(ctx)
+	if err != nil {
+		return PinnedBlock{}, fmt.Errorf("reading head: %w", err)
+	}
+	var n uint64
+	if head > in.Confirmations {
+		n = head - in.Confirmations
+	}
+	h, err := a.Eth.HeaderByNumber(ctx, new(big.Int).SetUint64(n))
+	if err != nil {
+		return PinnedBlock{}, fmt.Errorf("reading header %d: %w", n, err)
+	}
+	return PinnedBlock{Chain: a.Chain, Number: n, Hash: h.Hash().Hex()}, nil
+}
+
+// ReconListInput asks for one page of the addresses to reconcile.
+type ReconListInput struct {
+	After string // the previous page's Next; "" starts at the first address
+	Limit int
+}
+
+// ReconList is one page of addresses, in ascending order, and the symbols
+// to reconcile each of them in.
+type ReconList struct {
+	Addresses []string
+	Symbols   []string // the configured tokens, sorted
+	Next      string   // "" when this was the last page
+}
+
+// ListReconWallets pages through the addresses the ledger answers for: every
+// wallet of the chain (managed wallets, including those the ledger never
+// posted to) and every address that holds a ledger balance (watched deposit
+// addresses). Symbols are the configured tokens: a balance in anything else
+// has no contract to ask.
+func (a *Activities) ListReconWallets(ctx context.Context, in ReconListInput) (ReconList, error) {
+	limit := in.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 500
+	}
+	after := strings.ToLower(in.After)
+	rows, err := a.DB.QueryContext(ctx, `SELECT address FROM wallets WHERE chain=? AND address>?
+		UNION SELECT address FROM balances WHERE chain=? AND address>? ORDER BY address LIMIT ?`,
+		a.Chain, after, a.Chain, after, limit)
+	if err != nil {
+		return ReconList{}, fmt.Errorf("listing wallets to reconcile: %w", err)
+	}
+	defer rows.Close()
+	out := ReconList{Symbols: a.symbols()}
+	for rows.Next() {
+		var addr string
+		if err := rows.Scan(&addr); err != nil {
+			return ReconList{}, fmt.Errorf("listing wallets to reconcile: %w", err)
+		}
+		out.Addresses = append(out.Addresses, addr)
+	}
+	if err := rows.Err(); err != nil {
+		return ReconList{}, fmt.Errorf("listing wallets to reconcile: %w", err)
+	}
+	if len(out.Addresses) == limit {
+		out.Next = out.Addresses[len(out.Addresses)-1]
+	}
+	return out, nil
+}
+
+func (a *Activities) symbols() []string {
+	out := make([]string, 0, len(a.Tokens))
+	for s := range a.Tokens {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ReconBatchInput reconciles a batch of addresses at a pinned block.
+type ReconBatchInput struct {
+	// RunID names the run in the reconciliations table; with (chain, address,
+	// symbol) it is the idempotency key of each recorded result.
+	RunID     string
+	Block     PinnedBlock
+	Addresses []string
+	Symbols   []string
+	// LogsFromBlock is where the search for unmatched transfers starts (e.g.
+	// the token's deployment block).
+	LogsFromBlock uint64
+}
+
+// ReconMismatch is one (address, symbol) whose ledger total and on-chain
+// balance differ. Difference = ChainBalance - LedgerTotal.
+type ReconMismatch struct {
+	Address      string
+	Symbol       string
+	LedgerTotal  protocol.Amount
+	ChainBalance protocol.Amount
+	Difference   protocol.Amount
+	Unmatched    int // transfers found on one side only
+}
+
+// ReconBatchResult sums up a batch.
+type ReconBatchResult struct {
+	Checked    int
+	Mismatches []ReconMismatch
+}
+
+// ReconcileWallets compares, for each address and symbol, the ledger total
+// (available + held) with balanceOf at the pinned block and records the
+// result with ledger.RecordReconciliation. A difference is recorded as a
+// mismatch, with the transfers that explain it (unmatched), and logged at
+// WARN. Safe to repeat: a result already recorded for the run is kept, and
+// counted as it was recorded. If the pinned block is no longer canonical the
+// batch records nothing and fails with ErrTypePinReorged.
+func (a *Activities) ReconcileWallets(ctx context.Context, in ReconBatchInput) (ReconBatchResult, error) {
+	block := new(big.Int).SetUint64(in.Block.Number)
+	type pair struct {
+		addr, symbol string
+		tok          config.Token
+		chainBal     decimal.Decimal
+	}
+	var pairs []pair
+	for _, addr := range in.Addresses {
+		for _, sym := range in.Symbols {
+			tok, ok := a.Tokens[sym]
+			if !ok {
+				return ReconBatchResult{}, permanent(ErrTypeInvalidRequest, fmt.Errorf("unknown symbol %q", sym))
+			}
+			units, err := a.Broadcaster.TokenBalance(ctx, common.HexToAddress(tok.Address), common.HexToAddress(addr), block)
+			if err != nil {
+				return ReconBatchResult{}, err
+			}
+			pairs = append(pairs, pair{strings.ToLower(addr), sym, tok, chain.FromUnits(units, tok.Decimals)})
+		}
+	}
+	// Balances were read by number: make sure that number still is the
+	// pinned block before anything is recorded against its hash.
+	h, err := a.Eth.HeaderByNumber(ctx, block)
+	if err != nil {
+		return ReconBatchResult{}, fmt.Errorf("reading header %d: %w", in.Block.Number, err)
+	}
+	if !strings.EqualFold(h.Hash().Hex(), in.Block.Hash) {
+		return ReconBatchResult{}, permanent(ErrTypePinReorged,
+			fmt.Errorf("block %d is now %s, not the pinned %s", in.Block.Number, h.Hash().Hex(), in.Block.Hash))
+	}
+
+	log := activity.GetLogger(ctx)
+	var res ReconBatchResult
+	for _, p := range pairs {
+		bal, err := a.Ledger.Balance(ctx, a.Chain, p.addr, p.symbol)
+		if err != nil {
+			return res, err
+		}
+		rec := ledger.Reconciliation{RunID: in.RunID, Chain: a.Chain, Address: p.addr, Symbol: p.symbol,
+			BlockNumber: in.Block.Number, BlockHash: in.Block.Hash, LedgerTotal: bal.Total(), ChainBalance: p.chainBal,
+			Status: ledger.ReconMatched}
+		if !p.chainBal.Equal(rec.LedgerTotal) {
+			rec.Status = ledger.ReconMismatch
+			if rec.Unmatched, err = a.unmatchedTransfers(ctx, p.addr, p.symbol, p.tok, in.LogsFromBlock, in.Block.Number); err != nil {
+				return res, err
+			}
+		}
+		err = a.Ledger.RecordReconciliation(ctx, rec)
+		if errors.Is(err, ledger.ErrReconConflict) {
+			// A previous attempt recorded this pair with the ledger as it was
+			// then: that record stands, and is what this run reports.
+			if rec, err = a.recordedRecon(ctx, in.RunID, p.addr, p.symbol); err != nil {
+				return res, err
+			}
+		} else if errors.Is(err, ledger.ErrBadRecon) {
+			return res, permanent(ErrTypeInvalidRequest, err)
+		} else if err != nil {
+			return res, err
+		}
+		res.Checked++
+		if rec.Status != ledger.ReconMismatch {
+			continue
+		}
+		diff := rec.ChainBalance.Sub(rec.LedgerTotal)
+		log.Warn("reconciliation mismatch", "address", p.addr, "symbol", p.symbol, "difference", diff.String(),
+			"ledger_total", rec.LedgerTotal.String(), "chain_balance", rec.ChainBalance.String(),
+			"block_number", in.Block.Number, "run_id", in.RunID, "unmatched", len(rec.Unmatched))
+		res.Mismatches = append(res.Mismatches, ReconMismatch{Address: p.addr, Symbol: p.symbol,
+			LedgerTotal: protocol.NewAmount(rec.LedgerTotal), ChainBalance: protocol.NewAmount(rec.ChainBalance),
+			Difference: protocol.NewAmount(diff), Unmatched: len(rec.Unmatched)})
+	}
+	return res, nil
+}
+
+// recordedRecon reads back what the run recorded for (address, symbol).
+func (a *Activities) recordedRecon(ctx context.Context, runID, addr, symbol string) (ledger.Reconciliation, error) {
+	q := ledger.ReconQuery{Chain: a.Chain, Address: addr, Limit: ledger.MaxPageLimit}
+	for {
+		page, err := a.Ledger.Reconciliations(ctx, q)
+		if err != nil {
+			return ledger.Reconciliation{}, err
+		}
+		for _, r := range page.Reconciliations {
+			if r.RunID == runID && r.Symbol == symbol {
+				return r, nil
+			}
+		}
+		if page.NextCursor == "" {
+			return ledger.Reconciliation{}, fmt.Errorf("reconciliation %s of %s %s reported as conflicting but not found",
+				runID, addr, symbol)
+		}
+		q.Cursor = page.NextCursor
+	}
+}
+
+// unmatchedTransfers explains a mismatch transaction by transaction: the net
+// change each transaction made to the wallet on chain (its Transfer logs up
+// to the pinned block) against the net change the journal records under the
+// same tx_hash (credits, settlements, reversals). A transaction the journal
+// does not account for in full is chain_only, with the signed change the
+// journal lacks; one the journal records but no Transfer log up to the pinned
+// block shows is ledger_only, with the journal's signed change.
+func (a *Activities) unmatchedTransfers(ctx context.Context, addr, symbol string, tok config.Token, from, to uint64) ([]ledger.UnmatchedTransfer, error) {
+	type onChain struct {
+		net      decimal.Decimal
+		logIndex uint // its first log's index in the block
+		block    uint64
+	}
+	chainTx := map[string]*onChain{}
+	token := common.HexToAddress(tok.Address)
+	wallet := common.BytesToHash(common.HexToAddress(addr).Bytes())
+	seen := map[[2]uint64]bool{} // (block, log index): a self-transfer matches both filters
+	for _, topics := range [][][]common.Hash{
+		{{chain.TransferTopic}, {wallet}},      // from the wallet
+		{{chain.TransferTopic}, nil, {wallet}}, // to the wallet
+	} {
+		for lo := from; lo <= to; lo += logChunk {
+			hi := min(lo+logChunk-1, to)
+			logs, err := a.Eth.FilterLogs(ctx, ethereum.FilterQuery{FromBlock: new(big.Int).SetUint64(lo),
+				ToBlock: new(big.Int).SetUint64(hi), Addresses: []common.Address{token}, Topics: topics})
+			if err != nil {
+				return nil, fmt.Errorf("reading %s transfers of %s in blocks %d-%d: %w", symbol, addr, lo, hi, err)
+			}
+			for _, lg := range logs {
+				k := [2]uint64{lg.BlockNumber, uint64(lg.Index)}
+				if lg.Removed || len(lg.Topics) != 3 || len(lg.Data) < 32 || seen[k] {
+					continue
+				}
+				seen[k] = true
+				v := chain.FromUnits(new(big.Int).SetBytes(lg.Data[:32]), tok.Decimals)
+				if lg.Topics[1] == wallet {
+					v = v.Neg()
+				}
+				if lg.Topics[1] == wallet && lg.Topics[2] == wallet {
+					v = decimal.Zero
+				}
+				h := strings.ToLower(lg.TxHash.Hex())
+				if c, ok := chainTx[h]; ok {
+					c.net = c.net.Add(v)
+					continue
+				}
+				chainTx[h] = &onChain{net: v, logIndex: lg.Index, block: lg.BlockNumber}
+			}
+		}
+	}
+
+	journalTx := map[string]decimal.Decimal{}
+	q := ledger.HistoryQuery{Chain: a.Chain, Address: addr, Symbol: symbol, Limit: ledger.MaxPageLimit}
+	for read := 0; read < maxJournalScan; {
+		page, err := a.Ledger.History(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range page.Entries {
+			if e.TxHash != "" {
+				h := strings.ToLower(e.TxHash)
+				journalTx[h] = journalTx[h].Add(e.Amount)
+			}
+		}
+		read += len(page.Entries)
+		if page.NextCursor == "" {
+			break
+		}
+		q.Cursor = page.NextCursor
+	}
+
+	var out []ledger.UnmatchedTransfer
+	for h, c := range chainTx {
+		// The part of the transaction's change the journal lacks: all of it
+		// when the journal has never heard of the transaction.
+		if d := c.net.Sub(journalTx[h]); !d.IsZero() {
+			out = append(out, ledger.UnmatchedTransfer{Side: ledger.SideChainOnly, TxHash: h, LogIndex: c.logIndex,
+				BlockNumber: c.block, Amount: d})
+		}
+	}
+	for h, amt := range journalTx {
+		if _, ok := chainTx[h]; ok || amt.IsZero() {
+			continue // compared above, or a credit and its reversal
+		}
+		out = append(out, ledger.UnmatchedTransfer{Side: ledger.SideLedgerOnly, TxHash: h, Amount: amt})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].BlockNumber != out[j].BlockNumber {
+			return out[i].BlockNumber < out[j].BlockNumber
+		}
+		return out[i].TxHash < out[j].TxHash
+	})
+	if len(out) > maxUnmatched {
+		out = out[:maxUnmatched]
+	}
+	// Name chain-side logs the way the journal does (CreditKey): by their
+	// position within the transaction's receipt, not within the block.
+	for i := range out {
+		if out[i].Side != ledger.SideChainOnly {
+			continue
+		}
+		r, err := a.Eth.TransactionReceipt(ctx, common.HexToHash(out[i].TxHash))
+		if err != nil {
+			return nil, fmt.Errorf("reading receipt %s: %w", out[i].TxHash, err)
+		}
+		for pos, lg := range r.Logs {
+			if lg.Index == out[i].LogIndex {
+				out[i].LogIndex = uint(pos)
+				break
+			}
+		}
+	}
+	return out, nil
+}

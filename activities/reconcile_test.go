@@ -1,0 +1,240 @@
+package activities_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math/big"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/ethereum/go-ethereum/accounts/abi/bind"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/ethclient/simulated"
+	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"payflow/activities"
+	"payflow/chain"
+	"payflow/chain/token"
+	"payflow/config"
+	"payflow/internal/stacktest"
+	"payflow/ledger"
+)
+
+const (
+	deployerKeyHex = "6f18fa8eb4ce0e480fded9ea37e346c9b1aac2c94b2d1824e68c0762b562937e"
+	simChainID     = 1337
+)
+
+var (
+	walletW = common.HexToAddress("0x00000000000000000000000000000000000a11e1") // the mismatched one
+	walletV = common.HexToAddress("0x00000000000000000000000000000000000a11e2") // credited exactly
+	// ghostTx is credited in the ledger and exists nowhere on chain.
+	ghostTx = "0x9999999999999999999999999999999999999999999999999999999999999999"
+)
+
+// reconFixture is a simulated chain with TestUSDT, a fresh ledger database
+// and the activities over both.
+type reconFixture struct {
+	t     *testing.T
+	ctx   context.Context
+	sim   *simulated.Backend
+	usdt  *token.TestUSDT
+	auth  *bind.TransactOpts
+	led   *ledger.Ledger
+	acts  *activities.Activities
+	env   *testsuite.TestActivityEnvironment
+	token common.Address
+}
+
+func newReconFixture(t *testing.T) *reconFixture {
+	t.Helper()
+	key, err := crypto.HexToECDSA(deployerKeyHex)
+	require.NoError(t, err)
+	deployer := crypto.PubkeyToAddress(key.PublicKey)
+	f := &reconFixture{t: t, ctx: context.Background()}
+	f.sim = simulated.NewBackend(types.GenesisAlloc{deployer: {Balance: new(big.Int).Exp(big.NewInt(10), big.NewInt(21), nil)}})
+	t.Cleanup(func() { f.sim.Close() })
+	f.auth, err = bind.NewKeyedTransactorWithChainID(key, big.NewInt(simChainID))
+	require.NoError(t, err)
+	var tx *types.Transaction
+	f.token, tx, f.usdt, err = token.DeployTestUSDT(f.auth, f.sim.Client())
+	require.NoError(t, err)
+	f.mine(tx)
+	tx, err = f.usdt.Mint(f.auth, deployer, big.NewInt(1_000_000_000_000))
+	require.NoError(t, err)
+	f.mine(tx)
+
+	db := stacktest.TestDB(t, "activities")
+	require.NoError(t, ledger.Migrate(f.ctx, db))
+	f.led = ledger.New(db)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	bc, err := chain.NewBroadcaster(chain.BroadcasterConfig{Chain: "ETH", ChainID: big.NewInt(simChainID),
+		MaxFeeWei: big.NewInt(100_000_000_000)}, db, f.sim.Client(), nil, log)
+	require.NoError(t, err)
+	f.acts = &activities.Activities{Chain: "ETH", Tokens: map[string]config.Token{"USDT": {Address: chain.Lower(f.token), Decimals: 6}},
+		DB: db, Eth: f.sim.Client(), Ledger: f.led, Wallets: ledger.NewWallets(db, nil), Broadcaster: bc, Log: log}
+	var s testsuite.WorkflowTestSuite
+	f.env = s.NewTestActivityEnvironment()
+	f.env.RegisterActivity(f.acts)
+	return f
+}
+
+func (f *reconFixture) mine(tx *types.Transaction) *types.Receipt {
+	f.t.Helper()
+	f.sim.Commit()
+	r, err := f.sim.Client().TransactionReceipt(f.ctx, tx.Hash())
+	require.NoError(f.t, err)
+	require.Equal(f.t, types.ReceiptStatusSuccessful, r.Status)
+	return r
+}
+
+func (f *reconFixture) send(to common.Address, units int64) *types.Receipt {
+	f.t.Helper()
+	tx, err := f.usdt.Transfer(f.auth, to, big.NewInt(units))
+	require.NoError(f.t, err)
+	return f.mine(tx)
+}
+
+func (f *reconFixture) credit(addr common.Address, amount, txHash string, logIndex uint) {
+	f.t.Helper()
+	_, err := f.led.Credit(f.ctx, ledger.CreditInput{Chain: "ETH", Address: chain.Lower(addr), Symbol: "USDT",
+		Amount: decimal.RequireFromString(amount), TxHash: txHash, LogIndex: logIndex, Reference: "test"})
+	require.NoError(f.t, err)
+}
+
+func (f *reconFixture) pin() activities.PinnedBlock {
+	f.t.Helper()
+	v, err := f.env.ExecuteActivity(f.acts.PinBlock, activities.PinInput{Confirmations: 0})
+	require.NoError(f.t, err)
+	var pin activities.PinnedBlock
+	require.NoError(f.t, v.Get(&pin))
+	return pin
+}
+
+func (f *reconFixture) reconcile(runID string, pin activities.PinnedBlock) (activities.ReconBatchResult, error) {
+	f.t.Helper()
+	v, err := f.env.ExecuteActivity(f.acts.ReconcileWallets, activities.ReconBatchInput{RunID: runID, Block: pin,
+		Addresses: []string{chain.Lower(walletW), chain.Lower(walletV)}, Symbols: []string{"USDT"}})
+	if err != nil {
+		return activities.ReconBatchResult{}, err
+	}
+	var res activities.ReconBatchResult
+	require.NoError(f.t, v.Get(&res))
+	return res, nil
+}
+
+func (f *reconFixture) recorded(runID string, addr common.Address) ledger.Reconciliation {
+	f.t.Helper()
+	page, err := f.led.Reconciliations(f.ctx, ledger.ReconQuery{Chain: "ETH", Address: chain.Lower(addr)})
+	require.NoError(f.t, err)
+	for _, r := range page.Reconciliations {
+		if r.RunID == runID {
+			return r
+		}
+	}
+	f.t.Fatalf("no reconciliation of %s in %s", chain.Lower(addr), runID)
+	return ledger.Reconciliation{}
+}
+
+// TestReconcileWalletsExplainsDifference: W's ledger and chain differ by
+// a transfer the ledger never booked (chain_only), the unbooked second log
+// of a transaction whose first log was booked (chain_only, the missing
+// part), and a credit of a transaction that is not on chain (ledger_only);
+// V, booked exactly, matches. A repeat under the same run id after the
+// ledger moved keeps and reports the first record.
+func TestReconcileWalletsExplainsDifference(t *testing.T) {
+	f := newReconFixture(t)
+	booked := f.send(walletW, 10_000_000)
+	f.credit(walletW, "10", booked.TxHash.Hex(), 0)
+	unbooked := f.send(walletW, 4_000_000)
+	batch, err := f.usdt.BatchTransfer(f.auth, []common.Address{walletW, walletW}, []*big.Int{big.NewInt(1_000_000), big.NewInt(3_000_000)})
+	require.NoError(t, err)
+	partial := f.mine(batch)
+	f.credit(walletW, "1", partial.TxHash.Hex(), 0)
+	f.credit(walletW, "2", ghostTx, 0)
+	forV := f.send(walletV, 7_250_000)
+	f.credit(walletV, "7.25", forV.TxHash.Hex(), 0)
+	f.sim.Commit()
+	pin := f.pin()
+
+	res, err := f.reconcile("run-1", pin)
+	require.NoError(t, err)
+	require.Equal(t, 2, res.Checked)
+	require.Len(t, res.Mismatches, 1)
+	m := res.Mismatches[0]
+	require.Equal(t, chain.Lower(walletW), m.Address)
+	require.True(t, m.LedgerTotal.Equal(decimal.RequireFromString("13")), "ledger %s", m.LedgerTotal.String())
+	require.True(t, m.ChainBalance.Equal(decimal.RequireFromString("18")), "chain %s", m.ChainBalance.String())
+	require.True(t, m.Difference.Equal(decimal.RequireFromString("5")), "difference %s", m.Difference.String())
+	require.Equal(t, 3, m.Unmatched)
+
+	w := f.recorded("run-1", walletW)
+	require.Equal(t, ledger.ReconMismatch, w.Status)
+	require.Equal(t, pin.Number, w.BlockNumber)
+	require.Equal(t, strings.ToLower(pin.Hash), w.BlockHash)
+	type um struct {
+		side, tx string
+		logIndex uint
+		amount   string
+	}
+	var got []um
+	for _, u := range w.Unmatched {
+		got = append(got, um{u.Side, u.TxHash, u.LogIndex, u.Amount.String()})
+	}
+	sort.Slice(got, func(i, j int) bool { return got[i].tx < got[j].tx })
+	want := []um{
+		{ledger.SideChainOnly, strings.ToLower(unbooked.TxHash.Hex()), 0, "4"},
+		{ledger.SideChainOnly, strings.ToLower(partial.TxHash.Hex()), 0, "3"},
+		{ledger.SideLedgerOnly, ghostTx, 0, "2"},
+	}
+	sort.Slice(want, func(i, j int) bool { return want[i].tx < want[j].tx })
+	require.Equal(t, want, got)
+
+	v := f.recorded("run-1", walletV)
+	require.Equal(t, ledger.ReconMatched, v.Status)
+	require.True(t, v.Difference.IsZero())
+	require.Empty(t, v.Unmatched)
+
+	// The ledger catches up, then the same batch of the same run repeats (a
+	// retry): the first record stands and is what is reported.
+	f.credit(walletW, "4", unbooked.TxHash.Hex(), 0)
+	again, err := f.reconcile("run-1", pin)
+	require.NoError(t, err)
+	require.Len(t, again.Mismatches, 1)
+	require.True(t, again.Mismatches[0].Difference.Equal(decimal.RequireFromString("5")))
+	// A new run sees the smaller difference.
+	next, err := f.reconcile("run-2", pin)
+	require.NoError(t, err)
+	require.Len(t, next.Mismatches, 1)
+	require.True(t, next.Mismatches[0].Difference.Equal(decimal.RequireFromString("1")), "difference %s",
+		next.Mismatches[0].Difference.String())
+}
+
+// TestReconcileWalletsRefusesReorgedPin: when the pinned block is no longer
+// the canonical one at its height, the batch records nothing and fails
+// with the non-retryable ErrTypePinReorged.
+func TestReconcileWalletsRefusesReorgedPin(t *testing.T) {
+	f := newReconFixture(t)
+	f.send(walletV, 1_000_000)
+	parent := f.pin()
+	f.sim.Commit()
+	pin := f.pin()
+	require.NoError(t, f.sim.Fork(common.HexToHash(parent.Hash)))
+	f.sim.Commit()
+	f.sim.Commit() // the fork is now the longer chain
+	_, err := f.reconcile("run-reorg", pin)
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(err, &appErr), "err = %v", err)
+	require.Equal(t, activities.ErrTypePinReorged, appErr.Type())
+	page, err := f.led.Reconciliations(f.ctx, ledger.ReconQuery{Chain: "ETH"})
+	require.NoError(t, err)
+	require.Empty(t, page.Reconciliations)
+}

@@ -1,0 +1,327 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+
+	"github.com/ethereum/go-ethereum/common"
+
+	"payflow/chain"
+	"payflow/ledger"
+	"payflow/protocol"
+)
+
+// ErrTypeNoSweepTarget: there is no collection wallet to sweep into, or no
+// gas wallet to top deposit wallets up from.
+const ErrTypeNoSweepTarget = "NoSweepTarget"
+
+// SweepPlanInput asks for one page of deposit wallets to sweep.
+type SweepPlanInput struct {
+	Symbols   []string        // empty = every configured token
+	Threshold protocol.Amount // available strictly above it is swept
+	Addresses []string        // empty = every deposit wallet
+	After     string          // the previous page's Next
+	Limit     int
+}
+
+// SweepCandidate is a deposit wallet with the symbols it holds above the threshold.
+type SweepCandidate struct {
+	Address string
+	Symbols []string // sorted
+}
+
+// SweepPlan is one page of candidates and where their tokens and gas go.
+type SweepPlan struct {
+	Chain      string
+	Collection string // the wallet swept into
+	GasWallet  string // pays deposit wallets' gas; "" when there is none
+	Candidates []SweepCandidate
+	Next       string // "" when this was the last page
+}
+
+// PlanSweep lists, in address order, the deposit wallets payflow holds the key
+// of whose available ledger balance of a symbol is strictly above the
+// threshold, and names the collection wallet (the configured one, else the
+// first of kind collection) and the gas wallet (the first of kind gas with a
+// key). No collection wallet fails with ErrTypeNoSweepTarget.
+func (a *Activities) PlanSweep(ctx context.Context, in SweepPlanInput) (SweepPlan, error) {
+	plan := SweepPlan{Chain: a.Chain, Collection: strings.ToLower(a.Collection)}
+	if plan.Collection == "" {
+		ws, err := a.Wallets.List(ctx, a.Chain, ledger.KindCollection)
+		if err != nil {
+			return SweepPlan{}, err
+		}
+		if len(ws) == 0 {
+			return SweepPlan{}, permanent(ErrTypeNoSweepTarget, fmt.Errorf("no collection wallet on %s", a.Chain))
+		}
+		plan.Collection = ws[0].Address
+	}
+	gas, err := a.Wallets.List(ctx, a.Chain, ledger.KindGas)
+	if err != nil {
+		return SweepPlan{}, err
+	}
+	for _, w := range gas {
+		if w.HasKey {
+			plan.GasWallet = w.Address
+			break
+		}
+	}
+	symbols := in.Symbols
+	if len(symbols) == 0 {
+		symbols = a.symbols()
+	}
+	for _, s := range symbols {
+		if _, ok := a.Tokens[s]; !ok {
+			return SweepPlan{}, permanent(ErrTypeInvalidRequest, fmt.Errorf("unknown symbol %q", s))
+		}
+	}
+	if len(symbols) == 0 {
+		return plan, nil // no tokens configured: nothing to sweep
+	}
+	limit := in.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	var sb strings.Builder
+	args := []any{a.Chain, strings.ToLower(in.After), in.Threshold.Decimal}
+	sb.WriteString(`SELECT b.address, GROUP_CONCAT(b.symbol ORDER BY b.symbol SEPARATOR ',')
+		FROM balances b JOIN wallets w ON w.chain=b.chain AND w.address=b.address
+		WHERE b.chain=? AND w.kind='deposit' AND w.enc_key IS NOT NULL AND b.address>? AND b.available>?
+		AND b.symbol IN (?` + strings.Repeat(",?", len(symbols)-1) + `)`)
+	for _, s := range symbols {
+		args = append(args, s)
+	}
+	if len(in.Addresses) > 0 {
+		sb.WriteString(" AND b.address IN (?" + strings.Repeat(",?", len(in.Addresses)-1) + ")")
+		for _, addr := range in.Addresses {
+			args = append(args, strings.ToLower(addr))
+		}
+	}
+	sb.WriteString(" GROUP BY b.address ORDER BY b.address LIMIT ?")
+	args = append(args, limit)
+	rows, err := a.DB.QueryContext(ctx, sb.String(), args...)
+	if err != nil {
+		return SweepPlan{}, fmt.Errorf("listing deposit wallets to sweep: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c SweepCandidate
+		var syms string
+		if err := rows.Scan(&c.Address, &syms); err != nil {
+			return SweepPlan{}, fmt.Errorf("listing deposit wallets to sweep: %w", err)
+		}
+		c.Symbols = strings.Split(syms, ",")
+		plan.Candidates = append(plan.Candidates, c)
+	}
+	if err := rows.Err(); err != nil {
+		return SweepPlan{}, fmt.Errorf("listing deposit wallets to sweep: %w", err)
+	}
+	if len(plan.Candidates) == limit {
+		plan.Next = plan.Candidates[limit-1].Address
+	}
+	return plan, nil
+}
+
+// SweepReserveInput holds a deposit wallet's available balance of a symbol
+// for a sweep.
+type SweepReserveInput struct {
+	Key        string // the reservation's idempotency key
+	WorkflowID string
+	Address    string
+	Symbol     string
+	Threshold  protocol.Amount
+}
+
+// SweepReserveResult says what was reserved.
+type SweepReserveResult struct {
+	Reserved bool
+	Amount   protocol.Amount // reserved; or the available balance when it was not above the threshold
+}
+
+// ReserveSweep reserves the wallet's whole available balance of the symbol
+// under Key, so the user cannot spend what is being swept, if it is above
+// the threshold; otherwise it reserves nothing. Only a deposit wallet payflow
+// holds the key of can be swept (ErrTypeUnknownWallet). A repeat returns the
+// reservation already made under Key, whatever the balance is now.
+func (a *Activities) ReserveSweep(ctx context.Context, in SweepReserveInput) (SweepReserveResult, error) {
+	if r, err := a.Ledger.GetReservation(ctx, in.Key); err == nil {
+		return SweepReserveResult{Reserved: true, Amount: protocol.NewAmount(r.Amount)}, nil
+	} else if !errors.Is(err, ledger.ErrReservationNotFound) {
+		return SweepReserveResult{}, err
+	}
+	w, err := a.Wallets.Get(ctx, a.Chain, in.Address)
+	if errors.Is(err, ledger.ErrWalletNotFound) || (err == nil && (!w.HasKey || w.Kind != ledger.KindDeposit)) {
+		return SweepReserveResult{}, permanent(ErrTypeUnknownWallet,
+			fmt.Errorf("%s is not a deposit wallet payflow holds the key of on %s", in.Address, a.Chain))
+	}
+	if err != nil {
+		return SweepReserveResult{}, err
+	}
+	// The balance may move between the read and the reservation (a deposit,
+	// a withdrawal): read again and retry a few times.
+	for attempt := 0; attempt < 5; attempt++ {
+		b, err := a.Ledger.Balance(ctx, a.Chain, w.Address, in.Symbol)
+		if err != nil {
+			return SweepReserveResult{}, err
+		}
+		if !b.Available.GreaterThan(in.Threshold.Decimal) {
+			return SweepReserveResult{Amount: protocol.NewAmount(b.Available)}, nil
+		}
+		_, err = a.Ledger.Reserve(ctx, ledger.ReserveInput{QueueID: in.Key, Chain: a.Chain, Address: w.Address,
+			Symbol: in.Symbol, Amount: b.Available, WorkflowID: in.WorkflowID})
+		switch {
+		case err == nil:
+			return SweepReserveResult{Reserved: true, Amount: protocol.NewAmount(b.Available)}, nil
+		case errors.Is(err, ledger.ErrInsufficientFunds):
+			continue
+		case errors.Is(err, ledger.ErrReservationMismatch):
+			// A concurrent attempt of this activity reserved first: use its amount.
+			r, err := a.Ledger.GetReservation(ctx, in.Key)
+			if err != nil {
+				return SweepReserveResult{}, err
+			}
+			return SweepReserveResult{Reserved: true, Amount: protocol.NewAmount(r.Amount)}, nil
+		default:
+			return SweepReserveResult{}, classify(err)
+		}
+	}
+	return SweepReserveResult{}, fmt.Errorf("reserving %s of %s: the balance kept changing", in.Symbol, w.Address)
+}
+
+// SweepItem is one token amount to sweep.
+type SweepItem struct {
+	Symbol string
+	Amount protocol.Amount
+}
+
+// SweepGasInput asks whether a deposit wallet can pay the gas of its sweep.
+type SweepGasInput struct {
+	Address    string
+	Collection string
+	Items      []SweepItem
+}
+
+// SweepGasResult compares what the sweep transfers may cost with what the
+// wallet holds. Amounts are wei, as decimal strings.
+type SweepGasResult struct {
+	NeedWei  string
+	HaveWei  string
+	TopUpWei string // "0" when the wallet can pay
+}
+
+// CheckSweepGas estimates the most the wallet's sweep transfers may cost at
+// the current fees (what SignTransfer will require it to hold) and, if it
+// holds less, how much to top it up with: twice the need less what it has,
+// so that a fee rise before the sweep is signed does not strand it. A wallet
+// holding fewer tokens on chain than an item fails with
+// ErrTypeInsufficientFunds (the ledger and the chain disagree: reconcile).
+func (a *Activities) CheckSweepGas(ctx context.Context, in SweepGasInput) (SweepGasResult, error) {
+	from, to := common.HexToAddress(in.Address), common.HexToAddress(in.Collection)
+	need := new(big.Int)
+	for _, it := range in.Items {
+		tok, ok := a.Tokens[strings.ToUpper(it.Symbol)]
+		if !ok {
+			return SweepGasResult{}, permanent(ErrTypeInvalidRequest, fmt.Errorf("unknown symbol %q", it.Symbol))
+		}
+		units, err := chain.ToUnits(it.Amount.Decimal, tok.Decimals)
+		if err != nil {
+			return SweepGasResult{}, classify(err)
+		}
+		// A transfer the wallet cannot cover would make the estimate fail
+		// (revert) on every retry: refuse it here, as SignTransfer would.
+		bal, err := a.Broadcaster.TokenBalance(ctx, common.HexToAddress(tok.Address), from, nil)
+		if err != nil {
+			return SweepGasResult{}, err
+		}
+		if bal.Cmp(units) < 0 {
+			return SweepGasResult{}, permanent(ErrTypeInsufficientFunds, fmt.Errorf("%s holds %s %s units on chain, the ledger %s %s: %w",
+				in.Address, bal, it.Symbol, it.Amount.String(), it.Symbol, chain.ErrInsufficientToken))
+		}
+		fee, err := a.Broadcaster.MaxTransferFee(ctx, common.HexToAddress(tok.Address), from, to, units)
+		if err != nil {
+			return SweepGasResult{}, classify(err)
+		}
+		need.Add(need, fee)
+	}
+	have, err := a.Broadcaster.NativeBalance(ctx, from, nil)
+	if err != nil {
+		return SweepGasResult{}, err
+	}
+	top := new(big.Int)
+	if have.Cmp(need) < 0 {
+		top.Sub(new(big.Int).Mul(need, big.NewInt(2)), have)
+	}
+	return SweepGasResult{NeedWei: need.String(), HaveWei: have.String(), TopUpWei: top.String()}, nil
+}
+
+// TopUpInput is a native transfer from the gas wallet to a deposit wallet.
+type TopUpInput struct {
+	WorkflowID string
+	Step       string
+	From       string // the gas wallet
+	To         string
+	Wei        string // decimal
+}
+
+// SignTopUp signs the gas top-up once (chain.Broadcaster.SignNative) and
+// stores it before anything is sent; Broadcast sends it. A repeat returns the
+// stored transaction. A gas wallet that cannot pay fails with
+// ErrTypeInsufficientGas.
+func (a *Activities) SignTopUp(ctx context.Context, in TopUpInput) (TransferResult, error) {
+	wei, ok := new(big.Int).SetString(in.Wei, 10)
+	if !ok || wei.Sign() <= 0 {
+		return TransferResult{}, permanent(ErrTypeInvalidRequest, fmt.Errorf("top-up of %q wei", in.Wei))
+	}
+	stx, err := a.Broadcaster.SignNative(ctx, chain.NativeTransferRequest{WorkflowID: in.WorkflowID, Step: in.Step,
+		From: common.HexToAddress(in.From), To: common.HexToAddress(in.To), Wei: wei})
+	if err != nil {
+		return TransferResult{}, classify(err)
+	}
+	return TransferResult{TxHash: stx.Hash.Hex(), Nonce: stx.Nonce, From: chain.Lower(stx.From)}, nil
+}
+
+// SweepCreditInput credits the collection wallet with a confirmed sweep.
+type SweepCreditInput struct {
+	WorkflowID string
+	From       string // the swept deposit wallet
+	Collection string
+	Symbol     string
+	Amount     protocol.Amount
+	TxHash     string
+}
+
+// CreditSweep finds the sweep's Transfer log in its receipt and credits the
+// collection wallet once, keyed like any deposit by (chain, tx_hash, position
+// of the log within the transaction) — so if the collection wallet is also
+// watched, the listener's Deposit of the same log credits nothing more. A
+// receipt without that log fails with ErrTypeInvalidRequest.
+func (a *Activities) CreditSweep(ctx context.Context, in SweepCreditInput) error {
+	tok, ok := a.Tokens[strings.ToUpper(in.Symbol)]
+	if !ok {
+		return permanent(ErrTypeInvalidRequest, fmt.Errorf("unknown symbol %q", in.Symbol))
+	}
+	units, err := chain.ToUnits(in.Amount.Decimal, tok.Decimals)
+	if err != nil {
+		return classify(err)
+	}
+	r, err := a.Broadcaster.Receipt(ctx, common.HexToHash(in.TxHash))
+	if err != nil {
+		return fmt.Errorf("reading receipt %s: %w", in.TxHash, err)
+	}
+	from := common.BytesToHash(common.HexToAddress(in.From).Bytes())
+	to := common.BytesToHash(common.HexToAddress(in.Collection).Bytes())
+	for i, lg := range r.Logs {
+		if len(lg.Topics) != 3 || lg.Topics[0] != chain.TransferTopic || !strings.EqualFold(lg.Address.Hex(), tok.Address) ||
+			lg.Topics[1] != from || lg.Topics[2] != to || len(lg.Data) < 32 || new(big.Int).SetBytes(lg.Data[:32]).Cmp(units) != 0 {
+			continue
+		}
+		_, err := a.Ledger.Credit(ctx, ledger.CreditInput{Chain: a.Chain, Address: in.Collection, Symbol: in.Symbol,
+			Amount: in.Amount.Decimal, TxHash: in.TxHash, LogIndex: uint(i), Reference: in.WorkflowID})
+		return classify(err)
+	}
+	return permanent(ErrTypeInvalidRequest, fmt.Errorf("%s has no Transfer of %s %s from %s to %s",
+		in.TxHash, in.Amount.String(), in.Symbol, in.From, in.Collection))
+}

@@ -1,0 +1,344 @@
+package workflows_test
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"payflow/activities"
+	"payflow/protocol"
+	"payflow/workflows"
+)
+
+const (
+	depositAddr = "0xd0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0"
+	gasAddr     = "0x6a56a56a56a56a56a56a56a56a56a56a56a56a56"
+	topUpHash   = "0x70b0000000000000000000000000000000000000000000000000000000000001"
+	sweepHash   = "0x5eee000000000000000000000000000000000000000000000000000000000002"
+	sweepBlock  = uint64(240)
+	sweepStamp  = "20261121T120000Z"
+)
+
+var sweepWfID = workflows.WalletSweepWorkflowID("ETH", depositAddr, sweepStamp)
+
+// sweepHarness runs one WalletSweep with mocked activities and records, in
+// order, the activities called and the signals delivered.
+type sweepHarness struct {
+	t        *testing.T
+	env      *testsuite.TestWorkflowEnvironment
+	statuses *statusLog
+	// guard is payment_test's harness, for its forbid and done.
+	guard *harness
+
+	mu       sync.Mutex
+	trail    []string
+	released []activities.ReleaseInput
+	settled  []activities.SettleInput
+	credited []activities.SweepCreditInput
+	signed   []activities.TransferInput
+	topUps   []activities.TopUpInput
+}
+
+func newSweepHarness(t *testing.T) *sweepHarness {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(testLogger(t))
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(workflows.WalletSweep)
+	env.RegisterWorkflow(workflows.Sweep)
+	env.RegisterActivity(&activities.Activities{})
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: sweepWfID, TaskQueue: workflows.DefaultTaskQueue})
+	env.SetWorkflowRunTimeout(24 * time.Hour)
+	h := &sweepHarness{t: t, env: env, statuses: recordStatuses(env), guard: &harness{t: t, env: env}}
+	env.OnActivity(a.ReserveSweep, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.SweepReserveInput) (activities.SweepReserveResult, error) {
+			h.note("ReserveSweep " + in.Key)
+			return activities.SweepReserveResult{Reserved: true, Amount: protocol.MustAmount("25")}, nil
+		})
+	env.OnActivity(a.ReleaseFunds, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ReleaseInput) error {
+			h.mu.Lock()
+			h.released = append(h.released, in)
+			h.mu.Unlock()
+			h.note("ReleaseFunds " + in.Key)
+			return nil
+		}).Maybe()
+	return h
+}
+
+func (h *sweepHarness) note(s string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.trail = append(h.trail, s)
+}
+
+func (h *sweepHarness) input() workflows.WalletSweepInput {
+	return workflows.WalletSweepInput{Chain: "ETH", Address: depositAddr, Symbols: []string{"USDT"},
+		Threshold: protocol.MustAmount("1"), Collection: collection, GasWallet: gasAddr, ConfirmTimeout: 5 * time.Minute}
+}
+
+func (h *sweepHarness) gas(topUpWei string) {
+	h.env.OnActivity(a.CheckSweepGas, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.SweepGasInput) (activities.SweepGasResult, error) {
+			h.note("CheckSweepGas")
+			require.Equal(h.t, depositAddr, in.Address)
+			require.Equal(h.t, collection, in.Collection)
+			require.Len(h.t, in.Items, 1)
+			return activities.SweepGasResult{NeedWei: "1000", HaveWei: "0", TopUpWei: topUpWei}, nil
+		})
+}
+
+func (h *sweepHarness) topUp() {
+	h.env.OnActivity(a.SignTopUp, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.TopUpInput) (activities.TransferResult, error) {
+			h.mu.Lock()
+			h.topUps = append(h.topUps, in)
+			h.mu.Unlock()
+			h.note("SignTopUp")
+			return activities.TransferResult{TxHash: topUpHash, From: gasAddr}, nil
+		})
+}
+
+func (h *sweepHarness) broadcast() {
+	h.env.OnActivity(a.Broadcast, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.BroadcastInput) (activities.TransferResult, error) {
+			require.Equal(h.t, sweepWfID, in.WorkflowID)
+			h.note("Broadcast " + in.Step)
+			return activities.TransferResult{}, nil
+		})
+}
+
+func (h *sweepHarness) sweep() {
+	h.env.OnActivity(a.SignTransfer, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.TransferInput) (activities.TransferResult, error) {
+			h.mu.Lock()
+			h.signed = append(h.signed, in)
+			h.mu.Unlock()
+			h.note("SignTransfer " + in.Step)
+			return activities.TransferResult{TxHash: sweepHash, From: depositAddr}, nil
+		})
+	h.env.OnActivity(a.SettleFunds, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.SettleInput) error {
+			h.mu.Lock()
+			h.settled = append(h.settled, in)
+			h.mu.Unlock()
+			h.note("SettleFunds")
+			return nil
+		})
+	h.env.OnActivity(a.CreditSweep, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.SweepCreditInput) error {
+			h.mu.Lock()
+			h.credited = append(h.credited, in)
+			h.mu.Unlock()
+			h.note("CreditSweep")
+			return nil
+		})
+}
+
+// signalAt delivers ev to the workflow after delay, noting it in the trail.
+func (h *sweepHarness) signalAt(delay time.Duration, ev workflows.TxEvent) {
+	h.env.RegisterDelayedCallback(func() {
+		h.note("signal " + ev.Milestone + " " + ev.TxHash[:6])
+		h.env.SignalWorkflow(workflows.SignalTxEvent, ev)
+	}, delay)
+}
+
+func (h *sweepHarness) run() (workflows.WalletSweepResult, error) {
+	h.t.Helper()
+	h.env.ExecuteWorkflow(workflows.WalletSweep, h.input())
+	require.True(h.t, h.env.IsWorkflowCompleted(), "workflow did not complete")
+	var res workflows.WalletSweepResult
+	err := h.env.GetWorkflowError()
+	if err == nil {
+		require.NoError(h.t, h.env.GetWorkflowResult(&res))
+	}
+	return res, err
+}
+
+func (h *sweepHarness) requireSwept(res workflows.WalletSweepResult, topUp string) {
+	h.t.Helper()
+	key := workflows.SweepReservationKey(sweepWfID, "USDT")
+	require.Equal(h.t, topUp, res.TopUpTxHash)
+	require.Len(h.t, res.Swept, 1)
+	requireAmount(h.t, "25", res.Swept[0].Amount)
+	require.Equal(h.t, workflows.SweptToken{Symbol: "USDT", Amount: res.Swept[0].Amount, TxHash: sweepHash,
+		BlockNumber: sweepBlock}, res.Swept[0])
+	require.Len(h.t, h.signed, 1)
+	requireAmount(h.t, "25", h.signed[0].Amount)
+	h.signed[0].Amount = protocol.Amount{}
+	require.Equal(h.t, activities.TransferInput{WorkflowID: sweepWfID, Step: "sweep-USDT", Symbol: "USDT", From: depositAddr,
+		To: collection}, h.signed[0])
+	require.Equal(h.t, []activities.SettleInput{{Key: key, TxHash: sweepHash}}, h.settled)
+	require.Len(h.t, h.credited, 1)
+	requireAmount(h.t, "25", h.credited[0].Amount)
+	h.credited[0].Amount = protocol.Amount{}
+	require.Equal(h.t, activities.SweepCreditInput{WorkflowID: sweepWfID, From: depositAddr, Collection: collection,
+		Symbol: "USDT", TxHash: sweepHash}, h.credited[0])
+	require.Empty(h.t, h.released, "a successful sweep releases nothing")
+	require.Equal(h.t, workflows.SweepStepSwept, h.statuses.last())
+}
+
+// TestWalletSweepWithoutGasTopUp: a deposit wallet that can pay its gas is
+// reserved, swept, settled and credited to collection, with no top-up.
+func TestWalletSweepWithoutGasTopUp(t *testing.T) {
+	h := newSweepHarness(t)
+	h.gas("0")
+	h.broadcast()
+	h.sweep()
+	h.guard.forbid(a.SignTopUp, a.CheckReceipt)
+	h.signalAt(time.Second, workflows.TxEvent{TxHash: sweepHash, Milestone: "seen", BlockNumber: sweepBlock, Succeeded: true})
+	h.signalAt(2*time.Second, workflows.TxEvent{TxHash: sweepHash, Milestone: "confirmed", BlockNumber: sweepBlock, Succeeded: true})
+
+	res, err := h.run()
+	require.NoError(t, err)
+	h.requireSwept(res, "")
+	key := workflows.SweepReservationKey(sweepWfID, "USDT")
+	require.Equal(t, []string{"ReserveSweep " + key, "CheckSweepGas", "SignTransfer sweep-USDT", "Broadcast sweep-USDT",
+		"signal seen 0x5eee", "signal confirmed 0x5eee", "SettleFunds", "CreditSweep"}, h.trail)
+	h.guard.done()
+}
+
+// TestWalletSweepTopsUpGasFirst: a wallet without gas gets a top-up from the
+// gas wallet, and its tokens are signed for only after the top-up's
+// "confirmed" signal (a "seen", and the signals of other transactions, do
+// not count).
+func TestWalletSweepTopsUpGasFirst(t *testing.T) {
+	h := newSweepHarness(t)
+	h.gas("2000")
+	h.topUp()
+	h.broadcast()
+	h.sweep()
+	h.guard.forbid(a.CheckReceipt)
+	h.signalAt(time.Second, workflows.TxEvent{TxHash: topUpHash, Milestone: "seen", BlockNumber: 230, Succeeded: true})
+	h.signalAt(2*time.Second, workflows.TxEvent{TxHash: otherHash, Milestone: "confirmed", BlockNumber: 230, Succeeded: true})
+	h.signalAt(3*time.Second, workflows.TxEvent{TxHash: topUpHash, Milestone: "confirmed", BlockNumber: 230, Succeeded: true})
+	h.signalAt(4*time.Second, workflows.TxEvent{TxHash: sweepHash, Milestone: "confirmed", BlockNumber: sweepBlock, Succeeded: true})
+
+	res, err := h.run()
+	require.NoError(t, err)
+	h.requireSwept(res, topUpHash)
+	require.Equal(t, []activities.TopUpInput{{WorkflowID: sweepWfID, Step: "gas-topup", From: gasAddr, To: depositAddr,
+		Wei: "2000"}}, h.topUps)
+	key := workflows.SweepReservationKey(sweepWfID, "USDT")
+	require.Equal(t, []string{"ReserveSweep " + key, "CheckSweepGas", "SignTopUp", "Broadcast gas-topup",
+		"signal seen 0x70b0", "signal confirmed 0x0000", "signal confirmed 0x70b0",
+		"SignTransfer sweep-USDT", "Broadcast sweep-USDT", "signal confirmed 0x5eee", "SettleFunds", "CreditSweep"}, h.trail)
+	require.Contains(t, h.statuses.all(), workflows.SweepStepGas)
+	h.guard.done()
+}
+
+// TestWalletSweepTopUpTimeoutReleases: a top-up that is never confirmed
+// ends the sweep after ConfirmTimeout without signing the tokens, and the
+// reservation is released.
+func TestWalletSweepTopUpTimeoutReleases(t *testing.T) {
+	h := newSweepHarness(t)
+	h.gas("2000")
+	h.topUp()
+	h.broadcast()
+	h.guard.forbid(a.SignTransfer, a.SettleFunds, a.CreditSweep, a.CheckReceipt)
+	h.signalAt(time.Second, workflows.TxEvent{TxHash: topUpHash, Milestone: "seen", BlockNumber: 230, Succeeded: true})
+	released := -1
+	h.env.RegisterDelayedCallback(func() {
+		h.mu.Lock()
+		released = len(h.released)
+		h.mu.Unlock()
+	}, 4*time.Minute)
+
+	start := h.env.Now()
+	_, err := h.run()
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(err, &appErr), "err = %v", err)
+	require.Equal(t, workflows.ErrTypeGasTopUpTimeout, appErr.Type())
+	require.GreaterOrEqual(t, h.env.Now().Sub(start), 5*time.Minute, "waited the whole timeout")
+	require.Zero(t, released, "nothing released before the timeout")
+	require.Equal(t, []activities.ReleaseInput{{Key: workflows.SweepReservationKey(sweepWfID, "USDT")}}, h.released)
+	require.Equal(t, workflows.SweepStepFailed, h.statuses.last())
+	h.guard.done()
+}
+
+// TestWalletSweepNothingAboveThreshold: a balance that is no longer above
+// the threshold when reserved sweeps nothing and needs no gas.
+func TestWalletSweepNothingAboveThreshold(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(testLogger(t))
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterActivity(&activities.Activities{})
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: sweepWfID})
+	env.OnActivity(a.ReserveSweep, mock.Anything, mock.Anything).
+		Return(activities.SweepReserveResult{Amount: protocol.MustAmount("0.5")}, nil).Once()
+	env.OnActivity(a.CheckSweepGas, mock.Anything, mock.Anything).Return(activities.SweepGasResult{}, errUnexpected).Maybe()
+	env.ExecuteWorkflow(workflows.WalletSweep, workflows.WalletSweepInput{Chain: "ETH", Address: depositAddr,
+		Symbols: []string{"USDT"}, Threshold: protocol.MustAmount("1"), Collection: collection, GasWallet: gasAddr})
+	require.NoError(t, env.GetWorkflowError())
+	var res workflows.WalletSweepResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Empty(t, res.Swept)
+	require.Equal(t, []string{"USDT"}, res.Skipped)
+	env.AssertNotCalled(t, "CheckSweepGas", mock.Anything, mock.Anything)
+	env.AssertExpectations(t)
+}
+
+// TestSweepStartsOneChildPerWallet: the scheduled Sweep pages through the
+// candidates and starts one WalletSweep per wallet under its own id, handing
+// it the collection and gas wallets, then ends without waiting for them.
+func TestSweepStartsOneChildPerWallet(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(testLogger(t))
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(workflows.Sweep)
+	env.RegisterWorkflow(workflows.WalletSweep)
+	env.RegisterActivity(&activities.Activities{})
+	env.SetStartTime(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "payflow-sweep-2026-11-21T12:00:00Z"})
+	w1, w2, w3 := "0x1000000000000000000000000000000000000001", "0x2000000000000000000000000000000000000002",
+		"0x3000000000000000000000000000000000000003"
+	in := workflows.SweepInput{Threshold: protocol.MustAmount("100"), ConfirmTimeout: time.Minute}
+	env.OnActivity(a.PlanSweep, mock.Anything, activities.SweepPlanInput{Threshold: in.Threshold, Limit: 100}).
+		Return(activities.SweepPlan{Chain: "ETH", Collection: collection, GasWallet: gasAddr, Next: w2,
+			Candidates: []activities.SweepCandidate{{Address: w1, Symbols: []string{"USDT"}}, {Address: w2, Symbols: []string{"USDT"}}}}, nil).Once()
+	env.OnActivity(a.PlanSweep, mock.Anything, activities.SweepPlanInput{Threshold: in.Threshold, After: w2, Limit: 100}).
+		Return(activities.SweepPlan{Chain: "ETH", Collection: collection, GasWallet: gasAddr,
+			Candidates: []activities.SweepCandidate{{Address: w3, Symbols: []string{"USDT"}}}}, nil).Once()
+	var mu sync.Mutex
+	children := map[string]workflows.WalletSweepInput{}
+	env.OnWorkflow(workflows.WalletSweep, mock.Anything, mock.Anything).Return(
+		func(ctx workflow.Context, in workflows.WalletSweepInput) (workflows.WalletSweepResult, error) {
+			mu.Lock()
+			children[workflow.GetInfo(ctx).WorkflowExecution.ID] = in
+			mu.Unlock()
+			return workflows.WalletSweepResult{Address: in.Address}, nil
+		})
+
+	env.ExecuteWorkflow(workflows.Sweep, in)
+	require.NoError(t, env.GetWorkflowError())
+	var res workflows.SweepResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, 3, res.StartedCount)
+	require.Zero(t, res.NotStarted)
+	var ids []string
+	for _, st := range res.Started {
+		ids = append(ids, st.WorkflowID)
+	}
+	want := []string{"sweep-ETH-" + w1 + "-20261121T120000Z", "sweep-ETH-" + w2 + "-20261121T120000Z",
+		"sweep-ETH-" + w3 + "-20261121T120000Z"}
+	require.Equal(t, want, ids)
+	got := make([]string, 0, len(children))
+	for id, c := range children {
+		got = append(got, id)
+		require.Equal(t, workflows.WalletSweepInput{Chain: "ETH", Address: c.Address, Symbols: []string{"USDT"},
+			Threshold: in.Threshold, Collection: collection, GasWallet: gasAddr, ConfirmTimeout: time.Minute}, c)
+	}
+	sort.Strings(got)
+	require.Equal(t, want, got)
+	env.AssertExpectations(t)
+}
