@@ -38,3 +38,9 @@ test-integration: up
 gen-token:
 	@test -x bin/abigen || GOBIN=$(CURDIR)/bin $(GO) install github.com/ethereum/go-ethereum/cmd/abigen@$$($(GO) list -m -f '{{.Version}}' github.com/ethereum/go-ethereum)
 	chain/token/gen.sh
+
+## bench: measure payflow against SPEC §6 on the running stack (QUICK=1 for a short run)
+bench: up
+	@scripts/stack.sh refresh
+	$(GO) build -o bin/payflow-bench ./cmd/payflow-bench
+	bin/payflow-bench $(if $(QUICK),-quick) $(BENCH_FLAGS) 2>&1 | tee .dev/logs/bench.txt; exit $${PIPESTATUS[0]}

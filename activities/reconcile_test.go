@@ -228,8 +228,8 @@ func TestReconcileWalletsRefusesReorgedPin(t *testing.T) {
 	f.sim.Commit()
 	pin := f.pin()
 	require.NoError(t, f.sim.Fork(common.HexToHash(parent.Hash)))
-	f.sim.Commit()
-	f.sim.Commit() // the fork is now the longer chain
+	f.send(walletW, 1) // a different block at the pinned height
+	f.sim.Commit()     // the fork is now the longer chain
 	_, err := f.reconcile("run-reorg", pin)
 	var appErr *temporal.ApplicationError
 	require.True(t, errors.As(err, &appErr), "err = %v", err)

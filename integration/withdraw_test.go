@@ -15,6 +15,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"payflow/internal/stacktest"
+	"payflow/protocol"
 )
 
 const (
@@ -61,8 +62,11 @@ func TestWithdrawEndToEnd(t *testing.T) {
 		t.Fatalf("dev wallet user-1 has only %s USDT available; `make up` funds it", before.available)
 	}
 
-	body := withdrawBody(queueID, from, to, "12.5")
-	st.Publish(t, withdrawKey, body, true)
+	body, err := protocol.SignBody(st.SignKey, withdrawBody(queueID, from, to, "12.5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Publish(t, withdrawKey, body, false)
 
 	got := resp.Wait(t, queueID, 1, responseWait)[0]
 	if got.Body["status"].(interface{ String() string }).String() != "1" {
@@ -129,7 +133,7 @@ func TestWithdrawEndToEnd(t *testing.T) {
 		t.Errorf("held went %s → %s, want unchanged", before.held, after.held)
 	}
 
-	// A redelivery of the same request starts nothing and answers nothing.
+	// A redelivery of the same signed request starts nothing and answers nothing.
 	st.Publish(t, withdrawKey, body, false)
 	deadline := time.Now().Add(30 * time.Second)
 	for st.QueueDepth(t, "pay.withdraw.queue") > 0 && time.Now().Before(deadline) {

@@ -1,0 +1,165 @@
+// Command payflow-bench measures payflow on the running local stack (`make
+// up`) against the targets of SPEC §6 and prints them side by side:
+//
+//	payments   withdraw+pay through RabbitMQ, flat out and at a fixed rate,
+//	           exactly-once checked; and the naive baseline workflow
+//	deposits   Transfer logs matched against 1,000,000 watched addresses
+//	ledger     durable postings/s on one hot wallet, 64 writers
+//	broadcast  signed transactions/s accepted by the dev chain, one wallet
+//
+// `make bench` runs it; `make bench QUICK=1` runs smaller sizes.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"time"
+
+	"payflow/internal/stacktest"
+)
+
+type result struct {
+	Name, Measured, Target, Verdict, Note string
+}
+
+var (
+	quick     = flag.Bool("quick", false, "smaller sizes (make bench QUICK=1)")
+	nPay      = flag.Int("n", 3000, "payments (withdraw + pay) in the flat-out run")
+	rate      = flag.Int("rate", 50, "requests/s of the fixed-rate run")
+	nRate     = flag.Int("n-rate", 1000, "payments in the fixed-rate run")
+	nNaive    = flag.Int("n-naive", 1000, "payments through the naive baseline")
+	nWatch    = flag.Int("watch", 1_000_000, "watched addresses")
+	nPost     = flag.Int("postings", 20000, "ledger postings")
+	nTx       = flag.Int("txs", 10000, "broadcaster transactions")
+	only      = flag.String("only", "", "comma list of phases: payments,naive,deposits,ledger,broadcast")
+	phaseFlag = flag.String("phase", "", "internal: run one phase in this process and print JSON")
+)
+
+func main() {
+	flag.Parse()
+	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if *quick {
+		*nPay, *nRate, *nNaive, *nPost, *nTx = 300, 150, 150, 3000, 1000
+	}
+	if *phaseFlag == "deposits" {
+		r := benchDeposits(*nWatch)
+		_ = json.NewEncoder(os.Stdout).Encode(r)
+		return
+	}
+	want := func(p string) bool { return *only == "" || strings.Contains(","+*only+",", ","+p+",") }
+	st, err := loadStack()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "payflow-bench:", err)
+		os.Exit(2)
+	}
+	ctx := context.Background()
+	var rows []result
+	host, _ := os.Hostname()
+	fmt.Printf("payflow bench — %s — %s, %d cores\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), host, numCPU())
+	if want("deposits") {
+		rows = append(rows, runSubprocess("deposits")...)
+		printRows(rows[len(rows)-2:])
+	}
+	if want("ledger") {
+		r := benchLedger(ctx, st, *nPost)
+		rows = append(rows, r)
+		printRows([]result{r})
+	}
+	if want("broadcast") {
+		r := benchBroadcaster(ctx, st, *nTx)
+		rows = append(rows, r...)
+		printRows(r)
+	}
+	var flat paymentRun
+	if want("payments") {
+		flat = benchPayments(ctx, st, *nPay, 0, false)
+		fixed := benchPayments(ctx, st, *nRate, *rate, false)
+		r := paymentRows(flat, fixed)
+		rows = append(rows, r...)
+		printRows(r)
+	}
+	if want("naive") {
+		naive := benchPayments(ctx, st, *nNaive, 0, true)
+		r := naiveRows(naive, flat)
+		rows = append(rows, r...)
+		printRows(r)
+	}
+	fmt.Println()
+	fmt.Println("| measure | measured | target (SPEC §6) | verdict | note |")
+	fmt.Println("|---|---|---|---|---|")
+	failed := false
+	for _, r := range rows {
+		fmt.Printf("| %s | %s | %s | %s | %s |\n", r.Name, r.Measured, r.Target, r.Verdict, r.Note)
+		if strings.HasPrefix(r.Verdict, "FAIL (correctness") {
+			failed = true
+		}
+	}
+	if failed {
+		os.Exit(1) // a lost, duplicated or gapped result is a bug, not a speed figure
+	}
+}
+
+func printRows(rs []result) {
+	for _, r := range rs {
+		fmt.Printf("  %-44s %-22s target %-18s %s %s\n", r.Name, r.Measured, r.Target, r.Verdict, r.Note)
+	}
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "missed"
+}
+
+func loadStack() (*stacktest.Stack, error) {
+	p, err := stacktest.Path()
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	var s stacktest.Stack
+	return &s, json.Unmarshal(b, &s)
+}
+
+// runSubprocess runs a phase in a fresh process so its RSS is its own.
+func runSubprocess(phase string) []result {
+	args := []string{"-phase", phase, fmt.Sprintf("-watch=%d", *nWatch)}
+	out, err := exec.Command(os.Args[0], args...).Output()
+	if err != nil {
+		return []result{{Name: phase, Measured: "error", Verdict: "FAIL (correctness)", Note: err.Error()}}
+	}
+	var r depositResult
+	if err := json.Unmarshal(out, &r); err != nil {
+		return []result{{Name: phase, Measured: "error", Verdict: "FAIL (correctness)", Note: err.Error()}}
+	}
+	return []result{
+		{Name: fmt.Sprintf("deposit detection, %d watched addresses", r.Watched), Measured: fmt.Sprintf("%.0f logs/s", r.LogsPerSec),
+			Target: "≥ 50,000 logs/s", Verdict: verdict(r.LogsPerSec >= 50000), Note: fmt.Sprintf("%d logs, %d matched", r.Logs, r.Matched)},
+		{Name: "deposit detection RSS", Measured: fmt.Sprintf("%.0f MB", r.RSSMB), Target: "≤ 300 MB", Verdict: verdict(r.RSSMB <= 300),
+			Note: "whole process, after matching"},
+	}
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(float64(len(s)-1) * p)
+	return s[i]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }

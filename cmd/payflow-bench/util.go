@@ -1,0 +1,13 @@
+package main
+
+import "github.com/ethereum/go-ethereum/core/types"
+
+type typesHeader = types.Header
+
+// nopLogger silences the Temporal SDK.
+type nopLogger struct{}
+
+func (nopLogger) Debug(string, ...any) {}
+func (nopLogger) Info(string, ...any)  {}
+func (nopLogger) Warn(string, ...any)  {}
+func (nopLogger) Error(string, ...any) {}
