@@ -113,6 +113,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	holder := fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano())
 	go chain.RunWithLease(ctx, db, "chain-"+cfg.ETH.Chain, holder, 15*time.Second, log, func(ctx context.Context) error {
 		go tracker.Run(ctx)
+		// Unblock wallets whose transfers wait behind a nonce that was signed
+		// but never sent (a workflow terminated in between) or was dropped.
+		go bc.RunGapHealer(ctx, 30*time.Second, 2*time.Minute)
 		return listener.Run(ctx)
 	})
 
