@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"math/big"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/accounts/abi"
@@ -34,6 +36,12 @@ type BroadcasterConfig struct {
 	// included: Replace fails with ErrTooManyAttempts once a step has this
 	// many. Zero means DefaultMaxAttempts.
 	MaxAttempts int
+	// FeeCacheTTL reuses the base fee and tip suggestion for this long
+	// (about one block) instead of two RPCs per signature. Zero: no cache.
+	FeeCacheTTL time.Duration
+	// GasCacheTTL reuses a token's transfer gas estimate for this long (see
+	// transferGas). Zero: estimate every transfer.
+	GasCacheTTL time.Duration
 }
 
 // DefaultMaxAttempts is BroadcasterConfig.MaxAttempts when unset: the
@@ -52,6 +60,17 @@ type Broadcaster struct {
 	erc20   abi.ABI
 	signer  types.Signer
 	log     *slog.Logger
+
+	cacheMu  sync.Mutex
+	feesAt   time.Time
+	feeBase  *big.Int
+	feeTip   *big.Int
+	gasByTok map[common.Address]cachedGas
+}
+
+type cachedGas struct {
+	gas uint64
+	at  time.Time
 }
 
 // NewBroadcaster wires a Broadcaster.
@@ -152,11 +171,10 @@ func (b *Broadcaster) SignTransfer(ctx context.Context, req TransferRequest) (Si
 	if bal.Cmp(req.Units) < 0 {
 		return SignedTx{}, fmt.Errorf("%s holds %s units, needs %s: %w", Lower(req.From), bal, req.Units, ErrInsufficientToken)
 	}
-	gas, err := b.backend.EstimateGas(ctx, ethereum.CallMsg{From: req.From, To: &req.Token, Data: data})
+	gas, err := b.transferGas(ctx, req, data)
 	if err != nil {
-		return SignedTx{}, fmt.Errorf("estimating gas of transfer from %s: %w", Lower(req.From), err)
+		return SignedTx{}, err
 	}
-	gas = gas * 12 / 10 // headroom: state may change between estimate and inclusion
 	tip, maxFee, err := b.fees(ctx)
 	if err != nil {
 		return SignedTx{}, err
@@ -204,9 +222,59 @@ func (b *Broadcaster) fees(ctx context.Context) (tip, maxFee *big.Int, err error
 	return tip, maxFee, nil
 }
 
+// transferGas is the gas limit of a token transfer: the node's estimate with
+// 20% headroom (state may change before inclusion). With GasCacheTTL set, the
+// largest estimate seen for the token is reused for that long instead of
+// asking the node for every transfer; a transfer it cannot cover reverts on
+// chain and its payment is released and answered status=0.
+func (b *Broadcaster) transferGas(ctx context.Context, req TransferRequest, data []byte) (uint64, error) {
+	if b.cfg.GasCacheTTL > 0 {
+		b.cacheMu.Lock()
+		c, ok := b.gasByTok[req.Token]
+		b.cacheMu.Unlock()
+		if ok && time.Since(c.at) < b.cfg.GasCacheTTL {
+			return c.gas, nil
+		}
+	}
+	est, err := b.backend.EstimateGas(ctx, ethereum.CallMsg{From: req.From, To: &req.Token, Data: data})
+	if err != nil {
+		return 0, fmt.Errorf("estimating gas of transfer from %s: %w", Lower(req.From), err)
+	}
+	gas := est * 12 / 10
+	if b.cfg.GasCacheTTL > 0 {
+		b.cacheMu.Lock()
+		if b.gasByTok == nil {
+			b.gasByTok = map[common.Address]cachedGas{}
+		}
+		if c, ok := b.gasByTok[req.Token]; ok && time.Since(c.at) < b.cfg.GasCacheTTL && c.gas > gas {
+			gas = c.gas
+		}
+		b.gasByTok[req.Token] = cachedGas{gas: gas, at: time.Now()}
+		b.cacheMu.Unlock()
+	}
+	return gas, nil
+}
+
 // networkFees returns the latest block's base fee (zero before London) and
-// the node's suggested tip.
+// the node's suggested tip, cached for FeeCacheTTL (about a block).
 func (b *Broadcaster) networkFees(ctx context.Context) (base, tip *big.Int, err error) {
+	if b.cfg.FeeCacheTTL > 0 {
+		b.cacheMu.Lock()
+		if b.feeBase != nil && time.Since(b.feesAt) < b.cfg.FeeCacheTTL {
+			base, tip = new(big.Int).Set(b.feeBase), new(big.Int).Set(b.feeTip)
+		}
+		b.cacheMu.Unlock()
+		if base != nil {
+			return base, tip, nil
+		}
+	}
+	defer func() {
+		if err == nil && b.cfg.FeeCacheTTL > 0 {
+			b.cacheMu.Lock()
+			b.feesAt, b.feeBase, b.feeTip = time.Now(), new(big.Int).Set(base), new(big.Int).Set(tip)
+			b.cacheMu.Unlock()
+		}
+	}()
 	head, err := b.backend.HeaderByNumber(ctx, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading latest header: %w", err)

@@ -136,7 +136,10 @@ start_temporal() {
   done
   nohup "$BIN/temporal" server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
     --db-filename "$DEV/temporal.db" --log-level warn "${sa[@]}" \
+    --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
     --dynamic-config-value frontend.enableUpdateWorkflowExecution=true \
+    --dynamic-config-value matching.numTaskqueueReadPartitions=1 \
+    --dynamic-config-value matching.numTaskqueueWritePartitions=1 \
     >>"$LOGS/temporal.log" 2>&1 &
   echo $! >"$PIDS/temporal.pid"
   wait_for Temporal 90 "$BIN/temporal" operator cluster health --address "127.0.0.1:$TEMPORAL_PORT"

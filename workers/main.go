@@ -79,7 +79,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	wallets := ledger.NewWallets(db, sealer)
 	maxFee := new(big.Int).Mul(big.NewInt(cfg.ETH.MaxFeeGwei), big.NewInt(1_000_000_000))
 	bc, err := chain.NewBroadcaster(chain.BroadcasterConfig{Chain: cfg.ETH.Chain, ChainID: big.NewInt(cfg.ETH.ChainID),
-		MaxFeeWei: maxFee}, db, eth, wallets, log)
+		MaxFeeWei: maxFee, FeeCacheTTL: time.Second, GasCacheTTL: 5 * time.Minute}, db, eth, wallets, log)
 	if err != nil {
 		return err
 	}
