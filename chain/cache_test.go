@@ -62,4 +62,3 @@ func TestBroadcasterCachesGasAndFees(t *testing.T) {
 		}
 	}
 }
-

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"time"
 
@@ -91,7 +92,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	pub := rmq.NewPublisher(cfg.RMQ.SubAddr.Reveal(), cfg.RMQ, log)
 	defer pub.Close()
 
-	dialWS := func(ctx context.Context) (chain.HeadSubscriber, error) { return ethclient.DialContext(ctx, cfg.ETH.WSURL) }
+	dialWS := func(ctx context.Context) (chain.HeadSubscriber, error) {
+		return ethclient.DialContext(ctx, cfg.ETH.WSURL)
+	}
 	tracker, err := chain.NewTracker(chain.TrackerConfig{Chain: cfg.ETH.Chain, Confirmations: uint64(cfg.ETH.ConfirmHeight),
 		PollInterval: 3 * time.Second}, db, eth, dialWS, signalNotifier{tc}, log)
 	if err != nil {
@@ -140,6 +143,10 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		},
 		DB: db, Eth: eth, Ledger: ledger.New(db), Wallets: wallets, Broadcaster: bc, Publisher: pub, Log: log,
 	})
+	if addr := os.Getenv("PAYFLOW_PPROF_ADDR"); addr != "" {
+		// Profiling for `make bench` investigations; loopback only by convention.
+		go func() { log.Info("pprof listening", "addr", addr, "err", http.ListenAndServe(addr, nil)) }()
+	}
 	if cfg.HTTPAddr != "" {
 		// Read-only ledger API: health, wallet history, balances, reconciliations.
 		srv := &http.Server{Addr: cfg.HTTPAddr, Handler: api.NewHandler(ledger.New(db), log), ReadHeaderTimeout: 5 * time.Second}
