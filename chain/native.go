@@ -94,11 +94,11 @@ func (b *Broadcaster) MaxTransferFee(ctx context.Context, token, from, to common
 	if err != nil {
 		return nil, fmt.Errorf("packing transfer: %w", err)
 	}
-	gas, err := b.backend.EstimateGas(ctx, ethereum.CallMsg{From: from, To: &token, Data: data})
+	// The same gas limit and fees SignTransfer will use (caches included).
+	gas, err := b.transferGas(ctx, TransferRequest{From: from, To: to, Token: token, Units: units}, data)
 	if err != nil {
-		return nil, fmt.Errorf("estimating gas of transfer from %s: %w", Lower(from), err)
+		return nil, err
 	}
-	gas = gas * 12 / 10 // as SignTransfer
 	_, maxFee, err := b.fees(ctx)
 	if err != nil {
 		return nil, err
