@@ -298,6 +298,10 @@ func (b *Broadcaster) signAndStore(ctx context.Context, req TransferRequest, key
 	if err := b.ensureLane(ctx, req.From); err != nil {
 		return SignedTx{}, err
 	}
+	chainNext, err := b.backend.PendingNonceAt(ctx, req.From)
+	if err != nil {
+		return SignedTx{}, fmt.Errorf("reading pending nonce of %s: %w", from, err)
+	}
 	tx, err := b.db.BeginTx(ctx, nil)
 	if err != nil {
 		return SignedTx{}, fmt.Errorf("beginning nonce transaction: %w", err)
@@ -306,6 +310,13 @@ func (b *Broadcaster) signAndStore(ctx context.Context, req TransferRequest, key
 	nonce, err := b.lockNonce(ctx, tx, req.From)
 	if err != nil {
 		return SignedTx{}, err
+	}
+	// Resync from the chain: a transaction sent from this wallet outside
+	// payflow used nonces the lane does not know of. (The chain's pending
+	// nonce can only lag the lane otherwise, so taking the larger is safe.)
+	if chainNext > nonce {
+		b.log.Warn("nonce lane behind the chain; resynced", "address", from, "lane", nonce, "chain", chainNext)
+		nonce = chainNext
 	}
 	inner.Nonce = nonce
 	signed, err := types.SignNewTx(key, b.signer, inner)
