@@ -39,13 +39,19 @@ func TestLeaseOneHolderAndTakeover(t *testing.T) {
 	}
 	ctxA, killA := context.WithCancel(context.Background())
 	doneA := make(chan struct{})
-	go func() { chain.RunWithLease(ctxA, db, "chain-test", "worker-a", ttl, discardLog(), task("a")); close(doneA) }()
+	go func() {
+		chain.RunWithLease(ctxA, db, "chain-test", "worker-a", ttl, discardLog(), task("a"))
+		close(doneA)
+	}()
 	waitFor(t, func() bool { return running.Load() == 1 })
 
 	ctxB, stopB := context.WithCancel(context.Background())
 	defer stopB()
 	doneB := make(chan struct{})
-	go func() { chain.RunWithLease(ctxB, db, "chain-test", "worker-b", ttl, discardLog(), task("b")); close(doneB) }()
+	go func() {
+		chain.RunWithLease(ctxB, db, "chain-test", "worker-b", ttl, discardLog(), task("b"))
+		close(doneB)
+	}()
 	time.Sleep(2 * ttl) // b keeps trying while a renews
 	mu.Lock()
 	if len(holders) != 1 || holders[0] != "a" {

@@ -40,4 +40,3 @@ func TestNonceLaneResyncsFromChain(t *testing.T) {
 		t.Fatalf("lane at %d, want %d", n, second.Nonce+1)
 	}
 }
-

@@ -173,4 +173,3 @@ func portOf(t *testing.T, url string) string {
 	}
 	return port
 }
-
