@@ -2,6 +2,7 @@ package chain
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/ecdsa"
 	"database/sql"
 	"errors"
@@ -224,34 +225,44 @@ func (b *Broadcaster) fees(ctx context.Context) (tip, maxFee *big.Int, err error
 
 // transferGas is the gas limit of a token transfer: the node's estimate with
 // 20% headroom (state may change before inclusion). With GasCacheTTL set, the
-// largest estimate seen for the token is reused for that long instead of
-// asking the node for every transfer; a transfer it cannot cover reverts on
-// chain and its payment is released and answered status=0.
+// estimate is made once per token for that long, and made for the worst
+// case of a standard token — a recipient that has never held it, whose
+// balance slot goes from zero to non-zero — so it covers every transfer
+// (a transfer it still cannot cover reverts on chain, and its payment is
+// released and answered status=0).
 func (b *Broadcaster) transferGas(ctx context.Context, req TransferRequest, data []byte) (uint64, error) {
-	if b.cfg.GasCacheTTL > 0 {
-		b.cacheMu.Lock()
-		c, ok := b.gasByTok[req.Token]
-		b.cacheMu.Unlock()
-		if ok && time.Since(c.at) < b.cfg.GasCacheTTL {
-			return c.gas, nil
+	if b.cfg.GasCacheTTL <= 0 {
+		est, err := b.backend.EstimateGas(ctx, ethereum.CallMsg{From: req.From, To: &req.Token, Data: data})
+		if err != nil {
+			return 0, fmt.Errorf("estimating gas of transfer from %s: %w", Lower(req.From), err)
 		}
+		return est * 12 / 10, nil
 	}
-	est, err := b.backend.EstimateGas(ctx, ethereum.CallMsg{From: req.From, To: &req.Token, Data: data})
+	b.cacheMu.Lock()
+	c, ok := b.gasByTok[req.Token]
+	b.cacheMu.Unlock()
+	if ok && time.Since(c.at) < b.cfg.GasCacheTTL {
+		return c.gas, nil
+	}
+	var fresh common.Address
+	if _, err := rand.Read(fresh[:]); err != nil {
+		return 0, err
+	}
+	worst, err := b.erc20.Pack("transfer", fresh, req.Units)
+	if err != nil {
+		return 0, err
+	}
+	est, err := b.backend.EstimateGas(ctx, ethereum.CallMsg{From: req.From, To: &req.Token, Data: worst})
 	if err != nil {
 		return 0, fmt.Errorf("estimating gas of transfer from %s: %w", Lower(req.From), err)
 	}
 	gas := est * 12 / 10
-	if b.cfg.GasCacheTTL > 0 {
-		b.cacheMu.Lock()
-		if b.gasByTok == nil {
-			b.gasByTok = map[common.Address]cachedGas{}
-		}
-		if c, ok := b.gasByTok[req.Token]; ok && time.Since(c.at) < b.cfg.GasCacheTTL && c.gas > gas {
-			gas = c.gas
-		}
-		b.gasByTok[req.Token] = cachedGas{gas: gas, at: time.Now()}
-		b.cacheMu.Unlock()
+	b.cacheMu.Lock()
+	if b.gasByTok == nil {
+		b.gasByTok = map[common.Address]cachedGas{}
 	}
+	b.gasByTok[req.Token] = cachedGas{gas: gas, at: time.Now()}
+	b.cacheMu.Unlock()
 	return gas, nil
 }
 

@@ -40,9 +40,18 @@ func TestBroadcasterCachesGasAndFees(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The first transfer goes to a wallet that already holds the token (the
+	// cheap case), the second to one that never did (the costliest): the
+	// gas cached from the first must still cover the second.
 	var hashes []string
 	for i, wf := range []string{"wf-c1", "wf-c2"} {
-		s, err := bc.SignTransfer(f.ctx, f.request(wf, int64(i+1)))
+		req := f.request(wf, int64(i+1))
+		if i == 0 {
+			req.To = f.broke
+		} else {
+			req.To = gethcommon.HexToAddress("0x00000000000000000000000000000000000fee99")
+		}
+		s, err := bc.SignTransfer(f.ctx, req)
 		if err != nil {
 			t.Fatal(err)
 		}
