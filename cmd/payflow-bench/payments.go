@@ -203,7 +203,12 @@ func benchPayments(ctx context.Context, st *stacktest.Stack, n, rate int, naive 
 	}
 
 	// Wait for every answer (bounded).
-	deadline := time.Now().Add(max(3*time.Minute, time.Duration(n)*50*time.Millisecond))
+	// Bounded: a lost answer must end the run as a failure, not hang it.
+	per := 50 * time.Millisecond
+	if naive {
+		per = 400 * time.Millisecond // the baseline manages a few per second
+	}
+	deadline := time.Now().Add(3*time.Minute + time.Duration(n)*per)
 	var last time.Time
 	for time.Now().Before(deadline) {
 		mu.Lock()
