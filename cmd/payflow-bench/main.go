@@ -35,7 +35,7 @@ var (
 	nPay      = flag.Int("n", 3000, "payments (withdraw + pay) in the flat-out run")
 	rate      = flag.Int("rate", 50, "requests/s of the fixed-rate run")
 	nRate     = flag.Int("n-rate", 1000, "payments in the fixed-rate run")
-	nNaive    = flag.Int("n-naive", 1000, "payments through the naive baseline")
+	nNaive    = flag.Int("n-naive", 300, "payments through the naive baseline (its per-block signals overwhelm the dev server beyond a few hundred open workflows)")
 	nWatch    = flag.Int("watch", 1_000_000, "watched addresses")
 	nPost     = flag.Int("postings", 20000, "ledger postings")
 	nTx       = flag.Int("txs", 10000, "broadcaster transactions")
