@@ -78,16 +78,27 @@ func (b *Broadcaster) HealGaps(ctx context.Context, minAge time.Duration) ([]Gap
 			errs = append(errs, fmt.Errorf("pending nonce of %s: %w", Lower(l.addr), err))
 			continue
 		}
-		if pending >= l.next {
-			continue // everything payflow signed is in the pool or mined
-		}
-		r, err := b.healGap(ctx, l.addr, pending, minAge)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if r != nil {
+		// Heal gap after gap: once a gap is filled the pool's pending nonce
+		// moves up to the next one (terminated workflows can leave many).
+		for healed := 0; pending < l.next && healed < 1000; healed++ {
+			r, err := b.healGap(ctx, l.addr, pending, minAge)
+			if err != nil {
+				errs = append(errs, err)
+				break
+			}
+			if r == nil || r.Action == "foreign" {
+				break // too young to touch, or an operator's case
+			}
 			reports = append(reports, *r)
+			next, err := b.backend.PendingNonceAt(ctx, l.addr)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("pending nonce of %s: %w", Lower(l.addr), err))
+				break
+			}
+			if next <= pending { // the node did not take the filler: try next pass
+				break
+			}
+			pending = next
 		}
 	}
 	return reports, errors.Join(errs...)

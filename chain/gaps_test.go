@@ -17,9 +17,13 @@ func TestHealGapsCancelsAbandonedSignature(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	abandoned2, err := f.bc.SignTransfer(f.ctx, f.request("wf-abandoned-2", 33))
+	if err != nil {
+		t.Fatal(err)
+	}
 	blocked := f.signAndSend(f.request("wf-blocked", 22))
-	if abandoned.Nonce != 0 || blocked.Nonce != 1 {
-		t.Fatalf("nonces %d, %d; want 0, 1", abandoned.Nonce, blocked.Nonce)
+	if abandoned.Nonce != 0 || abandoned2.Nonce != 1 || blocked.Nonce != 2 {
+		t.Fatalf("nonces %d, %d, %d; want 0, 1, 2", abandoned.Nonce, abandoned2.Nonce, blocked.Nonce)
 	}
 	f.sim.Commit()
 	if _, err := f.client.TransactionReceipt(f.ctx, blocked.Hash); err == nil {
@@ -33,11 +37,13 @@ func TestHealGapsCancelsAbandonedSignature(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(reps) != 1 || reps[0].Action != "filled" || reps[0].Nonce != 0 || reps[0].Address != f.sender {
-		t.Fatalf("reports %+v, want one filled gap at nonce 0", reps)
+	// Both gaps in one pass.
+	if len(reps) != 2 || reps[0].Action != "filled" || reps[0].Nonce != 0 || reps[1].Nonce != 1 || reps[0].Address != f.sender {
+		t.Fatalf("reports %+v, want filled gaps at nonces 0 and 1", reps)
 	}
 	f.sim.Commit()
 	f.requireSuccess(reps[0].TxHash)
+	f.requireSuccess(reps[1].TxHash)
 	f.requireSuccess(blocked.Hash)
 	if b := f.tokenBalance(recipient); b.Int64() != 22 {
 		t.Fatalf("recipient holds %s, want only the blocked transfer's 22", b)
