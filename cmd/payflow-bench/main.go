@@ -80,9 +80,12 @@ func main() {
 	}
 	var flat paymentRun
 	if want("payments") {
+		cpu0 := cpuSeconds()
 		flat = benchPayments(ctx, st, *nPay, 0, false)
+		split := cpuSplit(cpu0, cpuSeconds(), *nPay)
 		fixed := benchPayments(ctx, st, *nRate, *rate, false)
 		r := paymentRows(flat, fixed)
+		r = append(r, result{Name: "where the flat-out run's CPU went", Measured: "-", Target: "-", Verdict: "-", Note: split})
 		rows = append(rows, r...)
 		printRows(r)
 	}
