@@ -2,8 +2,8 @@ package chain
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"database/sql"
 	"errors"
 	"fmt"

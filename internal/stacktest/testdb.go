@@ -3,7 +3,6 @@ package stacktest
 import (
 	"context"
 	"database/sql"
-	"strings"
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
@@ -19,7 +18,7 @@ func TestDB(t testing.TB, name string) *sql.DB {
 	if err != nil {
 		t.Fatalf("parsing mysql_dsn: %v", err)
 	}
-	dbName := "payflow_test_" + name + "_" + strings.TrimPrefix(RandomID(""), "")
+	dbName := "payflow_test_" + name + "_" + RandomID("")
 	admin, err := sql.Open("mysql", st.MySQLDSN)
 	if err != nil {
 		t.Fatal(err)
