@@ -146,6 +146,9 @@ type PaymentConfig struct {
 	// ReincludeTimeout: a deposit reorganised away and not re-included within
 	// it is answered with status=0.
 	ReincludeTimeout Duration `json:"reinclude_timeout"`
+	// SweepThreshold: deposit wallets holding more than this (per token) are
+	// swept to the collection wallet by the hourly sweep schedule.
+	SweepThreshold string `json:"sweep_threshold"`
 }
 
 // Duration is a time.Duration read from JSON as "90s" or a number of seconds.
@@ -235,6 +238,7 @@ func Default() Config {
 			ConfirmTimeout:   Duration{30 * time.Minute},
 			TimestampSkew:    Duration{300 * time.Second},
 			ReincludeTimeout: Duration{10 * time.Minute},
+			SweepThreshold:   "100000",
 		},
 	}
 }
@@ -370,6 +374,9 @@ func (c Config) Validate() error {
 		if d, err := decimal.NewFromString(c.Payment.ApprovalThreshold); err != nil || d.Sign() <= 0 {
 			bad("payment.approval_threshold %q must be a positive decimal", c.Payment.ApprovalThreshold)
 		}
+	}
+	if d, err := decimal.NewFromString(c.Payment.SweepThreshold); err != nil || d.Sign() <= 0 {
+		bad("payment.sweep_threshold %q must be a positive decimal", c.Payment.SweepThreshold)
 	}
 	if c.Payment.ConfirmTimeout.Duration <= 0 || c.Payment.ApprovalTimeout.Duration <= 0 || c.Payment.TimestampSkew.Duration <= 0 ||
 		c.Payment.ReincludeTimeout.Duration <= 0 {

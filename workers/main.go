@@ -168,7 +168,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		log.Error("ensuring the reconcile schedule", "err", err)
 	}
 	if err := EnsureSweepSchedule(ctx, tc, cfg.Temporal.TaskQueue, time.Hour, workflows.SweepInput{
-		Threshold: protocol.MustAmount("100000"), ConfirmTimeout: cfg.Payment.ConfirmTimeout.Duration}); err != nil {
+		Threshold: protocol.MustAmount(cfg.Payment.SweepThreshold), ConfirmTimeout: cfg.Payment.ConfirmTimeout.Duration}); err != nil {
 		log.Error("ensuring the sweep schedule", "err", err)
 	}
 	log.Info("worker running", "task_queue", cfg.Temporal.TaskQueue, "chain", cfg.ETH.Chain,
