@@ -29,7 +29,6 @@ const (
 	ErrTypeInvalidRequest      = "InvalidRequest"
 	ErrTypeReservationMismatch = "ReservationMismatch"
 	ErrTypeReservationClosed   = "ReservationClosed"
-	ErrTypeNotMined            = "NotMined"
 	ErrTypeTooManyAttempts     = "TooManyAttempts"
 )
 
