@@ -180,12 +180,8 @@ func (b *Broadcaster) SignTransfer(ctx context.Context, req TransferRequest) (Si
 	if err != nil {
 		return SignedTx{}, err
 	}
-	eth, err := b.backend.BalanceAt(ctx, req.From, nil)
-	if err != nil {
-		return SignedTx{}, fmt.Errorf("reading native balance of %s: %w", Lower(req.From), err)
-	}
-	if need := new(big.Int).Mul(maxFee, new(big.Int).SetUint64(gas)); eth.Cmp(need) < 0 {
-		return SignedTx{}, fmt.Errorf("%s has %s wei, gas may cost up to %s: %w", Lower(req.From), eth, need, ErrInsufficientGas)
+	if err := b.requireNative(ctx, req.From, new(big.Int).Mul(maxFee, new(big.Int).SetUint64(gas)), "gas"); err != nil {
+		return SignedTx{}, err
 	}
 	key, err := b.keys.Key(ctx, b.cfg.Chain, Lower(req.From))
 	if err != nil {
@@ -193,18 +189,22 @@ func (b *Broadcaster) SignTransfer(ctx context.Context, req TransferRequest) (Si
 	}
 	defer key.D.SetInt64(0)
 
-	stx, err := b.signAndStore(ctx, req, key, &types.DynamicFeeTx{
+	return b.signAndStore(ctx, req, key, &types.DynamicFeeTx{
 		ChainID: b.cfg.ChainID, GasTipCap: tip, GasFeeCap: maxFee, Gas: gas, To: &req.Token, Data: data,
 	})
-	if isDuplicateKey(err) {
-		// A concurrent attempt of the same step won; use what it stored.
-		s, err2 := b.Stored(ctx, req.WorkflowID, req.Step)
-		if err2 == nil {
-			s.Replayed = true
-		}
-		return s, err2
+}
+
+// requireNative fails with ErrInsufficientGas when from holds less native
+// coin than need (what is the cost, for the message).
+func (b *Broadcaster) requireNative(ctx context.Context, from common.Address, need *big.Int, what string) error {
+	eth, err := b.NativeBalance(ctx, from, nil)
+	if err != nil {
+		return err
 	}
-	return stx, err
+	if eth.Cmp(need) < 0 {
+		return fmt.Errorf("%s has %s wei, %s may cost up to %s: %w", Lower(from), eth, what, need, ErrInsufficientGas)
+	}
+	return nil
 }
 
 // fees returns EIP-1559 tip and max fee: 2×base fee + tip, within the cap.
@@ -342,7 +342,16 @@ func (b *Broadcaster) signAndStore(ctx context.Context, req TransferRequest, key
 		(workflow_id, step, attempt, chain, from_address, to_address, nonce, tx_hash, raw, max_fee_wei, tip_wei)
 		VALUES (?,?,0,?,?,?,?,?,?,?,?)`,
 		req.WorkflowID, req.Step, b.cfg.Chain, from, Lower(*inner.To), nonce, signed.Hash().Hex(), raw,
-		decimal.NewFromBigInt(inner.GasFeeCap, 0), decimal.NewFromBigInt(inner.GasTipCap, 0)); err != nil {
+		decimal.NewFromBigInt(inner.GasFeeCap, 0), decimal.NewFromBigInt(inner.GasTipCap, 0)); isDuplicateKey(err) {
+		// A concurrent attempt of the same step won (the rollback returns
+		// the nonce): use what it stored.
+		_ = tx.Rollback()
+		s, err := b.Stored(ctx, req.WorkflowID, req.Step)
+		if err == nil {
+			s.Replayed = true
+		}
+		return s, err
+	} else if err != nil {
 		return SignedTx{}, fmt.Errorf("storing signed transfer: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, "UPDATE nonces SET next_nonce=? WHERE chain=? AND address=?",

@@ -55,14 +55,9 @@ func (b *Broadcaster) SignNative(ctx context.Context, req NativeTransferRequest)
 	if err != nil {
 		return SignedTx{}, err
 	}
-	eth, err := b.backend.BalanceAt(ctx, req.From, nil)
-	if err != nil {
-		return SignedTx{}, fmt.Errorf("reading native balance of %s: %w", Lower(req.From), err)
-	}
 	need := new(big.Int).Add(req.Wei, new(big.Int).Mul(maxFee, new(big.Int).SetUint64(gas)))
-	if eth.Cmp(need) < 0 {
-		return SignedTx{}, fmt.Errorf("%s has %s wei, sending %s may cost up to %s: %w", Lower(req.From), eth, req.Wei, need,
-			ErrInsufficientGas)
+	if err := b.requireNative(ctx, req.From, need, "sending "+req.Wei.String()+" wei with gas"); err != nil {
+		return SignedTx{}, err
 	}
 	key, err := b.keys.Key(ctx, b.cfg.Chain, Lower(req.From))
 	if err != nil {
@@ -71,18 +66,9 @@ func (b *Broadcaster) SignNative(ctx context.Context, req NativeTransferRequest)
 	defer key.D.SetInt64(0)
 
 	to := req.To
-	stx, err := b.signAndStore(ctx, TransferRequest{WorkflowID: req.WorkflowID, Step: req.Step, From: req.From, To: req.To},
+	return b.signAndStore(ctx, TransferRequest{WorkflowID: req.WorkflowID, Step: req.Step, From: req.From, To: req.To},
 		key, &types.DynamicFeeTx{ChainID: b.cfg.ChainID, GasTipCap: tip, GasFeeCap: maxFee, Gas: gas, To: &to,
 			Value: new(big.Int).Set(req.Wei)})
-	if isDuplicateKey(err) {
-		// A concurrent attempt of the same step won; use what it stored.
-		s, err2 := b.Stored(ctx, req.WorkflowID, req.Step)
-		if err2 == nil {
-			s.Replayed = true
-		}
-		return s, err2
-	}
-	return stx, err
 }
 
 // MaxTransferFee returns the most native coin (wei) a token transfer of units

@@ -70,14 +70,10 @@ func (b *Broadcaster) Replace(ctx context.Context, workflowID, step string) (Sig
 	if err != nil {
 		return SignedTx{}, fmt.Errorf("replacing %s/%s: %w", workflowID, step, err)
 	}
-	eth, err := b.backend.BalanceAt(ctx, latest.From, nil)
-	if err != nil {
-		return SignedTx{}, fmt.Errorf("reading native balance of %s: %w", Lower(latest.From), err)
-	}
 	need := new(big.Int).Mul(feeCap, new(big.Int).SetUint64(prev.Gas()))
 	need.Add(need, prev.Value())
-	if eth.Cmp(need) < 0 {
-		return SignedTx{}, fmt.Errorf("%s has %s wei, the replacement may cost up to %s: %w", Lower(latest.From), eth, need, ErrInsufficientGas)
+	if err := b.requireNative(ctx, latest.From, need, "the replacement"); err != nil {
+		return SignedTx{}, err
 	}
 	signed, err := b.signReplacement(ctx, latest.From, &types.DynamicFeeTx{
 		ChainID: b.cfg.ChainID, Nonce: prev.Nonce(), GasTipCap: tip, GasFeeCap: feeCap, Gas: prev.Gas(),
