@@ -72,7 +72,7 @@ func PaymentWorkflowID(flow protocol.Flow, queueID string) string {
 // HandlePayment returns the handler for the withdraw or pay request queue.
 func (i *Intake) HandlePayment(flow protocol.Flow) rmq.Handler {
 	return func(ctx context.Context, d amqp.Delivery) error {
-		env, err := i.verifier.Open(d.Body)
+		env, err := i.verifier.Open(flow, d.Body)
 		var req protocol.PaymentRequest
 		if err == nil {
 			req, err = env.Payment(flow, i)
@@ -110,7 +110,7 @@ func (i *Intake) startPayment(ctx context.Context, flow protocol.Flow, d amqp.De
 	if flow == protocol.FlowPay {
 		wf = workflows.Pay
 	}
-	in := workflows.PaymentInput{Request: req, Digest: digest, ConfirmTimeout: i.cfg.Payment.ConfirmTimeout.Duration,
+	in := workflows.PaymentInput{Request: req, ConfirmTimeout: i.cfg.Payment.ConfirmTimeout.Duration,
 		ApprovalThreshold: i.cfg.Payment.ApprovalThreshold, ApprovalTimeout: i.cfg.Payment.ApprovalTimeout.Duration}
 	run, err := i.temporal.ExecuteWorkflow(ctx, opts, wf, in)
 	if err == nil {

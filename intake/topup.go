@@ -24,7 +24,7 @@ import (
 // address's watch, once per (chain, address).
 func (i *Intake) HandleTopup() rmq.Handler {
 	return func(ctx context.Context, d amqp.Delivery) error {
-		env, err := i.verifier.Open(d.Body)
+		env, err := i.verifier.Open(protocol.FlowTopup, d.Body)
 		var req protocol.TopupRequest
 		if err == nil {
 			req, err = env.Topup(i)

@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
 )
@@ -51,7 +53,45 @@ var (
 	ErrUnknownSymbol  = errors.New("unknown symbol")
 	ErrBadAddress     = errors.New("bad address")
 	ErrBadAmount      = errors.New("bad amount")
+	ErrUnknownField   = errors.New("unknown field")
+	ErrReservedChar   = errors.New("reserved character")
+	ErrBadRecipient   = errors.New("recipient must not receive")
 )
+
+// Fields lists, per flow, every field its request may carry (SPEC §2). A
+// request carrying any other field is refused before its signature is
+// checked: with a fixed set of keys and no '&' or '=' in a value, the
+// canonical string names exactly one request.
+var Fields = map[Flow][]string{
+	FlowTopup:    {"chain", "symbol", "address", "timestamp", "sign"},
+	FlowWithdraw: {"queue_id", "from_address", "to_address", "amount", "chain", "symbol", "timestamp", "sign"},
+	FlowPay:      {"queue_id", "from_address", "to_address", "amount", "chain", "symbol", "order_id", "timestamp", "sign"},
+}
+
+// MaxIDLength is the most characters (runes, not bytes) a queue_id or an
+// order_id may have.
+const MaxIDLength = 128
+
+// ValidQueueID reports whether s is a valid queue_id: 1 to MaxIDLength
+// characters of any Unicode text except control characters.
+func ValidQueueID(s string) bool { return s != "" && validID(s) }
+
+// ValidOrderID reports whether s is a valid order_id: at most MaxIDLength
+// characters of any Unicode text except control characters. (Payment also
+// requires a pay's order_id to be present and not blank.)
+func ValidOrderID(s string) bool { return validID(s) }
+
+func validID(s string) bool {
+	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > MaxIDLength {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
 
 // Amount is an exact decimal token amount. It is written to JSON as a bare
 // number (100.5), never through float64, and read from a JSON number or string.
@@ -238,6 +278,19 @@ func (e Envelope) str(key string) (string, error) {
 	return s, nil
 }
 
+// rawStr is str without the blank check: any string, even "" or " ".
+func (e Envelope) rawStr(key string) (string, error) {
+	raw, ok := e.Fields[key]
+	if !ok {
+		return "", fmt.Errorf("%w: %w: %s", ErrInvalidRequest, ErrMissingField, key)
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", fmt.Errorf("%w: %w: %s must be a string", ErrInvalidRequest, ErrBadField, key)
+	}
+	return s, nil
+}
+
 func (e Envelope) int64(key string) (int64, error) {
 	raw, ok := e.Fields[key]
 	if !ok {
@@ -250,20 +303,34 @@ func (e Envelope) int64(key string) (int64, error) {
 	return n, nil
 }
 
-// Open decodes body and checks the signature and timestamp. The Envelope is
-// returned even with an error when the body was a JSON object, so the caller
-// can answer to its queue_id.
-func (v Verifier) Open(body []byte) (Envelope, error) {
+// Open decodes a request of flow and checks, in this order: that it is a JSON
+// object; that it carries only the fields of its flow (Fields) and that every
+// value is a string without '&' or '=', a number or a literal (these two come
+// before anything else, SPEC §2); then the signature; then the timestamp.
+// The Envelope is returned even with an error when the body was a JSON
+// object, so the caller can answer to its queue_id; Envelope.QueueID is set
+// only when the request carries a valid queue_id.
+func (v Verifier) Open(flow Flow, body []byte) (Envelope, error) {
+	allowed, ok := Fields[flow]
+	if !ok {
+		return Envelope{}, fmt.Errorf("opening a request of unknown flow %q", flow)
+	}
 	fields, err := decodeObject(body)
 	if err != nil {
 		return Envelope{}, err
 	}
 	env := Envelope{Fields: fields}
 	if raw, ok := fields["queue_id"]; ok {
-		_ = json.Unmarshal(raw, &env.QueueID)
+		var q string
+		if json.Unmarshal(raw, &q) == nil && ValidQueueID(q) {
+			env.QueueID = q
+		}
 	}
 	if raw, ok := fields["address"]; ok {
 		_ = json.Unmarshal(raw, &env.Address)
+	}
+	if err := checkShape(flow, allowed, fields); err != nil {
+		return env, err
 	}
 	sign, err := env.str("sign")
 	if err != nil {
@@ -289,6 +356,61 @@ func (v Verifier) Open(body []byte) (Envelope, error) {
 		return env, fmt.Errorf("%w: %w: %d is %s from now (allowed ±%s)", ErrInvalidRequest, ErrStaleTimestamp, ts, d.Round(time.Second), v.Skew)
 	}
 	return env, nil
+}
+
+// checkShape refuses fields outside allowed and values whose canonical text
+// could pass for another field: strings holding '&' or '=', and objects or
+// arrays (written raw, their text could hold both).
+func checkShape(flow Flow, allowed []string, fields map[string]json.RawMessage) error {
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var unknown []string
+	for _, k := range keys {
+		known := false
+		for _, a := range allowed {
+			if k == a {
+				known = true
+				break
+			}
+		}
+		if !known {
+			unknown = append(unknown, fmt.Sprintf("%q", clip(k)))
+		}
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("%w: %w: %s is not a field of a %s request (allowed: %s)", ErrInvalidRequest, ErrUnknownField,
+			strings.Join(unknown, ", "), flow, strings.Join(allowed, ", "))
+	}
+	for _, k := range keys {
+		raw := bytes.TrimSpace(fields[k])
+		if len(raw) == 0 {
+			continue
+		}
+		switch raw[0] {
+		case '{', '[':
+			return fmt.Errorf("%w: %w: %s must be a string or a number", ErrInvalidRequest, ErrBadField, k)
+		case '"':
+			var s string
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return fmt.Errorf("%w: %w: %s is not a valid JSON string", ErrInvalidRequest, ErrBadJSON, k)
+			}
+			if strings.ContainsAny(s, "&=") {
+				return fmt.Errorf("%w: %w: %s must not contain '&' or '='", ErrInvalidRequest, ErrReservedChar, k)
+			}
+		}
+	}
+	return nil
+}
+
+// clip shortens a client-supplied name for an error message.
+func clip(s string) string {
+	if r := []rune(s); len(r) > 40 {
+		return string(r[:40]) + "…"
+	}
+	return s
 }
 
 // Registry knows the chains and tokens payflow serves.
@@ -352,15 +474,18 @@ func (e Envelope) Topup(reg Registry) (TopupRequest, error) {
 func (e Envelope) Payment(flow Flow, reg Registry) (PaymentRequest, error) {
 	var r PaymentRequest
 	var err error
-	if r.QueueID, err = e.str("queue_id"); err != nil {
+	if r.QueueID, err = e.rawStr("queue_id"); err != nil {
 		return r, err
 	}
-	if len(r.QueueID) > 128 {
-		return r, fmt.Errorf("%w: %w: queue_id longer than 128 characters", ErrInvalidRequest, ErrBadField)
+	if !ValidQueueID(r.QueueID) {
+		return r, fmt.Errorf("%w: %w: queue_id must be 1 to %d characters without control characters", ErrInvalidRequest, ErrBadField, MaxIDLength)
 	}
 	if flow == FlowPay {
 		if r.OrderID, err = e.str("order_id"); err != nil {
 			return r, err
+		}
+		if !ValidOrderID(r.OrderID) {
+			return r, fmt.Errorf("%w: %w: order_id must be at most %d characters without control characters", ErrInvalidRequest, ErrBadField, MaxIDLength)
 		}
 	}
 	if r.Chain, err = e.str("chain"); err != nil {

@@ -100,7 +100,7 @@ func TestOpenAndValidatePayment(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			env, err := v.Open(c.body)
+			env, err := v.Open(c.flow, c.body)
 			if err == nil {
 				_, err = env.Payment(c.flow, reg{})
 			}
@@ -120,7 +120,7 @@ func TestOpenAndValidatePayment(t *testing.T) {
 func TestPaymentNormalisesAndDigests(t *testing.T) {
 	v := Verifier{Secret: "k", Skew: time.Hour}
 	body, _ := SignBody("k", []byte(`{"queue_id":"q","from_address":"0xAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","to_address":"0x2222222222222222222222222222222222222222","amount":50.0,"chain":"eth","symbol":"usdt","timestamp":`+itoa(time.Now().Unix())+`}`))
-	env, err := v.Open(body)
+	env, err := v.Open(FlowWithdraw, body)
 	if err != nil {
 		t.Fatal(err)
 	}
