@@ -3,6 +3,12 @@
 // with an id derived from queue_id so that a redelivered or repeated request
 // starts nothing new. A delivery is acked only once its workflow start is
 // durable, or once a bad request has been answered or dead-lettered.
+//
+// Handlers return errors typed for rmq.Consumer: rmq.Transient for outages
+// (Temporal or the broker unreachable: retried without limit), rmq.Permanent
+// for deliveries to dead-letter with their reason (a reused queue_id, a
+// request Temporal refuses), plain errors for anything else (retried a
+// bounded number of times, then dead-lettered).
 package intake
 
 import (
@@ -13,7 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
+	"net"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -61,6 +67,22 @@ func (i *Intake) TokenDecimals(chain, symbol string) (int32, bool, bool) {
 	return t.Decimals, true, ok
 }
 
+// checkRecipient refuses, before anything is signed, a recipient that must
+// not receive: the zero address, or the contract of a configured token (a
+// transfer there is lost or reverts, and its gas is spent for nothing).
+func (i *Intake) checkRecipient(req protocol.PaymentRequest) error {
+	if req.ToAddress == zeroAddress {
+		return fmt.Errorf("%w: %w: to_address is the zero address; tokens sent there are lost", protocol.ErrInvalidRequest, protocol.ErrBadRecipient)
+	}
+	if sym, _, ok := i.cfg.TokenByAddress(req.ToAddress); ok {
+		return fmt.Errorf("%w: %w: to_address %s is the %s token contract; tokens sent there are lost",
+			protocol.ErrInvalidRequest, protocol.ErrBadRecipient, req.ToAddress, sym)
+	}
+	return nil
+}
+
+const zeroAddress = "0x0000000000000000000000000000000000000000"
+
 // PaymentWorkflowID returns the workflow id for a withdraw or pay queue_id.
 func PaymentWorkflowID(flow protocol.Flow, queueID string) string {
 	if flow == protocol.FlowPay {
@@ -76,6 +98,9 @@ func (i *Intake) HandlePayment(flow protocol.Flow) rmq.Handler {
 		var req protocol.PaymentRequest
 		if err == nil {
 			req, err = env.Payment(flow, i)
+		}
+		if err == nil {
+			err = i.checkRecipient(req)
 		}
 		if err != nil {
 			return i.rejectPayment(ctx, flow, d, env, err)
@@ -119,7 +144,7 @@ func (i *Intake) startPayment(ctx context.Context, flow protocol.Flow, d amqp.De
 	}
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if !errors.As(err, &started) {
-		return fmt.Errorf("starting %s: %w", id, err) // Temporal unavailable: requeue
+		return temporalErr(fmt.Errorf("starting %s: %w", id, err))
 	}
 	prev, err := i.digestOf(ctx, id)
 	if err != nil {
@@ -129,14 +154,61 @@ func (i *Intake) startPayment(ctx context.Context, flow protocol.Flow, d amqp.De
 		i.log.Info("duplicate request ignored", "workflow_id", id, "queue_id", req.QueueID)
 		return nil
 	}
-	i.log.Warn("queue_id reused with different content; dead-lettered", "workflow_id", id, "queue_id", req.QueueID)
-	return i.deadLetter(ctx, flow, d, "queue_id reused with different content: "+req.QueueID)
+	i.log.Warn("queue_id reused with different content; dead-lettering", "workflow_id", id, "queue_id", req.QueueID)
+	return rmq.Permanent(errors.New("queue_id reused with different content: " + req.QueueID))
+}
+
+// temporalErr types an error of a Temporal call for rmq.Consumer: outages are
+// retried without limit; a request the server refuses (a value over a limit,
+// a failed precondition) is dead-lettered at once, since retrying it would
+// loop for ever; anything else is retried a bounded number of times.
+func temporalErr(err error) error {
+	var (
+		unavailable   *serviceerror.Unavailable
+		deadline      *serviceerror.DeadlineExceeded
+		exhausted     *serviceerror.ResourceExhausted
+		canceled      *serviceerror.Canceled
+		nsUnavailable *serviceerror.NamespaceUnavailable
+		invalid       *serviceerror.InvalidArgument
+		precondition  *serviceerror.FailedPrecondition
+		unimplemented *serviceerror.Unimplemented
+		netErr        net.Error
+	)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.As(err, &netErr),
+		errors.As(err, &unavailable), errors.As(err, &deadline), errors.As(err, &exhausted),
+		errors.As(err, &canceled), errors.As(err, &nsUnavailable):
+		return rmq.Transient(err)
+	case errors.As(err, &invalid), errors.As(err, &precondition), errors.As(err, &unimplemented):
+		return rmq.Permanent(err)
+	}
+	return err
+}
+
+// publishErr types an error publishing an answer: the broker unreachable is
+// an outage; a message it refuses is retried a bounded number of times.
+func publishErr(err error) error {
+	if err == nil || errors.Is(err, rmq.ErrNacked) {
+		return err
+	}
+	return rmq.Transient(err)
+}
+
+// businessReason is the error text a business system may see: a protocol
+// error says what was wrong with the request in its terms; anything else is
+// internal and goes to the log only.
+func (i *Intake) businessReason(cause error) string {
+	if errors.Is(cause, protocol.ErrInvalidRequest) {
+		return cause.Error()
+	}
+	i.log.Error("request refused for an internal reason", "err", cause)
+	return "request refused"
 }
 
 func (i *Intake) digestOf(ctx context.Context, id string) (string, error) {
 	desc, err := i.temporal.DescribeWorkflowExecution(ctx, id, "")
 	if err != nil {
-		return "", fmt.Errorf("describing %s: %w", id, err)
+		return "", temporalErr(fmt.Errorf("describing %s: %w", id, err))
 	}
 	p := desc.GetWorkflowExecutionInfo().GetMemo().GetFields()[MemoDigest]
 	if p == nil {
@@ -149,24 +221,25 @@ func (i *Intake) digestOf(ctx context.Context, id string) (string, error) {
 	return s, nil
 }
 
-// rejectPayment answers a bad request with status=0 when it names a queue_id
-// that no workflow owns, and dead-letters it otherwise (no id to answer to, or
-// the id belongs to a real payment whose answer must not be contradicted).
+// rejectPayment answers a bad request with status=0 when it names a valid
+// queue_id that no workflow owns, and dead-letters it otherwise (no id to
+// answer to, or the id belongs to a real payment whose answer must not be
+// contradicted).
 func (i *Intake) rejectPayment(ctx context.Context, flow protocol.Flow, d amqp.Delivery, env protocol.Envelope, cause error) error {
-	reason := cause.Error()
+	reason := i.businessReason(cause)
 	if env.QueueID == "" {
-		i.log.Warn("bad request without queue_id; dead-lettered", "flow", flow, "err", reason)
-		return i.deadLetter(ctx, flow, d, reason)
+		i.log.Warn("bad request without a valid queue_id; dead-lettering", "flow", flow, "err", reason)
+		return rmq.Permanent(errors.New(reason))
 	}
 	id := PaymentWorkflowID(flow, env.QueueID)
 	_, err := i.temporal.DescribeWorkflowExecution(ctx, id, "")
 	var nf *serviceerror.NotFound
 	switch {
 	case err == nil:
-		i.log.Warn("bad request reusing the queue_id of a payment; dead-lettered", "queue_id", env.QueueID, "err", reason)
-		return i.deadLetter(ctx, flow, d, "invalid request reusing queue_id "+env.QueueID+": "+reason)
+		i.log.Warn("bad request reusing the queue_id of a payment; dead-lettering", "queue_id", env.QueueID, "err", reason)
+		return rmq.Permanent(errors.New("invalid request reusing queue_id " + env.QueueID + ": " + reason))
 	case !errors.As(err, &nf):
-		return fmt.Errorf("checking %s: %w", id, err)
+		return temporalErr(fmt.Errorf("checking %s: %w", id, err))
 	}
 	resp := protocol.PaymentResponse{QueueID: env.QueueID, Status: protocol.StatusFailed, Error: reason}
 	str := func(k string) string {
@@ -174,7 +247,10 @@ func (i *Intake) rejectPayment(ctx context.Context, flow protocol.Flow, d amqp.D
 		_ = json.Unmarshal(env.Fields[k], &s)
 		return s
 	}
-	resp.Chain, resp.Symbol, resp.OrderID = str("chain"), str("symbol"), str("order_id")
+	resp.Chain, resp.Symbol = str("chain"), str("symbol")
+	if o := str("order_id"); protocol.ValidOrderID(o) {
+		resp.OrderID = o
+	}
 	resp.FromAddress, resp.ToAddress = str("from_address"), str("to_address")
 	_ = json.Unmarshal(env.Fields["amount"], &resp.Amount)
 	body, _ := json.Marshal(resp)
@@ -184,16 +260,6 @@ func (i *Intake) rejectPayment(ctx context.Context, flow protocol.Flow, d amqp.D
 	}
 	sum := sha256.Sum256(d.Body)
 	i.log.Warn("bad request answered with status=0", "queue_id", env.QueueID, "flow", flow, "err", reason)
-	return i.pub.Publish(ctx, rmq.Message{Exchange: q.Exchange, RoutingKey: q.RoutingKey(),
-		MessageID: id + "/rejected/" + hex.EncodeToString(sum[:8]), Body: body})
-}
-
-// deadLetter stores the original body on the dead-letter queue with the reason.
-func (i *Intake) deadLetter(ctx context.Context, flow protocol.Flow, d amqp.Delivery, reason string) error {
-	q := i.cfg.RMQ.DeadLetter
-	sum := sha256.Sum256(d.Body)
-	return i.pub.Publish(ctx, rmq.Message{Exchange: q.Exchange, RoutingKey: q.RoutingKey(),
-		MessageID: "dead/" + string(flow) + "/" + hex.EncodeToString(sum[:16]), Body: d.Body,
-		Headers: amqp.Table{"x-payflow-reason": reason, "x-payflow-flow": string(flow),
-			"x-payflow-queue": d.RoutingKey, "x-payflow-dead-at": time.Now().UTC().Format(time.RFC3339)}})
+	return publishErr(i.pub.Publish(ctx, rmq.Message{Exchange: q.Exchange, RoutingKey: q.RoutingKey(),
+		MessageID: id + "/rejected/" + hex.EncodeToString(sum[:8]), Body: body}))
 }

@@ -52,7 +52,7 @@ func (i *Intake) HandleTopup() rmq.Handler {
 			i.log.Info("address already watched", "workflow_id", id, "address", req.Address)
 			return nil
 		default:
-			return fmt.Errorf("starting %s: %w", id, err)
+			return temporalErr(fmt.Errorf("starting %s: %w", id, err))
 		}
 	}
 }
@@ -60,11 +60,11 @@ func (i *Intake) HandleTopup() rmq.Handler {
 // rejectTopup answers a bad topup on the topup response queue when it names
 // an address that is not already watched, and dead-letters it otherwise.
 func (i *Intake) rejectTopup(ctx context.Context, d amqp.Delivery, env protocol.Envelope, cause error) error {
-	reason := cause.Error()
+	reason := i.businessReason(cause)
 	addr := strings.ToLower(strings.TrimSpace(env.Address))
 	if addr == "" {
-		i.log.Warn("bad topup without address; dead-lettered", "err", reason)
-		return i.deadLetter(ctx, protocol.FlowTopup, d, reason)
+		i.log.Warn("bad topup without address; dead-lettering", "err", reason)
+		return rmq.Permanent(errors.New(reason))
 	}
 	str := func(k string) string {
 		var s string
@@ -77,9 +77,9 @@ func (i *Intake) rejectTopup(ctx context.Context, d amqp.Delivery, env protocol.
 		var nf *serviceerror.NotFound
 		switch {
 		case err == nil:
-			return i.deadLetter(ctx, protocol.FlowTopup, d, "invalid topup for an already watched address: "+reason)
+			return rmq.Permanent(errors.New("invalid topup for an already watched address: " + reason))
 		case !errors.As(err, &nf):
-			return fmt.Errorf("checking watch of %s: %w", addr, err)
+			return temporalErr(fmt.Errorf("checking watch of %s: %w", addr, err))
 		}
 	}
 	resp := protocol.TopupResponse{Address: env.Address, Status: protocol.StatusFailed, Chain: str("chain"),
@@ -88,6 +88,6 @@ func (i *Intake) rejectTopup(ctx context.Context, d amqp.Delivery, env protocol.
 	q := i.cfg.RMQ.TopupResp
 	sum := sha256.Sum256(d.Body)
 	i.log.Warn("bad topup answered with status=0", "address", env.Address, "err", reason)
-	return i.pub.Publish(ctx, rmq.Message{Exchange: q.Exchange, RoutingKey: q.RoutingKey(),
-		MessageID: "topup-rejected/" + hex.EncodeToString(sum[:12]), Body: body})
+	return publishErr(i.pub.Publish(ctx, rmq.Message{Exchange: q.Exchange, RoutingKey: q.RoutingKey(),
+		MessageID: "topup-rejected/" + hex.EncodeToString(sum[:12]), Body: body}))
 }

@@ -1,7 +1,9 @@
 // Package rmq is payflow's RabbitMQ plumbing: topology declaration, a
-// publisher with publisher confirms and reconnection, and a consumer loop with
+// publisher with publisher confirms and reconnection, and a Consumer with
 // manual acks that reconnects without losing a delivery (unacked deliveries
-// are redelivered by the broker).
+// are redelivered by the broker), retries outages without limit, and
+// dead-letters poison deliveries (permanent errors, panics, or too many
+// failed attempts) with their reason.
 package rmq
 
 import (
@@ -18,8 +20,16 @@ import (
 	"payflow/config"
 )
 
-// ErrNacked means the broker refused a published message.
-var ErrNacked = errors.New("broker did not confirm the message")
+// Errors of Publish.
+var (
+	// ErrNacked means the broker refused a published message (e.g. a full
+	// queue that rejects publishes).
+	ErrNacked = errors.New("broker refused the message")
+	// ErrUnconfirmed means the channel closed before the broker confirmed the
+	// message: it may or may not have been stored. Publish again (consumers
+	// deduplicate by message id).
+	ErrUnconfirmed = errors.New("channel closed before the broker confirmed the message")
+)
 
 // Declare creates the exchanges, queues and bindings of cfg (idempotent).
 func Declare(ch *amqp.Channel, cfg config.RMQConfig) error {
@@ -122,6 +132,12 @@ func (p *Publisher) Publish(ctx context.Context, m Message) error {
 		return fmt.Errorf("waiting for confirm of %s: %w", m.MessageID, err)
 	}
 	if !ok {
+		if ch.IsClosed() {
+			// The channel died (connection lost, or a channel error such as
+			// a missing exchange) before the broker confirmed: not a nack.
+			p.reset(ch)
+			return fmt.Errorf("publishing %s: %w", m.MessageID, ErrUnconfirmed)
+		}
 		return fmt.Errorf("publishing %s: %w", m.MessageID, ErrNacked)
 	}
 	return nil
@@ -156,87 +172,4 @@ func redact(err error) error {
 		return err // e.g. "dial tcp 127.0.0.1:5672: connection refused": no credentials
 	}
 	return errors.New("connection failed (details withheld: they contain the URL)")
-}
-
-// Handler processes one delivery. Return nil to ack. A non-nil error means
-// "not handled, try again later": the delivery is nacked with requeue after
-// a short pause. Handlers answer bad input themselves and return nil.
-type Handler func(ctx context.Context, d amqp.Delivery) error
-
-// Consume runs handler over queue with manual acks until ctx ends,
-// reconnecting with backoff. prefetch bounds deliveries in flight; up to
-// prefetch deliveries are handled concurrently.
-func Consume(ctx context.Context, url string, cfg config.RMQConfig, queue string, prefetch int, handler Handler, log *slog.Logger) error {
-	if log == nil {
-		log = slog.Default()
-	}
-	backoff := 200 * time.Millisecond
-	for ctx.Err() == nil {
-		err := consumeOnce(ctx, url, cfg, queue, prefetch, handler, log)
-		if ctx.Err() != nil {
-			return nil
-		}
-		log.Warn("consumer stopped; reconnecting", "queue", queue, "err", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 10*time.Second)
-	}
-	return nil
-}
-
-func consumeOnce(ctx context.Context, url string, cfg config.RMQConfig, queue string, prefetch int, handler Handler, log *slog.Logger) error {
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		return redact(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return err
-	}
-	if err := Declare(ch, cfg); err != nil {
-		return err
-	}
-	if err := ch.Qos(prefetch, 0, false); err != nil {
-		return err
-	}
-	deliveries, err := ch.ConsumeWithContext(ctx, queue, "", false, false, false, false, nil)
-	if err != nil {
-		return fmt.Errorf("consuming %s: %w", queue, err)
-	}
-	log.Info("consuming", "queue", queue, "prefetch", prefetch)
-	sem := make(chan struct{}, prefetch)
-	var wg sync.WaitGroup
-	defer wg.Wait() // drain: finish what is in hand before closing the channel
-	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e := <-closed:
-			return fmt.Errorf("connection closed: %v", e)
-		case d, ok := <-deliveries:
-			if !ok {
-				return errors.New("delivery channel closed")
-			}
-			sem <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				// Handlers run to completion even while draining, so an ack
-				// is never lost for work already done.
-				hctx := context.WithoutCancel(ctx)
-				if err := handler(hctx, d); err != nil {
-					log.Warn("delivery not handled; requeueing", "queue", queue, "err", err)
-					time.Sleep(500 * time.Millisecond)
-					_ = d.Nack(false, true)
-					return
-				}
-				_ = d.Ack(false)
-			}()
-		}
-	}
 }

@@ -26,16 +26,18 @@ func main() {
 	in := intake.New(cfg, tc, pub, log)
 
 	var wg sync.WaitGroup
-	consume := func(queue string, h rmq.Handler) {
+	consume := func(flow protocol.Flow, queue string, h rmq.Handler) {
+		c := &rmq.Consumer{URL: cfg.RMQ.SubAddr.Reveal(), Topology: cfg.RMQ, Queue: queue, Name: string(flow),
+			Prefetch: 64, Handler: h, Sender: pub, Log: log}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = rmq.Consume(ctx, cfg.RMQ.SubAddr.Reveal(), cfg.RMQ, queue, 64, h, log)
+			_ = c.Run(ctx)
 		}()
 	}
-	consume(cfg.RMQ.Withdraw.Queue, in.HandlePayment(protocol.FlowWithdraw))
-	consume(cfg.RMQ.Pay.Queue, in.HandlePayment(protocol.FlowPay))
-	consume(cfg.RMQ.Topup.Queue, in.HandleTopup())
+	consume(protocol.FlowWithdraw, cfg.RMQ.Withdraw.Queue, in.HandlePayment(protocol.FlowWithdraw))
+	consume(protocol.FlowPay, cfg.RMQ.Pay.Queue, in.HandlePayment(protocol.FlowPay))
+	consume(protocol.FlowTopup, cfg.RMQ.Topup.Queue, in.HandleTopup())
 	log.Info("starter running", "withdraw", cfg.RMQ.Withdraw.Queue, "pay", cfg.RMQ.Pay.Queue, "topup", cfg.RMQ.Topup.Queue)
 	<-ctx.Done()
 	log.Info("draining")
