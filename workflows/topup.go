@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"payflow/activities"
@@ -68,6 +69,19 @@ func Topup(ctx workflow.Context, in TopupInput) error {
 	}
 }
 
+// ErrTypeDepositNotIncluded is the type of the non-retryable error a Deposit
+// fails with after it answered status=0 (reorganised away and not re-included
+// in time). Failing, rather than completing, is what lets the listener start
+// the same workflow id again (WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY)
+// if the deposit is mined again later; a credited deposit completes and can
+// never start again. The error's details hold the published TopupResponse.
+const ErrTypeDepositNotIncluded = "DepositNotIncluded"
+
+// depositInclusionVersion marks Deposits that arm the re-inclusion deadline
+// from the start, verify absence before answering status=0, fail after
+// status=0, and key their messages by the inclusion's block hash.
+const depositInclusionVersion = "deposit-inclusion"
+
 // DepositInput describes one deposit log to a watched address.
 type DepositInput struct {
 	Chain       string
@@ -80,15 +94,32 @@ type DepositInput struct {
 	Units       string
 	Amount      protocol.Amount
 	BlockNumber uint64
-	// ReincludeTimeout: after a reorg removes the deposit, how long to wait
-	// for it to be mined again before answering status=0.
+	// BlockHash is the block the listener saw the deposit in. It keys the
+	// deposit's status=2 and status=0 messages: a reset or a retry publishes
+	// the same ids again (and so nothing new), while a deposit mined again
+	// after its status=0 is delivered from another block and announced
+	// afresh. Empty from starters that predate it (then ids are unkeyed).
+	BlockHash string `json:",omitempty"`
+	// ReincludeTimeout: how long a deposit may be out of the chain (reorganised
+	// away, or orphaned before the tracker first saw it) before status=0.
 	ReincludeTimeout time.Duration
 }
 
 // Deposit announces one deposit twice: status=2 when seen, then status=1 once
 // it has the configured confirmations (crediting the ledger once), or status=0
-// if it is reorganised away and not re-included in time.
+// if it is reorganised away and not re-included in time. The deadline runs
+// from the start until the tracker reports the deposit in a block (the block
+// the listener saw may be orphaned before the tracker looks), and again from
+// each "reorged"; when it passes, VerifyDeposit must show the deposit absent
+// before status=0 is answered. After status=0 the workflow fails with
+// ErrTypeDepositNotIncluded, so a later re-inclusion starts it again.
+// Messages are keyed wfID/seen/<block hash>, wfID/final/<block hash> (status=0)
+// and wfID/credited (status=1: the ledger credits a deposit once, so it is
+// announced credited once whatever run gets there).
 func Deposit(ctx workflow.Context, in DepositInput) (protocol.TopupResponse, error) {
+	// Executions started before the version keep their behaviour (deadline
+	// only after "reorged", status=0 completes, ids wfID/seen and wfID/final).
+	version := workflow.GetVersion(ctx, depositInclusionVersion, workflow.DefaultVersion, 1)
 	wfID := workflow.GetInfo(ctx).WorkflowExecution.ID
 	resp := protocol.TopupResponse{Address: in.Address, Status: protocol.StatusPending, Chain: in.Chain, Symbol: in.Symbol,
 		Amount: in.Amount, TxHash: in.TxHash, LogIndex: in.LogIndex, BlockNumber: in.BlockNumber, FromAddress: in.From}
@@ -105,15 +136,29 @@ func Deposit(ctx workflow.Context, in DepositInput) (protocol.TopupResponse, err
 	var a *activities.Activities
 	lctx := workflow.WithActivityOptions(ctx, ledgerOpts)
 	cctx := workflow.WithActivityOptions(ctx, chainOpts)
-	publish := func(suffix string) error {
+	publish := func(id string) error {
 		r := resp
 		return workflow.ExecuteActivity(lctx, a.PublishResult, activities.PublishInput{Flow: protocol.FlowTopup,
-			MessageID: wfID + "/" + suffix, Topup: &r}).Get(ctx, nil)
+			MessageID: id, Topup: &r}).Get(ctx, nil)
 	}
-	if err := workflow.ExecuteActivity(lctx, a.TrackTx, activities.TrackInput{TxHash: in.TxHash, WorkflowID: wfID}).Get(ctx, nil); err != nil {
+	seenID, failedID, creditedID := wfID+"/seen", wfID+"/final", wfID+"/final"
+	if version >= 1 {
+		seenID, failedID, creditedID = depositMessageID(wfID, "seen", in.BlockHash),
+			depositMessageID(wfID, "final", in.BlockHash), wfID+"/credited"
+	}
+	track := func() error {
+		return workflow.ExecuteActivity(lctx, a.TrackTx, activities.TrackInput{TxHash: in.TxHash, WorkflowID: wfID}).Get(ctx, nil)
+	}
+	verify := func() (activities.DepositCheck, error) {
+		var chk activities.DepositCheck
+		err := workflow.ExecuteActivity(cctx, a.VerifyDeposit, activities.DepositRef{TxHash: in.TxHash,
+			LogIndex: in.LogIndex, Token: in.Token, To: in.Address, Units: in.Units}).Get(ctx, &chk)
+		return chk, err
+	}
+	if err := track(); err != nil {
 		return resp, err
 	}
-	if err := publish("seen"); err != nil {
+	if err := publish(seenID); err != nil {
 		return resp, err
 	}
 
@@ -124,6 +169,27 @@ func Deposit(ctx workflow.Context, in DepositInput) (protocol.TopupResponse, err
 	events := workflow.GetSignalChannel(ctx, SignalTxEvent)
 	var deadline workflow.Future
 	var cancelDeadline workflow.CancelFunc
+	disarm := func() {
+		if cancelDeadline != nil {
+			cancelDeadline()
+		}
+		deadline, cancelDeadline = nil, nil
+	}
+	arm := func() {
+		disarm()
+		var tctx workflow.Context
+		tctx, cancelDeadline = workflow.WithCancel(ctx)
+		deadline = workflow.NewTimer(tctx, reinclude)
+	}
+	// unseen: the deadline armed at the start, before any milestone. The
+	// tracker reports "reorged" only for a deposit it saw in a block, so a
+	// block orphaned before it looked would otherwise leave this waiting for
+	// ever. A milestone replaces it.
+	unseen := false
+	if version >= 1 {
+		arm()
+		unseen = true
+	}
 	rearmed := false
 	for {
 		var ev TxEvent
@@ -134,11 +200,35 @@ func Deposit(ctx workflow.Context, in DepositInput) (protocol.TopupResponse, err
 			sel.AddFuture(deadline, func(f workflow.Future) { expired = f.Get(ctx, nil) == nil })
 		}
 		sel.Select(ctx)
+		if expired && version >= 1 {
+			deadline, cancelDeadline, unseen = nil, nil, false
+			// The tracker may lag, or have stopped following the tx: absence
+			// is proven before it is announced.
+			chk, err := verify()
+			if err != nil {
+				return resp, err
+			}
+			if chk.Present {
+				// In a block after all: follow it to confirmation (TrackTx
+				// re-arms a tracker that was done with it); a new reorg arms a
+				// new deadline.
+				if err := track(); err != nil {
+					return resp, err
+				}
+				setStep("confirming")
+				continue
+			}
+		}
 		if expired {
 			setStep("failed")
 			resp.Status, resp.Error = protocol.StatusFailed,
 				fmt.Sprintf("deposit reorganised away and not re-included within %s", reinclude)
-			return resp, publish("final")
+			if err := publish(failedID); err != nil || version < 1 {
+				return resp, err
+			}
+			workflow.GetLogger(ctx).Warn("deposit not re-included; answered status=0", "tx_hash", in.TxHash,
+				"log_index", in.LogIndex, "address", in.Address)
+			return resp, temporal.NewNonRetryableApplicationError(resp.Error, ErrTypeDepositNotIncluded, nil, resp)
 		}
 		if ev.TxHash != "" && !strings.EqualFold(ev.TxHash, in.TxHash) {
 			continue
@@ -146,21 +236,21 @@ func Deposit(ctx workflow.Context, in DepositInput) (protocol.TopupResponse, err
 		switch ev.Milestone {
 		case "reorged":
 			setStep("reorged")
-			if deadline == nil {
-				var tctx workflow.Context
-				tctx, cancelDeadline = workflow.WithCancel(ctx)
-				deadline = workflow.NewTimer(tctx, reinclude)
+			if deadline == nil || unseen {
+				arm() // out of the chain from now
 			}
+			unseen = false
 		case "seen":
 			setStep("confirming")
-			if cancelDeadline != nil {
-				cancelDeadline()
-				deadline, cancelDeadline = nil, nil
-			}
+			disarm()
+			unseen = false
 		case "confirmed":
-			var chk activities.DepositCheck
-			if err := workflow.ExecuteActivity(cctx, a.VerifyDeposit, activities.DepositRef{TxHash: in.TxHash,
-				LogIndex: in.LogIndex, Token: in.Token, To: in.Address, Units: in.Units}).Get(ctx, &chk); err != nil {
+			if unseen {
+				disarm()
+				unseen = false
+			}
+			chk, err := verify()
+			if err != nil {
 				return resp, err
 			}
 			if !chk.Present {
@@ -171,16 +261,13 @@ func Deposit(ctx workflow.Context, in DepositInput) (protocol.TopupResponse, err
 				// otherwise loop seen/confirmed/absent for ever.
 				if !rearmed && workflow.GetVersion(ctx, "deposit-rearm-tracking", workflow.DefaultVersion, 1) == 1 {
 					rearmed = true
-					if err := workflow.ExecuteActivity(lctx, a.TrackTx, activities.TrackInput{TxHash: in.TxHash,
-						WorkflowID: wfID}).Get(ctx, nil); err != nil {
+					if err := track(); err != nil {
 						return resp, err
 					}
 				}
 				setStep("reorged")
 				if deadline == nil {
-					var tctx workflow.Context
-					tctx, cancelDeadline = workflow.WithCancel(ctx)
-					deadline = workflow.NewTimer(tctx, reinclude)
+					arm()
 				}
 				continue
 			}
@@ -191,7 +278,16 @@ func Deposit(ctx workflow.Context, in DepositInput) (protocol.TopupResponse, err
 			}
 			resp.Status, resp.BlockNumber = protocol.StatusSucceeded, chk.BlockNumber
 			setStep("credited")
-			return resp, publish("final")
+			return resp, publish(creditedID)
 		}
 	}
+}
+
+// depositMessageID keys a deposit's message by the block it was delivered
+// from; unkeyed when the starter did not say.
+func depositMessageID(wfID, kind, blockHash string) string {
+	if blockHash == "" {
+		return wfID + "/" + kind
+	}
+	return wfID + "/" + kind + "/" + strings.ToLower(blockHash)
 }

@@ -27,7 +27,10 @@ const (
 	depositLogIndex = uint(3)
 	depositUnits    = "25750000" // 25.75 USDT, 6 decimals
 	depositBlock    = uint64(200)
-	watchFromBlock  = uint64(4242)
+	// depositBlockHash is the block the listener saw the deposit in; it keys
+	// the deposit's messages.
+	depositBlockHash = "0x00000000000000000000000000000000000000000000000000000000000b10c1"
+	watchFromBlock   = uint64(4242)
 
 	// reincludeTimeout is far beyond the signal delays of the tests that
 	// expect a credit, so the deadline only fires where a test means it to.
@@ -43,8 +46,15 @@ var errBroken = temporal.NewNonRetryableApplicationError("broken", "Broken", nil
 func depositInput() workflows.DepositInput {
 	return workflows.DepositInput{Chain: "ETH", Symbol: "USDT", Token: usdtToken, Address: toAddr, From: fromAddr,
 		TxHash: txHash, LogIndex: depositLogIndex, Units: depositUnits, Amount: protocol.MustAmount("25.75"),
-		BlockNumber: depositBlock, ReincludeTimeout: reincludeTimeout}
+		BlockNumber: depositBlock, BlockHash: depositBlockHash, ReincludeTimeout: reincludeTimeout}
 }
+
+// Message-id suffixes (after the workflow id) of depositInput()'s responses.
+const (
+	msgSeen     = "seen/" + depositBlockHash
+	msgFailed   = "final/" + depositBlockHash
+	msgCredited = "credited"
+)
 
 // present is what VerifyDeposit says of a deposit (re-)mined in block n.
 func present(n uint64) activities.DepositCheck {
@@ -55,7 +65,7 @@ func present(n uint64) activities.DepositCheck {
 // done, and records every activity call, its input and when it ran.
 type depositHarness struct {
 	*harness
-	failPublish string // the MessageID suffix whose publish fails, if any
+	failPublish string // a MessageID part ("seen", "final", "credited") whose publish fails, if any
 
 	calls       []string // activity types in the order they started
 	tracked     []activities.TrackInput
@@ -88,7 +98,7 @@ func newDepositHarness(t *testing.T) *depositHarness {
 			defer d.mu.Unlock()
 			d.published = append(d.published, in)
 			d.publishedAt = append(d.publishedAt, env.Now().Sub(t0))
-			if d.failPublish != "" && strings.HasSuffix(in.MessageID, "/"+d.failPublish) {
+			if d.failPublish != "" && strings.HasPrefix(in.MessageID, d.wfID+"/"+d.failPublish) {
 				return errBroken
 			}
 			return nil
@@ -145,8 +155,17 @@ func (d *depositHarness) credit(err error) {
 		})
 }
 
-func (d *depositHarness) event(delay time.Duration, milestone string) {
-	d.signal(delay, workflows.TxEvent{TxHash: txHash, Milestone: milestone, BlockNumber: depositBlock, Succeeded: true})
+// Milestones the tracker signals, as templates for event.
+var (
+	evSeen      = workflows.TxEvent{Milestone: "seen"}
+	evConfirmed = workflows.TxEvent{Milestone: "confirmed"}
+	evReorged   = workflows.TxEvent{Milestone: "reorged"}
+)
+
+// event signals ev's milestone for the deposit's transaction at delay.
+func (d *depositHarness) event(delay time.Duration, ev workflows.TxEvent) {
+	ev.TxHash, ev.BlockNumber, ev.Succeeded = txHash, depositBlock, true
+	d.signal(delay, ev)
 }
 
 // depositSnapshot is the Deposit as a delayed callback saw it.
@@ -201,6 +220,27 @@ func (d *depositHarness) run(in workflows.DepositInput) (protocol.TopupResponse,
 	return res, err
 }
 
+// runToError executes Deposit and returns only its error.
+func (d *depositHarness) runToError(in workflows.DepositInput) error {
+	d.t.Helper()
+	_, err := d.run(in)
+	return err
+}
+
+// notIncluded checks err is the failure a Deposit ends with after status=0,
+// and returns the response its details carry.
+func notIncluded(t *testing.T, err error) protocol.TopupResponse {
+	t.Helper()
+	var appErr *temporal.ApplicationError
+	require.ErrorAs(t, err, &appErr, "status=0 closes the workflow as failed, so a re-inclusion can start it again")
+	require.Equal(t, workflows.ErrTypeDepositNotIncluded, appErr.Type())
+	require.True(t, appErr.NonRetryable())
+	var res protocol.TopupResponse
+	require.NoError(t, appErr.Details(&res))
+	require.Equal(t, res.Error, appErr.Message())
+	return res
+}
+
 // responses checks every publish is a topup response with the message id
 // wfID/suffix, suffixes in order, and returns the responses.
 func (d *depositHarness) responses(suffixes ...string) []protocol.TopupResponse {
@@ -252,9 +292,9 @@ func TestDepositSeenThenCredited(t *testing.T) {
 	d.verify(present(205))
 	d.credit(nil)
 	beforeSeen := d.snapshotAt(500 * time.Millisecond)
-	d.event(time.Second, "seen")
+	d.event(time.Second, evSeen)
 	afterSeen := d.snapshotAt(1500 * time.Millisecond)
-	d.event(2*time.Second, "confirmed")
+	d.event(2*time.Second, evConfirmed)
 
 	res, err := d.run(depositInput())
 	require.NoError(t, err)
@@ -266,7 +306,7 @@ func TestDepositSeenThenCredited(t *testing.T) {
 	require.Equal(t, []activities.DepositRef{wantRef()}, d.verified)
 	d.requireCredited()
 
-	got := d.responses("seen", "final")
+	got := d.responses(msgSeen, msgCredited)
 	requireResponse(t, got[0], protocol.StatusPending, depositBlock, "")
 	require.Equal(t, 2, got[0].Status, "the wire value of pending")
 	requireResponse(t, got[1], protocol.StatusSucceeded, 205, "")
@@ -284,13 +324,13 @@ func TestDepositReorgedThenReincluded(t *testing.T) {
 	d.track()
 	d.verify(present(210))
 	d.credit(nil)
-	d.event(time.Second, "reorged")
+	d.event(time.Second, evReorged)
 	reorged := d.snapshotAt(2 * time.Second)
-	d.event(5*time.Minute, "seen")
+	d.event(5*time.Minute, evSeen)
 	reincluded := d.snapshotAt(5*time.Minute + time.Second)
 	// Past the deadline the reorg set: re-inclusion must have cancelled it.
 	pastDeadline := d.snapshotAt(time.Second + reincludeTimeout + time.Minute)
-	d.event(15*time.Minute, "confirmed")
+	d.event(15*time.Minute, evConfirmed)
 
 	res, err := d.run(depositInput())
 	require.NoError(t, err)
@@ -299,7 +339,7 @@ func TestDepositReorgedThenReincluded(t *testing.T) {
 	d.requireSnapshot(reincluded, "confirming", 1, 0, 0)
 	d.requireSnapshot(pastDeadline, "confirming", 1, 0, 0)
 	d.requireCredited()
-	got := d.responses("seen", "final")
+	got := d.responses(msgSeen, msgCredited)
 	requireResponse(t, got[0], protocol.StatusPending, depositBlock, "")
 	requireResponse(t, got[1], protocol.StatusSucceeded, 210, "")
 	require.Equal(t, got[1], res)
@@ -317,17 +357,19 @@ func TestDepositReorgedAway(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			d := newDepositHarness(t)
 			d.track()
-			d.forbid(a.VerifyDeposit, a.CreditDeposit)
-			d.event(time.Second, "reorged")
+			d.verify(activities.DepositCheck{Present: false})
+			d.forbid(a.CreditDeposit)
+			d.event(500*time.Millisecond, evSeen)
+			d.event(time.Second, evReorged)
 			justBefore := d.snapshotAt(time.Second + tc.after - time.Millisecond)
 
 			in := depositInput()
 			in.ReincludeTimeout = tc.timeout
-			res, err := d.run(in)
-			require.NoError(t, err, "a reorg is a published answer, not a failed workflow")
+			res := notIncluded(t, d.runToError(in))
 
 			d.requireSnapshot(justBefore, "reorged", 1, 0, 0)
-			got := d.responses("seen", "final")
+			require.Equal(t, []activities.DepositRef{wantRef()}, d.verified, "absence proven at the deadline")
+			got := d.responses(msgSeen, msgFailed)
 			requireResponse(t, got[0], protocol.StatusPending, depositBlock, "")
 			require.Contains(t, got[1].Error, "reorganised away")
 			require.Contains(t, got[1].Error, tc.after.String())
@@ -349,10 +391,10 @@ func TestDepositConfirmedButAbsentThenReincluded(t *testing.T) {
 	d.track()
 	d.verify(activities.DepositCheck{Present: false}, present(207))
 	d.credit(nil)
-	d.event(time.Second, "seen")
-	d.event(2*time.Second, "confirmed")
+	d.event(time.Second, evSeen)
+	d.event(2*time.Second, evConfirmed)
 	absent := d.snapshotAt(3 * time.Second)
-	d.event(5*time.Minute, "confirmed")
+	d.event(5*time.Minute, evConfirmed)
 
 	res, err := d.run(depositInput())
 	require.NoError(t, err)
@@ -364,7 +406,7 @@ func TestDepositConfirmedButAbsentThenReincluded(t *testing.T) {
 		d.tracked)
 	require.Equal(t, []activities.DepositRef{wantRef(), wantRef()}, d.verified)
 	d.requireCredited()
-	got := d.responses("seen", "final")
+	got := d.responses(msgSeen, msgCredited)
 	requireResponse(t, got[1], protocol.StatusSucceeded, 207, "")
 	require.Equal(t, got[1], res)
 	d.done()
@@ -373,17 +415,17 @@ func TestDepositConfirmedButAbsentThenReincluded(t *testing.T) {
 func TestDepositConfirmedButAbsentNeverReincluded(t *testing.T) {
 	d := newDepositHarness(t)
 	d.track()
-	d.verify(activities.DepositCheck{Present: false})
+	d.verify(activities.DepositCheck{Present: false}, activities.DepositCheck{Present: false})
 	d.forbid(a.CreditDeposit)
-	d.event(time.Second, "confirmed")
+	d.event(time.Second, evConfirmed)
 	justBefore := d.snapshotAt(time.Second + reincludeTimeout - time.Millisecond)
 
-	res, err := d.run(depositInput())
-	require.NoError(t, err)
+	res := notIncluded(t, d.runToError(depositInput()))
 
 	d.requireSnapshot(justBefore, "reorged", 1, 1, 0)
 	require.Len(t, d.tracked, 2, "tracking re-armed")
-	got := d.responses("seen", "final")
+	require.Len(t, d.verified, 2, "absence proven again at the deadline")
+	got := d.responses(msgSeen, msgFailed)
 	require.Contains(t, got[1].Error, "reorganised away")
 	requireResponse(t, got[1], protocol.StatusFailed, depositBlock, got[1].Error)
 	require.Equal(t, got[1], res)
@@ -396,19 +438,18 @@ func TestDepositConfirmedButAbsentNeverReincluded(t *testing.T) {
 func TestDepositDeadlineNotExtended(t *testing.T) {
 	d := newDepositHarness(t)
 	d.track()
-	d.verify(activities.DepositCheck{Present: false})
+	d.verify(activities.DepositCheck{Present: false}, activities.DepositCheck{Present: false})
 	d.forbid(a.CreditDeposit)
-	d.event(time.Second, "reorged")
-	d.event(4*time.Minute, "reorged")
-	d.event(6*time.Minute, "confirmed")
+	d.event(time.Second, evReorged)
+	d.event(4*time.Minute, evReorged)
+	d.event(6*time.Minute, evConfirmed)
 
-	_, err := d.run(depositInput())
-	require.NoError(t, err)
+	notIncluded(t, d.runToError(depositInput()))
 
-	got := d.responses("seen", "final")
+	got := d.responses(msgSeen, msgFailed)
 	require.Equal(t, protocol.StatusFailed, got[1].Status)
 	require.Equal(t, time.Second+reincludeTimeout, d.publishedAt[1])
-	require.Len(t, d.verified, 1)
+	require.Len(t, d.verified, 2, "the \"confirmed\", then the deadline")
 	require.Len(t, d.tracked, 2)
 	d.done()
 }
@@ -419,18 +460,18 @@ func TestDepositDeadlineNotExtended(t *testing.T) {
 func TestDepositRearmsTrackingOnce(t *testing.T) {
 	d := newDepositHarness(t)
 	d.track()
-	d.verify(activities.DepositCheck{Present: false}, activities.DepositCheck{Present: false})
+	d.verify(activities.DepositCheck{Present: false}, activities.DepositCheck{Present: false},
+		activities.DepositCheck{Present: false})
 	d.forbid(a.CreditDeposit)
-	d.event(time.Second, "confirmed")
-	d.event(time.Minute, "seen")
-	d.event(2*time.Minute, "confirmed")
+	d.event(time.Second, evConfirmed)
+	d.event(time.Minute, evSeen)
+	d.event(2*time.Minute, evConfirmed)
 
-	_, err := d.run(depositInput())
-	require.NoError(t, err)
+	notIncluded(t, d.runToError(depositInput()))
 
-	require.Equal(t, []string{"TrackTx", "PublishResult", "VerifyDeposit", "TrackTx", "VerifyDeposit", "PublishResult"},
-		d.calls)
-	got := d.responses("seen", "final")
+	require.Equal(t, []string{"TrackTx", "PublishResult", "VerifyDeposit", "TrackTx", "VerifyDeposit", "VerifyDeposit",
+		"PublishResult"}, d.calls)
+	got := d.responses(msgSeen, msgFailed)
 	require.Equal(t, protocol.StatusFailed, got[1].Status)
 	require.Equal(t, 2*time.Minute+reincludeTimeout, d.publishedAt[1], "the re-inclusion cancelled the first deadline")
 	d.done()
@@ -441,10 +482,11 @@ func TestDepositRearmsTrackingOnce(t *testing.T) {
 func TestDepositBeforeRearmVersion(t *testing.T) {
 	d := newDepositHarness(t)
 	d.env.OnGetVersion("deposit-rearm-tracking", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	d.env.OnGetVersion("deposit-inclusion", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	d.track()
 	d.verify(activities.DepositCheck{Present: false})
 	d.forbid(a.CreditDeposit)
-	d.event(time.Second, "confirmed")
+	d.event(time.Second, evConfirmed)
 
 	_, err := d.run(depositInput())
 	require.NoError(t, err)
@@ -459,17 +501,143 @@ func TestDepositBeforeRearmVersion(t *testing.T) {
 func TestDepositReorgedAgainGetsANewDeadline(t *testing.T) {
 	d := newDepositHarness(t)
 	d.track()
-	d.forbid(a.VerifyDeposit, a.CreditDeposit)
-	d.event(time.Second, "reorged")
-	d.event(2*time.Minute, "seen")
-	d.event(12*time.Minute, "reorged")
+	d.verify(activities.DepositCheck{Present: false})
+	d.forbid(a.CreditDeposit)
+	d.event(time.Second, evReorged)
+	d.event(2*time.Minute, evSeen)
+	d.event(12*time.Minute, evReorged)
 
-	_, err := d.run(depositInput())
-	require.NoError(t, err)
+	notIncluded(t, d.runToError(depositInput()))
 
-	got := d.responses("seen", "final")
+	got := d.responses(msgSeen, msgFailed)
 	require.Equal(t, protocol.StatusFailed, got[1].Status)
 	require.Equal(t, 12*time.Minute+reincludeTimeout, d.publishedAt[1])
+	d.done()
+}
+
+// TestDepositOrphanedBeforeTrackerSawIt: the block the listener saw the
+// deposit in is orphaned before the tracker looks, so no milestone ever comes
+// (the tracker says "reorged" only of a transaction it saw in a block). The
+// deadline runs from the start: VerifyDeposit shows the deposit absent, so
+// status=0 is answered at the deadline and the workflow fails, which lets a
+// later re-inclusion start it again. (Before, it waited for ever.)
+func TestDepositOrphanedBeforeTrackerSawIt(t *testing.T) {
+	d := newDepositHarness(t)
+	d.track()
+	d.verify(activities.DepositCheck{Present: false})
+	d.forbid(a.CreditDeposit)
+	justBefore := d.snapshotAt(reincludeTimeout - time.Millisecond)
+
+	res := notIncluded(t, d.runToError(depositInput()))
+
+	d.requireSnapshot(justBefore, "seen", 1, 0, 0)
+	require.Equal(t, []string{"TrackTx", "PublishResult", "VerifyDeposit", "PublishResult"}, d.calls)
+	require.Equal(t, []activities.DepositRef{wantRef()}, d.verified)
+	got := d.responses(msgSeen, msgFailed)
+	require.Contains(t, got[1].Error, "reorganised away and not re-included within 10m0s")
+	requireResponse(t, got[1], protocol.StatusFailed, depositBlock, got[1].Error)
+	require.Equal(t, got[1], res)
+	require.Equal(t, reincludeTimeout, d.publishedAt[1], "status=0 at the deadline counted from the start")
+	step, err := d.step()
+	require.NoError(t, err)
+	require.Equal(t, "failed", step)
+	d.done()
+}
+
+// TestDepositPresentAtDeadlineIsFollowed: the tracker has not reported a
+// deposit that is in a block (it lags, or was done with it). At the deadline
+// VerifyDeposit finds it, so no status=0: tracking is re-armed and the
+// deposit is credited once confirmed, however late.
+func TestDepositPresentAtDeadlineIsFollowed(t *testing.T) {
+	d := newDepositHarness(t)
+	d.track()
+	d.verify(present(201), present(201))
+	d.credit(nil)
+	followed := d.snapshotAt(reincludeTimeout + time.Second)
+	d.event(3*reincludeTimeout, evConfirmed)
+
+	res, err := d.run(depositInput())
+	require.NoError(t, err)
+
+	d.requireSnapshot(followed, "confirming", 1, 1, 0)
+	require.Equal(t, []string{"TrackTx", "PublishResult", "VerifyDeposit", "TrackTx", "VerifyDeposit", "CreditDeposit",
+		"PublishResult"}, d.calls)
+	d.requireCredited()
+	got := d.responses(msgSeen, msgCredited)
+	requireResponse(t, got[1], protocol.StatusSucceeded, 201, "")
+	require.Equal(t, got[1], res)
+	d.done()
+}
+
+// TestDepositSeenDisarmsStartDeadline: once the tracker reports the deposit
+// in a block, its confirmation may take longer than the re-inclusion timeout
+// without any check or answer in between.
+func TestDepositSeenDisarmsStartDeadline(t *testing.T) {
+	d := newDepositHarness(t)
+	d.track()
+	d.verify(present(205))
+	d.credit(nil)
+	d.event(time.Second, evSeen)
+	d.event(3*reincludeTimeout, evConfirmed)
+
+	res, err := d.run(depositInput())
+	require.NoError(t, err)
+
+	require.Equal(t, []string{"TrackTx", "PublishResult", "VerifyDeposit", "CreditDeposit", "PublishResult"}, d.calls)
+	require.Equal(t, 3*reincludeTimeout, d.publishedAt[1])
+	got := d.responses(msgSeen, msgCredited)
+	require.Equal(t, got[1], res)
+	d.done()
+}
+
+// TestDepositMessageIDsFollowTheInclusion: the status=2 and status=0 ids are
+// keyed by the block the deposit was delivered from, so a deposit mined again
+// after its status=0 (a new run, delivered from another block) is announced
+// afresh, while a reset or retry of a run (same input) repeats its ids and so
+// publishes nothing new. A starter that gives no block hash gets unkeyed ids.
+func TestDepositMessageIDsFollowTheInclusion(t *testing.T) {
+	const otherBlock = "0x00000000000000000000000000000000000000000000000000000000000B10C2"
+	for _, tc := range []struct {
+		name, blockHash, seen, failed string
+	}{
+		{"first inclusion", depositBlockHash, msgSeen, msgFailed},
+		{"mined again", otherBlock, "seen/" + strings.ToLower(otherBlock), "final/" + strings.ToLower(otherBlock)},
+		{"no block hash", "", "seen", "final"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDepositHarness(t)
+			d.track()
+			d.verify(activities.DepositCheck{Present: false})
+			d.forbid(a.CreditDeposit)
+			in := depositInput()
+			in.BlockHash = tc.blockHash
+			notIncluded(t, d.runToError(in))
+			d.responses(tc.seen, tc.failed)
+			d.done()
+		})
+	}
+}
+
+// TestDepositBeforeInclusionVersion: executions started before the deadline
+// from the start keep their behaviour when replayed: no deadline before a
+// "reorged", no check at the deadline, status=0 completes the workflow, and
+// the ids are wfID/seen and wfID/final.
+func TestDepositBeforeInclusionVersion(t *testing.T) {
+	d := newDepositHarness(t)
+	d.env.OnGetVersion("deposit-inclusion", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	d.track()
+	d.forbid(a.VerifyDeposit, a.CreditDeposit)
+	quiet := d.snapshotAt(2 * reincludeTimeout)
+	d.event(3*reincludeTimeout, evReorged)
+
+	res, err := d.run(depositInput())
+	require.NoError(t, err)
+
+	d.requireSnapshot(quiet, "seen", 1, 0, 0)
+	got := d.responses("seen", "final")
+	require.Equal(t, protocol.StatusFailed, got[1].Status)
+	require.Equal(t, got[1], res)
+	require.Equal(t, 4*reincludeTimeout, d.publishedAt[1])
 	d.done()
 }
 
@@ -478,14 +646,16 @@ func TestDepositIgnoresForeignSignals(t *testing.T) {
 	d.track()
 	d.verify(present(205))
 	d.credit(nil)
-	// Taken for ours, the "reorged" would answer status=0 after a minute and
-	// the "confirmed" would verify and credit at once.
-	foreign := func(delay time.Duration, milestone string) {
-		d.signal(delay, workflows.TxEvent{TxHash: otherHash, Milestone: milestone, BlockNumber: 999, Succeeded: true})
+	// Taken for ours, the "reorged" would arm a deadline that checks the chain
+	// after a minute, and the "confirmed" would verify and credit at once.
+	foreign := func(delay time.Duration, ev workflows.TxEvent) {
+		ev.TxHash, ev.BlockNumber, ev.Succeeded = otherHash, 999, true
+		d.signal(delay, ev)
 	}
-	foreign(time.Second, "reorged")
-	foreign(2*time.Second, "confirmed")
-	foreign(3*time.Second, "seen")
+	d.event(500*time.Millisecond, evSeen) // ours: no deadline from here on
+	foreign(time.Second, evReorged)
+	foreign(2*time.Second, evConfirmed)
+	foreign(3*time.Second, evSeen)
 	ignored := d.snapshotAt(2 * time.Minute)
 	// The tracker may spell the hash in another case.
 	d.signal(3*time.Minute, workflows.TxEvent{TxHash: "0x" + strings.ToUpper(txHash[2:]), Milestone: "confirmed",
@@ -496,9 +666,9 @@ func TestDepositIgnoresForeignSignals(t *testing.T) {
 	res, err := d.run(in)
 	require.NoError(t, err)
 
-	d.requireSnapshot(ignored, "seen", 1, 0, 0)
+	d.requireSnapshot(ignored, "confirming", 1, 0, 0)
 	d.requireCredited()
-	got := d.responses("seen", "final")
+	got := d.responses(msgSeen, msgCredited)
 	requireResponse(t, got[1], protocol.StatusSucceeded, 205, "")
 	require.Equal(t, got[1], res)
 	d.done()
@@ -522,34 +692,34 @@ func TestDepositActivityFailureFailsWorkflow(t *testing.T) {
 			d.failPublish = "seen"
 			d.track()
 			d.forbid(a.VerifyDeposit, a.CreditDeposit)
-		}, []string{"TrackTx", "PublishResult"}, []string{"seen"}},
+		}, []string{"TrackTx", "PublishResult"}, []string{msgSeen}},
 		{"VerifyDeposit", func(d *depositHarness) {
 			d.track()
 			d.verifyFails(errBroken)
 			d.forbid(a.CreditDeposit)
-		}, []string{"TrackTx", "PublishResult", "VerifyDeposit"}, []string{"seen"}},
+		}, []string{"TrackTx", "PublishResult", "VerifyDeposit"}, []string{msgSeen}},
 		{"RearmTrackTx", func(d *depositHarness) {
 			d.track(nil, errBroken)
 			d.verify(activities.DepositCheck{Present: false})
 			d.forbid(a.CreditDeposit)
-		}, []string{"TrackTx", "PublishResult", "VerifyDeposit", "TrackTx"}, []string{"seen"}},
+		}, []string{"TrackTx", "PublishResult", "VerifyDeposit", "TrackTx"}, []string{msgSeen}},
 		{"CreditDeposit", func(d *depositHarness) {
 			d.track()
 			d.verify(present(205))
 			d.credit(errBroken)
-		}, []string{"TrackTx", "PublishResult", "VerifyDeposit", "CreditDeposit"}, []string{"seen"}},
-		{"PublishFinal", func(d *depositHarness) {
-			d.failPublish = "final"
+		}, []string{"TrackTx", "PublishResult", "VerifyDeposit", "CreditDeposit"}, []string{msgSeen}},
+		{"PublishCredited", func(d *depositHarness) {
+			d.failPublish = "credited"
 			d.track()
 			d.verify(present(205))
 			d.credit(nil)
 		}, []string{"TrackTx", "PublishResult", "VerifyDeposit", "CreditDeposit", "PublishResult"},
-			[]string{"seen", "final"}},
+			[]string{msgSeen, msgCredited}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := newDepositHarness(t)
 			tc.setup(d)
-			d.event(time.Second, "confirmed")
+			d.event(time.Second, evConfirmed)
 
 			_, err := d.run(depositInput())
 			var appErr *temporal.ApplicationError
