@@ -5,8 +5,11 @@
 //	payflowctl wallet import -kind K        import a key read from stdin
 //	payflowctl wallet list                  list wallets (never keys)
 //	payflowctl devstack -dir .dev ...       used by `make up`: token, wallets, funding, stack.json
+//	payflowctl payment show|list|approve|reject|release ...
+//	                                        operate payments (payment.go; `payflowctl payment help`)
 //
-// Database and master key come from PAYFLOW_MYSQL_DSN and PAYFLOW_MASTER_KEY.
+// Database and master key come from PAYFLOW_MYSQL_DSN and PAYFLOW_MASTER_KEY;
+// `payment` reads the worker's configuration instead (--config, PAYFLOW_CONFIG).
 package main
 
 import (
@@ -41,17 +44,23 @@ func main() {
 		err = cmdWallet(ctx, os.Args[2:])
 	case "devstack":
 		err = cmdDevstack(ctx, os.Args[2:])
+	case "payment":
+		err = cmdPayment(ctx, os.Args[2:])
 	default:
 		usage()
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "payflowctl:", err)
+		var r *refusal
+		if errors.As(err, &r) {
+			os.Exit(3)
+		}
 		os.Exit(1)
 	}
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: payflowctl migrate | wallet create|import|list | devstack")
+	fmt.Fprintln(os.Stderr, "usage: payflowctl migrate | wallet create|import|list | devstack | payment show|list|approve|reject|release")
 	os.Exit(2)
 }
 
