@@ -366,16 +366,33 @@ func (l *Ledger) GetReservation(ctx context.Context, queueID string) (Reservatio
 // down, the money has left. Replays are no-ops; settling a released
 // reservation fails with ErrReservationClosed.
 func (l *Ledger) Settle(ctx context.Context, queueID, txHash string) (Result, error) {
-	return l.close(ctx, queueID, txHash, OpSettle)
+	return l.close(ctx, queueID, txHash, OpSettle, nil)
 }
 
 // Release returns a held reservation to available (compensation). Replays are
 // no-ops; releasing a settled reservation fails with ErrReservationClosed.
 func (l *Ledger) Release(ctx context.Context, queueID string) (Result, error) {
-	return l.close(ctx, queueID, "", OpRelease)
+	return l.close(ctx, queueID, "", OpRelease, nil)
 }
 
-func (l *Ledger) close(ctx context.Context, queueID, txHash string, op Op) (Result, error) {
+// Also runs inside the database transaction that closes a reservation, after
+// the reservation is closed and before the commit: what it writes (a
+// payment's answer, say) is committed together with the closing or not at
+// all. It runs on replays too; it must be idempotent.
+type Also func(ctx context.Context, tx *sql.Tx) error
+
+// Close settles (OpSettle, with the transfer's txHash) or releases
+// (OpRelease) the reservation of queueID and runs also in the same database
+// transaction, so that the ledger and what also records can never disagree.
+// Otherwise it behaves as Settle and Release.
+func (l *Ledger) Close(ctx context.Context, queueID, txHash string, op Op, also Also) (Result, error) {
+	if op != OpSettle && op != OpRelease {
+		return Result{}, fmt.Errorf("closing %s with %q: not a closing operation", queueID, op)
+	}
+	return l.close(ctx, queueID, txHash, op, also)
+}
+
+func (l *Ledger) close(ctx context.Context, queueID, txHash string, op Op, also Also) (Result, error) {
 	want := map[Op]string{OpSettle: "settled", OpRelease: "released"}[op]
 	return l.inTx(ctx, func(tx *sql.Tx) (Result, error) {
 		var r reservation
@@ -393,6 +410,9 @@ func (l *Ledger) close(ctx context.Context, queueID, txHash string, op Op) (Resu
 		switch r.state {
 		case want:
 			id, _, err := replayed(ctx, tx, string(op)+":"+queueID)
+			if err == nil && also != nil {
+				err = also(ctx, tx)
+			}
 			return Result{Replayed: true, JournalID: id, After: b}, err
 		case "held":
 		default:
@@ -416,6 +436,11 @@ func (l *Ledger) close(ctx context.Context, queueID, txHash string, op Op) (Resu
 			op: op, amount: amount, before: b, after: after, reference: queueID, txHash: txHash})
 		if err != nil {
 			return Result{}, err
+		}
+		if also != nil {
+			if err := also(ctx, tx); err != nil {
+				return Result{}, err
+			}
 		}
 		return Result{JournalID: id, After: after}, nil
 	})
