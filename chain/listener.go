@@ -205,13 +205,18 @@ func (l *Listener) SyncTo(ctx context.Context, head uint64) error {
 	return nil
 }
 
-// checkReorg rewinds the cursor when its block left the canonical chain.
+// checkReorg rewinds the cursor when its block left the canonical chain,
+// including when the new branch is still shorter than the cursor (no block
+// at its height yet): waiting for the chain to grow back would hold back the
+// deposits re-mined on the new branch, which must be delivered again from
+// their new blocks.
 func (l *Listener) checkReorg(ctx context.Context, cur Cursor) (Cursor, error) {
 	h, err := l.backend.HeaderByNumber(ctx, new(big.Int).SetUint64(cur.Number))
-	if err != nil {
+	switch {
+	case errors.Is(err, ethereum.NotFound) || (err == nil && h == nil):
+	case err != nil:
 		return cur, fmt.Errorf("reading header %d: %w", cur.Number, err)
-	}
-	if h.Hash() == cur.Hash {
+	case h.Hash() == cur.Hash:
 		return cur, nil
 	}
 	back := cur.Number - min(cur.Number, l.cfg.ReorgDepth)

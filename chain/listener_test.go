@@ -210,3 +210,110 @@ func TestListenerBackfillsLateWatch(t *testing.T) {
 		t.Error("late address not in the watch set")
 	}
 }
+
+// deliveryLog is a DepositSink that keeps every delivery, in order.
+type deliveryLog struct {
+	mu   sync.Mutex
+	deps []chain.Deposit
+}
+
+func (r *deliveryLog) HandleDeposits(_ context.Context, deps []chain.Deposit) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.deps = append(r.deps, deps...)
+	return nil
+}
+
+// blocksOf lists the blocks txHash/logIndex was delivered from, in order.
+func (r *deliveryLog) blocksOf(txHash common.Hash, logIndex uint) []common.Hash {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []common.Hash
+	for _, d := range r.deps {
+		if d.TxHash == txHash && d.LogIndex == logIndex {
+			out = append(out, d.BlockHash)
+		}
+	}
+	return out
+}
+
+// TestListenerRedeliversRemined: a deposit delivered from block N is
+// reorganised away (the simulated node's Fork drops the head back to N-1 and
+// its pool re-includes the transfer in the next block). The listener must
+// deliver it again from its new block: the sink announces a re-mined deposit
+// afresh. That holds when the new branch outgrows the old one, and when it is
+// still shorter than the listener's cursor, so the block under the cursor
+// does not exist (before, the listener then failed until the chain grew back).
+func TestListenerRedeliversRemined(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		newBlocks int // mined on the new branch before the listener syncs
+	}{
+		{"new branch shorter than the cursor", 1},
+		{"new branch longer", 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newChainFixture(t)
+			watched := common.HexToAddress("0x00000000000000000000000000000000000c0001")
+			if _, err := chain.Watch(f.ctx, f.db, chainName, "USDT", watched, 0); err != nil {
+				t.Fatal(err)
+			}
+			rec := &deliveryLog{}
+			l, err := chain.NewListener(chain.ListenerConfig{Chain: chainName, Tokens: []common.Address{f.token}},
+				f.db, f.client, noDial, nil, rec, discardLog())
+			if err != nil {
+				t.Fatal(err)
+			}
+			syncHead := func() {
+				t.Helper()
+				head, err := f.client.BlockNumber(f.ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := l.SyncTo(f.ctx, head); err != nil {
+					t.Fatalf("sync to %d: %v", head, err)
+				}
+			}
+			syncHead()
+			parent, err := f.client.HeaderByNumber(f.ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			auth, _ := bind.NewKeyedTransactorWithChainID(mustKey(t, senderKeyHex), big.NewInt(simChainID))
+			tx, err := f.usdt.Transfer(auth, watched, big.NewInt(7))
+			if err != nil {
+				t.Fatal(err)
+			}
+			minedAt := f.sim.Commit()
+			f.sim.Commit() // the cursor ends one block above the deposit
+			syncHead()
+			if got := rec.blocksOf(tx.Hash(), 0); len(got) != 1 || got[0] != minedAt {
+				t.Fatalf("first delivery from %v, want [%s]", got, minedAt.Hex())
+			}
+
+			if err := f.sim.Fork(parent.Hash()); err != nil {
+				t.Fatal(err)
+			}
+			for range tc.newBlocks {
+				f.sim.Commit()
+			}
+			r := f.requireSuccess(tx.Hash())
+			if r.BlockHash == minedAt {
+				t.Fatal("re-included in the orphaned block")
+			}
+			syncHead()
+			got := rec.blocksOf(tx.Hash(), 0)
+			if len(got) != 2 || got[1] != r.BlockHash {
+				t.Fatalf("delivered from %v, want [%s %s]", got, minedAt.Hex(), r.BlockHash.Hex())
+			}
+			cur, _, err := l.LoadCursor(f.ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			head, _ := f.client.HeaderByNumber(f.ctx, nil)
+			if cur.Number != head.Number.Uint64() || cur.Hash != head.Hash() {
+				t.Fatalf("cursor %d/%s, want the head %d/%s", cur.Number, cur.Hash.Hex(), head.Number, head.Hash().Hex())
+			}
+		})
+	}
+}
