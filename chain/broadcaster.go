@@ -480,6 +480,10 @@ func isKnown(err error) bool {
 	return strings.Contains(m, "already known") || strings.Contains(m, "known transaction")
 }
 
+func isUnderpriced(err error) bool {
+	return strings.Contains(strings.ToLower(err.Error()), "underpriced")
+}
+
 func isNonceTooLow(err error) bool {
 	return strings.Contains(strings.ToLower(err.Error()), "nonce too low")
 }

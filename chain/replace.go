@@ -2,30 +2,37 @@ package chain
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/big"
 
-	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/shopspring/decimal"
 )
 
-// Replace signs, stores and sends a fee-bumped replacement for a step whose
-// transaction is stuck in the pool: attempt latest+1 on the same nonce, with
-// the same recipient, data and gas, and a tip and fee cap each at least 12.5%
-// above the latest attempt's (geth's pool replaces on 10%) and at least what
-// the network suggests now, the fee cap held to MaxFeeWei. As with
-// SignTransfer the replacement is stored before it is sent, and the wallet's
-// key is opened for the signature and zeroed after it.
+// Replace makes sure attempt number attempt of a step exists and is sent:
+// the original is attempt 0, so the first replacement is attempt 1. It is
+// idempotent per attempt number, so a retry of the same logical replacement
+// (a Temporal retry after a send error, a replay, a reset) signs nothing new.
+//
+// When an attempt numbered attempt or higher is already stored, nothing is
+// signed: the stored attempt attempt is sent again (the same bytes) and
+// returned with Replayed=true. Otherwise attempt latest+1 is signed, stored
+// and sent: the same nonce, recipient, data and gas, and a tip and fee cap
+// each at least 12.5% above the latest attempt's (geth's pool replaces on
+// 10%) and at least what the network suggests now, the fee cap held to
+// MaxFeeWei. As with SignTransfer the replacement is stored before it is
+// sent, and the wallet's key is opened for the signature and zeroed after it.
 //
 // Edge cases:
 //   - No attempt stored: ErrNotSigned.
 //   - An attempt already has a receipt (mined, reverted included): that
 //     attempt is returned with Mined=true and nothing is signed.
 //   - The nonce was used on chain by a transaction that is none of the
-//     step's attempts: ErrNonceTooLow, nothing signed.
+//     step's attempts: ErrNonceTooLow (wrapped), nothing signed. This is not
+//     yet proof of failure (the chain may still reorganise); the caller
+//     resolves it with Inspect, which reports TransferDropped once the
+//     stranger is confirmations deep.
 //   - The step has MaxAttempts attempts: ErrTooManyAttempts.
 //   - Even the minimal bump is above MaxFeeWei: ErrFeeCapExceeded; not
 //     enough ether for the new fee cap: ErrInsufficientGas. Nothing stored.
@@ -33,18 +40,22 @@ import (
 //     (workflow_id, step, attempt) key: one stores it, the other returns it
 //     with Replayed=true. Both send it.
 //   - Storing succeeded but sending failed: the new attempt stays stored and
-//     is the latest, so Send re-sends it. Calling Replace again signs yet
-//     another attempt instead.
+//     is the latest; calling Replace again with the same attempt re-sends it.
+//   - A replayed attempt lower than the latest (the caller was reset to an
+//     earlier point) is refused by a pool holding a dearer attempt: the
+//     latest attempt is sent instead, and the requested one returned.
 //
-// Every call that finds nothing mined signs one more attempt: call it when a
-// transaction has been stuck for a while, not as a retry. Until one attempt
-// is mined, any of them may be; the caller tracks them all (see Attempts).
-func (b *Broadcaster) Replace(ctx context.Context, workflowID, step string) (SignedTx, error) {
+// Until one attempt is mined, any of them may be; the caller tracks them all
+// (see Attempts).
+func (b *Broadcaster) Replace(ctx context.Context, workflowID, step string, attempt int) (SignedTx, error) {
 	attempts, err := b.Attempts(ctx, workflowID, step)
 	if err != nil {
 		return SignedTx{}, err
 	}
 	latest := attempts[len(attempts)-1]
+	if latest.Attempt >= attempt {
+		return b.resendAttempt(ctx, attempts, max(attempt, 0))
+	}
 	// Nonce before receipts: an attempt mined between the two reads then
 	// shows as mined, not as a stranger holding the nonce.
 	used, err := b.backend.NonceAt(ctx, latest.From, nil)
@@ -110,46 +121,52 @@ func (b *Broadcaster) Replace(ctx context.Context, workflowID, step string) (Sig
 	return b.send(ctx, next)
 }
 
+// resendAttempt sends the stored attempt numbered n again and returns it
+// with Replayed=true (or the mined attempt, with Mined=true, as send does).
+func (b *Broadcaster) resendAttempt(ctx context.Context, attempts []SignedTx, n int) (SignedTx, error) {
+	var want *SignedTx
+	for i := range attempts {
+		if attempts[i].Attempt == n {
+			want = &attempts[i]
+		}
+	}
+	latest := attempts[len(attempts)-1]
+	if want == nil { // attempt numbers have no holes; a gap filler row is no replacement
+		return SignedTx{}, fmt.Errorf("%s/%s has no attempt %d: %w", latest.WorkflowID, latest.Step, n, ErrNotSigned)
+	}
+	got, err := b.send(ctx, *want)
+	if err != nil && isUnderpriced(err) && latest.Attempt > n {
+		// The pool holds a dearer attempt of ours (or a stranger's): keep the latest in it.
+		if _, err = b.send(ctx, latest); err == nil {
+			got = *want
+		}
+	}
+	if err != nil {
+		return got, err
+	}
+	got.Replayed = true
+	return got, nil
+}
+
 // Attempts returns every stored attempt of a step, the original first, so
 // the caller can follow all of their hashes: until one is mined, any may be.
 // With none stored it returns ErrNotSigned.
 func (b *Broadcaster) Attempts(ctx context.Context, workflowID, step string) ([]SignedTx, error) {
-	rows, err := b.db.QueryContext(ctx, `SELECT `+signedColumns+` FROM signed_txs
-		WHERE workflow_id=? AND step=? ORDER BY attempt`, workflowID, step)
-	if err != nil {
-		return nil, fmt.Errorf("listing attempts of %s/%s: %w", workflowID, step, err)
-	}
-	defer rows.Close()
-	var out []SignedTx
-	for rows.Next() {
-		s, err := scanSigned(rows)
-		if err != nil {
-			return nil, fmt.Errorf("reading attempts of %s/%s: %w", workflowID, step, err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing attempts of %s/%s: %w", workflowID, step, err)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s/%s: %w", workflowID, step, ErrNotSigned)
-	}
-	return out, nil
+	return loadAttempts(ctx, b.db, workflowID, step)
 }
 
 // minedAttempt returns the attempt that has a receipt, with Mined=true.
 // They share a nonce, so at most one can.
 func (b *Broadcaster) minedAttempt(ctx context.Context, attempts []SignedTx) (SignedTx, bool, error) {
 	for _, a := range attempts {
-		r, err := b.backend.TransactionReceipt(ctx, a.Hash)
-		if errors.Is(err, ethereum.NotFound) || (err == nil && r == nil) {
-			continue
-		}
+		r, err := receiptOf(ctx, b.backend, a.Hash)
 		if err != nil {
-			return SignedTx{}, false, fmt.Errorf("reading receipt of %s: %w", a.Hash.Hex(), err)
+			return SignedTx{}, false, err
 		}
-		a.Mined = true
-		return a, true, nil
+		if r != nil {
+			a.Mined = true
+			return a, true, nil
+		}
 	}
 	return SignedTx{}, false, nil
 }

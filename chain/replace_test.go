@@ -126,7 +126,7 @@ func TestReplaceStuckTransferSettlesOnce(t *testing.T) {
 	f.check()
 	expect(t, f.rec.take(), wf, stuck.Hash.Hex())
 
-	repl, err := f.bc.Replace(f.ctx, wf, req.Step)
+	repl, err := f.bc.Replace(f.ctx, wf, req.Step, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func TestReplaceStuckTransferSettlesOnce(t *testing.T) {
 	expect(t, f.rec.take(), wf, repl.Hash.Hex())
 
 	// Replace and Send of the settled step now only report the mined attempt.
-	again, err := f.bc.Replace(f.ctx, wf, req.Step)
+	again, err := f.bc.Replace(f.ctx, wf, req.Step, 2)
 	if err != nil || !again.Mined || again.Hash != repl.Hash {
 		t.Fatalf("Replace after mining: %+v, %v", again, err)
 	}
@@ -228,7 +228,7 @@ func TestReplaceMinedTransferSignsNothing(t *testing.T) {
 	f.sim.Commit()
 	f.requireSuccess(stx.Hash)
 
-	got, err := f.bc.Replace(f.ctx, req.WorkflowID, req.Step)
+	got, err := f.bc.Replace(f.ctx, req.WorkflowID, req.Step, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +241,7 @@ func TestReplaceMinedTransferSignsNothing(t *testing.T) {
 	if n := f.keys.calls.Load(); n != 1 {
 		t.Fatalf("key opened %d times, want 1", n)
 	}
-	if _, err := f.bc.Replace(f.ctx, "wf-never-signed", "transfer"); !errors.Is(err, chain.ErrNotSigned) {
+	if _, err := f.bc.Replace(f.ctx, "wf-never-signed", "transfer", 1); !errors.Is(err, chain.ErrNotSigned) {
 		t.Fatalf("Replace of an unsigned step: %v, want ErrNotSigned", err)
 	}
 }
@@ -282,7 +282,7 @@ func TestReplaceConcurrentStoresOneAttempt(t *testing.T) {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { results[i], errs[i] = bc.Replace(f.ctx, req.WorkflowID, req.Step) })
+		wg.Go(func() { results[i], errs[i] = bc.Replace(f.ctx, req.WorkflowID, req.Step, 1) })
 	}
 	wg.Wait()
 	fresh := 0
@@ -324,7 +324,7 @@ func TestReplaceRefusals(t *testing.T) {
 	// The cap equals the stuck attempt's fee cap: even the minimal bump is above it.
 	capped := f.broadcasterWith(f.client, f.keys, decodeTx(t, capStuck.Raw).GasFeeCap(), 0)
 	calls := f.keys.calls.Load()
-	if _, err := capped.Replace(f.ctx, capReq.WorkflowID, capReq.Step); !errors.Is(err, chain.ErrFeeCapExceeded) {
+	if _, err := capped.Replace(f.ctx, capReq.WorkflowID, capReq.Step, 1); !errors.Is(err, chain.ErrFeeCapExceeded) {
 		t.Fatalf("Replace above the fee cap: %v, want ErrFeeCapExceeded", err)
 	}
 	if n := f.count("SELECT COUNT(*) FROM signed_txs WHERE workflow_id=?", capReq.WorkflowID); n != 1 {
@@ -341,13 +341,67 @@ func TestReplaceRefusals(t *testing.T) {
 	req := f.request("wf-replace-max", 1)
 	f.sendStuck(req)
 	two := f.broadcasterWith(f.client, f.keys, maxFeeWei, 2)
-	if _, err := two.Replace(f.ctx, req.WorkflowID, req.Step); err != nil {
+	if _, err := two.Replace(f.ctx, req.WorkflowID, req.Step, 1); err != nil {
 		t.Fatalf("second attempt: %v", err)
 	}
-	if _, err := two.Replace(f.ctx, req.WorkflowID, req.Step); !errors.Is(err, chain.ErrTooManyAttempts) {
+	if _, err := two.Replace(f.ctx, req.WorkflowID, req.Step, 2); !errors.Is(err, chain.ErrTooManyAttempts) {
 		t.Fatalf("third attempt: %v, want ErrTooManyAttempts", err)
 	}
 	if n := f.count("SELECT COUNT(*) FROM signed_txs WHERE workflow_id=?", req.WorkflowID); n != 2 {
 		t.Fatalf("%d signed_txs rows, want 2", n)
+	}
+}
+
+// flakySend is the simulated node whose next fail SendTransaction calls fail
+// as a dropped connection would: nothing reaches the pool.
+type flakySend struct {
+	chain.Backend
+	fail atomic.Int32
+}
+
+func (b *flakySend) SendTransaction(ctx context.Context, tx *types.Transaction) error {
+	if b.fail.Add(-1) >= 0 {
+		return errors.New("connection reset by peer")
+	}
+	return b.Backend.SendTransaction(ctx, tx)
+}
+
+// TestReplaceRetriesStoreOneReplacement (defect 6, retries burn replacement
+// attempts): the first replacement's broadcast fails twice and Temporal
+// retries the same logical replacement; the step still has exactly one
+// replacement, sent with the bytes stored by the first call.
+func TestReplaceRetriesStoreOneReplacement(t *testing.T) {
+	f := newChainFixture(t)
+	req := f.request("wf-replace-retry", 13)
+	stuck := f.sendStuck(req)
+	flaky := &flakySend{Backend: f.client}
+	flaky.fail.Store(2)
+	bc := f.broadcasterWith(flaky, f.keys, maxFeeWei, 0)
+
+	var results []chain.SignedTx
+	for i := range 3 {
+		got, err := bc.Replace(f.ctx, req.WorkflowID, req.Step, 1)
+		if i < 2 {
+			if err == nil {
+				t.Fatalf("call %d: the broadcast did not fail", i+1)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("call %d: %v", i+1, err)
+		}
+		results = append(results, got)
+	}
+	if n := f.count("SELECT COUNT(*) FROM signed_txs WHERE workflow_id=?", req.WorkflowID); n != 2 {
+		t.Fatalf("%d signed_txs rows after three tries of one replacement, want the original and one replacement", n)
+	}
+	got := results[0]
+	if got.Attempt != 1 || !got.Replayed || got.Hash == stuck.Hash {
+		t.Fatalf("retried replacement: attempt %d replayed=%v hash %s", got.Attempt, got.Replayed, got.Hash.Hex())
+	}
+	f.sim.Commit()
+	f.requireSuccess(got.Hash)
+	if b := f.tokenBalance(recipient); b.Int64() != 13 {
+		t.Fatalf("recipient holds %s, want 13", b)
 	}
 }
