@@ -161,6 +161,9 @@ func cmdPayment(ctx context.Context, args []string) error {
 	case "release":
 		out, err = env.release(ctx, pos[0], f.flow, f.dryRun)
 	}
+	if err != nil {
+		out = nil // a typed nil pointer is not nothing to print
+	}
 	var r *refusal
 	if f.json && errors.As(err, &r) {
 		out = struct {
@@ -1034,10 +1037,14 @@ func (e *paymentEnv) release(ctx context.Context, queueID, flow string, dryRun b
 	_, err = e.act.Broadcaster.Attempts(ctx, p.WorkflowID, "transfer")
 	switch {
 	case errors.Is(err, chain.ErrNotSigned):
-		if age := time.Since(*wf.CloseTime); age < releaseSettleTime {
+		closed := time.Now()
+		if wf.CloseTime != nil {
+			closed = *wf.CloseTime
+		}
+		if age := time.Since(closed); age < releaseSettleTime {
 			return nil, refuse("cannot release %s yet: nothing is signed for it, but its workflow closed only %s ago and a worker "+
 				"may still be finishing its last step; try again after %s", p.WorkflowID, age.Round(time.Second),
-				wf.CloseTime.Add(releaseSettleTime).Format(time.RFC3339))
+				closed.Add(releaseSettleTime).Format(time.RFC3339))
 		}
 		reason = "nothing was signed for it"
 	case err != nil:
