@@ -308,9 +308,9 @@ func TestWorkerKilledMidPayment(t *testing.T) {
 	if err := exec.Command("kill", "-9", strings.TrimSpace(string(pid))).Run(); err != nil {
 		t.Fatalf("killing the worker: %v", err)
 	}
-	t.Cleanup(func() { stack(t, "_start_payflow", "worker", filepath.Join(repoRoot(t), "bin", "payflow-worker")) })
+	t.Cleanup(func() { stack(t, "start-payflow", "worker") })
 	time.Sleep(2 * time.Second)
-	stack(t, "_start_payflow", "worker", filepath.Join(repoRoot(t), "bin", "payflow-worker"))
+	stack(t, "start-payflow", "worker")
 
 	got := onlyOne(t, resp, qid)
 	if status(got) != "1" {

@@ -6,6 +6,9 @@
 #   scripts/stack.sh up      install what is missing, start what is not running
 #   scripts/stack.sh down    stop what `up` started (by the pid files in .dev/pids)
 #   scripts/stack.sh status  show what runs
+#   scripts/stack.sh refresh restart the worker/starter whose binary or config changed
+#   scripts/stack.sh restart-payflow          rebuild and restart the worker and the starter
+#   scripts/stack.sh start-payflow worker|starter   start one of them if it is not running
 #
 # Idempotent: a second `up` only checks and starts nothing that already runs.
 set -euo pipefail
@@ -56,10 +59,11 @@ install_packages() {
   [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] || missing+=(rabbitmq-server)
   if ((${#missing[@]})); then
     log "installing ${missing[*]} (apt)"
-    # Keep the packages' own init scripts from starting system-wide daemons.
-    as_root bash -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
     as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    # Keep the packages' own init scripts from starting system-wide daemons;
+    # the policy-rc.d that does so is removed again when apt-get ends.
+    as_root "$ROOT/scripts/without-service-starts.sh" \
+      env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 }
 
@@ -187,6 +191,7 @@ up() {
   start_payflow worker "$BIN/payflow-worker"
   start_payflow starter "$BIN/payflow-starter"
   log "stack is up; details in $DEV/stack.json, logs in $LOGS"
+  status
   echo "Temporal Web UI: http://127.0.0.1:$TEMPORAL_UI_PORT/namespaces/default/workflows"
 }
 
@@ -236,12 +241,18 @@ status() {
   done
 }
 
+usage() { die "usage: $0 up|down|status|refresh|restart-payflow|start-payflow worker|starter"; }
+
 case ${1:-} in
   up) up ;;
   refresh) refresh ;;
   down) down ;;
   status) status ;;
   restart-payflow) stop_one starter; stop_one worker; install_tools; start_payflow worker "$BIN/payflow-worker"; start_payflow starter "$BIN/payflow-starter" ;;
-  _*) mkdir -p "$DEV" "$PIDS" "$LOGS"; "${1#_}" "${@:2}" ;;
-  *) die "usage: $0 up|down|status|restart-payflow" ;;
+  start-payflow)
+    case ${2:-} in
+      worker | starter) mkdir -p "$PIDS" "$LOGS"; start_payflow "$2" "$BIN/payflow-$2" ;;
+      *) usage ;;
+    esac ;;
+  *) usage ;;
 esac
