@@ -119,6 +119,7 @@ func newChainFixture(t testing.TB) *chainFixture {
 	f.sim = simulated.NewBackend(types.GenesisAlloc{
 		deployer: {Balance: ether},
 		f.sender: {Balance: ether},
+		falseToken: {Code: falseTokenCode},
 	})
 	t.Cleanup(func() { f.sim.Close() })
 	f.client = f.sim.Client()

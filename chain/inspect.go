@@ -1,0 +1,189 @@
+package chain
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/big"
+
+	"github.com/ethereum/go-ethereum"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
+)
+
+// TransferState is what the chain proves about all attempts of one step.
+type TransferState string
+
+// States of a step's transfer, as Inspect reports them.
+const (
+	// TransferPending: nothing proven yet. No attempt has a receipt and the
+	// sender's nonce is not consumed at confirmed depth: an attempt may still
+	// be mined (or is in a pool, or was dropped by a node and can be re-sent).
+	TransferPending TransferState = "pending"
+	// TransferMined: one attempt has a receipt (see Inspection). It may not
+	// be confirmations deep yet; Inspection.BlockNumber says where it is.
+	TransferMined TransferState = "mined"
+	// TransferDropped: proven that no attempt can ever be mined. The sender's
+	// nonce is consumed at confirmed depth (NonceAt at block
+	// head-confirmations+1 is above it) and none of the step's attempts has a
+	// receipt: another transaction took the nonce.
+	TransferDropped TransferState = "dropped"
+)
+
+// Inspection is what Inspect found on chain for a step.
+type Inspection struct {
+	State TransferState
+	// Attempt is the mined attempt when State is TransferMined, else the
+	// latest attempt.
+	Attempt     SignedTx
+	BlockNumber uint64      // TransferMined only
+	BlockHash   common.Hash // TransferMined only
+	// Succeeded (TransferMined only) is true when the receipt's status is 1
+	// and the intended effect is in the receipt: for a token transfer (data
+	// transfer(to, units)) a Transfer(from, to, units) log emitted by the
+	// token contract; for a native transfer (no data) the status is enough.
+	// A token that returns false, or returns nothing and moves nothing,
+	// without reverting is a failed transfer.
+	Succeeded bool
+	// Reason says in business words why the transfer failed, for
+	// TransferDropped or a TransferMined that did not succeed.
+	Reason string
+}
+
+// transferTopic is the ERC20 Transfer(address,address,uint256) event's topic.
+var transferTopic = crypto.Keccak256Hash([]byte("Transfer(address,address,uint256)"))
+
+// transferSelector is the ERC20 transfer(address,uint256) method id.
+var transferSelector = crypto.Keccak256([]byte("transfer(address,uint256)"))[:4]
+
+// Inspect tells what the chain proves about every attempt of a step: mined
+// (and whether the transfer had its effect), dropped (its nonce went to
+// another transaction, confirmations deep), or nothing yet. It signs and
+// sends nothing and may be called as often as wanted. It resolves
+// ErrNonceTooLow from Send or Replace: that error only says a stranger holds
+// the nonce at the node's head, which a reorg may still undo; Inspect
+// reports TransferDropped once the stranger is confirmations deep.
+//
+// With no attempt stored: ErrNotSigned. RPC and database errors are returned
+// wrapped (transient: retry). confirmations below 1 count as 1.
+func (b *Broadcaster) Inspect(ctx context.Context, workflowID, step string, confirmations uint64) (Inspection, error) {
+	attempts, err := b.Attempts(ctx, workflowID, step)
+	if err != nil {
+		return Inspection{}, err
+	}
+	return inspectAttempts(ctx, b.backend, attempts, confirmations)
+}
+
+// inspectAttempts judges the attempts of one step (one sender, one nonce).
+func inspectAttempts(ctx context.Context, backend Backend, attempts []SignedTx, confirmations uint64) (Inspection, error) {
+	latest := attempts[len(attempts)-1]
+	// Nonce before receipts: an attempt mined between the two reads then
+	// shows as mined, not as dropped.
+	consumed, err := nonceConsumedAtDepth(ctx, backend, latest.From, latest.Nonce, confirmations)
+	if err != nil {
+		return Inspection{}, err
+	}
+	for _, a := range attempts {
+		r, err := receiptOf(ctx, backend, a.Hash)
+		if err != nil {
+			return Inspection{}, err
+		}
+		if r == nil {
+			continue
+		}
+		a.Mined = true
+		in := Inspection{State: TransferMined, Attempt: a, BlockNumber: r.BlockNumber.Uint64(), BlockHash: r.BlockHash}
+		in.Succeeded, in.Reason = judgeEffect(a, r)
+		return in, nil
+	}
+	if consumed {
+		return Inspection{State: TransferDropped, Attempt: latest,
+			Reason: fmt.Sprintf("nonce %d of %s was used by another transaction", latest.Nonce, Lower(latest.From))}, nil
+	}
+	return Inspection{State: TransferPending, Attempt: latest}, nil
+}
+
+// nonceConsumedAtDepth reports whether from's nonce is used by a transaction
+// at least confirmations blocks deep (the head counting as one).
+func nonceConsumedAtDepth(ctx context.Context, backend Backend, from common.Address, nonce, confirmations uint64) (bool, error) {
+	confirmations = max(confirmations, 1)
+	head, err := backend.BlockNumber(ctx)
+	if err != nil {
+		return false, fmt.Errorf("reading the chain head: %w", err)
+	}
+	if head+1 < confirmations {
+		return false, nil
+	}
+	used, err := backend.NonceAt(ctx, from, new(big.Int).SetUint64(head+1-confirmations))
+	if err != nil {
+		return false, fmt.Errorf("reading nonce of %s at block %d: %w", Lower(from), head+1-confirmations, err)
+	}
+	return used > nonce, nil
+}
+
+// receiptOf returns hash's receipt, or nil when the node has none.
+func receiptOf(ctx context.Context, backend Backend, hash common.Hash) (*types.Receipt, error) {
+	r, err := backend.TransactionReceipt(ctx, hash)
+	if errors.Is(err, ethereum.NotFound) || (err == nil && r == nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading receipt of %s: %w", hash.Hex(), err)
+	}
+	return r, nil
+}
+
+// judgeEffect says whether the mined attempt a did what it was signed for.
+func judgeEffect(a SignedTx, r *types.Receipt) (bool, string) {
+	if r.Status != types.ReceiptStatusSuccessful {
+		return false, fmt.Sprintf("transfer %s reverted in block %d", a.Hash.Hex(), r.BlockNumber.Uint64())
+	}
+	var tx types.Transaction
+	if err := tx.UnmarshalBinary(a.Raw); err != nil || tx.To() == nil {
+		return true, "" // not ours to judge beyond the status (cannot happen for stored transfers)
+	}
+	data := tx.Data()
+	if len(data) != 4+2*32 || !bytes.Equal(data[:4], transferSelector) {
+		return true, "" // a native transfer, or a call that is no token transfer: the status says it all
+	}
+	to := common.BytesToAddress(data[4:36])
+	units := new(big.Int).SetBytes(data[36:68])
+	for _, l := range r.Logs {
+		if l.Address == *tx.To() && len(l.Topics) == 3 && l.Topics[0] == transferTopic &&
+			common.BytesToAddress(l.Topics[1].Bytes()) == a.From && common.BytesToAddress(l.Topics[2].Bytes()) == to &&
+			new(big.Int).SetBytes(l.Data).Cmp(units) == 0 {
+			return true, ""
+		}
+	}
+	return false, fmt.Sprintf("token %s reported success but moved no tokens (transfer %s, block %d)",
+		Lower(*tx.To()), a.Hash.Hex(), r.BlockNumber.Uint64())
+}
+
+// loadAttempts returns every stored attempt of a step, the original first,
+// or ErrNotSigned.
+func loadAttempts(ctx context.Context, db *sql.DB, workflowID, step string) ([]SignedTx, error) {
+	rows, err := db.QueryContext(ctx, `SELECT `+signedColumns+` FROM signed_txs
+		WHERE workflow_id=? AND step=? ORDER BY attempt`, workflowID, step)
+	if err != nil {
+		return nil, fmt.Errorf("listing attempts of %s/%s: %w", workflowID, step, err)
+	}
+	defer rows.Close()
+	var out []SignedTx
+	for rows.Next() {
+		s, err := scanSigned(rows)
+		if err != nil {
+			return nil, fmt.Errorf("reading attempts of %s/%s: %w", workflowID, step, err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing attempts of %s/%s: %w", workflowID, step, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s/%s: %w", workflowID, step, ErrNotSigned)
+	}
+	return out, nil
+}
