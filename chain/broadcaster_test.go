@@ -117,8 +117,8 @@ func newChainFixture(t testing.TB) *chainFixture {
 	}
 	ether := new(big.Int).Exp(big.NewInt(10), big.NewInt(21), nil) // 1000 ETH
 	f.sim = simulated.NewBackend(types.GenesisAlloc{
-		deployer: {Balance: ether},
-		f.sender: {Balance: ether},
+		deployer:   {Balance: ether},
+		f.sender:   {Balance: ether},
 		falseToken: {Code: falseTokenCode},
 	})
 	t.Cleanup(func() { f.sim.Close() })
