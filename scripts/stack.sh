@@ -134,10 +134,11 @@ start_rabbitmq() {
 start_temporal() {
   if running temporal; then return; fi
   log "starting the Temporal dev server on 127.0.0.1:$TEMPORAL_PORT (UI :$TEMPORAL_UI_PORT)"
-  local sa=() a
-  for a in PayflowFlow PayflowQueueId PayflowOrderId PayflowAddress PayflowTxHash PayflowStatus; do
-    sa+=(--search-attribute "$a=Keyword")
-  done
+  local sa=() name type
+  while read -r name type _; do
+    [[ -z $name || $name == \#* ]] && continue
+    sa+=(--search-attribute "$name=$type")
+  done <"$ROOT/deploy/search-attributes.txt"
   nohup "$BIN/temporal" server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
     --db-filename "$DEV/temporal.db" --log-level warn "${sa[@]}" \
     --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \

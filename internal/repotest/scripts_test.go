@@ -103,3 +103,35 @@ func TestStackShRunsNoInternalFunctions(t *testing.T) {
 		}
 	}
 }
+
+// TestSearchAttributesHaveOneSource: the search attributes were listed in Go,
+// in stack.sh and in docker-compose.yml, copied by hand. The scripts must read
+// deploy/search-attributes.txt (checked against Go by
+// workflows.TestSearchAttributesFile) and name no attribute themselves.
+func TestSearchAttributesHaveOneSource(t *testing.T) {
+	root := repoRoot(t)
+	list, err := os.ReadFile(filepath.Join(root, "deploy", "search-attributes.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, line := range strings.Split(string(list), "\n") {
+		if fields := strings.Fields(line); len(fields) > 0 && !strings.HasPrefix(fields[0], "#") {
+			names = append(names, fields[0])
+		}
+	}
+	for _, file := range []string{"scripts/stack.sh", "docker-compose.yml"} {
+		text, err := os.ReadFile(filepath.Join(root, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(text), "deploy/search-attributes.txt") {
+			t.Errorf("%s does not read deploy/search-attributes.txt", file)
+		}
+		for _, name := range names {
+			if strings.Contains(string(text), name) {
+				t.Errorf("%s names the search attribute %s itself", file, name)
+			}
+		}
+	}
+}
