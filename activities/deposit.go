@@ -79,25 +79,33 @@ type DepositCheck struct {
 // Transfer (token, recipient, value). Present=false when the transaction is
 // not mined (reorganised away) or failed.
 func (a *Activities) VerifyDeposit(ctx context.Context, in DepositRef) (DepositCheck, error) {
+	chk, _, err := a.depositOnChain(ctx, in)
+	return chk, err
+}
+
+// depositOnChain is VerifyDeposit; mined says whether the transaction has a
+// receipt at all (reverted, or carrying another log, when not Present).
+func (a *Activities) depositOnChain(ctx context.Context, in DepositRef) (chk DepositCheck, mined bool, err error) {
 	r, err := a.Eth.TransactionReceipt(ctx, common.HexToHash(in.TxHash))
 	if errors.Is(err, ethereum.NotFound) || (err == nil && r == nil) {
-		return DepositCheck{}, nil
+		return DepositCheck{}, false, nil
 	}
 	if err != nil {
-		return DepositCheck{}, fmt.Errorf("reading receipt %s: %w", in.TxHash, err)
+		return DepositCheck{}, false, fmt.Errorf("reading receipt %s: %w", in.TxHash, err)
 	}
 	if r.Status != 1 || int(in.LogIndex) >= len(r.Logs) {
-		return DepositCheck{}, nil
+		return DepositCheck{}, true, nil
 	}
 	lg := r.Logs[in.LogIndex]
 	if len(lg.Topics) != 3 || lg.Topics[0] != chain.TransferTopic || !strings.EqualFold(lg.Address.Hex(), in.Token) ||
 		!strings.EqualFold(common.BytesToAddress(lg.Topics[2].Bytes()).Hex(), in.To) || len(lg.Data) < 32 {
-		return DepositCheck{}, nil
+		return DepositCheck{}, true, nil
 	}
 	if new(big.Int).SetBytes(lg.Data[:32]).String() != in.Units {
-		return DepositCheck{}, nil
+		return DepositCheck{}, true, nil
 	}
-	return DepositCheck{Present: true, BlockNumber: r.BlockNumber.Uint64(), BlockHash: r.BlockHash.Hex(), BlockLogIndex: lg.Index}, nil
+	return DepositCheck{Present: true, BlockNumber: r.BlockNumber.Uint64(), BlockHash: r.BlockHash.Hex(),
+		BlockLogIndex: lg.Index}, true, nil
 }
 
 // CreditInput credits a confirmed deposit.

@@ -2,14 +2,17 @@ package activities
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math/big"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/shopspring/decimal"
 	"go.temporal.io/sdk/activity"
 
@@ -368,4 +371,249 @@ func (a *Activities) unmatchedTransfers(ctx context.Context, addr, symbol string
 		}
 	}
 	return out, nil
+}
+
+// maxCreditChecks bounds the credits one VerifyCredits call re-reads from the
+// chain (one receipt each): newer credits beyond it wait for the next run.
+const maxCreditChecks = 5000
+
+// Reasons a credit is flagged by VerifyCredits.
+const (
+	// CreditReversed: the deposit left the chain after it was credited (a
+	// reorg deeper than the confirmations); the credit was reversed.
+	CreditReversed = "reversed"
+	// CreditSpent: as CreditReversed, but the money was already spent, so
+	// the reversal was refused (ledger.ErrInsufficientFunds): an operator
+	// must recover it.
+	CreditSpent = "spent"
+	// CreditBackOnChain: a reversed credit's deposit is on chain again. The
+	// ledger credits a transfer once, so an operator must book it.
+	CreditBackOnChain = "back_on_chain"
+)
+
+// CreditCheckInput asks VerifyCredits to re-verify recent deposit credits.
+type CreditCheckInput struct {
+	// RunID names the reconciliation rows recorded for flagged wallets; with
+	// (chain, address, symbol) it is their idempotency key, so it must differ
+	// from the run id ReconcileWallets records under.
+	RunID string
+	// Block is the pinned block: balances of flagged wallets are read there,
+	// and a deposit recorded above it is too recent to judge.
+	Block PinnedBlock
+	// Window: credits posted this recently are re-verified (0 means 24h).
+	Window time.Duration
+}
+
+// FlaggedCredit is a credit whose deposit is no longer on the chain as it
+// was credited (or a reversed one that is back).
+type FlaggedCredit struct {
+	Address  string
+	Symbol   string
+	Amount   protocol.Amount
+	TxHash   string
+	LogIndex uint
+	Reason   string // CreditReversed, CreditSpent or CreditBackOnChain
+}
+
+// CreditCheckResult sums up VerifyCredits.
+type CreditCheckResult struct {
+	Checked int
+	// Flagged and Mismatches (one per flagged address and symbol) list at
+	// most the first 1,000; all are recorded and logged.
+	Flagged    []FlaggedCredit
+	Mismatches []ReconMismatch
+}
+
+// VerifyCredits re-verifies the deposit credits of the last Window against
+// the chain: each credited Transfer log must still be in a successful receipt
+// on the canonical chain with the same token, recipient and amount. One that
+// is gone (a reorg deeper than the confirmations) is reversed in the ledger
+// (ledger.Reverse, idempotent), logged at ERROR and recorded as a
+// reconciliation mismatch of its wallet, with the credit as a ledger_only
+// transfer; it gets no new protocol status. A reversal the balance no longer
+// covers (spent already) is flagged CreditSpent, logged and recorded, and does
+// not fail the activity. A receipt the node does not have proves nothing by
+// itself (the node may lag): the credit is reversed only if the listener
+// recorded its deposit at or below the pinned block, in a block that is no
+// longer canonical, and the transaction is not waiting in the node's pool to
+// be mined again. Safe to repeat.
+func (a *Activities) VerifyCredits(ctx context.Context, in CreditCheckInput) (CreditCheckResult, error) {
+	window := in.Window
+	if window <= 0 {
+		window = 24 * time.Hour
+	}
+	log := activity.GetLogger(ctx)
+	type wallet struct{ addr, symbol string }
+	var res CreditCheckResult
+	flagged := map[wallet][]FlaggedCredit{}
+	var order []wallet
+	var after int64
+	for res.Checked < maxCreditChecks {
+		page, err := a.Ledger.RecentCredits(ctx, a.Chain, window, after, min(ledger.MaxPageLimit, maxCreditChecks-res.Checked))
+		if err != nil {
+			return CreditCheckResult{}, err
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, c := range page {
+			after = c.JournalID
+			res.Checked++
+			gone, err := a.creditGone(ctx, c, in.Block)
+			if err != nil {
+				return CreditCheckResult{}, err
+			}
+			f := FlaggedCredit{Address: c.Address, Symbol: c.Symbol, Amount: protocol.NewAmount(c.Amount),
+				TxHash: c.TxHash, LogIndex: c.LogIndex}
+			switch {
+			case c.Reversed && !gone:
+				f.Reason = CreditBackOnChain
+				log.Error("reversed deposit is on chain again; the ledger will not credit it twice: book it by hand",
+					"address", c.Address, "symbol", c.Symbol, "amount", c.Amount.String(), "tx_hash", c.TxHash,
+					"log_index", c.LogIndex, "run_id", in.RunID)
+			case c.Reversed && gone && c.ReversedBy == in.RunID:
+				f.Reason = CreditReversed // by an earlier attempt of this run, which may not have recorded it
+			case c.Reversed || !gone:
+				continue
+			default:
+				f.Reason = CreditReversed
+				_, err := a.Ledger.Reverse(ctx, a.Chain, c.TxHash, c.LogIndex, in.RunID)
+				switch {
+				case errors.Is(err, ledger.ErrInsufficientFunds):
+					f.Reason = CreditSpent
+					log.Error("credited deposit reorganised away but already spent; reversal refused: recover it by hand",
+						"address", c.Address, "symbol", c.Symbol, "amount", c.Amount.String(), "tx_hash", c.TxHash,
+						"log_index", c.LogIndex, "run_id", in.RunID)
+				case err != nil:
+					return CreditCheckResult{}, err
+				default:
+					log.Error("credited deposit reorganised away; credit reversed", "address", c.Address,
+						"symbol", c.Symbol, "amount", c.Amount.String(), "tx_hash", c.TxHash, "log_index", c.LogIndex,
+						"run_id", in.RunID)
+				}
+			}
+			w := wallet{c.Address, c.Symbol}
+			if _, ok := flagged[w]; !ok {
+				order = append(order, w)
+			}
+			flagged[w] = append(flagged[w], f)
+			res.Flagged = append(res.Flagged, f)
+		}
+	}
+	if res.Checked >= maxCreditChecks {
+		log.Warn("more recent credits than one run re-verifies; the newest wait for the next run",
+			"checked", res.Checked, "run_id", in.RunID)
+	}
+	for _, w := range order {
+		m, err := a.recordFlagged(ctx, in, w.addr, w.symbol, flagged[w])
+		if err != nil {
+			return CreditCheckResult{}, err
+		}
+		res.Mismatches = append(res.Mismatches, m)
+	}
+	// Every flagged credit is in the recorded rows and the logs; the result
+	// stays well inside a Temporal payload.
+	if len(res.Flagged) > 10*maxUnmatched {
+		res.Flagged = res.Flagged[:10*maxUnmatched]
+	}
+	if len(res.Mismatches) > 10*maxUnmatched {
+		res.Mismatches = res.Mismatches[:10*maxUnmatched]
+	}
+	return res, nil
+}
+
+// creditGone reports whether the credited deposit c is no longer on the
+// canonical chain as credited.
+func (a *Activities) creditGone(ctx context.Context, c ledger.CreditRecord, pin PinnedBlock) (bool, error) {
+	tok, ok := a.Tokens[c.Symbol]
+	if !ok {
+		return false, nil // no contract to ask; reconciliation reports the symbol
+	}
+	units, err := chain.ToUnits(c.Amount, tok.Decimals)
+	if err != nil {
+		return false, nil
+	}
+	chk, found, err := a.depositOnChain(ctx, DepositRef{TxHash: c.TxHash, LogIndex: c.LogIndex, Token: tok.Address,
+		To: c.Address, Units: units.String()})
+	if err != nil || chk.Present {
+		return false, err
+	}
+	if found {
+		return true, nil // mined, but reverted or another transfer: not the deposit credited
+	}
+	// No receipt: prove the deposit's block was replaced before believing it.
+	var bn uint64
+	var bh string
+	err = a.DB.QueryRowContext(ctx, "SELECT block_number, block_hash FROM deposits WHERE chain=? AND tx_hash=? AND log_index=?",
+		a.Chain, c.TxHash, c.LogIndex).Scan(&bn, &bh)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading deposit %s/%d: %w", c.TxHash, c.LogIndex, err)
+	}
+	if bn > pin.Number {
+		return false, nil
+	}
+	h, err := a.Eth.HeaderByNumber(ctx, new(big.Int).SetUint64(bn))
+	if err != nil {
+		return false, fmt.Errorf("reading header %d: %w", bn, err)
+	}
+	if strings.EqualFold(h.Hash().Hex(), bh) {
+		return false, nil // the node has the block but not the receipt: it is inconsistent, not proof
+	}
+	type txByHash interface {
+		TransactionByHash(ctx context.Context, hash common.Hash) (*types.Transaction, bool, error)
+	}
+	if tb, ok := a.Eth.(txByHash); ok {
+		_, pending, err := tb.TransactionByHash(ctx, common.HexToHash(c.TxHash))
+		if err != nil && !errors.Is(err, ethereum.NotFound) {
+			return false, fmt.Errorf("looking up %s: %w", c.TxHash, err)
+		}
+		if err == nil && pending {
+			return false, nil // about to be mined again
+		}
+	}
+	return true, nil
+}
+
+// recordFlagged records the flagged credits of one wallet as a mismatch at
+// the pinned block: the ledger total as it is now against balanceOf there.
+// A repeat keeps the first record, as ReconcileWallets does.
+func (a *Activities) recordFlagged(ctx context.Context, in CreditCheckInput, addr, symbol string, fl []FlaggedCredit) (ReconMismatch, error) {
+	tok := a.Tokens[symbol]
+	units, err := a.Broadcaster.TokenBalance(ctx, common.HexToAddress(tok.Address), common.HexToAddress(addr),
+		new(big.Int).SetUint64(in.Block.Number))
+	if err != nil {
+		return ReconMismatch{}, err
+	}
+	bal, err := a.Ledger.Balance(ctx, a.Chain, addr, symbol)
+	if err != nil {
+		return ReconMismatch{}, err
+	}
+	rec := ledger.Reconciliation{RunID: in.RunID, Chain: a.Chain, Address: addr, Symbol: symbol,
+		BlockNumber: in.Block.Number, BlockHash: in.Block.Hash, LedgerTotal: bal.Total(),
+		ChainBalance: chain.FromUnits(units, tok.Decimals), Status: ledger.ReconMismatch}
+	for _, f := range fl {
+		amt := f.Amount.Decimal
+		side := ledger.SideLedgerOnly // credited, not on chain
+		if f.Reason == CreditBackOnChain {
+			side = ledger.SideChainOnly // on chain, its credit reversed
+		}
+		rec.Unmatched = append(rec.Unmatched, ledger.UnmatchedTransfer{Side: side, TxHash: f.TxHash, LogIndex: f.LogIndex,
+			Amount: amt})
+	}
+	err = a.Ledger.RecordReconciliation(ctx, rec)
+	if errors.Is(err, ledger.ErrReconConflict) {
+		if rec, err = a.recordedRecon(ctx, in.RunID, addr, symbol); err != nil {
+			return ReconMismatch{}, err
+		}
+	} else if errors.Is(err, ledger.ErrBadRecon) {
+		return ReconMismatch{}, permanent(ErrTypeInvalidRequest, err)
+	} else if err != nil {
+		return ReconMismatch{}, err
+	}
+	return ReconMismatch{Address: addr, Symbol: symbol, LedgerTotal: protocol.NewAmount(rec.LedgerTotal),
+		ChainBalance: protocol.NewAmount(rec.ChainBalance), Difference: protocol.NewAmount(rec.ChainBalance.Sub(rec.LedgerTotal)),
+		Unmatched: len(rec.Unmatched)}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/accounts/abi/bind"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -26,6 +27,7 @@ import (
 	"payflow/config"
 	"payflow/internal/stacktest"
 	"payflow/ledger"
+	"payflow/protocol"
 )
 
 const (
@@ -237,4 +239,136 @@ func TestReconcileWalletsRefusesReorgedPin(t *testing.T) {
 	page, err := f.led.Reconciliations(f.ctx, ledger.ReconQuery{Chain: "ETH"})
 	require.NoError(t, err)
 	require.Empty(t, page.Reconciliations)
+}
+
+// deposit records the listener's view of a deposit (the deposits table), as
+// the DepositStarter does.
+func (f *reconFixture) deposit(r *types.Receipt, to common.Address, amount string) {
+	f.t.Helper()
+	_, err := f.acts.DB.ExecContext(f.ctx, `INSERT INTO deposits
+		(chain, tx_hash, log_index, symbol, address, from_address, amount, block_number, block_hash)
+		VALUES ('ETH',?,0,'USDT',?,?,?,?,?)`, r.TxHash.Hex(), chain.Lower(to), chain.Lower(f.auth.From), amount,
+		r.BlockNumber.Uint64(), r.BlockHash.Hex())
+	require.NoError(f.t, err)
+}
+
+func (f *reconFixture) verifyCredits(runID string, pin activities.PinnedBlock) activities.CreditCheckResult {
+	f.t.Helper()
+	v, err := f.env.ExecuteActivity(f.acts.VerifyCredits, activities.CreditCheckInput{RunID: runID, Block: pin})
+	require.NoError(f.t, err)
+	var res activities.CreditCheckResult
+	require.NoError(f.t, v.Get(&res))
+	return res
+}
+
+func (f *reconFixture) ops(addr common.Address) []ledger.Op {
+	f.t.Helper()
+	entries, err := f.led.Journal(f.ctx, "ETH", chain.Lower(addr), "USDT")
+	require.NoError(f.t, err)
+	var out []ledger.Op
+	for _, e := range entries {
+		out = append(out, e.Op)
+	}
+	return out
+}
+
+// reorgAway credits a deposit of units to W, confirmed 3 blocks deep on the
+// old branch, then reorganises its block away for good: the new branch
+// carries a replacement on the same nonce (the money goes elsewhere), so the
+// deposit is never mined again. It returns the deposit's hash.
+func (f *reconFixture) reorgAway(units int64, amount string) common.Hash {
+	f.t.Helper()
+	parent, err := f.sim.Client().HeaderByNumber(f.ctx, nil)
+	require.NoError(f.t, err)
+	tx, err := f.usdt.Transfer(f.auth, walletW, big.NewInt(units))
+	require.NoError(f.t, err)
+	r := f.mine(tx)
+	f.deposit(r, walletW, amount)
+	f.credit(walletW, amount, tx.Hash().Hex(), 0)
+	f.sim.Commit()
+	f.sim.Commit()
+
+	require.NoError(f.t, f.sim.Fork(parent.Hash()))
+	replace := *f.auth
+	replace.Nonce = new(big.Int).SetUint64(tx.Nonce())
+	replace.GasFeeCap = new(big.Int).Mul(tx.GasFeeCap(), big.NewInt(2))
+	replace.GasTipCap = new(big.Int).Mul(tx.GasTipCap(), big.NewInt(2))
+	_, err = f.usdt.Transfer(&replace, common.HexToAddress("0x00000000000000000000000000000000000a11e9"), big.NewInt(units))
+	require.NoError(f.t, err)
+	for range 5 { // longer than the old branch
+		f.sim.Commit()
+	}
+	_, err = f.sim.Client().TransactionReceipt(f.ctx, tx.Hash())
+	require.ErrorIs(f.t, err, ethereum.NotFound, "the deposit must be gone for good")
+	return tx.Hash()
+}
+
+// TestVerifyCreditsReversesReorgedCredit: a credited deposit whose block is
+// reorganised deeper than the confirmations, and never mined again, is
+// reversed in the ledger and recorded as a mismatch of its wallet with the
+// credit as a ledger_only transfer; a credit still on chain is left alone. A
+// retry of the same run reverses nothing twice and still reports it; a later
+// run does not report it again. (Before, nothing ever called Ledger.Reverse.)
+func TestVerifyCreditsReversesReorgedCredit(t *testing.T) {
+	f := newReconFixture(t)
+	kept := f.send(walletV, 7_250_000)
+	f.deposit(kept, walletV, "7.25")
+	f.credit(walletV, "7.25", kept.TxHash.Hex(), 0)
+	gone := f.reorgAway(5_000_000, "5")
+	pin := f.pin()
+
+	for range 2 { // the second is a retry of the same run
+		res := f.verifyCredits("run-c", pin)
+		require.Equal(t, 2, res.Checked)
+		require.Len(t, res.Flagged, 1)
+		fl := res.Flagged[0]
+		require.True(t, fl.Amount.Equal(decimal.RequireFromString("5")), "amount %s", fl.Amount.String())
+		fl.Amount = protocol.Amount{}
+		require.Equal(t, activities.FlaggedCredit{Address: chain.Lower(walletW), Symbol: "USDT", TxHash: gone.Hex(),
+			LogIndex: 0, Reason: activities.CreditReversed}, fl)
+		require.Len(t, res.Mismatches, 1)
+		require.Equal(t, chain.Lower(walletW), res.Mismatches[0].Address)
+		require.True(t, res.Mismatches[0].Difference.IsZero(), "the ledger matches the chain once reversed")
+	}
+	require.Equal(t, []ledger.Op{ledger.OpCredit, ledger.OpReverse}, f.ops(walletW), "reversed once")
+	require.Equal(t, []ledger.Op{ledger.OpCredit}, f.ops(walletV))
+	bal, err := f.led.Balance(f.ctx, "ETH", chain.Lower(walletW), "USDT")
+	require.NoError(t, err)
+	require.True(t, bal.Total().IsZero(), "W holds %s", bal.Total())
+
+	w := f.recorded("run-c", walletW)
+	require.Equal(t, ledger.ReconMismatch, w.Status)
+	require.Len(t, w.Unmatched, 1)
+	require.Equal(t, ledger.SideLedgerOnly, w.Unmatched[0].Side)
+	require.Equal(t, strings.ToLower(gone.Hex()), w.Unmatched[0].TxHash)
+	require.True(t, w.Unmatched[0].Amount.Equal(decimal.RequireFromString("5")))
+
+	next := f.verifyCredits("run-d", pin)
+	require.Equal(t, 2, next.Checked)
+	require.Empty(t, next.Flagged, "handled by an earlier run")
+}
+
+// TestVerifyCreditsFlagsSpentCredit: the reorganised deposit was already
+// spent (held by a withdrawal), so the ledger refuses the reversal. The
+// activity does not fail: it flags the credit as spent and records the
+// mismatch, at every run until an operator resolves it.
+func TestVerifyCreditsFlagsSpentCredit(t *testing.T) {
+	f := newReconFixture(t)
+	gone := f.reorgAway(5_000_000, "5")
+	_, err := f.led.Reserve(f.ctx, ledger.ReserveInput{QueueID: "q-spent", Chain: "ETH", Address: chain.Lower(walletW),
+		Symbol: "USDT", Amount: decimal.RequireFromString("4"), WorkflowID: "withdraw-q-spent"})
+	require.NoError(t, err)
+	pin := f.pin()
+
+	for _, run := range []string{"run-s1", "run-s2"} {
+		res := f.verifyCredits(run, pin)
+		require.Len(t, res.Flagged, 1)
+		require.Equal(t, activities.CreditSpent, res.Flagged[0].Reason)
+		require.Equal(t, gone.Hex(), res.Flagged[0].TxHash)
+		require.Len(t, res.Mismatches, 1)
+		require.True(t, res.Mismatches[0].Difference.Equal(decimal.RequireFromString("-5")),
+			"difference %s", res.Mismatches[0].Difference.String())
+		require.Equal(t, ledger.ReconMismatch, f.recorded(run, walletW).Status)
+	}
+	require.Equal(t, []ledger.Op{ledger.OpCredit, ledger.OpReserve}, f.ops(walletW), "nothing reversed")
 }

@@ -239,3 +239,69 @@ func (l *Ledger) Reconciliations(ctx context.Context, q ReconQuery) (ReconPage, 
 	}
 	return page, nil
 }
+
+// Credited reports whether the on-chain transfer (chain, txHash, logIndex)
+// was ever credited, whether or not it was reversed since: a credited
+// deposit is never announced again (SPEC §3), even if mined again later.
+func (l *Ledger) Credited(ctx context.Context, chain, txHash string, logIndex uint) (bool, error) {
+	var n int
+	err := l.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM journal WHERE idem_key=?", CreditKey(chain, txHash, logIndex)).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("looking up the credit of %s/%d: %w", norm(txHash), logIndex, err)
+	}
+	return n > 0, nil
+}
+
+// CreditRecord is a deposit credit of the journal, with whether it has been
+// reversed since.
+type CreditRecord struct {
+	JournalID int64
+	Chain     string
+	Address   string
+	Symbol    string
+	Amount    decimal.Decimal
+	TxHash    string
+	LogIndex  uint
+	Reference string
+	CreatedAt time.Time
+	Reversed  bool
+	// ReversedBy is the reversal's reference (e.g. a reconciliation run id).
+	ReversedBy string
+}
+
+// RecentCredits returns up to limit credits of chain posted within the last
+// window (by the database's clock), oldest first, after journal id afterID
+// (0 starts at the oldest): a keyset page. Reversed credits are included,
+// marked Reversed, with the reversal's reference.
+func (l *Ledger) RecentCredits(ctx context.Context, chain string, window time.Duration, afterID int64, limit int) ([]CreditRecord, error) {
+	if limit <= 0 || limit > MaxPageLimit {
+		limit = MaxPageLimit
+	}
+	secs := int64(window / time.Microsecond)
+	rows, err := l.db.QueryContext(ctx, `SELECT c.id, c.chain, c.address, c.symbol, c.amount, c.tx_hash, c.log_index,
+		c.reference, c.created_at, r.id IS NOT NULL, COALESCE(r.reference, '')
+		FROM journal c FORCE INDEX (ix_journal_op_time)
+		LEFT JOIN journal r ON r.tx_hash=c.tx_hash AND r.op='reverse' AND r.chain=c.chain AND r.log_index=c.log_index
+		WHERE c.chain=? AND c.op='credit' AND c.created_at >= NOW(6) - INTERVAL ? MICROSECOND AND c.id > ?
+		ORDER BY c.id LIMIT ?`, chain, secs, afterID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing recent credits: %w", err)
+	}
+	defer rows.Close()
+	var out []CreditRecord
+	for rows.Next() {
+		var c CreditRecord
+		var tx sql.NullString
+		var li sql.NullInt64
+		if err := rows.Scan(&c.JournalID, &c.Chain, &c.Address, &c.Symbol, &c.Amount, &tx, &li, &c.Reference,
+			&c.CreatedAt, &c.Reversed, &c.ReversedBy); err != nil {
+			return nil, fmt.Errorf("listing recent credits: %w", err)
+		}
+		c.TxHash, c.LogIndex = tx.String, uint(li.Int64)
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing recent credits: %w", err)
+	}
+	return out, nil
+}

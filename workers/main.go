@@ -15,6 +15,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/ethclient"
+	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
@@ -52,6 +53,23 @@ func (n signalNotifier) NotifyTx(ctx context.Context, workflowID string, ev chai
 		return chain.ErrOwnerGone
 	}
 	return err
+}
+
+// workflowOwners tells the gap healer whether the workflow that signed a
+// transaction still runs (its latest run), so a live payment's nonce is never
+// cancelled under it. A workflow Temporal does not know is not running.
+type workflowOwners struct{ c client.Client }
+
+func (o workflowOwners) OwnerRunning(ctx context.Context, workflowID string) (bool, error) {
+	d, err := o.c.DescribeWorkflowExecution(ctx, workflowID, "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return d.GetWorkflowExecutionInfo().GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
 }
 
 func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
@@ -118,7 +136,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		go tracker.Run(ctx)
 		// Unblock wallets whose transfers wait behind a nonce that was signed
 		// but never sent (a workflow terminated in between) or was dropped.
-		go bc.RunGapHealer(ctx, 30*time.Second, 2*time.Minute)
+		go bc.RunGapHealer(ctx, 30*time.Second, 2*time.Minute, workflowOwners{tc})
 		return listener.Run(ctx)
 	})
 

@@ -40,6 +40,9 @@ type ReconcileInput struct {
 	// LogsFromBlock is where the search for unmatched transfers of a
 	// mismatched wallet starts (e.g. the token's deployment block).
 	LogsFromBlock uint64
+	// CreditWindow: deposit credits posted this recently are re-verified
+	// against the chain first (0 means 24h).
+	CreditWindow time.Duration `json:",omitempty"`
 	// Progress carries a run across continue-as-new; nil for a new run.
 	Progress *ReconcileResult `json:",omitempty"`
 	// After is the last address reconciled before continue-as-new.
@@ -57,6 +60,13 @@ type ReconcileResult struct {
 	Mismatches  int
 	// Mismatched lists the first mismatches (at most 100).
 	Mismatched []activities.ReconMismatch `json:",omitempty"`
+	// CreditsChecked counts the recent deposit credits re-verified; Flagged
+	// lists the first 100 whose deposit left the chain (reversed, or spent
+	// already) or came back after a reversal. Their wallets are mismatches
+	// recorded under CreditsRunID.
+	CreditsChecked int                        `json:",omitempty"`
+	CreditsRunID   string                     `json:",omitempty"`
+	Flagged        []activities.FlaggedCredit `json:",omitempty"`
 }
 
 var reconOpts = workflow.ActivityOptions{
@@ -75,6 +85,13 @@ var reconOpts = workflow.ActivityOptions{
 // new when the history grows long, so any number of wallets fits. If the
 // pinned block is reorganised away, the run pins a new one and carries on;
 // each row names its block.
+//
+// Before the wallets, the deposit credits of the last CreditWindow are
+// re-verified against the chain (activity VerifyCredits): a credit whose
+// deposit was reorganised deeper than the confirmations is reversed in the
+// ledger, logged at ERROR and recorded as a mismatch of its wallet under
+// CreditsRunID; it gets no new protocol status. One already spent cannot be
+// reversed and is flagged at every run until an operator settles it.
 //
 // A transfer in flight can show as a passing mismatch: a withdrawal mined at
 // or below the pinned block whose workflow has not settled yet, or a deposit
@@ -102,6 +119,12 @@ func Reconcile(ctx workflow.Context, in ReconcileInput) (ReconcileResult, error)
 		}
 		res = ReconcileResult{RunID: reconRunID(workflow.GetInfo(ctx)), BlockNumber: pin.Number, BlockHash: pin.Hash}
 		logger.Info("reconciling", "run_id", res.RunID, "block_number", pin.Number, "block_hash", pin.Hash)
+		// Runs scheduled before credits were re-verified replay without it.
+		if workflow.GetVersion(ctx, "reconcile-verify-credits", workflow.DefaultVersion, 1) == 1 {
+			if err := verifyCredits(ctx, rctx, &res, in, pin); err != nil {
+				return res, err
+			}
+		}
 	}
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (ReconcileResult, error) { return res, nil }); err != nil {
 		return res, err
@@ -151,6 +174,34 @@ func Reconcile(ctx workflow.Context, in ReconcileInput) (ReconcileResult, error)
 	}
 	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrStatus.ValueSet(status))
 	return res, nil
+}
+
+// verifyCredits re-verifies the recent deposit credits before the wallets are
+// compared, so that a credit reorganised away is reversed (and flagged) rather
+// than left as an unexplained difference.
+func verifyCredits(ctx, rctx workflow.Context, res *ReconcileResult, in ReconcileInput, pin activities.PinnedBlock) error {
+	var a *activities.Activities
+	res.CreditsRunID = res.RunID + "/credits"
+	if len(res.CreditsRunID) > 128 {
+		res.CreditsRunID = "credits/" + workflow.GetInfo(ctx).FirstRunID
+	}
+	var cr activities.CreditCheckResult
+	if err := workflow.ExecuteActivity(rctx, a.VerifyCredits, activities.CreditCheckInput{RunID: res.CreditsRunID,
+		Block: pin, Window: in.CreditWindow}).Get(ctx, &cr); err != nil {
+		return err
+	}
+	res.CreditsChecked, res.Flagged = cr.Checked, cr.Flagged[:min(len(cr.Flagged), maxReportedMismatches)]
+	res.Mismatches += len(cr.Mismatches)
+	for _, m := range cr.Mismatches {
+		if len(res.Mismatched) < maxReportedMismatches {
+			res.Mismatched = append(res.Mismatched, m)
+		}
+	}
+	if len(cr.Flagged) > 0 {
+		workflow.GetLogger(ctx).Error("deposit credits no longer on chain", "run_id", res.CreditsRunID,
+			"flagged", len(cr.Flagged), "checked", cr.Checked)
+	}
+	return nil
 }
 
 // reconcileBatch runs one ReconcileWallets activity, pinning a new block (and

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"payflow/activities"
 	"payflow/protocol"
@@ -59,7 +60,18 @@ func (l *statusLog) all() []string {
 	return append([]string(nil), l.values...)
 }
 
+// newReconEnv is a test environment for one Reconcile whose VerifyCredits
+// finds nothing to flag.
 func newReconEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *statusLog) {
+	t.Helper()
+	env, statuses, _ := newReconEnvWithCredits(t, activities.CreditCheckResult{Checked: 4})
+	return env, statuses
+}
+
+// newReconEnvWithCredits is newReconEnv whose VerifyCredits answers cr; the
+// returned func lists its inputs.
+func newReconEnvWithCredits(t *testing.T, cr activities.CreditCheckResult) (*testsuite.TestWorkflowEnvironment, *statusLog,
+	func() []activities.CreditCheckInput) {
 	t.Helper()
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(testLogger(t))
@@ -68,7 +80,20 @@ func newReconEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *statusLog) 
 	env.RegisterActivity(&activities.Activities{})
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: reconWfID, TaskQueue: workflows.DefaultTaskQueue})
 	env.SetWorkflowRunTimeout(time.Hour)
-	return env, recordStatuses(env)
+	var mu sync.Mutex
+	var inputs []activities.CreditCheckInput
+	env.OnActivity(a.VerifyCredits, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.CreditCheckInput) (activities.CreditCheckResult, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			inputs = append(inputs, in)
+			return cr, nil
+		}).Maybe()
+	return env, recordStatuses(env), func() []activities.CreditCheckInput {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]activities.CreditCheckInput(nil), inputs...)
+	}
 }
 
 // addresses returns n distinct, ascending addresses.
@@ -209,5 +234,61 @@ func TestReconcileRepinsAfterReorg(t *testing.T) {
 	require.Equal(t, 2, res.Checked)
 	require.Equal(t, []activities.PinnedBlock{{Number: 500, Hash: pinnedHash}, {Number: 503, Hash: repinnedHsh},
 		{Number: 503, Hash: repinnedHsh}}, blocks)
+	env.AssertExpectations(t)
+}
+
+// TestReconcileFlagsReorganisedCredits: the recent deposit credits are
+// re-verified first, at the pinned block, under their own run id; a credit
+// whose deposit left the chain (reversed by the activity) makes the run end
+// "mismatch", listed in the result, even when every wallet then matches.
+func TestReconcileFlagsReorganisedCredits(t *testing.T) {
+	flagged := activities.FlaggedCredit{Address: toAddr, Symbol: "USDT", Amount: protocol.MustAmount("5"), TxHash: txHash,
+		Reason: activities.CreditReversed}
+	env, statuses, inputs := newReconEnvWithCredits(t, activities.CreditCheckResult{Checked: 9,
+		Flagged: []activities.FlaggedCredit{flagged},
+		Mismatches: []activities.ReconMismatch{{Address: toAddr, Symbol: "USDT", LedgerTotal: protocol.MustAmount("0"),
+			ChainBalance: protocol.MustAmount("0"), Difference: protocol.MustAmount("0"), Unmatched: 1}}})
+	pin := activities.PinnedBlock{Chain: "ETH", Number: 77, Hash: pinnedHash}
+	env.OnActivity(a.PinBlock, mock.Anything, mock.Anything).Return(pin, nil).Once()
+	env.OnActivity(a.ListReconWallets, mock.Anything, mock.Anything).
+		Return(activities.ReconList{Addresses: addresses(2), Symbols: []string{"USDT"}}, nil).Once()
+	var rec batchRecorder
+	rec.mock(env, nil)
+
+	env.ExecuteWorkflow(workflows.Reconcile, workflows.ReconcileInput{Confirmations: 3, CreditWindow: 6 * time.Hour})
+	require.NoError(t, env.GetWorkflowError())
+	var res workflows.ReconcileResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+
+	// The test environment has no first run id: the run id is the workflow id and "/".
+	require.Equal(t, []activities.CreditCheckInput{{RunID: reconWfID + "//credits", Block: pin,
+		Window: 6 * time.Hour}}, inputs())
+	require.Equal(t, reconWfID+"//credits", res.CreditsRunID)
+	require.Equal(t, 9, res.CreditsChecked)
+	require.Len(t, res.Flagged, 1)
+	require.Equal(t, activities.CreditReversed, res.Flagged[0].Reason)
+	require.Equal(t, 1, res.Mismatches)
+	require.Equal(t, toAddr, res.Mismatched[0].Address)
+	require.Equal(t, 2, res.Checked)
+	require.Equal(t, workflows.ReconStatusMismatch, statuses.last())
+	env.AssertExpectations(t)
+}
+
+// TestReconcileBeforeCreditCheckVersion: runs started before credits were
+// re-verified replay without the step.
+func TestReconcileBeforeCreditCheckVersion(t *testing.T) {
+	env, statuses, inputs := newReconEnvWithCredits(t, activities.CreditCheckResult{})
+	env.OnGetVersion("reconcile-verify-credits", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	env.OnActivity(a.PinBlock, mock.Anything, mock.Anything).
+		Return(activities.PinnedBlock{Chain: "ETH", Number: 77, Hash: pinnedHash}, nil).Once()
+	env.OnActivity(a.ListReconWallets, mock.Anything, mock.Anything).
+		Return(activities.ReconList{Addresses: addresses(1), Symbols: []string{"USDT"}}, nil).Once()
+	var rec batchRecorder
+	rec.mock(env, nil)
+
+	env.ExecuteWorkflow(workflows.Reconcile, workflows.ReconcileInput{})
+	require.NoError(t, env.GetWorkflowError())
+	require.Empty(t, inputs())
+	require.Equal(t, workflows.ReconStatusMatched, statuses.last())
 	env.AssertExpectations(t)
 }
