@@ -23,30 +23,39 @@ const gapFillerAttempt = 1000
 type GapReport struct {
 	Address common.Address
 	Nonce   uint64
-	// Action: "resent" (a broadcast transaction the node had dropped was sent
-	// again), "filled" (a transaction signed but never sent was cancelled by a
+	// Action: "resent" (a broadcast transaction the node had dropped, or a
+	// signed one whose workflow still runs, was sent), "filled" (a transaction signed but never sent was cancelled by a
 	// 0-value self-transfer on its nonce), or "foreign" (the nonce belongs to
 	// no transaction payflow signed: left for an operator).
 	Action string
 	TxHash common.Hash
 }
 
+// OwnerChecker tells whether the workflow that owns a signed transaction
+// still runs. In payflow it asks Temporal; a workflow that does not exist is
+// not running.
+type OwnerChecker interface {
+	OwnerRunning(ctx context.Context, workflowID string) (bool, error)
+}
+
 // HealGaps finds wallets whose transactions wait behind a nonce that the node
 // has no transaction for — a nonce gap: one signed transaction was never
-// broadcast (its workflow was terminated between signing and sending) or was
-// dropped by the node — and unblocks them:
+// broadcast (its workflow was terminated between signing and sending, or is
+// still retrying its broadcast) or was dropped by the node — and unblocks them:
 //
-//   - dropped after broadcast (state 'sent'): its stored bytes are sent again;
-//     its workflow is still waiting for it.
-//   - signed but never sent, and older than minAge: its nonce is used by a
-//     0-value self-transfer instead, so the abandoned intent can never move
-//     money without a workflow to settle it. If its workflow is in fact alive,
-//     its broadcast then fails with ErrNonceTooLow and it releases the funds
-//     and answers status=0.
+//   - dropped after broadcast (state 'sent'), or a gap filler: its stored
+//     bytes are sent again; its workflow is still waiting for it.
+//   - signed but never sent, and older than minAge: owners is asked whether
+//     its workflow still runs. If it does, the stored bytes are sent (the
+//     workflow would send the same bytes; it must never find its nonce
+//     cancelled under it). If the workflow is closed or unknown, the nonce is
+//     used by a 0-value self-transfer instead, so the abandoned intent can
+//     never move money without a workflow to settle it. If owners fails (or
+//     is nil), that wallet is left for the next pass and the error returned.
 //
 // minAge keeps HealGaps away from transfers that are between signing and
 // broadcast right now.
-func (b *Broadcaster) HealGaps(ctx context.Context, minAge time.Duration) ([]GapReport, error) {
+func (b *Broadcaster) HealGaps(ctx context.Context, minAge time.Duration, owners OwnerChecker) ([]GapReport, error) {
 	rows, err := b.db.QueryContext(ctx, "SELECT address, next_nonce FROM nonces WHERE chain=?", b.cfg.Chain)
 	if err != nil {
 		return nil, fmt.Errorf("listing nonce lanes: %w", err)
@@ -81,7 +90,7 @@ func (b *Broadcaster) HealGaps(ctx context.Context, minAge time.Duration) ([]Gap
 		// Heal gap after gap: once a gap is filled the pool's pending nonce
 		// moves up to the next one (terminated workflows can leave many).
 		for healed := 0; pending < l.next && healed < 1000; healed++ {
-			r, err := b.healGap(ctx, l.addr, pending, minAge)
+			r, err := b.healGap(ctx, l.addr, pending, minAge, owners)
 			if err != nil {
 				errs = append(errs, err)
 				break
@@ -104,7 +113,7 @@ func (b *Broadcaster) HealGaps(ctx context.Context, minAge time.Duration) ([]Gap
 	return reports, errors.Join(errs...)
 }
 
-func (b *Broadcaster) healGap(ctx context.Context, from common.Address, nonce uint64, minAge time.Duration) (*GapReport, error) {
+func (b *Broadcaster) healGap(ctx context.Context, from common.Address, nonce uint64, minAge time.Duration, owners OwnerChecker) (*GapReport, error) {
 	var wf, step, state string
 	var attempt int
 	var age float64
@@ -121,7 +130,18 @@ func (b *Broadcaster) healGap(ctx context.Context, from common.Address, nonce ui
 	if time.Duration(age*float64(time.Second)) < minAge {
 		return nil, nil // may be on its way to the node right now
 	}
-	if state == "sent" || attempt >= gapFillerAttempt {
+	resend := state == "sent" || attempt >= gapFillerAttempt
+	if !resend {
+		if owners == nil {
+			return nil, fmt.Errorf("nonce %d of %s: no owner checker to ask about %s", nonce, Lower(from), wf)
+		}
+		running, err := owners.OwnerRunning(ctx, wf)
+		if err != nil {
+			return nil, fmt.Errorf("asking whether %s, owner of nonce %d of %s, runs: %w", wf, nonce, Lower(from), err)
+		}
+		resend = running
+	}
+	if resend {
 		s, err := b.Stored(ctx, wf, step)
 		if err != nil {
 			return nil, err
@@ -129,11 +149,11 @@ func (b *Broadcaster) healGap(ctx context.Context, from common.Address, nonce ui
 		if _, err := b.send(ctx, s); err != nil && !errors.Is(err, ErrNonceTooLow) {
 			return nil, fmt.Errorf("re-sending %s: %w", s.Hash.Hex(), err)
 		}
-		b.log.Warn("nonce gap: re-sent a dropped transaction", "address", Lower(from), "nonce", nonce, "tx_hash", s.Hash.Hex(),
+		b.log.Warn("nonce gap: re-sent a signed transaction", "state", state, "address", Lower(from), "nonce", nonce, "tx_hash", s.Hash.Hex(),
 			"workflow_id", wf)
 		return &GapReport{Address: from, Nonce: nonce, Action: "resent", TxHash: s.Hash}, nil
 	}
-	// Signed, never sent, abandoned: cancel it with a self-transfer.
+	// Signed, never sent, its workflow gone: cancel it with a self-transfer.
 	tip, maxFee, err := b.fees(ctx)
 	if err != nil {
 		return nil, err
@@ -191,7 +211,7 @@ func (b *Broadcaster) healGap(ctx context.Context, from common.Address, nonce ui
 }
 
 // RunGapHealer calls HealGaps every interval until ctx ends.
-func (b *Broadcaster) RunGapHealer(ctx context.Context, interval, minAge time.Duration) {
+func (b *Broadcaster) RunGapHealer(ctx context.Context, interval, minAge time.Duration, owners OwnerChecker) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -199,7 +219,7 @@ func (b *Broadcaster) RunGapHealer(ctx context.Context, interval, minAge time.Du
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := b.HealGaps(ctx, minAge); err != nil && ctx.Err() == nil {
+			if _, err := b.HealGaps(ctx, minAge, owners); err != nil && ctx.Err() == nil {
 				b.log.Warn("healing nonce gaps", "err", err)
 			}
 		}

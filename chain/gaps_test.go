@@ -1,7 +1,9 @@
 package chain_test
 
 import (
+	"context"
 	"errors"
+	"sync"
 	"testing"
 
 	"payflow/chain"
@@ -13,6 +15,7 @@ import (
 // the blocked transfer mines, and the abandoned one can never be sent.
 func TestHealGapsCancelsAbandonedSignature(t *testing.T) {
 	f := newChainFixture(t)
+	owners := &fakeOwners{} // nobody runs
 	abandoned, err := f.bc.SignTransfer(f.ctx, f.request("wf-abandoned", 11))
 	if err != nil {
 		t.Fatal(err)
@@ -30,10 +33,10 @@ func TestHealGapsCancelsAbandonedSignature(t *testing.T) {
 		t.Fatal("nonce 1 mined over a gap")
 	}
 	// Too young: a transfer may be between signing and sending.
-	if reps, err := f.bc.HealGaps(f.ctx, 1<<40); err != nil || len(reps) != 0 {
+	if reps, err := f.bc.HealGaps(f.ctx, 1<<40, owners); err != nil || len(reps) != 0 {
 		t.Fatalf("young gap healed: %v %v", reps, err)
 	}
-	reps, err := f.bc.HealGaps(f.ctx, 0)
+	reps, err := f.bc.HealGaps(f.ctx, 0, owners)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +59,89 @@ func TestHealGapsCancelsAbandonedSignature(t *testing.T) {
 		t.Fatalf("abandoned transfer not marked failed (%d)", n)
 	}
 	// Nothing left to heal.
-	if reps, err := f.bc.HealGaps(f.ctx, 0); err != nil || len(reps) != 0 {
+	if reps, err := f.bc.HealGaps(f.ctx, 0, owners); err != nil || len(reps) != 0 {
 		t.Fatalf("second pass: %v %v", reps, err)
+	}
+}
+
+// fakeOwners is an OwnerChecker: the workflows in running run; err, when
+// set, is every answer. It records whom it was asked about.
+type fakeOwners struct {
+	mu      sync.Mutex
+	running map[string]bool
+	err     error
+	asked   []string
+}
+
+func (o *fakeOwners) OwnerRunning(_ context.Context, workflowID string) (bool, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.asked = append(o.asked, workflowID)
+	return o.running[workflowID], o.err
+}
+
+// TestHealGapsSendsLiveOwnersTransfer (defect 7, the gap healer can cancel a
+// live payment): a transfer signed but not yet sent whose workflow still runs
+// (it is retrying its broadcast) is sent by the healer, never cancelled.
+// While the owner cannot be asked, the wallet is left alone. The same gap
+// left by a workflow that has ended is cancelled.
+func TestHealGapsSendsLiveOwnersTransfer(t *testing.T) {
+	f := newChainFixture(t)
+	owners := &fakeOwners{running: map[string]bool{"wf-live": true}}
+	live, err := f.bc.SignTransfer(f.ctx, f.request("wf-live", 11))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocked := f.signAndSend(f.request("wf-blocked", 22))
+	f.sim.Commit()
+
+	// Temporal unreachable: skip the wallet this pass, touch nothing.
+	down := &fakeOwners{err: errors.New("temporal unavailable")}
+	if reps, err := f.bc.HealGaps(f.ctx, 0, down); err == nil || len(reps) != 0 {
+		t.Fatalf("with the owner checker failing: %v, %v; want an error and no action", reps, err)
+	}
+	if n := f.count("SELECT COUNT(*) FROM signed_txs WHERE workflow_id LIKE 'nonce-gap-%'"); n != 0 {
+		t.Fatal("a gap was filled without asking the owner")
+	}
+
+	reps, err := f.bc.HealGaps(f.ctx, 0, owners)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reps) != 1 || reps[0].Action != "resent" || reps[0].TxHash != live.Hash {
+		t.Fatalf("reports %+v, want the live transfer %s re-sent", reps, live.Hash.Hex())
+	}
+	if len(owners.asked) != 1 || owners.asked[0] != "wf-live" {
+		t.Fatalf("owners asked about %v, want wf-live only (a sent transfer needs no owner)", owners.asked)
+	}
+	f.sim.Commit()
+	f.requireSuccess(live.Hash)
+	f.requireSuccess(blocked.Hash)
+	if b := f.tokenBalance(recipient); b.Int64() != 33 {
+		t.Fatalf("recipient holds %s, want 11+22", b)
+	}
+	if n := f.count("SELECT COUNT(*) FROM signed_txs WHERE workflow_id LIKE 'nonce-gap-%'"); n != 0 {
+		t.Fatal("the live transfer's nonce was cancelled")
+	}
+
+	// The same gap, its workflow ended: cancelled.
+	dead, err := f.bc.SignTransfer(f.ctx, f.request("wf-dead", 44))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := f.signAndSend(f.request("wf-after", 55))
+	f.sim.Commit()
+	reps, err = f.bc.HealGaps(f.ctx, 0, owners)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reps) != 1 || reps[0].Action != "filled" || reps[0].Nonce != dead.Nonce {
+		t.Fatalf("reports %+v, want the dead owner's nonce %d filled", reps, dead.Nonce)
+	}
+	f.sim.Commit()
+	f.requireSuccess(reps[0].TxHash)
+	f.requireSuccess(after.Hash)
+	if b := f.tokenBalance(recipient); b.Int64() != 33+55 {
+		t.Fatalf("recipient holds %s, want 33+55 (the dead owner's 44 never sent)", b)
 	}
 }
