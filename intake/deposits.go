@@ -14,23 +14,30 @@ import (
 
 	"payflow/chain"
 	"payflow/config"
+	"payflow/ledger"
 	"payflow/protocol"
 	"payflow/workflows"
 )
 
 // DepositStarter is the chain listener's sink: it records every matched
 // deposit and starts one Deposit workflow per deposit above the dust limit.
-// Starting is idempotent by workflow id, so redelivered deposits start nothing.
+// Starting is idempotent by workflow id: a redelivered deposit whose workflow
+// is running, or completed (credited), starts nothing. A Deposit that failed
+// (it answered status=0: reorganised away and not re-included in time) is
+// started again when the listener delivers the deposit again, i.e. it was
+// mined again, from its new block, which keys the new announcements. A
+// deposit the ledger ever credited is never started again.
 type DepositStarter struct {
 	cfg      config.Config
 	db       *sql.DB
+	ledger   *ledger.Ledger
 	temporal client.Client
 	log      *slog.Logger
 }
 
 // NewDepositStarter wires a DepositStarter.
 func NewDepositStarter(cfg config.Config, db *sql.DB, c client.Client, log *slog.Logger) *DepositStarter {
-	return &DepositStarter{cfg: cfg, db: db, temporal: c, log: log}
+	return &DepositStarter{cfg: cfg, db: db, ledger: ledger.New(db), temporal: c, log: log}
 }
 
 // HandleDeposits implements chain.DepositSink.
@@ -55,10 +62,23 @@ func (s *DepositStarter) HandleDeposits(ctx context.Context, deps []chain.Deposi
 			continue
 		}
 		id := workflows.DepositWorkflowID(s.cfg.ETH.Chain, d.TxHash.Hex(), d.LogIndex)
-		_, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-			ID:                       id,
-			TaskQueue:                s.cfg.Temporal.TaskQueue,
-			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		// A credited deposit whose workflow did not complete (terminated by
+		// an operator after the credit) must not be announced again.
+		credited, err := s.ledger.Credited(ctx, s.cfg.ETH.Chain, d.TxHash.Hex(), d.LogIndex)
+		if err != nil {
+			return err
+		}
+		if credited {
+			s.log.Info("deposit delivered again after its credit; nothing to start", "workflow_id", id,
+				"tx_hash", d.TxHash.Hex(), "block_number", d.BlockNumber)
+			continue
+		}
+		_, err = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+			ID:        id,
+			TaskQueue: s.cfg.Temporal.TaskQueue,
+			// Failed only after status=0: a deposit mined again is announced
+			// afresh. Completed means credited: never again.
+			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
 			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 			TypedSearchAttributes: temporal.NewSearchAttributes(workflows.AttrFlow.ValueSet("deposit"),
 				workflows.AttrAddress.ValueSet(chain.Lower(d.To)), workflows.AttrTxHash.ValueSet(d.TxHash.Hex())),
@@ -66,7 +86,7 @@ func (s *DepositStarter) HandleDeposits(ctx context.Context, deps []chain.Deposi
 		}, workflows.Deposit, workflows.DepositInput{Chain: s.cfg.ETH.Chain, Symbol: sym, Token: chain.Lower(d.Token),
 			Address: chain.Lower(d.To), From: chain.Lower(d.From), TxHash: d.TxHash.Hex(), LogIndex: d.LogIndex,
 			Units: d.Value.String(), Amount: protocol.NewAmount(amount), BlockNumber: d.BlockNumber,
-			ReincludeTimeout: s.cfg.Payment.ReincludeTimeout.Duration})
+			BlockHash: d.BlockHash.Hex(), ReincludeTimeout: s.cfg.Payment.ReincludeTimeout.Duration})
 		var started *serviceerror.WorkflowExecutionAlreadyStarted
 		if err != nil && !errors.As(err, &started) {
 			return fmt.Errorf("starting %s: %w", id, err)

@@ -1,0 +1,140 @@
+package intake
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math/big"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/shopspring/decimal"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"payflow/chain"
+	"payflow/config"
+	"payflow/internal/stacktest"
+	"payflow/ledger"
+	"payflow/protocol"
+	"payflow/workflows"
+)
+
+// Blocks a deposit is delivered from; fakeDeposit fails after "status=0"
+// for notIncludedBlock and completes ("credited") otherwise.
+var (
+	notIncludedBlock = common.HexToHash("0xb1")
+	creditedBlock    = common.HexToHash("0xb2")
+	laterBlock       = common.HexToHash("0xb3")
+)
+
+// fakeDeposit stands in for workflows.Deposit on the test's task queue: it
+// ends the way the real one does after status=0 (failed, DepositNotIncluded)
+// or after its credit (completed), and answers the block it was started from.
+func fakeDeposit(_ workflow.Context, in workflows.DepositInput) (protocol.TopupResponse, error) {
+	if in.BlockHash == notIncludedBlock.Hex() {
+		return protocol.TopupResponse{}, temporal.NewNonRetryableApplicationError("deposit reorganised away",
+			workflows.ErrTypeDepositNotIncluded, nil)
+	}
+	return protocol.TopupResponse{Error: in.BlockHash}, nil
+}
+
+// TestDepositStarterRestartsOnlyNotIncluded drives HandleDeposits against
+// the dev stack's real Temporal server and MariaDB. A deposit whose Deposit
+// failed after status=0 is started afresh when the listener delivers it again
+// from a new block (it was mined again); one whose Deposit completed
+// (credited) is not, and neither is one the ledger credited whatever became
+// of its workflow. (Before, the re-mined deposit started nothing.)
+func TestDepositStarterRestartsOnlyNotIncluded(t *testing.T) {
+	st := stacktest.Load(t)
+	ctx := context.Background()
+	db := stacktest.TestDB(t, "intake")
+	if err := ledger.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Tokens = st.Tokens
+	cfg.Temporal.TaskQueue = stacktest.RandomID("deposit-starter-test-")
+	tc := st.Temporal(t)
+	w := worker.New(tc, cfg.Temporal.TaskQueue, worker.Options{})
+	w.RegisterWorkflowWithOptions(fakeDeposit, workflow.RegisterOptions{Name: "Deposit"})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	s := NewDepositStarter(cfg, db, tc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	tok, ok := cfg.Tokens["USDT"]
+	if !ok {
+		t.Fatal("the stack has no USDT")
+	}
+	units, err := chain.ToUnits(decimal.NewFromInt(25), tok.Decimals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newDeposit := func() chain.Deposit {
+		return chain.Deposit{Token: common.HexToAddress(tok.Address), From: common.HexToAddress(stacktest.RandomAddress()),
+			To: common.HexToAddress(stacktest.RandomAddress()), Value: new(big.Int).Set(units),
+			TxHash: common.BytesToHash([]byte(stacktest.RandomID("tx-"))), LogIndex: 1, BlockNumber: 100}
+	}
+	deliver := func(d chain.Deposit, block common.Hash) {
+		t.Helper()
+		d.BlockHash = block
+		if err := s.HandleDeposits(ctx, []chain.Deposit{d}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// outcome waits for the latest run of id and returns its run id and the
+	// block it was started from ("" if it failed).
+	outcome := func(id string) (runID, block string) {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		run := tc.GetWorkflow(wctx, id, "")
+		var res protocol.TopupResponse
+		if err := run.Get(wctx, &res); err != nil {
+			var appErr *temporal.ApplicationError
+			if !errors.As(err, &appErr) || appErr.Type() != workflows.ErrTypeDepositNotIncluded {
+				t.Fatalf("%s: %v", id, err)
+			}
+		}
+		d, err := tc.DescribeWorkflowExecution(ctx, id, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.WorkflowExecutionInfo.Execution.RunId, res.Error
+	}
+
+	d := newDeposit()
+	id := workflows.DepositWorkflowID(cfg.ETH.Chain, d.TxHash.Hex(), d.LogIndex)
+	deliver(d, notIncludedBlock)
+	first, _ := outcome(id)
+	deliver(d, creditedBlock) // mined again
+	second, block := outcome(id)
+	if second == first || block != creditedBlock.Hex() {
+		t.Fatalf("after status=0 a re-mined deposit started run %s from %q; want a new run from %s (first run %s)",
+			second, block, creditedBlock.Hex(), first)
+	}
+	deliver(d, laterBlock) // a completed (credited) deposit never starts again
+	if third, block := outcome(id); third != second || block != creditedBlock.Hex() {
+		t.Fatalf("a credited deposit started again: run %s from %q", third, block)
+	}
+
+	// Credited in the ledger, its workflow failed (say terminated after the
+	// credit): delivered again, nothing starts.
+	c := newDeposit()
+	cid := workflows.DepositWorkflowID(cfg.ETH.Chain, c.TxHash.Hex(), c.LogIndex)
+	deliver(c, notIncludedBlock)
+	before, _ := outcome(cid)
+	if _, err := ledger.New(db).Credit(ctx, ledger.CreditInput{Chain: cfg.ETH.Chain, Address: chain.Lower(c.To),
+		Symbol: "USDT", Amount: decimal.NewFromInt(25), TxHash: c.TxHash.Hex(), LogIndex: c.LogIndex,
+		Reference: cid}); err != nil {
+		t.Fatal(err)
+	}
+	deliver(c, creditedBlock)
+	if after, _ := outcome(cid); after != before {
+		t.Fatalf("a deposit the ledger credited started run %s", after)
+	}
+}
