@@ -151,7 +151,7 @@ func TestRefusedRecipients(t *testing.T) {
 		flow           protocol.Flow
 	}{
 		{"zero address", "0x0000000000000000000000000000000000000000", "to_address is the zero address", protocol.FlowWithdraw},
-		{"token contract", strings.ToUpper(usdt[:2]) + strings.ToUpper(usdt[2:]), "USDT token contract", protocol.FlowPay},
+		{"token contract", "0x" + strings.ToUpper(usdt[2:]), "USDT token contract", protocol.FlowPay},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -235,7 +235,7 @@ func TestIDLimits(t *testing.T) {
 		t.Fatalf("fixture has %d characters", n)
 	}
 	for _, qid := range []string{long, stacktest.RandomID("支付-ünïcødé-")} {
-		if err := f.handle(protocol.FlowPay, f.sign(f.pay(qid, "订单-"+qid, stacktest.RandomAddress()))); err != nil {
+		if err := f.handle(protocol.FlowPay, f.sign(f.pay(qid, stacktest.RandomID("订单-ü-"), stacktest.RandomAddress()))); err != nil {
 			t.Fatalf("queue_id %q: %v", qid, err)
 		}
 		if !f.exists(workflows.PayWorkflowID(qid)) {
@@ -332,6 +332,7 @@ func TestTemporalErrorsAreTyped(t *testing.T) {
 		f.exists(id)
 		t.Fatal("Temporal accepted an 8 KB search attribute; this test needs its refusal")
 	}
+	t.Logf("Temporal refused the start: %v", err)
 	if got := temporalErr(err); !rmq.IsPermanent(got) {
 		t.Fatalf("refusal %v typed as %T, want permanent", err, got)
 	}
@@ -345,6 +346,7 @@ func TestTemporalErrorsAreTyped(t *testing.T) {
 	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer dcancel()
 	err = in.HandlePayment(protocol.FlowWithdraw)(dctx, amqp.Delivery{Body: f.sign(f.pay(stacktest.RandomID("it-down-"), "", stacktest.RandomAddress()))})
+	t.Logf("Temporal unreachable: %v", err)
 	if !rmq.IsTransient(err) {
 		t.Fatalf("Temporal unreachable: %v, want a transient error", err)
 	}
