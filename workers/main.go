@@ -153,7 +153,6 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	w.RegisterWorkflow(workflows.Reconcile)
 	w.RegisterWorkflow(workflows.Sweep)
 	w.RegisterWorkflow(workflows.WalletSweep)
-	w.RegisterWorkflow(workflows.NaivePayment) // the benchmark's baseline
 	w.RegisterActivity(&activities.Activities{
 		Chain: cfg.ETH.Chain, Tokens: cfg.Tokens, Collection: cfg.Payment.CollectionAddress,
 		Responses: map[protocol.Flow]config.QueueConfig{

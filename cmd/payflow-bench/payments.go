@@ -141,10 +141,16 @@ func benchPayments(ctx context.Context, st *stacktest.Stack, n, rate int, naive 
 		return fail(err)
 	}
 
-	// Naive baseline: one signal per block to every open naive workflow.
+	// Naive baseline: its own worker in this process, and one signal per
+	// block to every open naive workflow.
 	open := map[string]bool{}
 	var openMu sync.Mutex
 	if naive {
+		stopWorker, err := startNaiveWorker(tc)
+		if err != nil {
+			return fail(err)
+		}
+		defer stopWorker()
 		hctx, stop := context.WithCancel(ctx)
 		defer stop()
 		go naiveBlockSignals(hctx, st, tc, &openMu, open)
@@ -172,8 +178,9 @@ func benchPayments(ctx context.Context, st *stacktest.Stack, n, rate int, naive 
 			openMu.Lock()
 			open[id] = true
 			openMu.Unlock()
-			if _, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.DefaultTaskQueue},
-				workflows.NaivePayment, workflows.NaiveInput{Payment: workflows.PaymentInput{Request: req}, Confirmations: uint64(st.Confirmations)}); err != nil {
+			if _, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: naiveTaskQueue},
+				naiveWorkflowName, NaiveInput{Request: req, Confirmations: uint64(st.Confirmations),
+					ActivityTaskQueue: workflows.DefaultTaskQueue}); err != nil {
 				return fail(fmt.Errorf("starting naive %s: %w", id, err))
 			}
 			continue
@@ -350,7 +357,7 @@ func naiveBlockSignals(ctx context.Context, st *stacktest.Stack, tc client.Clien
 				go func() {
 					defer wg.Done()
 					for id := range work {
-						_ = tc.SignalWorkflow(ctx, id, "", workflows.SignalBlock, h.Number.Uint64())
+						_ = tc.SignalWorkflow(ctx, id, "", signalBlock, h.Number.Uint64())
 					}
 				}()
 			}
