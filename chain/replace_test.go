@@ -119,7 +119,7 @@ func TestReplaceStuckTransferSettlesOnce(t *testing.T) {
 		t.Fatalf("nonces %d and %d, want 0 and 1", stuck.Nonce, other.Nonce)
 	}
 	for _, h := range []common.Hash{stuck.Hash, other.Hash} {
-		if err := f.tracker.Track(f.ctx, h, wf); err != nil {
+		if err := chain.TrackTx(f.ctx, f.db, chainName, h, wf); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -163,7 +163,7 @@ func TestReplaceStuckTransferSettlesOnce(t *testing.T) {
 	if n := f.count("SELECT COUNT(*) FROM signed_txs WHERE tx_hash=? AND state='sent'", repl.Hash.Hex()); n != 1 {
 		t.Fatal("the replacement is not marked sent")
 	}
-	if err := f.tracker.Track(f.ctx, repl.Hash, wf); err != nil {
+	if err := chain.TrackTx(f.ctx, f.db, chainName, repl.Hash, wf); err != nil {
 		t.Fatal(err)
 	}
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +27,9 @@ const (
 	MilestoneConfirmed Milestone = "confirmed"
 	// MilestoneReorged: the block it was in left the canonical chain; waiting again.
 	MilestoneReorged Milestone = "reorged"
+	// MilestoneDropped: never to be mined: its sender's nonce is consumed, at
+	// confirmed depth, by another transaction. Always told, like confirmed.
+	MilestoneDropped Milestone = "dropped"
 )
 
 // TxEvent tells a transaction's owner about a milestone.
@@ -60,7 +64,14 @@ type TrackerConfig struct {
 	Confirmations uint64
 	// PollInterval re-checks even without new heads (a silent WebSocket).
 	PollInterval time.Duration
+	// BatchSize is how many open rows one pass checks, the least recently
+	// checked first, so every open row is checked within a few passes however
+	// many are open. Zero means DefaultTrackerBatch.
+	BatchSize int
 }
+
+// DefaultTrackerBatch is TrackerConfig.BatchSize when unset.
+const DefaultTrackerBatch = 5000
 
 // Tracker follows payflow's own broadcast transactions to confirmation by
 // block number and hash, and tells their owners once per milestone.
@@ -82,21 +93,19 @@ func NewTracker(cfg TrackerConfig, db *sql.DB, backend Backend, dial func(ctx co
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 5 * time.Second
 	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = DefaultTrackerBatch
+	}
 	if log == nil {
 		log = slog.Default()
 	}
 	return &Tracker{cfg: cfg, db: db, backend: backend, dial: dial, notifier: n, log: log}, nil
 }
 
-// Track starts following txHash for workflowID. Idempotent.
-func (t *Tracker) Track(ctx context.Context, txHash common.Hash, workflowID string) error {
-	return TrackTx(ctx, t.db, t.cfg.Chain, txHash, workflowID)
-}
-
 // TrackTx records that workflowID waits for txHash and wants every
 // milestone (seen, reorged, confirmed). Idempotent; tracking a transaction
-// again after it was confirmed re-arms it, so a workflow that was reset to
-// before its confirmation is told again (owners ignore repeats).
+// again after it was confirmed (or dropped) re-arms it, so a workflow that was
+// reset to before its confirmation is told again (owners ignore repeats).
 func TrackTx(ctx context.Context, db *sql.DB, chainName string, txHash common.Hash, workflowID string) error {
 	return trackTx(ctx, db, chainName, txHash, workflowID, true)
 }
@@ -109,7 +118,8 @@ func TrackTxConfirmedOnly(ctx context.Context, db *sql.DB, chainName string, txH
 
 func trackTx(ctx context.Context, db *sql.DB, chainName string, txHash common.Hash, workflowID string, notifySeen bool) error {
 	if _, err := db.ExecContext(ctx, `INSERT INTO tracked_txs (tx_hash, chain, workflow_id, notify_seen) VALUES (?,?,?,?)
-		ON DUPLICATE KEY UPDATE state=IF(state IN ('confirmed','done'), 'pending', state)`,
+		ON DUPLICATE KEY UPDATE checked_at=IF(state IN ('confirmed','done'), NULL, checked_at),
+			state=IF(state IN ('confirmed','done'), 'pending', state)`,
 		txHash.Hex(), chainName, workflowID, notifySeen); err != nil {
 		return fmt.Errorf("tracking %s: %w", txHash.Hex(), err)
 	}
@@ -126,6 +136,10 @@ type trackedTx struct {
 	hash, workflowID, state, blockHash string
 	blockNumber                        sql.NullInt64
 	notifySeen                         bool
+	// The signed_txs row of the hash, when payflow signed it (else step is "").
+	signedWF, step string
+	from           common.Address
+	nonce          uint64
 }
 
 // check advances every open transaction against head.
@@ -135,21 +149,30 @@ func (t *Tracker) check(ctx context.Context, head uint64) {
 	}
 }
 
-// CheckOnce examines every open tracked transaction at the given head.
-// Exposed for tests that mine blocks by hand.
+// CheckOnce examines the BatchSize least recently checked open tracked
+// transactions at the given head, and records that they were checked: rows
+// that can never mine do not keep newer ones from being checked. A
+// transaction payflow signed that can never be mined (see MilestoneDropped)
+// is retired. Exposed for tests that mine blocks by hand.
 func (t *Tracker) CheckOnce(ctx context.Context, head uint64) error {
-	rows, err := t.db.QueryContext(ctx, `SELECT tx_hash, workflow_id, state, COALESCE(block_hash,''), block_number, notify_seen
-		FROM tracked_txs WHERE chain=? AND state IN ('pending','seen') ORDER BY created_at LIMIT 5000`, t.cfg.Chain)
+	rows, err := t.db.QueryContext(ctx, `SELECT t.tx_hash, t.workflow_id, t.state, COALESCE(t.block_hash,''), t.block_number,
+		t.notify_seen, COALESCE(s.workflow_id,''), COALESCE(s.step,''), COALESCE(s.from_address,''), COALESCE(s.nonce,0)
+		FROM tracked_txs t LEFT JOIN signed_txs s ON s.tx_hash = t.tx_hash AND s.chain = t.chain
+		WHERE t.chain=? AND t.state IN ('pending','seen') ORDER BY t.checked_at, t.created_at LIMIT ?`,
+		t.cfg.Chain, t.cfg.BatchSize)
 	if err != nil {
 		return fmt.Errorf("listing tracked transactions: %w", err)
 	}
 	var open []trackedTx
 	for rows.Next() {
 		var r trackedTx
-		if err := rows.Scan(&r.hash, &r.workflowID, &r.state, &r.blockHash, &r.blockNumber, &r.notifySeen); err != nil {
+		var from string
+		if err := rows.Scan(&r.hash, &r.workflowID, &r.state, &r.blockHash, &r.blockNumber, &r.notifySeen,
+			&r.signedWF, &r.step, &from, &r.nonce); err != nil {
 			rows.Close()
 			return err
 		}
+		r.from = common.HexToAddress(from)
 		open = append(open, r)
 	}
 	rows.Close()
@@ -163,13 +186,14 @@ func (t *Tracker) CheckOnce(ctx context.Context, head uint64) error {
 		errs []error
 		wg   sync.WaitGroup
 	)
+	p := &pass{head: head, used: map[common.Address]uint64{}}
 	work := make(chan trackedTx)
 	for w := 0; w < min(16, len(open)); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for r := range work {
-				if err := t.advance(ctx, head, r); err != nil {
+				if err := t.advance(ctx, p, r); err != nil {
 					mu.Lock()
 					errs = append(errs, fmt.Errorf("%s: %w", r.hash, err))
 					mu.Unlock()
@@ -182,20 +206,73 @@ func (t *Tracker) CheckOnce(ctx context.Context, head uint64) error {
 	}
 	close(work)
 	wg.Wait()
+	if err := t.markChecked(ctx, open); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
-func (t *Tracker) advance(ctx context.Context, head uint64, r trackedTx) error {
+// markChecked moves the checked rows to the back of the line.
+func (t *Tracker) markChecked(ctx context.Context, open []trackedTx) error {
+	const chunk = 500
+	for i := 0; i < len(open); i += chunk {
+		part := open[i:min(i+chunk, len(open))]
+		args := make([]any, 0, 1+2*len(part))
+		args = append(args, t.cfg.Chain)
+		for _, r := range part {
+			args = append(args, r.hash, r.workflowID)
+		}
+		q := "UPDATE tracked_txs SET checked_at=NOW(6) WHERE chain=? AND (tx_hash, workflow_id) IN (" +
+			strings.TrimSuffix(strings.Repeat("(?,?),", len(part)), ",") + ")"
+		if _, err := t.db.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("recording checked transactions: %w", err)
+		}
+	}
+	return nil
+}
+
+// pass is what one CheckOnce learns once and shares between rows: each
+// sender's nonce at confirmed depth.
+type pass struct {
+	head uint64
+	mu   sync.Mutex
+	used map[common.Address]uint64
+}
+
+// nonceConsumed reports whether from's nonce is used at confirmed depth
+// (at block head-Confirmations+1).
+func (t *Tracker) nonceConsumed(ctx context.Context, p *pass, from common.Address, nonce uint64) (bool, error) {
+	if p.head+1 < t.cfg.Confirmations {
+		return false, nil
+	}
+	p.mu.Lock()
+	used, ok := p.used[from]
+	p.mu.Unlock()
+	if !ok {
+		at := p.head + 1 - t.cfg.Confirmations
+		n, err := t.backend.NonceAt(ctx, from, new(big.Int).SetUint64(at))
+		if err != nil {
+			return false, fmt.Errorf("reading nonce of %s at block %d: %w", Lower(from), at, err)
+		}
+		p.mu.Lock()
+		p.used[from], used = n, n
+		p.mu.Unlock()
+	}
+	return used > nonce, nil
+}
+
+func (t *Tracker) advance(ctx context.Context, p *pass, r trackedTx) error {
+	head := p.head
 	hash := common.HexToHash(r.hash)
-	rcpt, err := t.backend.TransactionReceipt(ctx, hash)
-	if errors.Is(err, ethereum.NotFound) || (err == nil && rcpt == nil) {
+	rcpt, err := receiptOf(ctx, t.backend, hash)
+	if err != nil {
+		return err
+	}
+	if rcpt == nil {
 		if r.state == "seen" { // its block left the canonical chain
 			return t.transition(ctx, r, "pending", nil, TxEvent{TxHash: r.hash, Milestone: MilestoneReorged})
 		}
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("reading receipt: %w", err)
+		return t.retireIfUnminable(ctx, p, r)
 	}
 	bn := rcpt.BlockNumber.Uint64()
 	ev := TxEvent{TxHash: r.hash, BlockNumber: bn, BlockHash: rcpt.BlockHash.Hex(), Succeeded: rcpt.Status == types.ReceiptStatusSuccessful}
@@ -221,17 +298,54 @@ func (t *Tracker) advance(ctx context.Context, head uint64, r trackedTx) error {
 	return t.transition(ctx, r, "confirmed", rcpt, ev)
 }
 
+// retireIfUnminable ends the tracking of a pending transaction payflow signed
+// whose nonce is used at confirmed depth: by none of its step's attempts, it
+// is dropped (its owner is told); by another attempt that is confirmed deep,
+// it was superseded (the owner follows that attempt) and is retired quietly.
+func (t *Tracker) retireIfUnminable(ctx context.Context, p *pass, r trackedTx) error {
+	if r.step == "" {
+		return nil // not signed by payflow (a deposit): nothing to prove it against
+	}
+	consumed, err := t.nonceConsumed(ctx, p, r.from, r.nonce)
+	if err != nil || !consumed {
+		return err
+	}
+	attempts, err := loadAttempts(ctx, t.db, r.signedWF, r.step)
+	if err != nil {
+		return err
+	}
+	for _, a := range attempts {
+		rc, err := receiptOf(ctx, t.backend, a.Hash)
+		if err != nil {
+			return err
+		}
+		if rc == nil {
+			continue
+		}
+		if p.head+1 >= rc.BlockNumber.Uint64()+t.cfg.Confirmations {
+			if _, err := t.db.ExecContext(ctx, "UPDATE tracked_txs SET state='done' WHERE tx_hash=? AND workflow_id=? AND state='pending'",
+				r.hash, r.workflowID); err != nil {
+				return fmt.Errorf("retiring superseded %s: %w", r.hash, err)
+			}
+			t.log.Info("tracked transaction superseded", "workflow_id", r.workflowID, "tx_hash", r.hash, "mined", a.Hash.Hex())
+		}
+		return nil
+	}
+	return t.transition(ctx, r, "done", nil, TxEvent{TxHash: r.hash, Milestone: MilestoneDropped})
+}
+
 // transition notifies first, then records: a crash in between repeats the
 // notification (owners ignore repeats) but never loses it. Rows are per
 // (tx_hash, workflow_id): another workflow following the same transaction
-// keeps its own state. On confirmation, the workflow's other tracked hashes
-// that are still pending and share the confirmed transaction's sender and
-// nonce (replacements signed by Broadcaster.Replace, or what they replaced)
-// can never be mined: they are marked done in the same database transaction,
-// so they are not polled again and their owner hears nothing about them.
+// keeps its own state. On confirmation (or drop), the workflow's other
+// tracked hashes that are still pending and share the transaction's sender
+// and nonce (replacements signed by Broadcaster.Replace, or what they
+// replaced) can never be mined: they are marked done in the same database
+// transaction, so they are not polled again and their owner hears nothing
+// more about them.
 func (t *Tracker) transition(ctx context.Context, r trackedTx, state string, rcpt *types.Receipt, ev TxEvent) error {
 	var err error
-	if ev.Milestone == MilestoneConfirmed || r.notifySeen {
+	if ev.Milestone == MilestoneConfirmed || ev.Milestone == MilestoneDropped || r.notifySeen {
 		err = t.notifier.NotifyTx(ctx, r.workflowID, ev)
 	}
 	if errors.Is(err, ErrOwnerGone) {
@@ -253,7 +367,7 @@ func (t *Tracker) transition(ctx context.Context, r trackedTx, state string, rcp
 		return fmt.Errorf("recording %s: %w", state, err)
 	}
 	var superseded int64
-	if ev.Milestone == MilestoneConfirmed {
+	if ev.Milestone == MilestoneConfirmed || ev.Milestone == MilestoneDropped {
 		res, err := tx.ExecContext(ctx, `UPDATE tracked_txs o
 			JOIN signed_txs so ON so.tx_hash = o.tx_hash
 			JOIN signed_txs sc ON sc.chain = so.chain AND sc.from_address = so.from_address AND sc.nonce = so.nonce

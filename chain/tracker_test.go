@@ -146,10 +146,10 @@ func (f *trackerFixture) state(hash common.Hash) string {
 func (f *trackerFixture) sendTracked(workflowID string, units int64) common.Hash {
 	f.t.Helper()
 	stx := f.signAndSend(f.request(workflowID, units))
-	if err := f.tracker.Track(f.ctx, stx.Hash, workflowID); err != nil {
+	if err := chain.TrackTx(f.ctx, f.db, chainName, stx.Hash, workflowID); err != nil {
 		f.t.Fatal(err)
 	}
-	if err := f.tracker.Track(f.ctx, stx.Hash, workflowID); err != nil { // idempotent
+	if err := chain.TrackTx(f.ctx, f.db, chainName, stx.Hash, workflowID); err != nil { // idempotent
 		f.t.Fatalf("tracking again: %v", err)
 	}
 	return stx.Hash
@@ -428,7 +428,7 @@ func TestTrackerKeepsEachWorkflowsState(t *testing.T) {
 	f := newTrackerFixture(t)
 	stx := f.signAndSend(f.request("wf-sender", 5))
 	for _, wf := range []string{"wf-stays", "wf-gone"} {
-		if err := f.tracker.Track(f.ctx, stx.Hash, wf); err != nil {
+		if err := chain.TrackTx(f.ctx, f.db, chainName, stx.Hash, wf); err != nil {
 			t.Fatal(err)
 		}
 	}
