@@ -429,9 +429,11 @@ func scanSigned(row interface{ Scan(...any) error }) (SignedTx, error) {
 
 // Send broadcasts the stored bytes of a step's latest attempt. Sending again
 // is harmless: a node that already has the transaction, or has mined it,
-// counts as success. When the node says the nonce is used and an earlier
-// attempt of the step is the one mined, Send returns that attempt with
-// Mined=true; when none is, ErrNonceTooLow.
+// counts as success. When the node says the nonce is used and an attempt of
+// the step is the one mined, Send returns that attempt with Mined=true; when
+// none is, ErrNonceTooLow (wrapped): another transaction took the nonce, and
+// the caller resolves it with Inspect (TransferDropped once that transaction
+// is confirmations deep).
 func (b *Broadcaster) Send(ctx context.Context, workflowID, step string) (SignedTx, error) {
 	s, err := b.Stored(ctx, workflowID, step)
 	if err != nil {
@@ -451,7 +453,8 @@ func (b *Broadcaster) send(ctx context.Context, s SignedTx) (SignedTx, error) {
 	case err == nil, isKnown(err):
 	case isNonceTooLow(err):
 		// Either one of the step's attempts was mined already (success) or
-		// another transaction took the nonce: that needs an operator, not a retry.
+		// another transaction took the nonce: not a retry's business;
+		// Inspect proves the drop.
 		attempts, aerr := b.Attempts(ctx, s.WorkflowID, s.Step)
 		if aerr != nil {
 			return s, aerr

@@ -27,15 +27,18 @@ type Backend interface {
 	BlockNumber(ctx context.Context) (uint64, error)
 }
 
-// Sentinel errors. The permanent ones (insufficient funds, reverted, fee cap)
-// are reported to the requester; the rest are retried. From Replace,
+// Sentinel errors. The permanent ones (insufficient funds, fee cap) are
+// reported to the requester; the rest are retried. From Replace,
 // ErrFeeCapExceeded, ErrInsufficientGas and ErrTooManyAttempts leave the
-// earlier attempts in flight: any of them may still be mined.
+// earlier attempts in flight: any of them may still be mined. ErrNonceTooLow
+// from Send or Replace is no proof of failure by itself (the node's head may
+// still be reorganised): Broadcaster.Inspect proves it (TransferDropped).
+// A reverted transfer is no error: Inspect and the tracker report it mined
+// with Succeeded=false.
 var (
 	ErrInsufficientToken = errors.New("insufficient token balance")
 	ErrInsufficientGas   = errors.New("insufficient native balance for gas")
 	ErrFeeCapExceeded    = errors.New("network fee above the configured cap")
-	ErrReverted          = errors.New("transaction reverted")
 	ErrNonceTooLow       = errors.New("nonce already used on chain by another transaction")
 	ErrNotSigned         = errors.New("no signed transaction stored for this step")
 	ErrBadAmount         = errors.New("amount is not representable in token units")
