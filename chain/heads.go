@@ -14,6 +14,7 @@ import (
 // subscription must not stall anything). It redials with backoff after a
 // disconnect and calls fn with the latest head right after each (re)connect,
 // so whatever happened while disconnected is caught up. Returns when ctx ends.
+// Each dialled connection is closed when it is replaced or ctx ends.
 func followHeads(ctx context.Context, dial func(context.Context) (HeadSubscriber, error), backend Backend,
 	poll time.Duration, log *slog.Logger, fn func(ctx context.Context, head uint64)) {
 	latest := func() {
@@ -35,6 +36,9 @@ func followHeads(ctx context.Context, dial func(context.Context) (HeadSubscriber
 		src, err := dial(ctx)
 		if err == nil {
 			sub, err = src.SubscribeNewHead(ctx, heads)
+			if err != nil {
+				closeConn(src)
+			}
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -56,9 +60,12 @@ func followHeads(ctx context.Context, dial func(context.Context) (HeadSubscriber
 			select {
 			case <-ctx.Done():
 				sub.Unsubscribe()
+				closeConn(src)
 				return
 			case err := <-sub.Err():
 				log.Warn("head subscription dropped; reconnecting", "err", err)
+				sub.Unsubscribe()
+				closeConn(src)
 				break loop
 			case h := <-heads:
 				fn(ctx, h.Number.Uint64())
@@ -66,5 +73,14 @@ func followHeads(ctx context.Context, dial func(context.Context) (HeadSubscriber
 				latest()
 			}
 		}
+	}
+}
+
+// closeConn closes a dialled connection: each reconnect dials a new client
+// (*ethclient.Client in payflow), and one left open leaks its socket and
+// goroutines. A HeadSubscriber without a Close method owns nothing to free.
+func closeConn(src HeadSubscriber) {
+	if c, ok := src.(interface{ Close() }); ok {
+		c.Close()
 	}
 }
