@@ -73,20 +73,22 @@ func (s *DepositStarter) HandleDeposits(ctx context.Context, deps []chain.Deposi
 				"tx_hash", d.TxHash.Hex(), "block_number", d.BlockNumber)
 			continue
 		}
-		_, err = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-			ID:        id,
-			TaskQueue: s.cfg.Temporal.TaskQueue,
-			// Failed only after status=0: a deposit mined again is announced
-			// afresh. Completed means credited: never again.
-			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
-			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-			TypedSearchAttributes: temporal.NewSearchAttributes(workflows.AttrFlow.ValueSet("deposit"),
-				workflows.AttrAddress.ValueSet(chain.Lower(d.To)), workflows.AttrTxHash.ValueSet(d.TxHash.Hex())),
-			StaticSummary: fmt.Sprintf("deposit %s %s to %s", amount.String(), sym, chain.Lower(d.To)),
-		}, workflows.Deposit, workflows.DepositInput{Chain: s.cfg.ETH.Chain, Symbol: sym, Token: chain.Lower(d.Token),
-			Address: chain.Lower(d.To), From: chain.Lower(d.From), TxHash: d.TxHash.Hex(), LogIndex: d.LogIndex,
-			Units: d.Value.String(), Amount: protocol.NewAmount(amount), BlockNumber: d.BlockNumber,
-			BlockHash: d.BlockHash.Hex(), ReincludeTimeout: s.cfg.Payment.ReincludeTimeout.Duration})
+		// A running Deposit is signalled instead: one answering status=0 at
+		// this moment must hear that the deposit is back.
+		_, err = s.temporal.SignalWithStartWorkflow(ctx, id, workflows.SignalDepositDelivered,
+			workflows.DepositDelivery{BlockHash: d.BlockHash.Hex(), BlockNumber: d.BlockNumber}, client.StartWorkflowOptions{
+				ID:        id,
+				TaskQueue: s.cfg.Temporal.TaskQueue,
+				// Failed only after status=0: a deposit mined again is announced
+				// afresh. Completed means credited: never again.
+				WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
+				TypedSearchAttributes: temporal.NewSearchAttributes(workflows.AttrFlow.ValueSet("deposit"),
+					workflows.AttrAddress.ValueSet(chain.Lower(d.To)), workflows.AttrTxHash.ValueSet(d.TxHash.Hex())),
+				StaticSummary: fmt.Sprintf("deposit %s %s to %s", amount.String(), sym, chain.Lower(d.To)),
+			}, workflows.Deposit, workflows.DepositInput{Chain: s.cfg.ETH.Chain, Symbol: sym, Token: chain.Lower(d.Token),
+				Address: chain.Lower(d.To), From: chain.Lower(d.From), TxHash: d.TxHash.Hex(), LogIndex: d.LogIndex,
+				Units: d.Value.String(), Amount: protocol.NewAmount(amount), BlockNumber: d.BlockNumber,
+				BlockHash: d.BlockHash.Hex(), ReincludeTimeout: s.cfg.Payment.ReincludeTimeout.Duration})
 		var started *serviceerror.WorkflowExecutionAlreadyStarted
 		if err != nil && !errors.As(err, &started) {
 			return fmt.Errorf("starting %s: %w", id, err)

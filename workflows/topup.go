@@ -77,6 +77,17 @@ func Topup(ctx workflow.Context, in TopupInput) error {
 // never start again. The error's details hold the published TopupResponse.
 const ErrTypeDepositNotIncluded = "DepositNotIncluded"
 
+// SignalDepositDelivered carries a DepositDelivery: the listener delivered the
+// deposit (again). A Deposit reads it only when it answers status=0: a
+// delivery since its last check means the deposit was mined again meanwhile.
+const SignalDepositDelivered = "deposit-delivered"
+
+// DepositDelivery is the block the listener delivered a deposit from.
+type DepositDelivery struct {
+	BlockHash   string
+	BlockNumber uint64
+}
+
 // depositInclusionVersion marks Deposits that arm the re-inclusion deadline
 // from the start, verify absence before answering status=0, fail after
 // status=0, and key their messages by the inclusion's block hash.
@@ -112,7 +123,10 @@ type DepositInput struct {
 // the listener saw may be orphaned before the tracker looks), and again from
 // each "reorged"; when it passes, VerifyDeposit must show the deposit absent
 // before status=0 is answered. After status=0 the workflow fails with
-// ErrTypeDepositNotIncluded, so a later re-inclusion starts it again.
+// ErrTypeDepositNotIncluded, so a later re-inclusion starts it again; if the
+// listener delivered the deposit while that answer was being checked and
+// published (SignalDepositDelivered), the listener will not deliver it again,
+// so the workflow continues as new from the new block instead.
 // Messages are keyed wfID/seen/<block hash>, wfID/final/<block hash> (status=0)
 // and wfID/credited (status=1: the ledger credits a deposit once, so it is
 // announced credited once whatever run gets there).
@@ -167,6 +181,7 @@ func Deposit(ctx workflow.Context, in DepositInput) (protocol.TopupResponse, err
 		reinclude = 10 * time.Minute
 	}
 	events := workflow.GetSignalChannel(ctx, SignalTxEvent)
+	delivered := workflow.GetSignalChannel(ctx, SignalDepositDelivered)
 	var deadline workflow.Future
 	var cancelDeadline workflow.CancelFunc
 	disarm := func() {
@@ -202,6 +217,10 @@ func Deposit(ctx workflow.Context, in DepositInput) (protocol.TopupResponse, err
 		sel.Select(ctx)
 		if expired && version >= 1 {
 			deadline, cancelDeadline, unseen = nil, nil, false
+			// Deliveries until now are answered by the check below.
+			var dd DepositDelivery
+			for delivered.ReceiveAsync(&dd) {
+			}
 			// The tracker may lag, or have stopped following the tx: absence
 			// is proven before it is announced.
 			chk, err := verify()
@@ -225,6 +244,18 @@ func Deposit(ctx workflow.Context, in DepositInput) (protocol.TopupResponse, err
 				fmt.Sprintf("deposit reorganised away and not re-included within %s", reinclude)
 			if err := publish(failedID); err != nil || version < 1 {
 				return resp, err
+			}
+			var last, dd DepositDelivery
+			for delivered.ReceiveAsync(&dd) {
+				last = dd
+			}
+			if last.BlockHash != "" {
+				// Mined again while this run was closing: announced afresh.
+				workflow.GetLogger(ctx).Warn("deposit mined again as status=0 was answered; starting over",
+					"tx_hash", in.TxHash, "log_index", in.LogIndex, "block_hash", last.BlockHash)
+				next := in
+				next.BlockHash, next.BlockNumber = last.BlockHash, last.BlockNumber
+				return resp, workflow.NewContinueAsNewError(ctx, Deposit, next)
 			}
 			workflow.GetLogger(ctx).Warn("deposit not re-included; answered status=0", "tx_hash", in.TxHash,
 				"log_index", in.LogIndex, "address", in.Address)

@@ -641,6 +641,64 @@ func TestDepositBeforeInclusionVersion(t *testing.T) {
 	d.done()
 }
 
+// TestDepositMinedAgainWhileAnsweringStatus0: the listener delivers the
+// deposit again (SignalWithStart signals the running workflow) while the
+// workflow is checking its absence and answering status=0. The listener will
+// not deliver it a third time, so the workflow continues as new from the new
+// block: the deposit is announced afresh under new message ids. A delivery
+// before the check (already answered by it) changes nothing.
+func TestDepositMinedAgainWhileAnsweringStatus0(t *testing.T) {
+	const newBlock = "0x00000000000000000000000000000000000000000000000000000000000b10c3"
+	for _, tc := range []struct {
+		name        string
+		duringCheck bool
+	}{
+		{"delivered during the check", true},
+		{"delivered before the check", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDepositHarness(t)
+			d.track()
+			d.forbid(a.CreditDeposit)
+			delivery := workflows.DepositDelivery{BlockHash: newBlock, BlockNumber: 230}
+			if !tc.duringCheck {
+				d.env.RegisterDelayedCallback(func() {
+					d.env.SignalWorkflow(workflows.SignalDepositDelivered, delivery)
+				}, time.Minute)
+			}
+			d.env.OnActivity(a.VerifyDeposit, mock.Anything, mock.Anything).Return(
+				func(_ context.Context, in activities.DepositRef) (activities.DepositCheck, error) {
+					d.mu.Lock()
+					d.verified = append(d.verified, in)
+					d.mu.Unlock()
+					if tc.duringCheck {
+						d.env.SignalWorkflow(workflows.SignalDepositDelivered, delivery)
+					}
+					return activities.DepositCheck{}, nil
+				})
+
+			err := d.runToError(depositInput())
+
+			got := d.responses(msgSeen, msgFailed)
+			require.Equal(t, protocol.StatusFailed, got[1].Status, "status=0 stands")
+			if !tc.duringCheck {
+				notIncluded(t, err)
+				d.done()
+				return
+			}
+			var can *workflow.ContinueAsNewError
+			require.ErrorAs(t, err, &can)
+			require.Equal(t, "Deposit", can.WorkflowType.Name)
+			var next workflows.DepositInput
+			require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+			want := depositInput()
+			want.BlockHash, want.BlockNumber = newBlock, 230
+			require.Equal(t, want, next, "the next run announces the new inclusion under its ids")
+			d.done()
+		})
+	}
+}
+
 func TestDepositIgnoresForeignSignals(t *testing.T) {
 	d := newDepositHarness(t)
 	d.track()
