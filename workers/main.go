@@ -11,6 +11,7 @@ import (
 	"net/http"
 	_ "net/http/pprof"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -130,14 +131,23 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	// One listener and one tracker per chain, however many workers run: they
 	// run only while this process holds the chain's lease, and resume from the
 	// persisted cursor / tracked rows when another process takes over.
+	// They use the DB, the node and Temporal until they return, so they are
+	// joined (by this defer, which runs before the closing defers above)
+	// before any of those is closed.
 	host, _ := os.Hostname()
 	holder := fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano())
-	go chain.RunWithLease(ctx, db, "chain-"+cfg.ETH.Chain, holder, 15*time.Second, log, func(ctx context.Context) error {
-		go tracker.Run(ctx)
-		// Unblock wallets whose transfers wait behind a nonce that was signed
-		// but never sent (a workflow terminated in between) or was dropped.
-		go bc.RunGapHealer(ctx, 30*time.Second, 2*time.Minute, workflowOwners{tc})
-		return listener.Run(ctx)
+	leaseCtx, stopLease := context.WithCancel(ctx)
+	var leased sync.WaitGroup
+	defer func() { stopLease(); leased.Wait() }()
+	leased.Go(func() {
+		chain.RunWithLease(leaseCtx, db, "chain-"+cfg.ETH.Chain, holder, 15*time.Second, log, func(ctx context.Context) error {
+			return runTogether(ctx, tracker.Run, listener.Run, func(ctx context.Context) error {
+				// Unblock wallets whose transfers wait behind a nonce that was signed
+				// but never sent (a workflow terminated in between) or was dropped.
+				bc.RunGapHealer(ctx, 30*time.Second, 2*time.Minute, workflowOwners{tc})
+				return nil
+			})
+		})
 	})
 
 	// More pollers than the defaults (2): a payment is two or three short
