@@ -94,12 +94,19 @@ func TestTrackerRetiresDroppedTransfer(t *testing.T) {
 	if s := f.state(stuck.Hash); s != "done" {
 		t.Fatalf("state %q after the drop, want done", s)
 	}
-	var checked1, checked2 string
-	f.db.QueryRowContext(f.ctx, "SELECT COALESCE(checked_at,'') FROM tracked_txs WHERE tx_hash=?", stuck.Hash.Hex()).Scan(&checked1)
+	checkedAt := func() string {
+		var at string
+		if err := f.db.QueryRowContext(f.ctx, "SELECT COALESCE(checked_at,'') FROM tracked_txs WHERE tx_hash=?",
+			stuck.Hash.Hex()).Scan(&at); err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+	checked1 := checkedAt()
 	f.sim.Commit()
 	f.check()
 	expect(t, f.rec.take(), "wf-dropped", stuck.Hash.Hex())
-	f.db.QueryRowContext(f.ctx, "SELECT COALESCE(checked_at,'') FROM tracked_txs WHERE tx_hash=?", stuck.Hash.Hex()).Scan(&checked2)
+	checked2 := checkedAt()
 	if checked1 != checked2 {
 		t.Fatalf("a retired row was checked again (%s, then %s)", checked1, checked2)
 	}
