@@ -139,7 +139,9 @@ type PaymentConfig struct {
 	ApprovalThreshold string `json:"approval_threshold"`
 	// ApprovalTimeout rejects an unanswered approval after this long.
 	ApprovalTimeout Duration `json:"approval_timeout"`
-	// ConfirmTimeout fails a broadcast transfer that is not confirmed in time.
+	// ConfirmTimeout: a broadcast payment not confirmed within it is replaced
+	// on the same nonce at a higher fee (repeatedly, up to the attempt cap); it
+	// never fails the payment. Sweeps use it too (workflows.SweepInput).
 	ConfirmTimeout Duration `json:"confirm_timeout"`
 	// TimestampSkew is how far a request's timestamp may be from now.
 	TimestampSkew Duration `json:"timestamp_skew"`

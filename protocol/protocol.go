@@ -39,7 +39,7 @@ const (
 	StatusPending   = 2 // topup only: seen on chain, waiting for confirmations
 )
 
-// Sentinel errors of request validation. Every error returned by Parse wraps
+// Sentinel errors of request validation. Every error of Open/Topup/Payment wraps
 // ErrInvalidRequest and one of these, so callers can tell a bad request (answer
 // status=0 or dead-letter) from an infrastructure failure (retry).
 var (
