@@ -38,6 +38,9 @@ type Activities struct {
 	Chain       string // protocol chain name, e.g. "ETH"
 	Tokens      map[string]config.Token
 	Collection  string // collection wallet address ("" = no fallback)
+	// Confirmations is how deep a block must be for InspectTransfer to take
+	// a nonce as consumed for good (the chain's confirmHeight).
+	Confirmations uint64
 	Responses   map[protocol.Flow]config.QueueConfig
 	DB          *sql.DB
 	Eth         chain.Backend

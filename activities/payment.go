@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/rpc"
 	"go.temporal.io/sdk/activity"
 
 	"payflow/chain"
@@ -31,13 +33,14 @@ type ReserveInput struct {
 // ReserveResult names the wallet that will pay.
 type ReserveResult struct {
 	PayingAddress string
-	// FellBack is true when the collection wallet pays instead of FromAddress.
-	FellBack bool
 }
 
 // ReserveFunds checks that FromAddress is a wallet payflow holds the key of,
 // and reserves the amount on it; if it cannot cover the amount, it reserves
-// on the collection wallet instead. Replays return the same wallet.
+// on the collection wallet instead. A replay returns the wallet reserved
+// before while that reservation is held; a reservation that was settled or
+// released is never handed out again (ErrTypeReservationClosed): its payment
+// has decided its outcome, and a new transfer on it would pay twice.
 func (a *Activities) ReserveFunds(ctx context.Context, in ReserveInput) (ReserveResult, error) {
 	w, err := a.Wallets.Get(ctx, in.Chain, in.FromAddress)
 	if errors.Is(err, ledger.ErrWalletNotFound) || (err == nil && !w.HasKey) {
@@ -47,9 +50,15 @@ func (a *Activities) ReserveFunds(ctx context.Context, in ReserveInput) (Reserve
 	if err != nil {
 		return ReserveResult{}, err
 	}
-	if r, err := a.Ledger.GetReservation(ctx, in.Key); err == nil {
-		// Replay: whatever wallet was reserved before pays.
-		return ReserveResult{PayingAddress: r.Address, FellBack: r.Address != w.Address}, nil
+	r, err := a.Ledger.GetReservation(ctx, in.Key)
+	switch {
+	case err == nil && r.State == "held":
+		return ReserveResult{PayingAddress: r.Address}, nil // replay: whatever wallet was reserved before pays
+	case err == nil:
+		return ReserveResult{}, permanent(ErrTypeReservationClosed,
+			fmt.Errorf("payment %s was already %s: %w", in.Key, r.State, ledger.ErrReservationClosed))
+	case !errors.Is(err, ledger.ErrReservationNotFound):
+		return ReserveResult{}, err
 	}
 	res := ledger.ReserveInput{QueueID: in.Key, Chain: in.Chain, Address: w.Address, Symbol: in.Symbol,
 		Amount: in.Amount.Decimal, WorkflowID: in.Key}
@@ -70,7 +79,118 @@ func (a *Activities) ReserveFunds(ctx context.Context, in ReserveInput) (Reserve
 		return ReserveResult{}, classify(err2)
 	}
 	activity.GetLogger(ctx).Info("sender short; collection wallet pays", "queue_id", in.Key, "address", res.Address)
-	return ReserveResult{PayingAddress: res.Address, FellBack: true}, nil
+	return ReserveResult{PayingAddress: res.Address}, nil
+}
+
+// BeginInput starts (or resumes) a payment: the reservation and the key of
+// its answer.
+type BeginInput struct {
+	ReserveInput
+	// AnswerID is the outbox message id of the payment's one answer.
+	AnswerID string
+}
+
+// BeginResult is either the answer a payment already decided, or the wallet
+// that pays it.
+type BeginResult struct {
+	// Answer is set when the payment decided its outcome before (a reset or
+	// a replay of a payment that has answered): nothing may be signed or
+	// sent, and the stored answer is the only one there will ever be.
+	Answer        *protocol.PaymentResponse `json:",omitempty"`
+	PayingAddress string
+}
+
+// BeginPayment is a payment's first step and its gate: a payment whose answer
+// is recorded returns it and does nothing else; otherwise the funds are
+// reserved (ReserveFunds).
+func (a *Activities) BeginPayment(ctx context.Context, in BeginInput) (BeginResult, error) {
+	answer, err := a.recordedAnswer(ctx, in.AnswerID)
+	if err != nil {
+		return BeginResult{}, err
+	}
+	if answer != nil {
+		activity.GetLogger(ctx).Info("payment already answered; nothing to do", "workflow_id", in.Key,
+			"status", answer.Status)
+		return BeginResult{Answer: answer}, nil
+	}
+	r, err := a.ReserveFunds(ctx, in.ReserveInput)
+	if err != nil {
+		return BeginResult{}, err
+	}
+	return BeginResult{PayingAddress: r.PayingAddress}, nil
+}
+
+// recordedAnswer returns the payment answer stored under id, or nil.
+func (a *Activities) recordedAnswer(ctx context.Context, id string) (*protocol.PaymentResponse, error) {
+	var body []byte
+	err := a.DB.QueryRowContext(ctx, "SELECT body FROM outbox WHERE message_id=?", id).Scan(&body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading answer %s: %w", id, err)
+	}
+	var resp protocol.PaymentResponse
+	if err := json.Unmarshal(body, &resp); err != nil {
+		return nil, fmt.Errorf("decoding answer %s: %w", id, err)
+	}
+	return &resp, nil
+}
+
+// DecideInput records a payment's outcome.
+type DecideInput struct {
+	Flow protocol.Flow
+	// Key is the reservation; "" when nothing was reserved.
+	Key string
+	// AnswerID is the outbox message id of the answer.
+	AnswerID string
+	// Answer is the response: status 1 settles the reservation with its
+	// tx_hash, status 0 releases it.
+	Answer protocol.PaymentResponse
+}
+
+// DecidePayment records a payment's answer and closes its reservation in one
+// database transaction: the answer is stored exactly when the money is
+// settled (status 1) or released (status 0), so no replay, retry or reset can
+// find one without the other. Repeating it changes nothing; the answer first
+// recorded is kept. PublishResult then sends the stored answer.
+func (a *Activities) DecidePayment(ctx context.Context, in DecideInput) error {
+	body, err := json.Marshal(in.Answer)
+	if err != nil {
+		return permanent(ErrTypeInvalidRequest, err)
+	}
+	q, ok := a.Responses[in.Flow]
+	if !ok {
+		return permanent(ErrTypeInvalidRequest, fmt.Errorf("no response queue for flow %q", in.Flow))
+	}
+	record := func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "INSERT IGNORE INTO outbox (message_id, exchange, routing_key, body) VALUES (?,?,?,?)",
+			in.AnswerID, q.Exchange, q.RoutingKey(), body)
+		if err != nil {
+			return fmt.Errorf("storing answer %s: %w", in.AnswerID, err)
+		}
+		return nil
+	}
+	if in.Key == "" {
+		tx, err := a.DB.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("storing answer %s: %w", in.AnswerID, err)
+		}
+		defer tx.Rollback()
+		if err := record(ctx, tx); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}
+	if prev, err := a.recordedAnswer(ctx, in.AnswerID); err != nil || prev != nil {
+		return err // decided before: keep that decision
+	}
+	op, txHash := ledger.OpRelease, ""
+	if in.Answer.Status == protocol.StatusSucceeded {
+		op, txHash = ledger.OpSettle, in.Answer.TxHash
+	}
+	_, err = a.Ledger.Close(ctx, in.Key, txHash, op, record)
+	return classify(err)
 }
 
 // SettleInput settles a reservation after its transfer confirmed.
@@ -91,7 +211,9 @@ type ReleaseInput struct {
 }
 
 // ReleaseFunds returns the reservation to available. Idempotent; a missing
-// reservation is fine (nothing was held).
+// reservation is fine (nothing was held). Callers release only what no
+// transfer can still spend: before anything was signed, or once the chain
+// proved the transfer can never be mined (InspectTransfer).
 func (a *Activities) ReleaseFunds(ctx context.Context, in ReleaseInput) error {
 	_, err := a.Ledger.Release(ctx, in.Key)
 	if errors.Is(err, ledger.ErrReservationNotFound) {
@@ -104,10 +226,14 @@ func (a *Activities) ReleaseFunds(ctx context.Context, in ReleaseInput) error {
 type TransferInput struct {
 	WorkflowID string
 	Step       string
-	Symbol     string
-	From       string
-	To         string
-	Amount     protocol.Amount
+	// Guard is the reservation that pays for the transfer: nothing new is
+	// signed unless it is held. A transfer already signed for (WorkflowID,
+	// Step) is returned whatever the guard says: it is the same transfer.
+	Guard  string
+	Symbol string
+	From   string
+	To     string
+	Amount protocol.Amount
 }
 
 // TransferResult identifies the signed (and later broadcast) transaction.
@@ -118,8 +244,16 @@ type TransferResult struct {
 }
 
 // SignTransfer checks token and gas balances and signs the transfer once,
-// storing it before anything is sent. A repeat returns the stored one.
+// storing it before anything is sent. A repeat returns the stored one. A
+// guard reservation that is no longer held fails with
+// ErrTypeReservationClosed and signs nothing.
 func (a *Activities) SignTransfer(ctx context.Context, in TransferInput) (TransferResult, error) {
+	if r, ok, err := a.storedTransfer(ctx, in.WorkflowID, in.Step); err != nil || ok {
+		return r, err
+	}
+	if err := a.requireHeld(ctx, in.Guard); err != nil {
+		return TransferResult{}, err
+	}
 	tok, ok := a.Tokens[strings.ToUpper(in.Symbol)]
 	if !ok {
 		return TransferResult{}, permanent(ErrTypeInvalidRequest, fmt.Errorf("unknown symbol %q", in.Symbol))
@@ -136,7 +270,44 @@ func (a *Activities) SignTransfer(ctx context.Context, in TransferInput) (Transf
 	if err != nil {
 		return TransferResult{}, classify(err)
 	}
-	return TransferResult{TxHash: stx.Hash.Hex(), Nonce: stx.Nonce, From: chain.Lower(stx.From)}, nil
+	return transferResult(stx), nil
+}
+
+// storedTransfer returns the transfer already signed for (workflowID, step).
+func (a *Activities) storedTransfer(ctx context.Context, workflowID, step string) (TransferResult, bool, error) {
+	stx, err := a.Broadcaster.Stored(ctx, workflowID, step)
+	switch {
+	case err == nil:
+		return transferResult(stx), true, nil
+	case errors.Is(err, chain.ErrNotSigned):
+		return TransferResult{}, false, nil
+	default:
+		return TransferResult{}, false, err
+	}
+}
+
+// requireHeld fails with ErrTypeReservationClosed unless the reservation key
+// is held ("" guards nothing).
+func (a *Activities) requireHeld(ctx context.Context, key string) error {
+	if key == "" {
+		return nil
+	}
+	r, err := a.Ledger.GetReservation(ctx, key)
+	if errors.Is(err, ledger.ErrReservationNotFound) {
+		return permanent(ErrTypeReservationClosed, fmt.Errorf("nothing is reserved for %s: %w", key, err))
+	}
+	if err != nil {
+		return err
+	}
+	if r.State != "held" {
+		return permanent(ErrTypeReservationClosed, fmt.Errorf("the reservation of %s is %s: %w", key, r.State,
+			ledger.ErrReservationClosed))
+	}
+	return nil
+}
+
+func transferResult(stx chain.SignedTx) TransferResult {
+	return TransferResult{TxHash: stx.Hash.Hex(), Nonce: stx.Nonce, From: chain.Lower(stx.From)}
 }
 
 // BroadcastInput names the stored transaction to send.
@@ -145,21 +316,58 @@ type BroadcastInput struct {
 	Step       string
 }
 
+// BroadcastResult says what the node made of the stored transaction.
+type BroadcastResult struct {
+	TxHash string
+	// Refused is the node's reason for not taking the transaction (e.g. its
+	// nonce is used, or its fee is too low). The transaction was signed and
+	// may have reached other nodes before, so it is not a failure of the
+	// transfer: the caller keeps waiting, and only InspectTransfer can prove
+	// that the transfer will never be mined.
+	Refused string `json:",omitempty"`
+}
+
 // Broadcast registers the stored transaction with the confirmation tracker,
-// then sends its bytes. Sending again is harmless.
-func (a *Activities) Broadcast(ctx context.Context, in BroadcastInput) (TransferResult, error) {
+// then sends its bytes. Sending again is harmless. Database and connection
+// errors are returned for a retry; only a step with nothing signed is a
+// permanent error.
+func (a *Activities) Broadcast(ctx context.Context, in BroadcastInput) (BroadcastResult, error) {
 	stx, err := a.Broadcaster.Stored(ctx, in.WorkflowID, in.Step)
+	if errors.Is(err, chain.ErrNotSigned) {
+		return BroadcastResult{}, permanent(ErrTypeInvalidRequest, err)
+	}
 	if err != nil {
-		return TransferResult{}, permanent(ErrTypeInvalidRequest, err)
+		return BroadcastResult{}, err
 	}
 	// Track before sending, so a confirmation can never be missed.
 	if err := chain.TrackTxConfirmedOnly(ctx, a.DB, a.Chain, stx.Hash, in.WorkflowID); err != nil {
-		return TransferResult{}, err
+		return BroadcastResult{}, err
 	}
+	res := BroadcastResult{TxHash: stx.Hash.Hex()}
 	if _, err := a.Broadcaster.Send(ctx, in.WorkflowID, in.Step); err != nil {
-		return TransferResult{}, classify(err)
+		if reason, refused := nodeRefusal(err); refused {
+			activity.GetLogger(ctx).Warn("node refused the transfer; waiting for the chain", "workflow_id", in.WorkflowID,
+				"tx_hash", stx.Hash.Hex(), "err", err)
+			res.Refused = reason
+			return res, nil
+		}
+		return BroadcastResult{}, err
 	}
-	return TransferResult{TxHash: stx.Hash.Hex(), Nonce: stx.Nonce, From: chain.Lower(stx.From)}, nil
+	return res, nil
+}
+
+// nodeRefusal tells a node's answer about a transaction (its nonce is used,
+// its fee is too low, …) from a failure to reach the node: the first is
+// final for this send, the second is retried.
+func nodeRefusal(err error) (string, bool) {
+	if errors.Is(err, chain.ErrNonceTooLow) {
+		return "its nonce was used by another transaction", true
+	}
+	var rpcErr rpc.Error
+	if errors.As(err, &rpcErr) {
+		return "the node refused it: " + rpcErr.Error(), true
+	}
+	return "", false
 }
 
 // ReceiptInput asks about a transaction.
@@ -174,8 +382,7 @@ type ReceiptResult struct {
 	BlockNumber uint64
 }
 
-// CheckReceipt reads a transaction's receipt (used before giving up on a
-// transfer that timed out: a mined transfer must never be reported failed).
+// CheckReceipt reads a transaction's receipt (the benchmark's baseline uses it).
 func (a *Activities) CheckReceipt(ctx context.Context, in ReceiptInput) (ReceiptResult, error) {
 	r, err := a.Broadcaster.Receipt(ctx, common.HexToHash(in.TxHash))
 	if errors.Is(err, ethereum.NotFound) {
@@ -185,6 +392,105 @@ func (a *Activities) CheckReceipt(ctx context.Context, in ReceiptInput) (Receipt
 		return ReceiptResult{}, err
 	}
 	return ReceiptResult{Mined: true, Succeeded: r.Status == 1, BlockNumber: r.BlockNumber.Uint64()}, nil
+}
+
+// InspectInput names the transfer whose attempts to examine.
+type InspectInput struct {
+	WorkflowID string
+	Step       string
+}
+
+// Inspection is what the chain proves about a transfer, all attempts together.
+type Inspection struct {
+	// State: "pending" (nothing proven), "mined" (an attempt has a receipt)
+	// or "dropped" (proven never to be mined: its nonce is consumed, at the
+	// configured depth, by a transaction that is none of its attempts).
+	State       string
+	TxHash      string // the mined attempt, else the latest
+	BlockNumber uint64
+	// Confirmed: mined at least Confirmations blocks deep. Only then is a
+	// mined transfer the chain's verdict: a tx-event signal (which anyone
+	// with access to Temporal can send) decides nothing by itself.
+	Confirmed bool
+	// Paid: mined, and the intended effect is in the receipt (for a token,
+	// the Transfer log of exactly the amount to the recipient).
+	Paid   bool
+	Reason string // why not paid, in the business's words
+}
+
+// InspectTransfer asks the chain about every attempt of a transfer (see
+// chain.Broadcaster.Inspect).
+func (a *Activities) InspectTransfer(ctx context.Context, in InspectInput) (Inspection, error) {
+	insp, err := a.Broadcaster.Inspect(ctx, in.WorkflowID, in.Step, a.Confirmations)
+	if errors.Is(err, chain.ErrNotSigned) {
+		return Inspection{}, permanent(ErrTypeInvalidRequest, err)
+	}
+	if err != nil {
+		return Inspection{}, err
+	}
+	out := Inspection{State: string(insp.State), TxHash: insp.Attempt.Hash.Hex(), BlockNumber: insp.BlockNumber,
+		Paid: insp.State == chain.TransferMined && insp.Succeeded, Reason: insp.Reason}
+	if insp.State == chain.TransferMined {
+		head, err := a.Eth.BlockNumber(ctx)
+		if err != nil {
+			return Inspection{}, fmt.Errorf("reading head: %w", err)
+		}
+		out.Confirmed = head+1 >= insp.BlockNumber+max(a.Confirmations, 1)
+	}
+	return out, nil
+}
+
+// ReplaceInput asks for attempt Attempt of a stuck transfer.
+type ReplaceInput struct {
+	WorkflowID string
+	Step       string
+	// Attempt is the attempt the caller wants to exist (the original is 0).
+	// A retry asks for the same number and gets the same transaction: a
+	// replacement is signed once per number, never once per retry.
+	Attempt int
+}
+
+// ReplaceResult is the outcome of ReplaceTransfer.
+type ReplaceResult struct {
+	TxHash  string
+	Attempt int
+	// Settled: the chain already decided (an attempt is mined, or the
+	// transfer is proven dropped): nothing was signed; InspectTransfer says how.
+	Settled bool
+	// Stuck says why no replacement could be made (fee cap, too many
+	// attempts, nonce taken and not yet proven); the caller waits on.
+	Stuck string `json:",omitempty"`
+}
+
+// ReplaceTransfer replaces a stuck transfer on the same nonce at a higher fee
+// and tracks the new hash, unless the chain has decided the transfer already.
+func (a *Activities) ReplaceTransfer(ctx context.Context, in ReplaceInput) (ReplaceResult, error) {
+	insp, err := a.InspectTransfer(ctx, InspectInput{WorkflowID: in.WorkflowID, Step: in.Step})
+	if err != nil {
+		return ReplaceResult{}, err
+	}
+	if insp.State != string(chain.TransferPending) {
+		return ReplaceResult{TxHash: insp.TxHash, Settled: true}, nil
+	}
+	stx, err := a.Broadcaster.Replace(ctx, in.WorkflowID, in.Step, in.Attempt)
+	switch {
+	case errors.Is(err, chain.ErrNonceTooLow):
+		return ReplaceResult{Stuck: "its nonce was used by another transaction; waiting for the chain to prove it"}, nil
+	case errors.Is(err, chain.ErrTooManyAttempts), errors.Is(err, chain.ErrFeeCapExceeded), errors.Is(err, chain.ErrInsufficientGas):
+		return ReplaceResult{Stuck: err.Error()}, nil
+	case err != nil:
+		if reason, refused := nodeRefusal(err); refused {
+			return ReplaceResult{Stuck: reason}, nil
+		}
+		return ReplaceResult{}, err
+	}
+	if stx.Mined {
+		return ReplaceResult{TxHash: stx.Hash.Hex(), Settled: true}, nil
+	}
+	if err := chain.TrackTxConfirmedOnly(ctx, a.DB, a.Chain, stx.Hash, in.WorkflowID); err != nil {
+		return ReplaceResult{}, err
+	}
+	return ReplaceResult{TxHash: stx.Hash.Hex(), Attempt: stx.Attempt}, nil
 }
 
 // PublishInput is one response to publish.
@@ -197,10 +503,12 @@ type PublishInput struct {
 }
 
 // PublishResult publishes a response at most once per MessageID: the body is
-// stored in the outbox first, and a repeat after the broker confirmed it
-// publishes nothing. (If the worker dies between the broker's confirm and the
-// outbox mark, the repeat publishes again with the same message id, which
-// consumers deduplicate on.)
+// stored in the outbox first (unless DecidePayment stored it), and a repeat
+// after the broker confirmed it publishes nothing. What is published is the
+// stored body, so a changed or reset workflow can never send a second
+// version. (If the worker dies between the broker's confirm and the outbox
+// mark, the repeat publishes again with the same message id, which consumers
+// deduplicate on.)
 func (a *Activities) PublishResult(ctx context.Context, in PublishInput) error {
 	q, ok := a.Responses[in.Flow]
 	if !ok {
@@ -232,7 +540,6 @@ func (a *Activities) PublishResult(ctx context.Context, in PublishInput) error {
 	if published {
 		return nil
 	}
-	// Publish the stored body, so a changed workflow cannot send two versions.
 	if err := a.Publisher.Publish(ctx, rmq.Message{Exchange: q.Exchange, RoutingKey: q.RoutingKey(),
 		MessageID: in.MessageID, Body: stored}); err != nil {
 		return err
@@ -241,26 +548,4 @@ func (a *Activities) PublishResult(ctx context.Context, in PublishInput) error {
 		return fmt.Errorf("marking %s published: %w", in.MessageID, err)
 	}
 	return nil
-}
-
-// ReplaceResult is the outcome of ReplaceTransfer.
-type ReplaceResult struct {
-	TxHash  string
-	Attempt int
-	// Mined: an attempt already has a receipt; nothing new was signed.
-	Mined bool
-}
-
-// ReplaceTransfer replaces a stuck transfer on the same nonce at a higher fee
-// and tracks the new hash. If an attempt is already mined it returns that one
-// and signs nothing. Too many attempts or a fee above the cap are permanent.
-func (a *Activities) ReplaceTransfer(ctx context.Context, in BroadcastInput) (ReplaceResult, error) {
-	stx, err := a.Broadcaster.Replace(ctx, in.WorkflowID, in.Step)
-	if err != nil {
-		return ReplaceResult{}, classify(err)
-	}
-	if err := chain.TrackTxConfirmedOnly(ctx, a.DB, a.Chain, stx.Hash, in.WorkflowID); err != nil {
-		return ReplaceResult{}, err
-	}
-	return ReplaceResult{TxHash: stx.Hash.Hex(), Attempt: stx.Attempt, Mined: stx.Mined}, nil
 }

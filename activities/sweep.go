@@ -138,6 +138,9 @@ type SweepReserveInput struct {
 // SweepReserveResult says what was reserved.
 type SweepReserveResult struct {
 	Reserved bool
+	// Closed: the reservation under Key exists and was settled or released
+	// already; nothing is reserved and nothing may be sent for it.
+	Closed bool
 	Amount   protocol.Amount // reserved; or the available balance when it was not above the threshold
 }
 
@@ -148,6 +151,12 @@ type SweepReserveResult struct {
 // reservation already made under Key, whatever the balance is now.
 func (a *Activities) ReserveSweep(ctx context.Context, in SweepReserveInput) (SweepReserveResult, error) {
 	if r, err := a.Ledger.GetReservation(ctx, in.Key); err == nil {
+		if r.State != "held" {
+			// Settled or released: this symbol's sweep decided its outcome
+			// (a replay or a reset); it must never be the basis of a new
+			// transfer.
+			return SweepReserveResult{Closed: true, Amount: protocol.NewAmount(r.Amount)}, nil
+		}
 		return SweepReserveResult{Reserved: true, Amount: protocol.NewAmount(r.Amount)}, nil
 	} else if !errors.Is(err, ledger.ErrReservationNotFound) {
 		return SweepReserveResult{}, err
@@ -264,6 +273,8 @@ type TopUpInput struct {
 	From       string // the gas wallet
 	To         string
 	Wei        string // decimal
+	// Guard is a reservation the top-up serves (see TransferInput.Guard).
+	Guard string
 }
 
 // SignTopUp signs the gas top-up once (chain.Broadcaster.SignNative) and
@@ -271,6 +282,12 @@ type TopUpInput struct {
 // stored transaction. A gas wallet that cannot pay fails with
 // ErrTypeInsufficientGas.
 func (a *Activities) SignTopUp(ctx context.Context, in TopUpInput) (TransferResult, error) {
+	if r, ok, err := a.storedTransfer(ctx, in.WorkflowID, in.Step); err != nil || ok {
+		return r, err
+	}
+	if err := a.requireHeld(ctx, in.Guard); err != nil {
+		return TransferResult{}, err
+	}
 	wei, ok := new(big.Int).SetString(in.Wei, 10)
 	if !ok || wei.Sign() <= 0 {
 		return TransferResult{}, permanent(ErrTypeInvalidRequest, fmt.Errorf("top-up of %q wei", in.Wei))
@@ -280,7 +297,7 @@ func (a *Activities) SignTopUp(ctx context.Context, in TopUpInput) (TransferResu
 	if err != nil {
 		return TransferResult{}, classify(err)
 	}
-	return TransferResult{TxHash: stx.Hash.Hex(), Nonce: stx.Nonce, From: chain.Lower(stx.From)}, nil
+	return transferResult(stx), nil
 }
 
 // SweepCreditInput credits the collection wallet with a confirmed sweep.

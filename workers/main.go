@@ -46,9 +46,7 @@ func main() {
 type signalNotifier struct{ c client.Client }
 
 func (n signalNotifier) NotifyTx(ctx context.Context, workflowID string, ev chain.TxEvent) error {
-	err := n.c.SignalWorkflow(ctx, workflowID, "", workflows.SignalTxEvent, workflows.TxEvent{
-		TxHash: ev.TxHash, Milestone: string(ev.Milestone), BlockNumber: ev.BlockNumber, BlockHash: ev.BlockHash,
-		Succeeded: ev.Succeeded})
+	err := n.c.SignalWorkflow(ctx, workflowID, "", workflows.SignalTxEvent, ev)
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		return chain.ErrOwnerGone
@@ -164,7 +162,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	w.RegisterWorkflow(workflows.Sweep)
 	w.RegisterWorkflow(workflows.WalletSweep)
 	w.RegisterActivity(&activities.Activities{
-		Chain: cfg.ETH.Chain, Tokens: cfg.Tokens, Collection: cfg.Payment.CollectionAddress,
+		Chain: cfg.ETH.Chain, Tokens: cfg.Tokens, Collection: cfg.Payment.CollectionAddress, Confirmations: uint64(cfg.ETH.ConfirmHeight),
 		Responses: map[protocol.Flow]config.QueueConfig{
 			protocol.FlowTopup: cfg.RMQ.TopupResp, protocol.FlowWithdraw: cfg.RMQ.WithdrawResp, protocol.FlowPay: cfg.RMQ.PayResp,
 		},

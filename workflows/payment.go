@@ -3,7 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -17,10 +17,9 @@ import (
 // PaymentInput starts a Withdraw or Pay workflow.
 type PaymentInput struct {
 	Request protocol.PaymentRequest
-	// Digest fingerprints the request content (protocol.PaymentRequest.Digest).
-	Digest string
 	// ConfirmTimeout: a broadcast transfer not confirmed within it is replaced
-	// on the same nonce at a higher fee (repeatedly, up to the attempt cap).
+	// on the same nonce at a higher fee (repeatedly, up to the attempt cap);
+	// it never fails the payment (see runTransfer).
 	ConfirmTimeout time.Duration
 	// ApprovalThreshold: amounts strictly above it wait for an operator's
 	// Approval (SignalApproval) after the funds are reserved. Empty = never.
@@ -45,14 +44,13 @@ type PaymentStatus struct {
 const (
 	StepReserving    = "reserving"
 	StepApproval     = "awaiting-approval"
-	StepSigning      = "signing"
-	StepBroadcasting = "broadcasting"
-	StepConfirming   = "confirming"
-	StepStuck        = "stuck"
 	StepSettling     = "settling"
 	StepCompensating = "compensating"
 	StepSucceeded    = "succeeded"
 	StepFailed       = "failed"
+	// StepAnswered: a run (a reset, say) found the payment's answer
+	// recorded; it only makes sure that answer is published.
+	StepAnswered = "answered"
 )
 
 // transferStep names the one transfer of a payment in signed_txs.
@@ -69,18 +67,12 @@ func Pay(ctx workflow.Context, in PaymentInput) (PaymentResult, error) {
 	return runPayment(ctx, protocol.FlowPay, in)
 }
 
-// Activity options. Ledger and outbox steps retry indefinitely: the database
-// coming back is the only way forward, and every step is idempotent.
+// Activity options for the non-payment workflows (regular activities).
+// Ledger and outbox steps retry indefinitely: the database coming back is the
+// only way forward, and every step is idempotent.
 var (
 	ledgerOpts = workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second, // one DB transaction
-		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2,
-			MaximumInterval: 30 * time.Second},
-	}
-	// localOpts: payment steps run as local activities (see runPayment).
-	// Retried until they succeed or fail permanently: each is idempotent.
-	localOpts = workflow.LocalActivityOptions{
-		StartToCloseTimeout: 30 * time.Second, // a DB transaction or a few RPC round trips
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2,
 			MaximumInterval: 30 * time.Second},
 	}
@@ -112,17 +104,34 @@ func (p *payment) step(ctx workflow.Context, step, summary string, attrs ...temp
 	workflow.GetLogger(ctx).Info("payment step", "queue_id", p.in.Request.QueueID, "step", step, "summary", summary)
 }
 
-// runPayment: reserve → sign → broadcast → wait for confirmations → settle →
-// publish status=1. Any failure after the reservation releases it and
-// publishes status=0 with the error. The transfer is signed once and stored
-// before broadcast, so retries and resets re-send the same bytes.
+// AnswerID is the outbox message id (and AMQP message id) of a payment's one
+// answer, given its workflow id.
+func AnswerID(workflowID string) string { return workflowID + "/result" }
+
+// runPayment: begin (the gate, and the reservation) → approval if needed →
+// the transfer's life (runTransfer) → decide → publish.
 //
-// The steps are local activities: reserve, sign and broadcast run in the
-// first workflow task, settle and publish in the one woken by the single
-// "confirmed" signal. A payment costs three workflow tasks and about twenty
-// history events instead of one task per step (see `make bench`). Local
-// activities may run again if a worker dies before the task completes; every
-// step is idempotent, so that is safe.
+// A published answer is final, and this is how:
+//   - DecidePayment stores the answer and settles (status 1) or releases
+//     (status 0) the reservation in one database transaction;
+//   - BeginPayment, the first step of every run, returns a stored answer if
+//     there is one, and then nothing is reserved, signed or sent: a replay,
+//     a retry or an operator's reset to any point finds the decision and
+//     re-publishes the same stored answer (which the outbox sends once);
+//   - a reservation that is settled or released is never handed out again,
+//     and nothing is signed unless the payment's reservation is held.
+//
+// A reset of a payment that has not answered yet (stuck, or waiting for
+// approval) continues it: the reservation is held, the transfer already
+// signed is returned and re-sent as the same bytes, so it pays at most once.
+//
+// After a transfer is signed, the reservation is released only when the chain
+// proves the transfer can never be mined (runTransfer); transient errors are
+// retried without end, never reported as failures.
+//
+// The steps are local activities: a payment costs few workflow tasks and
+// history events (see `make bench`). Local activities may run again if a
+// worker dies before the task completes; every step is idempotent.
 func runPayment(ctx workflow.Context, flow protocol.Flow, in PaymentInput) (PaymentResult, error) {
 	r := in.Request
 	p := &payment{flow: flow, in: in, wfID: workflow.GetInfo(ctx).WorkflowExecution.ID}
@@ -131,88 +140,122 @@ func runPayment(ctx workflow.Context, flow protocol.Flow, in PaymentInput) (Paym
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (PaymentStatus, error) { return p.status, nil }); err != nil {
 		return p.resp, err
 	}
+	// An operator's cancel request stops a payment only while it waits for
+	// approval (it is then rejected: released and answered status=0); once
+	// a transfer is signed nothing can unsign it, so the payment follows it
+	// to the chain's verdict. Everything runs on a context the cancel does
+	// not reach; awaitApproval watches the original one.
+	cancelled := ctx
+	ctx, _ = workflow.NewDisconnectedContext(ctx)
 	var a *activities.Activities
 	lctx := workflow.WithLocalActivityOptions(ctx, localOpts)
 
 	p.note(StepReserving, fmt.Sprintf("reserving %s %s on %s", r.Amount.String(), r.Symbol, r.FromAddress))
-	var rsv activities.ReserveResult
-	if err := workflow.ExecuteLocalActivity(lctx, a.ReserveFunds, activities.ReserveInput{Key: p.wfID, Chain: r.Chain,
-		Symbol: r.Symbol, FromAddress: r.FromAddress, Amount: r.Amount}).Get(ctx, &rsv); err != nil {
-		return p.fail(ctx, false, err)
+	var begin activities.BeginResult
+	err := workflow.ExecuteLocalActivity(lctx, a.BeginPayment, activities.BeginInput{AnswerID: AnswerID(p.wfID),
+		ReserveInput: activities.ReserveInput{Key: p.wfID, Chain: r.Chain, Symbol: r.Symbol, FromAddress: r.FromAddress,
+			Amount: r.Amount}}).Get(ctx, &begin)
+	switch {
+	case err != nil && !permanentError(err):
+		return p.resp, err // cancelled
+	case isErrType(err, activities.ErrTypeReservationClosed):
+		// Closed with no answer recorded: only an operator's hand can have
+		// done that. Nothing is sent and nothing is answered.
+		p.step(ctx, StepFailed, errorMessage(err))
+		return p.resp, err
+	case err != nil:
+		return p.decide(ctx, "", p.failed(errorMessage(err))) // nothing reserved
+	case begin.Answer != nil:
+		p.resp = *begin.Answer
+		p.note(StepAnswered, "answered before with status "+strconv.Itoa(p.resp.Status)+"; nothing more to do")
+		return p.publish(ctx)
 	}
-	p.resp.FromAddress, p.status.PayingAddress = rsv.PayingAddress, rsv.PayingAddress
+	p.resp.FromAddress, p.status.PayingAddress = begin.PayingAddress, begin.PayingAddress
 
 	if needsApproval(in) {
-		if err := p.awaitApproval(ctx); err != nil {
-			return p.fail(ctx, true, err)
+		if reason, ok := p.awaitApproval(ctx, cancelled); !ok {
+			return p.decide(ctx, p.wfID, p.failed(reason))
 		}
 	}
 
-	p.note(StepSigning, fmt.Sprintf("signing %s %s from %s to %s", r.Amount.String(), r.Symbol, rsv.PayingAddress, r.ToAddress))
-	var signed activities.TransferResult
-	if err := workflow.ExecuteLocalActivity(lctx, a.SignTransfer, activities.TransferInput{WorkflowID: p.wfID, Step: transferStep,
-		Symbol: r.Symbol, From: rsv.PayingAddress, To: r.ToAddress, Amount: r.Amount}).Get(ctx, &signed); err != nil {
-		// Nothing was signed (or it is stored and never sent): safe to release.
-		return p.fail(ctx, true, err)
+	attrs := []temporal.SearchAttributeUpdate{}
+	if begin.PayingAddress != r.FromAddress {
+		attrs = append(attrs, AttrAddress.ValueSet(begin.PayingAddress))
 	}
-	p.resp.TxHash, p.status.TxHash = signed.TxHash, signed.TxHash
-
-	p.note(StepBroadcasting, "broadcasting "+signed.TxHash)
-	if err := workflow.ExecuteLocalActivity(lctx, a.Broadcast, activities.BroadcastInput{WorkflowID: p.wfID,
-		Step: transferStep}).Get(ctx, nil); err != nil {
-		// Only permanent errors get here (e.g. another transaction took the
-		// nonce): ours can never be mined, so releasing is safe.
-		return p.fail(ctx, true, err)
+	what := fmt.Sprintf("%s %s from %s to %s", r.Amount.String(), r.Symbol, begin.PayingAddress, r.ToAddress)
+	out, err := runTransfer(ctx, transferSpec{Step: transferStep, What: what, Sign: a.SignTransfer,
+		SignInput: activities.TransferInput{WorkflowID: p.wfID, Step: transferStep, Guard: p.wfID, Symbol: r.Symbol,
+			From: begin.PayingAddress, To: r.ToAddress, Amount: r.Amount},
+		ReplaceAfter: p.replaceAfter()}, &paymentStepper{p, attrs})
+	if err != nil {
+		return p.resp, err
 	}
-
-	attrs := []temporal.SearchAttributeUpdate{AttrTxHash.ValueSet(signed.TxHash)}
-	if rsv.PayingAddress != r.FromAddress {
-		attrs = append(attrs, AttrAddress.ValueSet(rsv.PayingAddress))
-	}
-	p.step(ctx, StepConfirming, fmt.Sprintf("waiting for confirmations of %s", signed.TxHash), attrs...)
-	hashes := map[string]bool{strings.ToLower(signed.TxHash): true}
-	var ev TxEvent
-	for {
-		var ok bool
-		if ev, ok = p.awaitConfirmation(ctx, hashes); ok {
-			break
-		}
-		// Not confirmed in time: replace the transfer on the same nonce at a
-		// higher fee. All attempts share the nonce, so exactly one can mine,
-		// and whichever does settles the payment. A mined attempt is left to
-		// the tracker; when no more replacements are allowed (attempt or fee
-		// cap) the payment stays visibly stuck for an operator, funds held.
-		var rep activities.ReplaceResult
-		err := workflow.ExecuteLocalActivity(lctx, a.ReplaceTransfer, activities.BroadcastInput{WorkflowID: p.wfID,
-			Step: transferStep}).Get(ctx, &rep)
-		switch {
-		case err != nil:
-			p.step(ctx, StepStuck, fmt.Sprintf("%s not confirmed after %s and not replaceable (%s); still waiting",
-				signed.TxHash, p.replaceAfter(), errorMessage(err)))
-		case rep.Mined:
-			hashes[strings.ToLower(rep.TxHash)] = true
-			p.note(StepConfirming, fmt.Sprintf("%s mined; waiting for confirmations", rep.TxHash))
-		default:
-			hashes[strings.ToLower(rep.TxHash)] = true
-			p.step(ctx, StepStuck, fmt.Sprintf("not confirmed after %s; replaced by %s (attempt %d) at a higher fee",
-				p.replaceAfter(), rep.TxHash, rep.Attempt), AttrTxHash.ValueSet(rep.TxHash))
-		}
-	}
-	p.resp.TxHash, p.status.TxHash = ev.TxHash, ev.TxHash
-	p.resp.BlockNumber = ev.BlockNumber
-	p.status.Confirmed = true
-	if !ev.Succeeded {
-		return p.fail(ctx, true, fmt.Errorf("transaction %s reverted in block %d", ev.TxHash, ev.BlockNumber))
-	}
-
-	p.note(StepSettling, "settling the ledger")
-	if err := workflow.ExecuteLocalActivity(lctx, a.SettleFunds, activities.SettleInput{Key: p.wfID, TxHash: ev.TxHash}).
-		Get(ctx, nil); err != nil {
-		return p.resp, err // settle retries forever; only a logic error gets here
+	p.resp.TxHash, p.status.TxHash = out.TxHash, out.TxHash
+	p.resp.BlockNumber = out.BlockNumber
+	p.status.Confirmed = out.Paid
+	if !out.Paid {
+		return p.decide(ctx, p.wfID, p.failed(out.Reason))
 	}
 	p.resp.Status = protocol.StatusSucceeded
-	p.step(ctx, StepSucceeded, fmt.Sprintf("paid %s %s to %s in %s", r.Amount.String(), r.Symbol, r.ToAddress, ev.TxHash))
-	return p.publish(ctx, "")
+	p.note(StepSettling, "settling the ledger")
+	return p.decide(ctx, p.wfID, fmt.Sprintf("paid %s %s to %s in %s", r.Amount.String(), r.Symbol, r.ToAddress, out.TxHash))
+}
+
+// paymentStepper adds the payment's first search-attribute updates (the
+// paying wallet, when it is not from_address) to its first step.
+type paymentStepper struct {
+	p     *payment
+	attrs []temporal.SearchAttributeUpdate
+}
+
+func (s *paymentStepper) note(step, summary string) { s.p.note(step, summary) }
+
+func (s *paymentStepper) tx(hash string) { s.p.status.TxHash = hash }
+
+func (s *paymentStepper) step(ctx workflow.Context, step, summary string, attrs ...temporal.SearchAttributeUpdate) {
+	attrs, s.attrs = append(s.attrs, attrs...), nil
+	s.p.step(ctx, step, summary, attrs...)
+}
+
+// failed sets the answer to status 0 with reason and returns the summary.
+func (p *payment) failed(reason string) string {
+	p.resp.Status, p.resp.Error = protocol.StatusFailed, reason
+	return reason
+}
+
+// decide records the answer and closes the reservation (key; "" when nothing
+// is reserved) in one step, then publishes the answer.
+func (p *payment) decide(ctx workflow.Context, key, summary string) (PaymentResult, error) {
+	var a *activities.Activities
+	lctx := workflow.WithLocalActivityOptions(ctx, localOpts)
+	if p.resp.Status == protocol.StatusFailed && key != "" {
+		p.note(StepCompensating, "releasing the reservation: "+summary)
+	}
+	if err := workflow.ExecuteLocalActivity(lctx, a.DecidePayment, activities.DecideInput{Flow: p.flow, Key: key,
+		AnswerID: AnswerID(p.wfID), Answer: p.resp}).Get(ctx, nil); err != nil {
+		return p.resp, err
+	}
+	if p.resp.Status == protocol.StatusSucceeded {
+		p.step(ctx, StepSucceeded, summary)
+	} else {
+		p.step(ctx, StepFailed, summary)
+	}
+	return p.publish(ctx)
+}
+
+// publish sends the recorded answer (once: see PublishResult).
+func (p *payment) publish(ctx workflow.Context) (PaymentResult, error) {
+	var a *activities.Activities
+	lctx := workflow.WithLocalActivityOptions(ctx, localOpts)
+	err := workflow.ExecuteLocalActivity(lctx, a.PublishResult, activities.PublishInput{Flow: p.flow,
+		MessageID: AnswerID(p.wfID), Payment: &p.resp}).Get(ctx, nil)
+	return p.resp, err
+}
+
+// isErrType reports whether err is an application error of type t.
+func isErrType(err error, t string) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.Type() == t
 }
 
 func needsApproval(in PaymentInput) bool {
@@ -224,8 +267,10 @@ func needsApproval(in PaymentInput) bool {
 }
 
 // awaitApproval holds the reserved payment until an operator approves or
-// rejects it (signal SignalApproval), or the approval timeout rejects it.
-func (p *payment) awaitApproval(ctx workflow.Context) error {
+// rejects it (signal SignalApproval), or the approval timeout or an
+// operator's cancel request (on cancelled) rejects it. It returns the reason
+// of a rejection and false, or "" and true.
+func (p *payment) awaitApproval(ctx, cancelled workflow.Context) (string, bool) {
 	timeout := p.in.ApprovalTimeout
 	if timeout <= 0 {
 		timeout = 24 * time.Hour
@@ -239,19 +284,23 @@ func (p *payment) awaitApproval(ctx workflow.Context) error {
 	sel := workflow.NewSelector(ctx)
 	sel.AddReceive(workflow.GetSignalChannel(ctx, SignalApproval), func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &dec) })
 	sel.AddFuture(workflow.NewTimer(tctx, timeout), func(workflow.Future) { timedOut = true })
+	byOperator := false
+	sel.AddReceive(cancelled.Done(), func(workflow.ReceiveChannel, bool) { byOperator = true })
 	sel.Select(ctx)
 	switch {
+	case byOperator:
+		return "rejected: the payment was cancelled by an operator", false
 	case timedOut:
-		return fmt.Errorf("rejected: no approval within %s", timeout)
+		return fmt.Sprintf("rejected: no approval within %s", timeout), false
 	case !dec.Approve:
 		reason := dec.Reason
 		if reason == "" {
 			reason = "no reason given"
 		}
-		return fmt.Errorf("rejected by %s: %s", orUnknown(dec.By), reason)
+		return fmt.Sprintf("rejected by %s: %s", orUnknown(dec.By), reason), false
 	}
 	workflow.GetLogger(ctx).Info("payment approved", "queue_id", p.in.Request.QueueID, "by", dec.By)
-	return nil
+	return "", true
 }
 
 func orUnknown(s string) string {
@@ -270,68 +319,3 @@ func (p *payment) replaceAfter() time.Duration {
 	return 30 * time.Minute
 }
 
-// awaitConfirmation waits for the tracker's "confirmed" signal for any of the
-// transfer's attempts, or the replace timeout. Other signals are ignored.
-func (p *payment) awaitConfirmation(ctx workflow.Context, hashes map[string]bool) (TxEvent, bool) {
-	ch := workflow.GetSignalChannel(ctx, SignalTxEvent)
-	tctx, cancel := workflow.WithCancel(ctx)
-	defer cancel()
-	timer := workflow.NewTimer(tctx, p.replaceAfter())
-	for {
-		var ev TxEvent
-		timedOut := false
-		sel := workflow.NewSelector(ctx)
-		sel.AddReceive(ch, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &ev) })
-		sel.AddFuture(timer, func(workflow.Future) { timedOut = true })
-		sel.Select(ctx)
-		if timedOut {
-			return TxEvent{}, false
-		}
-		if !hashes[strings.ToLower(ev.TxHash)] {
-			continue
-		}
-		switch ev.Milestone {
-		case "confirmed":
-			return ev, true
-		case "seen":
-			p.status.Summary = fmt.Sprintf("%s seen in block %d, waiting for confirmations", ev.TxHash, ev.BlockNumber)
-		case "reorged":
-			p.status.Summary = fmt.Sprintf("%s left the canonical chain; waiting for re-inclusion", ev.TxHash)
-		}
-	}
-}
-
-// fail releases the reservation if one is held and publishes status=0.
-func (p *payment) fail(ctx workflow.Context, release bool, cause error) (PaymentResult, error) {
-	msg := errorMessage(cause)
-	if release {
-		p.step(ctx, StepCompensating, "releasing the reservation: "+msg)
-		var a *activities.Activities
-		lctx := workflow.WithLocalActivityOptions(ctx, localOpts)
-		if err := workflow.ExecuteLocalActivity(lctx, a.ReleaseFunds, activities.ReleaseInput{Key: p.wfID}).Get(ctx, nil); err != nil {
-			return p.resp, err
-		}
-	}
-	p.step(ctx, StepFailed, msg)
-	return p.publish(ctx, msg)
-}
-
-func (p *payment) publish(ctx workflow.Context, errMsg string) (PaymentResult, error) {
-	p.resp.Error = errMsg
-	var a *activities.Activities
-	lctx := workflow.WithLocalActivityOptions(ctx, localOpts)
-	err := workflow.ExecuteLocalActivity(lctx, a.PublishResult, activities.PublishInput{Flow: p.flow,
-		MessageID: p.wfID + "/result", Payment: &p.resp}).Get(ctx, nil)
-	return p.resp, err
-}
-
-// errorMessage is the text put in a response's "error": the application
-// error's message without Temporal's wrapping.
-func errorMessage(err error) string {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		// Error() would append "(type: …, retryable: …)" and the cause.
-		return appErr.Message()
-	}
-	return err.Error()
-}

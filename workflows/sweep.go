@@ -33,8 +33,6 @@ const (
 	SweepStepReserving  = "reserving"
 	SweepStepGas        = "topping-up-gas"
 	SweepStepSweeping   = "sweeping"
-	SweepStepConfirming = "confirming"
-	SweepStepStuck      = "stuck"
 	SweepStepSettling   = "settling"
 	SweepStepSwept      = "swept"
 	SweepStepNothing    = "nothing-to-sweep"
@@ -205,30 +203,26 @@ type WalletSweepStatus struct {
 //  1. reserve the whole available balance (above the threshold) in the
 //     ledger, under SweepReservationKey, so the user cannot spend it meanwhile;
 //  2. if the wallet cannot pay the transfers' gas, top it up with ETH from the
-//     gas wallet (signed once, step "gas-topup") and wait for the tracker's
-//     "confirmed" signal; if none comes within ConfirmTimeout, release
-//     everything and fail without sweeping (ErrTypeGasTopUpTimeout);
-//  3. per symbol: sign and broadcast the token transfer (step
-//     "sweep-<SYMBOL>"), wait for its confirmation, settle the reservation and
-//     credit the collection wallet keyed by the sweep's tx hash and log index.
+//     gas wallet (step "gas-topup") and wait for its confirmation; if it is
+//     not confirmed within ConfirmTimeout, release everything and fail
+//     without sweeping (ErrTypeGasTopUpTimeout);
+//  3. per symbol: the transfer's life (runTransfer, step "sweep-<SYMBOL>"),
+//     then settle the reservation and credit the collection wallet keyed by
+//     the sweep's tx hash and log index.
 //
-// Any failure before a transfer is broadcast releases its reservation. Once
-// broadcast it may still be mined, so it is waited for, visibly "stuck",
-// never released, unless it reverts.
+// Reservations follow the one rule of runTransfer: released only when nothing
+// was signed for them or the chain proved their transfer can never be mined.
+// A reservation already settled or released (a replay, a reset) is skipped:
+// it is never the basis of a new transfer.
 //
 // Every wallet signs from its own nonce lane (the nonces table is keyed by
 // sending address): a deposit wallet's sweep and the gas wallet's top-ups
 // never queue behind, or hold up, the hot wallet's withdrawals.
-func WalletSweep(ctx workflow.Context, in WalletSweepInput) (res WalletSweepResult, err error) {
+func WalletSweep(ctx workflow.Context, in WalletSweepInput) (WalletSweepResult, error) {
 	wfID := workflow.GetInfo(ctx).WorkflowExecution.ID
-	res.Address = strings.ToLower(in.Address)
-	status := WalletSweepStatus{}
-	setStep := func(step, summary string) {
-		status = WalletSweepStatus{Step: step, Summary: summary}
-		_ = workflow.UpsertTypedSearchAttributes(ctx, AttrStatus.ValueSet(step))
-		workflow.GetLogger(ctx).Info("sweep step", "address", res.Address, "step", step, "summary", summary)
-	}
-	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (WalletSweepStatus, error) { return status, nil }); err != nil {
+	res := WalletSweepResult{Address: strings.ToLower(in.Address)}
+	show := &sweepStepper{address: res.Address}
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (WalletSweepStatus, error) { return show.status, nil }); err != nil {
 		return res, err
 	}
 	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrFlow.ValueSet("sweep"), AttrAddress.ValueSet(res.Address))
@@ -239,184 +233,117 @@ func WalletSweep(ctx workflow.Context, in WalletSweepInput) (res WalletSweepResu
 	var a *activities.Activities
 	lctx := workflow.WithActivityOptions(ctx, ledgerOpts)
 	cctx := workflow.WithActivityOptions(ctx, chainOpts)
-
-	// Reservations held for transfers not broadcast yet: a failure releases them.
-	var releasable []string
-	defer func() {
-		if err == nil {
-			return
-		}
-		msg := errorMessage(err)
-		if len(releasable) > 0 {
-			// Disconnected, so a cancelled sweep still gives the balance back.
-			dctx, _ := workflow.NewDisconnectedContext(ctx)
-			dctx = workflow.WithActivityOptions(dctx, ledgerOpts)
-			for _, key := range releasable {
-				if rerr := workflow.ExecuteActivity(dctx, a.ReleaseFunds, activities.ReleaseInput{Key: key}).
-					Get(dctx, nil); rerr != nil {
-					err = errors.Join(err, rerr)
-				}
+	// fail releases the reservations not yet closed (keys): their transfers
+	// were not signed, or were proven never to pay.
+	fail := func(keys []string, err error) (WalletSweepResult, error) {
+		for _, key := range keys {
+			if rerr := workflow.ExecuteActivity(lctx, a.ReleaseFunds, activities.ReleaseInput{Key: key}).
+				Get(ctx, nil); rerr != nil {
+				err = errors.Join(err, rerr)
 			}
 		}
-		setStep(SweepStepFailed, msg)
-	}()
+		show.step(ctx, SweepStepFailed, errorMessage(err))
+		return res, err
+	}
 
-	setStep(SweepStepReserving, fmt.Sprintf("reserving %s above %s on %s", strings.Join(in.Symbols, ","),
+	show.step(ctx, SweepStepReserving, fmt.Sprintf("reserving %s above %s on %s", strings.Join(in.Symbols, ","),
 		in.Threshold.String(), res.Address))
 	var items []activities.SweepItem
+	var held []string
 	for _, sym := range in.Symbols {
 		key := SweepReservationKey(wfID, sym)
 		var r activities.SweepReserveResult
 		if err := workflow.ExecuteActivity(lctx, a.ReserveSweep, activities.SweepReserveInput{Key: key, WorkflowID: wfID,
 			Address: res.Address, Symbol: sym, Threshold: in.Threshold}).Get(ctx, &r); err != nil {
-			return res, err
+			return fail(held, err)
 		}
 		if !r.Reserved {
 			res.Skipped = append(res.Skipped, sym)
 			continue
 		}
-		releasable = append(releasable, key)
+		held = append(held, key)
 		items = append(items, activities.SweepItem{Symbol: sym, Amount: r.Amount})
 	}
 	if len(items) == 0 {
-		setStep(SweepStepNothing, "no balance above the threshold")
+		show.step(ctx, SweepStepNothing, "no balance above the threshold")
 		return res, nil
 	}
 
 	var gas activities.SweepGasResult
 	if err := workflow.ExecuteActivity(cctx, a.CheckSweepGas, activities.SweepGasInput{Address: res.Address,
 		Collection: in.Collection, Items: items}).Get(ctx, &gas); err != nil {
-		return res, err
+		return fail(held, err)
 	}
 	if gas.TopUpWei != "0" {
-		if res.TopUpTxHash, err = topUpGas(ctx, in, wfID, gas, timeout, setStep); err != nil {
+		if in.GasWallet == "" {
+			return fail(held, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s needs %s wei for gas and there is no gas wallet",
+				in.Address, gas.NeedWei), activities.ErrTypeNoSweepTarget, nil))
+		}
+		show.step(ctx, SweepStepGas, fmt.Sprintf("%s holds %s wei, needs %s: topping up %s wei from %s", in.Address,
+			gas.HaveWei, gas.NeedWei, gas.TopUpWei, in.GasWallet))
+		// The top-up moves no reserved money: giving up on it leaves at
+		// most some ETH in the deposit wallet, which the next sweep uses.
+		out, err := runTransfer(ctx, transferSpec{Step: gasTopUpStep, What: gas.TopUpWei + " wei of gas to " + res.Address,
+			Sign: a.SignTopUp, SignInput: activities.TopUpInput{WorkflowID: wfID, Step: gasTopUpStep, From: in.GasWallet,
+				To: res.Address, Wei: gas.TopUpWei, Guard: held[0]},
+			ReplaceAfter: timeout, GiveUpAfter: timeout}, show)
+		if err != nil {
 			return res, err
+		}
+		res.TopUpTxHash = out.TxHash
+		switch {
+		case !out.Decided:
+			return fail(held, temporal.NewNonRetryableApplicationError(out.Reason, ErrTypeGasTopUpTimeout, nil))
+		case !out.Paid:
+			return fail(held, temporal.NewNonRetryableApplicationError("gas top-up: "+out.Reason, ErrTypeSweepReverted, nil))
 		}
 	}
 
-	events := workflow.GetSignalChannel(ctx, SignalTxEvent)
-	for _, it := range items {
-		key, step := SweepReservationKey(wfID, it.Symbol), sweepStep+it.Symbol
-		setStep(SweepStepSweeping, fmt.Sprintf("sweeping %s %s from %s to %s", it.Amount.String(), it.Symbol,
+	for i, it := range items {
+		key, step := held[i], sweepStep+it.Symbol
+		show.step(ctx, SweepStepSweeping, fmt.Sprintf("sweeping %s %s from %s to %s", it.Amount.String(), it.Symbol,
 			res.Address, in.Collection))
-		var signed activities.TransferResult
-		if err := workflow.ExecuteActivity(cctx, a.SignTransfer, activities.TransferInput{WorkflowID: wfID, Step: step,
-			Symbol: it.Symbol, From: res.Address, To: in.Collection, Amount: it.Amount}).Get(ctx, &signed); err != nil {
+		out, err := runTransfer(ctx, transferSpec{Step: step,
+			What: fmt.Sprintf("%s %s from %s to %s", it.Amount.String(), it.Symbol, res.Address, in.Collection),
+			Sign: a.SignTransfer, SignInput: activities.TransferInput{WorkflowID: wfID, Step: step, Guard: key,
+				Symbol: it.Symbol, From: res.Address, To: in.Collection, Amount: it.Amount},
+			ReplaceAfter: timeout}, show)
+		if err != nil {
 			return res, err
 		}
-		_ = workflow.UpsertTypedSearchAttributes(ctx, AttrTxHash.ValueSet(signed.TxHash))
-		if err := workflow.ExecuteActivity(cctx, a.Broadcast, activities.BroadcastInput{WorkflowID: wfID, Step: step}).
-			Get(ctx, nil); err != nil {
-			return res, err // only permanent errors: ours can never be mined
+		if !out.Paid {
+			return fail(held[i:], temporal.NewNonRetryableApplicationError("sweep: "+out.Reason, ErrTypeSweepReverted, nil))
 		}
-		releasable = without(releasable, key)
-
-		setStep(SweepStepConfirming, "waiting for confirmations of "+signed.TxHash)
-		var ev TxEvent
-		for {
-			var ok bool
-			if ev, ok = awaitTx(ctx, events, signed.TxHash, timeout); ok {
-				break
-			}
-			// Broadcast and not confirmed in time: it may still be mined, so
-			// the reservation stays; ask the chain, and wait on.
-			var rc activities.ReceiptResult
-			if err := workflow.ExecuteActivity(cctx, a.CheckReceipt, activities.ReceiptInput{TxHash: signed.TxHash}).
-				Get(ctx, &rc); err != nil {
-				return res, err
-			}
-			if rc.Mined {
-				ev = TxEvent{TxHash: signed.TxHash, Milestone: "confirmed", BlockNumber: rc.BlockNumber, Succeeded: rc.Succeeded}
-				break
-			}
-			setStep(SweepStepStuck, fmt.Sprintf("%s not mined after %s; still waiting", signed.TxHash, timeout))
-		}
-		if !ev.Succeeded {
-			releasable = append(releasable, key) // a reverted transfer moved nothing
-			return res, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("sweep %s reverted in block %d", signed.TxHash, ev.BlockNumber), ErrTypeSweepReverted, nil)
-		}
-
-		setStep(SweepStepSettling, "settling the ledger for "+signed.TxHash)
-		if err := workflow.ExecuteActivity(lctx, a.SettleFunds, activities.SettleInput{Key: key, TxHash: signed.TxHash}).
+		show.step(ctx, SweepStepSettling, "settling the ledger for "+out.TxHash)
+		if err := workflow.ExecuteActivity(lctx, a.SettleFunds, activities.SettleInput{Key: key, TxHash: out.TxHash}).
 			Get(ctx, nil); err != nil {
 			return res, err
 		}
 		if err := workflow.ExecuteActivity(lctx, a.CreditSweep, activities.SweepCreditInput{WorkflowID: wfID,
-			From: res.Address, Collection: in.Collection, Symbol: it.Symbol, Amount: it.Amount, TxHash: signed.TxHash}).
+			From: res.Address, Collection: in.Collection, Symbol: it.Symbol, Amount: it.Amount, TxHash: out.TxHash}).
 			Get(ctx, nil); err != nil {
 			return res, err
 		}
-		res.Swept = append(res.Swept, SweptToken{Symbol: it.Symbol, Amount: it.Amount, TxHash: signed.TxHash,
-			BlockNumber: ev.BlockNumber})
+		res.Swept = append(res.Swept, SweptToken{Symbol: it.Symbol, Amount: it.Amount, TxHash: out.TxHash,
+			BlockNumber: out.BlockNumber})
 	}
-	setStep(SweepStepSwept, fmt.Sprintf("swept %d token(s) from %s", len(res.Swept), res.Address))
+	show.step(ctx, SweepStepSwept, fmt.Sprintf("swept %d token(s) from %s", len(res.Swept), res.Address))
 	return res, nil
 }
 
-// topUpGas sends the gas wallet's top-up and waits for its confirmation, at
-// most timeout. It returns the top-up's hash.
-func topUpGas(ctx workflow.Context, in WalletSweepInput, wfID string, gas activities.SweepGasResult, timeout time.Duration,
-	setStep func(step, summary string)) (string, error) {
-	if in.GasWallet == "" {
-		return "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s needs %s wei for gas and there is no gas wallet",
-			in.Address, gas.NeedWei), activities.ErrTypeNoSweepTarget, nil)
-	}
-	var a *activities.Activities
-	cctx := workflow.WithActivityOptions(ctx, chainOpts)
-	setStep(SweepStepGas, fmt.Sprintf("%s holds %s wei, needs %s: topping up %s wei from %s", in.Address, gas.HaveWei,
-		gas.NeedWei, gas.TopUpWei, in.GasWallet))
-	var top activities.TransferResult
-	if err := workflow.ExecuteActivity(cctx, a.SignTopUp, activities.TopUpInput{WorkflowID: wfID, Step: gasTopUpStep,
-		From: in.GasWallet, To: in.Address, Wei: gas.TopUpWei}).Get(ctx, &top); err != nil {
-		return "", err
-	}
-	if err := workflow.ExecuteActivity(cctx, a.Broadcast, activities.BroadcastInput{WorkflowID: wfID, Step: gasTopUpStep}).
-		Get(ctx, nil); err != nil {
-		return top.TxHash, err
-	}
-	ev, ok := awaitTx(ctx, workflow.GetSignalChannel(ctx, SignalTxEvent), top.TxHash, timeout)
-	switch {
-	case !ok:
-		// The top-up may still be mined later; it only leaves ETH in the
-		// deposit wallet, which the next sweep finds.
-		return top.TxHash, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("gas top-up %s not confirmed within %s", top.TxHash, timeout), ErrTypeGasTopUpTimeout, nil)
-	case !ev.Succeeded:
-		return top.TxHash, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("gas top-up %s reverted in block %d", top.TxHash, ev.BlockNumber), ErrTypeSweepReverted, nil)
-	}
-	return top.TxHash, nil
+// sweepStepper shows a wallet sweep's progress (see stepper); every step
+// also sets PayflowStatus.
+type sweepStepper struct {
+	address string
+	status  WalletSweepStatus
 }
 
-// awaitTx waits for the tracker's "confirmed" signal of txHash, or timeout.
-// Other transactions' signals and other milestones are skipped.
-func awaitTx(ctx workflow.Context, events workflow.ReceiveChannel, txHash string, timeout time.Duration) (TxEvent, bool) {
-	tctx, cancel := workflow.WithCancel(ctx)
-	defer cancel()
-	timer := workflow.NewTimer(tctx, timeout)
-	for {
-		var ev TxEvent
-		timedOut := false
-		sel := workflow.NewSelector(ctx)
-		sel.AddReceive(events, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &ev) })
-		sel.AddFuture(timer, func(workflow.Future) { timedOut = true })
-		sel.Select(ctx)
-		if timedOut {
-			return TxEvent{}, false
-		}
-		if strings.EqualFold(ev.TxHash, txHash) && ev.Milestone == "confirmed" {
-			return ev, true
-		}
-	}
-}
+func (s *sweepStepper) tx(string) {}
 
-func without(keys []string, key string) []string {
-	out := keys[:0]
-	for _, k := range keys {
-		if k != key {
-			out = append(out, k)
-		}
-	}
-	return out
+func (s *sweepStepper) note(step, summary string) { s.status = WalletSweepStatus{Step: step, Summary: summary} }
+
+func (s *sweepStepper) step(ctx workflow.Context, step, summary string, attrs ...temporal.SearchAttributeUpdate) {
+	s.note(step, summary)
+	_ = workflow.UpsertTypedSearchAttributes(ctx, append(attrs, AttrStatus.ValueSet(step))...)
+	workflow.GetLogger(ctx).Info("sweep step", "address", s.address, "step", step, "summary", summary)
 }

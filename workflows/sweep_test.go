@@ -73,6 +73,15 @@ func newSweepHarness(t *testing.T) *sweepHarness {
 			h.note("ReleaseFunds " + in.Key)
 			return nil
 		}).Maybe()
+	// The chain's verdict on a confirmed transfer: mined and paid.
+	env.OnActivity(a.InspectTransfer, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.InspectInput) (activities.Inspection, error) {
+			require.Equal(h.t, sweepWfID, in.WorkflowID)
+			if in.Step == "gas-topup" {
+				return activities.Inspection{State: "mined", Confirmed: true, TxHash: topUpHash, BlockNumber: 230, Paid: true}, nil
+			}
+			return activities.Inspection{State: "mined", Confirmed: true, TxHash: sweepHash, BlockNumber: sweepBlock, Paid: true}, nil
+		}).Maybe()
 	return h
 }
 
@@ -111,10 +120,10 @@ func (h *sweepHarness) topUp() {
 
 func (h *sweepHarness) broadcast() {
 	h.env.OnActivity(a.Broadcast, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.BroadcastInput) (activities.TransferResult, error) {
+		func(_ context.Context, in activities.BroadcastInput) (activities.BroadcastResult, error) {
 			require.Equal(h.t, sweepWfID, in.WorkflowID)
 			h.note("Broadcast " + in.Step)
-			return activities.TransferResult{}, nil
+			return activities.BroadcastResult{}, nil
 		})
 }
 
@@ -148,7 +157,7 @@ func (h *sweepHarness) sweep() {
 // signalAt delivers ev to the workflow after delay, noting it in the trail.
 func (h *sweepHarness) signalAt(delay time.Duration, ev workflows.TxEvent) {
 	h.env.RegisterDelayedCallback(func() {
-		h.note("signal " + ev.Milestone + " " + ev.TxHash[:6])
+		h.note("signal " + string(ev.Milestone) + " " + ev.TxHash[:6])
 		h.env.SignalWorkflow(workflows.SignalTxEvent, ev)
 	}, delay)
 }
@@ -176,7 +185,7 @@ func (h *sweepHarness) requireSwept(res workflows.WalletSweepResult, topUp strin
 	require.Len(h.t, h.signed, 1)
 	requireAmount(h.t, "25", h.signed[0].Amount)
 	h.signed[0].Amount = protocol.Amount{}
-	require.Equal(h.t, activities.TransferInput{WorkflowID: sweepWfID, Step: "sweep-USDT", Symbol: "USDT", From: depositAddr,
+	require.Equal(h.t, activities.TransferInput{WorkflowID: sweepWfID, Step: "sweep-USDT", Guard: key, Symbol: "USDT", From: depositAddr,
 		To: collection}, h.signed[0])
 	require.Equal(h.t, []activities.SettleInput{{Key: key, TxHash: sweepHash}}, h.settled)
 	require.Len(h.t, h.credited, 1)
@@ -228,7 +237,7 @@ func TestWalletSweepTopsUpGasFirst(t *testing.T) {
 	require.NoError(t, err)
 	h.requireSwept(res, topUpHash)
 	require.Equal(t, []activities.TopUpInput{{WorkflowID: sweepWfID, Step: "gas-topup", From: gasAddr, To: depositAddr,
-		Wei: "2000"}}, h.topUps)
+		Wei: "2000", Guard: workflows.SweepReservationKey(sweepWfID, "USDT")}}, h.topUps)
 	key := workflows.SweepReservationKey(sweepWfID, "USDT")
 	require.Equal(t, []string{"ReserveSweep " + key, "CheckSweepGas", "SignTopUp", "Broadcast gas-topup",
 		"signal seen 0x70b0", "signal confirmed 0x0000", "signal confirmed 0x70b0",
@@ -340,5 +349,28 @@ func TestSweepStartsOneChildPerWallet(t *testing.T) {
 	}
 	sort.Strings(got)
 	require.Equal(t, want, got)
+	env.AssertExpectations(t)
+}
+
+// TestWalletSweepClosedReservationSignsNothing (defect 1, sweeps): a reset
+// sweep whose reservation was settled or released already (ReserveSweep says
+// Closed) signs and sends nothing for it.
+func TestWalletSweepClosedReservationSignsNothing(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(testLogger(t))
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterActivity(&activities.Activities{})
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: sweepWfID})
+	env.OnActivity(a.ReserveSweep, mock.Anything, mock.Anything).
+		Return(activities.SweepReserveResult{Closed: true, Amount: protocol.MustAmount("25")}, nil).Once()
+	env.ExecuteWorkflow(workflows.WalletSweep, workflows.WalletSweepInput{Chain: "ETH", Address: depositAddr,
+		Symbols: []string{"USDT"}, Threshold: protocol.MustAmount("1"), Collection: collection, GasWallet: gasAddr})
+	require.NoError(t, env.GetWorkflowError())
+	var res workflows.WalletSweepResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Empty(t, res.Swept)
+	for _, name := range []string{"CheckSweepGas", "SignTopUp", "SignTransfer", "Broadcast", "ReleaseFunds"} {
+		env.AssertNotCalled(t, name, mock.Anything, mock.Anything)
+	}
 	env.AssertExpectations(t)
 }

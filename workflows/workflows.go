@@ -6,6 +6,8 @@ package workflows
 
 import (
 	"go.temporal.io/sdk/temporal"
+
+	"payflow/chain"
 )
 
 // DefaultTaskQueue is the task queue workers poll unless configured otherwise.
@@ -40,14 +42,9 @@ func WithdrawWorkflowID(queueID string) string { return "withdraw-" + queueID }
 // PayWorkflowID is the workflow id of a pay request.
 func PayWorkflowID(queueID string) string { return "pay-" + queueID }
 
-// TxEvent mirrors chain.TxEvent on the wire (workflows do not import chain).
-type TxEvent struct {
-	TxHash      string `json:"tx_hash"`
-	Milestone   string `json:"milestone"` // "seen", "confirmed", "reorged"
-	BlockNumber uint64 `json:"block_number"`
-	BlockHash   string `json:"block_hash"`
-	Succeeded   bool   `json:"succeeded"`
-}
+// TxEvent is what the confirmation tracker signals (SignalTxEvent) about a
+// transaction: its milestones are the chain.Milestone constants.
+type TxEvent = chain.TxEvent
 
 // Approval is an operator's decision on a payment above the threshold.
 type Approval struct {
