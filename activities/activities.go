@@ -35,20 +35,20 @@ const (
 // Activities holds the dependencies of every activity. Registered once with
 // the worker; workflows call its methods through a nil *Activities.
 type Activities struct {
-	Chain       string // protocol chain name, e.g. "ETH"
-	Tokens      map[string]config.Token
-	Collection  string // collection wallet address ("" = no fallback)
+	Chain      string // protocol chain name, e.g. "ETH"
+	Tokens     map[string]config.Token
+	Collection string // collection wallet address ("" = no fallback)
 	// Confirmations is how deep a block must be for InspectTransfer to take
 	// a nonce as consumed for good (the chain's confirmHeight).
 	Confirmations uint64
-	Responses   map[protocol.Flow]config.QueueConfig
-	DB          *sql.DB
-	Eth         chain.Backend
-	Ledger      *ledger.Ledger
-	Wallets     *ledger.Wallets
-	Broadcaster *chain.Broadcaster
-	Publisher   *rmq.Publisher
-	Log         *slog.Logger
+	Responses     map[protocol.Flow]config.QueueConfig
+	DB            *sql.DB
+	Eth           chain.Backend
+	Ledger        *ledger.Ledger
+	Wallets       *ledger.Wallets
+	Broadcaster   *chain.Broadcaster
+	Publisher     *rmq.Publisher
+	Log           *slog.Logger
 }
 
 func permanent(errType string, err error) error {

@@ -141,7 +141,7 @@ type SweepReserveResult struct {
 	// Closed: the reservation under Key exists and was settled or released
 	// already; nothing is reserved and nothing may be sent for it.
 	Closed bool
-	Amount   protocol.Amount // reserved; or the available balance when it was not above the threshold
+	Amount protocol.Amount // reserved; or the available balance when it was not above the threshold
 }
 
 // ReserveSweep reserves the wallet's whole available balance of the symbol

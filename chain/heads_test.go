@@ -59,9 +59,9 @@ func (headBackend) BlockNumber(context.Context) (uint64, error) { return 1, nil 
 // to drop them unclosed, leaking a client per reconnect.
 func TestFollowHeadsClosesReplacedConnections(t *testing.T) {
 	conns := []*fakeConn{
-		newFakeConn(nil),                          // subscribes, then drops
+		newFakeConn(nil), // subscribes, then drops
 		newFakeConn(errors.New("subscribe: EOF")), // dials, cannot subscribe
-		newFakeConn(nil),                          // the live one when ctx ends
+		newFakeConn(nil), // the live one when ctx ends
 	}
 	dialled := make(chan *fakeConn, len(conns))
 	next := 0

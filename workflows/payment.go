@@ -318,4 +318,3 @@ func (p *payment) replaceAfter() time.Duration {
 	}
 	return 30 * time.Minute
 }
-

@@ -319,7 +319,7 @@ func TestWithdrawSucceeds(t *testing.T) {
 
 func TestWithdrawFallsBackToCollectionWallet(t *testing.T) {
 	h := newHarness(t, workflows.WithdrawWorkflowID(queueID))
-	h.reserve(activities.ReserveResult{PayingAddress: collection, }, nil)
+	h.reserve(activities.ReserveResult{PayingAddress: collection}, nil)
 	h.sign(nil)
 	h.broadcast()
 	h.settle()
@@ -558,7 +558,7 @@ func TestWithdrawReplaceFindsMinedAttempt(t *testing.T) {
 
 func TestWithdrawStatusQuery(t *testing.T) {
 	h := newHarness(t, workflows.WithdrawWorkflowID(queueID))
-	h.reserve(activities.ReserveResult{PayingAddress: collection, }, nil)
+	h.reserve(activities.ReserveResult{PayingAddress: collection}, nil)
 	h.sign(nil)
 	h.broadcast()
 	h.settle()

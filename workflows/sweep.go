@@ -28,15 +28,15 @@ const (
 
 // Sweep steps, as QueryStatus and the PayflowStatus attribute show them.
 const (
-	SweepStepPlanning   = "planning"
-	SweepStepStarted    = "started"
-	SweepStepReserving  = "reserving"
-	SweepStepGas        = "topping-up-gas"
-	SweepStepSweeping   = "sweeping"
-	SweepStepSettling   = "settling"
-	SweepStepSwept      = "swept"
-	SweepStepNothing    = "nothing-to-sweep"
-	SweepStepFailed     = "failed"
+	SweepStepPlanning  = "planning"
+	SweepStepStarted   = "started"
+	SweepStepReserving = "reserving"
+	SweepStepGas       = "topping-up-gas"
+	SweepStepSweeping  = "sweeping"
+	SweepStepSettling  = "settling"
+	SweepStepSwept     = "swept"
+	SweepStepNothing   = "nothing-to-sweep"
+	SweepStepFailed    = "failed"
 )
 
 // Steps of a wallet sweep's transactions in signed_txs.
@@ -340,7 +340,9 @@ type sweepStepper struct {
 
 func (s *sweepStepper) tx(string) {}
 
-func (s *sweepStepper) note(step, summary string) { s.status = WalletSweepStatus{Step: step, Summary: summary} }
+func (s *sweepStepper) note(step, summary string) {
+	s.status = WalletSweepStatus{Step: step, Summary: summary}
+}
 
 func (s *sweepStepper) step(ctx workflow.Context, step, summary string, attrs ...temporal.SearchAttributeUpdate) {
 	s.note(step, summary)
