@@ -784,7 +784,11 @@ func (v *paymentView) text(w io.Writer) {
 		default:
 			verdict = "pending: nothing proven yet; an attempt can still be mined"
 		}
-		fmt.Fprintf(tw, "transfer %s:\t%s\n", t.Step, verdict)
+		label := "transfer"
+		if t.Step != label {
+			label += " " + t.Step
+		}
+		fmt.Fprintf(tw, "%s:\t%s\n", label, verdict)
 		for _, a := range t.Attempts {
 			fmt.Fprintf(tw, "  attempt %d:\t%s nonce %d, signed %s: %s\n", a.Attempt, a.TxHash, a.Nonce, a.SignedAt, a.Detail)
 		}
