@@ -110,15 +110,31 @@ func (i *Intake) HandlePayment(flow protocol.Flow) rmq.Handler {
 }
 
 func (i *Intake) startPayment(ctx context.Context, flow protocol.Flow, d amqp.Delivery, req protocol.PaymentRequest) error {
-	id := PaymentWorkflowID(flow, req.QueueID)
-	digest := req.Digest()
 	req.Sign = "" // not needed downstream; keep payloads lean
+	in := workflows.PaymentInput{Request: req, ConfirmTimeout: i.cfg.Payment.ConfirmTimeout.Duration,
+		ApprovalThreshold: i.cfg.Payment.ApprovalThreshold, ApprovalTimeout: i.cfg.Payment.ApprovalTimeout.Duration}
+	return i.start(ctx, flow, in, req.Digest())
+}
+
+// start starts the payment workflow of in's queue_id. A second request with
+// the same queue_id starts nothing: the same content is a duplicate (acked),
+// other content is refused to the dead-letter queue.
+func (i *Intake) start(ctx context.Context, flow protocol.Flow, in workflows.PaymentInput, digest string) error {
+	req := in.Request
+	id := PaymentWorkflowID(flow, req.QueueID)
 	attrs := []temporal.SearchAttributeUpdate{
 		workflows.AttrFlow.ValueSet(string(flow)), workflows.AttrQueueID.ValueSet(req.QueueID),
-		workflows.AttrAddress.ValueSet(req.FromAddress), workflows.AttrStatus.ValueSet("received"),
+		workflows.AttrStatus.ValueSet("received"),
+	}
+	if req.FromAddress != "" {
+		attrs = append(attrs, workflows.AttrAddress.ValueSet(req.FromAddress))
 	}
 	if req.OrderID != "" {
 		attrs = append(attrs, workflows.AttrOrderID.ValueSet(req.OrderID))
+	}
+	summary := fmt.Sprintf("%s %s %s from %s to %s", flow, req.Amount.String(), req.Symbol, req.FromAddress, req.ToAddress)
+	if in.Refused != "" {
+		summary = fmt.Sprintf("%s refused: %s", flow, in.Refused)
 	}
 	opts := client.StartWorkflowOptions{
 		ID:                                       id,
@@ -128,18 +144,16 @@ func (i *Intake) startPayment(ctx context.Context, flow protocol.Flow, d amqp.De
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		Memo:                                     map[string]any{MemoDigest: digest},
 		TypedSearchAttributes:                    temporal.NewSearchAttributes(attrs...),
-		StaticSummary: fmt.Sprintf("%s %s %s from %s to %s", flow, req.Amount.String(), req.Symbol,
-			req.FromAddress, req.ToAddress),
+		StaticSummary:                            summary,
 	}
 	wf := workflows.Withdraw
 	if flow == protocol.FlowPay {
 		wf = workflows.Pay
 	}
-	in := workflows.PaymentInput{Request: req, ConfirmTimeout: i.cfg.Payment.ConfirmTimeout.Duration,
-		ApprovalThreshold: i.cfg.Payment.ApprovalThreshold, ApprovalTimeout: i.cfg.Payment.ApprovalTimeout.Duration}
 	run, err := i.temporal.ExecuteWorkflow(ctx, opts, wf, in)
 	if err == nil {
-		i.log.Info("started payment", "workflow_id", id, "run_id", run.GetRunID(), "queue_id", req.QueueID, "flow", flow)
+		i.log.Info("started payment", "workflow_id", id, "run_id", run.GetRunID(), "queue_id", req.QueueID, "flow", flow,
+			"refused", in.Refused != "")
 		return nil
 	}
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
@@ -231,35 +245,26 @@ func (i *Intake) rejectPayment(ctx context.Context, flow protocol.Flow, d amqp.D
 		i.log.Warn("bad request without a valid queue_id; dead-lettering", "flow", flow, "err", reason)
 		return rmq.Permanent(errors.New(reason))
 	}
-	id := PaymentWorkflowID(flow, env.QueueID)
-	_, err := i.temporal.DescribeWorkflowExecution(ctx, id, "")
-	var nf *serviceerror.NotFound
-	switch {
-	case err == nil:
-		i.log.Warn("bad request reusing the queue_id of a payment; dead-lettering", "queue_id", env.QueueID, "err", reason)
-		return rmq.Permanent(errors.New("invalid request reusing queue_id " + env.QueueID + ": " + reason))
-	case !errors.As(err, &nf):
-		return temporalErr(fmt.Errorf("checking %s: %w", id, err))
-	}
-	resp := protocol.PaymentResponse{QueueID: env.QueueID, Status: protocol.StatusFailed, Error: reason}
+	// The status=0 is answered by a payment workflow under the queue_id's own
+	// id, which records it as the payment's one answer: a published answer
+	// is final, so a later request with this queue_id (even a valid one) is
+	// refused as a reuse instead of paying after the business was told it
+	// failed. The same bad request delivered again is a duplicate.
 	str := func(k string) string {
 		var s string
 		_ = json.Unmarshal(env.Fields[k], &s)
 		return s
 	}
-	resp.Chain, resp.Symbol = str("chain"), str("symbol")
+	req := protocol.PaymentRequest{QueueID: env.QueueID, Chain: str("chain"), Symbol: str("symbol"),
+		FromAddress: str("from_address"), ToAddress: str("to_address")}
 	if o := str("order_id"); protocol.ValidOrderID(o) {
-		resp.OrderID = o
+		req.OrderID = o
 	}
-	resp.FromAddress, resp.ToAddress = str("from_address"), str("to_address")
-	_ = json.Unmarshal(env.Fields["amount"], &resp.Amount)
-	body, _ := json.Marshal(resp)
-	q := i.cfg.RMQ.WithdrawResp
-	if flow == protocol.FlowPay {
-		q = i.cfg.RMQ.PayResp
+	_ = json.Unmarshal(env.Fields["amount"], &req.Amount)
+	if _, err := protocol.NormalizeAddress("from_address", req.FromAddress); err != nil {
+		req.FromAddress = "" // not searchable as an address
 	}
 	sum := sha256.Sum256(d.Body)
 	i.log.Warn("bad request answered with status=0", "queue_id", env.QueueID, "flow", flow, "err", reason)
-	return publishErr(i.pub.Publish(ctx, rmq.Message{Exchange: q.Exchange, RoutingKey: q.RoutingKey(),
-		MessageID: id + "/rejected/" + hex.EncodeToString(sum[:8]), Body: body}))
+	return i.start(ctx, flow, workflows.PaymentInput{Request: req, Refused: reason}, "refused:"+hex.EncodeToString(sum[:16]))
 }

@@ -13,8 +13,10 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"payflow/config"
@@ -108,36 +110,55 @@ func (f *fixture) pay(queueID, orderID, to string) map[string]any {
 	return m
 }
 
-// exists reports whether a workflow with id exists, and terminates it at the
-// end of the test if so.
-func (f *fixture) exists(id string) bool {
+// started returns the input of the payment workflow id if one was started,
+// and terminates it at the end of the test.
+func (f *fixture) started(id string) (workflows.PaymentInput, bool) {
 	f.t.Helper()
 	_, err := f.tc.DescribeWorkflowExecution(context.Background(), id, "")
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
-		return false
+		return workflows.PaymentInput{}, false
 	}
 	if err != nil {
 		f.t.Fatalf("describing %s: %v", id, err)
 	}
 	f.t.Cleanup(func() { _ = f.tc.TerminateWorkflow(context.Background(), id, "", "intake test done") })
-	return true
+	it := f.tc.GetWorkflowHistory(context.Background(), id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	ev, err := it.Next()
+	if err != nil {
+		f.t.Fatalf("reading the history of %s: %v", id, err)
+	}
+	var in workflows.PaymentInput
+	p := ev.GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()
+	if len(p) != 1 || converter.GetDefaultDataConverter().FromPayload(p[0], &in) != nil {
+		f.t.Fatalf("%s has no PaymentInput", id)
+	}
+	return in, true
 }
 
-// answer returns the single status=0 answer captured for queueID.
+// exists reports whether a payment that may pay was started for id. (A
+// refused request starts only the workflow that records and answers its
+// status=0, with PaymentInput.Refused set.)
+func (f *fixture) exists(id string) bool {
+	f.t.Helper()
+	in, ok := f.started(id)
+	return ok && in.Refused == ""
+}
+
+// answer returns the status=0 answer a refused request gets for queueID:
+// the refusal its payment workflow records and publishes.
 func (f *fixture) answer(queueID string) protocol.PaymentResponse {
 	f.t.Helper()
-	var found []protocol.PaymentResponse
-	for _, m := range f.pub.all() {
-		var r protocol.PaymentResponse
-		if json.Unmarshal(m.Body, &r) == nil && r.QueueID == queueID {
-			found = append(found, r)
+	for _, id := range []string{workflows.WithdrawWorkflowID(queueID), workflows.PayWorkflowID(queueID)} {
+		if in, ok := f.started(id); ok {
+			if in.Refused == "" {
+				f.t.Fatalf("%s was started to pay, not refused", id)
+			}
+			return protocol.PaymentResponse{QueueID: in.Request.QueueID, Status: protocol.StatusFailed, Error: in.Refused}
 		}
 	}
-	if len(found) != 1 {
-		f.t.Fatalf("%d answers for %s, want 1", len(found), queueID)
-	}
-	return found[0]
+	f.t.Fatalf("no answer for %s", queueID)
+	return protocol.PaymentResponse{}
 }
 
 // TestRefusedRecipients (issue 9, defect 12): a payment to the zero address
@@ -309,10 +330,22 @@ func TestBadDeliveries(t *testing.T) {
 	if err := f.handle(protocol.FlowTopup, []byte(`{"chain":"ETH"}`)); !rmq.IsPermanent(err) {
 		t.Errorf("topup without address: %v, want a permanent error", err)
 	}
-	f.pub.err = fmt.Errorf("publishing: %w", errors.New("dial tcp 127.0.0.1:5672: connection refused"))
-	qid := stacktest.RandomID("it-nopub-")
-	if err := f.handle(protocol.FlowWithdraw, f.sign(f.pay(qid, "", "0x0000000000000000000000000000000000000000"))); !rmq.IsTransient(err) {
-		t.Fatalf("answer not published: %v, want a transient error", err)
+	// A refused request with a queue_id is answered by its payment workflow
+	// (see answer), so its status=0 is recorded as that queue_id's one
+	// answer: the same bad request again is a duplicate, a later request
+	// reusing the queue_id is refused.
+	qid := stacktest.RandomID("it-refused-")
+	bad := f.sign(f.pay(qid, "", "0x0000000000000000000000000000000000000000"))
+	for range 2 {
+		if err := f.handle(protocol.FlowWithdraw, bad); err != nil {
+			t.Fatalf("refused request: %v", err)
+		}
+	}
+	if err := f.handle(protocol.FlowWithdraw, f.sign(f.pay(qid, "", stacktest.RandomAddress()))); !rmq.IsPermanent(err) {
+		t.Fatalf("a valid request reusing a refused queue_id: %v, want it dead-lettered", err)
+	}
+	if f.exists(workflows.WithdrawWorkflowID(qid)) {
+		t.Fatal("a valid request reusing a refused queue_id started a payment")
 	}
 }
 

@@ -26,6 +26,10 @@ type PaymentInput struct {
 	ApprovalThreshold string
 	// ApprovalTimeout rejects an unanswered approval.
 	ApprovalTimeout time.Duration
+	// Refused is set when the request itself was refused (bad signature,
+	// unknown field, …): the payment only records and publishes status=0
+	// with this reason, which makes it final for the queue_id.
+	Refused string `json:",omitempty"`
 }
 
 // PaymentResult is the workflow's result: the response that was published.
@@ -150,6 +154,9 @@ func runPayment(ctx workflow.Context, flow protocol.Flow, in PaymentInput) (Paym
 	var a *activities.Activities
 	lctx := workflow.WithLocalActivityOptions(ctx, localOpts)
 
+	if in.Refused != "" {
+		return p.decide(ctx, "", p.failed(in.Refused))
+	}
 	p.note(StepReserving, fmt.Sprintf("reserving %s %s on %s", r.Amount.String(), r.Symbol, r.FromAddress))
 	var begin activities.BeginResult
 	err := workflow.ExecuteLocalActivity(lctx, a.BeginPayment, activities.BeginInput{AnswerID: AnswerID(p.wfID),

@@ -225,3 +225,20 @@ func TestPaymentCancelAfterSigningStillSettles(t *testing.T) {
 	require.Empty(t, h.released)
 	h.done()
 }
+
+// TestPaymentRefusedRequestOnlyAnswers: a request the intake refused is
+// answered status=0 by its own payment workflow, recording the answer as the
+// queue_id's one answer; nothing is reserved or signed.
+func TestPaymentRefusedRequestOnlyAnswers(t *testing.T) {
+	h := newHarness(t, workflows.WithdrawWorkflowID(queueID))
+	h.forbid(a.BeginPayment, a.SignTransfer, a.Broadcast)
+	in := input()
+	in.Refused = "invalid request: bad signature"
+	res, err := h.run(workflows.Withdraw, in)
+	require.NoError(t, err)
+	require.Equal(t, protocol.StatusFailed, res.Status)
+	require.Equal(t, in.Refused, res.Error)
+	require.Equal(t, res, h.onlyPublished(protocol.FlowWithdraw, "withdraw-"))
+	h.env.AssertActivityNumberOfCalls(t, "DecidePayment", 1)
+	h.done()
+}
