@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -251,7 +252,8 @@ type Collector struct {
 	conn  *amqp.Connection
 }
 
-// Collect starts consuming queue.
+// Collect starts collecting every message published to queue (through a
+// private queue bound with the same routing key), indexed by field.
 func (s *Stack) Collect(t testing.TB, queue, field string) *Collector {
 	t.Helper()
 	conn, err := amqp.Dial(s.AMQPURL)
@@ -265,7 +267,18 @@ func (s *Stack) Collect(t testing.TB, queue, field string) *Collector {
 	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	ds, err := ch.Consume(queue, "", true, false, false, false, nil)
+	// A private queue bound like the shared one receives a copy of every
+	// message: consuming the shared queue would race other consumers (tests
+	// of other packages, tools) and lose messages to them.
+	private, err := ch.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := strings.TrimSuffix(queue, ".queue") + ".routing.key" // the default names (SPEC §2)
+	if err := ch.QueueBind(private.Name, key, "pay.exchange", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := ch.Consume(private.Name, "", true, true, false, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
