@@ -41,6 +41,7 @@ import (
 	"payflow/activities"
 	"payflow/chain"
 	"payflow/config"
+	"payflow/intake"
 	"payflow/internal/app"
 	"payflow/ledger"
 	"payflow/protocol"
@@ -377,23 +378,16 @@ type payment struct {
 	WorkflowID string        `json:"workflow_id"`
 }
 
-func workflowIDOf(flow protocol.Flow, queueID string) string {
-	if flow == protocol.FlowPay {
-		return workflows.PayWorkflowID(queueID)
-	}
-	return workflows.WithdrawWorkflowID(queueID)
-}
-
 // resolve finds the payment of queueID: the given flow, or whichever of
 // withdraw and pay Temporal or the ledger knows (both: the caller must say).
 func (e *paymentEnv) resolve(ctx context.Context, queueID, flow string) (payment, error) {
 	if flow != "" {
 		f := protocol.Flow(flow)
-		return payment{QueueID: queueID, Flow: f, WorkflowID: workflowIDOf(f, queueID)}, nil
+		return payment{QueueID: queueID, Flow: f, WorkflowID: intake.PaymentWorkflowID(f, queueID)}, nil
 	}
 	var found []payment
 	for _, f := range []protocol.Flow{protocol.FlowWithdraw, protocol.FlowPay} {
-		p := payment{QueueID: queueID, Flow: f, WorkflowID: workflowIDOf(f, queueID)}
+		p := payment{QueueID: queueID, Flow: f, WorkflowID: intake.PaymentWorkflowID(f, queueID)}
 		ok, err := e.exists(ctx, p.WorkflowID)
 		if err != nil {
 			return payment{}, err
