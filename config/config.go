@@ -306,7 +306,22 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 
 var hexAddress = regexp.MustCompile(`^0x[0-9a-fA-F]{40}$`)
 
-// Validate reports every problem at once, each naming the field to fix.
+// MaxDecimals is the most decimals a token may have: the ledger's amounts
+// are DECIMAL(65,18).
+const MaxDecimals = 18
+
+// RequireSignKey fails unless the communication key (the HMAC secret of
+// requests) is set. Only the starter, which verifies requests, needs it: the
+// worker never holds it.
+func (c Config) RequireSignKey() error {
+	if c.SignKey == "" {
+		return fmt.Errorf("%w: sign_key is required (or %s, or -key)", ErrInvalid, EnvSignKey)
+	}
+	return nil
+}
+
+// Validate reports every problem at once, each naming the field to fix. The
+// sign key is not checked here: see RequireSignKey.
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) {
@@ -359,15 +374,15 @@ func (c Config) Validate() error {
 				bad("tokens.%s.dust %q must be a decimal >= 0", sym, t.Dust)
 			}
 		}
-		if t.Decimals < 0 || t.Decimals > 36 {
-			bad("tokens.%s.decimals %d out of range", sym, t.Decimals)
+		if t.Decimals < 0 || t.Decimals > MaxDecimals {
+			// The ledger keeps 18 decimal places: more would be rounded
+			// silently, and the ledger would disagree with the chain.
+			bad("tokens.%s.decimals %d: must be 0 to %d (the ledger keeps %d decimal places)", sym, t.Decimals,
+				MaxDecimals, MaxDecimals)
 		}
 	}
 	if c.Temporal.Address == "" || c.Temporal.Namespace == "" || c.Temporal.TaskQueue == "" {
 		bad("temporal needs address, namespace and task_queue")
-	}
-	if c.SignKey == "" {
-		bad("sign_key is required (or %s, or -key)", EnvSignKey)
 	}
 	if c.Payment.CollectionAddress != "" && !hexAddress.MatchString(c.Payment.CollectionAddress) {
 		bad("payment.collection_address %q is not a 0x address", c.Payment.CollectionAddress)

@@ -96,3 +96,32 @@ func TestSecretsNeverPrint(t *testing.T) {
 		t.Errorf("bad master key error leaks or is missing: %v", err)
 	}
 }
+
+// TestTokenDecimalsTheLedgerCanHold (defect 13): a token with more than 18
+// decimals would be rounded silently by the ledger's DECIMAL(65,18); it is
+// refused at start, naming the field.
+func TestTokenDecimalsTheLedgerCanHold(t *testing.T) {
+	for _, dec := range []string{"19", "24", "-1"} {
+		_, err := Load(write(t, strings.Replace(seedShape, `"decimals": 6`, `"decimals": `+dec, 1)))
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "tokens.USDT.decimals") {
+			t.Errorf("decimals %s: %v", dec, err)
+		}
+	}
+	if _, err := Load(write(t, strings.Replace(seedShape, `"decimals": 6`, `"decimals": 18`, 1))); err != nil {
+		t.Errorf("decimals 18: %v", err)
+	}
+}
+
+// TestOnlyTheStarterNeedsTheSignKey (defect 13): the worker never verifies
+// requests, so a config without the communication key loads; the starter
+// asks for it with RequireSignKey.
+func TestOnlyTheStarterNeedsTheSignKey(t *testing.T) {
+	t.Setenv(EnvSignKey, "")
+	cfg, err := Load(write(t, strings.Replace(seedShape, `"sign_key": "secret-from-file"`, `"sign_key": ""`, 1)))
+	if err != nil {
+		t.Fatalf("a config without sign_key: %v", err)
+	}
+	if err := cfg.RequireSignKey(); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "sign_key") {
+		t.Errorf("RequireSignKey: %v", err)
+	}
+}

@@ -14,6 +14,10 @@ import (
 
 func main() {
 	ctx, cancel, cfg, log := app.Start("payflow-starter")
+	if err := cfg.RequireSignKey(); err != nil {
+		log.Error("invalid configuration", "err", err)
+		os.Exit(2)
+	}
 	defer cancel()
 	tc, err := app.DialTemporal(ctx, cfg, log)
 	if err != nil {

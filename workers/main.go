@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
-	_ "net/http/pprof"
 	"os"
 	"sync"
 	"time"
@@ -170,7 +169,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	})
 	if addr := os.Getenv("PAYFLOW_PPROF_ADDR"); addr != "" {
 		// Profiling for `make bench` investigations; loopback only by convention.
-		go func() { log.Info("pprof listening", "addr", addr, "err", http.ListenAndServe(addr, nil)) }()
+		go func() { log.Info("pprof listening", "addr", addr, "err", http.ListenAndServe(addr, pprofMux())) }()
 	}
 	if cfg.HTTPAddr != "" {
 		// Read-only ledger API: health, wallet history, balances, reconciliations.
