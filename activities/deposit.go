@@ -69,7 +69,9 @@ type DepositRef struct {
 
 // DepositCheck is what the chain says of a deposit now.
 type DepositCheck struct {
-	Present       bool
+	Present bool
+	// Reverted: the transaction is mined and failed (no deposit in it).
+	Reverted      bool
 	BlockNumber   uint64
 	BlockHash     string
 	BlockLogIndex uint
@@ -93,7 +95,10 @@ func (a *Activities) depositOnChain(ctx context.Context, in DepositRef) (chk Dep
 	if err != nil {
 		return DepositCheck{}, false, fmt.Errorf("reading receipt %s: %w", in.TxHash, err)
 	}
-	if r.Status != 1 || int(in.LogIndex) >= len(r.Logs) {
+	if r.Status != 1 {
+		return DepositCheck{Reverted: true}, true, nil
+	}
+	if int(in.LogIndex) >= len(r.Logs) {
 		return DepositCheck{}, true, nil
 	}
 	lg := r.Logs[in.LogIndex]

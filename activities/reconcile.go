@@ -539,7 +539,16 @@ func (a *Activities) creditGone(ctx context.Context, c ledger.CreditRecord, pin 
 		return false, err
 	}
 	if found {
-		return true, nil // mined, but reverted or another transfer: not the deposit credited
+		// Mined and reverted: the deposit is not there. Mined and successful
+		// but without the credited log: the record does not describe this
+		// transaction (a wrong log index, say), which proves nothing about
+		// the money: reconciliation's balance check tells, and nothing is
+		// reversed on it.
+		if !chk.Reverted {
+			activity.GetLogger(ctx).Warn("credit does not match its transaction's logs; not reversed", "tx_hash", c.TxHash,
+				"log_index", c.LogIndex, "address", c.Address)
+		}
+		return chk.Reverted, nil
 	}
 	// No receipt: prove the deposit's block was replaced before believing it.
 	var bn uint64

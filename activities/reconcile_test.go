@@ -372,3 +372,18 @@ func TestVerifyCreditsFlagsSpentCredit(t *testing.T) {
 	}
 	require.Equal(t, []ledger.Op{ledger.OpCredit, ledger.OpReserve}, f.ops(walletW), "nothing reversed")
 }
+
+// TestVerifyCreditsKeepsMinedCreditItCannotMatch: a credit whose transaction
+// is mined and successful but whose recorded log index does not point at the
+// credited Transfer (the dev stack once keyed credits by the block-wide log
+// index) proves nothing about the money: it is not reversed. Before, such
+// credits were reversed on the live dev stack.
+func TestVerifyCreditsKeepsMinedCreditItCannotMatch(t *testing.T) {
+	f := newReconFixture(t)
+	r := f.send(walletV, 7_250_000)
+	f.credit(walletV, "7.25", r.TxHash.Hex(), 3) // no log 3 in that receipt
+	res := f.verifyCredits("run-m", f.pin())
+	require.Equal(t, 1, res.Checked)
+	require.Empty(t, res.Flagged)
+	require.Equal(t, []ledger.Op{ledger.OpCredit}, f.ops(walletV), "nothing reversed")
+}

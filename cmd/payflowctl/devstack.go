@@ -218,13 +218,13 @@ func cmdDevstack(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		for _, lg := range r.Logs {
+		for i, lg := range r.Logs {
 			ev, err := usdt.ParseTransfer(*lg)
 			if err != nil || chain.Lower(ev.To) != c.w.Address {
 				continue
 			}
 			if _, err := led.Credit(ctx, ledger.CreditInput{Chain: devChain, Address: c.w.Address, Symbol: "USDT",
-				Amount: decimal.NewFromBigInt(ev.Value, -6), TxHash: lg.TxHash.Hex(), LogIndex: lg.Index,
+				Amount: decimal.NewFromBigInt(ev.Value, -6), TxHash: lg.TxHash.Hex(), LogIndex: uint(i), // within the tx, as the listener keys deposits
 				Reference: "devstack-funding"}); err != nil {
 				return err
 			}
