@@ -12,10 +12,13 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/converter"
 
 	"payflow/internal/stacktest"
 	"payflow/protocol"
+	"payflow/workflows"
 )
 
 // tap copies every response published with routingKey to a private queue
@@ -88,12 +91,34 @@ func (tp *tapped) wait(t *testing.T, id string) map[string]any {
 }
 
 // noWorkflow fails the test if a workflow with id exists.
-func noWorkflow(t *testing.T, st *stacktest.Stack, id string) {
+// noPayment fails unless the workflow id, if it exists, only refused its
+// request: a refused request starts nothing but the workflow that records and
+// publishes its status=0 (so that answer is final for the queue_id), which
+// reserves, signs and sends nothing.
+func noPayment(t *testing.T, st *stacktest.Stack, id string) {
 	t.Helper()
-	_, err := st.Temporal(t).DescribeWorkflowExecution(context.Background(), id, "")
+	tc := st.Temporal(t)
+	_, err := tc.DescribeWorkflowExecution(context.Background(), id, "")
 	var nf *serviceerror.NotFound
-	if !errors.As(err, &nf) {
-		t.Errorf("workflow %s exists or cannot be checked (%v); the request must start nothing", id, err)
+	if errors.As(err, &nf) {
+		return
+	}
+	if err != nil {
+		t.Errorf("checking %s: %v", id, err)
+		return
+	}
+	ev, err := tc.GetWorkflowHistory(context.Background(), id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT).Next()
+	if err != nil {
+		t.Errorf("reading %s: %v", id, err)
+		return
+	}
+	var in workflows.PaymentInput
+	p := ev.GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()
+	if len(p) != 1 || converter.GetDefaultDataConverter().FromPayload(p[0], &in) != nil || in.Refused == "" {
+		t.Errorf("workflow %s was started to pay; the request must be refused", id)
+	}
+	if n := signedCount(t, st, id); n != 0 {
+		t.Errorf("%d transfers signed for %s", n, id)
 	}
 }
 
@@ -102,7 +127,7 @@ func noWorkflow(t *testing.T, st *stacktest.Stack, id string) {
 // the attacker sends a pay with another queue_id and recipient, the tail of
 // the honest canonical string in an unknown field zz, and the honest
 // signature. The forged pay is answered status=0 naming the unknown field,
-// starts no workflow and moves nothing; the honest one is refused for the
+// starts no payment and moves nothing; the honest one is refused for the
 // '&' in its order_id.
 func TestForgedPayIsRefused(t *testing.T) {
 	st := stacktest.Load(t)
@@ -146,8 +171,8 @@ func TestForgedPayIsRefused(t *testing.T) {
 	if n := len(resp.get(forgedID)); n != 1 {
 		t.Errorf("%d answers for the forged pay, want 1", n)
 	}
-	noWorkflow(t, st, "pay-"+forgedID)
-	noWorkflow(t, st, "pay-"+honestID)
+	noPayment(t, st, "pay-"+forgedID)
+	noPayment(t, st, "pay-"+honestID)
 	if n := signedCount(t, st, "pay-"+forgedID); n != 0 {
 		t.Errorf("%d transfers signed for the forged pay", n)
 	}
@@ -171,7 +196,7 @@ func mustCanonical(t *testing.T, f map[string]json.RawMessage) string {
 // carrying '&', and the seed's 8 KB order_id (which Temporal refused as a
 // search attribute and the old starter requeued ~270 times a minute) are all
 // answered status=0 with an error in business terms; none starts a workflow
-// or signs anything, and each is answered once (nothing loops back).
+// or signs anything (only the workflow that answers it), and each is answered once (nothing loops back).
 func TestRequestsBoundToFailAreRefusedBeforeSigning(t *testing.T) {
 	st := stacktest.Load(t)
 	db := st.DB(t)
@@ -205,7 +230,7 @@ func TestRequestsBoundToFailAreRefusedBeforeSigning(t *testing.T) {
 				t.Errorf("%s: error %q carries internal text", c.name, e)
 			}
 		}
-		noWorkflow(t, st, "pay-"+c.qid)
+		noPayment(t, st, "pay-"+c.qid)
 		if n := signedCount(t, st, "pay-"+c.qid); n != 0 {
 			t.Errorf("%s: %d transfers signed", c.name, n)
 		}
