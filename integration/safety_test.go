@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
 	"payflow/chain"
@@ -284,6 +285,37 @@ func TestHandSignalledTxEventsMoveNothing(t *testing.T) {
 	}
 	if b := stacktest.TokenBalance(t, usdt, to); b.Cmp(big.NewInt(2_500_000)) != 0 {
 		t.Errorf("recipient holds %s units, want 2500000", b)
+	}
+	requireLedgerMatchesChain(t, st, from)
+}
+
+// TestQueueIDsTheProtocolAcceptsArePaid (defect 3): a 128-character queue_id
+// and a non-ASCII one — both valid in the protocol — are paid and answered
+// with the queue_id as sent, and found by the PayflowQueueId search
+// attribute. Before, they were refused with "Data too long" and "Illegal mix
+// of collations" database text.
+func TestQueueIDsTheProtocolAcceptsArePaid(t *testing.T) {
+	st := stacktest.Load(t)
+	db := st.DB(t)
+	tc := st.Temporal(t)
+	resp := st.Collect(t, withdrawResp, "queue_id")
+	from := stacktest.WalletByLabel(t, db, "user-3")
+	suffix := stacktest.RandomID("")
+	long := strings.Repeat("q", 128-len(suffix)) + suffix
+	unicode := "支付-ünï😀-" + suffix
+	for _, qid := range []string{long, unicode} {
+		st.Publish(t, withdrawKey, withdrawBody(qid, from, stacktest.RandomAddress(), "0.5"), true)
+	}
+	for _, qid := range []string{long, unicode} {
+		got := onlyOne(t, resp, qid)
+		if status(got) != "1" || got.Body["queue_id"] != qid {
+			t.Errorf("%q: status %s queue_id %v error %v", qid, status(got), got.Body["queue_id"], got.Body["error"])
+		}
+		waitFor(t, 30*time.Second, "the payment found by PayflowQueueId", func() bool {
+			ls, err := tc.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+				Query: fmt.Sprintf("PayflowQueueId = '%s'", qid)})
+			return err == nil && len(ls.Executions) == 1
+		})
 	}
 	requireLedgerMatchesChain(t, st, from)
 }
