@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"payflow/ledger"
+	"payflow/protocol"
 )
 
 // queryTimeout bounds one request's database work: a slow or stuck query
@@ -126,7 +127,7 @@ func (s *server) reconciliations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if a := qs.Get("address"); a != "" {
-		if !addressRE.MatchString(a) {
+		if !protocol.IsAddress(a) {
 			badRequest(w, errBadAddress)
 			return
 		}
@@ -148,7 +149,6 @@ func (s *server) reconciliations(w http.ResponseWriter, r *http.Request) {
 }
 
 var (
-	addressRE     = regexp.MustCompile(`^0x[0-9a-fA-F]{40}$`)
 	chainRE       = regexp.MustCompile(`^[A-Za-z0-9_-]{1,16}$`)
 	errBadAddress = errors.New("invalid address: want 0x followed by 40 hex digits")
 )
@@ -159,7 +159,7 @@ func walletPath(r *http.Request) (chain, address string, err error) {
 	if !chainRE.MatchString(chain) {
 		return "", "", errors.New("invalid chain: want 1 to 16 letters, digits, '_' or '-'")
 	}
-	if !addressRE.MatchString(address) {
+	if !protocol.IsAddress(address) {
 		return "", "", errBadAddress
 	}
 	return chain, strings.ToLower(address), nil

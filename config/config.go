@@ -11,12 +11,13 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
+
+	"payflow/protocol"
 )
 
 // Secret is a string that never prints: fmt, slog and JSON all see "[redacted]".
@@ -304,8 +305,6 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 	return nil
 }
 
-var hexAddress = regexp.MustCompile(`^0x[0-9a-fA-F]{40}$`)
-
 // MaxDecimals is the most decimals a token may have: the ledger's amounts
 // are DECIMAL(65,18).
 const MaxDecimals = 18
@@ -366,7 +365,7 @@ func (c Config) Validate() error {
 		bad("tokens must list at least one token")
 	}
 	for sym, t := range c.Tokens {
-		if !hexAddress.MatchString(t.Address) {
+		if !protocol.IsAddress(t.Address) {
 			bad("tokens.%s.address %q is not a 0x address", sym, t.Address)
 		}
 		if t.Dust != "" {
@@ -384,7 +383,7 @@ func (c Config) Validate() error {
 	if c.Temporal.Address == "" || c.Temporal.Namespace == "" || c.Temporal.TaskQueue == "" {
 		bad("temporal needs address, namespace and task_queue")
 	}
-	if c.Payment.CollectionAddress != "" && !hexAddress.MatchString(c.Payment.CollectionAddress) {
+	if c.Payment.CollectionAddress != "" && !protocol.IsAddress(c.Payment.CollectionAddress) {
 		bad("payment.collection_address %q is not a 0x address", c.Payment.CollectionAddress)
 	}
 	if c.Payment.ApprovalThreshold != "" {

@@ -83,12 +83,19 @@ func (i *Intake) checkRecipient(req protocol.PaymentRequest) error {
 
 const zeroAddress = "0x0000000000000000000000000000000000000000"
 
-// PaymentWorkflowID returns the workflow id for a withdraw or pay queue_id.
+// PaymentWorkflowID returns the workflow id for a withdraw or pay queue_id
+// (workflows.Flows).
 func PaymentWorkflowID(flow protocol.Flow, queueID string) string {
-	if flow == protocol.FlowPay {
-		return workflows.PayWorkflowID(queueID)
+	spec, _ := workflows.FlowOf(flow)
+	return spec.WorkflowID(queueID)
+}
+
+// Handler returns the handler of flow's request queue.
+func (i *Intake) Handler(flow protocol.Flow) rmq.Handler {
+	if flow == protocol.FlowTopup {
+		return i.HandleTopup()
 	}
-	return workflows.WithdrawWorkflowID(queueID)
+	return i.HandlePayment(flow)
 }
 
 // HandlePayment returns the handler for the withdraw or pay request queue.
@@ -146,11 +153,8 @@ func (i *Intake) start(ctx context.Context, flow protocol.Flow, in workflows.Pay
 		TypedSearchAttributes:                    temporal.NewSearchAttributes(attrs...),
 		StaticSummary:                            summary,
 	}
-	wf := workflows.Withdraw
-	if flow == protocol.FlowPay {
-		wf = workflows.Pay
-	}
-	run, err := i.temporal.ExecuteWorkflow(ctx, opts, wf, in)
+	spec, _ := workflows.FlowOf(flow)
+	run, err := i.temporal.ExecuteWorkflow(ctx, opts, spec.Workflow, in)
 	if err == nil {
 		i.log.Info("started payment", "workflow_id", id, "run_id", run.GetRunID(), "queue_id", req.QueueID, "flow", flow,
 			"refused", in.Refused != "")

@@ -16,8 +16,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
 	"github.com/shopspring/decimal"
+
+	"payflow/internal/sqlerr"
 )
 
 // Sentinel errors. Activities turn the permanent ones into non-retryable errors.
@@ -108,13 +109,13 @@ func (l *Ledger) inTx(ctx context.Context, fn func(tx *sql.Tx) (Result, error)) 
 		res, err := fn(tx)
 		if err != nil {
 			_ = tx.Rollback()
-			if (isDeadlock(err) || errors.Is(err, errRetryRace)) && attempt < 5 {
+			if (sqlerr.IsDeadlock(err) || errors.Is(err, errRetryRace)) && attempt < 5 {
 				continue
 			}
 			return res, err
 		}
 		if err := tx.Commit(); err != nil {
-			if isDeadlock(err) && attempt < 5 {
+			if sqlerr.IsDeadlock(err) && attempt < 5 {
 				continue
 			}
 			return Result{}, fmt.Errorf("committing: %w", err)
@@ -123,15 +124,6 @@ func (l *Ledger) inTx(ctx context.Context, fn func(tx *sql.Tx) (Result, error)) 
 	}
 }
 
-func isDeadlock(err error) bool {
-	var me *mysql.MySQLError
-	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
-}
-
-func isDuplicate(err error) bool {
-	var me *mysql.MySQLError
-	return errors.As(err, &me) && me.Number == 1062
-}
 
 // replayed returns the existing journal entry for idem, if any.
 func replayed(ctx context.Context, tx *sql.Tx, idem string) (int64, bool, error) {
@@ -302,7 +294,7 @@ func (l *Ledger) Reserve(ctx context.Context, in ReserveInput) (Result, error) {
 		after := Balance{Available: b.Available.Sub(in.Amount), Held: b.Held.Add(in.Amount)}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO reservations (queue_id, chain, address, symbol, amount, state, workflow_id)
 			VALUES (?,?,?,?,?,'held',?)`, in.QueueID, in.Chain, addr, in.Symbol, in.Amount, in.WorkflowID); err != nil {
-			if isDuplicate(err) {
+			if sqlerr.IsDuplicateKey(err) {
 				return Result{}, errRetryRace
 			}
 			return Result{}, fmt.Errorf("inserting reservation: %w", err)

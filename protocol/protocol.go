@@ -422,10 +422,14 @@ type Registry interface {
 
 var addressRE = regexp.MustCompile(`^0x[0-9a-fA-F]{40}$`)
 
+// IsAddress reports whether s is a 0x-prefixed 20-byte hex address (any
+// case). It is payflow's one address check: config, API and requests use it.
+func IsAddress(s string) bool { return addressRE.MatchString(s) }
+
 // NormalizeAddress lowercases a 0x address, or fails with ErrBadAddress.
 func NormalizeAddress(field, s string) (string, error) {
 	s = strings.TrimSpace(s)
-	if !addressRE.MatchString(s) {
+	if !IsAddress(s) {
 		return "", fmt.Errorf("%w: %w: %s %q is not a 0x-prefixed 20-byte hex address", ErrInvalidRequest, ErrBadAddress, field, s)
 	}
 	return strings.ToLower(s), nil

@@ -10,6 +10,7 @@ import (
 	"payflow/internal/app"
 	"payflow/protocol"
 	"payflow/rmq"
+	"payflow/workflows"
 )
 
 func main() {
@@ -39,10 +40,12 @@ func main() {
 			_ = c.Run(ctx)
 		}()
 	}
-	consume(protocol.FlowWithdraw, cfg.RMQ.Withdraw.Queue, in.HandlePayment(protocol.FlowWithdraw))
-	consume(protocol.FlowPay, cfg.RMQ.Pay.Queue, in.HandlePayment(protocol.FlowPay))
-	consume(protocol.FlowTopup, cfg.RMQ.Topup.Queue, in.HandleTopup())
-	log.Info("starter running", "withdraw", cfg.RMQ.Withdraw.Queue, "pay", cfg.RMQ.Pay.Queue, "topup", cfg.RMQ.Topup.Queue)
+	for _, f := range workflows.Flows {
+		q := f.Requests(cfg.RMQ).Queue
+		consume(f.Flow, q, in.Handler(f.Flow))
+		log.Info("consuming", "flow", f.Flow, "queue", q)
+	}
+	log.Info("starter running")
 	<-ctx.Done()
 	log.Info("draining")
 	wg.Wait()

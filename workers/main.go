@@ -162,9 +162,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	w.RegisterWorkflow(workflows.WalletSweep)
 	w.RegisterActivity(&activities.Activities{
 		Chain: cfg.ETH.Chain, Tokens: cfg.Tokens, Collection: cfg.Payment.CollectionAddress, Confirmations: uint64(cfg.ETH.ConfirmHeight),
-		Responses: map[protocol.Flow]config.QueueConfig{
-			protocol.FlowTopup: cfg.RMQ.TopupResp, protocol.FlowWithdraw: cfg.RMQ.WithdrawResp, protocol.FlowPay: cfg.RMQ.PayResp,
-		},
+		Responses: workflows.ResponseQueues(cfg.RMQ),
 		DB: db, Eth: eth, Ledger: ledger.New(db), Wallets: wallets, Broadcaster: bc, Publisher: pub, Log: log,
 	})
 	if addr := os.Getenv("PAYFLOW_PPROF_ADDR"); addr != "" {

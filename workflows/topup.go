@@ -18,8 +18,12 @@ const SignalUnwatch = "unwatch"
 // TopupWorkflowID is the id of the watch of an address: a second topup for
 // the same address starts nothing.
 func TopupWorkflowID(chain, address string) string {
-	return "topup-" + chain + "-" + strings.ToLower(address)
+	spec, _ := FlowOf(protocol.FlowTopup)
+	return spec.WorkflowID(TopupKey(chain, address))
 }
+
+// TopupKey is the key of a topup request (see FlowSpec.WorkflowID).
+func TopupKey(chain, address string) string { return chain + "-" + strings.ToLower(address) }
 
 // DepositWorkflowID identifies one deposit log (log index within its tx).
 func DepositWorkflowID(chain, txHash string, logIndex uint) string {

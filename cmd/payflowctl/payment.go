@@ -348,9 +348,7 @@ func openPaymentEnv(ctx context.Context, path, envFile string) (*paymentEnv, err
 	e.act = &activities.Activities{
 		Chain: cfg.ETH.Chain, Tokens: cfg.Tokens, Collection: cfg.Payment.CollectionAddress,
 		Confirmations: uint64(cfg.ETH.ConfirmHeight),
-		Responses: map[protocol.Flow]config.QueueConfig{
-			protocol.FlowTopup: cfg.RMQ.TopupResp, protocol.FlowWithdraw: cfg.RMQ.WithdrawResp, protocol.FlowPay: cfg.RMQ.PayResp,
-		},
+		Responses: workflows.ResponseQueues(cfg.RMQ),
 		DB: e.db, Eth: e.eth, Ledger: e.ledg, Wallets: wallets, Broadcaster: bc, Publisher: e.pub, Log: log,
 	}
 	return e, nil
