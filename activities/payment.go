@@ -262,7 +262,7 @@ func (a *Activities) SignTransfer(ctx context.Context, in TransferInput) (Transf
 	if err != nil {
 		return TransferResult{}, classify(err)
 	}
-	stx, err := a.Broadcaster.SignTransfer(ctx, chain.TransferRequest{
+	stx, err := a.Broadcaster.Signer.SignTransfer(ctx, chain.TransferRequest{
 		WorkflowID: in.WorkflowID, Step: in.Step,
 		From: common.HexToAddress(in.From), To: common.HexToAddress(in.To), Token: common.HexToAddress(tok.Address),
 		Units: units,
@@ -275,7 +275,7 @@ func (a *Activities) SignTransfer(ctx context.Context, in TransferInput) (Transf
 
 // storedTransfer returns the transfer already signed for (workflowID, step).
 func (a *Activities) storedTransfer(ctx context.Context, workflowID, step string) (TransferResult, bool, error) {
-	stx, err := a.Broadcaster.Stored(ctx, workflowID, step)
+	stx, err := a.Broadcaster.Store.Stored(ctx, workflowID, step)
 	switch {
 	case err == nil:
 		return transferResult(stx), true, nil
@@ -332,7 +332,7 @@ type BroadcastResult struct {
 // errors are returned for a retry; only a step with nothing signed is a
 // permanent error.
 func (a *Activities) Broadcast(ctx context.Context, in BroadcastInput) (BroadcastResult, error) {
-	stx, err := a.Broadcaster.Stored(ctx, in.WorkflowID, in.Step)
+	stx, err := a.Broadcaster.Store.Stored(ctx, in.WorkflowID, in.Step)
 	if errors.Is(err, chain.ErrNotSigned) {
 		return BroadcastResult{}, permanent(ErrTypeInvalidRequest, err)
 	}
@@ -344,7 +344,7 @@ func (a *Activities) Broadcast(ctx context.Context, in BroadcastInput) (Broadcas
 		return BroadcastResult{}, err
 	}
 	res := BroadcastResult{TxHash: stx.Hash.Hex()}
-	if _, err := a.Broadcaster.Send(ctx, in.WorkflowID, in.Step); err != nil {
+	if _, err := a.Broadcaster.Sender.Send(ctx, in.WorkflowID, in.Step); err != nil {
 		if reason, refused := nodeRefusal(err); refused {
 			activity.GetLogger(ctx).Warn("node refused the transfer; waiting for the chain", "workflow_id", in.WorkflowID,
 				"tx_hash", stx.Hash.Hex(), "err", err)
@@ -384,7 +384,7 @@ type ReceiptResult struct {
 
 // CheckReceipt reads a transaction's receipt (the benchmark's baseline uses it).
 func (a *Activities) CheckReceipt(ctx context.Context, in ReceiptInput) (ReceiptResult, error) {
-	r, err := a.Broadcaster.Receipt(ctx, common.HexToHash(in.TxHash))
+	r, err := a.Broadcaster.Sender.Receipt(ctx, common.HexToHash(in.TxHash))
 	if errors.Is(err, ethereum.NotFound) {
 		return ReceiptResult{}, nil
 	}
@@ -419,9 +419,9 @@ type Inspection struct {
 }
 
 // InspectTransfer asks the chain about every attempt of a transfer (see
-// chain.Broadcaster.Inspect).
+// chain.Sender.Inspect).
 func (a *Activities) InspectTransfer(ctx context.Context, in InspectInput) (Inspection, error) {
-	insp, err := a.Broadcaster.Inspect(ctx, in.WorkflowID, in.Step, a.Confirmations)
+	insp, err := a.Broadcaster.Sender.Inspect(ctx, in.WorkflowID, in.Step, a.Confirmations)
 	if errors.Is(err, chain.ErrNotSigned) {
 		return Inspection{}, permanent(ErrTypeInvalidRequest, err)
 	}
@@ -472,7 +472,7 @@ func (a *Activities) ReplaceTransfer(ctx context.Context, in ReplaceInput) (Repl
 	if insp.State != string(chain.TransferPending) {
 		return ReplaceResult{TxHash: insp.TxHash, Settled: true}, nil
 	}
-	stx, err := a.Broadcaster.Replace(ctx, in.WorkflowID, in.Step, in.Attempt)
+	stx, err := a.Broadcaster.Sender.Replace(ctx, in.WorkflowID, in.Step, in.Attempt)
 	switch {
 	case errors.Is(err, chain.ErrNonceTooLow):
 		return ReplaceResult{Stuck: "its nonce was used by another transaction; waiting for the chain to prove it"}, nil

@@ -176,7 +176,7 @@ func (a *Activities) ReconcileWallets(ctx context.Context, in ReconBatchInput) (
 			if !ok {
 				return ReconBatchResult{}, permanent(ErrTypeInvalidRequest, fmt.Errorf("unknown symbol %q", sym))
 			}
-			units, err := a.Broadcaster.TokenBalance(ctx, common.HexToAddress(tok.Address), common.HexToAddress(addr), block)
+			units, err := a.Broadcaster.Balances.TokenBalance(ctx, common.HexToAddress(tok.Address), common.HexToAddress(addr), block)
 			if err != nil {
 				return ReconBatchResult{}, err
 			}
@@ -591,7 +591,7 @@ func (a *Activities) creditGone(ctx context.Context, c ledger.CreditRecord, pin 
 // A repeat keeps the first record, as ReconcileWallets does.
 func (a *Activities) recordFlagged(ctx context.Context, in CreditCheckInput, addr, symbol string, fl []FlaggedCredit) (ReconMismatch, error) {
 	tok := a.Tokens[symbol]
-	units, err := a.Broadcaster.TokenBalance(ctx, common.HexToAddress(tok.Address), common.HexToAddress(addr),
+	units, err := a.Broadcaster.Balances.TokenBalance(ctx, common.HexToAddress(tok.Address), common.HexToAddress(addr),
 		new(big.Int).SetUint64(in.Block.Number))
 	if err != nil {
 		return ReconMismatch{}, err

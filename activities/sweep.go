@@ -241,7 +241,7 @@ func (a *Activities) CheckSweepGas(ctx context.Context, in SweepGasInput) (Sweep
 		}
 		// A transfer the wallet cannot cover would make the estimate fail
 		// (revert) on every retry: refuse it here, as SignTransfer would.
-		bal, err := a.Broadcaster.TokenBalance(ctx, common.HexToAddress(tok.Address), from, nil)
+		bal, err := a.Broadcaster.Balances.TokenBalance(ctx, common.HexToAddress(tok.Address), from, nil)
 		if err != nil {
 			return SweepGasResult{}, err
 		}
@@ -249,13 +249,13 @@ func (a *Activities) CheckSweepGas(ctx context.Context, in SweepGasInput) (Sweep
 			return SweepGasResult{}, permanent(ErrTypeInsufficientFunds, fmt.Errorf("%s holds %s %s units on chain, the ledger %s %s: %w",
 				in.Address, bal, it.Symbol, it.Amount.String(), it.Symbol, chain.ErrInsufficientToken))
 		}
-		fee, err := a.Broadcaster.MaxTransferFee(ctx, common.HexToAddress(tok.Address), from, to, units)
+		fee, err := a.Broadcaster.Fees.MaxTransferFee(ctx, common.HexToAddress(tok.Address), from, to, units)
 		if err != nil {
 			return SweepGasResult{}, classify(err)
 		}
 		need.Add(need, fee)
 	}
-	have, err := a.Broadcaster.NativeBalance(ctx, from, nil)
+	have, err := a.Broadcaster.Balances.NativeBalance(ctx, from, nil)
 	if err != nil {
 		return SweepGasResult{}, err
 	}
@@ -277,7 +277,7 @@ type TopUpInput struct {
 	Guard string
 }
 
-// SignTopUp signs the gas top-up once (chain.Broadcaster.SignNative) and
+// SignTopUp signs the gas top-up once (chain.Signer.SignNative) and
 // stores it before anything is sent; Broadcast sends it. A repeat returns the
 // stored transaction. A gas wallet that cannot pay fails with
 // ErrTypeInsufficientGas.
@@ -292,7 +292,7 @@ func (a *Activities) SignTopUp(ctx context.Context, in TopUpInput) (TransferResu
 	if !ok || wei.Sign() <= 0 {
 		return TransferResult{}, permanent(ErrTypeInvalidRequest, fmt.Errorf("top-up of %q wei", in.Wei))
 	}
-	stx, err := a.Broadcaster.SignNative(ctx, chain.NativeTransferRequest{WorkflowID: in.WorkflowID, Step: in.Step,
+	stx, err := a.Broadcaster.Signer.SignNative(ctx, chain.NativeTransferRequest{WorkflowID: in.WorkflowID, Step: in.Step,
 		From: common.HexToAddress(in.From), To: common.HexToAddress(in.To), Wei: wei})
 	if err != nil {
 		return TransferResult{}, classify(err)
@@ -324,7 +324,7 @@ func (a *Activities) CreditSweep(ctx context.Context, in SweepCreditInput) error
 	if err != nil {
 		return classify(err)
 	}
-	r, err := a.Broadcaster.Receipt(ctx, common.HexToHash(in.TxHash))
+	r, err := a.Broadcaster.Sender.Receipt(ctx, common.HexToHash(in.TxHash))
 	if err != nil {
 		return fmt.Errorf("reading receipt %s: %w", in.TxHash, err)
 	}

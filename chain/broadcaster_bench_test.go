@@ -25,11 +25,11 @@ func BenchmarkBroadcasterSignAndSend(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		req := f.request(fmt.Sprintf("wf-bench-%06d", i), units)
-		stx, err := f.bc.SignTransfer(f.ctx, req)
+		stx, err := f.bc.Signer.SignTransfer(f.ctx, req)
 		if err != nil {
 			b.Fatalf("signing %d: %v", i, err)
 		}
-		if _, err := f.bc.Send(f.ctx, req.WorkflowID, req.Step); err != nil {
+		if _, err := f.bc.Sender.Send(f.ctx, req.WorkflowID, req.Step); err != nil {
 			b.Fatalf("sending %d: %v", i, err)
 		}
 		nonces = append(nonces, stx.Nonce)

@@ -212,11 +212,11 @@ func (f *chainFixture) nextNonce(addr common.Address) int64 {
 
 func (f *chainFixture) signAndSend(req chain.TransferRequest) chain.SignedTx {
 	f.t.Helper()
-	stx, err := f.bc.SignTransfer(f.ctx, req)
+	stx, err := f.bc.Signer.SignTransfer(f.ctx, req)
 	if err != nil {
 		f.t.Fatalf("signing %s/%s: %v", req.WorkflowID, req.Step, err)
 	}
-	if _, err := f.bc.Send(f.ctx, req.WorkflowID, req.Step); err != nil {
+	if _, err := f.bc.Sender.Send(f.ctx, req.WorkflowID, req.Step); err != nil {
 		f.t.Fatalf("sending %s/%s: %v", req.WorkflowID, req.Step, err)
 	}
 	return stx
@@ -226,7 +226,7 @@ func TestSignTransferThenSendMovesTokens(t *testing.T) {
 	f := newChainFixture(t)
 	const units = 12_345_678
 
-	stx, err := f.bc.SignTransfer(f.ctx, f.request("wf-1", units))
+	stx, err := f.bc.Signer.SignTransfer(f.ctx, f.request("wf-1", units))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +251,7 @@ func TestSignTransferThenSendMovesTokens(t *testing.T) {
 		t.Fatal("transaction has a receipt before it was sent")
 	}
 
-	if _, err := f.bc.Send(f.ctx, "wf-1", "transfer"); err != nil {
+	if _, err := f.bc.Sender.Send(f.ctx, "wf-1", "transfer"); err != nil {
 		t.Fatal(err)
 	}
 	if n := f.count("SELECT COUNT(*) FROM signed_txs WHERE workflow_id='wf-1' AND state='sent'"); n != 1 {
@@ -259,7 +259,7 @@ func TestSignTransferThenSendMovesTokens(t *testing.T) {
 	}
 	f.sim.Commit()
 
-	r, err := f.bc.Receipt(f.ctx, stx.Hash)
+	r, err := f.bc.Sender.Receipt(f.ctx, stx.Hash)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,11 +288,11 @@ func TestSignTransferReplayedStepSignsNothing(t *testing.T) {
 	f := newChainFixture(t)
 	req := f.request("wf-replay", 1_000_000)
 
-	first, err := f.bc.SignTransfer(f.ctx, req)
+	first, err := f.bc.Signer.SignTransfer(f.ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := f.bc.SignTransfer(f.ctx, req)
+	second, err := f.bc.Signer.SignTransfer(f.ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,14 +315,14 @@ func TestSignTransferReplayedStepSignsNothing(t *testing.T) {
 
 	// Sending twice before mining: the node already has it.
 	for i := 0; i < 2; i++ {
-		if _, err := f.bc.Send(f.ctx, req.WorkflowID, req.Step); err != nil {
+		if _, err := f.bc.Sender.Send(f.ctx, req.WorkflowID, req.Step); err != nil {
 			t.Fatalf("send %d: %v", i+1, err)
 		}
 	}
 	f.sim.Commit()
 	f.requireSuccess(first.Hash)
 	// Sending after it mined: the node says "nonce too low", the receipt says it is ours.
-	if _, err := f.bc.Send(f.ctx, req.WorkflowID, req.Step); err != nil {
+	if _, err := f.bc.Sender.Send(f.ctx, req.WorkflowID, req.Step); err != nil {
 		t.Fatalf("send after mining: %v", err)
 	}
 	f.sim.Commit()
@@ -343,7 +343,7 @@ func TestSignTransferConcurrentSameStepStoresOne(t *testing.T) {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { results[i], errs[i] = f.bc.SignTransfer(f.ctx, req) })
+		wg.Go(func() { results[i], errs[i] = f.bc.Signer.SignTransfer(f.ctx, req) })
 	}
 	wg.Wait()
 	fresh := 0
@@ -384,7 +384,7 @@ func TestSignTransferConcurrentNoncesHaveNoGaps(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range concurrentSigns {
 		wg.Go(func() {
-			results[i], errs[i] = f.bc.SignTransfer(f.ctx, f.request(fmt.Sprintf("wf-many-%03d", i), units))
+			results[i], errs[i] = f.bc.Signer.SignTransfer(f.ctx, f.request(fmt.Sprintf("wf-many-%03d", i), units))
 		})
 	}
 	wg.Wait()
@@ -438,7 +438,7 @@ func TestSignTransferConcurrentNoncesHaveNoGaps(t *testing.T) {
 
 	// In nonce order, as the pool only keeps a short run of gapped nonces per account.
 	for _, s := range byNonce {
-		if _, err := f.bc.Send(f.ctx, s.WorkflowID, s.Step); err != nil {
+		if _, err := f.bc.Sender.Send(f.ctx, s.WorkflowID, s.Step); err != nil {
 			t.Fatalf("sending nonce %d: %v", s.Nonce, err)
 		}
 	}
@@ -478,14 +478,14 @@ func TestSignTransferRefusesWhatCannotPay(t *testing.T) {
 		{"fee above cap", f.newBroadcaster(big.NewInt(1)), f.request("wf-fee-cap", 1), chain.ErrFeeCapExceeded},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := tc.bc.SignTransfer(f.ctx, tc.req)
+			_, err := tc.bc.Signer.SignTransfer(f.ctx, tc.req)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
 			if n := f.count("SELECT COUNT(*) FROM signed_txs WHERE workflow_id=?", tc.req.WorkflowID); n != 0 {
 				t.Fatalf("%d signed_txs rows stored for a refused transfer", n)
 			}
-			if _, err := tc.bc.Send(f.ctx, tc.req.WorkflowID, tc.req.Step); !errors.Is(err, chain.ErrNotSigned) {
+			if _, err := tc.bc.Sender.Send(f.ctx, tc.req.WorkflowID, tc.req.Step); !errors.Is(err, chain.ErrNotSigned) {
 				t.Fatalf("send of a refused transfer: %v, want ErrNotSigned", err)
 			}
 		})

@@ -51,11 +51,11 @@ func TestBroadcasterCachesGasAndFees(t *testing.T) {
 		} else {
 			req.To = gethcommon.HexToAddress("0x00000000000000000000000000000000000fee99")
 		}
-		s, err := bc.SignTransfer(f.ctx, req)
+		s, err := bc.Signer.SignTransfer(f.ctx, req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := bc.Send(f.ctx, wf, "transfer"); err != nil {
+		if _, err := bc.Sender.Send(f.ctx, wf, "transfer"); err != nil {
 			t.Fatal(err)
 		}
 		hashes = append(hashes, s.Hash.Hex())

@@ -1,7 +1,10 @@
-// Package chain is payflow's side of the Ethereum chain: the signer and
-// broadcaster with its nonce lanes, and the confirmation tracker fed by new
-// heads over WebSocket. It knows nothing of Temporal: whoever owns a transfer
-// is told through the Notifier interface.
+// Package chain is payflow's side of the Ethereum chain. Sending, one type per
+// concern (wired together by NewBroadcaster): FeeOracle (fees and gas),
+// Balances, NonceLanes (the NonceAllocator), TxStore (signed_txs), Signer,
+// Sender (send, replace, inspect) and Healer (nonce gaps). Receiving: the
+// Listener (deposits) and the Tracker (confirmations), fed by new heads over
+// WebSocket. It knows nothing of Temporal: whoever owns a transfer is told
+// through the Notifier interface.
 package chain
 
 import (
@@ -32,7 +35,9 @@ type Backend interface {
 // ErrFeeCapExceeded, ErrInsufficientGas and ErrTooManyAttempts leave the
 // earlier attempts in flight: any of them may still be mined. ErrNonceTooLow
 // from Send or Replace is no proof of failure by itself (the node's head may
-// still be reorganised): Broadcaster.Inspect proves it (TransferDropped).
+// still be reorganised): Sender.Inspect proves it (TransferDropped).
+// ErrAttemptExists is TxStore.Insert's: the signer resolves it by returning
+// what the other writer stored.
 // A reverted transfer is no error: Inspect and the tracker report it mined
 // with Succeeded=false.
 var (
@@ -43,6 +48,7 @@ var (
 	ErrNotSigned         = errors.New("no signed transaction stored for this step")
 	ErrBadAmount         = errors.New("amount is not representable in token units")
 	ErrTooManyAttempts   = errors.New("step has reached its maximum number of signed attempts")
+	ErrAttemptExists     = errors.New("this attempt of the step is already stored")
 )
 
 // ToUnits converts a decimal token amount into integer base units.

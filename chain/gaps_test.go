@@ -16,11 +16,11 @@ import (
 func TestHealGapsCancelsAbandonedSignature(t *testing.T) {
 	f := newChainFixture(t)
 	owners := &fakeOwners{} // nobody runs
-	abandoned, err := f.bc.SignTransfer(f.ctx, f.request("wf-abandoned", 11))
+	abandoned, err := f.bc.Signer.SignTransfer(f.ctx, f.request("wf-abandoned", 11))
 	if err != nil {
 		t.Fatal(err)
 	}
-	abandoned2, err := f.bc.SignTransfer(f.ctx, f.request("wf-abandoned-2", 33))
+	abandoned2, err := f.bc.Signer.SignTransfer(f.ctx, f.request("wf-abandoned-2", 33))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,10 +33,10 @@ func TestHealGapsCancelsAbandonedSignature(t *testing.T) {
 		t.Fatal("nonce 1 mined over a gap")
 	}
 	// Too young: a transfer may be between signing and sending.
-	if reps, err := f.bc.HealGaps(f.ctx, 1<<40, owners); err != nil || len(reps) != 0 {
+	if reps, err := f.bc.Healer.HealGaps(f.ctx, 1<<40, owners); err != nil || len(reps) != 0 {
 		t.Fatalf("young gap healed: %v %v", reps, err)
 	}
-	reps, err := f.bc.HealGaps(f.ctx, 0, owners)
+	reps, err := f.bc.Healer.HealGaps(f.ctx, 0, owners)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,14 +52,14 @@ func TestHealGapsCancelsAbandonedSignature(t *testing.T) {
 		t.Fatalf("recipient holds %s, want only the blocked transfer's 22", b)
 	}
 	// The abandoned workflow, were it alive, now learns its nonce is gone.
-	if _, err := f.bc.Send(f.ctx, "wf-abandoned", "transfer"); !errors.Is(err, chain.ErrNonceTooLow) {
+	if _, err := f.bc.Sender.Send(f.ctx, "wf-abandoned", "transfer"); !errors.Is(err, chain.ErrNonceTooLow) {
 		t.Fatalf("sending the abandoned transfer: %v, want ErrNonceTooLow", err)
 	}
 	if n := f.count("SELECT COUNT(*) FROM signed_txs WHERE workflow_id='wf-abandoned' AND state='failed'"); n != 1 {
 		t.Fatalf("abandoned transfer not marked failed (%d)", n)
 	}
 	// Nothing left to heal.
-	if reps, err := f.bc.HealGaps(f.ctx, 0, owners); err != nil || len(reps) != 0 {
+	if reps, err := f.bc.Healer.HealGaps(f.ctx, 0, owners); err != nil || len(reps) != 0 {
 		t.Fatalf("second pass: %v %v", reps, err)
 	}
 }
@@ -88,7 +88,7 @@ func (o *fakeOwners) OwnerRunning(_ context.Context, workflowID string) (bool, e
 func TestHealGapsSendsLiveOwnersTransfer(t *testing.T) {
 	f := newChainFixture(t)
 	owners := &fakeOwners{running: map[string]bool{"wf-live": true}}
-	live, err := f.bc.SignTransfer(f.ctx, f.request("wf-live", 11))
+	live, err := f.bc.Signer.SignTransfer(f.ctx, f.request("wf-live", 11))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,14 +97,14 @@ func TestHealGapsSendsLiveOwnersTransfer(t *testing.T) {
 
 	// Temporal unreachable: skip the wallet this pass, touch nothing.
 	down := &fakeOwners{err: errors.New("temporal unavailable")}
-	if reps, err := f.bc.HealGaps(f.ctx, 0, down); err == nil || len(reps) != 0 {
+	if reps, err := f.bc.Healer.HealGaps(f.ctx, 0, down); err == nil || len(reps) != 0 {
 		t.Fatalf("with the owner checker failing: %v, %v; want an error and no action", reps, err)
 	}
 	if n := f.count("SELECT COUNT(*) FROM signed_txs WHERE workflow_id LIKE 'nonce-gap-%'"); n != 0 {
 		t.Fatal("a gap was filled without asking the owner")
 	}
 
-	reps, err := f.bc.HealGaps(f.ctx, 0, owners)
+	reps, err := f.bc.Healer.HealGaps(f.ctx, 0, owners)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,13 +125,13 @@ func TestHealGapsSendsLiveOwnersTransfer(t *testing.T) {
 	}
 
 	// The same gap, its workflow ended: cancelled.
-	dead, err := f.bc.SignTransfer(f.ctx, f.request("wf-dead", 44))
+	dead, err := f.bc.Signer.SignTransfer(f.ctx, f.request("wf-dead", 44))
 	if err != nil {
 		t.Fatal(err)
 	}
 	after := f.signAndSend(f.request("wf-after", 55))
 	f.sim.Commit()
-	reps, err = f.bc.HealGaps(f.ctx, 0, owners)
+	reps, err = f.bc.Healer.HealGaps(f.ctx, 0, owners)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,22 +2,16 @@ package chain
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
-	"time"
-
+	"log/slog"
 	"math/big"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/params"
-	"github.com/shopspring/decimal"
 )
-
-// gapFillerAttempt numbers a gap filler's row in signed_txs: far above any
-// fee-bump attempt, so (chain, from, nonce, attempt) stays unique.
-const gapFillerAttempt = 1000
 
 // GapReport says what HealGaps did for one wallet.
 type GapReport struct {
@@ -38,6 +32,36 @@ type OwnerChecker interface {
 	OwnerRunning(ctx context.Context, workflowID string) (bool, error)
 }
 
+// LaneLister lists the sending wallets with the next nonce of each.
+// NonceLanes satisfies it.
+type LaneLister interface {
+	Lanes(ctx context.Context) ([]NonceLane, error)
+}
+
+// Healer unblocks wallets whose transactions wait behind a nonce gap (see
+// HealGaps). It never cancels a transfer whose workflow still runs.
+type Healer struct {
+	lanes   LaneLister
+	store   *TxStore
+	fees    *FeeOracle
+	signer  *Signer
+	sender  *Sender
+	backend Backend
+	log     *slog.Logger
+}
+
+// NewHealer wires a Healer.
+func NewHealer(lanes LaneLister, store *TxStore, fees *FeeOracle, signer *Signer, sender *Sender, backend Backend,
+	log *slog.Logger) (*Healer, error) {
+	if lanes == nil || store == nil || fees == nil || signer == nil || sender == nil {
+		return nil, errors.New("healer: lanes, store, fee oracle, signer and sender are required")
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Healer{lanes: lanes, store: store, fees: fees, signer: signer, sender: sender, backend: backend, log: log}, nil
+}
+
 // HealGaps finds wallets whose transactions wait behind a nonce that the node
 // has no transaction for — a nonce gap: one signed transaction was never
 // broadcast (its workflow was terminated between signing and sending, or is
@@ -55,163 +79,25 @@ type OwnerChecker interface {
 //
 // minAge keeps HealGaps away from transfers that are between signing and
 // broadcast right now.
-func (b *Broadcaster) HealGaps(ctx context.Context, minAge time.Duration, owners OwnerChecker) ([]GapReport, error) {
-	rows, err := b.db.QueryContext(ctx, "SELECT address, next_nonce FROM nonces WHERE chain=?", b.cfg.Chain)
+func (h *Healer) HealGaps(ctx context.Context, minAge time.Duration, owners OwnerChecker) ([]GapReport, error) {
+	lanes, err := h.lanes.Lanes(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("listing nonce lanes: %w", err)
-	}
-	type lane struct {
-		addr common.Address
-		next uint64
-	}
-	var lanes []lane
-	for rows.Next() {
-		var a string
-		var l lane
-		if err := rows.Scan(&a, &l.next); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		l.addr = common.HexToAddress(a)
-		lanes = append(lanes, l)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	var reports []GapReport
 	var errs []error
 	for _, l := range lanes {
-		pending, err := b.backend.PendingNonceAt(ctx, l.addr)
+		r, err := h.healLane(ctx, l, minAge, owners)
+		reports = append(reports, r...)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("pending nonce of %s: %w", Lower(l.addr), err))
-			continue
-		}
-		// Heal gap after gap: once a gap is filled the pool's pending nonce
-		// moves up to the next one (terminated workflows can leave many).
-		for healed := 0; pending < l.next && healed < 1000; healed++ {
-			r, err := b.healGap(ctx, l.addr, pending, minAge, owners)
-			if err != nil {
-				errs = append(errs, err)
-				break
-			}
-			if r == nil || r.Action == "foreign" {
-				break // too young to touch, or an operator's case
-			}
-			reports = append(reports, *r)
-			next, err := b.backend.PendingNonceAt(ctx, l.addr)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("pending nonce of %s: %w", Lower(l.addr), err))
-				break
-			}
-			if next <= pending { // the node did not take the filler: try next pass
-				break
-			}
-			pending = next
+			errs = append(errs, err)
 		}
 	}
 	return reports, errors.Join(errs...)
 }
 
-func (b *Broadcaster) healGap(ctx context.Context, from common.Address, nonce uint64, minAge time.Duration, owners OwnerChecker) (*GapReport, error) {
-	var wf, step, state string
-	var attempt int
-	var age float64
-	err := b.db.QueryRowContext(ctx, `SELECT workflow_id, step, state, attempt, TIMESTAMPDIFF(MICROSECOND, created_at, NOW(6))/1e6
-		FROM signed_txs WHERE chain=? AND from_address=? AND nonce=? ORDER BY attempt DESC LIMIT 1`,
-		b.cfg.Chain, Lower(from), nonce).Scan(&wf, &step, &state, &attempt, &age)
-	if errors.Is(err, sql.ErrNoRows) {
-		b.log.Error("nonce gap with no payflow transaction: operator needed", "address", Lower(from), "nonce", nonce)
-		return &GapReport{Address: from, Nonce: nonce, Action: "foreign"}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading nonce %d of %s: %w", nonce, Lower(from), err)
-	}
-	if time.Duration(age*float64(time.Second)) < minAge {
-		return nil, nil // may be on its way to the node right now
-	}
-	resend := state == "sent" || attempt >= gapFillerAttempt
-	if !resend {
-		if owners == nil {
-			return nil, fmt.Errorf("nonce %d of %s: no owner checker to ask about %s", nonce, Lower(from), wf)
-		}
-		running, err := owners.OwnerRunning(ctx, wf)
-		if err != nil {
-			return nil, fmt.Errorf("asking whether %s, owner of nonce %d of %s, runs: %w", wf, nonce, Lower(from), err)
-		}
-		resend = running
-	}
-	if resend {
-		s, err := b.Stored(ctx, wf, step)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := b.send(ctx, s); err != nil && !errors.Is(err, ErrNonceTooLow) {
-			return nil, fmt.Errorf("re-sending %s: %w", s.Hash.Hex(), err)
-		}
-		b.log.Warn("nonce gap: re-sent a signed transaction", "state", state, "address", Lower(from), "nonce", nonce, "tx_hash", s.Hash.Hex(),
-			"workflow_id", wf)
-		return &GapReport{Address: from, Nonce: nonce, Action: "resent", TxHash: s.Hash}, nil
-	}
-	// Signed, never sent, its workflow gone: cancel it with a self-transfer.
-	tip, maxFee, err := b.fees(ctx)
-	if err != nil {
-		return nil, err
-	}
-	key, err := b.keys.Key(ctx, b.cfg.Chain, Lower(from))
-	if err != nil {
-		return nil, fmt.Errorf("opening key of %s: %w", Lower(from), err)
-	}
-	defer key.D.SetInt64(0)
-	// Outbid the abandoned transaction's fees, in case the node has it after all.
-	var prev types.Transaction
-	var raw []byte
-	if err := b.db.QueryRowContext(ctx, "SELECT raw FROM signed_txs WHERE chain=? AND from_address=? AND nonce=? ORDER BY attempt DESC LIMIT 1",
-		b.cfg.Chain, Lower(from), nonce).Scan(&raw); err == nil && prev.UnmarshalBinary(raw) == nil {
-		tip = maxWei(tip, bumpFee(prev.GasTipCap()))
-		maxFee = maxWei(maxFee, bumpFee(prev.GasFeeCap()))
-	}
-	signed, err := types.SignNewTx(key, b.signer, &types.DynamicFeeTx{ChainID: b.cfg.ChainID, Nonce: nonce,
-		GasTipCap: tip, GasFeeCap: maxFee, Gas: params.TxGas, To: &from, Value: new(big.Int)})
-	if err != nil {
-		return nil, fmt.Errorf("signing gap filler: %w", err)
-	}
-	fill, err := signed.MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
-	fillWF, fillStep := "nonce-gap-"+Lower(from), fmt.Sprintf("nonce-%d", nonce)
-	tx, err := b.db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT IGNORE INTO signed_txs
-		(workflow_id, step, attempt, chain, from_address, to_address, nonce, tx_hash, raw, max_fee_wei, tip_wei)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?)`, fillWF, fillStep, gapFillerAttempt, b.cfg.Chain, Lower(from), Lower(from), nonce,
-		signed.Hash().Hex(), fill, decimal.NewFromBigInt(maxFee, 0), decimal.NewFromBigInt(tip, 0)); err != nil {
-		return nil, fmt.Errorf("storing gap filler: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, "UPDATE signed_txs SET state='failed' WHERE workflow_id=? AND step=?", wf, step); err != nil {
-		return nil, err
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, err
-	}
-	s, err := b.Stored(ctx, fillWF, fillStep)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := b.send(ctx, s); err != nil {
-		return nil, fmt.Errorf("sending gap filler: %w", err)
-	}
-	b.log.Warn("nonce gap: cancelled a transaction signed but never sent", "address", Lower(from), "nonce", nonce,
-		"abandoned_workflow_id", wf, "tx_hash", s.Hash.Hex())
-	return &GapReport{Address: from, Nonce: nonce, Action: "filled", TxHash: s.Hash}, nil
-}
-
-// RunGapHealer calls HealGaps every interval until ctx ends.
-func (b *Broadcaster) RunGapHealer(ctx context.Context, interval, minAge time.Duration, owners OwnerChecker) {
+// Run calls HealGaps every interval until ctx ends.
+func (h *Healer) Run(ctx context.Context, interval, minAge time.Duration, owners OwnerChecker) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -219,9 +105,108 @@ func (b *Broadcaster) RunGapHealer(ctx context.Context, interval, minAge time.Du
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := b.HealGaps(ctx, minAge, owners); err != nil && ctx.Err() == nil {
-				b.log.Warn("healing nonce gaps", "err", err)
+			if _, err := h.HealGaps(ctx, minAge, owners); err != nil && ctx.Err() == nil {
+				h.log.Warn("healing nonce gaps", "err", err)
 			}
 		}
 	}
+}
+
+// healLane heals gap after gap of one wallet: once a gap is filled the pool's
+// pending nonce moves up to the next one (terminated workflows can leave many).
+func (h *Healer) healLane(ctx context.Context, l NonceLane, minAge time.Duration, owners OwnerChecker) ([]GapReport, error) {
+	pending, err := h.backend.PendingNonceAt(ctx, l.Address)
+	if err != nil {
+		return nil, fmt.Errorf("pending nonce of %s: %w", Lower(l.Address), err)
+	}
+	var reports []GapReport
+	for healed := 0; pending < l.Next && healed < 1000; healed++ {
+		r, err := h.healGap(ctx, l.Address, pending, minAge, owners)
+		if err != nil {
+			return reports, err
+		}
+		if r == nil || r.Action == "foreign" {
+			return reports, nil // too young to touch, or an operator's case
+		}
+		reports = append(reports, *r)
+		next, err := h.backend.PendingNonceAt(ctx, l.Address)
+		if err != nil {
+			return reports, fmt.Errorf("pending nonce of %s: %w", Lower(l.Address), err)
+		}
+		if next <= pending { // the node did not take the filler: try next pass
+			return reports, nil
+		}
+		pending = next
+	}
+	return reports, nil
+}
+
+// healGap resends or cancels what payflow stored on from's nonce; nil when
+// it is too young to touch.
+func (h *Healer) healGap(ctx context.Context, from common.Address, nonce uint64, minAge time.Duration, owners OwnerChecker) (*GapReport, error) {
+	holder, err := h.store.AtNonce(ctx, from, nonce)
+	if errors.Is(err, ErrNotSigned) {
+		h.log.Error("nonce gap with no payflow transaction: operator needed", "address", Lower(from), "nonce", nonce)
+		return &GapReport{Address: from, Nonce: nonce, Action: "foreign"}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if holder.Age < minAge {
+		return nil, nil // may be on its way to the node right now
+	}
+	resend := holder.State == "sent" || holder.Filler
+	if !resend {
+		if owners == nil {
+			return nil, fmt.Errorf("nonce %d of %s: no owner checker to ask about %s", nonce, Lower(from), holder.WorkflowID)
+		}
+		running, err := owners.OwnerRunning(ctx, holder.WorkflowID)
+		if err != nil {
+			return nil, fmt.Errorf("asking whether %s, owner of nonce %d of %s, runs: %w", holder.WorkflowID, nonce, Lower(from), err)
+		}
+		resend = running
+	}
+	if !resend {
+		return h.fill(ctx, from, nonce, holder)
+	}
+	s, err := h.store.Stored(ctx, holder.WorkflowID, holder.Step)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := h.sender.send(ctx, s); err != nil && !errors.Is(err, ErrNonceTooLow) {
+		return nil, fmt.Errorf("re-sending %s: %w", s.Hash.Hex(), err)
+	}
+	h.log.Warn("nonce gap: re-sent a signed transaction", "state", holder.State, "address", Lower(from), "nonce", nonce,
+		"tx_hash", s.Hash.Hex(), "workflow_id", holder.WorkflowID)
+	return &GapReport{Address: from, Nonce: nonce, Action: "resent", TxHash: s.Hash}, nil
+}
+
+// fill cancels holder, signed and never sent and its workflow gone, with a
+// 0-value self-transfer on its nonce.
+func (h *Healer) fill(ctx context.Context, from common.Address, nonce uint64, holder NonceHolder) (*GapReport, error) {
+	tip, maxFee, err := h.fees.Fees(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Outbid the abandoned transaction's fees, in case the node has it after all.
+	var prev types.Transaction
+	if prev.UnmarshalBinary(holder.Raw) == nil {
+		tip = maxWei(tip, bumpFee(prev.GasTipCap()))
+		maxFee = maxWei(maxFee, bumpFee(prev.GasFeeCap()))
+	}
+	signed, err := h.signer.sign(ctx, from, &types.DynamicFeeTx{Nonce: nonce, GasTipCap: tip, GasFeeCap: maxFee,
+		Gas: params.TxGas, To: &from, Value: new(big.Int)})
+	if err != nil {
+		return nil, fmt.Errorf("signing gap filler: %w", err)
+	}
+	s, err := h.store.Cancel(ctx, holder.WorkflowID, holder.Step, from, signed)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := h.sender.send(ctx, s); err != nil {
+		return nil, fmt.Errorf("sending gap filler: %w", err)
+	}
+	h.log.Warn("nonce gap: cancelled a transaction signed but never sent", "address", Lower(from), "nonce", nonce,
+		"abandoned_workflow_id", holder.WorkflowID, "tx_hash", s.Hash.Hex())
+	return &GapReport{Address: from, Nonce: nonce, Action: "filled", TxHash: s.Hash}, nil
 }

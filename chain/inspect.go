@@ -3,7 +3,6 @@ package chain
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"math/big"
@@ -11,7 +10,6 @@ import (
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
-	"github.com/ethereum/go-ethereum/crypto"
 )
 
 // TransferState is what the chain proves about all attempts of one step.
@@ -53,11 +51,8 @@ type Inspection struct {
 	Reason string
 }
 
-// transferTopic is the ERC20 Transfer(address,address,uint256) event's topic.
-var transferTopic = crypto.Keccak256Hash([]byte("Transfer(address,address,uint256)"))
-
 // transferSelector is the ERC20 transfer(address,uint256) method id.
-var transferSelector = crypto.Keccak256([]byte("transfer(address,uint256)"))[:4]
+var transferSelector = erc20.Methods["transfer"].ID
 
 // Inspect tells what the chain proves about every attempt of a step: mined
 // (and whether the transfer had its effect), dropped (its nonce went to
@@ -69,12 +64,12 @@ var transferSelector = crypto.Keccak256([]byte("transfer(address,uint256)"))[:4]
 //
 // With no attempt stored: ErrNotSigned. RPC and database errors are returned
 // wrapped (transient: retry). confirmations below 1 count as 1.
-func (b *Broadcaster) Inspect(ctx context.Context, workflowID, step string, confirmations uint64) (Inspection, error) {
-	attempts, err := b.Attempts(ctx, workflowID, step)
+func (s *Sender) Inspect(ctx context.Context, workflowID, step string, confirmations uint64) (Inspection, error) {
+	attempts, err := s.store.Attempts(ctx, workflowID, step)
 	if err != nil {
 		return Inspection{}, err
 	}
-	return inspectAttempts(ctx, b.backend, attempts, confirmations)
+	return inspectAttempts(ctx, s.backend, attempts, confirmations)
 }
 
 // inspectAttempts judges the attempts of one step (one sender, one nonce).
@@ -152,7 +147,7 @@ func judgeEffect(a SignedTx, r *types.Receipt) (bool, string) {
 	to := common.BytesToAddress(data[4:36])
 	units := new(big.Int).SetBytes(data[36:68])
 	for _, l := range r.Logs {
-		if l.Address == *tx.To() && len(l.Topics) == 3 && l.Topics[0] == transferTopic &&
+		if l.Address == *tx.To() && len(l.Topics) == 3 && l.Topics[0] == TransferTopic &&
 			common.BytesToAddress(l.Topics[1].Bytes()) == a.From && common.BytesToAddress(l.Topics[2].Bytes()) == to &&
 			new(big.Int).SetBytes(l.Data).Cmp(units) == 0 {
 			return true, ""
@@ -160,30 +155,4 @@ func judgeEffect(a SignedTx, r *types.Receipt) (bool, string) {
 	}
 	return false, fmt.Sprintf("token %s reported success but moved no tokens (transfer %s, block %d)",
 		Lower(*tx.To()), a.Hash.Hex(), r.BlockNumber.Uint64())
-}
-
-// loadAttempts returns every stored attempt of a step, the original first,
-// or ErrNotSigned.
-func loadAttempts(ctx context.Context, db *sql.DB, workflowID, step string) ([]SignedTx, error) {
-	rows, err := db.QueryContext(ctx, `SELECT `+signedColumns+` FROM signed_txs
-		WHERE workflow_id=? AND step=? ORDER BY attempt`, workflowID, step)
-	if err != nil {
-		return nil, fmt.Errorf("listing attempts of %s/%s: %w", workflowID, step, err)
-	}
-	defer rows.Close()
-	var out []SignedTx
-	for rows.Next() {
-		s, err := scanSigned(rows)
-		if err != nil {
-			return nil, fmt.Errorf("reading attempts of %s/%s: %w", workflowID, step, err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing attempts of %s/%s: %w", workflowID, step, err)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s/%s: %w", workflowID, step, ErrNotSigned)
-	}
-	return out, nil
 }

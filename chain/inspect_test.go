@@ -29,7 +29,7 @@ var (
 
 func (f *chainFixture) inspect(wf string, confirmations uint64) chain.Inspection {
 	f.t.Helper()
-	in, err := f.bc.Inspect(f.ctx, wf, "transfer", confirmations)
+	in, err := f.bc.Sender.Inspect(f.ctx, wf, "transfer", confirmations)
 	if err != nil {
 		f.t.Fatalf("inspecting %s: %v", wf, err)
 	}
@@ -40,7 +40,7 @@ func (f *chainFixture) inspect(wf string, confirmations uint64) chain.Inspection
 // block and the Transfer log it was signed for.
 func TestInspectMinedTransfer(t *testing.T) {
 	f := newChainFixture(t)
-	if _, err := f.bc.Inspect(f.ctx, "wf-none", "transfer", 3); !errors.Is(err, chain.ErrNotSigned) {
+	if _, err := f.bc.Sender.Inspect(f.ctx, "wf-none", "transfer", 3); !errors.Is(err, chain.ErrNotSigned) {
 		t.Fatalf("Inspect of an unsigned step: %v, want ErrNotSigned", err)
 	}
 	stx := f.signAndSend(f.request("wf-ok", 17))
@@ -90,12 +90,12 @@ func TestInspectTokenThatMovesNothing(t *testing.T) {
 // TestInspectNativeTransfer: a native transfer needs only status 1.
 func TestInspectNativeTransfer(t *testing.T) {
 	f := newChainFixture(t)
-	stx, err := f.bc.SignNative(f.ctx, chain.NativeTransferRequest{WorkflowID: "wf-native", Step: "transfer",
+	stx, err := f.bc.Signer.SignNative(f.ctx, chain.NativeTransferRequest{WorkflowID: "wf-native", Step: "transfer",
 		From: f.sender, To: recipient, Wei: big.NewInt(1000)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.bc.Send(f.ctx, "wf-native", "transfer"); err != nil {
+	if _, err := f.bc.Sender.Send(f.ctx, "wf-native", "transfer"); err != nil {
 		t.Fatal(err)
 	}
 	f.sim.Commit()
@@ -128,10 +128,10 @@ func TestNonceTakenDuringReplacement(t *testing.T) {
 	f.sim.Commit()
 	f.requireSuccess(foreign.Hash())
 
-	if _, err := f.bc.Replace(f.ctx, req.WorkflowID, req.Step, 1); !errors.Is(err, chain.ErrNonceTooLow) {
+	if _, err := f.bc.Sender.Replace(f.ctx, req.WorkflowID, req.Step, 1); !errors.Is(err, chain.ErrNonceTooLow) {
 		t.Fatalf("Replace after the nonce was taken: %v, want ErrNonceTooLow", err)
 	}
-	if _, err := f.bc.Send(f.ctx, req.WorkflowID, req.Step); !errors.Is(err, chain.ErrNonceTooLow) {
+	if _, err := f.bc.Sender.Send(f.ctx, req.WorkflowID, req.Step); !errors.Is(err, chain.ErrNonceTooLow) {
 		t.Fatalf("Send after the nonce was taken: %v, want ErrNonceTooLow", err)
 	}
 	if n := f.count("SELECT COUNT(*) FROM signed_txs WHERE workflow_id=?", req.WorkflowID); n != 1 {

@@ -16,11 +16,11 @@ func TestSignNativeTopsUpWhatATransferNeeds(t *testing.T) {
 	f := newChainFixture(t)
 	sweep := f.request("wf-sweep", 2_500_000)
 	sweep.From, sweep.Step = f.broke, "sweep-USDT"
-	if _, err := f.bc.SignTransfer(f.ctx, sweep); !errors.Is(err, chain.ErrInsufficientGas) {
+	if _, err := f.bc.Signer.SignTransfer(f.ctx, sweep); !errors.Is(err, chain.ErrInsufficientGas) {
 		t.Fatalf("transfer from a wallet without ether: %v, want ErrInsufficientGas", err)
 	}
 
-	fee, err := f.bc.MaxTransferFee(f.ctx, f.token, f.broke, recipient, sweep.Units)
+	fee, err := f.bc.Fees.MaxTransferFee(f.ctx, f.token, f.broke, recipient, sweep.Units)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,11 +31,11 @@ func TestSignNativeTopsUpWhatATransferNeeds(t *testing.T) {
 	// of the same lane.
 	f.signAndSend(f.request("wf-before", 1))
 	req := chain.NativeTransferRequest{WorkflowID: "wf-sweep", Step: "gas-topup", From: f.sender, To: f.broke, Wei: fee}
-	first, err := f.bc.SignNative(f.ctx, req)
+	first, err := f.bc.Signer.SignNative(f.ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := f.bc.SignNative(f.ctx, req)
+	again, err := f.bc.Signer.SignNative(f.ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestSignNativeTopsUpWhatATransferNeeds(t *testing.T) {
 		t.Fatalf("%d stored top-ups, want 1", n)
 	}
 	for i := 0; i < 2; i++ { // sending twice is harmless
-		if _, err := f.bc.Send(f.ctx, req.WorkflowID, req.Step); err != nil {
+		if _, err := f.bc.Sender.Send(f.ctx, req.WorkflowID, req.Step); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -86,7 +86,7 @@ func TestSignNativeRefusesWhatCannotPay(t *testing.T) {
 			To: f.sender, Wei: big.NewInt(1)}, chain.ErrInsufficientGas},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := f.bc.SignNative(f.ctx, tc.req); !errors.Is(err, tc.want) {
+			if _, err := f.bc.Signer.SignNative(f.ctx, tc.req); !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
 			if n := f.count("SELECT COUNT(*) FROM signed_txs WHERE workflow_id=?", tc.req.WorkflowID); n != 0 {

@@ -51,11 +51,11 @@ func (f *chainFixture) broadcasterWith(backend chain.Backend, keys chain.KeySour
 func (f *chainFixture) sendStuck(req chain.TransferRequest) chain.SignedTx {
 	f.t.Helper()
 	low := f.broadcasterWith(lowTipBackend{f.client}, f.keys, maxFeeWei, 0)
-	stx, err := low.SignTransfer(f.ctx, req)
+	stx, err := low.Signer.SignTransfer(f.ctx, req)
 	if err != nil {
 		f.t.Fatalf("signing %s/%s: %v", req.WorkflowID, req.Step, err)
 	}
-	if _, err := low.Send(f.ctx, req.WorkflowID, req.Step); err != nil {
+	if _, err := low.Sender.Send(f.ctx, req.WorkflowID, req.Step); err != nil {
 		f.t.Fatalf("sending %s/%s: %v", req.WorkflowID, req.Step, err)
 	}
 	f.sim.Commit()
@@ -126,7 +126,7 @@ func TestReplaceStuckTransferSettlesOnce(t *testing.T) {
 	f.check()
 	expect(t, f.rec.take(), wf, stuck.Hash.Hex())
 
-	repl, err := f.bc.Replace(f.ctx, wf, req.Step, 1)
+	repl, err := f.bc.Sender.Replace(f.ctx, wf, req.Step, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,14 +150,14 @@ func TestReplaceStuckTransferSettlesOnce(t *testing.T) {
 	if from, err := types.Sender(types.LatestSignerForChainID(big.NewInt(simChainID)), nw); err != nil || from != f.sender {
 		t.Fatalf("replacement signed by %s (%v)", from.Hex(), err)
 	}
-	attempts, err := f.bc.Attempts(f.ctx, wf, req.Step)
+	attempts, err := f.bc.Store.Attempts(f.ctx, wf, req.Step)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(attempts) != 2 || attempts[0].Hash != stuck.Hash || attempts[1].Hash != repl.Hash || attempts[1].Attempt != 1 {
 		t.Fatalf("attempts %+v", attempts)
 	}
-	if stored, err := f.bc.Stored(f.ctx, wf, req.Step); err != nil || stored.Hash != repl.Hash {
+	if stored, err := f.bc.Store.Stored(f.ctx, wf, req.Step); err != nil || stored.Hash != repl.Hash {
 		t.Fatalf("latest stored %s (%v), want the replacement", stored.Hash.Hex(), err)
 	}
 	if n := f.count("SELECT COUNT(*) FROM signed_txs WHERE tx_hash=? AND state='sent'", repl.Hash.Hex()); n != 1 {
@@ -203,11 +203,11 @@ func TestReplaceStuckTransferSettlesOnce(t *testing.T) {
 	expect(t, f.rec.take(), wf, repl.Hash.Hex())
 
 	// Replace and Send of the settled step now only report the mined attempt.
-	again, err := f.bc.Replace(f.ctx, wf, req.Step, 2)
+	again, err := f.bc.Sender.Replace(f.ctx, wf, req.Step, 2)
 	if err != nil || !again.Mined || again.Hash != repl.Hash {
 		t.Fatalf("Replace after mining: %+v, %v", again, err)
 	}
-	if sent, err := f.bc.Send(f.ctx, wf, req.Step); err != nil || !sent.Mined || sent.Hash != repl.Hash {
+	if sent, err := f.bc.Sender.Send(f.ctx, wf, req.Step); err != nil || !sent.Mined || sent.Hash != repl.Hash {
 		t.Fatalf("Send after mining: hash %s mined=%v, %v", sent.Hash.Hex(), sent.Mined, err)
 	}
 	if n := f.count("SELECT COUNT(*) FROM signed_txs WHERE workflow_id=? AND step=?", wf, req.Step); n != 2 {
@@ -228,7 +228,7 @@ func TestReplaceMinedTransferSignsNothing(t *testing.T) {
 	f.sim.Commit()
 	f.requireSuccess(stx.Hash)
 
-	got, err := f.bc.Replace(f.ctx, req.WorkflowID, req.Step, 1)
+	got, err := f.bc.Sender.Replace(f.ctx, req.WorkflowID, req.Step, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +241,7 @@ func TestReplaceMinedTransferSignsNothing(t *testing.T) {
 	if n := f.keys.calls.Load(); n != 1 {
 		t.Fatalf("key opened %d times, want 1", n)
 	}
-	if _, err := f.bc.Replace(f.ctx, "wf-never-signed", "transfer", 1); !errors.Is(err, chain.ErrNotSigned) {
+	if _, err := f.bc.Sender.Replace(f.ctx, "wf-never-signed", "transfer", 1); !errors.Is(err, chain.ErrNotSigned) {
 		t.Fatalf("Replace of an unsigned step: %v, want ErrNotSigned", err)
 	}
 }
@@ -282,7 +282,7 @@ func TestReplaceConcurrentStoresOneAttempt(t *testing.T) {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { results[i], errs[i] = bc.Replace(f.ctx, req.WorkflowID, req.Step, 1) })
+		wg.Go(func() { results[i], errs[i] = bc.Sender.Replace(f.ctx, req.WorkflowID, req.Step, 1) })
 	}
 	wg.Wait()
 	fresh := 0
@@ -324,7 +324,7 @@ func TestReplaceRefusals(t *testing.T) {
 	// The cap equals the stuck attempt's fee cap: even the minimal bump is above it.
 	capped := f.broadcasterWith(f.client, f.keys, decodeTx(t, capStuck.Raw).GasFeeCap(), 0)
 	calls := f.keys.calls.Load()
-	if _, err := capped.Replace(f.ctx, capReq.WorkflowID, capReq.Step, 1); !errors.Is(err, chain.ErrFeeCapExceeded) {
+	if _, err := capped.Sender.Replace(f.ctx, capReq.WorkflowID, capReq.Step, 1); !errors.Is(err, chain.ErrFeeCapExceeded) {
 		t.Fatalf("Replace above the fee cap: %v, want ErrFeeCapExceeded", err)
 	}
 	if n := f.count("SELECT COUNT(*) FROM signed_txs WHERE workflow_id=?", capReq.WorkflowID); n != 1 {
@@ -333,7 +333,7 @@ func TestReplaceRefusals(t *testing.T) {
 	if n := f.keys.calls.Load(); n != calls {
 		t.Fatal("a refused replacement opened the key")
 	}
-	if s, err := f.bc.Stored(f.ctx, capReq.WorkflowID, capReq.Step); err != nil || s.Hash != capStuck.Hash {
+	if s, err := f.bc.Store.Stored(f.ctx, capReq.WorkflowID, capReq.Step); err != nil || s.Hash != capStuck.Hash {
 		t.Fatalf("latest attempt %s (%v), want the stuck one", s.Hash.Hex(), err)
 	}
 
@@ -341,10 +341,10 @@ func TestReplaceRefusals(t *testing.T) {
 	req := f.request("wf-replace-max", 1)
 	f.sendStuck(req)
 	two := f.broadcasterWith(f.client, f.keys, maxFeeWei, 2)
-	if _, err := two.Replace(f.ctx, req.WorkflowID, req.Step, 1); err != nil {
+	if _, err := two.Sender.Replace(f.ctx, req.WorkflowID, req.Step, 1); err != nil {
 		t.Fatalf("second attempt: %v", err)
 	}
-	if _, err := two.Replace(f.ctx, req.WorkflowID, req.Step, 2); !errors.Is(err, chain.ErrTooManyAttempts) {
+	if _, err := two.Sender.Replace(f.ctx, req.WorkflowID, req.Step, 2); !errors.Is(err, chain.ErrTooManyAttempts) {
 		t.Fatalf("third attempt: %v, want ErrTooManyAttempts", err)
 	}
 	if n := f.count("SELECT COUNT(*) FROM signed_txs WHERE workflow_id=?", req.WorkflowID); n != 2 {
@@ -380,7 +380,7 @@ func TestReplaceRetriesStoreOneReplacement(t *testing.T) {
 
 	var results []chain.SignedTx
 	for i := range 3 {
-		got, err := bc.Replace(f.ctx, req.WorkflowID, req.Step, 1)
+		got, err := bc.Sender.Replace(f.ctx, req.WorkflowID, req.Step, 1)
 		if i < 2 {
 			if err == nil {
 				t.Fatalf("call %d: the broadcast did not fail", i+1)

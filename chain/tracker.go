@@ -81,6 +81,7 @@ type Tracker struct {
 	backend  Backend
 	dial     func(ctx context.Context) (HeadSubscriber, error)
 	notifier Notifier
+	store    *TxStore // the attempts of a step, to tell dropped from superseded
 	log      *slog.Logger
 }
 
@@ -99,7 +100,8 @@ func NewTracker(cfg TrackerConfig, db *sql.DB, backend Backend, dial func(ctx co
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Tracker{cfg: cfg, db: db, backend: backend, dial: dial, notifier: n, log: log}, nil
+	return &Tracker{cfg: cfg, db: db, backend: backend, dial: dial, notifier: n, store: &TxStore{chain: cfg.Chain, db: db},
+		log: log}, nil
 }
 
 // TrackTx records that workflowID waits for txHash and wants every
@@ -310,7 +312,7 @@ func (t *Tracker) retireIfUnminable(ctx context.Context, p *pass, r trackedTx) e
 	if err != nil || !consumed {
 		return err
 	}
-	attempts, err := loadAttempts(ctx, t.db, r.signedWF, r.step)
+	attempts, err := t.store.Attempts(ctx, r.signedWF, r.step)
 	if err != nil {
 		return err
 	}
@@ -339,7 +341,7 @@ func (t *Tracker) retireIfUnminable(ctx context.Context, p *pass, r trackedTx) e
 // (tx_hash, workflow_id): another workflow following the same transaction
 // keeps its own state. On confirmation (or drop), the workflow's other
 // tracked hashes that are still pending and share the transaction's sender
-// and nonce (replacements signed by Broadcaster.Replace, or what they
+// and nonce (replacements signed by Sender.Replace, or what they
 // replaced) can never be mined: they are marked done in the same database
 // transaction, so they are not polled again and their owner hears nothing
 // more about them.

@@ -141,7 +141,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			return runTogether(ctx, tracker.Run, listener.Run, func(ctx context.Context) error {
 				// Unblock wallets whose transfers wait behind a nonce that was signed
 				// but never sent (a workflow terminated in between) or was dropped.
-				bc.RunGapHealer(ctx, 30*time.Second, 2*time.Minute, workflowOwners{tc})
+				bc.Healer.Run(ctx, 30*time.Second, 2*time.Minute, workflowOwners{tc})
 				return nil
 			})
 		})

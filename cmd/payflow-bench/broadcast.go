@@ -116,10 +116,10 @@ func benchBroadcaster(ctx context.Context, st *stacktest.Stack, n int) []result 
 					return
 				}
 				wf := fmt.Sprintf("bench-broadcast-%d", i)
-				_, err := bc.SignTransfer(ctx, chain.TransferRequest{WorkflowID: wf, Step: "transfer", From: addr, To: recipient,
+				_, err := bc.Signer.SignTransfer(ctx, chain.TransferRequest{WorkflowID: wf, Step: "transfer", From: addr, To: recipient,
 					Token: tok, Units: big.NewInt(1)})
 				if err == nil {
-					_, err = bc.Send(ctx, wf, "transfer")
+					_, err = bc.Sender.Send(ctx, wf, "transfer")
 				}
 				if err != nil {
 					errs.Add(1)

@@ -1030,7 +1030,7 @@ func (e *paymentEnv) release(ctx context.Context, queueID, flow string, dryRun b
 		resp.FromAddress = res.Address // the wallet that was to pay (begin.PayingAddress)
 	}
 	var reason string
-	_, err = e.act.Broadcaster.Attempts(ctx, p.WorkflowID, "transfer")
+	_, err = e.act.Broadcaster.Store.Attempts(ctx, p.WorkflowID, "transfer")
 	switch {
 	case errors.Is(err, chain.ErrNotSigned):
 		closed := time.Now()
