@@ -3,9 +3,9 @@ SHELL := /bin/bash
 GO ?= go
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: up down status test test-unit test-integration bench gen-token restart vet
+.PHONY: up down status test test-unit test-integration check-rules bench gen-token restart vet
 
-## up: install what is missing, start MariaDB, RabbitMQ, Temporal, geth, the worker and the starter
+## up: install what is missing, start MariaDB, RabbitMQ, Temporal, geth, Prometheus, the worker and the starter
 up:
 	@scripts/stack.sh up
 
@@ -23,8 +23,13 @@ restart:
 vet:
 	$(GO) vet ./...
 
+## check-rules: check the Prometheus alert rules and run their unit tests (promtool: make up installs it)
+check-rules:
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts_test.yml
+
 ## test: unit tests and integration tests against the real local stack (started if needed)
-test: up vet
+test: up vet check-rules
 	@scripts/stack.sh refresh
 	$(GO) test -count=1 -timeout 30m ./... 2>&1 | tee .dev/logs/test.log; exit $${PIPESTATUS[0]}
 
