@@ -44,6 +44,9 @@ type Stack struct {
 	FaucetPrivateKey  string                  `json:"faucet_private_key"`
 	CollectionAddress string                  `json:"collection_address"`
 	ManagedWallets    []string                `json:"managed_wallets"`
+	// PrometheusURL is the dev Prometheus server, which scrapes the worker,
+	// the starter and Temporal and loads deploy/prometheus/alerts.yml.
+	PrometheusURL string `json:"prometheus_url,omitempty"`
 }
 
 type devSecrets struct {
@@ -83,6 +86,7 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	wsURL := fs.String("eth-ws-url", "ws://127.0.0.1:8546", "geth WebSocket")
 	confs := fs.Int("confirmations", 3, "confirmations on the dev chain")
 	httpAddr := fs.String("http-addr", "127.0.0.1:8380", "payflow HTTP (health, ledger API)")
+	promURL := fs.String("prometheus-url", "", "dev Prometheus server, written to stack.json")
 	_ = fs.Parse(args)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
@@ -258,7 +262,7 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	st := Stack{AMQPURL: *amqpURL, TemporalAddress: *tAddr, TemporalNamespace: cfg.Temporal.Namespace, TemporalUIURL: *tUI,
 		ETHRPCURL: *rpcURL, ETHWSURL: *wsURL, ChainID: chainID.Int64(), MySQLDSN: *dsn, SignKey: sec.SignKey,
 		Confirmations: *confs, Tokens: tokens, FaucetPrivateKey: sec.FaucetKey, CollectionAddress: collection,
-		ManagedWallets: managed}
+		ManagedWallets: managed, PrometheusURL: *promURL}
 	return saveJSON(filepath.Join(*dir, "stack.json"), st, 0o600)
 }
 

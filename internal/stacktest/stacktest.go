@@ -51,6 +51,9 @@ type Stack struct {
 	FaucetPrivateKey  string                  `json:"faucet_private_key"`
 	CollectionAddress string                  `json:"collection_address"`
 	ManagedWallets    []string                `json:"managed_wallets"`
+	// PrometheusURL is the dev Prometheus server (empty for a stack.json
+	// written before it was added).
+	PrometheusURL string `json:"prometheus_url"`
 }
 
 // Path finds stack.json: $PAYFLOW_STACK, else .dev/stack.json in the first
