@@ -1,0 +1,392 @@
+package metrics
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shopspring/decimal"
+
+	"payflow/config"
+)
+
+// Node is what the Sampler asks the chain node (*ethclient.Client is one).
+type Node interface {
+	BlockNumber(ctx context.Context) (uint64, error)
+	HeaderByNumber(ctx context.Context, number *big.Int) (*types.Header, error)
+}
+
+// Balances reads wallet balances on chain (*chain.Balances is one). block nil
+// is the latest block.
+type Balances interface {
+	TokenBalance(ctx context.Context, token, owner common.Address, block *big.Int) (*big.Int, error)
+	NativeBalance(ctx context.Context, owner common.Address, block *big.Int) (*big.Int, error)
+}
+
+// NativeSymbol is the symbol label of a wallet's native (gas) balance in
+// payflow_wallet_balance.
+const NativeSymbol = "native"
+
+// Wallet kinds of payflow_nonce_lane_backlog (wallet_kind) and
+// payflow_wallet_balance (kind), as in the wallets table.
+var (
+	laneKinds    = []string{"hot", "collection", "gas", "deposit"}
+	balanceKinds = []string{"hot", "collection", "gas"}
+)
+
+// SamplerConfig says what the Sampler reads.
+type SamplerConfig struct {
+	Chain  string
+	Tokens map[string]config.Token // by symbol
+	// PaymentStep is the signed_txs step of a payment's transfer (the
+	// payments among the transfers in flight).
+	PaymentStep string
+	// ConfirmTimeout: a payment whose transfer is unconfirmed for longer is
+	// stuck (payment.confirm_timeout).
+	ConfirmTimeout time.Duration
+	// Interval between samples; default 10s.
+	Interval time.Duration
+	// Timeout bounds each part of a sample (one query, or the node's
+	// answers); default 8s.
+	Timeout time.Duration
+}
+
+// Sampler is the worker's gauges: it reads MariaDB and the node every
+// Interval (Run) and serves the latest readings at scrape time, so a scrape
+// never waits on the database. It is a prometheus.Collector: register it
+// with Metrics.Register. A part that fails to read keeps its previous
+// readings (and is logged), the others are updated.
+type Sampler struct {
+	cfg  SamplerConfig
+	db   *sql.DB
+	node Node
+	bal  Balances
+	log  *slog.Logger
+
+	inFlight, oldestAge, stuck                     *prometheus.Desc
+	headBlock, lagBlocks, lagSeconds               *prometheus.Desc
+	nonceBacklog, outboxBacklog                    *prometheus.Desc
+	reconMismatches, reconMismatchesTotal, balance *prometheus.Desc
+
+	mu    sync.Mutex
+	parts map[string][]prometheus.Metric // latest readings, by part
+}
+
+// NewSampler returns a Sampler over db, node and bal (bal nil: no wallet
+// balances).
+func NewSampler(cfg SamplerConfig, db *sql.DB, node Node, bal Balances, log *slog.Logger) *Sampler {
+	if cfg.Interval <= 0 {
+		cfg.Interval = 10 * time.Second
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 8 * time.Second
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, nil)
+	}
+	return &Sampler{cfg: cfg, db: db, node: node, bal: bal, log: log, parts: map[string][]prometheus.Metric{},
+		inFlight: d("payflow_transfers_in_flight",
+			"Transfers payflow signed and tracks that are not confirmed yet (a transfer's replacements count once).", "chain"),
+		oldestAge: d("payflow_transfer_oldest_age_seconds",
+			"Age of the oldest transfer in flight (0 when none).", "chain"),
+		stuck: d("payflow_stuck_payments",
+			"Payments whose transfer is unconfirmed for longer than payment.confirm_timeout.", "chain"),
+		headBlock: d("payflow_listener_head_block", "The chain's latest block, as the node reports it.", "chain"),
+		lagBlocks: d("payflow_listener_lag_blocks",
+			"Blocks between the chain's head and the last block the deposit listener processed.", "chain"),
+		lagSeconds: d("payflow_listener_lag_seconds",
+			"Age of the oldest block the deposit listener has not processed (0 when it is at the head).", "chain"),
+		nonceBacklog: d("payflow_nonce_lane_backlog",
+			"Signed transactions not mined yet (one per nonce), summed over the sending wallets of a kind.", "chain", "wallet_kind"),
+		outboxBacklog: d("payflow_outbox_backlog", "Answers and notices stored in the outbox and not published yet."),
+		reconMismatches: d("payflow_reconciliation_mismatches",
+			"Wallet/symbol pairs found mismatched by the latest reconciliation run.", "chain"),
+		reconMismatchesTotal: d("payflow_reconciliation_mismatches_total",
+			"Mismatches ever recorded by reconciliation runs (from the reconciliations table).", "chain"),
+		balance: d("payflow_wallet_balance",
+			"On-chain balance of the hot, collection and gas wallets, summed by kind, in token units (symbol=native: gas).",
+			"chain", "kind", "symbol"),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (s *Sampler) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{s.inFlight, s.oldestAge, s.stuck, s.headBlock, s.lagBlocks, s.lagSeconds,
+		s.nonceBacklog, s.outboxBacklog, s.reconMismatches, s.reconMismatchesTotal, s.balance} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector: the latest readings.
+func (s *Sampler) Collect(ch chan<- prometheus.Metric) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ms := range s.parts {
+		for _, m := range ms {
+			ch <- m
+		}
+	}
+}
+
+// Run samples at once and then every Interval until ctx ends. A failing
+// part is logged when its error changes, not on every sample.
+func (s *Sampler) Run(ctx context.Context) {
+	last := ""
+	t := time.NewTicker(s.cfg.Interval)
+	defer t.Stop()
+	for {
+		err := s.Sample(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case err != nil && err.Error() != last:
+			s.log.Warn("metrics sample incomplete; keeping the previous readings of what failed", "err", err)
+			last = err.Error()
+		case err == nil && last != "":
+			s.log.Info("metrics sample complete again")
+			last = ""
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Sample reads every part once and replaces the readings of those that
+// succeeded. It returns the failures joined.
+func (s *Sampler) Sample(ctx context.Context) error {
+	parts := []struct {
+		name string
+		read func(context.Context) ([]prometheus.Metric, error)
+	}{
+		{"transfers", s.transfers},
+		{"lanes", s.lanes},
+		{"outbox", s.outbox},
+		{"listener", s.listener},
+		{"reconciliation", s.reconciliation},
+		{"balances", s.balances},
+	}
+	var errs []error
+	for _, p := range parts {
+		pctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+		ms, err := p.read(pctx)
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", p.name, err))
+			continue
+		}
+		s.mu.Lock()
+		s.parts[p.name] = ms
+		s.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+func gauge(d *prometheus.Desc, v float64, labels ...string) prometheus.Metric {
+	return prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+}
+
+// transfers: in flight, the oldest's age, and stuck payments. A transfer is
+// in flight while one of its attempts is tracked and not confirmed.
+func (s *Sampler) transfers(ctx context.Context) ([]prometheus.Metric, error) {
+	var n, stuck int64
+	var oldestMicros float64
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(DISTINCT s.workflow_id, s.step),
+			COALESCE(TIMESTAMPDIFF(MICROSECOND, MIN(t.created_at), CURRENT_TIMESTAMP(6)), 0),
+			COUNT(DISTINCT IF(s.step = ? AND t.created_at < CURRENT_TIMESTAMP(6) - INTERVAL ? MICROSECOND, s.workflow_id, NULL))
+		FROM tracked_txs t JOIN signed_txs s ON s.tx_hash = t.tx_hash
+		WHERE t.chain = ? AND t.state IN ('pending','seen')`,
+		s.cfg.PaymentStep, s.cfg.ConfirmTimeout.Microseconds(), s.cfg.Chain).Scan(&n, &oldestMicros, &stuck)
+	if err != nil {
+		return nil, fmt.Errorf("counting transfers in flight: %w", err)
+	}
+	return []prometheus.Metric{
+		gauge(s.inFlight, float64(n), s.cfg.Chain),
+		gauge(s.oldestAge, max(oldestMicros, 0)/1e6, s.cfg.Chain),
+		gauge(s.stuck, float64(stuck), s.cfg.Chain),
+	}, nil
+}
+
+// lanes: per wallet kind, the nonces signed and not mined: tracked and not
+// seen in a block by any attempt, or signed and never broadcast (no attempt
+// on the nonce is tracked).
+func (s *Sampler) lanes(ctx context.Context) ([]prometheus.Metric, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT w.kind, COUNT(*) FROM (
+			SELECT s.from_address, s.nonce
+			FROM signed_txs s JOIN tracked_txs t ON t.tx_hash = s.tx_hash
+			WHERE t.chain = ? AND t.state IN ('pending','seen')
+			GROUP BY s.from_address, s.nonce
+			HAVING SUM(t.state = 'seen') = 0
+			UNION
+			SELECT s.from_address, s.nonce
+			FROM signed_txs s
+			WHERE s.chain = ? AND s.state = 'signed' AND NOT EXISTS (
+				SELECT 1 FROM signed_txs o JOIN tracked_txs t ON t.tx_hash = o.tx_hash
+				WHERE o.chain = s.chain AND o.from_address = s.from_address AND o.nonce = s.nonce)
+		) lane JOIN wallets w ON w.chain = ? AND w.address = lane.from_address
+		GROUP BY w.kind`, s.cfg.Chain, s.cfg.Chain, s.cfg.Chain)
+	if err != nil {
+		return nil, fmt.Errorf("counting nonce lane backlog: %w", err)
+	}
+	defer rows.Close()
+	byKind := map[string]int64{}
+	for rows.Next() {
+		var kind string
+		var n int64
+		if err := rows.Scan(&kind, &n); err != nil {
+			return nil, fmt.Errorf("counting nonce lane backlog: %w", err)
+		}
+		byKind[kind] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("counting nonce lane backlog: %w", err)
+	}
+	var ms []prometheus.Metric
+	for _, k := range laneKinds {
+		ms = append(ms, gauge(s.nonceBacklog, float64(byKind[k]), s.cfg.Chain, k))
+	}
+	return ms, nil
+}
+
+func (s *Sampler) outbox(ctx context.Context) ([]prometheus.Metric, error) {
+	var n int64
+	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").Scan(&n); err != nil {
+		return nil, fmt.Errorf("counting the outbox backlog: %w", err)
+	}
+	return []prometheus.Metric{gauge(s.outboxBacklog, float64(n))}, nil
+}
+
+// listener: the node's head, and how far behind it the listener's cursor
+// is. Without a cursor (the listener never ran) only the head is reported.
+func (s *Sampler) listener(ctx context.Context) ([]prometheus.Metric, error) {
+	head, err := s.node.BlockNumber(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the head: %w", err)
+	}
+	ms := []prometheus.Metric{gauge(s.headBlock, float64(head), s.cfg.Chain)}
+	var cursor uint64
+	err = s.db.QueryRowContext(ctx, "SELECT block_number FROM chain_cursor WHERE chain = ?", s.cfg.Chain).Scan(&cursor)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ms, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the listener's cursor: %w", err)
+	}
+	var blocks, secs float64
+	if head > cursor {
+		blocks = float64(head - cursor)
+		h, err := s.node.HeaderByNumber(ctx, new(big.Int).SetUint64(cursor+1))
+		if err != nil {
+			return nil, fmt.Errorf("reading header %d: %w", cursor+1, err)
+		}
+		secs = max(time.Since(time.Unix(int64(h.Time), 0)).Seconds(), 0)
+	}
+	return append(ms, gauge(s.lagBlocks, blocks, s.cfg.Chain), gauge(s.lagSeconds, secs, s.cfg.Chain)), nil
+}
+
+// reconciliation: mismatches of the latest run, and of all runs (a counter:
+// recorded rows are never deleted, and a run records a pair once).
+func (s *Sampler) reconciliation(ctx context.Context) ([]prometheus.Metric, error) {
+	var latest, total int64
+	err := s.db.QueryRowContext(ctx, `SELECT
+			(SELECT COUNT(*) FROM reconciliations WHERE chain = ? AND status = 'mismatch' AND run_id = (
+				SELECT run_id FROM reconciliations WHERE chain = ? ORDER BY created_at DESC, id DESC LIMIT 1)),
+			(SELECT COUNT(*) FROM reconciliations WHERE chain = ? AND status = 'mismatch')`,
+		s.cfg.Chain, s.cfg.Chain, s.cfg.Chain).Scan(&latest, &total)
+	if err != nil {
+		return nil, fmt.Errorf("counting reconciliation mismatches: %w", err)
+	}
+	return []prometheus.Metric{
+		gauge(s.reconMismatches, float64(latest), s.cfg.Chain),
+		prometheus.MustNewConstMetric(s.reconMismatchesTotal, prometheus.CounterValue, float64(total), s.cfg.Chain),
+	}, nil
+}
+
+// balances: what the hot, collection and gas wallets hold on chain, per
+// kind and symbol (tokens, and native for gas). A kind without wallets has
+// no series.
+func (s *Sampler) balances(ctx context.Context) ([]prometheus.Metric, error) {
+	if s.bal == nil {
+		return nil, nil
+	}
+	rows, err := s.db.QueryContext(ctx, "SELECT address, kind FROM wallets WHERE chain = ? AND kind IN ('hot','collection','gas')",
+		s.cfg.Chain)
+	if err != nil {
+		return nil, fmt.Errorf("listing wallets: %w", err)
+	}
+	type wallet struct{ address, kind string }
+	var wallets []wallet
+	for rows.Next() {
+		var w wallet
+		if err := rows.Scan(&w.address, &w.kind); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("listing wallets: %w", err)
+		}
+		wallets = append(wallets, w)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing wallets: %w", err)
+	}
+	symbols := make([]string, 0, len(s.cfg.Tokens))
+	for sym := range s.cfg.Tokens {
+		symbols = append(symbols, sym)
+	}
+	sort.Strings(symbols)
+	sums := map[[2]string]decimal.Decimal{}
+	for _, w := range wallets {
+		owner := common.HexToAddress(w.address)
+		wei, err := s.bal.NativeBalance(ctx, owner, nil)
+		if err != nil {
+			return nil, fmt.Errorf("reading the native balance of a %s wallet: %w", w.kind, err)
+		}
+		k := [2]string{w.kind, NativeSymbol}
+		sums[k] = sums[k].Add(decimal.NewFromBigInt(wei, -18))
+		for _, sym := range symbols {
+			tok := s.cfg.Tokens[sym]
+			units, err := s.bal.TokenBalance(ctx, common.HexToAddress(tok.Address), owner, nil)
+			if err != nil {
+				return nil, fmt.Errorf("reading the %s balance of a %s wallet: %w", sym, w.kind, err)
+			}
+			k := [2]string{w.kind, sym}
+			sums[k] = sums[k].Add(decimal.NewFromBigInt(units, -tok.Decimals))
+		}
+	}
+	held := map[string]bool{}
+	for _, w := range wallets {
+		held[w.kind] = true
+	}
+	var ms []prometheus.Metric
+	for _, kind := range balanceKinds {
+		if !held[kind] {
+			continue // no wallet of the kind: no series (not a zero balance to alert on)
+		}
+		for _, sym := range append([]string{NativeSymbol}, symbols...) {
+			ms = append(ms, gauge(s.balance, sums[[2]string{kind, sym}].InexactFloat64(), s.cfg.Chain, kind, sym))
+		}
+	}
+	return ms, nil
+}
+
+// Register adds c (a Sampler) to m's registry.
+func (m *Metrics) Register(c prometheus.Collector) error {
+	if m == nil {
+		return nil
+	}
+	return m.reg.Register(c)
+}

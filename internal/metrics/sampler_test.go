@@ -1,0 +1,205 @@
+package metrics_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"payflow/config"
+	"payflow/internal/metrics"
+	"payflow/internal/stacktest"
+	"payflow/ledger"
+)
+
+// node is a chain node of a fixed head whose block times are given.
+type node struct {
+	mu    sync.Mutex
+	head  uint64
+	times map[uint64]time.Time
+	err   error
+}
+
+func (n *node) BlockNumber(context.Context) (uint64, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.head, n.err
+}
+
+func (n *node) HeaderByNumber(_ context.Context, number *big.Int) (*types.Header, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.err != nil {
+		return nil, n.err
+	}
+	return &types.Header{Number: number, Time: uint64(n.times[number.Uint64()].Unix())}, nil
+}
+
+// balances hands out fixed balances: wei per owner, units per (token, owner).
+type balances struct {
+	wei   map[common.Address]*big.Int
+	units map[[2]common.Address]*big.Int
+}
+
+func (b balances) NativeBalance(_ context.Context, owner common.Address, _ *big.Int) (*big.Int, error) {
+	if v, ok := b.wei[owner]; ok {
+		return v, nil
+	}
+	return new(big.Int), nil
+}
+
+func (b balances) TokenBalance(_ context.Context, token, owner common.Address, _ *big.Int) (*big.Int, error) {
+	if v, ok := b.units[[2]common.Address{token, owner}]; ok {
+		return v, nil
+	}
+	return new(big.Int), nil
+}
+
+func addr(n int) string { return fmt.Sprintf("0x%040x", n) }
+func hash(n int) string { return fmt.Sprintf("0x%064x", n) }
+
+func exec(t *testing.T, db *sql.DB, q string, args ...any) {
+	t.Helper()
+	_, err := db.Exec(q, args...)
+	require.NoError(t, err, q)
+}
+
+// signed stores a signed transaction; tracked follows it in state, tracked ago.
+func signed(t *testing.T, db *sql.DB, wf, step string, attempt int, from string, nonce uint64, h, state string) {
+	t.Helper()
+	exec(t, db, `INSERT INTO signed_txs (workflow_id, step, attempt, chain, from_address, to_address, nonce, tx_hash, raw,
+		max_fee_wei, tip_wei, state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+		wf, step, attempt, "ETH", from, addr(999), nonce, h, []byte{1}, 1, 1, state)
+}
+
+func tracked(t *testing.T, db *sql.DB, h, wf, state string, ago time.Duration) {
+	t.Helper()
+	exec(t, db, `INSERT INTO tracked_txs (tx_hash, chain, workflow_id, state, created_at)
+		VALUES (?,?,?,?, CURRENT_TIMESTAMP(6) - INTERVAL ? MICROSECOND)`, h, "ETH", wf, state, ago.Microseconds())
+}
+
+const usdtAddr = "0x00000000000000000000000000000000000000aa"
+
+func TestSamplerReadsTheLedgerAndTheNode(t *testing.T) {
+	db := stacktest.TestDB(t, "metrics")
+	require.NoError(t, ledger.Migrate(context.Background(), db))
+	hot, coll, gas, dep := addr(1), addr(2), addr(3), addr(4)
+	for _, w := range [][2]string{{hot, "hot"}, {coll, "collection"}, {gas, "gas"}, {dep, "deposit"}} {
+		exec(t, db, "INSERT INTO wallets (chain, address, kind) VALUES ('ETH',?,?)", w[0], w[1])
+	}
+	// withdraw-1: sent an hour ago and replaced, nothing mined: in flight
+	// once, stuck, one nonce of the hot lane.
+	signed(t, db, "withdraw-1", "transfer", 0, hot, 0, hash(1), "sent")
+	signed(t, db, "withdraw-1", "transfer", 1, hot, 0, hash(2), "sent")
+	tracked(t, db, hash(1), "withdraw-1", "pending", time.Hour)
+	tracked(t, db, hash(2), "withdraw-1", "pending", 5*time.Minute)
+	// pay-2: mined, not confirmed yet: in flight, not stuck, not in the lane.
+	signed(t, db, "pay-2", "transfer", 0, hot, 1, hash(3), "sent")
+	tracked(t, db, hash(3), "pay-2", "seen", time.Minute)
+	// A sweep two hours old: the oldest in flight, a deposit lane, never a stuck payment.
+	signed(t, db, "sweep-3", "sweep-USDT", 0, dep, 0, hash(4), "sent")
+	tracked(t, db, hash(4), "sweep-3", "pending", 2*time.Hour)
+	// withdraw-4: signed, never broadcast: blocks the hot lane, not in flight.
+	signed(t, db, "withdraw-4", "transfer", 0, hot, 2, hash(5), "signed")
+	// Confirmed, and healed (failed): neither in flight nor in a lane.
+	signed(t, db, "withdraw-5", "transfer", 0, coll, 0, hash(6), "sent")
+	tracked(t, db, hash(6), "withdraw-5", "confirmed", 3*time.Hour)
+	signed(t, db, "withdraw-6", "transfer", 0, coll, 1, hash(7), "failed")
+	// A deposit tracked for a Deposit workflow: not a payflow transfer.
+	tracked(t, db, hash(8), "deposit-ETH-x-0", "pending", 4*time.Hour)
+
+	exec(t, db, "INSERT INTO outbox (message_id, exchange, routing_key, body) VALUES ('a','x','r','{}'),('b','x','r','{}')")
+	exec(t, db, "INSERT INTO outbox (message_id, exchange, routing_key, body, published_at) VALUES ('c','x','r','{}', NOW(6))")
+	exec(t, db, "INSERT INTO chain_cursor (chain, block_number, block_hash) VALUES ('ETH', 90, ?)", hash(90))
+	recon := func(run, address, status string, ago time.Duration) {
+		exec(t, db, `INSERT INTO reconciliations (run_id, chain, address, symbol, block_number, block_hash, ledger_total,
+			chain_balance, difference, status, created_at) VALUES (?,'ETH',?,'USDT',1,?,0,0,0,?, CURRENT_TIMESTAMP(6) - INTERVAL ? SECOND)`,
+			run, address, hash(1), status, int(ago.Seconds()))
+	}
+	recon("run-1", hot, "mismatch", time.Hour)
+	recon("run-1", coll, "mismatch", time.Hour)
+	recon("run-2", hot, "mismatch", time.Minute)
+	recon("run-2", coll, "matched", time.Minute)
+
+	n := &node{head: 100, times: map[uint64]time.Time{91: time.Now().Add(-50 * time.Second)}}
+	usdt := common.HexToAddress(usdtAddr)
+	ether := new(big.Int).Exp(big.NewInt(10), big.NewInt(18), nil)
+	bal := balances{
+		wei: map[common.Address]*big.Int{common.HexToAddress(gas): new(big.Int).Mul(big.NewInt(3), ether),
+			common.HexToAddress(hot): new(big.Int).Div(ether, big.NewInt(2))},
+		units: map[[2]common.Address]*big.Int{{usdt, common.HexToAddress(hot)}: big.NewInt(1_500_000),
+			{usdt, common.HexToAddress(coll)}: big.NewInt(250_000_000)},
+	}
+	s := metrics.NewSampler(metrics.SamplerConfig{Chain: "ETH", Tokens: map[string]config.Token{"USDT": {Address: usdtAddr, Decimals: 6}},
+		PaymentStep: "transfer", ConfirmTimeout: 30 * time.Minute}, db, n, bal, nil)
+	reg := prometheus.NewRegistry()
+	require.NoError(t, reg.Register(s))
+	require.NoError(t, s.Sample(context.Background()))
+
+	v := values(t, reg)
+	require.Equal(t, 3.0, v[`payflow_transfers_in_flight{chain="ETH"}`])
+	age := v[`payflow_transfer_oldest_age_seconds{chain="ETH"}`]
+	require.True(t, age >= 7190 && age < 7500, "oldest age %v: the sweep's two hours", age)
+	require.Equal(t, 1.0, v[`payflow_stuck_payments{chain="ETH"}`])
+	require.Equal(t, 2.0, v[`payflow_nonce_lane_backlog{chain="ETH",wallet_kind="hot"}`])
+	require.Equal(t, 1.0, v[`payflow_nonce_lane_backlog{chain="ETH",wallet_kind="deposit"}`])
+	require.Equal(t, 0.0, v[`payflow_nonce_lane_backlog{chain="ETH",wallet_kind="collection"}`])
+	require.Contains(t, v, `payflow_nonce_lane_backlog{chain="ETH",wallet_kind="gas"}`)
+	require.Equal(t, 2.0, v[`payflow_outbox_backlog`])
+	require.Equal(t, 100.0, v[`payflow_listener_head_block{chain="ETH"}`])
+	require.Equal(t, 10.0, v[`payflow_listener_lag_blocks{chain="ETH"}`])
+	lag := v[`payflow_listener_lag_seconds{chain="ETH"}`]
+	require.True(t, lag >= 50 && lag < 600, "lag %v: block 91 is 50 s old", lag)
+	require.Equal(t, 1.0, v[`payflow_reconciliation_mismatches{chain="ETH"}`], "the latest run's")
+	require.Equal(t, 3.0, v[`payflow_reconciliation_mismatches_total{chain="ETH"}`])
+	require.Equal(t, 1.5, v[`payflow_wallet_balance{chain="ETH",kind="hot",symbol="USDT"}`])
+	require.Equal(t, 0.5, v[`payflow_wallet_balance{chain="ETH",kind="hot",symbol="native"}`])
+	require.Equal(t, 250.0, v[`payflow_wallet_balance{chain="ETH",kind="collection",symbol="USDT"}`])
+	require.Equal(t, 3.0, v[`payflow_wallet_balance{chain="ETH",kind="gas",symbol="native"}`])
+	require.NotContains(t, v, `payflow_wallet_balance{chain="ETH",kind="deposit",symbol="USDT"}`)
+
+	// The node goes away: the listener keeps its last readings, the rest moves on.
+	n.mu.Lock()
+	n.err = errors.New("connection refused")
+	n.mu.Unlock()
+	exec(t, db, "UPDATE outbox SET published_at = NOW(6)")
+	err := s.Sample(context.Background())
+	require.ErrorContains(t, err, "listener")
+	v = values(t, reg)
+	require.Equal(t, 0.0, v[`payflow_outbox_backlog`])
+	require.Equal(t, 10.0, v[`payflow_listener_lag_blocks{chain="ETH"}`])
+	for k := range v {
+		require.False(t, strings.Contains(k, "0x"), "no address or hash as a label: %s", k)
+	}
+}
+
+// Before the listener ever ran (no cursor), only the head is reported; no
+// wallets of a kind, no balance series of it.
+func TestSamplerWithoutCursorOrWallets(t *testing.T) {
+	db := stacktest.TestDB(t, "metrics")
+	require.NoError(t, ledger.Migrate(context.Background(), db))
+	s := metrics.NewSampler(metrics.SamplerConfig{Chain: "ETH", PaymentStep: "transfer", ConfirmTimeout: time.Minute},
+		db, &node{head: 7}, balances{}, nil)
+	reg := prometheus.NewRegistry()
+	require.NoError(t, reg.Register(s))
+	require.NoError(t, s.Sample(context.Background()))
+	v := values(t, reg)
+	require.Equal(t, 7.0, v[`payflow_listener_head_block{chain="ETH"}`])
+	require.NotContains(t, v, `payflow_listener_lag_blocks{chain="ETH"}`)
+	require.Equal(t, 0.0, v[`payflow_transfers_in_flight{chain="ETH"}`])
+	require.Equal(t, 0.0, v[`payflow_transfer_oldest_age_seconds{chain="ETH"}`])
+	require.Equal(t, 0.0, v[`payflow_reconciliation_mismatches{chain="ETH"}`])
+	for k := range v {
+		require.False(t, strings.HasPrefix(k, "payflow_wallet_balance"), k)
+	}
+}
