@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # payflow's local stack without Docker (SPEC §5): MariaDB, RabbitMQ, the
 # Temporal dev server and a geth --dev chain on loopback, data under .dev/,
-# then migrations, the test token, dev wallets, the worker and the starter.
+# then migrations, the test token, dev wallets, Prometheus (SPEC §7), the
+# worker and the starter.
 #
 #   scripts/stack.sh up      install what is missing, start what is not running
 #   scripts/stack.sh down    stop what `up` started (by the pid files in .dev/pids)
@@ -27,12 +28,23 @@ TEMPORAL_UI_PORT=${PAYFLOW_TEMPORAL_UI_PORT:-8233}
 ETH_HTTP_PORT=${PAYFLOW_ETH_HTTP_PORT:-8545}
 ETH_WS_PORT=${PAYFLOW_ETH_WS_PORT:-8546}
 HTTP_PORT=${PAYFLOW_HTTP_PORT:-8380}
+STARTER_METRICS_PORT=${PAYFLOW_STARTER_METRICS_PORT:-8381}
+TEMPORAL_METRICS_PORT=${PAYFLOW_TEMPORAL_METRICS_PORT:-8234}
+PROMETHEUS_PORT=${PAYFLOW_PROMETHEUS_PORT:-9090}
 BLOCK_PERIOD=${PAYFLOW_BLOCK_PERIOD:-1}
 CONFIRMATIONS=${PAYFLOW_CONFIRMATIONS:-3}
 TEMPORAL_CLI_VERSION=v1.5.1
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
+
+# step announces the next phase of `up` with its number ("step 3/11: ..."),
+# so a first run that builds for minutes says where it is.
+STEP=0 STEPS=0
+step() {
+  STEP=$((STEP + 1))
+  if ((STEPS)); then log "step $STEP/$STEPS: $*"; else log "$*"; fi
+}
 
 running() { # name -> 0 if its pid file names a live process
   local f=$PIDS/$1.pid
@@ -53,49 +65,105 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
+# go_build label dir go-subcommand args... runs `go <subcommand> -v args` in
+# dir and, while it builds, says every 10 s how many of the packages it
+# compiled (the total is what the binaries link, from a `-n` dry run; cached
+# packages are not compiled again, so a warm build finishes early). The
+# output goes to .dev/logs/build-<label>.log; its tail is shown on failure.
+go_build() {
+  local label=$1 dir=$2 sub=$3; shift 3
+  local out=$LOGS/build-$label.log total start=$SECONDS
+  total=$(cd "$dir" && go "$sub" -n "$@" 2>&1 |
+    awk '/importcfg\.link << /{f=1; next} f && /^EOF/{f=0} f && /^packagefile /{sub(/=.*/, "", $2); if (!seen[$2]++) n++} END{print n+0}') || true
+  : >"$out"
+  if ! (cd "$dir" && go "$sub" -v "$@" 2>&1) | build_progress "$label" "${total:-0}" "$out"; then
+    tail -n 30 "$out" >&2
+    die "building $label failed (output in $out)"
+  fi
+  log "  $label built in $((SECONDS - start))s"
+}
+
+# build_progress label total log: copies `go -v` output (stdin) to log, counts
+# its package lines and reports progress every 10 s, also while one package
+# or the link takes long and nothing is printed.
+build_progress() {
+  local label=$1 total=$2 out=$3 n=0 start=$SECONDS last=$SECONDS line
+  while :; do
+    if IFS= read -r -t 2 line; then
+      printf '%s\n' "$line" >>"$out"
+      [[ $line == *' '* || $line == '#'* ]] || n=$((n + 1))
+    elif (($? <= 128)); then
+      break # end of input; a timeout is > 128
+    fi
+    if ((SECONDS - last >= 10)); then
+      last=$SECONDS
+      if ((total)); then
+        log "  ... still building $label: $n/$total packages compiled, $((SECONDS - start))s"
+      else
+        log "  ... still building $label: $n packages compiled, $((SECONDS - start))s"
+      fi
+    fi
+  done
+}
+
 install_packages() {
-  local missing=()
+  local missing=() norec=()
   command -v mariadbd >/dev/null || [[ -x /usr/sbin/mariadbd ]] || missing+=(mariadb-server)
   [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] || missing+=(rabbitmq-server)
-  if ((${#missing[@]})); then
-    log "installing ${missing[*]} (apt)"
+  # prometheus also brings promtool (make test checks the alert rules with
+  # it); its recommended prometheus-node-exporter is of no use here.
+  command -v prometheus >/dev/null && command -v promtool >/dev/null || norec+=(prometheus)
+  if ((${#missing[@]} + ${#norec[@]})); then
+    step "Debian packages: installing ${missing[*]} ${norec[*]} (apt, first run only)"
     as_root apt-get update -qq
     # Keep the packages' own init scripts from starting system-wide daemons;
     # the policy-rc.d that does so is removed again when apt-get ends.
-    as_root "$ROOT/scripts/without-service-starts.sh" \
-      env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    if ((${#missing[@]})); then
+      as_root "$ROOT/scripts/without-service-starts.sh" \
+        env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    if ((${#norec[@]})); then
+      as_root "$ROOT/scripts/without-service-starts.sh" \
+        env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${norec[@]}" >/dev/null
+    fi
+  else
+    step "Debian packages: installed"
   fi
 }
 
 install_tools() {
   mkdir -p "$BIN"
   if [[ ! -x $BIN/temporal ]]; then
-    log "building the Temporal CLI $TEMPORAL_CLI_VERSION into ./bin (first run only)"
-    GOBIN=$BIN go install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION"
+    step "Temporal CLI $TEMPORAL_CLI_VERSION: building into ./bin (first run only, several minutes)"
+    GOBIN=$BIN go_build temporal-cli "$ROOT" install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION"
+  else
+    step "Temporal CLI $TEMPORAL_CLI_VERSION: built"
   fi
   local gethv
   gethv=$(cd "$ROOT" && go list -m -f '{{.Version}}' github.com/ethereum/go-ethereum)
   if [[ ! -x $BIN/geth || ! -f $BIN/.geth-$gethv ]]; then
-    log "building geth $gethv into ./bin (first run only)"
-    (cd "$ROOT" && GOBIN=$BIN go install "github.com/ethereum/go-ethereum/cmd/geth@$gethv")
+    step "geth $gethv: building into ./bin (first run only, a few minutes)"
+    GOBIN=$BIN go_build geth "$ROOT" install "github.com/ethereum/go-ethereum/cmd/geth@$gethv"
     rm -f "$BIN"/.geth-* && touch "$BIN/.geth-$gethv"
+  else
+    step "geth $gethv: built"
   fi
-  log "building payflow binaries"
-  (cd "$ROOT" && go build -o "$BIN/" ./workers ./starter ./cmd/payflowctl)
+  step "payflow binaries: building the worker, the starter and payflowctl"
+  go_build payflow "$ROOT" build -o "$BIN/" ./workers ./starter ./cmd/payflowctl
   mv -f "$BIN/workers" "$BIN/payflow-worker" 2>/dev/null || true
   mv -f "$BIN/starter" "$BIN/payflow-starter" 2>/dev/null || true
 }
 
 start_mariadb() {
   local data=$DEV/mysql sock=$DEV/mysql.sock
-  if running mariadb; then return; fi
+  if running mariadb; then step "MariaDB: running"; return; fi
   if [[ ! -d $data/mysql ]]; then
     log "initialising MariaDB in $data"
     mkdir -p "$data"
     mariadb-install-db --no-defaults --datadir="$data" --user="$(id -un)" \
       --auth-root-authentication-method=socket --skip-test-db >"$LOGS/mariadb-install.log" 2>&1
   fi
-  log "starting MariaDB on 127.0.0.1:$MYSQL_PORT"
+  step "MariaDB: starting on 127.0.0.1:$MYSQL_PORT"
   nohup mariadbd --no-defaults --datadir="$data" --socket="$sock" --port="$MYSQL_PORT" \
     --bind-address=127.0.0.1 --user="$(id -un)" --pid-file="$PIDS/mariadb.pid" \
     --innodb-buffer-pool-size=256M --innodb-flush-log-at-trx-commit=1 --max-connections=500 \
@@ -121,38 +189,39 @@ rabbit_env() {
 }
 
 start_rabbitmq() {
-  if running rabbitmq; then return; fi
+  if running rabbitmq; then step "RabbitMQ: running"; return; fi
   mkdir -p "$DEV/rabbitmq" "$LOGS/rabbitmq"
   [[ -f $DEV/rabbitmq/enabled_plugins ]] || echo '[].' >"$DEV/rabbitmq/enabled_plugins"
   [[ -f $DEV/rabbitmq/rabbitmq.conf ]] || printf 'loopback_users.guest = true\nlisteners.tcp.default = 127.0.0.1:%s\n' "$AMQP_PORT" >"$DEV/rabbitmq/rabbitmq.conf"
-  log "starting RabbitMQ on 127.0.0.1:$AMQP_PORT"
+  step "RabbitMQ: starting on 127.0.0.1:$AMQP_PORT"
   (rabbit_env; nohup /usr/lib/rabbitmq/bin/rabbitmq-server >>"$LOGS/rabbitmq.log" 2>&1 &
    echo $! >"$PIDS/rabbitmq.pid")
   wait_for RabbitMQ 120 port_open "$AMQP_PORT"
 }
 
 start_temporal() {
-  if running temporal; then return; fi
-  log "starting the Temporal dev server on 127.0.0.1:$TEMPORAL_PORT (UI :$TEMPORAL_UI_PORT)"
+  if running temporal; then step "Temporal dev server: running"; return; fi
+  step "Temporal dev server: starting on 127.0.0.1:$TEMPORAL_PORT (UI :$TEMPORAL_UI_PORT, metrics :$TEMPORAL_METRICS_PORT)"
   local sa=() name type
   while read -r name type _; do
     [[ -z $name || $name == \#* ]] && continue
     sa+=(--search-attribute "$name=$type")
   done <"$ROOT/deploy/search-attributes.txt"
   nohup "$BIN/temporal" server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
-    --db-filename "$DEV/temporal.db" --log-level warn "${sa[@]}" \
+    --metrics-port "$TEMPORAL_METRICS_PORT" --db-filename "$DEV/temporal.db" --log-level warn "${sa[@]}" \
     --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
     --dynamic-config-value frontend.enableUpdateWorkflowExecution=true \
     --dynamic-config-value matching.numTaskqueueReadPartitions=1 \
     --dynamic-config-value matching.numTaskqueueWritePartitions=1 \
     >>"$LOGS/temporal.log" 2>&1 &
   echo $! >"$PIDS/temporal.pid"
+  echo "$TEMPORAL_METRICS_PORT" >"$PIDS/temporal.metrics-port"
   wait_for Temporal 90 "$BIN/temporal" operator cluster health --address "127.0.0.1:$TEMPORAL_PORT"
 }
 
 start_geth() {
-  if running geth; then return; fi
-  log "starting geth --dev (block period ${BLOCK_PERIOD}s) HTTP :$ETH_HTTP_PORT WS :$ETH_WS_PORT"
+  if running geth; then step "geth --dev: running"; return; fi
+  step "geth --dev: starting (block period ${BLOCK_PERIOD}s) HTTP :$ETH_HTTP_PORT WS :$ETH_WS_PORT"
   nohup "$BIN/geth" --dev --dev.period "$BLOCK_PERIOD" --datadir "$DEV/geth" \
     --http --http.addr 127.0.0.1 --http.port "$ETH_HTTP_PORT" --http.api eth,net,web3,txpool \
     --ws --ws.addr 127.0.0.1 --ws.port "$ETH_WS_PORT" --ws.api eth,net,web3 \
@@ -162,6 +231,58 @@ start_geth() {
     >>"$LOGS/geth.log" 2>&1 &
   echo $! >"$PIDS/geth.pid"
   wait_for geth 60 port_open "$ETH_WS_PORT"
+}
+
+# temporal_metrics_port prints the port of the Temporal dev server's own
+# /metrics: the one `up` started it with or, for a server started before
+# stack.sh passed --metrics-port (a random port then), the one it serves on.
+temporal_metrics_port() {
+  local f=$PIDS/temporal.metrics-port p
+  if [[ -f $f ]]; then cat "$f"; return; fi
+  if running temporal && command -v ss >/dev/null; then
+    for p in $(ss -ltnpH | awk -v pid="pid=$(cat "$PIDS/temporal.pid")," 'index($0, pid) {n = split($4, a, ":"); print a[n]}'); do
+      if [[ $(curl -fsS -m 2 "http://127.0.0.1:$p/metrics" 2>/dev/null | head -c 200) == *'# HELP'* ]]; then
+        echo "$p" >"$f"
+        echo "$p"
+        return
+      fi
+    done
+  fi
+  echo "$TEMPORAL_METRICS_PORT"
+}
+
+# start_prometheus writes .dev/prometheus/prometheus.yml from
+# deploy/prometheus/prometheus.tmpl.yml (scraping the worker, the starter and
+# Temporal; rules from deploy/prometheus/alerts.yml), checks it with promtool
+# and starts Prometheus, or reloads a running one whose config or rules changed.
+start_prometheus() {
+  local dir=$DEV/prometheus conf=$DEV/prometheus/prometheus.yml sum
+  mkdir -p "$dir/data"
+  sed -e "s|@WORKER@|127.0.0.1:$HTTP_PORT|" -e "s|@STARTER@|127.0.0.1:$STARTER_METRICS_PORT|" \
+    -e "s|@TEMPORAL@|127.0.0.1:$(temporal_metrics_port)|" -e "s|@RULES_DIR@|$ROOT/deploy/prometheus|" \
+    "$ROOT/deploy/prometheus/prometheus.tmpl.yml" >"$conf"
+  if ! promtool check config "$conf" >"$LOGS/promtool.log" 2>&1; then
+    cat "$LOGS/promtool.log" >&2
+    die "the Prometheus configuration $conf is not valid"
+  fi
+  sum=$(cat "$conf" "$ROOT/deploy/prometheus/alerts.yml" | sha256sum | cut -d" " -f1)
+  if running prometheus; then
+    if [[ $sum == "$(cat "$PIDS/prometheus.sum" 2>/dev/null)" ]]; then
+      step "Prometheus: running"
+    else
+      step "Prometheus: configuration or rules changed; reloading"
+      kill -HUP "$(cat "$PIDS/prometheus.pid")"
+      echo "$sum" >"$PIDS/prometheus.sum"
+    fi
+    return
+  fi
+  step "Prometheus: starting on 127.0.0.1:$PROMETHEUS_PORT (data in $dir/data)"
+  nohup prometheus --config.file="$conf" --storage.tsdb.path="$dir/data" \
+    --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" --storage.tsdb.retention.time=15d \
+    >>"$LOGS/prometheus.log" 2>&1 &
+  echo $! >"$PIDS/prometheus.pid"
+  echo "$sum" >"$PIDS/prometheus.sum"
+  wait_for Prometheus 60 curl -fsS "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"
 }
 
 start_payflow() { # name binary
@@ -176,24 +297,30 @@ start_payflow() { # name binary
 
 up() {
   mkdir -p "$DEV" "$PIDS" "$LOGS"
+  STEPS=11
   install_packages
   install_tools
   start_mariadb
   start_rabbitmq
   start_temporal
   start_geth
+  step "dev data: migrations, test token, dev wallets and config (payflowctl devstack)"
   "$BIN/payflowctl" devstack \
     -dir "$DEV" \
     -mysql-dsn "payflow:payflow@tcp(127.0.0.1:$MYSQL_PORT)/payflow?parseTime=true&loc=UTC&multiStatements=true&interpolateParams=true" \
     -amqp-url "amqp://guest:guest@127.0.0.1:$AMQP_PORT/" \
     -temporal-address "127.0.0.1:$TEMPORAL_PORT" -temporal-ui-url "http://127.0.0.1:$TEMPORAL_UI_PORT" \
     -eth-rpc-url "http://127.0.0.1:$ETH_HTTP_PORT" -eth-ws-url "ws://127.0.0.1:$ETH_WS_PORT" \
-    -confirmations "$CONFIRMATIONS" -http-addr "127.0.0.1:$HTTP_PORT"
+    -confirmations "$CONFIRMATIONS" -http-addr "127.0.0.1:$HTTP_PORT" \
+    -prometheus-url "http://127.0.0.1:$PROMETHEUS_PORT"
+  start_prometheus
+  step "worker and starter"
   start_payflow worker "$BIN/payflow-worker"
   start_payflow starter "$BIN/payflow-starter"
   log "stack is up; details in $DEV/stack.json, logs in $LOGS"
   status
   echo "Temporal Web UI: http://127.0.0.1:$TEMPORAL_UI_PORT/namespaces/default/workflows"
+  echo "Prometheus: http://127.0.0.1:$PROMETHEUS_PORT (targets: /targets, alerts: /alerts)"
 }
 
 stop_one() {
@@ -210,10 +337,12 @@ stop_one() {
 }
 
 down() {
+  stop_one prometheus
   stop_one starter
   stop_one worker
   stop_one geth
   stop_one temporal
+  rm -f "$PIDS/temporal.metrics-port"
   if running rabbitmq; then
     (rabbit_env; /usr/lib/rabbitmq/bin/rabbitmqctl -n payflow@localhost stop >/dev/null 2>&1 || true)
   fi
@@ -237,7 +366,7 @@ refresh() {
 
 status() {
   local n
-  for n in mariadb rabbitmq temporal geth worker starter; do
+  for n in mariadb rabbitmq temporal geth prometheus worker starter; do
     if running "$n"; then echo "$n: running (pid $(cat "$PIDS/$n.pid"))"; else echo "$n: stopped"; fi
   done
 }
