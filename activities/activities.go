@@ -8,7 +8,6 @@ package activities
 import (
 	"database/sql"
 	"errors"
-	"log/slog"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -48,7 +47,6 @@ type Activities struct {
 	Wallets       *ledger.Wallets
 	Broadcaster   *chain.Broadcaster
 	Publisher     *rmq.Publisher
-	Log           *slog.Logger
 }
 
 func permanent(errType string, err error) error {

@@ -82,7 +82,7 @@ func newReconFixture(t *testing.T) *reconFixture {
 		MaxFeeWei: big.NewInt(100_000_000_000)}, db, f.sim.Client(), nil, log)
 	require.NoError(t, err)
 	f.acts = &activities.Activities{Chain: "ETH", Tokens: map[string]config.Token{"USDT": {Address: chain.Lower(f.token), Decimals: 6}},
-		DB: db, Eth: f.sim.Client(), Ledger: f.led, Wallets: ledger.NewWallets(db, nil), Broadcaster: bc, Log: log}
+		DB: db, Eth: f.sim.Client(), Ledger: f.led, Wallets: ledger.NewWallets(db, nil), Broadcaster: bc}
 	var s testsuite.WorkflowTestSuite
 	f.env = s.NewTestActivityEnvironment()
 	f.env.RegisterActivity(f.acts)

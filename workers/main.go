@@ -16,8 +16,6 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/ethclient"
 	"go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
 	"payflow/activities"
@@ -39,35 +37,6 @@ func main() {
 		log.Error("worker stopped", "err", err)
 		os.Exit(1)
 	}
-}
-
-// signalNotifier delivers chain milestones as Temporal signals.
-type signalNotifier struct{ c client.Client }
-
-func (n signalNotifier) NotifyTx(ctx context.Context, workflowID string, ev chain.TxEvent) error {
-	err := n.c.SignalWorkflow(ctx, workflowID, "", workflows.SignalTxEvent, ev)
-	var nf *serviceerror.NotFound
-	if errors.As(err, &nf) {
-		return chain.ErrOwnerGone
-	}
-	return err
-}
-
-// workflowOwners tells the gap healer whether the workflow that signed a
-// transaction still runs (its latest run), so a live payment's nonce is never
-// cancelled under it. A workflow Temporal does not know is not running.
-type workflowOwners struct{ c client.Client }
-
-func (o workflowOwners) OwnerRunning(ctx context.Context, workflowID string) (bool, error) {
-	d, err := o.c.DescribeWorkflowExecution(ctx, workflowID, "")
-	var nf *serviceerror.NotFound
-	if errors.As(err, &nf) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return d.GetWorkflowExecutionInfo().GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
 }
 
 func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
@@ -112,7 +81,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return ethclient.DialContext(ctx, cfg.ETH.WSURL)
 	}
 	tracker, err := chain.NewTracker(chain.TrackerConfig{Chain: cfg.ETH.Chain, Confirmations: uint64(cfg.ETH.ConfirmHeight),
-		PollInterval: 3 * time.Second}, db, eth, dialWS, signalNotifier{tc}, log)
+		PollInterval: 3 * time.Second}, db, eth, dialWS, activities.Owners{Client: tc}, log)
 	if err != nil {
 		return err
 	}
@@ -141,7 +110,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			return runTogether(ctx, tracker.Run, listener.Run, func(ctx context.Context) error {
 				// Unblock wallets whose transfers wait behind a nonce that was signed
 				// but never sent (a workflow terminated in between) or was dropped.
-				bc.Healer.Run(ctx, 30*time.Second, 2*time.Minute, workflowOwners{tc})
+				bc.Healer.Run(ctx, 30*time.Second, 2*time.Minute, activities.Owners{Client: tc})
 				return nil
 			})
 		})
@@ -163,7 +132,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	w.RegisterActivity(&activities.Activities{
 		Chain: cfg.ETH.Chain, Tokens: cfg.Tokens, Collection: cfg.Payment.CollectionAddress, Confirmations: uint64(cfg.ETH.ConfirmHeight),
 		Responses: workflows.ResponseQueues(cfg.RMQ),
-		DB: db, Eth: eth, Ledger: ledger.New(db), Wallets: wallets, Broadcaster: bc, Publisher: pub, Log: log,
+		DB: db, Eth: eth, Ledger: ledger.New(db), Wallets: wallets, Broadcaster: bc, Publisher: pub,
 	})
 	if addr := os.Getenv("PAYFLOW_PPROF_ADDR"); addr != "" {
 		// Profiling for `make bench` investigations; loopback only by convention.

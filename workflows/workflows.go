@@ -7,6 +7,7 @@ package workflows
 import (
 	"go.temporal.io/sdk/temporal"
 
+	"payflow/activities"
 	"payflow/chain"
 )
 
@@ -17,7 +18,7 @@ const DefaultTaskQueue = "payflow"
 const (
 	// SignalTxEvent carries a chain.TxEvent (seen / confirmed / reorged) from
 	// the confirmation tracker to the workflow that owns the transaction.
-	SignalTxEvent = "tx-event"
+	SignalTxEvent = activities.SignalTxEvent
 	// SignalApproval carries an operator's Approval decision.
 	SignalApproval = "approval"
 	// QueryStatus returns a PaymentStatus: the current step in words.

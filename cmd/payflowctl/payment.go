@@ -349,7 +349,7 @@ func openPaymentEnv(ctx context.Context, path, envFile string) (*paymentEnv, err
 		Chain: cfg.ETH.Chain, Tokens: cfg.Tokens, Collection: cfg.Payment.CollectionAddress,
 		Confirmations: uint64(cfg.ETH.ConfirmHeight),
 		Responses: workflows.ResponseQueues(cfg.RMQ),
-		DB: e.db, Eth: e.eth, Ledger: e.ledg, Wallets: wallets, Broadcaster: bc, Publisher: e.pub, Log: log,
+		DB: e.db, Eth: e.eth, Ledger: e.ledg, Wallets: wallets, Broadcaster: bc, Publisher: e.pub,
 	}
 	return e, nil
 }
