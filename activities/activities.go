@@ -13,6 +13,7 @@ import (
 
 	"payflow/chain"
 	"payflow/config"
+	"payflow/internal/metrics"
 	"payflow/ledger"
 	"payflow/protocol"
 	"payflow/rmq"
@@ -47,6 +48,9 @@ type Activities struct {
 	Wallets       *ledger.Wallets
 	Broadcaster   *chain.Broadcaster
 	Publisher     *rmq.Publisher
+	// Metrics counts payments, deposit notices and broadcasts, once each
+	// (nil: nothing is counted).
+	Metrics *metrics.Metrics
 }
 
 func permanent(errType string, err error) error {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
@@ -147,6 +148,9 @@ type DecideInput struct {
 	// Answer is the response: status 1 settles the reservation with its
 	// tx_hash, status 0 releases it.
 	Answer protocol.PaymentResponse
+	// WorkflowStart is when the payment's workflow started, for the
+	// request→answer latency (zero: not measured).
+	WorkflowStart time.Time `json:",omitempty"`
 }
 
 // DecidePayment records a payment's answer and closes its reservation in one
@@ -163,13 +167,23 @@ func (a *Activities) DecidePayment(ctx context.Context, in DecideInput) error {
 	if !ok {
 		return permanent(ErrTypeInvalidRequest, fmt.Errorf("no response queue for flow %q", in.Flow))
 	}
+	// inserted: the last (committed) run of record stored the answer; a
+	// retry or a replay finds it there and counts nothing.
+	inserted := false
 	record := func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, "INSERT IGNORE INTO outbox (message_id, exchange, routing_key, body) VALUES (?,?,?,?)",
+		res, err := tx.ExecContext(ctx, "INSERT IGNORE INTO outbox (message_id, exchange, routing_key, body) VALUES (?,?,?,?)",
 			in.AnswerID, q.Exchange, q.RoutingKey(), body)
 		if err != nil {
 			return fmt.Errorf("storing answer %s: %w", in.AnswerID, err)
 		}
+		n, err := res.RowsAffected()
+		inserted = err == nil && n == 1
 		return nil
+	}
+	counted := func() {
+		if inserted {
+			a.Metrics.Payment(a.Chain, in.Flow, in.Answer.Status, in.WorkflowStart)
+		}
 	}
 	if in.Key == "" {
 		tx, err := a.DB.BeginTx(ctx, nil)
@@ -180,7 +194,11 @@ func (a *Activities) DecidePayment(ctx context.Context, in DecideInput) error {
 		if err := record(ctx, tx); err != nil {
 			return err
 		}
-		return tx.Commit()
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+		counted()
+		return nil
 	}
 	if prev, err := a.recordedAnswer(ctx, in.AnswerID); err != nil || prev != nil {
 		return err // decided before: keep that decision
@@ -189,8 +207,11 @@ func (a *Activities) DecidePayment(ctx context.Context, in DecideInput) error {
 	if in.Answer.Status == protocol.StatusSucceeded {
 		op, txHash = ledger.OpSettle, in.Answer.TxHash
 	}
-	_, err = a.Ledger.Close(ctx, in.Key, txHash, op, record)
-	return classify(err)
+	if _, err = a.Ledger.Close(ctx, in.Key, txHash, op, record); err != nil {
+		return classify(err)
+	}
+	counted()
+	return nil
 }
 
 // SettleInput settles a reservation after its transfer confirmed.
@@ -314,6 +335,10 @@ func transferResult(stx chain.SignedTx) TransferResult {
 type BroadcastInput struct {
 	WorkflowID string
 	Step       string
+	// Flow and WorkflowStart measure a payment's request→broadcast latency
+	// at its first broadcast (Flow "": not a payment, not measured).
+	Flow          protocol.Flow `json:",omitempty"`
+	WorkflowStart time.Time     `json:",omitempty"`
 }
 
 // BroadcastResult says what the node made of the stored transaction.
@@ -344,6 +369,7 @@ func (a *Activities) Broadcast(ctx context.Context, in BroadcastInput) (Broadcas
 		return BroadcastResult{}, err
 	}
 	res := BroadcastResult{TxHash: stx.Hash.Hex()}
+	first := in.Flow != "" && a.Metrics != nil && a.neverSent(ctx, in.WorkflowID, in.Step)
 	if _, err := a.Broadcaster.Sender.Send(ctx, in.WorkflowID, in.Step); err != nil {
 		if reason, refused := nodeRefusal(err); refused {
 			activity.GetLogger(ctx).Warn("node refused the transfer; waiting for the chain", "workflow_id", in.WorkflowID,
@@ -353,7 +379,20 @@ func (a *Activities) Broadcast(ctx context.Context, in BroadcastInput) (Broadcas
 		}
 		return BroadcastResult{}, err
 	}
+	if first {
+		a.Metrics.Broadcast(a.Chain, in.Flow, in.WorkflowStart)
+	}
 	return res, nil
+}
+
+// neverSent reports whether no attempt of the step has left the 'signed'
+// state, i.e. the next send accepted is the transfer's first broadcast (a
+// failed read says no: the latency is then not measured).
+func (a *Activities) neverSent(ctx context.Context, workflowID, step string) bool {
+	var sent int
+	err := a.DB.QueryRowContext(ctx, "SELECT COUNT(*) FROM signed_txs WHERE workflow_id=? AND step=? AND state<>'signed'",
+		workflowID, step).Scan(&sent)
+	return err == nil && sent == 0
 }
 
 // nodeRefusal tells a node's answer about a transaction (its nonce is used,
@@ -544,8 +583,18 @@ func (a *Activities) PublishResult(ctx context.Context, in PublishInput) error {
 		MessageID: in.MessageID, Body: stored}); err != nil {
 		return err
 	}
-	if _, err := a.DB.ExecContext(ctx, "UPDATE outbox SET published_at=CURRENT_TIMESTAMP(6) WHERE message_id=?", in.MessageID); err != nil {
+	res, err := a.DB.ExecContext(ctx, "UPDATE outbox SET published_at=CURRENT_TIMESTAMP(6) WHERE message_id=? AND published_at IS NULL",
+		in.MessageID)
+	if err != nil {
 		return fmt.Errorf("marking %s published: %w", in.MessageID, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 1 && in.Topup != nil {
+		// First marked published: the notice counts once, whoever repeats it.
+		sym := in.Topup.Symbol
+		if _, ok := a.Tokens[sym]; !ok {
+			sym = "other" // labels stay bounded
+		}
+		a.Metrics.Deposit(a.Chain, sym, in.Topup.Status)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -191,7 +192,11 @@ type Config struct {
 	// MasterKey (64 hex chars) encrypts wallet keys. Only from the environment.
 	MasterKey Secret `json:"-"`
 	// HTTPAddr serves health and the read-only ledger API. Empty disables it.
+	// The worker also serves its Prometheus /metrics there.
 	HTTPAddr string `json:"http_addr"`
+	// MetricsAddr (host:port) serves the starter's Prometheus /metrics.
+	// Empty disables it. The worker serves its /metrics on HTTPAddr.
+	MetricsAddr string `json:"metrics_addr"`
 }
 
 // Env variables that override the file. Documented in the README.
@@ -209,6 +214,7 @@ const (
 	EnvMasterKey         = "PAYFLOW_MASTER_KEY"
 	EnvCollection        = "PAYFLOW_COLLECTION_ADDRESS"
 	EnvHTTPAddr          = "PAYFLOW_HTTP_ADDR"
+	EnvMetricsAddr       = "PAYFLOW_METRICS_ADDR"
 )
 
 // ErrInvalid is wrapped by every validation error.
@@ -288,6 +294,7 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 	sec(EnvMasterKey, &c.MasterKey)
 	str(EnvCollection, &c.Payment.CollectionAddress)
 	str(EnvHTTPAddr, &c.HTTPAddr)
+	str(EnvMetricsAddr, &c.MetricsAddr)
 	if v, ok := lookup(EnvConfirmations); ok && v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -397,6 +404,14 @@ func (c Config) Validate() error {
 	if c.Payment.ConfirmTimeout.Duration <= 0 || c.Payment.ApprovalTimeout.Duration <= 0 || c.Payment.TimestampSkew.Duration <= 0 ||
 		c.Payment.ReincludeTimeout.Duration <= 0 {
 		bad("payment timeouts must be > 0")
+	}
+	for name, addr := range map[string]string{"http_addr": c.HTTPAddr, "metrics_addr": c.MetricsAddr} {
+		if _, port, err := net.SplitHostPort(addr); addr != "" && (err != nil || port == "") {
+			bad("%s %q must be host:port (e.g. 127.0.0.1:8381), or empty to disable it", name, addr)
+		}
+	}
+	if c.HTTPAddr != "" && c.HTTPAddr == c.MetricsAddr {
+		bad("metrics_addr %q is http_addr too: the worker listens on http_addr, the starter on metrics_addr", c.MetricsAddr)
 	}
 	return errors.Join(errs...)
 }

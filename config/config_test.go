@@ -125,3 +125,29 @@ func TestOnlyTheStarterNeedsTheSignKey(t *testing.T) {
 		t.Errorf("RequireSignKey: %v", err)
 	}
 }
+
+// metrics_addr is the starter's /metrics: off by default, host:port when set
+// (file or PAYFLOW_METRICS_ADDR), never the worker's http_addr.
+func TestMetricsAddr(t *testing.T) {
+	cfg, err := Load(write(t, seedShape))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MetricsAddr != "" {
+		t.Fatalf("metrics_addr defaults to %q, want off", cfg.MetricsAddr)
+	}
+	withAddrs := strings.Replace(seedShape, `"sign_key"`, `"http_addr": "127.0.0.1:8380", "metrics_addr": "127.0.0.1:8381", "sign_key"`, 1)
+	if cfg, err = Load(write(t, withAddrs)); err != nil || cfg.MetricsAddr != "127.0.0.1:8381" {
+		t.Fatalf("metrics_addr = %q, %v", cfg.MetricsAddr, err)
+	}
+	t.Setenv(EnvMetricsAddr, ":9101")
+	if cfg, err = Load(write(t, withAddrs)); err != nil || cfg.MetricsAddr != ":9101" {
+		t.Fatalf("%s not applied: %q, %v", EnvMetricsAddr, cfg.MetricsAddr, err)
+	}
+	for _, bad := range []string{"8381", "127.0.0.1:", "http://127.0.0.1:8381", "127.0.0.1:8380"} {
+		t.Setenv(EnvMetricsAddr, bad)
+		if _, err := Load(write(t, withAddrs)); err == nil || !strings.Contains(err.Error(), "metrics_addr") {
+			t.Errorf("metrics_addr %q accepted: %v", bad, err)
+		}
+	}
+}

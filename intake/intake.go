@@ -43,6 +43,17 @@ type Publisher interface {
 	Publish(ctx context.Context, m rmq.Message) error
 }
 
+// Outcomes of a handled request delivery, reported to Intake.Observe. (The
+// rmq.Consumer reports deliveries requeued or dead-lettered.)
+const (
+	// OutcomeStarted: the request's workflow was started.
+	OutcomeStarted = "started"
+	// OutcomeDuplicate: the same request again; nothing new was started.
+	OutcomeDuplicate = "duplicate"
+	// OutcomeRefused: a bad request, answered with status=0.
+	OutcomeRefused = "refused"
+)
+
 // Intake handles request deliveries.
 type Intake struct {
 	cfg      config.Config
@@ -50,6 +61,15 @@ type Intake struct {
 	temporal client.Client
 	pub      Publisher
 	log      *slog.Logger
+	// Observe, when set, is told the outcome (Outcome*) of each delivery a
+	// handler acks (metrics). It must not block.
+	Observe func(flow protocol.Flow, outcome string)
+}
+
+func (i *Intake) observe(flow protocol.Flow, outcome string) {
+	if i.Observe != nil {
+		i.Observe(flow, outcome)
+	}
 }
 
 // New wires an Intake.
@@ -158,6 +178,11 @@ func (i *Intake) start(ctx context.Context, flow protocol.Flow, in workflows.Pay
 	if err == nil {
 		i.log.Info("started payment", "workflow_id", id, "run_id", run.GetRunID(), "queue_id", req.QueueID, "flow", flow,
 			"refused", in.Refused != "")
+		if in.Refused != "" {
+			i.observe(flow, OutcomeRefused)
+		} else {
+			i.observe(flow, OutcomeStarted)
+		}
 		return nil
 	}
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
@@ -170,6 +195,7 @@ func (i *Intake) start(ctx context.Context, flow protocol.Flow, in workflows.Pay
 	}
 	if prev == digest {
 		i.log.Info("duplicate request ignored", "workflow_id", id, "queue_id", req.QueueID)
+		i.observe(flow, OutcomeDuplicate)
 		return nil
 	}
 	i.log.Warn("queue_id reused with different content; dead-lettering", "workflow_id", id, "queue_id", req.QueueID)

@@ -47,9 +47,11 @@ func (i *Intake) HandleTopup() rmq.Handler {
 		switch {
 		case err == nil:
 			i.log.Info("watching address", "workflow_id", id, "address", req.Address)
+			i.observe(protocol.FlowTopup, OutcomeStarted)
 			return nil
 		case errors.As(err, &started):
 			i.log.Info("address already watched", "workflow_id", id, "address", req.Address)
+			i.observe(protocol.FlowTopup, OutcomeDuplicate)
 			return nil
 		default:
 			return temporalErr(fmt.Errorf("starting %s: %w", id, err))
@@ -88,6 +90,10 @@ func (i *Intake) rejectTopup(ctx context.Context, d amqp.Delivery, env protocol.
 	q := i.cfg.RMQ.TopupResp
 	sum := sha256.Sum256(d.Body)
 	i.log.Warn("bad topup answered with status=0", "address", env.Address, "err", reason)
-	return publishErr(i.pub.Publish(ctx, rmq.Message{Exchange: q.Exchange, RoutingKey: q.RoutingKey(),
+	err := publishErr(i.pub.Publish(ctx, rmq.Message{Exchange: q.Exchange, RoutingKey: q.RoutingKey(),
 		MessageID: "topup-rejected/" + hex.EncodeToString(sum[:12]), Body: body}))
+	if err == nil {
+		i.observe(protocol.FlowTopup, OutcomeRefused)
+	}
+	return err
 }

@@ -33,6 +33,16 @@ const (
 	HeaderAttempts = "x-payflow-attempts"
 )
 
+// Outcomes a Consumer reports to Observe (the deliveries it did not ack as
+// handled; a Handler reports the others itself).
+const (
+	// OutcomeRequeued: put back on the queue for another try (an outage, a
+	// failure under MaxAttempts, or a dead letter the broker did not take).
+	OutcomeRequeued = "requeued"
+	// OutcomeDeadLettered: published to the dead-letter queue and acked.
+	OutcomeDeadLettered = "dead_lettered"
+)
+
 // Handler processes one delivery. Return nil to ack. Otherwise the error says
 // what to do:
 //   - Transient(err): an outage (broker, Temporal, network). The delivery is
@@ -132,6 +142,9 @@ type Consumer struct {
 	Timeout time.Duration
 	// Log receives one line per refused, retried or dead-lettered delivery.
 	Log *slog.Logger
+	// Observe, when set, is told OutcomeRequeued or OutcomeDeadLettered for
+	// each delivery that ends so (metrics). It must not block.
+	Observe func(outcome string)
 
 	outages atomic.Int32 // consecutive Transient failures, for backoff
 }
@@ -250,6 +263,7 @@ func (c *Consumer) handle(ctx context.Context, d amqp.Delivery) {
 		log.Warn("delivery not handled (outage); requeueing", "err", err)
 		c.pause(ctx, c.backoff(int(n)))
 		c.requeue(d, log)
+		c.observe(OutcomeRequeued)
 	case IsPermanent(err):
 		c.deadLetter(ctx, d, attempt, err.Error(), log)
 	case attempt >= c.MaxAttempts:
@@ -258,6 +272,13 @@ func (c *Consumer) handle(ctx context.Context, d amqp.Delivery) {
 		log.Warn("delivery failed; retrying", "err", err, "max_attempts", c.MaxAttempts)
 		c.pause(ctx, c.backoff(attempt))
 		c.retry(bg, d, attempt, log)
+		c.observe(OutcomeRequeued)
+	}
+}
+
+func (c *Consumer) observe(outcome string) {
+	if c.Observe != nil {
+		c.Observe(outcome)
 	}
 }
 
@@ -350,10 +371,12 @@ func (c *Consumer) deadLetter(ctx context.Context, d amqp.Delivery, attempt int,
 		log.Warn("could not dead-letter; requeueing", "reason", reason, "err", err)
 		c.pause(ctx, c.RetryDelay)
 		c.requeue(d, log)
+		c.observe(OutcomeRequeued)
 		return
 	}
 	log.Warn("delivery dead-lettered", "reason", reason)
 	c.ack(d, log)
+	c.observe(OutcomeDeadLettered)
 }
 
 // attempts reads HeaderAttempts (0 when absent or malformed).

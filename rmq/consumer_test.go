@@ -512,3 +512,59 @@ func TestPublisherRecovers(t *testing.T) {
 		}
 	}
 }
+
+// outcomes records what a Consumer reports to Observe.
+type outcomes struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (o *outcomes) observe(outcome string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.n == nil {
+		o.n = map[string]int{}
+	}
+	o.n[outcome]++
+}
+
+func (o *outcomes) get(outcome string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.n[outcome]
+}
+
+// TestConsumerObservesRequeuesAndDeadLetters: Observe hears each retry of a
+// failing delivery as requeued and its end as dead_lettered, once each, and
+// nothing about deliveries handled (their handler reports those).
+func TestConsumerObservesRequeuesAndDeadLetters(t *testing.T) {
+	st := stacktest.Load(t)
+	cfg := topology(t, st)
+	b := newBroker(t, st, cfg)
+	var calls counter
+	var seen outcomes
+	c := consumer(st, cfg, func(_ context.Context, d amqp.Delivery) error {
+		if calls.inc(d.Body) == 1 && string(d.Body) == "outage" {
+			return rmq.Transient(errors.New("temporal unavailable"))
+		}
+		if string(d.Body) == "poison" {
+			return errors.New("cannot decode")
+		}
+		return nil
+	})
+	c.Observe = seen.observe
+	run(t, c)
+	b.send(cfg.Topup, "g1", "good")
+	b.send(cfg.Topup, "o1", "outage")
+	b.send(cfg.Topup, "p1", "poison")
+	b.get(cfg.DeadLetter.Queue, 30*time.Second)
+	waitFor(t, "the outage's retry", func() bool { return calls.get("outage") == 2 })
+	waitFor(t, "an empty queue", func() bool { return b.depth(cfg.Topup.Queue) == 0 })
+	// Observe runs right after the ack: wait for it.
+	waitFor(t, "the dead letter observed", func() bool { return seen.get(rmq.OutcomeDeadLettered) == 1 })
+	// The poison was retried MaxAttempts-1 times, the outage once.
+	waitFor(t, "the requeues observed", func() bool { return seen.get(rmq.OutcomeRequeued) == c.MaxAttempts })
+	if n, m := seen.get(rmq.OutcomeDeadLettered), seen.get(rmq.OutcomeRequeued); n != 1 || m != c.MaxAttempts {
+		t.Errorf("observed %d dead letters and %d requeues, want 1 and %d", n, m, c.MaxAttempts)
+	}
+}

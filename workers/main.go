@@ -15,7 +15,6 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/ethclient"
-	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/worker"
 
 	"payflow/activities"
@@ -24,6 +23,7 @@ import (
 	"payflow/config"
 	"payflow/intake"
 	"payflow/internal/app"
+	"payflow/internal/metrics"
 	"payflow/ledger"
 	"payflow/protocol"
 	"payflow/rmq"
@@ -69,11 +69,20 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	tc, err := app.DialTemporal(ctx, cfg, log)
+	m, sdkMetrics, err := newMetrics(cfg, log)
+	if err != nil {
+		return err
+	}
+	tc, err := app.DialTemporal(ctx, cfg, log, sdkMetrics)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
+	stopSampler, err := runSampler(ctx, cfg, m, db, eth, bc.Balances, log)
+	if err != nil {
+		return err
+	}
+	defer stopSampler() // before the DB and the node close
 	pub := rmq.NewPublisher(cfg.RMQ.SubAddr.Reveal(), cfg.RMQ, log)
 	defer pub.Close()
 
@@ -81,7 +90,8 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return ethclient.DialContext(ctx, cfg.ETH.WSURL)
 	}
 	tracker, err := chain.NewTracker(chain.TrackerConfig{Chain: cfg.ETH.Chain, Confirmations: uint64(cfg.ETH.ConfirmHeight),
-		PollInterval: 3 * time.Second}, db, eth, dialWS, activities.Owners{Client: tc}, log)
+		PollInterval: 3 * time.Second}, db, eth, metrics.CountReconnects(m, cfg.ETH.Chain, metrics.ComponentTracker, dialWS),
+		activities.Owners{Client: tc}, log)
 	if err != nil {
 		return err
 	}
@@ -90,7 +100,8 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		tokens = append(tokens, common.HexToAddress(t.Address))
 	}
 	listener, err := chain.NewListener(chain.ListenerConfig{Chain: cfg.ETH.Chain, Tokens: tokens, PollInterval: 3 * time.Second},
-		db, eth, dialWS, nil, intake.NewDepositStarter(cfg, db, tc, log), log)
+		db, eth, metrics.CountReconnects(m, cfg.ETH.Chain, metrics.ComponentListener, dialWS), nil,
+		intake.NewDepositStarter(cfg, db, tc, log), log)
 	if err != nil {
 		return err
 	}
@@ -131,7 +142,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	w.RegisterWorkflow(workflows.WalletSweep)
 	w.RegisterActivity(&activities.Activities{
 		Chain: cfg.ETH.Chain, Tokens: cfg.Tokens, Collection: cfg.Payment.CollectionAddress, Confirmations: uint64(cfg.ETH.ConfirmHeight),
-		Responses: workflows.ResponseQueues(cfg.RMQ),
+		Responses: workflows.ResponseQueues(cfg.RMQ), Metrics: m,
 		DB: db, Eth: eth, Ledger: ledger.New(db), Wallets: wallets, Broadcaster: bc, Publisher: pub,
 	})
 	if addr := os.Getenv("PAYFLOW_PPROF_ADDR"); addr != "" {
@@ -139,8 +150,10 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		go func() { log.Info("pprof listening", "addr", addr, "err", http.ListenAndServe(addr, pprofMux())) }()
 	}
 	if cfg.HTTPAddr != "" {
-		// Read-only ledger API: health, wallet history, balances, reconciliations.
-		srv := &http.Server{Addr: cfg.HTTPAddr, Handler: api.NewHandler(ledger.New(db), log), ReadHeaderTimeout: 5 * time.Second}
+		// Read-only ledger API: health, wallet history, balances, reconciliations;
+		// and the worker's Prometheus /metrics.
+		srv := &http.Server{Addr: cfg.HTTPAddr, Handler: m.Mount(api.NewHandler(ledger.New(db), log)),
+			ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("ledger API stopped", "addr", cfg.HTTPAddr, "err", err)

@@ -60,6 +60,10 @@ const (
 // transferStep names the one transfer of a payment in signed_txs.
 const transferStep = "transfer"
 
+// PaymentTransferStep is the signed_txs step of a payment's transfer
+// (the worker's stuck-payments gauge picks payments out by it).
+const PaymentTransferStep = transferStep
+
 // Withdraw sends a withdrawal and answers on the withdraw response queue.
 // Exactly one response per queue_id; see runPayment.
 func Withdraw(ctx workflow.Context, in PaymentInput) (PaymentResult, error) {
@@ -193,7 +197,7 @@ func runPayment(ctx workflow.Context, flow protocol.Flow, in PaymentInput) (Paym
 	out, err := runTransfer(ctx, transferSpec{Step: transferStep, What: what, Sign: a.SignTransfer,
 		SignInput: activities.TransferInput{WorkflowID: p.wfID, Step: transferStep, Guard: p.wfID, Symbol: r.Symbol,
 			From: begin.PayingAddress, To: r.ToAddress, Amount: r.Amount},
-		ReplaceAfter: p.replaceAfter()}, &paymentStepper{p, attrs})
+		ReplaceAfter: p.replaceAfter(), Flow: p.flow}, &paymentStepper{p, attrs})
 	if err != nil {
 		return p.resp, err
 	}
@@ -239,7 +243,7 @@ func (p *payment) decide(ctx workflow.Context, key, summary string) (PaymentResu
 		p.note(StepCompensating, "releasing the reservation: "+summary)
 	}
 	if err := workflow.ExecuteLocalActivity(lctx, a.DecidePayment, activities.DecideInput{Flow: p.flow, Key: key,
-		AnswerID: AnswerID(p.wfID), Answer: p.resp}).Get(ctx, nil); err != nil {
+		AnswerID: AnswerID(p.wfID), Answer: p.resp, WorkflowStart: workflow.GetInfo(ctx).WorkflowStartTime}).Get(ctx, nil); err != nil {
 		return p.resp, err
 	}
 	if p.resp.Status == protocol.StatusSucceeded {

@@ -128,6 +128,7 @@ func newHarness(t *testing.T, wfID string) *harness {
 				h.released = append(h.released, activities.ReleaseInput{Key: in.Key})
 			}
 			require.Equal(t, workflows.AnswerID(wfID), in.AnswerID)
+			require.False(t, in.WorkflowStart.IsZero(), "the workflow's start goes along, for the request→answer latency")
 			return nil
 		}).Maybe()
 	env.OnActivity(a.InspectTransfer, mock.Anything, activities.InspectInput{WorkflowID: wfID, Step: "transfer"}).Return(
@@ -179,9 +180,11 @@ func (h *harness) sign(err error) {
 }
 
 func (h *harness) broadcast() {
-	h.env.OnActivity(a.Broadcast, mock.Anything,
-		activities.BroadcastInput{WorkflowID: h.wfID, Step: "transfer"}).
-		Return(activities.BroadcastResult{TxHash: txHash}, nil)
+	// The payment's flow and start time go along, for the request→broadcast latency.
+	h.env.OnActivity(a.Broadcast, mock.Anything, mock.MatchedBy(func(in activities.BroadcastInput) bool {
+		return in.WorkflowID == h.wfID && in.Step == "transfer" &&
+			(in.Flow == protocol.FlowWithdraw || in.Flow == protocol.FlowPay) && !in.WorkflowStart.IsZero()
+	})).Return(activities.BroadcastResult{TxHash: txHash}, nil)
 }
 
 // settle and release: DecidePayment, always mocked, records both.

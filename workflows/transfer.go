@@ -11,6 +11,7 @@ import (
 
 	"payflow/activities"
 	"payflow/chain"
+	"payflow/protocol"
 )
 
 // The life of one on-chain transfer, shared by payments (Withdraw, Pay) and
@@ -67,6 +68,9 @@ type transferSpec struct {
 	// holds nothing that depends on them (a gas top-up). 0 waits for the
 	// chain's verdict, however long.
 	GiveUpAfter time.Duration
+	// Flow is the payment's flow, for the request→broadcast latency metric
+	// ("" for sweeps: not measured).
+	Flow protocol.Flow
 }
 
 // transferOutcome is what runTransfer learned.
@@ -113,7 +117,9 @@ func runTransfer(ctx workflow.Context, spec transferSpec, show stepper) (transfe
 	}
 	out := transferOutcome{Signed: true, TxHash: signed.TxHash}
 	show.tx(signed.TxHash)
-	ref := activities.BroadcastInput{WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Step: spec.Step}
+	info := workflow.GetInfo(ctx)
+	ref := activities.BroadcastInput{WorkflowID: info.WorkflowExecution.ID, Step: spec.Step, Flow: spec.Flow,
+		WorkflowStart: info.WorkflowStartTime}
 
 	show.note(StepBroadcasting, "broadcasting "+signed.TxHash)
 	var sent activities.BroadcastResult
@@ -131,7 +137,8 @@ func runTransfer(ctx workflow.Context, spec transferSpec, show stepper) (transfe
 	started := workflow.Now(ctx)
 	inspect := func() (activities.Inspection, error) {
 		var insp activities.Inspection
-		err := workflow.ExecuteLocalActivity(lctx, a.InspectTransfer, activities.InspectInput(ref)).Get(ctx, &insp)
+		err := workflow.ExecuteLocalActivity(lctx, a.InspectTransfer,
+			activities.InspectInput{WorkflowID: ref.WorkflowID, Step: ref.Step}).Get(ctx, &insp)
 		return insp, err
 	}
 	for {

@@ -47,6 +47,9 @@ type Stack struct {
 	// PrometheusURL is the dev Prometheus server, which scrapes the worker,
 	// the starter and Temporal and loads deploy/prometheus/alerts.yml.
 	PrometheusURL string `json:"prometheus_url,omitempty"`
+	// MetricsURLs are the /metrics endpoints, by process: "worker" (on
+	// http_addr) and "starter" (on metrics_addr).
+	MetricsURLs map[string]string `json:"metrics_urls,omitempty"`
 }
 
 type devSecrets struct {
@@ -87,6 +90,7 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	confs := fs.Int("confirmations", 3, "confirmations on the dev chain")
 	httpAddr := fs.String("http-addr", "127.0.0.1:8380", "payflow HTTP (health, ledger API)")
 	promURL := fs.String("prometheus-url", "", "dev Prometheus server, written to stack.json")
+	metricsAddr := fs.String("metrics-addr", "127.0.0.1:8381", "the starter's Prometheus /metrics (config metrics_addr)")
 	_ = fs.Parse(args)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
@@ -250,6 +254,7 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	cfg.Payment.ReincludeTimeout = config.Duration{Duration: 2 * time.Minute}
 	cfg.Tokens = map[string]config.Token{"USDT": {Address: sec.TokenAddr, Decimals: 6, Dust: "0.01"}}
 	cfg.HTTPAddr = *httpAddr
+	cfg.MetricsAddr = *metricsAddr
 	// Secrets go to payflow.env, not config.json.
 	if err := writeConfig(filepath.Join(*dir, "config.json"), cfg); err != nil {
 		return err
@@ -262,7 +267,8 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	st := Stack{AMQPURL: *amqpURL, TemporalAddress: *tAddr, TemporalNamespace: cfg.Temporal.Namespace, TemporalUIURL: *tUI,
 		ETHRPCURL: *rpcURL, ETHWSURL: *wsURL, ChainID: chainID.Int64(), MySQLDSN: *dsn, SignKey: sec.SignKey,
 		Confirmations: *confs, Tokens: tokens, FaucetPrivateKey: sec.FaucetKey, CollectionAddress: collection,
-		ManagedWallets: managed, PrometheusURL: *promURL}
+		ManagedWallets: managed, PrometheusURL: *promURL,
+		MetricsURLs: map[string]string{"worker": "http://" + *httpAddr + "/metrics", "starter": "http://" + *metricsAddr + "/metrics"}}
 	return saveJSON(filepath.Join(*dir, "stack.json"), st, 0o600)
 }
 

@@ -41,12 +41,15 @@ func Start(name string) (context.Context, context.CancelFunc, config.Config, *sl
 }
 
 // DialTemporal connects to the Temporal frontend, retrying until ctx ends.
-func DialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger) (client.Client, error) {
+// The SDK's own metrics go to metrics (metrics.Metrics.TemporalHandler); nil
+// records none.
+func DialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
 	for {
 		c, err := client.DialContext(ctx, client.Options{
-			HostPort:  cfg.Temporal.Address,
-			Namespace: cfg.Temporal.Namespace,
-			Logger:    tlog.NewStructuredLogger(log),
+			HostPort:       cfg.Temporal.Address,
+			Namespace:      cfg.Temporal.Namespace,
+			Logger:         tlog.NewStructuredLogger(log),
+			MetricsHandler: metrics,
 		})
 		if err == nil {
 			return c, nil

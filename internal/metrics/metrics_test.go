@@ -17,8 +17,10 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
+	"payflow/intake"
 	"payflow/internal/metrics"
 	"payflow/protocol"
+	"payflow/rmq"
 )
 
 // values gathers g into "name{k="v",…}" → value (counters, gauges, and a
@@ -205,4 +207,14 @@ func get(t *testing.T, url string) string {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
 	return string(b)
+}
+
+// The outcomes intake and rmq report are the label values of
+// payflow_deliveries_total.
+func TestDeliveryOutcomesAreTheLabelValues(t *testing.T) {
+	require.Equal(t, metrics.OutcomeStarted, intake.OutcomeStarted)
+	require.Equal(t, metrics.OutcomeDuplicate, intake.OutcomeDuplicate)
+	require.Equal(t, metrics.OutcomeRefused, intake.OutcomeRefused)
+	require.Equal(t, metrics.OutcomeRequeued, rmq.OutcomeRequeued)
+	require.Equal(t, metrics.OutcomeDeadLettered, rmq.OutcomeDeadLettered)
 }

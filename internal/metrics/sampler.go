@@ -116,7 +116,7 @@ func NewSampler(cfg SamplerConfig, db *sql.DB, node Node, bal Balances, log *slo
 		reconMismatchesTotal: d("payflow_reconciliation_mismatches_total",
 			"Mismatches ever recorded by reconciliation runs (from the reconciliations table).", "chain"),
 		balance: d("payflow_wallet_balance",
-			"On-chain balance of the hot, collection and gas wallets, summed by kind, in token units (symbol=native: gas).",
+			"On-chain balance of the hot, collection and gas wallets, summed by kind, in token units (symbol=native: the gas coin; gas wallets report only it).",
 			"chain", "kind", "symbol"),
 	}
 }
@@ -318,8 +318,8 @@ func (s *Sampler) reconciliation(ctx context.Context) ([]prometheus.Metric, erro
 }
 
 // balances: what the hot, collection and gas wallets hold on chain, per
-// kind and symbol (tokens, and native for gas). A kind without wallets has
-// no series.
+// kind and symbol (native: the gas coin). Gas wallets report only their
+// native balance. A kind without wallets has no series.
 func (s *Sampler) balances(ctx context.Context) ([]prometheus.Metric, error) {
 	if s.bal == nil {
 		return nil, nil
@@ -358,6 +358,9 @@ func (s *Sampler) balances(ctx context.Context) ([]prometheus.Metric, error) {
 		k := [2]string{w.kind, NativeSymbol}
 		sums[k] = sums[k].Add(decimal.NewFromBigInt(wei, -18))
 		for _, sym := range symbols {
+			if w.kind == "gas" {
+				break
+			}
 			tok := s.cfg.Tokens[sym]
 			units, err := s.bal.TokenBalance(ctx, common.HexToAddress(tok.Address), owner, nil)
 			if err != nil {
@@ -376,7 +379,11 @@ func (s *Sampler) balances(ctx context.Context) ([]prometheus.Metric, error) {
 		if !held[kind] {
 			continue // no wallet of the kind: no series (not a zero balance to alert on)
 		}
-		for _, sym := range append([]string{NativeSymbol}, symbols...) {
+		syms := append([]string{NativeSymbol}, symbols...)
+		if kind == "gas" {
+			syms = syms[:1] // it holds gas for others; its tokens are nobody's concern
+		}
+		for _, sym := range syms {
 			ms = append(ms, gauge(s.balance, sums[[2]string{kind, sym}].InexactFloat64(), s.cfg.Chain, kind, sym))
 		}
 	}

@@ -167,6 +167,7 @@ func TestSamplerReadsTheLedgerAndTheNode(t *testing.T) {
 	require.Equal(t, 250.0, v[`payflow_wallet_balance{chain="ETH",kind="collection",symbol="USDT"}`])
 	require.Equal(t, 3.0, v[`payflow_wallet_balance{chain="ETH",kind="gas",symbol="native"}`])
 	require.NotContains(t, v, `payflow_wallet_balance{chain="ETH",kind="deposit",symbol="USDT"}`)
+	require.NotContains(t, v, `payflow_wallet_balance{chain="ETH",kind="gas",symbol="USDT"}`, "gas wallets: native only")
 
 	// The node goes away: the listener keeps its last readings, the rest moves on.
 	n.mu.Lock()

@@ -54,6 +54,9 @@ type Stack struct {
 	// PrometheusURL is the dev Prometheus server (empty for a stack.json
 	// written before it was added).
 	PrometheusURL string `json:"prometheus_url"`
+	// MetricsURLs are the /metrics endpoints by process ("worker",
+	// "starter"); empty for a stack.json written before they were added.
+	MetricsURLs map[string]string `json:"metrics_urls"`
 }
 
 // Path finds stack.json: $PAYFLOW_STACK, else .dev/stack.json in the first
