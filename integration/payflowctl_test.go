@@ -22,7 +22,6 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethclient"
 	"github.com/ethereum/go-ethereum/params"
-	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/shopspring/decimal"
 
 	"payflow/internal/stacktest"
@@ -126,33 +125,6 @@ func (c ctl) refused(t *testing.T, want string, args ...string) string {
 	return r.Reason
 }
 
-// tapAnswers collects a copy of every answer published with routingKey, on a
-// queue of the test's own bound to the exchange: other tests consuming the
-// response queue at the same time cannot take them away.
-func tapAnswers(t *testing.T, st *stacktest.Stack, routingKey string) *stacktest.Collector {
-	t.Helper()
-	conn, err := amqp.Dial(st.AMQPURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := stacktest.RandomID("it-tap-")
-	if _, err := ch.QueueDeclare(name, true, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.QueueBind(name, routingKey, "pay.exchange", false, nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = ch.QueueDelete(name, false, false, false)
-		conn.Close()
-	})
-	return st.Collect(t, name, "queue_id")
-}
-
 // ctlShow is the part of `payment show --json` the tests read.
 type ctlShow struct {
 	QueueID    string `json:"queue_id"`
@@ -243,8 +215,8 @@ func TestPaymentCLIShowListApproveReject(t *testing.T) {
 	tc := st.Temporal(t)
 	usdt := st.USDT(t, st.Eth(t))
 	c := buildCtl(t)
-	wresp := tapAnswers(t, st, "pay.withdraw.return.routing.key")
-	presp := tapAnswers(t, st, "pay.auto.return.routing.key")
+	wresp := st.Collect(t, withdrawResp, "queue_id")
+	presp := st.Collect(t, payResp, "queue_id")
 
 	from := stacktest.WalletByLabel(t, db, "user-1")
 	paid := stacktest.RandomID("it-ctl-paid-")
@@ -343,7 +315,7 @@ func TestPaymentCLIRelease(t *testing.T) {
 	usdt := st.USDT(t, eth)
 	tc := st.Temporal(t)
 	c := buildCtl(t)
-	resp := tapAnswers(t, st, "pay.withdraw.return.routing.key")
+	resp := st.Collect(t, withdrawResp, "queue_id")
 	ctx := context.Background()
 
 	// A fresh wallet: the nonce gap below blocks no other test's payments.

@@ -41,7 +41,6 @@ import (
 	"payflow/activities"
 	"payflow/chain"
 	"payflow/config"
-	"payflow/intake"
 	"payflow/internal/app"
 	"payflow/ledger"
 	"payflow/protocol"
@@ -348,8 +347,8 @@ func openPaymentEnv(ctx context.Context, path, envFile string) (*paymentEnv, err
 	e.act = &activities.Activities{
 		Chain: cfg.ETH.Chain, Tokens: cfg.Tokens, Collection: cfg.Payment.CollectionAddress,
 		Confirmations: uint64(cfg.ETH.ConfirmHeight),
-		Responses: workflows.ResponseQueues(cfg.RMQ),
-		DB: e.db, Eth: e.eth, Ledger: e.ledg, Wallets: wallets, Broadcaster: bc, Publisher: e.pub,
+		Responses:     workflows.ResponseQueues(cfg.RMQ),
+		DB:            e.db, Eth: e.eth, Ledger: e.ledg, Wallets: wallets, Broadcaster: bc, Publisher: e.pub,
 	}
 	return e, nil
 }
@@ -376,16 +375,23 @@ type payment struct {
 	WorkflowID string        `json:"workflow_id"`
 }
 
+// workflowIDOf is the workflow id of a withdraw or pay queue_id (the
+// caller has checked the flow).
+func workflowIDOf(flow protocol.Flow, queueID string) string {
+	spec, _ := workflows.FlowOf(flow)
+	return spec.WorkflowID(queueID)
+}
+
 // resolve finds the payment of queueID: the given flow, or whichever of
 // withdraw and pay Temporal or the ledger knows (both: the caller must say).
 func (e *paymentEnv) resolve(ctx context.Context, queueID, flow string) (payment, error) {
 	if flow != "" {
 		f := protocol.Flow(flow)
-		return payment{QueueID: queueID, Flow: f, WorkflowID: intake.PaymentWorkflowID(f, queueID)}, nil
+		return payment{QueueID: queueID, Flow: f, WorkflowID: workflowIDOf(f, queueID)}, nil
 	}
 	var found []payment
 	for _, f := range []protocol.Flow{protocol.FlowWithdraw, protocol.FlowPay} {
-		p := payment{QueueID: queueID, Flow: f, WorkflowID: intake.PaymentWorkflowID(f, queueID)}
+		p := payment{QueueID: queueID, Flow: f, WorkflowID: workflowIDOf(f, queueID)}
 		ok, err := e.exists(ctx, p.WorkflowID)
 		if err != nil {
 			return payment{}, err
