@@ -312,7 +312,7 @@ up() {
     -temporal-address "127.0.0.1:$TEMPORAL_PORT" -temporal-ui-url "http://127.0.0.1:$TEMPORAL_UI_PORT" \
     -eth-rpc-url "http://127.0.0.1:$ETH_HTTP_PORT" -eth-ws-url "ws://127.0.0.1:$ETH_WS_PORT" \
     -confirmations "$CONFIRMATIONS" -http-addr "127.0.0.1:$HTTP_PORT" \
-    -prometheus-url "http://127.0.0.1:$PROMETHEUS_PORT"
+    -metrics-addr "127.0.0.1:$STARTER_METRICS_PORT" -prometheus-url "http://127.0.0.1:$PROMETHEUS_PORT"
   start_prometheus
   step "worker and starter"
   start_payflow worker "$BIN/payflow-worker"
