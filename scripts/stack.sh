@@ -56,6 +56,7 @@ wait_for() { # description, seconds, command...
   local i
   for ((i = 0; i < secs * 5; i++)); do
     if "$@" >/dev/null 2>&1; then return 0; fi
+    if ((i > 0 && i % 50 == 0)); then log "  ... waiting for $what: $((i / 5))s of at most ${secs}s"; fi
     sleep 0.2
   done
   die "$what did not come up in ${secs}s (logs in $LOGS)"
@@ -64,6 +65,20 @@ wait_for() { # description, seconds, command...
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+
+# heartbeat label command... runs command and says every 15 s that it still
+# runs (apt and devstack are quiet for minutes on a first run). The ticker
+# stops with the command, or within 15 s of this script's end.
+heartbeat() {
+  local label=$1 ticker rc=0
+  shift
+  (start=$SECONDS; while sleep 15 && kill -0 $$ 2>/dev/null; do log "  ... still $label: $((SECONDS - start))s"; done) &
+  ticker=$!
+  "$@" || rc=$?
+  kill "$ticker" 2>/dev/null || true
+  wait "$ticker" 2>/dev/null || true
+  return "$rc"
+}
 
 # go_build label dir go-subcommand args... runs `go <subcommand> -v args` in
 # dir and, while it builds, says every 10 s how many of the packages it
@@ -119,11 +134,11 @@ install_packages() {
     # Keep the packages' own init scripts from starting system-wide daemons;
     # the policy-rc.d that does so is removed again when apt-get ends.
     if ((${#missing[@]})); then
-      as_root "$ROOT/scripts/without-service-starts.sh" \
+      heartbeat "installing ${missing[*]}" as_root "$ROOT/scripts/without-service-starts.sh" \
         env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
     if ((${#norec[@]})); then
-      as_root "$ROOT/scripts/without-service-starts.sh" \
+      heartbeat "installing ${norec[*]}" as_root "$ROOT/scripts/without-service-starts.sh" \
         env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${norec[@]}" >/dev/null
     fi
   else
@@ -305,7 +320,7 @@ up() {
   start_temporal
   start_geth
   step "dev data: migrations, test token, dev wallets and config (payflowctl devstack)"
-  "$BIN/payflowctl" devstack \
+  heartbeat "preparing dev data" "$BIN/payflowctl" devstack \
     -dir "$DEV" \
     -mysql-dsn "payflow:payflow@tcp(127.0.0.1:$MYSQL_PORT)/payflow?parseTime=true&loc=UTC&multiStatements=true&interpolateParams=true" \
     -amqp-url "amqp://guest:guest@127.0.0.1:$AMQP_PORT/" \
