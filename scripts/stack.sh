@@ -291,6 +291,11 @@ start_prometheus() {
     fi
     return
   fi
+  # Debian's package enables a system-wide prometheus.service on :9090; where
+  # systemd starts it, this one could not listen, and the tests would talk to it.
+  if port_open "$PROMETHEUS_PORT"; then
+    die "port $PROMETHEUS_PORT is taken by another process (Debian's prometheus.service? \`systemctl disable --now prometheus\`); or set PAYFLOW_PROMETHEUS_PORT"
+  fi
   step "Prometheus: starting on 127.0.0.1:$PROMETHEUS_PORT (data in $dir/data)"
   nohup prometheus --config.file="$conf" --storage.tsdb.path="$dir/data" \
     --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" --storage.tsdb.retention.time=15d \
