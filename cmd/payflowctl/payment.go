@@ -58,8 +58,10 @@ const paymentUsage = `usage: payflowctl payment <command> [flags]
   approve <queue_id> [--by NAME] [--reason TEXT]
   reject <queue_id> [--by NAME] [--reason TEXT]
                                            decide a payment that waits for approval
-  release <queue_id> [--dry-run]           release a terminated payment whose transfer the chain
-                                           proves can never be mined, and answer status=0
+  release <queue_id> [--dry-run]           for a terminated or abandoned payment: once the chain
+                                           proves its transfer can never be mined (or nothing was
+                                           signed), release the reservation and answer status=0;
+                                           an answer recorded but never published is published
 
 Flags for every command: --json (output for scripts), --config PATH (default $PAYFLOW_CONFIG,
 else .dev/config.json of the dev stack), --env-file PATH (KEY='value' lines, e.g. .dev/payflow.env;
