@@ -319,3 +319,41 @@ func TestQueueIDsTheProtocolAcceptsArePaid(t *testing.T) {
 	}
 	requireLedgerMatchesChain(t, st, from)
 }
+
+// TestCancelAfterSigningStillPays: a cancel request that reaches a payment
+// after its transfer is signed cannot unsign it: the payment follows the
+// transfer to the chain's verdict and answers status=1 once, and the ledger
+// equals the chain.
+func TestCancelAfterSigningStillPays(t *testing.T) {
+	st := stacktest.Load(t)
+	tc := st.Temporal(t)
+	usdt := st.USDT(t, st.Eth(t))
+	resp := st.Collect(t, withdrawResp, "queue_id")
+	qid := stacktest.RandomID("it-cancelsigned-")
+	wfID := workflows.WithdrawWorkflowID(qid)
+	to := stacktest.RandomAddress()
+	st.Publish(t, withdrawKey, withdrawBody(qid, st.CollectionAddress, to, "60000"), true)
+	awaitStep(t, tc, wfID, workflows.StepApproval)
+	if err := tc.SignalWorkflow(context.Background(), wfID, "", workflows.SignalApproval,
+		workflows.Approval{Approve: true, By: "integration-test"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for signedCount(t, st, wfID) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("transfer never signed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := tc.CancelWorkflow(context.Background(), wfID, ""); err != nil {
+		t.Fatalf("cancel (the payment should still be confirming): %v", err)
+	}
+	if got := onlyOne(t, resp, qid); status(got) != "1" {
+		t.Fatalf("status %s error %v", status(got), got.Body["error"])
+	}
+	want := new(big.Int).Mul(big.NewInt(60000), big.NewInt(1_000_000))
+	if b := stacktest.TokenBalance(t, usdt, to); b.Cmp(want) != 0 {
+		t.Errorf("recipient holds %s units, want %s", b, want)
+	}
+	requireLedgerMatchesChain(t, st, st.CollectionAddress)
+}
