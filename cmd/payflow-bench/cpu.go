@@ -12,9 +12,14 @@ import (
 )
 
 // cpuSeconds reads user+system CPU seconds of each stack process started by
-// `make up` (pid files in .dev/pids), to show where a phase's CPU went.
+// `make up` (pid files in .dev/pids), and of this process ("bench": the load
+// generator, and the fair baseline's workflow worker), to show where a
+// phase's CPU went.
 func cpuSeconds() map[string]float64 {
 	out := map[string]float64{}
+	if v, ok := procCPU("self"); ok {
+		out["bench"] = v
+	}
 	p, err := stacktest.Path()
 	if err != nil {
 		return out
@@ -29,21 +34,27 @@ func cpuSeconds() map[string]float64 {
 		if err != nil {
 			continue
 		}
-		pid := strings.TrimSpace(string(b))
-		stat, err := os.ReadFile("/proc/" + pid + "/stat")
-		if err != nil {
-			continue
+		if v, ok := procCPU(strings.TrimSpace(string(b))); ok {
+			out[strings.TrimSuffix(e.Name(), ".pid")] = v
 		}
-		// Fields after the ")" of the command name; utime and stime are 14 and 15.
-		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
-		if len(f) < 13 {
-			continue
-		}
-		u, _ := strconv.ParseFloat(f[11], 64)
-		s, _ := strconv.ParseFloat(f[12], 64)
-		out[strings.TrimSuffix(e.Name(), ".pid")] = (u + s) / 100 // clock ticks
 	}
 	return out
+}
+
+// procCPU is a process's user+system CPU seconds from /proc/<pid>/stat.
+func procCPU(pid string) (float64, bool) {
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	// Fields after the ")" of the command name; utime and stime are 14 and 15.
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	s, _ := strconv.ParseFloat(f[12], 64)
+	return (u + s) / 100, true // clock ticks
 }
 
 // cpuSplit formats CPU ms per payment by process between two readings.
@@ -57,9 +68,14 @@ func cpuSplit(before, after map[string]float64, payments int) string {
 		xs = append(xs, kv{k, a - before[k]})
 	}
 	sort.Slice(xs, func(i, j int) bool { return xs[i].v > xs[j].v })
+	per := func(v float64) float64 { return v * 1000 / float64(max(payments, 1)) }
 	var parts []string
+	total := 0.0
 	for _, x := range xs {
-		parts = append(parts, fmt.Sprintf("%s %.1f", x.k, x.v*1000/float64(max(payments, 1))))
+		parts = append(parts, fmt.Sprintf("%s %.1f", x.k, per(x.v)))
+		if x.k != "bench" {
+			total += x.v
+		}
 	}
-	return "CPU ms per payment: " + strings.Join(parts, ", ")
+	return fmt.Sprintf("CPU ms per payment: stack total %.1f (bench not included); ", per(total)) + strings.Join(parts, ", ")
 }

@@ -1,9 +1,5 @@
 package main
 
-import "github.com/ethereum/go-ethereum/core/types"
-
-type typesHeader = types.Header
-
 // nopLogger silences the Temporal SDK.
 type nopLogger struct{}
 
