@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"payflow/activities"
+	"payflow/chain"
 	"payflow/protocol"
 )
 
@@ -269,17 +270,17 @@ func Deposit(ctx workflow.Context, in DepositInput) (protocol.TopupResponse, err
 			continue
 		}
 		switch ev.Milestone {
-		case "reorged":
+		case chain.MilestoneReorged:
 			setStep("reorged")
 			if deadline == nil || unseen {
 				arm() // out of the chain from now
 			}
 			unseen = false
-		case "seen":
+		case chain.MilestoneSeen:
 			setStep("confirming")
 			disarm()
 			unseen = false
-		case "confirmed":
+		case chain.MilestoneConfirmed:
 			if unseen {
 				disarm()
 				unseen = false
