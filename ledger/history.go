@@ -24,6 +24,7 @@ type QueryError struct {
 	Reason string
 }
 
+// Error says which parameter is invalid and why.
 func (e *QueryError) Error() string { return "invalid " + e.Param + ": " + e.Reason }
 
 // Is makes a QueryError match ErrInvalidQuery.
