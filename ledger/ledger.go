@@ -124,7 +124,6 @@ func (l *Ledger) inTx(ctx context.Context, fn func(tx *sql.Tx) (Result, error)) 
 	}
 }
 
-
 // replayed returns the existing journal entry for idem, if any.
 func replayed(ctx context.Context, tx *sql.Tx, idem string) (int64, bool, error) {
 	var id int64
