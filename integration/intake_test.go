@@ -1,17 +1,14 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/converter"
@@ -21,76 +18,6 @@ import (
 	"payflow/workflows"
 )
 
-// tap copies every response published with routingKey to a private queue
-// (exclusive, deleted when the test ends) and collects them by queue_id.
-// Unlike consuming the shared return queue, it misses nothing when other
-// tests consume that queue at the same time.
-func tap(t *testing.T, st *stacktest.Stack, routingKey string) *tapped {
-	t.Helper()
-	conn, err := amqp.Dial(st.AMQPURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := ch.QueueDeclare("", false, true, true, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.QueueBind(q.Name, routingKey, "pay.exchange", false, nil); err != nil {
-		t.Fatal(err)
-	}
-	ds, err := ch.Consume(q.Name, "", true, true, false, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tp := &tapped{byID: map[string][]map[string]any{}}
-	go func() {
-		for d := range ds {
-			var m map[string]any
-			dec := json.NewDecoder(bytes.NewReader(d.Body))
-			dec.UseNumber()
-			if dec.Decode(&m) != nil {
-				continue
-			}
-			tp.mu.Lock()
-			id := fmt.Sprint(m["queue_id"])
-			tp.byID[id] = append(tp.byID[id], m)
-			tp.mu.Unlock()
-		}
-	}()
-	return tp
-}
-
-type tapped struct {
-	mu   sync.Mutex
-	byID map[string][]map[string]any
-}
-
-func (tp *tapped) get(id string) []map[string]any {
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
-	return append([]map[string]any(nil), tp.byID[id]...)
-}
-
-// wait returns the first response for id, or fails the test.
-func (tp *tapped) wait(t *testing.T, id string) map[string]any {
-	t.Helper()
-	deadline := time.Now().Add(responseWait)
-	for time.Now().Before(deadline) {
-		if got := tp.get(id); len(got) > 0 {
-			return got[0]
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("no response for %s within %s", id, responseWait)
-	return nil
-}
-
-// noWorkflow fails the test if a workflow with id exists.
 // noPayment fails unless the workflow id, if it exists, only refused its
 // request: a refused request starts nothing but the workflow that records and
 // publishes its status=0 (so that answer is final for the queue_id), which
@@ -134,7 +61,7 @@ func TestForgedPayIsRefused(t *testing.T) {
 	db := st.DB(t)
 	eth := st.Eth(t)
 	usdt := st.USDT(t, eth)
-	resp := tap(t, st, "pay.auto.return.routing.key")
+	resp := st.Collect(t, payResp, "queue_id")
 	from := stacktest.WalletByLabel(t, db, "user-1")
 	honestID, forgedID := stacktest.RandomID("it-honest-"), stacktest.RandomID("it-forged-")
 	to, evil := stacktest.RandomAddress(), stacktest.RandomAddress()
@@ -159,16 +86,16 @@ func TestForgedPayIsRefused(t *testing.T) {
 
 	st.Publish(t, payKey, forged, false)
 	st.Publish(t, payKey, honest, false)
-	got := resp.wait(t, forgedID)
+	got := resp.Wait(t, forgedID, 1, responseWait)[0].Body
 	if fmt.Sprint(got["status"]) != "0" || !strings.Contains(fmt.Sprint(got["error"]), `"zz"`) {
 		t.Fatalf("forged pay: status %v error %v, want 0 naming zz", got["status"], got["error"])
 	}
-	h := resp.wait(t, honestID)
+	h := resp.Wait(t, honestID, 1, responseWait)[0].Body
 	if fmt.Sprint(h["status"]) != "0" || !strings.Contains(fmt.Sprint(h["error"]), "must not contain '&' or '='") {
 		t.Errorf("honest pay: status %v error %v", h["status"], h["error"])
 	}
 	time.Sleep(quietInterval)
-	if n := len(resp.get(forgedID)); n != 1 {
+	if n := len(resp.Get(forgedID)); n != 1 {
 		t.Errorf("%d answers for the forged pay, want 1", n)
 	}
 	noPayment(t, st, "pay-"+forgedID)
@@ -200,7 +127,7 @@ func mustCanonical(t *testing.T, f map[string]json.RawMessage) string {
 func TestRequestsBoundToFailAreRefusedBeforeSigning(t *testing.T) {
 	st := stacktest.Load(t)
 	db := st.DB(t)
-	resp := tap(t, st, "pay.auto.return.routing.key")
+	resp := st.Collect(t, payResp, "queue_id")
 	from := stacktest.WalletByLabel(t, db, "user-1")
 	to := stacktest.RandomAddress()
 	type tc struct{ name, qid, body, want string }
@@ -220,7 +147,7 @@ func TestRequestsBoundToFailAreRefusedBeforeSigning(t *testing.T) {
 		st.Publish(t, payKey, []byte(c.body), true)
 	}
 	for _, c := range cases {
-		got := resp.wait(t, c.qid)
+		got := resp.Wait(t, c.qid, 1, responseWait)[0].Body
 		e := fmt.Sprint(got["error"])
 		if fmt.Sprint(got["status"]) != "0" || !strings.Contains(e, c.want) {
 			t.Errorf("%s: status %v error %q, want 0 and %q", c.name, got["status"], e, c.want)
@@ -238,7 +165,7 @@ func TestRequestsBoundToFailAreRefusedBeforeSigning(t *testing.T) {
 	// Each answered exactly once: nothing loops back for another answer.
 	time.Sleep(quietInterval)
 	for _, c := range cases {
-		if n := len(resp.get(c.qid)); n != 1 {
+		if n := len(resp.Get(c.qid)); n != 1 {
 			t.Errorf("%s: %d answers, want 1", c.name, n)
 		}
 	}
