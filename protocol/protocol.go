@@ -264,18 +264,11 @@ type Envelope struct {
 }
 
 func (e Envelope) str(key string) (string, error) {
-	raw, ok := e.Fields[key]
-	if !ok {
-		return "", fmt.Errorf("%w: %w: %s", ErrInvalidRequest, ErrMissingField, key)
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", fmt.Errorf("%w: %w: %s must be a string", ErrInvalidRequest, ErrBadField, key)
-	}
-	if strings.TrimSpace(s) == "" {
+	s, err := e.rawStr(key)
+	if err == nil && strings.TrimSpace(s) == "" {
 		return "", fmt.Errorf("%w: %w: %s is empty", ErrInvalidRequest, ErrMissingField, key)
 	}
-	return s, nil
+	return s, err
 }
 
 // rawStr is str without the blank check: any string, even "" or " ".
