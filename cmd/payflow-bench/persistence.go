@@ -194,39 +194,40 @@ func (d persistenceDelta) split(namespace string, payments int) string {
 	}
 	per := func(v float64) string { return fmt.Sprintf("%.1f", v/float64(payments)) }
 	var nsTotal, vis, other float64
-	type op struct {
-		name string
-		v    float64
-	}
-	var ops []op
+	nsOps, otherOps := map[string]float64{}, map[string]float64{}
 	for k, v := range d.ByKey {
 		ns, name, _ := strings.Cut(k, "/")
 		switch ns {
 		case namespace:
 			nsTotal += v
-			ops = append(ops, op{name, v})
+			nsOps[name] += v
 		case "visibility":
 			vis += v
 		default:
 			other += v
+			otherOps[name] += v
 		}
 	}
-	sort.Slice(ops, func(i, j int) bool {
-		if ops[i].v != ops[j].v {
-			return ops[i].v > ops[j].v
+	top := func(ops map[string]float64, n int) string {
+		names := make([]string, 0, len(ops))
+		for name := range ops {
+			names = append(names, name)
 		}
-		return ops[i].name < ops[j].name
-	})
-	var top []string
-	for i, o := range ops {
-		if i == 5 {
-			break
+		sort.Slice(names, func(i, j int) bool {
+			if ops[names[i]] != ops[names[j]] {
+				return ops[names[i]] > ops[names[j]]
+			}
+			return names[i] < names[j]
+		})
+		var parts []string
+		for _, name := range names[:min(n, len(names))] {
+			parts = append(parts, name+" "+per(ops[name]))
 		}
-		top = append(top, o.name+" "+per(o.v))
+		if len(parts) == 0 {
+			return ""
+		}
+		return " (" + strings.Join(parts, ", ") + ")"
 	}
-	s := fmt.Sprintf("namespace %s %s", namespace, per(nsTotal))
-	if len(top) > 0 {
-		s += " (" + strings.Join(top, ", ") + ")"
-	}
-	return s + fmt.Sprintf("; shard and system %s; visibility %s", per(other), per(vis))
+	return fmt.Sprintf("namespace %s %s%s; shard and system %s%s; visibility %s", namespace, per(nsTotal), top(nsOps, 5),
+		per(other), top(otherOps, 3), per(vis))
 }

@@ -72,7 +72,7 @@ func TestPersistencePerPaymentIsTheBatchsDifference(t *testing.T) {
 	require.Equal(t, 8.2, d.perPayment(100))
 	require.Equal(t, "8.2 per payment", d.measured(100))
 	require.Equal(t, "namespace default 6.0 (UpdateWorkflowExecution 4.0, CreateTasks 1.0, CreateWorkflowExecution 1.0); "+
-		"shard and system 0.2; visibility 2.0", d.split("default", 100))
+		"shard and system 0.2 (GetNamespace 0.2); visibility 2.0", d.split("default", 100))
 
 	failed := persistenceDelta{Err: "scraping Temporal's metrics: connection refused"}
 	require.Equal(t, "not measured", failed.measured(100))
