@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/rpc"
 	"go.temporal.io/sdk/activity"
@@ -407,30 +406,6 @@ func nodeRefusal(err error) (string, bool) {
 		return "the node refused it: " + rpcErr.Error(), true
 	}
 	return "", false
-}
-
-// ReceiptInput asks about a transaction.
-type ReceiptInput struct {
-	TxHash string
-}
-
-// ReceiptResult is what the chain says now.
-type ReceiptResult struct {
-	Mined       bool
-	Succeeded   bool
-	BlockNumber uint64
-}
-
-// CheckReceipt reads a transaction's receipt (the benchmark's baseline uses it).
-func (a *Activities) CheckReceipt(ctx context.Context, in ReceiptInput) (ReceiptResult, error) {
-	r, err := a.Broadcaster.Sender.Receipt(ctx, common.HexToHash(in.TxHash))
-	if errors.Is(err, ethereum.NotFound) {
-		return ReceiptResult{}, nil
-	}
-	if err != nil {
-		return ReceiptResult{}, err
-	}
-	return ReceiptResult{Mined: true, Succeeded: r.Status == 1, BlockNumber: r.BlockNumber.Uint64()}, nil
 }
 
 // InspectInput names the transfer whose attempts to examine.

@@ -24,7 +24,7 @@ func TestApprovalApprovedPays(t *testing.T) {
 	h.sign(nil)
 	h.broadcast()
 	h.settle()
-	h.forbid(a.ReleaseFunds, a.CheckReceipt)
+	h.forbid(a.ReleaseFunds)
 	var waiting workflows.PaymentStatus
 	var signedBefore int
 	h.env.RegisterDelayedCallback(func() {
@@ -48,7 +48,7 @@ func TestApprovalRejectedReleases(t *testing.T) {
 	h := newHarness(t, workflows.WithdrawWorkflowID(queueID))
 	h.reserve(activities.ReserveResult{PayingAddress: fromAddr}, nil)
 	h.release()
-	h.forbid(a.SignTransfer, a.Broadcast, a.SettleFunds, a.CheckReceipt)
+	h.forbid(a.SignTransfer, a.Broadcast, a.SettleFunds)
 	h.env.RegisterDelayedCallback(func() {
 		h.env.SignalWorkflow(workflows.SignalApproval, workflows.Approval{Approve: false, By: "bob", Reason: "suspicious"})
 	}, time.Minute)
@@ -66,7 +66,7 @@ func TestApprovalTimeoutRejects(t *testing.T) {
 	h := newHarness(t, workflows.WithdrawWorkflowID(queueID))
 	h.reserve(activities.ReserveResult{PayingAddress: fromAddr}, nil)
 	h.release()
-	h.forbid(a.SignTransfer, a.Broadcast, a.SettleFunds, a.CheckReceipt)
+	h.forbid(a.SignTransfer, a.Broadcast, a.SettleFunds)
 
 	_, err := h.run(workflows.Withdraw, approvalInput())
 	require.NoError(t, err)
@@ -83,7 +83,7 @@ func TestApprovalNotNeededAtOrBelowThreshold(t *testing.T) {
 	h.sign(nil)
 	h.broadcast()
 	h.settle()
-	h.forbid(a.ReleaseFunds, a.CheckReceipt)
+	h.forbid(a.ReleaseFunds)
 	h.signal(time.Second, workflows.TxEvent{TxHash: txHash, Milestone: "confirmed", BlockNumber: block, Succeeded: true})
 	in := approvalInput()
 	in.ApprovalThreshold = "12.5" // equal: no approval

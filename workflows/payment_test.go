@@ -291,7 +291,7 @@ func TestWithdrawSucceeds(t *testing.T) {
 	h.sign(nil)
 	h.broadcast()
 	h.settle()
-	h.forbid(a.ReleaseFunds, a.CheckReceipt)
+	h.forbid(a.ReleaseFunds)
 	h.signal(time.Second, workflows.TxEvent{TxHash: txHash, Milestone: "seen", BlockNumber: block, Succeeded: true})
 	afterSeen := -1
 	h.env.RegisterDelayedCallback(func() { afterSeen = h.outcomes() }, 1500*time.Millisecond)
@@ -326,7 +326,7 @@ func TestWithdrawFallsBackToCollectionWallet(t *testing.T) {
 	h.sign(nil)
 	h.broadcast()
 	h.settle()
-	h.forbid(a.ReleaseFunds, a.CheckReceipt)
+	h.forbid(a.ReleaseFunds)
 	h.signal(time.Second, workflows.TxEvent{TxHash: txHash, Milestone: "confirmed", BlockNumber: block, Succeeded: true})
 
 	res, err := h.run(workflows.Withdraw, input())
@@ -347,7 +347,7 @@ func TestWithdrawInsufficientFunds(t *testing.T) {
 	h.reserve(activities.ReserveResult{},
 		temporal.NewNonRetryableApplicationError(msg, activities.ErrTypeInsufficientFunds, nil))
 	// Nothing was reserved, so there is nothing to release.
-	h.forbid(a.SignTransfer, a.Broadcast, a.CheckReceipt, a.SettleFunds, a.ReleaseFunds)
+	h.forbid(a.SignTransfer, a.Broadcast, a.SettleFunds, a.ReleaseFunds)
 
 	res, err := h.run(workflows.Withdraw, input())
 	require.NoError(t, err, "a business failure is a published answer, not a failed workflow")
@@ -370,7 +370,7 @@ func TestWithdrawSignFailsReleases(t *testing.T) {
 	h.reserve(activities.ReserveResult{PayingAddress: fromAddr}, nil)
 	h.sign(temporal.NewNonRetryableApplicationError(cause.Error(), activities.ErrTypeInsufficientGas, cause))
 	h.release()
-	h.forbid(a.Broadcast, a.CheckReceipt, a.SettleFunds)
+	h.forbid(a.Broadcast, a.SettleFunds)
 
 	res, err := h.run(workflows.Withdraw, input())
 	require.NoError(t, err)
@@ -393,7 +393,7 @@ func TestWithdrawRevertedReleases(t *testing.T) {
 	h.sign(nil)
 	h.broadcast()
 	h.release()
-	h.forbid(a.SettleFunds, a.CheckReceipt)
+	h.forbid(a.SettleFunds)
 	h.setVerdict(activities.Inspection{State: "mined", Confirmed: true, TxHash: txHash, BlockNumber: block,
 		Reason: fmt.Sprintf("transfer %s reverted in block %d", txHash, block)})
 	h.signal(time.Second, workflows.TxEvent{TxHash: txHash, Milestone: "seen", BlockNumber: block, Succeeded: false})
@@ -419,7 +419,7 @@ func TestWithdrawIgnoresForeignAndRepeatedSignals(t *testing.T) {
 	h.sign(nil)
 	h.broadcast()
 	h.settle()
-	h.forbid(a.ReleaseFunds, a.CheckReceipt)
+	h.forbid(a.ReleaseFunds)
 	// Were the foreign event taken for ours, the payment would fail as reverted.
 	h.signal(time.Second, workflows.TxEvent{TxHash: otherHash, Milestone: "confirmed", BlockNumber: 999, Succeeded: false})
 	h.signal(2*time.Second, workflows.TxEvent{TxHash: txHash, Milestone: "seen", BlockNumber: block, Succeeded: true})
@@ -452,7 +452,7 @@ func TestWithdrawStuckIsReplaced(t *testing.T) {
 	h.sign(nil)
 	h.broadcast()
 	h.settle()
-	h.forbid(a.ReleaseFunds, a.CheckReceipt)
+	h.forbid(a.ReleaseFunds)
 	var replaced int
 	h.env.OnActivity(a.ReplaceTransfer, mock.Anything, activities.ReplaceInput{WorkflowID: wfID, Step: "transfer", Attempt: 1}).Return(
 		func(context.Context, activities.ReplaceInput) (activities.ReplaceResult, error) {
@@ -499,7 +499,7 @@ func TestWithdrawOriginalMinesAfterReplacement(t *testing.T) {
 	h.sign(nil)
 	h.broadcast()
 	h.settle()
-	h.forbid(a.ReleaseFunds, a.CheckReceipt)
+	h.forbid(a.ReleaseFunds)
 	h.env.OnActivity(a.ReplaceTransfer, mock.Anything, mock.Anything).Return(activities.ReplaceResult{TxHash: replHash, Attempt: 1}, nil)
 	in := input()
 	in.ConfirmTimeout = time.Minute
@@ -520,7 +520,7 @@ func TestWithdrawNotReplaceableStaysStuck(t *testing.T) {
 	h.sign(nil)
 	h.broadcast()
 	h.settle()
-	h.forbid(a.ReleaseFunds, a.CheckReceipt)
+	h.forbid(a.ReleaseFunds)
 	h.env.OnActivity(a.ReplaceTransfer, mock.Anything, mock.Anything).Return(
 		activities.ReplaceResult{Stuck: "replacing after 5 attempts: too many attempts"}, nil)
 	in := input()
@@ -547,7 +547,7 @@ func TestWithdrawReplaceFindsMinedAttempt(t *testing.T) {
 	h.sign(nil)
 	h.broadcast()
 	h.settle()
-	h.forbid(a.ReleaseFunds, a.CheckReceipt)
+	h.forbid(a.ReleaseFunds)
 	h.env.OnActivity(a.ReplaceTransfer, mock.Anything, mock.Anything).Return(activities.ReplaceResult{TxHash: txHash, Settled: true}, nil)
 	in := input()
 	in.ConfirmTimeout = time.Minute
@@ -565,7 +565,7 @@ func TestWithdrawStatusQuery(t *testing.T) {
 	h.sign(nil)
 	h.broadcast()
 	h.settle()
-	h.forbid(a.ReleaseFunds, a.CheckReceipt)
+	h.forbid(a.ReleaseFunds)
 
 	var beforeSeen, afterSeen workflows.PaymentStatus
 	var beforeErr, afterErr error
@@ -598,7 +598,7 @@ func TestPayEchoesOrderID(t *testing.T) {
 	h.sign(nil)
 	h.broadcast()
 	h.settle()
-	h.forbid(a.ReleaseFunds, a.CheckReceipt)
+	h.forbid(a.ReleaseFunds)
 	h.signal(time.Second, workflows.TxEvent{TxHash: txHash, Milestone: "confirmed", BlockNumber: block, Succeeded: true})
 
 	in := input()

@@ -204,7 +204,7 @@ func TestWalletSweepWithoutGasTopUp(t *testing.T) {
 	h.gas("0")
 	h.broadcast()
 	h.sweep()
-	h.guard.forbid(a.SignTopUp, a.CheckReceipt)
+	h.guard.forbid(a.SignTopUp)
 	h.signalAt(time.Second, workflows.TxEvent{TxHash: sweepHash, Milestone: "seen", BlockNumber: sweepBlock, Succeeded: true})
 	h.signalAt(2*time.Second, workflows.TxEvent{TxHash: sweepHash, Milestone: "confirmed", BlockNumber: sweepBlock, Succeeded: true})
 
@@ -227,7 +227,6 @@ func TestWalletSweepTopsUpGasFirst(t *testing.T) {
 	h.topUp()
 	h.broadcast()
 	h.sweep()
-	h.guard.forbid(a.CheckReceipt)
 	h.signalAt(time.Second, workflows.TxEvent{TxHash: topUpHash, Milestone: "seen", BlockNumber: 230, Succeeded: true})
 	h.signalAt(2*time.Second, workflows.TxEvent{TxHash: otherHash, Milestone: "confirmed", BlockNumber: 230, Succeeded: true})
 	h.signalAt(3*time.Second, workflows.TxEvent{TxHash: topUpHash, Milestone: "confirmed", BlockNumber: 230, Succeeded: true})
@@ -254,7 +253,7 @@ func TestWalletSweepTopUpTimeoutReleases(t *testing.T) {
 	h.gas("2000")
 	h.topUp()
 	h.broadcast()
-	h.guard.forbid(a.SignTransfer, a.SettleFunds, a.CreditSweep, a.CheckReceipt)
+	h.guard.forbid(a.SignTransfer, a.SettleFunds, a.CreditSweep)
 	h.signalAt(time.Second, workflows.TxEvent{TxHash: topUpHash, Milestone: "seen", BlockNumber: 230, Succeeded: true})
 	released := -1
 	h.env.RegisterDelayedCallback(func() {
