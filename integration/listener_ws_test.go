@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
 	"sync"
@@ -20,54 +19,6 @@ import (
 	"payflow/internal/stacktest"
 	"payflow/ledger"
 )
-
-// cutProxy forwards TCP to the node and can cut every live connection, as a
-// flaky network or a restarting load balancer would.
-type cutProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  []net.Conn
-	cuts   int
-}
-
-func newCutProxy(t *testing.T, target string) *cutProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{ln: ln, target: target}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, u)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(u, c); u.Close() }()
-			go func() { _, _ = io.Copy(c, u); c.Close() }()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); p.cut() })
-	return p
-}
-
-func (p *cutProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-	p.cuts++
-}
 
 type depositSet struct {
 	mu  sync.Mutex
@@ -100,9 +51,9 @@ func TestListenerSurvivesWebSocketCuts(t *testing.T) {
 	}
 	eth := st.Eth(t)
 	usdt := st.USDT(t, eth)
-	wsProxy := newCutProxy(t, "127.0.0.1:"+portOf(t, st.ETHWSURL))
+	wsProxy := stacktest.NewCutProxy(t, "127.0.0.1:"+portOf(t, st.ETHWSURL))
 	dial := func(ctx context.Context) (chain.HeadSubscriber, error) {
-		return ethclient.DialContext(ctx, "ws://"+wsProxy.ln.Addr().String())
+		return ethclient.DialContext(ctx, "ws://"+wsProxy.Addr())
 	}
 	key, _ := crypto.GenerateKey()
 	watched := crypto.PubkeyToAddress(key.PublicKey)
@@ -133,7 +84,7 @@ func TestListenerSurvivesWebSocketCuts(t *testing.T) {
 		last = tx
 		want = append(want, tx.Hash().Hex()+"/0")
 		if i%3 == 1 {
-			wsProxy.cut() // mid-stream: the subscription dies with deposits in flight
+			wsProxy.Cut() // mid-stream: the subscription dies with deposits in flight
 		}
 		time.Sleep(700 * time.Millisecond)
 	}
@@ -156,8 +107,8 @@ func TestListenerSurvivesWebSocketCuts(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	cancel()
 	<-done
-	if wsProxy.cuts < 4 {
-		t.Fatalf("only %d cuts", wsProxy.cuts)
+	if wsProxy.Cuts() < 4 {
+		t.Fatalf("only %d cuts", wsProxy.Cuts())
 	}
 	for _, k := range want {
 		if n := sink.count(k); n != 1 {

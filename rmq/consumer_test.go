@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/url"
 	"strings"
 	"sync"
@@ -326,63 +325,15 @@ func TestConsumerPanicDeadLettersAndGoesOn(t *testing.T) {
 	}
 }
 
-// cutProxy forwards TCP to the broker and can cut every live connection.
-type cutProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  []net.Conn
-	dials  atomic.Int32
-}
-
-func newCutProxy(t *testing.T, target string) *cutProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{ln: ln, target: target}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.dials.Add(1)
-			p.mu.Lock()
-			p.conns = append(p.conns, c, u)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(u, c); u.Close() }()
-			go func() { _, _ = io.Copy(c, u); c.Close() }()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); p.cut() })
-	return p
-}
-
-func (p *cutProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-// proxied returns the stack's AMQP URL through a new cutProxy.
-func proxied(t *testing.T, st *stacktest.Stack) (string, *cutProxy) {
+// proxied returns the stack's AMQP URL through a new stacktest.CutProxy.
+func proxied(t *testing.T, st *stacktest.Stack) (string, *stacktest.CutProxy) {
 	t.Helper()
 	u, err := url.Parse(st.AMQPURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newCutProxy(t, u.Host)
-	u.Host = p.ln.Addr().String()
+	p := stacktest.NewCutProxy(t, u.Host)
+	u.Host = p.Addr()
 	return u.String(), p
 }
 
@@ -412,13 +363,13 @@ func TestConsumerReconnectsAndGetsTheUnackedDelivery(t *testing.T) {
 	run(t, c)
 	b.send(cfg.Topup, "r1", "request")
 	<-inHand
-	proxy.cut()
+	proxy.Cut()
 	close(release)
 	waitFor(t, "the redelivery", func() bool { return calls.Load() >= 2 })
 	if !redelivered.Load() {
 		t.Error("second delivery not marked redelivered")
 	}
-	if n := proxy.dials.Load(); n < 2 {
+	if n := proxy.Dials(); n < 2 {
 		t.Errorf("consumer dialled %d times, want a reconnect", n)
 	}
 	waitFor(t, "an empty queue", func() bool { return b.depth(cfg.Topup.Queue) == 0 })
@@ -483,7 +434,7 @@ func TestPublisherRecovers(t *testing.T) {
 	if err := publish("before-cut"); err != nil {
 		t.Fatal(err)
 	}
-	proxy.cut()
+	proxy.Cut()
 	// The first publish after the cut may see the dead connection; a caller
 	// retries (the consumer requeues), and the publisher redials.
 	var err error
