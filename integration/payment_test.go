@@ -342,26 +342,8 @@ func TestResetAfterBroadcastPaysOnce(t *testing.T) {
 		t.Fatalf("status %s error %v", status(got), got.Body["error"])
 	}
 	before := balance(t, st, from)
-	first, err := tc.DescribeWorkflowExecution(context.Background(), wfID, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(filepath.Join(repoRoot(t), "bin", "temporal"), "workflow", "reset", "--address", st.TemporalAddress,
-		"--namespace", st.TemporalNamespace, "--workflow-id", wfID, "--type", "FirstWorkflowTask", "--reason", "integration test")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("temporal workflow reset: %v\n%s", err, out)
-	}
-	run := tc.GetWorkflow(context.Background(), wfID, "")
-	if run.GetRunID() == first.WorkflowExecutionInfo.Execution.RunId {
-		t.Fatal("reset did not start a new run")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	var res workflows.PaymentResult
-	if err := run.Get(ctx, &res); err != nil {
-		t.Fatalf("reset run: %v", err)
-	}
-	if res.Status != 1 {
+	resetWorkflow(t, st, tc, wfID, "FirstWorkflowTask", true)
+	if res := runResult(t, tc, wfID); res.Status != 1 {
 		t.Fatalf("reset run ended with status %d (%s)", res.Status, res.Error)
 	}
 	time.Sleep(quietInterval)
