@@ -9,9 +9,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"net/url"
 	"os"
+	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -126,6 +129,95 @@ func (t Token) DustLimit() decimal.Decimal {
 	return d
 }
 
+// NativeDecimals is the decimals of every EVM chain's native coin.
+const NativeDecimals = 18
+
+// NativeCoin names a chain's native coin (ETH, BNB, ...): always 18 decimals.
+type NativeCoin struct {
+	Symbol string `json:"symbol"`
+	// Dust: native deposits below it are recorded but not announced. Empty = none.
+	Dust string `json:"dust,omitempty"`
+}
+
+// ChainConfig is one EVM chain payflow serves: its node, its assets and its
+// wallets. Every chain has its own listener, tracker, lease, nonce lanes,
+// reconciliation and sweeps, and its own Temporal task queue (TaskQueue).
+type ChainConfig struct {
+	ChainID       int64  `json:"chainId"`
+	RPCURL        string `json:"rpcUrl"`
+	WSURL         string `json:"wsUrl"`
+	ConfirmHeight int    `json:"confirmHeight"`
+	// MaxFeeGwei caps the EIP-1559 max fee per gas payflow will sign.
+	MaxFeeGwei int64            `json:"maxFeeGwei"`
+	Native     NativeCoin       `json:"native"`
+	Tokens     map[string]Token `json:"tokens"`
+	// CollectionAddress pays when the requested from_address cannot cover an
+	// amount, and receives sweeps.
+	CollectionAddress string `json:"collection_address,omitempty"`
+	// GasAddress pays the gas top-ups of sweeps ("" = any gas wallet).
+	GasAddress string `json:"gas_address,omitempty"`
+	// SweepThreshold: deposit wallets holding more than this (per asset) are
+	// swept to the collection wallet. Empty = payment.sweep_threshold.
+	SweepThreshold string `json:"sweep_threshold,omitempty"`
+}
+
+// Asset is one symbol a chain moves: a token, or the native coin (Native,
+// no address).
+type Asset struct {
+	Symbol   string
+	Native   bool
+	Address  string // token contract; "" for the native coin
+	Decimals int32
+	Dust     string
+}
+
+// DustLimit returns Dust as a decimal (zero when unset).
+func (a Asset) DustLimit() decimal.Decimal { return Token{Dust: a.Dust}.DustLimit() }
+
+// Asset returns the token or native coin named symbol (any case).
+func (c ChainConfig) Asset(symbol string) (Asset, bool) {
+	s := strings.ToUpper(strings.TrimSpace(symbol))
+	if s == "" {
+		return Asset{}, false
+	}
+	if s == strings.ToUpper(c.Native.Symbol) {
+		return Asset{Symbol: s, Native: true, Decimals: NativeDecimals, Dust: c.Native.Dust}, true
+	}
+	t, ok := c.Tokens[s]
+	if !ok {
+		return Asset{}, false
+	}
+	return Asset{Symbol: s, Address: strings.ToLower(t.Address), Decimals: t.Decimals, Dust: t.Dust}, true
+}
+
+// Symbols lists the chain's tokens and its native coin, sorted.
+func (c ChainConfig) Symbols() []string {
+	out := make([]string, 0, len(c.Tokens)+1)
+	for s := range c.Tokens {
+		out = append(out, s)
+	}
+	if c.Native.Symbol != "" {
+		out = append(out, strings.ToUpper(c.Native.Symbol))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TokenByAddress returns the symbol and config of the chain's token at address.
+func (c ChainConfig) TokenByAddress(address string) (string, Token, bool) {
+	for sym, t := range c.Tokens {
+		if strings.EqualFold(t.Address, address) {
+			return sym, t, true
+		}
+	}
+	return "", Token{}, false
+}
+
+// MaxFeeWei is MaxFeeGwei in wei.
+func (c ChainConfig) MaxFeeWei() *big.Int {
+	return new(big.Int).Mul(big.NewInt(c.MaxFeeGwei), big.NewInt(1_000_000_000))
+}
+
 // TemporalConfig says where the Temporal frontend is.
 type TemporalConfig struct {
 	Address   string `json:"address"`
@@ -182,15 +274,23 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.Duration
 
 // Config is everything payflow reads at start.
 type Config struct {
-	RMQ      RMQConfig        `json:"rmq_config"`
-	ETH      ETHConfig        `json:"eth_config"`
-	Tokens   map[string]Token `json:"tokens"`
-	Temporal TemporalConfig   `json:"temporal"`
-	Payment  PaymentConfig    `json:"payment"`
+	RMQ RMQConfig `json:"rmq_config"`
+	// ETH is the seed's eth_config: its dbConfig always; its chain fields
+	// (with Tokens and payment.collection_address) only when Chains is empty,
+	// and then they mean one chain, named ETH.Chain ("ETH").
+	ETH    ETHConfig        `json:"eth_config"`
+	Tokens map[string]Token `json:"tokens,omitempty"`
+	// Chains names every EVM chain served. Load fills it from eth_config
+	// when the file has no chains; everything past Load reads only Chains.
+	Chains   map[string]ChainConfig `json:"chains,omitempty"`
+	Temporal TemporalConfig         `json:"temporal"`
+	Payment  PaymentConfig          `json:"payment"`
 	// SignKey is the seed's "communication key": the HMAC secret of requests.
 	SignKey Secret `json:"sign_key"`
 	// MasterKey (64 hex chars) encrypts wallet keys. Only from the environment.
 	MasterKey Secret `json:"-"`
+	// legacy: Chains was built from eth_config (validation names those fields).
+	legacy bool
 	// HTTPAddr serves health and the read-only ledger API. Empty disables it.
 	// The worker also serves its Prometheus /metrics there.
 	HTTPAddr string `json:"http_addr"`
@@ -267,6 +367,7 @@ func Load(path string) (Config, error) {
 	if err := cfg.applyEnv(os.LookupEnv); err != nil {
 		return Config{}, err
 	}
+	cfg.resolveChains()
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}
@@ -285,31 +386,119 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 		}
 	}
 	sec(EnvAMQPURL, &c.RMQ.SubAddr)
-	str(EnvRPCURL, &c.ETH.RPCURL)
-	str(EnvWSURL, &c.ETH.WSURL)
 	sec(EnvMySQLDSN, &c.ETH.DB.DSN)
 	str(EnvTemporalAddress, &c.Temporal.Address)
 	str(EnvTemporalNamespace, &c.Temporal.Namespace)
 	sec(EnvSignKey, &c.SignKey)
 	sec(EnvMasterKey, &c.MasterKey)
-	str(EnvCollection, &c.Payment.CollectionAddress)
 	str(EnvHTTPAddr, &c.HTTPAddr)
 	str(EnvMetricsAddr, &c.MetricsAddr)
+
+	// The chain overrides apply to eth_config's chain: the only one without
+	// a chains map, else the chains entry of that name.
+	target := chainFields{&c.ETH.RPCURL, &c.ETH.WSURL, &c.ETH.ChainID, &c.ETH.ConfirmHeight, &c.Payment.CollectionAddress}
+	var named ChainConfig
+	inChains := len(c.Chains) > 0
+	if inChains {
+		var ok bool
+		if named, ok = c.Chains[c.ETH.Chain]; !ok {
+			for _, k := range []string{EnvRPCURL, EnvWSURL, EnvChainID, EnvConfirmations, EnvCollection} {
+				if v, set := lookup(k); set && v != "" {
+					return fmt.Errorf("%w: %s applies to the chain named by eth_config.chain (%q), which chains does not list",
+						ErrInvalid, k, c.ETH.Chain)
+				}
+			}
+			return nil
+		}
+		target = chainFields{&named.RPCURL, &named.WSURL, &named.ChainID, &named.ConfirmHeight, &named.CollectionAddress}
+	}
+	str(EnvRPCURL, target.rpc)
+	str(EnvWSURL, target.ws)
+	str(EnvCollection, target.collection)
 	if v, ok := lookup(EnvConfirmations); ok && v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
 			return fmt.Errorf("%w: %s=%q is not an integer", ErrInvalid, EnvConfirmations, v)
 		}
-		c.ETH.ConfirmHeight = n
+		*target.confirm = n
 	}
 	if v, ok := lookup(EnvChainID); ok && v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
 			return fmt.Errorf("%w: %s=%q is not an integer", ErrInvalid, EnvChainID, v)
 		}
-		c.ETH.ChainID = n
+		*target.id = n
+	}
+	if inChains {
+		c.Chains[c.ETH.Chain] = named
 	}
 	return nil
+}
+
+type chainFields struct {
+	rpc, ws    *string
+	id         *int64
+	confirm    *int
+	collection *string
+}
+
+// resolveChains fills Chains from the seed's eth_config, tokens and payment
+// sections when the file has no chains map: one chain named eth_config.chain
+// whose native coin is ETH. Chain names are upper-cased.
+func (c *Config) resolveChains() {
+	if len(c.Chains) == 0 {
+		c.legacy = true
+		c.Chains = map[string]ChainConfig{strings.ToUpper(c.ETH.Chain): {
+			ChainID: c.ETH.ChainID, RPCURL: c.ETH.RPCURL, WSURL: c.ETH.WSURL, ConfirmHeight: c.ETH.ConfirmHeight,
+			MaxFeeGwei: c.ETH.MaxFeeGwei, Native: NativeCoin{Symbol: "ETH"}, Tokens: c.Tokens,
+			CollectionAddress: c.Payment.CollectionAddress, SweepThreshold: c.Payment.SweepThreshold,
+		}}
+	}
+	out := make(map[string]ChainConfig, len(c.Chains))
+	for name, ch := range c.Chains {
+		tokens := make(map[string]Token, len(ch.Tokens))
+		for sym, t := range ch.Tokens {
+			tokens[strings.ToUpper(sym)] = t
+		}
+		ch.Tokens = tokens
+		ch.Native.Symbol = strings.ToUpper(ch.Native.Symbol)
+		if ch.SweepThreshold == "" {
+			ch.SweepThreshold = c.Payment.SweepThreshold
+		}
+		if ch.MaxFeeGwei == 0 {
+			ch.MaxFeeGwei = c.ETH.MaxFeeGwei
+		}
+		out[strings.ToUpper(name)] = ch
+	}
+	c.Chains = out
+}
+
+// ChainNames lists the configured chains, sorted.
+func (c Config) ChainNames() []string {
+	out := make([]string, 0, len(c.Chains))
+	for n := range c.Chains {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Chain returns the chain named name (any case).
+func (c Config) Chain(name string) (ChainConfig, bool) {
+	ch, ok := c.Chains[strings.ToUpper(strings.TrimSpace(name))]
+	return ch, ok
+}
+
+// TaskQueue is the Temporal task queue of chain's workflows and activities.
+// The chain named by eth_config.chain keeps the bare task_queue (so
+// workflows started before payflow served several chains still find their
+// worker); every other chain gets "<task_queue>.<chain>".
+func (c Config) TaskQueue(chainName string) string {
+	n := strings.ToUpper(chainName)
+	if n == strings.ToUpper(c.ETH.Chain) {
+		return c.Temporal.TaskQueue
+	}
+	return c.Temporal.TaskQueue + "." + n
 }
 
 // MaxDecimals is the most decimals a token may have: the ledger's amounts
@@ -347,59 +536,29 @@ func (c Config) Validate() error {
 			bad("rmq_config.%s needs queue, exchange and routing", name)
 		}
 	}
-	if c.ETH.Chain == "" {
-		bad("eth_config.chain is required")
-	}
-	if c.ETH.ChainID <= 0 {
-		bad("eth_config.chainId must be > 0 (or %s)", EnvChainID)
-	}
-	if !strings.HasPrefix(c.ETH.RPCURL, "http") {
-		bad("eth_config.rpcUrl must be an http(s) URL, got %q", c.ETH.RPCURL)
-	}
-	if !strings.HasPrefix(c.ETH.WSURL, "ws") {
-		bad("eth_config.wsUrl must be a ws(s) URL, got %q", c.ETH.WSURL)
-	}
-	if c.ETH.ConfirmHeight < 1 {
-		bad("eth_config.confirmHeight must be >= 1, got %d", c.ETH.ConfirmHeight)
-	}
-	if c.ETH.MaxFeeGwei < 1 {
-		bad("eth_config.maxFeeGwei must be >= 1")
-	}
 	if c.ETH.DB.DSN == "" && (c.ETH.DB.User == "" || c.ETH.DB.Host == "" || c.ETH.DB.Database == "") {
 		bad("eth_config.dbConfig needs user, host and database (or %s)", EnvMySQLDSN)
 	}
-	if len(c.Tokens) == 0 {
-		bad("tokens must list at least one token")
+	if len(c.Chains) == 0 {
+		bad("chains must list at least one chain (or eth_config must describe one)")
 	}
-	for sym, t := range c.Tokens {
-		if !protocol.IsAddress(t.Address) {
-			bad("tokens.%s.address %q is not a 0x address", sym, t.Address)
-		}
-		if t.Dust != "" {
-			if d, err := decimal.NewFromString(t.Dust); err != nil || d.Sign() < 0 {
-				bad("tokens.%s.dust %q must be a decimal >= 0", sym, t.Dust)
+	ids := map[int64]string{}
+	for _, name := range c.ChainNames() {
+		errs = append(errs, c.validateChain(name, c.Chains[name])...)
+		if id := c.Chains[name].ChainID; id > 0 {
+			if other, dup := ids[id]; dup {
+				bad("chains.%s.chainId %d is chains.%s's too: every chain needs its own id", name, id, other)
 			}
-		}
-		if t.Decimals < 0 || t.Decimals > MaxDecimals {
-			// The ledger keeps 18 decimal places: more would be rounded
-			// silently, and the ledger would disagree with the chain.
-			bad("tokens.%s.decimals %d: must be 0 to %d (the ledger keeps %d decimal places)", sym, t.Decimals,
-				MaxDecimals, MaxDecimals)
+			ids[id] = name
 		}
 	}
 	if c.Temporal.Address == "" || c.Temporal.Namespace == "" || c.Temporal.TaskQueue == "" {
 		bad("temporal needs address, namespace and task_queue")
 	}
-	if c.Payment.CollectionAddress != "" && !protocol.IsAddress(c.Payment.CollectionAddress) {
-		bad("payment.collection_address %q is not a 0x address", c.Payment.CollectionAddress)
-	}
 	if c.Payment.ApprovalThreshold != "" {
 		if d, err := decimal.NewFromString(c.Payment.ApprovalThreshold); err != nil || d.Sign() <= 0 {
 			bad("payment.approval_threshold %q must be a positive decimal", c.Payment.ApprovalThreshold)
 		}
-	}
-	if d, err := decimal.NewFromString(c.Payment.SweepThreshold); err != nil || d.Sign() <= 0 {
-		bad("payment.sweep_threshold %q must be a positive decimal", c.Payment.SweepThreshold)
 	}
 	if c.Payment.ConfirmTimeout.Duration <= 0 || c.Payment.ApprovalTimeout.Duration <= 0 || c.Payment.TimestampSkew.Duration <= 0 ||
 		c.Payment.ReincludeTimeout.Duration <= 0 {
@@ -416,6 +575,101 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// validateChain checks one chain, naming each field as the file spells it:
+// chains.<name>.<field>, or eth_config / tokens / payment for the seed shape.
+func (c Config) validateChain(name string, ch ChainConfig) []error {
+	var errs []error
+	field := func(f string) string { return "chains." + name + "." + f }
+	if c.legacy {
+		field = func(f string) string {
+			switch {
+			case strings.HasPrefix(f, "tokens."):
+				return f
+			case f == "collection_address", f == "sweep_threshold":
+				return "payment." + f
+			}
+			return "eth_config." + f
+		}
+	}
+	bad := func(f, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s "+format, append([]any{ErrInvalid, field(f)}, args...)...))
+	}
+	if !chainNameRE.MatchString(name) {
+		bad("chain", "%q: a chain name is 1 to 16 letters, digits, '_' or '-'", name)
+	}
+	if ch.ChainID <= 0 {
+		bad("chainId", "must be > 0 (or %s)", EnvChainID)
+	}
+	if !strings.HasPrefix(ch.RPCURL, "http") {
+		bad("rpcUrl", "must be an http(s) URL, got %q", ch.RPCURL)
+	}
+	if !strings.HasPrefix(ch.WSURL, "ws") {
+		bad("wsUrl", "must be a ws(s) URL, got %q", ch.WSURL)
+	}
+	if ch.ConfirmHeight < 1 {
+		bad("confirmHeight", "must be >= 1, got %d", ch.ConfirmHeight)
+	}
+	if ch.MaxFeeGwei < 1 {
+		bad("maxFeeGwei", "must be >= 1")
+	}
+	if ch.Native.Symbol == "" {
+		bad("native.symbol", "is required (ETH, BNB, ...)")
+	}
+	if ch.Native.Dust != "" {
+		if d, err := decimal.NewFromString(ch.Native.Dust); err != nil || d.Sign() < 0 {
+			bad("native.dust", "%q must be a decimal >= 0", ch.Native.Dust)
+		}
+	}
+	if len(ch.Tokens) == 0 && ch.Native.Symbol == "" {
+		bad("tokens", "must list at least one token, or native.symbol name the native coin")
+	}
+	seen := map[string]string{}
+	for _, sym := range sortedKeys(ch.Tokens) {
+		t := ch.Tokens[sym]
+		f := "tokens." + sym
+		if sym == ch.Native.Symbol {
+			bad(f, "is also the native coin's symbol: a symbol names one asset")
+		}
+		if !protocol.IsAddress(t.Address) {
+			bad(f+".address", "%q is not a 0x address", t.Address)
+		} else if other, dup := seen[strings.ToLower(t.Address)]; dup {
+			bad(f+".address", "is tokens.%s's address too", other)
+		}
+		seen[strings.ToLower(t.Address)] = sym
+		if t.Dust != "" {
+			if d, err := decimal.NewFromString(t.Dust); err != nil || d.Sign() < 0 {
+				bad(f+".dust", "%q must be a decimal >= 0", t.Dust)
+			}
+		}
+		if t.Decimals < 0 || t.Decimals > MaxDecimals {
+			// The ledger keeps 18 decimal places: more would be rounded
+			// silently, and the ledger would disagree with the chain.
+			bad(f+".decimals", "%d: must be 0 to %d (the ledger keeps %d decimal places)", t.Decimals, MaxDecimals, MaxDecimals)
+		}
+	}
+	for f, addr := range map[string]string{"collection_address": ch.CollectionAddress, "gas_address": ch.GasAddress} {
+		if addr != "" && !protocol.IsAddress(addr) {
+			bad(f, "%q is not a 0x address", addr)
+		}
+	}
+	if d, err := decimal.NewFromString(ch.SweepThreshold); err != nil || d.Sign() <= 0 {
+		bad("sweep_threshold", "%q must be a positive decimal", ch.SweepThreshold)
+	}
+	return errs
+}
+
+// chainNameRE: chain names fit the ledger's chain columns (VARCHAR(16)).
+var chainNameRE = regexp.MustCompile(`^[A-Z0-9_-]{1,16}$`)
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // MasterKeyBytes decodes the 32-byte wallet master key from MasterKey.
 func (c Config) MasterKeyBytes() ([]byte, error) {
 	if c.MasterKey == "" {
@@ -427,20 +681,4 @@ func (c Config) MasterKeyBytes() ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s must be 64 hex characters (32 bytes)", ErrInvalid, EnvMasterKey)
 	}
 	return k, nil
-}
-
-// TokenByAddress returns the symbol and config of the token at address.
-func (c Config) TokenByAddress(address string) (string, Token, bool) {
-	for sym, t := range c.Tokens {
-		if strings.EqualFold(t.Address, address) {
-			return sym, t, true
-		}
-	}
-	return "", Token{}, false
-}
-
-// Token returns the token config for symbol, upper-cased.
-func (c Config) Token(symbol string) (Token, bool) {
-	t, ok := c.Tokens[strings.ToUpper(symbol)]
-	return t, ok
 }

@@ -151,3 +151,100 @@ func TestMetricsAddr(t *testing.T) {
 		}
 	}
 }
+
+const chainsShape = `{
+ "rmq_config": {"sub_addr": "amqp://guest:guest@localhost:5672"},
+ "eth_config": {"dbConfig": {"user": "root", "host": "127.0.0.1", "port": 3306, "database": "payment"}},
+ "chains": {
+  "ETH": {"chainId": 1, "rpcUrl": "http://eth:8545", "wsUrl": "ws://eth:8546", "confirmHeight": 12, "maxFeeGwei": 300,
+    "native": {"symbol": "eth"}, "collection_address": "0x1111111111111111111111111111111111111111",
+    "tokens": {"usdt": {"address": "0xdAC17F958D2ee523a2206206994597C13D831ec7", "decimals": 6},
+               "USDC": {"address": "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48", "decimals": 6}}},
+  "bsc": {"chainId": 56, "rpcUrl": "http://bsc:8545", "wsUrl": "ws://bsc:8546", "confirmHeight": 15,
+    "native": {"symbol": "BNB", "dust": "0.001"},
+    "tokens": {"USDT": {"address": "0x55d398326f99059fF775485246999027B3197955", "decimals": 18}}}
+ }
+}`
+
+func TestChainsMap(t *testing.T) {
+	cfg, err := Load(write(t, chainsShape))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.ChainNames(); strings.Join(got, ",") != "BSC,ETH" {
+		t.Fatalf("chains = %v", got)
+	}
+	bsc, ok := cfg.Chain("bsc")
+	if !ok || bsc.ChainID != 56 || bsc.ConfirmHeight != 15 || bsc.MaxFeeGwei != 500 || bsc.SweepThreshold != "100000" {
+		t.Fatalf("bsc = %+v (defaults: maxFeeGwei and sweep_threshold from the top level)", bsc)
+	}
+	bnb, ok := bsc.Asset("bnb")
+	if !ok || !bnb.Native || bnb.Decimals != 18 || bnb.DustLimit().String() != "0.001" {
+		t.Fatalf("native = %+v %v", bnb, ok)
+	}
+	usdt, ok := bsc.Asset("USDT")
+	if !ok || usdt.Native || usdt.Decimals != 18 || usdt.Address != "0x55d398326f99059ff775485246999027b3197955" {
+		t.Fatalf("token = %+v", usdt)
+	}
+	eth, _ := cfg.Chain("ETH")
+	if _, ok := eth.Asset("usdt"); !ok {
+		t.Fatal("token symbols are not case-insensitive")
+	}
+	if _, ok := eth.Asset("BNB"); ok {
+		t.Fatal("BNB is BSC's, not ETH's")
+	}
+	if got := strings.Join(eth.Symbols(), ","); got != "ETH,USDC,USDT" {
+		t.Fatalf("symbols = %s", got)
+	}
+	if cfg.TaskQueue("ETH") != "payflow" || cfg.TaskQueue("BSC") != "payflow.BSC" {
+		t.Fatalf("task queues %s %s", cfg.TaskQueue("ETH"), cfg.TaskQueue("BSC"))
+	}
+	// The chain overrides apply to eth_config's chain inside the map.
+	t.Setenv(EnvRPCURL, "http://other:8545")
+	cfg, err = Load(write(t, chainsShape))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Chains["ETH"].RPCURL != "http://other:8545" || cfg.Chains["BSC"].RPCURL != "http://bsc:8545" {
+		t.Fatalf("override went to %+v", cfg.Chains)
+	}
+}
+
+func TestSeedShapeIsOneChainNamedETH(t *testing.T) {
+	cfg, err := Load(write(t, seedShape))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eth, ok := cfg.Chain("ETH")
+	if len(cfg.Chains) != 1 || !ok || eth.RPCURL != "http://localhost:8545" || eth.ChainID != 1 || eth.ConfirmHeight != 20 {
+		t.Fatalf("chains = %+v", cfg.Chains)
+	}
+	if a, ok := eth.Asset("ETH"); !ok || !a.Native {
+		t.Fatal("the seed's chain has no native ETH")
+	}
+	if a, ok := eth.Asset("USDT"); !ok || a.Decimals != 6 {
+		t.Fatal("the seed's tokens are not the chain's")
+	}
+}
+
+func TestChainsValidationNamesEveryField(t *testing.T) {
+	bad := strings.NewReplacer(`"rpcUrl": "http://bsc:8545"`, `"rpcUrl": "bsc"`, `"confirmHeight": 15`, `"confirmHeight": 0`,
+		`"0x55d398326f99059fF775485246999027B3197955"`, `"nope"`, `"symbol": "BNB", "dust": "0.001"`, `"symbol": "", "dust": "x"`,
+		`"chainId": 56`, `"chainId": 1`, `"USDC": {"address": "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"`,
+		`"ETH": {"address": "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"`).Replace(chainsShape)
+	_, err := Load(write(t, bad))
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("err = %v", err)
+	}
+	for _, want := range []string{"chains.BSC.rpcUrl", "chains.BSC.confirmHeight", "chains.BSC.tokens.USDT.address",
+		"chains.BSC.native.symbol", "chains.BSC.native.dust", "chainId 1 is chains.", "chains.ETH.tokens.ETH is also the native"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s: %v", want, err)
+		}
+	}
+	t.Setenv(EnvChainID, "5")
+	if _, err := Load(write(t, strings.Replace(chainsShape, `"ETH": {`, `"ARB": {`, 1))); err == nil ||
+		!strings.Contains(err.Error(), EnvChainID) {
+		t.Errorf("an override for a chain the map does not list: %v", err)
+	}
+}
