@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"sort"
 	"strings"
 	"time"
 
@@ -23,20 +24,30 @@ var TransferTopic = crypto.Keccak256Hash([]byte("Transfer(address,address,uint25
 // range that is too wide.
 var errLogQuery = errors.New("log query failed")
 
-// Deposit is one ERC20 Transfer log to a watched address.
+// Deposit is one ERC20 Transfer log to a watched address, or one
+// transaction paying native coin to a watched address (Native).
 type Deposit struct {
+	// Token is the token contract; the zero address for a native deposit.
 	Token common.Address
+	// From is the Transfer's sender, or the transaction's signer for a
+	// native deposit.
 	From  common.Address
 	To    common.Address
-	Value *big.Int
+	Value *big.Int // token base units, or wei for a native deposit
 	// TxHash and LogIndex identify the deposit. LogIndex is the log's
 	// position within its transaction's receipt, which stays the same when a
-	// reorg re-includes the transaction in another block.
-	TxHash        common.Hash
-	LogIndex      uint
-	BlockLogIndex uint // position in the block, as the node reports it
+	// reorg re-includes the transaction in another block. A native deposit
+	// has no log: its LogIndex is NativeLogIndex.
+	TxHash   common.Hash
+	LogIndex uint
+	// BlockLogIndex is the log's position in the block, as the node reports
+	// it; zero (meaningless) for a native deposit.
+	BlockLogIndex uint
 	BlockNumber   uint64
 	BlockHash     common.Hash
+	// Native marks a deposit of the chain's native coin (Token is zero,
+	// LogIndex is NativeLogIndex).
+	Native bool
 }
 
 // DepositSink receives matched deposits, at least once each: it must be
@@ -50,6 +61,10 @@ type DepositSink interface {
 type ListenerConfig struct {
 	Chain  string
 	Tokens []common.Address
+	// Native also watches native coin deposits: transactions of each block
+	// whose recipient is watched and whose value is positive. It needs a
+	// backend that reads whole blocks (BlockReader).
+	Native bool
 	// MaxRange is the widest eth_getLogs range asked for; the range halves
 	// when the node refuses one and grows back after successes.
 	MaxRange uint64
@@ -63,11 +78,20 @@ type ListenerConfig struct {
 // Listener finds Transfer logs to watched addresses without ever skipping a
 // block: it persists the last fully processed block (number and hash) and
 // resumes from there after a disconnect or a restart, backfilling the gap
-// with eth_getLogs.
+// with eth_getLogs. With ListenerConfig.Native it also finds the
+// transactions paying native coin to watched addresses, from the same blocks
+// (see native_deposits.go), under the same cursor.
+//
+// A watched address receives every configured token and, with Native, the
+// native coin, whatever symbol its watched_addresses rows name: the symbol
+// records what was asked for, the watch set holds addresses only. The
+// cursor, the watches and the deposits are all per chain (ListenerConfig.Chain):
+// the same address watched on two chains is two independent streams.
 type Listener struct {
 	cfg     ListenerConfig
 	db      *sql.DB
 	backend Backend
+	blocks  BlockReader // nil unless cfg.Native
 	dial    func(context.Context) (HeadSubscriber, error)
 	watch   *WatchSet
 	sink    DepositSink
@@ -82,8 +106,15 @@ type Listener struct {
 // listener adds to it what it loads from watched_addresses.
 func NewListener(cfg ListenerConfig, db *sql.DB, backend Backend, dial func(context.Context) (HeadSubscriber, error),
 	watch *WatchSet, sink DepositSink, log *slog.Logger) (*Listener, error) {
-	if len(cfg.Tokens) == 0 {
-		return nil, errors.New("listener: no token to watch")
+	if len(cfg.Tokens) == 0 && !cfg.Native {
+		return nil, errors.New("listener: no token and no native coin to watch")
+	}
+	var blocks BlockReader
+	if cfg.Native {
+		var ok bool
+		if blocks, ok = backend.(BlockReader); !ok {
+			return nil, errors.New("listener: watching native deposits needs a backend that reads blocks")
+		}
 	}
 	if cfg.MaxRange == 0 {
 		cfg.MaxRange = 2000
@@ -100,7 +131,7 @@ func NewListener(cfg ListenerConfig, db *sql.DB, backend Backend, dial func(cont
 	if watch == nil {
 		watch = NewWatchSet(1024)
 	}
-	return &Listener{cfg: cfg, db: db, backend: backend, dial: dial, watch: watch, sink: sink, log: log, rng: cfg.MaxRange}, nil
+	return &Listener{cfg: cfg, db: db, backend: backend, blocks: blocks, dial: dial, watch: watch, sink: sink, log: log, rng: cfg.MaxRange}, nil
 }
 
 // Watch registers address for deposits of symbol from fromBlock on.
@@ -179,13 +210,13 @@ func (l *Listener) SyncTo(ctx context.Context, head uint64) error {
 	if cur, err = l.checkReorg(ctx, cur); err != nil {
 		return err
 	}
-	if err := l.refreshWatches(ctx, cur.Number); err != nil {
+	if err := l.refreshWatches(ctx, cur); err != nil {
 		return err
 	}
 	for cur.Number < head {
 		from := cur.Number + 1
 		to := min(from+l.rng-1, head)
-		next, err := l.processRange(ctx, from, to)
+		next, err := l.processRange(ctx, cur, to)
 		if err != nil {
 			// Only a refused log query shrinks the range; a sink failure is
 			// returned so the same blocks are delivered again later.
@@ -229,21 +260,27 @@ func (l *Listener) checkReorg(ctx context.Context, cur Cursor) (Cursor, error) {
 	return next, l.saveCursor(ctx, next)
 }
 
-// processRange fetches [from, to] and delivers its deposits. The header of
-// `to` is read before and after the logs: if it changed, a reorg raced the
-// query and the range is fetched again.
-func (l *Listener) processRange(ctx context.Context, from, to uint64) (Cursor, error) {
+// processRange fetches the blocks after cur up to `to` and delivers their
+// deposits. The header of `to` is read before and after the logs: if it
+// changed, a reorg raced the query and the range is fetched again. With
+// Native, the range's blocks are read by hash down from that header, so they
+// are the very blocks the logs came from (checked) and the cursor moves to.
+func (l *Listener) processRange(ctx context.Context, cur Cursor, to uint64) (Cursor, error) {
+	from := cur.Number + 1
 	for attempt := 0; ; attempt++ {
 		before, err := l.backend.HeaderByNumber(ctx, new(big.Int).SetUint64(to))
 		if err != nil {
 			return Cursor{}, fmt.Errorf("reading header %d: %w", to, err)
 		}
-		logs, err := l.backend.FilterLogs(ctx, ethereum.FilterQuery{
-			FromBlock: new(big.Int).SetUint64(from), ToBlock: new(big.Int).SetUint64(to),
-			Addresses: l.cfg.Tokens, Topics: [][]common.Hash{{TransferTopic}},
-		})
-		if err != nil {
-			return Cursor{}, fmt.Errorf("getting logs %d-%d: %w: %w", from, to, errLogQuery, err)
+		var logs []types.Log
+		if len(l.cfg.Tokens) > 0 { // no addresses would mean every contract's logs
+			logs, err = l.backend.FilterLogs(ctx, ethereum.FilterQuery{
+				FromBlock: new(big.Int).SetUint64(from), ToBlock: new(big.Int).SetUint64(to),
+				Addresses: l.cfg.Tokens, Topics: [][]common.Hash{{TransferTopic}},
+			})
+			if err != nil {
+				return Cursor{}, fmt.Errorf("getting logs %d-%d: %w: %w", from, to, errLogQuery, err)
+			}
 		}
 		after, err := l.backend.HeaderByNumber(ctx, new(big.Int).SetUint64(to))
 		if err != nil {
@@ -252,19 +289,29 @@ func (l *Listener) processRange(ctx context.Context, from, to uint64) (Cursor, e
 		if before.Hash() != after.Hash() && attempt < 5 {
 			continue
 		}
-		if err := l.deliver(ctx, logs, func(to common.Address, _ uint64) bool { return l.watch.Has(to) }); err != nil {
+		match := func(to common.Address, _ uint64) bool { return l.watch.Has(to) }
+		var native []Deposit
+		if l.cfg.Native {
+			native, err = l.nativeRange(ctx, cur, Cursor{Number: to, Hash: after.Hash()}, logs, match)
+			if errors.Is(err, errRaced) && attempt < 5 {
+				continue
+			}
+			if err != nil {
+				return Cursor{}, err
+			}
+		}
+		if err := l.deliver(ctx, logs, match, native); err != nil {
 			return Cursor{}, err
 		}
 		return Cursor{Number: to, Hash: after.Hash()}, nil
 	}
 }
 
-// deliver matches logs against the watch set and hands matches to the sink.
-func (l *Listener) deliver(ctx context.Context, logs []types.Log, match func(to common.Address, block uint64) bool) error {
+// deliver matches logs against the watch set and hands matches, with the
+// native deposits already found in the same blocks, to the sink in one call.
+func (l *Listener) deliver(ctx context.Context, logs []types.Log, match func(to common.Address, block uint64) bool,
+	native []Deposit) error {
 	deps := MatchTransfers(logs, match)
-	if len(deps) == 0 {
-		return nil
-	}
 	for i := range deps {
 		idx, err := l.txLogIndex(ctx, deps[i].TxHash, deps[i].BlockLogIndex, deps[i].BlockHash)
 		if err != nil {
@@ -272,6 +319,11 @@ func (l *Listener) deliver(ctx context.Context, logs []types.Log, match func(to 
 		}
 		deps[i].LogIndex = idx
 	}
+	deps = append(deps, native...)
+	if len(deps) == 0 {
+		return nil
+	}
+	sort.SliceStable(deps, func(i, j int) bool { return deps[i].BlockNumber < deps[j].BlockNumber })
 	if err := l.sink.HandleDeposits(ctx, deps); err != nil {
 		return fmt.Errorf("handing over %d deposits: %w", len(deps), err)
 	}
@@ -323,8 +375,11 @@ func (l *Listener) txLogIndex(ctx context.Context, txHash common.Hash, blockInde
 // refreshWatches loads addresses registered since the last call and
 // backfills, for each, the blocks from its from_block (or from where an
 // earlier backfill stopped) up to the cursor, which the listener already
-// passed without knowing the address.
-func (l *Listener) refreshWatches(ctx context.Context, cursor uint64) error {
+// passed without knowing the address: token logs with eth_getLogs, and with
+// Native the blocks' transactions, read one block at a time down from the
+// cursor's hash (one eth_getBlockByHash per block of the backfilled span).
+func (l *Listener) refreshWatches(ctx context.Context, cur Cursor) error {
+	cursor := cur.Number
 	rows, err := l.db.QueryContext(ctx, `SELECT id, address, from_block, backfilled_to FROM watched_addresses
 		WHERE chain=? AND id > ? ORDER BY id LIMIT 100000`, l.cfg.Chain, l.lastWatchID)
 	if err != nil {
@@ -374,8 +429,12 @@ func (l *Listener) refreshWatches(ctx context.Context, cursor uint64) error {
 			owed[x.addr] = x.start
 			topics = append(topics, common.BytesToHash(x.addr.Bytes()))
 		}
+		match := func(to common.Address, block uint64) bool {
+			s, ok := owed[to]
+			return ok && block >= s
+		}
 		span := l.rng
-		for start := from; start <= cursor; {
+		for start := from; start <= cursor && len(l.cfg.Tokens) > 0; {
 			end := min(start+span-1, cursor)
 			logs, err := l.backend.FilterLogs(ctx, ethereum.FilterQuery{
 				FromBlock: new(big.Int).SetUint64(start), ToBlock: new(big.Int).SetUint64(end),
@@ -388,13 +447,15 @@ func (l *Listener) refreshWatches(ctx context.Context, cursor uint64) error {
 				}
 				return fmt.Errorf("backfilling new watches %d-%d: %w", start, end, err)
 			}
-			if err := l.deliver(ctx, logs, func(to common.Address, block uint64) bool {
-				s, ok := owed[to]
-				return ok && block >= s
-			}); err != nil {
+			if err := l.deliver(ctx, logs, match, nil); err != nil {
 				return err
 			}
 			start = end + 1
+		}
+		if l.cfg.Native && from <= cursor {
+			if err := l.nativeBackfill(ctx, from, cur, match); err != nil {
+				return err
+			}
 		}
 		q := "UPDATE watched_addresses SET backfilled_to=? WHERE id IN (?" + strings.Repeat(",?", len(ids)-1) + ")"
 		if _, err := l.db.ExecContext(ctx, q, append([]any{cursor}, ids...)...); err != nil {

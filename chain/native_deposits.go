@@ -1,0 +1,185 @@
+package chain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+
+	"github.com/ethereum/go-ethereum"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+)
+
+// NativeLogIndex is the LogIndex of every native deposit. A native deposit
+// has no log: it is keyed (tx_hash, NativeLogIndex), a value no log index can
+// reach (INT UNSIGNED max, the deposits.log_index column's), so a transaction
+// that both pays native coin and emits token Transfer logs to watched
+// addresses gives distinct deposits.
+const NativeLogIndex uint = 4294967295
+
+// errRaced marks blocks, logs or receipts that changed while a range was
+// being read (a reorg raced the listener): the range is read again.
+var errRaced = errors.New("blocks changed while being read")
+
+// BlockReader reads a whole block, with its transactions, by hash. The
+// listener needs it only to watch native deposits. *ethclient.Client and
+// simulated.Backend.Client() satisfy it.
+type BlockReader interface {
+	BlockByHash(ctx context.Context, hash common.Hash) (*types.Block, error)
+}
+
+// What native deposits are found, and what not:
+//   - found: a transaction whose recipient (tx.To) is watched, whose value is
+//     positive and which succeeded (receipt status 1; a reverted call moves
+//     no value even though the transaction carries one);
+//   - not found: value sent by a contract creation (tx.To is nil), and value
+//     moved by contract-internal calls (a multisig, a smart wallet, an
+//     exchange's batch payout contract, a bridge paying the address). Such a
+//     transfer leaves no transaction to the address and no log; seeing it
+//     needs the node's trace APIs (debug_traceBlock / trace_block), which
+//     not every node or provider offers and which are costly to run on every
+//     block. It still shows in the address's balance, so reconciliation
+//     finds it.
+
+// nativeRange reads the blocks after cur up to end by hash, walking parent
+// hashes down from end.Hash, so they are gap-free and are exactly the
+// blocks the cursor moves to. It checks that they extend cur and that every
+// log of the range came from one of them, and returns the native deposits
+// to watched addresses in ascending block order.
+func (l *Listener) nativeRange(ctx context.Context, cur, end Cursor, logs []types.Log,
+	match func(to common.Address, block uint64) bool) ([]Deposit, error) {
+	hashes := make(map[uint64]common.Hash, end.Number-cur.Number)
+	var deps []Deposit
+	parent, err := l.walkBlocks(ctx, cur.Number+1, end, func(b *types.Block) error {
+		hashes[b.NumberU64()] = b.Hash()
+		d, err := l.nativeDeposits(ctx, b, match)
+		deps = append(d, deps...) // the walk goes down
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if parent != cur.Hash {
+		// The cursor's block left the chain after the reorg check: the next
+		// sync's check rewinds and rescans.
+		return nil, fmt.Errorf("block %d does not extend the cursor %d/%s: reorganised, rescanning on the next head",
+			cur.Number+1, cur.Number, cur.Hash.Hex())
+	}
+	for i := range logs {
+		if lg := &logs[i]; !lg.Removed && hashes[lg.BlockNumber] != lg.BlockHash {
+			return nil, fmt.Errorf("log of block %d/%s outside the blocks read: %w", lg.BlockNumber, lg.BlockHash.Hex(), errRaced)
+		}
+	}
+	return deps, nil
+}
+
+// nativeBackfill delivers the native deposits match accepts in the blocks
+// from `from` up to the cursor, read one by one down from the cursor's hash.
+func (l *Listener) nativeBackfill(ctx context.Context, from uint64, cur Cursor,
+	match func(to common.Address, block uint64) bool) error {
+	for attempt := 0; ; attempt++ {
+		var deps []Deposit
+		_, err := l.walkBlocks(ctx, from, cur, func(b *types.Block) error {
+			d, err := l.nativeDeposits(ctx, b, match)
+			deps = append(d, deps...)
+			return err
+		})
+		if errors.Is(err, errRaced) && attempt < 5 {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("backfilling native deposits of new watches %d-%d: %w", from, cur.Number, err)
+		}
+		return l.deliver(ctx, nil, match, deps)
+	}
+}
+
+// walkBlocks calls fn for each block from top down to number `from`,
+// following parent hashes, and returns the parent hash of block `from`.
+func (l *Listener) walkBlocks(ctx context.Context, from uint64, top Cursor, fn func(*types.Block) error) (common.Hash, error) {
+	h, n := top.Hash, top.Number
+	for {
+		b, err := l.blocks.BlockByHash(ctx, h)
+		if errors.Is(err, ethereum.NotFound) || (err == nil && b == nil) {
+			return common.Hash{}, fmt.Errorf("block %d/%s not found: %w", n, h.Hex(), errRaced)
+		}
+		if err != nil {
+			return common.Hash{}, fmt.Errorf("reading block %d/%s: %w", n, h.Hex(), err)
+		}
+		if b.NumberU64() != n {
+			return common.Hash{}, fmt.Errorf("block %s is number %d, want %d", h.Hex(), b.NumberU64(), n)
+		}
+		if err := fn(b); err != nil {
+			return common.Hash{}, err
+		}
+		if n <= from {
+			return b.ParentHash(), nil
+		}
+		h, n = b.ParentHash(), n-1
+	}
+}
+
+// nativeDeposits returns the successful transactions of b that pay a
+// positive value to an address match accepts. Only matches cost a receipt.
+func (l *Listener) nativeDeposits(ctx context.Context, b *types.Block,
+	match func(to common.Address, block uint64) bool) ([]Deposit, error) {
+	var deps []Deposit
+	for _, tx := range b.Transactions() {
+		to := tx.To()
+		if to == nil || tx.Value().Sign() <= 0 || !match(*to, b.NumberU64()) {
+			continue
+		}
+		r, err := l.receipt(ctx, tx.Hash())
+		if errors.Is(err, ethereum.NotFound) {
+			return nil, fmt.Errorf("receipt of %s not found: %w", tx.Hash().Hex(), errRaced)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if r.BlockHash != b.Hash() {
+			delete(l.receipts, tx.Hash())
+			return nil, fmt.Errorf("receipt of %s from block %s, not %s: %w", tx.Hash().Hex(), r.BlockHash.Hex(),
+				b.Hash().Hex(), errRaced)
+		}
+		if r.Status != types.ReceiptStatusSuccessful {
+			l.log.Info("native payment to a watched address reverted; no deposit", "to", Lower(*to),
+				"tx_hash", tx.Hash().Hex(), "block_number", b.NumberU64())
+			continue
+		}
+		from, err := txSender(tx)
+		if err != nil {
+			// A mined transaction has a valid signature; a type this code
+			// cannot recover must not stall every deposit behind it.
+			l.log.Warn("cannot recover the sender of a native deposit; reporting it without", "tx_hash", tx.Hash().Hex(),
+				"err", err)
+		}
+		deps = append(deps, Deposit{
+			From: from, To: *to, Value: new(big.Int).Set(tx.Value()), TxHash: tx.Hash(), LogIndex: NativeLogIndex,
+			BlockNumber: b.NumberU64(), BlockHash: b.Hash(), Native: true,
+		})
+	}
+	return deps, nil
+}
+
+// txSender recovers the signer of a mined transaction.
+func txSender(tx *types.Transaction) (common.Address, error) {
+	var signer types.Signer = types.HomesteadSigner{}
+	if tx.Protected() {
+		signer = types.LatestSignerForChainID(tx.ChainId())
+	}
+	return types.Sender(signer, tx)
+}
+
+// receipt reads a transaction's receipt once per sync pass.
+func (l *Listener) receipt(ctx context.Context, txHash common.Hash) (*types.Receipt, error) {
+	if r, ok := l.receipts[txHash]; ok {
+		return r, nil
+	}
+	r, err := l.backend.TransactionReceipt(ctx, txHash)
+	if err != nil {
+		return nil, fmt.Errorf("reading receipt %s: %w", txHash.Hex(), err)
+	}
+	l.receipts[txHash] = r
+	return r, nil
+}
