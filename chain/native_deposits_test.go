@@ -26,10 +26,10 @@ var (
 	payAndLogCode = append(append([]byte{
 		0x34,       // CALLVALUE
 		0x60, 0x00, // PUSH1 0
-		0x52,       // MSTORE: mem[0:32] = value
-		0x30,       // ADDRESS (topic 2: to)
-		0x33,       // CALLER (topic 1: from)
-		0x7f,       // PUSH32 topic 0
+		0x52, // MSTORE: mem[0:32] = value
+		0x30, // ADDRESS (topic 2: to)
+		0x33, // CALLER (topic 1: from)
+		0x7f, // PUSH32 topic 0
 	}, chain.TransferTopic.Bytes()...),
 		0x60, 0x20, // PUSH1 32 (size)
 		0x60, 0x00, // PUSH1 0 (offset)
@@ -93,7 +93,9 @@ func sendNative(t *testing.T, client simulated.Client, key *ecdsa.PrivateKey, to
 	return sendTx(t, client, key, &to, big.NewInt(wei), nil, 21_000)
 }
 
-func nativeKey(txHash common.Hash) string { return fmt.Sprintf("%s/%d", txHash.Hex(), chain.NativeLogIndex) }
+func nativeKey(txHash common.Hash) string {
+	return fmt.Sprintf("%s/%d", txHash.Hex(), chain.NativeLogIndex)
+}
 
 func syncToHead(t *testing.T, l *chain.Listener, client simulated.Client) {
 	t.Helper()
