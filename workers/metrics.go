@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
-	"sort"
 	"sync"
 
 	"go.temporal.io/sdk/client"
@@ -14,16 +13,14 @@ import (
 	"payflow/workflows"
 )
 
-// newMetrics returns the worker's metrics (served on http_addr's /metrics)
-// and the Temporal SDK's handler on the same registry.
+// newMetrics returns the worker's metrics (served on http_addr's /metrics),
+// with every chain's series created at zero, and the Temporal SDK's handler
+// on the same registry.
 func newMetrics(cfg config.Config, log *slog.Logger) (*metrics.Metrics, client.MetricsHandler, error) {
 	m := metrics.New()
-	symbols := make([]string, 0, len(cfg.Tokens))
-	for sym := range cfg.Tokens {
-		symbols = append(symbols, sym)
+	for _, name := range cfg.ChainNames() {
+		m.Init(name, cfg.Chains[name].Symbols())
 	}
-	sort.Strings(symbols)
-	m.Init(cfg.ETH.Chain, symbols)
 	th, err := m.TemporalHandler(log)
 	if err != nil {
 		return nil, nil, err
@@ -32,13 +29,14 @@ func newMetrics(cfg config.Config, log *slog.Logger) (*metrics.Metrics, client.M
 }
 
 // runSampler registers the worker's gauges (transfers in flight, lanes,
-// outbox, listener lag, reconciliation, balances) on m and samples them
-// until the returned stop is called; stop waits for the sampler, so call it
-// before db and the node are closed.
-func runSampler(ctx context.Context, cfg config.Config, m *metrics.Metrics, db *sql.DB, node metrics.Node,
-	bal metrics.Balances, log *slog.Logger) (stop func(), err error) {
-	s := metrics.NewSampler(metrics.SamplerConfig{Chain: cfg.ETH.Chain, Tokens: cfg.Tokens,
-		PaymentStep: workflows.PaymentTransferStep, ConfirmTimeout: cfg.Payment.ConfirmTimeout.Duration}, db, node, bal, log)
+// outbox, listener lag, node up, reconciliation, balances) of every chain
+// on m and samples them, each chain on its own, until the returned stop is
+// called; stop waits for the sampler, so call it before db and the nodes
+// are closed.
+func runSampler(ctx context.Context, cfg config.Config, m *metrics.Metrics, db *sql.DB, chains []metrics.SamplerChain,
+	log *slog.Logger) (stop func(), err error) {
+	s := metrics.NewSampler(metrics.SamplerConfig{Chains: chains, PaymentStep: workflows.PaymentTransferStep,
+		ConfirmTimeout: cfg.Payment.ConfirmTimeout.Duration}, db, log)
 	if err := m.Register(s); err != nil {
 		return nil, err
 	}

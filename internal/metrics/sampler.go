@@ -32,8 +32,9 @@ type Balances interface {
 	NativeBalance(ctx context.Context, owner common.Address, block *big.Int) (*big.Int, error)
 }
 
-// NativeSymbol is the symbol label of a wallet's native (gas) balance in
-// payflow_wallet_balance.
+// NativeSymbol is the symbol label of a wallet's native coin balance (ETH,
+// BNB, ...) in payflow_wallet_balance, on every chain: the alert rules name
+// it without knowing each chain's coin.
 const NativeSymbol = "native"
 
 // Wallet kinds of payflow_nonce_lane_backlog (wallet_kind) and
@@ -43,10 +44,17 @@ var (
 	balanceKinds = []string{"hot", "collection", "gas"}
 )
 
+// SamplerChain is one chain the Sampler reads.
+type SamplerChain struct {
+	Name     string             // "ETH", "BSC": the chain label, and chain in the ledger's tables
+	Assets   config.ChainConfig // its tokens (Assets.Tokens) and native coin
+	Node     Node
+	Balances Balances // nil: no wallet balances for this chain
+}
+
 // SamplerConfig says what the Sampler reads.
 type SamplerConfig struct {
-	Chain  string
-	Tokens map[string]config.Token // by symbol
+	Chains []SamplerChain
 	// PaymentStep is the signed_txs step of a payment's transfer (the
 	// payments among the transfers in flight).
 	PaymentStep string
@@ -60,30 +68,46 @@ type SamplerConfig struct {
 	Timeout time.Duration
 }
 
-// Sampler is the worker's gauges: it reads MariaDB and the node every
-// Interval (Run) and serves the latest readings at scrape time, so a scrape
-// never waits on the database. It is a prometheus.Collector: register it
-// with Metrics.Register. A part that fails to read keeps its previous
-// readings (and is logged), the others are updated.
+// Sampler is the worker's gauges for every chain it serves: it reads
+// MariaDB and each chain's node every Interval (Run) and serves the latest
+// readings at scrape time, so a scrape never waits on the database or a
+// node. It is one prometheus.Collector for all chains (every per-chain
+// series carries chain=<name>): register it once with Metrics.Register.
+//
+// Each chain is sampled on its own (Run: one loop per chain, plus one for
+// what is not per chain), so a slow or stopped node delays only its own
+// chain's readings. A part that fails to read keeps its previous readings
+// (and is logged), the others are updated; payflow_node_up says whether a
+// chain's node answered the latest sample, as its listener and balance
+// readings may be old.
 type Sampler struct {
-	cfg  SamplerConfig
-	db   *sql.DB
-	node Node
-	bal  Balances
-	log  *slog.Logger
+	cfg    SamplerConfig
+	chains []SamplerChain
+	db     *sql.DB
+	log    *slog.Logger
 
 	inFlight, oldestAge, stuck                     *prometheus.Desc
-	headBlock, lagBlocks, lagSeconds               *prometheus.Desc
+	headBlock, lagBlocks, lagSeconds, nodeUp       *prometheus.Desc
 	nonceBacklog, outboxBacklog                    *prometheus.Desc
 	reconMismatches, reconMismatchesTotal, balance *prometheus.Desc
 
 	mu    sync.Mutex
-	parts map[string][]prometheus.Metric // latest readings, by part
+	parts map[partKey][]prometheus.Metric // latest readings
 }
 
-// NewSampler returns a Sampler over db, node and bal (bal nil: no wallet
-// balances).
-func NewSampler(cfg SamplerConfig, db *sql.DB, node Node, bal Balances, log *slog.Logger) *Sampler {
+// partKey names the readings of one part: chain "" is what is not per chain
+// (the outbox).
+type partKey struct{ chain, part string }
+
+// part is one read of a sample.
+type part struct {
+	name string
+	read func(context.Context) ([]prometheus.Metric, error)
+}
+
+// NewSampler returns a Sampler over db and cfg.Chains' nodes and balances.
+// A chain named twice is sampled once.
+func NewSampler(cfg SamplerConfig, db *sql.DB, log *slog.Logger) *Sampler {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 10 * time.Second
 	}
@@ -93,10 +117,20 @@ func NewSampler(cfg SamplerConfig, db *sql.DB, node Node, bal Balances, log *slo
 	if log == nil {
 		log = slog.Default()
 	}
+	var chains []SamplerChain
+	named := map[string]bool{}
+	for _, c := range cfg.Chains {
+		if named[c.Name] {
+			log.Warn("metrics: chain listed twice; sampling it once", "chain", c.Name)
+			continue
+		}
+		named[c.Name] = true
+		chains = append(chains, c)
+	}
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
-	return &Sampler{cfg: cfg, db: db, node: node, bal: bal, log: log, parts: map[string][]prometheus.Metric{},
+	return &Sampler{cfg: cfg, chains: chains, db: db, log: log, parts: map[partKey][]prometheus.Metric{},
 		inFlight: d("payflow_transfers_in_flight",
 			"Transfers payflow signed and tracks that are not confirmed yet (a transfer's replacements count once).", "chain"),
 		oldestAge: d("payflow_transfer_oldest_age_seconds",
@@ -108,15 +142,18 @@ func NewSampler(cfg SamplerConfig, db *sql.DB, node Node, bal Balances, log *slo
 			"Blocks between the chain's head and the last block the deposit listener processed.", "chain"),
 		lagSeconds: d("payflow_listener_lag_seconds",
 			"Age of the oldest block the deposit listener has not processed (0 when it is at the head).", "chain"),
+		nodeUp: d("payflow_node_up",
+			"1 when the chain's node answered the latest metrics sample, 0 when not (its head, lag and balance readings are then the last ones read).",
+			"chain"),
 		nonceBacklog: d("payflow_nonce_lane_backlog",
 			"Signed transactions not mined yet (one per nonce), summed over the sending wallets of a kind.", "chain", "wallet_kind"),
-		outboxBacklog: d("payflow_outbox_backlog", "Answers and notices stored in the outbox and not published yet."),
+		outboxBacklog: d("payflow_outbox_backlog", "Answers and notices stored in the outbox and not published yet (all chains)."),
 		reconMismatches: d("payflow_reconciliation_mismatches",
 			"Wallet/symbol pairs found mismatched by the latest reconciliation run.", "chain"),
 		reconMismatchesTotal: d("payflow_reconciliation_mismatches_total",
 			"Mismatches ever recorded by reconciliation runs (from the reconciliations table).", "chain"),
 		balance: d("payflow_wallet_balance",
-			"On-chain balance of the hot, collection and gas wallets, summed by kind, in token units (symbol=native: the gas coin; gas wallets report only it).",
+			"On-chain balance of the hot, collection and gas wallets, summed by kind, in token units (symbol=native: the chain's native coin, e.g. ETH or BNB; gas wallets report only it).",
 			"chain", "kind", "symbol"),
 	}
 }
@@ -124,7 +161,7 @@ func NewSampler(cfg SamplerConfig, db *sql.DB, node Node, bal Balances, log *slo
 // Describe implements prometheus.Collector.
 func (s *Sampler) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{s.inFlight, s.oldestAge, s.stuck, s.headBlock, s.lagBlocks, s.lagSeconds,
-		s.nonceBacklog, s.outboxBacklog, s.reconMismatches, s.reconMismatchesTotal, s.balance} {
+		s.nodeUp, s.nonceBacklog, s.outboxBacklog, s.reconMismatches, s.reconMismatchesTotal, s.balance} {
 		ch <- d
 	}
 }
@@ -140,23 +177,39 @@ func (s *Sampler) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// Run samples at once and then every Interval until ctx ends. A failing
-// part is logged when its error changes, not on every sample.
+// Run samples at once and then every Interval until ctx ends: each chain in
+// its own loop, so one chain's slow node never holds back another's
+// readings. A failing part is logged when its error changes, not on every
+// sample.
 func (s *Sampler) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { s.loop(ctx, "", s.sharedParts) })
+	for _, c := range s.chains {
+		wg.Go(func() { s.loop(ctx, c.Name, func() []part { return s.chainParts(c) }) })
+	}
+	wg.Wait()
+}
+
+// loop samples chain's parts (built afresh for each sample) every Interval.
+func (s *Sampler) loop(ctx context.Context, chain string, parts func() []part) {
+	log := s.log
+	if chain != "" {
+		log = log.With("chain", chain)
+	}
 	last := ""
 	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()
 	for {
-		err := s.Sample(ctx)
+		err := s.sample(ctx, chain, parts())
 		if ctx.Err() != nil {
 			return
 		}
 		switch {
 		case err != nil && err.Error() != last:
-			s.log.Warn("metrics sample incomplete; keeping the previous readings of what failed", "err", err)
+			log.Warn("metrics sample incomplete; keeping the previous readings of what failed", "err", err)
 			last = err.Error()
 		case err == nil && last != "":
-			s.log.Info("metrics sample complete again")
+			log.Info("metrics sample complete again")
 			last = ""
 		}
 		select {
@@ -167,20 +220,27 @@ func (s *Sampler) Run(ctx context.Context) {
 	}
 }
 
-// Sample reads every part once and replaces the readings of those that
-// succeeded. It returns the failures joined.
+// Sample reads every part of every chain once, the chains in parallel, and
+// replaces the readings of the parts that succeeded. It returns the
+// failures joined, each named by chain and part.
 func (s *Sampler) Sample(ctx context.Context) error {
-	parts := []struct {
-		name string
-		read func(context.Context) ([]prometheus.Metric, error)
-	}{
-		{"transfers", s.transfers},
-		{"lanes", s.lanes},
-		{"outbox", s.outbox},
-		{"listener", s.listener},
-		{"reconciliation", s.reconciliation},
-		{"balances", s.balances},
+	errs := make([]error, len(s.chains)+1)
+	var wg sync.WaitGroup
+	wg.Go(func() { errs[0] = s.sample(ctx, "", s.sharedParts()) })
+	for i, c := range s.chains {
+		wg.Go(func() {
+			if err := s.sample(ctx, c.Name, s.chainParts(c)); err != nil {
+				errs[i+1] = fmt.Errorf("%s: %w", c.Name, err)
+			}
+		})
 	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// sample reads parts one after the other, each within Timeout, and keeps
+// the readings of those that succeeded under chain.
+func (s *Sampler) sample(ctx context.Context, chain string, parts []part) error {
 	var errs []error
 	for _, p := range parts {
 		pctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
@@ -191,10 +251,49 @@ func (s *Sampler) Sample(ctx context.Context) error {
 			continue
 		}
 		s.mu.Lock()
-		s.parts[p.name] = ms
+		s.parts[partKey{chain, p.name}] = ms
 		s.mu.Unlock()
 	}
 	return errors.Join(errs...)
+}
+
+// sharedParts are the reads that are not per chain.
+func (s *Sampler) sharedParts() []part {
+	return []part{{"outbox", s.outbox}}
+}
+
+// chainParts are c's reads for one sample: the database's first, then the
+// node's. The node is asked for its head once ("node": payflow_node_up);
+// when it does not answer, the listener and balance parts are skipped (and
+// keep their previous readings) rather than each waiting up to Timeout.
+func (s *Sampler) chainParts(c SamplerChain) []part {
+	var head uint64
+	var headErr error
+	return []part{
+		{"transfers", func(ctx context.Context) ([]prometheus.Metric, error) { return s.transfers(ctx, c.Name) }},
+		{"lanes", func(ctx context.Context) ([]prometheus.Metric, error) { return s.lanes(ctx, c.Name) }},
+		{"reconciliation", func(ctx context.Context) ([]prometheus.Metric, error) { return s.reconciliation(ctx, c.Name) }},
+		{"node", func(ctx context.Context) ([]prometheus.Metric, error) {
+			head, headErr = c.Node.BlockNumber(ctx)
+			up := 1.0
+			if headErr != nil {
+				up = 0
+			}
+			return []prometheus.Metric{gauge(s.nodeUp, up, c.Name)}, nil
+		}},
+		{"listener", func(ctx context.Context) ([]prometheus.Metric, error) {
+			if headErr != nil {
+				return nil, fmt.Errorf("reading the head: %w", headErr)
+			}
+			return s.listener(ctx, c, head)
+		}},
+		{"balances", func(ctx context.Context) ([]prometheus.Metric, error) {
+			if headErr != nil {
+				return nil, errors.New("skipped: the node did not answer")
+			}
+			return s.balances(ctx, c)
+		}},
+	}
 }
 
 func gauge(d *prometheus.Desc, v float64, labels ...string) prometheus.Metric {
@@ -203,32 +302,32 @@ func gauge(d *prometheus.Desc, v float64, labels ...string) prometheus.Metric {
 
 // transfers: in flight, the oldest's age, and stuck payments. A transfer is
 // in flight while one of its attempts is tracked and not confirmed.
-func (s *Sampler) transfers(ctx context.Context) ([]prometheus.Metric, error) {
+func (s *Sampler) transfers(ctx context.Context, chain string) ([]prometheus.Metric, error) {
 	var n, stuck int64
 	var oldestMicros float64
 	err := s.db.QueryRowContext(ctx, `SELECT COUNT(DISTINCT s.workflow_id, s.step),
 			COALESCE(TIMESTAMPDIFF(MICROSECOND, MIN(t.created_at), CURRENT_TIMESTAMP(6)), 0),
 			COUNT(DISTINCT IF(s.step = ? AND t.created_at < CURRENT_TIMESTAMP(6) - INTERVAL ? MICROSECOND, s.workflow_id, NULL))
-		FROM tracked_txs t JOIN signed_txs s ON s.tx_hash = t.tx_hash
+		FROM tracked_txs t JOIN signed_txs s ON s.tx_hash = t.tx_hash AND s.chain = t.chain
 		WHERE t.chain = ? AND t.state IN ('pending','seen')`,
-		s.cfg.PaymentStep, s.cfg.ConfirmTimeout.Microseconds(), s.cfg.Chain).Scan(&n, &oldestMicros, &stuck)
+		s.cfg.PaymentStep, s.cfg.ConfirmTimeout.Microseconds(), chain).Scan(&n, &oldestMicros, &stuck)
 	if err != nil {
 		return nil, fmt.Errorf("counting transfers in flight: %w", err)
 	}
 	return []prometheus.Metric{
-		gauge(s.inFlight, float64(n), s.cfg.Chain),
-		gauge(s.oldestAge, max(oldestMicros, 0)/1e6, s.cfg.Chain),
-		gauge(s.stuck, float64(stuck), s.cfg.Chain),
+		gauge(s.inFlight, float64(n), chain),
+		gauge(s.oldestAge, max(oldestMicros, 0)/1e6, chain),
+		gauge(s.stuck, float64(stuck), chain),
 	}, nil
 }
 
 // lanes: per wallet kind, the nonces signed and not mined: tracked and not
 // seen in a block by any attempt, or signed and never broadcast (no attempt
 // on the nonce is tracked).
-func (s *Sampler) lanes(ctx context.Context) ([]prometheus.Metric, error) {
+func (s *Sampler) lanes(ctx context.Context, chain string) ([]prometheus.Metric, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT w.kind, COUNT(*) FROM (
 			SELECT s.from_address, s.nonce
-			FROM signed_txs s JOIN tracked_txs t ON t.tx_hash = s.tx_hash
+			FROM signed_txs s JOIN tracked_txs t ON t.tx_hash = s.tx_hash AND t.chain = s.chain
 			WHERE t.chain = ? AND t.state IN ('pending','seen')
 			GROUP BY s.from_address, s.nonce
 			HAVING SUM(t.state = 'seen') = 0
@@ -236,10 +335,10 @@ func (s *Sampler) lanes(ctx context.Context) ([]prometheus.Metric, error) {
 			SELECT s.from_address, s.nonce
 			FROM signed_txs s
 			WHERE s.chain = ? AND s.state = 'signed' AND NOT EXISTS (
-				SELECT 1 FROM signed_txs o JOIN tracked_txs t ON t.tx_hash = o.tx_hash
+				SELECT 1 FROM signed_txs o JOIN tracked_txs t ON t.tx_hash = o.tx_hash AND t.chain = o.chain
 				WHERE o.chain = s.chain AND o.from_address = s.from_address AND o.nonce = s.nonce)
 		) lane JOIN wallets w ON w.chain = ? AND w.address = lane.from_address
-		GROUP BY w.kind`, s.cfg.Chain, s.cfg.Chain, s.cfg.Chain)
+		GROUP BY w.kind`, chain, chain, chain)
 	if err != nil {
 		return nil, fmt.Errorf("counting nonce lane backlog: %w", err)
 	}
@@ -258,7 +357,7 @@ func (s *Sampler) lanes(ctx context.Context) ([]prometheus.Metric, error) {
 	}
 	var ms []prometheus.Metric
 	for _, k := range laneKinds {
-		ms = append(ms, gauge(s.nonceBacklog, float64(byKind[k]), s.cfg.Chain, k))
+		ms = append(ms, gauge(s.nonceBacklog, float64(byKind[k]), chain, k))
 	}
 	return ms, nil
 }
@@ -271,16 +370,13 @@ func (s *Sampler) outbox(ctx context.Context) ([]prometheus.Metric, error) {
 	return []prometheus.Metric{gauge(s.outboxBacklog, float64(n))}, nil
 }
 
-// listener: the node's head, and how far behind it the listener's cursor
-// is. Without a cursor (the listener never ran) only the head is reported.
-func (s *Sampler) listener(ctx context.Context) ([]prometheus.Metric, error) {
-	head, err := s.node.BlockNumber(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("reading the head: %w", err)
-	}
-	ms := []prometheus.Metric{gauge(s.headBlock, float64(head), s.cfg.Chain)}
+// listener: the node's head (read by the "node" part), and how far behind
+// it the listener's cursor is. Without a cursor (the listener never ran)
+// only the head is reported.
+func (s *Sampler) listener(ctx context.Context, c SamplerChain, head uint64) ([]prometheus.Metric, error) {
+	ms := []prometheus.Metric{gauge(s.headBlock, float64(head), c.Name)}
 	var cursor uint64
-	err = s.db.QueryRowContext(ctx, "SELECT block_number FROM chain_cursor WHERE chain = ?", s.cfg.Chain).Scan(&cursor)
+	err := s.db.QueryRowContext(ctx, "SELECT block_number FROM chain_cursor WHERE chain = ?", c.Name).Scan(&cursor)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ms, nil
 	}
@@ -290,42 +386,44 @@ func (s *Sampler) listener(ctx context.Context) ([]prometheus.Metric, error) {
 	var blocks, secs float64
 	if head > cursor {
 		blocks = float64(head - cursor)
-		h, err := s.node.HeaderByNumber(ctx, new(big.Int).SetUint64(cursor+1))
+		h, err := c.Node.HeaderByNumber(ctx, new(big.Int).SetUint64(cursor+1))
 		if err != nil {
 			return nil, fmt.Errorf("reading header %d: %w", cursor+1, err)
 		}
 		secs = max(time.Since(time.Unix(int64(h.Time), 0)).Seconds(), 0)
 	}
-	return append(ms, gauge(s.lagBlocks, blocks, s.cfg.Chain), gauge(s.lagSeconds, secs, s.cfg.Chain)), nil
+	return append(ms, gauge(s.lagBlocks, blocks, c.Name), gauge(s.lagSeconds, secs, c.Name)), nil
 }
 
 // reconciliation: mismatches of the latest run, and of all runs (a counter:
 // recorded rows are never deleted, and a run records a pair once).
-func (s *Sampler) reconciliation(ctx context.Context) ([]prometheus.Metric, error) {
+func (s *Sampler) reconciliation(ctx context.Context, chain string) ([]prometheus.Metric, error) {
 	var latest, total int64
 	err := s.db.QueryRowContext(ctx, `SELECT
 			(SELECT COUNT(*) FROM reconciliations WHERE chain = ? AND status = 'mismatch' AND run_id = (
 				SELECT run_id FROM reconciliations WHERE chain = ? ORDER BY created_at DESC, id DESC LIMIT 1)),
 			(SELECT COUNT(*) FROM reconciliations WHERE chain = ? AND status = 'mismatch')`,
-		s.cfg.Chain, s.cfg.Chain, s.cfg.Chain).Scan(&latest, &total)
+		chain, chain, chain).Scan(&latest, &total)
 	if err != nil {
 		return nil, fmt.Errorf("counting reconciliation mismatches: %w", err)
 	}
 	return []prometheus.Metric{
-		gauge(s.reconMismatches, float64(latest), s.cfg.Chain),
-		prometheus.MustNewConstMetric(s.reconMismatchesTotal, prometheus.CounterValue, float64(total), s.cfg.Chain),
+		gauge(s.reconMismatches, float64(latest), chain),
+		prometheus.MustNewConstMetric(s.reconMismatchesTotal, prometheus.CounterValue, float64(total), chain),
 	}, nil
 }
 
-// balances: what the hot, collection and gas wallets hold on chain, per
-// kind and symbol (native: the gas coin). Gas wallets report only their
+// balances: what c's hot, collection and gas wallets hold on chain, per
+// kind and symbol (NativeSymbol: the chain's native coin, whatever its
+// symbol, so one alert rule covers every chain; the tokens by their
+// symbols). Gas wallets report only their
 // native balance. A kind without wallets has no series.
-func (s *Sampler) balances(ctx context.Context) ([]prometheus.Metric, error) {
-	if s.bal == nil {
+func (s *Sampler) balances(ctx context.Context, c SamplerChain) ([]prometheus.Metric, error) {
+	if c.Balances == nil {
 		return nil, nil
 	}
 	rows, err := s.db.QueryContext(ctx, "SELECT address, kind FROM wallets WHERE chain = ? AND kind IN ('hot','collection','gas')",
-		s.cfg.Chain)
+		c.Name)
 	if err != nil {
 		return nil, fmt.Errorf("listing wallets: %w", err)
 	}
@@ -343,26 +441,27 @@ func (s *Sampler) balances(ctx context.Context) ([]prometheus.Metric, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("listing wallets: %w", err)
 	}
-	symbols := make([]string, 0, len(s.cfg.Tokens))
-	for sym := range s.cfg.Tokens {
+	tokens := c.Assets.Tokens
+	symbols := make([]string, 0, len(tokens))
+	for sym := range tokens {
 		symbols = append(symbols, sym)
 	}
 	sort.Strings(symbols)
 	sums := map[[2]string]decimal.Decimal{}
 	for _, w := range wallets {
 		owner := common.HexToAddress(w.address)
-		wei, err := s.bal.NativeBalance(ctx, owner, nil)
+		wei, err := c.Balances.NativeBalance(ctx, owner, nil)
 		if err != nil {
 			return nil, fmt.Errorf("reading the native balance of a %s wallet: %w", w.kind, err)
 		}
 		k := [2]string{w.kind, NativeSymbol}
-		sums[k] = sums[k].Add(decimal.NewFromBigInt(wei, -18))
+		sums[k] = sums[k].Add(decimal.NewFromBigInt(wei, -config.NativeDecimals))
 		for _, sym := range symbols {
 			if w.kind == "gas" {
 				break
 			}
-			tok := s.cfg.Tokens[sym]
-			units, err := s.bal.TokenBalance(ctx, common.HexToAddress(tok.Address), owner, nil)
+			tok := tokens[sym]
+			units, err := c.Balances.TokenBalance(ctx, common.HexToAddress(tok.Address), owner, nil)
 			if err != nil {
 				return nil, fmt.Errorf("reading the %s balance of a %s wallet: %w", sym, w.kind, err)
 			}
@@ -384,7 +483,7 @@ func (s *Sampler) balances(ctx context.Context) ([]prometheus.Metric, error) {
 			syms = syms[:1] // it holds gas for others; its tokens are nobody's concern
 		}
 		for _, sym := range syms {
-			ms = append(ms, gauge(s.balance, sums[[2]string{kind, sym}].InexactFloat64(), s.cfg.Chain, kind, sym))
+			ms = append(ms, gauge(s.balance, sums[[2]string{kind, sym}].InexactFloat64(), c.Name, kind, sym))
 		}
 	}
 	return ms, nil
