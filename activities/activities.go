@@ -35,8 +35,9 @@ const (
 // Activities holds the dependencies of every activity. Registered once with
 // the worker; workflows call its methods through a nil *Activities.
 type Activities struct {
-	Chain      string // protocol chain name, e.g. "ETH"
-	Tokens     map[string]config.Token
+	Chain string // protocol chain name, e.g. "ETH"; one Activities per chain
+	// Assets is the chain's configuration: its tokens and native coin.
+	Assets     config.ChainConfig
 	Collection string // collection wallet address ("" = no fallback)
 	// Confirmations is how deep a block must be for InspectTransfer to take
 	// a nonce as consumed for good (the chain's confirmHeight).

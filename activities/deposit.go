@@ -9,6 +9,7 @@ import (
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
 
 	"payflow/chain"
 	"payflow/ledger"
@@ -98,6 +99,9 @@ func (a *Activities) depositOnChain(ctx context.Context, in DepositRef) (chk Dep
 	if r.Status != 1 {
 		return DepositCheck{Reverted: true}, true, nil
 	}
+	if in.LogIndex == chain.NativeLogIndex {
+		return a.nativeDepositOnChain(ctx, in, r)
+	}
 	if int(in.LogIndex) >= len(r.Logs) {
 		return DepositCheck{}, true, nil
 	}
@@ -111,6 +115,29 @@ func (a *Activities) depositOnChain(ctx context.Context, in DepositRef) (chk Dep
 	}
 	return DepositCheck{Present: true, BlockNumber: r.BlockNumber.Uint64(), BlockHash: r.BlockHash.Hex(),
 		BlockLogIndex: lg.Index}, true, nil
+}
+
+// nativeDepositOnChain checks that the successful transaction of receipt r
+// pays in.Units of the native coin to in.To (a native deposit has no log).
+func (a *Activities) nativeDepositOnChain(ctx context.Context, in DepositRef, r *types.Receipt) (DepositCheck, bool, error) {
+	tb, ok := a.Eth.(interface {
+		TransactionByHash(ctx context.Context, hash common.Hash) (*types.Transaction, bool, error)
+	})
+	if !ok {
+		return DepositCheck{}, false, errors.New("the node client cannot look transactions up by hash")
+	}
+	tx, _, err := tb.TransactionByHash(ctx, common.HexToHash(in.TxHash))
+	if errors.Is(err, ethereum.NotFound) {
+		return DepositCheck{}, false, nil
+	}
+	if err != nil {
+		return DepositCheck{}, false, fmt.Errorf("reading transaction %s: %w", in.TxHash, err)
+	}
+	if tx.To() == nil || !strings.EqualFold(tx.To().Hex(), in.To) || tx.Value().String() != in.Units {
+		return DepositCheck{}, true, nil
+	}
+	return DepositCheck{Present: true, BlockNumber: r.BlockNumber.Uint64(), BlockHash: r.BlockHash.Hex(),
+		BlockLogIndex: chain.NativeLogIndex}, true, nil
 }
 
 // CreditInput credits a confirmed deposit.

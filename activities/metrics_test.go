@@ -127,7 +127,7 @@ func TestPublishResultCountsDepositNoticesOnce(t *testing.T) {
 	t.Cleanup(func() { _ = pub.Close() })
 	m := metrics.New()
 	acts := &activities.Activities{Chain: "ETH", DB: db, Publisher: pub, Metrics: m,
-		Tokens:    map[string]config.Token{"USDT": {Decimals: 6}},
+		Assets:    config.ChainConfig{Tokens: map[string]config.Token{"USDT": {Decimals: 6}}},
 		Responses: map[protocol.Flow]config.QueueConfig{protocol.FlowTopup: topo.TopupResp, protocol.FlowPay: topo.PayResp}}
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()

@@ -274,19 +274,26 @@ func (a *Activities) SignTransfer(ctx context.Context, in TransferInput) (Transf
 	if err := a.requireHeld(ctx, in.Guard); err != nil {
 		return TransferResult{}, err
 	}
-	tok, ok := a.Tokens[strings.ToUpper(in.Symbol)]
+	asset, ok := a.Assets.Asset(in.Symbol)
 	if !ok {
-		return TransferResult{}, permanent(ErrTypeInvalidRequest, fmt.Errorf("unknown symbol %q", in.Symbol))
+		return TransferResult{}, permanent(ErrTypeInvalidRequest, fmt.Errorf("%s is not a symbol of %s", in.Symbol, a.Chain))
 	}
-	units, err := chain.ToUnits(in.Amount.Decimal, tok.Decimals)
+	units, err := chain.ToUnits(in.Amount.Decimal, asset.Decimals)
 	if err != nil {
 		return TransferResult{}, classify(err)
 	}
-	stx, err := a.Broadcaster.Signer.SignTransfer(ctx, chain.TransferRequest{
-		WorkflowID: in.WorkflowID, Step: in.Step,
-		From: common.HexToAddress(in.From), To: common.HexToAddress(in.To), Token: common.HexToAddress(tok.Address),
-		Units: units,
-	})
+	from, to := common.HexToAddress(in.From), common.HexToAddress(in.To)
+	if err := a.reserveGas(ctx, in.WorkflowID, in.Step, asset, from, to, units); err != nil {
+		return TransferResult{}, err
+	}
+	var stx chain.SignedTx
+	if asset.Native {
+		stx, err = a.Broadcaster.Signer.SignNative(ctx, chain.NativeTransferRequest{WorkflowID: in.WorkflowID, Step: in.Step,
+			From: from, To: to, Wei: units})
+	} else {
+		stx, err = a.Broadcaster.Signer.SignTransfer(ctx, chain.TransferRequest{WorkflowID: in.WorkflowID, Step: in.Step,
+			From: from, To: to, Token: common.HexToAddress(asset.Address), Units: units})
+	}
 	if err != nil {
 		return TransferResult{}, classify(err)
 	}
@@ -566,7 +573,7 @@ func (a *Activities) PublishResult(ctx context.Context, in PublishInput) error {
 	if n, err := res.RowsAffected(); err == nil && n == 1 && in.Topup != nil {
 		// First marked published: the notice counts once, whoever repeats it.
 		sym := in.Topup.Symbol
-		if _, ok := a.Tokens[sym]; !ok {
+		if _, ok := a.Assets.Asset(sym); !ok {
 			sym = "other" // labels stay bounded
 		}
 		a.Metrics.Deposit(a.Chain, sym, in.Topup.Status)

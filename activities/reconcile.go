@@ -117,8 +117,8 @@ func (a *Activities) ListReconWallets(ctx context.Context, in ReconListInput) (R
 }
 
 func (a *Activities) symbols() []string {
-	out := make([]string, 0, len(a.Tokens))
-	for s := range a.Tokens {
+	out := make([]string, 0, len(a.Assets.Tokens))
+	for s := range a.Assets.Tokens {
 		out = append(out, s)
 	}
 	sort.Strings(out)
@@ -172,7 +172,7 @@ func (a *Activities) ReconcileWallets(ctx context.Context, in ReconBatchInput) (
 	var pairs []pair
 	for _, addr := range in.Addresses {
 		for _, sym := range in.Symbols {
-			tok, ok := a.Tokens[sym]
+			tok, ok := a.Assets.Tokens[sym]
 			if !ok {
 				return ReconBatchResult{}, permanent(ErrTypeInvalidRequest, fmt.Errorf("unknown symbol %q", sym))
 			}
@@ -525,7 +525,7 @@ func (a *Activities) VerifyCredits(ctx context.Context, in CreditCheckInput) (Cr
 // creditGone reports whether the credited deposit c is no longer on the
 // canonical chain as credited.
 func (a *Activities) creditGone(ctx context.Context, c ledger.CreditRecord, pin PinnedBlock) (bool, error) {
-	tok, ok := a.Tokens[c.Symbol]
+	tok, ok := a.Assets.Tokens[c.Symbol]
 	if !ok {
 		return false, nil // no contract to ask; reconciliation reports the symbol
 	}
@@ -590,7 +590,7 @@ func (a *Activities) creditGone(ctx context.Context, c ledger.CreditRecord, pin 
 // the pinned block: the ledger total as it is now against balanceOf there.
 // A repeat keeps the first record, as ReconcileWallets does.
 func (a *Activities) recordFlagged(ctx context.Context, in CreditCheckInput, addr, symbol string, fl []FlaggedCredit) (ReconMismatch, error) {
-	tok := a.Tokens[symbol]
+	tok := a.Assets.Tokens[symbol]
 	units, err := a.Broadcaster.Balances.TokenBalance(ctx, common.HexToAddress(tok.Address), common.HexToAddress(addr),
 		new(big.Int).SetUint64(in.Block.Number))
 	if err != nil {

@@ -81,7 +81,7 @@ func newReconFixture(t *testing.T) *reconFixture {
 	bc, err := chain.NewBroadcaster(chain.BroadcasterConfig{Chain: "ETH", ChainID: big.NewInt(simChainID),
 		MaxFeeWei: big.NewInt(100_000_000_000)}, db, f.sim.Client(), nil, log)
 	require.NoError(t, err)
-	f.acts = &activities.Activities{Chain: "ETH", Tokens: map[string]config.Token{"USDT": {Address: chain.Lower(f.token), Decimals: 6}},
+	f.acts = &activities.Activities{Chain: "ETH", Assets: config.ChainConfig{Tokens: map[string]config.Token{"USDT": {Address: chain.Lower(f.token), Decimals: 6}}},
 		DB: db, Eth: f.sim.Client(), Ledger: f.led, Wallets: ledger.NewWallets(db, nil), Broadcaster: bc}
 	var s testsuite.WorkflowTestSuite
 	f.env = s.NewTestActivityEnvironment()

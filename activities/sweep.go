@@ -74,7 +74,7 @@ func (a *Activities) PlanSweep(ctx context.Context, in SweepPlanInput) (SweepPla
 		symbols = a.symbols()
 	}
 	for _, s := range symbols {
-		if _, ok := a.Tokens[s]; !ok {
+		if _, ok := a.Assets.Tokens[s]; !ok {
 			return SweepPlan{}, permanent(ErrTypeInvalidRequest, fmt.Errorf("unknown symbol %q", s))
 		}
 	}
@@ -231,7 +231,7 @@ func (a *Activities) CheckSweepGas(ctx context.Context, in SweepGasInput) (Sweep
 	from, to := common.HexToAddress(in.Address), common.HexToAddress(in.Collection)
 	need := new(big.Int)
 	for _, it := range in.Items {
-		tok, ok := a.Tokens[strings.ToUpper(it.Symbol)]
+		tok, ok := a.Assets.Tokens[strings.ToUpper(it.Symbol)]
 		if !ok {
 			return SweepGasResult{}, permanent(ErrTypeInvalidRequest, fmt.Errorf("unknown symbol %q", it.Symbol))
 		}
@@ -292,6 +292,11 @@ func (a *Activities) SignTopUp(ctx context.Context, in TopUpInput) (TransferResu
 	if !ok || wei.Sign() <= 0 {
 		return TransferResult{}, permanent(ErrTypeInvalidRequest, fmt.Errorf("top-up of %q wei", in.Wei))
 	}
+	native, _ := a.Assets.Asset(a.Assets.Native.Symbol)
+	if err := a.reserveGas(ctx, in.WorkflowID, in.Step, native, common.HexToAddress(in.From), common.HexToAddress(in.To),
+		wei); err != nil {
+		return TransferResult{}, err
+	}
 	stx, err := a.Broadcaster.Signer.SignNative(ctx, chain.NativeTransferRequest{WorkflowID: in.WorkflowID, Step: in.Step,
 		From: common.HexToAddress(in.From), To: common.HexToAddress(in.To), Wei: wei})
 	if err != nil {
@@ -316,7 +321,7 @@ type SweepCreditInput struct {
 // watched, the listener's Deposit of the same log credits nothing more. A
 // receipt without that log fails with ErrTypeInvalidRequest.
 func (a *Activities) CreditSweep(ctx context.Context, in SweepCreditInput) error {
-	tok, ok := a.Tokens[strings.ToUpper(in.Symbol)]
+	tok, ok := a.Assets.Tokens[strings.ToUpper(in.Symbol)]
 	if !ok {
 		return permanent(ErrTypeInvalidRequest, fmt.Errorf("unknown symbol %q", in.Symbol))
 	}

@@ -367,7 +367,7 @@ func Load(path string) (Config, error) {
 	if err := cfg.applyEnv(os.LookupEnv); err != nil {
 		return Config{}, err
 	}
-	cfg.resolveChains()
+	cfg.ResolveChains()
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}
@@ -442,10 +442,10 @@ type chainFields struct {
 	collection *string
 }
 
-// resolveChains fills Chains from the seed's eth_config, tokens and payment
+// ResolveChains fills Chains from the seed's eth_config, tokens and payment
 // sections when the file has no chains map: one chain named eth_config.chain
 // whose native coin is ETH. Chain names are upper-cased.
-func (c *Config) resolveChains() {
+func (c *Config) ResolveChains() {
 	if len(c.Chains) == 0 {
 		c.legacy = true
 		c.Chains = map[string]ChainConfig{strings.ToUpper(c.ETH.Chain): {
@@ -492,9 +492,14 @@ func (c Config) Chain(name string) (ChainConfig, bool) {
 // TaskQueue is the Temporal task queue of chain's workflows and activities.
 // The chain named by eth_config.chain keeps the bare task_queue (so
 // workflows started before payflow served several chains still find their
-// worker); every other chain gets "<task_queue>.<chain>".
+// worker); every other chain gets "<task_queue>.<chain>". A chain that is not
+// configured (a refused request still gets its answer from a workflow) gets
+// the first chain's queue.
 func (c Config) TaskQueue(chainName string) string {
-	n := strings.ToUpper(chainName)
+	n := strings.ToUpper(strings.TrimSpace(chainName))
+	if _, ok := c.Chains[n]; !ok && len(c.Chains) > 0 {
+		n = c.ChainNames()[0]
+	}
 	if n == strings.ToUpper(c.ETH.Chain) {
 		return c.Temporal.TaskQueue
 	}

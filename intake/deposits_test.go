@@ -58,6 +58,7 @@ func TestDepositStarterRestartsOnlyNotIncluded(t *testing.T) {
 	cfg := config.Default()
 	cfg.Tokens = st.Tokens
 	cfg.Temporal.TaskQueue = stacktest.RandomID("deposit-starter-test-")
+	cfg.ResolveChains()
 	tc := st.Temporal(t)
 	w := worker.New(tc, cfg.Temporal.TaskQueue, worker.Options{})
 	w.RegisterWorkflowWithOptions(fakeDeposit, workflow.RegisterOptions{Name: "Deposit"})
@@ -65,7 +66,10 @@ func TestDepositStarterRestartsOnlyNotIncluded(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Stop)
-	s := NewDepositStarter(cfg, db, tc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := NewDepositStarter(cfg, "ETH", db, tc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	tok, ok := cfg.Tokens["USDT"]
 	if !ok {
 		t.Fatal("the stack has no USDT")

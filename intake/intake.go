@@ -80,11 +80,12 @@ func New(cfg config.Config, c client.Client, pub Publisher, log *slog.Logger) *I
 
 // TokenDecimals implements protocol.Registry from the config.
 func (i *Intake) TokenDecimals(chain, symbol string) (int32, bool, bool) {
-	if chain != i.cfg.ETH.Chain {
+	ch, ok := i.cfg.Chain(chain)
+	if !ok {
 		return 0, false, false
 	}
-	t, ok := i.cfg.Token(symbol)
-	return t.Decimals, true, ok
+	a, ok := ch.Asset(symbol)
+	return a.Decimals, true, ok
 }
 
 // checkRecipient refuses, before anything is signed, a recipient that must
@@ -94,7 +95,8 @@ func (i *Intake) checkRecipient(req protocol.PaymentRequest) error {
 	if req.ToAddress == zeroAddress {
 		return fmt.Errorf("%w: %w: to_address is the zero address; tokens sent there are lost", protocol.ErrInvalidRequest, protocol.ErrBadRecipient)
 	}
-	if sym, _, ok := i.cfg.TokenByAddress(req.ToAddress); ok {
+	ch, _ := i.cfg.Chain(req.Chain)
+	if sym, _, ok := ch.TokenByAddress(req.ToAddress); ok {
 		return fmt.Errorf("%w: %w: to_address %s is the %s token contract; tokens sent there are lost",
 			protocol.ErrInvalidRequest, protocol.ErrBadRecipient, req.ToAddress, sym)
 	}
@@ -165,7 +167,7 @@ func (i *Intake) start(ctx context.Context, flow protocol.Flow, in workflows.Pay
 	}
 	opts := client.StartWorkflowOptions{
 		ID:                                       id,
-		TaskQueue:                                i.cfg.Temporal.TaskQueue,
+		TaskQueue:                                i.cfg.TaskQueue(req.Chain),
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,

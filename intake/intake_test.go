@@ -71,6 +71,7 @@ func newFixture(t *testing.T) *fixture {
 	cfg.SignKey = config.Secret(st.SignKey)
 	cfg.Tokens = st.Tokens
 	cfg.Temporal.TaskQueue = stacktest.RandomID("intake-test-") // no worker polls it
+	cfg.ResolveChains()
 	tc := st.Temporal(t)
 	pub := &capture{}
 	return &fixture{t: t, st: st, tc: tc, pub: pub, cfg: cfg,

@@ -35,7 +35,7 @@ func (i *Intake) HandleTopup() rmq.Handler {
 		id := workflows.TopupWorkflowID(req.Chain, req.Address)
 		_, err = i.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 			ID:                                       id,
-			TaskQueue:                                i.cfg.Temporal.TaskQueue,
+			TaskQueue:                                i.cfg.TaskQueue(req.Chain),
 			WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 			WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 			WorkflowExecutionErrorWhenAlreadyStarted: true,
@@ -74,7 +74,7 @@ func (i *Intake) rejectTopup(ctx context.Context, d amqp.Delivery, env protocol.
 		return s
 	}
 	chainName := strings.ToUpper(str("chain"))
-	if chainName == i.cfg.ETH.Chain {
+	if _, served := i.cfg.Chain(chainName); served {
 		_, err := i.temporal.DescribeWorkflowExecution(ctx, workflows.TopupWorkflowID(chainName, addr), "")
 		var nf *serviceerror.NotFound
 		switch {

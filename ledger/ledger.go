@@ -437,6 +437,55 @@ func (l *Ledger) close(ctx context.Context, queueID, txHash string, op Op, also 
 	})
 }
 
+// CloseSpent closes a reservation of which only spent was used: spent leaves
+// the wallet (a settle entry of -spent, with txHash), the rest returns to
+// available, in one posting. It closes gas reservations: a transfer holds
+// the most its gas may cost, and pays what its receipt says. spent zero
+// releases the reservation. A replay of a closed reservation changes
+// nothing. spent above the reservation takes the difference from available
+// (ErrInsufficientFunds when that is short).
+func (l *Ledger) CloseSpent(ctx context.Context, queueID, txHash string, spent decimal.Decimal) (Result, error) {
+	if spent.Sign() < 0 {
+		return Result{}, ErrBadAmount
+	}
+	if spent.IsZero() {
+		return l.close(ctx, queueID, txHash, OpRelease, nil)
+	}
+	return l.inTx(ctx, func(tx *sql.Tx) (Result, error) {
+		var r reservation
+		found, err := getReservation(ctx, tx, queueID, true, &r)
+		if err != nil {
+			return Result{}, err
+		}
+		if !found {
+			return Result{}, fmt.Errorf("settling %s: %w", queueID, ErrReservationNotFound)
+		}
+		b, err := lockBalance(ctx, tx, r.chain, r.address, r.symbol)
+		if err != nil {
+			return Result{}, err
+		}
+		if r.state != "held" {
+			id, _, err := replayed(ctx, tx, string(OpSettle)+":"+queueID)
+			return Result{Replayed: true, JournalID: id, After: b}, err
+		}
+		after := Balance{Available: b.Available.Add(r.amount).Sub(spent), Held: b.Held.Sub(r.amount)}
+		if after.Available.Sign() < 0 {
+			return Result{After: b}, fmt.Errorf("settling %s of %s on %s for %s (held %s, available %s): %w",
+				spent, r.symbol, r.address, queueID, r.amount, b.Available, ErrInsufficientFunds)
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE reservations SET state='settled', tx_hash=? WHERE queue_id=?",
+			norm(txHash), queueID); err != nil {
+			return Result{}, fmt.Errorf("closing reservation: %w", err)
+		}
+		id, err := post(ctx, tx, entry{idem: string(OpSettle) + ":" + queueID, chain: r.chain, address: r.address,
+			symbol: r.symbol, op: OpSettle, amount: spent.Neg(), before: b, after: after, reference: queueID, txHash: txHash})
+		if err != nil {
+			return Result{}, err
+		}
+		return Result{JournalID: id, After: after}, nil
+	})
+}
+
 // JournalEntry is one row of a wallet's history.
 type JournalEntry struct {
 	ID              int64           `json:"id"`

@@ -257,3 +257,52 @@ func TestConcurrentFirstPostingsToANewWallet(t *testing.T) {
 		assertJournalSumsToBalance(t, db, l, addr)
 	}
 }
+
+// TestCloseSpentPaysTheFeeOnce: a gas reservation holds the most a transfer
+// may cost; closing it pays what the receipt says once, returns the rest,
+// and a replay (retry, reset) pays nothing more.
+func TestCloseSpentPaysTheFeeOnce(t *testing.T) {
+	l, db := newLedger(t)
+	addr := "0x2222222222222222222222222222222222222222"
+	if _, err := l.Credit(ctx, ledger.CreditInput{Chain: chainETH, Address: addr, Symbol: usdt, Amount: d("1"),
+		TxHash: "0xfee1", LogIndex: 0}); err != nil {
+		t.Fatal(err)
+	}
+	key := "gas:withdraw-q1/transfer"
+	if _, err := l.Reserve(ctx, ledger.ReserveInput{QueueID: key, Chain: chainETH, Address: addr, Symbol: usdt,
+		Amount: d("0.03"), WorkflowID: "withdraw-q1"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		r, err := l.CloseSpent(ctx, key, "0xabc", d("0.000021"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Replayed != (i > 0) {
+			t.Fatalf("close %d: replayed=%v", i, r.Replayed)
+		}
+	}
+	b, _ := l.Balance(ctx, chainETH, addr, usdt)
+	if !b.Available.Equal(d("0.999979")) || !b.Held.IsZero() {
+		t.Fatalf("balance = %+v, want 0.999979 available and nothing held", b)
+	}
+	assertJournalSumsToBalance(t, db, l, addr)
+	// A closed reservation is never closed again, even for another amount.
+	if r, err := l.CloseSpent(ctx, key, "0xabc", d("0.5")); err != nil || !r.Replayed {
+		t.Fatalf("closing again: %+v %v", r, err)
+	}
+	// Nothing spent (no attempt mined): the whole reservation comes back.
+	key2 := "gas:withdraw-q2/transfer"
+	if _, err := l.Reserve(ctx, ledger.ReserveInput{QueueID: key2, Chain: chainETH, Address: addr, Symbol: usdt,
+		Amount: d("0.5"), WorkflowID: "withdraw-q2"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.CloseSpent(ctx, key2, "", decimal.Zero); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = l.Balance(ctx, chainETH, addr, usdt)
+	if !b.Available.Equal(d("0.999979")) || !b.Held.IsZero() {
+		t.Fatalf("after release: %+v", b)
+	}
+	assertJournalSumsToBalance(t, db, l, addr)
+}

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/ethclient"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
 	"payflow/activities"
@@ -57,17 +59,22 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := ledger.Migrate(ctx, db); err != nil {
 		return err
 	}
-	eth, err := ethclient.DialContext(ctx, cfg.ETH.RPCURL)
-	if err != nil {
-		return err
-	}
-	defer eth.Close()
-	wallets := ledger.NewWallets(db, sealer)
-	maxFee := new(big.Int).Mul(big.NewInt(cfg.ETH.MaxFeeGwei), big.NewInt(1_000_000_000))
-	bc, err := chain.NewBroadcaster(chain.BroadcasterConfig{Chain: cfg.ETH.Chain, ChainID: big.NewInt(cfg.ETH.ChainID),
-		MaxFeeWei: maxFee, FeeCacheTTL: time.Second, GasCacheTTL: 5 * time.Minute}, db, eth, wallets, log)
-	if err != nil {
-		return err
+	// One node client per chain. Dialling an HTTP endpoint does not connect:
+	// a chain whose node is down delays only that chain (serveChain waits).
+	nodes := map[string]*ethclient.Client{}
+	var sampled []metrics.SamplerChain
+	for _, name := range cfg.ChainNames() {
+		eth, err := ethclient.DialContext(ctx, cfg.Chains[name].RPCURL)
+		if err != nil {
+			return fmt.Errorf("chain %s: %w", name, err)
+		}
+		defer eth.Close()
+		nodes[name] = eth
+		bal, err := chain.NewBalances(eth)
+		if err != nil {
+			return err
+		}
+		sampled = append(sampled, metrics.SamplerChain{Name: name, Assets: cfg.Chains[name], Node: eth, Balances: bal})
 	}
 	m, sdkMetrics, err := newMetrics(cfg, log)
 	if err != nil {
@@ -78,73 +85,14 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer tc.Close()
-	stopSampler, err := runSampler(ctx, cfg, m, db, eth, bc.Balances, log)
+	stopSampler, err := runSampler(ctx, cfg, m, db, sampled, log)
 	if err != nil {
 		return err
 	}
-	defer stopSampler() // before the DB and the node close
+	defer stopSampler() // before the DB and the nodes close
 	pub := rmq.NewPublisher(cfg.RMQ.SubAddr.Reveal(), cfg.RMQ, log)
 	defer pub.Close()
 
-	dialWS := func(ctx context.Context) (chain.HeadSubscriber, error) {
-		return ethclient.DialContext(ctx, cfg.ETH.WSURL)
-	}
-	tracker, err := chain.NewTracker(chain.TrackerConfig{Chain: cfg.ETH.Chain, Confirmations: uint64(cfg.ETH.ConfirmHeight),
-		PollInterval: 3 * time.Second}, db, eth, metrics.CountReconnects(m, cfg.ETH.Chain, metrics.ComponentTracker, dialWS),
-		activities.Owners{Client: tc}, log)
-	if err != nil {
-		return err
-	}
-	tokens := make([]common.Address, 0, len(cfg.Tokens))
-	for _, t := range cfg.Tokens {
-		tokens = append(tokens, common.HexToAddress(t.Address))
-	}
-	listener, err := chain.NewListener(chain.ListenerConfig{Chain: cfg.ETH.Chain, Tokens: tokens, PollInterval: 3 * time.Second},
-		db, eth, metrics.CountReconnects(m, cfg.ETH.Chain, metrics.ComponentListener, dialWS), nil,
-		intake.NewDepositStarter(cfg, db, tc, log), log)
-	if err != nil {
-		return err
-	}
-	// One listener and one tracker per chain, however many workers run: they
-	// run only while this process holds the chain's lease, and resume from the
-	// persisted cursor / tracked rows when another process takes over.
-	// They use the DB, the node and Temporal until they return, so they are
-	// joined (by this defer, which runs before the closing defers above)
-	// before any of those is closed.
-	host, _ := os.Hostname()
-	holder := fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano())
-	leaseCtx, stopLease := context.WithCancel(ctx)
-	var leased sync.WaitGroup
-	defer func() { stopLease(); leased.Wait() }()
-	leased.Go(func() {
-		chain.RunWithLease(leaseCtx, db, "chain-"+cfg.ETH.Chain, holder, 15*time.Second, log, func(ctx context.Context) error {
-			return runTogether(ctx, tracker.Run, listener.Run, func(ctx context.Context) error {
-				// Unblock wallets whose transfers wait behind a nonce that was signed
-				// but never sent (a workflow terminated in between) or was dropped.
-				bc.Healer.Run(ctx, 30*time.Second, 2*time.Minute, activities.Owners{Client: tc})
-				return nil
-			})
-		})
-	})
-
-	// More pollers than the defaults (2): a payment is two or three short
-	// workflow tasks, and at load the queue wait dominates (make bench).
-	w := worker.New(tc, cfg.Temporal.TaskQueue, worker.Options{
-		MaxConcurrentWorkflowTaskPollers: 8,
-		MaxConcurrentActivityTaskPollers: 4,
-	})
-	w.RegisterWorkflow(workflows.Withdraw)
-	w.RegisterWorkflow(workflows.Pay)
-	w.RegisterWorkflow(workflows.Topup)
-	w.RegisterWorkflow(workflows.Deposit)
-	w.RegisterWorkflow(workflows.Reconcile)
-	w.RegisterWorkflow(workflows.Sweep)
-	w.RegisterWorkflow(workflows.WalletSweep)
-	w.RegisterActivity(&activities.Activities{
-		Chain: cfg.ETH.Chain, Tokens: cfg.Tokens, Collection: cfg.Payment.CollectionAddress, Confirmations: uint64(cfg.ETH.ConfirmHeight),
-		Responses: workflows.ResponseQueues(cfg.RMQ), Metrics: m,
-		DB: db, Eth: eth, Ledger: ledger.New(db), Wallets: wallets, Broadcaster: bc, Publisher: pub,
-	})
 	if addr := os.Getenv("PAYFLOW_PPROF_ADDR"); addr != "" {
 		// Profiling for `make bench` investigations; loopback only by convention.
 		go func() { log.Info("pprof listening", "addr", addr, "err", http.ListenAndServe(addr, pprofMux())) }()
@@ -162,23 +110,167 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		defer srv.Shutdown(context.WithoutCancel(ctx))
 		log.Info("ledger API listening", "addr", cfg.HTTPAddr)
 	}
-	if err := w.Start(); err != nil {
-		return err
+
+	// Every chain is served on its own: its own Temporal worker (task queue),
+	// listener, tracker, lease, nonce lanes, reconciliation and sweeps. A
+	// chain whose node is configured with the wrong chain id stops the worker.
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	host, _ := os.Hostname()
+	holder := fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano())
+	shared := chainShared{cfg: cfg, db: db, wallets: ledger.NewWallets(db, sealer), tc: tc, pub: pub, m: m, holder: holder, log: log}
+	var served sync.WaitGroup
+	for _, name := range cfg.ChainNames() {
+		served.Go(func() {
+			if err := shared.serveChain(ctx, name, nodes[name]); err != nil {
+				stop(err)
+			}
+		})
 	}
-	// Reconciliation every 10 minutes; sweeps hourly, of deposit wallets above
-	// 100,000 (more than the dev wallets hold). A schedule that exists is kept.
-	if err := EnsureReconcileSchedule(ctx, tc, cfg.Temporal.TaskQueue, 10*time.Minute,
-		workflows.ReconcileInput{Confirmations: uint64(cfg.ETH.ConfirmHeight)}); err != nil {
-		log.Error("ensuring the reconcile schedule", "err", err)
-	}
-	if err := EnsureSweepSchedule(ctx, tc, cfg.Temporal.TaskQueue, time.Hour, workflows.SweepInput{
-		Threshold: protocol.MustAmount(cfg.Payment.SweepThreshold), ConfirmTimeout: cfg.Payment.ConfirmTimeout.Duration}); err != nil {
-		log.Error("ensuring the sweep schedule", "err", err)
-	}
-	log.Info("worker running", "task_queue", cfg.Temporal.TaskQueue, "chain", cfg.ETH.Chain,
-		"confirmations", cfg.ETH.ConfirmHeight)
+	log.Info("worker running", "chains", cfg.ChainNames())
 	<-ctx.Done()
 	log.Info("draining")
-	w.Stop()
+	served.Wait()
+	if err := context.Cause(ctx); !errors.Is(err, context.Canceled) {
+		return err
+	}
 	return nil
+}
+
+// chainShared is what every chain's services share in one worker process.
+type chainShared struct {
+	cfg     config.Config
+	db      *sql.DB
+	wallets *ledger.Wallets
+	tc      client.Client
+	pub     *rmq.Publisher
+	m       *metrics.Metrics
+	holder  string // this process, as a lease holder
+	log     *slog.Logger
+}
+
+// serveChain runs one chain's services until ctx ends. It first waits for
+// the chain's node and checks its chain id: a mismatch is returned (the
+// worker stops: it would sign for another chain); a node that is down only
+// delays this chain, whose workflows wait in its own task queue.
+func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient.Client) error {
+	ch := s.cfg.Chains[name]
+	log := s.log.With("chain", name)
+	if err := awaitChainID(ctx, name, ch, eth, log); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	bc, err := chain.NewBroadcaster(chain.BroadcasterConfig{Chain: name, ChainID: big.NewInt(ch.ChainID),
+		MaxFeeWei: ch.MaxFeeWei(), FeeCacheTTL: time.Second, GasCacheTTL: 5 * time.Minute}, s.db, eth, s.wallets, log)
+	if err != nil {
+		return err
+	}
+	dialWS := func(ctx context.Context) (chain.HeadSubscriber, error) {
+		return ethclient.DialContext(ctx, ch.WSURL)
+	}
+	owners := activities.Owners{Client: s.tc}
+	tracker, err := chain.NewTracker(chain.TrackerConfig{Chain: name, Confirmations: uint64(ch.ConfirmHeight),
+		PollInterval: 3 * time.Second}, s.db, eth, metrics.CountReconnects(s.m, name, metrics.ComponentTracker, dialWS), owners, log)
+	if err != nil {
+		return err
+	}
+	tokens := make([]common.Address, 0, len(ch.Tokens))
+	for _, t := range ch.Tokens {
+		tokens = append(tokens, common.HexToAddress(t.Address))
+	}
+	sink, err := intake.NewDepositStarter(s.cfg, name, s.db, s.tc, log)
+	if err != nil {
+		return err
+	}
+	listener, err := chain.NewListener(chain.ListenerConfig{Chain: name, Tokens: tokens, Native: true, PollInterval: 3 * time.Second},
+		s.db, eth, metrics.CountReconnects(s.m, name, metrics.ComponentListener, dialWS), nil, sink, log)
+	if err != nil {
+		return err
+	}
+	// One listener and one tracker per chain, however many workers run: they
+	// run only while this process holds the chain's lease, and resume from the
+	// persisted cursor / tracked rows when another process takes over. They
+	// use the DB, the node and Temporal until they return, so they are joined
+	// before serveChain returns (and its caller closes any of those).
+	var leased sync.WaitGroup
+	defer leased.Wait()
+	leased.Go(func() {
+		chain.RunWithLease(ctx, s.db, "chain-"+name, s.holder, 15*time.Second, log, func(ctx context.Context) error {
+			return runTogether(ctx, tracker.Run, listener.Run, func(ctx context.Context) error {
+				// Unblock wallets whose transfers wait behind a nonce that was signed
+				// but never sent (a workflow terminated in between) or was dropped.
+				bc.Healer.Run(ctx, 30*time.Second, 2*time.Minute, owners)
+				return nil
+			})
+		})
+	})
+
+	// More pollers than the defaults (2): a payment is two or three short
+	// workflow tasks, and at load the queue wait dominates (make bench).
+	queue := s.cfg.TaskQueue(name)
+	w := worker.New(s.tc, queue, worker.Options{
+		MaxConcurrentWorkflowTaskPollers: 8,
+		MaxConcurrentActivityTaskPollers: 4,
+	})
+	for _, wf := range []any{workflows.Withdraw, workflows.Pay, workflows.Topup, workflows.Deposit, workflows.Reconcile,
+		workflows.Sweep, workflows.WalletSweep} {
+		w.RegisterWorkflow(wf)
+	}
+	w.RegisterActivity(&activities.Activities{
+		Chain: name, Assets: ch, Collection: ch.CollectionAddress, Confirmations: uint64(ch.ConfirmHeight),
+		Responses: workflows.ResponseQueues(s.cfg.RMQ), Metrics: s.m,
+		DB: s.db, Eth: eth, Ledger: ledger.New(s.db), Wallets: s.wallets, Broadcaster: bc, Publisher: s.pub,
+	})
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("chain %s: starting the Temporal worker on %s: %w", name, queue, err)
+	}
+	defer w.Stop()
+	// Reconciliation every 10 minutes; sweeps hourly, of deposit wallets above
+	// the chain's sweep threshold. A schedule that exists is kept.
+	if err := EnsureReconcileSchedule(ctx, s.tc, scheduleID(s.cfg, workflows.ReconcileScheduleID, name), queue, 10*time.Minute,
+		workflows.ReconcileInput{Confirmations: uint64(ch.ConfirmHeight)}); err != nil {
+		log.Error("ensuring the reconcile schedule", "err", err)
+	}
+	if err := EnsureSweepSchedule(ctx, s.tc, scheduleID(s.cfg, workflows.SweepScheduleID, name), queue, time.Hour,
+		workflows.SweepInput{Threshold: protocol.MustAmount(ch.SweepThreshold), ConfirmTimeout: s.cfg.Payment.ConfirmTimeout.Duration}); err != nil {
+		log.Error("ensuring the sweep schedule", "err", err)
+	}
+	log.Info("chain served", "task_queue", queue, "chain_id", ch.ChainID, "confirmations", ch.ConfirmHeight)
+	<-ctx.Done()
+	return nil
+}
+
+// scheduleID is a chain's id of a schedule: the bare id for the chain on the
+// bare task queue (as before payflow served several chains), else id-<chain>.
+func scheduleID(cfg config.Config, id, chainName string) string {
+	if cfg.TaskQueue(chainName) == cfg.Temporal.TaskQueue {
+		return id
+	}
+	return id + "-" + chainName
+}
+
+// awaitChainID waits until the chain's node answers and checks it serves the
+// configured chain id. It returns nil when ctx ends first.
+func awaitChainID(ctx context.Context, name string, ch config.ChainConfig, eth *ethclient.Client, log *slog.Logger) error {
+	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		id, err := eth.ChainID(cctx)
+		cancel()
+		if err == nil {
+			if id.Cmp(big.NewInt(ch.ChainID)) != 0 {
+				return fmt.Errorf("%w: chains.%s.chainId is %d but the node at %s serves chain id %s: refusing to sign for it",
+					config.ErrInvalid, name, ch.ChainID, ch.RPCURL, id)
+			}
+			return nil
+		}
+		log.Warn("chain node not reachable; this chain waits, the others go on", "rpc_url", ch.RPCURL, "err", err,
+			"retry_in", delay)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
+		}
+	}
 }

@@ -13,25 +13,25 @@ import (
 	"payflow/workflows"
 )
 
-// EnsureReconcileSchedule creates the Temporal Schedule workflows.ReconcileScheduleID
-// ("payflow-reconcile"), which starts a Reconcile with in every interval on
+// EnsureReconcileSchedule creates the Temporal Schedule id (a chain's
+// workflows.ReconcileScheduleID, "payflow-reconcile[-<chain>]"), which starts a Reconcile with in every interval on
 // taskQueue. A schedule that already exists is left as it is, including its
 // interval and input: change them with `temporal schedule update`, or delete
 // it and restart a worker. One run at a time: a run still going when the next
 // is due makes that one skip.
-func EnsureReconcileSchedule(ctx context.Context, c client.Client, taskQueue string, every time.Duration,
+func EnsureReconcileSchedule(ctx context.Context, c client.Client, id, taskQueue string, every time.Duration,
 	in workflows.ReconcileInput) error {
-	return ensureSchedule(ctx, c, workflows.ReconcileScheduleID, taskQueue, every, workflows.Reconcile, in)
+	return ensureSchedule(ctx, c, id, taskQueue, every, workflows.Reconcile, in)
 }
 
-// EnsureSweepSchedule creates the Temporal Schedule workflows.SweepScheduleID
-// ("payflow-sweep"), which starts a Sweep with in every interval on
+// EnsureSweepSchedule creates the Temporal Schedule id (a chain's
+// workflows.SweepScheduleID, "payflow-sweep[-<chain>]"), which starts a Sweep with in every interval on
 // taskQueue; an existing one is left as it is, as in EnsureReconcileSchedule.
 // The run only starts one WalletSweep per wallet and ends, so a stuck wallet
 // does not make later runs skip.
-func EnsureSweepSchedule(ctx context.Context, c client.Client, taskQueue string, every time.Duration,
+func EnsureSweepSchedule(ctx context.Context, c client.Client, id, taskQueue string, every time.Duration,
 	in workflows.SweepInput) error {
-	return ensureSchedule(ctx, c, workflows.SweepScheduleID, taskQueue, every, workflows.Sweep, in)
+	return ensureSchedule(ctx, c, id, taskQueue, every, workflows.Sweep, in)
 }
 
 func ensureSchedule(ctx context.Context, c client.Client, id, taskQueue string, every time.Duration, wf, in any) error {

@@ -98,6 +98,7 @@ type harness struct {
 	// verdict is what InspectTransfer answers: by default the transfer is
 	// mined in block, paid.
 	verdict activities.Inspection
+	charged []activities.ChargeInput // ChargeGas calls
 }
 
 func newHarness(t *testing.T, wfID string) *harness {
@@ -142,6 +143,13 @@ func newHarness(t *testing.T, wfID string) *harness {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			h.published = append(h.published, in)
+			return nil
+		}).Maybe()
+	env.OnActivity(a.ChargeGas, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ChargeInput) error {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.charged = append(h.charged, in)
 			return nil
 		}).Maybe()
 	return h
@@ -641,4 +649,43 @@ func TestReplayWithdrawHistoryCatchesChange(t *testing.T) {
 	err := replayer.ReplayWorkflowHistoryFromJSONFile(testLogger(t), successHistory)
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "[TMPRL1100]", "the SDK's nondeterminism error code")
+}
+
+// TestPaymentChargesGasOnceDecided: the gas a transfer held is charged once
+// the chain has decided it (with the mined attempt's hash), never before.
+func TestPaymentChargesGasOnceDecided(t *testing.T) {
+	wfID := workflows.WithdrawWorkflowID(queueID)
+	h := newHarness(t, wfID)
+	h.reserve(activities.ReserveResult{PayingAddress: fromAddr}, nil)
+	h.sign(nil)
+	h.broadcast()
+	h.forbid(a.ReleaseFunds)
+	var before int
+	h.env.RegisterDelayedCallback(func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		before = len(h.charged)
+	}, 1500*time.Millisecond)
+	h.signal(time.Second, workflows.TxEvent{TxHash: txHash, Milestone: "seen", BlockNumber: block, Succeeded: true})
+	h.signal(2*time.Second, workflows.TxEvent{TxHash: txHash, Milestone: "confirmed", BlockNumber: block, Succeeded: true})
+
+	_, err := h.run(workflows.Withdraw, input())
+	require.NoError(t, err)
+	require.Zero(t, before, "gas is charged only on the chain's verdict")
+	require.Equal(t, []activities.ChargeInput{{WorkflowID: wfID, Step: "transfer", TxHash: txHash}}, h.charged)
+	h.done()
+}
+
+// TestPaymentRefusedBeforeSigningReleasesGas: a transfer refused before
+// signing returns whatever gas it held (ChargeGas with no hash).
+func TestPaymentRefusedBeforeSigningReleasesGas(t *testing.T) {
+	wfID := workflows.WithdrawWorkflowID(queueID)
+	h := newHarness(t, wfID)
+	h.reserve(activities.ReserveResult{PayingAddress: fromAddr}, nil)
+	h.sign(temporal.NewNonRetryableApplicationError("no gas", activities.ErrTypeInsufficientGas, nil))
+	h.forbid(a.Broadcast)
+	_, err := h.run(workflows.Withdraw, input())
+	require.NoError(t, err)
+	require.Equal(t, []activities.ChargeInput{{WorkflowID: wfID, Step: "transfer"}}, h.charged)
+	h.done()
 }

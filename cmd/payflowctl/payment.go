@@ -231,14 +231,54 @@ func printOut(v any, asJSON bool) error {
 // paymentEnv holds what the payment commands use: the worker's configuration
 // and clients, and an activities.Activities wired like the worker's.
 type paymentEnv struct {
-	cfg  config.Config
-	log  *slog.Logger
-	tc   client.Client
-	db   *sql.DB
-	eth  *ethclient.Client
-	pub  *rmq.Publisher
-	act  *activities.Activities
-	ledg *ledger.Ledger
+	cfg     config.Config
+	log     *slog.Logger
+	tc      client.Client
+	db      *sql.DB
+	pub     *rmq.Publisher
+	ledg    *ledger.Ledger
+	wallets *ledger.Wallets
+	chains  map[string]*chainEnv // opened on first use (on)
+}
+
+// chainEnv is one chain's node and activities, wired as the worker wires them.
+type chainEnv struct {
+	eth *ethclient.Client
+	act *activities.Activities
+}
+
+// on returns the node and activities of chainName, dialling it on first use.
+func (e *paymentEnv) on(ctx context.Context, chainName string) (*chainEnv, error) {
+	name := strings.ToUpper(chainName)
+	if c, ok := e.chains[name]; ok {
+		return c, nil
+	}
+	ch, ok := e.cfg.Chain(name)
+	if !ok {
+		return nil, fmt.Errorf("chain %q is not in the configuration (chains: %v)", chainName, e.cfg.ChainNames())
+	}
+	eth, err := ethclient.DialContext(ctx, ch.RPCURL)
+	if err != nil {
+		return nil, fmt.Errorf("dialing the %s node: %w", name, err)
+	}
+	bc, err := chain.NewBroadcaster(chain.BroadcasterConfig{Chain: name, ChainID: big.NewInt(ch.ChainID),
+		MaxFeeWei: ch.MaxFeeWei()}, e.db, eth, e.wallets, e.log)
+	if err != nil {
+		eth.Close()
+		return nil, err
+	}
+	c := &chainEnv{eth: eth, act: &activities.Activities{
+		Chain: name, Assets: ch, Collection: ch.CollectionAddress, Confirmations: uint64(ch.ConfirmHeight),
+		Responses: workflows.ResponseQueues(e.cfg.RMQ),
+		DB:        e.db, Eth: eth, Ledger: e.ledg, Wallets: e.wallets, Broadcaster: bc, Publisher: e.pub,
+	}}
+	e.chains[name] = c
+	return c, nil
+}
+
+// anyChain is for what touches no chain (publishing a recorded answer).
+func (e *paymentEnv) anyChain(ctx context.Context) (*chainEnv, error) {
+	return e.on(ctx, e.cfg.ChainNames()[0])
 }
 
 // loadCLIConfig loads the worker's configuration: the file at path (or
@@ -323,10 +363,6 @@ func openPaymentEnv(ctx context.Context, path, envFile string) (*paymentEnv, err
 	if e.db, err = app.OpenDB(ctx, cfg); err != nil {
 		return nil, err
 	}
-	if e.eth, err = ethclient.DialContext(ctx, cfg.ETH.RPCURL); err != nil {
-		e.close()
-		return nil, fmt.Errorf("dialing the %s node: %w", cfg.ETH.Chain, err)
-	}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if e.tc, err = client.DialContext(dctx, client.Options{HostPort: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace,
@@ -334,24 +370,12 @@ func openPaymentEnv(ctx context.Context, path, envFile string) (*paymentEnv, err
 		e.close()
 		return nil, fmt.Errorf("dialing Temporal at %s: %w", cfg.Temporal.Address, err)
 	}
-	// Wired as workers/main.go wires the worker's. The wallets carry no key
-	// sealer: nothing here signs.
-	wallets := ledger.NewWallets(e.db, nil)
-	maxFee := new(big.Int).Mul(big.NewInt(cfg.ETH.MaxFeeGwei), big.NewInt(1_000_000_000))
-	bc, err := chain.NewBroadcaster(chain.BroadcasterConfig{Chain: cfg.ETH.Chain, ChainID: big.NewInt(cfg.ETH.ChainID),
-		MaxFeeWei: maxFee}, e.db, e.eth, wallets, log)
-	if err != nil {
-		e.close()
-		return nil, err
-	}
+	// Wired as workers/main.go wires the worker's (on). The wallets carry no
+	// key sealer: nothing here signs.
+	e.wallets = ledger.NewWallets(e.db, nil)
 	e.pub = rmq.NewPublisher(cfg.RMQ.SubAddr.Reveal(), cfg.RMQ, log) // connects on first publish
 	e.ledg = ledger.New(e.db)
-	e.act = &activities.Activities{
-		Chain: cfg.ETH.Chain, Tokens: cfg.Tokens, Collection: cfg.Payment.CollectionAddress,
-		Confirmations: uint64(cfg.ETH.ConfirmHeight),
-		Responses:     workflows.ResponseQueues(cfg.RMQ),
-		DB:            e.db, Eth: e.eth, Ledger: e.ledg, Wallets: wallets, Broadcaster: bc, Publisher: e.pub,
-	}
+	e.chains = map[string]*chainEnv{}
 	return e, nil
 }
 
@@ -362,8 +386,8 @@ func (e *paymentEnv) close() {
 	if e.tc != nil {
 		e.tc.Close()
 	}
-	if e.eth != nil {
-		e.eth.Close()
+	for _, c := range e.chains {
+		c.eth.Close()
 	}
 	if e.db != nil {
 		_ = e.db.Close()
@@ -545,6 +569,7 @@ type attemptView struct {
 // transferView is the chain's verdict on one transfer (all its attempts),
 // as the workflow's InspectTransfer sees it.
 type transferView struct {
+	Chain       string        `json:"chain"`
 	Step        string        `json:"step"`
 	State       string        `json:"state"` // pending, mined, dropped
 	TxHash      string        `json:"tx_hash"`
@@ -557,7 +582,7 @@ type transferView struct {
 
 // transfers reads every attempt stored for wfID and asks the chain about each.
 func (e *paymentEnv) transfers(ctx context.Context, wfID string) ([]transferView, error) {
-	rows, err := e.db.QueryContext(ctx, `SELECT step, attempt, from_address, nonce, tx_hash, max_fee_wei, tip_wei, created_at
+	rows, err := e.db.QueryContext(ctx, `SELECT chain, step, attempt, from_address, nonce, tx_hash, max_fee_wei, tip_wei, created_at
 		FROM signed_txs WHERE workflow_id=? ORDER BY step, attempt`, wfID)
 	if err != nil {
 		return nil, fmt.Errorf("reading the transfers of %s: %w", wfID, err)
@@ -565,12 +590,13 @@ func (e *paymentEnv) transfers(ctx context.Context, wfID string) ([]transferView
 	var out []transferView
 	for rows.Next() {
 		var a attemptView
-		if err := rows.Scan(&a.Step, &a.Attempt, &a.From, &a.Nonce, &a.TxHash, &a.MaxFeeWei, &a.TipWei, &a.SignedAt); err != nil {
+		var chainName string
+		if err := rows.Scan(&chainName, &a.Step, &a.Attempt, &a.From, &a.Nonce, &a.TxHash, &a.MaxFeeWei, &a.TipWei, &a.SignedAt); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("reading the transfers of %s: %w", wfID, err)
 		}
 		if n := len(out); n == 0 || out[n-1].Step != a.Step {
-			out = append(out, transferView{Step: a.Step})
+			out = append(out, transferView{Chain: chainName, Step: a.Step})
 		}
 		out[len(out)-1].Attempts = append(out[len(out)-1].Attempts, a)
 	}
@@ -589,25 +615,29 @@ func (e *paymentEnv) transfers(ctx context.Context, wfID string) ([]transferView
 // inspect fills t with the chain's verdict (InspectTransfer, as the workflow
 // asks it) and each attempt's own state.
 func (e *paymentEnv) inspect(ctx context.Context, wfID string, t *transferView) error {
-	insp, err := e.act.InspectTransfer(ctx, activities.InspectInput{WorkflowID: wfID, Step: t.Step})
+	c, err := e.on(ctx, t.Chain)
+	if err != nil {
+		return err
+	}
+	insp, err := c.act.InspectTransfer(ctx, activities.InspectInput{WorkflowID: wfID, Step: t.Step})
 	if err != nil {
 		return fmt.Errorf("asking the chain about %s/%s: %w", wfID, t.Step, err)
 	}
 	t.State, t.TxHash, t.BlockNumber = insp.State, insp.TxHash, insp.BlockNumber
 	t.Confirmed, t.Paid, t.Reason = insp.Confirmed, insp.Paid, insp.Reason
-	head, err := e.eth.BlockNumber(ctx)
+	head, err := c.eth.BlockNumber(ctx)
 	if err != nil {
 		return fmt.Errorf("reading the head: %w", err)
 	}
 	from := common.HexToAddress(t.Attempts[0].From)
-	used, err := e.eth.NonceAt(ctx, from, nil)
+	used, err := c.eth.NonceAt(ctx, from, nil)
 	if err != nil {
 		return fmt.Errorf("reading the nonce of %s: %w", t.Attempts[0].From, err)
 	}
 	mined := -1
 	for i := range t.Attempts {
 		a := &t.Attempts[i]
-		r, err := e.eth.TransactionReceipt(ctx, common.HexToHash(a.TxHash))
+		r, err := c.eth.TransactionReceipt(ctx, common.HexToHash(a.TxHash))
 		if err != nil && !errors.Is(err, ethereum.NotFound) {
 			return fmt.Errorf("reading the receipt of %s: %w", a.TxHash, err)
 		}
@@ -627,7 +657,7 @@ func (e *paymentEnv) inspect(ctx context.Context, wfID string, t *transferView) 
 		if a.ChainState != "" {
 			continue
 		}
-		_, pending, err := e.eth.TransactionByHash(ctx, common.HexToHash(a.TxHash))
+		_, pending, err := c.eth.TransactionByHash(ctx, common.HexToHash(a.TxHash))
 		known := err == nil
 		if err != nil && !errors.Is(err, ethereum.NotFound) {
 			return fmt.Errorf("looking up %s: %w", a.TxHash, err)
@@ -639,7 +669,7 @@ func (e *paymentEnv) inspect(ctx context.Context, wfID string, t *transferView) 
 			a.ChainState, a.Detail = "dropped", fmt.Sprintf("can never be mined: nonce %d was used by another transaction", a.Nonce)
 		case used > a.Nonce:
 			a.ChainState, a.Detail = "pending", fmt.Sprintf("nonce %d was used by another transaction, not yet %d block(s) deep",
-				a.Nonce, e.act.Confirmations)
+				a.Nonce, c.act.Confirmations)
 		case known && pending:
 			a.ChainState, a.Detail = "pending", "in the node's pool, not mined yet"
 		default:
@@ -1007,7 +1037,11 @@ func (e *paymentEnv) release(ctx context.Context, queueID, flow string, dryRun b
 				p.WorkflowID, ans.Response.Status)
 			return out, nil
 		}
-		if err := e.act.PublishResult(ctx, activities.PublishInput{Flow: p.Flow, MessageID: ans.MessageID,
+		c, err := e.anyChain(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.act.PublishResult(ctx, activities.PublishInput{Flow: p.Flow, MessageID: ans.MessageID,
 			Payment: ans.Response}); err != nil {
 			return nil, fmt.Errorf("publishing the recorded answer of %s: %w", p.WorkflowID, err)
 		}
@@ -1038,7 +1072,11 @@ func (e *paymentEnv) release(ctx context.Context, queueID, flow string, dryRun b
 		resp.FromAddress = res.Address // the wallet that was to pay (begin.PayingAddress)
 	}
 	var reason string
-	_, err = e.act.Broadcaster.Store.Attempts(ctx, p.WorkflowID, "transfer")
+	c, err := e.on(ctx, req.Chain)
+	if err != nil {
+		return nil, err
+	}
+	_, err = c.act.Broadcaster.Store.Attempts(ctx, p.WorkflowID, "transfer")
 	switch {
 	case errors.Is(err, chain.ErrNotSigned):
 		closed := time.Now()
@@ -1054,7 +1092,7 @@ func (e *paymentEnv) release(ctx context.Context, queueID, flow string, dryRun b
 	case err != nil:
 		return nil, fmt.Errorf("reading the transfer of %s: %w", p.WorkflowID, err)
 	default:
-		insp, err := e.act.InspectTransfer(ctx, activities.InspectInput{WorkflowID: p.WorkflowID, Step: "transfer"})
+		insp, err := c.act.InspectTransfer(ctx, activities.InspectInput{WorkflowID: p.WorkflowID, Step: "transfer"})
 		if err != nil {
 			return nil, fmt.Errorf("asking the chain about %s: %w", p.WorkflowID, err)
 		}
@@ -1070,7 +1108,7 @@ func (e *paymentEnv) release(ctx context.Context, queueID, flow string, dryRun b
 				"reset the workflow and it settles or releases by the receipt", p.WorkflowID, insp.TxHash, insp.BlockNumber)
 		default:
 			return nil, refuse("cannot release %s: its transfer (latest attempt %s) can still be mined; it may be released only "+
-				"once its nonce is used by another transaction %d block(s) deep", p.WorkflowID, insp.TxHash, e.act.Confirmations)
+				"once its nonce is used by another transaction %d block(s) deep", p.WorkflowID, insp.TxHash, c.act.Confirmations)
 		}
 	}
 	resp.Error = "released by an operator: " + reason
@@ -1084,7 +1122,7 @@ func (e *paymentEnv) release(ctx context.Context, queueID, flow string, dryRun b
 		out.Message = fmt.Sprintf("%s may be released (%s); nothing done (--dry-run)", p.WorkflowID, reason)
 		return out, nil
 	}
-	if err := e.act.DecidePayment(ctx, activities.DecideInput{Flow: p.Flow, Key: key, AnswerID: workflows.AnswerID(p.WorkflowID),
+	if err := c.act.DecidePayment(ctx, activities.DecideInput{Flow: p.Flow, Key: key, AnswerID: workflows.AnswerID(p.WorkflowID),
 		Answer: resp}); err != nil {
 		return nil, fmt.Errorf("recording the answer of %s and releasing its reservation: %w", p.WorkflowID, err)
 	}
@@ -1098,7 +1136,7 @@ func (e *paymentEnv) release(ctx context.Context, queueID, flow string, dryRun b
 		resp = *stored.Response
 		out.Answer = &resp
 	}
-	if err := e.act.PublishResult(ctx, activities.PublishInput{Flow: p.Flow, MessageID: workflows.AnswerID(p.WorkflowID),
+	if err := c.act.PublishResult(ctx, activities.PublishInput{Flow: p.Flow, MessageID: workflows.AnswerID(p.WorkflowID),
 		Payment: &resp}); err != nil {
 		return nil, fmt.Errorf("publishing the answer of %s (it is recorded; run release again to publish it): %w",
 			p.WorkflowID, err)
