@@ -116,13 +116,22 @@ func (a *Activities) ListReconWallets(ctx context.Context, in ReconListInput) (R
 	return out, nil
 }
 
-func (a *Activities) symbols() []string {
-	out := make([]string, 0, len(a.Assets.Tokens))
-	for s := range a.Assets.Tokens {
-		out = append(out, s)
+// symbols lists the chain's tokens and its native coin, sorted.
+func (a *Activities) symbols() []string { return a.Assets.Symbols() }
+
+// onChainBalance reads owner's balance of asset at block, in asset units.
+func (a *Activities) onChainBalance(ctx context.Context, asset config.Asset, owner string, block *big.Int) (decimal.Decimal, error) {
+	var units *big.Int
+	var err error
+	if asset.Native {
+		units, err = a.Broadcaster.Balances.NativeBalance(ctx, common.HexToAddress(owner), block)
+	} else {
+		units, err = a.Broadcaster.Balances.TokenBalance(ctx, common.HexToAddress(asset.Address), common.HexToAddress(owner), block)
 	}
-	sort.Strings(out)
-	return out
+	if err != nil {
+		return decimal.Decimal{}, err
+	}
+	return chain.FromUnits(units, asset.Decimals), nil
 }
 
 // ReconBatchInput reconciles a batch of addresses at a pinned block.
@@ -166,21 +175,20 @@ func (a *Activities) ReconcileWallets(ctx context.Context, in ReconBatchInput) (
 	block := new(big.Int).SetUint64(in.Block.Number)
 	type pair struct {
 		addr, symbol string
-		tok          config.Token
 		chainBal     decimal.Decimal
 	}
 	var pairs []pair
 	for _, addr := range in.Addresses {
 		for _, sym := range in.Symbols {
-			tok, ok := a.Assets.Tokens[sym]
+			asset, ok := a.Assets.Asset(sym)
 			if !ok {
 				return ReconBatchResult{}, permanent(ErrTypeInvalidRequest, fmt.Errorf("unknown symbol %q", sym))
 			}
-			units, err := a.Broadcaster.Balances.TokenBalance(ctx, common.HexToAddress(tok.Address), common.HexToAddress(addr), block)
+			bal, err := a.onChainBalance(ctx, asset, addr, block)
 			if err != nil {
 				return ReconBatchResult{}, err
 			}
-			pairs = append(pairs, pair{strings.ToLower(addr), sym, tok, chain.FromUnits(units, tok.Decimals)})
+			pairs = append(pairs, pair{strings.ToLower(addr), asset.Symbol, bal})
 		}
 	}
 	// Balances were read by number: make sure that number still is the
@@ -206,8 +214,12 @@ func (a *Activities) ReconcileWallets(ctx context.Context, in ReconBatchInput) (
 			Status: ledger.ReconMatched}
 		if !p.chainBal.Equal(rec.LedgerTotal) {
 			rec.Status = ledger.ReconMismatch
-			if rec.Unmatched, err = a.unmatchedTransfers(ctx, p.addr, p.symbol, p.tok, in.LogsFromBlock, in.Block.Number); err != nil {
-				return res, err
+			// Transfer logs tell which token transactions the journal lacks;
+			// native value moves leave no log (the mismatch stands alone).
+			if tok, isToken := a.Assets.Tokens[p.symbol]; isToken {
+				if rec.Unmatched, err = a.unmatchedTransfers(ctx, p.addr, p.symbol, tok, in.LogsFromBlock, in.Block.Number); err != nil {
+					return res, err
+				}
 			}
 		}
 		err = a.Ledger.RecordReconciliation(ctx, rec)
@@ -525,15 +537,15 @@ func (a *Activities) VerifyCredits(ctx context.Context, in CreditCheckInput) (Cr
 // creditGone reports whether the credited deposit c is no longer on the
 // canonical chain as credited.
 func (a *Activities) creditGone(ctx context.Context, c ledger.CreditRecord, pin PinnedBlock) (bool, error) {
-	tok, ok := a.Assets.Tokens[c.Symbol]
+	asset, ok := a.Assets.Asset(c.Symbol)
 	if !ok {
-		return false, nil // no contract to ask; reconciliation reports the symbol
+		return false, nil // nothing to ask; reconciliation reports the symbol
 	}
-	units, err := chain.ToUnits(c.Amount, tok.Decimals)
+	units, err := chain.ToUnits(c.Amount, asset.Decimals)
 	if err != nil {
 		return false, nil
 	}
-	chk, found, err := a.depositOnChain(ctx, DepositRef{TxHash: c.TxHash, LogIndex: c.LogIndex, Token: tok.Address,
+	chk, found, err := a.depositOnChain(ctx, DepositRef{TxHash: c.TxHash, LogIndex: c.LogIndex, Token: asset.Address,
 		To: c.Address, Units: units.String()})
 	if err != nil || chk.Present {
 		return false, err
@@ -590,9 +602,11 @@ func (a *Activities) creditGone(ctx context.Context, c ledger.CreditRecord, pin 
 // the pinned block: the ledger total as it is now against balanceOf there.
 // A repeat keeps the first record, as ReconcileWallets does.
 func (a *Activities) recordFlagged(ctx context.Context, in CreditCheckInput, addr, symbol string, fl []FlaggedCredit) (ReconMismatch, error) {
-	tok := a.Assets.Tokens[symbol]
-	units, err := a.Broadcaster.Balances.TokenBalance(ctx, common.HexToAddress(tok.Address), common.HexToAddress(addr),
-		new(big.Int).SetUint64(in.Block.Number))
+	asset, ok := a.Assets.Asset(symbol)
+	if !ok {
+		return ReconMismatch{}, permanent(ErrTypeInvalidRequest, fmt.Errorf("unknown symbol %q", symbol))
+	}
+	onChain, err := a.onChainBalance(ctx, asset, addr, new(big.Int).SetUint64(in.Block.Number))
 	if err != nil {
 		return ReconMismatch{}, err
 	}
@@ -602,7 +616,7 @@ func (a *Activities) recordFlagged(ctx context.Context, in CreditCheckInput, add
 	}
 	rec := ledger.Reconciliation{RunID: in.RunID, Chain: a.Chain, Address: addr, Symbol: symbol,
 		BlockNumber: in.Block.Number, BlockHash: in.Block.Hash, LedgerTotal: bal.Total(),
-		ChainBalance: chain.FromUnits(units, tok.Decimals), Status: ledger.ReconMismatch}
+		ChainBalance: onChain, Status: ledger.ReconMismatch}
 	for _, f := range fl {
 		amt := f.Amount.Decimal
 		side := ledger.SideLedgerOnly // credited, not on chain

@@ -10,6 +10,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	"payflow/chain"
+	"payflow/config"
 	"payflow/ledger"
 	"payflow/protocol"
 )
@@ -71,7 +72,13 @@ func (a *Activities) PlanSweep(ctx context.Context, in SweepPlanInput) (SweepPla
 	}
 	symbols := in.Symbols
 	if len(symbols) == 0 {
-		symbols = a.symbols()
+		// Tokens only: a deposit wallet's native coin pays its sweeps' gas
+		// and is not swept (yet).
+		for _, sym := range a.symbols() {
+			if _, isToken := a.Assets.Tokens[sym]; isToken {
+				symbols = append(symbols, sym)
+			}
+		}
 	}
 	for _, s := range symbols {
 		if _, ok := a.Assets.Tokens[s]; !ok {
@@ -221,10 +228,11 @@ type SweepGasResult struct {
 	TopUpWei string // "0" when the wallet can pay
 }
 
-// CheckSweepGas estimates the most the wallet's sweep transfers may cost at
-// the current fees (what SignTransfer will require it to hold) and, if it
-// holds less, how much to top it up with: twice the need less what it has,
-// so that a fee rise before the sweep is signed does not strand it. A wallet
+// CheckSweepGas estimates the most the wallet's sweep transfers may cost (the
+// gas SignTransfer holds for each: its gas limit at the chain's fee cap) and,
+// if it holds less (on chain or in the ledger, whichever is less), how much to
+// top it up with: the need less what it has (no fee rise can exceed the cap,
+// so nothing more is needed). A wallet
 // holding fewer tokens on chain than an item fails with
 // ErrTypeInsufficientFunds (the ledger and the chain disagree: reconcile).
 func (a *Activities) CheckSweepGas(ctx context.Context, in SweepGasInput) (SweepGasResult, error) {
@@ -249,19 +257,31 @@ func (a *Activities) CheckSweepGas(ctx context.Context, in SweepGasInput) (Sweep
 			return SweepGasResult{}, permanent(ErrTypeInsufficientFunds, fmt.Errorf("%s holds %s %s units on chain, the ledger %s %s: %w",
 				in.Address, bal, it.Symbol, it.Amount.String(), it.Symbol, chain.ErrInsufficientToken))
 		}
-		fee, err := a.Broadcaster.Fees.MaxTransferFee(ctx, common.HexToAddress(tok.Address), from, to, units)
+		// What SignTransfer holds for the gas (reserveGas): the gas limit at
+		// the chain's fee cap.
+		gas, err := a.Broadcaster.Fees.TransferGas(ctx, common.HexToAddress(tok.Address), from, to, units)
 		if err != nil {
 			return SweepGasResult{}, classify(err)
 		}
-		need.Add(need, fee)
+		need.Add(need, new(big.Int).Mul(new(big.Int).SetUint64(gas), a.Assets.MaxFeeWei()))
 	}
 	have, err := a.Broadcaster.Balances.NativeBalance(ctx, from, nil)
 	if err != nil {
 		return SweepGasResult{}, err
 	}
+	if native := a.Assets.Native.Symbol; native != "" {
+		// The ledger's native balance is what the gas is held from.
+		b, err := a.Ledger.Balance(ctx, a.Chain, strings.ToLower(in.Address), native)
+		if err != nil {
+			return SweepGasResult{}, err
+		}
+		if units, err := chain.ToUnits(b.Available, config.NativeDecimals); err == nil && units.Cmp(have) < 0 {
+			have = units
+		}
+	}
 	top := new(big.Int)
 	if have.Cmp(need) < 0 {
-		top.Sub(new(big.Int).Mul(need, big.NewInt(2)), have)
+		top.Sub(need, have)
 	}
 	return SweepGasResult{NeedWei: need.String(), HaveWei: have.String(), TopUpWei: top.String()}, nil
 }
@@ -293,6 +313,20 @@ func (a *Activities) SignTopUp(ctx context.Context, in TopUpInput) (TransferResu
 		return TransferResult{}, permanent(ErrTypeInvalidRequest, fmt.Errorf("top-up of %q wei", in.Wei))
 	}
 	native, _ := a.Assets.Asset(a.Assets.Native.Symbol)
+	if native.Symbol != "" {
+		// The top-up's value is the gas wallet's money: held until the chain
+		// decides, then moved to the deposit wallet (BookTopUp).
+		_, err := a.Ledger.Reserve(ctx, ledger.ReserveInput{QueueID: TopUpKey(in.WorkflowID, in.Step), Chain: a.Chain,
+			Address: strings.ToLower(in.From), Symbol: native.Symbol, Amount: chain.FromUnits(wei, config.NativeDecimals),
+			WorkflowID: in.WorkflowID})
+		if errors.Is(err, ledger.ErrInsufficientFunds) {
+			return TransferResult{}, permanent(ErrTypeInsufficientGas, fmt.Errorf("gas wallet %s cannot send %s wei: %w",
+				in.From, in.Wei, chain.ErrInsufficientGas))
+		}
+		if err := classify(err); err != nil {
+			return TransferResult{}, err
+		}
+	}
 	if err := a.reserveGas(ctx, in.WorkflowID, in.Step, native, common.HexToAddress(in.From), common.HexToAddress(in.To),
 		wei); err != nil {
 		return TransferResult{}, err
@@ -303,6 +337,43 @@ func (a *Activities) SignTopUp(ctx context.Context, in TopUpInput) (TransferResu
 		return TransferResult{}, classify(err)
 	}
 	return transferResult(stx), nil
+}
+
+// TopUpKey is the reservation key of a gas top-up's value.
+func TopUpKey(workflowID, step string) string { return "topup:" + workflowID + "/" + step }
+
+// BookTopUpInput names a decided gas top-up (Paid: its value arrived).
+type BookTopUpInput struct {
+	WorkflowID, Step string
+	To               string // the deposit wallet
+	TxHash           string
+	Paid             bool
+}
+
+// BookTopUp moves a decided top-up's value in the ledger: from the gas
+// wallet's reservation to the deposit wallet (credited under the deposit key
+// of a native transfer, (chain, tx_hash, chain.NativeLogIndex), so a listener
+// that saw it credits nothing more), or back to the gas wallet when it did
+// not pay. Repeats change nothing.
+func (a *Activities) BookTopUp(ctx context.Context, in BookTopUpInput) error {
+	key := TopUpKey(in.WorkflowID, in.Step)
+	r, err := a.Ledger.GetReservation(ctx, key)
+	if errors.Is(err, ledger.ErrReservationNotFound) {
+		return nil // signed before top-ups were booked
+	}
+	if err != nil {
+		return err
+	}
+	if !in.Paid {
+		_, err := a.Ledger.Release(ctx, key)
+		return classify(err)
+	}
+	if _, err := a.Ledger.Settle(ctx, key, in.TxHash); err != nil {
+		return classify(err)
+	}
+	_, err = a.Ledger.Credit(ctx, ledger.CreditInput{Chain: a.Chain, Address: strings.ToLower(in.To), Symbol: r.Symbol,
+		Amount: r.Amount, TxHash: in.TxHash, LogIndex: chain.NativeLogIndex, Reference: in.WorkflowID})
+	return classify(err)
 }
 
 // SweepCreditInput credits the collection wallet with a confirmed sweep.

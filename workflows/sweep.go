@@ -291,6 +291,14 @@ func WalletSweep(ctx workflow.Context, in WalletSweepInput) (WalletSweepResult, 
 			return res, err
 		}
 		res.TopUpTxHash = out.TxHash
+		if out.Decided && workflow.GetVersion(ctx, bookTopUpChange, workflow.DefaultVersion, 1) == 1 {
+			// The top-up's value leaves the gas wallet in the ledger and
+			// reaches the deposit wallet, or goes back, as the chain decided.
+			if err := workflow.ExecuteActivity(lctx, a.BookTopUp, activities.BookTopUpInput{WorkflowID: wfID,
+				Step: gasTopUpStep, To: res.Address, TxHash: out.TxHash, Paid: out.Paid}).Get(ctx, nil); err != nil {
+				return res, err
+			}
+		}
 		switch {
 		case !out.Decided:
 			return fail(held, temporal.NewNonRetryableApplicationError(out.Reason, ErrTypeGasTopUpTimeout, nil))
@@ -330,6 +338,10 @@ func WalletSweep(ctx workflow.Context, in WalletSweepInput) (WalletSweepResult, 
 	show.step(ctx, SweepStepSwept, fmt.Sprintf("swept %d token(s) from %s", len(res.Swept), res.Address))
 	return res, nil
 }
+
+// bookTopUpChange marks, for workflow.GetVersion, the BookTopUp step of a
+// decided gas top-up.
+const bookTopUpChange = "book-top-up"
 
 // sweepStepper shows a wallet sweep's progress (see stepper); every step
 // also sets PayflowStatus.

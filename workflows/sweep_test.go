@@ -58,6 +58,7 @@ func newSweepHarness(t *testing.T) *sweepHarness {
 	env.RegisterWorkflow(workflows.Sweep)
 	env.RegisterActivity(&activities.Activities{})
 	env.OnActivity(a.ChargeGas, mock.Anything, mock.Anything).Return(nil).Maybe()
+	env.OnActivity(a.BookTopUp, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: sweepWfID, TaskQueue: workflows.DefaultTaskQueue})
 	env.SetWorkflowRunTimeout(24 * time.Hour)
 	h := &sweepHarness{t: t, env: env, statuses: recordStatuses(env), guard: &harness{t: t, env: env}}
@@ -283,6 +284,7 @@ func TestWalletSweepNothingAboveThreshold(t *testing.T) {
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterActivity(&activities.Activities{})
 	env.OnActivity(a.ChargeGas, mock.Anything, mock.Anything).Return(nil).Maybe()
+	env.OnActivity(a.BookTopUp, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: sweepWfID})
 	env.OnActivity(a.ReserveSweep, mock.Anything, mock.Anything).
 		Return(activities.SweepReserveResult{Amount: protocol.MustAmount("0.5")}, nil).Once()
@@ -309,6 +311,7 @@ func TestSweepStartsOneChildPerWallet(t *testing.T) {
 	env.RegisterWorkflow(workflows.WalletSweep)
 	env.RegisterActivity(&activities.Activities{})
 	env.OnActivity(a.ChargeGas, mock.Anything, mock.Anything).Return(nil).Maybe()
+	env.OnActivity(a.BookTopUp, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.SetStartTime(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "payflow-sweep-2026-11-21T12:00:00Z"})
 	w1, w2, w3 := "0x1000000000000000000000000000000000000001", "0x2000000000000000000000000000000000000002",
@@ -363,6 +366,7 @@ func TestWalletSweepClosedReservationSignsNothing(t *testing.T) {
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterActivity(&activities.Activities{})
 	env.OnActivity(a.ChargeGas, mock.Anything, mock.Anything).Return(nil).Maybe()
+	env.OnActivity(a.BookTopUp, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: sweepWfID})
 	env.OnActivity(a.ReserveSweep, mock.Anything, mock.Anything).
 		Return(activities.SweepReserveResult{Closed: true, Amount: protocol.MustAmount("25")}, nil).Once()
