@@ -76,6 +76,14 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		}
 		sampled = append(sampled, metrics.SamplerChain{Name: name, Assets: cfg.Chains[name], Node: eth, Balances: bal})
 	}
+	// A node that answers with another chain id stops the worker before it
+	// serves anything; one that does not answer yet is checked by its
+	// chain's serveChain when it comes up.
+	for _, name := range cfg.ChainNames() {
+		if err := checkChainID(ctx, name, cfg.Chains[name], nodes[name]); err != nil && errors.Is(err, config.ErrInvalid) {
+			return err
+		}
+	}
 	m, sdkMetrics, err := newMetrics(cfg, log)
 	if err != nil {
 		return err
@@ -255,15 +263,9 @@ func scheduleID(cfg config.Config, id, chainName string) string {
 // configured chain id. It returns nil when ctx ends first.
 func awaitChainID(ctx context.Context, name string, ch config.ChainConfig, eth *ethclient.Client, log *slog.Logger) error {
 	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		id, err := eth.ChainID(cctx)
-		cancel()
-		if err == nil {
-			if id.Cmp(big.NewInt(ch.ChainID)) != 0 {
-				return fmt.Errorf("%w: chains.%s.chainId is %d but the node at %s serves chain id %s: refusing to sign for it",
-					config.ErrInvalid, name, ch.ChainID, ch.RPCURL, id)
-			}
-			return nil
+		err := checkChainID(ctx, name, ch, eth)
+		if err == nil || errors.Is(err, config.ErrInvalid) {
+			return err
 		}
 		log.Warn("chain node not reachable; this chain waits, the others go on", "rpc_url", ch.RPCURL, "err", err,
 			"retry_in", delay)
@@ -273,4 +275,20 @@ func awaitChainID(ctx context.Context, name string, ch config.ChainConfig, eth *
 		case <-time.After(delay):
 		}
 	}
+}
+
+// checkChainID asks the node its chain id: a mismatch with the config is a
+// config.ErrInvalid error; an unreachable node another error.
+func checkChainID(ctx context.Context, name string, ch config.ChainConfig, eth *ethclient.Client) error {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	id, err := eth.ChainID(cctx)
+	if err != nil {
+		return err
+	}
+	if id.Cmp(big.NewInt(ch.ChainID)) != 0 {
+		return fmt.Errorf("%w: chains.%s.chainId is %d but the node at %s serves chain id %s: refusing to sign for it",
+			config.ErrInvalid, name, ch.ChainID, ch.RPCURL, id)
+	}
+	return nil
 }
