@@ -85,7 +85,21 @@ func sendTx(t *testing.T, client simulated.Client, key *ecdsa.PrivateKey, to *co
 	if err := client.SendTransaction(ctx, tx); err != nil {
 		t.Fatalf("sending: %v", err)
 	}
-	return tx
+	// The pool takes a transaction in the background: wait until the next
+	// PendingNonceAt (ours or bind's) counts it.
+	for i := 0; ; i++ {
+		n, err := client.PendingNonceAt(ctx, from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > nonce {
+			return tx
+		}
+		if i == 500 {
+			t.Fatalf("the pool never counted nonce %d of %s", nonce, from.Hex())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func sendNative(t *testing.T, client simulated.Client, key *ecdsa.PrivateKey, to common.Address, wei int64) *types.Transaction {
