@@ -228,18 +228,15 @@ func (s *Sampler) Sample(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { errs[0] = s.sample(ctx, "", s.sharedParts()) })
 	for i, c := range s.chains {
-		wg.Go(func() {
-			if err := s.sample(ctx, c.Name, s.chainParts(c)); err != nil {
-				errs[i+1] = fmt.Errorf("%s: %w", c.Name, err)
-			}
-		})
+		wg.Go(func() { errs[i+1] = s.sample(ctx, c.Name, s.chainParts(c)) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
 // sample reads parts one after the other, each within Timeout, and keeps
-// the readings of those that succeeded under chain.
+// the readings of those that succeeded under chain. Each failure is named
+// "<chain>: <part>: ...".
 func (s *Sampler) sample(ctx context.Context, chain string, parts []part) error {
 	var errs []error
 	for _, p := range parts {
@@ -247,7 +244,12 @@ func (s *Sampler) sample(ctx context.Context, chain string, parts []part) error 
 		ms, err := p.read(pctx)
 		cancel()
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", p.name, err))
+			if chain != "" {
+				err = fmt.Errorf("%s: %s: %w", chain, p.name, err)
+			} else {
+				err = fmt.Errorf("%s: %w", p.name, err)
+			}
+			errs = append(errs, err)
 			continue
 		}
 		s.mu.Lock()
