@@ -327,6 +327,13 @@ func TestPaymentCLIRelease(t *testing.T) {
 	w := createWallet(t, stacktest.RandomID("it-ctl-release-"))
 	fundThroughTopup(t, st, db, eth, usdt, w, 10_000_000)
 	sendEther(t, st, eth, w, big.NewInt(100_000_000_000_000_000)) // 0.1 ETH of gas
+	// The wallet is watched: the listener sees the ether as a native deposit,
+	// and the ledger, which the gas is held from, is credited with it.
+	waitFor(t, workflowWait, "the credit of 0.1 ETH to "+w, func() bool {
+		var avail decimal.Decimal
+		_ = db.QueryRow("SELECT available FROM balances WHERE chain='ETH' AND address=? AND symbol='ETH'", w).Scan(&avail)
+		return avail.Equal(decimal.RequireFromString("0.1"))
+	})
 	gap, err := eth.PendingNonceAt(ctx, common.HexToAddress(w))
 	if err != nil {
 		t.Fatal(err)

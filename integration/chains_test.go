@@ -1,0 +1,455 @@
+package integration
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/accounts/abi/bind"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/ethclient"
+	"github.com/ethereum/go-ethereum/params"
+	"github.com/shopspring/decimal"
+
+	"payflow/chain/token"
+	"payflow/internal/stacktest"
+)
+
+// devChain is one entry of stack.json's chains (SPEC §5).
+type devChain struct {
+	Name     string
+	RPCURL   string `json:"eth_rpc_url"`
+	WSURL    string `json:"eth_ws_url"`
+	ChainID  int64  `json:"chain_id"`
+	Confirms int    `json:"confirmations"`
+	Native   struct {
+		Symbol   string `json:"symbol"`
+		Decimals int32  `json:"decimals"`
+	} `json:"native"`
+	Tokens map[string]struct {
+		Address  string `json:"address"`
+		Decimals int32  `json:"decimals"`
+	} `json:"tokens"`
+	FaucetKey  string   `json:"faucet_private_key"`
+	Collection string   `json:"collection_address"`
+	Managed    []string `json:"managed_wallets"`
+}
+
+// devChains reads every chain of stack.json, sorted by name; the test needs
+// at least two.
+func devChains(t *testing.T) []*devChain {
+	t.Helper()
+	p, err := stacktest.Path()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Chains map[string]*devChain `json:"chains"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Chains) < 2 {
+		t.Fatalf("stack.json lists %d chains; the dev stack runs two (SPEC §5)", len(st.Chains))
+	}
+	var out []*devChain
+	for name, c := range st.Chains {
+		c.Name = name
+		out = append(out, c)
+	}
+	if out[0].Name > out[1].Name {
+		out[0], out[1] = out[1], out[0]
+	}
+	return out
+}
+
+func (c *devChain) eth(t *testing.T) *ethclient.Client {
+	t.Helper()
+	eth, err := ethclient.Dial(c.RPCURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(eth.Close)
+	return eth
+}
+
+// balance reads owner's on-chain balance of symbol (token or native), in
+// units of the asset.
+func (c *devChain) balance(t *testing.T, eth *ethclient.Client, symbol, owner string) decimal.Decimal {
+	t.Helper()
+	ctx := context.Background()
+	if symbol == c.Native.Symbol {
+		wei, err := eth.BalanceAt(ctx, common.HexToAddress(owner), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return decimal.NewFromBigInt(wei, -18)
+	}
+	tok := c.Tokens[symbol]
+	u, err := token.NewTestUSDT(common.HexToAddress(tok.Address), eth) // balanceOf is the same on every ERC20
+	if err != nil {
+		t.Fatal(err)
+	}
+	units, err := u.BalanceOf(&bind.CallOpts{Context: ctx}, common.HexToAddress(owner))
+	if err != nil {
+		t.Fatalf("%s balanceOf(%s) on %s: %v", symbol, owner, c.Name, err)
+	}
+	return decimal.NewFromBigInt(units, -tok.Decimals)
+}
+
+// faucetSend pays to from the chain's faucet: value of the native coin, or
+// units of a token. The faucet is shared: a nonce taken by someone else is
+// retried.
+func (c *devChain) faucetSend(t *testing.T, eth *ethclient.Client, symbol, to string, amount decimal.Decimal) *types.Receipt {
+	t.Helper()
+	key, err := crypto.HexToECDSA(strings.TrimPrefix(c.FaucetKey, "0x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var tx *types.Transaction
+	for attempt := 0; ; attempt++ {
+		tx, err = c.signFaucetTx(ctx, eth, key, symbol, to, amount)
+		if err == nil {
+			err = eth.SendTransaction(ctx, tx)
+		}
+		if err == nil {
+			break
+		}
+		if attempt == 5 {
+			t.Fatalf("faucet on %s sending %s %s to %s: %v", c.Name, amount, symbol, to, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	r, err := bind.WaitMined(ctx, eth, tx)
+	if err != nil || r.Status != types.ReceiptStatusSuccessful {
+		t.Fatalf("faucet on %s: %s failed: %v", c.Name, tx.Hash().Hex(), err)
+	}
+	return r
+}
+
+func (c *devChain) signFaucetTx(ctx context.Context, eth *ethclient.Client, key *ecdsa.PrivateKey, symbol, to string,
+	amount decimal.Decimal) (*types.Transaction, error) {
+	from := crypto.PubkeyToAddress(key.PublicKey)
+	nonce, err := eth.PendingNonceAt(ctx, from)
+	if err != nil {
+		return nil, err
+	}
+	tip, err := eth.SuggestGasTipCap(ctx)
+	if err != nil {
+		return nil, err
+	}
+	head, err := eth.HeaderByNumber(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	id := big.NewInt(c.ChainID)
+	inner := &types.DynamicFeeTx{ChainID: id, Nonce: nonce, GasTipCap: tip,
+		GasFeeCap: new(big.Int).Add(new(big.Int).Mul(head.BaseFee, big.NewInt(2)), tip)}
+	recipient := common.HexToAddress(to)
+	if symbol == c.Native.Symbol {
+		inner.To, inner.Gas, inner.Value = &recipient, params.TxGas, amount.Shift(18).BigInt()
+	} else {
+		tok := c.Tokens[symbol]
+		// transfer(address,uint256)
+		data := append(common.FromHex("0xa9059cbb"), common.LeftPadBytes(recipient.Bytes(), 32)...)
+		data = append(data, common.LeftPadBytes(amount.Shift(tok.Decimals).BigInt().Bytes(), 32)...)
+		addr := common.HexToAddress(tok.Address)
+		inner.To, inner.Gas, inner.Data = &addr, 120_000, data
+	}
+	return types.SignNewTx(key, types.LatestSignerForChainID(id), inner)
+}
+
+func chainWithdrawBody(queueID, from, to, amount, chainName, symbol string) []byte {
+	return []byte(fmt.Sprintf(`{"queue_id":%q,"from_address":%q,"to_address":%q,"amount":%s,"chain":%q,"symbol":%q,"timestamp":%d}`,
+		queueID, from, to, amount, chainName, symbol, time.Now().Unix()))
+}
+
+func chainPayBody(queueID, orderID, from, to, amount, chainName, symbol string) []byte {
+	return []byte(fmt.Sprintf(`{"queue_id":%q,"order_id":%q,"from_address":%q,"to_address":%q,"amount":%s,"chain":%q,"symbol":%q,"timestamp":%d}`,
+		queueID, orderID, from, to, amount, chainName, symbol, time.Now().Unix()))
+}
+
+func hotWallet(t *testing.T, st *stacktest.Stack) string {
+	t.Helper()
+	return stacktest.WalletByLabel(t, st.DB(t), "hot")
+}
+
+// TestTwoChainsPayTokensAndNativeCoins: withdraw and pay, of a token and of
+// the native coin, on each of two chains, from the same hot wallet address:
+// each is answered once with status=1 naming its chain, and the recipient
+// holds the amount on that chain only.
+func TestTwoChainsPayTokensAndNativeCoins(t *testing.T) {
+	st := stacktest.Load(t)
+	chains := devChains(t)
+	hot := hotWallet(t, st)
+	wresp := st.Collect(t, withdrawResp, "queue_id")
+	presp := st.Collect(t, payResp, "queue_id")
+	type sent struct {
+		c        *devChain
+		symbol   string
+		to, qid  string
+		pay      bool
+		amount   string
+		answered map[string]any
+	}
+	var all []*sent
+	for _, c := range chains {
+		for _, sym := range []string{"USDC", c.Native.Symbol} {
+			for _, pay := range []bool{false, true} {
+				s := &sent{c: c, symbol: sym, to: stacktest.RandomAddress(), qid: stacktest.RandomID("it-chains-"), pay: pay,
+					amount: "0.25"}
+				if pay {
+					st.Publish(t, payKey, chainPayBody(s.qid, "order-"+s.qid, hot, s.to, s.amount, c.Name, sym), true)
+				} else {
+					st.Publish(t, withdrawKey, chainWithdrawBody(s.qid, hot, s.to, s.amount, c.Name, sym), true)
+				}
+				all = append(all, s)
+			}
+		}
+	}
+	for _, s := range all {
+		coll := wresp
+		if s.pay {
+			coll = presp
+		}
+		got := onlyOne(t, coll, s.qid)
+		if status(got) != "1" || got.Body["chain"] != s.c.Name || got.Body["symbol"] != s.symbol {
+			t.Fatalf("%s %s on %s: answer %v", s.qid, s.symbol, s.c.Name, got.Body)
+		}
+	}
+	for _, s := range all {
+		want := decimal.RequireFromString(s.amount)
+		for _, c := range chains {
+			eth := c.eth(t)
+			sym := s.symbol
+			if c != s.c {
+				if sym == s.c.Native.Symbol {
+					sym = c.Native.Symbol
+				}
+				if got := c.balance(t, eth, sym, s.to); !got.IsZero() {
+					t.Errorf("%s paid on %s, yet %s holds %s %s on %s", s.qid, s.c.Name, s.to, got, sym, c.Name)
+				}
+				continue
+			}
+			if got := c.balance(t, eth, sym, s.to); !got.Equal(want) {
+				t.Errorf("%s: %s holds %s %s on %s, want %s", s.qid, s.to, got, sym, c.Name, want)
+			}
+		}
+	}
+	requireLedgerMatchesChains(t, st, chains)
+}
+
+// TestSameAddressDepositsOnTwoChains: one address watched on two chains is
+// two deposit streams: a token and a native deposit on each chain are each
+// announced twice (status 2 then 1) under their own chain, and credited on
+// that chain only.
+func TestSameAddressDepositsOnTwoChains(t *testing.T) {
+	st := stacktest.Load(t)
+	chains := devChains(t)
+	db := st.DB(t)
+	tresp := st.Collect(t, topupResp, "address")
+	addr := stacktest.RandomAddress()
+	for _, c := range chains {
+		st.Publish(t, topupKey, []byte(fmt.Sprintf(`{"chain":%q,"symbol":"USDT","address":%q,"timestamp":%d}`,
+			c.Name, addr, time.Now().Unix())), true)
+	}
+	waitFor(t, time.Minute, "the watches of "+addr, func() bool {
+		var n int
+		_ = db.QueryRow("SELECT COUNT(DISTINCT chain) FROM watched_addresses WHERE address=?", addr).Scan(&n)
+		return n == len(chains)
+	})
+	type dep struct {
+		chain, symbol string
+		amount        decimal.Decimal
+		tx            string
+	}
+	var deps []dep
+	for i, c := range chains {
+		eth := c.eth(t)
+		tokAmt := decimal.New(int64(3+i), 0)
+		r := c.faucetSend(t, eth, "USDT", addr, tokAmt)
+		deps = append(deps, dep{c.Name, "USDT", tokAmt, r.TxHash.Hex()})
+		natAmt := decimal.New(int64(5+i), -2)
+		r = c.faucetSend(t, eth, c.Native.Symbol, addr, natAmt)
+		deps = append(deps, dep{c.Name, c.Native.Symbol, natAmt, r.TxHash.Hex()})
+	}
+	notices := tresp.Wait(t, addr, 2*len(deps), responseWait)
+	time.Sleep(quietInterval)
+	if n := len(tresp.Get(addr)); n != 2*len(deps) {
+		t.Fatalf("%d notices for %s, want %d (two per deposit)", n, addr, 2*len(deps))
+	}
+	for _, d := range deps {
+		var seen, credited int
+		for _, n := range notices {
+			if !strings.EqualFold(fmt.Sprint(n.Body["tx_hash"]), d.tx) {
+				continue
+			}
+			if n.Body["chain"] != d.chain || n.Body["symbol"] != d.symbol {
+				t.Fatalf("deposit %s on %s announced as %v", d.tx, d.chain, n.Body)
+			}
+			if amt, _ := decimal.NewFromString(fmt.Sprint(n.Body["amount"])); !amt.Equal(d.amount) {
+				t.Fatalf("deposit %s announced with amount %v, want %s", d.tx, n.Body["amount"], d.amount)
+			}
+			switch status(n) {
+			case "2":
+				seen++
+			case "1":
+				credited++
+			}
+		}
+		if seen != 1 || credited != 1 {
+			t.Fatalf("deposit %s %s on %s: %d status=2 and %d status=1 notices, want one each", d.amount, d.symbol, d.chain,
+				seen, credited)
+		}
+		var avail decimal.Decimal
+		if err := db.QueryRow("SELECT available FROM balances WHERE chain=? AND address=? AND symbol=?", d.chain, addr,
+			d.symbol).Scan(&avail); err != nil {
+			t.Fatalf("ledger balance of %s %s on %s: %v", addr, d.symbol, d.chain, err)
+		}
+		if !avail.Equal(d.amount) {
+			t.Fatalf("ledger holds %s %s for %s on %s, want %s", avail, d.symbol, addr, d.chain, d.amount)
+		}
+	}
+}
+
+// TestChainNodeDownDelaysOnlyItsChain: with the second chain's node stopped,
+// a payment on the first chain completes; the second chain's payment waits,
+// and completes once its node is back, each answered exactly once.
+func TestChainNodeDownDelaysOnlyItsChain(t *testing.T) {
+	st := stacktest.Load(t)
+	chains := devChains(t)
+	first, second := chains[0], chains[1]
+	hot := hotWallet(t, st)
+	wresp := st.Collect(t, withdrawResp, "queue_id")
+	root := repoRoot(t)
+	node := "geth-" + strings.ToLower(second.Name)
+	pidFile := filepath.Join(root, ".dev", "pids", node+".pid")
+	if _, err := os.Stat(pidFile); err != nil {
+		t.Fatalf("the second chain's node %s has no pid file: %v", node, err)
+	}
+	stop := exec.Command(filepath.Join(root, "scripts", "stack.sh"), "stop-node", strings.ToLower(second.Name))
+	if out, err := stop.CombinedOutput(); err != nil {
+		t.Fatalf("stopping %s: %v\n%s", node, err, out)
+	}
+	var restartOnce sync.Once
+	restart := func() {
+		restartOnce.Do(func() {
+			up := exec.Command(filepath.Join(root, "scripts", "stack.sh"), "start-node", strings.ToLower(second.Name))
+			if out, err := up.CombinedOutput(); err != nil {
+				t.Errorf("restarting %s: %v\n%s", node, err, out)
+			}
+		})
+	}
+	t.Cleanup(restart)
+
+	down := stacktest.RandomID("it-chain-down-")
+	up := stacktest.RandomID("it-chain-up-")
+	st.Publish(t, withdrawKey, chainWithdrawBody(down, hot, stacktest.RandomAddress(), "0.5", second.Name, "USDT"), true)
+	st.Publish(t, withdrawKey, chainWithdrawBody(up, hot, stacktest.RandomAddress(), "0.5", first.Name, "USDT"), true)
+	if got := wresp.Wait(t, up, 1, responseWait)[0]; status(got) != "1" {
+		t.Fatalf("%s on %s while %s is down: %v", up, first.Name, second.Name, got.Body)
+	}
+	if n := len(wresp.Get(down)); n != 0 {
+		t.Fatalf("%s on %s answered while its node is down: %v", down, second.Name, wresp.Get(down)[0].Body)
+	}
+	restart()
+	if got := onlyOne(t, wresp, down); status(got) != "1" {
+		t.Fatalf("%s on %s after its node came back: %v", down, second.Name, got.Body)
+	}
+	if n := len(wresp.Get(up)); n != 1 {
+		t.Fatalf("%d answers for %s", n, up)
+	}
+	requireLedgerMatchesChains(t, st, chains)
+}
+
+// TestWorkerRefusesWrongChainID: a worker whose config gives a chain another
+// id than its node serves does not start.
+func TestWorkerRefusesWrongChainID(t *testing.T) {
+	root := repoRoot(t)
+	dev := filepath.Join(root, ".dev")
+	b, err := os.ReadFile(filepath.Join(dev, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	chains := devChains(t)
+	second := chains[1]
+	cc := cfg["chains"].(map[string]any)[second.Name].(map[string]any)
+	cc["chainId"] = second.ChainID + 1000
+	cfg["http_addr"] = "" // the running worker has the port
+	p := filepath.Join(t.TempDir(), "config.json")
+	out, _ := json.Marshal(cfg)
+	if err := os.WriteFile(p, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-c", `set -a; . "$1"; set +a; exec "$2" -config "$3"`, "worker",
+		filepath.Join(dev, "payflow.env"), filepath.Join(root, "bin", "payflow-worker"), p)
+	got, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("the worker with a wrong chain id kept running:\n%s", got)
+	}
+	if err == nil {
+		t.Fatalf("the worker with a wrong chain id exited 0:\n%s", got)
+	}
+	want := fmt.Sprintf("chains.%s.chainId is %d but the node", second.Name, second.ChainID+1000)
+	if !strings.Contains(string(got), want) {
+		t.Fatalf("the worker's error does not say %q:\n%s", want, got)
+	}
+}
+
+// requireLedgerMatchesChains checks, for every managed wallet on every chain
+// and every token and native coin, that the ledger (available + held) equals
+// the on-chain balance. Transfers of other tests may be between being mined
+// and being decided: a pair is retried until it matches, for a while.
+func requireLedgerMatchesChains(t *testing.T, st *stacktest.Stack, chains []*devChain) {
+	t.Helper()
+	db := st.DB(t)
+	for _, c := range chains {
+		eth := c.eth(t)
+		symbols := []string{c.Native.Symbol}
+		for s := range c.Tokens {
+			symbols = append(symbols, s)
+		}
+		for _, w := range c.Managed {
+			for _, sym := range symbols {
+				var ledgerTotal, onChain decimal.Decimal
+				deadline := time.Now().Add(2 * time.Minute)
+				for {
+					ledgerTotal = decimal.Zero
+					_ = db.QueryRow("SELECT COALESCE(SUM(available+held),0) FROM balances WHERE chain=? AND address=? AND symbol=?",
+						c.Name, strings.ToLower(w), sym).Scan(&ledgerTotal)
+					onChain = c.balance(t, eth, sym, w)
+					if ledgerTotal.Equal(onChain) || time.Now().After(deadline) {
+						break
+					}
+					time.Sleep(2 * time.Second)
+				}
+				if !ledgerTotal.Equal(onChain) {
+					t.Errorf("%s %s on %s: ledger %s, chain %s", w, sym, c.Name, ledgerTotal, onChain)
+				}
+			}
+		}
+	}
+}
