@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # payflow's local stack without Docker (SPEC §5): MariaDB, RabbitMQ, the
-# Temporal dev server and a geth --dev chain on loopback, data under .dev/,
-# then migrations, the test token, dev wallets, Prometheus (SPEC §7), the
-# worker and the starter.
+# Temporal dev server and two geth --dev chains on loopback (ETH, chain id
+# 1337, and BSC, chain id 1397, native coin BNB), data under .dev/, then
+# migrations, the test tokens (USDT and USDC on each chain), dev wallets
+# (the same addresses on both chains), Prometheus (SPEC §7), the worker and
+# the starter.
 #
 #   scripts/stack.sh up      install what is missing, start what is not running
 #   scripts/stack.sh down    stop what `up` started (by the pid files in .dev/pids)
@@ -10,6 +12,8 @@
 #   scripts/stack.sh refresh restart the worker/starter whose binary or config changed
 #   scripts/stack.sh restart-payflow          rebuild and restart the worker and the starter
 #   scripts/stack.sh start-payflow worker|starter   start one of them if it is not running
+#   scripts/stack.sh stop-node eth|bsc        stop one chain's geth (tests of a node that is down)
+#   scripts/stack.sh start-node eth|bsc       start it again if it is not running
 #
 # Idempotent: a second `up` only checks and starts nothing that already runs.
 set -euo pipefail
@@ -27,6 +31,10 @@ TEMPORAL_PORT=${PAYFLOW_TEMPORAL_PORT:-7233}
 TEMPORAL_UI_PORT=${PAYFLOW_TEMPORAL_UI_PORT:-8233}
 ETH_HTTP_PORT=${PAYFLOW_ETH_HTTP_PORT:-8545}
 ETH_WS_PORT=${PAYFLOW_ETH_WS_PORT:-8546}
+ETH_CHAIN_ID=${PAYFLOW_ETH_CHAIN_ID:-1337}
+BSC_HTTP_PORT=${PAYFLOW_BSC_HTTP_PORT:-8547}
+BSC_WS_PORT=${PAYFLOW_BSC_WS_PORT:-8548}
+BSC_CHAIN_ID=${PAYFLOW_BSC_CHAIN_ID:-1397}
 HTTP_PORT=${PAYFLOW_HTTP_PORT:-8380}
 STARTER_METRICS_PORT=${PAYFLOW_STARTER_METRICS_PORT:-8381}
 TEMPORAL_METRICS_PORT=${PAYFLOW_TEMPORAL_METRICS_PORT:-8234}
@@ -234,18 +242,57 @@ start_temporal() {
   wait_for Temporal 90 "$BIN/temporal" operator cluster health --address "127.0.0.1:$TEMPORAL_PORT"
 }
 
+# start_geth name chain datadir chain-id http-port ws-port starts one dev
+# chain: geth --dev on a datadir initialised from deploy/geth/dev-genesis.sh
+# (geth's dev genesis with the chain id), LevelDB with the hash state scheme
+# in archive mode, so the chain survives a SIGKILL (geth writes every
+# block's state, and LevelDB hands each write to the OS; with Pebble and the
+# path scheme, geth --dev comes back at block 1). A datadir made before
+# (no genesis.json in it: Pebble, path scheme) keeps running as it was.
 start_geth() {
-  if running geth; then step "geth --dev: running"; return; fi
-  step "geth --dev: starting (block period ${BLOCK_PERIOD}s) HTTP :$ETH_HTTP_PORT WS :$ETH_WS_PORT"
-  nohup "$BIN/geth" --dev --dev.period "$BLOCK_PERIOD" --datadir "$DEV/geth" \
-    --http --http.addr 127.0.0.1 --http.port "$ETH_HTTP_PORT" --http.api eth,net,web3,txpool \
-    --ws --ws.addr 127.0.0.1 --ws.port "$ETH_WS_PORT" --ws.api eth,net,web3 \
+  local name=$1 chain=$2 dir=$3 chain_id=$4 http_port=$5 ws_port=$6
+  local persist=(--db.engine leveldb --state.scheme hash --gcmode archive)
+  if running "$name"; then step "geth --dev $chain: running"; return; fi
+  if [[ ! -d $dir/geth/chaindata ]]; then
+    log "initialising the $chain chain (chain id $chain_id) in $dir"
+    mkdir -p "$dir"
+    "$ROOT/deploy/geth/dev-genesis.sh" "$BIN/geth" "$chain_id" >"$dir/genesis.json.tmp"
+    mv "$dir/genesis.json.tmp" "$dir/genesis.json"
+    "$BIN/geth" --datadir "$dir" "${persist[@]}" init "$dir/genesis.json" >>"$LOGS/$name.log" 2>&1 ||
+      die "geth init of $dir failed (log in $LOGS/$name.log)"
+  elif [[ ! -f $dir/genesis.json ]]; then
+    log "warning: $dir predates the crash-safe geth settings: its chain does not survive a SIGKILL (make down; rm -rf .dev for a new stack)"
+    persist=()
+  elif ! grep -q "\"chainId\":$chain_id," "$dir/genesis.json"; then
+    die "$dir holds a chain whose id is not $chain_id (see $dir/genesis.json); remove $dir for a new $chain chain"
+  fi
+  step "geth --dev $chain: starting (chain id $chain_id, block period ${BLOCK_PERIOD}s) HTTP :$http_port WS :$ws_port"
+  nohup "$BIN/geth" --dev --dev.period "$BLOCK_PERIOD" --datadir "$dir" "${persist[@]}" \
+    --http --http.addr 127.0.0.1 --http.port "$http_port" --http.api eth,net,web3,txpool \
+    --ws --ws.addr 127.0.0.1 --ws.port "$ws_port" --ws.api eth,net,web3 \
     --nodiscover --maxpeers 0 --port 0 --authrpc.port 0 --verbosity 2 --rpc.txfeecap 0 \
-    --dev.gaslimit 60000000 --txpool.globalslots 20000 --txpool.accountslots 20000 \
+    --txpool.globalslots 20000 --txpool.accountslots 20000 \
     --txpool.globalqueue 20000 --txpool.accountqueue 20000 \
-    >>"$LOGS/geth.log" 2>&1 &
-  echo $! >"$PIDS/geth.pid"
-  wait_for geth 60 port_open "$ETH_WS_PORT"
+    >>"$LOGS/$name.log" 2>&1 &
+  echo $! >"$PIDS/$name.pid"
+  wait_for "geth $chain" 60 port_open "$ws_port"
+}
+
+# start_node eth|bsc starts a dev chain's node; stop_node stops it.
+start_node() {
+  case ${1:-} in
+    eth | ETH) start_geth geth ETH "$DEV/geth" "$ETH_CHAIN_ID" "$ETH_HTTP_PORT" "$ETH_WS_PORT" ;;
+    bsc | BSC) start_geth geth-bsc BSC "$DEV/geth-bsc" "$BSC_CHAIN_ID" "$BSC_HTTP_PORT" "$BSC_WS_PORT" ;;
+    *) usage ;;
+  esac
+}
+
+stop_node() {
+  case ${1:-} in
+    eth | ETH) stop_one geth ;;
+    bsc | BSC) stop_one geth-bsc ;;
+    *) usage ;;
+  esac
 }
 
 # temporal_metrics_port prints the port of the Temporal dev server's own
@@ -317,20 +364,22 @@ start_payflow() { # name binary
 
 up() {
   mkdir -p "$DEV" "$PIDS" "$LOGS"
-  STEPS=11
+  STEPS=12
   install_packages
   install_tools
   start_mariadb
   start_rabbitmq
   start_temporal
-  start_geth
-  step "dev data: migrations, test token, dev wallets and config (payflowctl devstack)"
+  start_node eth
+  start_node bsc
+  step "dev data: migrations, test tokens, dev wallets and config on both chains (payflowctl devstack)"
   heartbeat "preparing dev data" "$BIN/payflowctl" devstack \
     -dir "$DEV" \
     -mysql-dsn "payflow:payflow@tcp(127.0.0.1:$MYSQL_PORT)/payflow?parseTime=true&loc=UTC&multiStatements=true&interpolateParams=true" \
     -amqp-url "amqp://guest:guest@127.0.0.1:$AMQP_PORT/" \
     -temporal-address "127.0.0.1:$TEMPORAL_PORT" -temporal-ui-url "http://127.0.0.1:$TEMPORAL_UI_PORT" \
-    -eth-rpc-url "http://127.0.0.1:$ETH_HTTP_PORT" -eth-ws-url "ws://127.0.0.1:$ETH_WS_PORT" \
+    -chain "ETH,ETH,http://127.0.0.1:$ETH_HTTP_PORT,ws://127.0.0.1:$ETH_WS_PORT" \
+    -chain "BSC,BNB,http://127.0.0.1:$BSC_HTTP_PORT,ws://127.0.0.1:$BSC_WS_PORT" \
     -confirmations "$CONFIRMATIONS" -http-addr "127.0.0.1:$HTTP_PORT" \
     -metrics-addr "127.0.0.1:$STARTER_METRICS_PORT" -prometheus-url "http://127.0.0.1:$PROMETHEUS_PORT"
   start_prometheus
@@ -360,6 +409,7 @@ down() {
   stop_one prometheus
   stop_one starter
   stop_one worker
+  stop_one geth-bsc
   stop_one geth
   stop_one temporal
   rm -f "$PIDS/temporal.metrics-port"
@@ -386,12 +436,12 @@ refresh() {
 
 status() {
   local n
-  for n in mariadb rabbitmq temporal geth prometheus worker starter; do
+  for n in mariadb rabbitmq temporal geth geth-bsc prometheus worker starter; do
     if running "$n"; then echo "$n: running (pid $(cat "$PIDS/$n.pid"))"; else echo "$n: stopped"; fi
   done
 }
 
-usage() { die "usage: $0 up|down|status|refresh|restart-payflow|start-payflow worker|starter"; }
+usage() { die "usage: $0 up|down|status|refresh|restart-payflow|start-payflow worker|starter|stop-node eth|bsc|start-node eth|bsc"; }
 
 case ${1:-} in
   up) up ;;
@@ -404,5 +454,7 @@ case ${1:-} in
       worker | starter) mkdir -p "$PIDS" "$LOGS"; start_payflow "$2" "$BIN/payflow-$2" ;;
       *) usage ;;
     esac ;;
+  stop-node) stop_node "${2:-}" ;;
+  start-node) mkdir -p "$PIDS" "$LOGS"; start_node "${2:-}" ;;
   *) usage ;;
 esac

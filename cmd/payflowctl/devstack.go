@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ethereum/go-ethereum/accounts/abi/bind"
@@ -28,7 +29,8 @@ import (
 )
 
 // Stack is .dev/stack.json (SPEC §5): how tools and tests outside the repo
-// reach the local stack.
+// reach the local stack. The top-level chain fields describe the first
+// chain; Chains describes every chain.
 type Stack struct {
 	AMQPURL           string                  `json:"amqp_url"`
 	TemporalAddress   string                  `json:"temporal_address"`
@@ -44,6 +46,8 @@ type Stack struct {
 	FaucetPrivateKey  string                  `json:"faucet_private_key"`
 	CollectionAddress string                  `json:"collection_address"`
 	ManagedWallets    []string                `json:"managed_wallets"`
+	// Chains describes every dev chain, by the name requests carry.
+	Chains map[string]StackChain `json:"chains"`
 	// PrometheusURL is the dev Prometheus server, which scrapes the worker,
 	// the starter and Temporal and loads deploy/prometheus/alerts.yml.
 	PrometheusURL string `json:"prometheus_url,omitempty"`
@@ -52,21 +56,80 @@ type Stack struct {
 	MetricsURLs map[string]string `json:"metrics_urls,omitempty"`
 }
 
-type devSecrets struct {
-	SignKey    string `json:"sign_key"`
-	MasterKey  string `json:"master_key"`
-	FaucetKey  string `json:"faucet_private_key"`
-	TokenAddr  string `json:"token_address,omitempty"`
-	GenesisHex string `json:"genesis_hash,omitempty"`
+// StackChain is one entry of stack.json's chains (SPEC §5).
+type StackChain struct {
+	ETHRPCURL         string                  `json:"eth_rpc_url"`
+	ETHWSURL          string                  `json:"eth_ws_url"`
+	ChainID           int64                   `json:"chain_id"`
+	Confirmations     int                     `json:"confirmations"`
+	Native            StackNative             `json:"native"`
+	Tokens            map[string]config.Token `json:"tokens"`
+	FaucetPrivateKey  string                  `json:"faucet_private_key"`
+	CollectionAddress string                  `json:"collection_address"`
+	ManagedWallets    []string                `json:"managed_wallets"`
 }
 
-const devChain = "ETH"
+// StackNative is a chain's native coin.
+type StackNative struct {
+	Symbol   string `json:"symbol"`
+	Decimals int    `json:"decimals"`
+}
 
-// Dev wallet plan: kind, label, USDT to hold.
+type devSecrets struct {
+	SignKey   string `json:"sign_key"`
+	MasterKey string `json:"master_key"`
+	FaucetKey string `json:"faucet_private_key"`
+	// TokenAddr and GenesisHex are the one chain's of a secrets.json written
+	// before the dev stack ran several chains; loadSecrets moves them to
+	// Chains[ETH].
+	TokenAddr  string                   `json:"token_address,omitempty"`
+	GenesisHex string                   `json:"genesis_hash,omitempty"`
+	Chains     map[string]*chainSecrets `json:"chains,omitempty"`
+}
+
+// chainSecrets is what devstack remembers of one dev chain: its genesis (a
+// new one means a new chain, whose tokens must be deployed again) and its
+// token contracts.
+type chainSecrets struct {
+	Genesis string            `json:"genesis_hash"`
+	Tokens  map[string]string `json:"tokens"` // symbol -> address
+}
+
+// chainSpec is one -chain flag: NAME,NATIVE_SYMBOL,RPC_URL,WS_URL.
+type chainSpec struct{ Name, Native, RPCURL, WSURL string }
+
+type chainList []chainSpec
+
+func (l *chainList) String() string {
+	var out []string
+	for _, c := range *l {
+		out = append(out, strings.Join([]string{c.Name, c.Native, c.RPCURL, c.WSURL}, ","))
+	}
+	return strings.Join(out, " ")
+}
+
+func (l *chainList) Set(v string) error {
+	p := strings.Split(v, ",")
+	if len(p) != 4 || p[0] == "" || p[1] == "" || !strings.HasPrefix(p[2], "http") || !strings.HasPrefix(p[3], "ws") {
+		return fmt.Errorf("-chain %q: want NAME,NATIVE_SYMBOL,http://RPC,ws://WS", v)
+	}
+	for _, c := range *l {
+		if strings.EqualFold(c.Name, p[0]) {
+			return fmt.Errorf("-chain %s given twice", p[0])
+		}
+	}
+	*l = append(*l, chainSpec{Name: strings.ToUpper(p[0]), Native: strings.ToUpper(p[1]), RPCURL: p[2], WSURL: p[3]})
+	return nil
+}
+
+// Dev wallet plan: kind, label, units of each token to hold. Every wallet
+// also holds devNative of the chain's native coin. The first chain creates
+// the keys; every other chain imports them, so each address exists on every
+// chain.
 var devWallets = []struct {
-	kind  ledger.WalletKind
-	label string
-	usdt  int64
+	kind   ledger.WalletKind
+	label  string
+	tokens int64
 }{
 	{ledger.KindCollection, "collection", 1_000_000},
 	{ledger.KindHot, "hot", 100_000},
@@ -76,7 +139,45 @@ var devWallets = []struct {
 	{ledger.KindDeposit, "user-3", 10_000},
 }
 
-var ether = new(big.Int).Exp(big.NewInt(10), big.NewInt(18), nil)
+// devToken is what devstack does with a dev token; TestUSDT and TestUSDC
+// both have it.
+type devToken interface {
+	BalanceOf(opts *bind.CallOpts, owner common.Address) (*big.Int, error)
+	Transfer(opts *bind.TransactOpts, to common.Address, value *big.Int) (*types.Transaction, error)
+	Mint(opts *bind.TransactOpts, to common.Address, value *big.Int) (*types.Transaction, error)
+}
+
+// devTokens are deployed on every dev chain, all with 6 decimals: a
+// USDT-like one whose transfer returns nothing, and a standard ERC20.
+var devTokens = []struct {
+	symbol, contract string
+	deploy           func(*bind.TransactOpts, bind.ContractBackend) (common.Address, *types.Transaction, error)
+	bind             func(common.Address, bind.ContractBackend) (devToken, error)
+}{
+	{"USDT", "TestUSDT",
+		func(o *bind.TransactOpts, b bind.ContractBackend) (common.Address, *types.Transaction, error) {
+			a, tx, _, err := token.DeployTestUSDT(o, b)
+			return a, tx, err
+		},
+		func(a common.Address, b bind.ContractBackend) (devToken, error) { return token.NewTestUSDT(a, b) }},
+	{"USDC", "TestUSDC",
+		func(o *bind.TransactOpts, b bind.ContractBackend) (common.Address, *types.Transaction, error) {
+			a, tx, _, err := token.DeployTestUSDC(o, b)
+			return a, tx, err
+		},
+		func(a common.Address, b bind.ContractBackend) (devToken, error) { return token.NewTestUSDC(a, b) }},
+}
+
+const devTokenDecimals = 6
+
+var (
+	ether = new(big.Int).Exp(big.NewInt(10), big.NewInt(18), nil)
+	// devNative is what each dev wallet is given of the native coin, when
+	// it holds less than devNativeLow.
+	devNative    = new(big.Int).Mul(big.NewInt(100), ether)
+	devNativeLow = new(big.Int).Mul(big.NewInt(10), ether)
+	transferSig  = crypto.Keccak256Hash([]byte("Transfer(address,address,uint256)"))
+)
 
 func cmdDevstack(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("devstack", flag.ExitOnError)
@@ -85,13 +186,18 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	amqpURL := fs.String("amqp-url", "", "RabbitMQ URL")
 	tAddr := fs.String("temporal-address", "127.0.0.1:7233", "Temporal frontend")
 	tUI := fs.String("temporal-ui-url", "http://127.0.0.1:8233", "Temporal Web UI")
-	rpcURL := fs.String("eth-rpc-url", "http://127.0.0.1:8545", "geth HTTP")
-	wsURL := fs.String("eth-ws-url", "ws://127.0.0.1:8546", "geth WebSocket")
-	confs := fs.Int("confirmations", 3, "confirmations on the dev chain")
+	var chains chainList
+	fs.Var(&chains, "chain", "a dev chain `NAME,NATIVE_SYMBOL,RPC_URL,WS_URL` (repeatable; the first is the stack's first chain; default ETH on -eth-rpc-url and -eth-ws-url)")
+	rpcURL := fs.String("eth-rpc-url", "http://127.0.0.1:8545", "geth HTTP of the one chain ETH, when no -chain is given")
+	wsURL := fs.String("eth-ws-url", "ws://127.0.0.1:8546", "geth WebSocket of the one chain ETH, when no -chain is given")
+	confs := fs.Int("confirmations", 3, "confirmations on the dev chains")
 	httpAddr := fs.String("http-addr", "127.0.0.1:8380", "payflow HTTP (health, ledger API)")
 	promURL := fs.String("prometheus-url", "", "dev Prometheus server, written to stack.json")
 	metricsAddr := fs.String("metrics-addr", "127.0.0.1:8381", "the starter's Prometheus /metrics (config metrics_addr)")
 	_ = fs.Parse(args)
+	if len(chains) == 0 {
+		chains = chainList{{Name: "ETH", Native: "ETH", RPCURL: *rpcURL, WSURL: *wsURL}}
+	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 
@@ -108,153 +214,47 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	if err := ledger.Migrate(ctx, db); err != nil {
 		return err
 	}
-	eth, err := ethclient.DialContext(ctx, *rpcURL)
-	if err != nil {
-		return err
-	}
-	defer eth.Close()
-	chainID, err := eth.ChainID(ctx)
-	if err != nil {
-		return fmt.Errorf("reading chain id: %w", err)
-	}
-	genesis, err := eth.HeaderByNumber(ctx, big.NewInt(0))
-	if err != nil {
-		return err
-	}
-	if sec.GenesisHex != genesis.Hash().Hex() {
-		// A new dev chain: the old token (if any) is gone.
-		sec.GenesisHex, sec.TokenAddr = genesis.Hash().Hex(), ""
-	}
 	faucetKey, err := crypto.HexToECDSA(sec.FaucetKey)
 	if err != nil {
 		return errors.New("faucet key in secrets.json is invalid")
 	}
-	faucet := crypto.PubkeyToAddress(faucetKey.PublicKey)
-	if err := fundFaucet(ctx, *rpcURL, eth, faucet); err != nil {
-		return err
-	}
-	f := &funder{eth: eth, key: faucetKey, from: faucet, chainID: chainID}
-
-	tokenAddr := common.HexToAddress(sec.TokenAddr)
-	if code, _ := eth.CodeAt(ctx, tokenAddr, nil); sec.TokenAddr == "" || len(code) == 0 {
-		if tokenAddr, err = f.deployToken(ctx); err != nil {
-			return err
-		}
-		sec.TokenAddr = chain.Lower(tokenAddr)
-		fmt.Fprintln(os.Stderr, "[devstack] deployed TestUSDT at", sec.TokenAddr)
-	}
-	if err := saveJSON(secretsPath, sec, 0o600); err != nil {
-		return err
-	}
-	usdt, err := token.NewTestUSDT(tokenAddr, eth)
-	if err != nil {
-		return err
-	}
-
 	mk, _ := (config.Config{MasterKey: config.Secret(sec.MasterKey)}).MasterKeyBytes()
 	sealer, err := ledger.NewKeySealer(mk)
 	if err != nil {
 		return err
 	}
-	wallets := ledger.NewWallets(db, sealer)
-	led := ledger.New(db)
-	existing, err := wallets.List(ctx, devChain, "")
-	if err != nil {
-		return err
-	}
-	byLabel := map[string]ledger.Wallet{}
-	for _, w := range existing {
-		byLabel[w.Label] = w
-	}
-	var managed []string
-	var collection string
-	type credit struct {
-		w  ledger.Wallet
-		tx *types.Transaction
-	}
-	var credits []credit
-	var pending []*types.Transaction
-	for _, plan := range devWallets {
-		w, ok := byLabel[plan.label]
-		if !ok {
-			if w, err = wallets.Create(ctx, devChain, plan.kind, plan.label); err != nil {
-				return err
-			}
-		}
-		managed = append(managed, w.Address)
-		if plan.kind == ledger.KindCollection {
-			collection = w.Address
-		}
-		addr := common.HexToAddress(w.Address)
-		bal, err := eth.BalanceAt(ctx, addr, nil)
-		if err != nil {
-			return err
-		}
-		if bal.Cmp(new(big.Int).Mul(big.NewInt(10), ether)) < 0 {
-			tx, err := f.sendETH(ctx, addr, new(big.Int).Mul(big.NewInt(100), ether))
-			if err != nil {
-				return err
-			}
-			pending = append(pending, tx)
-		}
-		if plan.usdt == 0 {
-			continue
-		}
-		onChain, err := usdt.BalanceOf(&bind.CallOpts{Context: ctx}, addr)
-		if err != nil {
-			return err
-		}
-		lb, err := led.Balance(ctx, devChain, w.Address, "USDT")
-		if err != nil {
-			return err
-		}
-		if onChain.Sign() == 0 && lb.Total().IsZero() {
-			tx, err := f.sendUSDT(ctx, usdt, addr, big.NewInt(plan.usdt*1_000_000))
-			if err != nil {
-				return err
-			}
-			credits = append(credits, credit{w, tx})
-		}
-	}
-	for _, tx := range pending {
-		if _, err := waitMined(ctx, eth, tx); err != nil {
-			return err
-		}
-	}
-	for _, c := range credits {
-		r, err := waitMined(ctx, eth, c.tx)
-		if err != nil {
-			return err
-		}
-		for i, lg := range r.Logs {
-			ev, err := usdt.ParseTransfer(*lg)
-			if err != nil || chain.Lower(ev.To) != c.w.Address {
-				continue
-			}
-			if _, err := led.Credit(ctx, ledger.CreditInput{Chain: devChain, Address: c.w.Address, Symbol: "USDT",
-				Amount: decimal.NewFromBigInt(ev.Value, -6), TxHash: lg.TxHash.Hex(), LogIndex: uint(i), // within the tx, as the listener keys deposits
-				Reference: "devstack-funding"}); err != nil {
-				return err
-			}
-		}
-		fmt.Fprintf(os.Stderr, "[devstack] funded %s (%s) with USDT\n", c.w.Address, c.w.Label)
-	}
+	d := &devstack{sec: &sec, secretsPath: secretsPath, wallets: ledger.NewWallets(db, sealer), led: ledger.New(db),
+		faucetKey: faucetKey, confs: *confs, first: chains[0].Name}
 
-	tokens := map[string]config.Token{"USDT": {Address: sec.TokenAddr, Decimals: 6}}
 	cfg := config.Default()
-	cfg.ETH.ChainID = chainID.Int64()
-	cfg.ETH.RPCURL, cfg.ETH.WSURL, cfg.ETH.ConfirmHeight = *rpcURL, *wsURL, *confs
-	cfg.Tokens = tokens
+	// eth_config keeps the database and names the first chain (whose
+	// workflows keep the bare task queue); the chains map says the rest.
+	cfg.ETH.Chain = chains[0].Name
+	cfg.Chains = map[string]config.ChainConfig{}
 	cfg.Temporal.Address = *tAddr
-	cfg.Payment.CollectionAddress = collection
 	cfg.Payment.ConfirmTimeout = config.Duration{Duration: 5 * time.Minute}
 	// Dev policy: payments above 50,000 wait for an operator, for 30 s.
 	cfg.Payment.ApprovalThreshold = "50000"
 	cfg.Payment.ApprovalTimeout = config.Duration{Duration: 30 * time.Second}
 	cfg.Payment.ReincludeTimeout = config.Duration{Duration: 2 * time.Minute}
-	cfg.Tokens = map[string]config.Token{"USDT": {Address: sec.TokenAddr, Decimals: 6, Dust: "0.01"}}
 	cfg.HTTPAddr = *httpAddr
 	cfg.MetricsAddr = *metricsAddr
+	st := Stack{AMQPURL: *amqpURL, TemporalAddress: *tAddr, TemporalNamespace: cfg.Temporal.Namespace, TemporalUIURL: *tUI,
+		MySQLDSN: *dsn, SignKey: sec.SignKey, Chains: map[string]StackChain{}, PrometheusURL: *promURL,
+		MetricsURLs: map[string]string{"worker": "http://" + *httpAddr + "/metrics", "starter": "http://" + *metricsAddr + "/metrics"}}
+	for i, spec := range chains {
+		cc, sc, err := d.prepareChain(ctx, i, spec)
+		if err != nil {
+			return fmt.Errorf("chain %s (%s): %w", spec.Name, spec.RPCURL, err)
+		}
+		cfg.Chains[spec.Name] = cc
+		st.Chains[spec.Name] = sc
+	}
+	first := st.Chains[chains[0].Name]
+	st.ETHRPCURL, st.ETHWSURL, st.ChainID, st.Confirmations = first.ETHRPCURL, first.ETHWSURL, first.ChainID, first.Confirmations
+	st.Tokens, st.FaucetPrivateKey = first.Tokens, first.FaucetPrivateKey
+	st.CollectionAddress, st.ManagedWallets = first.CollectionAddress, first.ManagedWallets
+
 	// Secrets go to payflow.env, not config.json.
 	if err := writeConfig(filepath.Join(*dir, "config.json"), cfg); err != nil {
 		return err
@@ -264,12 +264,249 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	if err := os.WriteFile(filepath.Join(*dir, "payflow.env"), []byte(env), 0o600); err != nil {
 		return err
 	}
-	st := Stack{AMQPURL: *amqpURL, TemporalAddress: *tAddr, TemporalNamespace: cfg.Temporal.Namespace, TemporalUIURL: *tUI,
-		ETHRPCURL: *rpcURL, ETHWSURL: *wsURL, ChainID: chainID.Int64(), MySQLDSN: *dsn, SignKey: sec.SignKey,
-		Confirmations: *confs, Tokens: tokens, FaucetPrivateKey: sec.FaucetKey, CollectionAddress: collection,
-		ManagedWallets: managed, PrometheusURL: *promURL,
-		MetricsURLs: map[string]string{"worker": "http://" + *httpAddr + "/metrics", "starter": "http://" + *metricsAddr + "/metrics"}}
 	return saveJSON(filepath.Join(*dir, "stack.json"), st, 0o600)
+}
+
+// devstack prepares the dev chains one after the other.
+type devstack struct {
+	sec         *devSecrets
+	secretsPath string
+	wallets     *ledger.Wallets
+	led         *ledger.Ledger
+	faucetKey   *ecdsa.PrivateKey
+	confs       int
+	first       string            // the chain whose wallet keys every other chain imports
+	keyOf       map[string]string // label -> address on the first chain
+}
+
+// funding is one transfer devstack sent to a dev wallet, to be credited to
+// the ledger once mined (nil tx: nothing to credit).
+type funding struct {
+	w      ledger.Wallet
+	symbol string
+	token  common.Address // zero for the native coin
+	tx     *types.Transaction
+}
+
+// prepareChain deploys the dev tokens on a chain (again if the chain is new),
+// creates or imports the dev wallets, funds them with the native coin and
+// each token, and credits the ledger with what it sent.
+func (d *devstack) prepareChain(ctx context.Context, index int, spec chainSpec) (config.ChainConfig, StackChain, error) {
+	eth, err := ethclient.DialContext(ctx, spec.RPCURL)
+	if err != nil {
+		return config.ChainConfig{}, StackChain{}, err
+	}
+	defer eth.Close()
+	chainID, err := eth.ChainID(ctx)
+	if err != nil {
+		return config.ChainConfig{}, StackChain{}, fmt.Errorf("reading chain id: %w", err)
+	}
+	genesis, err := eth.HeaderByNumber(ctx, big.NewInt(0))
+	if err != nil {
+		return config.ChainConfig{}, StackChain{}, err
+	}
+	cs := d.sec.Chains[spec.Name]
+	if cs == nil || cs.Genesis != genesis.Hash().Hex() {
+		// A new dev chain: the old tokens (if any) are gone.
+		cs = &chainSecrets{Genesis: genesis.Hash().Hex(), Tokens: map[string]string{}}
+		d.sec.Chains[spec.Name] = cs
+	}
+	faucet := crypto.PubkeyToAddress(d.faucetKey.PublicKey)
+	if err := fundFaucet(ctx, spec.RPCURL, eth, faucet); err != nil {
+		return config.ChainConfig{}, StackChain{}, err
+	}
+	f := &funder{eth: eth, key: d.faucetKey, from: faucet, chainID: chainID}
+	// The same faucet deploys the tokens on every chain, so at the same
+	// nonces they would get the same addresses on every chain; a test or a
+	// worker that read the wrong chain's token would not see it. The n-th
+	// chain's faucet first spends n nonces on nothing.
+	if nonce, err := eth.PendingNonceAt(ctx, faucet); err != nil {
+		return config.ChainConfig{}, StackChain{}, err
+	} else if nonce == 0 {
+		for range index {
+			tx, err := f.sendNative(ctx, faucet, big.NewInt(0))
+			if err != nil {
+				return config.ChainConfig{}, StackChain{}, err
+			}
+			if _, err := waitMined(ctx, eth, tx); err != nil {
+				return config.ChainConfig{}, StackChain{}, err
+			}
+		}
+	}
+
+	tokens := map[string]devToken{}
+	tokenAddr := map[string]common.Address{}
+	for _, dt := range devTokens {
+		addr := common.HexToAddress(cs.Tokens[dt.symbol])
+		if code, _ := eth.CodeAt(ctx, addr, nil); cs.Tokens[dt.symbol] == "" || len(code) == 0 {
+			if addr, err = f.deployToken(ctx, dt.contract, dt.deploy, dt.bind); err != nil {
+				return config.ChainConfig{}, StackChain{}, err
+			}
+			cs.Tokens[dt.symbol] = chain.Lower(addr)
+			fmt.Fprintf(os.Stderr, "[devstack] %s: deployed %s at %s\n", spec.Name, dt.contract, cs.Tokens[dt.symbol])
+			if err := saveJSON(d.secretsPath, d.sec, 0o600); err != nil {
+				return config.ChainConfig{}, StackChain{}, err
+			}
+		}
+		if tokens[dt.symbol], err = dt.bind(addr, eth); err != nil {
+			return config.ChainConfig{}, StackChain{}, err
+		}
+		tokenAddr[dt.symbol] = addr
+	}
+	if err := saveJSON(d.secretsPath, d.sec, 0o600); err != nil {
+		return config.ChainConfig{}, StackChain{}, err
+	}
+
+	existing, err := d.wallets.List(ctx, spec.Name, "")
+	if err != nil {
+		return config.ChainConfig{}, StackChain{}, err
+	}
+	byLabel := map[string]ledger.Wallet{}
+	for _, w := range existing {
+		byLabel[w.Label] = w
+	}
+	if spec.Name == d.first {
+		d.keyOf = map[string]string{}
+	}
+	var managed []string
+	var collection, gas string
+	var sent []funding
+	for _, plan := range devWallets {
+		w, ok := byLabel[plan.label]
+		switch {
+		case ok:
+		case spec.Name == d.first:
+			if w, err = d.wallets.Create(ctx, spec.Name, plan.kind, plan.label); err != nil {
+				return config.ChainConfig{}, StackChain{}, err
+			}
+		default:
+			// The same address on every chain: the first chain's key.
+			key, err := d.wallets.Key(ctx, d.first, d.keyOf[plan.label])
+			if err != nil {
+				return config.ChainConfig{}, StackChain{}, err
+			}
+			if w, err = d.wallets.Import(ctx, spec.Name, plan.kind, plan.label, key); err != nil {
+				return config.ChainConfig{}, StackChain{}, err
+			}
+		}
+		if spec.Name == d.first {
+			d.keyOf[plan.label] = w.Address
+		}
+		managed = append(managed, w.Address)
+		switch plan.kind {
+		case ledger.KindCollection:
+			collection = w.Address
+		case ledger.KindGas:
+			gas = w.Address
+		}
+		addr := common.HexToAddress(w.Address)
+
+		// The native coin: topped up below devNativeLow. The top-up is
+		// credited when the ledger agrees with the chain before it (a new
+		// wallet: both zero), so the ledger keeps equal to the chain.
+		bal, err := eth.BalanceAt(ctx, addr, nil)
+		if err != nil {
+			return config.ChainConfig{}, StackChain{}, err
+		}
+		if bal.Cmp(devNativeLow) < 0 {
+			lb, err := d.led.Balance(ctx, spec.Name, w.Address, spec.Native)
+			if err != nil {
+				return config.ChainConfig{}, StackChain{}, err
+			}
+			tx, err := f.sendNative(ctx, addr, devNative)
+			if err != nil {
+				return config.ChainConfig{}, StackChain{}, err
+			}
+			fd := funding{w: w, symbol: spec.Native}
+			if lb.Total().Equal(decimal.NewFromBigInt(bal, -config.NativeDecimals)) {
+				fd.tx = tx
+			} else {
+				fmt.Fprintf(os.Stderr, "[devstack] %s: %s (%s) holds %s %s on chain and %s in the ledger; its top-up is not credited\n",
+					spec.Name, w.Address, w.Label, decimal.NewFromBigInt(bal, -config.NativeDecimals), spec.Native, lb.Total())
+			}
+			sent = append(sent, fd)
+		}
+		if plan.tokens == 0 {
+			continue
+		}
+		// Tokens: only a wallet that holds none, on chain and in the ledger,
+		// is funded (and credited); a second run funds nothing twice.
+		for _, dt := range devTokens {
+			onChain, err := tokens[dt.symbol].BalanceOf(&bind.CallOpts{Context: ctx}, addr)
+			if err != nil {
+				return config.ChainConfig{}, StackChain{}, err
+			}
+			lb, err := d.led.Balance(ctx, spec.Name, w.Address, dt.symbol)
+			if err != nil {
+				return config.ChainConfig{}, StackChain{}, err
+			}
+			if onChain.Sign() != 0 || !lb.Total().IsZero() {
+				continue
+			}
+			o, err := f.opts(ctx)
+			if err != nil {
+				return config.ChainConfig{}, StackChain{}, err
+			}
+			units := new(big.Int).Mul(big.NewInt(plan.tokens), new(big.Int).Exp(big.NewInt(10), big.NewInt(devTokenDecimals), nil))
+			tx, err := tokens[dt.symbol].Transfer(o, addr, units)
+			if err != nil {
+				return config.ChainConfig{}, StackChain{}, fmt.Errorf("sending %s: %w", dt.symbol, err)
+			}
+			sent = append(sent, funding{w: w, symbol: dt.symbol, token: tokenAddr[dt.symbol], tx: tx})
+		}
+	}
+	for _, fd := range sent {
+		if fd.tx == nil {
+			continue
+		}
+		r, err := waitMined(ctx, eth, fd.tx)
+		if err != nil {
+			return config.ChainConfig{}, StackChain{}, err
+		}
+		if err := d.credit(ctx, spec.Name, fd, r); err != nil {
+			return config.ChainConfig{}, StackChain{}, err
+		}
+		fmt.Fprintf(os.Stderr, "[devstack] %s: funded %s (%s) with %s\n", spec.Name, fd.w.Address, fd.w.Label, fd.symbol)
+	}
+
+	cc := config.ChainConfig{ChainID: chainID.Int64(), RPCURL: spec.RPCURL, WSURL: spec.WSURL, ConfirmHeight: d.confs,
+		MaxFeeGwei: 500, Native: config.NativeCoin{Symbol: spec.Native, Dust: "0.0001"}, Tokens: map[string]config.Token{},
+		CollectionAddress: collection, GasAddress: gas, SweepThreshold: "100000"}
+	sc := StackChain{ETHRPCURL: spec.RPCURL, ETHWSURL: spec.WSURL, ChainID: chainID.Int64(), Confirmations: d.confs,
+		Native: StackNative{Symbol: spec.Native, Decimals: config.NativeDecimals}, Tokens: map[string]config.Token{},
+		FaucetPrivateKey: d.sec.FaucetKey, CollectionAddress: collection, ManagedWallets: managed}
+	for _, dt := range devTokens {
+		cc.Tokens[dt.symbol] = config.Token{Address: cs.Tokens[dt.symbol], Decimals: devTokenDecimals, Dust: "0.01"}
+		sc.Tokens[dt.symbol] = config.Token{Address: cs.Tokens[dt.symbol], Decimals: devTokenDecimals}
+	}
+	return cc, sc, nil
+}
+
+// credit books a mined funding transfer as the listener books a deposit:
+// a token by each Transfer log to the wallet, keyed by the log's index
+// within the transaction; the native coin by the transaction's value, keyed
+// by chain.NativeLogIndex. A deposit the worker already credited is not
+// credited again (same key).
+func (d *devstack) credit(ctx context.Context, chainName string, fd funding, r *types.Receipt) error {
+	in := ledger.CreditInput{Chain: chainName, Address: fd.w.Address, Symbol: fd.symbol, TxHash: fd.tx.Hash().Hex(),
+		Reference: "devstack-funding"}
+	if fd.token == (common.Address{}) {
+		in.Amount, in.LogIndex = decimal.NewFromBigInt(fd.tx.Value(), -config.NativeDecimals), chain.NativeLogIndex
+		_, err := d.led.Credit(ctx, in)
+		return err
+	}
+	for i, lg := range r.Logs {
+		if lg.Address != fd.token || len(lg.Topics) != 3 || lg.Topics[0] != transferSig ||
+			chain.Lower(common.BytesToAddress(lg.Topics[2].Bytes())) != fd.w.Address {
+			continue
+		}
+		in.Amount = decimal.NewFromBigInt(new(big.Int).SetBytes(lg.Data), -devTokenDecimals)
+		in.LogIndex = uint(i) // within the tx, as the listener keys deposits
+		if _, err := d.led.Credit(ctx, in); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeConfig writes config.json in the seed's shape, without secrets.
@@ -305,6 +542,13 @@ func loadSecrets(path string) (devSecrets, error) {
 	if s.FaucetKey == "" {
 		s.FaucetKey = randomHex(32)
 	}
+	if s.Chains == nil {
+		s.Chains = map[string]*chainSecrets{}
+	}
+	if s.TokenAddr != "" && s.Chains["ETH"] == nil {
+		s.Chains["ETH"] = &chainSecrets{Genesis: s.GenesisHex, Tokens: map[string]string{"USDT": s.TokenAddr}}
+	}
+	s.TokenAddr, s.GenesisHex = "", ""
 	return s, nil
 }
 
@@ -323,7 +567,7 @@ func saveJSON(path string, v any, mode os.FileMode) error {
 	return os.Rename(tmp, path)
 }
 
-// fundFaucet gives the faucet ETH from geth's unlocked --dev account.
+// fundFaucet gives the faucet the native coin from geth's unlocked --dev account.
 func fundFaucet(ctx context.Context, rpcURL string, eth *ethclient.Client, faucet common.Address) error {
 	bal, err := eth.BalanceAt(ctx, faucet, nil)
 	if err != nil {
@@ -385,32 +629,40 @@ func (f *funder) opts(ctx context.Context) (*bind.TransactOpts, error) {
 	return o, nil
 }
 
-func (f *funder) deployToken(ctx context.Context) (common.Address, error) {
+// deployToken deploys a dev token and mints 1e12 tokens to the faucet.
+func (f *funder) deployToken(ctx context.Context, contract string,
+	deploy func(*bind.TransactOpts, bind.ContractBackend) (common.Address, *types.Transaction, error),
+	bindTo func(common.Address, bind.ContractBackend) (devToken, error)) (common.Address, error) {
 	o, err := f.opts(ctx)
 	if err != nil {
 		return common.Address{}, err
 	}
-	addr, tx, t, err := token.DeployTestUSDT(o, f.eth)
+	addr, tx, err := deploy(o, f.eth)
 	if err != nil {
-		return common.Address{}, fmt.Errorf("deploying TestUSDT: %w", err)
+		return common.Address{}, fmt.Errorf("deploying %s: %w", contract, err)
 	}
 	if _, err := waitMined(ctx, f.eth, tx); err != nil {
+		return common.Address{}, err
+	}
+	t, err := bindTo(addr, f.eth)
+	if err != nil {
 		return common.Address{}, err
 	}
 	o, err = f.opts(ctx)
 	if err != nil {
 		return common.Address{}, err
 	}
-	supply := new(big.Int).Mul(big.NewInt(1_000_000_000_000), big.NewInt(1_000_000)) // 1e12 USDT
+	supply := new(big.Int).Mul(big.NewInt(1_000_000_000_000), big.NewInt(1_000_000)) // 1e12 tokens of 6 decimals
 	mt, err := t.Mint(o, f.from, supply)
 	if err != nil {
-		return common.Address{}, fmt.Errorf("minting: %w", err)
+		return common.Address{}, fmt.Errorf("minting %s: %w", contract, err)
 	}
 	_, err = waitMined(ctx, f.eth, mt)
 	return addr, err
 }
 
-func (f *funder) sendETH(ctx context.Context, to common.Address, value *big.Int) (*types.Transaction, error) {
+// sendNative sends the chain's native coin.
+func (f *funder) sendNative(ctx context.Context, to common.Address, value *big.Int) (*types.Transaction, error) {
 	o, err := f.opts(ctx)
 	if err != nil {
 		return nil, err
@@ -430,14 +682,6 @@ func (f *funder) sendETH(ctx context.Context, to common.Address, value *big.Int)
 		return nil, err
 	}
 	return tx, f.eth.SendTransaction(ctx, tx)
-}
-
-func (f *funder) sendUSDT(ctx context.Context, t *token.TestUSDT, to common.Address, units *big.Int) (*types.Transaction, error) {
-	o, err := f.opts(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return t.Transfer(o, to, units)
 }
 
 func waitMined(ctx context.Context, eth *ethclient.Client, tx *types.Transaction) (*types.Receipt, error) {

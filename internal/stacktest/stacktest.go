@@ -57,6 +57,40 @@ type Stack struct {
 	// MetricsURLs are the /metrics endpoints by process ("worker",
 	// "starter"); empty for a stack.json written before they were added.
 	MetricsURLs map[string]string `json:"metrics_urls"`
+	// Chains describes every dev chain by name ("ETH", "BSC"); the fields
+	// above describe the first (ETH). Empty for a stack.json written before
+	// the dev stack ran several chains.
+	Chains map[string]Chain `json:"chains"`
+}
+
+// Chain is one entry of stack.json's chains (SPEC §5).
+type Chain struct {
+	ETHRPCURL         string                  `json:"eth_rpc_url"`
+	ETHWSURL          string                  `json:"eth_ws_url"`
+	ChainID           int64                   `json:"chain_id"`
+	Confirmations     int                     `json:"confirmations"`
+	Native            Native                  `json:"native"`
+	Tokens            map[string]config.Token `json:"tokens"`
+	FaucetPrivateKey  string                  `json:"faucet_private_key"`
+	CollectionAddress string                  `json:"collection_address"`
+	ManagedWallets    []string                `json:"managed_wallets"`
+}
+
+// Native is a chain's native coin (18 decimals).
+type Native struct {
+	Symbol   string `json:"symbol"`
+	Decimals int32  `json:"decimals"`
+}
+
+// Eth dials the chain's node over HTTP.
+func (c Chain) Eth(t testing.TB) *ethclient.Client {
+	t.Helper()
+	e, err := ethclient.Dial(c.ETHRPCURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return e
 }
 
 // Path finds stack.json: $PAYFLOW_STACK, else .dev/stack.json in the first
