@@ -4,9 +4,10 @@
 // loaded with compose-go, the loader Docker Compose v2 itself uses, with schema
 // validation, interpolation and the consistency checks on.
 //
-// Today's topology has one dev chain (the geth service, stack.sh's geth); a
-// second chain adds a row to composeFor and to publishedPorts and a service to
-// wantServices.
+// The topology has two dev chains: stack.sh's nodes geth (ETH) and geth-bsc
+// (BSC), compose's services of the same names, each with its own chain id
+// (deploy/geth/dev-genesis.sh makes both genesis blocks). A third chain adds
+// a row to composeFor and to publishedPorts and a service to wantServices.
 package compose
 
 import (
@@ -48,7 +49,7 @@ var composeEnv = map[string]string{}
 // wantServices is every service docker-compose.yml must define, and no other.
 var wantServices = []string{
 	"mysql", "rabbitmq", "temporal", "temporal-admin-tools", "temporal-ui",
-	"geth", "devstack", "worker", "starter", "prometheus", "grafana",
+	"geth", "geth-bsc", "devstack", "worker", "starter", "prometheus", "grafana",
 }
 
 // composeFor maps each component scripts/stack.sh starts (the names its
@@ -60,6 +61,7 @@ var composeFor = map[string][]string{
 	"rabbitmq":   {"rabbitmq"},
 	"temporal":   {"temporal", "temporal-ui", "temporal-admin-tools"},
 	"geth":       {"geth"},
+	"geth-bsc":   {"geth-bsc"},
 	"prometheus": {"prometheus"},
 	"worker":     {"worker"},
 	"starter":    {"starter"},
@@ -89,8 +91,14 @@ var publishedPorts = []publishedPort{
 	{stackVar: "TEMPORAL_METRICS_PORT", service: "temporal", target: 8000, listens: map[string]string{
 		"temporal": "0.0.0.0:8000", "prometheus": "temporal:8000"}},
 	{stackVar: "TEMPORAL_UI_PORT", service: "temporal-ui", target: 8080},
-	{stackVar: "ETH_HTTP_PORT", service: "geth", target: 8545, listens: map[string]string{"geth": "--http.port 8545"}},
-	{stackVar: "ETH_WS_PORT", service: "geth", target: 8546, listens: map[string]string{"geth": "--ws.port 8546"}},
+	{stackVar: "ETH_HTTP_PORT", service: "geth", target: 8545, listens: map[string]string{
+		"geth": "--http.port 8545", "devstack": "http://geth:8545"}},
+	{stackVar: "ETH_WS_PORT", service: "geth", target: 8546, listens: map[string]string{
+		"geth": "--ws.port 8546", "devstack": "ws://geth:8546"}},
+	{stackVar: "BSC_HTTP_PORT", service: "geth-bsc", target: 8545, listens: map[string]string{
+		"geth-bsc": "--http.port 8545", "devstack": "http://geth-bsc:8545"}},
+	{stackVar: "BSC_WS_PORT", service: "geth-bsc", target: 8546, listens: map[string]string{
+		"geth-bsc": "--ws.port 8546", "devstack": "ws://geth-bsc:8546"}},
 	{stackVar: "HTTP_PORT", service: "worker", target: 8380, listens: map[string]string{
 		"devstack": "-http-addr 0.0.0.0:8380", "prometheus": "worker:8380"}},
 	{stackVar: "STARTER_METRICS_PORT", service: "starter", target: 8381, listens: map[string]string{
@@ -116,8 +124,12 @@ var composeOnlyPorts = map[string][]uint32{
 var gethLocalOnly = []string{"--port", "--authrpc.port", "--verbosity"}
 
 // gethDiffering are geth flags both pass with values that differ on purpose:
-// the data directory, and loopback versus the compose network.
-var gethDiffering = []string{"--datadir", "--http.addr", "--ws.addr"}
+// the data directory, loopback versus the compose network, and the ports
+// (stack.sh's differ per node; publishedPorts checks where each listens).
+var gethDiffering = []string{"--datadir", "--http.addr", "--ws.addr", "--http.port", "--ws.port"}
+
+// devGenesis is the script both make each dev chain's genesis with.
+const devGenesis = "deploy/geth/dev-genesis.sh"
 
 // TestComposeFile loads docker-compose.yml with validation on and checks it
 // against the local stack.
@@ -156,7 +168,18 @@ func TestChecksCatchBrokenFiles(t *testing.T) {
 		{"search attributes from elsewhere", "./deploy/search-attributes.txt:", "./deploy/prometheus/alerts.yml:", "no service mounts"},
 		{"search attribute types dropped", `--type "$$type"`, `--type Text`, "registers PayflowAddress Text"},
 		{"devstack flag dropped", "-confirmations 3", "", "devstack: lacks stack.sh's devstack flag -confirmations"},
-		{"geth flag dropped", "--rpc.txfeecap 0", "", "geth: lacks stack.sh's geth flag --rpc.txfeecap"},
+		{"geth flag dropped", "--txpool.accountqueue 20000\n    ports: [\"127.0.0.1:8545:8545\"", "\n    ports: [\"127.0.0.1:8545:8545\"",
+			"geth: lacks stack.sh's geth flag --txpool.accountqueue"},
+		{"BSC geth flag dropped", "--txpool.accountqueue 20000\n    ports: [\"127.0.0.1:8547:8545\"", "\n    ports: [\"127.0.0.1:8547:8545\"",
+			"geth-bsc: lacks stack.sh's geth flag --txpool.accountqueue"},
+		{"BSC command broken", "|| { /etc/payflow/dev-genesis.sh geth 1397 ", "|| /etc/payflow/dev-genesis.sh geth 1397 ",
+			"geth-bsc: its /bin/sh command does not parse"},
+		{"BSC chain id", "dev-genesis.sh geth 1397 ", "dev-genesis.sh geth 1337 ", "geth-bsc: makes its genesis with chain id 1337; stack.sh's BSC_CHAIN_ID is 1397"},
+		{"BSC genesis script not mounted", "[geth-bsc:/data, \"./deploy/geth/dev-genesis.sh:/etc/payflow/dev-genesis.sh:ro\"]", "[geth-bsc:/data]",
+			"geth-bsc: does not mount deploy/geth/dev-genesis.sh"},
+		{"devstack lacks a chain", " -chain BSC,BNB,http://geth-bsc:8545,ws://geth-bsc:8546", "", "devstack: lacks stack.sh's chain BSC"},
+		{"devstack's chain on the wrong node", "-chain BSC,BNB,http://geth-bsc:8545", "-chain BSC,BNB,http://geth:8545",
+			"devstack: -chain BSC,BNB,http://geth:8545,ws://geth-bsc:8546; want BSC,BNB,http://geth-bsc:8545,ws://geth-bsc:8546"},
 	}
 	stackBreakages := []breakage{
 		{"stack.sh runs a second chain", "for n in mariadb rabbitmq temporal geth ", "for n in mariadb rabbitmq temporal geth geth2 ",
@@ -166,6 +189,12 @@ func TestChecksCatchBrokenFiles(t *testing.T) {
 		{"stack.sh moves a port", "MYSQL_PORT=${PAYFLOW_MYSQL_PORT:-3316}", "MYSQL_PORT=${PAYFLOW_MYSQL_PORT:-3317}", "MYSQL_PORT=3317"},
 		{"stack.sh passes devstack a new flag", `-dir "$DEV" \`, `-dir "$DEV" -chains 2 \`, "devstack: lacks stack.sh's devstack flag -chains"},
 		{"stack.sh changes a geth value", `--maxpeers 0 --port 0`, `--maxpeers 1 --port 0`, `geth: --maxpeers "0", stack.sh "1"`},
+		{"stack.sh adds a crash-safety flag", `--gcmode archive)`, `--gcmode archive --cache.noprefetch)`,
+			"geth-bsc: lacks stack.sh's geth flag --cache.noprefetch"},
+		{"stack.sh moves a chain id", "BSC_CHAIN_ID=${PAYFLOW_BSC_CHAIN_ID:-1397}", "BSC_CHAIN_ID=${PAYFLOW_BSC_CHAIN_ID:-1398}",
+			"geth-bsc: makes its genesis with chain id 1397; stack.sh's BSC_CHAIN_ID is 1398"},
+		{"stack.sh runs a third chain", "\n    -confirmations ", "\n    -chain \"TRON,TRX,http://127.0.0.1:8549,ws://127.0.0.1:8550\" -confirmations ",
+			"devstack: lacks stack.sh's chain TRON"},
 	}
 	for _, tc := range slices.Concat(composeBreakages, stackBreakages) {
 		inStack := slices.Contains(stackBreakages, tc)
@@ -499,7 +528,72 @@ func checkDevstack(_ *testing.T, st *stack, p *types.Project) []string {
 	if a, b := dsnParams(got["-mysql-dsn"]), dsnParams(st.devstack["-mysql-dsn"]); a != b {
 		problems = append(problems, "devstack: -mysql-dsn parameters "+a+", stack.sh "+b)
 	}
+	return append(problems, checkDevstackChains(st, p)...)
+}
+
+// checkDevstackChains: compose's devstack is given the chains stack.sh gives
+// it (-chain NAME,NATIVE,RPC_URL,WS_URL), in the same order (the first is
+// the stack's first chain), each on the compose service of the node that
+// runs that chain in stack.sh, at the ports the service listens on.
+func checkDevstackChains(st *stack, p *types.Project) []string {
+	var problems []string
+	got := map[string]string{}
+	var gotOrder []string
+	for _, v := range flagValues(p.Services["devstack"].Command, "-chain") {
+		name, _, _ := strings.Cut(v, ",")
+		got[name] = v
+		gotOrder = append(gotOrder, name)
+	}
+	var wantOrder []string
+	for _, v := range st.chains {
+		f := strings.Split(v, ",")
+		wantOrder = append(wantOrder, f[0])
+		have, ok := got[f[0]]
+		if !ok {
+			problems = append(problems, "devstack: lacks stack.sh's chain "+f[0]+" (-chain "+v+")")
+			continue
+		}
+		var node *gethNode
+		for i := range st.nodes {
+			if st.nodes[i].chain == f[0] {
+				node = &st.nodes[i]
+			}
+		}
+		if node == nil || len(f) != 4 {
+			problems = append(problems, "devstack: stack.sh's -chain "+v+" names no node stack.sh starts (start_geth)")
+			continue
+		}
+		svc := composeFor[node.name]
+		if len(svc) != 1 {
+			problems = append(problems, "devstack: composeFor must name one service for "+node.name)
+			continue
+		}
+		gf := flags(p.Services[svc[0]].Command, "--")
+		want := strings.Join([]string{f[0], f[1], "http://" + svc[0] + ":" + gf["--http.port"], "ws://" + svc[0] + ":" + gf["--ws.port"]}, ",")
+		if have != want {
+			problems = append(problems, "devstack: -chain "+have+"; want "+want)
+		}
+	}
+	if !slices.Equal(gotOrder, wantOrder) {
+		problems = append(problems, "devstack: chains "+strings.Join(gotOrder, ",")+" in this order; stack.sh "+strings.Join(wantOrder, ","))
+	}
 	return problems
+}
+
+// flagValues returns every value of a repeatable flag in command-line words.
+func flagValues(words []string, flag string) []string {
+	var toks, out []string
+	for _, w := range words {
+		toks = append(toks, strings.Fields(w)...)
+	}
+	for i, tok := range toks {
+		if tok == flag && i+1 < len(toks) {
+			out = append(out, toks[i+1])
+		} else if v, ok := strings.CutPrefix(tok, flag+"="); ok {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func dsnParams(dsn string) string {
@@ -511,21 +605,70 @@ func dsnParams(dsn string) string {
 	return v.Encode() // sorted by key
 }
 
-// checkGeth: the dev chain runs with stack.sh's geth flags and values, except
-// gethLocalOnly and gethDiffering.
-func checkGeth(_ *testing.T, st *stack, p *types.Project) []string {
+// checkGeth: every dev chain stack.sh starts (start_geth) runs in its
+// compose service with stack.sh's geth flags and values, except gethLocalOnly
+// and gethDiffering; makes its genesis with deploy/geth/dev-genesis.sh (which
+// it mounts) for stack.sh's chain id of that chain; and publishes its ports
+// where stack.sh's node listens.
+func checkGeth(t *testing.T, st *stack, p *types.Project) []string {
 	var problems []string
-	got := flags(p.Services["geth"].Command, "--")
-	for _, f := range slices.Sorted(maps.Keys(st.geth)) {
-		if slices.Contains(gethLocalOnly, f) {
+	script, err := filepath.Abs(filepath.Join(root, devGenesis))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, node := range st.nodes {
+		svcs := composeFor[node.name]
+		if len(svcs) != 1 {
+			problems = append(problems, "geth: composeFor must name one service for stack.sh's node "+node.name)
 			continue
 		}
-		v, ok := got[f]
-		switch {
-		case !ok:
-			problems = append(problems, "geth: lacks stack.sh's geth flag "+f)
-		case v != st.geth[f] && !slices.Contains(gethDiffering, f):
-			problems = append(problems, "geth: "+f+" "+strconv.Quote(v)+", stack.sh "+strconv.Quote(st.geth[f]))
+		svc := svcs[0]
+		s, ok := p.Services[svc]
+		if !ok {
+			continue // checkServices reports it
+		}
+		got := flags(s.Command, "--")
+		for _, f := range slices.Sorted(maps.Keys(st.geth)) {
+			if slices.Contains(gethLocalOnly, f) {
+				continue
+			}
+			v, ok := got[f]
+			switch {
+			case !ok:
+				problems = append(problems, svc+": lacks stack.sh's geth flag "+f)
+			case v != st.geth[f] && !slices.Contains(gethDiffering, f):
+				problems = append(problems, svc+": "+f+" "+strconv.Quote(v)+", stack.sh "+strconv.Quote(st.geth[f]))
+			}
+		}
+		if argv := slices.Concat([]string(s.Entrypoint), []string(s.Command)); len(argv) == 3 && argv[0] == "/bin/sh" && argv[1] == "-c" {
+			if out, err := exec.Command("/bin/sh", "-n", "-c", argv[2]).CombinedOutput(); err != nil {
+				problems = append(problems, svc+": its /bin/sh command does not parse: "+strings.TrimSpace(string(out)))
+			}
+		}
+		mount := ""
+		for _, v := range s.Volumes {
+			if v.Type == types.VolumeTypeBind && v.Source == script {
+				mount = v.Target
+			}
+		}
+		text := serviceText(p, svc)
+		wantID := st.defaults[node.chainIDVar]
+		switch m := regexp.MustCompile(`(\S*dev-genesis\.sh) geth (\S+)`).FindStringSubmatch(text); {
+		case mount == "":
+			problems = append(problems, svc+": does not mount "+devGenesis)
+		case m == nil || m[1] != mount:
+			problems = append(problems, svc+": does not make its genesis with "+devGenesis+" (mounted at "+mount+")")
+		case m[2] != wantID:
+			problems = append(problems, svc+": makes its genesis with chain id "+m[2]+"; stack.sh's "+node.chainIDVar+" is "+wantID)
+		}
+		for _, port := range []struct{ stackVar, flag string }{{node.httpVar, "--http.port"}, {node.wsVar, "--ws.port"}} {
+			i := slices.IndexFunc(publishedPorts, func(pp publishedPort) bool { return pp.stackVar == port.stackVar })
+			if i < 0 {
+				continue // checkPorts reports it
+			}
+			if pp := publishedPorts[i]; pp.service != svc || strconv.Itoa(int(pp.target)) != got[port.flag] {
+				problems = append(problems, svc+": "+port.flag+" "+got[port.flag]+" is not where publishedPorts publishes stack.sh's "+port.stackVar)
+			}
 		}
 	}
 	return problems
@@ -600,13 +743,25 @@ type stack struct {
 	defaults   map[string]string // MYSQL_PORT=${PAYFLOW_MYSQL_PORT:-3316} -> MYSQL_PORT: 3316
 	components []string          // what status() reports
 	devstack   map[string]string // `payflowctl devstack` flags, variables expanded
-	geth       map[string]string // geth flags, variables expanded
+	chains     []string          // its -chain values, in order, variables expanded
+	geth       map[string]string // geth flags (one command for every node), variables expanded
+	nodes      []gethNode        // the dev chains' nodes: start_geth calls
+}
+
+// gethNode is one `start_geth NAME CHAIN DATADIR "$X_CHAIN_ID" "$X_HTTP_PORT"
+// "$X_WS_PORT"` of stack.sh: the node's pid name (what status() reports), its
+// chain and the variables of its chain id and ports.
+type gethNode struct {
+	name, chain                string
+	chainIDVar, httpVar, wsVar string
 }
 
 var (
 	defaultRe = regexp.MustCompile(`(?m)^([A-Z][A-Z0-9_]*)=\$\{PAYFLOW_[A-Z0-9_]+:-([^}]*)\}$`)
 	statusRe  = regexp.MustCompile(`(?s)\nstatus\(\) \{.*?\n  for n in ([a-z0-9_ -]+); do`)
 	varRe     = regexp.MustCompile(`\$\{?([A-Z][A-Z0-9_]*)\}?`)
+	nodeRe    = regexp.MustCompile(`start_geth ([a-z0-9-]+) ([A-Z0-9_]+) "[^"]*" "\$([A-Z0-9_]+)" "\$([A-Z0-9_]+)" "\$([A-Z0-9_]+)"`)
+	persistRe = regexp.MustCompile(`\n\s*local persist=\(([^)]*)\)`)
 )
 
 func readStack(t *testing.T) *stack {
@@ -634,15 +789,27 @@ func parseStack(t *testing.T, src string) *stack {
 		})
 		return strings.ReplaceAll(s, `"`, "")
 	}
-	st.devstack = flags(strings.Fields(expand(continued(t, src, `payflowctl" devstack`))), "-")
-	st.geth = flags(strings.Fields(expand(continued(t, src, `"$BIN/geth" --dev`))), "--")
+	devstack := strings.Fields(expand(continued(t, src, `payflowctl" devstack`)))
+	st.devstack = flags(devstack, "-")
+	st.chains = flagValues(devstack, "-chain")
+	// The geth command passes the crash-safety flags as "${persist[@]}".
+	pm := persistRe.FindStringSubmatch(src)
+	if pm == nil {
+		t.Fatalf("%s: no `local persist=(...)` of geth flags; update readStack", stackScript)
+	}
+	gethCmd := strings.ReplaceAll(continued(t, src, `"$BIN/geth" --dev`), `"${persist[@]}"`, pm[1])
+	st.geth = flags(strings.Fields(expand(gethCmd)), "--")
+	for _, m := range nodeRe.FindAllStringSubmatch(src, -1) {
+		st.nodes = append(st.nodes, gethNode{name: m[1], chain: m[2], chainIDVar: m[3], httpVar: m[4], wsVar: m[5]})
+	}
 	for _, want := range []string{"-mysql-dsn", "-confirmations", "-http-addr"} {
 		if _, ok := st.devstack[want]; !ok {
 			t.Fatalf("%s: read no %s from the devstack call; update readStack", stackScript, want)
 		}
 	}
-	if st.geth["--http.port"] != st.defaults["ETH_HTTP_PORT"] || len(st.defaults) < 10 {
-		t.Fatalf("%s: read geth flags %v and defaults %v; update readStack", stackScript, st.geth, st.defaults)
+	if st.geth["--http.port"] == "" || st.geth["--db.engine"] == "" || len(st.defaults) < 10 || len(st.nodes) < 2 || len(st.chains) < 2 {
+		t.Fatalf("%s: read geth flags %v, defaults %v, nodes %v and devstack chains %v; update readStack",
+			stackScript, st.geth, st.defaults, st.nodes, st.chains)
 	}
 	return st
 }

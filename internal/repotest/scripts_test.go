@@ -93,7 +93,8 @@ func TestWithoutServiceStartsKeepsAnExistingPolicy(t *testing.T) {
 // on the old script too: it would print and exit 0.
 func TestStackShRunsNoInternalFunctions(t *testing.T) {
 	env := []string{"PAYFLOW_DEV_DIR=" + t.TempDir()}
-	for _, args := range [][]string{{"_log", "hello"}, {"log", "hello"}, {"start-payflow", "geth"}, {"start-payflow"}} {
+	for _, args := range [][]string{{"_log", "hello"}, {"log", "hello"}, {"start-payflow", "geth"}, {"start-payflow"},
+		{"stop-node", "tron"}, {"stop-node"}, {"start-node", "start_geth"}, {"start-node"}} {
 		code, out := runScript(t, env, "stack.sh", args...)
 		if code == 0 {
 			t.Errorf("stack.sh %s ran (exit 0): %s", strings.Join(args, " "), out)
