@@ -39,7 +39,7 @@ test-unit: up
 test-integration: up
 	$(GO) test -count=1 -v -timeout 30m ./integration/...
 
-## gen-token: regenerate chain/token (ABI, bytecode, Go bindings) from TestUSDT.sol
+## gen-token: regenerate chain/token (ABI, bytecode, Go bindings) from TestUSDT.sol and TestUSDC.sol
 gen-token:
 	@test -x bin/abigen || GOBIN=$(CURDIR)/bin $(GO) install github.com/ethereum/go-ethereum/cmd/abigen@$$($(GO) list -m -f '{{.Version}}' github.com/ethereum/go-ethereum)
 	chain/token/gen.sh
