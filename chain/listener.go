@@ -91,7 +91,6 @@ type Listener struct {
 	cfg     ListenerConfig
 	db      *sql.DB
 	backend Backend
-	blocks  BlockReader // nil unless cfg.Native
 	dial    func(context.Context) (HeadSubscriber, error)
 	watch   *WatchSet
 	sink    DepositSink
@@ -99,7 +98,8 @@ type Listener struct {
 
 	lastWatchID int64
 	rng         uint64
-	receipts    map[common.Hash]*types.Receipt // per sync pass
+	receipts    *receiptCache // per sync pass
+	native      *nativeScanner
 }
 
 // NewListener wires a Listener. watch may be shared with other readers; the
@@ -131,7 +131,10 @@ func NewListener(cfg ListenerConfig, db *sql.DB, backend Backend, dial func(cont
 	if watch == nil {
 		watch = NewWatchSet(1024)
 	}
-	return &Listener{cfg: cfg, db: db, backend: backend, blocks: blocks, dial: dial, watch: watch, sink: sink, log: log, rng: cfg.MaxRange}, nil
+	receipts := &receiptCache{backend: backend}
+	receipts.reset()
+	return &Listener{cfg: cfg, db: db, backend: backend, dial: dial, watch: watch, sink: sink, log: log, rng: cfg.MaxRange,
+		receipts: receipts, native: &nativeScanner{blocks: blocks, receipts: receipts, log: log}}, nil
 }
 
 // Watch registers address for deposits of symbol from fromBlock on.
@@ -190,7 +193,7 @@ func (l *Listener) saveCursor(ctx context.Context, c Cursor) error {
 // SyncTo processes every block after the cursor up to head, in ranges, and
 // advances the cursor after each range's deposits were accepted by the sink.
 func (l *Listener) SyncTo(ctx context.Context, head uint64) error {
-	l.receipts = map[common.Hash]*types.Receipt{}
+	l.receipts.reset()
 	cur, ok, err := l.LoadCursor(ctx)
 	if err != nil {
 		return err
@@ -292,7 +295,7 @@ func (l *Listener) processRange(ctx context.Context, cur Cursor, to uint64) (Cur
 		match := func(to common.Address, _ uint64) bool { return l.watch.Has(to) }
 		var native []Deposit
 		if l.cfg.Native {
-			native, err = l.nativeRange(ctx, cur, Cursor{Number: to, Hash: after.Hash()}, logs, match)
+			native, err = l.native.inRange(ctx, cur, Cursor{Number: to, Hash: after.Hash()}, logs, match)
 			if errors.Is(err, errRaced) && attempt < 5 {
 				continue
 			}
@@ -355,13 +358,9 @@ func MatchTransfers(logs []types.Log, match func(to common.Address, block uint64
 
 // txLogIndex is the log's position within its transaction's receipt.
 func (l *Listener) txLogIndex(ctx context.Context, txHash common.Hash, blockIndex uint, blockHash common.Hash) (uint, error) {
-	r, ok := l.receipts[txHash]
-	if !ok {
-		var err error
-		if r, err = l.backend.TransactionReceipt(ctx, txHash); err != nil {
-			return 0, fmt.Errorf("reading receipt %s: %w", txHash.Hex(), err)
-		}
-		l.receipts[txHash] = r
+	r, err := l.receipts.get(ctx, txHash)
+	if err != nil {
+		return 0, err
 	}
 	for i, rl := range r.Logs {
 		if rl.Index == blockIndex && r.BlockHash == blockHash {
@@ -453,7 +452,11 @@ func (l *Listener) refreshWatches(ctx context.Context, cur Cursor) error {
 			start = end + 1
 		}
 		if l.cfg.Native && from <= cursor {
-			if err := l.nativeBackfill(ctx, from, cur, match); err != nil {
+			deps, err := l.native.backfill(ctx, from, cur, match)
+			if err != nil {
+				return err
+			}
+			if err := l.deliver(ctx, nil, match, deps); err != nil {
 				return err
 			}
 		}

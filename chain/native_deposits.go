@@ -42,18 +42,52 @@ type BlockReader interface {
 //     block. It still shows in the address's balance, so reconciliation
 //     finds it.
 
+// nativeScanner finds native deposits in blocks read by hash, for the
+// Listener (which owns the receipt cache of the sync pass).
+type nativeScanner struct {
+	blocks   BlockReader
+	receipts *receiptCache
+	log      interface {
+		Info(msg string, args ...any)
+		Warn(msg string, args ...any)
+	}
+}
+
+// receiptCache reads each transaction's receipt once per sync pass.
+type receiptCache struct {
+	backend Backend
+	m       map[common.Hash]*types.Receipt
+}
+
+func (c *receiptCache) reset() { c.m = map[common.Hash]*types.Receipt{} }
+
+func (c *receiptCache) forget(txHash common.Hash) { delete(c.m, txHash) }
+
+// get returns txHash's receipt, read from the node once per pass.
+func (c *receiptCache) get(ctx context.Context, txHash common.Hash) (*types.Receipt, error) {
+	if r, ok := c.m[txHash]; ok {
+		return r, nil
+	}
+	r, err := c.backend.TransactionReceipt(ctx, txHash)
+	if err != nil {
+		return nil, fmt.Errorf("reading receipt %s: %w", txHash.Hex(), err)
+	}
+	c.m[txHash] = r
+	return r, nil
+}
+
 // nativeRange reads the blocks after cur up to end by hash, walking parent
 // hashes down from end.Hash, so they are gap-free and are exactly the
 // blocks the cursor moves to. It checks that they extend cur and that every
 // log of the range came from one of them, and returns the native deposits
 // to watched addresses in ascending block order.
-func (l *Listener) nativeRange(ctx context.Context, cur, end Cursor, logs []types.Log,
+func (l *nativeScanner) inRange(ctx context.Context, cur, end Cursor, logs []types.Log,
 	match func(to common.Address, block uint64) bool) ([]Deposit, error) {
 	hashes := make(map[uint64]common.Hash, end.Number-cur.Number)
 	var deps []Deposit
 	parent, err := l.walkBlocks(ctx, cur.Number+1, end, func(b *types.Block) error {
 		hashes[b.NumberU64()] = b.Hash()
-		d, err := l.nativeDeposits(ctx, b, match)
+		d, err := l.deposits(ctx, b, match)
 		deps = append(d, deps...) // the walk goes down
 		return err
 	})
@@ -74,14 +108,14 @@ func (l *Listener) nativeRange(ctx context.Context, cur, end Cursor, logs []type
 	return deps, nil
 }
 
-// nativeBackfill delivers the native deposits match accepts in the blocks
-// from `from` up to the cursor, read one by one down from the cursor's hash.
-func (l *Listener) nativeBackfill(ctx context.Context, from uint64, cur Cursor,
-	match func(to common.Address, block uint64) bool) error {
+// backfill returns the native deposits match accepts in the blocks from
+// `from` up to the cursor, read one by one down from the cursor's hash.
+func (l *nativeScanner) backfill(ctx context.Context, from uint64, cur Cursor,
+	match func(to common.Address, block uint64) bool) ([]Deposit, error) {
 	for attempt := 0; ; attempt++ {
 		var deps []Deposit
 		_, err := l.walkBlocks(ctx, from, cur, func(b *types.Block) error {
-			d, err := l.nativeDeposits(ctx, b, match)
+			d, err := l.deposits(ctx, b, match)
 			deps = append(d, deps...)
 			return err
 		})
@@ -89,15 +123,15 @@ func (l *Listener) nativeBackfill(ctx context.Context, from uint64, cur Cursor,
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("backfilling native deposits of new watches %d-%d: %w", from, cur.Number, err)
+			return nil, fmt.Errorf("backfilling native deposits of new watches %d-%d: %w", from, cur.Number, err)
 		}
-		return l.deliver(ctx, nil, match, deps)
+		return deps, nil
 	}
 }
 
 // walkBlocks calls fn for each block from top down to number `from`,
 // following parent hashes, and returns the parent hash of block `from`.
-func (l *Listener) walkBlocks(ctx context.Context, from uint64, top Cursor, fn func(*types.Block) error) (common.Hash, error) {
+func (l *nativeScanner) walkBlocks(ctx context.Context, from uint64, top Cursor, fn func(*types.Block) error) (common.Hash, error) {
 	h, n := top.Hash, top.Number
 	for {
 		b, err := l.blocks.BlockByHash(ctx, h)
@@ -122,7 +156,7 @@ func (l *Listener) walkBlocks(ctx context.Context, from uint64, top Cursor, fn f
 
 // nativeDeposits returns the successful transactions of b that pay a
 // positive value to an address match accepts. Only matches cost a receipt.
-func (l *Listener) nativeDeposits(ctx context.Context, b *types.Block,
+func (l *nativeScanner) deposits(ctx context.Context, b *types.Block,
 	match func(to common.Address, block uint64) bool) ([]Deposit, error) {
 	var deps []Deposit
 	for _, tx := range b.Transactions() {
@@ -130,7 +164,7 @@ func (l *Listener) nativeDeposits(ctx context.Context, b *types.Block,
 		if to == nil || tx.Value().Sign() <= 0 || !match(*to, b.NumberU64()) {
 			continue
 		}
-		r, err := l.receipt(ctx, tx.Hash())
+		r, err := l.receipts.get(ctx, tx.Hash())
 		if errors.Is(err, ethereum.NotFound) {
 			return nil, fmt.Errorf("receipt of %s not found: %w", tx.Hash().Hex(), errRaced)
 		}
@@ -138,7 +172,7 @@ func (l *Listener) nativeDeposits(ctx context.Context, b *types.Block,
 			return nil, err
 		}
 		if r.BlockHash != b.Hash() {
-			delete(l.receipts, tx.Hash())
+			l.receipts.forget(tx.Hash())
 			return nil, fmt.Errorf("receipt of %s from block %s, not %s: %w", tx.Hash().Hex(), r.BlockHash.Hex(),
 				b.Hash().Hex(), errRaced)
 		}
@@ -169,17 +203,4 @@ func txSender(tx *types.Transaction) (common.Address, error) {
 		signer = types.LatestSignerForChainID(tx.ChainId())
 	}
 	return types.Sender(signer, tx)
-}
-
-// receipt reads a transaction's receipt once per sync pass.
-func (l *Listener) receipt(ctx context.Context, txHash common.Hash) (*types.Receipt, error) {
-	if r, ok := l.receipts[txHash]; ok {
-		return r, nil
-	}
-	r, err := l.backend.TransactionReceipt(ctx, txHash)
-	if err != nil {
-		return nil, fmt.Errorf("reading receipt %s: %w", txHash.Hex(), err)
-	}
-	l.receipts[txHash] = r
-	return r, nil
 }
