@@ -1,0 +1,75 @@
+package activities_test
+
+import (
+	"errors"
+	"math/big"
+	"strings"
+	"testing"
+
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+
+	"payflow/activities"
+	"payflow/chain"
+	"payflow/ledger"
+	"payflow/protocol"
+)
+
+// TestGasIsHeldBeforeSigningAndChargedFromTheReceipt: a wallet whose ledger
+// holds no native coin is refused before anything is signed; a held gas
+// budget is charged exactly the receipt's fee once the transfer is decided,
+// the rest returned, and a repeat charges nothing more.
+func TestGasIsHeldBeforeSigningAndChargedFromTheReceipt(t *testing.T) {
+	f := newReconFixture(t)
+	f.acts.Assets.Native.Symbol = "ETH"
+	f.acts.Assets.MaxFeeGwei = 100
+	key, err := crypto.HexToECDSA(deployerKeyHex)
+	require.NoError(t, err)
+	from := chain.Lower(crypto.PubkeyToAddress(key.PublicKey))
+
+	// Nothing native in the ledger: refused before signing.
+	_, err = f.env.ExecuteActivity(f.acts.SignTransfer, activities.TransferInput{WorkflowID: "withdraw-gas-1", Step: "transfer",
+		Symbol: "USDT", From: from, To: chain.Lower(f.token), Amount: protocol.MustAmount("1")})
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(err, &appErr), "err = %v", err)
+	require.Equal(t, activities.ErrTypeInsufficientGas, appErr.Type())
+	var signed int
+	require.NoError(t, f.led.DB().QueryRow("SELECT COUNT(*) FROM signed_txs WHERE workflow_id='withdraw-gas-1'").Scan(&signed))
+	require.Zero(t, signed, "signed without gas held")
+
+	// A held budget is charged the receipt's fee.
+	_, err = f.led.Credit(f.ctx, ledger.CreditInput{Chain: "ETH", Address: from, Symbol: "ETH", Amount: decimal.RequireFromString("1"),
+		TxHash: "0x01", LogIndex: chain.NativeLogIndex})
+	require.NoError(t, err)
+	gasKey := activities.GasKey("withdraw-gas-2", "transfer")
+	_, err = f.led.Reserve(f.ctx, ledger.ReserveInput{QueueID: gasKey, Chain: "ETH", Address: from, Symbol: "ETH",
+		Amount: decimal.RequireFromString("0.01"), WorkflowID: "withdraw-gas-2"})
+	require.NoError(t, err)
+	r := f.send(crypto.PubkeyToAddress(key.PublicKey), 5)
+	fee := decimal.NewFromBigInt(new(big.Int).Mul(new(big.Int).SetUint64(r.GasUsed), r.EffectiveGasPrice), -18)
+	require.True(t, fee.IsPositive())
+	for i := 0; i < 2; i++ {
+		_, err = f.env.ExecuteActivity(f.acts.ChargeGas, activities.ChargeInput{WorkflowID: "withdraw-gas-2", Step: "transfer",
+			TxHash: r.TxHash.Hex()})
+		require.NoError(t, err)
+	}
+	b, err := f.led.Balance(f.ctx, "ETH", from, "ETH")
+	require.NoError(t, err)
+	require.True(t, b.Held.IsZero(), "held %s", b.Held)
+	require.Equal(t, decimal.RequireFromString("1").Sub(fee).String(), b.Available.String())
+
+	// No receipt (no attempt mined): the whole budget returns.
+	gasKey = activities.GasKey("withdraw-gas-3", "transfer")
+	_, err = f.led.Reserve(f.ctx, ledger.ReserveInput{QueueID: gasKey, Chain: "ETH", Address: from, Symbol: "ETH",
+		Amount: decimal.RequireFromString("0.01"), WorkflowID: "withdraw-gas-3"})
+	require.NoError(t, err)
+	_, err = f.env.ExecuteActivity(f.acts.ChargeGas, activities.ChargeInput{WorkflowID: "withdraw-gas-3", Step: "transfer",
+		TxHash: "0x" + strings.Repeat("ab", 32)})
+	require.NoError(t, err)
+	b2, err := f.led.Balance(f.ctx, "ETH", from, "ETH")
+	require.NoError(t, err)
+	require.Equal(t, b.Available.String(), b2.Available.String())
+	require.True(t, b2.Held.IsZero())
+}
