@@ -171,7 +171,7 @@ func (c *devChain) signFaucetTx(ctx context.Context, eth *ethclient.Client, key 
 		data := append(common.FromHex("0xa9059cbb"), common.LeftPadBytes(recipient.Bytes(), 32)...)
 		data = append(data, common.LeftPadBytes(amount.Shift(tok.Decimals).BigInt().Bytes(), 32)...)
 		addr := common.HexToAddress(tok.Address)
-		inner.To, inner.Gas, inner.Data = &addr, 120_000, data
+		inner.To, inner.Gas, inner.Data = &addr, 300_000, data
 	}
 	return types.SignNewTx(key, types.LatestSignerForChainID(id), inner)
 }

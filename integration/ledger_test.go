@@ -292,15 +292,15 @@ func TestReconcileDetectsInjectedDifference(t *testing.T) {
 		}
 	}
 
-	mismatches := 0
-	for _, r := range rows {
-		if r.status == "mismatch" {
-			mismatches++
-		}
+	// Every symbol of the chain is reconciled (tokens and the native coin).
+	var recorded, mismatches int
+	if err := db.QueryRow("SELECT COUNT(*), COALESCE(SUM(status='mismatch'),0) FROM reconciliations WHERE run_id=?",
+		res.RunID).Scan(&recorded, &mismatches); err != nil {
+		t.Fatal(err)
 	}
-	if res.Checked != len(rows) || res.Mismatches != mismatches || res.Mismatches < 1 {
+	if res.Checked != recorded || res.Mismatches != mismatches || res.Mismatches < 1 {
 		t.Errorf("result checked=%d mismatches=%d; the run recorded %d rows, %d mismatches", res.Checked, res.Mismatches,
-			len(rows), mismatches)
+			recorded, mismatches)
 	}
 	found := false
 	for _, m := range res.Mismatched {
