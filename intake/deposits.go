@@ -128,7 +128,8 @@ func (s *DepositStarter) HandleDeposits(ctx context.Context, deps []chain.Deposi
 				// afresh. Completed means credited: never again.
 				WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
 				TypedSearchAttributes: temporal.NewSearchAttributes(workflows.AttrFlow.ValueSet("deposit"),
-					workflows.AttrAddress.ValueSet(chain.Lower(d.To)), workflows.AttrTxHash.ValueSet(d.TxHash.Hex())),
+					workflows.AttrAddress.ValueSet(chain.Lower(d.To)), workflows.AttrTxHash.ValueSet(d.TxHash.Hex()),
+					workflows.AttrChain.ValueSet(s.chain)),
 				StaticSummary: fmt.Sprintf("deposit %s %s to %s", amount.String(), sym, chain.Lower(d.To)),
 			}, workflows.Deposit, workflows.DepositInput{Chain: s.chain, Symbol: sym, Token: a.Address,
 				Address: chain.Lower(d.To), From: chain.Lower(d.From), TxHash: d.TxHash.Hex(), LogIndex: d.LogIndex,

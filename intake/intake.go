@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -154,6 +155,9 @@ func (i *Intake) start(ctx context.Context, flow protocol.Flow, in workflows.Pay
 	attrs := []temporal.SearchAttributeUpdate{
 		workflows.AttrFlow.ValueSet(string(flow)), workflows.AttrQueueID.ValueSet(req.QueueID),
 		workflows.AttrStatus.ValueSet("received"),
+	}
+	if _, served := i.cfg.Chain(req.Chain); served {
+		attrs = append(attrs, workflows.AttrChain.ValueSet(strings.ToUpper(req.Chain)))
 	}
 	if req.FromAddress != "" {
 		attrs = append(attrs, workflows.AttrAddress.ValueSet(req.FromAddress))

@@ -40,7 +40,8 @@ func (i *Intake) HandleTopup() rmq.Handler {
 			WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 			WorkflowExecutionErrorWhenAlreadyStarted: true,
 			TypedSearchAttributes: temporal.NewSearchAttributes(workflows.AttrFlow.ValueSet(string(protocol.FlowTopup)),
-				workflows.AttrAddress.ValueSet(req.Address), workflows.AttrStatus.ValueSet("received")),
+				workflows.AttrAddress.ValueSet(req.Address), workflows.AttrStatus.ValueSet("received"),
+				workflows.AttrChain.ValueSet(req.Chain)),
 			StaticSummary: fmt.Sprintf("watch %s for %s deposits on %s", req.Address, req.Symbol, req.Chain),
 		}, workflows.Topup, workflows.TopupInput{Chain: req.Chain, Symbol: req.Symbol, Address: req.Address})
 		var started *serviceerror.WorkflowExecutionAlreadyStarted

@@ -21,6 +21,7 @@ import (
 	"github.com/ethereum/go-ethereum/ethclient"
 	"github.com/ethereum/go-ethereum/params"
 	"github.com/shopspring/decimal"
+	"go.temporal.io/api/workflowservice/v1"
 
 	"payflow/chain/token"
 	"payflow/internal/stacktest"
@@ -233,6 +234,15 @@ func TestTwoChainsPayTokensAndNativeCoins(t *testing.T) {
 		if status(got) != "1" || got.Body["chain"] != s.c.Name || got.Body["symbol"] != s.symbol {
 			t.Fatalf("%s %s on %s: answer %v", s.qid, s.symbol, s.c.Name, got.Body)
 		}
+	}
+	// The Web UI finds each payment under its chain.
+	tc := st.Temporal(t)
+	for _, s := range all {
+		waitFor(t, 30*time.Second, "the payment found by PayflowChain", func() bool {
+			ls, err := tc.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+				Query: fmt.Sprintf("PayflowChain = '%s' AND PayflowQueueId = '%s'", s.c.Name, s.qid)})
+			return err == nil && len(ls.Executions) == 1
+		})
 	}
 	for _, s := range all {
 		want := decimal.RequireFromString(s.amount)

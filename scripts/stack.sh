@@ -222,8 +222,24 @@ start_rabbitmq() {
   wait_for RabbitMQ 120 port_open "$AMQP_PORT"
 }
 
+# ensure_search_attributes registers with a running dev server the search
+# attributes of deploy/search-attributes.txt it does not have yet (one added
+# since the server started).
+ensure_search_attributes() {
+  local have name type
+  have=$("$BIN/temporal" operator search-attribute list --address "127.0.0.1:$TEMPORAL_PORT" 2>/dev/null) || return 0
+  while read -r name type _; do
+    [[ -z $name || $name == \#* ]] && continue
+    if ! grep -qw "$name" <<<"$have"; then
+      log "registering search attribute $name"
+      "$BIN/temporal" operator search-attribute create --address "127.0.0.1:$TEMPORAL_PORT" --name "$name" --type "$type" \
+        >/dev/null || die "registering search attribute $name with the Temporal dev server"
+    fi
+  done <"$ROOT/deploy/search-attributes.txt"
+}
+
 start_temporal() {
-  if running temporal; then step "Temporal dev server: running"; return; fi
+  if running temporal; then step "Temporal dev server: running"; ensure_search_attributes; return; fi
   step "Temporal dev server: starting on 127.0.0.1:$TEMPORAL_PORT (UI :$TEMPORAL_UI_PORT, metrics :$TEMPORAL_METRICS_PORT)"
   local sa=() name type
   while read -r name type _; do

@@ -237,11 +237,11 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	defer w.Stop()
 	// Reconciliation every 10 minutes; sweeps hourly, of deposit wallets above
 	// the chain's sweep threshold. A schedule that exists is kept.
-	if err := EnsureReconcileSchedule(ctx, s.tc, scheduleID(s.cfg, workflows.ReconcileScheduleID, name), queue, 10*time.Minute,
+	if err := EnsureReconcileSchedule(ctx, s.tc, scheduleID(s.cfg, workflows.ReconcileScheduleID, name), name, queue, 10*time.Minute,
 		workflows.ReconcileInput{Confirmations: uint64(ch.ConfirmHeight)}); err != nil {
 		log.Error("ensuring the reconcile schedule", "err", err)
 	}
-	if err := EnsureSweepSchedule(ctx, s.tc, scheduleID(s.cfg, workflows.SweepScheduleID, name), queue, time.Hour,
+	if err := EnsureSweepSchedule(ctx, s.tc, scheduleID(s.cfg, workflows.SweepScheduleID, name), name, queue, time.Hour,
 		workflows.SweepInput{Threshold: protocol.MustAmount(ch.SweepThreshold), ConfirmTimeout: s.cfg.Payment.ConfirmTimeout.Duration}); err != nil {
 		log.Error("ensuring the sweep schedule", "err", err)
 	}

@@ -19,9 +19,9 @@ import (
 // interval and input: change them with `temporal schedule update`, or delete
 // it and restart a worker. One run at a time: a run still going when the next
 // is due makes that one skip.
-func EnsureReconcileSchedule(ctx context.Context, c client.Client, id, taskQueue string, every time.Duration,
+func EnsureReconcileSchedule(ctx context.Context, c client.Client, id, chainName, taskQueue string, every time.Duration,
 	in workflows.ReconcileInput) error {
-	return ensureSchedule(ctx, c, id, taskQueue, every, workflows.Reconcile, in)
+	return ensureSchedule(ctx, c, id, chainName, taskQueue, every, workflows.Reconcile, in)
 }
 
 // EnsureSweepSchedule creates the Temporal Schedule id (a chain's
@@ -29,12 +29,12 @@ func EnsureReconcileSchedule(ctx context.Context, c client.Client, id, taskQueue
 // taskQueue; an existing one is left as it is, as in EnsureReconcileSchedule.
 // The run only starts one WalletSweep per wallet and ends, so a stuck wallet
 // does not make later runs skip.
-func EnsureSweepSchedule(ctx context.Context, c client.Client, id, taskQueue string, every time.Duration,
+func EnsureSweepSchedule(ctx context.Context, c client.Client, id, chainName, taskQueue string, every time.Duration,
 	in workflows.SweepInput) error {
-	return ensureSchedule(ctx, c, id, taskQueue, every, workflows.Sweep, in)
+	return ensureSchedule(ctx, c, id, chainName, taskQueue, every, workflows.Sweep, in)
 }
 
-func ensureSchedule(ctx context.Context, c client.Client, id, taskQueue string, every time.Duration, wf, in any) error {
+func ensureSchedule(ctx context.Context, c client.Client, id, chainName, taskQueue string, every time.Duration, wf, in any) error {
 	if every <= 0 {
 		return fmt.Errorf("schedule %s: interval must be positive, got %s", id, every)
 	}
@@ -47,6 +47,8 @@ func ensureSchedule(ctx context.Context, c client.Client, id, taskQueue string, 
 			Workflow:  wf,
 			Args:      []any{in},
 			TaskQueue: taskQueue,
+			// Each run carries its chain, for the Web UI's PayflowChain filter.
+			TypedSearchAttributes: temporal.NewSearchAttributes(workflows.AttrChain.ValueSet(chainName)),
 		},
 		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 		// After an outage, one catch-up run is enough.

@@ -34,6 +34,7 @@ var (
 	AttrAddress = temporal.NewSearchAttributeKeyKeyword("PayflowAddress")
 	AttrTxHash  = temporal.NewSearchAttributeKeyKeyword("PayflowTxHash")
 	AttrStatus  = temporal.NewSearchAttributeKeyKeyword("PayflowStatus")
+	AttrChain   = temporal.NewSearchAttributeKeyKeyword("PayflowChain")
 )
 
 // WithdrawWorkflowID is the workflow id of a withdraw request. One id per
