@@ -2,10 +2,12 @@
 // with encrypted keys, balances (available and held) per (chain, address,
 // symbol), reservations per queue_id and an append-only journal.
 //
-// Every operation is one database transaction that locks the balance row and
-// is idempotent by a key in a unique index: replaying it changes nothing and
-// returns Replayed=true. Available never goes negative (checked under the row
-// lock, and by a CHECK constraint).
+// Every operation runs in a database transaction that locks the balance row
+// and is idempotent by a key in a unique index: replaying it changes nothing
+// and returns Replayed=true. Available never goes negative (checked under the
+// row lock, and by a CHECK constraint). The postings of one wallet are
+// group-committed: concurrent ones share one transaction, each with its own
+// result (batch.go).
 package ledger
 
 import (
@@ -47,10 +49,23 @@ const (
 // Ledger is the MariaDB-backed ledger.
 type Ledger struct {
 	db *sql.DB
+	// batches group-commits the postings of each wallet (batch.go); nil:
+	// one transaction per posting.
+	batches *batcher
 }
 
-// New returns a Ledger over db. Call Migrate first.
-func New(db *sql.DB) *Ledger { return &Ledger{db: db} }
+// New returns a Ledger over db that group-commits the postings of each
+// wallet (batch.go). Call Migrate first.
+func New(db *sql.DB) *Ledger {
+	l := &Ledger{db: db}
+	l.batches = newBatcher(l)
+	return l
+}
+
+// NewUnbatched returns a Ledger over db that runs every posting in its own
+// database transaction: the algorithm before group commit, kept for the
+// benchmark's comparison and as the fallback of a failed batch.
+func NewUnbatched(db *sql.DB) *Ledger { return &Ledger{db: db} }
 
 // DB exposes the handle for packages that share the schema (chain stores).
 func (l *Ledger) DB() *sql.DB { return l.db }
@@ -190,8 +205,8 @@ func CreditKey(chain, txHash string, logIndex uint) string {
 	return fmt.Sprintf("credit:%s:%s:%d", chain, norm(txHash), logIndex)
 }
 
-// Credit adds a confirmed deposit to available.
-func (l *Ledger) Credit(ctx context.Context, in CreditInput) (Result, error) {
+// creditTx is Credit in a transaction of its own.
+func (l *Ledger) creditTx(ctx context.Context, in CreditInput) (Result, error) {
 	if in.Amount.Sign() <= 0 {
 		return Result{}, ErrBadAmount
 	}
@@ -261,10 +276,8 @@ type ReserveInput struct {
 	WorkflowID             string
 }
 
-// Reserve moves Amount from available to held for QueueID. A replay with the
-// same content is a no-op; the same queue_id with other content fails with
-// ErrReservationMismatch. Not enough available fails with ErrInsufficientFunds.
-func (l *Ledger) Reserve(ctx context.Context, in ReserveInput) (Result, error) {
+// reserveTx is Reserve in a transaction of its own.
+func (l *Ledger) reserveTx(ctx context.Context, in ReserveInput) (Result, error) {
 	if in.Amount.Sign() <= 0 {
 		return Result{}, ErrBadAmount
 	}
@@ -383,7 +396,7 @@ func (l *Ledger) Close(ctx context.Context, queueID, txHash string, op Op, also 
 	return l.close(ctx, queueID, txHash, op, also)
 }
 
-func (l *Ledger) close(ctx context.Context, queueID, txHash string, op Op, also Also) (Result, error) {
+func (l *Ledger) closeTx(ctx context.Context, queueID, txHash string, op Op, also Also) (Result, error) {
 	want := map[Op]string{OpSettle: "settled", OpRelease: "released"}[op]
 	return l.inTx(ctx, func(tx *sql.Tx) (Result, error) {
 		var r reservation
@@ -437,19 +450,13 @@ func (l *Ledger) close(ctx context.Context, queueID, txHash string, op Op, also 
 	})
 }
 
-// CloseSpent closes a reservation of which only spent was used: spent leaves
-// the wallet (a settle entry of -spent, with txHash), the rest returns to
-// available, in one posting. It closes gas reservations: a transfer holds
-// the most its gas may cost, and pays what its receipt says. spent zero
-// releases the reservation. A replay of a closed reservation changes
-// nothing. spent above the reservation takes the difference from available
-// (ErrInsufficientFunds when that is short).
-func (l *Ledger) CloseSpent(ctx context.Context, queueID, txHash string, spent decimal.Decimal) (Result, error) {
+// closeSpentTx is CloseSpent in a transaction of its own.
+func (l *Ledger) closeSpentTx(ctx context.Context, queueID, txHash string, spent decimal.Decimal) (Result, error) {
 	if spent.Sign() < 0 {
 		return Result{}, ErrBadAmount
 	}
 	if spent.IsZero() {
-		return l.close(ctx, queueID, txHash, OpRelease, nil)
+		return l.closeTx(ctx, queueID, txHash, OpRelease, nil)
 	}
 	return l.inTx(ctx, func(tx *sql.Tx) (Result, error) {
 		var r reservation
