@@ -3,7 +3,8 @@
 //
 //	payments   withdraw+pay through RabbitMQ, flat out and at a fixed rate,
 //	           exactly-once checked, with Temporal's persistence requests
-//	           and the CPU of every stack process per payment
+//	           and the CPU of every stack process per payment; and flat out
+//	           over two chains (ETH and BSC), beside the one-chain figure
 //	baseline   the same payments through the fair baseline workflow of
 //	           SPEC §6 (baseline.go), in the same invocation, and the ratio
 //	deposits   Transfer logs matched against 1,000,000 watched addresses
@@ -39,10 +40,11 @@ var (
 	rate      = flag.Int("rate", 50, "requests/s of the fixed-rate run")
 	nRate     = flag.Int("n-rate", 1000, "payments in the fixed-rate run")
 	nBaseline = flag.Int("n-baseline", 0, "payments through the fair baseline (0: as many as -n)")
+	nTwo      = flag.Int("n-two-chains", 0, "payments in the flat-out run over two chains (0: as many as -n)")
 	nWatch    = flag.Int("watch", 1_000_000, "watched addresses")
 	nPost     = flag.Int("postings", 20000, "ledger postings")
 	nTx       = flag.Int("txs", 10000, "broadcaster transactions")
-	only      = flag.String("only", "", "comma list of phases: payments,baseline,deposits,ledger,broadcast")
+	only      = flag.String("only", "", "comma list of phases: payments,two-chains,baseline,deposits,ledger,broadcast (payments includes two-chains)")
 	phaseFlag = flag.String("phase", "", "internal: run one phase in this process and print JSON")
 	// temporalMetricsFlag overrides where Temporal's own metrics are read.
 	temporalMetricsFlag = flag.String("temporal-metrics", "", "the Temporal dev server's /metrics URL (default: port in .dev/pids/temporal.metrics-port, else 8234)")
@@ -56,6 +58,9 @@ func main() {
 	}
 	if *nBaseline <= 0 {
 		*nBaseline = *nPay // the same batch size: the ratio compares like with like
+	}
+	if *nTwo <= 0 {
+		*nTwo = *nPay // likewise for two chains / one chain
 	}
 	if *phaseFlag == "deposits" {
 		r := benchDeposits(*nWatch)
@@ -88,20 +93,44 @@ func main() {
 	}
 	// payflow flat out, then the fair baseline right after it (the closest
 	// in time, on the same stack), then payflow at a fixed rate.
+	// Then the same flat-out figure over two chains, then payflow at a
+	// fixed rate (one chain).
+	one, _ := payChains(st, false)
 	var flat, base paymentRun
-	if want("payments") {
-		flat = benchPayments(ctx, st, *nPay, 0, false)
+	wantTwo := want("payments") || want("two-chains")
+	if wantTwo {
+		flat = benchPayments(ctx, st, *nPay, 0, false, one)
 		fmt.Printf("  payflow flat out: %.1f payments/s, %s Temporal persistence requests\n", flat.perSec(), flat.persistence.measured(flat.n))
 	}
 	if want("baseline") {
-		base = benchPayments(ctx, st, *nBaseline, 0, true)
+		base = benchPayments(ctx, st, *nBaseline, 0, true, one)
 		fmt.Printf("  fair baseline flat out: %.1f payments/s, %s Temporal persistence requests\n", base.perSec(), base.persistence.measured(base.n))
 	}
+	var twoRows []result
+	if wantTwo {
+		var two paymentRun
+		skipped := ""
+		if cs, ok := payChains(st, true); ok {
+			two = benchPayments(ctx, st, *nTwo, 0, false, cs)
+			fmt.Printf("  payflow flat out, two chains (%s): %.1f payments/s, %s Temporal persistence requests\n",
+				strings.Join(two.chains, "+"), two.perSec(), two.persistence.measured(two.n))
+		} else {
+			skipped = "skipped: stack.json lists one chain"
+		}
+		twoRows = twoChainRows(flat, two, skipped)
+	}
 	if want("payments") {
-		fixed := benchPayments(ctx, st, *nRate, *rate, false)
+		fixed := benchPayments(ctx, st, *nRate, *rate, false, one)
 		r := paymentRows(flat, fixed, st.TemporalNamespace)
 		rows = append(rows, r...)
 		printRows(r)
+	}
+	if wantTwo {
+		if !want("payments") { // -only two-chains: still check the one-chain run
+			twoRows = append([]result{exactlyOnce("payments", flat)}, twoRows...)
+		}
+		rows = append(rows, twoRows...)
+		printRows(twoRows)
 	}
 	if want("baseline") {
 		r := baselineRows(base, flat, st.TemporalNamespace)

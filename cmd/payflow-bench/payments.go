@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -37,6 +38,48 @@ type paymentRun struct {
 	persistence persistenceDelta
 	cpu         string
 	cpuMs       float64 // CPU ms per payment, all processes
+	// chains the requests alternated over (pairs of withdraw + pay), and
+	// per chain the answered-ok payments and the transfers its node mined.
+	chains       []string
+	okByChain    map[string]int
+	minedByChain map[string]int
+}
+
+// payChain is one dev chain a payment run sends on: its name in requests and
+// its node's RPC and WebSocket URLs (stack.json's chains).
+type payChain struct{ name, rpcURL, wsURL string }
+
+// payChains is the chains of the one-chain run (the first chain, "ETH", that
+// stack.json's top-level fields describe) or of the two-chain run (it and the
+// first other chain by name). ok is false when the stack has one chain only.
+func payChains(st *stacktest.Stack, two bool) ([]payChain, bool) {
+	first := payChain{name: "ETH", rpcURL: st.ETHRPCURL, wsURL: st.ETHWSURL}
+	if c, ok := st.Chains["ETH"]; ok {
+		first.rpcURL, first.wsURL = c.ETHRPCURL, c.ETHWSURL
+	}
+	if !two {
+		return []payChain{first}, true
+	}
+	var names []string
+	for name := range st.Chains {
+		if name != first.name {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return nil, false
+	}
+	sort.Strings(names)
+	c := st.Chains[names[0]]
+	return []payChain{first, {name: names[0], rpcURL: c.ETHRPCURL, wsURL: c.ETHWSURL}}, true
+}
+
+func chainNames(cs []payChain) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.name)
+	}
+	return out
 }
 
 func (r paymentRun) perSec() float64 {
@@ -53,57 +96,73 @@ type arrival struct {
 
 // benchPayments publishes n withdraw/pay requests (rate per second, 0 = flat
 // out) through RabbitMQ — or, baseline, starts the fair baseline's workflow
-// (baseline.go) for each directly — and waits for every answer.
-func benchPayments(ctx context.Context, st *stacktest.Stack, n, rate int, baseline bool) paymentRun {
-	run := paymentRun{n: n, rate: rate, baseline: baseline}
+// (baseline.go) for each directly — and waits for every answer. Requests go
+// in withdraw + pay pairs, the pairs alternating over chains (symbol USDT on
+// each), each chain's from the dev wallets hot, user-1..3 in turn.
+func benchPayments(ctx context.Context, st *stacktest.Stack, n, rate int, baseline bool, chains []payChain) paymentRun {
+	run := paymentRun{n: n, rate: rate, baseline: baseline, chains: chainNames(chains),
+		okByChain: map[string]int{}, minedByChain: map[string]int{}}
 	fail := func(err error) paymentRun { run.setupError = err.Error(); return run }
+	if len(chains) == 0 {
+		return fail(fmt.Errorf("no chain to send on"))
+	}
 	db, err := sql.Open("mysql", st.MySQLDSN)
 	if err != nil {
 		return fail(err)
 	}
 	defer db.Close()
-	var senders []string
-	for _, label := range []string{"hot", "user-1", "user-2", "user-3"} {
-		var a string
-		if err := db.QueryRowContext(ctx, "SELECT address FROM wallets WHERE label=?", label).Scan(&a); err != nil {
-			return fail(fmt.Errorf("dev wallet %s: %w", label, err))
+	senders := map[string][]string{}
+	for _, c := range chains {
+		for _, label := range []string{"hot", "user-1", "user-2", "user-3"} {
+			var a string
+			if err := db.QueryRowContext(ctx, "SELECT address FROM wallets WHERE chain=? AND label=?", c.name, label).Scan(&a); err != nil {
+				return fail(fmt.Errorf("dev wallet %s on %s: %w", label, c.name, err))
+			}
+			senders[c.name] = append(senders[c.name], a)
 		}
-		senders = append(senders, a)
 	}
 	tc, err := client.Dial(client.Options{HostPort: st.TemporalAddress, Namespace: st.TemporalNamespace, Logger: nopLogger{}})
 	if err != nil {
 		return fail(err)
 	}
 	defer tc.Close()
-	eth, err := ethclient.DialContext(ctx, st.ETHRPCURL)
-	if err != nil {
-		return fail(err)
+	nodes := map[string]*ethclient.Client{}
+	for _, c := range chains {
+		eth, err := ethclient.DialContext(ctx, c.rpcURL)
+		if err != nil {
+			return fail(fmt.Errorf("%s node: %w", c.name, err))
+		}
+		defer eth.Close()
+		nodes[c.name] = eth
 	}
-	defer eth.Close()
 
-	// Broadcast times: when each transaction hash first reaches geth's pool.
+	// Broadcast times: when each transaction hash first reaches its chain's
+	// pool (one pending-transaction subscription per chain; a transaction's
+	// hash covers its chain id, so one map serves every chain).
 	var seenMu sync.Mutex
 	seen := map[common.Hash]time.Time{}
-	rc, err := rpc.DialContext(ctx, st.ETHWSURL)
-	if err != nil {
-		return fail(err)
-	}
-	defer rc.Close()
-	pending := make(chan common.Hash, 1<<16)
-	sub, err := gethclient.New(rc).SubscribePendingTransactions(ctx, pending)
-	if err != nil {
-		return fail(fmt.Errorf("subscribing to pending transactions: %w", err))
-	}
-	defer sub.Unsubscribe()
-	go func() {
-		for h := range pending {
-			seenMu.Lock()
-			if _, ok := seen[h]; !ok {
-				seen[h] = time.Now()
-			}
-			seenMu.Unlock()
+	for _, c := range chains {
+		rc, err := rpc.DialContext(ctx, c.wsURL)
+		if err != nil {
+			return fail(fmt.Errorf("%s node's WebSocket: %w", c.name, err))
 		}
-	}()
+		defer rc.Close()
+		pending := make(chan common.Hash, 1<<16)
+		sub, err := gethclient.New(rc).SubscribePendingTransactions(ctx, pending)
+		if err != nil {
+			return fail(fmt.Errorf("subscribing to %s's pending transactions: %w", c.name, err))
+		}
+		defer sub.Unsubscribe()
+		go func() {
+			for h := range pending {
+				seenMu.Lock()
+				if _, ok := seen[h]; !ok {
+					seen[h] = time.Now()
+				}
+				seenMu.Unlock()
+			}
+		}()
+	}
 
 	// Responses.
 	conn, err := amqp.Dial(st.AMQPURL)
@@ -177,6 +236,7 @@ func benchPayments(ctx context.Context, st *stacktest.Stack, n, rate int, baseli
 
 	sent := make(map[string]time.Time, n)
 	ids := make([]string, n)
+	chainOf := make(map[string]string, n)
 	probe := startPersistenceProbe(ctx)
 	cpu0 := cpuSeconds()
 	start := time.Now()
@@ -189,13 +249,16 @@ func benchPayments(ctx context.Context, st *stacktest.Stack, n, rate int, baseli
 		}
 		qid := fmt.Sprintf("%s%d", prefix, i)
 		ids[i] = qid
-		from, to := senders[i%len(senders)], stacktest.RandomAddress()
+		ci, si := requestSlot(i, len(chains), 4)
+		cn := chains[ci].name
+		from, to := senders[cn][si], stacktest.RandomAddress()
+		chainOf[qid] = cn
 		isPay := i%2 == 1
 		sent[qid] = time.Now()
 		if baseline {
 			in := BaselineInput{Flow: protocol.FlowWithdraw, ActivityTaskQueue: workflows.DefaultTaskQueue,
 				Request: protocol.PaymentRequest{QueueID: qid, FromAddress: from, ToAddress: to,
-					Amount: protocol.MustAmount("0.01"), Chain: "ETH", Symbol: "USDT"}}
+					Amount: protocol.MustAmount("0.01"), Chain: cn, Symbol: "USDT"}}
 			if isPay {
 				in.Flow, in.Request.OrderID = protocol.FlowPay, "order-"+qid
 			}
@@ -209,8 +272,8 @@ func benchPayments(ctx context.Context, st *stacktest.Stack, n, rate int, baseli
 			}
 			continue
 		}
-		body := fmt.Sprintf(`{"queue_id":%q,"from_address":%q,"to_address":%q,"amount":0.01,"chain":"ETH","symbol":"USDT","timestamp":%d`,
-			qid, from, to, time.Now().Unix())
+		body := fmt.Sprintf(`{"queue_id":%q,"from_address":%q,"to_address":%q,"amount":0.01,"chain":%q,"symbol":"USDT","timestamp":%d`,
+			qid, from, to, cn, time.Now().Unix())
 		key := "pay.withdraw.routing.key"
 		if isPay {
 			body += fmt.Sprintf(`,"order_id":"order-%s"`, qid)
@@ -264,7 +327,10 @@ func benchPayments(ctx context.Context, st *stacktest.Stack, n, rate int, baseli
 	run.persistence = probe.done(ctx)
 	mu.Lock()
 	defer mu.Unlock()
-	hashes := map[string]bool{}
+	hashes := map[string]map[string]bool{} // chain → transaction hashes
+	for _, c := range chains {
+		hashes[c.name] = map[string]bool{}
+	}
 	for _, qid := range ids {
 		as := answers[qid]
 		if len(as) == 0 {
@@ -285,8 +351,9 @@ func benchPayments(ctx context.Context, st *stacktest.Stack, n, rate int, baseli
 			continue
 		}
 		run.ok++
+		run.okByChain[chainOf[qid]]++
 		h, _ := a.body["tx_hash"].(string)
-		hashes[h] = true
+		hashes[chainOf[qid]][h] = true
 		seenMu.Lock()
 		if t, ok := seen[common.HexToHash(h)]; ok {
 			run.broadcastLat = append(run.broadcastLat, t.Sub(sent[qid]))
@@ -294,10 +361,23 @@ func benchPayments(ctx context.Context, st *stacktest.Stack, n, rate int, baseli
 		seenMu.Unlock()
 	}
 	run.elapsed = last.Sub(start)
-	run.distinctTx = len(hashes)
-	run.minedOK = countMined(ctx, eth, hashes)
+	for _, c := range chains { // each chain's transfers counted on its own node
+		m := countMined(ctx, nodes[c.name], hashes[c.name])
+		run.distinctTx += len(hashes[c.name])
+		run.minedOK += m
+		run.minedByChain[c.name] = m
+	}
 	run.historyEvents = historyEvents(ctx, tc, ids, baseline)
 	return run
+}
+
+// requestSlot is the chain and the sender (of nSenders) of request i: the
+// requests go in withdraw (even i) + pay (odd i) pairs, pair k to chain k mod
+// nChains. On one chain the sender is i mod nSenders; on each of several
+// chains the senders still all take turns.
+func requestSlot(i, nChains, nSenders int) (chainIdx, senderIdx int) {
+	k := i / 2
+	return k % nChains, (k/nChains*2 + i%2) % nSenders
 }
 
 func countMined(ctx context.Context, eth *ethclient.Client, hashes map[string]bool) int {
@@ -377,6 +457,38 @@ func paymentRows(flat, fixed paymentRun, namespace string) []result {
 			Note: flat.cpu + " (bench = the load generator)"},
 	)
 	return rows
+}
+
+// twoChainRows prints the flat-out payment figure over two chains beside the
+// one-chain figure of the same invocation (issue 11).
+func twoChainRows(one, two paymentRun, skipped string) []result {
+	name := "payments end to end, flat out, two chains"
+	if skipped != "" {
+		return []result{{Name: name, Measured: "-", Target: "—", Verdict: "-", Note: skipped}}
+	}
+	if len(two.chains) > 0 {
+		name += " (" + strings.Join(two.chains, "+") + ")"
+	}
+	if two.setupError != "" {
+		return []result{{Name: name, Measured: "error", Verdict: "FAIL (correctness)", Note: two.setupError}}
+	}
+	var split []string
+	for _, c := range two.chains {
+		split = append(split, fmt.Sprintf("%s %d ok, %d mined", c, two.okByChain[c], two.minedByChain[c]))
+	}
+	ratio := result{Name: "payments two chains / one chain", Measured: "-", Target: "—", Verdict: "-",
+		Note: "payments/s of the flat-out runs, same invocation; both chains' nodes share the same cores"}
+	if one.perSec() > 0 && two.perSec() > 0 {
+		ratio.Measured = fmt.Sprintf("%.2f× (%.1f / %.1f)", two.perSec()/one.perSec(), two.perSec(), one.perSec())
+	}
+	return []result{
+		{Name: name, Measured: fmt.Sprintf("%.1f payments/s", two.perSec()), Target: "—", Verdict: "-",
+			Note: fmt.Sprintf("n=%d, withdraw+pay pairs alternating chains, USDT; %s; req→broadcast p50 %s p99 %s; req→response p50 %s p99 %s; %s",
+				two.n, strings.Join(split, ", "), ms(percentile(two.broadcastLat, .5)), ms(percentile(two.broadcastLat, .99)),
+				ms(percentile(two.respLat, .5)), ms(percentile(two.respLat, .99)), two.cpu)},
+		ratio,
+		exactlyOnce("payments over two chains", two),
+	}
 }
 
 func exactlyOnce(name string, runs ...paymentRun) result {
