@@ -2,19 +2,21 @@ package chain
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/big"
 	"sync"
 
 	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/core/types"
 )
 
-// One tracked row's way through a Tracker pass: seen in a block, confirmed
-// when it is Confirmations deep and still canonical, reorged when its block
-// is gone, dropped when its nonce went to another transaction.
+// The tracker's algorithm before issue 13 (TrackerConfig.PerTransfer), kept
+// for the bench's comparison, and what both algorithms share: retiring a
+// transaction that can never be mined. One tracked row's way: seen in a
+// block, confirmed when it is Confirmations deep and still canonical, reorged
+// when its block is gone, dropped when its nonce went to another transaction.
 
-// pass is what one CheckOnce learns once and shares between rows: each
+// pass is what one checkPerTransfer learns once and shares between rows: each
 // sender's nonce at confirmed depth.
 type pass struct {
 	head uint64
@@ -53,15 +55,16 @@ func (t *Tracker) advance(ctx context.Context, p *pass, r trackedTx) error {
 	}
 	if rcpt == nil {
 		if r.state == "seen" { // its block left the canonical chain
-			return t.transition(ctx, r, "pending", nil, TxEvent{TxHash: r.hash, Milestone: MilestoneReorged})
+			_, _, err := t.transition(ctx, r, "pending", nil, TxEvent{TxHash: r.hash, Milestone: MilestoneReorged})
+			return err
 		}
 		return t.retireIfUnminable(ctx, p, r)
 	}
-	bn := rcpt.BlockNumber.Uint64()
-	ev := TxEvent{TxHash: r.hash, BlockNumber: bn, BlockHash: rcpt.BlockHash.Hex(), Succeeded: rcpt.Status == types.ReceiptStatusSuccessful}
+	at := includedBy(rcpt)
+	bn := at.number
+	ev := at.event(r.hash, MilestoneSeen)
 	if r.state == "pending" || r.blockHash != rcpt.BlockHash.Hex() {
-		ev.Milestone = MilestoneSeen
-		if err := t.transition(ctx, r, "seen", rcpt, ev); err != nil {
+		if _, _, err := t.transition(ctx, r, "seen", at, ev); err != nil {
 			return err
 		}
 		r.state, r.blockHash = "seen", rcpt.BlockHash.Hex()
@@ -78,13 +81,12 @@ func (t *Tracker) advance(ctx context.Context, p *pass, r trackedTx) error {
 		return nil // a reorg is in flight; the next head sorts it out
 	}
 	ev.Milestone = MilestoneConfirmed
-	return t.transition(ctx, r, "confirmed", rcpt, ev)
+	_, _, err = t.transition(ctx, r, "confirmed", at, ev)
+	return err
 }
 
 // retireIfUnminable ends the tracking of a pending transaction payflow signed
-// whose nonce is used at confirmed depth: by none of its step's attempts, it
-// is dropped (its owner is told); by another attempt that is confirmed deep,
-// it was superseded (the owner follows that attempt) and is retired quietly.
+// whose nonce is used at confirmed depth (see retireUnminable).
 func (t *Tracker) retireIfUnminable(ctx context.Context, p *pass, r trackedTx) error {
 	if r.step == "" {
 		return nil // not signed by payflow (a deposit): nothing to prove it against
@@ -93,26 +95,115 @@ func (t *Tracker) retireIfUnminable(ctx context.Context, p *pass, r trackedTx) e
 	if err != nil || !consumed {
 		return err
 	}
+	_, err = retireUnminable(ctx, t, p.head, r)
+	return err
+}
+
+// retired is what retireUnminable did with a row.
+type retired int
+
+const (
+	retiredNot         retired = iota // nothing: an attempt is mined but not deep yet
+	retiredSuperseded                 // another attempt of its step is mined deep: done, quietly
+	retiredDropped                    // no attempt is mined: done, owner told "dropped" (or gone)
+	retiredMinedItself                // its own receipt exists after all: look again
+)
+
+// retireUnminable ends the tracking of pending row r, payflow-signed, whose
+// nonce is used at confirmed depth (at block head-Confirmations+1): by none of
+// its step's attempts, it is dropped (its owner is told); by another attempt
+// that is confirmed deep, it was superseded (the owner follows that attempt)
+// and is retired quietly.
+func retireUnminable(ctx context.Context, t *Tracker, head uint64, r trackedTx) (retired, error) {
 	attempts, err := t.store.Attempts(ctx, r.signedWF, r.step)
 	if err != nil {
-		return err
+		return retiredNot, err
 	}
 	for _, a := range attempts {
 		rc, err := receiptOf(ctx, t.backend, a.Hash)
 		if err != nil {
-			return err
+			return retiredNot, err
 		}
 		if rc == nil {
 			continue
 		}
-		if p.head+1 >= rc.BlockNumber.Uint64()+t.cfg.Confirmations {
+		if a.Hash == common.HexToHash(r.hash) {
+			return retiredMinedItself, nil
+		}
+		if head+1 >= rc.BlockNumber.Uint64()+t.cfg.Confirmations {
 			if _, err := t.db.ExecContext(ctx, "UPDATE tracked_txs SET state='done' WHERE tx_hash=? AND workflow_id=? AND state='pending'",
 				r.hash, r.workflowID); err != nil {
-				return fmt.Errorf("retiring superseded %s: %w", r.hash, err)
+				return retiredNot, fmt.Errorf("retiring superseded %s: %w", r.hash, err)
 			}
 			t.log.Info("tracked transaction superseded", "workflow_id", r.workflowID, "tx_hash", r.hash, "mined", a.Hash.Hex())
+			return retiredSuperseded, nil
 		}
-		return nil
+		return retiredNot, nil
 	}
-	return t.transition(ctx, r, "done", nil, TxEvent{TxHash: r.hash, Milestone: MilestoneDropped})
+	if _, _, err := t.transition(ctx, r, "done", nil, TxEvent{TxHash: r.hash, Milestone: MilestoneDropped}); err != nil {
+		return retiredNot, err
+	}
+	return retiredDropped, nil
+}
+
+// checkPerTransfer is the algorithm before issue 13 (TrackerConfig.PerTransfer):
+// it examines the BatchSize least recently checked open tracked transactions
+// at the given head, one receipt lookup each, and records that they were
+// checked: rows that can never mine do not keep newer ones from being checked.
+func checkPerTransfer(ctx context.Context, t *Tracker, head uint64) error {
+	rows, err := t.db.QueryContext(ctx, `SELECT t.tx_hash, t.workflow_id, t.state, COALESCE(t.block_hash,''), t.block_number,
+		t.notify_seen, COALESCE(s.workflow_id,''), COALESCE(s.step,''), COALESCE(s.from_address,''), COALESCE(s.nonce,0)
+		FROM tracked_txs t LEFT JOIN signed_txs s ON s.tx_hash = t.tx_hash AND s.chain = t.chain
+		WHERE t.chain=? AND t.state IN ('pending','seen') ORDER BY t.checked_at, t.created_at LIMIT ?`,
+		t.cfg.Chain, t.cfg.BatchSize)
+	if err != nil {
+		return fmt.Errorf("listing tracked transactions: %w", err)
+	}
+	var open []trackedTx
+	for rows.Next() {
+		var r trackedTx
+		var from string
+		if err := rows.Scan(&r.hash, &r.workflowID, &r.state, &r.blockHash, &r.blockNumber, &r.notifySeen,
+			&r.signedWF, &r.step, &from, &r.nonce); err != nil {
+			rows.Close()
+			return err
+		}
+		r.from = common.HexToAddress(from)
+		open = append(open, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	// Receipt lookups are independent: run them side by side, so hundreds of
+	// payments in flight do not make one head take seconds.
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	p := &pass{head: head, used: map[common.Address]uint64{}}
+	work := make(chan trackedTx)
+	for w := 0; w < min(16, len(open)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range work {
+				if err := t.advance(ctx, p, r); err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("%s: %w", r.hash, err))
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, r := range open {
+		work <- r
+	}
+	close(work)
+	wg.Wait()
+	if err := t.markChecked(ctx, open); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }

@@ -63,18 +63,29 @@ type TrackerConfig struct {
 	Confirmations uint64
 	// PollInterval re-checks even without new heads (a silent WebSocket).
 	PollInterval time.Duration
-	// BatchSize is how many open rows one pass checks, the least recently
-	// checked first, so every open row is checked within a few passes however
-	// many are open. Zero means DefaultTrackerBatch.
+	// BatchSize is how many receipts of newly followed rows one pass looks
+	// up, the oldest first (and, with PerTransfer, how many open rows one pass
+	// checks, the least recently checked first), so every open row is looked
+	// at within a few passes however many are open. Zero means
+	// DefaultTrackerBatch.
 	BatchSize int
+	// PerTransfer selects the algorithm payflow used before issue 13: every
+	// open row costs a receipt lookup on every head. Kept callable only so
+	// that the bench can print it beside the per-block tracker.
+	PerTransfer bool
 }
 
 // DefaultTrackerBatch is TrackerConfig.BatchSize when unset.
 const DefaultTrackerBatch = 5000
 
 // Tracker follows payflow's own broadcast transactions to confirmation by
-// block number and hash, and tells their owners once per milestone.
+// block number and hash, and tells their owners once per milestone. Its work
+// per head follows the chain, not the number of transfers in flight: it reads
+// each new block's header and receipts and matches them against the open
+// rows it holds in memory (see follower).
 type Tracker struct {
+	mu       sync.Mutex // one pass at a time
+	follow   *follower  // what the per-block algorithm has learned; nil: start over
 	cfg      TrackerConfig
 	db       *sql.DB
 	backend  Backend
@@ -127,8 +138,13 @@ func trackTx(ctx context.Context, db *sql.DB, chainName string, txHash common.Ha
 	return nil
 }
 
-// Run follows new heads until ctx ends, reconnecting with backoff.
+// Run follows new heads until ctx ends, reconnecting with backoff. Each Run
+// (each lease taken) starts from the database: it forgets what an earlier Run
+// learned, since another process may have tracked the rows meanwhile.
 func (t *Tracker) Run(ctx context.Context) error {
+	t.mu.Lock()
+	t.follow = nil
+	t.mu.Unlock()
 	followHeads(ctx, t.dial, t.backend, t.cfg.PollInterval, t.log, t.check)
 	return nil
 }
@@ -150,67 +166,20 @@ func (t *Tracker) check(ctx context.Context, head uint64) {
 	}
 }
 
-// CheckOnce examines the BatchSize least recently checked open tracked
-// transactions at the given head, and records that they were checked: rows
-// that can never mine do not keep newer ones from being checked. A
-// transaction payflow signed that can never be mined (see MilestoneDropped)
-// is retired. Exposed for tests that mine blocks by hand.
+// CheckOnce brings the tracker up to the given head: it follows the open
+// tracked rows to their milestones and tells their owners. A transaction
+// payflow signed that can never be mined (see MilestoneDropped) is retired.
+// Exposed for tests that mine blocks by hand.
 func (t *Tracker) CheckOnce(ctx context.Context, head uint64) error {
-	rows, err := t.db.QueryContext(ctx, `SELECT t.tx_hash, t.workflow_id, t.state, COALESCE(t.block_hash,''), t.block_number,
-		t.notify_seen, COALESCE(s.workflow_id,''), COALESCE(s.step,''), COALESCE(s.from_address,''), COALESCE(s.nonce,0)
-		FROM tracked_txs t LEFT JOIN signed_txs s ON s.tx_hash = t.tx_hash AND s.chain = t.chain
-		WHERE t.chain=? AND t.state IN ('pending','seen') ORDER BY t.checked_at, t.created_at LIMIT ?`,
-		t.cfg.Chain, t.cfg.BatchSize)
-	if err != nil {
-		return fmt.Errorf("listing tracked transactions: %w", err)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.cfg.PerTransfer {
+		return checkPerTransfer(ctx, t, head)
 	}
-	var open []trackedTx
-	for rows.Next() {
-		var r trackedTx
-		var from string
-		if err := rows.Scan(&r.hash, &r.workflowID, &r.state, &r.blockHash, &r.blockNumber, &r.notifySeen,
-			&r.signedWF, &r.step, &from, &r.nonce); err != nil {
-			rows.Close()
-			return err
-		}
-		r.from = common.HexToAddress(from)
-		open = append(open, r)
+	if t.follow == nil {
+		t.follow = newFollower(t)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	// Receipt lookups are independent: run them side by side, so hundreds of
-	// payments in flight do not make one head take seconds.
-	var (
-		mu   sync.Mutex
-		errs []error
-		wg   sync.WaitGroup
-	)
-	p := &pass{head: head, used: map[common.Address]uint64{}}
-	work := make(chan trackedTx)
-	for w := 0; w < min(16, len(open)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for r := range work {
-				if err := t.advance(ctx, p, r); err != nil {
-					mu.Lock()
-					errs = append(errs, fmt.Errorf("%s: %w", r.hash, err))
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for _, r := range open {
-		work <- r
-	}
-	close(work)
-	wg.Wait()
-	if err := t.markChecked(ctx, open); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	return t.follow.pass(ctx, head)
 }
 
 // markChecked moves the checked rows to the back of the line.
@@ -240,8 +209,9 @@ func (t *Tracker) markChecked(ctx context.Context, open []trackedTx) error {
 // and nonce (replacements signed by Sender.Replace, or what they
 // replaced) can never be mined: they are marked done in the same database
 // transaction, so they are not polled again and their owner hears nothing
-// more about them.
-func (t *Tracker) transition(ctx context.Context, r trackedTx, state string, rcpt *types.Receipt, ev TxEvent) error {
+// more about them. It returns the state recorded ("done" when the owner is
+// gone) and how many such hashes were retired.
+func (t *Tracker) transition(ctx context.Context, r trackedTx, state string, at *inclusion, ev TxEvent) (string, int64, error) {
 	var err error
 	if ev.Milestone == MilestoneConfirmed || ev.Milestone == MilestoneDropped || r.notifySeen {
 		err = t.notifier.NotifyTx(ctx, r.workflowID, ev)
@@ -249,20 +219,20 @@ func (t *Tracker) transition(ctx context.Context, r trackedTx, state string, rcp
 	if errors.Is(err, ErrOwnerGone) {
 		state = "done"
 	} else if err != nil {
-		return fmt.Errorf("notifying %s of %s: %w", r.workflowID, ev.Milestone, err)
+		return r.state, 0, fmt.Errorf("notifying %s of %s: %w", r.workflowID, ev.Milestone, err)
 	}
 	var bn, bh any
-	if rcpt != nil {
-		bn, bh = rcpt.BlockNumber.Uint64(), rcpt.BlockHash.Hex()
+	if at != nil {
+		bn, bh = at.number, at.hash.Hex()
 	}
 	tx, err := t.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("recording %s: %w", state, err)
+		return r.state, 0, fmt.Errorf("recording %s: %w", state, err)
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, "UPDATE tracked_txs SET state=?, block_number=?, block_hash=? WHERE tx_hash=? AND workflow_id=?",
 		state, bn, bh, r.hash, r.workflowID); err != nil {
-		return fmt.Errorf("recording %s: %w", state, err)
+		return r.state, 0, fmt.Errorf("recording %s: %w", state, err)
 	}
 	var superseded int64
 	if ev.Milestone == MilestoneConfirmed || ev.Milestone == MilestoneDropped {
@@ -273,16 +243,16 @@ func (t *Tracker) transition(ctx context.Context, r trackedTx, state string, rcp
 			WHERE sc.tx_hash = ? AND sc.chain = ? AND o.workflow_id = ? AND o.chain = ? AND o.tx_hash <> ? AND o.state = 'pending'`,
 			r.hash, t.cfg.Chain, r.workflowID, t.cfg.Chain, r.hash)
 		if err != nil {
-			return fmt.Errorf("retiring replacements of %s: %w", r.hash, err)
+			return r.state, 0, fmt.Errorf("retiring replacements of %s: %w", r.hash, err)
 		}
 		if superseded, err = res.RowsAffected(); err != nil {
-			return fmt.Errorf("retiring replacements of %s: %w", r.hash, err)
+			return r.state, 0, fmt.Errorf("retiring replacements of %s: %w", r.hash, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("recording %s: %w", state, err)
+		return r.state, 0, fmt.Errorf("recording %s: %w", state, err)
 	}
 	t.log.Info("tracked transaction", "workflow_id", r.workflowID, "tx_hash", r.hash, "milestone", ev.Milestone,
 		"block_number", ev.BlockNumber, "superseded", superseded)
-	return nil
+	return state, superseded, nil
 }
