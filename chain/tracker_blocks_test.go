@@ -66,7 +66,9 @@ func (c *countingBackend) BlockNumber(ctx context.Context) (uint64, error) {
 
 type methodNotFound struct{}
 
-func (methodNotFound) Error() string  { return "the method eth_getBlockReceipts does not exist/is not available" }
+func (methodNotFound) Error() string {
+	return "the method eth_getBlockReceipts does not exist/is not available"
+}
 func (methodNotFound) ErrorCode() int { return -32601 }
 
 var _ rpc.Error = methodNotFound{}
