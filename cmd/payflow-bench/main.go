@@ -10,6 +10,9 @@
 //	deposits   Transfer logs matched against 1,000,000 watched addresses
 //	ledger     durable postings/s on one hot wallet, 64 writers
 //	broadcast  signed transactions/s accepted by the dev chain, one wallet
+//	tracker    confirmation tracker RPCs and ms per head at 100 and 10,000
+//	           transfers in flight, beside the per-transfer algorithm
+//	           (simulated node, tracker.go)
 //
 // `make bench` runs it; `make bench QUICK=1` runs smaller sizes.
 package main
@@ -44,7 +47,7 @@ var (
 	nWatch    = flag.Int("watch", 1_000_000, "watched addresses")
 	nPost     = flag.Int("postings", 20000, "ledger postings")
 	nTx       = flag.Int("txs", 10000, "broadcaster transactions")
-	only      = flag.String("only", "", "comma list of phases: payments,two-chains,baseline,deposits,ledger,broadcast (payments includes two-chains)")
+	only      = flag.String("only", "", "comma list of phases: payments,two-chains,baseline,deposits,ledger,broadcast,tracker (payments includes two-chains)")
 	phaseFlag = flag.String("phase", "", "internal: run one phase in this process and print JSON")
 	// temporalMetricsFlag overrides where Temporal's own metrics are read.
 	temporalMetricsFlag = flag.String("temporal-metrics", "", "the Temporal dev server's /metrics URL (default: port in .dev/pids/temporal.metrics-port, else 8234)")
@@ -88,6 +91,15 @@ func main() {
 	}
 	if want("broadcast") {
 		r := benchBroadcaster(ctx, st, *nTx)
+		rows = append(rows, r...)
+		printRows(r)
+	}
+	if want("tracker") {
+		heads := 10
+		if *quick {
+			heads = 3
+		}
+		r := benchTracker(ctx, st, heads)
 		rows = append(rows, r...)
 		printRows(r)
 	}

@@ -1,0 +1,297 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"database/sql"
+	"fmt"
+	"math/big"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/ethclient/simulated"
+	"github.com/ethereum/go-ethereum/rpc"
+
+	"payflow/chain"
+	"payflow/internal/stacktest"
+)
+
+// The tracker phase (issue 13, SPEC §6): node calls and milliseconds per new
+// head with 100 and with 10,000 transfers in flight, for the per-block
+// tracker and, beside it, the per-transfer algorithm it replaced
+// (TrackerConfig.PerTransfer). The chain is go-ethereum's simulated backend
+// in this process (said so in the output), so the milliseconds are the
+// tracker's own work plus an in-process node: a real node over a socket adds
+// a round trip per call, which widens the gap. The database is the stack's
+// MariaDB (a scratch database).
+//
+// In flight are open tracked_txs rows: payflow-signed transfers from four hot
+// wallets that no block holds yet, plus, on every head, 20 real transfers
+// mined in that head's block and one more left in the pool (tracked before
+// the block is mined, so the per-block tracker finds them in the block; the
+// pool one costs it one receipt lookup, once).
+
+const (
+	trackerConfirmations = 3
+	trackerPerHead       = 20
+	trackerWallets       = 4
+)
+
+// callCounter is a chain.Backend that counts the calls the tracker makes.
+type callCounter struct {
+	chain.Backend
+	n atomic.Int64
+}
+
+func (c *callCounter) HeaderByNumber(ctx context.Context, n *big.Int) (*types.Header, error) {
+	c.n.Add(1)
+	return c.Backend.HeaderByNumber(ctx, n)
+}
+
+func (c *callCounter) TransactionReceipt(ctx context.Context, h common.Hash) (*types.Receipt, error) {
+	c.n.Add(1)
+	return c.Backend.TransactionReceipt(ctx, h)
+}
+
+func (c *callCounter) NonceAt(ctx context.Context, a common.Address, n *big.Int) (uint64, error) {
+	c.n.Add(1)
+	return c.Backend.NonceAt(ctx, a, n)
+}
+
+func (c *callCounter) BlockNumber(ctx context.Context) (uint64, error) {
+	c.n.Add(1)
+	return c.Backend.BlockNumber(ctx)
+}
+
+func (c *callCounter) BlockReceipts(ctx context.Context, b rpc.BlockNumberOrHash) ([]*types.Receipt, error) {
+	c.n.Add(1)
+	return c.Backend.(interface {
+		BlockReceipts(context.Context, rpc.BlockNumberOrHash) ([]*types.Receipt, error)
+	}).BlockReceipts(ctx, b)
+}
+
+func (c *callCounter) BlockByHash(ctx context.Context, h common.Hash) (*types.Block, error) {
+	c.n.Add(1)
+	return c.Backend.(interface {
+		BlockByHash(context.Context, common.Hash) (*types.Block, error)
+	}).BlockByHash(ctx, h)
+}
+
+// confirmCounter is a Notifier counting "confirmed" per workflow.
+type confirmCounter struct {
+	mu        sync.Mutex
+	confirmed map[string]int
+}
+
+func (c *confirmCounter) NotifyTx(_ context.Context, wf string, ev chain.TxEvent) error {
+	if ev.Milestone == chain.MilestoneConfirmed {
+		c.mu.Lock()
+		c.confirmed[wf]++
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// trackerRun is one algorithm at one size: means per head.
+type trackerRun struct {
+	inFlight int
+	calls    float64
+	perHead  time.Duration
+}
+
+func (r trackerRun) String() string {
+	return fmt.Sprintf("%.0f RPCs, %.1f ms", r.calls, float64(r.perHead)/float64(time.Millisecond))
+}
+
+type trackerBench struct {
+	ctx    context.Context
+	db     *sql.DB
+	sim    *simulated.Backend
+	client simulated.Client
+	key    *ecdsa.PrivateKey
+	from   common.Address
+	nonce  uint64
+	seq    int
+	stuck  int
+	sent   map[string]bool // workflows of the real transfers tracked by a per-block run
+	notify *confirmCounter
+}
+
+// benchTracker measures both algorithms at 100 and 10,000 in flight.
+func benchTracker(ctx context.Context, st *stacktest.Stack, heads int) []result {
+	fail := func(err error) []result {
+		return []result{{Name: "tracker per head", Measured: "error", Verdict: "FAIL (correctness)", Note: err.Error()}}
+	}
+	db, drop, err := benchDB(ctx, st, "tracker")
+	if err != nil {
+		return fail(err)
+	}
+	defer drop()
+	key, _ := crypto.GenerateKey()
+	from := crypto.PubkeyToAddress(key.PublicKey)
+	ether := new(big.Int).Exp(big.NewInt(10), big.NewInt(24), nil)
+	sim := simulated.NewBackend(types.GenesisAlloc{from: {Balance: ether}})
+	defer sim.Close()
+	b := &trackerBench{ctx: ctx, db: db, sim: sim, client: sim.Client(), key: key, from: from,
+		sent: map[string]bool{}, notify: &confirmCounter{confirmed: map[string]int{}}}
+	var block, perTransfer []trackerRun
+	for _, n := range []int{100, 10_000} {
+		if err := b.addStuck(n - b.stuck); err != nil {
+			return fail(err)
+		}
+		bl, err := b.run(false, heads)
+		if err != nil {
+			return fail(err)
+		}
+		pt, err := b.run(true, heads)
+		if err != nil {
+			return fail(err)
+		}
+		block, perTransfer = append(block, bl), append(perTransfer, pt)
+	}
+	for wf := range b.sent {
+		if c := b.notify.confirmed[wf]; c != 1 {
+			return fail(fmt.Errorf("%s was confirmed %d times by the per-block tracker, want once", wf, c))
+		}
+	}
+	var rows []result
+	for i, r := range block {
+		flat := r.calls <= block[0].calls
+		rows = append(rows, result{
+			Name:     fmt.Sprintf("tracker per head, %s in flight", thousands(r.inFlight)),
+			Measured: r.String(),
+			Target:   "flat 100 → 10,000",
+			Verdict:  verdict(flat),
+			Note: fmt.Sprintf("per-transfer algorithm: %s; simulated node in-process, %d heads, %d transfers mined per head",
+				perTransfer[i], heads, trackerPerHead),
+		})
+	}
+	return rows
+}
+
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	var out []string
+	for len(s) > 3 {
+		out = append([]string{s[len(s)-3:]}, out...)
+		s = s[:len(s)-3]
+	}
+	return strings.Join(append([]string{s}, out...), ",")
+}
+
+// addStuck tracks n payflow-signed transfers that no block holds.
+func (b *trackerBench) addStuck(n int) error {
+	const chunk = 1000
+	for done := 0; done < n; done += chunk {
+		m := min(chunk, n-done)
+		var tq, sq strings.Builder
+		tq.WriteString("INSERT INTO tracked_txs (tx_hash, chain, workflow_id, notify_seen) VALUES ")
+		sq.WriteString("INSERT INTO signed_txs (workflow_id, step, attempt, chain, from_address, to_address, nonce, tx_hash, raw, max_fee_wei, tip_wei, state) VALUES ")
+		var targs, sargs []any
+		for i := range m {
+			k := b.stuck + done + i
+			if i > 0 {
+				tq.WriteByte(',')
+				sq.WriteByte(',')
+			}
+			h := crypto.Keccak256Hash([]byte(fmt.Sprint("in-flight-", k))).Hex()
+			wf := fmt.Sprint("wf-in-flight-", k)
+			wallet := chain.Lower(common.BigToAddress(big.NewInt(int64(0xfee0 + k%trackerWallets))))
+			tq.WriteString("(?,'ETH',?,FALSE)")
+			targs = append(targs, h, wf)
+			sq.WriteString("(?,'send',0,'ETH',?,?,?,?,x'00',0,0,'sent')")
+			sargs = append(sargs, wf, wallet, wallet, 1_000_000+k, h)
+		}
+		if _, err := b.db.ExecContext(b.ctx, sq.String(), sargs...); err != nil {
+			return err
+		}
+		if _, err := b.db.ExecContext(b.ctx, tq.String(), targs...); err != nil {
+			return err
+		}
+	}
+	b.stuck += n
+	return nil
+}
+
+// transfer signs, sends and tracks one real transfer (confirmed only).
+func (b *trackerBench) transfer(perTransfer bool) error {
+	to := common.BigToAddress(big.NewInt(int64(0xbeef + b.seq)))
+	tx, err := types.SignNewTx(b.key, types.LatestSignerForChainID(big.NewInt(1337)), &types.DynamicFeeTx{
+		ChainID: big.NewInt(1337), Nonce: b.nonce, GasTipCap: big.NewInt(1_000_000_000),
+		GasFeeCap: big.NewInt(100_000_000_000), Gas: 21000, To: &to, Value: big.NewInt(1)})
+	if err != nil {
+		return err
+	}
+	if err := b.client.SendTransaction(b.ctx, tx); err != nil {
+		return err
+	}
+	b.nonce++
+	wf := fmt.Sprint("wf-real-", b.seq)
+	b.seq++
+	if !perTransfer {
+		b.sent[wf] = true
+	}
+	return chain.TrackTxConfirmedOnly(b.ctx, b.db, "ETH", tx.Hash(), wf)
+}
+
+// run measures heads heads of one algorithm, after a warm-up head (the
+// per-block tracker's start looks every open row up once), then mines until
+// every real transfer it tracked is settled.
+func (b *trackerBench) run(perTransfer bool, heads int) (trackerRun, error) {
+	cc := &callCounter{Backend: b.client}
+	tr, err := chain.NewTracker(chain.TrackerConfig{Chain: "ETH", Confirmations: trackerConfirmations, PerTransfer: perTransfer},
+		b.db, cc, nil, b.notify, nil)
+	if err != nil {
+		return trackerRun{}, err
+	}
+	check := func() (time.Duration, error) {
+		n, err := b.client.BlockNumber(b.ctx)
+		if err != nil {
+			return 0, err
+		}
+		start := time.Now()
+		err = tr.CheckOnce(b.ctx, n)
+		return time.Since(start), err
+	}
+	var open int
+	if err := b.db.QueryRowContext(b.ctx, "SELECT COUNT(*) FROM tracked_txs WHERE state IN ('pending','seen')").Scan(&open); err != nil {
+		return trackerRun{}, err
+	}
+	for range open/chain.DefaultTrackerBatch + 1 { // the first looks take BatchSize rows a pass
+		if _, err := check(); err != nil {
+			return trackerRun{}, err
+		}
+	}
+	var spent time.Duration
+	var calls int64
+	for range heads {
+		for range trackerPerHead {
+			if err := b.transfer(perTransfer); err != nil {
+				return trackerRun{}, err
+			}
+		}
+		b.sim.Commit()
+		if err := b.transfer(perTransfer); err != nil { // waits in the pool for the next head
+			return trackerRun{}, err
+		}
+		before := cc.n.Load()
+		d, err := check()
+		if err != nil {
+			return trackerRun{}, err
+		}
+		spent += d
+		calls += cc.n.Load() - before
+	}
+	for range trackerConfirmations + 1 {
+		b.sim.Commit()
+		if _, err := check(); err != nil {
+			return trackerRun{}, err
+		}
+	}
+	return trackerRun{inFlight: open, calls: float64(calls) / float64(heads), perHead: spent / time.Duration(heads)}, nil
+}
