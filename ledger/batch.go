@@ -114,6 +114,9 @@ func (b *batcher) do(ctx context.Context, k walletKey, p *posting) (Result, erro
 
 // run is k's writer: it commits batches until the queue is empty.
 func (b *batcher) run(k walletKey) {
+	// rowKnown: a batch of this run committed, so the wallet's balance row
+	// exists (rows are never deleted).
+	rowKnown := false
 	for {
 		b.mu.Lock()
 		q := b.queues[k]
@@ -126,13 +129,16 @@ func (b *batcher) run(k walletKey) {
 		batch := q[:n:n]
 		b.queues[k] = q[n:]
 		b.mu.Unlock()
-		b.l.commitBatch(k, batch)
+		if b.l.commitBatch(k, batch, rowKnown) {
+			rowKnown = true
+		}
 	}
 }
 
 // commitBatch applies batch in one transaction, retrying it whole after a
-// deadlock, and hands every posting its outcome once committed.
-func (l *Ledger) commitBatch(k walletKey, batch []*posting) {
+// deadlock, and hands every posting its outcome once committed. It reports
+// whether the batch committed.
+func (l *Ledger) commitBatch(k walletKey, batch []*posting, rowKnown bool) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
 	var live []*posting
@@ -144,9 +150,9 @@ func (l *Ledger) commitBatch(k walletKey, batch []*posting) {
 			}
 		}
 		if len(live) == 0 {
-			return
+			return false
 		}
-		outs, alone, err := l.applyBatch(ctx, k, live)
+		outs, alone, err := l.applyBatch(ctx, k, live, rowKnown)
 		if err == nil {
 			for i, p := range live {
 				if alone[i] {
@@ -155,7 +161,7 @@ func (l *Ledger) commitBatch(k walletKey, batch []*posting) {
 					p.done <- outs[i]
 				}
 			}
-			return
+			return true
 		}
 		if !retryable(err) || attempt >= batchAttempts {
 			break
@@ -164,6 +170,7 @@ func (l *Ledger) commitBatch(k walletKey, batch []*posting) {
 	for _, p := range live {
 		p.done <- l.alone(p)
 	}
+	return false
 }
 
 func retryable(err error) bool {
@@ -222,8 +229,9 @@ type batchTx struct {
 
 // applyBatch applies ps in order in one transaction and commits it. alone
 // marks postings that must run in a transaction of their own. A non-nil
-// error concerns the whole batch: nothing was committed.
-func (l *Ledger) applyBatch(ctx context.Context, k walletKey, ps []*posting) (outs []outcome, alone []bool, err error) {
+// error concerns the whole batch: nothing was committed. rowKnown: the
+// balance row exists, so a locking read locks it in one round trip.
+func (l *Ledger) applyBatch(ctx context.Context, k walletKey, ps []*posting, rowKnown bool) (outs []outcome, alone []bool, err error) {
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("beginning transaction: %w", err)
@@ -233,9 +241,17 @@ func (l *Ledger) applyBatch(ctx context.Context, k walletKey, ps []*posting) (ou
 			_ = tx.Rollback()
 		}
 	}()
-	b, err := lockBalance(ctx, tx, k.chain, k.address, k.symbol)
+	var b Balance
+	err = sql.ErrNoRows
+	if rowKnown {
+		err = tx.QueryRowContext(ctx, "SELECT available, held FROM balances WHERE chain=? AND address=? AND symbol=? FOR UPDATE",
+			k.chain, k.address, k.symbol).Scan(&b.Available, &b.Held)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		b, err = lockBalance(ctx, tx, k.chain, k.address, k.symbol)
+	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("locking balance: %w", err)
 	}
 	bt := &batchTx{ctx: ctx, tx: tx, k: k, bal: b, written: b, journal: map[string]int64{},
 		resv: map[string]*reservation{}, ours: map[string]int{}, ids: make([]int64, len(ps)), refs: make([]int, len(ps))}

@@ -1,6 +1,7 @@
 package ledger_test
 
 import (
+	"database/sql"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -15,12 +16,12 @@ import (
 // benchPostings runs b.N durable credits (each its own committed transaction)
 // from writers goroutines spread round-robin over wallets wallets, reports
 // postings/s and checks that every credit landed exactly once.
-func benchPostings(b *testing.B, writers, wallets int) {
+func benchPostings(b *testing.B, writers, wallets int, newLedger func(*sql.DB) *ledger.Ledger) {
 	db := stacktest.TestDB(b, "bench")
 	if err := ledger.Migrate(ctx, db); err != nil {
 		b.Fatal(err)
 	}
-	l := ledger.New(db)
+	l := newLedger(db)
 	addrs := make([]string, wallets)
 	for i := range addrs {
 		addrs[i] = fmt.Sprintf("0x%040x", 0xb0000+i)
@@ -72,15 +73,21 @@ func benchPostings(b *testing.B, writers, wallets int) {
 }
 
 // BenchmarkPostingsOneHotWallet: 64 writers posting to one wallet, the worst
-// case of the ledger's design: every posting locks the same balance row
-// (SELECT ... FOR UPDATE) until it commits.
-func BenchmarkPostingsOneHotWallet(b *testing.B) { benchPostings(b, 64, 1) }
+// case of a row-locking ledger: every posting needs the same balance row.
+// Group commit (batch.go) takes the lock once per batch.
+func BenchmarkPostingsOneHotWallet(b *testing.B) { benchPostings(b, 64, 1, ledger.New) }
 
 // BenchmarkPostingsSpreadWallets: the same 64 writers over 64 wallets, so
 // that row locks do not collide; the gap to the hot wallet is the cost of
 // the single row lock.
-func BenchmarkPostingsSpreadWallets(b *testing.B) { benchPostings(b, 64, 64) }
+func BenchmarkPostingsSpreadWallets(b *testing.B) { benchPostings(b, 64, 64, ledger.New) }
 
 // BenchmarkPostingsSerial: one writer, one wallet: the latency of one posting
 // (six round trips and a durable commit) as postings/s.
-func BenchmarkPostingsSerial(b *testing.B) { benchPostings(b, 1, 1) }
+func BenchmarkPostingsSerial(b *testing.B) { benchPostings(b, 1, 1, ledger.New) }
+
+// BenchmarkPostingsOneHotWalletUnbatched: the hot wallet with one
+// transaction per posting (the algorithm before group commit).
+func BenchmarkPostingsOneHotWalletUnbatched(b *testing.B) {
+	benchPostings(b, 64, 1, ledger.NewUnbatched)
+}
