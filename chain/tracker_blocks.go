@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
 	"sync"
 	"time"
 
@@ -486,6 +487,10 @@ func (f *follower) settle(ctx context.Context) error {
 			}
 		}
 	}
+	steps, quiet := quietSeen(steps)
+	for in, es := range quiet {
+		errs = append(errs, f.recordSeen(ctx, in, es))
+	}
 	stepErrs := parallel(len(steps), func(i int) error { return f.run(ctx, head, steps[i]) })
 	errs = append(errs, stepErrs...)
 	var refresh []string
@@ -508,6 +513,47 @@ func (f *follower) settle(ctx context.Context) error {
 		errs = append(errs, f.refresh(ctx, wf))
 	}
 	return errors.Join(errs...)
+}
+
+// quietSeen takes out of steps the rows whose owners do not want "seen"
+// (payments): their block is recorded in one statement per block, or not at
+// all when the same pass confirms them (the confirmation records it).
+func quietSeen(steps []*step) ([]*step, map[inclusion][]*followed) {
+	quiet := map[inclusion][]*followed{}
+	kept := steps[:0]
+	for _, s := range steps {
+		if s.seen && !s.e.notifySeen {
+			if !s.confirm {
+				quiet[*s.e.in] = append(quiet[*s.e.in], s.e)
+				continue
+			}
+			s.seen = false
+		}
+		kept = append(kept, s)
+	}
+	return kept, quiet
+}
+
+// recordSeen records that block in holds the transactions of es, whose
+// owners are not told.
+func (f *follower) recordSeen(ctx context.Context, in inclusion, es []*followed) error {
+	const chunk = 500
+	for i := 0; i < len(es); i += chunk {
+		part := es[i:min(i+chunk, len(es))]
+		args := []any{in.number, in.hash.Hex(), f.t.cfg.Chain}
+		for _, e := range part {
+			args = append(args, e.hash, e.workflowID)
+		}
+		q := "UPDATE tracked_txs SET state='seen', block_number=?, block_hash=? WHERE chain=? AND state IN ('pending','seen') AND (tx_hash, workflow_id) IN (" +
+			strings.TrimSuffix(strings.Repeat("(?,?),", len(part)), ",") + ")"
+		if _, err := f.t.db.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("recording transactions seen in block %d: %w", in.number, err)
+		}
+		for _, e := range part {
+			e.state, e.blockHash, e.blockNumber = "seen", in.hash.Hex(), sql.NullInt64{Int64: int64(in.number), Valid: true}
+		}
+	}
+	return nil
 }
 
 // run carries out one step on a copy of its row (s.r), so steps can run side
