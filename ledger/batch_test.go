@@ -329,14 +329,14 @@ func TestBatchedEqualsSerial(t *testing.T) {
 		_, err := l.Credit(bctx, CreditInput{Chain: k.chain, Address: k.address, Symbol: k.symbol, Amount: dec("100000"), TxHash: "0xf00d"})
 		return err
 	})
-	for i := 0; i < 300; i++ {
+	for i := 0; i < 150; i++ {
 		q := fmt.Sprintf("pre%d", i)
 		setup = append(setup, func(l *Ledger) error {
 			_, err := l.Reserve(bctx, ReserveInput{QueueID: q, Chain: k.chain, Address: k.address, Symbol: k.symbol, Amount: dec("3")})
 			return err
 		})
 	}
-	for i := 0; i < 300; i++ {
+	for i := 0; i < 150; i++ {
 		credit := CreditInput{Chain: k.chain, Address: k.address, Symbol: k.symbol, Amount: dec("1.5"), TxHash: fmt.Sprintf("0x%x", i)}
 		q := fmt.Sprintf("pre%d", i)
 		var closing op
