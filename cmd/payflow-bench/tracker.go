@@ -4,13 +4,16 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math/big"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
@@ -45,38 +48,47 @@ const (
 // callCounter is a chain.Backend that counts the calls the tracker makes.
 type callCounter struct {
 	chain.Backend
-	n atomic.Int64
+	n        atomic.Int64
+	mu       sync.Mutex
+	byMethod map[string]int64
+}
+
+func (c *callCounter) count(m string) {
+	c.n.Add(1)
+	c.mu.Lock()
+	c.byMethod[m]++
+	c.mu.Unlock()
 }
 
 func (c *callCounter) HeaderByNumber(ctx context.Context, n *big.Int) (*types.Header, error) {
-	c.n.Add(1)
+	c.count("header")
 	return c.Backend.HeaderByNumber(ctx, n)
 }
 
 func (c *callCounter) TransactionReceipt(ctx context.Context, h common.Hash) (*types.Receipt, error) {
-	c.n.Add(1)
+	c.count("receipt")
 	return c.Backend.TransactionReceipt(ctx, h)
 }
 
 func (c *callCounter) NonceAt(ctx context.Context, a common.Address, n *big.Int) (uint64, error) {
-	c.n.Add(1)
+	c.count("nonce")
 	return c.Backend.NonceAt(ctx, a, n)
 }
 
 func (c *callCounter) BlockNumber(ctx context.Context) (uint64, error) {
-	c.n.Add(1)
+	c.count("blockNumber")
 	return c.Backend.BlockNumber(ctx)
 }
 
 func (c *callCounter) BlockReceipts(ctx context.Context, b rpc.BlockNumberOrHash) ([]*types.Receipt, error) {
-	c.n.Add(1)
+	c.count("blockReceipts")
 	return c.Backend.(interface {
 		BlockReceipts(context.Context, rpc.BlockNumberOrHash) ([]*types.Receipt, error)
 	}).BlockReceipts(ctx, b)
 }
 
 func (c *callCounter) BlockByHash(ctx context.Context, h common.Hash) (*types.Block, error) {
-	c.n.Add(1)
+	c.count("block")
 	return c.Backend.(interface {
 		BlockByHash(context.Context, common.Hash) (*types.Block, error)
 	}).BlockByHash(ctx, h)
@@ -102,6 +114,7 @@ type trackerRun struct {
 	inFlight int
 	calls    float64
 	perHead  time.Duration
+	mix      string // calls per head by method
 }
 
 func (r trackerRun) String() string {
@@ -137,6 +150,9 @@ func benchTracker(ctx context.Context, st *stacktest.Stack, heads int) []result 
 	ether := new(big.Int).Exp(big.NewInt(10), big.NewInt(24), nil)
 	sim := simulated.NewBackend(types.GenesisAlloc{from: {Balance: ether}})
 	defer sim.Close()
+	if err := awaitIndexer(ctx, sim); err != nil {
+		return fail(err)
+	}
 	b := &trackerBench{ctx: ctx, db: db, sim: sim, client: sim.Client(), key: key, from: from,
 		sent: map[string]bool{}, notify: &confirmCounter{confirmed: map[string]int{}}}
 	var block, perTransfer []trackerRun
@@ -167,8 +183,8 @@ func benchTracker(ctx context.Context, st *stacktest.Stack, heads int) []result 
 			Measured: r.String(),
 			Target:   "flat 100 → 10,000",
 			Verdict:  verdict(flat),
-			Note: fmt.Sprintf("per-transfer algorithm: %s; simulated node in-process, %d heads, %d transfers mined per head",
-				perTransfer[i], heads, trackerPerHead),
+			Note: fmt.Sprintf("calls per head: %s; per-transfer algorithm: %s (%s); simulated node in-process, %d heads, %d transfers mined per head, %d payflow wallets with transfers in flight",
+				r.mix, perTransfer[i], perTransfer[i].mix, heads, trackerPerHead, trackerWallets),
 		})
 	}
 	return rows
@@ -243,7 +259,7 @@ func (b *trackerBench) transfer(perTransfer bool) error {
 // per-block tracker's start looks every open row up once), then mines until
 // every real transfer it tracked is settled.
 func (b *trackerBench) run(perTransfer bool, heads int) (trackerRun, error) {
-	cc := &callCounter{Backend: b.client}
+	cc := &callCounter{Backend: b.client, byMethod: map[string]int64{}}
 	tr, err := chain.NewTracker(chain.TrackerConfig{Chain: "ETH", Confirmations: trackerConfirmations, PerTransfer: perTransfer},
 		b.db, cc, nil, b.notify, nil)
 	if err != nil {
@@ -279,6 +295,11 @@ func (b *trackerBench) run(perTransfer bool, heads int) (trackerRun, error) {
 		if err := b.transfer(perTransfer); err != nil { // waits in the pool for the next head
 			return trackerRun{}, err
 		}
+		if len(cc.byMethod) > 0 && calls == 0 {
+			cc.mu.Lock()
+			cc.byMethod = map[string]int64{} // count the measured heads only
+			cc.mu.Unlock()
+		}
 		before := cc.n.Load()
 		d, err := check()
 		if err != nil {
@@ -287,11 +308,33 @@ func (b *trackerBench) run(perTransfer bool, heads int) (trackerRun, error) {
 		spent += d
 		calls += cc.n.Load() - before
 	}
+	cc.mu.Lock()
+	var mix []string
+	for m, n := range cc.byMethod {
+		mix = append(mix, fmt.Sprintf("%s %.1f", m, float64(n)/float64(heads)))
+	}
+	cc.mu.Unlock()
+	sort.Strings(mix)
 	for range trackerConfirmations + 1 {
 		b.sim.Commit()
 		if _, err := check(); err != nil {
 			return trackerRun{}, err
 		}
 	}
-	return trackerRun{inFlight: open, calls: float64(calls) / float64(heads), perHead: spent / time.Duration(heads)}, nil
+	return trackerRun{inFlight: open, calls: float64(calls) / float64(heads), perHead: spent / time.Duration(heads),
+		mix: strings.Join(mix, ", ")}, nil
+}
+
+// awaitIndexer mines until the new node's transaction indexer answers
+// "not found" rather than "indexing is in progress".
+func awaitIndexer(ctx context.Context, sim *simulated.Backend) error {
+	var err error
+	for range 100 {
+		sim.Commit()
+		if _, err = sim.Client().TransactionReceipt(ctx, common.Hash{1}); errors.Is(err, ethereum.NotFound) {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("the simulated node's transaction index is not ready: %w", err)
 }
