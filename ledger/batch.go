@@ -46,6 +46,8 @@ const (
 	// batchTimeout bounds one batch's transaction; callers wait on their
 	// own contexts.
 	batchTimeout = time.Minute
+	// maxRoutes bounds the remembered wallets of open reservations.
+	maxRoutes = 100_000
 )
 
 type walletKey struct{ chain, address, symbol string }
@@ -84,10 +86,29 @@ type batcher struct {
 	l      *Ledger
 	mu     sync.Mutex
 	queues map[walletKey][]*posting // present: a writer runs for the wallet
+	// routes remembers the wallet of the reservations this process made,
+	// until closed, to route their closing without reading it (a
+	// reservation's wallet never changes).
+	routes map[string]walletKey
 }
 
 func newBatcher(l *Ledger) *batcher {
-	return &batcher{l: l, queues: map[walletKey][]*posting{}}
+	return &batcher{l: l, queues: map[walletKey][]*posting{}, routes: map[string]walletKey{}}
+}
+
+func (b *batcher) remember(queueID string, k walletKey) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.routes) >= maxRoutes {
+		clear(b.routes) // forgotten routes are read again
+	}
+	b.routes[queueID] = k
+}
+
+func (b *batcher) forget(queueID string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.routes, queueID)
 }
 
 // do queues p on k's writer, starting one if none runs, and waits for its
@@ -700,7 +721,12 @@ func (l *Ledger) Reserve(ctx context.Context, in ReserveInput) (Result, error) {
 		return l.reserveTx(ctx, in)
 	}
 	in.Address = norm(in.Address)
-	return l.batches.do(ctx, walletKey{in.Chain, in.Address, in.Symbol}, &posting{kind: kindReserve, reserve: in})
+	k := walletKey{in.Chain, in.Address, in.Symbol}
+	res, err := l.batches.do(ctx, k, &posting{kind: kindReserve, reserve: in})
+	if err == nil {
+		l.batches.remember(in.QueueID, k)
+	}
+	return res, err
 }
 
 func (l *Ledger) close(ctx context.Context, queueID, txHash string, op Op, also Also) (Result, error) {
@@ -714,7 +740,11 @@ func (l *Ledger) close(ctx context.Context, queueID, txHash string, op Op, also 
 	if err != nil {
 		return Result{}, err
 	}
-	return l.batches.do(ctx, k, &posting{kind: kindClose, queueID: queueID, txHash: txHash, op: op, also: also})
+	res, err := l.batches.do(ctx, k, &posting{kind: kindClose, queueID: queueID, txHash: txHash, op: op, also: also})
+	if err == nil {
+		l.batches.forget(queueID)
+	}
+	return res, err
 }
 
 // CloseSpent closes a reservation of which only spent was used: spent leaves
@@ -741,13 +771,22 @@ func (l *Ledger) CloseSpent(ctx context.Context, queueID, txHash string, spent d
 	if err != nil {
 		return Result{}, err
 	}
-	return l.batches.do(ctx, k, &posting{kind: kindCloseSpent, queueID: queueID, txHash: txHash, spent: spent})
+	res, err := l.batches.do(ctx, k, &posting{kind: kindCloseSpent, queueID: queueID, txHash: txHash, spent: spent})
+	if err == nil {
+		l.batches.forget(queueID)
+	}
+	return res, err
 }
 
 // reservationWallet is the wallet a reservation holds money of (it never
 // changes), to route its closing to that wallet's writer.
 func (l *Ledger) reservationWallet(ctx context.Context, queueID string) (walletKey, error) {
-	var k walletKey
+	l.batches.mu.Lock()
+	k, ok := l.batches.routes[queueID]
+	l.batches.mu.Unlock()
+	if ok {
+		return k, nil
+	}
 	err := l.db.QueryRowContext(ctx, "SELECT chain, address, symbol FROM reservations WHERE queue_id=?", queueID).
 		Scan(&k.chain, &k.address, &k.symbol)
 	if errors.Is(err, sql.ErrNoRows) {

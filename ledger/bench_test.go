@@ -91,3 +91,63 @@ func BenchmarkPostingsSerial(b *testing.B) { benchPostings(b, 1, 1, ledger.New) 
 func BenchmarkPostingsOneHotWalletUnbatched(b *testing.B) {
 	benchPostings(b, 64, 1, ledger.NewUnbatched)
 }
+
+// benchMixed: 64 writers on one wallet, each iteration three postings: a
+// credit, a reservation and its settlement (the hot wallet's mix), reported
+// as postings/s.
+func benchMixed(b *testing.B, newLedger func(*sql.DB) *ledger.Ledger) {
+	db := stacktest.TestDB(b, "bench")
+	if err := ledger.Migrate(ctx, db); err != nil {
+		b.Fatal(err)
+	}
+	l := newLedger(db)
+	const addr = "0x00000000000000000000000000000000000c0c0c"
+	if _, err := l.Credit(ctx, ledger.CreditInput{Chain: chainETH, Address: addr, Symbol: usdt, Amount: decimal.New(1, 0),
+		TxHash: "0xfeed"}); err != nil {
+		b.Fatal(err)
+	}
+	one := decimal.New(1, 0)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for w := 0; w < 64; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
+				q := fmt.Sprintf("m%d", i)
+				if _, err := l.Credit(ctx, ledger.CreditInput{Chain: chainETH, Address: addr, Symbol: usdt, Amount: one,
+					TxHash: fmt.Sprintf("0x%x", i)}); err != nil {
+					b.Error(err)
+					return
+				}
+				if _, err := l.Reserve(ctx, ledger.ReserveInput{QueueID: q, Chain: chainETH, Address: addr, Symbol: usdt, Amount: one}); err != nil {
+					b.Error(err)
+					return
+				}
+				if _, err := l.Settle(ctx, q, "0xab"); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(3*b.N)/b.Elapsed().Seconds(), "postings/s")
+	bal, err := l.Balance(ctx, chainETH, addr, usdt)
+	if err != nil || !bal.Available.Equal(one) || !bal.Held.IsZero() {
+		b.Fatalf("balance %+v %v, want 1 available", bal, err)
+	}
+}
+
+// BenchmarkMixedOneHotWallet: credits, reservations and settlements on one
+// wallet, group-committed.
+func BenchmarkMixedOneHotWallet(b *testing.B) { benchMixed(b, ledger.New) }
+
+// BenchmarkMixedOneHotWalletUnbatched: the same, one transaction per posting.
+func BenchmarkMixedOneHotWalletUnbatched(b *testing.B) { benchMixed(b, ledger.NewUnbatched) }
