@@ -382,7 +382,10 @@ func (l *Ledger) Release(ctx context.Context, queueID string) (Result, error) {
 // Also runs inside the database transaction that closes a reservation, after
 // the reservation is closed and before the commit: what it writes (a
 // payment's answer, say) is committed together with the closing or not at
-// all. It runs on replays too; it must be idempotent.
+// all. It runs on replays too, and again when its batch is retried after a
+// deadlock; it must be idempotent. It runs on the wallet's writer (batch.go),
+// inside the batch's transaction: it must not call the Ledger, and it fails
+// only its own posting (a savepoint undoes its writes and the closing).
 type Also func(ctx context.Context, tx *sql.Tx) error
 
 // Close settles (OpSettle, with the transfer's txHash) or releases
