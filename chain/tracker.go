@@ -13,6 +13,8 @@ import (
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
+
+	"payflow/internal/sqlerr"
 )
 
 // Milestone is a step in a transaction's life the owner is told about, once.
@@ -157,6 +159,10 @@ type trackedTx struct {
 	signedWF, step string
 	from           common.Address
 	nonce          uint64
+	// alone: no other open row of the workflow is known, so a confirmation
+	// or drop has no replacement to retire (set by the per-block tracker,
+	// which holds every open row).
+	alone bool
 }
 
 // check advances every open transaction against head.
@@ -225,32 +231,45 @@ func (t *Tracker) transition(ctx context.Context, r trackedTx, state string, at 
 	if at != nil {
 		bn, bh = at.number, at.hash.Hex()
 	}
-	tx, err := t.db.BeginTx(ctx, nil)
-	if err != nil {
-		return r.state, 0, fmt.Errorf("recording %s: %w", state, err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, "UPDATE tracked_txs SET state=?, block_number=?, block_hash=? WHERE tx_hash=? AND workflow_id=?",
-		state, bn, bh, r.hash, r.workflowID); err != nil {
-		return r.state, 0, fmt.Errorf("recording %s: %w", state, err)
-	}
-	var superseded int64
-	if ev.Milestone == MilestoneConfirmed || ev.Milestone == MilestoneDropped {
-		res, err := tx.ExecContext(ctx, `UPDATE tracked_txs o
+	retire := (ev.Milestone == MilestoneConfirmed || ev.Milestone == MilestoneDropped) && !r.alone
+	record := func() (int64, error) {
+		tx, err := t.db.BeginTx(ctx, nil)
+		if err != nil {
+			return 0, fmt.Errorf("recording %s: %w", state, err)
+		}
+		defer tx.Rollback()
+		if _, err := tx.ExecContext(ctx, "UPDATE tracked_txs SET state=?, block_number=?, block_hash=? WHERE tx_hash=? AND workflow_id=?",
+			state, bn, bh, r.hash, r.workflowID); err != nil {
+			return 0, fmt.Errorf("recording %s: %w", state, err)
+		}
+		var superseded int64
+		if retire {
+			res, err := tx.ExecContext(ctx, `UPDATE tracked_txs o
 			JOIN signed_txs so ON so.tx_hash = o.tx_hash
 			JOIN signed_txs sc ON sc.chain = so.chain AND sc.from_address = so.from_address AND sc.nonce = so.nonce
 			SET o.state = 'done'
 			WHERE sc.tx_hash = ? AND sc.chain = ? AND o.workflow_id = ? AND o.chain = ? AND o.tx_hash <> ? AND o.state = 'pending'`,
-			r.hash, t.cfg.Chain, r.workflowID, t.cfg.Chain, r.hash)
-		if err != nil {
-			return r.state, 0, fmt.Errorf("retiring replacements of %s: %w", r.hash, err)
+				r.hash, t.cfg.Chain, r.workflowID, t.cfg.Chain, r.hash)
+			if err != nil {
+				return 0, fmt.Errorf("retiring replacements of %s: %w", r.hash, err)
+			}
+			if superseded, err = res.RowsAffected(); err != nil {
+				return 0, fmt.Errorf("retiring replacements of %s: %w", r.hash, err)
+			}
 		}
-		if superseded, err = res.RowsAffected(); err != nil {
-			return r.state, 0, fmt.Errorf("retiring replacements of %s: %w", r.hash, err)
+		if err := tx.Commit(); err != nil {
+			return 0, fmt.Errorf("recording %s: %w", state, err)
 		}
+		return superseded, nil
 	}
-	if err := tx.Commit(); err != nil {
-		return r.state, 0, fmt.Errorf("recording %s: %w", state, err)
+	// Transitions run side by side; their locks on neighbouring rows can
+	// deadlock in MariaDB. The loser is rolled back whole: run it again.
+	superseded, err := record()
+	for attempt := 1; err != nil && sqlerr.IsDeadlock(err) && attempt < 5; attempt++ {
+		superseded, err = record()
+	}
+	if err != nil {
+		return r.state, 0, err
 	}
 	t.log.Info("tracked transaction", "workflow_id", r.workflowID, "tx_hash", r.hash, "milestone", ev.Milestone,
 		"block_number", ev.BlockNumber, "superseded", superseded)

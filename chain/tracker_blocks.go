@@ -76,6 +76,7 @@ type follower struct {
 	t       *Tracker
 	rows    map[rowKey]*followed
 	byHash  map[common.Hash][]*followed
+	perWF   map[string]int                // open rows per workflow
 	byBlock map[uint64]map[*followed]bool // rows by the height of their inclusion
 	queue   []*followed                   // rows to look up, oldest first
 	window  uint64
@@ -90,7 +91,7 @@ type follower struct {
 }
 
 func newFollower(t *Tracker) *follower {
-	return &follower{t: t, rows: map[rowKey]*followed{}, byHash: map[common.Hash][]*followed{},
+	return &follower{t: t, rows: map[rowKey]*followed{}, byHash: map[common.Hash][]*followed{}, perWF: map[string]int{},
 		byBlock: map[uint64]map[*followed]bool{}, canon: map[uint64]common.Hash{},
 		window: max(256, 2*t.cfg.Confirmations), nonces: map[common.Address][2]uint64{}}
 }
@@ -169,15 +170,22 @@ func (f *follower) load(ctx context.Context, all bool) error {
 func (f *follower) add(r trackedTx) {
 	e := &followed{trackedTx: r, look: true}
 	f.rows[rowKey{r.hash, r.workflowID}] = e
+	f.perWF[r.workflowID]++
 	h := common.HexToHash(r.hash)
 	f.byHash[h] = append(f.byHash[h], e)
 	f.queue = append(f.queue, e)
 }
 
 func (f *follower) remove(e *followed) {
+	if e.gone {
+		return
+	}
 	e.gone = true
 	f.place(e, nil)
 	delete(f.rows, rowKey{e.hash, e.workflowID})
+	if f.perWF[e.workflowID]--; f.perWF[e.workflowID] <= 0 {
+		delete(f.perWF, e.workflowID)
+	}
 	h := common.HexToHash(e.hash)
 	list := f.byHash[h]
 	for i, o := range list {
@@ -490,6 +498,9 @@ func (f *follower) settle(ctx context.Context) error {
 	steps, quiet := quietSeen(steps)
 	for in, es := range quiet {
 		errs = append(errs, f.recordSeen(ctx, in, es))
+	}
+	for _, s := range steps {
+		s.e.alone = f.perWF[s.e.workflowID] <= 1
 	}
 	stepErrs := parallel(len(steps), func(i int) error { return f.run(ctx, head, steps[i]) })
 	errs = append(errs, stepErrs...)

@@ -402,3 +402,62 @@ func TestTrackerWithoutBlockReceipts(t *testing.T) {
 		t.Fatalf("calls %s: want eth_getBlockReceipts once, then one block read and a receipt per followed transfer", show(calls))
 	}
 }
+
+// TestTrackerStartsOverAfterALongGap: more blocks were missed than the
+// tracker keeps (256): rather than read them all, it starts over as at start,
+// one receipt lookup per open row, and loses nothing: a transfer seen before
+// the gap is confirmed once, one mined during it is seen and confirmed.
+func TestTrackerStartsOverAfterALongGap(t *testing.T) {
+	f := newTrackerFixture(t)
+	tr, cb := f.countedTracker(chain.TrackerConfig{})
+	h1 := f.sendTracked("wf-before", 1)
+	b1 := f.sim.Commit()
+	bn1, _ := f.head()
+	f.checkWith(tr)
+	expect(t, f.rec.take(), "wf-before", h1.Hex(), want{chain.MilestoneSeen, bn1, b1, true})
+	h2 := f.sendTracked("wf-during", 2)
+	f.checkWith(tr)
+	b2 := f.sim.Commit()
+	for range 300 {
+		f.sim.Commit()
+	}
+	cb.take()
+	f.checkWith(tr)
+	got := f.rec.take()
+	expect(t, of(got, "wf-before"), "wf-before", h1.Hex(), want{chain.MilestoneConfirmed, bn1, b1, true})
+	expect(t, of(got, "wf-during"), "wf-during", h2.Hex(), want{chain.MilestoneSeen, bn1 + 1, b2, true},
+		want{chain.MilestoneConfirmed, bn1 + 1, b2, true})
+	if calls := cb.take(); total(calls) > 10 {
+		t.Fatalf("catching up 301 blocks with 2 open rows cost %s", show(calls))
+	}
+}
+
+// TestTrackerConfirmsABlockOfPaymentsAtOnce (defect: deadlock): ten
+// payflow-signed transfers of ten workflows are found already at confirmed
+// depth in the same pass (seen and confirmed at once). Their confirmations are recorded side by side, each retiring its
+// workflow's replacements; they used to deadlock in MariaDB, failing the pass
+// (and repeating notifications). Both algorithms confirm each once in one pass.
+func TestTrackerConfirmsABlockOfPaymentsAtOnce(t *testing.T) {
+	for _, perTransfer := range []bool{false, true} {
+		t.Run(fmt.Sprint("perTransfer=", perTransfer), func(t *testing.T) {
+			f := newTrackerFixture(t)
+			tr, _ := f.countedTracker(chain.TrackerConfig{PerTransfer: perTransfer})
+			hashes := map[string]common.Hash{}
+			for i := range 10 {
+				wf := fmt.Sprint("wf-block-", i)
+				hashes[wf] = f.sendTracked(wf, 1) // told seen and confirmed
+			}
+			minedAt := f.sim.Commit()
+			bn, _ := f.head()
+			for range confirmations - 1 {
+				f.sim.Commit()
+			}
+			f.checkWith(tr)
+			got := f.rec.take()
+			for wf, h := range hashes {
+				expect(t, of(got, wf), wf, h.Hex(), want{chain.MilestoneSeen, bn, minedAt, true},
+					want{chain.MilestoneConfirmed, bn, minedAt, true})
+			}
+		})
+	}
+}
