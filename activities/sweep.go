@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"sort"
 	"strings"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/shopspring/decimal"
 
 	"payflow/chain"
 	"payflow/config"
@@ -21,7 +23,7 @@ const ErrTypeNoSweepTarget = "NoSweepTarget"
 
 // SweepPlanInput asks for one page of deposit wallets to sweep.
 type SweepPlanInput struct {
-	Symbols   []string        // empty = every configured token
+	Symbols   []string        // empty = every configured token and the native coin
 	Threshold protocol.Amount // available strictly above it is swept
 	Addresses []string        // empty = every deposit wallet
 	After     string          // the previous page's Next
@@ -72,16 +74,10 @@ func (a *Activities) PlanSweep(ctx context.Context, in SweepPlanInput) (SweepPla
 	}
 	symbols := in.Symbols
 	if len(symbols) == 0 {
-		// Tokens only: a deposit wallet's native coin pays its sweeps' gas
-		// and is not swept (yet).
-		for _, sym := range a.symbols() {
-			if _, isToken := a.Assets.Tokens[sym]; isToken {
-				symbols = append(symbols, sym)
-			}
-		}
+		symbols = a.symbols() // tokens and the native coin
 	}
 	for _, s := range symbols {
-		if _, ok := a.Assets.Tokens[s]; !ok {
+		if _, ok := a.Assets.Asset(s); !ok {
 			return SweepPlan{}, permanent(ErrTypeInvalidRequest, fmt.Errorf("unknown symbol %q", s))
 		}
 	}
@@ -186,11 +182,23 @@ func (a *Activities) ReserveSweep(ctx context.Context, in SweepReserveInput) (Sw
 		if !b.Available.GreaterThan(in.Threshold.Decimal) {
 			return SweepReserveResult{Amount: protocol.NewAmount(b.Available)}, nil
 		}
+		amount := b.Available
+		if in.Symbol == a.Assets.Native.Symbol {
+			// The native coin is swept less what the wallet's sweeps may
+			// spend on gas: that stays, and pays them.
+			keep, err := a.sweepGasKeep(ctx, w.Address, in.Threshold.Decimal)
+			if err != nil {
+				return SweepReserveResult{}, err
+			}
+			if amount = amount.Sub(keep); amount.Sign() <= 0 {
+				return SweepReserveResult{Amount: protocol.NewAmount(b.Available)}, nil
+			}
+		}
 		_, err = a.Ledger.Reserve(ctx, ledger.ReserveInput{QueueID: in.Key, Chain: a.Chain, Address: w.Address,
-			Symbol: in.Symbol, Amount: b.Available, WorkflowID: in.WorkflowID})
+			Symbol: in.Symbol, Amount: amount, WorkflowID: in.WorkflowID})
 		switch {
 		case err == nil:
-			return SweepReserveResult{Reserved: true, Amount: protocol.NewAmount(b.Available)}, nil
+			return SweepReserveResult{Reserved: true, Amount: protocol.NewAmount(amount)}, nil
 		case errors.Is(err, ledger.ErrInsufficientFunds):
 			continue
 		case errors.Is(err, ledger.ErrReservationMismatch):
@@ -205,6 +213,49 @@ func (a *Activities) ReserveSweep(ctx context.Context, in SweepReserveInput) (Sw
 		}
 	}
 	return SweepReserveResult{}, fmt.Errorf("reserving %s of %s: the balance kept changing", in.Symbol, w.Address)
+}
+
+// sweepGasKeep is the native coin a deposit wallet keeps when its native
+// coin is swept: the gas budget (gas limit at the chain's fee cap, what
+// SignTransfer holds) of the native sweep and of a sweep of every token the
+// ledger holds above the threshold for it.
+func (a *Activities) sweepGasKeep(ctx context.Context, address string, threshold decimal.Decimal) (decimal.Decimal, error) {
+	from, to := common.HexToAddress(address), common.HexToAddress(a.Collection)
+	gas, err := a.Broadcaster.Fees.NativeGas(ctx, from, to, big.NewInt(1))
+	if err != nil {
+		return decimal.Decimal{}, classify(err)
+	}
+	for _, sym := range sortedTokens(a.Assets) {
+		b, err := a.Ledger.Balance(ctx, a.Chain, address, sym)
+		if err != nil {
+			return decimal.Decimal{}, err
+		}
+		if !b.Available.GreaterThan(threshold) {
+			continue
+		}
+		g, err := a.Broadcaster.Fees.TransferGas(ctx, common.HexToAddress(a.Assets.Tokens[sym].Address), from, to, big.NewInt(1))
+		if err != nil {
+			// The node cannot estimate it (the chain holds less than the
+			// ledger: reconciliation reports that): keep a ceiling.
+			g = tokenTransferGasCeiling
+		}
+		gas += g
+	}
+	wei := new(big.Int).Mul(new(big.Int).SetUint64(gas), a.Assets.MaxFeeWei())
+	return chain.FromUnits(wei, config.NativeDecimals), nil
+}
+
+// tokenTransferGasCeiling is kept for a token sweep whose gas the node
+// cannot estimate; a standard ERC20 transfer uses well under it.
+const tokenTransferGasCeiling = 150_000
+
+func sortedTokens(c config.ChainConfig) []string {
+	out := make([]string, 0, len(c.Tokens))
+	for s := range c.Tokens {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // SweepItem is one token amount to sweep.
@@ -239,6 +290,15 @@ func (a *Activities) CheckSweepGas(ctx context.Context, in SweepGasInput) (Sweep
 	from, to := common.HexToAddress(in.Address), common.HexToAddress(in.Collection)
 	need := new(big.Int)
 	for _, it := range in.Items {
+		if strings.EqualFold(it.Symbol, a.Assets.Native.Symbol) {
+			// Its own gas was kept back when it was reserved (sweepGasKeep).
+			gas, err := a.Broadcaster.Fees.NativeGas(ctx, from, to, big.NewInt(1))
+			if err != nil {
+				return SweepGasResult{}, classify(err)
+			}
+			need.Add(need, new(big.Int).Mul(new(big.Int).SetUint64(gas), a.Assets.MaxFeeWei()))
+			continue
+		}
 		tok, ok := a.Assets.Tokens[strings.ToUpper(it.Symbol)]
 		if !ok {
 			return SweepGasResult{}, permanent(ErrTypeInvalidRequest, fmt.Errorf("unknown symbol %q", it.Symbol))
@@ -392,6 +452,9 @@ type SweepCreditInput struct {
 // watched, the listener's Deposit of the same log credits nothing more. A
 // receipt without that log fails with ErrTypeInvalidRequest.
 func (a *Activities) CreditSweep(ctx context.Context, in SweepCreditInput) error {
+	if strings.EqualFold(in.Symbol, a.Assets.Native.Symbol) {
+		return a.creditNativeSweep(ctx, in)
+	}
 	tok, ok := a.Assets.Tokens[strings.ToUpper(in.Symbol)]
 	if !ok {
 		return permanent(ErrTypeInvalidRequest, fmt.Errorf("unknown symbol %q", in.Symbol))
@@ -417,4 +480,26 @@ func (a *Activities) CreditSweep(ctx context.Context, in SweepCreditInput) error
 	}
 	return permanent(ErrTypeInvalidRequest, fmt.Errorf("%s has no Transfer of %s %s from %s to %s",
 		in.TxHash, in.Amount.String(), in.Symbol, in.From, in.Collection))
+}
+
+// creditNativeSweep credits the collection wallet with a confirmed native
+// sweep, keyed like a native deposit (chain, tx_hash, chain.NativeLogIndex).
+// A transaction that is not that payment fails with ErrTypeInvalidRequest.
+func (a *Activities) creditNativeSweep(ctx context.Context, in SweepCreditInput) error {
+	units, err := chain.ToUnits(in.Amount.Decimal, config.NativeDecimals)
+	if err != nil {
+		return classify(err)
+	}
+	chk, _, err := a.depositOnChain(ctx, DepositRef{TxHash: in.TxHash, LogIndex: chain.NativeLogIndex, To: in.Collection,
+		Units: units.String()})
+	if err != nil {
+		return err
+	}
+	if !chk.Present {
+		return permanent(ErrTypeInvalidRequest, fmt.Errorf("%s does not pay %s %s to %s", in.TxHash, in.Amount.String(),
+			in.Symbol, in.Collection))
+	}
+	_, err = a.Ledger.Credit(ctx, ledger.CreditInput{Chain: a.Chain, Address: in.Collection, Symbol: a.Assets.Native.Symbol,
+		Amount: in.Amount.Decimal, TxHash: in.TxHash, LogIndex: chain.NativeLogIndex, Reference: in.WorkflowID})
+	return classify(err)
 }

@@ -22,9 +22,12 @@ import (
 	"github.com/ethereum/go-ethereum/params"
 	"github.com/shopspring/decimal"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 
 	"payflow/chain/token"
 	"payflow/internal/stacktest"
+	"payflow/protocol"
+	"payflow/workflows"
 )
 
 // devChain is one entry of stack.json's chains (SPEC §5).
@@ -463,4 +466,96 @@ func requireLedgerMatchesChains(t *testing.T, st *stacktest.Stack, chains []*dev
 			}
 		}
 	}
+}
+
+// createWalletOn creates a deposit wallet payflow holds the key of, on chainName.
+func createWalletOn(t *testing.T, chainName, label string) string {
+	t.Helper()
+	root := repoRoot(t)
+	env, err := readEnvFile(filepath.Join(root, ".dev", "payflow.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(root, "bin", "payflowctl"), "wallet", "create", "--chain", chainName,
+		"--kind", "deposit", "--label", label)
+	cmd.Env = append(os.Environ(), "PAYFLOW_MYSQL_DSN="+env["PAYFLOW_MYSQL_DSN"], "PAYFLOW_MASTER_KEY="+env["PAYFLOW_MASTER_KEY"])
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("payflowctl wallet create --chain %s: %v: %s", chainName, err, out)
+	}
+	return strings.ToLower(strings.TrimSpace(string(out)))
+}
+
+// TestNativeSweepOnSecondChain: a deposit wallet on the second chain that
+// received its native coin through a topup is swept to that chain's
+// collection wallet, less the gas its sweeps may cost; the ledger follows the
+// chain for both wallets, fees included.
+func TestNativeSweepOnSecondChain(t *testing.T) {
+	st := stacktest.Load(t)
+	chains := devChains(t)
+	c := chains[0]
+	if c.ChainID == st.ChainID {
+		c = chains[1]
+	}
+	db := st.DB(t)
+	eth := c.eth(t)
+	tc := st.Temporal(t)
+	native := c.Native.Symbol
+	dep := createWalletOn(t, c.Name, stacktest.RandomID("it-native-sweep-"))
+	st.Publish(t, topupKey, []byte(fmt.Sprintf(`{"chain":%q,"symbol":%q,"address":%q,"timestamp":%d}`, c.Name, native, dep,
+		time.Now().Unix())), true)
+	waitFor(t, time.Minute, "the watch of "+dep, func() bool {
+		var n int
+		_ = db.QueryRow("SELECT COUNT(*) FROM watched_addresses WHERE chain=? AND address=?", c.Name, dep).Scan(&n)
+		return n == 1
+	})
+	two := decimal.New(2, 0)
+	c.faucetSend(t, eth, native, dep, two)
+	ledgerOf := func(addr string) decimal.Decimal {
+		var v decimal.Decimal
+		_ = db.QueryRow("SELECT COALESCE(SUM(available+held),0) FROM balances WHERE chain=? AND address=? AND symbol=?",
+			c.Name, addr, native).Scan(&v)
+		return v
+	}
+	waitFor(t, workflowWait, "the native deposit's credit", func() bool { return ledgerOf(dep).Equal(two) })
+
+	ctx, cancel := context.WithTimeout(context.Background(), workflowWait)
+	defer cancel()
+	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: stacktest.RandomID("it-native-sweep-run-"),
+		TaskQueue: "payflow." + c.Name}, workflows.Sweep, workflows.SweepInput{Symbols: []string{native},
+		Threshold: protocol.MustAmount("1"), Addresses: []string{dep}, ConfirmTimeout: 3 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res workflows.SweepResult
+	if err := run.Get(ctx, &res); err != nil {
+		t.Fatalf("Sweep: %v", err)
+	}
+	if len(res.Started) != 1 {
+		t.Fatalf("sweep started %+v, want one wallet sweep of %s", res.Started, dep)
+	}
+	var ws workflows.WalletSweepResult
+	if err := tc.GetWorkflow(ctx, res.Started[0].WorkflowID, "").Get(ctx, &ws); err != nil {
+		t.Fatalf("WalletSweep: %v", err)
+	}
+	if len(ws.Swept) != 1 || ws.Swept[0].Symbol != native || !ws.Swept[0].Amount.IsPositive() ||
+		!ws.Swept[0].Amount.LessThan(two) {
+		t.Fatalf("wallet sweep %+v; want one native sweep of a bit less than 2", ws)
+	}
+	tx, _, err := eth.TransactionByHash(context.Background(), common.HexToHash(ws.Swept[0].TxHash))
+	if err != nil || tx.To() == nil || !strings.EqualFold(tx.To().Hex(), c.Collection) ||
+		decimal.NewFromBigInt(tx.Value(), -18).Cmp(ws.Swept[0].Amount.Decimal) != 0 {
+		t.Fatalf("sweep tx %s: %v; want %s %s to %s", ws.Swept[0].TxHash, err, ws.Swept[0].Amount.String(), native, c.Collection)
+	}
+	var credits int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM journal WHERE op='credit' AND chain=? AND address=? AND tx_hash=?`,
+		c.Name, strings.ToLower(c.Collection), strings.ToLower(ws.Swept[0].TxHash)).Scan(&credits); err != nil || credits != 1 {
+		t.Fatalf("collection credits for the sweep: %d (%v), want 1", credits, err)
+	}
+	// The deposit wallet: what is left on chain (2 − sweep − fee) is what the
+	// ledger says, and nothing is held.
+	if onChain := c.balance(t, eth, native, dep); !ledgerOf(dep).Equal(onChain) {
+		t.Fatalf("deposit wallet: ledger %s, chain %s", ledgerOf(dep), onChain)
+	}
+	requireLedgerMatchesChains(t, st, chains)
 }

@@ -130,7 +130,12 @@ func BaselinePayment(ctx workflow.Context, in BaselineInput) (protocol.PaymentRe
 			return resp, err
 		}
 		resp.Error = baselineErrorMessage(err)
-		return decide(wfID) // nothing signed: release
+		// Nothing signed: the gas held (if any) returns, and the reservation.
+		if err := workflow.ExecuteActivity(dbCtx, a.ChargeGas, activities.ChargeInput{WorkflowID: wfID,
+			Step: baselineTransferStep}).Get(ctx, nil); err != nil {
+			return resp, err
+		}
+		return decide(wfID)
 	}
 	resp.TxHash = signed.TxHash
 	if err := workflow.ExecuteActivity(chainCtx, a.Broadcast, activities.BroadcastInput{WorkflowID: wfID,
@@ -158,6 +163,11 @@ func BaselinePayment(ctx workflow.Context, in BaselineInput) (protocol.PaymentRe
 			continue
 		}
 		resp.TxHash, resp.BlockNumber = insp.TxHash, insp.BlockNumber
+		// Decided: the gas is paid as payflow's transfers pay it.
+		if err := workflow.ExecuteActivity(dbCtx, a.ChargeGas, activities.ChargeInput{WorkflowID: wfID,
+			Step: baselineTransferStep, TxHash: insp.TxHash}).Get(ctx, nil); err != nil {
+			return resp, err
+		}
 		if insp.Paid {
 			resp.Status = protocol.StatusSucceeded
 		} else {

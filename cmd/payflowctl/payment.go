@@ -1126,6 +1126,11 @@ func (e *paymentEnv) release(ctx context.Context, queueID, flow string, dryRun b
 		Answer: resp}); err != nil {
 		return nil, fmt.Errorf("recording the answer of %s and releasing its reservation: %w", p.WorkflowID, err)
 	}
+	// No attempt was mined (that is what allows a release): the gas its
+	// transfer held returns whole.
+	if err := c.act.ChargeGas(ctx, activities.ChargeInput{WorkflowID: p.WorkflowID, Step: "transfer", TxHash: resp.TxHash}); err != nil {
+		return nil, fmt.Errorf("returning the gas held for %s: %w", p.WorkflowID, err)
+	}
 	// DecidePayment keeps an answer recorded first (a concurrent reset):
 	// publish what is stored, as the workflow does.
 	stored, err := e.answer(ctx, p.WorkflowID)
