@@ -10,16 +10,17 @@ import (
 
 // RunWithLease runs fn only while this process holds the named lease in
 // MariaDB, so that however many workers run, one listener per chain does.
-// The lease is renewed every ttl/3; if a renewal fails, fn's context is
+// The lease is renewed every ttl/4; if a renewal fails, fn's context is
 // cancelled and the lease is sought again. When the holder dies, its lease
-// expires after ttl and another process takes over from the persisted
-// cursor. Blocks until ctx ends, then releases the lease.
+// expires after ttl and another process, asking every ttl/4, takes over from
+// the persisted cursor within ttl·5/4. Blocks until ctx ends, then releases
+// the lease.
 func RunWithLease(ctx context.Context, db *sql.DB, name, holder string, ttl time.Duration, log *slog.Logger,
 	fn func(ctx context.Context) error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	every := ttl / 3
+	every := ttl / 4
 	for ctx.Err() == nil {
 		ok, err := acquireLease(ctx, db, name, holder, ttl)
 		if err != nil {

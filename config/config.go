@@ -294,6 +294,11 @@ type Config struct {
 	// HTTPAddr serves health and the read-only ledger API. Empty disables it.
 	// The worker also serves its Prometheus /metrics there.
 	HTTPAddr string `json:"http_addr"`
+	// LeaseTTL is how long a chain's lease (its listener, tracker and healer
+	// run in one worker at a time) outlives its holder: a standing worker
+	// takes over that long (plus a quarter) after the holder dies. Renewed
+	// every quarter of it. Default 2s.
+	LeaseTTL Duration `json:"lease_ttl"`
 	// MetricsAddr (host:port) serves the starter's Prometheus /metrics.
 	// Empty disables it. The worker serves its /metrics on HTTPAddr.
 	MetricsAddr string `json:"metrics_addr"`
@@ -342,6 +347,7 @@ func Default() Config {
 			DB:            DBConfig{Host: "127.0.0.1", Port: 3306, Database: "payment", MaxOpenConns: 20, MaxIdleConns: 20, ConnMaxLife: 120},
 		},
 		Temporal: TemporalConfig{Address: "127.0.0.1:7233", Namespace: "default", TaskQueue: "payflow"},
+		LeaseTTL: Duration{2 * time.Second},
 		Payment: PaymentConfig{
 			ApprovalTimeout:  Duration{24 * time.Hour},
 			ConfirmTimeout:   Duration{30 * time.Minute},
@@ -573,6 +579,9 @@ func (c Config) Validate() error {
 		if _, port, err := net.SplitHostPort(addr); addr != "" && (err != nil || port == "") {
 			bad("%s %q must be host:port (e.g. 127.0.0.1:8381), or empty to disable it", name, addr)
 		}
+	}
+	if c.LeaseTTL.Duration < 400*time.Millisecond {
+		bad("lease_ttl %s must be at least 400ms (it is renewed every quarter of it)", c.LeaseTTL.Duration)
 	}
 	if c.HTTPAddr != "" && c.HTTPAddr == c.MetricsAddr {
 		bad("metrics_addr %q is http_addr too: the worker listens on http_addr, the starter on metrics_addr", c.MetricsAddr)

@@ -122,8 +122,9 @@ func (s *DepositStarter) HandleDeposits(ctx context.Context, deps []chain.Deposi
 		// this moment must hear that the deposit is back.
 		_, err = s.temporal.SignalWithStartWorkflow(ctx, id, workflows.SignalDepositDelivered,
 			workflows.DepositDelivery{BlockHash: d.BlockHash.Hex(), BlockNumber: d.BlockNumber}, client.StartWorkflowOptions{
-				ID:        id,
-				TaskQueue: s.cfg.TaskQueue(s.chain),
+				ID:                  id,
+				TaskQueue:           s.cfg.TaskQueue(s.chain),
+				WorkflowTaskTimeout: workflows.TaskTimeout,
 				// Failed only after status=0: a deposit mined again is announced
 				// afresh. Completed means credited: never again.
 				WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,

@@ -172,6 +172,7 @@ func (i *Intake) start(ctx context.Context, flow protocol.Flow, in workflows.Pay
 	opts := client.StartWorkflowOptions{
 		ID:                                       id,
 		TaskQueue:                                i.cfg.TaskQueue(req.Chain),
+		WorkflowTaskTimeout:                      workflows.TaskTimeout,
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,

@@ -36,6 +36,7 @@ func (i *Intake) HandleTopup() rmq.Handler {
 		_, err = i.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 			ID:                                       id,
 			TaskQueue:                                i.cfg.TaskQueue(req.Chain),
+			WorkflowTaskTimeout:                      workflows.TaskTimeout,
 			WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 			WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 			WorkflowExecutionErrorWhenAlreadyStarted: true,

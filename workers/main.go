@@ -205,7 +205,7 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	var leased sync.WaitGroup
 	defer leased.Wait()
 	leased.Go(func() {
-		chain.RunWithLease(ctx, s.db, "chain-"+name, s.holder, 15*time.Second, log, func(ctx context.Context) error {
+		chain.RunWithLease(ctx, s.db, "chain-"+name, s.holder, s.cfg.LeaseTTL.Duration, log, func(ctx context.Context) error {
 			return runTogether(ctx, tracker.Run, listener.Run, func(ctx context.Context) error {
 				// Unblock wallets whose transfers wait behind a nonce that was signed
 				// but never sent (a workflow terminated in between) or was dropped.
@@ -221,6 +221,8 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	w := worker.New(s.tc, queue, worker.Options{
 		MaxConcurrentWorkflowTaskPollers: 8,
 		MaxConcurrentActivityTaskPollers: 4,
+		// A dead worker's cached workflows move to a standing one this soon.
+		StickyScheduleToStartTimeout: workflows.StickyTimeout,
 	})
 	for _, wf := range []any{workflows.Withdraw, workflows.Pay, workflows.Topup, workflows.Deposit, workflows.Reconcile,
 		workflows.Sweep, workflows.WalletSweep} {

@@ -126,7 +126,7 @@ func Sweep(ctx workflow.Context, in SweepInput) (SweepResult, error) {
 			id := WalletSweepWorkflowID(plan.Chain, c.Address, stamp)
 			// A reset run that reaches a wallet again finds its sweep by id
 			// (not started) instead of starting another.
-			cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: id,
+			cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: id, WorkflowTaskTimeout: TaskTimeout,
 				ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
 				WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE})
 			f := workflow.ExecuteChildWorkflow(cctx, WalletSweep, WalletSweepInput{Chain: plan.Chain, Address: c.Address,
@@ -225,7 +225,8 @@ func WalletSweep(ctx workflow.Context, in WalletSweepInput) (WalletSweepResult, 
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (WalletSweepStatus, error) { return show.status, nil }); err != nil {
 		return res, err
 	}
-	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrFlow.ValueSet("sweep"), AttrAddress.ValueSet(res.Address))
+	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrFlow.ValueSet("sweep"), AttrAddress.ValueSet(res.Address),
+		AttrChain.ValueSet(in.Chain))
 	timeout := in.ConfirmTimeout
 	if timeout <= 0 {
 		timeout = 10 * time.Minute

@@ -5,6 +5,8 @@
 package workflows
 
 import (
+	"time"
+
 	"go.temporal.io/sdk/temporal"
 
 	"payflow/activities"
@@ -23,6 +25,17 @@ const (
 	SignalApproval = "approval"
 	// QueryStatus returns a PaymentStatus: the current step in words.
 	QueryStatus = "status"
+)
+
+// TaskTimeout is the workflow task timeout payflow starts its workflows
+// with: how long a workflow task handed to a worker that died waits before
+// another worker gets it (Temporal's default is 10s). A payment's workflow
+// tasks are a few local activities of milliseconds; a longer local activity
+// keeps its task alive by heartbeat. Workers give up on a dead worker's
+// sticky queue after StickyTimeout.
+const (
+	TaskTimeout   = 3 * time.Second
+	StickyTimeout = 3 * time.Second
 )
 
 // Search attributes payflow registers with Temporal (all Keyword). `make up`
