@@ -47,7 +47,7 @@ var (
 	nWatch    = flag.Int("watch", 1_000_000, "watched addresses")
 	nPost     = flag.Int("postings", 20000, "ledger postings")
 	nTx       = flag.Int("txs", 10000, "broadcaster transactions")
-	only      = flag.String("only", "", "comma list of phases: payments,two-chains,baseline,deposits,ledger,broadcast,tracker (payments includes two-chains)")
+	only      = flag.String("only", "", "comma list of phases: payments,two-chains,baseline,deposits,ledger,broadcast,tracker,failover (payments includes two-chains)")
 	phaseFlag = flag.String("phase", "", "internal: run one phase in this process and print JSON")
 	// temporalMetricsFlag overrides where Temporal's own metrics are read.
 	temporalMetricsFlag = flag.String("temporal-metrics", "", "the Temporal dev server's /metrics URL (default: port in .dev/pids/temporal.metrics-port, else 8234)")
@@ -100,6 +100,15 @@ func main() {
 			heads = 3
 		}
 		r := benchTracker(ctx, st, heads)
+		rows = append(rows, r...)
+		printRows(r)
+	}
+	if want("failover") {
+		secs := 30
+		if *quick {
+			secs = 15
+		}
+		r := benchFailover(ctx, st, 10, time.Duration(secs)*time.Second)
 		rows = append(rows, r...)
 		printRows(r)
 	}
