@@ -18,6 +18,10 @@ type BroadcasterConfig struct {
 	// FeeCacheTTL and GasCacheTTL are FeeConfig's.
 	FeeCacheTTL time.Duration
 	GasCacheTTL time.Duration
+	// Unbatched wires the algorithms before group commit and batching: a
+	// transaction (and row lock) per nonce, a JSON-RPC call and a statement
+	// per send. The bench runs it beside the default in the same invocation.
+	Unbatched bool
 }
 
 // Broadcaster is payflow's sending side of one chain, one part per concern,
@@ -40,7 +44,8 @@ type Broadcaster struct {
 	Healer   *Healer
 }
 
-// NewBroadcaster wires a Broadcaster: NonceLanes as the nonce allocator, all
+// NewBroadcaster wires a Broadcaster: NonceLanes (group-committed unless
+// cfg.Unbatched) as the nonce allocator, all
 // parts sharing db, backend and cfg. ChainID and MaxFeeWei are required;
 // MaxAttempts must not be negative.
 func NewBroadcaster(cfg BroadcasterConfig, db *sql.DB, backend Backend, keys KeySource, log *slog.Logger) (*Broadcaster, error) {
@@ -53,7 +58,11 @@ func NewBroadcaster(cfg BroadcasterConfig, db *sql.DB, backend Backend, keys Key
 	if b.Balances, err = NewBalances(backend); err != nil {
 		return nil, err
 	}
-	if b.Nonces, err = NewNonceLanes(cfg.Chain, db, backend, log); err != nil {
+	newLanes := NewNonceLanes
+	if cfg.Unbatched {
+		newLanes = NewUnbatchedNonceLanes
+	}
+	if b.Nonces, err = newLanes(cfg.Chain, db, backend, log); err != nil {
 		return nil, err
 	}
 	if b.Store, err = NewTxStore(cfg.Chain, db); err != nil {
@@ -63,7 +72,7 @@ func NewBroadcaster(cfg BroadcasterConfig, db *sql.DB, backend Backend, keys Key
 		b.Balances, keys, log); err != nil {
 		return nil, err
 	}
-	if b.Sender, err = NewSender(SenderConfig{MaxAttempts: cfg.MaxAttempts}, b.Store, b.Signer, backend, log); err != nil {
+	if b.Sender, err = NewSender(SenderConfig{MaxAttempts: cfg.MaxAttempts, Unbatched: cfg.Unbatched}, b.Store, b.Signer, backend, log); err != nil {
 		return nil, err
 	}
 	if b.Healer, err = NewHealer(b.Nonces, b.Store, b.Fees, b.Signer, b.Sender, backend, log); err != nil {

@@ -18,6 +18,11 @@ type SenderConfig struct {
 	// included: Replace fails with ErrTooManyAttempts once a step has this
 	// many. Zero means DefaultMaxAttempts.
 	MaxAttempts int
+	// Unbatched sends every transaction in a JSON-RPC call of its own and
+	// marks it sent in a statement of its own: the algorithm before
+	// batching, kept for the bench. By default concurrent sends share one
+	// JSON-RPC batch (when the backend exposes its RPC client).
+	Unbatched bool
 }
 
 // DefaultMaxAttempts is SenderConfig.MaxAttempts when unset: the original
@@ -33,6 +38,7 @@ type Sender struct {
 	store   *TxStore
 	signer  *Signer
 	backend Backend
+	poster  txPoster
 	log     *slog.Logger
 }
 
@@ -50,7 +56,8 @@ func NewSender(cfg SenderConfig, store *TxStore, signer *Signer, backend Backend
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Sender{cfg: cfg, store: store, signer: signer, backend: backend, log: log}, nil
+	return &Sender{cfg: cfg, store: store, signer: signer, backend: backend,
+		poster: newPoster(store, backend, cfg.Unbatched), log: log}, nil
 }
 
 // Send broadcasts the stored bytes of a step's latest attempt. Sending again
@@ -146,15 +153,19 @@ func (s *Sender) Receipt(ctx context.Context, hash common.Hash) (*types.Receipt,
 	return r, err
 }
 
-// send broadcasts stx and marks it sent.
+// send broadcasts stx and marks it sent: with other concurrent sends in one
+// JSON-RPC batch unless SenderConfig.Unbatched.
 func (s *Sender) send(ctx context.Context, stx SignedTx) (SignedTx, error) {
 	var tx types.Transaction
 	if err := tx.UnmarshalBinary(stx.Raw); err != nil {
 		return SignedTx{}, fmt.Errorf("decoding stored transaction %s: %w", stx.Hash.Hex(), err)
 	}
-	err := s.backend.SendTransaction(ctx, &tx)
+	accepted, err := s.poster.post(ctx, stx, &tx)
 	switch {
-	case err == nil, isKnown(err):
+	case accepted:
+		if err != nil { // not recorded sent; sending again is harmless
+			return stx, err
+		}
 	case isNonceTooLow(err):
 		// Either one of the step's attempts was mined already (success) or
 		// another transaction took the nonce: not a retry's business;
@@ -170,12 +181,12 @@ func (s *Sender) send(ctx context.Context, stx SignedTx) (SignedTx, error) {
 		if !ok {
 			return stx, fmt.Errorf("sending %s (nonce %d): %w", stx.Hash.Hex(), stx.Nonce, ErrNonceTooLow)
 		}
+		if err := s.store.MarkSent(ctx, mined.Hash); err != nil {
+			return stx, err
+		}
 		stx = mined
 	default:
 		return stx, fmt.Errorf("sending %s: %w", stx.Hash.Hex(), err)
-	}
-	if err := s.store.MarkSent(ctx, stx.Hash); err != nil {
-		return stx, err
 	}
 	s.log.Info("broadcast transfer", "workflow_id", stx.WorkflowID, "step", stx.Step, "tx_hash", stx.Hash.Hex(),
 		"nonce", stx.Nonce, "attempt", stx.Attempt)

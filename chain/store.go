@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -142,6 +143,22 @@ func (s *TxStore) Insert(ctx context.Context, tx *sql.Tx, workflowID, step strin
 func (s *TxStore) MarkSent(ctx context.Context, hash common.Hash) error {
 	if _, err := s.db.ExecContext(ctx, "UPDATE signed_txs SET state='sent' WHERE tx_hash=? AND state='signed'", hash.Hex()); err != nil {
 		return fmt.Errorf("marking %s sent: %w", hash.Hex(), err)
+	}
+	return nil
+}
+
+// markSentMany is MarkSent for many hashes in one statement.
+func (s *TxStore) markSentMany(ctx context.Context, hashes []common.Hash) error {
+	if len(hashes) == 0 {
+		return nil
+	}
+	args := make([]any, len(hashes))
+	for i, h := range hashes {
+		args[i] = h.Hex()
+	}
+	q := "UPDATE signed_txs SET state='sent' WHERE state='signed' AND tx_hash IN (?" + strings.Repeat(",?", len(hashes)-1) + ")"
+	if _, err := s.db.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("marking %d transactions sent: %w", len(hashes), err)
 	}
 	return nil
 }

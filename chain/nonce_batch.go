@@ -1,0 +1,254 @@
+package chain
+
+// Group commit of nonces. Every sending wallet has at most one writer
+// goroutine in a process. WithNonce queues its use to it and waits; the writer
+// takes everything queued (up to maxNonceBatch) and, in ONE database
+// transaction, locks the wallet's lane row once, hands the callers
+// consecutive nonces from memory (each use under a savepoint, storing its
+// signed transaction in that transaction), checkpoints the lane's next nonce
+// with one update and commits once: one lock, one fsync per batch. While it
+// commits, the next batch queues up, so batches grow with the load and a lone
+// signature waits for nobody.
+//
+// Safety is the unbatched algorithm's: the lane row, locked FOR UPDATE, is
+// the single writer across processes (a second worker signing for the same
+// wallet waits for the row, then reads the checkpoint this one committed);
+// the checkpoint commits with the signed transactions or not at all, so a
+// crash (a restart) loses either both or neither. A nonce is taken only if
+// its use returned nil and the batch committed; a failed use is rolled back
+// to its savepoint and its nonce goes to the next caller. The lane starts at
+// the larger of the row and the chain's pending nonce (read once per batch,
+// before the lock: a transaction sent outside payflow). Should a use still
+// collide on the unique (chain, from, nonce, attempt) key (a lane row left
+// behind what was stored), the lane resyncs past the largest stored nonce
+// and that use runs again. A
+// batch that fails as a whole after its uses ran (a lost connection, a failed
+// commit) runs each of them again in a transaction of its own; a use is then
+// signed again, and a step stored by the commit after all is found by its
+// (workflow, step) key.
+//
+// A caller whose context ends before the writer took its use returns at once
+// and its use never runs; once taken, the caller waits for its batch (bounded
+// by nonceBatchTimeout), so use never runs after its caller returned.
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+)
+
+const (
+	// maxNonceBatch bounds one transaction: its statements and lock time.
+	maxNonceBatch = 256
+	// nonceBatchTimeout bounds one batch's transaction.
+	nonceBatchTimeout = time.Minute
+)
+
+// A nonce request's life: queued until the writer takes it (then its use
+// runs) or its caller abandons it (then it never does).
+const (
+	reqQueued int32 = iota
+	reqTaken
+	reqAbandoned
+)
+
+type nonceReq struct {
+	ctx   context.Context
+	use   func(tx *sql.Tx, nonce uint64) error
+	state atomic.Int32
+	done  chan error // buffered: the writer never waits for its caller
+}
+
+// laneBatcher holds the queues of the wallets that have a writer running.
+type laneBatcher struct {
+	lanes  *NonceLanes
+	mu     sync.Mutex
+	queues map[common.Address][]*nonceReq // present: a writer runs for the wallet
+	known  map[common.Address]bool        // lanes whose row exists (rows are never deleted)
+}
+
+func newLaneBatcher(n *NonceLanes) *laneBatcher {
+	return &laneBatcher{lanes: n, queues: map[common.Address][]*nonceReq{}, known: map[common.Address]bool{}}
+}
+
+// do queues use on from's writer, starting one if none runs, and waits for
+// the outcome.
+func (b *laneBatcher) do(ctx context.Context, from common.Address, use func(tx *sql.Tx, nonce uint64) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &nonceReq{ctx: ctx, use: use, done: make(chan error, 1)}
+	b.mu.Lock()
+	q, running := b.queues[from]
+	b.queues[from] = append(q, r)
+	b.mu.Unlock()
+	if !running {
+		go b.run(from)
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(reqQueued, reqAbandoned) {
+			return ctx.Err()
+		}
+		return <-r.done // taken: its use runs or ran; wait for the batch
+	}
+}
+
+// run is from's writer: it commits batches until the queue is empty.
+func (b *laneBatcher) run(from common.Address) {
+	for {
+		b.mu.Lock()
+		q := b.queues[from]
+		if len(q) == 0 {
+			delete(b.queues, from)
+			b.mu.Unlock()
+			return
+		}
+		n := min(len(q), maxNonceBatch)
+		batch := q[:n:n]
+		b.queues[from] = q[n:]
+		b.mu.Unlock()
+		b.commit(from, batch)
+	}
+}
+
+// commit takes the live requests of batch, applies them in one transaction
+// and hands each its outcome.
+func (b *laneBatcher) commit(from common.Address, batch []*nonceReq) {
+	live := make([]*nonceReq, 0, len(batch))
+	for _, r := range batch {
+		if r.state.CompareAndSwap(reqQueued, reqTaken) {
+			live = append(live, r)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), nonceBatchTimeout)
+	defer cancel()
+	errs, used, err := b.apply(ctx, from, live)
+	switch {
+	case err == nil:
+		for i, r := range live {
+			r.done <- errs[i]
+		}
+	case !used: // nothing ran: the error is every caller's, as it would be alone
+		for _, r := range live {
+			r.done <- err
+		}
+	default:
+		b.lanes.log.Warn("nonce batch failed; signing its transfers one by one", "address", Lower(from),
+			"transfers", len(live), "err", err)
+		for _, r := range live {
+			r.done <- b.lanes.withNonceAlone(r.ctx, from, r.use)
+		}
+	}
+}
+
+// apply runs live's uses in one transaction, each with the next nonce, and
+// commits. It returns each use's error; an error of the batch as a whole,
+// and whether any use ran before it.
+func (b *laneBatcher) apply(ctx context.Context, from common.Address, live []*nonceReq) ([]error, bool, error) {
+	n, addr := b.lanes, Lower(from)
+	b.mu.Lock()
+	known := b.known[from]
+	b.mu.Unlock()
+	if !known {
+		if err := n.ensureLane(ctx, from); err != nil {
+			return nil, false, err
+		}
+		b.mu.Lock()
+		b.known[from] = true
+		b.mu.Unlock()
+	}
+	chainNext, err := n.backend.PendingNonceAt(ctx, from)
+	if err != nil {
+		return nil, false, fmt.Errorf("reading pending nonce of %s: %w", addr, err)
+	}
+	tx, err := n.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, false, fmt.Errorf("beginning nonce transaction: %w", err)
+	}
+	defer tx.Rollback()
+	var nonce uint64
+	if err := tx.QueryRowContext(ctx, "SELECT next_nonce FROM nonces WHERE chain=? AND address=? FOR UPDATE",
+		n.chain, addr).Scan(&nonce); err != nil {
+		return nil, false, fmt.Errorf("locking nonce lane of %s: %w", addr, err)
+	}
+	// Resync from the chain: a transaction sent from this wallet outside
+	// payflow used nonces the lane does not know of.
+	if chainNext > nonce {
+		n.log.Warn("nonce lane behind the chain; resynced", "address", addr, "lane", nonce, "chain", chainNext)
+		nonce = chainNext
+	}
+	first := nonce
+	errs := make([]error, len(live))
+	for i, r := range live {
+		errs[i] = b.useOne(ctx, tx, from, &nonce, r.use)
+		if errors.Is(errs[i], errBatchBroken) {
+			return nil, true, errs[i]
+		}
+	}
+	if nonce == first {
+		return errs, true, nil // no use took a nonce: nothing to commit
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE nonces SET next_nonce=? WHERE chain=? AND address=?",
+		nonce, n.chain, addr); err != nil {
+		return nil, true, fmt.Errorf("advancing nonce: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, true, fmt.Errorf("committing signed transfers: %w", err)
+	}
+	return errs, true, nil
+}
+
+// errBatchBroken marks a failure of the batch's transaction itself (a
+// savepoint statement), not of one use.
+var errBatchBroken = errors.New("nonce batch transaction failed")
+
+// useOne runs use with *nonce under a savepoint and advances *nonce when it
+// succeeds; when it fails its writes are rolled back. When use fails because
+// the nonce is already stored (the unique (chain, from, nonce, attempt) key:
+// the lane row fell behind what was stored), the lane resyncs to one past the
+// largest stored nonce and use runs once more.
+func (b *laneBatcher) useOne(ctx context.Context, tx *sql.Tx, from common.Address, nonce *uint64,
+	use func(tx *sql.Tx, nonce uint64) error) error {
+	for retried := false; ; retried = true {
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT nonce_use"); err != nil {
+			return fmt.Errorf("%w: savepoint: %w", errBatchBroken, err)
+		}
+		err := use(tx, *nonce)
+		if err == nil {
+			*nonce++
+			return nil
+		}
+		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT nonce_use"); rerr != nil {
+			return fmt.Errorf("%w: rollback to savepoint: %w", errBatchBroken, rerr)
+		}
+		if retried || !errors.Is(err, ErrAttemptExists) {
+			return err
+		}
+		var held bool
+		var next uint64
+		if qerr := tx.QueryRowContext(ctx, `SELECT
+			EXISTS(SELECT 1 FROM signed_txs WHERE chain=? AND from_address=? AND nonce=?),
+			(SELECT COALESCE(MAX(nonce)+1, 0) FROM signed_txs WHERE chain=? AND from_address=?)`,
+			b.lanes.chain, Lower(from), *nonce, b.lanes.chain, Lower(from)).Scan(&held, &next); qerr != nil {
+			return fmt.Errorf("%w: reading stored nonces: %w", errBatchBroken, qerr)
+		}
+		if !held || next <= *nonce {
+			return err // the step itself is stored: the signer replays it
+		}
+		b.lanes.log.Error("nonce lane behind its stored transactions; resynced", "address", Lower(from),
+			"lane", *nonce, "stored", next)
+		*nonce = next
+	}
+}
