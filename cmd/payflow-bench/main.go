@@ -40,7 +40,7 @@ type result struct {
 var (
 	quick     = flag.Bool("quick", false, "smaller sizes (make bench QUICK=1)")
 	nPay      = flag.Int("n", 3000, "payments (withdraw + pay) in the flat-out run")
-	rate      = flag.Int("rate", 50, "requests/s of the fixed-rate run")
+	rate      = flag.Int("rate", 0, "requests/s of the fixed-rate run (0: half the flat-out rate, SPEC §6)")
 	nRate     = flag.Int("n-rate", 1000, "payments in the fixed-rate run")
 	nBaseline = flag.Int("n-baseline", 0, "payments through the fair baseline (0: as many as -n)")
 	nTwo      = flag.Int("n-two-chains", 0, "payments in the flat-out run over two chains (0: as many as -n)")
@@ -141,7 +141,11 @@ func main() {
 		twoRows = twoChainRows(flat, two, skipped)
 	}
 	if want("payments") {
-		fixed := benchPayments(ctx, st, *nRate, *rate, false, one)
+		half := *rate
+		if half <= 0 {
+			half = max(1, int(flat.perSec()/2))
+		}
+		fixed := benchPayments(ctx, st, *nRate, half, false, one)
 		r := paymentRows(flat, fixed, st.TemporalNamespace)
 		rows = append(rows, r...)
 		printRows(r)
