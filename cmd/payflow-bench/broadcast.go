@@ -70,14 +70,60 @@ func fund(ctx context.Context, st *stacktest.Stack, eth *ethclient.Client, addr 
 	return nil
 }
 
-// benchBroadcaster signs and sends n transfers from one fresh wallet with 32
-// concurrent callers (as hundreds of workflows would), then checks the stored
-// nonces are exactly 0..n-1 and that the chain mined them all.
+// broadcastCallers is how many goroutines sign and send at once, as
+// hundreds of workflows' Broadcast activities would.
+const broadcastCallers = 64
+
+// minBatchedTxs is the least the batched broadcaster signs: SPEC §6 claims
+// ≥ 1,000 tx/s with no gap or reuse over 10,000 and a restart in the middle.
+const minBatchedTxs = 10_000
+
+// benchBroadcaster signs and sends transfers from one fresh wallet with
+// broadcastCallers concurrent callers, once through today's broadcaster
+// (nonces group-committed per wallet, sends in JSON-RPC batches;
+// max(n, 10,000) transfers, restarted halfway: a new broadcaster, nothing in
+// memory, while calls on the old one are still in flight) and once through
+// the algorithm before it (a transaction and row lock per nonce, a call and
+// a statement per send; n transfers), in the same invocation, each on a
+// fresh wallet and database. Each run checks its stored nonces are exactly
+// 0..count-1, all sent, and that the chain mined them all.
 func benchBroadcaster(ctx context.Context, st *stacktest.Stack, n int) []result {
 	name := "broadcaster, one hot wallet"
-	fail := func(err error) []result {
-		return []result{{Name: name, Measured: "error", Verdict: "FAIL (correctness)", Note: err.Error()}}
+	newN := max(n, minBatchedTxs)
+	batched := runBroadcast(ctx, st, newN, false)
+	old := runBroadcast(ctx, st, n, true)
+	for _, r := range []broadcastRun{batched, old} {
+		if r.err != nil {
+			which := "batched"
+			if r.unbatched {
+				which = "one transaction per nonce (before)"
+			}
+			return []result{{Name: name, Measured: "error", Verdict: "FAIL (correctness)", Note: which + ": " + r.err.Error()}}
+		}
 	}
+	rate, oldRate := float64(newN)/batched.took.Seconds(), float64(n)/old.took.Seconds()
+	r := result{Name: name, Measured: fmt.Sprintf("%.0f tx/s", rate), Target: "≥ 1,000 tx/s", Verdict: verdict(rate >= 1000),
+		Note: fmt.Sprintf("nonces group-committed + JSON-RPC batches: %d signed+accepted in %s, restart halfway, %d callers; "+
+			"a transaction per nonce + a call per send (before): %.0f tx/s over %d, same run; %.1f×",
+			newN, batched.took.Round(time.Millisecond), broadcastCallers, oldRate, n, rate/oldRate)}
+	check := result{Name: fmt.Sprintf("broadcaster nonces over %d, restart halfway", newN), Measured: batched.check,
+		Target: "no gap, no reuse", Verdict: "met", Note: "before: " + old.check}
+	return []result{r, check}
+}
+
+type broadcastRun struct {
+	unbatched bool
+	took      time.Duration
+	check     string
+	err       error
+}
+
+// runBroadcast signs and sends n transfers from a fresh wallet into a fresh
+// database with broadcastCallers callers, through the unbatched broadcaster
+// or the batched one (restarted halfway), and checks the nonces.
+func runBroadcast(ctx context.Context, st *stacktest.Stack, n int, unbatched bool) broadcastRun {
+	run := broadcastRun{unbatched: unbatched}
+	fail := func(err error) broadcastRun { run.err = err; return run }
 	eth, err := ethclient.DialContext(ctx, st.ETHRPCURL)
 	if err != nil {
 		return fail(err)
@@ -94,11 +140,19 @@ func benchBroadcaster(ctx context.Context, st *stacktest.Stack, n int) []result 
 		return fail(err)
 	}
 	defer drop()
-	bc, err := chain.NewBroadcaster(chain.BroadcasterConfig{Chain: "ETH", ChainID: big.NewInt(st.ChainID),
-		MaxFeeWei: new(big.Int).Mul(big.NewInt(500), big.NewInt(1e9))}, db, eth, oneKey{key}, nil)
+	// Configured as the worker is (workers/main.go).
+	newBC := func() (*chain.Broadcaster, error) {
+		return chain.NewBroadcaster(chain.BroadcasterConfig{Chain: "ETH", ChainID: big.NewInt(st.ChainID),
+			MaxFeeWei: new(big.Int).Mul(big.NewInt(500), big.NewInt(1e9)), FeeCacheTTL: time.Second,
+			GasCacheTTL: 5 * time.Minute, Unbatched: unbatched}, db, eth, oneKey{key}, nil)
+	}
+	first, err := newBC()
 	if err != nil {
 		return fail(err)
 	}
+	var cur atomic.Pointer[chain.Broadcaster]
+	cur.Store(first)
+	var restarted atomic.Bool
 	recipient := common.HexToAddress(stacktest.RandomAddress())
 	tok := common.HexToAddress(st.Tokens["USDT"].Address)
 	var next atomic.Int64
@@ -106,7 +160,7 @@ func benchBroadcaster(ctx context.Context, st *stacktest.Stack, n int) []result 
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
 	start := time.Now()
-	for w := 0; w < 32; w++ {
+	for w := 0; w < broadcastCallers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -115,6 +169,12 @@ func benchBroadcaster(ctx context.Context, st *stacktest.Stack, n int) []result 
 				if i > int64(n) {
 					return
 				}
+				if !unbatched && i >= int64(n/2) && restarted.CompareAndSwap(false, true) {
+					if bc, err := newBC(); err == nil { // the restarted process
+						cur.Store(bc)
+					}
+				}
+				bc := cur.Load()
 				wf := fmt.Sprintf("bench-broadcast-%d", i)
 				_, err := bc.Signer.SignTransfer(ctx, chain.TransferRequest{WorkflowID: wf, Step: "transfer", From: addr, To: recipient,
 					Token: tok, Units: big.NewInt(1)})
@@ -129,11 +189,11 @@ func benchBroadcaster(ctx context.Context, st *stacktest.Stack, n int) []result 
 		}()
 	}
 	wg.Wait()
-	el := time.Since(start)
-	rate := float64(n) / el.Seconds()
-	var count, distinct, lo, hi int64
-	_ = db.QueryRowContext(ctx, "SELECT COUNT(*), COUNT(DISTINCT nonce), MIN(nonce), MAX(nonce) FROM signed_txs").Scan(&count, &distinct, &lo, &hi)
-	gapFree := errs.Load() == 0 && count == int64(n) && distinct == int64(n) && lo == 0 && hi == int64(n-1)
+	run.took = time.Since(start)
+	var count, distinct, sent, lo, hi int64
+	_ = db.QueryRowContext(ctx, "SELECT COUNT(*), COUNT(DISTINCT nonce), COALESCE(SUM(state='sent'),0), MIN(nonce), MAX(nonce) FROM signed_txs").
+		Scan(&count, &distinct, &sent, &lo, &hi)
+	gapFree := errs.Load() == 0 && count == int64(n) && distinct == int64(n) && sent == int64(n) && lo == 0 && hi == int64(n-1)
 	// Every transaction must also be mined: the chain's nonce reaches n.
 	deadline := time.Now().Add(3 * time.Minute)
 	var mined uint64
@@ -143,15 +203,13 @@ func benchBroadcaster(ctx context.Context, st *stacktest.Stack, n int) []result 
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	r := result{Name: name, Measured: fmt.Sprintf("%.0f tx/s", rate), Target: "≥ 300 tx/s", Verdict: verdict(rate >= 300),
-		Note: fmt.Sprintf("%d signed+accepted in %s, 32 callers", n, el.Round(time.Millisecond))}
-	check := result{Name: fmt.Sprintf("broadcaster nonces over %d", n), Measured: fmt.Sprintf("0..%d, %d distinct, %d mined", hi, distinct, mined),
-		Target: "no gap, no reuse", Verdict: "met"}
+	run.check = fmt.Sprintf("0..%d, %d distinct, %d sent, %d mined", hi, distinct, sent, mined)
 	if !gapFree || mined != uint64(n) {
-		check.Verdict = "FAIL (correctness)"
+		msg := "gap, reuse or unmined: " + run.check
 		if v := firstErr.Load(); v != nil {
-			check.Note = fmt.Sprintf("%d errors, first: %v", errs.Load(), v)
+			msg += fmt.Sprintf("; %d errors, first: %v", errs.Load(), v)
 		}
+		return fail(fmt.Errorf("%s", msg))
 	}
-	return []result{r, check}
+	return run
 }

@@ -1,0 +1,36 @@
+package chain
+
+import "github.com/ethereum/go-ethereum/common"
+
+// SendBatch puts stxs on the node as ONE batch of s's batching poster (the
+// test decides what shares a batch) and returns each one's outcome, as send
+// reads it: accepted by the node (err is then the failure to mark it sent)
+// or refused (err is the node's refusal).
+func SendBatch(s *Sender, stxs []SignedTx) (accepted []bool, errs []error) {
+	p, ok := s.poster.(*batchPoster)
+	if !ok {
+		panic("the sender does not batch")
+	}
+	reqs := make([]*sendReq, len(stxs))
+	for i, stx := range stxs {
+		reqs[i] = &sendReq{stx: stx, done: make(chan sendOutcome, 1)}
+	}
+	p.flush(append([]*sendReq(nil), reqs...)) // flush sorts its slice
+	accepted, errs = make([]bool, len(stxs)), make([]error, len(stxs))
+	for i, r := range reqs {
+		o := <-r.done
+		accepted[i], errs[i] = o.accepted, o.err
+	}
+	return accepted, errs
+}
+
+// QueuedNonces is how many WithNonce calls of from wait in n's queue (taken
+// ones, whose use runs, are not counted).
+func QueuedNonces(n *NonceLanes, from common.Address) int {
+	if n.batch == nil {
+		return 0
+	}
+	n.batch.mu.Lock()
+	defer n.batch.mu.Unlock()
+	return len(n.batch.queues[from])
+}

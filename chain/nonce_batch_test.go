@@ -1,0 +1,321 @@
+package chain_test
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"payflow/chain"
+)
+
+// batchedTransfers is how many transfers the one-wallet tests sign (the
+// bench signs 10,000 against the dev chain).
+const batchedTransfers = 2000
+
+// signAndSendMany signs and sends n transfers (workflow ids prefix-1..n) from
+// the sender through callers goroutines, each taking the broadcaster pick
+// returns at that moment, with a miner committing blocks meanwhile; then
+// mines until the chain's nonce is want. It fails the test on any error.
+func (f *chainFixture) signAndSendMany(prefix string, n, callers int, pick func(i int) *chain.Broadcaster) {
+	f.t.Helper()
+	var next atomic.Int64
+	var firstErr atomic.Value
+	stop := make(chan struct{})
+	mined := make(chan struct{})
+	go func() { // the pool holds a few thousand transactions: mine as they come
+		defer close(mined)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+				f.sim.Commit()
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1))
+				if i > n || firstErr.Load() != nil {
+					return
+				}
+				bc := pick(i)
+				req := f.request(fmt.Sprintf("%s-%05d", prefix, i), 3)
+				if _, err := bc.Signer.SignTransfer(f.ctx, req); err != nil {
+					firstErr.CompareAndSwap(nil, fmt.Errorf("signing %s: %w", req.WorkflowID, err))
+					return
+				}
+				if _, err := bc.Sender.Send(f.ctx, req.WorkflowID, req.Step); err != nil {
+					firstErr.CompareAndSwap(nil, fmt.Errorf("sending %s: %w", req.WorkflowID, err))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	<-mined
+	if err := firstErr.Load(); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// requireNoncesExactly checks the sender's stored transactions: exactly n,
+// on nonces 0..n-1 each once, one per workflow, all sent, the lane at n;
+// then mines until all are on chain and checks the recipient got them all.
+func (f *chainFixture) requireNoncesExactly(n, unitsEach int) {
+	f.t.Helper()
+	var count, distinct, workflows, sent, lo, hi int
+	if err := f.db.QueryRowContext(f.ctx, `SELECT COUNT(*), COUNT(DISTINCT nonce), COUNT(DISTINCT workflow_id),
+		SUM(state='sent'), MIN(nonce), MAX(nonce) FROM signed_txs WHERE chain=? AND from_address=?`,
+		chainName, chain.Lower(f.sender)).Scan(&count, &distinct, &workflows, &sent, &lo, &hi); err != nil {
+		f.t.Fatal(err)
+	}
+	if count != n || distinct != n || workflows != n || lo != 0 || hi != n-1 {
+		f.t.Fatalf("stored %d transactions on %d distinct nonces %d..%d for %d workflows; want %d on 0..%d: a gap or a reuse",
+			count, distinct, lo, hi, workflows, n, n-1)
+	}
+	if sent != n {
+		f.t.Fatalf("%d of %d marked sent", sent, n)
+	}
+	if next := f.nextNonce(f.sender); next != int64(n) {
+		f.t.Fatalf("lane checkpointed at %d, want %d", next, n)
+	}
+	for range 50 {
+		if got, err := f.client.NonceAt(f.ctx, f.sender, nil); err == nil && got == uint64(n) {
+			break
+		}
+		f.sim.Commit()
+	}
+	if got, err := f.client.NonceAt(f.ctx, f.sender, nil); err != nil || got != uint64(n) {
+		f.t.Fatalf("chain nonce %d (%v), want %d: a transfer was not mined", got, err, n)
+	}
+	if got := f.tokenBalance(recipient); got.Int64() != int64(n*unitsEach) {
+		f.t.Fatalf("recipient holds %s, want %d", got, n*unitsEach)
+	}
+}
+
+// TestBatchedLanesRestartMidwayNoGapNoReuse: 32 callers sign and send
+// batchedTransfers from one wallet through the group-committed lanes and
+// the batching sender; halfway the process "restarts" (a new broadcaster:
+// a new allocator with nothing in memory, a new sender) while calls on the
+// old one are still in flight. The stored nonces are exactly 0..n-1, each
+// once, all sent, the lane checkpointed at n, and all are mined.
+func TestBatchedLanesRestartMidwayNoGapNoReuse(t *testing.T) {
+	f := newChainFixture(t)
+	var cur atomic.Pointer[chain.Broadcaster]
+	cur.Store(f.bc)
+	var restarted atomic.Bool
+	f.signAndSendMany("wf-restart", batchedTransfers, 32, func(i int) *chain.Broadcaster {
+		if i >= batchedTransfers/2 && restarted.CompareAndSwap(false, true) {
+			cur.Store(f.newBroadcaster(maxFeeWei))
+		}
+		return cur.Load()
+	})
+	if !restarted.Load() {
+		t.Fatal("never restarted")
+	}
+	f.requireNoncesExactly(batchedTransfers, 3)
+	f.requireKeysZeroed()
+}
+
+// TestBatchedLanesTwoProcessesNeverReuse: two broadcasters (two worker
+// processes, each with its own in-memory allocator and writer) sign for the
+// same wallet at the same time: the lane row serialises their batches, and
+// no nonce is used twice or skipped.
+func TestBatchedLanesTwoProcessesNeverReuse(t *testing.T) {
+	f := newChainFixture(t)
+	procs := []*chain.Broadcaster{f.bc, f.newBroadcaster(maxFeeWei)}
+	const n = 600
+	f.signAndSendMany("wf-two", n, 32, func(i int) *chain.Broadcaster { return procs[i%2] })
+	f.requireNoncesExactly(n, 3)
+}
+
+// TestBatchedLanesFailedUseFailsAlone: 39 callers queued behind a running
+// one share ONE transaction (what they write is invisible outside it until
+// their batch commits); every third use writes a row and then fails: its
+// write is rolled back to its savepoint, its nonce goes to the next caller,
+// and the others commit. No two uses run at once.
+func TestBatchedLanesFailedUseFailsAlone(t *testing.T) {
+	f := newChainFixture(t)
+	lanes := f.nonceLanes()
+	const n = 40
+	refused := errors.New("refused by use")
+	var inside, overlaps atomic.Int32
+	nonces := make([]uint64, n)
+	seen := make([]int, n)    // marker rows this use saw in its transaction
+	outside := make([]int, n) // marker rows committed, seen from outside
+	errs := make([]error, n)
+	entered, gate := make(chan struct{}), make(chan struct{})
+	use := func(i int) func(tx *sql.Tx, nonce uint64) error {
+		return func(tx *sql.Tx, nonce uint64) error {
+			if inside.Add(1) > 1 {
+				overlaps.Add(1)
+			}
+			defer inside.Add(-1)
+			if i == 0 {
+				close(entered)
+				<-gate
+			}
+			nonces[i] = nonce
+			if err := tx.QueryRowContext(f.ctx, "SELECT COUNT(*) FROM nonces WHERE chain='TST'").Scan(&seen[i]); err != nil {
+				return err
+			}
+			if err := f.db.QueryRowContext(f.ctx, "SELECT COUNT(*) FROM nonces WHERE chain='TST'").Scan(&outside[i]); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(f.ctx, "INSERT INTO nonces (chain, address, next_nonce) VALUES ('TST', ?, ?)",
+				fmt.Sprintf("use-%02d", i), nonce); err != nil {
+				return err
+			}
+			if i%3 == 1 {
+				return refused
+			}
+			return nil
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { errs[0] = lanes.WithNonce(f.ctx, f.sender, use(0)) })
+	<-entered // caller 0's use runs alone in the first batch
+	for i := 1; i < n; i++ {
+		wg.Go(func() { errs[i] = lanes.WithNonce(f.ctx, f.sender, use(i)) })
+	}
+	for deadline := time.Now().Add(30 * time.Second); chain.QueuedNonces(lanes, f.sender) < n-1; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d callers queued", chain.QueuedNonces(lanes, f.sender), n-1)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(gate)
+	wg.Wait()
+
+	var taken []uint64
+	for i := range n {
+		failing := i%3 == 1
+		if failing != errors.Is(errs[i], refused) || (!failing && errs[i] != nil) {
+			t.Fatalf("caller %d (fails: %v): %v", i, failing, errs[i])
+		}
+		// Each use sees exactly the markers of the nonces before its own:
+		// a failed use's marker was rolled back.
+		if seen[i] != int(nonces[i]) {
+			t.Fatalf("use %d on nonce %d saw %d markers", i, nonces[i], seen[i])
+		}
+		if i > 0 && outside[i] != 1 {
+			t.Fatalf("use %d saw %d committed markers from outside, want 1 (caller 0's): the 39 did not share one transaction",
+				i, outside[i])
+		}
+		if !failing {
+			taken = append(taken, nonces[i])
+		}
+	}
+	if o := overlaps.Load(); o != 0 {
+		t.Fatalf("%d uses ran while another held the lane", o)
+	}
+	got := map[uint64]bool{}
+	for _, x := range taken {
+		if x >= uint64(len(taken)) || got[x] {
+			t.Fatalf("nonces taken %v: not 0..%d each once", taken, len(taken)-1)
+		}
+		got[x] = true
+	}
+	if m := f.count("SELECT COUNT(*) FROM nonces WHERE chain='TST'"); m != len(taken) {
+		t.Fatalf("%d markers committed, want %d (failed uses' writes must roll back)", m, len(taken))
+	}
+	if next := f.nextNonce(f.sender); next != int64(len(taken)) {
+		t.Fatalf("lane at %d, want %d", next, len(taken))
+	}
+}
+
+// TestBatchedLanesResyncPastStoredNonces: a lane row left behind what is
+// stored (here set back by hand) makes the next signature collide on the
+// unique (chain, from, nonce, attempt) key: the lane resyncs past the stored
+// nonces instead of failing the transfer or reusing a nonce.
+func TestBatchedLanesResyncPastStoredNonces(t *testing.T) {
+	f := newChainFixture(t)
+	for i := range 3 {
+		f.signAndSend(f.request(fmt.Sprintf("wf-behind-%d", i), 1))
+	}
+	if _, err := f.db.ExecContext(f.ctx, "UPDATE nonces SET next_nonce=1 WHERE chain=? AND address=?",
+		chainName, chain.Lower(f.sender)); err != nil {
+		t.Fatal(err)
+	}
+	stx := f.signAndSend(f.request("wf-behind-3", 1))
+	if stx.Nonce != 3 || stx.Replayed {
+		t.Fatalf("signed %+v, want nonce 3 (past the stored 0..2)", stx)
+	}
+	f.requireNoncesExactly(4, 1)
+}
+
+// TestBatchedSendRefusalFailsAlone: one JSON-RPC batch holds five good
+// transfers and one the node refuses (its wallet has no ether for gas): the
+// refusal is that send's alone, the five are accepted, marked sent and
+// mined, and the refused one stays signed.
+func TestBatchedSendRefusalFailsAlone(t *testing.T) {
+	f := newChainFixture(t)
+	var good []chain.SignedTx
+	for i := range 5 {
+		stx, err := f.bc.Signer.SignTransfer(f.ctx, f.request(fmt.Sprintf("wf-batch-%d", i), 2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		good = append(good, stx)
+	}
+	head, err := f.client.HeaderByNumber(f.ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fee := new(big.Int).Add(new(big.Int).Mul(head.BaseFee, big.NewInt(2)), big.NewInt(1e9))
+	broke, err := types.SignNewTx(mustKey(t, brokeKeyHex), types.LatestSignerForChainID(big.NewInt(simChainID)),
+		&types.DynamicFeeTx{ChainID: big.NewInt(simChainID), Nonce: 0, GasTipCap: big.NewInt(1e9), GasFeeCap: fee,
+			Gas: 60_000, To: &f.token, Data: []byte{0xa9, 0x05, 0x9c, 0xbb}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused, err := f.bc.Store.Insert(f.ctx, nil, "wf-broke", "transfer", 0, f.broke, broke)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := []chain.SignedTx{good[3], refused, good[0], good[4], good[1], good[2]} // the poster orders by nonce
+	accepted, errs := chain.SendBatch(f.bc.Sender, batch)
+	for i, stx := range batch {
+		if stx.WorkflowID == "wf-broke" {
+			if accepted[i] || errs[i] == nil || !strings.Contains(strings.ToLower(errs[i].Error()), "insufficient funds") {
+				t.Fatalf("the broke wallet's transfer: accepted=%v err=%v, want refused for insufficient funds", accepted[i], errs[i])
+			}
+			continue
+		}
+		if !accepted[i] || errs[i] != nil {
+			t.Fatalf("%s (nonce %d): accepted=%v err=%v", stx.WorkflowID, stx.Nonce, accepted[i], errs[i])
+		}
+	}
+	if n := f.count("SELECT COUNT(*) FROM signed_txs WHERE state='sent' AND workflow_id LIKE 'wf-batch-%'"); n != 5 {
+		t.Fatalf("%d of 5 marked sent", n)
+	}
+	if n := f.count("SELECT COUNT(*) FROM signed_txs WHERE state='signed' AND workflow_id='wf-broke'"); n != 1 {
+		t.Fatal("the refused transfer is no longer 'signed'")
+	}
+	// Through Send: the refusal is that caller's error; the good ones are
+	// harmlessly sent again (the node knows them).
+	if _, err := f.bc.Sender.Send(f.ctx, "wf-broke", "transfer"); err == nil {
+		t.Fatal("Send of the refused transfer succeeded")
+	}
+	for _, stx := range good {
+		if _, err := f.bc.Sender.Send(f.ctx, stx.WorkflowID, stx.Step); err != nil {
+			t.Fatalf("re-sending %s: %v", stx.WorkflowID, err)
+		}
+	}
+	f.sim.Commit()
+	for _, stx := range good {
+		f.requireSuccess(stx.Hash)
+	}
+}
