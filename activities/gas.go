@@ -19,10 +19,11 @@ import (
 // and the ledger's native balance must follow the chain's. So each transfer
 // holds, before it is signed, the most its gas may cost (its gas limit at the
 // chain's fee cap, which no replacement exceeds) as a reservation keyed
-// GasKey(workflow, step); when the chain has decided the transfer,
-// ChargeGas pays what the mined attempt's receipt says (gas used × effective
-// price) and returns the rest. A wallet whose ledger cannot hold the budget
-// gets ErrTypeInsufficientGas before anything is signed.
+// GasKey(workflow, step); the activity that decides the transfer's money
+// (DecidePayment, SettleFunds, ReleaseFunds, BookTopUp) first charges it
+// (ChargeGas): what the mined attempt's receipt says (gas used × effective
+// price) is paid, the rest returned. A wallet whose ledger cannot hold the
+// budget gets ErrTypeInsufficientGas before anything is signed.
 
 // GasKey is the reservation key of the gas of one transfer step.
 func GasKey(workflowID, step string) string { return "gas:" + workflowID + "/" + step }
@@ -68,6 +69,14 @@ type ChargeInput struct {
 	WorkflowID string
 	Step       string
 	TxHash     string
+}
+
+// chargeGas is ChargeGas for an optional input.
+func (a *Activities) chargeGas(ctx context.Context, in *ChargeInput) error {
+	if in == nil {
+		return nil
+	}
+	return a.ChargeGas(ctx, *in)
 }
 
 // ChargeGas closes the gas reservation of a decided transfer: the fee of the

@@ -150,6 +150,9 @@ type DecideInput struct {
 	// WorkflowStart is when the payment's workflow started, for the
 	// request→answer latency (zero: not measured).
 	WorkflowStart time.Time `json:",omitempty"`
+	// Gas names the payment's decided transfer, whose gas is charged first
+	// (ChargeGas); nil when this run decided no transfer.
+	Gas *ChargeInput `json:",omitempty"`
 }
 
 // DecidePayment records a payment's answer and closes its reservation in one
@@ -158,6 +161,9 @@ type DecideInput struct {
 // find one without the other. Repeating it changes nothing; the answer first
 // recorded is kept. PublishResult then sends the stored answer.
 func (a *Activities) DecidePayment(ctx context.Context, in DecideInput) error {
+	if err := a.chargeGas(ctx, in.Gas); err != nil {
+		return err
+	}
 	body, err := json.Marshal(in.Answer)
 	if err != nil {
 		return permanent(ErrTypeInvalidRequest, err)
@@ -217,10 +223,15 @@ func (a *Activities) DecidePayment(ctx context.Context, in DecideInput) error {
 type SettleInput struct {
 	Key    string
 	TxHash string
+	// Gas names the transfer whose gas is charged first (nil: none).
+	Gas *ChargeInput `json:",omitempty"`
 }
 
 // SettleFunds debits the reservation. Idempotent.
 func (a *Activities) SettleFunds(ctx context.Context, in SettleInput) error {
+	if err := a.chargeGas(ctx, in.Gas); err != nil {
+		return err
+	}
 	_, err := a.Ledger.Settle(ctx, in.Key, in.TxHash)
 	return classify(err)
 }
@@ -228,6 +239,8 @@ func (a *Activities) SettleFunds(ctx context.Context, in SettleInput) error {
 // ReleaseInput releases a reservation (compensation).
 type ReleaseInput struct {
 	Key string
+	// Gas names the transfer whose gas is charged first (nil: none).
+	Gas *ChargeInput `json:",omitempty"`
 }
 
 // ReleaseFunds returns the reservation to available. Idempotent; a missing
@@ -235,6 +248,9 @@ type ReleaseInput struct {
 // transfer can still spend: before anything was signed, or once the chain
 // proved the transfer can never be mined (InspectTransfer).
 func (a *Activities) ReleaseFunds(ctx context.Context, in ReleaseInput) error {
+	if err := a.chargeGas(ctx, in.Gas); err != nil {
+		return err
+	}
 	_, err := a.Ledger.Release(ctx, in.Key)
 	if errors.Is(err, ledger.ErrReservationNotFound) {
 		return nil

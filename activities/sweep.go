@@ -416,6 +416,9 @@ type BookTopUpInput struct {
 // that saw it credits nothing more), or back to the gas wallet when it did
 // not pay. Repeats change nothing.
 func (a *Activities) BookTopUp(ctx context.Context, in BookTopUpInput) error {
+	if err := a.ChargeGas(ctx, ChargeInput{WorkflowID: in.WorkflowID, Step: in.Step, TxHash: in.TxHash}); err != nil {
+		return err
+	}
 	key := TopUpKey(in.WorkflowID, in.Step)
 	r, err := a.Ledger.GetReservation(ctx, key)
 	if errors.Is(err, ledger.ErrReservationNotFound) {

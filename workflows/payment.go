@@ -97,6 +97,9 @@ type payment struct {
 	wfID   string
 	status PaymentStatus
 	resp   protocol.PaymentResponse
+	// gas names the transfer this run decided, whose gas DecidePayment
+	// charges (nil: no transfer was attempted).
+	gas *activities.ChargeInput
 }
 
 // note records the current step for the status query only (no event).
@@ -201,6 +204,10 @@ func runPayment(ctx workflow.Context, flow protocol.Flow, in PaymentInput) (Paym
 	if err != nil {
 		return p.resp, err
 	}
+	p.gas = &activities.ChargeInput{WorkflowID: p.wfID, Step: transferStep}
+	if out.Signed {
+		p.gas.TxHash = out.TxHash
+	}
 	p.resp.TxHash, p.status.TxHash = out.TxHash, out.TxHash
 	p.resp.BlockNumber = out.BlockNumber
 	p.status.Confirmed = out.Paid
@@ -243,7 +250,8 @@ func (p *payment) decide(ctx workflow.Context, key, summary string) (PaymentResu
 		p.note(StepCompensating, "releasing the reservation: "+summary)
 	}
 	if err := workflow.ExecuteLocalActivity(lctx, a.DecidePayment, activities.DecideInput{Flow: p.flow, Key: key,
-		AnswerID: AnswerID(p.wfID), Answer: p.resp, WorkflowStart: workflow.GetInfo(ctx).WorkflowStartTime}).Get(ctx, nil); err != nil {
+		AnswerID: AnswerID(p.wfID), Answer: p.resp, WorkflowStart: workflow.GetInfo(ctx).WorkflowStartTime,
+		Gas: p.gas}).Get(ctx, nil); err != nil {
 		return p.resp, err
 	}
 	if p.resp.Status == protocol.StatusSucceeded {

@@ -98,7 +98,7 @@ type harness struct {
 	// verdict is what InspectTransfer answers: by default the transfer is
 	// mined in block, paid.
 	verdict activities.Inspection
-	charged []activities.ChargeInput // ChargeGas calls
+	charged []activities.ChargeInput // the transfers whose gas DecidePayment was asked to charge
 }
 
 func newHarness(t *testing.T, wfID string) *harness {
@@ -121,6 +121,9 @@ func newHarness(t *testing.T, wfID string) *harness {
 		func(_ context.Context, in activities.DecideInput) error {
 			h.mu.Lock()
 			defer h.mu.Unlock()
+			if in.Gas != nil {
+				h.charged = append(h.charged, *in.Gas)
+			}
 			switch {
 			case in.Key == "":
 			case in.Answer.Status == protocol.StatusSucceeded:
@@ -143,13 +146,6 @@ func newHarness(t *testing.T, wfID string) *harness {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			h.published = append(h.published, in)
-			return nil
-		}).Maybe()
-	env.OnActivity(a.ChargeGas, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ChargeInput) error {
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			h.charged = append(h.charged, in)
 			return nil
 		}).Maybe()
 	return h
@@ -652,7 +648,8 @@ func TestReplayWithdrawHistoryCatchesChange(t *testing.T) {
 }
 
 // TestPaymentChargesGasOnceDecided: the gas a transfer held is charged once
-// the chain has decided it (with the mined attempt's hash), never before.
+// the chain has decided it (with the mined attempt's hash), never before:
+// DecidePayment charges it with the answer.
 func TestPaymentChargesGasOnceDecided(t *testing.T) {
 	wfID := workflows.WithdrawWorkflowID(queueID)
 	h := newHarness(t, wfID)
@@ -677,7 +674,7 @@ func TestPaymentChargesGasOnceDecided(t *testing.T) {
 }
 
 // TestPaymentRefusedBeforeSigningReleasesGas: a transfer refused before
-// signing returns whatever gas it held (ChargeGas with no hash).
+// signing returns whatever gas it held (charged with no hash).
 func TestPaymentRefusedBeforeSigningReleasesGas(t *testing.T) {
 	wfID := workflows.WithdrawWorkflowID(queueID)
 	h := newHarness(t, wfID)

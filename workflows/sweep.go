@@ -235,10 +235,15 @@ func WalletSweep(ctx workflow.Context, in WalletSweepInput) (WalletSweepResult, 
 	lctx := workflow.WithActivityOptions(ctx, ledgerOpts)
 	cctx := workflow.WithActivityOptions(ctx, chainOpts)
 	// fail releases the reservations not yet closed (keys): their transfers
-	// were not signed, or were proven never to pay.
-	fail := func(keys []string, err error) (WalletSweepResult, error) {
-		for _, key := range keys {
-			if rerr := workflow.ExecuteActivity(lctx, a.ReleaseFunds, activities.ReleaseInput{Key: key}).
+	// were not signed, or were proven never to pay. gas, when set, is the
+	// decided transfer of keys[0], whose gas is charged with its release.
+	fail := func(keys []string, err error, gas ...*activities.ChargeInput) (WalletSweepResult, error) {
+		for i, key := range keys {
+			in := activities.ReleaseInput{Key: key}
+			if i == 0 && len(gas) > 0 {
+				in.Gas = gas[0]
+			}
+			if rerr := workflow.ExecuteActivity(lctx, a.ReleaseFunds, in).
 				Get(ctx, nil); rerr != nil {
 				err = errors.Join(err, rerr)
 			}
@@ -320,11 +325,15 @@ func WalletSweep(ctx workflow.Context, in WalletSweepInput) (WalletSweepResult, 
 		if err != nil {
 			return res, err
 		}
+		gas := &activities.ChargeInput{WorkflowID: wfID, Step: step}
+		if out.Signed {
+			gas.TxHash = out.TxHash
+		}
 		if !out.Paid {
-			return fail(held[i:], temporal.NewNonRetryableApplicationError("sweep: "+out.Reason, ErrTypeSweepReverted, nil))
+			return fail(held[i:], temporal.NewNonRetryableApplicationError("sweep: "+out.Reason, ErrTypeSweepReverted, nil), gas)
 		}
 		show.step(ctx, SweepStepSettling, "settling the ledger for "+out.TxHash)
-		if err := workflow.ExecuteActivity(lctx, a.SettleFunds, activities.SettleInput{Key: key, TxHash: out.TxHash}).
+		if err := workflow.ExecuteActivity(lctx, a.SettleFunds, activities.SettleInput{Key: key, TxHash: out.TxHash, Gas: gas}).
 			Get(ctx, nil); err != nil {
 			return res, err
 		}

@@ -57,7 +57,6 @@ func newSweepHarness(t *testing.T) *sweepHarness {
 	env.RegisterWorkflow(workflows.WalletSweep)
 	env.RegisterWorkflow(workflows.Sweep)
 	env.RegisterActivity(&activities.Activities{})
-	env.OnActivity(a.ChargeGas, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnActivity(a.BookTopUp, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: sweepWfID, TaskQueue: workflows.DefaultTaskQueue})
 	env.SetWorkflowRunTimeout(24 * time.Hour)
@@ -189,7 +188,9 @@ func (h *sweepHarness) requireSwept(res workflows.WalletSweepResult, topUp strin
 	h.signed[0].Amount = protocol.Amount{}
 	require.Equal(h.t, activities.TransferInput{WorkflowID: sweepWfID, Step: "sweep-USDT", Guard: key, Symbol: "USDT", From: depositAddr,
 		To: collection}, h.signed[0])
-	require.Equal(h.t, []activities.SettleInput{{Key: key, TxHash: sweepHash}}, h.settled)
+	// The sweep's gas is charged with its settlement, by the mined attempt.
+	require.Equal(h.t, []activities.SettleInput{{Key: key, TxHash: sweepHash,
+		Gas: &activities.ChargeInput{WorkflowID: sweepWfID, Step: "sweep-USDT", TxHash: sweepHash}}}, h.settled)
 	require.Len(h.t, h.credited, 1)
 	requireAmount(h.t, "25", h.credited[0].Amount)
 	h.credited[0].Amount = protocol.Amount{}
@@ -283,7 +284,6 @@ func TestWalletSweepNothingAboveThreshold(t *testing.T) {
 	s.SetLogger(testLogger(t))
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterActivity(&activities.Activities{})
-	env.OnActivity(a.ChargeGas, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnActivity(a.BookTopUp, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: sweepWfID})
 	env.OnActivity(a.ReserveSweep, mock.Anything, mock.Anything).
@@ -310,7 +310,6 @@ func TestSweepStartsOneChildPerWallet(t *testing.T) {
 	env.RegisterWorkflow(workflows.Sweep)
 	env.RegisterWorkflow(workflows.WalletSweep)
 	env.RegisterActivity(&activities.Activities{})
-	env.OnActivity(a.ChargeGas, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnActivity(a.BookTopUp, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.SetStartTime(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "payflow-sweep-2026-11-21T12:00:00Z"})
@@ -365,7 +364,6 @@ func TestWalletSweepClosedReservationSignsNothing(t *testing.T) {
 	s.SetLogger(testLogger(t))
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterActivity(&activities.Activities{})
-	env.OnActivity(a.ChargeGas, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnActivity(a.BookTopUp, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: sweepWfID})
 	env.OnActivity(a.ReserveSweep, mock.Anything, mock.Anything).

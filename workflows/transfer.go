@@ -105,31 +105,6 @@ type stepper interface {
 // the workflow is cancelled; a transfer refused before signing (no gas, fee
 // cap, reservation no longer held, …) is an outcome with Signed=false.
 func runTransfer(ctx workflow.Context, spec transferSpec, show stepper) (transferOutcome, error) {
-	out, err := followTransfer(ctx, spec, show)
-	if err != nil || !out.Decided {
-		return out, err
-	}
-	// Decided: the gas it held is paid (what the mined attempt's receipt
-	// says) and the rest returned. Runs started before gas was accounted
-	// replay without this step.
-	if workflow.GetVersion(ctx, chargeGasChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-		return out, nil
-	}
-	var a *activities.Activities
-	lctx := workflow.WithLocalActivityOptions(ctx, localOpts)
-	charge := activities.ChargeInput{WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Step: spec.Step}
-	if out.Signed {
-		charge.TxHash = out.TxHash
-	}
-	return out, workflow.ExecuteLocalActivity(lctx, a.ChargeGas, charge).Get(ctx, nil)
-}
-
-// chargeGasChange marks, for workflow.GetVersion, the ChargeGas step of a
-// decided transfer.
-const chargeGasChange = "charge-gas"
-
-// followTransfer is runTransfer up to the chain's verdict.
-func followTransfer(ctx workflow.Context, spec transferSpec, show stepper) (transferOutcome, error) {
 	var a *activities.Activities
 	lctx := workflow.WithLocalActivityOptions(ctx, localOpts)
 	show.note(StepSigning, "signing "+spec.What)

@@ -97,10 +97,12 @@ func BaselinePayment(ctx workflow.Context, in BaselineInput) (protocol.PaymentRe
 		return resp, err
 	}
 	// decide settles (status 1) or releases (status 0) the reservation key
-	// ("" = nothing reserved) with the answer, then publishes it.
+	// ("" = nothing reserved) with the answer, charging the gas of the
+	// transfer (gas; nil = none attempted), then publishes it.
+	var gas *activities.ChargeInput
 	decide := func(key string) (protocol.PaymentResponse, error) {
 		if err := workflow.ExecuteActivity(dbCtx, a.DecidePayment, activities.DecideInput{Flow: in.Flow, Key: key,
-			AnswerID: answerID, Answer: resp, WorkflowStart: info.WorkflowStartTime}).Get(ctx, nil); err != nil {
+			AnswerID: answerID, Answer: resp, WorkflowStart: info.WorkflowStartTime, Gas: gas}).Get(ctx, nil); err != nil {
 			return resp, err
 		}
 		return publish()
@@ -130,11 +132,7 @@ func BaselinePayment(ctx workflow.Context, in BaselineInput) (protocol.PaymentRe
 			return resp, err
 		}
 		resp.Error = baselineErrorMessage(err)
-		// Nothing signed: the gas held (if any) returns, and the reservation.
-		if err := workflow.ExecuteActivity(dbCtx, a.ChargeGas, activities.ChargeInput{WorkflowID: wfID,
-			Step: baselineTransferStep}).Get(ctx, nil); err != nil {
-			return resp, err
-		}
+		gas = &activities.ChargeInput{WorkflowID: wfID, Step: baselineTransferStep} // nothing signed: all returns
 		return decide(wfID)
 	}
 	resp.TxHash = signed.TxHash
@@ -163,11 +161,7 @@ func BaselinePayment(ctx workflow.Context, in BaselineInput) (protocol.PaymentRe
 			continue
 		}
 		resp.TxHash, resp.BlockNumber = insp.TxHash, insp.BlockNumber
-		// Decided: the gas is paid as payflow's transfers pay it.
-		if err := workflow.ExecuteActivity(dbCtx, a.ChargeGas, activities.ChargeInput{WorkflowID: wfID,
-			Step: baselineTransferStep, TxHash: insp.TxHash}).Get(ctx, nil); err != nil {
-			return resp, err
-		}
+		gas = &activities.ChargeInput{WorkflowID: wfID, Step: baselineTransferStep, TxHash: insp.TxHash}
 		if insp.Paid {
 			resp.Status = protocol.StatusSucceeded
 		} else {

@@ -70,10 +70,9 @@ func TestBaselinePaysWithOneRegularActivityPerStepAndOneSignal(t *testing.T) {
 	env.OnActivity(a.InspectTransfer, mock.Anything, activities.InspectInput{WorkflowID: wfID, Step: baselineTransferStep}).
 		Return(activities.Inspection{State: string(chain.TransferMined), TxHash: benchTx, BlockNumber: 100, Confirmed: true,
 			Paid: true}, nil).Once()
-	env.OnActivity(a.ChargeGas, mock.Anything, activities.ChargeInput{WorkflowID: wfID, Step: baselineTransferStep,
-		TxHash: benchTx}).Return(nil).Once()
 	env.OnActivity(a.DecidePayment, mock.Anything, mock.MatchedBy(func(in activities.DecideInput) bool {
-		return in.Flow == protocol.FlowPay && in.Key == wfID && in.AnswerID == wfID+"/result" &&
+		return in.Gas != nil && *in.Gas == activities.ChargeInput{WorkflowID: wfID, Step: baselineTransferStep, TxHash: benchTx} &&
+			in.Flow == protocol.FlowPay && in.Key == wfID && in.AnswerID == wfID+"/result" &&
 			in.Answer.Status == protocol.StatusSucceeded && in.Answer.TxHash == benchTx && in.Answer.BlockNumber == 100 &&
 			in.Answer.OrderID == "order-q-1"
 	})).Return(nil).Once()
@@ -96,8 +95,7 @@ func TestBaselinePaysWithOneRegularActivityPerStepAndOneSignal(t *testing.T) {
 	require.NoError(t, env.GetWorkflowResult(&resp))
 	require.Equal(t, protocol.StatusSucceeded, resp.Status)
 	env.AssertExpectations(t)
-	require.Equal(t, []string{"BeginPayment", "SignTransfer", "Broadcast", "InspectTransfer", "ChargeGas", "DecidePayment",
-		"PublishResult"}, *steps)
+	require.Equal(t, []string{"BeginPayment", "SignTransfer", "Broadcast", "InspectTransfer", "DecidePayment", "PublishResult"}, *steps)
 }
 
 // TestBaselineAnswersARefusedReservationWithoutSigning: a business refusal

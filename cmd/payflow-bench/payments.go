@@ -447,7 +447,7 @@ func paymentRows(flat, fixed paymentRun, namespace string) []result {
 				ms(percentile(flat.respLat, .5)), ms(percentile(flat.respLat, .99)))},
 		result{Name: fmt.Sprintf("request→broadcast p99 at %d/s (half the flat-out rate)", fixed.rate),
 			Measured: ms(percentile(fixed.broadcastLat, .99)),
-			Target: "≤ 300 ms", Verdict: verdict(len(fixed.broadcastLat) > 0 && percentile(fixed.broadcastLat, .99) <= 300*time.Millisecond),
+			Target:   "≤ 300 ms", Verdict: verdict(len(fixed.broadcastLat) > 0 && percentile(fixed.broadcastLat, .99) <= 300*time.Millisecond),
 			Note: fmt.Sprintf("n=%d; p50 %s; req→response p50 %s p99 %s", fixed.n, ms(percentile(fixed.broadcastLat, .5)),
 				ms(percentile(fixed.respLat, .5)), ms(percentile(fixed.respLat, .99)))},
 		exactlyOnce("payments", flat, fixed),

@@ -1122,15 +1122,13 @@ func (e *paymentEnv) release(ctx context.Context, queueID, flow string, dryRun b
 		out.Message = fmt.Sprintf("%s may be released (%s); nothing done (--dry-run)", p.WorkflowID, reason)
 		return out, nil
 	}
+	// No attempt was mined (that is what allows a release): the gas its
+	// transfer held returns whole, with the answer.
 	if err := c.act.DecidePayment(ctx, activities.DecideInput{Flow: p.Flow, Key: key, AnswerID: workflows.AnswerID(p.WorkflowID),
-		Answer: resp}); err != nil {
+		Answer: resp, Gas: &activities.ChargeInput{WorkflowID: p.WorkflowID, Step: "transfer", TxHash: resp.TxHash}}); err != nil {
 		return nil, fmt.Errorf("recording the answer of %s and releasing its reservation: %w", p.WorkflowID, err)
 	}
-	// No attempt was mined (that is what allows a release): the gas its
-	// transfer held returns whole.
-	if err := c.act.ChargeGas(ctx, activities.ChargeInput{WorkflowID: p.WorkflowID, Step: "transfer", TxHash: resp.TxHash}); err != nil {
-		return nil, fmt.Errorf("returning the gas held for %s: %w", p.WorkflowID, err)
-	}
+
 	// DecidePayment keeps an answer recorded first (a concurrent reset):
 	// publish what is stored, as the workflow does.
 	stored, err := e.answer(ctx, p.WorkflowID)
