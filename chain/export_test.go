@@ -1,6 +1,9 @@
 package chain
 
-import "github.com/ethereum/go-ethereum/common"
+import (
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/rpc"
+)
 
 // SendBatch puts stxs on the node as ONE batch of s's batching poster (the
 // test decides what shares a batch) and returns each one's outcome, as send
@@ -10,6 +13,9 @@ func SendBatch(s *Sender, stxs []SignedTx) (accepted []bool, errs []error) {
 	p, ok := s.poster.(*batchPoster)
 	if !ok {
 		panic("the sender does not batch")
+	}
+	if _, ok := p.rpc.(*rpc.Client); !ok {
+		panic("the sender does not batch over JSON-RPC")
 	}
 	reqs := make([]*sendReq, len(stxs))
 	for i, stx := range stxs {

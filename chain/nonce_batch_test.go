@@ -1,6 +1,7 @@
 package chain_test
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -11,10 +12,53 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/rpc"
 
 	"payflow/chain"
 )
+
+// ethForward serves eth_sendRawTransaction over JSON-RPC by handing the
+// transaction to the simulated node, whose go-ethereum client hides its own
+// JSON-RPC client: with it the sender's batches travel as real JSON-RPC
+// batches (an in-process rpc.Server decodes them call by call, as geth's
+// does) to the real simulated node.
+type ethForward struct{ node chain.Backend }
+
+func (e ethForward) SendRawTransaction(ctx context.Context, raw hexutil.Bytes) (common.Hash, error) {
+	var tx types.Transaction
+	if err := tx.UnmarshalBinary(raw); err != nil {
+		return common.Hash{}, err
+	}
+	return tx.Hash(), e.node.SendTransaction(ctx, &tx)
+}
+
+// rpcBacked is the simulated node with a JSON-RPC client to send through.
+type rpcBacked struct {
+	chain.Backend
+	rc *rpc.Client
+}
+
+func (b rpcBacked) Client() *rpc.Client { return b.rc }
+
+// newRPCBroadcaster is a broadcaster whose sender batches over JSON-RPC.
+func (f *chainFixture) newRPCBroadcaster() *chain.Broadcaster {
+	f.t.Helper()
+	srv := rpc.NewServer()
+	if err := srv.RegisterName("eth", ethForward{node: f.client}); err != nil {
+		f.t.Fatal(err)
+	}
+	rc := rpc.DialInProc(srv)
+	f.t.Cleanup(func() { rc.Close(); srv.Stop() })
+	bc, err := chain.NewBroadcaster(chain.BroadcasterConfig{Chain: chainName, ChainID: big.NewInt(simChainID),
+		MaxFeeWei: maxFeeWei}, f.db, rpcBacked{Backend: f.client, rc: rc}, f.keys, discardLog())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return bc
+}
 
 // batchedTransfers is how many transfers the one-wallet tests sign (the
 // bench signs 10,000 against the dev chain).
@@ -114,11 +158,11 @@ func (f *chainFixture) requireNoncesExactly(n, unitsEach int) {
 func TestBatchedLanesRestartMidwayNoGapNoReuse(t *testing.T) {
 	f := newChainFixture(t)
 	var cur atomic.Pointer[chain.Broadcaster]
-	cur.Store(f.bc)
+	cur.Store(f.newRPCBroadcaster())
 	var restarted atomic.Bool
 	f.signAndSendMany("wf-restart", batchedTransfers, 32, func(i int) *chain.Broadcaster {
 		if i >= batchedTransfers/2 && restarted.CompareAndSwap(false, true) {
-			cur.Store(f.newBroadcaster(maxFeeWei))
+			cur.Store(f.newRPCBroadcaster())
 		}
 		return cur.Load()
 	})
@@ -135,7 +179,7 @@ func TestBatchedLanesRestartMidwayNoGapNoReuse(t *testing.T) {
 // no nonce is used twice or skipped.
 func TestBatchedLanesTwoProcessesNeverReuse(t *testing.T) {
 	f := newChainFixture(t)
-	procs := []*chain.Broadcaster{f.bc, f.newBroadcaster(maxFeeWei)}
+	procs := []*chain.Broadcaster{f.bc, f.newRPCBroadcaster()}
 	const n = 600
 	f.signAndSendMany("wf-two", n, 32, func(i int) *chain.Broadcaster { return procs[i%2] })
 	f.requireNoncesExactly(n, 3)
@@ -286,7 +330,8 @@ func TestBatchedSendRefusalFailsAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	batch := []chain.SignedTx{good[3], refused, good[0], good[4], good[1], good[2]} // the poster orders by nonce
-	accepted, errs := chain.SendBatch(f.bc.Sender, batch)
+	bc := f.newRPCBroadcaster()
+	accepted, errs := chain.SendBatch(bc.Sender, batch)
 	for i, stx := range batch {
 		if stx.WorkflowID == "wf-broke" {
 			if accepted[i] || errs[i] == nil || !strings.Contains(strings.ToLower(errs[i].Error()), "insufficient funds") {
@@ -306,11 +351,11 @@ func TestBatchedSendRefusalFailsAlone(t *testing.T) {
 	}
 	// Through Send: the refusal is that caller's error; the good ones are
 	// harmlessly sent again (the node knows them).
-	if _, err := f.bc.Sender.Send(f.ctx, "wf-broke", "transfer"); err == nil {
+	if _, err := bc.Sender.Send(f.ctx, "wf-broke", "transfer"); err == nil {
 		t.Fatal("Send of the refused transfer succeeded")
 	}
 	for _, stx := range good {
-		if _, err := f.bc.Sender.Send(f.ctx, stx.WorkflowID, stx.Step); err != nil {
+		if _, err := bc.Sender.Send(f.ctx, stx.WorkflowID, stx.Step); err != nil {
 			t.Fatalf("re-sending %s: %v", stx.WorkflowID, err)
 		}
 	}

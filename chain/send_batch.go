@@ -57,7 +57,7 @@ const (
 // the node refusing one transaction of a batch fails that send alone.
 type batchPoster struct {
 	store   *TxStore
-	rpc     *rpc.Client
+	rpc     batchCaller
 	mu      sync.Mutex
 	queue   []*sendReq
 	running bool
@@ -73,15 +73,46 @@ type sendOutcome struct {
 	err      error
 }
 
-// newPoster returns a batchPoster when backend exposes its JSON-RPC client
-// and batching is wanted, a directPoster otherwise.
+// batchCaller makes JSON-RPC batch calls; *rpc.Client is one.
+type batchCaller interface {
+	BatchCallContext(ctx context.Context, b []rpc.BatchElem) error
+}
+
+// oneByOne is the batchCaller of a backend that exposes no JSON-RPC client
+// (go-ethereum's simulated backend hides it): it sends the batch's
+// transactions one after another, in its order.
+type oneByOne struct{ backend Backend }
+
+func (o oneByOne) BatchCallContext(ctx context.Context, elems []rpc.BatchElem) error {
+	for i := range elems {
+		raw, err := hexutil.Decode(elems[i].Args[0].(string))
+		if err != nil {
+			elems[i].Error = err
+			continue
+		}
+		var tx types.Transaction
+		if err := tx.UnmarshalBinary(raw); err != nil {
+			elems[i].Error = err
+			continue
+		}
+		elems[i].Error = o.backend.SendTransaction(ctx, &tx)
+	}
+	return nil
+}
+
+// newPoster returns a directPoster when unbatched, else a batchPoster:
+// over the backend's JSON-RPC client when it exposes one, sending one by
+// one otherwise (still marking each batch sent in one statement).
 func newPoster(store *TxStore, backend Backend, unbatched bool) txPoster {
-	if c, ok := backend.(rpcClient); ok && !unbatched {
+	if unbatched {
+		return directPoster{store: store, backend: backend}
+	}
+	if c, ok := backend.(rpcClient); ok {
 		if rc := c.Client(); rc != nil {
 			return &batchPoster{store: store, rpc: rc}
 		}
 	}
-	return directPoster{store: store, backend: backend}
+	return &batchPoster{store: store, rpc: oneByOne{backend}}
 }
 
 // post implements txPoster. A caller whose ctx ends returns with its error;
