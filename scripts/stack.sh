@@ -250,6 +250,7 @@ start_temporal() {
     --metrics-port "$TEMPORAL_METRICS_PORT" --db-filename "$DEV/temporal.db" --log-level warn "${sa[@]}" \
     --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
     --dynamic-config-value frontend.enableUpdateWorkflowExecution=true \
+    --dynamic-config-value system.forceSearchAttributesCacheRefreshOnRead=false \
     --dynamic-config-value matching.numTaskqueueReadPartitions=1 \
     --dynamic-config-value matching.numTaskqueueWritePartitions=1 \
     >>"$LOGS/temporal.log" 2>&1 &
