@@ -20,7 +20,8 @@ type BroadcasterConfig struct {
 	GasCacheTTL time.Duration
 	// Unbatched wires the algorithms before group commit and batching: a
 	// transaction (and row lock) per nonce, a JSON-RPC call and a statement
-	// per send. The bench runs it beside the default in the same invocation.
+	// per send, and two balance reads per signature. The bench runs it
+	// beside the default in the same invocation.
 	Unbatched bool
 }
 
@@ -55,7 +56,11 @@ func NewBroadcaster(cfg BroadcasterConfig, db *sql.DB, backend Backend, keys Key
 		GasCacheTTL: cfg.GasCacheTTL}, backend); err != nil {
 		return nil, err
 	}
-	if b.Balances, err = NewBalances(backend); err != nil {
+	reads := backend
+	if !cfg.Unbatched {
+		reads = newSharedReads(backend) // concurrent signers of a wallet share its balance reads
+	}
+	if b.Balances, err = NewBalances(reads); err != nil {
 		return nil, err
 	}
 	newLanes := NewNonceLanes

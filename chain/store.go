@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -156,8 +157,17 @@ func (s *TxStore) markSentMany(ctx context.Context, hashes []common.Hash) error 
 	for i, h := range hashes {
 		args[i] = h.Hex()
 	}
+	slices.SortFunc(args, func(a, b any) int { return strings.Compare(a.(string), b.(string)) })
 	q := "UPDATE signed_txs SET state='sent' WHERE state='signed' AND tx_hash IN (?" + strings.Repeat(",?", len(hashes)-1) + ")"
-	if _, err := s.db.ExecContext(ctx, q, args...); err != nil {
+	var err error
+	// Moving many rows in the state index can deadlock with a batch of
+	// signatures inserting there: the statement is idempotent, run it again.
+	for range 5 {
+		if _, err = s.db.ExecContext(ctx, q, args...); !sqlerr.IsDeadlock(err) {
+			break
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("marking %d transactions sent: %w", len(hashes), err)
 	}
 	return nil
