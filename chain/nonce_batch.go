@@ -17,8 +17,9 @@ package chain
 // crash (a restart) loses either both or neither. A nonce is taken only if
 // its use returned nil and the batch committed; a failed use is rolled back
 // to its savepoint and its nonce goes to the next caller. The lane starts at
-// the larger of the row and the chain's pending nonce (read once per batch,
-// before the lock: a transaction sent outside payflow). Should a use still
+// the larger of the row and the chain's pending nonce (a transaction sent
+// outside payflow), read once per batch outside the lock, after all of the
+// batch's requests were queued, while the previous batch commits. Should a use still
 // collide on the unique (chain, from, nonce, attempt) key (a lane row left
 // behind what was stored), the lane resyncs past the largest stored nonce
 // and that use runs again. A
@@ -102,27 +103,77 @@ func (b *laneBatcher) do(ctx context.Context, from common.Address, use func(tx *
 	}
 }
 
-// run is from's writer: it commits batches until the queue is empty.
+// pendingRead is the chain's pending nonce of a wallet, read for one batch.
+type pendingRead struct {
+	next uint64
+	err  error
+}
+
+// run is from's writer: it commits batches until the queue is empty. The
+// chain's pending nonce of the next batch is read while this one's
+// transaction runs, and always after every request of that batch was
+// queued (a transaction sent outside payflow before a request is seen by
+// its batch).
 func (b *laneBatcher) run(from common.Address) {
-	for {
-		b.mu.Lock()
-		q := b.queues[from]
-		if len(q) == 0 {
-			delete(b.queues, from)
-			b.mu.Unlock()
-			return
-		}
-		n := min(len(q), maxNonceBatch)
-		batch := q[:n:n]
-		b.queues[from] = q[n:]
-		b.mu.Unlock()
-		b.commit(from, batch)
+	batch := b.take(from, true)
+	if batch == nil {
+		return
 	}
+	read := b.readPending(from)
+	for {
+		pending := <-read
+		next := b.take(from, false)
+		var nextRead chan pendingRead
+		if next != nil {
+			nextRead = b.readPending(from)
+		}
+		b.commit(from, batch, pending)
+		if next == nil {
+			if next = b.take(from, true); next == nil {
+				return
+			}
+			nextRead = b.readPending(from)
+		}
+		batch, read = next, nextRead
+	}
+}
+
+// take takes up to maxNonceBatch queued requests of from; with none queued
+// it returns nil, and when last also ends from's writer (the next caller
+// starts one).
+func (b *laneBatcher) take(from common.Address, last bool) []*nonceReq {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q := b.queues[from]
+	if len(q) == 0 {
+		if last {
+			delete(b.queues, from)
+		}
+		return nil
+	}
+	n := min(len(q), maxNonceBatch)
+	b.queues[from] = q[n:]
+	return q[:n:n]
+}
+
+// readPending starts reading from's pending nonce on the chain.
+func (b *laneBatcher) readPending(from common.Address) chan pendingRead {
+	out := make(chan pendingRead, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), nonceBatchTimeout)
+		defer cancel()
+		next, err := b.lanes.backend.PendingNonceAt(ctx, from)
+		if err != nil {
+			err = fmt.Errorf("reading pending nonce of %s: %w", Lower(from), err)
+		}
+		out <- pendingRead{next: next, err: err}
+	}()
+	return out
 }
 
 // commit takes the live requests of batch, applies them in one transaction
 // and hands each its outcome.
-func (b *laneBatcher) commit(from common.Address, batch []*nonceReq) {
+func (b *laneBatcher) commit(from common.Address, batch []*nonceReq, pending pendingRead) {
 	live := make([]*nonceReq, 0, len(batch))
 	for _, r := range batch {
 		if r.state.CompareAndSwap(reqQueued, reqTaken) {
@@ -134,7 +185,7 @@ func (b *laneBatcher) commit(from common.Address, batch []*nonceReq) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), nonceBatchTimeout)
 	defer cancel()
-	errs, used, err := b.apply(ctx, from, live)
+	errs, used, err := b.apply(ctx, from, live, pending)
 	switch {
 	case err == nil:
 		for i, r := range live {
@@ -156,7 +207,7 @@ func (b *laneBatcher) commit(from common.Address, batch []*nonceReq) {
 // apply runs live's uses in one transaction, each with the next nonce, and
 // commits. It returns each use's error; an error of the batch as a whole,
 // and whether any use ran before it.
-func (b *laneBatcher) apply(ctx context.Context, from common.Address, live []*nonceReq) ([]error, bool, error) {
+func (b *laneBatcher) apply(ctx context.Context, from common.Address, live []*nonceReq, pending pendingRead) ([]error, bool, error) {
 	n, addr := b.lanes, Lower(from)
 	b.mu.Lock()
 	known := b.known[from]
@@ -169,10 +220,10 @@ func (b *laneBatcher) apply(ctx context.Context, from common.Address, live []*no
 		b.known[from] = true
 		b.mu.Unlock()
 	}
-	chainNext, err := n.backend.PendingNonceAt(ctx, from)
-	if err != nil {
-		return nil, false, fmt.Errorf("reading pending nonce of %s: %w", addr, err)
+	if pending.err != nil {
+		return nil, false, pending.err
 	}
+	chainNext := pending.next
 	tx, err := n.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, false, fmt.Errorf("beginning nonce transaction: %w", err)

@@ -47,20 +47,23 @@ const (
 	maxSendBatch = 500
 	// sendBatchTimeout bounds one batch's call and its marking.
 	sendBatchTimeout = 30 * time.Second
+	// sendFlights is how many batches may be in flight at once: one is
+	// marked sent while the next is on its way to the node.
+	sendFlights = 2
 )
 
 // batchPoster collects the transactions its callers send meanwhile and puts
 // them on the node in one JSON-RPC batch of eth_sendRawTransaction, ordered
 // by sender and nonce, then marks the accepted ones sent in one statement.
-// While a batch is in flight the next one queues up, so batches grow with the
-// load and a lone send waits for nobody. Every caller gets its own outcome:
+// While sendFlights batches are in flight the next one queues up, so batches
+// grow with the load and a lone send waits for nobody. Every caller gets its own outcome:
 // the node refusing one transaction of a batch fails that send alone.
 type batchPoster struct {
 	store   *TxStore
 	rpc     batchCaller
 	mu      sync.Mutex
 	queue   []*sendReq
-	running bool
+	running int // flushers running
 }
 
 type sendReq struct {
@@ -124,8 +127,10 @@ func (p *batchPoster) post(ctx context.Context, stx SignedTx, _ *types.Transacti
 	r := &sendReq{stx: stx, done: make(chan sendOutcome, 1)}
 	p.mu.Lock()
 	p.queue = append(p.queue, r)
-	start := !p.running
-	p.running = true
+	start := p.running < sendFlights
+	if start {
+		p.running++
+	}
 	p.mu.Unlock()
 	if start {
 		go p.run()
@@ -143,7 +148,7 @@ func (p *batchPoster) run() {
 	for {
 		p.mu.Lock()
 		if len(p.queue) == 0 {
-			p.running = false
+			p.running--
 			p.mu.Unlock()
 			return
 		}
