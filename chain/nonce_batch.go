@@ -60,8 +60,11 @@ const (
 )
 
 type nonceReq struct {
-	ctx   context.Context
-	use   func(tx *sql.Tx, nonce uint64) error
+	ctx context.Context
+	use func(tx *sql.Tx, nonce uint64) error
+	// oneStatement: use writes with at most one statement, which InnoDB
+	// rolls back alone when it fails; it needs no savepoint.
+	oneStatement bool
 	state atomic.Int32
 	done  chan error // buffered: the writer never waits for its caller
 }
@@ -80,11 +83,12 @@ func newLaneBatcher(n *NonceLanes) *laneBatcher {
 
 // do queues use on from's writer, starting one if none runs, and waits for
 // the outcome.
-func (b *laneBatcher) do(ctx context.Context, from common.Address, use func(tx *sql.Tx, nonce uint64) error) error {
+func (b *laneBatcher) do(ctx context.Context, from common.Address, use func(tx *sql.Tx, nonce uint64) error,
+	oneStatement bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r := &nonceReq{ctx: ctx, use: use, done: make(chan error, 1)}
+	r := &nonceReq{ctx: ctx, use: use, oneStatement: oneStatement, done: make(chan error, 1)}
 	b.mu.Lock()
 	q, running := b.queues[from]
 	b.queues[from] = append(q, r)
@@ -243,7 +247,7 @@ func (b *laneBatcher) apply(ctx context.Context, from common.Address, live []*no
 	first := nonce
 	errs := make([]error, len(live))
 	for i, r := range live {
-		errs[i] = b.useOne(ctx, tx, from, &nonce, r.use)
+		errs[i] = b.useOne(ctx, tx, from, &nonce, r)
 		if errors.Is(errs[i], errBatchBroken) {
 			return nil, true, errs[i]
 		}
@@ -266,23 +270,27 @@ func (b *laneBatcher) apply(ctx context.Context, from common.Address, live []*no
 var errBatchBroken = errors.New("nonce batch transaction failed")
 
 // useOne runs use with *nonce under a savepoint and advances *nonce when it
-// succeeds; when it fails its writes are rolled back. When use fails because
+// succeeds; when it fails its writes are rolled back (by the savepoint, or
+// by InnoDB for a use of one statement). When use fails because
 // the nonce is already stored (the unique (chain, from, nonce, attempt) key:
 // the lane row fell behind what was stored), the lane resyncs to one past the
 // largest stored nonce and use runs once more.
-func (b *laneBatcher) useOne(ctx context.Context, tx *sql.Tx, from common.Address, nonce *uint64,
-	use func(tx *sql.Tx, nonce uint64) error) error {
+func (b *laneBatcher) useOne(ctx context.Context, tx *sql.Tx, from common.Address, nonce *uint64, r *nonceReq) error {
 	for retried := false; ; retried = true {
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT nonce_use"); err != nil {
-			return fmt.Errorf("%w: savepoint: %w", errBatchBroken, err)
+		if !r.oneStatement {
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT nonce_use"); err != nil {
+				return fmt.Errorf("%w: savepoint: %w", errBatchBroken, err)
+			}
 		}
-		err := use(tx, *nonce)
+		err := r.use(tx, *nonce)
 		if err == nil {
 			*nonce++
 			return nil
 		}
-		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT nonce_use"); rerr != nil {
-			return fmt.Errorf("%w: rollback to savepoint: %w", errBatchBroken, rerr)
+		if !r.oneStatement {
+			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT nonce_use"); rerr != nil {
+				return fmt.Errorf("%w: rollback to savepoint: %w", errBatchBroken, rerr)
+			}
 		}
 		if retried || !errors.Is(err, ErrAttemptExists) {
 			return err

@@ -82,7 +82,19 @@ func NewUnbatchedNonceLanes(chainName string, db *sql.DB, backend Backend, log *
 // then be taken or not, as with a transaction of its own).
 func (n *NonceLanes) WithNonce(ctx context.Context, from common.Address, use func(tx *sql.Tx, nonce uint64) error) error {
 	if n.batch != nil {
-		return n.batch.do(ctx, from, use)
+		return n.batch.do(ctx, from, use, false)
+	}
+	return n.withNonceAlone(ctx, from, use)
+}
+
+// withNonceOneStatement is WithNonce for a use that writes with at most one
+// statement (the signer's insert of its signed transaction): when that
+// statement fails, InnoDB rolls it back alone, so a batch spares its
+// savepoint (two round trips under the lane's lock).
+func (n *NonceLanes) withNonceOneStatement(ctx context.Context, from common.Address,
+	use func(tx *sql.Tx, nonce uint64) error) error {
+	if n.batch != nil {
+		return n.batch.do(ctx, from, use, true)
 	}
 	return n.withNonceAlone(ctx, from, use)
 }

@@ -152,14 +152,24 @@ func (s *Signer) storedReplay(ctx context.Context, workflowID, step string) (Sig
 	return stx, nil
 }
 
+// oneStatementAllocator is a NonceAllocator that spares work for a use of
+// one statement; NonceLanes is one.
+type oneStatementAllocator interface {
+	withNonceOneStatement(ctx context.Context, from common.Address, use func(tx *sql.Tx, nonce uint64) error) error
+}
+
 // signAndStore signs inner as attempt 0 of a step with the nonce the
 // allocator hands out, and stores it in the allocator's transaction. The key
 // is opened before the nonce is: nothing slow runs under the lane's lock.
 func (s *Signer) signAndStore(ctx context.Context, workflowID, step string, from common.Address,
 	inner *types.DynamicFeeTx) (SignedTx, error) {
 	var stored SignedTx
+	withNonce := s.nonces.WithNonce
+	if a, ok := s.nonces.(oneStatementAllocator); ok {
+		withNonce = a.withNonceOneStatement // use below writes with one statement
+	}
 	err := s.withKey(ctx, from, func(key *ecdsa.PrivateKey) error {
-		return s.nonces.WithNonce(ctx, from, func(tx *sql.Tx, nonce uint64) error {
+		return withNonce(ctx, from, func(tx *sql.Tx, nonce uint64) error {
 			inner.ChainID, inner.Nonce = s.cfg.ChainID, nonce
 			signed, err := types.SignNewTx(key, s.signer, inner)
 			if err != nil {
