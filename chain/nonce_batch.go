@@ -65,8 +65,8 @@ type nonceReq struct {
 	// oneStatement: use writes with at most one statement, which InnoDB
 	// rolls back alone when it fails; it needs no savepoint.
 	oneStatement bool
-	state atomic.Int32
-	done  chan error // buffered: the writer never waits for its caller
+	state        atomic.Int32
+	done         chan error // buffered: the writer never waits for its caller
 }
 
 // laneBatcher holds the queues of the wallets that have a writer running.
