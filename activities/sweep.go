@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"sort"
 	"strings"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -225,7 +224,10 @@ func (a *Activities) sweepGasKeep(ctx context.Context, address string, threshold
 	if err != nil {
 		return decimal.Decimal{}, classify(err)
 	}
-	for _, sym := range sortedTokens(a.Assets) {
+	for _, sym := range a.Assets.Symbols() {
+		if _, isToken := a.Assets.Tokens[sym]; !isToken {
+			continue
+		}
 		b, err := a.Ledger.Balance(ctx, a.Chain, address, sym)
 		if err != nil {
 			return decimal.Decimal{}, err
@@ -248,15 +250,6 @@ func (a *Activities) sweepGasKeep(ctx context.Context, address string, threshold
 // tokenTransferGasCeiling is kept for a token sweep whose gas the node
 // cannot estimate; a standard ERC20 transfer uses well under it.
 const tokenTransferGasCeiling = 150_000
-
-func sortedTokens(c config.ChainConfig) []string {
-	out := make([]string, 0, len(c.Tokens))
-	for s := range c.Tokens {
-		out = append(out, s)
-	}
-	sort.Strings(out)
-	return out
-}
 
 // SweepItem is one token amount to sweep.
 type SweepItem struct {

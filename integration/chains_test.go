@@ -468,24 +468,6 @@ func requireLedgerMatchesChains(t *testing.T, st *stacktest.Stack, chains []*dev
 	}
 }
 
-// createWalletOn creates a deposit wallet payflow holds the key of, on chainName.
-func createWalletOn(t *testing.T, chainName, label string) string {
-	t.Helper()
-	root := repoRoot(t)
-	env, err := readEnvFile(filepath.Join(root, ".dev", "payflow.env"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(filepath.Join(root, "bin", "payflowctl"), "wallet", "create", "--chain", chainName,
-		"--kind", "deposit", "--label", label)
-	cmd.Env = append(os.Environ(), "PAYFLOW_MYSQL_DSN="+env["PAYFLOW_MYSQL_DSN"], "PAYFLOW_MASTER_KEY="+env["PAYFLOW_MASTER_KEY"])
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("payflowctl wallet create --chain %s: %v: %s", chainName, err, out)
-	}
-	return strings.ToLower(strings.TrimSpace(string(out)))
-}
-
 // TestNativeSweepOnSecondChain: a deposit wallet on the second chain that
 // received its native coin through a topup is swept to that chain's
 // collection wallet, less the gas its sweeps may cost; the ledger follows the

@@ -40,6 +40,12 @@ const workflowWait = 6 * time.Minute
 // `payflowctl wallet create`, and returns its address.
 func createWallet(t *testing.T, label string) string {
 	t.Helper()
+	return createWalletOn(t, "ETH", label)
+}
+
+// createWalletOn creates a deposit wallet payflow holds the key of, on chainName.
+func createWalletOn(t *testing.T, chainName, label string) string {
+	t.Helper()
 	stackFile, err := stacktest.Path()
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +55,7 @@ func createWallet(t *testing.T, label string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(filepath.Dir(dev), "bin", "payflowctl"), "wallet", "create",
+	cmd := exec.Command(filepath.Join(filepath.Dir(dev), "bin", "payflowctl"), "wallet", "create", "--chain", chainName,
 		"--kind", "deposit", "--label", label)
 	cmd.Env = append(os.Environ(), "PAYFLOW_MYSQL_DSN="+env["PAYFLOW_MYSQL_DSN"], "PAYFLOW_MASTER_KEY="+env["PAYFLOW_MASTER_KEY"])
 	out, err := cmd.Output()
