@@ -1,6 +1,9 @@
 package chain
 
 import (
+	"context"
+	"database/sql"
+
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/rpc"
 )
@@ -39,4 +42,11 @@ func QueuedNonces(n *NonceLanes, from common.Address) int {
 	n.batch.mu.Lock()
 	defer n.batch.mu.Unlock()
 	return len(n.batch.queues[from])
+}
+
+// WithNonceOneStatement is n's WithNonce for a use of at most one statement
+// (the signer's), which a batch runs without a savepoint.
+func WithNonceOneStatement(n *NonceLanes, ctx context.Context, from common.Address,
+	use func(tx *sql.Tx, nonce uint64) error) error {
+	return n.withNonceOneStatement(ctx, from, use)
 }

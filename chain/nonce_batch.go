@@ -42,6 +42,8 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
+
+	"payflow/internal/sqlerr"
 )
 
 const (
@@ -49,6 +51,9 @@ const (
 	maxNonceBatch = 256
 	// nonceBatchTimeout bounds one batch's transaction.
 	nonceBatchTimeout = time.Minute
+	// maxDeadlockRetries bounds how often a deadlocked transaction of
+	// signatures runs again before its callers hear the deadlock.
+	maxDeadlockRetries = 5
 )
 
 // A nonce request's life: queued until the writer takes it (then its use
@@ -190,6 +195,13 @@ func (b *laneBatcher) commit(from common.Address, batch []*nonceReq, pending pen
 	ctx, cancel := context.WithTimeout(context.Background(), nonceBatchTimeout)
 	defer cancel()
 	errs, used, err := b.apply(ctx, from, live, pending)
+	// A deadlock rolled the whole transaction back (every use of the
+	// batch, not only the one that met it): run the batch again.
+	for attempt := 1; err != nil && sqlerr.IsDeadlock(err) && attempt < maxDeadlockRetries; attempt++ {
+		b.lanes.log.Warn("nonce batch deadlocked; running it again", "address", Lower(from), "transfers", len(live),
+			"attempt", attempt)
+		errs, used, err = b.apply(ctx, from, live, pending)
+	}
 	switch {
 	case err == nil:
 		for i, r := range live {
@@ -287,7 +299,22 @@ func (b *laneBatcher) useOne(ctx context.Context, tx *sql.Tx, from common.Addres
 			*nonce++
 			return nil
 		}
-		if !r.oneStatement {
+		// A deadlock (or a lock wait timeout) may have rolled back the whole
+		// transaction, with the uses before this one: the batch is broken.
+		if sqlerr.IsDeadlock(err) {
+			return fmt.Errorf("%w: %w", errBatchBroken, err)
+		}
+		if r.oneStatement {
+			// InnoDB rolls back a failed statement alone, unless the failure
+			// ended the transaction; the lane's lock and the earlier uses'
+			// writes must still be held.
+			var open bool
+			if qerr := tx.QueryRowContext(ctx, "SELECT @@in_transaction").Scan(&open); qerr != nil {
+				return fmt.Errorf("%w: after %w: %w", errBatchBroken, err, qerr)
+			} else if !open {
+				return fmt.Errorf("%w: transaction ended by %w", errBatchBroken, err)
+			}
+		} else {
 			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT nonce_use"); rerr != nil {
 				return fmt.Errorf("%w: rollback to savepoint: %w", errBatchBroken, rerr)
 			}

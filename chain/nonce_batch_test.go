@@ -364,3 +364,132 @@ func TestBatchedSendRefusalFailsAlone(t *testing.T) {
 		f.requireSuccess(stx.Hash)
 	}
 }
+
+// TestBatchedLanesDeadlockLosesNoUse: a use in the middle of a shared batch
+// is chosen as a deadlock's victim. InnoDB then rolls back the WHOLE
+// transaction, the uses before it included: no caller may hear nil for a
+// write that was rolled back, and no nonce may be taken twice. The batch is
+// run again; every caller succeeds once, with a distinct nonce, and its
+// write is committed. Both kinds of use: under a savepoint, and of one
+// statement (the signer's, which runs without one).
+func TestBatchedLanesDeadlockLosesNoUse(t *testing.T) {
+	for _, mode := range []string{"savepoint", "one statement"} {
+		t.Run(mode, func(t *testing.T) {
+			f := newChainFixture(t)
+			lanes := f.nonceLanes()
+			withNonce := lanes.WithNonce
+			if mode == "one statement" {
+				withNonce = func(ctx context.Context, from common.Address, use func(*sql.Tx, uint64) error) error {
+					return chain.WithNonceOneStatement(lanes, ctx, from, use)
+				}
+			}
+			const n, victim = 12, 6
+			nonces := make([]uint64, n)
+			errs := make([]error, n)
+			entered, gate := make(chan struct{}), make(chan struct{})
+			var deadlocked atomic.Bool
+			rival := make(chan error, 1)
+			use := func(i int) func(tx *sql.Tx, nonce uint64) error {
+				return func(tx *sql.Tx, nonce uint64) error {
+					if i == 0 {
+						close(entered)
+						<-gate
+					}
+					nonces[i] = nonce
+					if i == victim && deadlocked.CompareAndSwap(false, true) {
+						// A heavier transaction holds the row this use
+						// writes and waits for the lane this batch holds.
+						holding := make(chan int64, 1)
+						go func() { rival <- f.heavyRivalWaitingForLane("dl-victim", holding) }()
+						<-holding // the deadlock forms whichever of the two waits first
+					}
+					key := fmt.Sprintf("use-%02d", i)
+					if i == victim {
+						key = "dl-victim"
+					}
+					_, err := tx.ExecContext(f.ctx, "INSERT INTO nonces (chain, address, next_nonce) VALUES ('TST', ?, ?)",
+						key, nonce)
+					return err
+				}
+			}
+			var wg sync.WaitGroup
+			wg.Go(func() { errs[0] = withNonce(f.ctx, f.sender, use(0)) })
+			<-entered // caller 0's use runs alone in the first batch
+			for i := 1; i < n; i++ {
+				wg.Go(func() { errs[i] = withNonce(f.ctx, f.sender, use(i)) })
+			}
+			for deadline := time.Now().Add(30 * time.Second); chain.QueuedNonces(lanes, f.sender) < n-1; {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d of %d callers queued", chain.QueuedNonces(lanes, f.sender), n-1)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			close(gate)
+			wg.Wait()
+			if err := <-rival; err != nil {
+				t.Fatal(err)
+			}
+			if !deadlocked.Load() {
+				t.Fatal("the victim never ran")
+			}
+			for i := range n {
+				key := fmt.Sprintf("use-%02d", i)
+				if i == victim {
+					key = "dl-victim"
+				}
+				if errs[i] == nil && f.count("SELECT COUNT(*) FROM nonces WHERE chain='TST' AND address=?", key) != 1 {
+					t.Errorf("caller %d heard nil but its write was rolled back", i)
+				}
+			}
+			got := map[uint64]bool{}
+			for i := range n {
+				if errs[i] != nil {
+					t.Fatalf("caller %d: %v", i, errs[i])
+				}
+				if got[nonces[i]] || nonces[i] >= n {
+					t.Fatalf("nonces %v: not 0..%d each once", nonces, n-1)
+				}
+				got[nonces[i]] = true
+			}
+			if m := f.count("SELECT COUNT(*) FROM nonces WHERE chain='TST'"); m != n {
+				t.Fatalf("%d writes committed for %d callers that heard nil: a rolled-back write was reported done", m, n)
+			}
+			if next := f.nextNonce(f.sender); next != n {
+				t.Fatalf("lane at %d, want %d", next, n)
+			}
+		})
+	}
+}
+
+// heavyRivalWaitingForLane is a transaction of another process that writes
+// many rows (so InnoDB picks the other side of a deadlock as its victim),
+// holds key (uncommitted) and then waits for the sender's lane row. Once it
+// gets the lane it rolls back.
+func (f *chainFixture) heavyRivalWaitingForLane(key string, holding chan<- int64) error {
+	tx, err := f.db.BeginTx(f.ctx, nil)
+	if err != nil {
+		holding <- -1
+		return err
+	}
+	defer tx.Rollback()
+	var conn int64
+	if err := tx.QueryRowContext(f.ctx, "SELECT CONNECTION_ID()").Scan(&conn); err != nil {
+		holding <- -1
+		return err
+	}
+	for i := range 200 {
+		if _, err := tx.ExecContext(f.ctx, "INSERT INTO nonces (chain, address, next_nonce) VALUES ('TSR', ?, 0)",
+			fmt.Sprintf("rival-%03d", i)); err != nil {
+			holding <- -1
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(f.ctx, "INSERT INTO nonces (chain, address, next_nonce) VALUES ('TST', ?, 0)", key); err != nil {
+		holding <- -1
+		return err
+	}
+	holding <- conn
+	var next uint64
+	return tx.QueryRowContext(f.ctx, "SELECT next_nonce FROM nonces WHERE chain=? AND address=? FOR UPDATE",
+		chainName, chain.Lower(f.sender)).Scan(&next)
+}

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 
 	"github.com/ethereum/go-ethereum/common"
+
+	"payflow/internal/sqlerr"
 )
 
 // NonceAllocator hands out the nonces of sending wallets: one writer per
@@ -102,6 +104,16 @@ func (n *NonceLanes) withNonceOneStatement(ctx context.Context, from common.Addr
 // withNonceAlone is WithNonce in a transaction of its own (the algorithm
 // before group commit, and the fallback of a batch that failed as a whole).
 func (n *NonceLanes) withNonceAlone(ctx context.Context, from common.Address, use func(tx *sql.Tx, nonce uint64) error) error {
+	err := n.withNonceOnce(ctx, from, use)
+	// A deadlock rolled the transaction back whole: nothing was taken.
+	for attempt := 1; err != nil && sqlerr.IsDeadlock(err) && attempt < maxDeadlockRetries; attempt++ {
+		err = n.withNonceOnce(ctx, from, use)
+	}
+	return err
+}
+
+// withNonceOnce is one attempt of withNonceAlone.
+func (n *NonceLanes) withNonceOnce(ctx context.Context, from common.Address, use func(tx *sql.Tx, nonce uint64) error) error {
 	addr := Lower(from)
 	if err := n.ensureLane(ctx, from); err != nil {
 		return err
