@@ -78,21 +78,30 @@ func main() {
 	}
 	ctx := context.Background()
 	var rows []result
+	started := time.Now()
+	mark := started
+	took := func(phase string) { // the bench's own time, to keep QUICK=1 short
+		fmt.Printf("  (%s took %.0f s)\n", phase, time.Since(mark).Seconds())
+		mark = time.Now()
+	}
 	host, _ := os.Hostname()
 	fmt.Printf("payflow bench — %s — %s, %d cores\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), host, numCPU())
 	if want("deposits") {
 		rows = append(rows, runSubprocess("deposits")...)
 		printRows(rows[len(rows)-2:])
+		took("deposits")
 	}
 	if want("ledger") {
 		r := benchLedger(ctx, st, *nPost)
 		rows = append(rows, r)
 		printRows([]result{r})
+		took("ledger")
 	}
 	if want("broadcast") {
 		r := benchBroadcaster(ctx, st, *nTx)
 		rows = append(rows, r...)
 		printRows(r)
+		took("broadcast")
 	}
 	if want("tracker") {
 		heads := 10
@@ -102,6 +111,7 @@ func main() {
 		r := benchTracker(ctx, st, heads)
 		rows = append(rows, r...)
 		printRows(r)
+		took("tracker")
 	}
 	if want("failover") {
 		secs := 30
@@ -111,6 +121,7 @@ func main() {
 		r := benchFailover(ctx, st, 10, time.Duration(secs)*time.Second)
 		rows = append(rows, r...)
 		printRows(r)
+		took("failover")
 	}
 	// payflow flat out, then the fair baseline right after it (the closest
 	// in time, on the same stack), then payflow at a fixed rate.
@@ -122,10 +133,12 @@ func main() {
 	if wantTwo {
 		flat = benchPayments(ctx, st, *nPay, 0, false, one)
 		fmt.Printf("  payflow flat out: %.1f payments/s, %s Temporal persistence requests\n", flat.perSec(), flat.persistence.measured(flat.n))
+		took("payflow flat out")
 	}
 	if want("baseline") {
 		base = benchPayments(ctx, st, *nBaseline, 0, true, one)
 		fmt.Printf("  fair baseline flat out: %.1f payments/s, %s Temporal persistence requests\n", base.perSec(), base.persistence.measured(base.n))
+		took("fair baseline")
 	}
 	var twoRows []result
 	if wantTwo {
@@ -139,6 +152,7 @@ func main() {
 			skipped = "skipped: stack.json lists one chain"
 		}
 		twoRows = twoChainRows(flat, two, skipped)
+		took("two chains")
 	}
 	if want("payments") {
 		half := *rate
@@ -146,6 +160,7 @@ func main() {
 			half = max(1, int(flat.perSec()/2))
 		}
 		fixed := benchPayments(ctx, st, *nRate, half, false, one)
+		took("fixed rate")
 		r := paymentRows(flat, fixed, st.TemporalNamespace)
 		rows = append(rows, r...)
 		printRows(r)
@@ -162,6 +177,7 @@ func main() {
 		rows = append(rows, r...)
 		printRows(r)
 	}
+	fmt.Printf("  (the bench took %.0f s)\n", time.Since(started).Seconds())
 	fmt.Println()
 	fmt.Println("| measure | measured | target (SPEC §6) | verdict | note |")
 	fmt.Println("|---|---|---|---|---|")
