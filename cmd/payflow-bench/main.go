@@ -118,7 +118,7 @@ func main() {
 		if *quick {
 			secs = 15
 		}
-		r := benchFailover(ctx, st, 10, time.Duration(secs)*time.Second)
+		r := benchFailover(ctx, st, 10, time.Duration(secs)*time.Second, !*quick)
 		rows = append(rows, r...)
 		printRows(r)
 		took("failover")
