@@ -52,13 +52,13 @@ type Broadcaster struct {
 func NewBroadcaster(cfg BroadcasterConfig, db *sql.DB, backend Backend, keys KeySource, log *slog.Logger) (*Broadcaster, error) {
 	var b Broadcaster
 	var err error
-	if b.Fees, err = NewFeeOracle(FeeConfig{MaxFeeWei: cfg.MaxFeeWei, FeeCacheTTL: cfg.FeeCacheTTL,
-		GasCacheTTL: cfg.GasCacheTTL}, backend); err != nil {
-		return nil, err
-	}
 	reads := backend
 	if !cfg.Unbatched {
-		reads = newSharedReads(backend) // concurrent signers of a wallet share its balance reads
+		reads = newSharedReads(backend) // concurrent signers share their balance and fee reads
+	}
+	if b.Fees, err = NewFeeOracle(FeeConfig{MaxFeeWei: cfg.MaxFeeWei, FeeCacheTTL: cfg.FeeCacheTTL,
+		GasCacheTTL: cfg.GasCacheTTL}, reads); err != nil {
+		return nil, err
 	}
 	if b.Balances, err = NewBalances(reads); err != nil {
 		return nil, err

@@ -50,3 +50,18 @@ func WithNonceOneStatement(n *NonceLanes, ctx context.Context, from common.Addre
 	use func(tx *sql.Tx, nonce uint64) error) error {
 	return n.withNonceOneStatement(ctx, from, use)
 }
+
+// NewSharedReads is backend with its identical concurrent reads shared.
+func NewSharedReads(backend Backend) Backend { return newSharedReads(backend) }
+
+// SharedCallers is how many callers share the read of key now in flight
+// on b (a NewSharedReads backend): 0 when none is.
+func SharedCallers(b Backend, key string) int {
+	s := b.(*sharedReads)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.inflight[key]; ok {
+		return r.callers
+	}
+	return 0
+}

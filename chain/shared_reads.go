@@ -9,6 +9,7 @@ import (
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core/types"
 )
 
 // sharedReadTimeout bounds a shared read: its first caller's context may
@@ -17,8 +18,9 @@ const sharedReadTimeout = 30 * time.Second
 
 // sharedReads is a Backend whose identical reads of the latest state that
 // run at the same time share one RPC. The signers of a hot wallet check its
-// token and ether balances before every signature: under load they ask the
-// same two questions together, and a node spends far more on each call
+// token and ether balances before every signature, and all of them refresh
+// the fees (latest header, suggested tip) when the cached ones expire:
+// under load they ask the same questions together, and a node spends far more on each call
 // (about a millisecond of CPU for an eth_call) than on the answer. A caller
 // may get the answer of a call that started just before it asked: staler by
 // at most one call, and the check never counted the wallet's transactions
@@ -32,8 +34,11 @@ type sharedReads struct {
 type sharedRead struct {
 	done chan struct{}
 	out  []byte
-	bal  *big.Int
+	bal  *big.Int // a balance, or a tip
+	head *types.Header
 	err  error
+	// callers counts who asked (under sharedReads.mu).
+	callers int
 }
 
 func newSharedReads(backend Backend) *sharedReads {
@@ -74,6 +79,38 @@ func (s *sharedReads) BalanceAt(ctx context.Context, account common.Address, blo
 	return new(big.Int).Set(r.bal), nil
 }
 
+// HeaderByNumber shares reads of the latest header (the fee oracle's base
+// fee: every signer whose cached fees expired asks at once).
+func (s *sharedReads) HeaderByNumber(ctx context.Context, number *big.Int) (*types.Header, error) {
+	if number != nil {
+		return s.Backend.HeaderByNumber(ctx, number)
+	}
+	r, err := s.share(ctx, "header:latest", func(ctx context.Context, r *sharedRead) {
+		r.head, r.err = s.Backend.HeaderByNumber(ctx, nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return types.CopyHeader(r.head), nil
+}
+
+// SuggestGasTipCap shares reads of the node's suggested tip.
+func (s *sharedReads) SuggestGasTipCap(ctx context.Context) (*big.Int, error) {
+	r, err := s.share(ctx, "tip", func(ctx context.Context, r *sharedRead) {
+		r.bal, r.err = s.Backend.SuggestGasTipCap(ctx)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return new(big.Int).Set(r.bal), nil
+}
+
 // share joins the read of key in flight, or runs it; it returns the read
 // once done, or ctx's error.
 func (s *sharedReads) share(ctx context.Context, key string, read func(ctx context.Context, r *sharedRead)) (*sharedRead, error) {
@@ -83,6 +120,7 @@ func (s *sharedReads) share(ctx context.Context, key string, read func(ctx conte
 		r = &sharedRead{done: make(chan struct{})}
 		s.inflight[key] = r
 	}
+	r.callers++
 	s.mu.Unlock()
 	if !ok {
 		go func() {
