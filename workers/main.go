@@ -64,7 +64,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	nodes := map[string]*ethclient.Client{}
 	var sampled []metrics.SamplerChain
 	for _, name := range cfg.ChainNames() {
-		eth, err := ethclient.DialContext(ctx, cfg.Chains[name].RPCURL)
+		eth, err := chain.DialNode(ctx, cfg.Chains[name].RPCURL)
 		if err != nil {
 			return fmt.Errorf("chain %s: %w", name, err)
 		}

@@ -124,7 +124,7 @@ type broadcastRun struct {
 func runBroadcast(ctx context.Context, st *stacktest.Stack, n int, unbatched bool) broadcastRun {
 	run := broadcastRun{unbatched: unbatched}
 	fail := func(err error) broadcastRun { run.err = err; return run }
-	eth, err := ethclient.DialContext(ctx, st.ETHRPCURL)
+	eth, err := chain.DialNode(ctx, st.ETHRPCURL)
 	if err != nil {
 		return fail(err)
 	}
