@@ -391,8 +391,9 @@ func (a *Activities) Broadcast(ctx context.Context, in BroadcastInput) (Broadcas
 		return BroadcastResult{}, err
 	}
 	res := BroadcastResult{TxHash: stx.Hash.Hex()}
-	first := in.Flow != "" && a.Metrics != nil && a.neverSent(ctx, in.WorkflowID, in.Step)
-	if _, err := a.Broadcaster.Sender.Send(ctx, in.WorkflowID, in.Step); err != nil {
+	// The first broadcast of a transfer: its only attempt, never accepted.
+	first := in.Flow != "" && a.Metrics != nil && stx.Attempt == 0 && stx.State == "signed"
+	if _, err := a.Broadcaster.Sender.SendStored(ctx, stx); err != nil {
 		if reason, refused := nodeRefusal(err); refused {
 			activity.GetLogger(ctx).Warn("node refused the transfer; waiting for the chain", "workflow_id", in.WorkflowID,
 				"tx_hash", stx.Hash.Hex(), "err", err)
@@ -405,16 +406,6 @@ func (a *Activities) Broadcast(ctx context.Context, in BroadcastInput) (Broadcas
 		a.Metrics.Broadcast(a.Chain, in.Flow, in.WorkflowStart)
 	}
 	return res, nil
-}
-
-// neverSent reports whether no attempt of the step has left the 'signed'
-// state, i.e. the next send accepted is the transfer's first broadcast (a
-// failed read says no: the latency is then not measured).
-func (a *Activities) neverSent(ctx context.Context, workflowID, step string) bool {
-	var sent int
-	err := a.DB.QueryRowContext(ctx, "SELECT COUNT(*) FROM signed_txs WHERE workflow_id=? AND step=? AND state<>'signed'",
-		workflowID, step).Scan(&sent)
-	return err == nil && sent == 0
 }
 
 // nodeRefusal tells a node's answer about a transaction (its nonce is used,

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/accounts/abi/bind"
@@ -293,7 +294,15 @@ func (f *reconFixture) reorgAway(units int64, amount string) common.Hash {
 	replace.Nonce = new(big.Int).SetUint64(tx.Nonce())
 	replace.GasFeeCap = new(big.Int).Mul(tx.GasFeeCap(), big.NewInt(2))
 	replace.GasTipCap = new(big.Int).Mul(tx.GasTipCap(), big.NewInt(2))
-	_, err = f.usdt.Transfer(&replace, common.HexToAddress("0x00000000000000000000000000000000000a11e9"), big.NewInt(units))
+	// The simulated pool resets to the fork's head in the background: until
+	// it has, it still counts the old branch's nonce as used.
+	for try := 0; ; try++ {
+		_, err = f.usdt.Transfer(&replace, common.HexToAddress("0x00000000000000000000000000000000000a11e9"), big.NewInt(units))
+		if err == nil || !strings.Contains(err.Error(), "nonce too low") || try == 100 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	require.NoError(f.t, err)
 	for range 5 { // longer than the old branch
 		f.sim.Commit()

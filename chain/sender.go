@@ -75,6 +75,13 @@ func (s *Sender) Send(ctx context.Context, workflowID, step string) (SignedTx, e
 	return s.send(ctx, stx)
 }
 
+// SendStored is Send for a caller that has just read the step's latest
+// attempt (stx, from TxStore.Stored): it sends those bytes without reading
+// them again.
+func (s *Sender) SendStored(ctx context.Context, stx SignedTx) (SignedTx, error) {
+	return s.send(ctx, stx)
+}
+
 // Replace makes sure attempt number attempt of a step exists and is sent:
 // the original is attempt 0, so the first replacement is attempt 1. It is
 // idempotent per attempt number, so a retry of the same logical replacement

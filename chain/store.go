@@ -25,6 +25,9 @@ type SignedTx struct {
 	Nonce      uint64
 	Hash       common.Hash
 	Raw        []byte
+	// State is the row's state when read: signed (never accepted by a
+	// node), sent, mined or failed.
+	State string
 	// Replayed is true when the transaction was already stored: nothing was signed.
 	Replayed bool
 	// Mined is true when Replace or Send found this attempt already in a
@@ -136,7 +139,7 @@ func (s *TxStore) Insert(ctx context.Context, tx *sql.Tx, workflowID, step strin
 		return SignedTx{}, fmt.Errorf("storing %s/%s attempt %d: %w", workflowID, step, attempt, err)
 	}
 	return SignedTx{WorkflowID: workflowID, Step: step, Attempt: attempt, From: from, Nonce: signed.Nonce(),
-		Hash: signed.Hash(), Raw: raw}, nil
+		Hash: signed.Hash(), Raw: raw, State: "signed"}, nil
 }
 
 // MarkSent records that hash reached a node. Only a 'signed' row moves: a
@@ -216,12 +219,12 @@ func (s *TxStore) Cancel(ctx context.Context, workflowID, step string, from comm
 }
 
 // signedColumns are the signed_txs columns scanSigned reads, in order.
-const signedColumns = "workflow_id, step, attempt, from_address, nonce, tx_hash, raw"
+const signedColumns = "workflow_id, step, attempt, from_address, nonce, tx_hash, raw, state"
 
 func scanSigned(row interface{ Scan(...any) error }) (SignedTx, error) {
 	var s SignedTx
 	var from, hash string
-	if err := row.Scan(&s.WorkflowID, &s.Step, &s.Attempt, &from, &s.Nonce, &hash, &s.Raw); err != nil {
+	if err := row.Scan(&s.WorkflowID, &s.Step, &s.Attempt, &from, &s.Nonce, &hash, &s.Raw, &s.State); err != nil {
 		return SignedTx{}, err
 	}
 	s.From, s.Hash = common.HexToAddress(from), common.HexToHash(hash)
