@@ -90,10 +90,13 @@ type batcher struct {
 	// until closed, to route their closing without reading it (a
 	// reservation's wallet never changes).
 	routes map[string]walletKey
+	// known: wallets whose balance row a batch of this process committed.
+	known map[walletKey]bool
 }
 
 func newBatcher(l *Ledger) *batcher {
-	return &batcher{l: l, queues: map[walletKey][]*posting{}, routes: map[string]walletKey{}}
+	return &batcher{l: l, queues: map[walletKey][]*posting{}, routes: map[string]walletKey{},
+		known: map[walletKey]bool{}}
 }
 
 func (b *batcher) remember(queueID string, k walletKey) {
@@ -135,11 +138,17 @@ func (b *batcher) do(ctx context.Context, k walletKey, p *posting) (Result, erro
 
 // run is k's writer: it commits batches until the queue is empty.
 func (b *batcher) run(k walletKey) {
-	// rowKnown: a batch of this run committed, so the wallet's balance row
-	// exists (rows are never deleted).
-	rowKnown := false
+	// rowKnown: a batch of this process committed on k, so the wallet's
+	// balance row exists (rows are never deleted; were one, the locking read
+	// finds nothing and the row is created as for an unknown one).
+	b.mu.Lock()
+	rowKnown := b.known[k]
+	b.mu.Unlock()
 	for {
 		b.mu.Lock()
+		if rowKnown {
+			b.known[k] = true
+		}
 		q := b.queues[k]
 		if len(q) == 0 {
 			delete(b.queues, k)

@@ -525,3 +525,34 @@ func TestBatchRetriesARaceOnAQueueID(t *testing.T) {
 		t.Fatalf("balance %+v", bal)
 	}
 }
+
+// TestBatchKnownRowRecreatedIfGone: once a batch committed on a wallet the
+// writer locks its balance row in one read; were the row gone, the posting
+// creates it as for a new wallet instead of failing.
+func TestBatchKnownRowRecreatedIfGone(t *testing.T) {
+	l, db := newBatchLedger(t)
+	k := walletKey{"ETH", "0x5555555555555555555555555555555555555555", "USDT"}
+	credit := func(hash string) {
+		t.Helper()
+		if _, err := l.Credit(bctx, CreditInput{Chain: k.chain, Address: k.address, Symbol: k.symbol, Amount: dec("2"),
+			TxHash: hash}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	credit("0x01")
+	l.batches.mu.Lock()
+	known := l.batches.known[k]
+	l.batches.mu.Unlock()
+	if !known {
+		t.Fatal("the wallet's row is not known after a committed batch")
+	}
+	if _, err := db.ExecContext(bctx, "DELETE FROM balances WHERE chain=? AND address=? AND symbol=?", k.chain, k.address, k.symbol); err != nil {
+		t.Fatal(err)
+	}
+	credit("0x02")
+	var avail string
+	if err := db.QueryRowContext(bctx, "SELECT available FROM balances WHERE chain=? AND address=? AND symbol=?",
+		k.chain, k.address, k.symbol).Scan(&avail); err != nil || !dec(avail).Equal(dec("2")) {
+		t.Fatalf("balance row after re-creation: %s (%v), want 2", avail, err)
+	}
+}

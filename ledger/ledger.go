@@ -327,7 +327,9 @@ type reservation struct {
 	amount                        decimal.Decimal
 }
 
-func getReservation(ctx context.Context, tx *sql.Tx, queueID string, lock bool, r *reservation) (bool, error) {
+func getReservation(ctx context.Context, tx interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}, queueID string, lock bool, r *reservation) (bool, error) {
 	q := "SELECT chain, address, symbol, amount, state FROM reservations WHERE queue_id=?"
 	if lock {
 		q += " FOR UPDATE"
@@ -348,15 +350,11 @@ type Reservation struct {
 	Amount                                 decimal.Decimal
 }
 
-// GetReservation reads the reservation of queueID.
+// GetReservation reads the reservation of queueID (one statement: no
+// transaction needed).
 func (l *Ledger) GetReservation(ctx context.Context, queueID string) (Reservation, error) {
-	tx, err := l.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return Reservation{}, err
-	}
-	defer tx.Rollback()
 	var r reservation
-	found, err := getReservation(ctx, tx, queueID, false, &r)
+	found, err := getReservation(ctx, l.db, queueID, false, &r)
 	if err != nil {
 		return Reservation{}, err
 	}
