@@ -22,9 +22,13 @@ package chain
 // batch's requests were queued, while the previous batch commits. Should a use still
 // collide on the unique (chain, from, nonce, attempt) key (a lane row left
 // behind what was stored), the lane resyncs past the largest stored nonce
-// and that use runs again. A
+// and that use runs again. A deadlock (or a lock wait timeout) rolls back
+// the whole transaction, the uses before it included: the batch then runs
+// again whole, up to maxDeadlockRetries times, and no caller hears of a use
+// that was rolled back (a one-statement use, which has no savepoint, checks
+// that its failure left the transaction open). A
 // batch that fails as a whole after its uses ran (a lost connection, a failed
-// commit) runs each of them again in a transaction of its own; a use is then
+// commit, deadlocks every time) runs each of them again in a transaction of its own; a use is then
 // signed again, and a step stored by the commit after all is found by its
 // (workflow, step) key.
 //
