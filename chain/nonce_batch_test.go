@@ -228,20 +228,7 @@ func TestBatchedLanesFailedUseFailsAlone(t *testing.T) {
 			return nil
 		}
 	}
-	var wg sync.WaitGroup
-	wg.Go(func() { errs[0] = lanes.WithNonce(f.ctx, f.sender, use(0)) })
-	<-entered // caller 0's use runs alone in the first batch
-	for i := 1; i < n; i++ {
-		wg.Go(func() { errs[i] = lanes.WithNonce(f.ctx, f.sender, use(i)) })
-	}
-	for deadline := time.Now().Add(30 * time.Second); chain.QueuedNonces(lanes, f.sender) < n-1; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d callers queued", chain.QueuedNonces(lanes, f.sender), n-1)
-		}
-		time.Sleep(time.Millisecond)
-	}
-	close(gate)
-	wg.Wait()
+	f.queueBehindFirst(lanes, lanes.WithNonce, use, errs, entered, gate)
 
 	var taken []uint64
 	for i := range n {
@@ -412,20 +399,7 @@ func TestBatchedLanesDeadlockLosesNoUse(t *testing.T) {
 					return err
 				}
 			}
-			var wg sync.WaitGroup
-			wg.Go(func() { errs[0] = withNonce(f.ctx, f.sender, use(0)) })
-			<-entered // caller 0's use runs alone in the first batch
-			for i := 1; i < n; i++ {
-				wg.Go(func() { errs[i] = withNonce(f.ctx, f.sender, use(i)) })
-			}
-			for deadline := time.Now().Add(30 * time.Second); chain.QueuedNonces(lanes, f.sender) < n-1; {
-				if time.Now().After(deadline) {
-					t.Fatalf("%d of %d callers queued", chain.QueuedNonces(lanes, f.sender), n-1)
-				}
-				time.Sleep(time.Millisecond)
-			}
-			close(gate)
-			wg.Wait()
+			f.queueBehindFirst(lanes, withNonce, use, errs, entered, gate)
 			if err := <-rival; err != nil {
 				t.Fatal(err)
 			}
@@ -492,4 +466,32 @@ func (f *chainFixture) heavyRivalWaitingForLane(key string, holding chan<- int64
 	var next uint64
 	return tx.QueryRowContext(f.ctx, "SELECT next_nonce FROM nonces WHERE chain=? AND address=? FOR UPDATE",
 		chainName, chain.Lower(f.sender)).Scan(&next)
+}
+
+// queueBehindFirst calls withNonce for use(0) .. use(len(errs)-1), putting
+// each call's error in errs: caller 0's use runs alone in the first batch
+// (it closes entered and waits for gate), the others queue behind it, and
+// once all are queued gate opens, so they share the next batch. It returns
+// when every call has.
+func (f *chainFixture) queueBehindFirst(lanes *chain.NonceLanes,
+	withNonce func(context.Context, common.Address, func(*sql.Tx, uint64) error) error,
+	use func(i int) func(tx *sql.Tx, nonce uint64) error, errs []error, entered, gate chan struct{}) {
+	f.t.Helper()
+	n := len(errs)
+	var wg sync.WaitGroup
+	wg.Go(func() { errs[0] = withNonce(f.ctx, f.sender, use(0)) })
+	<-entered
+	for i := 1; i < n; i++ {
+		wg.Go(func() { errs[i] = withNonce(f.ctx, f.sender, use(i)) })
+	}
+	for deadline := time.Now().Add(30 * time.Second); chain.QueuedNonces(lanes, f.sender) < n-1; {
+		if time.Now().After(deadline) {
+			close(gate)
+			wg.Wait()
+			f.t.Fatalf("%d of %d callers queued", chain.QueuedNonces(lanes, f.sender), n-1)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(gate)
+	wg.Wait()
 }
