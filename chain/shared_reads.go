@@ -20,8 +20,9 @@ const sharedReadTimeout = 30 * time.Second
 // run at the same time share one RPC. The signers of a hot wallet check its
 // token and ether balances before every signature, and all of them refresh
 // the fees (latest header, suggested tip) when the cached ones expire:
-// under load they ask the same questions together, and a node spends far more on each call
-// (about a millisecond of CPU for an eth_call) than on the answer. A caller
+// under load they ask the same questions together, and a node spends far
+// more on each call (about a millisecond of CPU for an eth_call) than on
+// the answer. A caller
 // may get the answer of a call that started just before it asked: staler by
 // at most one call, and the check never counted the wallet's transactions
 // still in the pool anyway.
@@ -34,7 +35,7 @@ type sharedReads struct {
 type sharedRead struct {
 	done chan struct{}
 	out  []byte
-	bal  *big.Int // a balance, or a tip
+	num  *big.Int // a balance, or a tip
 	head *types.Header
 	err  error
 	// callers counts who asked (under sharedReads.mu).
@@ -68,7 +69,7 @@ func (s *sharedReads) BalanceAt(ctx context.Context, account common.Address, blo
 		return s.Backend.BalanceAt(ctx, account, block)
 	}
 	r, err := s.share(ctx, "balance:"+account.Hex(), func(ctx context.Context, r *sharedRead) {
-		r.bal, r.err = s.Backend.BalanceAt(ctx, account, nil)
+		r.num, r.err = s.Backend.BalanceAt(ctx, account, nil)
 	})
 	if err != nil {
 		return nil, err
@@ -76,7 +77,7 @@ func (s *sharedReads) BalanceAt(ctx context.Context, account common.Address, blo
 	if r.err != nil {
 		return nil, r.err
 	}
-	return new(big.Int).Set(r.bal), nil
+	return new(big.Int).Set(r.num), nil
 }
 
 // HeaderByNumber shares reads of the latest header (the fee oracle's base
@@ -100,7 +101,7 @@ func (s *sharedReads) HeaderByNumber(ctx context.Context, number *big.Int) (*typ
 // SuggestGasTipCap shares reads of the node's suggested tip.
 func (s *sharedReads) SuggestGasTipCap(ctx context.Context) (*big.Int, error) {
 	r, err := s.share(ctx, "tip", func(ctx context.Context, r *sharedRead) {
-		r.bal, r.err = s.Backend.SuggestGasTipCap(ctx)
+		r.num, r.err = s.Backend.SuggestGasTipCap(ctx)
 	})
 	if err != nil {
 		return nil, err
@@ -108,7 +109,7 @@ func (s *sharedReads) SuggestGasTipCap(ctx context.Context) (*big.Int, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	return new(big.Int).Set(r.bal), nil
+	return new(big.Int).Set(r.num), nil
 }
 
 // share joins the read of key in flight, or runs it; it returns the read

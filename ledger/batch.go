@@ -146,9 +146,6 @@ func (b *batcher) run(k walletKey) {
 	b.mu.Unlock()
 	for {
 		b.mu.Lock()
-		if rowKnown {
-			b.known[k] = true
-		}
 		q := b.queues[k]
 		if len(q) == 0 {
 			delete(b.queues, k)
@@ -159,8 +156,11 @@ func (b *batcher) run(k walletKey) {
 		batch := q[:n:n]
 		b.queues[k] = q[n:]
 		b.mu.Unlock()
-		if b.l.commitBatch(k, batch, rowKnown) {
+		if b.l.commitBatch(k, batch, rowKnown) && !rowKnown {
 			rowKnown = true
+			b.mu.Lock()
+			b.known[k] = true
+			b.mu.Unlock()
 		}
 	}
 }
