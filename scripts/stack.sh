@@ -292,7 +292,7 @@ start_geth() {
     --txpool.globalqueue 20000 --txpool.accountqueue 20000 \
     >>"$LOGS/$name.log" 2>&1 &
   echo $! >"$PIDS/$name.pid"
-  wait_for "geth $chain" 60 port_open "$ws_port"
+  wait_for "geth $chain" 600 port_open "$ws_port"
 }
 
 # start_node eth|bsc starts a dev chain's node; stop_node stops it.
