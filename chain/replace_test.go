@@ -207,13 +207,7 @@ func TestReplaceStuckTransferSettlesOnce(t *testing.T) {
 	if err != nil || !again.Mined || again.Hash != repl.Hash {
 		t.Fatalf("Replace after mining: %+v, %v", again, err)
 	}
-	waitFor(t, func() bool { // until the pool drops the mined attempt, Send reports it sent (see TestSenderSendsTheStoredBytes)
-		sent, err := f.bc.Sender.Send(f.ctx, wf, req.Step)
-		if err != nil || sent.Hash != repl.Hash {
-			t.Fatalf("Send after mining: hash %s mined=%v, %v", sent.Hash.Hex(), sent.Mined, err)
-		}
-		return sent.Mined
-	})
+	f.sendUntilMined(t, wf, req.Step, repl.Hash)
 	if n := f.count("SELECT COUNT(*) FROM signed_txs WHERE workflow_id=? AND step=?", wf, req.Step); n != 2 {
 		t.Fatalf("%d attempts stored, want 2", n)
 	}

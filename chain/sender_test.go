@@ -3,6 +3,8 @@ package chain_test
 import (
 	"bytes"
 	"testing"
+
+	"github.com/ethereum/go-ethereum/common"
 )
 
 // TestSenderSendsTheStoredBytes: the sender puts on chain exactly what the
@@ -34,18 +36,24 @@ func TestSenderSendsTheStoredBytes(t *testing.T) {
 	if !bytes.Equal(raw, sent.Raw) {
 		t.Fatal("the chain holds other bytes than the store")
 	}
-	// The simulated pool drops a mined transaction when it processes the new
-	// head, asynchronously (as geth's does): until then it answers "already
-	// known" and Send reports the attempt sent, not mined. Either answer is
-	// the same hash and no error; once the pool has caught up, it is mined.
-	waitFor(t, func() bool {
-		again, err := f.bc.Sender.Send(f.ctx, "wf-send", "transfer")
-		if err != nil || again.Hash != signed.Hash() {
-			t.Fatalf("Send after mining: %+v (%v), want the same attempt", again, err)
-		}
-		return again.Mined
-	})
+	f.sendUntilMined(t, "wf-send", "transfer", signed.Hash())
 	if got, err := f.bc.Sender.Receipt(f.ctx, signed.Hash()); err != nil || got.BlockHash != r.BlockHash {
 		t.Fatalf("Receipt: %v (%v)", got, err)
 	}
+}
+
+// sendUntilMined sends a step whose attempt hash was mined until Send
+// reports it mined. The simulated pool drops a mined transaction when it
+// processes the new head, asynchronously (as geth's does): until then it
+// answers "already known" and Send reports the attempt sent, not mined.
+// Every answer must be that attempt, without error.
+func (f *chainFixture) sendUntilMined(t *testing.T, workflowID, step string, hash common.Hash) {
+	t.Helper()
+	waitFor(t, func() bool {
+		got, err := f.bc.Sender.Send(f.ctx, workflowID, step)
+		if err != nil || got.Hash != hash {
+			t.Fatalf("Send after mining: %+v (%v), want attempt %s", got, err, hash.Hex())
+		}
+		return got.Mined
+	})
 }
