@@ -53,7 +53,7 @@ func TestDevStackChains(t *testing.T) {
 	nodes := map[string]string{}
 	for _, name := range slices.Sorted(maps.Keys(st.Chains)) {
 		c := st.Chains[name]
-		eth := c.Eth(t)
+		eth := stacktest.ChainEth(t, c)
 		id, err := eth.ChainID(ctx)
 		if err != nil {
 			t.Fatalf("%s's node %s: %v", name, c.ETHRPCURL, err)
@@ -119,7 +119,7 @@ func devLedgerMatchesChains(t *testing.T, st *stacktest.Stack) {
 	db := st.DB(t)
 	for _, name := range slices.Sorted(maps.Keys(st.Chains)) {
 		c := st.Chains[name]
-		eth := c.Eth(t)
+		eth := stacktest.ChainEth(t, c)
 		for _, w := range c.ManagedWallets {
 			for _, sym := range append([]string{c.Native.Symbol}, slices.Sorted(maps.Keys(c.Tokens))...) {
 				var ledger, onChain decimal.Decimal

@@ -25,55 +25,9 @@ import (
 	"payflow/chain"
 	"payflow/chain/token"
 	"payflow/config"
+	"payflow/internal/stackfile"
 	"payflow/ledger"
 )
-
-// Stack is .dev/stack.json (SPEC §5): how tools and tests outside the repo
-// reach the local stack. The top-level chain fields describe the first
-// chain; Chains describes every chain.
-type Stack struct {
-	AMQPURL           string                  `json:"amqp_url"`
-	TemporalAddress   string                  `json:"temporal_address"`
-	TemporalNamespace string                  `json:"temporal_namespace"`
-	TemporalUIURL     string                  `json:"temporal_ui_url"`
-	ETHRPCURL         string                  `json:"eth_rpc_url"`
-	ETHWSURL          string                  `json:"eth_ws_url"`
-	ChainID           int64                   `json:"chain_id"`
-	MySQLDSN          string                  `json:"mysql_dsn"`
-	SignKey           string                  `json:"sign_key"`
-	Confirmations     int                     `json:"confirmations"`
-	Tokens            map[string]config.Token `json:"tokens"`
-	FaucetPrivateKey  string                  `json:"faucet_private_key"`
-	CollectionAddress string                  `json:"collection_address"`
-	ManagedWallets    []string                `json:"managed_wallets"`
-	// Chains describes every dev chain, by the name requests carry.
-	Chains map[string]StackChain `json:"chains"`
-	// PrometheusURL is the dev Prometheus server, which scrapes the worker,
-	// the starter and Temporal and loads deploy/prometheus/alerts.yml.
-	PrometheusURL string `json:"prometheus_url,omitempty"`
-	// MetricsURLs are the /metrics endpoints, by process: "worker" (on
-	// http_addr) and "starter" (on metrics_addr).
-	MetricsURLs map[string]string `json:"metrics_urls,omitempty"`
-}
-
-// StackChain is one entry of stack.json's chains (SPEC §5).
-type StackChain struct {
-	ETHRPCURL         string                  `json:"eth_rpc_url"`
-	ETHWSURL          string                  `json:"eth_ws_url"`
-	ChainID           int64                   `json:"chain_id"`
-	Confirmations     int                     `json:"confirmations"`
-	Native            StackNative             `json:"native"`
-	Tokens            map[string]config.Token `json:"tokens"`
-	FaucetPrivateKey  string                  `json:"faucet_private_key"`
-	CollectionAddress string                  `json:"collection_address"`
-	ManagedWallets    []string                `json:"managed_wallets"`
-}
-
-// StackNative is a chain's native coin.
-type StackNative struct {
-	Symbol   string `json:"symbol"`
-	Decimals int    `json:"decimals"`
-}
 
 type devSecrets struct {
 	SignKey   string `json:"sign_key"`
@@ -239,8 +193,8 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	cfg.Payment.ReincludeTimeout = config.Duration{Duration: 2 * time.Minute}
 	cfg.HTTPAddr = *httpAddr
 	cfg.MetricsAddr = *metricsAddr
-	st := Stack{AMQPURL: *amqpURL, TemporalAddress: *tAddr, TemporalNamespace: cfg.Temporal.Namespace, TemporalUIURL: *tUI,
-		MySQLDSN: *dsn, SignKey: sec.SignKey, Chains: map[string]StackChain{}, PrometheusURL: *promURL,
+	st := stackfile.Stack{AMQPURL: *amqpURL, TemporalAddress: *tAddr, TemporalNamespace: cfg.Temporal.Namespace, TemporalUIURL: *tUI,
+		MySQLDSN: *dsn, SignKey: sec.SignKey, Chains: map[string]stackfile.Chain{}, PrometheusURL: *promURL,
 		MetricsURLs: map[string]string{"worker": "http://" + *httpAddr + "/metrics", "starter": "http://" + *metricsAddr + "/metrics"}}
 	for i, spec := range chains {
 		cc, sc, err := d.prepareChain(ctx, i, spec)
@@ -291,19 +245,19 @@ type funding struct {
 // prepareChain deploys the dev tokens on a chain (again if the chain is new),
 // creates or imports the dev wallets, funds them with the native coin and
 // each token, and credits the ledger with what it sent.
-func (d *devstack) prepareChain(ctx context.Context, index int, spec chainSpec) (config.ChainConfig, StackChain, error) {
+func (d *devstack) prepareChain(ctx context.Context, index int, spec chainSpec) (config.ChainConfig, stackfile.Chain, error) {
 	eth, err := ethclient.DialContext(ctx, spec.RPCURL)
 	if err != nil {
-		return config.ChainConfig{}, StackChain{}, err
+		return config.ChainConfig{}, stackfile.Chain{}, err
 	}
 	defer eth.Close()
 	chainID, err := eth.ChainID(ctx)
 	if err != nil {
-		return config.ChainConfig{}, StackChain{}, fmt.Errorf("reading chain id: %w", err)
+		return config.ChainConfig{}, stackfile.Chain{}, fmt.Errorf("reading chain id: %w", err)
 	}
 	genesis, err := eth.HeaderByNumber(ctx, big.NewInt(0))
 	if err != nil {
-		return config.ChainConfig{}, StackChain{}, err
+		return config.ChainConfig{}, stackfile.Chain{}, err
 	}
 	cs := d.sec.Chains[spec.Name]
 	if cs == nil || cs.Genesis != genesis.Hash().Hex() {
@@ -313,7 +267,7 @@ func (d *devstack) prepareChain(ctx context.Context, index int, spec chainSpec) 
 	}
 	faucet := crypto.PubkeyToAddress(d.faucetKey.PublicKey)
 	if err := fundFaucet(ctx, spec.RPCURL, eth, faucet); err != nil {
-		return config.ChainConfig{}, StackChain{}, err
+		return config.ChainConfig{}, stackfile.Chain{}, err
 	}
 	f := &funder{eth: eth, key: d.faucetKey, from: faucet, chainID: chainID}
 	// The same faucet deploys the tokens on every chain, so at the same
@@ -321,15 +275,15 @@ func (d *devstack) prepareChain(ctx context.Context, index int, spec chainSpec) 
 	// worker that read the wrong chain's token would not see it. The n-th
 	// chain's faucet first spends n nonces on nothing.
 	if nonce, err := eth.PendingNonceAt(ctx, faucet); err != nil {
-		return config.ChainConfig{}, StackChain{}, err
+		return config.ChainConfig{}, stackfile.Chain{}, err
 	} else if nonce == 0 {
 		for range index {
 			tx, err := f.sendNative(ctx, faucet, big.NewInt(0))
 			if err != nil {
-				return config.ChainConfig{}, StackChain{}, err
+				return config.ChainConfig{}, stackfile.Chain{}, err
 			}
 			if _, err := waitMined(ctx, eth, tx); err != nil {
-				return config.ChainConfig{}, StackChain{}, err
+				return config.ChainConfig{}, stackfile.Chain{}, err
 			}
 		}
 	}
@@ -340,26 +294,26 @@ func (d *devstack) prepareChain(ctx context.Context, index int, spec chainSpec) 
 		addr := common.HexToAddress(cs.Tokens[dt.symbol])
 		if code, _ := eth.CodeAt(ctx, addr, nil); cs.Tokens[dt.symbol] == "" || len(code) == 0 {
 			if addr, err = f.deployToken(ctx, dt.contract, dt.deploy, dt.bind); err != nil {
-				return config.ChainConfig{}, StackChain{}, err
+				return config.ChainConfig{}, stackfile.Chain{}, err
 			}
 			cs.Tokens[dt.symbol] = chain.Lower(addr)
 			fmt.Fprintf(os.Stderr, "[devstack] %s: deployed %s at %s\n", spec.Name, dt.contract, cs.Tokens[dt.symbol])
 			if err := saveJSON(d.secretsPath, d.sec, 0o600); err != nil {
-				return config.ChainConfig{}, StackChain{}, err
+				return config.ChainConfig{}, stackfile.Chain{}, err
 			}
 		}
 		if tokens[dt.symbol], err = dt.bind(addr, eth); err != nil {
-			return config.ChainConfig{}, StackChain{}, err
+			return config.ChainConfig{}, stackfile.Chain{}, err
 		}
 		tokenAddr[dt.symbol] = addr
 	}
 	if err := saveJSON(d.secretsPath, d.sec, 0o600); err != nil {
-		return config.ChainConfig{}, StackChain{}, err
+		return config.ChainConfig{}, stackfile.Chain{}, err
 	}
 
 	existing, err := d.wallets.List(ctx, spec.Name, "")
 	if err != nil {
-		return config.ChainConfig{}, StackChain{}, err
+		return config.ChainConfig{}, stackfile.Chain{}, err
 	}
 	byLabel := map[string]ledger.Wallet{}
 	for _, w := range existing {
@@ -377,16 +331,16 @@ func (d *devstack) prepareChain(ctx context.Context, index int, spec chainSpec) 
 		case ok:
 		case spec.Name == d.first:
 			if w, err = d.wallets.Create(ctx, spec.Name, plan.kind, plan.label); err != nil {
-				return config.ChainConfig{}, StackChain{}, err
+				return config.ChainConfig{}, stackfile.Chain{}, err
 			}
 		default:
 			// The same address on every chain: the first chain's key.
 			key, err := d.wallets.Key(ctx, d.first, d.keyOf[plan.label])
 			if err != nil {
-				return config.ChainConfig{}, StackChain{}, err
+				return config.ChainConfig{}, stackfile.Chain{}, err
 			}
 			if w, err = d.wallets.Import(ctx, spec.Name, plan.kind, plan.label, key); err != nil {
-				return config.ChainConfig{}, StackChain{}, err
+				return config.ChainConfig{}, stackfile.Chain{}, err
 			}
 		}
 		if spec.Name == d.first {
@@ -406,16 +360,16 @@ func (d *devstack) prepareChain(ctx context.Context, index int, spec chainSpec) 
 		// wallet: both zero), so the ledger keeps equal to the chain.
 		bal, err := eth.BalanceAt(ctx, addr, nil)
 		if err != nil {
-			return config.ChainConfig{}, StackChain{}, err
+			return config.ChainConfig{}, stackfile.Chain{}, err
 		}
 		if bal.Cmp(devNativeLow) < 0 {
 			lb, err := d.led.Balance(ctx, spec.Name, w.Address, spec.Native)
 			if err != nil {
-				return config.ChainConfig{}, StackChain{}, err
+				return config.ChainConfig{}, stackfile.Chain{}, err
 			}
 			tx, err := f.sendNative(ctx, addr, devNative)
 			if err != nil {
-				return config.ChainConfig{}, StackChain{}, err
+				return config.ChainConfig{}, stackfile.Chain{}, err
 			}
 			fd := funding{w: w, symbol: spec.Native}
 			if lb.Total().Equal(decimal.NewFromBigInt(bal, -config.NativeDecimals)) {
@@ -434,23 +388,23 @@ func (d *devstack) prepareChain(ctx context.Context, index int, spec chainSpec) 
 		for _, dt := range devTokens {
 			onChain, err := tokens[dt.symbol].BalanceOf(&bind.CallOpts{Context: ctx}, addr)
 			if err != nil {
-				return config.ChainConfig{}, StackChain{}, err
+				return config.ChainConfig{}, stackfile.Chain{}, err
 			}
 			lb, err := d.led.Balance(ctx, spec.Name, w.Address, dt.symbol)
 			if err != nil {
-				return config.ChainConfig{}, StackChain{}, err
+				return config.ChainConfig{}, stackfile.Chain{}, err
 			}
 			if onChain.Sign() != 0 || !lb.Total().IsZero() {
 				continue
 			}
 			o, err := f.opts(ctx)
 			if err != nil {
-				return config.ChainConfig{}, StackChain{}, err
+				return config.ChainConfig{}, stackfile.Chain{}, err
 			}
 			units := new(big.Int).Mul(big.NewInt(plan.tokens), new(big.Int).Exp(big.NewInt(10), big.NewInt(devTokenDecimals), nil))
 			tx, err := tokens[dt.symbol].Transfer(o, addr, units)
 			if err != nil {
-				return config.ChainConfig{}, StackChain{}, fmt.Errorf("sending %s: %w", dt.symbol, err)
+				return config.ChainConfig{}, stackfile.Chain{}, fmt.Errorf("sending %s: %w", dt.symbol, err)
 			}
 			sent = append(sent, funding{w: w, symbol: dt.symbol, token: tokenAddr[dt.symbol], tx: tx})
 		}
@@ -461,10 +415,10 @@ func (d *devstack) prepareChain(ctx context.Context, index int, spec chainSpec) 
 		}
 		r, err := waitMined(ctx, eth, fd.tx)
 		if err != nil {
-			return config.ChainConfig{}, StackChain{}, err
+			return config.ChainConfig{}, stackfile.Chain{}, err
 		}
 		if err := d.credit(ctx, spec.Name, fd, r); err != nil {
-			return config.ChainConfig{}, StackChain{}, err
+			return config.ChainConfig{}, stackfile.Chain{}, err
 		}
 		fmt.Fprintf(os.Stderr, "[devstack] %s: funded %s (%s) with %s\n", spec.Name, fd.w.Address, fd.w.Label, fd.symbol)
 	}
@@ -472,8 +426,8 @@ func (d *devstack) prepareChain(ctx context.Context, index int, spec chainSpec) 
 	cc := config.ChainConfig{ChainID: chainID.Int64(), RPCURL: spec.RPCURL, WSURL: spec.WSURL, ConfirmHeight: d.confs,
 		MaxFeeGwei: 500, Native: config.NativeCoin{Symbol: spec.Native, Dust: "0.0001"}, Tokens: map[string]config.Token{},
 		CollectionAddress: collection, GasAddress: gas, SweepThreshold: "100000"}
-	sc := StackChain{ETHRPCURL: spec.RPCURL, ETHWSURL: spec.WSURL, ChainID: chainID.Int64(), Confirmations: d.confs,
-		Native: StackNative{Symbol: spec.Native, Decimals: config.NativeDecimals}, Tokens: map[string]config.Token{},
+	sc := stackfile.Chain{ETHRPCURL: spec.RPCURL, ETHWSURL: spec.WSURL, ChainID: chainID.Int64(), Confirmations: d.confs,
+		Native: stackfile.Native{Symbol: spec.Native, Decimals: config.NativeDecimals}, Tokens: map[string]config.Token{},
 		FaucetPrivateKey: d.sec.FaucetKey, CollectionAddress: collection, ManagedWallets: managed}
 	for _, dt := range devTokens {
 		cc.Tokens[dt.symbol] = config.Token{Address: cs.Tokens[dt.symbol], Decimals: devTokenDecimals, Dust: "0.01"}

@@ -31,59 +31,21 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"payflow/chain/token"
-	"payflow/config"
+	"payflow/internal/stackfile"
 	"payflow/protocol"
 )
 
-// Stack mirrors .dev/stack.json (SPEC §5).
+// Stack is .dev/stack.json (SPEC §5) with the helpers tests reach the
+// stack through.
 type Stack struct {
-	AMQPURL           string                  `json:"amqp_url"`
-	TemporalAddress   string                  `json:"temporal_address"`
-	TemporalNamespace string                  `json:"temporal_namespace"`
-	TemporalUIURL     string                  `json:"temporal_ui_url"`
-	ETHRPCURL         string                  `json:"eth_rpc_url"`
-	ETHWSURL          string                  `json:"eth_ws_url"`
-	ChainID           int64                   `json:"chain_id"`
-	MySQLDSN          string                  `json:"mysql_dsn"`
-	SignKey           string                  `json:"sign_key"`
-	Confirmations     int                     `json:"confirmations"`
-	Tokens            map[string]config.Token `json:"tokens"`
-	FaucetPrivateKey  string                  `json:"faucet_private_key"`
-	CollectionAddress string                  `json:"collection_address"`
-	ManagedWallets    []string                `json:"managed_wallets"`
-	// PrometheusURL is the dev Prometheus server (empty for a stack.json
-	// written before it was added).
-	PrometheusURL string `json:"prometheus_url"`
-	// MetricsURLs are the /metrics endpoints by process ("worker",
-	// "starter"); empty for a stack.json written before they were added.
-	MetricsURLs map[string]string `json:"metrics_urls"`
-	// Chains describes every dev chain by name ("ETH", "BSC"); the fields
-	// above describe the first (ETH). Empty for a stack.json written before
-	// the dev stack ran several chains.
-	Chains map[string]Chain `json:"chains"`
+	stackfile.Stack
 }
 
-// Chain is one entry of stack.json's chains (SPEC §5).
-type Chain struct {
-	ETHRPCURL         string                  `json:"eth_rpc_url"`
-	ETHWSURL          string                  `json:"eth_ws_url"`
-	ChainID           int64                   `json:"chain_id"`
-	Confirmations     int                     `json:"confirmations"`
-	Native            Native                  `json:"native"`
-	Tokens            map[string]config.Token `json:"tokens"`
-	FaucetPrivateKey  string                  `json:"faucet_private_key"`
-	CollectionAddress string                  `json:"collection_address"`
-	ManagedWallets    []string                `json:"managed_wallets"`
-}
+// Chain is one entry of stack.json's chains.
+type Chain = stackfile.Chain
 
-// Native is a chain's native coin (18 decimals).
-type Native struct {
-	Symbol   string `json:"symbol"`
-	Decimals int32  `json:"decimals"`
-}
-
-// Eth dials the chain's node over HTTP.
-func (c Chain) Eth(t testing.TB) *ethclient.Client {
+// ChainEth dials chain c's node over HTTP.
+func ChainEth(t testing.TB, c Chain) *ethclient.Client {
 	t.Helper()
 	e, err := ethclient.Dial(c.ETHRPCURL)
 	if err != nil {

@@ -1,0 +1,56 @@
+// Package stackfile is the shape of .dev/stack.json (SPEC §5): how tools and
+// tests outside the repo reach the local stack. `payflowctl devstack` writes
+// it; internal/stacktest (the tests and the bench) reads it.
+package stackfile
+
+import "payflow/config"
+
+// Stack is .dev/stack.json. The top-level chain fields describe the first
+// chain; Chains describes every chain.
+type Stack struct {
+	AMQPURL           string                  `json:"amqp_url"`
+	TemporalAddress   string                  `json:"temporal_address"`
+	TemporalNamespace string                  `json:"temporal_namespace"`
+	TemporalUIURL     string                  `json:"temporal_ui_url"`
+	ETHRPCURL         string                  `json:"eth_rpc_url"`
+	ETHWSURL          string                  `json:"eth_ws_url"`
+	ChainID           int64                   `json:"chain_id"`
+	MySQLDSN          string                  `json:"mysql_dsn"`
+	SignKey           string                  `json:"sign_key"`
+	Confirmations     int                     `json:"confirmations"`
+	Tokens            map[string]config.Token `json:"tokens"`
+	FaucetPrivateKey  string                  `json:"faucet_private_key"`
+	CollectionAddress string                  `json:"collection_address"`
+	ManagedWallets    []string                `json:"managed_wallets"`
+	// Chains describes every dev chain by the name requests carry ("ETH",
+	// "BSC"). Empty in a stack.json written before the dev stack ran
+	// several chains.
+	Chains map[string]Chain `json:"chains"`
+	// PrometheusURL is the dev Prometheus server, which scrapes the worker,
+	// the starter and Temporal and loads deploy/prometheus/alerts.yml (empty
+	// in a stack.json written before it was added).
+	PrometheusURL string `json:"prometheus_url,omitempty"`
+	// MetricsURLs are the /metrics endpoints, by process: "worker" (on
+	// http_addr) and "starter" (on metrics_addr); empty in a stack.json
+	// written before they were added.
+	MetricsURLs map[string]string `json:"metrics_urls,omitempty"`
+}
+
+// Chain is one entry of stack.json's chains.
+type Chain struct {
+	ETHRPCURL         string                  `json:"eth_rpc_url"`
+	ETHWSURL          string                  `json:"eth_ws_url"`
+	ChainID           int64                   `json:"chain_id"`
+	Confirmations     int                     `json:"confirmations"`
+	Native            Native                  `json:"native"`
+	Tokens            map[string]config.Token `json:"tokens"`
+	FaucetPrivateKey  string                  `json:"faucet_private_key"`
+	CollectionAddress string                  `json:"collection_address"`
+	ManagedWallets    []string                `json:"managed_wallets"`
+}
+
+// Native is a chain's native coin.
+type Native struct {
+	Symbol   string `json:"symbol"`
+	Decimals int32  `json:"decimals"`
+}
