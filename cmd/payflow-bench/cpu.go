@@ -57,10 +57,12 @@ func procCPU(pid string) (float64, bool) {
 	return (u + s) / 100, true // clock ticks
 }
 
-// cpuSplit formats CPU ms per payment by process between two readings, and
-// returns the total of all processes (the bench's own included: for the fair
-// baseline it runs the workflow worker; for payflow it only generates load).
-func cpuSplit(before, after map[string]float64, payments int) (string, float64) {
+// cpuSplit formats CPU ms per unit (a payment, a transaction) by process
+// between two readings of n units, and returns the total of all processes
+// (the bench's own included: for the fair baseline it runs the workflow
+// worker, for the broadcaster it signs and sends; for payflow's payments it
+// only generates load).
+func cpuSplit(before, after map[string]float64, n int, unit string) (string, float64) {
 	type kv struct {
 		k string
 		v float64
@@ -77,12 +79,12 @@ func cpuSplit(before, after map[string]float64, payments int) (string, float64) 
 		}
 		return xs[i].k < xs[j].k
 	})
-	per := func(v float64) float64 { return v * 1000 / float64(max(payments, 1)) }
+	per := func(v float64) float64 { return v * 1000 / float64(max(n, 1)) }
 	var parts []string
 	total := 0.0
 	for _, x := range xs {
 		parts = append(parts, fmt.Sprintf("%s %.1f", x.k, per(x.v)))
 		total += x.v
 	}
-	return fmt.Sprintf("CPU ms per payment: total %.1f; ", per(total)) + strings.Join(parts, ", "), per(total)
+	return fmt.Sprintf("CPU ms per %s: total %.1f; ", unit, per(total)) + strings.Join(parts, ", "), per(total)
 }

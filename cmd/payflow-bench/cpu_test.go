@@ -14,7 +14,7 @@ import (
 func TestCPUSplitCountsEveryProcessPerPayment(t *testing.T) {
 	before := map[string]float64{"temporal": 10, "worker": 5, "bench": 1, "starter": 7}
 	after := map[string]float64{"temporal": 16, "worker": 8, "bench": 2, "starter": 0.5, "geth": 3}
-	s, total := cpuSplit(before, after, 100)
+	s, total := cpuSplit(before, after, 100, "payment")
 	require.Equal(t, 100.0, total) // (6 + 3 + 1) s over 100 payments
 	require.Equal(t, "CPU ms per payment: total 100.0; temporal 60.0, worker 30.0, bench 10.0", s)
 }

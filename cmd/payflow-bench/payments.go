@@ -323,7 +323,7 @@ func benchPayments(ctx context.Context, st *stacktest.Stack, n, rate int, baseli
 		time.Sleep(200 * time.Millisecond)
 	}
 	time.Sleep(3 * time.Second) // let any duplicate arrive before counting
-	run.cpu, run.cpuMs = cpuSplit(cpu0, cpuSeconds(), n)
+	run.cpu, run.cpuMs = cpuSplit(cpu0, cpuSeconds(), n, "payment")
 	run.persistence = probe.done(ctx)
 	mu.Lock()
 	defer mu.Unlock()
