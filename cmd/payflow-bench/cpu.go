@@ -83,8 +83,10 @@ func cpuSplit(before, after map[string]float64, n int, unit string) (string, flo
 	var parts []string
 	total := 0.0
 	for _, x := range xs {
-		parts = append(parts, fmt.Sprintf("%s %.1f", x.k, per(x.v)))
 		total += x.v
+		if per(x.v) >= 0.05 { // a process idle over the batch is not listed
+			parts = append(parts, fmt.Sprintf("%s %.1f", x.k, per(x.v)))
+		}
 	}
 	return fmt.Sprintf("CPU ms per %s: total %.1f; ", unit, per(total)) + strings.Join(parts, ", "), per(total)
 }
