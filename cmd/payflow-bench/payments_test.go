@@ -42,9 +42,10 @@ func TestRequestSlotTwoChainsSpreadsKindsAndSenders(t *testing.T) {
 }
 
 func TestPayChains(t *testing.T) {
-	st := &stacktest.Stack{Stack: stackfile.Stack{ETHRPCURL: "http://eth", ETHWSURL: "ws://eth", Chains: map[string]stacktest.Chain{
-		"ETH": {ETHRPCURL: "http://eth", ETHWSURL: "ws://eth"},
-		"BSC": {ETHRPCURL: "http://bsc", ETHWSURL: "ws://bsc"},
+	eth := stackfile.ChainFields{ETHRPCURL: "http://eth", ETHWSURL: "ws://eth"}
+	st := &stacktest.Stack{Stack: stackfile.Stack{ChainFields: eth, Chains: map[string]stacktest.Chain{
+		"ETH": {ChainFields: eth},
+		"BSC": {ChainFields: stackfile.ChainFields{ETHRPCURL: "http://bsc", ETHWSURL: "ws://bsc"}},
 	}}}
 	one, ok := payChains(st, false)
 	if !ok || len(one) != 1 || one[0].name != "ETH" || one[0].wsURL != "ws://eth" {
@@ -54,7 +55,7 @@ func TestPayChains(t *testing.T) {
 	if !ok || len(two) != 2 || two[0].name != "ETH" || two[1].name != "BSC" || two[1].rpcURL != "http://bsc" || two[1].wsURL != "ws://bsc" {
 		t.Fatalf("two chains: %+v %v", two, ok)
 	}
-	if _, ok := payChains(&stacktest.Stack{Stack: stackfile.Stack{ETHRPCURL: "http://eth"}}, true); ok {
+	if _, ok := payChains(&stacktest.Stack{Stack: stackfile.Stack{ChainFields: stackfile.ChainFields{ETHRPCURL: "http://eth"}}}, true); ok {
 		t.Fatal("a one-chain stack has no two-chain run")
 	}
 }

@@ -204,10 +204,7 @@ func cmdDevstack(ctx context.Context, args []string) error {
 		cfg.Chains[spec.Name] = cc
 		st.Chains[spec.Name] = sc
 	}
-	first := st.Chains[chains[0].Name]
-	st.ETHRPCURL, st.ETHWSURL, st.ChainID, st.Confirmations = first.ETHRPCURL, first.ETHWSURL, first.ChainID, first.Confirmations
-	st.Tokens, st.FaucetPrivateKey = first.Tokens, first.FaucetPrivateKey
-	st.CollectionAddress, st.ManagedWallets = first.CollectionAddress, first.ManagedWallets
+	st.ChainFields = st.Chains[chains[0].Name].ChainFields
 
 	// Secrets go to payflow.env, not config.json.
 	if err := writeConfig(filepath.Join(*dir, "config.json"), cfg); err != nil {
@@ -426,9 +423,10 @@ func (d *devstack) prepareChain(ctx context.Context, index int, spec chainSpec) 
 	cc := config.ChainConfig{ChainID: chainID.Int64(), RPCURL: spec.RPCURL, WSURL: spec.WSURL, ConfirmHeight: d.confs,
 		MaxFeeGwei: 500, Native: config.NativeCoin{Symbol: spec.Native, Dust: "0.0001"}, Tokens: map[string]config.Token{},
 		CollectionAddress: collection, GasAddress: gas, SweepThreshold: "100000"}
-	sc := stackfile.Chain{ETHRPCURL: spec.RPCURL, ETHWSURL: spec.WSURL, ChainID: chainID.Int64(), Confirmations: d.confs,
-		Native: stackfile.Native{Symbol: spec.Native, Decimals: config.NativeDecimals}, Tokens: map[string]config.Token{},
-		FaucetPrivateKey: d.sec.FaucetKey, CollectionAddress: collection, ManagedWallets: managed}
+	sc := stackfile.Chain{ChainFields: stackfile.ChainFields{ETHRPCURL: spec.RPCURL, ETHWSURL: spec.WSURL, ChainID: chainID.Int64(),
+		Confirmations: d.confs, Tokens: map[string]config.Token{}, FaucetPrivateKey: d.sec.FaucetKey,
+		CollectionAddress: collection, ManagedWallets: managed},
+		Native: stackfile.Native{Symbol: spec.Native, Decimals: config.NativeDecimals}}
 	for _, dt := range devTokens {
 		cc.Tokens[dt.symbol] = config.Token{Address: cs.Tokens[dt.symbol], Decimals: devTokenDecimals, Dust: "0.01"}
 		sc.Tokens[dt.symbol] = config.Token{Address: cs.Tokens[dt.symbol], Decimals: devTokenDecimals}

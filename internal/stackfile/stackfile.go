@@ -5,23 +5,16 @@ package stackfile
 
 import "payflow/config"
 
-// Stack is .dev/stack.json. The top-level chain fields describe the first
-// chain; Chains describes every chain.
+// Stack is .dev/stack.json. Its chain fields describe the first chain;
+// Chains describes every chain.
 type Stack struct {
-	AMQPURL           string                  `json:"amqp_url"`
-	TemporalAddress   string                  `json:"temporal_address"`
-	TemporalNamespace string                  `json:"temporal_namespace"`
-	TemporalUIURL     string                  `json:"temporal_ui_url"`
-	ETHRPCURL         string                  `json:"eth_rpc_url"`
-	ETHWSURL          string                  `json:"eth_ws_url"`
-	ChainID           int64                   `json:"chain_id"`
-	MySQLDSN          string                  `json:"mysql_dsn"`
-	SignKey           string                  `json:"sign_key"`
-	Confirmations     int                     `json:"confirmations"`
-	Tokens            map[string]config.Token `json:"tokens"`
-	FaucetPrivateKey  string                  `json:"faucet_private_key"`
-	CollectionAddress string                  `json:"collection_address"`
-	ManagedWallets    []string                `json:"managed_wallets"`
+	AMQPURL           string `json:"amqp_url"`
+	TemporalAddress   string `json:"temporal_address"`
+	TemporalNamespace string `json:"temporal_namespace"`
+	TemporalUIURL     string `json:"temporal_ui_url"`
+	MySQLDSN          string `json:"mysql_dsn"`
+	SignKey           string `json:"sign_key"`
+	ChainFields
 	// Chains describes every dev chain by the name requests carry ("ETH",
 	// "BSC"). Empty in a stack.json written before the dev stack ran
 	// several chains.
@@ -38,11 +31,17 @@ type Stack struct {
 
 // Chain is one entry of stack.json's chains.
 type Chain struct {
+	ChainFields
+	Native Native `json:"native"`
+}
+
+// ChainFields are a chain's node, token and wallet fields: those of each
+// entry of chains, and at the top level those of the first chain.
+type ChainFields struct {
 	ETHRPCURL         string                  `json:"eth_rpc_url"`
 	ETHWSURL          string                  `json:"eth_ws_url"`
 	ChainID           int64                   `json:"chain_id"`
 	Confirmations     int                     `json:"confirmations"`
-	Native            Native                  `json:"native"`
 	Tokens            map[string]config.Token `json:"tokens"`
 	FaucetPrivateKey  string                  `json:"faucet_private_key"`
 	CollectionAddress string                  `json:"collection_address"`
