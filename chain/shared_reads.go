@@ -38,7 +38,8 @@ type sharedRead struct {
 	num  *big.Int // a balance, or a tip
 	head *types.Header
 	err  error
-	// callers counts who asked (under sharedReads.mu).
+	// callers counts who asked (under sharedReads.mu): the tests read it
+	// to know every caller joined one read before it returns.
 	callers int
 }
 
