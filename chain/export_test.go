@@ -65,3 +65,9 @@ func SharedCallers(b Backend, key string) int {
 	}
 	return 0
 }
+
+// MarkSentMany is s's one statement that marks a send batch's accepted
+// transactions sent.
+func MarkSentMany(s *TxStore, ctx context.Context, hashes []common.Hash) error {
+	return s.markSentMany(ctx, hashes)
+}

@@ -2,10 +2,14 @@ package chain_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"math/big"
 	"testing"
+	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/params"
 
@@ -124,5 +128,51 @@ func TestTxStoreCancelStoresOneFiller(t *testing.T) {
 	holder, err := store.AtNonce(f.ctx, f.sender, 0)
 	if err != nil || !holder.Filler {
 		t.Fatalf("AtNonce after the cancel: %+v (%v), want the filler", holder, err)
+	}
+}
+
+// TestMarkSentManyDoesNotWaitForABatchBeingSigned: marking a send batch sent
+// touches only the rows it names. A scan of the table (the optimizer's pick
+// for a small table) waited for the rows a batch of signatures had inserted
+// and not yet committed, and its next-key locks then blocked that batch's
+// next insert: a deadlock that `make bench` met under load, failing the
+// sends of a whole batch after its retries.
+func TestMarkSentManyDoesNotWaitForABatchBeingSigned(t *testing.T) {
+	f := newChainFixture(t)
+	store := f.bc.Store
+	var sent []common.Hash
+	for _, n := range []uint64{1, 5, 7, 9} { // committed, and sent to the node
+		tx := f.signedAt(n, 2e9)
+		if _, err := store.Insert(f.ctx, nil, fmt.Sprintf("wf-%d", n), "transfer", 0, f.sender, tx); err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, tx.Hash())
+	}
+	batch, err := f.db.BeginTx(f.ctx, nil) // a batch of signatures, open
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer batch.Rollback()
+	if _, err := store.Insert(f.ctx, batch, "wf-3", "transfer", 0, f.sender, f.signedAt(3, 2e9)); err != nil {
+		t.Fatal(err)
+	}
+	// The open batch holds wf-3 while the marking runs: it must not wait
+	// for it (it would until its context ends).
+	ctx, cancel := context.WithTimeout(f.ctx, 20*time.Second)
+	defer cancel()
+	if err := chain.MarkSentMany(store, ctx, sent); err != nil {
+		t.Fatalf("marking committed transactions sent while a batch of signatures is open: %v", err)
+	}
+	if _, err := store.Insert(f.ctx, batch, "wf-2", "transfer", 0, f.sender, f.signedAt(2, 2e9)); err != nil {
+		t.Fatalf("the batch's next signature: %v", err)
+	}
+	if err := batch.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count("SELECT COUNT(*) FROM signed_txs WHERE state='sent'"); n != len(sent) {
+		t.Fatalf("%d rows sent, want %d", n, len(sent))
+	}
+	if n := f.count("SELECT COUNT(*) FROM signed_txs WHERE state='signed'"); n != 2 {
+		t.Fatalf("%d rows signed, want the batch's 2", n)
 	}
 }
