@@ -266,6 +266,12 @@ start_temporal() {
 # block's state, and LevelDB hands each write to the OS; with Pebble and the
 # path scheme, geth --dev comes back at block 1). A datadir made before
 # (no genesis.json in it: Pebble, path scheme) keeps running as it was.
+# Without geth's log index (--history.logs.disable): payflow asks eth_getLogs
+# for every Transfer of its tokens over a few recent blocks, which the node
+# answers from the blocks' blooms and receipts as fast as from the index,
+# while keeping the index cost a dev node about a tenth of a core per block
+# even when idle, and more than a whole core for minutes after each restart
+# (measured; README "Levers measured").
 start_geth() {
   local name=$1 chain=$2 dir=$3 chain_id=$4 http_port=$5 ws_port=$6
   local persist=(--db.engine leveldb --state.scheme hash --gcmode archive)
@@ -287,7 +293,7 @@ start_geth() {
   nohup "$BIN/geth" --dev --dev.period "$BLOCK_PERIOD" --datadir "$dir" "${persist[@]}" \
     --http --http.addr 127.0.0.1 --http.port "$http_port" --http.api eth,net,web3,txpool \
     --ws --ws.addr 127.0.0.1 --ws.port "$ws_port" --ws.api eth,net,web3 \
-    --nodiscover --maxpeers 0 --port 0 --authrpc.port 0 --verbosity 2 --rpc.txfeecap 0 \
+    --nodiscover --maxpeers 0 --port 0 --authrpc.port 0 --verbosity 2 --rpc.txfeecap 0 --history.logs.disable \
     --txpool.globalslots 20000 --txpool.accountslots 20000 \
     --txpool.globalqueue 20000 --txpool.accountqueue 20000 \
     >>"$LOGS/$name.log" 2>&1 &
