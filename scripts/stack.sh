@@ -268,10 +268,10 @@ start_temporal() {
 # (no genesis.json in it: Pebble, path scheme) keeps running as it was.
 # Without geth's log index (--history.logs.disable): payflow asks eth_getLogs
 # for every Transfer of its tokens over a few recent blocks, which the node
-# answers from the blocks' blooms and receipts as fast as from the index,
-# while keeping the index cost a dev node about a tenth of a core per block
-# even when idle, and more than a whole core for minutes after each restart
-# (measured; README "Levers measured").
+# answers from the blocks' blooms and receipts without the index, while
+# keeping the index (its current map rewritten on every block) cost a dev
+# node a tenth of a core even when idle, and more than a whole core for
+# minutes after each restart (measured; README "Levers measured").
 start_geth() {
   local name=$1 chain=$2 dir=$3 chain_id=$4 http_port=$5 ws_port=$6
   local persist=(--db.engine leveldb --state.scheme hash --gcmode archive)
