@@ -71,7 +71,7 @@ func fund(ctx context.Context, st *stacktest.Stack, eth *ethclient.Client, addr 
 // under a master key of its own, and returns the wallets: each signature
 // then opens the key as the worker's do (a read of the sealed key, AES-GCM,
 // the key parsed), and that cost is in the figure.
-func sealedKey(ctx context.Context, db *sql.DB, key *ecdsa.PrivateKey) (*ledger.Wallets, error) {
+func sealedKey(ctx context.Context, db *sql.DB, chainName string, key *ecdsa.PrivateKey) (*ledger.Wallets, error) {
 	master := make([]byte, 32)
 	if _, err := rand.Read(master); err != nil {
 		return nil, err
@@ -81,7 +81,7 @@ func sealedKey(ctx context.Context, db *sql.DB, key *ecdsa.PrivateKey) (*ledger.
 		return nil, err
 	}
 	w := ledger.NewWallets(db, sealer)
-	if _, err := w.Import(ctx, "ETH", ledger.KindHot, "bench-hot", key); err != nil {
+	if _, err := w.Import(ctx, chainName, ledger.KindHot, "bench-hot", key); err != nil {
 		return nil, fmt.Errorf("storing the bench wallet's key: %w", err)
 	}
 	return w, nil
@@ -158,13 +158,14 @@ func runBroadcast(ctx context.Context, st *stacktest.Stack, n int, unbatched boo
 		return fail(err)
 	}
 	defer drop()
-	keys, err := sealedKey(ctx, db, key)
+	const chainName = "ETH" // the stack's first chain, whose node and token the run uses
+	keys, err := sealedKey(ctx, db, chainName, key)
 	if err != nil {
 		return fail(err)
 	}
 	// Configured as the worker is (workers/main.go).
 	newBC := func() (*chain.Broadcaster, error) {
-		return chain.NewBroadcaster(chain.BroadcasterConfig{Chain: "ETH", ChainID: big.NewInt(st.ChainID),
+		return chain.NewBroadcaster(chain.BroadcasterConfig{Chain: chainName, ChainID: big.NewInt(st.ChainID),
 			MaxFeeWei: new(big.Int).Mul(big.NewInt(500), big.NewInt(1e9)), FeeCacheTTL: time.Second,
 			GasCacheTTL: 5 * time.Minute, Unbatched: unbatched}, db, eth, keys, nil)
 	}
