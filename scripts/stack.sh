@@ -72,6 +72,18 @@ wait_for() { # description, seconds, command...
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# head_number port prints the head block number of the node on port.
+head_number() {
+  local h
+  h=$(curl -fsS -m 2 -H 'content-type: application/json' \
+    --data '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}' "http://127.0.0.1:$1" |
+    sed -n 's/.*"result":"0x\([0-9a-fA-F]*\)".*/\1/p')
+  [[ -n $h ]] && echo $((16#$h))
+}
+
+# head_above port n succeeds once the node on port is past block n.
+head_above() { local h; h=$(head_number "$1") && ((h > $2)); }
+
 as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
 # heartbeat label command... runs command and says every 15 s that it still
@@ -299,6 +311,13 @@ start_geth() {
     >>"$LOGS/$name.log" 2>&1 &
   echo $! >"$PIDS/$name.pid"
   wait_for "geth $chain" 600 port_open "$ws_port"
+  # A restarted node of a grown chain opens its ports, then seals no block
+  # and answers eth_getLogs with timeouts for a minute or more (measured 80 s
+  # on a 600 MB chain, with or without the log index): up means mining.
+  local first
+  wait_for "geth $chain answering" 600 head_number "$http_port"
+  first=$(head_number "$http_port")
+  wait_for "geth $chain sealing blocks" 600 head_above "$http_port" "$first"
 }
 
 # start_node eth|bsc starts a dev chain's node; stop_node stops it.
