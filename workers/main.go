@@ -216,7 +216,7 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	})
 
 	queue := s.cfg.TaskQueue(name)
-	w := worker.New(s.tc, queue, workerOptions())
+	w := worker.New(s.tc, queue, workflows.WorkerOptions())
 	for _, wf := range []any{workflows.Withdraw, workflows.Pay, workflows.Topup, workflows.Deposit, workflows.Reconcile,
 		workflows.Sweep, workflows.WalletSweep} {
 		w.RegisterWorkflow(wf)
@@ -286,22 +286,4 @@ func checkChainID(ctx context.Context, name string, ch config.ChainConfig, eth *
 			config.ErrInvalid, name, ch.ChainID, ch.RPCURL, id)
 	}
 	return nil
-}
-
-// workerOptions are the Temporal worker's options on every chain's queue.
-func workerOptions() worker.Options {
-	return worker.Options{
-		// Pollers of their own for the worker's sticky queue and for the
-		// task queue. With one mixed set (MaxConcurrentWorkflowTaskPollers)
-		// every poller goes to the sticky queue while it reports a backlog,
-		// and stays there after a burst of confirmations: new payments' first
-		// workflow tasks then waited up to 1.4 s for a poller (make bench:
-		// p99 request→broadcast at half capacity 1,183 ms; 220 ms with these).
-		WorkflowTaskPollerBehavior: worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{
-			InitialNumberOfPollers: 4, MinimumNumberOfPollers: 2, MaximumNumberOfPollers: 8}),
-		// More activity pollers than the default (2).
-		MaxConcurrentActivityTaskPollers: 4,
-		// A dead worker's cached workflows move to a standing one this soon.
-		StickyScheduleToStartTimeout: workflows.StickyTimeout,
-	}
 }

@@ -47,7 +47,7 @@ var (
 	nWatch    = flag.Int("watch", 1_000_000, "watched addresses")
 	nPost     = flag.Int("postings", 20000, "ledger postings (group commit and, unless -quick, one transaction per posting)")
 	nTx       = flag.Int("txs", 10000, "broadcaster transactions (the batched broadcaster signs at least 10,000 unless -quick)")
-	only      = flag.String("only", "", "comma list of phases: payments,two-chains,baseline,deposits,ledger,broadcast,tracker,failover (payments includes two-chains)")
+	only      = flag.String("only", "", "comma list of phases: payments,two-chains,baseline,floor,deposits,ledger,broadcast,tracker,failover (payments includes two-chains)")
 	phaseFlag = flag.String("phase", "", "internal: run one phase in this process and print JSON")
 	// temporalMetricsFlag overrides where Temporal's own metrics are read.
 	temporalMetricsFlag = flag.String("temporal-metrics", "", "the Temporal dev server's /metrics URL (default: port in .dev/pids/temporal.metrics-port, else 8234)")
@@ -175,6 +175,18 @@ func main() {
 		}
 		rows = append(rows, twoRows...)
 		printRows(twoRows)
+	}
+	if want("floor") {
+		shaped, rate := benchFloor(ctx, st, *nPay, false)
+		bare, _ := benchFloor(ctx, st, *nPay, true)
+		if flat.n > 0 && rate > 0 {
+			shaped.Note += fmt.Sprintf("; payflow's flat-out run of this invocation: %.1f payments/s, %.2f× this floor",
+				flat.perSec(), flat.perSec()/rate)
+		}
+		r := []result{shaped, bare}
+		rows = append(rows, r...)
+		printRows(r)
+		took("Temporal floor")
 	}
 	if want("baseline") {
 		r := baselineRows(base, flat, st.TemporalNamespace)

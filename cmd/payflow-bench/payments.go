@@ -407,19 +407,30 @@ func countMined(ctx context.Context, eth *ethclient.Client, hashes map[string]bo
 	return okCount
 }
 
+// historyEvents averages the history length of up to 20 of a batch's
+// payments (queue_ids ids, alternating withdraw and pay; baseline: the fair
+// baseline's workflows).
 func historyEvents(ctx context.Context, tc client.Client, ids []string, baseline bool) float64 {
-	total, count := 0.0, 0
-	for i := 0; i < len(ids) && count < 20; i += max(1, len(ids)/20) {
-		id := ids[i]
+	wfIDs := make([]string, len(ids))
+	for i, id := range ids {
 		switch {
 		case baseline:
-			id = baselineIDPrefix + id
+			wfIDs[i] = baselineIDPrefix + id
 		case i%2 == 1:
-			id = workflows.PayWorkflowID(id)
+			wfIDs[i] = workflows.PayWorkflowID(id)
 		default:
-			id = workflows.WithdrawWorkflowID(id)
+			wfIDs[i] = workflows.WithdrawWorkflowID(id)
 		}
-		d, err := tc.DescribeWorkflowExecution(ctx, id, "")
+	}
+	return historyLength(ctx, tc, wfIDs)
+}
+
+// historyLength averages the history length of up to 20 workflows spread
+// over ids.
+func historyLength(ctx context.Context, tc client.Client, ids []string) float64 {
+	total, count := 0.0, 0
+	for i := 0; i < len(ids) && count < 20; i += max(1, len(ids)/20) {
+		d, err := tc.DescribeWorkflowExecution(ctx, ids[i], "")
 		if err != nil {
 			continue
 		}

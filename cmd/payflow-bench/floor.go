@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"payflow/activities"
+	"payflow/chain"
+	"payflow/internal/stacktest"
+	"payflow/protocol"
+	"payflow/workflows"
+)
+
+// The Temporal floor (issue 13): what Temporal alone costs per payment on
+// this machine. FloorPayment has a payment's Temporal footprint and does
+// nothing else: started as the starter starts a payment (the same options,
+// search attributes, memo and summary), a first workflow task of three
+// local activities (begin, sign, broadcast), the `confirming` upsert and the
+// replacement timer; then the tracker's confirmation signal and a second
+// task that cancels the timer, runs three local activities (inspect, decide,
+// publish) with the final status upsert, and completes — the 19 history
+// events of a payment. Its steps touch no database, chain or broker. Run
+// flat out on the same stack, it gives the highest payments/s that any work
+// on payflow's side could reach with this Temporal deployment, and the
+// Temporal CPU a payment cannot go below.
+const (
+	floorTaskQueue    = "payflow-bench-floor"
+	floorWorkflowName = "FloorPayment"
+)
+
+// floorSteps are FloorPayment's no-op local activities. The broadcast step
+// hands the workflow to the bench's signallers (as the tracker would after
+// the confirmations), the publish step counts the payment answered.
+type floorSteps struct {
+	broadcast chan string
+	published chan string
+}
+
+// Step does nothing but tell the bench about broadcast and publish.
+func (f *floorSteps) Step(_ context.Context, workflowID, step string) error {
+	switch step {
+	case "broadcast":
+		f.broadcast <- workflowID
+	case "publish":
+		f.published <- workflowID
+	}
+	return nil
+}
+
+// floorRun is the workflow side of one floor run: FloorPayment's steps.
+var floorRun = &floorSteps{}
+
+// floorInput starts a FloorPayment: a payment's input (the same payload),
+// and Bare for the least any design with a confirmation signal does.
+type floorInput struct {
+	workflows.PaymentInput
+	// Bare: a local activity (the broadcast), the signal, a local activity
+	// (the answer) and the result — no other step, no upsert, no timer.
+	Bare bool
+}
+
+// FloorPayment: see the top of this file.
+func FloorPayment(ctx workflow.Context, in floorInput) (protocol.PaymentResponse, error) {
+	r := in.Request
+	resp := protocol.PaymentResponse{QueueID: r.QueueID, Status: protocol.StatusSucceeded, Amount: r.Amount,
+		Chain: r.Chain, Symbol: r.Symbol, FromAddress: r.FromAddress, ToAddress: r.ToAddress}
+	id := workflow.GetInfo(ctx).WorkflowExecution.ID
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 30 * time.Second})
+	steps := func(names ...string) error {
+		for _, name := range names {
+			if in.Bare && name != "broadcast" && name != "publish" {
+				continue
+			}
+			if err := workflow.ExecuteLocalActivity(lctx, floorRun.Step, id, name).Get(ctx, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := steps("begin", "sign", "broadcast"); err != nil {
+		return resp, err
+	}
+	resp.TxHash = "0x" + strings.Repeat("ab", 32)
+	signal := workflow.GetSignalChannel(ctx, workflows.SignalTxEvent)
+	var ev workflows.TxEvent
+	if in.Bare {
+		signal.Receive(ctx, &ev)
+		return resp, steps("publish")
+	}
+	_ = workflow.UpsertTypedSearchAttributes(ctx, workflows.AttrStatus.ValueSet(workflows.StepConfirming),
+		workflows.AttrTxHash.ValueSet(resp.TxHash))
+	tctx, cancel := workflow.WithCancel(ctx)
+	timer := workflow.NewTimer(tctx, 30*time.Minute)
+	sel := workflow.NewSelector(ctx)
+	sel.AddReceive(signal, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &ev) })
+	sel.AddFuture(timer, func(workflow.Future) {})
+	sel.Select(ctx)
+	cancel()
+	if err := steps("inspect", "decide"); err != nil {
+		return resp, err
+	}
+	_ = workflow.UpsertTypedSearchAttributes(ctx, workflows.AttrStatus.ValueSet(workflows.StepSucceeded))
+	return resp, steps("publish")
+}
+
+// benchFloor runs n FloorPayments flat out (bare: the least design) and
+// returns its row and payments/s: startCallers start them as the starter
+// does, signalCallers signal each once it has broadcast, and this process's
+// worker (payflow's worker options) runs them.
+func benchFloor(ctx context.Context, st *stacktest.Stack, n int, bare bool) (result, float64) {
+	const startCallers, signalCallers = 32, 16
+	name := "Temporal floor: payflow's 19 history events with no-op steps, flat out"
+	if bare {
+		name = "Temporal floor, bare: start, a local activity, the signal, a local activity, flat out"
+	}
+	fail := func(err error) (result, float64) {
+		return result{Name: name, Measured: "error", Verdict: "-", Note: err.Error()}, 0
+	}
+	tc, err := client.Dial(client.Options{HostPort: st.TemporalAddress, Namespace: st.TemporalNamespace,
+		Logger: nopLogger{}})
+	if err != nil {
+		return fail(err)
+	}
+	defer tc.Close()
+	floorRun.broadcast, floorRun.published = make(chan string, n), make(chan string, n)
+	// A task queue per run: a bare run's worker never gets the other's tasks.
+	queue := floorTaskQueue + "-" + stacktest.RandomID("")
+	w := worker.New(tc, queue, workflows.WorkerOptions())
+	w.RegisterWorkflowWithOptions(FloorPayment, workflow.RegisterOptions{Name: floorWorkflowName})
+	if err := w.Start(); err != nil {
+		return fail(err)
+	}
+	defer w.Stop()
+
+	run := stacktest.RandomID("")
+	var started, startErrs, signalErrs atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	probe := startPersistenceProbe(ctx)
+	cpu0 := cpuSeconds()
+	t0 := time.Now()
+	for c := 0; c < startCallers; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := started.Add(1)
+				if i > int64(n) {
+					return
+				}
+				if err := startFloor(ctx, tc, queue, fmt.Sprintf("floor-%s-%d", run, i), bare); err != nil {
+					startErrs.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				}
+			}
+		}()
+	}
+	for c := 0; c < signalCallers; c++ {
+		go func() {
+			for id := range floorRun.broadcast {
+				ev := workflows.TxEvent{TxHash: "0x" + strings.Repeat("ab", 32), Milestone: chain.MilestoneConfirmed}
+				if err := tc.SignalWorkflow(ctx, id, "", activities.SignalTxEvent, ev); err != nil {
+					signalErrs.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	answered := 0
+	want := n - int(startErrs.Load())
+	timeout := time.After(10 * time.Minute)
+wait:
+	for answered < want {
+		select {
+		case <-floorRun.published:
+			answered++
+		case <-timeout:
+			break wait
+		}
+	}
+	took := time.Since(t0)
+	close(floorRun.broadcast)
+	cpu, _ := cpuSplit(cpu0, cpuSeconds(), max(answered, 1), "payment")
+	persist := probe.done(ctx)
+	rate := float64(answered) / took.Seconds()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("floor-%s-%d", run, i+1)
+	}
+	note := fmt.Sprintf("n=%d answered in %s; %.0f history events per workflow; %s; %s Temporal persistence requests; "+
+		"the most payments/s this Temporal deployment allows whatever payflow's steps cost (bench = the workflow worker "+
+		"and the callers)", answered, took.Round(time.Millisecond), historyLength(ctx, tc, ids), cpu,
+		persist.measured(max(answered, 1)))
+	if answered < n {
+		note += fmt.Sprintf("; %d not answered (%d start and %d signal errors, first: %v)", n-answered,
+			startErrs.Load(), signalErrs.Load(), firstErr.Load())
+	}
+	return result{Name: name, Measured: fmt.Sprintf("%.1f payments/s", rate), Target: "—", Verdict: "-", Note: note}, rate
+}
+
+// startFloor starts one FloorPayment with the options the starter gives a
+// payment (intake.start).
+func startFloor(ctx context.Context, tc client.Client, queue, id string, bare bool) error {
+	req := protocol.PaymentRequest{QueueID: id, FromAddress: stacktest.RandomAddress(), ToAddress: stacktest.RandomAddress(),
+		Amount: protocol.MustAmount("0.01"), Chain: "ETH", Symbol: "USDT", Timestamp: time.Now().Unix()}
+	opts := client.StartWorkflowOptions{
+		ID:                                       id,
+		TaskQueue:                                queue,
+		WorkflowTaskTimeout:                      workflows.TaskTimeout,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		Memo:                                     map[string]any{"digest": strings.Repeat("d", 64)},
+		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.AttrFlow.ValueSet(string(protocol.FlowWithdraw)),
+			workflows.AttrQueueID.ValueSet(id), workflows.AttrStatus.ValueSet("received"), workflows.AttrChain.ValueSet("ETH"),
+			workflows.AttrAddress.ValueSet(req.FromAddress)),
+		StaticSummary: fmt.Sprintf("withdraw 0.01 USDT from %s to %s", req.FromAddress, req.ToAddress),
+	}
+	_, err := tc.ExecuteWorkflow(ctx, opts, floorWorkflowName, floorInput{PaymentInput: workflows.PaymentInput{Request: req,
+		ConfirmTimeout: 30 * time.Minute}, Bare: bare})
+	return err
+}
