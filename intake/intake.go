@@ -152,34 +152,8 @@ func (i *Intake) startPayment(ctx context.Context, flow protocol.Flow, d amqp.De
 func (i *Intake) start(ctx context.Context, flow protocol.Flow, in workflows.PaymentInput, digest string) error {
 	req := in.Request
 	id := PaymentWorkflowID(flow, req.QueueID)
-	attrs := []temporal.SearchAttributeUpdate{
-		workflows.AttrFlow.ValueSet(string(flow)), workflows.AttrQueueID.ValueSet(req.QueueID),
-		workflows.AttrStatus.ValueSet("received"),
-	}
-	if _, served := i.cfg.Chain(req.Chain); served {
-		attrs = append(attrs, workflows.AttrChain.ValueSet(strings.ToUpper(req.Chain)))
-	}
-	if req.FromAddress != "" {
-		attrs = append(attrs, workflows.AttrAddress.ValueSet(req.FromAddress))
-	}
-	if req.OrderID != "" {
-		attrs = append(attrs, workflows.AttrOrderID.ValueSet(req.OrderID))
-	}
-	summary := fmt.Sprintf("%s %s %s from %s to %s", flow, req.Amount.String(), req.Symbol, req.FromAddress, req.ToAddress)
-	if in.Refused != "" {
-		summary = fmt.Sprintf("%s refused: %s", flow, in.Refused)
-	}
-	opts := client.StartWorkflowOptions{
-		ID:                                       id,
-		TaskQueue:                                i.cfg.TaskQueue(req.Chain),
-		WorkflowTaskTimeout:                      workflows.TaskTimeout,
-		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		Memo:                                     map[string]any{MemoDigest: digest},
-		TypedSearchAttributes:                    temporal.NewSearchAttributes(attrs...),
-		StaticSummary:                            summary,
-	}
+	_, served := i.cfg.Chain(req.Chain)
+	opts := PaymentStartOptions(flow, in, i.cfg.TaskQueue(req.Chain), served, digest)
 	spec, _ := workflows.FlowOf(flow)
 	run, err := i.temporal.ExecuteWorkflow(ctx, opts, spec.Workflow, in)
 	if err == nil {
@@ -207,6 +181,44 @@ func (i *Intake) start(ctx context.Context, flow protocol.Flow, in workflows.Pay
 	}
 	i.log.Warn("queue_id reused with different content; dead-lettering", "workflow_id", id, "queue_id", req.QueueID)
 	return rmq.Permanent(errors.New("queue_id reused with different content: " + req.QueueID))
+}
+
+// PaymentStartOptions are the options a payment workflow is started with:
+// its id, task queue and timeouts, the duplicate policy, the request's digest
+// (memo) and its first search attributes (chainServed: its chain is one of the
+// config's, so PayflowChain names it). The bench's Temporal floor starts its
+// workflows with them too.
+func PaymentStartOptions(flow protocol.Flow, in workflows.PaymentInput, taskQueue string, chainServed bool,
+	digest string) client.StartWorkflowOptions {
+	req := in.Request
+	attrs := []temporal.SearchAttributeUpdate{
+		workflows.AttrFlow.ValueSet(string(flow)), workflows.AttrQueueID.ValueSet(req.QueueID),
+		workflows.AttrStatus.ValueSet("received"),
+	}
+	if chainServed {
+		attrs = append(attrs, workflows.AttrChain.ValueSet(strings.ToUpper(req.Chain)))
+	}
+	if req.FromAddress != "" {
+		attrs = append(attrs, workflows.AttrAddress.ValueSet(req.FromAddress))
+	}
+	if req.OrderID != "" {
+		attrs = append(attrs, workflows.AttrOrderID.ValueSet(req.OrderID))
+	}
+	summary := fmt.Sprintf("%s %s %s from %s to %s", flow, req.Amount.String(), req.Symbol, req.FromAddress, req.ToAddress)
+	if in.Refused != "" {
+		summary = fmt.Sprintf("%s refused: %s", flow, in.Refused)
+	}
+	return client.StartWorkflowOptions{
+		ID:                                       PaymentWorkflowID(flow, req.QueueID),
+		TaskQueue:                                taskQueue,
+		WorkflowTaskTimeout:                      workflows.TaskTimeout,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		Memo:                                     map[string]any{MemoDigest: digest},
+		TypedSearchAttributes:                    temporal.NewSearchAttributes(attrs...),
+		StaticSummary:                            summary,
+	}
 }
 
 // temporalErr types an error of a Temporal call for rmq.Consumer: outages are

@@ -8,14 +8,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"payflow/activities"
 	"payflow/chain"
+	"payflow/intake"
 	"payflow/internal/stacktest"
 	"payflow/protocol"
 	"payflow/workflows"
@@ -158,7 +157,7 @@ func benchFloor(ctx context.Context, st *stacktest.Stack, n int, bare bool) (res
 				if i > int64(n) {
 					return
 				}
-				if err := startFloor(ctx, tc, queue, fmt.Sprintf("floor-%s-%d", run, i), bare); err != nil {
+				if err := startFloor(ctx, tc, queue, floorQueueID(run, int(i)), bare); err != nil {
 					startErrs.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
 				}
@@ -194,7 +193,7 @@ wait:
 	answered := len(done)
 	ids := make([]string, n)
 	for i := range ids {
-		ids[i] = fmt.Sprintf("floor-%s-%d", run, i+1)
+		ids[i] = intake.PaymentWorkflowID(protocol.FlowWithdraw, floorQueueID(run, i+1))
 	}
 	// A run cut short leaves no workflow behind: once this process's worker
 	// stops, nothing would ever run them.
@@ -217,25 +216,17 @@ wait:
 	return result{Name: name, Measured: fmt.Sprintf("%.1f payments/s", rate), Target: "—", Verdict: "-", Note: note}, rate
 }
 
-// startFloor starts one FloorPayment with the options the starter gives a
-// payment (intake.start).
-func startFloor(ctx context.Context, tc client.Client, queue, id string, bare bool) error {
-	req := protocol.PaymentRequest{QueueID: id, FromAddress: stacktest.RandomAddress(), ToAddress: stacktest.RandomAddress(),
-		Amount: protocol.MustAmount("0.01"), Chain: "ETH", Symbol: "USDT", Timestamp: time.Now().Unix()}
-	opts := client.StartWorkflowOptions{
-		ID:                                       id,
-		TaskQueue:                                queue,
-		WorkflowTaskTimeout:                      workflows.TaskTimeout,
-		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		Memo:                                     map[string]any{"digest": strings.Repeat("d", 64)},
-		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.AttrFlow.ValueSet(string(protocol.FlowWithdraw)),
-			workflows.AttrQueueID.ValueSet(id), workflows.AttrStatus.ValueSet("received"), workflows.AttrChain.ValueSet("ETH"),
-			workflows.AttrAddress.ValueSet(req.FromAddress)),
-		StaticSummary: fmt.Sprintf("withdraw 0.01 USDT from %s to %s", req.FromAddress, req.ToAddress),
-	}
-	_, err := tc.ExecuteWorkflow(ctx, opts, floorWorkflowName, floorInput{PaymentInput: workflows.PaymentInput{Request: req,
-		ConfirmTimeout: 30 * time.Minute}, Bare: bare})
+// floorQueueID is the queue_id of a floor run's i-th payment.
+func floorQueueID(run string, i int) string { return fmt.Sprintf("floor-%s-%d", run, i) }
+
+// startFloor starts one FloorPayment as the starter starts a payment
+// (intake.PaymentStartOptions), on queue.
+func startFloor(ctx context.Context, tc client.Client, queue, queueID string, bare bool) error {
+	req := protocol.PaymentRequest{QueueID: queueID, FromAddress: stacktest.RandomAddress(),
+		ToAddress: stacktest.RandomAddress(), Amount: protocol.MustAmount("0.01"), Chain: "ETH", Symbol: "USDT",
+		Timestamp: time.Now().Unix()}
+	in := workflows.PaymentInput{Request: req, ConfirmTimeout: 30 * time.Minute}
+	opts := intake.PaymentStartOptions(protocol.FlowWithdraw, in, queue, true, req.Digest())
+	_, err := tc.ExecuteWorkflow(ctx, opts, floorWorkflowName, floorInput{PaymentInput: in, Bare: bare})
 	return err
 }
