@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +34,9 @@ import (
 const (
 	floorTaskQueue    = "payflow-bench-floor"
 	floorWorkflowName = "FloorPayment"
+	// floorTxHash is the hash every FloorPayment "broadcasts" and is
+	// signalled about.
+	floorTxHash = "0xabababababababababababababababababababababababababababababababab"
 )
 
 // floorSteps are FloorPayment's no-op local activities. The broadcast step
@@ -89,7 +91,7 @@ func FloorPayment(ctx workflow.Context, in floorInput) (protocol.PaymentResponse
 	if err := steps("begin", "sign", "broadcast"); err != nil {
 		return resp, err
 	}
-	resp.TxHash = "0x" + strings.Repeat("ab", 32)
+	resp.TxHash = floorTxHash
 	signal := workflow.GetSignalChannel(ctx, workflows.SignalTxEvent)
 	var ev workflows.TxEvent
 	if in.Bare {
@@ -167,7 +169,7 @@ func benchFloor(ctx context.Context, st *stacktest.Stack, n int, bare bool) (res
 	for c := 0; c < signalCallers; c++ {
 		go func() {
 			for id := range floorRun.broadcast {
-				ev := workflows.TxEvent{TxHash: "0x" + strings.Repeat("ab", 32), Milestone: chain.MilestoneConfirmed}
+				ev := workflows.TxEvent{TxHash: floorTxHash, Milestone: chain.MilestoneConfirmed}
 				if err := tc.SignalWorkflow(ctx, id, "", activities.SignalTxEvent, ev); err != nil {
 					signalErrs.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
