@@ -1,6 +1,6 @@
 // Package workflows holds payflow's workflow functions, their input and result
-// structs, the names of their signals and queries, search attribute keys and
-// workflow-ID builders. Workflow code is deterministic: no clock, no I/O, no
+// structs, the names of their signals and queries, search attribute keys,
+// workflow-ID builders and the worker options they run with. Workflow code is deterministic: no clock, no I/O, no
 // goroutines; every side effect is an activity.
 package workflows
 
