@@ -7,7 +7,6 @@ import (
 	"database/sql"
 	"fmt"
 	"math/big"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -178,41 +177,28 @@ func runBroadcast(ctx context.Context, st *stacktest.Stack, n int, unbatched boo
 	var restarted atomic.Bool
 	recipient := common.HexToAddress(stacktest.RandomAddress())
 	tok := common.HexToAddress(st.Tokens["USDT"].Address)
-	var next atomic.Int64
 	var errs atomic.Int64
 	var firstErr atomic.Value
-	var wg sync.WaitGroup
 	cpu0 := cpuSeconds()
 	start := time.Now()
-	for w := 0; w < broadcastCallers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1)
-				if i > int64(n) {
-					return
-				}
-				if !unbatched && i >= int64(n/2) && restarted.CompareAndSwap(false, true) {
-					if bc, err := newBC(); err == nil { // the restarted process
-						cur.Store(bc)
-					}
-				}
-				bc := cur.Load()
-				wf := fmt.Sprintf("bench-broadcast-%d", i)
-				_, err := bc.Signer.SignTransfer(ctx, chain.TransferRequest{WorkflowID: wf, Step: "transfer", From: addr, To: recipient,
-					Token: tok, Units: big.NewInt(1)})
-				if err == nil {
-					_, err = bc.Sender.Send(ctx, wf, "transfer")
-				}
-				if err != nil {
-					errs.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-				}
+	fanOut(broadcastCallers, n, func(i int) {
+		if !unbatched && i >= n/2 && restarted.CompareAndSwap(false, true) {
+			if bc, err := newBC(); err == nil { // the restarted process
+				cur.Store(bc)
 			}
-		}()
-	}
-	wg.Wait()
+		}
+		bc := cur.Load()
+		wf := fmt.Sprintf("bench-broadcast-%d", i)
+		_, err := bc.Signer.SignTransfer(ctx, chain.TransferRequest{WorkflowID: wf, Step: "transfer", From: addr, To: recipient,
+			Token: tok, Units: big.NewInt(1)})
+		if err == nil {
+			_, err = bc.Sender.Send(ctx, wf, "transfer")
+		}
+		if err != nil {
+			errs.Add(1)
+			firstErr.CompareAndSwap(nil, err.Error())
+		}
+	})
 	run.took = time.Since(start)
 	run.cpu, _ = cpuSplit(cpu0, cpuSeconds(), n, "transaction")
 	var count, distinct, sent, lo, hi int64

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -144,28 +143,11 @@ func benchFloor(ctx context.Context, st *stacktest.Stack, n int, bare bool) (res
 	defer w.Stop()
 
 	run := stacktest.RandomID("")
-	var started, startErrs, signalErrs atomic.Int64
+	var startErrs, signalErrs atomic.Int64
 	var firstErr atomic.Value
-	var wg sync.WaitGroup
 	probe := startPersistenceProbe(ctx)
 	cpu0 := cpuSeconds()
 	t0 := time.Now()
-	for c := 0; c < startCallers; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := started.Add(1)
-				if i > int64(n) {
-					return
-				}
-				if err := startFloor(ctx, tc, queue, floorQueueID(run, int(i)), bare); err != nil {
-					startErrs.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-				}
-			}
-		}()
-	}
 	for c := 0; c < signalCallers; c++ {
 		go func() {
 			for id := range floorRun.broadcast {
@@ -177,7 +159,12 @@ func benchFloor(ctx context.Context, st *stacktest.Stack, n int, bare bool) (res
 			}
 		}()
 	}
-	wg.Wait()
+	fanOut(startCallers, n, func(i int) {
+		if err := startFloor(ctx, tc, queue, floorQueueID(run, i), bare); err != nil {
+			startErrs.Add(1)
+			firstErr.CompareAndSwap(nil, err.Error())
+		}
+	})
 	done := map[string]bool{}
 	want := n - int(startErrs.Load())
 	timeout := time.After(10 * time.Minute)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -85,27 +84,14 @@ func runPostings(ctx context.Context, st *stacktest.Stack, n int, newLedger func
 	defer drop()
 	l := newLedger(db)
 	const wallet = "0x00000000000000000000000000000000000b0b0b"
-	var next atomic.Int64
 	var failures atomic.Int64
-	var wg sync.WaitGroup
 	start := time.Now()
-	for w := 0; w < 64; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1)
-				if i > int64(n) {
-					return
-				}
-				if _, err := l.Credit(ctx, ledger.CreditInput{Chain: "ETH", Address: wallet, Symbol: "USDT",
-					Amount: decimal.NewFromInt(1), TxHash: fmt.Sprintf("0x%064x", i), LogIndex: 0}); err != nil {
-					failures.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	fanOut(64, n, func(i int) {
+		if _, err := l.Credit(ctx, ledger.CreditInput{Chain: "ETH", Address: wallet, Symbol: "USDT",
+			Amount: decimal.NewFromInt(1), TxHash: fmt.Sprintf("0x%064x", i), LogIndex: 0}); err != nil {
+			failures.Add(1)
+		}
+	})
 	el := time.Since(start)
 	b, _ := l.Balance(ctx, "ETH", wallet, "USDT")
 	var sum decimal.Decimal
