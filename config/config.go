@@ -117,6 +117,12 @@ type Token struct {
 	Decimals int32  `json:"decimals"`
 	// Dust: deposits below it are recorded but not announced. Empty = none.
 	Dust string `json:"dust,omitempty"`
+	// ApprovalThreshold: withdraws and pays of this token above it wait for
+	// an operator, in the token's units.
+	ApprovalThreshold string `json:"approval_threshold,omitempty"`
+	// SweepThreshold: deposit wallets holding more than this of the token
+	// are swept to the collection wallet, in the token's units.
+	SweepThreshold string `json:"sweep_threshold,omitempty"`
 }
 
 // DustLimit returns Dust as a decimal (zero when unset or invalid; Validate
@@ -137,6 +143,12 @@ type NativeCoin struct {
 	Symbol string `json:"symbol"`
 	// Dust: native deposits below it are recorded but not announced. Empty = none.
 	Dust string `json:"dust,omitempty"`
+	// ApprovalThreshold: withdraws and pays of the native coin above it wait
+	// for an operator, in the coin's units.
+	ApprovalThreshold string `json:"approval_threshold,omitempty"`
+	// SweepThreshold: deposit wallets holding more than this of the native
+	// coin are swept to the collection wallet, in the coin's units.
+	SweepThreshold string `json:"sweep_threshold,omitempty"`
 }
 
 // ChainConfig is one EVM chain payflow serves: its node, its assets and its
@@ -169,6 +181,9 @@ type Asset struct {
 	Address  string // token contract; "" for the native coin
 	Decimals int32
 	Dust     string
+	// ApprovalThreshold and SweepThreshold are the asset's own (see Token).
+	ApprovalThreshold string
+	SweepThreshold    string
 }
 
 // DustLimit returns Dust as a decimal (zero when unset).
@@ -181,13 +196,15 @@ func (c ChainConfig) Asset(symbol string) (Asset, bool) {
 		return Asset{}, false
 	}
 	if s == strings.ToUpper(c.Native.Symbol) {
-		return Asset{Symbol: s, Native: true, Decimals: NativeDecimals, Dust: c.Native.Dust}, true
+		return Asset{Symbol: s, Native: true, Decimals: NativeDecimals, Dust: c.Native.Dust,
+			ApprovalThreshold: c.Native.ApprovalThreshold, SweepThreshold: c.Native.SweepThreshold}, true
 	}
 	t, ok := c.Tokens[s]
 	if !ok {
 		return Asset{}, false
 	}
-	return Asset{Symbol: s, Address: strings.ToLower(t.Address), Decimals: t.Decimals, Dust: t.Dust}, true
+	return Asset{Symbol: s, Address: strings.ToLower(t.Address), Decimals: t.Decimals, Dust: t.Dust,
+		ApprovalThreshold: t.ApprovalThreshold, SweepThreshold: t.SweepThreshold}, true
 }
 
 // Symbols lists the chain's tokens and its native coin, sorted.
