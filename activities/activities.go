@@ -30,6 +30,10 @@ const (
 	ErrTypeReservationMismatch = "ReservationMismatch"
 	ErrTypeReservationClosed   = "ReservationClosed"
 	ErrTypeTooManyAttempts     = "TooManyAttempts"
+	// ErrTypeRefusedByChain: the node's simulation of the transfer failed
+	// (a recipient that refuses the coin, a token that refuses the
+	// transfer): answered before anything is signed.
+	ErrTypeRefusedByChain = "RefusedByChain"
 )
 
 // Activities holds the dependencies of every activity. Registered once with
@@ -82,6 +86,12 @@ func classify(err error) error {
 		return permanent(ErrTypeReservationClosed, err)
 	case errors.Is(err, chain.ErrBadAmount), errors.Is(err, ledger.ErrBadAmount):
 		return permanent(ErrTypeInvalidRequest, err)
+	case errors.Is(err, chain.ErrWouldRevert):
+		// The node's words stay in the logs (the cause); the answer says
+		// what it means for the payment.
+		return temporal.NewNonRetryableApplicationError(
+			"the chain refuses this transfer: simulating it failed (the recipient or the token does not accept it); nothing was signed",
+			ErrTypeRefusedByChain, err)
 	}
 	return err
 }

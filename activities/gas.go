@@ -8,7 +8,10 @@ import (
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/shopspring/decimal"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
 	"payflow/chain"
 	"payflow/config"
@@ -51,9 +54,13 @@ func (a *Activities) reserveGas(ctx context.Context, workflowID, step string, as
 		gas, err = a.Broadcaster.Fees.TransferGas(ctx, common.HexToAddress(asset.Address), from, to, units)
 	}
 	if err != nil {
+		return a.refusedBeforeSigning(ctx, workflowID, asset, from, to, err)
+	}
+	fee, err := a.gasBudgetFee(ctx)
+	if err != nil {
 		return classify(err)
 	}
-	budget := new(big.Int).Mul(new(big.Int).SetUint64(gas), a.Assets.MaxFeeWei())
+	budget := new(big.Int).Mul(new(big.Int).SetUint64(gas), fee)
 	_, err = a.Ledger.Reserve(ctx, ledger.ReserveInput{QueueID: key, Chain: a.Chain, Address: chain.Lower(from), Symbol: native,
 		Amount: chain.FromUnits(budget, config.NativeDecimals), WorkflowID: workflowID})
 	if errors.Is(err, ledger.ErrInsufficientFunds) {
@@ -61,6 +68,77 @@ func (a *Activities) reserveGas(ctx context.Context, workflowID, step string, as
 			chain.Lower(from), chain.FromUnits(budget, config.NativeDecimals), native, chain.ErrInsufficientGas))
 	}
 	return classify(err)
+}
+
+// gasBudgetFee is the fee per gas a first attempt's budget is held at: twice
+// what the chain asks now (the max fee a first signature uses, see
+// FeeOracle.Fees), so a base fee that rises before the signature is
+// covered, and never above the chain's cap. Holding the cap itself would
+// hold hundreds of times the real fee on a cheap chain and refuse payments
+// for gas the wallet has. A replacement, which may cost up to the cap,
+// holds the rest first (holdReplacementGas).
+func (a *Activities) gasBudgetFee(ctx context.Context) (*big.Int, error) {
+	_, maxFee, err := a.Broadcaster.Fees.Fees(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fee := new(big.Int).Mul(maxFee, big.NewInt(2))
+	if limit := a.Assets.MaxFeeWei(); fee.Cmp(limit) > 0 {
+		fee = limit
+	}
+	return fee, nil
+}
+
+// ReplaceGasKey is the reservation key of the gas a transfer step's
+// replacements may cost beyond its first budget (GasKey).
+func ReplaceGasKey(workflowID, step string) string { return GasKey(workflowID, step) + "+replace" }
+
+// holdReplacementGas makes sure that the gas held for a transfer step
+// covers any replacement: its gas limit at the chain's fee cap, which no
+// attempt exceeds. What the first budget lacks is held under
+// ReplaceGasKey, once. ChargeGas then never charges more than is held, so
+// a mined transfer's gas can always be booked. A wallet whose ledger cannot
+// hold it gets chain.ErrInsufficientGas (the transfer is not replaced; its
+// earlier attempts stay in flight).
+func (a *Activities) holdReplacementGas(ctx context.Context, workflowID, step string) error {
+	native := a.Assets.Native.Symbol
+	if native == "" {
+		return nil
+	}
+	first, err := a.Ledger.GetReservation(ctx, GasKey(workflowID, step))
+	if errors.Is(err, ledger.ErrReservationNotFound) {
+		return nil // signed before gas was accounted: nothing to add to
+	} else if err != nil {
+		return err
+	}
+	if _, err := a.Ledger.GetReservation(ctx, ReplaceGasKey(workflowID, step)); err == nil {
+		return nil
+	} else if !errors.Is(err, ledger.ErrReservationNotFound) {
+		return err
+	}
+	if first.State != "held" {
+		return nil // decided already: nothing more will be charged
+	}
+	stx, err := a.Broadcaster.Store.Stored(ctx, workflowID, step)
+	if err != nil {
+		return err
+	}
+	var tx types.Transaction
+	if err := tx.UnmarshalBinary(stx.Raw); err != nil {
+		return fmt.Errorf("decoding stored transfer %s: %w", stx.Hash.Hex(), err)
+	}
+	most := chain.FromUnits(new(big.Int).Mul(new(big.Int).SetUint64(tx.Gas()), a.Assets.MaxFeeWei()), config.NativeDecimals)
+	extra := most.Sub(first.Amount)
+	if extra.Sign() <= 0 {
+		return nil
+	}
+	_, err = a.Ledger.Reserve(ctx, ledger.ReserveInput{QueueID: ReplaceGasKey(workflowID, step), Chain: a.Chain,
+		Address: first.Address, Symbol: native, Amount: extra, WorkflowID: workflowID})
+	if errors.Is(err, ledger.ErrInsufficientFunds) {
+		return fmt.Errorf("%s cannot hold the %s %s a replacement may cost in gas: %w", first.Address, extra, native,
+			chain.ErrInsufficientGas)
+	}
+	return err
 }
 
 // ChargeInput names a decided transfer: TxHash is the attempt the chain
@@ -88,7 +166,8 @@ func (a *Activities) chargeGas(ctx context.Context, in *ChargeInput) error {
 // a repeat charges nothing more.
 func (a *Activities) ChargeGas(ctx context.Context, in ChargeInput) error {
 	key := GasKey(in.WorkflowID, in.Step)
-	if _, err := a.Ledger.GetReservation(ctx, key); errors.Is(err, ledger.ErrReservationNotFound) {
+	first, err := a.Ledger.GetReservation(ctx, key)
+	if errors.Is(err, ledger.ErrReservationNotFound) {
 		return nil
 	} else if err != nil {
 		return err
@@ -105,6 +184,65 @@ func (a *Activities) ChargeGas(ctx context.Context, in ChargeInput) error {
 			spent = chain.FromUnits(fee, config.NativeDecimals)
 		}
 	}
-	_, err := a.Ledger.CloseSpent(ctx, key, in.TxHash, spent)
+	// A replaced transfer may have held more under ReplaceGasKey: the fee
+	// is charged to the first budget up to its amount, the rest to the
+	// second; each is closed once (both closings are idempotent, and the
+	// split depends only on the stored amounts and the receipt).
+	more, err := a.Ledger.GetReservation(ctx, ReplaceGasKey(in.WorkflowID, in.Step))
+	switch {
+	case errors.Is(err, ledger.ErrReservationNotFound):
+		_, err = a.Ledger.CloseSpent(ctx, key, in.TxHash, spent)
+		return classify(err)
+	case err != nil:
+		return err
+	}
+	onFirst := decimal.Min(spent, first.Amount)
+	if _, err := a.Ledger.CloseSpent(ctx, key, in.TxHash, onFirst); err != nil {
+		return classify(err)
+	}
+	_ = more // held for a replacement: never less than the fee above the first budget (holdReplacementGas)
+	_, err = a.Ledger.CloseSpent(ctx, ReplaceGasKey(in.WorkflowID, in.Step), in.TxHash, spent.Sub(onFirst))
+	return classify(err)
+}
+
+// checkTokenTransfer checks, before anything is held for gas or signed,
+// that from holds units of the token on chain (the ledger may say more) and
+// that the token accepts transfer(to, units) from it, simulated on the
+// node's latest state.
+func (a *Activities) checkTokenTransfer(ctx context.Context, workflowID string, asset config.Asset, from, to common.Address,
+	units *big.Int) error {
+	token := common.HexToAddress(asset.Address)
+	err := a.Broadcaster.Balances.RequireToken(ctx, token, from, units)
+	if err == nil {
+		err = a.Broadcaster.Fees.SimulateTransfer(ctx, token, from, to, units)
+	}
+	if err != nil {
+		return a.refusedBeforeSigning(ctx, workflowID, asset, from, to, err)
+	}
+	return nil
+}
+
+// refusedBeforeSigning turns the chain's refusal of a transfer that was
+// only simulated into the payment's answer, in the business's words (the
+// node's own text goes to the log); other errors are classified as usual.
+func (a *Activities) refusedBeforeSigning(ctx context.Context, workflowID string, asset config.Asset, from, to common.Address,
+	err error) error {
+	switch {
+	case errors.Is(err, chain.ErrInsufficientToken):
+		activity.GetLogger(ctx).Warn("the wallet holds less on chain than the ledger says", "workflow_id", workflowID,
+			"address", chain.Lower(from), "symbol", asset.Symbol, "err", err)
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+			"insufficient funds: %s holds less %s on chain than this payment needs; nothing was signed",
+			chain.Lower(from), asset.Symbol), ErrTypeInsufficientFunds, err)
+	case errors.Is(err, chain.ErrWouldRevert):
+		activity.GetLogger(ctx).Warn("the chain refuses the transfer; answering before signing", "workflow_id", workflowID,
+			"address", chain.Lower(from), "to_address", chain.Lower(to), "symbol", asset.Symbol, "err", err)
+		what := fmt.Sprintf("the token %s refuses this transfer to %s", asset.Symbol, chain.Lower(to))
+		if asset.Native {
+			what = fmt.Sprintf("the recipient %s does not accept %s (its code reverts)", chain.Lower(to), asset.Symbol)
+		}
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("refused by the chain: %s; nothing was signed", what),
+			ErrTypeRefusedByChain, err)
+	}
 	return classify(err)
 }

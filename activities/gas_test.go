@@ -73,3 +73,40 @@ func TestGasIsHeldBeforeSigningAndChargedFromTheReceipt(t *testing.T) {
 	require.Equal(t, b.Available.String(), b2.Available.String())
 	require.True(t, b2.Held.IsZero())
 }
+
+// TestChargeGasOfAReplacementAboveTheFirstBudget: a transfer replaced at a
+// higher fee may cost more gas than its first budget; the replacement held
+// the rest first (ReplaceGasKey), so the mined attempt's fee is booked in
+// full, from what was held, and the payment can answer. Before, the whole
+// fee was charged to the first budget alone, and with the rest of the
+// wallet's native coin held elsewhere the charge failed with insufficient
+// funds after the chain had paid: the payment never answered.
+func TestChargeGasOfAReplacementAboveTheFirstBudget(t *testing.T) {
+	f := newReconFixture(t)
+	f.acts.Assets.Native.Symbol = "ETH"
+	f.acts.Assets.MaxFeeGwei = 100
+	key, err := crypto.HexToECDSA(deployerKeyHex)
+	require.NoError(t, err)
+	from := chain.Lower(crypto.PubkeyToAddress(key.PublicKey))
+	_, err = f.led.Credit(f.ctx, ledger.CreditInput{Chain: "ETH", Address: from, Symbol: "ETH", Amount: decimal.RequireFromString("1"),
+		TxHash: "0x01", LogIndex: chain.NativeLogIndex})
+	require.NoError(t, err)
+	wf := "withdraw-gas-replaced"
+	for k, amt := range map[string]string{activities.GasKey(wf, "transfer"): "0.000000001",
+		activities.ReplaceGasKey(wf, "transfer"): "0.999999999"} {
+		_, err = f.led.Reserve(f.ctx, ledger.ReserveInput{QueueID: k, Chain: "ETH", Address: from, Symbol: "ETH",
+			Amount: decimal.RequireFromString(amt), WorkflowID: wf})
+		require.NoError(t, err)
+	}
+	r := f.send(crypto.PubkeyToAddress(key.PublicKey), 5)
+	fee := decimal.NewFromBigInt(new(big.Int).Mul(new(big.Int).SetUint64(r.GasUsed), r.EffectiveGasPrice), -18)
+	require.True(t, fee.GreaterThan(decimal.RequireFromString("0.000000001")), "fee %s", fee)
+	for i := 0; i < 2; i++ {
+		_, err = f.env.ExecuteActivity(f.acts.ChargeGas, activities.ChargeInput{WorkflowID: wf, Step: "transfer", TxHash: r.TxHash.Hex()})
+		require.NoError(t, err)
+	}
+	b, err := f.led.Balance(f.ctx, "ETH", from, "ETH")
+	require.NoError(t, err)
+	require.True(t, b.Held.IsZero(), "held %s", b.Held)
+	require.Equal(t, decimal.RequireFromString("1").Sub(fee).String(), b.Available.String())
+}

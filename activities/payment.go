@@ -53,7 +53,13 @@ func (a *Activities) ReserveFunds(ctx context.Context, in ReserveInput) (Reserve
 	r, err := a.Ledger.GetReservation(ctx, in.Key)
 	switch {
 	case err == nil && r.State == "held":
-		return ReserveResult{PayingAddress: r.Address}, nil // replay: whatever wallet was reserved before pays
+		// A replay: whatever wallet was reserved before pays, but only for
+		// the same money. A key reused for another chain, asset or amount
+		// (a request rewritten under the same workflow id) is no replay.
+		if err := sameReservation(r, in, w.Address, a.Collection); err != nil {
+			return ReserveResult{}, permanent(ErrTypeReservationMismatch, err)
+		}
+		return ReserveResult{PayingAddress: r.Address}, nil
 	case err == nil:
 		return ReserveResult{}, permanent(ErrTypeReservationClosed,
 			fmt.Errorf("payment %s was already %s: %w", in.Key, r.State, ledger.ErrReservationClosed))
@@ -80,6 +86,18 @@ func (a *Activities) ReserveFunds(ctx context.Context, in ReserveInput) (Reserve
 	}
 	activity.GetLogger(ctx).Info("sender short; collection wallet pays", "queue_id", in.Key, "address", res.Address)
 	return ReserveResult{PayingAddress: res.Address}, nil
+}
+
+// sameReservation checks that the held reservation r is the one in asks
+// for: same chain, asset and amount, on the sender or the collection wallet.
+func sameReservation(r ledger.Reservation, in ReserveInput, sender, collection string) error {
+	switch {
+	case !strings.EqualFold(r.Chain, in.Chain), !strings.EqualFold(r.Symbol, in.Symbol), !r.Amount.Equal(in.Amount.Decimal),
+		!strings.EqualFold(r.Address, sender) && (collection == "" || !strings.EqualFold(r.Address, collection)):
+		return fmt.Errorf("payment %s holds %s %s on %s from %s, not %s %s on %s from %s: %w", in.Key, r.Amount, r.Symbol,
+			r.Chain, r.Address, in.Amount.String(), in.Symbol, in.Chain, in.FromAddress, ledger.ErrReservationMismatch)
+	}
+	return nil
 }
 
 // BeginInput starts (or resumes) a payment: the reservation and the key of
@@ -188,6 +206,9 @@ func (a *Activities) DecidePayment(ctx context.Context, in DecideInput) error {
 	counted := func() {
 		if inserted {
 			a.Metrics.Payment(a.Chain, in.Flow, in.Answer.Status, in.WorkflowStart)
+			if in.Answer.ReceivedAmount != nil {
+				a.Metrics.ShortTransfer(a.Chain, in.Answer.Symbol)
+			}
 		}
 	}
 	if in.Key == "" {
@@ -299,6 +320,11 @@ func (a *Activities) SignTransfer(ctx context.Context, in TransferInput) (Transf
 		return TransferResult{}, classify(err)
 	}
 	from, to := common.HexToAddress(in.From), common.HexToAddress(in.To)
+	if !asset.Native {
+		if err := a.checkTokenTransfer(ctx, in.WorkflowID, asset, from, to, units); err != nil {
+			return TransferResult{}, err
+		}
+	}
 	if err := a.reserveGas(ctx, in.WorkflowID, in.Step, asset, from, to, units); err != nil {
 		return TransferResult{}, err
 	}
@@ -444,6 +470,10 @@ type Inspection struct {
 	// the Transfer log of exactly the amount to the recipient).
 	Paid   bool
 	Reason string // why not paid, in the business's words
+	// Received is set when a paid token transfer moved fewer tokens to the
+	// recipient than were sent (a token that takes a fee on transfer): the
+	// amount received, in token units. The transfer is paid all the same.
+	Received string `json:",omitempty"`
 }
 
 // InspectTransfer asks the chain about every attempt of a transfer (see
@@ -458,6 +488,16 @@ func (a *Activities) InspectTransfer(ctx context.Context, in InspectInput) (Insp
 	}
 	out := Inspection{State: string(insp.State), TxHash: insp.Attempt.Hash.Hex(), BlockNumber: insp.BlockNumber,
 		Paid: insp.State == chain.TransferMined && insp.Succeeded, Reason: insp.Reason}
+	if out.Paid && insp.Received != nil && insp.Received.Cmp(insp.Units) < 0 {
+		sym, t, ok := a.Assets.TokenByAddress(insp.Token.Hex())
+		if !ok {
+			sym, t.Decimals = chain.Lower(insp.Token), 0
+		}
+		out.Received = chain.FromUnits(insp.Received, t.Decimals).String()
+		activity.GetLogger(ctx).Warn("the token moved less to the recipient than was sent (a fee on transfer); paid",
+			"workflow_id", in.WorkflowID, "tx_hash", out.TxHash, "symbol", sym,
+			"sent", chain.FromUnits(insp.Units, t.Decimals).String(), "received", out.Received)
+	}
 	if insp.State == chain.TransferMined {
 		head, err := a.Eth.BlockNumber(ctx)
 		if err != nil {
@@ -499,6 +539,11 @@ func (a *Activities) ReplaceTransfer(ctx context.Context, in ReplaceInput) (Repl
 	}
 	if insp.State != string(chain.TransferPending) {
 		return ReplaceResult{TxHash: insp.TxHash, Settled: true}, nil
+	}
+	if err := a.holdReplacementGas(ctx, in.WorkflowID, in.Step); errors.Is(err, chain.ErrInsufficientGas) {
+		return ReplaceResult{Stuck: err.Error()}, nil
+	} else if err != nil {
+		return ReplaceResult{}, err
 	}
 	stx, err := a.Broadcaster.Sender.Replace(ctx, in.WorkflowID, in.Step, in.Attempt)
 	switch {

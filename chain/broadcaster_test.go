@@ -120,6 +120,7 @@ func newChainFixture(t testing.TB) *chainFixture {
 		deployer:   {Balance: ether},
 		f.sender:   {Balance: ether},
 		falseToken: {Code: falseTokenCode},
+		feeToken:   {Code: feeTokenCode},
 	})
 	t.Cleanup(func() { f.sim.Close() })
 	f.client = f.sim.Client()

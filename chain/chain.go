@@ -39,8 +39,12 @@ type Backend interface {
 // ErrAttemptExists is TxStore.Insert's: the signer resolves it by returning
 // what the other writer stored.
 // A reverted transfer is no error: Inspect and the tracker report it mined
-// with Succeeded=false.
+// with Succeeded=false. ErrWouldRevert is the node's simulation refusing a
+// transfer before it is signed (the recipient's code reverts, the token
+// refuses the transfer, the sender cannot fund it): permanent for that
+// request.
 var (
+	ErrWouldRevert       = errors.New("the chain refuses this transfer: its simulation reverted")
 	ErrInsufficientToken = errors.New("insufficient token balance")
 	ErrInsufficientGas   = errors.New("insufficient native balance for gas")
 	ErrFeeCapExceeded    = errors.New("network fee above the configured cap")

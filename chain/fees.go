@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/params"
+	"github.com/ethereum/go-ethereum/rpc"
 )
 
 // FeeConfig configures a FeeOracle.
@@ -122,7 +124,7 @@ func (o *FeeOracle) TransferGas(ctx context.Context, token, from, to common.Addr
 	}
 	est, err := o.backend.EstimateGas(ctx, ethereum.CallMsg{From: from, To: &token, Data: data})
 	if err != nil {
-		return 0, fmt.Errorf("estimating gas of transfer from %s: %w", Lower(from), err)
+		return 0, fmt.Errorf("estimating gas of transfer from %s: %w", Lower(from), refusal(err))
 	}
 	gas := est * 12 / 10
 	if o.cfg.GasCacheTTL > 0 {
@@ -146,9 +148,66 @@ func (o *FeeOracle) NativeGas(ctx context.Context, from, to common.Address, wei 
 	}
 	est, err := o.backend.EstimateGas(ctx, ethereum.CallMsg{From: from, To: &to, Value: wei})
 	if err != nil {
-		return 0, fmt.Errorf("estimating gas of native transfer from %s: %w", Lower(from), err)
+		return 0, fmt.Errorf("estimating gas of native transfer from %s to %s: %w", Lower(from), Lower(to), refusal(err))
 	}
 	return est * 12 / 10, nil
+}
+
+// SimulateTransfer runs transfer(to, units) of token from from on the
+// node's latest state (eth_call) and fails with ErrWouldRevert when the
+// token would refuse it: the call reverts (a recipient the token refuses, a
+// sender short of tokens on chain) or returns false. TransferGas may answer
+// from its cache, estimated for another recipient; this call is the check of
+// this recipient, made before anything is signed. Other errors (the node
+// unreachable) are returned wrapped, to be retried.
+func (o *FeeOracle) SimulateTransfer(ctx context.Context, token, from, to common.Address, units *big.Int) error {
+	data, err := erc20.Pack("transfer", to, units)
+	if err != nil {
+		return fmt.Errorf("packing transfer: %w", err)
+	}
+	out, err := o.backend.CallContract(ctx, ethereum.CallMsg{From: from, To: &token, Data: data}, nil)
+	if err != nil {
+		return fmt.Errorf("simulating transfer from %s to %s: %w", Lower(from), Lower(to), refusal(err))
+	}
+	// A token that returns nothing (USDT) succeeded by not reverting; one
+	// that returns a bool must return true.
+	if len(out) >= 32 && new(big.Int).SetBytes(out[:32]).Sign() == 0 {
+		return fmt.Errorf("simulating transfer from %s to %s: the token returned false: %w", Lower(from), Lower(to),
+			ErrWouldRevert)
+	}
+	return nil
+}
+
+// refusal marks err with ErrWouldRevert when it is the node's verdict on
+// the simulated transaction (the EVM reverted or ran out of every gas a
+// block allows, or the sender cannot fund it): that verdict does not change
+// by asking again. Anything else (the node unreachable, a timeout) is
+// returned as it is, to be retried.
+func refusal(err error) error {
+	if IsRefusal(err) {
+		return fmt.Errorf("%w: %w", ErrWouldRevert, err)
+	}
+	return err
+}
+
+// IsRefusal reports whether err is a node's verdict that a simulated
+// transaction fails (see refusal), as opposed to a failure to reach it.
+func IsRefusal(err error) bool {
+	if err == nil {
+		return false
+	}
+	var rpcErr rpc.Error
+	if errors.As(err, &rpcErr) && rpcErr.ErrorCode() == 3 { // geth: execution reverted, with revert data
+		return true
+	}
+	msg := strings.ToLower(err.Error())
+	for _, verdict := range []string{"execution reverted", "invalid opcode", "gas required exceeds allowance",
+		"insufficient funds for", "stack underflow", "invalid jump destination", "write protection"} {
+		if strings.Contains(msg, verdict) {
+			return true
+		}
+	}
+	return false
 }
 
 // MaxTransferFee returns the most native coin (wei) a token transfer of units

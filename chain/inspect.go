@@ -49,6 +49,15 @@ type Inspection struct {
 	// Reason says in business words why the transfer failed, for
 	// TransferDropped or a TransferMined that did not succeed.
 	Reason string
+	// Token, Units and Received describe a succeeded token transfer: the
+	// token contract, the units signed for, and the units its Transfer logs
+	// moved from the sender to the recipient. A token that takes a fee on
+	// transfer moves fewer than Units: the transfer still moved money, so
+	// it succeeded (Received < Units says by how much it fell short).
+	// Token is the zero address and Units/Received nil for a native transfer.
+	Token    common.Address
+	Units    *big.Int
+	Received *big.Int
 }
 
 // transferSelector is the ERC20 transfer(address,uint256) method id.
@@ -91,7 +100,7 @@ func inspectAttempts(ctx context.Context, backend Backend, attempts []SignedTx, 
 		}
 		a.Mined = true
 		in := Inspection{State: TransferMined, Attempt: a, BlockNumber: r.BlockNumber.Uint64(), BlockHash: r.BlockHash}
-		in.Succeeded, in.Reason = judgeEffect(a, r)
+		in.Succeeded, in.Reason, in.Token, in.Units, in.Received = judgeEffect(a, r)
 		return in, nil
 	}
 	if consumed {
@@ -132,27 +141,36 @@ func receiptOf(ctx context.Context, backend Backend, hash common.Hash) (*types.R
 }
 
 // judgeEffect says whether the mined attempt a did what it was signed for.
-func judgeEffect(a SignedTx, r *types.Receipt) (bool, string) {
+// A token transfer succeeded when the token's Transfer logs from the sender
+// to the recipient moved any units: a fee-taking token moves fewer than
+// signed for, and that transfer moved money (it is paid, never answered as
+// failed). It also returns the token, the units signed for and the units
+// received (zero address and nils for a native transfer or any other call).
+func judgeEffect(a SignedTx, r *types.Receipt) (ok bool, reason string, token common.Address, units, received *big.Int) {
 	if r.Status != types.ReceiptStatusSuccessful {
-		return false, fmt.Sprintf("transfer %s reverted in block %d", a.Hash.Hex(), r.BlockNumber.Uint64())
+		return false, fmt.Sprintf("transfer %s reverted in block %d", a.Hash.Hex(), r.BlockNumber.Uint64()), token, nil, nil
 	}
 	var tx types.Transaction
 	if err := tx.UnmarshalBinary(a.Raw); err != nil || tx.To() == nil {
-		return true, "" // not ours to judge beyond the status (cannot happen for stored transfers)
+		return true, "", token, nil, nil // not ours to judge beyond the status (cannot happen for stored transfers)
 	}
 	data := tx.Data()
 	if len(data) != 4+2*32 || !bytes.Equal(data[:4], transferSelector) {
-		return true, "" // a native transfer, or a call that is no token transfer: the status says it all
+		return true, "", token, nil, nil // a native transfer, or a call that is no token transfer: the status says it all
 	}
+	token = *tx.To()
 	to := common.BytesToAddress(data[4:36])
-	units := new(big.Int).SetBytes(data[36:68])
+	units = new(big.Int).SetBytes(data[36:68])
+	received = new(big.Int)
 	for _, l := range r.Logs {
-		if l.Address == *tx.To() && len(l.Topics) == 3 && l.Topics[0] == TransferTopic &&
-			common.BytesToAddress(l.Topics[1].Bytes()) == a.From && common.BytesToAddress(l.Topics[2].Bytes()) == to &&
-			new(big.Int).SetBytes(l.Data).Cmp(units) == 0 {
-			return true, ""
+		if l.Address == token && len(l.Topics) == 3 && l.Topics[0] == TransferTopic &&
+			common.BytesToAddress(l.Topics[1].Bytes()) == a.From && common.BytesToAddress(l.Topics[2].Bytes()) == to {
+			received.Add(received, new(big.Int).SetBytes(l.Data))
 		}
 	}
+	if received.Sign() > 0 {
+		return true, "", token, units, received
+	}
 	return false, fmt.Sprintf("token %s reported success but moved no tokens (transfer %s, block %d)",
-		Lower(*tx.To()), a.Hash.Hex(), r.BlockNumber.Uint64())
+		Lower(token), a.Hash.Hex(), r.BlockNumber.Uint64()), token, units, received
 }

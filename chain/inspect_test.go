@@ -27,6 +27,24 @@ var (
 		"600019600052" + "60206000f3" + "5b" + "6000600052" + "60206000f3")
 )
 
+// feeToken takes half of every transfer as its fee: transfer(to, amount)
+// emits Transfer(sender, to, amount/2) and returns true; any other call
+// (balanceOf) returns 2^256-1. Hand-assembled runtime code:
+//
+//	PUSH1 0 CALLDATALOAD PUSH1 0xe0 SHR PUSH4 0xa9059cbb EQ PUSH1 0x1a JUMPI
+//	PUSH1 0 NOT PUSH1 0 MSTORE PUSH1 0x20 PUSH1 0 RETURN
+//	0x1a: JUMPDEST PUSH1 2 PUSH1 0x24 CALLDATALOAD DIV PUSH1 0 MSTORE
+//	PUSH1 4 CALLDATALOAD CALLER PUSH32 <Transfer topic> PUSH1 0x20 PUSH1 0 LOG3
+//	PUSH1 1 PUSH1 0 MSTORE PUSH1 0x20 PUSH1 0 RETURN
+var (
+	feeToken     = common.HexToAddress("0x00000000000000000000000000000000000fee70")
+	feeTokenCode = hexutil.MustDecode("0x600035" + "60e01c" + "63a9059cbb" + "14" + "601a57" +
+		"600019600052" + "60206000f3" + "5b" +
+		"6002" + "602435" + "04" + "600052" +
+		"600435" + "33" + "7f" + strings.TrimPrefix(chain.TransferTopic.Hex(), "0x") + "6020" + "6000" + "a3" +
+		"6001600052" + "60206000f3")
+)
+
 func (f *chainFixture) inspect(wf string, confirmations uint64) chain.Inspection {
 	f.t.Helper()
 	in, err := f.bc.Sender.Inspect(f.ctx, wf, "transfer", confirmations)
@@ -84,6 +102,26 @@ func TestInspectTokenThatMovesNothing(t *testing.T) {
 	in := f.inspect("wf-false", 1)
 	if in.State != chain.TransferMined || in.Succeeded || !strings.Contains(in.Reason, "moved no tokens") {
 		t.Fatalf("transfer through a token returning false: %+v", in)
+	}
+}
+
+// TestInspectFeeTakingTokenIsPaid: a token that takes a fee on transfer
+// moves fewer units to the recipient than were signed for. The transfer
+// moved money, so it succeeded (a status=0 answer would make the business
+// pay again), and the inspection says what the recipient received.
+func TestInspectFeeTakingTokenIsPaid(t *testing.T) {
+	f := newChainFixture(t)
+	req := f.request("wf-fee", 1000)
+	req.Token = feeToken
+	stx := f.signAndSend(req)
+	f.sim.Commit()
+	f.requireSuccess(stx.Hash)
+	in := f.inspect("wf-fee", 1)
+	if in.State != chain.TransferMined || !in.Succeeded || in.Reason != "" {
+		t.Fatalf("transfer through a fee-taking token: %+v", in)
+	}
+	if in.Token != feeToken || in.Units.Int64() != 1000 || in.Received.Int64() != 500 {
+		t.Fatalf("token %s units %v received %v, want %s 1000 500", in.Token, in.Units, in.Received, feeToken)
 	}
 }
 

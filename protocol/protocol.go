@@ -176,6 +176,10 @@ type PaymentResponse struct {
 	ToAddress   string `json:"to_address"`
 	BlockNumber uint64 `json:"block_number"`
 	Error       string `json:"error,omitempty"`
+	// ReceivedAmount is set on a paid transfer whose token moved less to
+	// the recipient than Amount (it takes a fee on transfer): what the
+	// recipient received. Amount is what left the paying wallet.
+	ReceivedAmount *Amount `json:"received_amount,omitempty"`
 }
 
 // Canonical returns the string that is signed: every field but "sign", sorted

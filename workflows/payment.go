@@ -172,16 +172,26 @@ func runPayment(ctx workflow.Context, flow protocol.Flow, in PaymentInput) (Paym
 	switch {
 	case err != nil && !permanentError(err):
 		return p.resp, err // cancelled
-	case isErrType(err, activities.ErrTypeReservationClosed):
+	case isErrType(err, activities.ErrTypeReservationClosed), isErrType(err, activities.ErrTypeReservationMismatch):
 		// Closed with no answer recorded: only an operator's hand can have
-		// done that. Nothing is sent and nothing is answered.
+		// done that. Held for other money under this payment's key: its
+		// transfer may be in flight. Either way nothing is sent and nothing
+		// is answered: an operator looks.
 		p.step(ctx, StepFailed, errorMessage(err))
 		return p.resp, err
 	case err != nil:
 		return p.decide(ctx, "", p.failed(errorMessage(err))) // nothing reserved
 	case begin.Answer != nil:
 		p.resp = *begin.Answer
-		p.note(StepAnswered, "answered before with status "+strconv.Itoa(p.resp.Status)+"; nothing more to do")
+		summary := "answered before with status " + strconv.Itoa(p.resp.Status) + "; nothing more to do"
+		// The Web UI lists a payment by PayflowStatus: a run that only
+		// re-publishes a recorded answer (after a reset, say) ends showing
+		// that answer's outcome, not what the run started with.
+		if workflow.GetVersion(ctx, answeredShowsOutcome, workflow.DefaultVersion, 1) == 1 {
+			p.step(ctx, outcomeStep(p.resp.Status), summary)
+		} else {
+			p.note(StepAnswered, summary)
+		}
 		return p.publish(ctx)
 	}
 	p.resp.FromAddress, p.status.PayingAddress = begin.PayingAddress, begin.PayingAddress
@@ -215,8 +225,18 @@ func runPayment(ctx workflow.Context, flow protocol.Flow, in PaymentInput) (Paym
 		return p.decide(ctx, p.wfID, p.failed(out.Reason))
 	}
 	p.resp.Status = protocol.StatusSucceeded
+	summary := fmt.Sprintf("paid %s %s to %s in %s", r.Amount.String(), r.Symbol, r.ToAddress, out.TxHash)
+	if out.Received != "" {
+		// The token took a fee: the transfer moved money, so it is paid;
+		// the answer says what arrived, the ledger books what left.
+		if received, err := decimal.NewFromString(out.Received); err == nil {
+			amt := protocol.NewAmount(received)
+			p.resp.ReceivedAmount = &amt
+			summary += fmt.Sprintf("; the recipient received %s (the token took a fee)", out.Received)
+		}
+	}
 	p.note(StepSettling, "settling the ledger")
-	return p.decide(ctx, p.wfID, fmt.Sprintf("paid %s %s to %s in %s", r.Amount.String(), r.Symbol, r.ToAddress, out.TxHash))
+	return p.decide(ctx, p.wfID, summary)
 }
 
 // paymentStepper adds the payment's first search-attribute updates (the
@@ -233,6 +253,18 @@ func (s *paymentStepper) tx(hash string) { s.p.status.TxHash = hash }
 func (s *paymentStepper) step(ctx workflow.Context, step, summary string, attrs ...temporal.SearchAttributeUpdate) {
 	attrs, s.attrs = append(s.attrs, attrs...), nil
 	s.p.step(ctx, step, summary, attrs...)
+}
+
+// answeredShowsOutcome is the change id of an answered run's final
+// PayflowStatus (older runs only noted StepAnswered).
+const answeredShowsOutcome = "answered-run-shows-outcome"
+
+// outcomeStep is the final step of a payment answered with status.
+func outcomeStep(status int) string {
+	if status == protocol.StatusSucceeded {
+		return StepSucceeded
+	}
+	return StepFailed
 }
 
 // failed sets the answer to status 0 with reason and returns the summary.
@@ -254,11 +286,7 @@ func (p *payment) decide(ctx workflow.Context, key, summary string) (PaymentResu
 		Gas: p.gas}).Get(ctx, nil); err != nil {
 		return p.resp, err
 	}
-	if p.resp.Status == protocol.StatusSucceeded {
-		p.step(ctx, StepSucceeded, summary)
-	} else {
-		p.step(ctx, StepFailed, summary)
-	}
+	p.step(ctx, outcomeStep(p.resp.Status), summary)
 	return p.publish(ctx)
 }
 

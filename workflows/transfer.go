@@ -85,6 +85,9 @@ type transferOutcome struct {
 	BlockNumber uint64
 	// Reason: why it did not pay, in the business's words.
 	Reason string
+	// Received: a paid token transfer moved this much (less than sent) to
+	// the recipient; "" when it moved all of it.
+	Received string
 }
 
 // mayRelease reports whether the reservation behind the transfer may be
@@ -196,7 +199,7 @@ func runTransfer(ctx workflow.Context, spec transferSpec, show stepper) (transfe
 // decided fills out with the chain's verdict.
 func decided(out transferOutcome, insp activities.Inspection) transferOutcome {
 	out.Decided, out.Paid = true, insp.Paid
-	out.TxHash, out.BlockNumber, out.Reason = insp.TxHash, insp.BlockNumber, insp.Reason
+	out.TxHash, out.BlockNumber, out.Reason, out.Received = insp.TxHash, insp.BlockNumber, insp.Reason, insp.Received
 	if !out.Paid && out.Reason == "" {
 		out.Reason = fmt.Sprintf("transfer %s did not pay", insp.TxHash)
 	}

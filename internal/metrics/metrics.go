@@ -71,6 +71,7 @@ type Metrics struct {
 	wsReconnects       *prometheus.CounterVec
 	deliveries         *prometheus.CounterVec
 	deadLetters        *prometheus.CounterVec
+	shortTransfers     *prometheus.CounterVec
 }
 
 // New returns payflow's collectors registered on a new registry, with the Go
@@ -99,9 +100,12 @@ func New() *Metrics {
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "payflow_dead_letters_total",
 			Help: "Request deliveries sent to the dead-letter queue."},
 			[]string{"flow"}),
+		shortTransfers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "payflow_short_transfers_total",
+			Help: "Paid token transfers that moved less to the recipient than was sent (a fee on transfer), once each."},
+			[]string{"chain", "symbol"}),
 	}
 	m.reg.MustRegister(m.payments, m.deposits, m.requestToBroadcast, m.requestToAnswer, m.wsReconnects,
-		m.deliveries, m.deadLetters,
+		m.deliveries, m.deadLetters, m.shortTransfers,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -121,6 +125,16 @@ func (m *Metrics) Mount(next http.Handler) http.Handler {
 	mux.Handle("GET /metrics", m.Handler())
 	mux.Handle("/", next)
 	return mux
+}
+
+// ShortTransfer counts a paid payment whose token moved less to the
+// recipient than was sent (a fee on transfer). Call it once per payment,
+// with Payment.
+func (m *Metrics) ShortTransfer(chain, symbol string) {
+	if m == nil {
+		return
+	}
+	m.shortTransfers.WithLabelValues(chain, symbol).Inc()
 }
 
 // Payment counts a decided payment and observes its request→answer time
