@@ -383,9 +383,26 @@ func TestChainNodeDownDelaysOnlyItsChain(t *testing.T) {
 	if n := len(wresp.Get(down)); n != 0 {
 		t.Fatalf("%s on %s answered while its node is down: %v", down, second.Name, wresp.Get(down)[0].Body)
 	}
+	// The waiting payment is not silent: its step that keeps failing is
+	// recorded with the error's words, for the metric and payflowctl.
+	db := st.DB(t)
+	downWF := workflows.WithdrawWorkflowID(down)
+	waitFor(t, 2*time.Minute, "the failing step of "+downWF, func() bool {
+		var n int
+		_ = db.QueryRow("SELECT COUNT(*) FROM failing_steps WHERE workflow_id=? AND chain=? AND error<>''", downWF,
+			second.Name).Scan(&n)
+		return n == 1
+	})
 	restart()
 	if got := onlyOne(t, wresp, down); status(got) != "1" {
 		t.Fatalf("%s on %s after its node came back: %v", down, second.Name, got.Body)
+	}
+	var failing int
+	if err := db.QueryRow("SELECT COUNT(*) FROM failing_steps WHERE workflow_id=?", downWF).Scan(&failing); err != nil {
+		t.Fatal(err)
+	}
+	if failing != 0 {
+		t.Errorf("%s answered and still recorded as failing", downWF)
 	}
 	if n := len(wresp.Get(up)); n != 1 {
 		t.Fatalf("%d answers for %s", n, up)

@@ -216,7 +216,9 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	})
 
 	queue := s.cfg.TaskQueue(name)
-	w := worker.New(s.tc, queue, workflows.WorkerOptions())
+	opts := workflows.WorkerOptions()
+	opts.Interceptors = append(opts.Interceptors, (&activities.FailingSteps{DB: s.db, Chain: name, Log: log}).Interceptor())
+	w := worker.New(s.tc, queue, opts)
 	for _, wf := range []any{workflows.Withdraw, workflows.Pay, workflows.Topup, workflows.Deposit, workflows.Reconcile,
 		workflows.Sweep, workflows.WalletSweep} {
 		w.RegisterWorkflow(wf)

@@ -720,6 +720,9 @@ type paymentView struct {
 	Reservation *reservationView         `json:"reservation"` // nil: nothing reserved
 	Transfers   []transferView           `json:"transfers"`
 	Answer      answerView               `json:"answer"`
+	// Failing is the step that keeps failing on a retried error, with the
+	// error's words (nil: none recorded).
+	Failing *activities.FailingStep `json:"failing,omitempty"`
 }
 
 func (e *paymentEnv) show(ctx context.Context, queueID, flow string) (*paymentView, error) {
@@ -747,6 +750,11 @@ func (e *paymentEnv) show(ctx context.Context, queueID, flow string) (*paymentVi
 	}
 	if v.Answer, err = e.answer(ctx, p.WorkflowID); err != nil {
 		return nil, err
+	}
+	if v.Workflow != nil && v.Workflow.Running {
+		if v.Failing, err = activities.FailingStepOf(ctx, e.db, p.WorkflowID); err != nil {
+			return nil, err
+		}
 	}
 	switch w := v.Workflow; {
 	case w == nil:
@@ -789,6 +797,10 @@ func (v *paymentView) text(w io.Writer) {
 		fmt.Fprintf(tw, "reservation:\t%s: %s %s on %s\n", r.State, r.Amount, r.Symbol, r.Address)
 	} else {
 		fmt.Fprintf(tw, "reservation:\tnone\n")
+	}
+	if f := v.Failing; f != nil {
+		fmt.Fprintf(tw, "failing:\t%s has failed %d times since %s UTC (last %s), retried: %s\n", f.Activity, f.Attempts,
+			f.First, f.Last, f.Error)
 	}
 	if len(v.Transfers) == 0 {
 		fmt.Fprintf(tw, "transfer:\tnothing signed\n")

@@ -86,7 +86,7 @@ type Sampler struct {
 	db     *sql.DB
 	log    *slog.Logger
 
-	inFlight, oldestAge, stuck                     *prometheus.Desc
+	inFlight, oldestAge, stuck, failing            *prometheus.Desc
 	headBlock, lagBlocks, lagSeconds, nodeUp       *prometheus.Desc
 	nonceBacklog, outboxBacklog                    *prometheus.Desc
 	reconMismatches, reconMismatchesTotal, balance *prometheus.Desc
@@ -137,6 +137,9 @@ func NewSampler(cfg SamplerConfig, db *sql.DB, log *slog.Logger) *Sampler {
 			"Age of the oldest transfer in flight (0 when none).", "chain"),
 		stuck: d("payflow_stuck_payments",
 			"Payments whose transfer is unconfirmed for longer than payment.confirm_timeout.", "chain"),
+		failing: d("payflow_failing_steps",
+			"Workflow steps failing on an error that is retried (a node or database that does not answer), recorded within the last 2 minutes; payflowctl payment show gives the error.",
+			"chain"),
 		headBlock: d("payflow_listener_head_block", "The chain's latest block, as the node reports it.", "chain"),
 		lagBlocks: d("payflow_listener_lag_blocks",
 			"Blocks between the chain's head and the last block the deposit listener processed.", "chain"),
@@ -160,7 +163,7 @@ func NewSampler(cfg SamplerConfig, db *sql.DB, log *slog.Logger) *Sampler {
 
 // Describe implements prometheus.Collector.
 func (s *Sampler) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{s.inFlight, s.oldestAge, s.stuck, s.headBlock, s.lagBlocks, s.lagSeconds,
+	for _, d := range []*prometheus.Desc{s.inFlight, s.oldestAge, s.stuck, s.failing, s.headBlock, s.lagBlocks, s.lagSeconds,
 		s.nodeUp, s.nonceBacklog, s.outboxBacklog, s.reconMismatches, s.reconMismatchesTotal, s.balance} {
 		ch <- d
 	}
@@ -316,10 +319,16 @@ func (s *Sampler) transfers(ctx context.Context, chain string) ([]prometheus.Met
 	if err != nil {
 		return nil, fmt.Errorf("counting transfers in flight: %w", err)
 	}
+	var failing int64
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM failing_steps
+		WHERE chain = ? AND last_at > CURRENT_TIMESTAMP(6) - INTERVAL 2 MINUTE`, chain).Scan(&failing); err != nil {
+		return nil, fmt.Errorf("counting failing steps: %w", err)
+	}
 	return []prometheus.Metric{
 		gauge(s.inFlight, float64(n), chain),
 		gauge(s.oldestAge, max(oldestMicros, 0)/1e6, chain),
 		gauge(s.stuck, float64(stuck), chain),
+		gauge(s.failing, float64(failing), chain),
 	}, nil
 }
 
