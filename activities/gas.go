@@ -165,12 +165,32 @@ func (a *Activities) chargeGas(ctx context.Context, in *ChargeInput) error {
 // Call it only once the chain has decided (confirmed, or proven dropped):
 // a repeat charges nothing more.
 func (a *Activities) ChargeGas(ctx context.Context, in ChargeInput) error {
+	spends, err := a.gasSpends(ctx, in)
+	if err != nil {
+		return err
+	}
+	for _, sp := range spends {
+		if _, err := a.Ledger.CloseSpent(ctx, sp.QueueID, sp.TxHash, sp.Spent); err != nil {
+			return classify(err)
+		}
+	}
+	return nil
+}
+
+// gasSpends says how a decided transfer's gas reservations close: the fee
+// of the mined attempt (its receipt's gas used × effective gas price; zero
+// when no attempt was mined) is charged to the first budget (GasKey) up to
+// its amount, the rest to what a replacement held (ReplaceGasKey), which
+// covers it (holdReplacementGas). The split depends only on the stored
+// amounts and the receipt, so a repeat closes the same way. None: no gas
+// was held for the transfer.
+func (a *Activities) gasSpends(ctx context.Context, in ChargeInput) ([]ledger.Spend, error) {
 	key := GasKey(in.WorkflowID, in.Step)
 	first, err := a.Ledger.GetReservation(ctx, key)
 	if errors.Is(err, ledger.ErrReservationNotFound) {
-		return nil
+		return nil, nil
 	} else if err != nil {
-		return err
+		return nil, err
 	}
 	spent := decimal.Zero
 	if in.TxHash != "" {
@@ -178,31 +198,22 @@ func (a *Activities) ChargeGas(ctx context.Context, in ChargeInput) error {
 		switch {
 		case errors.Is(err, ethereum.NotFound) || (err == nil && r == nil):
 		case err != nil:
-			return fmt.Errorf("reading receipt %s: %w", in.TxHash, err)
+			return nil, fmt.Errorf("reading receipt %s: %w", in.TxHash, err)
 		default:
 			fee := new(big.Int).Mul(new(big.Int).SetUint64(r.GasUsed), r.EffectiveGasPrice)
 			spent = chain.FromUnits(fee, config.NativeDecimals)
 		}
 	}
-	// A replaced transfer may have held more under ReplaceGasKey: the fee
-	// is charged to the first budget up to its amount, the rest to the
-	// second; each is closed once (both closings are idempotent, and the
-	// split depends only on the stored amounts and the receipt).
-	more, err := a.Ledger.GetReservation(ctx, ReplaceGasKey(in.WorkflowID, in.Step))
+	_, err = a.Ledger.GetReservation(ctx, ReplaceGasKey(in.WorkflowID, in.Step))
 	switch {
 	case errors.Is(err, ledger.ErrReservationNotFound):
-		_, err = a.Ledger.CloseSpent(ctx, key, in.TxHash, spent)
-		return classify(err)
+		return []ledger.Spend{{QueueID: key, TxHash: in.TxHash, Spent: spent}}, nil
 	case err != nil:
-		return err
+		return nil, err
 	}
 	onFirst := decimal.Min(spent, first.Amount)
-	if _, err := a.Ledger.CloseSpent(ctx, key, in.TxHash, onFirst); err != nil {
-		return classify(err)
-	}
-	_ = more // held for a replacement: never less than the fee above the first budget (holdReplacementGas)
-	_, err = a.Ledger.CloseSpent(ctx, ReplaceGasKey(in.WorkflowID, in.Step), in.TxHash, spent.Sub(onFirst))
-	return classify(err)
+	return []ledger.Spend{{QueueID: key, TxHash: in.TxHash, Spent: onFirst},
+		{QueueID: ReplaceGasKey(in.WorkflowID, in.Step), TxHash: in.TxHash, Spent: spent.Sub(onFirst)}}, nil
 }
 
 // checkTokenTransfer checks, before anything is held for gas or signed,

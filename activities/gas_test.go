@@ -13,6 +13,7 @@ import (
 
 	"payflow/activities"
 	"payflow/chain"
+	"payflow/config"
 	"payflow/ledger"
 	"payflow/protocol"
 )
@@ -109,4 +110,54 @@ func TestChargeGasOfAReplacementAboveTheFirstBudget(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, b.Held.IsZero(), "held %s", b.Held)
 	require.Equal(t, decimal.RequireFromString("1").Sub(fee).String(), b.Available.String())
+}
+
+// TestDecidePaymentChargesGasWithItsAnswerOrNotAtAll: a payment's gas is
+// charged in the database transaction that records its answer and closes
+// its reservation. When the closing fails, the gas stays held and nothing is
+// recorded; a later decision books all three. Before, the gas was charged in
+// a transaction of its own, first, and stayed charged without an answer.
+func TestDecidePaymentChargesGasWithItsAnswerOrNotAtAll(t *testing.T) {
+	f := newReconFixture(t)
+	f.acts.Assets.Native.Symbol = "ETH"
+	q := config.QueueConfig{Queue: "resp", Exchange: "x", Routing: []string{"resp.key"}}
+	f.acts.Responses = map[protocol.Flow]config.QueueConfig{protocol.FlowWithdraw: q}
+	addr := "0x00000000000000000000000000000000000000b7"
+	for sym, amt := range map[string]string{"ETH": "1", "USDT": "10"} {
+		_, err := f.led.Credit(f.ctx, ledger.CreditInput{Chain: "ETH", Address: addr, Symbol: sym, Amount: decimal.RequireFromString(amt),
+			TxHash: "0x0a" + sym, LogIndex: 3})
+		require.NoError(t, err)
+	}
+	wf := "withdraw-atomic"
+	_, err := f.led.Reserve(f.ctx, ledger.ReserveInput{QueueID: activities.GasKey(wf, "transfer"), Chain: "ETH", Address: addr,
+		Symbol: "ETH", Amount: decimal.RequireFromString("0.01"), WorkflowID: wf})
+	require.NoError(t, err)
+	decide := activities.DecideInput{Flow: protocol.FlowWithdraw, Key: wf, AnswerID: wf + "/result",
+		Answer: protocol.PaymentResponse{QueueID: "atomic", Status: protocol.StatusFailed, Error: "dropped"},
+		Gas:    &activities.ChargeInput{WorkflowID: wf, Step: "transfer"}}
+
+	// The payment's own reservation is missing: the closing fails.
+	_, err = f.env.ExecuteActivity(f.acts.DecidePayment, decide)
+	require.Error(t, err)
+	g, err := f.led.GetReservation(f.ctx, activities.GasKey(wf, "transfer"))
+	require.NoError(t, err)
+	require.Equal(t, "held", g.State, "gas charged without the payment's answer")
+	var answers int
+	require.NoError(t, f.led.DB().QueryRow("SELECT COUNT(*) FROM outbox WHERE message_id=?", wf+"/result").Scan(&answers))
+	require.Zero(t, answers)
+
+	// With its reservation, all three are booked together.
+	_, err = f.led.Reserve(f.ctx, ledger.ReserveInput{QueueID: wf, Chain: "ETH", Address: addr, Symbol: "USDT",
+		Amount: decimal.RequireFromString("4"), WorkflowID: wf})
+	require.NoError(t, err)
+	_, err = f.env.ExecuteActivity(f.acts.DecidePayment, decide)
+	require.NoError(t, err)
+	g, err = f.led.GetReservation(f.ctx, activities.GasKey(wf, "transfer"))
+	require.NoError(t, err)
+	require.Equal(t, "released", g.State)
+	require.NoError(t, f.led.DB().QueryRow("SELECT COUNT(*) FROM outbox WHERE message_id=?", wf+"/result").Scan(&answers))
+	require.Equal(t, 1, answers)
+	b, err := f.led.Balance(f.ctx, "ETH", addr, "USDT")
+	require.NoError(t, err)
+	require.Equal(t, "10", b.Available.String())
 }

@@ -179,9 +179,6 @@ type DecideInput struct {
 // find one without the other. Repeating it changes nothing; the answer first
 // recorded is kept. PublishResult then sends the stored answer.
 func (a *Activities) DecidePayment(ctx context.Context, in DecideInput) error {
-	if err := a.chargeGas(ctx, in.Gas); err != nil {
-		return err
-	}
 	body, err := json.Marshal(in.Answer)
 	if err != nil {
 		return permanent(ErrTypeInvalidRequest, err)
@@ -212,6 +209,9 @@ func (a *Activities) DecidePayment(ctx context.Context, in DecideInput) error {
 		}
 	}
 	if in.Key == "" {
+		if err := a.chargeGas(ctx, in.Gas); err != nil {
+			return err
+		}
 		tx, err := a.DB.BeginTx(ctx, nil)
 		if err != nil {
 			return fmt.Errorf("storing answer %s: %w", in.AnswerID, err)
@@ -233,7 +233,15 @@ func (a *Activities) DecidePayment(ctx context.Context, in DecideInput) error {
 	if in.Answer.Status == protocol.StatusSucceeded {
 		op, txHash = ledger.OpSettle, in.Answer.TxHash
 	}
-	if _, err = a.Ledger.Close(ctx, in.Key, txHash, op, record); err != nil {
+	// The transfer's gas is charged in the same database transaction as
+	// the answer and the closing: none of the three without the others.
+	var spends []ledger.Spend
+	if in.Gas != nil {
+		if spends, err = a.gasSpends(ctx, *in.Gas); err != nil {
+			return err
+		}
+	}
+	if _, err = a.Ledger.CloseWith(ctx, in.Key, txHash, op, spends, record); err != nil {
 		return classify(err)
 	}
 	counted()

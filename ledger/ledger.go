@@ -397,58 +397,105 @@ func (l *Ledger) Close(ctx context.Context, queueID, txHash string, op Op, also 
 	return l.close(ctx, queueID, txHash, op, also)
 }
 
-func (l *Ledger) closeTx(ctx context.Context, queueID, txHash string, op Op, also Also) (Result, error) {
-	want := map[Op]string{OpSettle: "settled", OpRelease: "released"}[op]
-	return l.inTx(ctx, func(tx *sql.Tx) (Result, error) {
-		var r reservation
-		found, err := getReservation(ctx, tx, queueID, true, &r)
-		if err != nil {
-			return Result{}, err
+// Spend names a reservation of which only Spent was used (a transfer's gas
+// budget, of which the receipt's fee was paid), for CloseWith.
+type Spend struct {
+	QueueID string
+	TxHash  string // the transfer's mined attempt, journaled with the spend ("" when none was mined)
+	Spent   decimal.Decimal
+}
+
+// CloseWith is Close that first closes, in the same database transaction,
+// each of spends as CloseSpent would: a payment's gas
+// is charged together with its settling or release and its answer (also),
+// or none of them is. A spend whose reservation is closed already is a
+// replay and changes nothing. It does not go through the wallet's batch
+// writer: it touches two wallets' balances (the asset's and the native
+// coin's), each under its row lock.
+func (l *Ledger) CloseWith(ctx context.Context, queueID, txHash string, op Op, spends []Spend, also Also) (Result, error) {
+	if len(spends) == 0 {
+		return l.Close(ctx, queueID, txHash, op, also)
+	}
+	if op != OpSettle && op != OpRelease {
+		return Result{}, fmt.Errorf("closing %s with %q: not a closing operation", queueID, op)
+	}
+	for _, sp := range spends {
+		if sp.Spent.Sign() < 0 {
+			return Result{}, ErrBadAmount
 		}
-		if !found {
-			return Result{}, fmt.Errorf("%s %s: %w", op, queueID, ErrReservationNotFound)
-		}
-		b, err := lockBalance(ctx, tx, r.chain, r.address, r.symbol)
-		if err != nil {
-			return Result{}, err
-		}
-		switch r.state {
-		case want:
-			id, _, err := replayed(ctx, tx, string(op)+":"+queueID)
-			if err == nil && also != nil {
-				err = also(ctx, tx)
-			}
-			return Result{Replayed: true, JournalID: id, After: b}, err
-		case "held":
-		default:
-			return Result{}, fmt.Errorf("%s %s (state %s): %w", op, queueID, r.state, ErrReservationClosed)
-		}
-		after := Balance{Available: b.Available, Held: b.Held.Sub(r.amount)}
-		amount := r.amount.Neg()
-		if op == OpRelease {
-			after.Available = b.Available.Add(r.amount)
-			amount = decimal.Zero
-		}
-		var txh any
-		if txHash != "" {
-			txh = norm(txHash)
-		}
-		if _, err := tx.ExecContext(ctx, "UPDATE reservations SET state=?, tx_hash=COALESCE(?, tx_hash) WHERE queue_id=?",
-			want, txh, queueID); err != nil {
-			return Result{}, fmt.Errorf("closing reservation: %w", err)
-		}
-		id, err := post(ctx, tx, entry{idem: string(op) + ":" + queueID, chain: r.chain, address: r.address, symbol: r.symbol,
-			op: op, amount: amount, before: b, after: after, reference: queueID, txHash: txHash})
-		if err != nil {
-			return Result{}, err
-		}
-		if also != nil {
-			if err := also(ctx, tx); err != nil {
+	}
+	res, err := l.inTx(ctx, func(tx *sql.Tx) (Result, error) {
+		for _, sp := range spends {
+			if _, err := closeSpentIn(ctx, tx, sp.QueueID, sp.TxHash, sp.Spent); err != nil {
 				return Result{}, err
 			}
 		}
-		return Result{JournalID: id, After: after}, nil
+		return closeIn(ctx, tx, queueID, txHash, op, also)
 	})
+	if err == nil && l.batches != nil {
+		l.batches.forget(queueID)
+		for _, sp := range spends {
+			l.batches.forget(sp.QueueID)
+		}
+	}
+	return res, err
+}
+
+func (l *Ledger) closeTx(ctx context.Context, queueID, txHash string, op Op, also Also) (Result, error) {
+	return l.inTx(ctx, func(tx *sql.Tx) (Result, error) { return closeIn(ctx, tx, queueID, txHash, op, also) })
+}
+
+// closeIn settles or releases queueID's reservation in tx (see Close).
+func closeIn(ctx context.Context, tx *sql.Tx, queueID, txHash string, op Op, also Also) (Result, error) {
+	want := map[Op]string{OpSettle: "settled", OpRelease: "released"}[op]
+	var r reservation
+	found, err := getReservation(ctx, tx, queueID, true, &r)
+	if err != nil {
+		return Result{}, err
+	}
+	if !found {
+		return Result{}, fmt.Errorf("%s %s: %w", op, queueID, ErrReservationNotFound)
+	}
+	b, err := lockBalance(ctx, tx, r.chain, r.address, r.symbol)
+	if err != nil {
+		return Result{}, err
+	}
+	switch r.state {
+	case want:
+		id, _, err := replayed(ctx, tx, string(op)+":"+queueID)
+		if err == nil && also != nil {
+			err = also(ctx, tx)
+		}
+		return Result{Replayed: true, JournalID: id, After: b}, err
+	case "held":
+	default:
+		return Result{}, fmt.Errorf("%s %s (state %s): %w", op, queueID, r.state, ErrReservationClosed)
+	}
+	after := Balance{Available: b.Available, Held: b.Held.Sub(r.amount)}
+	amount := r.amount.Neg()
+	if op == OpRelease {
+		after.Available = b.Available.Add(r.amount)
+		amount = decimal.Zero
+	}
+	var txh any
+	if txHash != "" {
+		txh = norm(txHash)
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE reservations SET state=?, tx_hash=COALESCE(?, tx_hash) WHERE queue_id=?",
+		want, txh, queueID); err != nil {
+		return Result{}, fmt.Errorf("closing reservation: %w", err)
+	}
+	id, err := post(ctx, tx, entry{idem: string(op) + ":" + queueID, chain: r.chain, address: r.address, symbol: r.symbol,
+		op: op, amount: amount, before: b, after: after, reference: queueID, txHash: txHash})
+	if err != nil {
+		return Result{}, err
+	}
+	if also != nil {
+		if err := also(ctx, tx); err != nil {
+			return Result{}, err
+		}
+	}
+	return Result{JournalID: id, After: after}, nil
 }
 
 // closeSpentTx is CloseSpent in a transaction of its own.
@@ -456,42 +503,46 @@ func (l *Ledger) closeSpentTx(ctx context.Context, queueID, txHash string, spent
 	if spent.Sign() < 0 {
 		return Result{}, ErrBadAmount
 	}
+	return l.inTx(ctx, func(tx *sql.Tx) (Result, error) { return closeSpentIn(ctx, tx, queueID, txHash, spent) })
+}
+
+// closeSpentIn closes queueID's reservation in tx with only spent used (see
+// CloseSpent); spent zero releases it.
+func closeSpentIn(ctx context.Context, tx *sql.Tx, queueID, txHash string, spent decimal.Decimal) (Result, error) {
 	if spent.IsZero() {
-		return l.closeTx(ctx, queueID, txHash, OpRelease, nil)
+		return closeIn(ctx, tx, queueID, txHash, OpRelease, nil)
 	}
-	return l.inTx(ctx, func(tx *sql.Tx) (Result, error) {
-		var r reservation
-		found, err := getReservation(ctx, tx, queueID, true, &r)
-		if err != nil {
-			return Result{}, err
-		}
-		if !found {
-			return Result{}, fmt.Errorf("settling %s: %w", queueID, ErrReservationNotFound)
-		}
-		b, err := lockBalance(ctx, tx, r.chain, r.address, r.symbol)
-		if err != nil {
-			return Result{}, err
-		}
-		if r.state != "held" {
-			id, _, err := replayed(ctx, tx, string(OpSettle)+":"+queueID)
-			return Result{Replayed: true, JournalID: id, After: b}, err
-		}
-		after := Balance{Available: b.Available.Add(r.amount).Sub(spent), Held: b.Held.Sub(r.amount)}
-		if after.Available.Sign() < 0 {
-			return Result{After: b}, fmt.Errorf("settling %s of %s on %s for %s (held %s, available %s): %w",
-				spent, r.symbol, r.address, queueID, r.amount, b.Available, ErrInsufficientFunds)
-		}
-		if _, err := tx.ExecContext(ctx, "UPDATE reservations SET state='settled', tx_hash=? WHERE queue_id=?",
-			norm(txHash), queueID); err != nil {
-			return Result{}, fmt.Errorf("closing reservation: %w", err)
-		}
-		id, err := post(ctx, tx, entry{idem: string(OpSettle) + ":" + queueID, chain: r.chain, address: r.address,
-			symbol: r.symbol, op: OpSettle, amount: spent.Neg(), before: b, after: after, reference: queueID, txHash: txHash})
-		if err != nil {
-			return Result{}, err
-		}
-		return Result{JournalID: id, After: after}, nil
-	})
+	var r reservation
+	found, err := getReservation(ctx, tx, queueID, true, &r)
+	if err != nil {
+		return Result{}, err
+	}
+	if !found {
+		return Result{}, fmt.Errorf("settling %s: %w", queueID, ErrReservationNotFound)
+	}
+	b, err := lockBalance(ctx, tx, r.chain, r.address, r.symbol)
+	if err != nil {
+		return Result{}, err
+	}
+	if r.state != "held" {
+		id, _, err := replayed(ctx, tx, string(OpSettle)+":"+queueID)
+		return Result{Replayed: true, JournalID: id, After: b}, err
+	}
+	after := Balance{Available: b.Available.Add(r.amount).Sub(spent), Held: b.Held.Sub(r.amount)}
+	if after.Available.Sign() < 0 {
+		return Result{After: b}, fmt.Errorf("settling %s of %s on %s for %s (held %s, available %s): %w",
+			spent, r.symbol, r.address, queueID, r.amount, b.Available, ErrInsufficientFunds)
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE reservations SET state='settled', tx_hash=? WHERE queue_id=?",
+		norm(txHash), queueID); err != nil {
+		return Result{}, fmt.Errorf("closing reservation: %w", err)
+	}
+	id, err := post(ctx, tx, entry{idem: string(OpSettle) + ":" + queueID, chain: r.chain, address: r.address,
+		symbol: r.symbol, op: OpSettle, amount: spent.Neg(), before: b, after: after, reference: queueID, txHash: txHash})
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{JournalID: id, After: after}, nil
 }
 
 // JournalEntry is one row of a wallet's history.
