@@ -18,6 +18,14 @@
 # Idempotent: a second `up` only checks and starts nothing that already runs.
 set -euo pipefail
 
+# The servers started here must not inherit the caller's descriptors: a lock
+# held with flock(1) around `restart-payflow`, say, would be held by the
+# worker for as long as it runs. (255 is the script bash is reading.)
+for fd in /proc/$$/fd/*; do
+  fd=${fd##*/}
+  if ((fd > 2 && fd != 255)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+done
+
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DEV=${PAYFLOW_DEV_DIR:-$ROOT/.dev}
 BIN=$ROOT/bin
