@@ -71,6 +71,7 @@ type Metrics struct {
 	wsReconnects       *prometheus.CounterVec
 	deliveries         *prometheus.CounterVec
 	deadLetters        *prometheus.CounterVec
+	chainRefused       *prometheus.GaugeVec
 }
 
 // New returns payflow's collectors registered on a new registry, with the Go
@@ -99,9 +100,12 @@ func New() *Metrics {
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "payflow_dead_letters_total",
 			Help: "Request deliveries sent to the dead-letter queue."},
 			[]string{"flow"}),
+		chainRefused: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "payflow_chain_refused",
+			Help: "1 when this worker refused to serve the chain (its node serves another chain id, a token's decimals differ from the config, or its services could not be set up), else 0."},
+			[]string{"chain"}),
 	}
 	m.reg.MustRegister(m.payments, m.deposits, m.requestToBroadcast, m.requestToAnswer, m.wsReconnects,
-		m.deliveries, m.deadLetters,
+		m.deliveries, m.deadLetters, m.chainRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -221,6 +225,18 @@ func (m *Metrics) Init(chain string, symbols []string) {
 	for _, c := range []string{ComponentListener, ComponentTracker} {
 		m.wsReconnects.WithLabelValues(chain, c)
 	}
+	m.chainRefused.WithLabelValues(chain).Set(0)
+}
+
+// ChainRefused sets payflow_chain_refused of chain to 1: this worker will not
+// serve it (wrong chain id, wrong token decimals, a failed setup). The other
+// chains go on; the refused chain's workflows wait in its task queue until a
+// worker serves it, so the gauge is what tells an operator (an alert fires).
+func (m *Metrics) ChainRefused(chain string) {
+	if m == nil {
+		return
+	}
+	m.chainRefused.WithLabelValues(chain).Set(1)
 }
 
 // InitDeliveries creates the delivery and dead-letter series of flows at zero.
