@@ -26,7 +26,7 @@ import (
 // holding a type-0x7e deposit transaction (which every OP-stack block starts
 // with, and go-ethereum cannot decode) beside an ordinary value transfer.
 type fakeL2Node struct {
-	headers []*types.Header            // by number
+	headers []*types.Header             // by number
 	txs     map[uint64][]map[string]any // each block's transactions, as the node renders them
 	rcpts   map[common.Hash]*types.Receipt
 }
