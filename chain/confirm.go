@@ -131,8 +131,8 @@ func retireUnminable(ctx context.Context, t *Tracker, head uint64, r trackedTx) 
 			return retiredMinedItself, nil
 		}
 		if head+1 >= rc.BlockNumber.Uint64()+t.cfg.Confirmations {
-			if _, err := t.db.ExecContext(ctx, "UPDATE tracked_txs SET state='done' WHERE tx_hash=? AND workflow_id=? AND state='pending'",
-				r.hash, r.workflowID); err != nil {
+			if _, err := t.db.ExecContext(ctx, "UPDATE tracked_txs SET state='done' WHERE chain=? AND tx_hash=? AND workflow_id=? AND state='pending'",
+				t.cfg.Chain, r.hash, r.workflowID); err != nil {
 				return retiredNot, fmt.Errorf("retiring superseded %s: %w", r.hash, err)
 			}
 			t.log.Info("tracked transaction superseded", "workflow_id", r.workflowID, "tx_hash", r.hash, "mined", a.Hash.Hex())

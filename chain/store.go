@@ -53,10 +53,13 @@ type NonceHolder struct {
 // fee-bump attempt, so (chain, from, nonce, attempt) stays unique.
 const gapFillerAttempt = 1000
 
-// TxStore is the signed_txs table: every signed attempt of every step, stored
-// before it is sent and keyed by (workflow id, step, attempt) so that a step
-// is signed once per attempt number whatever retries. Every statement on
-// signed_txs outside the tracker's joins is here.
+// TxStore is one chain's rows of the signed_txs table: every signed attempt
+// of every step, stored before it is sent and keyed by (chain, workflow id,
+// step, attempt) so that a step is signed once per attempt number whatever
+// retries. Every statement filters on the store's chain: one address has the
+// same nonces, and payflow names its gap fillers the same, on every chain
+// (issue 19, defect 4). Every statement on signed_txs outside the tracker's
+// joins is here.
 type TxStore struct {
 	chain string
 	db    *sql.DB
@@ -73,7 +76,7 @@ func NewTxStore(chainName string, db *sql.DB) (*TxStore, error) {
 // Stored returns the latest stored attempt of a step, or ErrNotSigned.
 func (s *TxStore) Stored(ctx context.Context, workflowID, step string) (SignedTx, error) {
 	stx, err := scanSigned(s.db.QueryRowContext(ctx, `SELECT `+signedColumns+` FROM signed_txs
-		WHERE workflow_id=? AND step=? ORDER BY attempt DESC LIMIT 1`, workflowID, step))
+		WHERE chain=? AND workflow_id=? AND step=? ORDER BY attempt DESC LIMIT 1`, s.chain, workflowID, step))
 	if errors.Is(err, sql.ErrNoRows) {
 		return SignedTx{}, fmt.Errorf("%s/%s: %w", workflowID, step, ErrNotSigned)
 	}
@@ -88,7 +91,7 @@ func (s *TxStore) Stored(ctx context.Context, workflowID, step string) (SignedTx
 // With none stored it returns ErrNotSigned.
 func (s *TxStore) Attempts(ctx context.Context, workflowID, step string) ([]SignedTx, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+signedColumns+` FROM signed_txs
-		WHERE workflow_id=? AND step=? ORDER BY attempt`, workflowID, step)
+		WHERE chain=? AND workflow_id=? AND step=? ORDER BY attempt`, s.chain, workflowID, step)
 	if err != nil {
 		return nil, fmt.Errorf("listing attempts of %s/%s: %w", workflowID, step, err)
 	}
@@ -113,8 +116,8 @@ func (s *TxStore) Attempts(ctx context.Context, workflowID, step string) ([]Sign
 // Insert stores signed, from's transaction, as attempt number attempt of a
 // step, in state 'signed', within tx (nil: on its own). Recipient, nonce and
 // fees are read from signed. When that (workflow id, step, attempt), that
-// hash or that (from, nonce, attempt) is already stored it fails with
-// ErrAttemptExists and stores nothing.
+// hash or that (from, nonce, attempt) is already stored on the store's chain
+// it fails with ErrAttemptExists and stores nothing.
 func (s *TxStore) Insert(ctx context.Context, tx *sql.Tx, workflowID, step string, attempt int, from common.Address,
 	signed *types.Transaction) (SignedTx, error) {
 	raw, err := signed.MarshalBinary()
@@ -145,7 +148,8 @@ func (s *TxStore) Insert(ctx context.Context, tx *sql.Tx, workflowID, step strin
 // MarkSent records that hash reached a node. Only a 'signed' row moves: a
 // row already sent, mined or failed is left as it is.
 func (s *TxStore) MarkSent(ctx context.Context, hash common.Hash) error {
-	if _, err := s.db.ExecContext(ctx, "UPDATE signed_txs SET state='sent' WHERE tx_hash=? AND state='signed'", hash.Hex()); err != nil {
+	if _, err := s.db.ExecContext(ctx, "UPDATE signed_txs SET state='sent' WHERE chain=? AND tx_hash=? AND state='signed'",
+		s.chain, hash.Hex()); err != nil {
 		return fmt.Errorf("marking %s sent: %w", hash.Hex(), err)
 	}
 	return nil
@@ -156,18 +160,23 @@ func (s *TxStore) markSentMany(ctx context.Context, hashes []common.Hash) error 
 	if len(hashes) == 0 {
 		return nil
 	}
-	args := make([]any, len(hashes))
+	hexes := make([]string, len(hashes))
 	for i, h := range hashes {
-		args[i] = h.Hex()
+		hexes[i] = h.Hex()
 	}
-	slices.SortFunc(args, func(a, b any) int { return strings.Compare(a.(string), b.(string)) })
+	slices.Sort(hexes)
+	args := make([]any, 0, 1+len(hexes))
+	args = append(args, s.chain)
+	for _, h := range hexes {
+		args = append(args, h)
+	}
 	// The hash index, forced: on a small table the optimizer scans the
 	// primary key instead, and that scan waits for the rows an open batch
 	// of signatures has inserted while its next-key locks block that
 	// batch's next insert — a deadlock per send batch under load
 	// (TestMarkSentManyDoesNotWaitForABatchBeingSigned). Through the unique
 	// index it locks the named rows only, all committed before being sent.
-	q := "UPDATE signed_txs FORCE INDEX (uq_signed_hash) SET state='sent' WHERE state='signed' AND tx_hash IN (?" +
+	q := "UPDATE signed_txs FORCE INDEX (uq_signed_hash) SET state='sent' WHERE chain=? AND state='signed' AND tx_hash IN (?" +
 		strings.Repeat(",?", len(hashes)-1) + ")"
 	var err error
 	// A deadlock left (with a statement moving the same rows' state index
@@ -207,6 +216,8 @@ func (s *TxStore) AtNonce(ctx context.Context, from common.Address, nonce uint64
 // database transaction. It returns the stored filler (one already stored for
 // that nonce, if any: cancelling twice stores one filler).
 func (s *TxStore) Cancel(ctx context.Context, workflowID, step string, from common.Address, filler *types.Transaction) (SignedTx, error) {
+	// The filler's key is the same on every chain (an address has every
+	// nonce on every chain): the store's chain tells them apart.
 	fillWF, fillStep := "nonce-gap-"+Lower(from), fmt.Sprintf("nonce-%d", filler.Nonce())
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -216,7 +227,8 @@ func (s *TxStore) Cancel(ctx context.Context, workflowID, step string, from comm
 	if _, err := s.Insert(ctx, tx, fillWF, fillStep, gapFillerAttempt, from, filler); err != nil && !errors.Is(err, ErrAttemptExists) {
 		return SignedTx{}, fmt.Errorf("storing gap filler: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, "UPDATE signed_txs SET state='failed' WHERE workflow_id=? AND step=?", workflowID, step); err != nil {
+	if _, err := tx.ExecContext(ctx, "UPDATE signed_txs SET state='failed' WHERE chain=? AND workflow_id=? AND step=?",
+		s.chain, workflowID, step); err != nil {
 		return SignedTx{}, fmt.Errorf("marking %s/%s failed: %w", workflowID, step, err)
 	}
 	if err := tx.Commit(); err != nil {

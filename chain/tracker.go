@@ -238,14 +238,14 @@ func (t *Tracker) transition(ctx context.Context, r trackedTx, state string, at 
 			return 0, fmt.Errorf("recording %s: %w", state, err)
 		}
 		defer tx.Rollback()
-		if _, err := tx.ExecContext(ctx, "UPDATE tracked_txs SET state=?, block_number=?, block_hash=? WHERE tx_hash=? AND workflow_id=?",
-			state, bn, bh, r.hash, r.workflowID); err != nil {
+		if _, err := tx.ExecContext(ctx, "UPDATE tracked_txs SET state=?, block_number=?, block_hash=? WHERE chain=? AND tx_hash=? AND workflow_id=?",
+			state, bn, bh, t.cfg.Chain, r.hash, r.workflowID); err != nil {
 			return 0, fmt.Errorf("recording %s: %w", state, err)
 		}
 		var superseded int64
 		if retire {
 			res, err := tx.ExecContext(ctx, `UPDATE tracked_txs o
-			JOIN signed_txs so ON so.tx_hash = o.tx_hash
+			JOIN signed_txs so ON so.chain = o.chain AND so.tx_hash = o.tx_hash
 			JOIN signed_txs sc ON sc.chain = so.chain AND sc.from_address = so.from_address AND sc.nonce = so.nonce
 			SET o.state = 'done'
 			WHERE sc.tx_hash = ? AND sc.chain = ? AND o.workflow_id = ? AND o.chain = ? AND o.tx_hash <> ? AND o.state = 'pending'`,

@@ -5,7 +5,10 @@ import (
 	"crypto/ecdsa"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/big"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -410,44 +413,134 @@ func TestChainNodeDownDelaysOnlyItsChain(t *testing.T) {
 	requireLedgerMatchesChains(t, st, chains)
 }
 
-// TestWorkerRefusesWrongChainID: a worker whose config gives a chain another
-// id than its node serves does not start.
-func TestWorkerRefusesWrongChainID(t *testing.T) {
+// TestWorkerRefusesOnlyTheBadChain (issue 19, defects 6 and 8): a second
+// worker, started on the real stack with a config that gives the second
+// chain another id than its node serves, or a token of it other decimals
+// than its contract reports, refuses that chain alone: it logs the refusal
+// at error with the reason, serves payflow_chain_refused{chain} = 1 for it
+// and 0 for the first chain, which it serves, and keeps running. (It used to
+// exit, and would not start again.)
+func TestWorkerRefusesOnlyTheBadChain(t *testing.T) {
 	root := repoRoot(t)
 	dev := filepath.Join(root, ".dev")
-	b, err := os.ReadFile(filepath.Join(dev, "config.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg map[string]any
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		t.Fatal(err)
-	}
 	chains := devChains(t)
-	second := chains[1]
-	cc := cfg["chains"].(map[string]any)[second.Name].(map[string]any)
-	cc["chainId"] = second.ChainID + 1000
-	cfg["http_addr"] = "" // the running worker has the port
-	p := filepath.Join(t.TempDir(), "config.json")
-	out, _ := json.Marshal(cfg)
-	if err := os.WriteFile(p, out, 0o600); err != nil {
-		t.Fatal(err)
+	first, second := chains[0], chains[1]
+	var sym string
+	for s := range second.Tokens {
+		sym = s
+		break
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", "-c", `set -a; . "$1"; set +a; exec "$2" -config "$3"`, "worker",
-		filepath.Join(dev, "payflow.env"), filepath.Join(root, "bin", "payflow-worker"), p)
-	got, err := cmd.CombinedOutput()
-	if ctx.Err() != nil {
-		t.Fatalf("the worker with a wrong chain id kept running:\n%s", got)
+	for _, c := range []struct {
+		name string
+		edit func(cc map[string]any)
+		want string
+	}{
+		{"wrong chain id", func(cc map[string]any) { cc["chainId"] = second.ChainID + 1000 },
+			fmt.Sprintf("chains.%s.chainId is %d but the node", second.Name, second.ChainID+1000)},
+		{"wrong decimals", func(cc map[string]any) {
+			cc["tokens"].(map[string]any)[sym].(map[string]any)["decimals"] = second.Tokens[sym].Decimals + 12
+		}, fmt.Sprintf("chains.%s.tokens.%s.decimals is %d but its contract at", second.Name, sym, second.Tokens[sym].Decimals+12)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join(dev, "config.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cfg map[string]any
+			if err := json.Unmarshal(b, &cfg); err != nil {
+				t.Fatal(err)
+			}
+			c.edit(cfg["chains"].(map[string]any)[second.Name].(map[string]any))
+			l, err := net.Listen("tcp", "127.0.0.1:0") // the running worker has the configured port
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := l.Addr().String()
+			l.Close()
+			cfg["http_addr"] = addr
+			p := filepath.Join(t.TempDir(), "config.json")
+			out, _ := json.Marshal(cfg)
+			if err := os.WriteFile(p, out, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			logPath := filepath.Join(t.TempDir(), "worker.log")
+			logFile, err := os.Create(logPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer logFile.Close()
+			cmd := exec.Command("bash", "-c", `set -a; . "$1"; set +a; exec "$2" -config "$3"`, "worker",
+				filepath.Join(dev, "payflow.env"), filepath.Join(root, "bin", "payflow-worker"), p)
+			cmd.Stdout, cmd.Stderr = logFile, logFile
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			defer func() {
+				_ = cmd.Process.Signal(os.Interrupt) // drains like a deploy's stop
+				select {
+				case <-exited:
+				case <-time.After(time.Minute):
+					_ = cmd.Process.Kill()
+					<-exited
+				}
+			}()
+
+			refused := fmt.Sprintf(`payflow_chain_refused{chain=%q} 1`, second.Name)
+			served := fmt.Sprintf(`payflow_chain_refused{chain=%q} 0`, first.Name)
+			var logs, metrics string
+			deadline := time.Now().Add(2 * time.Minute)
+			for {
+				select {
+				case err := <-exited:
+					got, _ := os.ReadFile(logPath)
+					t.Fatalf("the worker exited (%v):\n%s", err, got)
+				default:
+				}
+				got, _ := os.ReadFile(logPath)
+				logs = string(got)
+				if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
+					body, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					metrics = string(body)
+				}
+				if strings.Contains(metrics, refused) && strings.Contains(metrics, served) &&
+					servedLine(logs, first.Name) && strings.Contains(logs, c.want) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no refusal of %s alone within 2 minutes; want %q in the log and %s, %s in /metrics\nlog:\n%s",
+						second.Name, c.want, refused, served, logs)
+				}
+				time.Sleep(500 * time.Millisecond)
+			}
+			var refusal map[string]any
+			for _, line := range strings.Split(logs, "\n") {
+				var m map[string]any
+				if json.Unmarshal([]byte(line), &m) == nil && m["chain"] == second.Name && strings.Contains(fmt.Sprint(m["err"]), c.want) {
+					refusal = m
+				}
+			}
+			if refusal == nil || refusal["level"] != "ERROR" {
+				t.Errorf("refusal logged as %v, want at ERROR with the chain and the reason", refusal)
+			}
+			if servedLine(logs, second.Name) {
+				t.Errorf("the worker served %s too:\n%s", second.Name, logs)
+			}
+		})
 	}
-	if err == nil {
-		t.Fatalf("the worker with a wrong chain id exited 0:\n%s", got)
+}
+
+// servedLine tells whether the worker's JSON log says it serves chain.
+func servedLine(logs, chain string) bool {
+	for _, line := range strings.Split(logs, "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "chain served" && m["chain"] == chain {
+			return true
+		}
 	}
-	want := fmt.Sprintf("chains.%s.chainId is %d but the node", second.Name, second.ChainID+1000)
-	if !strings.Contains(string(got), want) {
-		t.Fatalf("the worker's error does not say %q:\n%s", want, got)
-	}
+	return false
 }
 
 // requireLedgerMatchesChains checks, for every managed wallet on every chain

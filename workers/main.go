@@ -59,34 +59,31 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := ledger.Migrate(ctx, db); err != nil {
 		return err
 	}
+	m, sdkMetrics, err := newMetrics(cfg, log)
+	if err != nil {
+		return err
+	}
+	refuse := refuseChain(log, m)
 	// One node client per chain. Dialling an HTTP endpoint does not connect:
-	// a chain whose node is down delays only that chain (serveChain waits).
+	// a chain whose node is down delays only that chain (serveChain waits),
+	// and one whose node cannot be dialled at all is refused alone.
 	nodes := map[string]*ethclient.Client{}
+	var served []string
 	var sampled []metrics.SamplerChain
 	for _, name := range cfg.ChainNames() {
 		eth, err := chain.DialNode(ctx, cfg.Chains[name].RPCURL)
 		if err != nil {
-			return fmt.Errorf("chain %s: %w", name, err)
+			refuse(name, fmt.Errorf("dialling its node: %w", err))
+			continue
 		}
 		defer eth.Close()
 		nodes[name] = eth
+		served = append(served, name)
 		bal, err := chain.NewBalances(eth)
 		if err != nil {
 			return err
 		}
 		sampled = append(sampled, metrics.SamplerChain{Name: name, Assets: cfg.Chains[name], Node: eth, Balances: bal})
-	}
-	// A node that answers with another chain id stops the worker before it
-	// serves anything; one that does not answer yet is checked by its
-	// chain's serveChain when it comes up.
-	for _, name := range cfg.ChainNames() {
-		if err := checkChainID(ctx, name, cfg.Chains[name], nodes[name]); err != nil && errors.Is(err, config.ErrInvalid) {
-			return err
-		}
-	}
-	m, sdkMetrics, err := newMetrics(cfg, log)
-	if err != nil {
-		return err
 	}
 	tc, err := app.DialTemporal(ctx, cfg, log, sdkMetrics)
 	if err != nil {
@@ -121,27 +118,25 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 
 	// Every chain is served on its own: its own Temporal worker (task queue),
 	// listener, tracker, lease, nonce lanes, reconciliation and sweeps. A
-	// chain whose node is configured with the wrong chain id stops the worker.
-	ctx, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
+	// chain whose node serves another chain id, whose tokens' decimals differ
+	// from the config, or whose services cannot be set up is refused alone:
+	// the worker goes on serving the others.
 	host, _ := os.Hostname()
 	holder := fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano())
 	shared := chainShared{cfg: cfg, db: db, wallets: ledger.NewWallets(db, sealer), tc: tc, pub: pub, m: m, holder: holder, log: log}
-	var served sync.WaitGroup
-	for _, name := range cfg.ChainNames() {
-		served.Go(func() {
-			if err := shared.serveChain(ctx, name, nodes[name]); err != nil {
-				stop(err)
-			}
-		})
-	}
-	log.Info("worker running", "chains", cfg.ChainNames())
+	var chains sync.WaitGroup
+	chains.Go(func() {
+		serveChains(ctx, served, func(ctx context.Context, name string) error {
+			return shared.serveChain(ctx, name, nodes[name])
+		}, refuse)
+	})
+	// Even with every chain refused the worker runs on (its API, its metrics
+	// and the alert they raise) until it is stopped: exiting would only have
+	// it restarted into the same refusal.
+	log.Info("worker running", "chains", served)
 	<-ctx.Done()
 	log.Info("draining")
-	served.Wait()
-	if err := context.Cause(ctx); !errors.Is(err, context.Canceled) {
-		return err
-	}
+	chains.Wait()
 	return nil
 }
 
@@ -158,13 +153,14 @@ type chainShared struct {
 }
 
 // serveChain runs one chain's services until ctx ends. It first waits for
-// the chain's node and checks its chain id: a mismatch is returned (the
-// worker stops: it would sign for another chain); a node that is down only
-// delays this chain, whose workflows wait in its own task queue.
+// the chain's node and checks it (awaitChain): a node that is down only
+// delays this chain, whose workflows wait in its own task queue. A refusal
+// of the check, or a failure to set up the chain's services, is returned
+// before anything of the chain runs: the caller refuses that chain alone.
 func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient.Client) error {
 	ch := s.cfg.Chains[name]
 	log := s.log.With("chain", name)
-	if err := awaitChainID(ctx, name, ch, eth, log); err != nil {
+	if err := awaitChain(ctx, name, ch, eth, log); err != nil {
 		return err
 	}
 	if ctx.Err() != nil {
@@ -173,7 +169,7 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	bc, err := chain.NewBroadcaster(chain.BroadcasterConfig{Chain: name, ChainID: big.NewInt(ch.ChainID),
 		MaxFeeWei: ch.MaxFeeWei(), FeeCacheTTL: time.Second, GasCacheTTL: 5 * time.Minute}, s.db, eth, s.wallets, log)
 	if err != nil {
-		return err
+		return fmt.Errorf("setting up the broadcaster: %w", err)
 	}
 	dialWS := func(ctx context.Context) (chain.HeadSubscriber, error) {
 		return ethclient.DialContext(ctx, ch.WSURL)
@@ -182,7 +178,7 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	tracker, err := chain.NewTracker(chain.TrackerConfig{Chain: name, Confirmations: uint64(ch.ConfirmHeight),
 		PollInterval: 3 * time.Second}, s.db, eth, metrics.CountReconnects(s.m, name, metrics.ComponentTracker, dialWS), owners, log)
 	if err != nil {
-		return err
+		return fmt.Errorf("setting up the tracker: %w", err)
 	}
 	tokens := make([]common.Address, 0, len(ch.Tokens))
 	for _, t := range ch.Tokens {
@@ -190,20 +186,23 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	}
 	sink, err := intake.NewDepositStarter(s.cfg, name, s.db, s.tc, log)
 	if err != nil {
-		return err
+		return fmt.Errorf("setting up the deposit starter: %w", err)
 	}
 	listener, err := chain.NewListener(chain.ListenerConfig{Chain: name, Tokens: tokens, Native: true, PollInterval: 3 * time.Second},
 		s.db, eth, metrics.CountReconnects(s.m, name, metrics.ComponentListener, dialWS), nil, sink, log)
 	if err != nil {
-		return err
+		return fmt.Errorf("setting up the listener: %w", err)
 	}
 	// One listener and one tracker per chain, however many workers run: they
 	// run only while this process holds the chain's lease, and resume from the
 	// persisted cursor / tracked rows when another process takes over. They
 	// use the DB, the node and Temporal until they return, so they are joined
-	// before serveChain returns (and its caller closes any of those).
+	// before serveChain returns (and its caller closes any of those). The
+	// chain's own context stops them first when a later step fails.
 	var leased sync.WaitGroup
 	defer leased.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	leased.Go(func() {
 		chain.RunWithLease(ctx, s.db, "chain-"+name, s.holder, s.cfg.LeaseTTL.Duration, log, func(ctx context.Context) error {
 			return runTogether(ctx, tracker.Run, listener.Run, func(ctx context.Context) error {
@@ -229,7 +228,7 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 		DB: s.db, Eth: eth, Ledger: ledger.New(s.db), Wallets: s.wallets, Broadcaster: bc, Publisher: s.pub,
 	})
 	if err := w.Start(); err != nil {
-		return fmt.Errorf("chain %s: starting the Temporal worker on %s: %w", name, queue, err)
+		return fmt.Errorf("starting the Temporal worker on %s: %w", queue, err)
 	}
 	defer w.Stop()
 	// Reconciliation every 10 minutes; sweeps hourly, of deposit wallets above
@@ -254,38 +253,4 @@ func scheduleID(cfg config.Config, id, chainName string) string {
 		return id
 	}
 	return id + "-" + chainName
-}
-
-// awaitChainID waits until the chain's node answers and checks it serves the
-// configured chain id. It returns nil when ctx ends first.
-func awaitChainID(ctx context.Context, name string, ch config.ChainConfig, eth *ethclient.Client, log *slog.Logger) error {
-	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
-		err := checkChainID(ctx, name, ch, eth)
-		if err == nil || errors.Is(err, config.ErrInvalid) {
-			return err
-		}
-		log.Warn("chain node not reachable; this chain waits, the others go on", "rpc_url", ch.RPCURL, "err", err,
-			"retry_in", delay)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(delay):
-		}
-	}
-}
-
-// checkChainID asks the node its chain id: a mismatch with the config is a
-// config.ErrInvalid error; an unreachable node another error.
-func checkChainID(ctx context.Context, name string, ch config.ChainConfig, eth *ethclient.Client) error {
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	id, err := eth.ChainID(cctx)
-	if err != nil {
-		return err
-	}
-	if id.Cmp(big.NewInt(ch.ChainID)) != 0 {
-		return fmt.Errorf("%w: chains.%s.chainId is %d but the node at %s serves chain id %s: refusing to sign for it",
-			config.ErrInvalid, name, ch.ChainID, ch.RPCURL, id)
-	}
-	return nil
 }

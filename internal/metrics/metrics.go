@@ -72,6 +72,7 @@ type Metrics struct {
 	deliveries         *prometheus.CounterVec
 	deadLetters        *prometheus.CounterVec
 	shortTransfers     *prometheus.CounterVec
+	chainRefused       *prometheus.GaugeVec
 }
 
 // New returns payflow's collectors registered on a new registry, with the Go
@@ -103,9 +104,12 @@ func New() *Metrics {
 		shortTransfers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "payflow_short_transfers_total",
 			Help: "Paid token transfers that moved less to the recipient than was sent (a fee on transfer), once each."},
 			[]string{"chain", "symbol"}),
+		chainRefused: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "payflow_chain_refused",
+			Help: "1 when this worker refused to serve the chain (its node serves another chain id, a token's decimals differ from the config, or its services could not be set up), else 0."},
+			[]string{"chain"}),
 	}
 	m.reg.MustRegister(m.payments, m.deposits, m.requestToBroadcast, m.requestToAnswer, m.wsReconnects,
-		m.deliveries, m.deadLetters, m.shortTransfers,
+		m.deliveries, m.deadLetters, m.shortTransfers, m.chainRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -235,6 +239,18 @@ func (m *Metrics) Init(chain string, symbols []string) {
 	for _, c := range []string{ComponentListener, ComponentTracker} {
 		m.wsReconnects.WithLabelValues(chain, c)
 	}
+	m.chainRefused.WithLabelValues(chain).Set(0)
+}
+
+// ChainRefused sets payflow_chain_refused of chain to 1: this worker will not
+// serve it (wrong chain id, wrong token decimals, a failed setup). The other
+// chains go on; the refused chain's workflows wait in its task queue until a
+// worker serves it, so the gauge is what tells an operator (an alert fires).
+func (m *Metrics) ChainRefused(chain string) {
+	if m == nil {
+		return
+	}
+	m.chainRefused.WithLabelValues(chain).Set(1)
 }
 
 // InitDeliveries creates the delivery and dead-letter series of flows at zero.

@@ -218,3 +218,22 @@ func TestDeliveryOutcomesAreTheLabelValues(t *testing.T) {
 	require.Equal(t, metrics.OutcomeRequeued, rmq.OutcomeRequeued)
 	require.Equal(t, metrics.OutcomeDeadLettered, rmq.OutcomeDeadLettered)
 }
+
+// TestChainRefusedMarksOnlyThatChain: every chain's payflow_chain_refused
+// exists at 0 from Init; refusing one sets it to 1 and leaves the others.
+func TestChainRefusedMarksOnlyThatChain(t *testing.T) {
+	m := metrics.New()
+	m.Init("ETH", []string{"ETH"})
+	m.Init("BSC", []string{"BNB"})
+	v := values(t, m.Registry())
+	require.Equal(t, 0.0, v[`payflow_chain_refused{chain="ETH"}`])
+	require.Contains(t, v, `payflow_chain_refused{chain="BSC"}`, "series exist at zero")
+
+	m.ChainRefused("BSC")
+	v = values(t, m.Registry())
+	require.Equal(t, 1.0, v[`payflow_chain_refused{chain="BSC"}`])
+	require.Equal(t, 0.0, v[`payflow_chain_refused{chain="ETH"}`])
+
+	var none *metrics.Metrics
+	none.ChainRefused("ETH") // a nil Metrics records nothing
+}
