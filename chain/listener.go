@@ -105,8 +105,8 @@ type Listener struct {
 	lastWatchID  int64
 	lastWalletID int64
 	rng          uint64
-	receipts    *receiptCache // per sync pass
-	native      *nativeScanner
+	receipts     *receiptCache // per sync pass
+	native       *nativeScanner
 }
 
 // NewListener wires a Listener. watch may be shared with other readers; the
