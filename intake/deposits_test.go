@@ -80,8 +80,13 @@ func TestDepositStarterRestartsOnlyNotIncluded(t *testing.T) {
 		t.Fatal(err)
 	}
 	newDeposit := func() chain.Deposit {
+		t.Helper()
+		to := common.HexToAddress(stacktest.RandomAddress())
+		if _, err := chain.Watch(ctx, db, cfg.ETH.Chain, "USDT", to, 1); err != nil { // announced: a topup watches it
+			t.Fatal(err)
+		}
 		return chain.Deposit{Token: common.HexToAddress(tok.Address), From: common.HexToAddress(stacktest.RandomAddress()),
-			To: common.HexToAddress(stacktest.RandomAddress()), Value: new(big.Int).Set(units),
+			To: to, Value: new(big.Int).Set(units),
 			TxHash: common.BytesToHash([]byte(stacktest.RandomID("tx-"))), LogIndex: 1, BlockNumber: 100}
 	}
 	deliver := func(d chain.Deposit, block common.Hash) {
