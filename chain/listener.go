@@ -87,6 +87,12 @@ type ListenerConfig struct {
 // records what was asked for, the watch set holds addresses only. The
 // cursor, the watches and the deposits are all per chain (ListenerConfig.Chain):
 // the same address watched on two chains is two independent streams.
+//
+// Every managed wallet of the chain (a row of the wallets table) is watched
+// too, from the first pass after it was stored, so that every transfer into
+// it is booked (SPEC §3): payments between managed wallets, refills, any
+// configured asset. The listener does not say which addresses a topup
+// watches; the sink decides what is announced.
 type Listener struct {
 	cfg     ListenerConfig
 	db      *sql.DB
@@ -96,10 +102,11 @@ type Listener struct {
 	sink    DepositSink
 	log     *slog.Logger
 
-	lastWatchID int64
-	rng         uint64
-	receipts    *receiptCache // per sync pass
-	native      *nativeScanner
+	lastWatchID  int64
+	lastWalletID int64
+	rng          uint64
+	receipts     *receiptCache // per sync pass
+	native       *nativeScanner
 }
 
 // NewListener wires a Listener. watch may be shared with other readers; the
@@ -378,6 +385,9 @@ func (l *Listener) txLogIndex(ctx context.Context, txHash common.Hash, blockInde
 // Native the blocks' transactions, read one block at a time down from the
 // cursor's hash (one eth_getBlockByHash per block of the backfilled span).
 func (l *Listener) refreshWatches(ctx context.Context, cur Cursor) error {
+	if err := l.refreshWallets(ctx); err != nil {
+		return err
+	}
 	cursor := cur.Number
 	rows, err := l.db.QueryContext(ctx, `SELECT id, address, from_block, backfilled_to FROM watched_addresses
 		WHERE chain=? AND id > ? ORDER BY id LIMIT 100000`, l.cfg.Chain, l.lastWatchID)
@@ -470,6 +480,46 @@ func (l *Listener) refreshWatches(ctx context.Context, cur Cursor) error {
 		l.lastWatchID = batch[len(batch)-1].id
 	}
 	l.log.Info("watching new addresses", "count", len(fresh), "watched", l.watch.Len())
+	return nil
+}
+
+// refreshWallets adds to the watch set the chain's managed wallets stored
+// since the last call. A wallet needs no backfill: refreshWatches runs at the
+// start of every pass, and a pass reads only blocks up to a head seen before
+// it started, so a block mined after the wallet was stored is read by a
+// later pass, which knows the wallet. What reached the address before payflow
+// held it is no transfer into a managed wallet.
+func (l *Listener) refreshWallets(ctx context.Context) error {
+	added := 0
+	for {
+		rows, err := l.db.QueryContext(ctx, "SELECT id, address FROM wallets WHERE chain=? AND id > ? ORDER BY id LIMIT 10000",
+			l.cfg.Chain, l.lastWalletID)
+		if err != nil {
+			return fmt.Errorf("loading managed wallets: %w", err)
+		}
+		n := 0
+		for rows.Next() {
+			var id int64
+			var a string
+			if err := rows.Scan(&id, &a); err != nil {
+				rows.Close()
+				return fmt.Errorf("loading managed wallets: %w", err)
+			}
+			added += l.watch.Add(common.HexToAddress(a))
+			l.lastWalletID = id
+			n++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("loading managed wallets: %w", err)
+		}
+		if n < 10000 {
+			break
+		}
+	}
+	if added > 0 {
+		l.log.Info("watching managed wallets", "count", added, "watched", l.watch.Len())
+	}
 	return nil
 }
 

@@ -317,3 +317,69 @@ func TestListenerRedeliversRemined(t *testing.T) {
 		})
 	}
 }
+
+// TestListenerWatchesManagedWallets (issue 19, defects 2 and 11): every
+// managed wallet of the listener's chain (a wallets row, no topup watch) is
+// watched for tokens and the native coin, including one stored after the
+// listener started; a wallet of another chain is not.
+func TestListenerWatchesManagedWallets(t *testing.T) {
+	f := newChainFixture(t)
+	senderKey := mustKey(t, senderKeyHex)
+	gas := common.HexToAddress("0x00000000000000000000000000000000000e0001")
+	later := common.HexToAddress("0x00000000000000000000000000000000000e0002")
+	elsewhere := common.HexToAddress("0x00000000000000000000000000000000000e0003")
+	addWallet := func(chainName string, a common.Address, kind string) {
+		t.Helper()
+		if _, err := f.db.ExecContext(f.ctx, "INSERT INTO wallets (chain, address, kind, label) VALUES (?,?,?,?)",
+			chainName, chain.Lower(a), kind, kind); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addWallet(chainName, gas, "gas")
+	addWallet("OTHER", elsewhere, "hot")
+	rec := &deliveryLog{}
+	l, err := chain.NewListener(chain.ListenerConfig{Chain: chainName, Tokens: []common.Address{f.token}, Native: true},
+		f.db, f.client, noDial, nil, rec, discardLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncToHead(t, l, f.client)
+
+	refill := sendNative(t, f.client, senderKey, gas, 500_000_000_000_000_000)
+	auth, err := bind.NewKeyedTransactorWithChainID(senderKey, big.NewInt(simChainID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := f.usdt.Transfer(auth, gas, big.NewInt(3_500_000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendNative(t, f.client, senderKey, elsewhere, 7)
+	f.sim.Commit()
+	f.requireSuccess(tok.Hash())
+	syncToHead(t, l, f.client)
+
+	addWallet(chainName, later, "deposit")
+	late := sendNative(t, f.client, senderKey, later, 9)
+	f.sim.Commit()
+	syncToHead(t, l, f.client)
+
+	got := map[string]chain.Deposit{}
+	for _, d := range rec.deps {
+		got[fmt.Sprintf("%s/%d", d.TxHash.Hex(), d.LogIndex)] = d
+	}
+	if len(rec.deps) != 3 {
+		t.Fatalf("delivered %d deposits, want 3 (native and token to the gas wallet, native to the later wallet): %+v",
+			len(rec.deps), rec.deps)
+	}
+	if d, ok := got[nativeKey(refill.Hash())]; !ok || d.To != gas || d.Value.String() != "500000000000000000" || !d.Native {
+		t.Errorf("the refill: %+v (found %v)", d, ok)
+	}
+	if d, ok := got[fmt.Sprintf("%s/%d", tok.Hash().Hex(), 0)]; !ok || d.To != gas || d.Token != f.token ||
+		d.Value.Int64() != 3_500_000 {
+		t.Errorf("the token transfer: %+v (found %v)", d, ok)
+	}
+	if d, ok := got[nativeKey(late.Hash())]; !ok || d.To != later || d.Value.Int64() != 9 {
+		t.Errorf("the payment to the wallet stored later: %+v (found %v)", d, ok)
+	}
+}

@@ -23,7 +23,13 @@ import (
 )
 
 // DepositStarter is the chain listener's sink: it records every matched
-// deposit and starts one Deposit workflow per deposit above the dust limit.
+// deposit and starts one Deposit workflow per deposit to book (SPEC §3).
+// A deposit to an address a topup watches is announced (status=2, then 1 or
+// 0) when it is above the dust limit. A deposit to a managed wallet that is
+// not announced (no topup watches it, it is dust, or it is a sweep's gas
+// top-up) is booked silently: its Deposit credits it once confirmed, under
+// the same deposit key, and publishes nothing. A dust deposit to an address
+// that is not managed is only recorded.
 // Starting is idempotent by workflow id: a redelivered deposit whose workflow
 // is running, or completed (credited), starts nothing. A Deposit that failed
 // (it answered status=0: reorganised away and not re-included in time) is
@@ -50,14 +56,26 @@ func NewDepositStarter(cfg config.Config, chainName string, db *sql.DB, c client
 		log: log.With("chain", strings.ToUpper(chainName))}, nil
 }
 
-// fromGasWallet reports whether from is one of the chain's gas wallets.
-func (s *DepositStarter) fromGasWallet(ctx context.Context, from common.Address) (bool, error) {
-	var n int
-	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM wallets WHERE chain=? AND address=? AND kind='gas'",
-		s.chain, chain.Lower(from)).Scan(&n); err != nil {
-		return false, fmt.Errorf("looking up wallet %s: %w", chain.Lower(from), err)
+// recipient is what the starter knows of a deposit's parties.
+type recipient struct {
+	watched bool // a topup watches the recipient: its deposits are announced
+	managed bool // the recipient is a managed wallet: its deposits are booked
+	fromGas bool // the sender is one of the chain's gas wallets
+}
+
+// lookup reads what HandleDeposits needs of d's recipient and sender.
+func (s *DepositStarter) lookup(ctx context.Context, d chain.Deposit) (recipient, error) {
+	var r recipient
+	to, from := chain.Lower(d.To), chain.Lower(d.From)
+	err := s.db.QueryRowContext(ctx, `SELECT
+		EXISTS (SELECT 1 FROM watched_addresses WHERE chain=? AND address=?),
+		EXISTS (SELECT 1 FROM wallets WHERE chain=? AND address=?),
+		EXISTS (SELECT 1 FROM wallets WHERE chain=? AND address=? AND kind='gas')`,
+		s.chain, to, s.chain, to, s.chain, from).Scan(&r.watched, &r.managed, &r.fromGas)
+	if err != nil {
+		return recipient{}, fmt.Errorf("looking up the parties of deposit %s/%d: %w", d.TxHash.Hex(), d.LogIndex, err)
 	}
-	return n > 0, nil
+	return r, nil
 }
 
 // asset names what a deposit moved: the token whose contract emitted the
@@ -80,20 +98,22 @@ func (s *DepositStarter) HandleDeposits(ctx context.Context, deps []chain.Deposi
 		if !ok {
 			continue
 		}
-		if a.Native {
-			internal, err := s.fromGasWallet(ctx, d.From)
-			if err != nil {
-				return err
-			}
-			if internal {
-				// A sweep's gas top-up: the sweep books it; no business
-				// deposited anything.
-				continue
-			}
+		who, err := s.lookup(ctx, d)
+		if err != nil {
+			return err
+		}
+		if !who.watched && !who.managed {
+			// Neither watched nor managed (any more): nothing is owed.
+			s.log.Warn("deposit to an address neither watched nor managed; ignored", "address", chain.Lower(d.To),
+				"tx_hash", d.TxHash.Hex())
+			continue
 		}
 		sym := a.Symbol
 		amount := chain.FromUnits(d.Value, a.Decimals)
 		dust := amount.LessThan(a.DustLimit()) || amount.Sign() == 0
+		// A sweep's gas top-up is no business's deposit: booked (the sweep
+		// books it too, under the same key), never announced.
+		announce := who.watched && !dust && !(a.Native && who.fromGas)
 		if _, err := s.db.ExecContext(ctx, `INSERT INTO deposits
 			(chain, tx_hash, log_index, symbol, address, from_address, amount, block_number, block_hash, dust)
 			VALUES (?,?,?,?,?,?,?,?,?,?) ON DUPLICATE KEY UPDATE block_number=VALUES(block_number), block_hash=VALUES(block_hash)`,
@@ -103,8 +123,10 @@ func (s *DepositStarter) HandleDeposits(ctx context.Context, deps []chain.Deposi
 		}
 		if dust {
 			s.log.Info("dust deposit recorded, not announced", "address", chain.Lower(d.To), "tx_hash", d.TxHash.Hex(),
-				"amount", amount.String())
-			continue
+				"amount", amount.String(), "managed", who.managed)
+		}
+		if !announce && (!who.managed || amount.Sign() == 0) {
+			continue // recorded only: no wallet of ours to book it to
 		}
 		id := workflows.DepositWorkflowID(s.chain, d.TxHash.Hex(), d.LogIndex)
 		// A credited deposit whose workflow did not complete (terminated by
@@ -131,17 +153,26 @@ func (s *DepositStarter) HandleDeposits(ctx context.Context, deps []chain.Deposi
 				TypedSearchAttributes: temporal.NewSearchAttributes(workflows.AttrFlow.ValueSet("deposit"),
 					workflows.AttrAddress.ValueSet(chain.Lower(d.To)), workflows.AttrTxHash.ValueSet(d.TxHash.Hex()),
 					workflows.AttrChain.ValueSet(s.chain)),
-				StaticSummary: fmt.Sprintf("deposit %s %s to %s", amount.String(), sym, chain.Lower(d.To)),
+				StaticSummary: summary(announce, amount.String(), sym, chain.Lower(d.To)),
 			}, workflows.Deposit, workflows.DepositInput{Chain: s.chain, Symbol: sym, Token: a.Address,
 				Address: chain.Lower(d.To), From: chain.Lower(d.From), TxHash: d.TxHash.Hex(), LogIndex: d.LogIndex,
 				Units: d.Value.String(), Amount: protocol.NewAmount(amount), BlockNumber: d.BlockNumber,
-				BlockHash: d.BlockHash.Hex(), ReincludeTimeout: s.cfg.Payment.ReincludeTimeout.Duration})
+				BlockHash: d.BlockHash.Hex(), ReincludeTimeout: s.cfg.Payment.ReincludeTimeout.Duration, Silent: !announce})
 		var started *serviceerror.WorkflowExecutionAlreadyStarted
 		if err != nil && !errors.As(err, &started) {
 			return fmt.Errorf("starting %s: %w", id, err)
 		}
 		s.log.Info("deposit seen", "workflow_id", id, "address", chain.Lower(d.To), "tx_hash", d.TxHash.Hex(),
-			"amount", amount.String(), "block_number", d.BlockNumber)
+			"amount", amount.String(), "block_number", d.BlockNumber, "announced", announce)
 	}
 	return nil
+}
+
+// summary is the Web UI's line for a Deposit: an announced deposit, or a
+// transfer into a managed wallet booked without announcement.
+func summary(announce bool, amount, symbol, to string) string {
+	if announce {
+		return fmt.Sprintf("deposit %s %s to %s", amount, symbol, to)
+	}
+	return fmt.Sprintf("booking %s %s to managed wallet %s (not announced)", amount, symbol, to)
 }

@@ -3,6 +3,7 @@ package intake
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -79,8 +80,13 @@ func TestDepositStarterRestartsOnlyNotIncluded(t *testing.T) {
 		t.Fatal(err)
 	}
 	newDeposit := func() chain.Deposit {
+		t.Helper()
+		to := common.HexToAddress(stacktest.RandomAddress())
+		if _, err := chain.Watch(ctx, db, cfg.ETH.Chain, "USDT", to, 1); err != nil { // announced: a topup watches it
+			t.Fatal(err)
+		}
 		return chain.Deposit{Token: common.HexToAddress(tok.Address), From: common.HexToAddress(stacktest.RandomAddress()),
-			To: common.HexToAddress(stacktest.RandomAddress()), Value: new(big.Int).Set(units),
+			To: to, Value: new(big.Int).Set(units),
 			TxHash: common.BytesToHash([]byte(stacktest.RandomID("tx-"))), LogIndex: 1, BlockNumber: 100}
 	}
 	deliver := func(d chain.Deposit, block common.Hash) {
@@ -140,5 +146,135 @@ func TestDepositStarterRestartsOnlyNotIncluded(t *testing.T) {
 	deliver(c, creditedBlock)
 	if after, _ := outcome(cid); after != before {
 		t.Fatalf("a deposit the ledger credited started run %s", after)
+	}
+}
+
+// silentDeposit stands in for workflows.Deposit: it answers whether it was
+// started silent, in the response's Error.
+func silentDeposit(_ workflow.Context, in workflows.DepositInput) (protocol.TopupResponse, error) {
+	return protocol.TopupResponse{Error: fmt.Sprint(in.Silent)}, nil
+}
+
+// TestDepositStarterBooksManagedWalletsSilently (issue 19, defects 2 and 11)
+// drives HandleDeposits against the dev stack's Temporal server and MariaDB:
+// a deposit to an address a topup watches is announced, managed or not; one
+// to a managed wallet no topup watches, a dust deposit to a managed wallet,
+// and a sweep's gas top-up (native, from a gas wallet) are booked silently;
+// dust to an address that is only watched, and a deposit to an address
+// neither watched nor managed, start nothing.
+func TestDepositStarterBooksManagedWalletsSilently(t *testing.T) {
+	st := stacktest.Load(t)
+	ctx := context.Background()
+	db := stacktest.TestDB(t, "intake")
+	if err := ledger.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Tokens = map[string]config.Token{}
+	for sym, tok := range st.Tokens {
+		tok.Dust = "1"
+		cfg.Tokens[sym] = tok
+	}
+	cfg.Temporal.TaskQueue = stacktest.RandomID("deposit-silent-test-")
+	cfg.ResolveChains()
+	tc := st.Temporal(t)
+	w := worker.New(tc, cfg.Temporal.TaskQueue, worker.Options{})
+	w.RegisterWorkflowWithOptions(silentDeposit, workflow.RegisterOptions{Name: "Deposit"})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	s, err := NewDepositStarter(cfg, "ETH", db, tc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, ok := cfg.Tokens["USDT"]
+	if !ok {
+		t.Fatal("the stack has no USDT")
+	}
+	chainName := cfg.ETH.Chain
+	wallet := func(kind string) common.Address {
+		t.Helper()
+		a := common.HexToAddress(stacktest.RandomAddress())
+		if _, err := db.ExecContext(ctx, "INSERT INTO wallets (chain, address, kind, label) VALUES (?,?,?,?)",
+			chainName, chain.Lower(a), kind, stacktest.RandomID(kind+"-")); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	watched := func(a common.Address) common.Address {
+		t.Helper()
+		if _, err := chain.Watch(ctx, db, chainName, "USDT", a, 1); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	gas := wallet("gas")
+	hot := wallet("hot")
+	managedWatched := watched(wallet("deposit"))
+	onlyWatched := watched(common.HexToAddress(stacktest.RandomAddress()))
+	stranger := common.HexToAddress(stacktest.RandomAddress())
+
+	deposit := func(from, to common.Address, amount string, native bool) chain.Deposit {
+		t.Helper()
+		d := chain.Deposit{From: from, To: to, TxHash: common.BytesToHash([]byte(stacktest.RandomID("tx-"))),
+			BlockNumber: 100, BlockHash: creditedBlock}
+		if native {
+			d.Native, d.LogIndex = true, chain.NativeLogIndex
+			d.Value = decimal.RequireFromString(amount).Shift(18).BigInt()
+		} else {
+			d.Token, d.LogIndex = common.HexToAddress(tok.Address), 0
+			d.Value = decimal.RequireFromString(amount).Shift(tok.Decimals).BigInt()
+		}
+		return d
+	}
+	outsider := common.HexToAddress(stacktest.RandomAddress())
+	for _, tc2 := range []struct {
+		name string
+		d    chain.Deposit
+		want string // "true": started silent, "false": announced, "": nothing started
+	}{
+		{"payment between managed wallets", deposit(hot, wallet("deposit"), "3.5", false), "true"},
+		{"refill of the gas wallet", deposit(outsider, gas, "0.5", true), "true"},
+		{"token no topup watches, to the hot wallet", deposit(outsider, hot, "2", false), "true"},
+		{"deposit to a watched managed wallet", deposit(outsider, managedWatched, "25", false), "false"},
+		{"deposit to a watched address", deposit(outsider, onlyWatched, "25", false), "false"},
+		{"gas top-up of a watched deposit wallet", deposit(gas, managedWatched, "0.01", true), "true"},
+		{"dust to a watched managed wallet", deposit(outsider, managedWatched, "0.5", false), "true"},
+		{"dust to a watched address", deposit(outsider, onlyWatched, "0.5", false), ""},
+		{"deposit to a stranger", deposit(outsider, stranger, "25", false), ""},
+	} {
+		t.Run(tc2.name, func(t *testing.T) {
+			if err := s.HandleDeposits(ctx, []chain.Deposit{tc2.d}); err != nil {
+				t.Fatal(err)
+			}
+			var recorded int
+			if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM deposits WHERE chain=? AND tx_hash=? AND log_index=?",
+				chainName, tc2.d.TxHash.Hex(), tc2.d.LogIndex).Scan(&recorded); err != nil {
+				t.Fatal(err)
+			}
+			id := workflows.DepositWorkflowID(chainName, tc2.d.TxHash.Hex(), tc2.d.LogIndex)
+			if tc2.want == "" {
+				if _, err := tc.DescribeWorkflowExecution(ctx, id, ""); err == nil {
+					t.Fatalf("%s started", id)
+				}
+				if tc2.d.To == stranger && recorded != 0 {
+					t.Errorf("a deposit to an address neither watched nor managed was recorded")
+				}
+				return
+			}
+			if recorded != 1 {
+				t.Errorf("deposit recorded %d times, want once", recorded)
+			}
+			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			var res protocol.TopupResponse
+			if err := tc.GetWorkflow(wctx, id, "").Get(wctx, &res); err != nil {
+				t.Fatalf("%s: %v", id, err)
+			}
+			if res.Error != tc2.want {
+				t.Errorf("started with Silent=%s, want %s", res.Error, tc2.want)
+			}
+		})
 	}
 }

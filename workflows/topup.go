@@ -119,6 +119,12 @@ type DepositInput struct {
 	// ReincludeTimeout: how long a deposit may be out of the chain (reorganised
 	// away, or orphaned before the tracker first saw it) before status=0.
 	ReincludeTimeout time.Duration
+	// Silent books the deposit without announcing it: a transfer into a
+	// managed wallet that no topup watches (SPEC §3), a dust deposit to one,
+	// or a sweep's gas top-up. It is followed and credited exactly as an
+	// announced one, under the same deposit key, and publishes nothing. The
+	// zero value announces, as every Deposit started before it did.
+	Silent bool `json:",omitempty"`
 }
 
 // Deposit announces one deposit twice: status=2 when seen, then status=1 once
@@ -134,7 +140,8 @@ type DepositInput struct {
 // so the workflow continues as new from the new block instead.
 // Messages are keyed wfID/seen/<block hash>, wfID/final/<block hash> (status=0)
 // and wfID/credited (status=1: the ledger credits a deposit once, so it is
-// announced credited once whatever run gets there).
+// announced credited once whatever run gets there). A Silent Deposit takes
+// the same path and publishes none of them.
 func Deposit(ctx workflow.Context, in DepositInput) (protocol.TopupResponse, error) {
 	// Executions started before the version keep their behaviour (deadline
 	// only after "reorged", status=0 completes, ids wfID/seen and wfID/final).
@@ -156,6 +163,9 @@ func Deposit(ctx workflow.Context, in DepositInput) (protocol.TopupResponse, err
 	lctx := workflow.WithActivityOptions(ctx, ledgerOpts)
 	cctx := workflow.WithActivityOptions(ctx, chainOpts)
 	publish := func(id string) error {
+		if in.Silent {
+			return nil // booked, not announced: no business asked about this address
+		}
 		r := resp
 		return workflow.ExecuteActivity(lctx, a.PublishResult, activities.PublishInput{Flow: protocol.FlowTopup,
 			MessageID: id, Topup: &r}).Get(ctx, nil)

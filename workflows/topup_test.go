@@ -319,6 +319,57 @@ func TestDepositSeenThenCredited(t *testing.T) {
 	d.done()
 }
 
+// TestDepositSilentCreditsAndPublishesNothing: a transfer into a managed
+// wallet that no topup watches (issue 19, defects 2 and 11) is followed,
+// verified and credited exactly as an announced deposit, under the same
+// deposit key, and nothing is published for it.
+func TestDepositSilentCreditsAndPublishesNothing(t *testing.T) {
+	d := newDepositHarness(t)
+	d.track()
+	d.verify(present(205))
+	d.credit(nil)
+	seen := d.snapshotAt(1500 * time.Millisecond)
+	d.event(time.Second, evSeen)
+	d.event(2*time.Second, evConfirmed)
+
+	in := depositInput()
+	in.Silent = true
+	res, err := d.run(in)
+	require.NoError(t, err)
+
+	d.requireSnapshot(seen, "confirming", 0, 0, 0)
+	require.Equal(t, []string{"TrackTx", "VerifyDeposit", "CreditDeposit"}, d.calls)
+	require.Equal(t, []activities.DepositRef{wantRef()}, d.verified)
+	d.requireCredited()
+	d.responses() // none
+	requireResponse(t, res, protocol.StatusSucceeded, 205, "")
+	step, err := d.step()
+	require.NoError(t, err)
+	require.Equal(t, "credited", step)
+	d.done()
+}
+
+// TestDepositSilentReorgedAwayPublishesNothing: a silent deposit that leaves
+// the chain for good is not credited, ends like an announced one (failed, so
+// a re-inclusion starts it again), and publishes no status=0.
+func TestDepositSilentReorgedAwayPublishesNothing(t *testing.T) {
+	d := newDepositHarness(t)
+	d.track()
+	d.verify(activities.DepositCheck{Present: false})
+	d.forbid(a.CreditDeposit)
+	d.event(500*time.Millisecond, evSeen)
+	d.event(time.Second, evReorged)
+
+	in := depositInput()
+	in.Silent = true
+	res := notIncluded(t, d.runToError(in))
+
+	require.Equal(t, protocol.StatusFailed, res.Status)
+	require.Contains(t, res.Error, "reorganised away")
+	d.responses() // none
+	d.done()
+}
+
 func TestDepositReorgedThenReincluded(t *testing.T) {
 	d := newDepositHarness(t)
 	d.track()
