@@ -37,6 +37,9 @@ const (
 	SweepStepSwept     = "swept"
 	SweepStepNothing   = "nothing-to-sweep"
 	SweepStepFailed    = "failed"
+	// SweepStepCancelled: an operator's cancel request stopped the sweep
+	// before it signed more; what it held and had not signed was released.
+	SweepStepCancelled = "cancelled"
 )
 
 // Steps of a wallet sweep's transactions in signed_txs.
