@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"payflow/activities"
@@ -486,4 +487,15 @@ func TestWalletSweepClosedReservationSignsNothing(t *testing.T) {
 		env.AssertNotCalled(t, name, mock.Anything, mock.Anything)
 	}
 	env.AssertExpectations(t)
+}
+
+// TestReplayWalletSweepCancelledHistory replays a WalletSweep recorded on
+// the dev server before sweeps were safe to cancel (reserve, top-up, booked,
+// token transfer broadcast, then the operator's cancel ended it at once)
+// against the current code: a running sweep from before the change must
+// take its old path (workflow.GetVersion), not a nondeterministic new one.
+func TestReplayWalletSweepCancelledHistory(t *testing.T) {
+	replayer := worker.NewWorkflowReplayer()
+	replayer.RegisterWorkflow(workflows.WalletSweep)
+	require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(testLogger(t), "testdata/wallet_sweep_cancelled_history.json"))
 }
