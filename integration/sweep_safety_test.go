@@ -175,4 +175,9 @@ func TestSweepCancelledAfterBroadcastBooksTheChain(t *testing.T) {
 		t.Errorf("collection wallet %s: ledger - chain went from %s to %s USDT (the swept %s not booked)", collection,
 			collGap, gap, amount)
 	}
+	// The transfer was signed before the cancel and paid: the sweep ends as
+	// swept, and the Web UI says so.
+	if s := statusAttribute(t, tc, wfID); s != workflows.SweepStepSwept {
+		t.Errorf("wallet sweep PayflowStatus = %q, want %q", s, workflows.SweepStepSwept)
+	}
 }
