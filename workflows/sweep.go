@@ -103,9 +103,9 @@ type SweepStarted struct {
 
 // Sweep collects deposit wallets' tokens into the collection wallet. It
 // lists the deposit wallets whose available ledger balance of a symbol is
-// above that symbol's sweep threshold and starts one WalletSweep child workflow per wallet,
-// with id WalletSweepWorkflowID, abandoned on close: the run ends once they
-// have started, and a wallet whose sweep is stuck (a top-up or sweep waiting
+// above that symbol's sweep threshold and starts one WalletSweep child
+// workflow per wallet, with id WalletSweepWorkflowID, abandoned on close: the
+// run ends once they have started, and a wallet whose sweep is stuck (a top-up or sweep waiting
 // for the chain) holds up neither the other wallets nor the next run.
 func Sweep(ctx workflow.Context, in SweepInput) (SweepResult, error) {
 	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrFlow.ValueSet("sweep"), AttrStatus.ValueSet(SweepStepPlanning))
