@@ -22,14 +22,18 @@ const ErrTypeNoSweepTarget = "NoSweepTarget"
 
 // SweepPlanInput asks for one page of deposit wallets to sweep.
 type SweepPlanInput struct {
-	Symbols   []string        // empty = every configured token and the native coin
-	Threshold protocol.Amount // available strictly above it is swept
-	Addresses []string        // empty = every deposit wallet
-	After     string          // the previous page's Next
+	Symbols []string // empty = every configured token and the native coin
+	// Threshold is the sweep threshold of an asset with none of its own
+	// (config from before per-asset thresholds); an asset's own
+	// sweep_threshold always wins. Available strictly above it is swept.
+	Threshold protocol.Amount
+	Addresses []string // empty = every deposit wallet
+	After     string   // the previous page's Next
 	Limit     int
 }
 
-// SweepCandidate is a deposit wallet with the symbols it holds above the threshold.
+// SweepCandidate is a deposit wallet with the symbols it holds above their
+// sweep thresholds.
 type SweepCandidate struct {
 	Address string
 	Symbols []string // sorted
@@ -45,8 +49,8 @@ type SweepPlan struct {
 }
 
 // PlanSweep lists, in address order, the deposit wallets payflow holds the key
-// of whose available ledger balance of a symbol is strictly above the
-// threshold, and names the collection wallet (the configured one, else the
+// of whose available ledger balance of a symbol is strictly above that
+// symbol's sweep threshold (sweepThreshold), and names the collection wallet (the configured one, else the
 // first of kind collection) and the gas wallet (the first of kind gas with a
 // key). No collection wallet fails with ErrTypeNoSweepTarget.
 func (a *Activities) PlanSweep(ctx context.Context, in SweepPlanInput) (SweepPlan, error) {
@@ -75,27 +79,33 @@ func (a *Activities) PlanSweep(ctx context.Context, in SweepPlanInput) (SweepPla
 	if len(symbols) == 0 {
 		symbols = a.symbols() // tokens and the native coin
 	}
-	for _, s := range symbols {
-		if _, ok := a.Assets.Asset(s); !ok {
-			return SweepPlan{}, permanent(ErrTypeInvalidRequest, fmt.Errorf("unknown symbol %q", s))
-		}
-	}
 	if len(symbols) == 0 {
 		return plan, nil // no tokens configured: nothing to sweep
+	}
+	// Each symbol against its own threshold, in its own units.
+	above := make([]string, 0, len(symbols))
+	args := []any{a.Chain, strings.ToLower(in.After)}
+	for _, s := range symbols {
+		asset, ok := a.Assets.Asset(s)
+		if !ok {
+			return SweepPlan{}, permanent(ErrTypeInvalidRequest, fmt.Errorf("unknown symbol %q", s))
+		}
+		threshold, err := a.sweepThreshold(asset.Symbol, in.Threshold)
+		if err != nil {
+			return SweepPlan{}, err
+		}
+		above = append(above, "(b.symbol=? AND b.available>?)")
+		args = append(args, s, threshold)
 	}
 	limit := in.Limit
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
 	var sb strings.Builder
-	args := []any{a.Chain, strings.ToLower(in.After), in.Threshold.Decimal}
 	sb.WriteString(`SELECT b.address, GROUP_CONCAT(b.symbol ORDER BY b.symbol SEPARATOR ',')
 		FROM balances b JOIN wallets w ON w.chain=b.chain AND w.address=b.address
-		WHERE b.chain=? AND w.kind='deposit' AND w.enc_key IS NOT NULL AND b.address>? AND b.available>?
-		AND b.symbol IN (?` + strings.Repeat(",?", len(symbols)-1) + `)`)
-	for _, s := range symbols {
-		args = append(args, s)
-	}
+		WHERE b.chain=? AND w.kind='deposit' AND w.enc_key IS NOT NULL AND b.address>?
+		AND (` + strings.Join(above, " OR ") + `)`)
 	if len(in.Addresses) > 0 {
 		sb.WriteString(" AND b.address IN (?" + strings.Repeat(",?", len(in.Addresses)-1) + ")")
 		for _, addr := range in.Addresses {
@@ -134,7 +144,8 @@ type SweepReserveInput struct {
 	WorkflowID string
 	Address    string
 	Symbol     string
-	Threshold  protocol.Amount
+	// Threshold: see SweepPlanInput (the asset's own threshold wins).
+	Threshold protocol.Amount
 }
 
 // SweepReserveResult says what was reserved.
@@ -146,9 +157,30 @@ type SweepReserveResult struct {
 	Amount protocol.Amount // reserved; or the available balance when it was not above the threshold
 }
 
+// sweepThreshold is the available balance of symbol above which a deposit
+// wallet is swept, in the symbol's units: the asset's own sweep_threshold,
+// or fallback (SweepInput.Threshold) for an asset configured without one.
+// An unparsable threshold fails with ErrTypeInvalidRequest (config
+// validation refuses it first).
+func (a *Activities) sweepThreshold(symbol string, fallback protocol.Amount) (decimal.Decimal, error) {
+	asset, ok := a.Assets.Asset(symbol)
+	if !ok {
+		return decimal.Decimal{}, permanent(ErrTypeInvalidRequest, fmt.Errorf("unknown symbol %q", symbol))
+	}
+	if asset.SweepThreshold == "" {
+		return fallback.Decimal, nil
+	}
+	d, err := decimal.NewFromString(asset.SweepThreshold)
+	if err != nil || d.IsNegative() {
+		return decimal.Decimal{}, permanent(ErrTypeInvalidRequest, fmt.Errorf("sweep_threshold %q of %s on %s is not an amount",
+			asset.SweepThreshold, asset.Symbol, a.Chain))
+	}
+	return d, nil
+}
+
 // ReserveSweep reserves the wallet's whole available balance of the symbol
 // under Key, so the user cannot spend what is being swept, if it is above
-// the threshold; otherwise it reserves nothing. Only a deposit wallet payflow
+// the symbol's sweep threshold (sweepThreshold); otherwise it reserves nothing. Only a deposit wallet payflow
 // holds the key of can be swept (ErrTypeUnknownWallet). A repeat returns the
 // reservation already made under Key, whatever the balance is now.
 func (a *Activities) ReserveSweep(ctx context.Context, in SweepReserveInput) (SweepReserveResult, error) {
@@ -171,6 +203,10 @@ func (a *Activities) ReserveSweep(ctx context.Context, in SweepReserveInput) (Sw
 	if err != nil {
 		return SweepReserveResult{}, err
 	}
+	threshold, err := a.sweepThreshold(in.Symbol, in.Threshold)
+	if err != nil {
+		return SweepReserveResult{}, err
+	}
 	// The balance may move between the read and the reservation (a deposit,
 	// a withdrawal): read again and retry a few times.
 	for attempt := 0; attempt < 5; attempt++ {
@@ -178,14 +214,14 @@ func (a *Activities) ReserveSweep(ctx context.Context, in SweepReserveInput) (Sw
 		if err != nil {
 			return SweepReserveResult{}, err
 		}
-		if !b.Available.GreaterThan(in.Threshold.Decimal) {
+		if !b.Available.GreaterThan(threshold) {
 			return SweepReserveResult{Amount: protocol.NewAmount(b.Available)}, nil
 		}
 		amount := b.Available
 		if in.Symbol == a.Assets.Native.Symbol {
 			// The native coin is swept less what the wallet's sweeps may
 			// spend on gas: that stays, and pays them.
-			keep, err := a.sweepGasKeep(ctx, w.Address, in.Threshold.Decimal)
+			keep, err := a.sweepGasKeep(ctx, w.Address, in.Threshold)
 			if err != nil {
 				return SweepReserveResult{}, err
 			}
@@ -217,8 +253,9 @@ func (a *Activities) ReserveSweep(ctx context.Context, in SweepReserveInput) (Sw
 // sweepGasKeep is the native coin a deposit wallet keeps when its native
 // coin is swept: the gas budget (gas limit at the chain's fee cap, what
 // SignTransfer holds) of the native sweep and of a sweep of every token the
-// ledger holds above the threshold for it.
-func (a *Activities) sweepGasKeep(ctx context.Context, address string, threshold decimal.Decimal) (decimal.Decimal, error) {
+// ledger holds above that token's sweep threshold for it (fallback: see
+// sweepThreshold).
+func (a *Activities) sweepGasKeep(ctx context.Context, address string, fallback protocol.Amount) (decimal.Decimal, error) {
 	from, to := common.HexToAddress(address), common.HexToAddress(a.Collection)
 	gas, err := a.Broadcaster.Fees.NativeGas(ctx, from, to, big.NewInt(1))
 	if err != nil {
@@ -227,6 +264,10 @@ func (a *Activities) sweepGasKeep(ctx context.Context, address string, threshold
 	for _, sym := range a.Assets.Symbols() {
 		if _, isToken := a.Assets.Tokens[sym]; !isToken {
 			continue
+		}
+		threshold, err := a.sweepThreshold(sym, fallback)
+		if err != nil {
+			return decimal.Decimal{}, err
 		}
 		b, err := a.Ledger.Balance(ctx, a.Chain, address, sym)
 		if err != nil {

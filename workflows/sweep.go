@@ -20,7 +20,8 @@ const SweepScheduleID = "payflow-sweep"
 // Error types a WalletSweep fails with (besides the activities' ErrType*).
 const (
 	// ErrTypeGasTopUpTimeout: the gas top-up was not confirmed in time; the
-	// tokens were not swept and their reservation was released.
+	// tokens were not swept and their reservation was released. Only runs
+	// started before followTopUpChange give a top-up up.
 	ErrTypeGasTopUpTimeout = "GasTopUpTimeout"
 	// ErrTypeSweepReverted: a top-up or sweep transaction reverted.
 	ErrTypeSweepReverted = "SweepReverted"
@@ -37,6 +38,9 @@ const (
 	SweepStepSwept     = "swept"
 	SweepStepNothing   = "nothing-to-sweep"
 	SweepStepFailed    = "failed"
+	// SweepStepCancelled: an operator's cancel request stopped the sweep
+	// before it signed more; what it held and had not signed was released.
+	SweepStepCancelled = "cancelled"
 )
 
 // Steps of a wallet sweep's transactions in signed_txs.
@@ -60,14 +64,17 @@ func SweepReservationKey(workflowID, symbol string) string { return workflowID +
 type SweepInput struct {
 	// Symbols to sweep; empty means every configured token.
 	Symbols []string
-	// Threshold: a deposit wallet whose available balance of a symbol is
-	// strictly above it has all of that balance swept.
+	// Threshold: the sweep threshold of an asset configured without its own
+	// sweep_threshold (kept for runs and configs from before per-asset
+	// thresholds). A deposit wallet whose available balance of a symbol is
+	// strictly above that symbol's threshold, in its units, has all of that
+	// balance swept.
 	Threshold protocol.Amount
 	// Addresses limits the run to these deposit wallets; empty means all.
 	Addresses []string
-	// ConfirmTimeout bounds the wait for a gas top-up to confirm (then the
-	// wallet's sweep gives up and releases), and is how long a broadcast
-	// sweep waits before asking the chain whether it is stuck. 0 means 10m.
+	// ConfirmTimeout is how long a broadcast top-up or sweep waits before it
+	// is replaced at a higher fee (neither is ever given up: see
+	// WalletSweep). 0 means 10m.
 	ConfirmTimeout time.Duration
 
 	// Stamp and After carry a run across continue-as-new.
@@ -96,9 +103,9 @@ type SweepStarted struct {
 
 // Sweep collects deposit wallets' tokens into the collection wallet. It
 // lists the deposit wallets whose available ledger balance of a symbol is
-// above the threshold and starts one WalletSweep child workflow per wallet,
-// with id WalletSweepWorkflowID, abandoned on close: the run ends once they
-// have started, and a wallet whose sweep is stuck (a top-up or sweep waiting
+// above that symbol's sweep threshold and starts one WalletSweep child
+// workflow per wallet, with id WalletSweepWorkflowID, abandoned on close: the
+// run ends once they have started, and a wallet whose sweep is stuck (a top-up or sweep waiting
 // for the chain) holds up neither the other wallets nor the next run.
 func Sweep(ctx workflow.Context, in SweepInput) (SweepResult, error) {
 	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrFlow.ValueSet("sweep"), AttrStatus.ValueSet(SweepStepPlanning))
@@ -164,9 +171,9 @@ func Sweep(ctx workflow.Context, in SweepInput) (SweepResult, error) {
 // WalletSweepInput sweeps one deposit wallet.
 type WalletSweepInput struct {
 	Chain      string
-	Address    string   // the deposit wallet
-	Symbols    []string // swept in this order
-	Threshold  protocol.Amount
+	Address    string          // the deposit wallet
+	Symbols    []string        // swept in this order
+	Threshold  protocol.Amount // see SweepInput.Threshold
 	Collection string
 	GasWallet  string // "" = none; a wallet that needs gas then fails
 	// ConfirmTimeout: see SweepInput. 0 means 10m.
@@ -178,8 +185,8 @@ type WalletSweepResult struct {
 	Address     string
 	TopUpTxHash string `json:",omitempty"` // the gas top-up, if one was needed
 	Swept       []SweptToken
-	// Skipped lists symbols whose available balance was not above the
-	// threshold by the time the sweep reserved.
+	// Skipped lists symbols whose available balance was not above their
+	// sweep threshold by the time the sweep reserved.
 	Skipped []string `json:",omitempty"`
 }
 
@@ -200,12 +207,14 @@ type WalletSweepStatus struct {
 // WalletSweep moves a deposit wallet's available balance of each symbol to
 // the collection wallet:
 //
-//  1. reserve the whole available balance (above the threshold) in the
-//     ledger, under SweepReservationKey, so the user cannot spend it meanwhile;
-//  2. if the wallet cannot pay the transfers' gas, top it up with ETH from the
-//     gas wallet (step "gas-topup") and wait for its confirmation; if it is
-//     not confirmed within ConfirmTimeout, release everything and fail
-//     without sweeping (ErrTypeGasTopUpTimeout);
+//  1. reserve the whole available balance (above the asset's sweep
+//     threshold) in the ledger, under SweepReservationKey, so the user cannot
+//     spend it meanwhile;
+//  2. if the wallet cannot pay the transfers' gas, top it up with the native
+//     coin from the gas wallet (step "gas-topup") and follow that transfer to
+//     the chain's verdict like any other (replaced at a higher fee while
+//     unconfirmed), then book it (BookTopUp); a top-up that did not pay
+//     releases the tokens and fails (ErrTypeSweepReverted);
 //  3. per symbol: the transfer's life (runTransfer, step "sweep-<SYMBOL>"),
 //     then settle the reservation and credit the collection wallet keyed by
 //     the sweep's tx hash and log index.
@@ -214,6 +223,14 @@ type WalletSweepStatus struct {
 // was signed for them or the chain proved their transfer can never be mined.
 // A reservation already settled or released (a replay, a reset) is skipped:
 // it is never the basis of a new transfer.
+//
+// An operator's cancel request (the Web UI's Cancel) follows the same proof
+// rules as a payment's: nothing can unsign a transfer, so everything runs on
+// a context the cancel does not reach. The request is honoured only where
+// the sweep would start something new (reserve, or sign a top-up or a token
+// transfer): there it releases what it holds and has not signed, and ends
+// cancelled (SweepStepCancelled). A transfer signed before the request is
+// followed to the chain's verdict and booked as the chain decided first.
 //
 // Every wallet signs from its own nonce lane (the nonces table is keyed by
 // sending address): a deposit wallet's sweep and the gas wallet's top-ups
@@ -225,6 +242,15 @@ func WalletSweep(ctx workflow.Context, in WalletSweepInput) (WalletSweepResult, 
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (WalletSweepStatus, error) { return show.status, nil }); err != nil {
 		return res, err
 	}
+	// cancelled is where an operator's cancel request shows; from here on
+	// the sweep runs on ctx, which it does not reach (runs started before
+	// this change let the request cancel whatever was in flight).
+	cancelled := ctx
+	safeCancel := workflow.GetVersion(ctx, sweepCancelChange, workflow.DefaultVersion, 1) == 1
+	if safeCancel {
+		ctx, _ = workflow.NewDisconnectedContext(ctx)
+	}
+	stopped := func() bool { return safeCancel && cancelled.Err() != nil }
 	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrFlow.ValueSet("sweep"), AttrAddress.ValueSet(res.Address),
 		AttrChain.ValueSet(in.Chain))
 	timeout := in.ConfirmTimeout
@@ -234,29 +260,48 @@ func WalletSweep(ctx workflow.Context, in WalletSweepInput) (WalletSweepResult, 
 	var a *activities.Activities
 	lctx := workflow.WithActivityOptions(ctx, ledgerOpts)
 	cctx := workflow.WithActivityOptions(ctx, chainOpts)
-	// fail releases the reservations not yet closed (keys): their transfers
-	// were not signed, or were proven never to pay. gas, when set, is the
-	// decided transfer of keys[0], whose gas is charged with its release.
-	fail := func(keys []string, err error, gas ...*activities.ChargeInput) (WalletSweepResult, error) {
+	// release releases the reservations not yet closed (keys): their
+	// transfers were not signed, or were proven never to pay. gas, when set,
+	// is the decided transfer of keys[0], whose gas is charged with its
+	// release.
+	release := func(keys []string, gas ...*activities.ChargeInput) error {
+		var err error
 		for i, key := range keys {
 			in := activities.ReleaseInput{Key: key}
 			if i == 0 && len(gas) > 0 {
 				in.Gas = gas[0]
 			}
-			if rerr := workflow.ExecuteActivity(lctx, a.ReleaseFunds, in).
-				Get(ctx, nil); rerr != nil {
+			if rerr := workflow.ExecuteActivity(lctx, a.ReleaseFunds, in).Get(ctx, nil); rerr != nil {
 				err = errors.Join(err, rerr)
 			}
 		}
+		return err
+	}
+	fail := func(keys []string, err error, gas ...*activities.ChargeInput) (WalletSweepResult, error) {
+		err = errors.Join(err, release(keys, gas...))
 		show.step(ctx, SweepStepFailed, errorMessage(err))
 		return res, err
 	}
+	// stop ends the sweep on the operator's cancel request, releasing keys:
+	// the reservations it holds for transfers it has not signed.
+	stop := func(keys []string) (WalletSweepResult, error) {
+		if err := release(keys); err != nil {
+			show.step(ctx, SweepStepFailed, errorMessage(err))
+			return res, err
+		}
+		show.step(ctx, SweepStepCancelled, fmt.Sprintf("cancelled by an operator: %d swept, %d released unsigned",
+			len(res.Swept), len(keys)))
+		return res, temporal.NewCanceledError(res)
+	}
 
-	show.step(ctx, SweepStepReserving, fmt.Sprintf("reserving %s above %s on %s", strings.Join(in.Symbols, ","),
-		in.Threshold.String(), res.Address))
+	show.step(ctx, SweepStepReserving, fmt.Sprintf("reserving %s above their sweep thresholds on %s",
+		strings.Join(in.Symbols, ","), res.Address))
 	var items []activities.SweepItem
 	var held []string
 	for _, sym := range in.Symbols {
+		if stopped() {
+			return stop(held)
+		}
 		key := SweepReservationKey(wfID, sym)
 		var r activities.SweepReserveResult
 		if err := workflow.ExecuteActivity(lctx, a.ReserveSweep, activities.SweepReserveInput{Key: key, WorkflowID: wfID,
@@ -285,14 +330,23 @@ func WalletSweep(ctx workflow.Context, in WalletSweepInput) (WalletSweepResult, 
 			return fail(held, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s needs %s wei for gas and there is no gas wallet",
 				in.Address, gas.NeedWei), activities.ErrTypeNoSweepTarget, nil))
 		}
+		if stopped() {
+			return stop(held)
+		}
 		show.step(ctx, SweepStepGas, fmt.Sprintf("%s holds %s wei, needs %s: topping up %s wei from %s", in.Address,
 			gas.HaveWei, gas.NeedWei, gas.TopUpWei, in.GasWallet))
-		// The top-up moves no reserved money: giving up on it leaves at
-		// most some ETH in the deposit wallet, which the next sweep uses.
+		// A signed top-up is followed to the chain's verdict like any
+		// transfer: given up on, it could still be mined and never be
+		// booked, its value and gas held for ever. Runs from before this
+		// change gave up after ConfirmTimeout.
+		giveUp := time.Duration(0)
+		if workflow.GetVersion(ctx, followTopUpChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+			giveUp = timeout
+		}
 		out, err := runTransfer(ctx, transferSpec{Step: gasTopUpStep, What: gas.TopUpWei + " wei of gas to " + res.Address,
 			Sign: a.SignTopUp, SignInput: activities.TopUpInput{WorkflowID: wfID, Step: gasTopUpStep, From: in.GasWallet,
 				To: res.Address, Wei: gas.TopUpWei, Guard: held[0]},
-			ReplaceAfter: timeout, GiveUpAfter: timeout}, show)
+			ReplaceAfter: timeout, GiveUpAfter: giveUp}, show)
 		if err != nil {
 			return res, err
 		}
@@ -314,6 +368,9 @@ func WalletSweep(ctx workflow.Context, in WalletSweepInput) (WalletSweepResult, 
 	}
 
 	for i, it := range items {
+		if stopped() {
+			return stop(held[i:])
+		}
 		key, step := held[i], sweepStep+it.Symbol
 		show.step(ctx, SweepStepSweeping, fmt.Sprintf("sweeping %s %s from %s to %s", it.Amount.String(), it.Symbol,
 			res.Address, in.Collection))
@@ -348,6 +405,14 @@ func WalletSweep(ctx workflow.Context, in WalletSweepInput) (WalletSweepResult, 
 	show.step(ctx, SweepStepSwept, fmt.Sprintf("swept %d token(s) from %s", len(res.Swept), res.Address))
 	return res, nil
 }
+
+// Changes of WalletSweep, for workflow.GetVersion: sweepCancelChange runs
+// the sweep out of reach of a cancel request, which it honours only before
+// signing; followTopUpChange never gives up on a signed gas top-up.
+const (
+	sweepCancelChange = "sweep-cancel-after-proof"
+	followTopUpChange = "sweep-follow-top-up"
+)
 
 // bookTopUpChange marks, for workflow.GetVersion, the BookTopUp step of a
 // decided gas top-up.

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"payflow/activities"
@@ -24,6 +25,7 @@ const (
 	depositAddr = "0xd0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0"
 	gasAddr     = "0x6a56a56a56a56a56a56a56a56a56a56a56a56a56"
 	topUpHash   = "0x70b0000000000000000000000000000000000000000000000000000000000001"
+	topUpHash2  = "0x70b2000000000000000000000000000000000000000000000000000000000003" // its replacement
 	sweepHash   = "0x5eee000000000000000000000000000000000000000000000000000000000002"
 	sweepBlock  = uint64(240)
 	sweepStamp  = "20261121T120000Z"
@@ -47,6 +49,9 @@ type sweepHarness struct {
 	credited []activities.SweepCreditInput
 	signed   []activities.TransferInput
 	topUps   []activities.TopUpInput
+	booked   []activities.BookTopUpInput
+	// topUpMined is the top-up attempt the chain mined (topUpHash unless set).
+	topUpMined string
 }
 
 func newSweepHarness(t *testing.T) *sweepHarness {
@@ -57,10 +62,17 @@ func newSweepHarness(t *testing.T) *sweepHarness {
 	env.RegisterWorkflow(workflows.WalletSweep)
 	env.RegisterWorkflow(workflows.Sweep)
 	env.RegisterActivity(&activities.Activities{})
-	env.OnActivity(a.BookTopUp, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: sweepWfID, TaskQueue: workflows.DefaultTaskQueue})
 	env.SetWorkflowRunTimeout(24 * time.Hour)
-	h := &sweepHarness{t: t, env: env, statuses: recordStatuses(env), guard: &harness{t: t, env: env}}
+	h := &sweepHarness{t: t, env: env, statuses: recordStatuses(env), guard: &harness{t: t, env: env}, topUpMined: topUpHash}
+	env.OnActivity(a.BookTopUp, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.BookTopUpInput) error {
+			h.mu.Lock()
+			h.booked = append(h.booked, in)
+			h.mu.Unlock()
+			h.note("BookTopUp")
+			return nil
+		}).Maybe()
 	env.OnActivity(a.ReserveSweep, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.SweepReserveInput) (activities.SweepReserveResult, error) {
 			h.note("ReserveSweep " + in.Key)
@@ -79,7 +91,9 @@ func newSweepHarness(t *testing.T) *sweepHarness {
 		func(_ context.Context, in activities.InspectInput) (activities.Inspection, error) {
 			require.Equal(h.t, sweepWfID, in.WorkflowID)
 			if in.Step == "gas-topup" {
-				return activities.Inspection{State: "mined", Confirmed: true, TxHash: topUpHash, BlockNumber: 230, Paid: true}, nil
+				h.mu.Lock()
+				defer h.mu.Unlock()
+				return activities.Inspection{State: "mined", Confirmed: true, TxHash: h.topUpMined, BlockNumber: 230, Paid: true}, nil
 			}
 			return activities.Inspection{State: "mined", Confirmed: true, TxHash: sweepHash, BlockNumber: sweepBlock, Paid: true}, nil
 		}).Maybe()
@@ -242,38 +256,133 @@ func TestWalletSweepTopsUpGasFirst(t *testing.T) {
 		Wei: "2000", Guard: workflows.SweepReservationKey(sweepWfID, "USDT")}}, h.topUps)
 	key := workflows.SweepReservationKey(sweepWfID, "USDT")
 	require.Equal(t, []string{"ReserveSweep " + key, "CheckSweepGas", "SignTopUp", "Broadcast gas-topup",
-		"signal seen 0x70b0", "signal confirmed 0x0000", "signal confirmed 0x70b0",
+		"signal seen 0x70b0", "signal confirmed 0x0000", "signal confirmed 0x70b0", "BookTopUp",
 		"SignTransfer sweep-USDT", "Broadcast sweep-USDT", "signal confirmed 0x5eee", "SettleFunds", "CreditSweep"}, h.trail)
 	require.Contains(t, h.statuses.all(), workflows.SweepStepGas)
 	h.guard.done()
 }
 
-// TestWalletSweepTopUpTimeoutReleases: a top-up that is never confirmed
-// ends the sweep after ConfirmTimeout without signing the tokens, and the
-// reservation is released.
-func TestWalletSweepTopUpTimeoutReleases(t *testing.T) {
+// TestWalletSweepGivenUpTopUpIsFollowed (issue 19, defect 7b): a top-up
+// still unconfirmed after ConfirmTimeout is not given up (it may still be
+// mined): it is replaced at a higher fee like any transfer and followed to
+// the chain's verdict, then booked by the attempt that was mined, and the
+// sweep goes on. Nothing is released: every reservation closes by the chain.
+func TestWalletSweepGivenUpTopUpIsFollowed(t *testing.T) {
 	h := newSweepHarness(t)
 	h.gas("2000")
 	h.topUp()
 	h.broadcast()
-	h.guard.forbid(a.SignTransfer, a.SettleFunds, a.CreditSweep)
+	h.sweep()
+	h.topUpMined = topUpHash2
+	var replaced []activities.ReplaceInput
+	h.env.OnActivity(a.ReplaceTransfer, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ReplaceInput) (activities.ReplaceResult, error) {
+			h.mu.Lock()
+			replaced = append(replaced, in)
+			h.mu.Unlock()
+			h.note("ReplaceTransfer " + in.Step)
+			return activities.ReplaceResult{TxHash: topUpHash2, Attempt: 1}, nil
+		}).Once()
 	h.signalAt(time.Second, workflows.TxEvent{TxHash: topUpHash, Milestone: "seen", BlockNumber: 230, Succeeded: true})
-	released := -1
-	h.env.RegisterDelayedCallback(func() {
-		h.mu.Lock()
-		released = len(h.released)
-		h.mu.Unlock()
-	}, 4*time.Minute)
+	// Mined long after ConfirmTimeout (5m), as its replacement.
+	h.signalAt(7*time.Minute, workflows.TxEvent{TxHash: topUpHash2, Milestone: "confirmed", BlockNumber: 230, Succeeded: true})
+	h.signalAt(8*time.Minute, workflows.TxEvent{TxHash: sweepHash, Milestone: "confirmed", BlockNumber: sweepBlock, Succeeded: true})
 
-	start := h.env.Now()
+	res, err := h.run()
+	require.NoError(t, err)
+	h.requireSwept(res, topUpHash2)
+	require.Equal(t, []activities.ReplaceInput{{WorkflowID: sweepWfID, Step: "gas-topup", Attempt: 1}}, replaced)
+	require.Equal(t, []activities.BookTopUpInput{{WorkflowID: sweepWfID, Step: "gas-topup", To: depositAddr,
+		TxHash: topUpHash2, Paid: true}}, h.booked, "the top-up is booked by the attempt the chain mined")
+	key := workflows.SweepReservationKey(sweepWfID, "USDT")
+	require.Equal(t, []string{"ReserveSweep " + key, "CheckSweepGas", "SignTopUp", "Broadcast gas-topup",
+		"signal seen 0x70b0", "ReplaceTransfer gas-topup", "signal confirmed 0x70b2", "BookTopUp",
+		"SignTransfer sweep-USDT", "Broadcast sweep-USDT", "signal confirmed 0x5eee", "SettleFunds", "CreditSweep"}, h.trail)
+	h.guard.done()
+}
+
+// requireCancelled fails unless err says the workflow ended on an operator's
+// cancel request.
+func requireCancelled(t *testing.T, err error) {
+	t.Helper()
+	var canceled *temporal.CanceledError
+	require.True(t, errors.As(err, &canceled), "err = %v, want the sweep cancelled", err)
+}
+
+// TestWalletSweepCancelBeforeSigningReleases (issue 19, defect 7a): an
+// operator's cancel request before anything is signed releases what the
+// sweep holds and ends it; nothing is signed.
+func TestWalletSweepCancelBeforeSigningReleases(t *testing.T) {
+	h := newSweepHarness(t)
+	h.env.OnActivity(a.CheckSweepGas, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.SweepGasInput) (activities.SweepGasResult, error) {
+			h.note("CheckSweepGas")
+			h.env.CancelWorkflow() // the operator's Cancel, while the gas is checked
+			return activities.SweepGasResult{NeedWei: "1000", HaveWei: "0", TopUpWei: "2000"}, nil
+		})
+	h.guard.forbid(a.SignTopUp, a.SignTransfer, a.Broadcast, a.SettleFunds, a.CreditSweep)
+
 	_, err := h.run()
-	var appErr *temporal.ApplicationError
-	require.True(t, errors.As(err, &appErr), "err = %v", err)
-	require.Equal(t, workflows.ErrTypeGasTopUpTimeout, appErr.Type())
-	require.GreaterOrEqual(t, h.env.Now().Sub(start), 5*time.Minute, "waited the whole timeout")
-	require.Zero(t, released, "nothing released before the timeout")
-	require.Equal(t, []activities.ReleaseInput{{Key: workflows.SweepReservationKey(sweepWfID, "USDT")}}, h.released)
-	require.Equal(t, workflows.SweepStepFailed, h.statuses.last())
+	requireCancelled(t, err)
+	key := workflows.SweepReservationKey(sweepWfID, "USDT")
+	require.Equal(t, []activities.ReleaseInput{{Key: key}}, h.released)
+	require.Equal(t, []string{"ReserveSweep " + key, "CheckSweepGas", "ReleaseFunds " + key}, h.trail)
+	require.Equal(t, workflows.SweepStepCancelled, h.statuses.last())
+	h.guard.done()
+}
+
+// TestWalletSweepCancelAfterBroadcastFollowsTheChain (issue 19, defect 7a):
+// a cancel request once the token transfer is signed and broadcast cannot
+// stop it: the sweep waits for the chain's verdict and books exactly what
+// the chain did (settled with its gas, collection credited).
+func TestWalletSweepCancelAfterBroadcastFollowsTheChain(t *testing.T) {
+	h := newSweepHarness(t)
+	h.gas("0")
+	h.sweep()
+	h.env.OnActivity(a.Broadcast, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.BroadcastInput) (activities.BroadcastResult, error) {
+			h.note("Broadcast " + in.Step)
+			h.env.CancelWorkflow() // the Web UI's Cancel, right after the broadcast
+			return activities.BroadcastResult{}, nil
+		})
+	h.guard.forbid(a.SignTopUp)
+	h.signalAt(5*time.Second, workflows.TxEvent{TxHash: sweepHash, Milestone: "confirmed", BlockNumber: sweepBlock, Succeeded: true})
+
+	res, err := h.run()
+	require.NoError(t, err, "everything was signed before the cancel: the sweep ends as the chain decided")
+	h.requireSwept(res, "")
+	key := workflows.SweepReservationKey(sweepWfID, "USDT")
+	require.Equal(t, []string{"ReserveSweep " + key, "CheckSweepGas", "SignTransfer sweep-USDT", "Broadcast sweep-USDT",
+		"signal confirmed 0x5eee", "SettleFunds", "CreditSweep"}, h.trail)
+	h.guard.done()
+}
+
+// TestWalletSweepCancelAfterTopUpBooksItAndReleases (issue 19, defect 7a):
+// a cancel request once the gas top-up is broadcast is held until the chain
+// decides the top-up, which is then booked; the tokens, not signed yet, are
+// released and nothing more is signed.
+func TestWalletSweepCancelAfterTopUpBooksItAndReleases(t *testing.T) {
+	h := newSweepHarness(t)
+	h.gas("2000")
+	h.topUp()
+	h.env.OnActivity(a.Broadcast, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.BroadcastInput) (activities.BroadcastResult, error) {
+			h.note("Broadcast " + in.Step)
+			h.env.CancelWorkflow()
+			return activities.BroadcastResult{}, nil
+		})
+	h.guard.forbid(a.SignTransfer, a.SettleFunds, a.CreditSweep)
+	h.signalAt(5*time.Second, workflows.TxEvent{TxHash: topUpHash, Milestone: "confirmed", BlockNumber: 230, Succeeded: true})
+
+	_, err := h.run()
+	requireCancelled(t, err)
+	key := workflows.SweepReservationKey(sweepWfID, "USDT")
+	require.Equal(t, []activities.BookTopUpInput{{WorkflowID: sweepWfID, Step: "gas-topup", To: depositAddr,
+		TxHash: topUpHash, Paid: true}}, h.booked)
+	require.Equal(t, []activities.ReleaseInput{{Key: key}}, h.released)
+	require.Equal(t, []string{"ReserveSweep " + key, "CheckSweepGas", "SignTopUp", "Broadcast gas-topup",
+		"signal confirmed 0x70b0", "BookTopUp", "ReleaseFunds " + key}, h.trail)
+	require.Equal(t, workflows.SweepStepCancelled, h.statuses.last())
 	h.guard.done()
 }
 
@@ -378,4 +487,15 @@ func TestWalletSweepClosedReservationSignsNothing(t *testing.T) {
 		env.AssertNotCalled(t, name, mock.Anything, mock.Anything)
 	}
 	env.AssertExpectations(t)
+}
+
+// TestReplayWalletSweepCancelledHistory replays a WalletSweep recorded on
+// the dev server before sweeps were safe to cancel (reserve, top-up, booked,
+// token transfer broadcast, then the operator's cancel ended it at once)
+// against the current code: a running sweep from before the change must
+// take its old path (workflow.GetVersion), not a nondeterministic new one.
+func TestReplayWalletSweepCancelledHistory(t *testing.T) {
+	replayer := worker.NewWorkflowReplayer()
+	replayer.RegisterWorkflow(workflows.WalletSweep)
+	require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(testLogger(t), "testdata/wallet_sweep_cancelled_history.json"))
 }
