@@ -109,6 +109,10 @@ type ETHConfig struct {
 	DB            DBConfig `json:"dbConfig"`
 	// MaxFeeGwei caps the EIP-1559 max fee per gas payflow will sign.
 	MaxFeeGwei int64 `json:"maxFeeGwei"`
+	// Native is the seed shape's native coin (only when the file has no
+	// chains map): its approval_threshold, sweep_threshold and dust, as
+	// every token states its own in tokens. Symbol defaults to ETH.
+	Native *NativeCoin `json:"native,omitempty"`
 }
 
 // Token is one ERC20 payflow moves.
@@ -118,10 +122,10 @@ type Token struct {
 	// Dust: deposits below it are recorded but not announced. Empty = none.
 	Dust string `json:"dust,omitempty"`
 	// ApprovalThreshold: withdraws and pays of this token above it wait for
-	// an operator, in the token's units.
+	// an operator, in the token's units. Required (Validate).
 	ApprovalThreshold string `json:"approval_threshold,omitempty"`
 	// SweepThreshold: deposit wallets holding more than this of the token
-	// are swept to the collection wallet, in the token's units.
+	// are swept to the collection wallet, in the token's units. Required.
 	SweepThreshold string `json:"sweep_threshold,omitempty"`
 }
 
@@ -144,10 +148,10 @@ type NativeCoin struct {
 	// Dust: native deposits below it are recorded but not announced. Empty = none.
 	Dust string `json:"dust,omitempty"`
 	// ApprovalThreshold: withdraws and pays of the native coin above it wait
-	// for an operator, in the coin's units.
+	// for an operator, in the coin's units. Required (Validate).
 	ApprovalThreshold string `json:"approval_threshold,omitempty"`
 	// SweepThreshold: deposit wallets holding more than this of the native
-	// coin are swept to the collection wallet, in the coin's units.
+	// coin are swept to the collection wallet, in the coin's units. Required.
 	SweepThreshold string `json:"sweep_threshold,omitempty"`
 }
 
@@ -168,8 +172,10 @@ type ChainConfig struct {
 	CollectionAddress string `json:"collection_address,omitempty"`
 	// GasAddress pays the gas top-ups of sweeps ("" = any gas wallet).
 	GasAddress string `json:"gas_address,omitempty"`
-	// SweepThreshold: deposit wallets holding more than this (per asset) are
-	// swept to the collection wallet. Empty = payment.sweep_threshold.
+	// SweepThreshold is refused when set: one number for all the chain's
+	// assets means something different in each. Every token and the native
+	// coin state their own (Token.SweepThreshold, NativeCoin.SweepThreshold).
+	// Kept only so that Validate can name the fields that replace it.
 	SweepThreshold string `json:"sweep_threshold,omitempty"`
 }
 
@@ -246,8 +252,10 @@ type TemporalConfig struct {
 type PaymentConfig struct {
 	// CollectionAddress pays when the requested from_address cannot cover an amount.
 	CollectionAddress string `json:"collection_address"`
-	// ApprovalThreshold: amounts above it wait for an operator. Empty = never.
-	ApprovalThreshold string `json:"approval_threshold"`
+	// ApprovalThreshold is refused when set: one number for every asset
+	// (50,000 USDT is not 50,000 ETH). Each token and native coin states its
+	// own approval_threshold; see Asset.
+	ApprovalThreshold string `json:"approval_threshold,omitempty"`
 	// ApprovalTimeout rejects an unanswered approval after this long.
 	ApprovalTimeout Duration `json:"approval_timeout"`
 	// ConfirmTimeout: a broadcast payment not confirmed within it is replaced
@@ -259,9 +267,9 @@ type PaymentConfig struct {
 	// ReincludeTimeout: a deposit reorganised away and not re-included within
 	// it is answered with status=0.
 	ReincludeTimeout Duration `json:"reinclude_timeout"`
-	// SweepThreshold: deposit wallets holding more than this (per token) are
-	// swept to the collection wallet by the hourly sweep schedule.
-	SweepThreshold string `json:"sweep_threshold"`
+	// SweepThreshold is refused when set, as ApprovalThreshold: each token
+	// and native coin states its own sweep_threshold.
+	SweepThreshold string `json:"sweep_threshold,omitempty"`
 }
 
 // Duration is a time.Duration read from JSON as "90s" or a number of seconds.
@@ -370,7 +378,6 @@ func Default() Config {
 			ConfirmTimeout:   Duration{30 * time.Minute},
 			TimestampSkew:    Duration{300 * time.Second},
 			ReincludeTimeout: Duration{10 * time.Minute},
-			SweepThreshold:   "100000",
 		},
 	}
 }
@@ -467,14 +474,22 @@ type chainFields struct {
 
 // ResolveChains fills Chains from the seed's eth_config, tokens and payment
 // sections when the file has no chains map: one chain named eth_config.chain
-// whose native coin is ETH. Chain names are upper-cased.
+// whose native coin is eth_config.native (symbol ETH unless it says
+// otherwise). Chain names are upper-cased.
 func (c *Config) ResolveChains() {
 	if len(c.Chains) == 0 {
 		c.legacy = true
+		native := NativeCoin{Symbol: "ETH"}
+		if c.ETH.Native != nil {
+			native = *c.ETH.Native
+			if native.Symbol == "" {
+				native.Symbol = "ETH"
+			}
+		}
 		c.Chains = map[string]ChainConfig{strings.ToUpper(c.ETH.Chain): {
 			ChainID: c.ETH.ChainID, RPCURL: c.ETH.RPCURL, WSURL: c.ETH.WSURL, ConfirmHeight: c.ETH.ConfirmHeight,
-			MaxFeeGwei: c.ETH.MaxFeeGwei, Native: NativeCoin{Symbol: "ETH"}, Tokens: c.Tokens,
-			CollectionAddress: c.Payment.CollectionAddress, SweepThreshold: c.Payment.SweepThreshold,
+			MaxFeeGwei: c.ETH.MaxFeeGwei, Native: native, Tokens: c.Tokens,
+			CollectionAddress: c.Payment.CollectionAddress,
 		}}
 	}
 	out := make(map[string]ChainConfig, len(c.Chains))
@@ -485,9 +500,6 @@ func (c *Config) ResolveChains() {
 		}
 		ch.Tokens = tokens
 		ch.Native.Symbol = strings.ToUpper(ch.Native.Symbol)
-		if ch.SweepThreshold == "" {
-			ch.SweepThreshold = c.Payment.SweepThreshold
-		}
 		if ch.MaxFeeGwei == 0 {
 			ch.MaxFeeGwei = c.ETH.MaxFeeGwei
 		}
@@ -583,10 +595,17 @@ func (c Config) Validate() error {
 	if c.Temporal.Address == "" || c.Temporal.Namespace == "" || c.Temporal.TaskQueue == "" {
 		bad("temporal needs address, namespace and task_queue")
 	}
-	if c.Payment.ApprovalThreshold != "" {
-		if d, err := decimal.NewFromString(c.Payment.ApprovalThreshold); err != nil || d.Sign() <= 0 {
-			bad("payment.approval_threshold %q must be a positive decimal", c.Payment.ApprovalThreshold)
+	// A number shared by several assets means something different in each:
+	// refused, naming the fields of every asset that must carry it instead.
+	for _, s := range []struct{ f, v string }{{"approval_threshold", c.Payment.ApprovalThreshold}, {"sweep_threshold", c.Payment.SweepThreshold}} {
+		if s.v != "" {
+			bad("payment.%s %q is one number for every asset of every chain, and an amount means something different in each "+
+				"(50,000 USDT is not 50,000 ETH): remove it and set %s instead, each in its asset's units",
+				s.f, s.v, strings.Join(c.assetFields(c.ChainNames(), s.f), ", "))
 		}
+	}
+	if c.ETH.Native != nil && !c.legacy {
+		bad("eth_config.native describes the native coin of the seed shape only (a file without chains): set chains.<name>.native instead")
 	}
 	if c.Payment.ConfirmTimeout.Duration <= 0 || c.Payment.ApprovalTimeout.Duration <= 0 || c.Payment.TimestampSkew.Duration <= 0 ||
 		c.Payment.ReincludeTimeout.Duration <= 0 {
@@ -651,6 +670,9 @@ func (c Config) validateChain(name string, ch ChainConfig) []error {
 			bad("native.dust", "%q must be a decimal >= 0", ch.Native.Dust)
 		}
 	}
+	if ch.Native.Symbol != "" {
+		errs = append(errs, assetAmounts(field, "native", ch.Native.ApprovalThreshold, ch.Native.SweepThreshold)...)
+	}
 	if len(ch.Tokens) == 0 && ch.Native.Symbol == "" {
 		bad("tokens", "must list at least one token, or native.symbol name the native coin")
 	}
@@ -672,6 +694,7 @@ func (c Config) validateChain(name string, ch ChainConfig) []error {
 				bad(f+".dust", "%q must be a decimal >= 0", t.Dust)
 			}
 		}
+		errs = append(errs, assetAmounts(field, f, t.ApprovalThreshold, t.SweepThreshold)...)
 		if t.Decimals < 0 || t.Decimals > MaxDecimals {
 			// The ledger keeps 18 decimal places: more would be rounded
 			// silently, and the ledger would disagree with the chain.
@@ -683,10 +706,54 @@ func (c Config) validateChain(name string, ch ChainConfig) []error {
 			bad(f, "%q is not a 0x address", addr)
 		}
 	}
-	if d, err := decimal.NewFromString(ch.SweepThreshold); err != nil || d.Sign() <= 0 {
-		bad("sweep_threshold", "%q must be a positive decimal", ch.SweepThreshold)
+	if ch.SweepThreshold != "" {
+		bad("sweep_threshold", "%q is one number for all the chain's assets, and an amount means something different in each: "+
+			"remove it and set %s instead, each in its asset's units",
+			ch.SweepThreshold, strings.Join(c.assetFields([]string{name}, "sweep_threshold"), ", "))
 	}
 	return errs
+}
+
+// assetAmounts checks one asset's own amount-valued settings: approval and
+// sweep thresholds are required, positive decimals. asset is "native" or
+// "tokens.<SYMBOL>"; field spells it as the file does.
+func assetAmounts(field func(string) string, asset, approval, sweep string) []error {
+	var errs []error
+	for _, s := range []struct{ name, v string }{{"approval_threshold", approval}, {"sweep_threshold", sweep}} {
+		f := field(asset + "." + s.name)
+		if s.v == "" {
+			errs = append(errs, fmt.Errorf("%w: %s is required: every asset states its own %s, in its own units "+
+				"(an amount means something different in each asset)", ErrInvalid, f, s.name))
+			continue
+		}
+		if d, err := decimal.NewFromString(s.v); err != nil || d.Sign() <= 0 {
+			errs = append(errs, fmt.Errorf("%w: %s %q must be a positive decimal", ErrInvalid, f, s.v))
+		}
+	}
+	return errs
+}
+
+// assetFields names setting (approval_threshold, sweep_threshold) of every
+// asset of the named chains, as the file spells them: chains.<C>.native.<s>
+// and chains.<C>.tokens.<T>.<s>, or eth_config.native.<s> and
+// tokens.<T>.<s> in the seed shape.
+func (c Config) assetFields(chains []string, setting string) []string {
+	var out []string
+	for _, name := range chains {
+		ch := c.Chains[name]
+		prefix := "chains." + name + "."
+		native := prefix + "native."
+		if c.legacy {
+			prefix, native = "", "eth_config.native."
+		}
+		if ch.Native.Symbol != "" {
+			out = append(out, native+setting)
+		}
+		for _, sym := range sortedKeys(ch.Tokens) {
+			out = append(out, prefix+"tokens."+sym+"."+setting)
+		}
+	}
+	return out
 }
 
 // chainNameRE: chain names fit the ledger's chain columns (VARCHAR(16)).

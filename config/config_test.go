@@ -15,8 +15,10 @@ const seedShape = `{
    "pay": {"queue": "pay.auto.queue", "exchange": "pay.exchange", "routing": ["pay.auto.routing.key"]}},
  "eth_config": {"rpcUrl": "http://localhost:8545", "wsUrl": "ws://localhost:8546", "confirmHeight": 20, "chainId": 1,
    "dbConfig": {"user": "root", "password": "pw", "host": "127.0.0.1", "port": 3306, "database": "payment",
-     "maxOpenConns": 20, "maxIdleCoons": 20, "connMaxLife": 120}},
- "tokens": {"USDT": {"address": "0xdAC17F958D2ee523a2206206994597C13D831ec7", "decimals": 6}},
+     "maxOpenConns": 20, "maxIdleCoons": 20, "connMaxLife": 120},
+   "native": {"approval_threshold": "10", "sweep_threshold": "5"}},
+ "tokens": {"USDT": {"address": "0xdAC17F958D2ee523a2206206994597C13D831ec7", "decimals": 6,
+   "approval_threshold": "50000", "sweep_threshold": "1000"}},
  "sign_key": "secret-from-file"
 }`
 
@@ -157,12 +159,16 @@ const chainsShape = `{
  "eth_config": {"dbConfig": {"user": "root", "host": "127.0.0.1", "port": 3306, "database": "payment"}},
  "chains": {
   "ETH": {"chainId": 1, "rpcUrl": "http://eth:8545", "wsUrl": "ws://eth:8546", "confirmHeight": 12, "maxFeeGwei": 300,
-    "native": {"symbol": "eth"}, "collection_address": "0x1111111111111111111111111111111111111111",
-    "tokens": {"usdt": {"address": "0xdAC17F958D2ee523a2206206994597C13D831ec7", "decimals": 6},
-               "USDC": {"address": "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48", "decimals": 6}}},
+    "native": {"symbol": "eth", "approval_threshold": "10", "sweep_threshold": "5"},
+    "collection_address": "0x1111111111111111111111111111111111111111",
+    "tokens": {"usdt": {"address": "0xdAC17F958D2ee523a2206206994597C13D831ec7", "decimals": 6,
+                        "approval_threshold": "50000", "sweep_threshold": "1000"},
+               "USDC": {"address": "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48", "decimals": 6,
+                        "approval_threshold": "40000", "sweep_threshold": "800"}}},
   "bsc": {"chainId": 56, "rpcUrl": "http://bsc:8545", "wsUrl": "ws://bsc:8546", "confirmHeight": 15,
-    "native": {"symbol": "BNB", "dust": "0.001"},
-    "tokens": {"USDT": {"address": "0x55d398326f99059fF775485246999027B3197955", "decimals": 18}}}
+    "native": {"symbol": "BNB", "dust": "0.001", "approval_threshold": "30", "sweep_threshold": "2"},
+    "tokens": {"USDT": {"address": "0x55d398326f99059fF775485246999027B3197955", "decimals": 18,
+                        "approval_threshold": "20000", "sweep_threshold": "500"}}}
  }
 }`
 
@@ -175,15 +181,17 @@ func TestChainsMap(t *testing.T) {
 		t.Fatalf("chains = %v", got)
 	}
 	bsc, ok := cfg.Chain("bsc")
-	if !ok || bsc.ChainID != 56 || bsc.ConfirmHeight != 15 || bsc.MaxFeeGwei != 500 || bsc.SweepThreshold != "100000" {
-		t.Fatalf("bsc = %+v (defaults: maxFeeGwei and sweep_threshold from the top level)", bsc)
+	if !ok || bsc.ChainID != 56 || bsc.ConfirmHeight != 15 || bsc.MaxFeeGwei != 500 || bsc.SweepThreshold != "" {
+		t.Fatalf("bsc = %+v (defaults: maxFeeGwei from the top level; no chain-wide sweep_threshold)", bsc)
 	}
 	bnb, ok := bsc.Asset("bnb")
-	if !ok || !bnb.Native || bnb.Decimals != 18 || bnb.DustLimit().String() != "0.001" {
+	if !ok || !bnb.Native || bnb.Decimals != 18 || bnb.DustLimit().String() != "0.001" ||
+		bnb.ApprovalThreshold != "30" || bnb.SweepThreshold != "2" {
 		t.Fatalf("native = %+v %v", bnb, ok)
 	}
 	usdt, ok := bsc.Asset("USDT")
-	if !ok || usdt.Native || usdt.Decimals != 18 || usdt.Address != "0x55d398326f99059ff775485246999027b3197955" {
+	if !ok || usdt.Native || usdt.Decimals != 18 || usdt.Address != "0x55d398326f99059ff775485246999027b3197955" ||
+		usdt.ApprovalThreshold != "20000" || usdt.SweepThreshold != "500" {
 		t.Fatalf("token = %+v", usdt)
 	}
 	eth, _ := cfg.Chain("ETH")
@@ -219,11 +227,11 @@ func TestSeedShapeIsOneChainNamedETH(t *testing.T) {
 	if len(cfg.Chains) != 1 || !ok || eth.RPCURL != "http://localhost:8545" || eth.ChainID != 1 || eth.ConfirmHeight != 20 {
 		t.Fatalf("chains = %+v", cfg.Chains)
 	}
-	if a, ok := eth.Asset("ETH"); !ok || !a.Native {
-		t.Fatal("the seed's chain has no native ETH")
+	if a, ok := eth.Asset("ETH"); !ok || !a.Native || a.ApprovalThreshold != "10" || a.SweepThreshold != "5" {
+		t.Fatalf("the seed's chain has no native ETH with eth_config.native's thresholds: %+v", a)
 	}
-	if a, ok := eth.Asset("USDT"); !ok || a.Decimals != 6 {
-		t.Fatal("the seed's tokens are not the chain's")
+	if a, ok := eth.Asset("USDT"); !ok || a.Decimals != 6 || a.ApprovalThreshold != "50000" || a.SweepThreshold != "1000" {
+		t.Fatalf("the seed's tokens are not the chain's: %+v", a)
 	}
 }
 
@@ -246,5 +254,81 @@ func TestChainsValidationNamesEveryField(t *testing.T) {
 	if _, err := Load(write(t, strings.Replace(chainsShape, `"ETH": {`, `"ARB": {`, 1))); err == nil ||
 		!strings.Contains(err.Error(), EnvChainID) {
 		t.Errorf("an override for a chain the map does not list: %v", err)
+	}
+}
+
+// TestEveryAssetStatesItsOwnAmounts (issue 19, defect 3): approval and
+// sweep thresholds are per chain and asset. A config that leaves an asset
+// without its own value, or states one number for several assets, is
+// refused at start, naming the asset fields to set; dust stays optional.
+func TestEveryAssetStatesItsOwnAmounts(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		base  string
+		edits []string // old, new pairs applied to base
+		want  []string // each must appear in the error; none: accepted
+	}{
+		{name: "per-asset chains accepted", base: chainsShape},
+		{name: "per-asset seed shape accepted", base: seedShape},
+		{name: "dust stays optional", base: chainsShape, edits: []string{`"dust": "0.001", `, ``}},
+		{name: "native without approval_threshold", base: chainsShape,
+			edits: []string{`"symbol": "BNB", "dust": "0.001", "approval_threshold": "30", `, `"symbol": "BNB", `},
+			want:  []string{"chains.BSC.native.approval_threshold is required: every asset states its own"}},
+		{name: "token without sweep_threshold", base: chainsShape,
+			edits: []string{`"approval_threshold": "40000", "sweep_threshold": "800"`, `"approval_threshold": "40000"`},
+			want:  []string{"chains.ETH.tokens.USDC.sweep_threshold is required"}},
+		{name: "not a positive decimal", base: chainsShape,
+			edits: []string{`"approval_threshold": "20000"`, `"approval_threshold": "-1"`, `"sweep_threshold": "5"`, `"sweep_threshold": "five"`},
+			want:  []string{`chains.BSC.tokens.USDT.approval_threshold "-1" must be a positive decimal`, `chains.ETH.native.sweep_threshold "five"`}},
+		{name: "shared payment.approval_threshold", base: chainsShape,
+			edits: []string{`"chains": {`, `"payment": {"approval_threshold": "50000"}, "chains": {`},
+			want: []string{`payment.approval_threshold "50000" is one number for every asset`,
+				"set chains.BSC.native.approval_threshold, chains.BSC.tokens.USDT.approval_threshold, chains.ETH.native.approval_threshold, " +
+					"chains.ETH.tokens.USDC.approval_threshold, chains.ETH.tokens.USDT.approval_threshold instead"}},
+		{name: "shared payment.sweep_threshold", base: chainsShape,
+			edits: []string{`"chains": {`, `"payment": {"sweep_threshold": "100000"}, "chains": {`},
+			want:  []string{`payment.sweep_threshold "100000" is one number`, "chains.ETH.tokens.USDT.sweep_threshold"}},
+		{name: "shared chain sweep_threshold", base: chainsShape,
+			edits: []string{`"confirmHeight": 15,`, `"confirmHeight": 15, "sweep_threshold": "100000",`},
+			want: []string{`chains.BSC.sweep_threshold "100000" is one number for all the chain's assets`,
+				"set chains.BSC.native.sweep_threshold, chains.BSC.tokens.USDT.sweep_threshold instead"}},
+		{name: "seed shape without the native coin's values", base: seedShape,
+			edits: []string{`,
+   "native": {"approval_threshold": "10", "sweep_threshold": "5"}`, ``},
+			want: []string{"eth_config.native.approval_threshold is required", "eth_config.native.sweep_threshold is required"}},
+		{name: "seed shape token without approval_threshold", base: seedShape,
+			edits: []string{`"approval_threshold": "50000", `, ``},
+			want:  []string{"tokens.USDT.approval_threshold is required"}},
+		{name: "seed shape shared payment.approval_threshold", base: seedShape,
+			edits: []string{`"sign_key"`, `"payment": {"approval_threshold": "50000"}, "sign_key"`},
+			want:  []string{"set eth_config.native.approval_threshold, tokens.USDT.approval_threshold instead"}},
+		{name: "eth_config.native beside chains", base: chainsShape,
+			edits: []string{`"eth_config": {`, `"eth_config": {"native": {"approval_threshold": "1", "sweep_threshold": "1"}, `},
+			want:  []string{"eth_config.native describes the native coin of the seed shape only"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := tc.base
+			for i := 0; i < len(tc.edits); i += 2 {
+				if !strings.Contains(body, tc.edits[i]) {
+					t.Fatalf("edit %q does not apply", tc.edits[i])
+				}
+				body = strings.Replace(body, tc.edits[i], tc.edits[i+1], 1)
+			}
+			_, err := Load(write(t, body))
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("err = %v, want ErrInvalid", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not say %q:\n%v", w, err)
+				}
+			}
+		})
 	}
 }

@@ -142,8 +142,18 @@ func (i *Intake) HandlePayment(flow protocol.Flow) rmq.Handler {
 func (i *Intake) startPayment(ctx context.Context, flow protocol.Flow, d amqp.Delivery, req protocol.PaymentRequest) error {
 	req.Sign = "" // not needed downstream; keep payloads lean
 	in := workflows.PaymentInput{Request: req, ConfirmTimeout: i.cfg.Payment.ConfirmTimeout.Duration,
-		ApprovalThreshold: i.cfg.Payment.ApprovalThreshold, ApprovalTimeout: i.cfg.Payment.ApprovalTimeout.Duration}
+		ApprovalThreshold: i.approvalThreshold(req), ApprovalTimeout: i.cfg.Payment.ApprovalTimeout.Duration}
 	return i.start(ctx, flow, in, req.Digest())
+}
+
+// approvalThreshold is the approval threshold of the request's asset on its
+// chain, in that asset's units: 50,000 USDT and 50,000 ETH are not alike, so
+// no number is shared across assets. Validation has refused an unknown chain
+// or symbol before this, and config.Validate an asset without a threshold.
+func (i *Intake) approvalThreshold(req protocol.PaymentRequest) string {
+	ch, _ := i.cfg.Chain(req.Chain)
+	a, _ := ch.Asset(req.Symbol)
+	return a.ApprovalThreshold
 }
 
 // start starts the payment workflow of in's queue_id. A second request with

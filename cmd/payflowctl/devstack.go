@@ -124,6 +124,35 @@ var devTokens = []struct {
 
 const devTokenDecimals = 6
 
+// assetAmounts are one asset's amount-valued settings, in its own units.
+type assetAmounts struct{ approval, sweep string }
+
+// devAmounts are the dev chains' approval and sweep thresholds, by chain and
+// asset: every asset has its own, and no two alike, so code that reads one
+// asset's number for another is caught by the tests (SPEC §3 "approval").
+// Sweep thresholds stay above what devstack gives each deposit wallet (100
+// of the native coin, 10,000 of each token), so the hourly sweep does not
+// empty the wallets the tests pay from. A chain not listed gets the
+// "default" entry (its native coin under the key "native").
+var devAmounts = map[string]map[string]assetAmounts{
+	"ETH": {"native": {approval: "10", sweep: "500"}, "USDT": {approval: "50000", sweep: "20000"},
+		"USDC": {approval: "40000", sweep: "15000"}},
+	"BSC": {"native": {approval: "30", sweep: "400"}, "USDT": {approval: "45000", sweep: "25000"},
+		"USDC": {approval: "35000", sweep: "12000"}},
+	"default": {"native": {approval: "20", sweep: "300"}, "USDT": {approval: "30000", sweep: "18000"},
+		"USDC": {approval: "25000", sweep: "16000"}},
+}
+
+// devAmountsOf returns chainName's thresholds of asset ("native" or a token
+// symbol).
+func devAmountsOf(chainName, asset string) assetAmounts {
+	byAsset, ok := devAmounts[chainName]
+	if !ok {
+		byAsset = devAmounts["default"]
+	}
+	return byAsset[asset]
+}
+
 var (
 	ether = new(big.Int).Exp(big.NewInt(10), big.NewInt(18), nil)
 	// devNative is what each dev wallet is given of the native coin, when
@@ -187,8 +216,8 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	cfg.Chains = map[string]config.ChainConfig{}
 	cfg.Temporal.Address = *tAddr
 	cfg.Payment.ConfirmTimeout = config.Duration{Duration: 5 * time.Minute}
-	// Dev policy: payments above 50,000 wait for an operator, for 30 s.
-	cfg.Payment.ApprovalThreshold = "50000"
+	// Dev policy: payments above their asset's approval threshold
+	// (devAmounts) wait for an operator, for 30 s.
 	cfg.Payment.ApprovalTimeout = config.Duration{Duration: 30 * time.Second}
 	cfg.Payment.ReincludeTimeout = config.Duration{Duration: 2 * time.Minute}
 	cfg.HTTPAddr = *httpAddr
@@ -420,18 +449,31 @@ func (d *devstack) prepareChain(ctx context.Context, index int, spec chainSpec) 
 		fmt.Fprintf(os.Stderr, "[devstack] %s: funded %s (%s) with %s\n", spec.Name, fd.w.Address, fd.w.Label, fd.symbol)
 	}
 
-	cc := config.ChainConfig{ChainID: chainID.Int64(), RPCURL: spec.RPCURL, WSURL: spec.WSURL, ConfirmHeight: d.confs,
-		MaxFeeGwei: 500, Native: config.NativeCoin{Symbol: spec.Native, Dust: "0.0001"}, Tokens: map[string]config.Token{},
-		CollectionAddress: collection, GasAddress: gas, SweepThreshold: "100000"}
+	cc := devChainConfig(spec, chainID.Int64(), d.confs, collection, gas, cs.Tokens)
 	sc := stackfile.Chain{ChainFields: stackfile.ChainFields{ETHRPCURL: spec.RPCURL, ETHWSURL: spec.WSURL, ChainID: chainID.Int64(),
 		Confirmations: d.confs, Tokens: map[string]config.Token{}, FaucetPrivateKey: d.sec.FaucetKey,
 		CollectionAddress: collection, ManagedWallets: managed},
 		Native: stackfile.Native{Symbol: spec.Native, Decimals: config.NativeDecimals}}
 	for _, dt := range devTokens {
-		cc.Tokens[dt.symbol] = config.Token{Address: cs.Tokens[dt.symbol], Decimals: devTokenDecimals, Dust: "0.01"}
 		sc.Tokens[dt.symbol] = config.Token{Address: cs.Tokens[dt.symbol], Decimals: devTokenDecimals}
 	}
 	return cc, sc, nil
+}
+
+// devChainConfig is the worker's config of a dev chain: its node, its
+// wallets, and each asset's own dust, approval and sweep thresholds
+// (devAmounts). tokenAddr maps each dev token's symbol to its contract.
+func devChainConfig(spec chainSpec, chainID int64, confs int, collection, gas string, tokenAddr map[string]string) config.ChainConfig {
+	na := devAmountsOf(spec.Name, "native")
+	cc := config.ChainConfig{ChainID: chainID, RPCURL: spec.RPCURL, WSURL: spec.WSURL, ConfirmHeight: confs, MaxFeeGwei: 500,
+		Native: config.NativeCoin{Symbol: spec.Native, Dust: "0.0001", ApprovalThreshold: na.approval, SweepThreshold: na.sweep},
+		Tokens: map[string]config.Token{}, CollectionAddress: collection, GasAddress: gas}
+	for _, dt := range devTokens {
+		ta := devAmountsOf(spec.Name, dt.symbol)
+		cc.Tokens[dt.symbol] = config.Token{Address: tokenAddr[dt.symbol], Decimals: devTokenDecimals, Dust: "0.01",
+			ApprovalThreshold: ta.approval, SweepThreshold: ta.sweep}
+	}
+	return cc
 }
 
 // credit books a mined funding transfer as the listener books a deposit:

@@ -1,10 +1,16 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/shopspring/decimal"
+
+	"payflow/config"
+	"payflow/ledger"
 )
 
 // TestChainFlag: -chain takes NAME,NATIVE_SYMBOL,RPC_URL,WS_URL, upper-cases
@@ -60,5 +66,63 @@ func TestLoadSecretsMovesTheOneChain(t *testing.T) {
 	b, _ := os.ReadFile(p)
 	if strings.Contains(string(b), "token_address") {
 		t.Errorf("secrets.json still has the one chain's fields:\n%s", b)
+	}
+}
+
+// TestDevConfigGivesEveryAssetItsOwnAmounts (issue 19, defect 3): the config
+// devstack writes loads under the worker's validation, and gives every asset
+// of every dev chain its own approval and sweep thresholds, no two alike;
+// sweep thresholds stay above what the dev deposit wallets are given, so the
+// hourly sweep leaves the wallets the tests pay from alone.
+func TestDevConfigGivesEveryAssetItsOwnAmounts(t *testing.T) {
+	addr := func(b byte) string { return "0x" + strings.Repeat(fmt.Sprintf("%02x", b), 20) }
+	cfg := config.Default()
+	cfg.ETH.Chain = "ETH"
+	cfg.Chains = map[string]config.ChainConfig{}
+	for i, spec := range []chainSpec{{"ETH", "ETH", "http://127.0.0.1:8545", "ws://127.0.0.1:8546"},
+		{"BSC", "BNB", "http://127.0.0.1:8547", "ws://127.0.0.1:8548"}, {"POLY", "POL", "http://127.0.0.1:8549", "ws://127.0.0.1:8550"}} {
+		tokens := map[string]string{}
+		for j, dt := range devTokens {
+			tokens[dt.symbol] = addr(byte(16*i + j + 1))
+		}
+		cfg.Chains[spec.Name] = devChainConfig(spec, int64(1337+i), 3, addr(byte(200+i)), addr(byte(210+i)), tokens)
+	}
+	p := filepath.Join(t.TempDir(), "config.json")
+	if err := writeConfig(p, cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(config.EnvAMQPURL, "amqp://guest:guest@127.0.0.1:5682/")
+	t.Setenv(config.EnvMySQLDSN, "u:p@tcp(127.0.0.1:3316)/payflow")
+	loaded, err := config.Load(p)
+	if err != nil {
+		t.Fatalf("the dev config is refused: %v", err)
+	}
+	tokenGift := decimal.Zero // the most of a token any dev deposit wallet is given
+	for _, w := range devWallets {
+		if g := decimal.NewFromInt(w.tokens); w.kind == ledger.KindDeposit && g.GreaterThan(tokenGift) {
+			tokenGift = g
+		}
+	}
+	nativeGift := decimal.NewFromBigInt(devNative, -config.NativeDecimals)
+	seen := map[string]string{}
+	for _, name := range loaded.ChainNames() {
+		ch := loaded.Chains[name]
+		for _, sym := range ch.Symbols() {
+			a, _ := ch.Asset(sym)
+			for kind, v := range map[string]string{"approval": a.ApprovalThreshold, "sweep": a.SweepThreshold} {
+				where := name + " " + sym + " " + kind
+				if other, dup := seen[kind+v]; dup {
+					t.Errorf("%s threshold %s is %s's too: every asset has its own", where, v, other)
+				}
+				seen[kind+v] = where
+			}
+			gift := tokenGift
+			if a.Native {
+				gift = nativeGift
+			}
+			if !decimal.RequireFromString(a.SweepThreshold).GreaterThan(gift) {
+				t.Errorf("%s %s sweep threshold %s: not above the %s a dev deposit wallet is given", name, sym, a.SweepThreshold, gift)
+			}
+		}
 	}
 }
