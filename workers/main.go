@@ -27,7 +27,6 @@ import (
 	"payflow/internal/app"
 	"payflow/internal/metrics"
 	"payflow/ledger"
-	"payflow/protocol"
 	"payflow/rmq"
 	"payflow/workflows"
 )
@@ -232,13 +231,13 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	}
 	defer w.Stop()
 	// Reconciliation every 10 minutes; sweeps hourly, of deposit wallets above
-	// the chain's sweep threshold. A schedule that exists is kept.
+	// each asset's own sweep_threshold. A schedule that exists is kept.
 	if err := EnsureReconcileSchedule(ctx, s.tc, scheduleID(s.cfg, workflows.ReconcileScheduleID, name), name, queue, 10*time.Minute,
 		workflows.ReconcileInput{Confirmations: uint64(ch.ConfirmHeight)}); err != nil {
 		log.Error("ensuring the reconcile schedule", "err", err)
 	}
 	if err := EnsureSweepSchedule(ctx, s.tc, scheduleID(s.cfg, workflows.SweepScheduleID, name), name, queue, time.Hour,
-		workflows.SweepInput{Threshold: protocol.MustAmount(ch.SweepThreshold), ConfirmTimeout: s.cfg.Payment.ConfirmTimeout.Duration}); err != nil {
+		workflows.SweepInput{ConfirmTimeout: s.cfg.Payment.ConfirmTimeout.Duration}); err != nil {
 		log.Error("ensuring the sweep schedule", "err", err)
 	}
 	log.Info("chain served", "task_queue", queue, "chain_id", ch.ChainID, "confirmations", ch.ConfirmHeight)
