@@ -69,7 +69,10 @@ func TestReservationReplayMustMatchTheRequest(t *testing.T) {
 		require.NoError(t, err)
 	}
 	for _, changed := range []func(activities.ReserveInput) activities.ReserveInput{
-		func(r activities.ReserveInput) activities.ReserveInput { r.Amount = protocol.MustAmount("30"); return r },
+		func(r activities.ReserveInput) activities.ReserveInput {
+			r.Amount = protocol.MustAmount("30")
+			return r
+		},
 		func(r activities.ReserveInput) activities.ReserveInput { r.Symbol = "ETH"; return r },
 		func(r activities.ReserveInput) activities.ReserveInput { r.Chain = "BSC"; return r },
 	} {

@@ -157,5 +157,3 @@ func TestResetPaidPaymentShowsItsOutcome(t *testing.T) {
 		t.Errorf("%d answers, want 1", n)
 	}
 }
-
-
