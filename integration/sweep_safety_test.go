@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"os"
@@ -23,19 +22,6 @@ import (
 	"payflow/protocol"
 	"payflow/workflows"
 )
-
-// ledgerTotal is a wallet's ledger available + held of symbol on ETH (zero
-// when it has no row).
-func ledgerTotal(t *testing.T, db *sql.DB, addr, symbol string) decimal.Decimal {
-	t.Helper()
-	var available, held decimal.Decimal
-	err := db.QueryRow("SELECT available, held FROM balances WHERE chain='ETH' AND address=? AND symbol=?", addr, symbol).
-		Scan(&available, &held)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		t.Fatal(err)
-	}
-	return available.Add(held)
-}
 
 // nativeOnChain is addr's native balance on the ETH dev chain.
 func nativeOnChain(t *testing.T, eth *ethclient.Client, addr string) decimal.Decimal {
@@ -97,7 +83,7 @@ func TestSweepCancelledAfterBroadcastBooksTheChain(t *testing.T) {
 	collection := strings.ToLower(st.CollectionAddress)
 	// The collection wallet is shared: what it owes the chain before this
 	// test must be what it owes after.
-	collGap := ledgerTotal(t, db, collection, "USDT").Sub(usdtOnChain(collection))
+	collGap := ledgerTotal(t, db, "ETH", collection, "USDT").Sub(usdtOnChain(collection))
 
 	wctx, cancel := context.WithTimeout(ctx, workflowWait)
 	defer cancel()
@@ -165,13 +151,13 @@ func TestSweepCancelledAfterBroadcastBooksTheChain(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if l, c := ledgerTotal(t, db, dep, "USDT"), usdtOnChain(dep); !l.Equal(c) {
+	if l, c := ledgerTotal(t, db, "ETH", dep, "USDT"), usdtOnChain(dep); !l.Equal(c) {
 		t.Errorf("deposit wallet %s: ledger %s USDT, chain %s", dep, l, c)
 	}
-	if l, c := ledgerTotal(t, db, dep, "ETH"), nativeOnChain(t, eth, dep); !l.Equal(c) {
+	if l, c := ledgerTotal(t, db, "ETH", dep, "ETH"), nativeOnChain(t, eth, dep); !l.Equal(c) {
 		t.Errorf("deposit wallet %s: ledger %s ETH, chain %s (the top-up less the gas spent)", dep, l, c)
 	}
-	if gap := ledgerTotal(t, db, collection, "USDT").Sub(usdtOnChain(collection)); !gap.Equal(collGap) {
+	if gap := ledgerTotal(t, db, "ETH", collection, "USDT").Sub(usdtOnChain(collection)); !gap.Equal(collGap) {
 		t.Errorf("collection wallet %s: ledger - chain went from %s to %s USDT (the swept %s not booked)", collection,
 			collGap, gap, amount)
 	}
