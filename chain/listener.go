@@ -385,8 +385,13 @@ func (l *Listener) txLogIndex(ctx context.Context, txHash common.Hash, blockInde
 // Native the blocks' transactions, read one block at a time down from the
 // cursor's hash (one eth_getBlockByHash per block of the backfilled span).
 func (l *Listener) refreshWatches(ctx context.Context, cur Cursor) error {
-	if err := l.refreshWallets(ctx); err != nil {
+	last, added, err := watchWallets(ctx, l.db, l.cfg.Chain, l.lastWalletID, l.watch)
+	if err != nil {
 		return err
+	}
+	l.lastWalletID = last
+	if added > 0 {
+		l.log.Info("watching managed wallets", "count", added, "watched", l.watch.Len())
 	}
 	cursor := cur.Number
 	rows, err := l.db.QueryContext(ctx, `SELECT id, address, from_block, backfilled_to FROM watched_addresses
@@ -483,19 +488,16 @@ func (l *Listener) refreshWatches(ctx context.Context, cur Cursor) error {
 	return nil
 }
 
-// refreshWallets adds to the watch set the chain's managed wallets stored
-// since the last call. A wallet needs no backfill: refreshWatches runs at the
-// start of every pass, and a pass reads only blocks up to a head seen before
-// it started, so a block mined after the wallet was stored is read by a
-// later pass, which knows the wallet. What reached the address before payflow
-// held it is no transfer into a managed wallet.
-func (l *Listener) refreshWallets(ctx context.Context) error {
-	added := 0
+// watchWallets adds the chain's wallets stored after id after to watch and
+// returns the last id read and how many addresses were new to the set.
+func watchWallets(ctx context.Context, db *sql.DB, chainName string, after int64, watch *WatchSet) (last int64, added int,
+	err error) {
+	last = after
 	for {
-		rows, err := l.db.QueryContext(ctx, "SELECT id, address FROM wallets WHERE chain=? AND id > ? ORDER BY id LIMIT 10000",
-			l.cfg.Chain, l.lastWalletID)
+		rows, err := db.QueryContext(ctx, "SELECT id, address FROM wallets WHERE chain=? AND id > ? ORDER BY id LIMIT 10000",
+			chainName, last)
 		if err != nil {
-			return fmt.Errorf("loading managed wallets: %w", err)
+			return last, added, fmt.Errorf("loading managed wallets: %w", err)
 		}
 		n := 0
 		for rows.Next() {
@@ -503,24 +505,20 @@ func (l *Listener) refreshWallets(ctx context.Context) error {
 			var a string
 			if err := rows.Scan(&id, &a); err != nil {
 				rows.Close()
-				return fmt.Errorf("loading managed wallets: %w", err)
+				return last, added, fmt.Errorf("loading managed wallets: %w", err)
 			}
-			added += l.watch.Add(common.HexToAddress(a))
-			l.lastWalletID = id
+			added += watch.Add(common.HexToAddress(a))
+			last = id
 			n++
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return fmt.Errorf("loading managed wallets: %w", err)
+			return last, added, fmt.Errorf("loading managed wallets: %w", err)
 		}
 		if n < 10000 {
-			break
+			return last, added, nil
 		}
 	}
-	if added > 0 {
-		l.log.Info("watching managed wallets", "count", added, "watched", l.watch.Len())
-	}
-	return nil
 }
 
 // WatchSet exposes the listener's set (for metrics and tests).
