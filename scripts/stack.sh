@@ -439,7 +439,7 @@ up() {
   log "stack is up; details in $DEV/stack.json, logs in $LOGS"
   status
   echo "Temporal Web UI: http://127.0.0.1:$TEMPORAL_UI_PORT/namespaces/default/workflows"
-  echo "Prometheus: http://127.0.0.1:$PROMETHEUS_PORT (targets: /targets, alerts: /alerts)"
+  echo "Prometheus: http://127.0.0.1:$PROMETHEUS_PORT (targets: /classic/targets, alerts: /classic/alerts)"
 }
 
 stop_one() {

@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
@@ -936,10 +937,31 @@ func (l listView) text(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "QUEUE_ID\tFLOW\tSTATUS\tWORKFLOW\tSTARTED\tADDRESS\tTX_HASH")
 	for _, r := range l {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.QueueID, r.Flow, orDash(r.Status), r.Workflow,
-			r.StartTime.Format(time.RFC3339), orDash(r.Address), orDash(r.TxHash))
+		c := listColumns
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cut(r.QueueID, c.queueID), cut(r.Flow, c.flow),
+			cut(orDash(r.Status), c.status), cut(r.Workflow, c.workflow), r.StartTime.Format(time.RFC3339),
+			cut(orDash(r.Address), c.address), cut(orDash(r.TxHash), c.txHash))
 	}
 	tw.Flush()
+}
+
+// listColumns caps each column of the list table so that a row fits a
+// 120-column terminal: 26+8+17+10+20+13+13 characters and six gaps of two
+// (the start time is always 20, RFC 3339 in UTC). A queue_id may have 128
+// characters; `payflowctl payment show` and --json give every value whole.
+var listColumns = struct{ queueID, flow, status, workflow, address, txHash int }{
+	queueID: 26, flow: 8, status: 17, workflow: 10, address: 13, txHash: 13,
+}
+
+// cut shortens s to at most max characters (runes, as tabwriter counts
+// them), ending a shortened value with "…" so that a cut is never mistaken
+// for a whole id.
+func cut(s string, max int) string {
+	if utf8.RuneCountInString(s) <= max {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:max-1]) + "…"
 }
 
 // keyword decodes a Keyword search attribute ("" when absent).
