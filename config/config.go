@@ -329,7 +329,7 @@ type Config struct {
 	MetricsAddr string `json:"metrics_addr"`
 }
 
-// Env variables that override the file. Documented in the README.
+// Env variables that override the file. Documented in docs/configuration.md.
 const (
 	EnvConfigPath        = "PAYFLOW_CONFIG"
 	EnvAMQPURL           = "PAYFLOW_AMQP_URL"

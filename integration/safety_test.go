@@ -19,7 +19,7 @@ import (
 	"payflow/workflows"
 )
 
-// Operator actions on the real stack (README runbook): each asserts the
+// Operator actions on the real stack (docs/operations.md runbook): each asserts the
 // transfers on chain, the answers, and that the paying wallet's ledger total
 // (available + held) equals its balanceOf afterwards.
 

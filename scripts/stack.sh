@@ -291,7 +291,7 @@ start_temporal() {
 # answers from the blocks' blooms and receipts without the index, while
 # keeping the index (its current map rewritten on every block) cost a dev
 # node a tenth of a core even when idle, and more than a whole core for
-# minutes after each restart (measured; README "Levers measured").
+# minutes after each restart (measured; docs/bench-log/2026-11-21-levers.md).
 start_geth() {
   local name=$1 chain=$2 dir=$3 chain_id=$4 http_port=$5 ws_port=$6
   local persist=(--db.engine leveldb --state.scheme hash --gcmode archive)
