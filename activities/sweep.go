@@ -158,17 +158,21 @@ type SweepReserveResult struct {
 }
 
 // sweepThreshold is the available balance of symbol above which a deposit
-// wallet is swept, in the symbol's units: the asset's own sweep_threshold,
-// or fallback (SweepInput.Threshold) for an asset configured without one.
-// An unparsable threshold fails with ErrTypeInvalidRequest (config
-// validation refuses it first).
-func (a *Activities) sweepThreshold(symbol string, fallback protocol.Amount) (decimal.Decimal, error) {
+// wallet is swept, in the symbol's units: override when it is positive (a
+// run of that one symbol with its own threshold: see
+// workflows.SweepInput.Threshold), else the asset's own sweep_threshold. An
+// asset without one, or with one that does not parse, fails with
+// ErrTypeInvalidRequest (config validation refuses both first).
+func (a *Activities) sweepThreshold(symbol string, override protocol.Amount) (decimal.Decimal, error) {
 	asset, ok := a.Assets.Asset(symbol)
 	if !ok {
 		return decimal.Decimal{}, permanent(ErrTypeInvalidRequest, fmt.Errorf("unknown symbol %q", symbol))
 	}
+	if override.IsPositive() {
+		return override.Decimal, nil
+	}
 	if asset.SweepThreshold == "" {
-		return fallback.Decimal, nil
+		return decimal.Decimal{}, permanent(ErrTypeInvalidRequest, fmt.Errorf("%s on %s has no sweep_threshold", asset.Symbol, a.Chain))
 	}
 	d, err := decimal.NewFromString(asset.SweepThreshold)
 	if err != nil || d.IsNegative() {
@@ -221,7 +225,7 @@ func (a *Activities) ReserveSweep(ctx context.Context, in SweepReserveInput) (Sw
 		if in.Symbol == a.Assets.Native.Symbol {
 			// The native coin is swept less what the wallet's sweeps may
 			// spend on gas: that stays, and pays them.
-			keep, err := a.sweepGasKeep(ctx, w.Address, in.Threshold)
+			keep, err := a.sweepGasKeep(ctx, w.Address)
 			if err != nil {
 				return SweepReserveResult{}, err
 			}
@@ -253,9 +257,8 @@ func (a *Activities) ReserveSweep(ctx context.Context, in SweepReserveInput) (Sw
 // sweepGasKeep is the native coin a deposit wallet keeps when its native
 // coin is swept: the gas budget (gas limit at the chain's fee cap, what
 // SignTransfer holds) of the native sweep and of a sweep of every token the
-// ledger holds above that token's sweep threshold for it (fallback: see
-// sweepThreshold).
-func (a *Activities) sweepGasKeep(ctx context.Context, address string, fallback protocol.Amount) (decimal.Decimal, error) {
+// ledger holds above that token's own sweep threshold for it.
+func (a *Activities) sweepGasKeep(ctx context.Context, address string) (decimal.Decimal, error) {
 	from, to := common.HexToAddress(address), common.HexToAddress(a.Collection)
 	gas, err := a.Broadcaster.Fees.NativeGas(ctx, from, to, big.NewInt(1))
 	if err != nil {
@@ -265,7 +268,7 @@ func (a *Activities) sweepGasKeep(ctx context.Context, address string, fallback 
 		if _, isToken := a.Assets.Tokens[sym]; !isToken {
 			continue
 		}
-		threshold, err := a.sweepThreshold(sym, fallback)
+		threshold, err := a.sweepThreshold(sym, protocol.Amount{}) // each token's own: the run's threshold is another asset's
 		if err != nil {
 			return decimal.Decimal{}, err
 		}

@@ -12,10 +12,11 @@ import (
 	"payflow/protocol"
 )
 
-// TestSweepUsesEachAssetsThreshold (issue 19, defect 7c): each asset is
-// swept above its own sweep_threshold, in its own units; the run's one
-// Threshold (100,000 here, the old shared value) counts only for an asset
-// configured without one.
+// TestSweepUsesEachAssetsThreshold: each asset is swept above its own
+// sweep_threshold, in its own units; a run's Threshold counts only as the
+// override of the one symbol it names (the Sweep workflow passes none for a
+// run of several symbols). Before, one threshold served every asset: native
+// coin was only swept above 100,000 of it, i.e. never.
 func TestSweepUsesEachAssetsThreshold(t *testing.T) {
 	f := newReconFixture(t)
 	f.acts.Collection = "0x00000000000000000000000000000000000c011e"
@@ -23,8 +24,8 @@ func TestSweepUsesEachAssetsThreshold(t *testing.T) {
 	usdt := f.acts.Assets.Tokens["USDT"]
 	usdt.SweepThreshold = "100"
 	f.acts.Assets.Tokens["USDT"] = usdt
-	// USDC has no threshold of its own: the run's Threshold applies.
-	f.acts.Assets.Tokens["USDC"] = config.Token{Address: "0x00000000000000000000000000000000000005dc", Decimals: 6}
+	f.acts.Assets.Tokens["USDC"] = config.Token{Address: "0x00000000000000000000000000000000000005dc", Decimals: 6,
+		SweepThreshold: "50"}
 
 	const (
 		walletA = "0x00000000000000000000000000000000000de901" // ETH above 0.5, USDT below 100
@@ -46,10 +47,10 @@ func TestSweepUsesEachAssetsThreshold(t *testing.T) {
 		require.NoError(t, err)
 	}
 
-	plan := func(threshold string) []activities.SweepCandidate {
+	plan := func(symbols []string, threshold string) []activities.SweepCandidate {
 		t.Helper()
-		v, err := f.env.ExecuteActivity(f.acts.PlanSweep, activities.SweepPlanInput{Threshold: protocol.MustAmount(threshold),
-			Addresses: []string{walletA, walletB, walletC}})
+		v, err := f.env.ExecuteActivity(f.acts.PlanSweep, activities.SweepPlanInput{Symbols: symbols,
+			Threshold: protocol.MustAmount(threshold), Addresses: []string{walletA, walletB, walletC}})
 		require.NoError(t, err)
 		var p activities.SweepPlan
 		require.NoError(t, v.Get(&p))
@@ -58,17 +59,15 @@ func TestSweepUsesEachAssetsThreshold(t *testing.T) {
 	require.Equal(t, []activities.SweepCandidate{
 		{Address: walletA, Symbols: []string{"ETH"}},
 		{Address: walletB, Symbols: []string{"USDT"}},
-	}, plan("100000"), "ETH above 0.5 ETH and USDT above 100 USDT, whatever the run's threshold")
+	}, plan(nil, "0"), "ETH above 0.5 ETH and USDT above 100 USDT; 20 USDC is below USDC's 50")
 	require.Equal(t, []activities.SweepCandidate{
-		{Address: walletA, Symbols: []string{"ETH"}},
-		{Address: walletB, Symbols: []string{"USDT"}},
 		{Address: walletC, Symbols: []string{"USDC"}},
-	}, plan("10"), "USDC, with no threshold of its own, above the run's 10")
+	}, plan([]string{"USDC"}, "10"), "a run of USDC alone, above its own 10 USDC")
 
 	reserve := func(key, addr, symbol string) activities.SweepReserveResult {
 		t.Helper()
 		v, err := f.env.ExecuteActivity(f.acts.ReserveSweep, activities.SweepReserveInput{Key: key, WorkflowID: "sweep-test",
-			Address: addr, Symbol: symbol, Threshold: protocol.MustAmount("100000")})
+			Address: addr, Symbol: symbol})
 		require.NoError(t, err)
 		var r activities.SweepReserveResult
 		require.NoError(t, v.Get(&r))
@@ -80,5 +79,5 @@ func TestSweepUsesEachAssetsThreshold(t *testing.T) {
 	r = reserve("sweep-test/A/USDT", walletA, "USDT")
 	require.False(t, r.Reserved, "99.5 USDT is not above USDT's 100")
 	r = reserve("sweep-test/C/USDC", walletC, "USDC")
-	require.False(t, r.Reserved, "20 USDC is not above the run's 100,000")
+	require.False(t, r.Reserved, "20 USDC is not above USDC's 50")
 }

@@ -3,7 +3,9 @@ package integration
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,8 +45,22 @@ func createWallet(t *testing.T, label string) string {
 	return createWalletOn(t, "ETH", label)
 }
 
+// importWalletOn imports key as a deposit wallet on chainName with
+// `payflowctl wallet import`, as an operator does.
+func importWalletOn(t *testing.T, chainName, label string, key *ecdsa.PrivateKey) string {
+	t.Helper()
+	return payflowctlWallet(t, "import", chainName, label, hex.EncodeToString(crypto.FromECDSA(key))+"\n")
+}
+
 // createWalletOn creates a deposit wallet payflow holds the key of, on chainName.
 func createWalletOn(t *testing.T, chainName, label string) string {
+	t.Helper()
+	return payflowctlWallet(t, "create", chainName, label, "")
+}
+
+// payflowctlWallet runs `payflowctl wallet <verb>` for a deposit wallet and
+// returns the address it prints.
+func payflowctlWallet(t *testing.T, verb, chainName, label, stdin string) string {
 	t.Helper()
 	stackFile, err := stacktest.Path()
 	if err != nil {
@@ -55,16 +71,17 @@ func createWalletOn(t *testing.T, chainName, label string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(filepath.Dir(dev), "bin", "payflowctl"), "wallet", "create", "--chain", chainName,
+	cmd := exec.Command(filepath.Join(filepath.Dir(dev), "bin", "payflowctl"), "wallet", verb, "--chain", chainName,
 		"--kind", "deposit", "--label", label)
+	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Env = append(os.Environ(), "PAYFLOW_MYSQL_DSN="+env["PAYFLOW_MYSQL_DSN"], "PAYFLOW_MASTER_KEY="+env["PAYFLOW_MASTER_KEY"])
 	out, err := cmd.Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			t.Fatalf("payflowctl wallet create: %v: %s", err, ee.Stderr)
+			t.Fatalf("payflowctl wallet %s: %v: %s", verb, err, ee.Stderr)
 		}
-		t.Fatalf("payflowctl wallet create: %v", err)
+		t.Fatalf("payflowctl wallet %s: %v", verb, err)
 	}
 	addr := strings.TrimSpace(string(out))
 	if !common.IsHexAddress(addr) {
@@ -230,11 +247,26 @@ func TestReconcileDetectsInjectedDifference(t *testing.T) {
 	tc := st.Temporal(t)
 
 	credited := createWallet(t, stacktest.RandomID("it-recon-credited-"))
-	injected := createWallet(t, stacktest.RandomID("it-recon-injected-"))
 	gas := stacktest.WalletByLabel(t, db, "gas")
 	fundThroughTopup(t, st, db, eth, usdt, credited, 3_500_000)
 
+	// Every transfer into a managed wallet is booked; what an address held
+	// before payflow held its key is not. So the difference is injected by
+	// paying an address, letting the listener pass that block, and only
+	// then importing the address's key (as an operator taking over an
+	// existing wallet would): the ledger knows nothing of those tokens.
+	key, err := crypto.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	injected := stacktestLower(crypto.PubkeyToAddress(key.PublicKey))
 	rcpt := faucetTransfer(t, st, eth, usdt, injected, 4_321_000) // no ledger credit
+	waitFor(t, time.Minute, "the listener past the injected transfer", func() bool {
+		var cursor uint64
+		_ = db.QueryRow("SELECT block_number FROM chain_cursor WHERE chain='ETH'").Scan(&cursor)
+		return cursor > rcpt.BlockNumber.Uint64()
+	})
+	importWalletOn(t, "ETH", stacktest.RandomID("it-recon-injected-"), key)
 	injectedAmount := decimal.RequireFromString("4.321")
 	t.Cleanup(func() {
 		// Book the injected transfer, as an operator would after looking into

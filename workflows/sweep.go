@@ -64,11 +64,13 @@ func SweepReservationKey(workflowID, symbol string) string { return workflowID +
 type SweepInput struct {
 	// Symbols to sweep; empty means every configured token.
 	Symbols []string
-	// Threshold: the sweep threshold of an asset configured without its own
-	// sweep_threshold (kept for runs and configs from before per-asset
-	// thresholds). A deposit wallet whose available balance of a symbol is
-	// strictly above that symbol's threshold, in its units, has all of that
-	// balance swept.
+	// Threshold overrides the configured sweep_threshold of the one symbol
+	// a run names (Symbols of length 1), in that symbol's units: an
+	// operator's "sweep this asset above X now". A run of several symbols
+	// (the hourly schedule's) ignores it: one number means different money
+	// in different assets, so each asset is swept above its own
+	// sweep_threshold. A deposit wallet whose available balance of a symbol
+	// is strictly above that symbol's threshold has all of it swept.
 	Threshold protocol.Amount
 	// Addresses limits the run to these deposit wallets; empty means all.
 	Addresses []string
@@ -117,10 +119,14 @@ func Sweep(ctx workflow.Context, in SweepInput) (SweepResult, error) {
 	}
 	var res SweepResult
 	after := in.After
+	threshold := in.Threshold
+	if len(in.Symbols) != 1 {
+		threshold = protocol.Amount{} // see SweepInput.Threshold
+	}
 	for {
 		var plan activities.SweepPlan
 		if err := workflow.ExecuteActivity(lctx, a.PlanSweep, activities.SweepPlanInput{Symbols: in.Symbols,
-			Threshold: in.Threshold, Addresses: in.Addresses, After: after, Limit: 100}).Get(ctx, &plan); err != nil {
+			Threshold: threshold, Addresses: in.Addresses, After: after, Limit: 100}).Get(ctx, &plan); err != nil {
 			return res, err
 		}
 		res.Chain, res.Collection = plan.Chain, plan.Collection
@@ -137,7 +143,7 @@ func Sweep(ctx workflow.Context, in SweepInput) (SweepResult, error) {
 				ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
 				WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE})
 			f := workflow.ExecuteChildWorkflow(cctx, WalletSweep, WalletSweepInput{Chain: plan.Chain, Address: c.Address,
-				Symbols: c.Symbols, Threshold: in.Threshold, Collection: plan.Collection, GasWallet: plan.GasWallet,
+				Symbols: c.Symbols, Threshold: threshold, Collection: plan.Collection, GasWallet: plan.GasWallet,
 				ConfirmTimeout: in.ConfirmTimeout})
 			children = append(children, started{SweepStarted{Address: c.Address, Symbols: c.Symbols, WorkflowID: id}, f})
 		}

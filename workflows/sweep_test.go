@@ -424,11 +424,13 @@ func TestSweepStartsOneChildPerWallet(t *testing.T) {
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "payflow-sweep-2026-11-21T12:00:00Z"})
 	w1, w2, w3 := "0x1000000000000000000000000000000000000001", "0x2000000000000000000000000000000000000002",
 		"0x3000000000000000000000000000000000000003"
+	// A run of every symbol passes no threshold down: each asset is swept
+	// above its own sweep_threshold (the run's 100 is no one asset's).
 	in := workflows.SweepInput{Threshold: protocol.MustAmount("100"), ConfirmTimeout: time.Minute}
-	env.OnActivity(a.PlanSweep, mock.Anything, activities.SweepPlanInput{Threshold: in.Threshold, Limit: 100}).
+	env.OnActivity(a.PlanSweep, mock.Anything, activities.SweepPlanInput{Threshold: protocol.MustAmount("0"), Limit: 100}).
 		Return(activities.SweepPlan{Chain: "ETH", Collection: collection, GasWallet: gasAddr, Next: w2,
 			Candidates: []activities.SweepCandidate{{Address: w1, Symbols: []string{"USDT"}}, {Address: w2, Symbols: []string{"USDT"}}}}, nil).Once()
-	env.OnActivity(a.PlanSweep, mock.Anything, activities.SweepPlanInput{Threshold: in.Threshold, After: w2, Limit: 100}).
+	env.OnActivity(a.PlanSweep, mock.Anything, activities.SweepPlanInput{Threshold: protocol.MustAmount("0"), After: w2, Limit: 100}).
 		Return(activities.SweepPlan{Chain: "ETH", Collection: collection, GasWallet: gasAddr,
 			Candidates: []activities.SweepCandidate{{Address: w3, Symbols: []string{"USDT"}}}}, nil).Once()
 	var mu sync.Mutex
@@ -458,7 +460,7 @@ func TestSweepStartsOneChildPerWallet(t *testing.T) {
 	for id, c := range children {
 		got = append(got, id)
 		require.Equal(t, workflows.WalletSweepInput{Chain: "ETH", Address: c.Address, Symbols: []string{"USDT"},
-			Threshold: in.Threshold, Collection: collection, GasWallet: gasAddr, ConfirmTimeout: time.Minute}, c)
+			Threshold: protocol.MustAmount("0"), Collection: collection, GasWallet: gasAddr, ConfirmTimeout: time.Minute}, c)
 	}
 	sort.Strings(got)
 	require.Equal(t, want, got)
