@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
@@ -160,4 +161,44 @@ func TestDecidePaymentChargesGasWithItsAnswerOrNotAtAll(t *testing.T) {
 	b, err := f.led.Balance(f.ctx, "ETH", addr, "USDT")
 	require.NoError(t, err)
 	require.Equal(t, "10", b.Available.String())
+}
+
+// TestGasBudgetFollowsTheChainsFee: the gas held for a transfer is its gas
+// limit at twice the chain's current fee, not at the configured cap. Before,
+// the cap alone was held: on a chain whose real fee is hundreds of times
+// below the cap, payments were refused for gas the wallet had.
+func TestGasBudgetFollowsTheChainsFee(t *testing.T) {
+	f := newReconFixture(t)
+	f.acts.Assets.Native.Symbol = "ETH"
+	f.acts.Assets.MaxFeeGwei = 100_000 // far above the simulated chain's fee
+	key, err := crypto.HexToECDSA(deployerKeyHex)
+	require.NoError(t, err)
+	from := chain.Lower(crypto.PubkeyToAddress(key.PublicKey))
+	sealer, err := ledger.NewKeySealer(make([]byte, 32))
+	require.NoError(t, err)
+	f.acts.Wallets = ledger.NewWallets(f.led.DB(), sealer)
+	_, err = f.acts.Wallets.Import(f.ctx, "ETH", ledger.KindHot, "budget", key)
+	require.NoError(t, err)
+	f.acts.Broadcaster, err = chain.NewBroadcaster(chain.BroadcasterConfig{Chain: "ETH", ChainID: big.NewInt(simChainID),
+		MaxFeeWei: f.acts.Assets.MaxFeeWei()}, f.led.DB(), f.sim.Client(), f.acts.Wallets, nil)
+	require.NoError(t, err)
+	for sym, amt := range map[string]string{"USDT": "100", "ETH": "1"} {
+		_, err = f.led.Credit(f.ctx, ledger.CreditInput{Chain: "ETH", Address: from, Symbol: sym,
+			Amount: decimal.RequireFromString(amt), TxHash: "0x0b" + sym, LogIndex: 1})
+		require.NoError(t, err)
+	}
+	_, err = f.env.ExecuteActivity(f.acts.SignTransfer, activities.TransferInput{WorkflowID: "withdraw-budget", Step: "transfer",
+		Symbol: "USDT", From: from, To: "0x00000000000000000000000000000000000b0d9e", Amount: protocol.MustAmount("1")})
+	require.NoError(t, err)
+	g, err := f.led.GetReservation(f.ctx, activities.GasKey("withdraw-budget", "transfer"))
+	require.NoError(t, err)
+	stx, err := f.acts.Broadcaster.Store.Stored(f.ctx, "withdraw-budget", "transfer")
+	require.NoError(t, err)
+	var tx types.Transaction
+	require.NoError(t, tx.UnmarshalBinary(stx.Raw))
+	atCap := decimal.NewFromBigInt(new(big.Int).Mul(new(big.Int).SetUint64(tx.Gas()), f.acts.Assets.MaxFeeWei()), -18)
+	signedMost := decimal.NewFromBigInt(new(big.Int).Mul(new(big.Int).SetUint64(tx.Gas()), tx.GasFeeCap()), -18)
+	require.True(t, g.Amount.LessThan(atCap.Div(decimal.NewFromInt(100))), "held %s, the cap's budget is %s", g.Amount, atCap)
+	require.True(t, g.Amount.GreaterThanOrEqual(signedMost), "held %s, below the most the signed transfer may cost (%s)",
+		g.Amount, signedMost)
 }
