@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
@@ -238,8 +239,9 @@ func (a *Activities) checkTokenTransfer(ctx context.Context, workflowID string, 
 // node's own text goes to the log); other errors are classified as usual.
 func (a *Activities) refusedBeforeSigning(ctx context.Context, workflowID string, asset config.Asset, from, to common.Address,
 	err error) error {
+	shortOnChain := errors.Is(err, chain.ErrWouldRevert) && strings.Contains(strings.ToLower(err.Error()), "insufficient funds")
 	switch {
-	case errors.Is(err, chain.ErrInsufficientToken):
+	case errors.Is(err, chain.ErrInsufficientToken), shortOnChain:
 		activity.GetLogger(ctx).Warn("the wallet holds less on chain than the ledger says", "workflow_id", workflowID,
 			"address", chain.Lower(from), "symbol", asset.Symbol, "err", err)
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
