@@ -475,7 +475,8 @@ type Inspection struct {
 	// with access to Temporal can send) decides nothing by itself.
 	Confirmed bool
 	// Paid: mined, and the intended effect is in the receipt (for a token,
-	// the Transfer log of exactly the amount to the recipient).
+	// Transfer logs moving tokens from the sender to the recipient: all of
+	// the amount, or less when the token takes a fee, see Received).
 	Paid   bool
 	Reason string // why not paid, in the business's words
 	// Received is set when a paid token transfer moved fewer tokens to the

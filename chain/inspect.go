@@ -41,8 +41,10 @@ type Inspection struct {
 	BlockHash   common.Hash // TransferMined only
 	// Succeeded (TransferMined only) is true when the receipt's status is 1
 	// and the intended effect is in the receipt: for a token transfer (data
-	// transfer(to, units)) a Transfer(from, to, units) log emitted by the
-	// token contract; for a native transfer (no data) the status is enough.
+	// transfer(to, units)) Transfer(from, to, …) logs emitted by the token
+	// contract moving any units (all of them, or fewer when the token takes
+	// a fee: see Received); for a native transfer (no data) the status is
+	// enough.
 	// A token that returns false, or returns nothing and moves nothing,
 	// without reverting is a failed transfer.
 	Succeeded bool
