@@ -396,6 +396,11 @@ func TestChainNodeDownDelaysOnlyItsChain(t *testing.T) {
 			second.Name).Scan(&n)
 		return n == 1
 	})
+	ctl := buildCtl(t)
+	ctl.awaitListed(t, []string{downWF}, "--status", "failing")
+	if out := ctl.ok(t, "show", down); !strings.Contains(out, "failing:") {
+		t.Errorf("payflowctl payment show %s does not say what keeps failing:\n%s", down, out)
+	}
 	restart()
 	if got := onlyOne(t, wresp, down); status(got) != "1" {
 		t.Fatalf("%s on %s after its node came back: %v", down, second.Name, got.Body)

@@ -55,7 +55,8 @@ const paymentUsage = `usage: payflowctl payment <command> [flags]
   list [--status S] [--execution E] [--limit N]
                                            payments by PayflowStatus (received, awaiting-approval,
                                            confirming, stuck, succeeded, failed) and workflow state
-                                           (running, completed, failed, canceled, terminated, timed-out)
+                                           (running, completed, failed, canceled, terminated, timed-out);
+                                           --status failing: steps failing on a retried error
   approve <queue_id> [--by NAME] [--reason TEXT]
   reject <queue_id> [--by NAME] [--reason TEXT]
                                            decide a payment that waits for approval
@@ -113,7 +114,7 @@ func cmdPayment(ctx context.Context, args []string) error {
 	f.fs.StringVar(&f.flow, "flow", "", "withdraw or pay (default: whichever exists)")
 	switch sub {
 	case "list":
-		f.fs.StringVar(&f.status, "status", "", "PayflowStatus value")
+		f.fs.StringVar(&f.status, "status", "", "PayflowStatus value, or failing: a step failing on a retried error")
 		f.fs.StringVar(&f.exec, "execution", "", "workflow state")
 		f.fs.IntVar(&f.limit, "limit", 100, "at most this many payments")
 	case "approve", "reject":
@@ -487,6 +488,37 @@ func (e *paymentEnv) describe(ctx context.Context, wfID string) (*workflowView, 
 		v.CloseTime = &t
 	}
 	return v, nil
+}
+
+// listFailing lists the running payments whose step keeps failing on a
+// retried error, with "failing" as their status.
+func (e *paymentEnv) listFailing(ctx context.Context, limit int) (listView, error) {
+	ids, err := activities.FailingNow(ctx, e.db, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := listView{}
+	for _, id := range ids {
+		d, err := e.tc.DescribeWorkflowExecution(ctx, id, "")
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("asking Temporal about %s: %w", id, err)
+		}
+		info := d.GetWorkflowExecutionInfo()
+		sa := info.GetSearchAttributes().GetIndexedFields()
+		flow := keyword(sa, workflows.AttrFlow.GetName())
+		if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING ||
+			(flow != string(protocol.FlowWithdraw) && flow != string(protocol.FlowPay)) {
+			continue
+		}
+		out = append(out, listRow{QueueID: keyword(sa, workflows.AttrQueueID.GetName()), Flow: flow, WorkflowID: id,
+			Status: statusFailing, Workflow: info.GetStatus().String(), Address: keyword(sa, workflows.AttrAddress.GetName()),
+			TxHash: keyword(sa, workflows.AttrTxHash.GetName()), StartTime: info.GetStartTime().AsTime().UTC()})
+	}
+	return out, nil
 }
 
 // queryStep asks a running payment for its step in words.
@@ -876,13 +908,23 @@ type listRow struct {
 
 type listView []listRow
 
+const statusFailing = "failing"
+
 var (
 	statusValue = regexp.MustCompile(`^[a-z][a-z-]*$`)
+	// statusFailing lists the running payments whose step keeps failing on
+	// a retried error (failing_steps), whatever their PayflowStatus.
 	execStates  = map[string]string{"running": "Running", "completed": "Completed", "failed": "Failed",
 		"canceled": "Canceled", "cancelled": "Canceled", "terminated": "Terminated", "timed-out": "TimedOut"}
 )
 
 func (e *paymentEnv) list(ctx context.Context, status, execution string, limit int) (listView, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	if status == statusFailing {
+		return e.listFailing(ctx, limit)
+	}
 	q := fmt.Sprintf("%s IN ('%s','%s')", workflows.AttrFlow.GetName(), protocol.FlowWithdraw, protocol.FlowPay)
 	if status != "" {
 		if !statusValue.MatchString(status) {
@@ -896,9 +938,6 @@ func (e *paymentEnv) list(ctx context.Context, status, execution string, limit i
 			return nil, fmt.Errorf("--execution %q: want running, completed, failed, canceled, terminated or timed-out", execution)
 		}
 		q += fmt.Sprintf(" AND ExecutionStatus = '%s'", s)
-	}
-	if limit <= 0 {
-		limit = 100
 	}
 	out := listView{}
 	var token []byte
