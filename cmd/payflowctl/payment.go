@@ -908,12 +908,12 @@ type listRow struct {
 
 type listView []listRow
 
+// statusFailing lists the running payments whose step keeps failing on a
+// retried error (failing_steps), whatever their PayflowStatus.
 const statusFailing = "failing"
 
 var (
 	statusValue = regexp.MustCompile(`^[a-z][a-z-]*$`)
-	// statusFailing lists the running payments whose step keeps failing on
-	// a retried error (failing_steps), whatever their PayflowStatus.
 	execStates  = map[string]string{"running": "Running", "completed": "Completed", "failed": "Failed",
 		"canceled": "Canceled", "cancelled": "Canceled", "terminated": "Terminated", "timed-out": "TimedOut"}
 )
