@@ -218,15 +218,20 @@ func (a *Activities) gasSpends(ctx context.Context, in ChargeInput) ([]ledger.Sp
 }
 
 // checkTokenTransfer checks, before anything is held for gas or signed,
-// that from holds units of the token on chain (the ledger may say more) and
-// that the token accepts transfer(to, units) from it, simulated on the
-// node's latest state.
+// that the token accepts transfer(to, units) from from, simulated on the
+// node's latest state; a refusal because from holds less on chain than the
+// ledger says is told apart for the answer.
 func (a *Activities) checkTokenTransfer(ctx context.Context, workflowID string, asset config.Asset, from, to common.Address,
 	units *big.Int) error {
 	token := common.HexToAddress(asset.Address)
-	err := a.Broadcaster.Balances.RequireToken(ctx, token, from, units)
-	if err == nil {
-		err = a.Broadcaster.Fees.SimulateTransfer(ctx, token, from, to, units)
+	err := a.Broadcaster.Fees.SimulateTransfer(ctx, token, from, to, units)
+	if errors.Is(err, chain.ErrWouldRevert) {
+		// Refused: say why in the business's terms. A sender short of the
+		// token on chain is the usual reason; the balance is read only
+		// here, off the common path (the signer reads it again anyway).
+		if short := a.Broadcaster.Balances.RequireToken(ctx, token, from, units); errors.Is(short, chain.ErrInsufficientToken) {
+			err = short
+		}
 	}
 	if err != nil {
 		return a.refusedBeforeSigning(ctx, workflowID, asset, from, to, err)

@@ -517,18 +517,26 @@ func sendSelf(t *testing.T, st *stacktest.Stack, eth *ethclient.Client, key *ecd
 	return tx
 }
 
-// sendEther sends wei from the stack's faucet to addr and waits for it. The
-// faucet is shared: a nonce taken by someone else is retried.
+// sendEther sends wei from the stack's faucet to addr and waits for it.
 func sendEther(t *testing.T, st *stacktest.Stack, eth *ethclient.Client, addr string, wei *big.Int) {
 	t.Helper()
-	fk, err := crypto.HexToECDSA(st.FaucetPrivateKey)
+	to := common.HexToAddress(addr)
+	faucetTx(t, st, eth, &to, wei, params.TxGas, nil)
+}
+
+// faucetTx sends a transaction from the stack's faucet (to nil: a contract
+// creation) and waits until it is mined successfully. The faucet is shared:
+// a nonce taken by someone else is retried.
+func faucetTx(t *testing.T, st *stacktest.Stack, eth *ethclient.Client, to *common.Address, wei *big.Int, gas uint64,
+	data []byte) *types.Receipt {
+	t.Helper()
+	fk, err := crypto.HexToECDSA(strings.TrimPrefix(st.FaucetPrivateKey, "0x"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	faucet := crypto.PubkeyToAddress(fk.PublicKey)
-	to := common.HexToAddress(addr)
 	var tx *types.Transaction
 	for attempt := 0; ; attempt++ {
 		nonce, err := eth.PendingNonceAt(ctx, faucet)
@@ -545,7 +553,8 @@ func sendEther(t *testing.T, st *stacktest.Stack, eth *ethclient.Client, addr st
 		}
 		tx, err = types.SignNewTx(fk, types.LatestSignerForChainID(big.NewInt(st.ChainID)), &types.DynamicFeeTx{
 			ChainID: big.NewInt(st.ChainID), Nonce: nonce, GasTipCap: tip,
-			GasFeeCap: new(big.Int).Add(new(big.Int).Mul(head.BaseFee, big.NewInt(2)), tip), Gas: params.TxGas, To: &to, Value: wei})
+			GasFeeCap: new(big.Int).Add(new(big.Int).Mul(head.BaseFee, big.NewInt(2)), tip), Gas: gas, To: to, Value: wei,
+			Data: data})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -553,11 +562,13 @@ func sendEther(t *testing.T, st *stacktest.Stack, eth *ethclient.Client, addr st
 			break
 		}
 		if attempt == 4 {
-			t.Fatalf("sending ether to %s: %v", addr, err)
+			t.Fatalf("sending from the faucet: %v", err)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	if r, err := bind.WaitMined(ctx, eth, tx); err != nil || r.Status != types.ReceiptStatusSuccessful {
-		t.Fatalf("sending ether to %s: %v", addr, err)
+	r, err := bind.WaitMined(ctx, eth, tx)
+	if err != nil || r.Status != types.ReceiptStatusSuccessful {
+		t.Fatalf("faucet transaction %s: %v (receipt %+v)", tx.Hash().Hex(), err, r)
 	}
+	return r
 }

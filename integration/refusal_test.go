@@ -1,17 +1,13 @@
 package integration
 
 import (
-	"context"
 	"fmt"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
-	"github.com/ethereum/go-ethereum/core/types"
-	"github.com/ethereum/go-ethereum/crypto"
 
 	"payflow/internal/stacktest"
 	"payflow/workflows"
@@ -26,59 +22,7 @@ var revertingInit = hexutil.MustDecode("0x6460006000fd" + "600052" + "6005601bf3
 // dev chain and returns its address.
 func deployReverting(t *testing.T, st *stacktest.Stack) common.Address {
 	t.Helper()
-	ctx := context.Background()
-	eth := st.Eth(t)
-	key, err := crypto.HexToECDSA(strings.TrimPrefix(st.FaucetPrivateKey, "0x"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	from := crypto.PubkeyToAddress(key.PublicKey)
-	nonce, err := eth.PendingNonceAt(ctx, from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tip, err := eth.SuggestGasTipCap(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	head, err := eth.HeaderByNumber(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	feeCap := new(big.Int).Add(new(big.Int).Mul(head.BaseFee, big.NewInt(2)), tip)
-	tx, err := types.SignNewTx(key, types.LatestSignerForChainID(big.NewInt(st.ChainID)), &types.DynamicFeeTx{
-		ChainID: big.NewInt(st.ChainID), Nonce: nonce, GasTipCap: tip, GasFeeCap: feeCap, Gas: 100_000, Data: revertingInit})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eth.SendTransaction(ctx, tx); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		r, err := eth.TransactionReceipt(ctx, tx.Hash())
-		if err == nil && r != nil {
-			if r.Status != types.ReceiptStatusSuccessful {
-				t.Fatalf("deploying the reverting contract failed: %+v", r)
-			}
-			return r.ContractAddress
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("deploy %s not mined: %v", tx.Hash().Hex(), err)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
-}
-
-// nativeLedger is addr's ETH ledger row on the first chain.
-func nativeLedger(t *testing.T, st *stacktest.Stack, addr string) ledgerRow {
-	t.Helper()
-	var r ledgerRow
-	if err := st.DB(t).QueryRow("SELECT available, held FROM balances WHERE chain='ETH' AND address=? AND symbol='ETH'", addr).
-		Scan(&r.available, &r.held); err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return faucetTx(t, st, st.Eth(t), nil, nil, 100_000, revertingInit).ContractAddress
 }
 
 // TestWithdrawToContractThatRefusesETHIsAnswered: a native withdraw to a
@@ -93,7 +37,7 @@ func TestWithdrawToContractThatRefusesETHIsAnswered(t *testing.T) {
 	resp := st.Collect(t, withdrawResp, "queue_id")
 	refuser := deployReverting(t, st)
 	from := stacktest.WalletByLabel(t, db, "user-2")
-	before := nativeLedger(t, st, from)
+	before := balanceOf(t, st, from, "ETH")
 	qid := stacktest.RandomID("it-refuse-eth-")
 	body := fmt.Sprintf(`{"queue_id":%q,"from_address":%q,"to_address":%q,"amount":0.5,"chain":"ETH","symbol":"ETH","timestamp":%d}`,
 		qid, from, strings.ToLower(refuser.Hex()), time.Now().Unix())
@@ -111,7 +55,7 @@ func TestWithdrawToContractThatRefusesETHIsAnswered(t *testing.T) {
 	if n := signedCount(t, st, workflows.WithdrawWorkflowID(qid)); n != 0 {
 		t.Errorf("%d transfers signed for a transfer the chain refuses", n)
 	}
-	after := nativeLedger(t, st, from)
+	after := balanceOf(t, st, from, "ETH")
 	if !after.available.Add(after.held).Equal(before.available.Add(before.held)) || after.held.GreaterThan(before.held) {
 		t.Errorf("ledger of %s moved: %+v → %+v", from, before, after)
 	}

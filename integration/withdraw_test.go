@@ -32,11 +32,18 @@ func withdrawBody(queueID, from, to, amount string) []byte {
 
 type ledgerRow struct{ available, held decimal.Decimal }
 
+// balance is addr's USDT ledger row on the first chain.
 func balance(t *testing.T, st *stacktest.Stack, addr string) ledgerRow {
+	t.Helper()
+	return balanceOf(t, st, addr, "USDT")
+}
+
+// balanceOf is addr's ledger row of symbol on the first chain.
+func balanceOf(t *testing.T, st *stacktest.Stack, addr, symbol string) ledgerRow {
 	t.Helper()
 	db := st.DB(t)
 	var r ledgerRow
-	if err := db.QueryRow("SELECT available, held FROM balances WHERE chain='ETH' AND address=? AND symbol='USDT'", addr).
+	if err := db.QueryRow("SELECT available, held FROM balances WHERE chain='ETH' AND address=? AND symbol=?", addr, symbol).
 		Scan(&r.available, &r.held); err != nil {
 		t.Fatal(err)
 	}
