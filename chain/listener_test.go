@@ -346,6 +346,10 @@ func TestListenerWatchesManagedWallets(t *testing.T) {
 	syncToHead(t, l, f.client)
 
 	refill := sendNative(t, f.client, senderKey, gas, 500_000_000_000_000_000)
+	// Each send is mined before the next asks for a nonce: the simulated
+	// pool's pending nonce may lag a send just made, and two transactions
+	// on one nonce would leave one unmined.
+	f.sim.Commit()
 	auth, err := bind.NewKeyedTransactorWithChainID(senderKey, big.NewInt(simChainID))
 	if err != nil {
 		t.Fatal(err)
@@ -354,6 +358,7 @@ func TestListenerWatchesManagedWallets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.sim.Commit()
 	sendNative(t, f.client, senderKey, elsewhere, 7)
 	f.sim.Commit()
 	f.requireSuccess(tok.Hash())
