@@ -77,6 +77,10 @@ func refuseAnswers(t *testing.T, st *stacktest.Stack, q config.QueueConfig) (acc
 	return accept
 }
 
+// runStopsRetrying is how long a terminated run's worker may still retry a
+// local activity: a few workflow task timeouts.
+const runStopsRetrying = 10 * time.Second
+
 // TestRelayPublishesAnswerOfTerminatedRun: a withdraw records its answer
 // but the broker refuses to take it, so the run keeps retrying its publish
 // until an operator terminates it. Nothing in the run will ever publish that
@@ -119,6 +123,11 @@ func TestRelayPublishesAnswerOfTerminatedRun(t *testing.T) {
 	if err := tc.TerminateWorkflow(ctx, wfID, "", "integration test: a run stopped between recording and publishing its answer"); err != nil {
 		t.Fatalf("terminating %s (it should be retrying its publish): %v", wfID, err)
 	}
+	// The worker learns of the termination at the run's next workflow task
+	// heartbeat (within the 3 s workflow task timeout) and only then stops
+	// retrying its publish: a retry before that would still publish the
+	// answer once the broker takes it. No event says when it stopped.
+	time.Sleep(runStopsRetrying)
 	resp := st.Collect(t, withdrawResp, "queue_id")
 	accept()
 
