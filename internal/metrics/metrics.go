@@ -5,7 +5,8 @@
 //
 // Events are counted where they happen exactly once, however often an
 // activity is retried: a payment when its answer row is first recorded, a
-// deposit notice when its outbox row is first marked published, a broadcast
+// deposit notice when its outbox row is first marked published by its run,
+// an answer relayed when the answers relay marks it published, a broadcast
 // when the transfer's first attempt leaves the 'signed' state. Labels are
 // bounded (chain, flow, status, symbol, kind, outcome): never a queue_id, an
 // address or a transaction hash.
