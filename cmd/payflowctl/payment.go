@@ -736,7 +736,7 @@ func (e *paymentEnv) answer(ctx context.Context, wfID string) (answerView, error
 	}
 	a.Recorded, a.Published = true, r.Published()
 	if r.PublishedAt != nil {
-		a.PublishedAt = r.PublishedAt.Format(time.RFC3339Nano) // as database/sql prints a time
+		a.PublishedAt = r.PublishedAt.Format(time.RFC3339Nano) // the text show has always printed
 	}
 	var resp protocol.PaymentResponse
 	if err := json.Unmarshal(r.Body, &resp); err != nil {
