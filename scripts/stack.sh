@@ -196,7 +196,7 @@ build_kms() {
 
 wait_kms() {
   if [[ -n $KMS_BUILD ]]; then
-    wait "$KMS_BUILD" || die "building local-kms failed (output in $LOGS/build-local-kms.log)"
+    wait "$KMS_BUILD" || die "local-kms: its build in the background failed (see above)"
     KMS_BUILD=
   fi
 }
