@@ -22,12 +22,15 @@ import (
 )
 
 // devKMS is a client of the dev stack's local-kms: the endpoint is
-// stack.json's kms_endpoint or, for a stack.json written before local-kms
-// joined the stack, $PAYFLOW_KMS_ENDPOINT (start local-kms with
+// stack.json's kms_endpoint or, with no stack.json or one written before
+// local-kms joined the stack, $PAYFLOW_KMS_ENDPOINT (start local-kms with
 // `scripts/stack.sh start-kms`, then PAYFLOW_KMS_ENDPOINT=http://127.0.0.1:8390).
 func devKMS(t *testing.T) *kms.Client {
 	t.Helper()
-	endpoint := stacktest.Load(t).KMSEndpoint
+	var endpoint string
+	if _, err := stacktest.Path(); err == nil {
+		endpoint = stacktest.Load(t).KMSEndpoint
+	}
 	if endpoint == "" {
 		endpoint = os.Getenv("PAYFLOW_KMS_ENDPOINT")
 	}
