@@ -8,6 +8,8 @@
 # the starter.
 #
 #   scripts/stack.sh up      install what is missing, start what is not running
+#                            (TEMPORAL=cluster: the Temporal server on PostgreSQL
+#                            instead of the dev server; PAYFLOW_WORKERS=N: N workers)
 #   scripts/stack.sh down    stop what `up` started (by the pid files in .dev/pids)
 #   scripts/stack.sh status  show what runs
 #   scripts/stack.sh refresh restart the worker/starter whose binary or config changed
@@ -16,6 +18,11 @@
 #   scripts/stack.sh stop-node eth|bsc        stop one chain's geth (tests of a node that is down)
 #   scripts/stack.sh start-node eth|bsc       start it again if it is not running
 #   scripts/stack.sh start-kms                build (if missing) and start local-kms if it is not running
+#   scripts/stack.sh start-temporal           start Temporal only (TEMPORAL=cluster: with PostgreSQL)
+#   scripts/stack.sh stop-temporal            stop Temporal (and the cluster's PostgreSQL)
+#
+# PAYFLOW_DEV_DIR (default .dev), PAYFLOW_BIN_DIR (default ./bin) and the
+# PAYFLOW_*_PORT variables below run a second, separate stack beside the first.
 #
 # Idempotent: a second `up` only checks and starts nothing that already runs.
 set -euo pipefail
@@ -30,7 +37,7 @@ done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DEV=${PAYFLOW_DEV_DIR:-$ROOT/.dev}
-BIN=$ROOT/bin
+BIN=${PAYFLOW_BIN_DIR:-$ROOT/bin}
 PIDS=$DEV/pids
 LOGS=$DEV/logs
 
@@ -53,6 +60,15 @@ KMS_PORT=${PAYFLOW_KMS_PORT:-8390}
 BLOCK_PERIOD=${PAYFLOW_BLOCK_PERIOD:-1}
 CONFIRMATIONS=${PAYFLOW_CONFIRMATIONS:-3}
 TEMPORAL_CLI_VERSION=v1.5.1
+# TEMPORAL=cluster (make up TEMPORAL=cluster) runs a Temporal server built
+# from go.temporal.io/server on PostgreSQL 15 instead of the dev server; see
+# start_temporal_cluster.
+TEMPORAL_SERVER_VERSION=v1.32.1
+TEMPORAL_SHARDS=${PAYFLOW_TEMPORAL_SHARDS:-4}
+POSTGRES_PORT=${PAYFLOW_POSTGRES_PORT:-5442}
+PG_BIN=/usr/lib/postgresql/15/bin
+# PAYFLOW_WORKERS runs that many worker processes (worker, worker-2, ...).
+WORKERS=${PAYFLOW_WORKERS:-1}
 LOCAL_KMS_VERSION=v0.0.0-20260228092603-2a5e92d09ab6
 
 log() { printf '[stack] %s\n' "$*" >&2; }
@@ -160,6 +176,7 @@ install_packages() {
   # prometheus also brings promtool (make test checks the alert rules with
   # it); its recommended prometheus-node-exporter is of no use here.
   command -v prometheus >/dev/null && command -v promtool >/dev/null || norec+=(prometheus)
+  if [[ $(temporal_kind) == cluster && ! -x $PG_BIN/postgres ]]; then missing+=(postgresql-15); fi
   if ((${#missing[@]} + ${#norec[@]})); then
     step "Debian packages: installing ${missing[*]} ${norec[*]} (apt, first run only)"
     as_root apt-get update -qq
@@ -204,6 +221,7 @@ wait_kms() {
 install_tools() {
   mkdir -p "$BIN"
   build_kms
+  if [[ $(temporal_kind) == cluster ]]; then build_temporal_server; fi
   if [[ ! -x $BIN/temporal ]]; then
     step "Temporal CLI $TEMPORAL_CLI_VERSION: building into ./bin (first run only, several minutes)"
     GOBIN=$BIN go_build temporal-cli "$ROOT" install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION"
@@ -271,7 +289,7 @@ start_rabbitmq() {
   wait_for RabbitMQ 120 port_open "$AMQP_PORT"
 }
 
-# ensure_search_attributes registers with a running dev server the search
+# ensure_search_attributes registers with a running Temporal the search
 # attributes of deploy/search-attributes.txt it does not have yet (one added
 # since the server started).
 ensure_search_attributes() {
@@ -282,7 +300,7 @@ ensure_search_attributes() {
     if ! grep -qw "$name" <<<"$have"; then
       log "registering search attribute $name"
       "$BIN/temporal" operator search-attribute create --address "127.0.0.1:$TEMPORAL_PORT" --name "$name" --type "$type" \
-        >/dev/null || die "registering search attribute $name with the Temporal dev server"
+        >/dev/null || die "registering search attribute $name with Temporal"
     fi
   done <"$ROOT/deploy/search-attributes.txt"
 }
@@ -306,6 +324,193 @@ start_temporal() {
   echo $! >"$PIDS/temporal.pid"
   echo "$TEMPORAL_METRICS_PORT" >"$PIDS/temporal.metrics-port"
   wait_for Temporal 90 "$BIN/temporal" operator cluster health --address "127.0.0.1:$TEMPORAL_PORT"
+}
+
+# --- TEMPORAL=cluster: the Temporal server on PostgreSQL -------------------
+
+# temporal_kind prints the Temporal that `up` runs: $TEMPORAL (dev or
+# cluster) when set, else the one running, else the dev server.
+temporal_kind() {
+  if [[ -n ${TEMPORAL:-} ]]; then echo "$TEMPORAL"
+  elif running temporal-server; then echo cluster
+  else echo dev; fi
+}
+
+# build_temporal_server starts building the Temporal server and
+# temporal-sql-tool of go.temporal.io/server@$TEMPORAL_SERVER_VERSION into
+# ./bin in the background, if they are missing, and sets
+# TEMPORAL_SERVER_BUILD to the build's pid; wait_temporal_server waits for it.
+# `go install module@version` builds the module on its own go.mod (in an empty
+# directory under .dev, outside payflow's module): payflow's go.mod never
+# names the server. Niced: it is a large build on a small machine.
+TEMPORAL_SERVER_BUILD=
+build_temporal_server() {
+  local v=$TEMPORAL_SERVER_VERSION dir=$DEV/temporal-build
+  mkdir -p "$BIN"
+  if [[ -x $BIN/temporal-server && -x $BIN/temporal-sql-tool && -f $BIN/.temporal-server-$v ]]; then
+    step "Temporal server $v: built"
+    return
+  fi
+  step "Temporal server $v and temporal-sql-tool: building into ./bin in the background (first run only, 10-30 minutes)"
+  mkdir -p "$dir/bin"
+  (renice -n 19 -p "$BASHPID" >/dev/null
+   GOBIN=$dir/bin go_build temporal-server "$dir" install \
+     "go.temporal.io/server/cmd/server@$v" "go.temporal.io/server/cmd/tools/sql@$v" &&
+     mv -f "$dir/bin/server" "$BIN/temporal-server" && mv -f "$dir/bin/sql" "$BIN/temporal-sql-tool" &&
+     rm -f "$BIN"/.temporal-server-* && touch "$BIN/.temporal-server-$v") &
+  TEMPORAL_SERVER_BUILD=$!
+}
+
+wait_temporal_server() {
+  if [[ -n $TEMPORAL_SERVER_BUILD ]]; then
+    heartbeat "building the Temporal server" wait "$TEMPORAL_SERVER_BUILD" ||
+      die "the Temporal server: its build in the background failed (see above)"
+    TEMPORAL_SERVER_BUILD=
+  fi
+}
+
+# pg runs a PostgreSQL 15 program; as the postgres user when this script runs
+# as root, which PostgreSQL refuses.
+pg() {
+  local prog=$PG_BIN/$1
+  shift
+  if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$prog" "$@"; else "$prog" "$@"; fi
+}
+
+# start_postgres starts the cluster's own PostgreSQL 15 on
+# 127.0.0.1:$POSTGRES_PORT (TCP only, no socket), data in .dev/postgres,
+# superuser temporal/temporal. A server that was SIGKILLed recovers from its
+# WAL on this start.
+start_postgres() {
+  local data=$DEV/postgres pw
+  if running postgres; then step "PostgreSQL 15: running"; return; fi
+  [[ -x $PG_BIN/postgres ]] || die "PostgreSQL 15 is not installed ($PG_BIN/postgres)"
+  if [[ ! -f $data/PG_VERSION ]]; then
+    log "initialising PostgreSQL 15 in $data"
+    mkdir -p "$data"
+    chmod 700 "$data"
+    pw=$(mktemp)
+    echo temporal >"$pw"
+    if [[ $(id -u) -eq 0 ]]; then chown postgres: "$data" "$pw"; fi
+    pg initdb -D "$data" -U temporal --pwfile="$pw" --auth=scram-sha-256 -E UTF8 --no-locale \
+      >"$LOGS/postgres-init.log" 2>&1 || { rm -f "$pw"; die "initdb failed (log in $LOGS/postgres-init.log)"; }
+    rm -f "$pw"
+  fi
+  touch "$LOGS/postgres.log"
+  if [[ $(id -u) -eq 0 ]]; then chown postgres: "$LOGS/postgres.log"; fi
+  step "PostgreSQL 15: starting on 127.0.0.1:$POSTGRES_PORT (data in $data)"
+  pg pg_ctl start -D "$data" -l "$LOGS/postgres.log" -w -t 120 \
+    -o "-p $POSTGRES_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200" \
+    >>"$LOGS/postgres.log" 2>&1 || die "PostgreSQL did not start (log in $LOGS/postgres.log)"
+  head -n 1 "$data/postmaster.pid" >"$PIDS/postgres.pid"
+}
+
+stop_postgres() {
+  if running postgres; then
+    log "stopping postgres ($(cat "$PIDS/postgres.pid"))"
+    pg pg_ctl stop -D "$DEV/postgres" -m fast -w -t 60 >>"$LOGS/postgres.log" 2>&1 || true
+  fi
+  stop_one postgres
+}
+
+psql_temporal() { # database sql
+  PGPASSWORD=temporal "$PG_BIN/psql" -h 127.0.0.1 -p "$POSTGRES_PORT" -U temporal -d "$1" -v ON_ERROR_STOP=1 -qtAc "$2"
+}
+
+# setup_temporal_schema creates the temporal and temporal_visibility
+# databases on a new PostgreSQL and brings their schemas to the server's
+# version (update-schema applies only the versions a database lacks). The
+# schemas are the ones temporal-sql-tool embeds: those of its module, the
+# server's.
+setup_temporal_schema() {
+  local db out=$LOGS/temporal-sql-tool.log
+  sql_tool() { # database command...
+    local db=$1
+    shift
+    "$BIN/temporal-sql-tool" --plugin postgres12 --ep 127.0.0.1 -p "$POSTGRES_PORT" -u temporal --pw temporal --db "$db" "$@" >>"$out" 2>&1
+  }
+  for db in temporal temporal_visibility; do
+    if [[ $(psql_temporal postgres "SELECT 1 FROM pg_database WHERE datname = '$db'") != 1 ]]; then
+      log "creating the $db database"
+      sql_tool "$db" create-database || die "creating $db (log in $out)"
+      sql_tool "$db" setup-schema -v 0.0 || die "setting up $db (log in $out)"
+    fi
+    # temporal -> postgresql/v12/temporal, temporal_visibility -> postgresql/v12/visibility
+    sql_tool "$db" update-schema --schema-name "postgresql/v12/${db#temporal_}" || die "updating the schema of $db (log in $out)"
+  done
+}
+
+# write_temporal_cluster_config writes .dev/temporal-cluster/config.yaml from
+# deploy/temporal/cluster.tmpl.yaml. Its ports follow the frontend's as
+# Temporal's own defaults follow 7233: history +1, matching +2, worker +6,
+# HTTP API +10, and each service's membership port 300 below its gRPC port.
+write_temporal_cluster_config() {
+  local dir=$DEV/temporal-cluster p=$TEMPORAL_PORT
+  mkdir -p "$dir"
+  cp "$ROOT/deploy/temporal/dynamicconfig.yaml" "$dir/dynamicconfig.yaml"
+  sed -e "s|@SHARDS@|$TEMPORAL_SHARDS|" -e "s|@POSTGRES_PORT@|$POSTGRES_PORT|g" \
+    -e "s|@METRICS_PORT@|$TEMPORAL_METRICS_PORT|" -e "s|@FRONTEND_PORT@|$p|g" -e "s|@HTTP_PORT@|$((p + 10))|" \
+    -e "s|@HISTORY_PORT@|$((p + 1))|" -e "s|@MATCHING_PORT@|$((p + 2))|" -e "s|@WORKER_PORT@|$((p + 6))|" \
+    -e "s|@FRONTEND_MEMBERSHIP_PORT@|$((p - 300))|" -e "s|@HISTORY_MEMBERSHIP_PORT@|$((p - 299))|" \
+    -e "s|@MATCHING_MEMBERSHIP_PORT@|$((p - 298))|" -e "s|@WORKER_MEMBERSHIP_PORT@|$((p - 294))|" \
+    -e "s|@DYNAMIC_CONFIG@|$dir/dynamicconfig.yaml|" \
+    "$ROOT/deploy/temporal/cluster.tmpl.yaml" >"$dir/config.yaml"
+}
+
+# shards_in_db prints the shard count a temporal database was set up with (0
+# for none yet): the server refuses to start on another.
+shards_in_db() { psql_temporal temporal "SELECT count(*) FROM shards" 2>/dev/null || echo 0; }
+
+# start_temporal_cluster runs the Temporal server on PostgreSQL: the four
+# services in one process, frontend on 127.0.0.1:$TEMPORAL_PORT like the dev
+# server's, so stack.json and payflow's config are the same for both. It
+# registers the default namespace and payflow's search attributes. No Web UI
+# (the dev server's is built into the CLI; the cluster's would be a separate
+# server). A server killed with SIGKILL leaves only a stale pid file: its
+# state is PostgreSQL's, and this start takes the shards over again.
+start_temporal_cluster() {
+  local have
+  start_postgres
+  if running temporal-server; then
+    step "Temporal server (cluster): running"
+    ensure_search_attributes
+    return
+  fi
+  wait_temporal_server
+  setup_temporal_schema
+  have=$(shards_in_db)
+  if ((have > 0 && have != TEMPORAL_SHARDS)); then
+    die "the temporal database holds $have history shards, not PAYFLOW_TEMPORAL_SHARDS=$TEMPORAL_SHARDS: the count is fixed once set (make down; rm -rf $DEV/postgres for a new cluster)"
+  fi
+  write_temporal_cluster_config
+  step "Temporal server (cluster, $TEMPORAL_SHARDS history shards, PostgreSQL :$POSTGRES_PORT): starting on 127.0.0.1:$TEMPORAL_PORT (metrics :$TEMPORAL_METRICS_PORT, no Web UI)"
+  nohup "$BIN/temporal-server" --config-file "$DEV/temporal-cluster/config.yaml" --allow-no-auth start \
+    >>"$LOGS/temporal-server.log" 2>&1 &
+  echo $! >"$PIDS/temporal-server.pid"
+  echo "$TEMPORAL_METRICS_PORT" >"$PIDS/temporal.metrics-port"
+  wait_for "Temporal server" 180 "$BIN/temporal" operator cluster health --address "127.0.0.1:$TEMPORAL_PORT"
+  if ! "$BIN/temporal" operator namespace describe --address "127.0.0.1:$TEMPORAL_PORT" --namespace default >/dev/null 2>&1; then
+    log "registering the default namespace"
+    "$BIN/temporal" operator namespace create --address "127.0.0.1:$TEMPORAL_PORT" --namespace default --retention 72h \
+      >/dev/null || die "registering the default namespace"
+  fi
+  # A new namespace reaches every service's cache within seconds.
+  wait_for "the default namespace" 60 "$BIN/temporal" operator search-attribute list --address "127.0.0.1:$TEMPORAL_PORT" --namespace default
+  ensure_search_attributes
+}
+
+# start_temporal_kind starts the Temporal of temporal_kind, refusing to start
+# one while the other holds the frontend's port.
+start_temporal_kind() {
+  case $(temporal_kind) in
+    dev)
+      running temporal-server && die "the Temporal cluster runs on :$TEMPORAL_PORT; make down first, or make up TEMPORAL=cluster"
+      start_temporal ;;
+    cluster)
+      running temporal && die "the Temporal dev server runs on :$TEMPORAL_PORT; make down first, or make up TEMPORAL=dev"
+      start_temporal_cluster ;;
+    *) die "TEMPORAL=$TEMPORAL: dev (the default) or cluster" ;;
+  esac
 }
 
 # start_geth name chain datadir chain-id http-port ws-port starts one dev
@@ -399,7 +604,10 @@ temporal_metrics_port() {
 start_prometheus() {
   local dir=$DEV/prometheus conf=$DEV/prometheus/prometheus.yml sum
   mkdir -p "$dir/data"
-  sed -e "s|@WORKER@|127.0.0.1:$HTTP_PORT|" -e "s|@STARTER@|127.0.0.1:$STARTER_METRICS_PORT|" \
+  local workers=() name
+  for name in $(workers); do workers+=("$(worker_http_addr "$name")"); done
+  # Several workers: one target each, in the template's ["@WORKER@"] list.
+  sed -e "s|@WORKER@|$(IFS=' '; w="${workers[*]}"; echo "${w// /", "}")|" -e "s|@STARTER@|127.0.0.1:$STARTER_METRICS_PORT|" \
     -e "s|@TEMPORAL@|127.0.0.1:$(temporal_metrics_port)|" -e "s|@RULES_DIR@|$ROOT/deploy/prometheus|" \
     "$ROOT/deploy/prometheus/prometheus.tmpl.yml" >"$conf"
   if ! promtool check config "$conf" >"$LOGS/promtool.log" 2>&1; then
@@ -450,11 +658,44 @@ start_kms() {
   wait_for local-kms 30 port_open "$KMS_PORT"
 }
 
+# workers prints the names of the worker processes: worker, then worker-2 to
+# worker-$PAYFLOW_WORKERS, and any other worker-N that has a pid file (one
+# started with a larger PAYFLOW_WORKERS, so down and status still see it).
+workers() {
+  local i f
+  {
+    echo worker
+    for ((i = 2; i <= WORKERS; i++)); do echo "worker-$i"; done
+    for f in "$PIDS"/worker-*.pid; do [[ -e $f ]] && basename "$f" .pid; done
+  } | awk '!seen[$0]++'
+}
+
+# worker_http_addr name prints the ledger API and /metrics address of a
+# worker process: config.json's http_addr for the first, 127.0.0.1:$HTTP_PORT+N
+# for worker-N (8382 for worker-2).
+worker_http_addr() {
+  case $1 in
+    worker-*) echo "127.0.0.1:$((HTTP_PORT + ${1#worker-}))" ;;
+    *) echo "127.0.0.1:$HTTP_PORT" ;;
+  esac
+}
+
+start_workers() {
+  local name
+  for name in $(workers); do start_payflow "$name" "$BIN/payflow-worker"; done
+}
+
+stop_workers() {
+  local name
+  for name in $(workers); do stop_one "$name"; done
+}
+
 start_payflow() { # name binary
   local name=$1 bin=$2
   if running "$name"; then return; fi
   log "starting $name"
   (set -a; . "$DEV/payflow.env"; set +a
+   if [[ $name == worker-* ]]; then export PAYFLOW_HTTP_ADDR; PAYFLOW_HTTP_ADDR=$(worker_http_addr "$name"); fi
    nohup "$bin" -config "$DEV/config.json" >>"$LOGS/$name.log" 2>&1 &
    echo $! >"$PIDS/$name.pid")
   cat "$bin" "$DEV/config.json" | sha256sum | cut -d" " -f1 >"$PIDS/$name.sum"
@@ -463,11 +704,16 @@ start_payflow() { # name binary
 up() {
   mkdir -p "$DEV" "$PIDS" "$LOGS"
   STEPS=14
+  case $(temporal_kind) in
+    dev | cluster) ;;
+    *) die "TEMPORAL=$TEMPORAL: dev (the default) or cluster" ;;
+  esac
+  if [[ $(temporal_kind) == cluster ]]; then STEPS=16; fi
   install_packages
   install_tools
   start_mariadb
   start_rabbitmq
-  start_temporal
+  start_temporal_kind
   start_node eth
   start_node bsc
   start_kms
@@ -484,11 +730,11 @@ up() {
     -kms-endpoint "http://127.0.0.1:$KMS_PORT"
   start_prometheus
   step "worker and starter"
-  start_payflow worker "$BIN/payflow-worker"
+  start_workers
   start_payflow starter "$BIN/payflow-starter"
   log "stack is up; details in $DEV/stack.json, logs in $LOGS"
   status
-  echo "Temporal Web UI: http://127.0.0.1:$TEMPORAL_UI_PORT/namespaces/default/workflows"
+  if running temporal; then echo "Temporal Web UI: http://127.0.0.1:$TEMPORAL_UI_PORT/namespaces/default/workflows"; fi
   echo "Prometheus: http://127.0.0.1:$PROMETHEUS_PORT (targets: /classic/targets, alerts: /classic/alerts)"
 }
 
@@ -508,11 +754,13 @@ stop_one() {
 down() {
   stop_one prometheus
   stop_one starter
-  stop_one worker
+  stop_workers
   stop_one geth-bsc
   stop_one geth
   stop_one kms
   stop_one temporal
+  stop_one temporal-server
+  stop_postgres
   rm -f "$PIDS/temporal.metrics-port"
   if running rabbitmq; then
     (rabbit_env; /usr/lib/rabbitmq/bin/rabbitmqctl -n payflow@localhost stop >/dev/null 2>&1 || true)
@@ -525,8 +773,8 @@ down() {
 # started (make test runs the code under test, not yesterday's build).
 refresh() {
   local name bin
-  for name in worker starter; do
-    bin=$BIN/payflow-$name
+  for name in $(workers) starter; do
+    bin=$BIN/payflow-${name%%-[0-9]*}
     if running "$name" && [[ "$(cat "$bin" "$DEV/config.json" | sha256sum | cut -d" " -f1)" != "$(cat "$PIDS/$name.sum" 2>/dev/null)" ]]; then
       log "$name binary or config changed; restarting it"
       stop_one "$name"
@@ -536,27 +784,36 @@ refresh() {
 }
 
 status() {
-  local n
-  for n in mariadb rabbitmq temporal geth geth-bsc kms prometheus worker starter; do
+  local n temporal=(temporal)
+  if [[ $(temporal_kind) == cluster ]]; then temporal=(postgres temporal-server); fi
+  for n in mariadb rabbitmq "${temporal[@]}" geth geth-bsc kms prometheus $(workers) starter; do
     if running "$n"; then echo "$n: running (pid $(cat "$PIDS/$n.pid"))"; else echo "$n: stopped"; fi
   done
 }
 
-usage() { die "usage: $0 up|down|status|refresh|restart-payflow|start-payflow worker|starter|stop-node eth|bsc|start-node eth|bsc|start-kms"; }
+usage() { die "usage: $0 up|down|status|refresh|restart-payflow|start-payflow worker|starter|stop-node eth|bsc|start-node eth|bsc|start-kms|start-temporal|stop-temporal"; }
 
 case ${1:-} in
   up) up ;;
   refresh) refresh ;;
   down) down ;;
   status) status ;;
-  restart-payflow) stop_one starter; stop_one worker; install_tools; start_payflow worker "$BIN/payflow-worker"; start_payflow starter "$BIN/payflow-starter" ;;
+  restart-payflow) stop_one starter; stop_workers; install_tools; start_workers; start_payflow starter "$BIN/payflow-starter" ;;
   start-payflow)
     case ${2:-} in
       worker | starter) mkdir -p "$PIDS" "$LOGS"; start_payflow "$2" "$BIN/payflow-$2" ;;
+      worker-[0-9]*) mkdir -p "$PIDS" "$LOGS"; start_payflow "$2" "$BIN/payflow-worker" ;;
       *) usage ;;
     esac ;;
   stop-node) stop_node "${2:-}" ;;
   start-node) mkdir -p "$PIDS" "$LOGS"; start_node "${2:-}" ;;
   start-kms) mkdir -p "$PIDS" "$LOGS"; build_kms; wait_kms; start_kms ;;
+  # start-temporal: only Temporal (TEMPORAL=cluster: building the server and
+  # starting PostgreSQL if needed); stop-temporal stops either kind.
+  start-temporal)
+    mkdir -p "$PIDS" "$LOGS"
+    if [[ $(temporal_kind) == cluster ]]; then build_temporal_server; fi
+    start_temporal_kind ;;
+  stop-temporal) stop_one temporal; stop_one temporal-server; stop_postgres; rm -f "$PIDS/temporal.metrics-port" ;;
   *) usage ;;
 esac
