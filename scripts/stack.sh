@@ -604,10 +604,10 @@ temporal_metrics_port() {
 start_prometheus() {
   local dir=$DEV/prometheus conf=$DEV/prometheus/prometheus.yml sum
   mkdir -p "$dir/data"
-  local workers=() name
-  for name in $(workers); do workers+=("$(worker_http_addr "$name")"); done
+  local targets= name
   # Several workers: one target each, in the template's ["@WORKER@"] list.
-  sed -e "s|@WORKER@|$(IFS=' '; w="${workers[*]}"; echo "${w// /", "}")|" -e "s|@STARTER@|127.0.0.1:$STARTER_METRICS_PORT|" \
+  for name in $(workers); do targets+=${targets:+'", "'}$(worker_http_addr "$name"); done
+  sed -e "s|@WORKER@|$targets|" -e "s|@STARTER@|127.0.0.1:$STARTER_METRICS_PORT|" \
     -e "s|@TEMPORAL@|127.0.0.1:$(temporal_metrics_port)|" -e "s|@RULES_DIR@|$ROOT/deploy/prometheus|" \
     "$ROOT/deploy/prometheus/prometheus.tmpl.yml" >"$conf"
   if ! promtool check config "$conf" >"$LOGS/promtool.log" 2>&1; then
