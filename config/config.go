@@ -241,11 +241,43 @@ func (c ChainConfig) MaxFeeWei() *big.Int {
 	return new(big.Int).Mul(big.NewInt(c.MaxFeeGwei), big.NewInt(1_000_000_000))
 }
 
-// TemporalConfig says where the Temporal frontend is.
+// TemporalConfig says where the Temporal frontend is and how to reach it:
+// plaintext by default (the dev stack), TLS when TLS is set (a self-hosted
+// cluster behind TLS, or Temporal Cloud), with a client certificate (mTLS)
+// or an API key when the server asks for one.
 type TemporalConfig struct {
-	Address   string `json:"address"`
+	Address string `json:"address"`
+	// Namespace must exist on the server: the dev server has "default";
+	// a cluster's namespaces are registered by its operator.
 	Namespace string `json:"namespace"`
 	TaskQueue string `json:"task_queue"`
+	// TLS, when present (even empty: {}), connects over TLS. Nil connects
+	// in plaintext.
+	TLS *TemporalTLS `json:"tls,omitempty"`
+	// APIKeyFile names a file holding an API key (Temporal Cloud's, or a
+	// cluster's authorizer's), sent as a bearer token on every call; its
+	// surrounding whitespace is ignored. PAYFLOW_TEMPORAL_API_KEY sets the
+	// key itself instead. A key needs TLS: it would cross the network in
+	// the clear.
+	APIKeyFile string `json:"api_key_file,omitempty"`
+	// APIKey comes from PAYFLOW_TEMPORAL_API_KEY only, never from the file
+	// (a Secret: it never prints).
+	APIKey Secret `json:"-"`
+}
+
+// TemporalTLS is how payflow checks the Temporal frontend's certificate and
+// which certificate it shows in turn.
+type TemporalTLS struct {
+	// CAFile is a PEM bundle of the CAs the server's certificate must chain
+	// to. Empty trusts the system's roots (Temporal Cloud).
+	CAFile string `json:"ca_file,omitempty"`
+	// ServerName is the name the server's certificate must carry. Empty
+	// takes the host of Address.
+	ServerName string `json:"server_name,omitempty"`
+	// CertFile and KeyFile are payflow's client certificate and key (PEM)
+	// for a server that requires mTLS: both or neither.
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
 }
 
 // PaymentConfig holds the withdraw/pay policy knobs.
@@ -360,6 +392,20 @@ const (
 	EnvMetricsAddr       = "PAYFLOW_METRICS_ADDR"
 )
 
+// Env variables of the Temporal connection (documented with the others).
+const (
+	// EnvTemporalAPIKey is the Temporal API key (temporal.api_key_file
+	// names a file holding it instead).
+	EnvTemporalAPIKey = "PAYFLOW_TEMPORAL_API_KEY"
+	// EnvTemporalTLSCAFile, EnvTemporalTLSServerName, EnvTemporalTLSCertFile
+	// and EnvTemporalTLSKeyFile set temporal.tls's fields; any of them
+	// turns TLS on.
+	EnvTemporalTLSCAFile     = "PAYFLOW_TEMPORAL_TLS_CA_FILE"
+	EnvTemporalTLSServerName = "PAYFLOW_TEMPORAL_TLS_SERVER_NAME"
+	EnvTemporalTLSCertFile   = "PAYFLOW_TEMPORAL_TLS_CERT_FILE"
+	EnvTemporalTLSKeyFile    = "PAYFLOW_TEMPORAL_TLS_KEY_FILE"
+)
+
 // ErrInvalid is wrapped by every validation error.
 var ErrInvalid = errors.New("invalid config")
 
@@ -433,6 +479,18 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 	sec(EnvMySQLDSN, &c.ETH.DB.DSN)
 	str(EnvTemporalAddress, &c.Temporal.Address)
 	str(EnvTemporalNamespace, &c.Temporal.Namespace)
+	sec(EnvTemporalAPIKey, &c.Temporal.APIKey)
+	var tls TemporalTLS
+	if c.Temporal.TLS != nil {
+		tls = *c.Temporal.TLS
+	}
+	str(EnvTemporalTLSCAFile, &tls.CAFile)
+	str(EnvTemporalTLSServerName, &tls.ServerName)
+	str(EnvTemporalTLSCertFile, &tls.CertFile)
+	str(EnvTemporalTLSKeyFile, &tls.KeyFile)
+	if c.Temporal.TLS != nil || tls != (TemporalTLS{}) {
+		c.Temporal.TLS = &tls
+	}
 	sec(EnvSignKey, &c.SignKey)
 	sec(EnvMasterKey, &c.MasterKey)
 	str(EnvHTTPAddr, &c.HTTPAddr)
@@ -608,6 +666,15 @@ func (c Config) Validate() error {
 	}
 	if c.Temporal.Address == "" || c.Temporal.Namespace == "" || c.Temporal.TaskQueue == "" {
 		bad("temporal needs address, namespace and task_queue")
+	}
+	if t := c.Temporal.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
+		bad("temporal.tls.cert_file and temporal.tls.key_file go together (the client certificate of mTLS and its key)")
+	}
+	if c.Temporal.APIKey != "" && c.Temporal.APIKeyFile != "" {
+		bad("temporal.api_key_file and %s are both set: keep one", EnvTemporalAPIKey)
+	}
+	if (c.Temporal.APIKey != "" || c.Temporal.APIKeyFile != "") && c.Temporal.TLS == nil {
+		bad("a Temporal API key needs temporal.tls (it is sent on every call): set \"tls\": {} for the system's CAs")
 	}
 	// A number shared by several assets means something different in each:
 	// refused, naming the fields of every asset that must carry it instead.

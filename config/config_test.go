@@ -352,3 +352,53 @@ func TestEveryAssetStatesItsOwnAmounts(t *testing.T) {
 		})
 	}
 }
+
+// The Temporal connection: plaintext unless tls is present, TLS fields from
+// the file or the env (any of which turns TLS on), and an API key only over
+// TLS, from one place, never printed.
+func TestTemporalConnection(t *testing.T) {
+	cfg, err := Load(write(t, seedShape))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Temporal.TLS != nil || cfg.Temporal.APIKey != "" {
+		t.Fatalf("default Temporal connection is not plaintext without a key: %+v", cfg.Temporal)
+	}
+	withTemporal := func(temporal string) string {
+		return strings.Replace(seedShape, `"sign_key"`, `"temporal": `+temporal+`, "sign_key"`, 1)
+	}
+	cfg, err = Load(write(t, withTemporal(`{"address": "t.example:7233", "namespace": "payments", "task_queue": "payflow", "tls": {}}`)))
+	if err != nil || cfg.Temporal.TLS == nil || *cfg.Temporal.TLS != (TemporalTLS{}) {
+		t.Fatalf("empty tls object: %+v, %v", cfg.Temporal.TLS, err)
+	}
+
+	t.Setenv(EnvTemporalTLSCAFile, "/etc/payflow/ca.pem")
+	t.Setenv(EnvTemporalTLSServerName, "temporal.internal")
+	if cfg, err = Load(write(t, seedShape)); err != nil || cfg.Temporal.TLS == nil ||
+		*cfg.Temporal.TLS != (TemporalTLS{CAFile: "/etc/payflow/ca.pem", ServerName: "temporal.internal"}) {
+		t.Fatalf("TLS env not applied: %+v, %v", cfg.Temporal.TLS, err)
+	}
+	t.Setenv(EnvTemporalTLSCertFile, "/etc/payflow/client.pem")
+	if _, err := Load(write(t, seedShape)); err == nil || !strings.Contains(err.Error(), "temporal.tls.cert_file and temporal.tls.key_file") {
+		t.Fatalf("a client certificate without its key accepted: %v", err)
+	}
+	t.Setenv(EnvTemporalTLSKeyFile, "/etc/payflow/client.key")
+	t.Setenv(EnvTemporalAPIKey, "key-from-env")
+	if cfg, err = Load(write(t, seedShape)); err != nil || cfg.Temporal.APIKey.Reveal() != "key-from-env" || cfg.Temporal.TLS.KeyFile == "" {
+		t.Fatalf("mTLS and API key env not applied: %+v, %v", cfg.Temporal, err)
+	}
+	if s := fmt.Sprintf("%v %+v", cfg.Temporal, cfg.Temporal); strings.Contains(s, "key-from-env") {
+		t.Fatalf("API key printed: %s", s)
+	}
+	if _, err := Load(write(t, withTemporal(`{"address": "t.example:7233", "namespace": "payments", "task_queue": "payflow", "tls": {}, "api_key_file": "/k"}`))); err == nil ||
+		!strings.Contains(err.Error(), "keep one") {
+		t.Fatalf("api_key_file beside %s accepted: %v", EnvTemporalAPIKey, err)
+	}
+}
+
+func TestTemporalAPIKeyNeedsTLS(t *testing.T) {
+	t.Setenv(EnvTemporalAPIKey, "key-from-env")
+	if _, err := Load(write(t, seedShape)); err == nil || !strings.Contains(err.Error(), "needs temporal.tls") {
+		t.Fatalf("an API key over plaintext accepted: %v", err)
+	}
+}

@@ -126,8 +126,12 @@ func benchFloor(ctx context.Context, st *stacktest.Stack, n int, bare bool) (res
 	fail := func(err error) (result, float64) {
 		return result{Name: name, Measured: "error", Verdict: "-", Note: err.Error()}, 0
 	}
-	tc, err := client.Dial(client.Options{HostPort: st.TemporalAddress, Namespace: st.TemporalNamespace,
-		Logger: nopLogger{}})
+	opts, err := st.TemporalOptions()
+	if err != nil {
+		return fail(err)
+	}
+	opts.Logger = nopLogger{}
+	tc, err := client.Dial(opts)
 	if err != nil {
 		return fail(err)
 	}

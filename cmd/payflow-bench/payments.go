@@ -121,7 +121,12 @@ func benchPayments(ctx context.Context, st *stacktest.Stack, n, rate int, baseli
 			senders[c.name] = append(senders[c.name], a)
 		}
 	}
-	tc, err := client.Dial(client.Options{HostPort: st.TemporalAddress, Namespace: st.TemporalNamespace, Logger: nopLogger{}})
+	opts, err := st.TemporalOptions()
+	if err != nil {
+		return fail(err)
+	}
+	opts.Logger = nopLogger{}
+	tc, err := client.Dial(opts)
 	if err != nil {
 		return fail(err)
 	}

@@ -368,8 +368,13 @@ func openPaymentEnv(ctx context.Context, path, envFile string) (*paymentEnv, err
 	}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if e.tc, err = client.DialContext(dctx, client.Options{HostPort: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace,
-		Logger: tlog.NewStructuredLogger(log)}); err != nil {
+	opts, err := app.TemporalOptions(cfg.Temporal)
+	if err != nil {
+		e.close()
+		return nil, err
+	}
+	opts.Logger = tlog.NewStructuredLogger(log)
+	if e.tc, err = client.DialContext(dctx, opts); err != nil {
 		e.close()
 		return nil, fmt.Errorf("dialing Temporal at %s: %w", cfg.Temporal.Address, err)
 	}

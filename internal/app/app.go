@@ -40,17 +40,18 @@ func Start(name string) (context.Context, context.CancelFunc, config.Config, *sl
 	return ctx, cancel, cfg, log
 }
 
-// DialTemporal connects to the Temporal frontend, retrying until ctx ends.
+// DialTemporal connects to the Temporal frontend with TemporalOptions,
+// retrying until ctx ends; a TLS or API key file it cannot read fails at once.
 // The SDK's own metrics go to metrics (metrics.Metrics.TemporalHandler); nil
 // records none.
 func DialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
 	for {
-		c, err := client.DialContext(ctx, client.Options{
-			HostPort:       cfg.Temporal.Address,
-			Namespace:      cfg.Temporal.Namespace,
-			Logger:         tlog.NewStructuredLogger(log),
-			MetricsHandler: metrics,
-		})
+		opts, err := TemporalOptions(cfg.Temporal)
+		if err != nil {
+			return nil, fmt.Errorf("dialing temporal: %w", err)
+		}
+		opts.Logger, opts.MetricsHandler = tlog.NewStructuredLogger(log), metrics
+		c, err := client.DialContext(ctx, opts)
 		if err == nil {
 			return c, nil
 		}

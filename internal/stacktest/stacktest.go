@@ -31,6 +31,8 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"payflow/chain/token"
+	"payflow/config"
+	"payflow/internal/app"
 	"payflow/internal/stackfile"
 	"payflow/protocol"
 )
@@ -196,11 +198,22 @@ func (s *Stack) Publish(t testing.TB, routingKey string, body []byte, sign bool)
 	}
 }
 
+// TemporalOptions are the client options of the stack's Temporal frontend,
+// built as payflow's binaries build theirs (app.TemporalOptions). The local
+// stack's frontend, dev server or cluster, is plaintext on loopback.
+func (s *Stack) TemporalOptions() (client.Options, error) {
+	return app.TemporalOptions(config.TemporalConfig{Address: s.TemporalAddress, Namespace: s.TemporalNamespace})
+}
+
 // Temporal dials the stack's Temporal frontend.
 func (s *Stack) Temporal(t testing.TB) client.Client {
 	t.Helper()
-	c, err := client.Dial(client.Options{HostPort: s.TemporalAddress, Namespace: s.TemporalNamespace,
-		Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))})
+	opts, err := s.TemporalOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Logger = tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c, err := client.Dial(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
