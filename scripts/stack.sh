@@ -83,8 +83,11 @@ step() {
 }
 
 running() { # name -> 0 if its pid file names a live process
-  local f=$PIDS/$1.pid
-  [[ -f $f ]] && kill -0 "$(cat "$f")" 2>/dev/null
+  local f=$PIDS/$1.pid pid
+  [[ -f $f ]] || return 1
+  pid=$(cat "$f")
+  # A process killed a moment ago may be a zombie until init reaps it.
+  kill -0 "$pid" 2>/dev/null && [[ $(ps -o stat= -p "$pid" 2>/dev/null) != Z* ]]
 }
 
 wait_for() { # description, seconds, command...
