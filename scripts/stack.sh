@@ -451,12 +451,12 @@ write_temporal_cluster_config() {
   local dir=$DEV/temporal-cluster p=$TEMPORAL_PORT
   mkdir -p "$dir"
   cp "$ROOT/deploy/temporal/dynamicconfig.yaml" "$dir/dynamicconfig.yaml"
-  sed -e "s|@SHARDS@|$TEMPORAL_SHARDS|" -e "s|@POSTGRES_PORT@|$POSTGRES_PORT|g" \
-    -e "s|@METRICS_PORT@|$TEMPORAL_METRICS_PORT|" -e "s|@FRONTEND_PORT@|$p|g" -e "s|@HTTP_PORT@|$((p + 10))|" \
-    -e "s|@HISTORY_PORT@|$((p + 1))|" -e "s|@MATCHING_PORT@|$((p + 2))|" -e "s|@WORKER_PORT@|$((p + 6))|" \
-    -e "s|@FRONTEND_MEMBERSHIP_PORT@|$((p - 300))|" -e "s|@HISTORY_MEMBERSHIP_PORT@|$((p - 299))|" \
-    -e "s|@MATCHING_MEMBERSHIP_PORT@|$((p - 298))|" -e "s|@WORKER_MEMBERSHIP_PORT@|$((p - 294))|" \
-    -e "s|@DYNAMIC_CONFIG@|$dir/dynamicconfig.yaml|" \
+  sed -e "s|%SHARDS%|$TEMPORAL_SHARDS|" -e "s|%POSTGRES_PORT%|$POSTGRES_PORT|g" \
+    -e "s|%METRICS_PORT%|$TEMPORAL_METRICS_PORT|" -e "s|%FRONTEND_PORT%|$p|g" -e "s|%HTTP_PORT%|$((p + 10))|" \
+    -e "s|%HISTORY_PORT%|$((p + 1))|" -e "s|%MATCHING_PORT%|$((p + 2))|" -e "s|%WORKER_PORT%|$((p + 6))|" \
+    -e "s|%FRONTEND_MEMBERSHIP_PORT%|$((p - 300))|" -e "s|%HISTORY_MEMBERSHIP_PORT%|$((p - 299))|" \
+    -e "s|%MATCHING_MEMBERSHIP_PORT%|$((p - 298))|" -e "s|%WORKER_MEMBERSHIP_PORT%|$((p - 294))|" \
+    -e "s|%DYNAMIC_CONFIG%|$dir/dynamicconfig.yaml|" \
     "$ROOT/deploy/temporal/cluster.tmpl.yaml" >"$dir/config.yaml"
 }
 
@@ -787,10 +787,14 @@ refresh() {
 }
 
 status() {
-  local n temporal=(temporal)
-  if [[ $(temporal_kind) == cluster ]]; then temporal=(postgres temporal-server); fi
-  for n in mariadb rabbitmq "${temporal[@]}" geth geth-bsc kms prometheus $(workers) starter; do
-    if running "$n"; then echo "$n: running (pid $(cat "$PIDS/$n.pid"))"; else echo "$n: stopped"; fi
+  local n
+  show() { if running "$1"; then echo "$1: running (pid $(cat "$PIDS/$1.pid"))"; else echo "$1: stopped"; fi; }
+  for n in mariadb rabbitmq temporal geth geth-bsc kms prometheus worker starter; do
+    case $n in
+      temporal) if [[ $(temporal_kind) == cluster ]]; then show postgres; show temporal-server; continue; fi ;;
+      worker) for n in $(workers); do show "$n"; done; continue ;;
+    esac
+    show "$n"
   done
 }
 

@@ -113,6 +113,7 @@ var publishedPorts = []publishedPort{
 // unpublishedPorts are stack.sh ports compose deliberately does not publish.
 var unpublishedPorts = map[string]string{
 	"AMQP_DIST_PORT": "Erlang distribution, used only inside the RabbitMQ container",
+	"POSTGRES_PORT":  "TEMPORAL=cluster's PostgreSQL; compose's Temporal keeps its database to itself",
 }
 
 // composeOnlyPorts are ports compose publishes with no counterpart in stack.sh.
