@@ -6,6 +6,10 @@ export GOFLAGS ?= -buildvcs=false
 .PHONY: up down status test test-unit test-integration check-rules bench gen-token restart vet
 
 ## up: install what is missing, start MariaDB, RabbitMQ, Temporal, geth, Prometheus, the worker and the starter
+##     TEMPORAL=cluster: the Temporal server on PostgreSQL (4 history shards) instead of the dev server;
+##     PAYFLOW_WORKERS=2: two worker processes (docs/dev-stack.md)
+TEMPORAL ?=
+export TEMPORAL
 up:
 	@scripts/stack.sh up
 
