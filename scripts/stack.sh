@@ -343,9 +343,10 @@ temporal_kind() {
 # temporal-sql-tool of go.temporal.io/server@$TEMPORAL_SERVER_VERSION into
 # ./bin in the background, if they are missing, and sets
 # TEMPORAL_SERVER_BUILD to the build's pid; wait_temporal_server waits for it.
-# `go install module@version` builds the module on its own go.mod (in an empty
-# directory under .dev, outside payflow's module): payflow's go.mod never
-# names the server. Niced: it is a large build on a small machine.
+# `go install module@version` builds the server's module on its own go.mod,
+# ignoring payflow's around it (run from .dev/temporal-build, where it puts
+# the binaries before they are renamed): payflow's go.mod never names the
+# server. Niced: it is a large build (1,758 packages) on a small machine.
 TEMPORAL_SERVER_BUILD=
 build_temporal_server() {
   local v=$TEMPORAL_SERVER_VERSION dir=$DEV/temporal-build
@@ -366,8 +367,7 @@ build_temporal_server() {
 
 wait_temporal_server() {
   if [[ -n $TEMPORAL_SERVER_BUILD ]]; then
-    heartbeat "building the Temporal server" wait "$TEMPORAL_SERVER_BUILD" ||
-      die "the Temporal server: its build in the background failed (see above)"
+    wait "$TEMPORAL_SERVER_BUILD" || die "the Temporal server: its build in the background failed (see above)"
     TEMPORAL_SERVER_BUILD=
   fi
 }
