@@ -62,11 +62,7 @@ func start(fn func() (Result, error)) *call {
 	return c
 }
 
-func queued(l *Ledger, k walletKey) int {
-	l.batches.mu.Lock()
-	defer l.batches.mu.Unlock()
-	return len(l.batches.queues[k])
-}
+func queued(l *Ledger, k walletKey) int { return l.queue.Queued(k) }
 
 // waitQueued waits until k's queue holds n postings.
 func waitQueued(t *testing.T, l *Ledger, k walletKey, n int) {
@@ -540,9 +536,9 @@ func TestBatchKnownRowRecreatedIfGone(t *testing.T) {
 		}
 	}
 	credit("0x01")
-	l.batches.mu.Lock()
-	known := l.batches.known[k]
-	l.batches.mu.Unlock()
+	l.mu.Lock()
+	known := l.known[k]
+	l.mu.Unlock()
 	if !known {
 		t.Fatal("the wallet's row is not known after a committed batch")
 	}
