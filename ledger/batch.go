@@ -56,15 +56,6 @@ const (
 	maxRoutes = 100_000
 )
 
-var (
-	// errRetryRace: a reservation of the same queue_id was inserted
-	// concurrently; the batch runs again and sees it.
-	errRetryRace = errors.New("concurrent reservation for the same queue_id; retry")
-	// errMisrouted: a closing reached a batch of a wallet its reservation
-	// does not hold money of; the caller routes it again.
-	errMisrouted = errors.New("reservation not of the batch's wallet")
-)
-
 type walletKey struct{ chain, address, symbol string }
 
 type postingKind int
@@ -184,8 +175,8 @@ type batchTx struct {
 }
 
 type reservation struct {
-	chain, address, symbol, state string
-	amount                        decimal.Decimal
+	queueID, chain, address, symbol, state string
+	amount                                 decimal.Decimal
 }
 
 // applyBatch applies ps in order in one transaction and commits it. A
@@ -316,16 +307,13 @@ func (bt *batchTx) load(ps []*posting) error {
 		idems = append(idems, p.idemKey())
 	}
 	if len(idems) > 0 {
-		err := bt.query("checking idempotency keys", "SELECT id, idem_key FROM journal WHERE idem_key IN ("+marks(len(idems))+")",
-			idems, func(rows *sql.Rows) error {
-				var id int64
-				var idem string
-				err := rows.Scan(&id, &idem)
-				bt.journal[fold(idem)] = id
-				return err
-			})
+		ids, err := queryRows(bt.ctx, bt.tx, "checking idempotency keys", "SELECT id, idem_key FROM journal WHERE idem_key IN ("+
+			marks(len(idems))+")", idems, scanJournalID)
 		if err != nil {
 			return err
+		}
+		for _, j := range ids {
+			bt.journal[fold(j.idem)] = j.id
 		}
 	}
 	// Closed reservations exist (the caller found them): lock them. Those
@@ -346,36 +334,25 @@ func (bt *batchTx) load(ps []*posting) error {
 }
 
 func (bt *batchTx) readReservations(ids []any, lock string) error {
-	return bt.query("reading reservations", "SELECT queue_id, chain, address, symbol, amount, state FROM reservations WHERE queue_id IN ("+
-		marks(len(ids))+")"+lock, ids, func(rows *sql.Rows) error {
-		var q string
-		var r reservation
-		err := rows.Scan(&q, &r.chain, &r.address, &r.symbol, &r.amount, &r.state)
-		if _, ok := bt.resv[fold(q)]; !ok {
-			bt.resv[fold(q)] = &r
-		}
-		return err
+	rs, err := queryRows(bt.ctx, bt.tx, "reading reservations", "SELECT queue_id, chain, address, symbol, amount, state FROM reservations WHERE queue_id IN ("+
+		marks(len(ids))+")"+lock, ids, func(rows *sql.Rows) (r reservation, err error) {
+		return r, rows.Scan(&r.queueID, &r.chain, &r.address, &r.symbol, &r.amount, &r.state)
 	})
+	for _, r := range rs {
+		if _, ok := bt.resv[fold(r.queueID)]; !ok {
+			bt.resv[fold(r.queueID)] = &r
+		}
+	}
+	return err
 }
 
-// query runs q in bt's transaction and scan on each row; doing names the
-// work in errors.
-func (bt *batchTx) query(doing, q string, args []any, scan func(*sql.Rows) error) error {
-	rows, err := bt.tx.QueryContext(bt.ctx, q, args...)
-	if err != nil {
-		return fmt.Errorf("%s: %w", doing, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
-			return fmt.Errorf("%s: %w", doing, err)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("%s: %w", doing, err)
-	}
-	return nil
+// journalID is a journal row's id and idempotency key.
+type journalID struct {
+	id   int64
+	idem string
 }
+
+func scanJournalID(rows *sql.Rows) (j journalID, err error) { return j, rows.Scan(&j.id, &j.idem) }
 
 // replayed is posting i as a replay of idem, posted before the batch or by
 // a posting of this batch.
@@ -589,10 +566,7 @@ func (c callerValues) Value(key any) any { return c.values.Value(key) }
 // flush writes what the batch decided so far: new reservations, closed
 // ones, journal rows (one statement each) and the balances.
 func (bt *batchTx) flush() error {
-	if err := bt.insertReservations(); err != nil {
-		return err
-	}
-	if err := bt.closeReservations(); err != nil {
+	if err := bt.writeReservations(); err != nil {
 		return err
 	}
 	if err := bt.insertJournal(); err != nil {
@@ -611,27 +585,22 @@ func (bt *batchTx) flush() error {
 	return nil
 }
 
-func (bt *batchTx) insertReservations() error {
-	if len(bt.newRes) == 0 {
-		return nil
-	}
-	args := make([]any, 0, 6*len(bt.newRes))
-	for _, r := range bt.newRes {
-		args = append(args, r.queueID, r.k.chain, r.k.address, r.k.symbol, r.amount, r.workflowID)
-	}
-	q := "INSERT INTO reservations (queue_id, chain, address, symbol, amount, state, workflow_id) VALUES " +
-		rowMarks(len(bt.newRes), "(?,?,?,?,?,'held',?)")
-	if _, err := bt.tx.ExecContext(bt.ctx, q, args...); err != nil {
-		if sqlerr.IsDuplicateKey(err) {
-			return errRetryRace
+// writeReservations inserts the batch's new reservations and closes those
+// it closed, one statement each.
+func (bt *batchTx) writeReservations() error {
+	if len(bt.newRes) > 0 {
+		values, args := valuesOf(bt.newRes, "(?,?,?,?,?,'held',?)", func(r newReservation) []any {
+			return []any{r.queueID, r.k.chain, r.k.address, r.k.symbol, r.amount, r.workflowID}
+		})
+		q := "INSERT INTO reservations (queue_id, chain, address, symbol, amount, state, workflow_id) VALUES " + values
+		if _, err := bt.tx.ExecContext(bt.ctx, q, args...); err != nil {
+			if sqlerr.IsDuplicateKey(err) {
+				return errRetryRace
+			}
+			return fmt.Errorf("inserting reservations: %w", err)
 		}
-		return fmt.Errorf("inserting reservations: %w", err)
+		bt.newRes = bt.newRes[:0]
 	}
-	bt.newRes = bt.newRes[:0]
-	return nil
-}
-
-func (bt *batchTx) closeReservations() error {
 	if len(bt.closed) == 0 {
 		return nil
 	}
@@ -660,28 +629,24 @@ func (bt *batchTx) insertJournal() error {
 	if len(bt.rows) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 13*len(bt.rows))
-	for _, e := range bt.rows {
+	values, args := valuesOf(bt.rows, "(?,?,?,?,?,?,?,?,?,?,?,?,?)", func(e entry) []any {
 		var txHash any
 		if e.txHash != "" {
 			txHash = norm(e.txHash)
 		}
-		args = append(args, e.idem, e.w.k.chain, e.w.k.address, e.w.k.symbol, string(e.op), e.amount,
-			e.before.Available, e.after.Available, e.before.Held, e.after.Held, e.reference, txHash, e.logIndex)
-	}
+		return []any{e.idem, e.w.k.chain, e.w.k.address, e.w.k.symbol, string(e.op), e.amount,
+			e.before.Available, e.after.Available, e.before.Held, e.after.Held, e.reference, txHash, e.logIndex}
+	})
 	q := `INSERT INTO journal
 		(idem_key, chain, address, symbol, op, amount, available_before, available_after, held_before, held_after, reference, tx_hash, log_index)
-		VALUES ` + rowMarks(len(bt.rows), "(?,?,?,?,?,?,?,?,?,?,?,?,?)") + " RETURNING id, idem_key"
-	ids := make(map[string]int64, len(bt.rows))
-	err := bt.query("appending journal", q, args, func(rows *sql.Rows) error {
-		var id int64
-		var idem string
-		err := rows.Scan(&id, &idem)
-		ids[fold(idem)] = id
-		return err
-	})
+		VALUES ` + values + " RETURNING id, idem_key"
+	inserted, err := queryRows(bt.ctx, bt.tx, "appending journal", q, args, scanJournalID)
 	if err != nil {
 		return err
+	}
+	ids := make(map[string]int64, len(inserted))
+	for _, j := range inserted {
+		ids[fold(j.idem)] = j.id
 	}
 	for j, e := range bt.rows {
 		id, ok := ids[fold(e.idem)]
@@ -695,9 +660,14 @@ func (bt *batchTx) insertJournal() error {
 }
 
 // marks is n comma-separated placeholders.
-func marks(n int) string { return rowMarks(n, "?") }
+func marks(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
 
-// rowMarks is n comma-separated copies of row.
-func rowMarks(n int, row string) string {
-	return strings.TrimSuffix(strings.Repeat(row+",", n), ",")
+// valuesOf is the VALUES list of a multi-row insert of items, row's
+// placeholders once per item, and its arguments.
+func valuesOf[T any](items []T, row string, args func(T) []any) (string, []any) {
+	var all []any
+	for _, it := range items {
+		all = append(all, args(it)...)
+	}
+	return strings.TrimSuffix(strings.Repeat(row+",", len(items)), ","), all
 }

@@ -26,13 +26,30 @@ import (
 
 // Sentinel errors. Activities turn the permanent ones into non-retryable errors.
 var (
-	ErrInsufficientFunds   = errors.New("insufficient available balance")
+	// ErrInsufficientFunds: a reservation, a reversal or a gas closing
+	// would take available below zero; nothing was posted.
+	ErrInsufficientFunds = errors.New("insufficient available balance")
+	// ErrReservationNotFound: no reservation holds the queue_id closed.
 	ErrReservationNotFound = errors.New("reservation not found")
-	ErrReservationClosed   = errors.New("reservation already closed the other way")
+	// ErrReservationClosed: settling a released reservation, or releasing
+	// a settled one.
+	ErrReservationClosed = errors.New("reservation already closed the other way")
+	// ErrReservationMismatch: the queue_id is reserved with another wallet
+	// or amount.
 	ErrReservationMismatch = errors.New("queue_id already reserved with different content")
-	ErrCreditNotFound      = errors.New("credit not found")
-	ErrWalletNotFound      = errors.New("wallet not found")
-	ErrBadAmount           = errors.New("amount must be > 0")
+	// ErrCreditNotFound: Reverse found no credit of the transfer.
+	ErrCreditNotFound = errors.New("credit not found")
+	// ErrWalletNotFound: no wallet of that chain and address.
+	ErrWalletNotFound = errors.New("wallet not found")
+	// ErrBadAmount: an amount to post is not above zero (a spend below it).
+	ErrBadAmount = errors.New("amount must be > 0")
+
+	// errRetryRace: a reservation of the same queue_id was inserted
+	// concurrently; the batch runs again and sees it.
+	errRetryRace = errors.New("concurrent reservation for the same queue_id; retry")
+	// errMisrouted: a closing reached a batch of a wallet its reservation
+	// does not hold money of; the caller routes it again.
+	errMisrouted = errors.New("reservation not of the batch's wallet")
 )
 
 // Op is the kind of a journal entry.
@@ -406,23 +423,42 @@ type JournalEntry struct {
 
 // Journal returns a wallet's entries for symbol, oldest first.
 func (l *Ledger) Journal(ctx context.Context, chain, address, symbol string) ([]JournalEntry, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT id, op, symbol, amount, available_before, available_after, held_before, held_after,
-		reference, COALESCE(tx_hash,''), created_at FROM journal WHERE chain=? AND address=? AND symbol=? ORDER BY id`,
-		chain, norm(address), symbol)
+	return queryRows(ctx, l.db, "reading journal", "SELECT "+journalColumns+
+		" FROM journal WHERE chain=? AND address=? AND symbol=? ORDER BY id", []any{chain, norm(address), symbol}, scanJournalEntry)
+}
+
+// journalColumns are the columns scanJournalEntry reads.
+const journalColumns = `id, op, symbol, amount, available_before, available_after, held_before, held_after,
+	reference, COALESCE(tx_hash,''), created_at`
+
+func scanJournalEntry(rows *sql.Rows) (e JournalEntry, err error) {
+	return e, rows.Scan(&e.ID, (*string)(&e.Op), &e.Symbol, &e.Amount, &e.AvailableBefore, &e.AvailableAfter,
+		&e.HeldBefore, &e.HeldAfter, &e.Reference, &e.TxHash, &e.CreatedAt)
+}
+
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// queryRows runs query on q and returns scan's value of each row (nil when
+// there is none); doing names the work in errors.
+func queryRows[T any](ctx context.Context, q querier, doing, query string, args []any, scan func(*sql.Rows) (T, error)) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("reading journal: %w", err)
+		return nil, fmt.Errorf("%s: %w", doing, err)
 	}
 	defer rows.Close()
-	var out []JournalEntry
+	var out []T
 	for rows.Next() {
-		var e JournalEntry
-		var op string
-		if err := rows.Scan(&e.ID, &op, &e.Symbol, &e.Amount, &e.AvailableBefore, &e.AvailableAfter,
-			&e.HeldBefore, &e.HeldAfter, &e.Reference, &e.TxHash, &e.CreatedAt); err != nil {
-			return nil, err
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", doing, err)
 		}
-		e.Op = Op(op)
-		out = append(out, e)
+		out = append(out, v)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", doing, err)
+	}
+	return out, nil
 }
