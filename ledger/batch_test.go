@@ -315,8 +315,9 @@ func TestBatchOneBadPostingFailsAlone(t *testing.T) {
 // TestBatchedEqualsSerial runs one mixed workload (credits, each also
 // replayed; reservations; settles, releases and gas closings of them; each
 // closing also replayed) from 64 goroutines on one wallet through the
-// group-committing ledger and one posting at a time through the unbatched
-// one: the same balance, the same journal keys, a serial history.
+// group-committing ledger (batches of up to 256) and one posting at a time
+// through batches of one (NewUnbatched, the same code): the same balance,
+// the same journal keys, a serial history.
 func TestBatchedEqualsSerial(t *testing.T) {
 	k := walletKey{"ETH", "0x4444444444444444444444444444444444444444", "USDT"}
 	type op func(l *Ledger) error
