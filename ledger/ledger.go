@@ -41,7 +41,8 @@ var (
 	ErrCreditNotFound = errors.New("credit not found")
 	// ErrWalletNotFound: no wallet of that chain and address.
 	ErrWalletNotFound = errors.New("wallet not found")
-	// ErrBadAmount: an amount to post is not above zero (a spend below it).
+	// ErrBadAmount: an amount to post is not above zero, or a spend is below
+	// zero.
 	ErrBadAmount = errors.New("amount must be > 0")
 
 	// errRetryRace: a reservation of the same queue_id was inserted
