@@ -9,6 +9,8 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -21,6 +23,7 @@ import (
 
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -152,6 +155,7 @@ func TestDialOverTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	opts.Logger = quiet
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var nc client.NamespaceClient
@@ -211,6 +215,7 @@ func TestDialOverTLS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		opts.Logger = quiet
 		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		c, err := client.DialContext(dctx, opts)
 		if err == nil {
@@ -221,9 +226,13 @@ func TestDialOverTLS(t *testing.T) {
 		cancel()
 		if err == nil {
 			t.Errorf("%s: the server answered", name)
+		} else {
+			t.Logf("%s: refused: %v", name, err)
 		}
 	}
 }
+
+var quiet = tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 
 // temporalServerBinary is bin/temporal-server (PAYFLOW_BIN_DIR/temporal-server),
 // which `make up TEMPORAL=cluster` builds. Without it the test is skipped: the
