@@ -332,10 +332,13 @@ start_temporal() {
 # --- TEMPORAL=cluster: the Temporal server on PostgreSQL -------------------
 
 # temporal_kind prints the Temporal that `up` runs: $TEMPORAL (dev or
-# cluster) when set, else the one running, else the dev server.
+# cluster) when set, else the one this stack ran last (.dev/temporal.kind,
+# written when one starts: a plain `make up` or `make test` after `make up
+# TEMPORAL=cluster` keeps the cluster, also after a crash or `make down`),
+# else the dev server.
 temporal_kind() {
   if [[ -n ${TEMPORAL:-} ]]; then echo "$TEMPORAL"
-  elif running temporal-server; then echo cluster
+  elif [[ -f $DEV/temporal.kind ]]; then cat "$DEV/temporal.kind"
   else echo dev; fi
 }
 
@@ -508,9 +511,11 @@ start_temporal_kind() {
   case $(temporal_kind) in
     dev)
       running temporal-server && die "the Temporal cluster runs on :$TEMPORAL_PORT; make down first, or make up TEMPORAL=cluster"
+      echo dev >"$DEV/temporal.kind"
       start_temporal ;;
     cluster)
       running temporal && die "the Temporal dev server runs on :$TEMPORAL_PORT; make down first, or make up TEMPORAL=dev"
+      echo cluster >"$DEV/temporal.kind"
       start_temporal_cluster ;;
     *) die "TEMPORAL=$TEMPORAL: dev (the default) or cluster" ;;
   esac
