@@ -44,6 +44,8 @@ LOGS=$DEV/logs
 MYSQL_PORT=${PAYFLOW_MYSQL_PORT:-3316}
 AMQP_PORT=${PAYFLOW_AMQP_PORT:-5682}
 AMQP_DIST_PORT=${PAYFLOW_AMQP_DIST_PORT:-25682}
+# A second stack's RabbitMQ needs its own Erlang node name on the same host.
+AMQP_NODE=${PAYFLOW_AMQP_NODE:-payflow@localhost}
 TEMPORAL_PORT=${PAYFLOW_TEMPORAL_PORT:-7233}
 TEMPORAL_UI_PORT=${PAYFLOW_TEMPORAL_UI_PORT:-8233}
 ETH_HTTP_PORT=${PAYFLOW_ETH_HTTP_PORT:-8545}
@@ -274,7 +276,7 @@ SQL
 }
 
 rabbit_env() {
-  export HOME=$DEV/rabbitmq RABBITMQ_NODENAME=payflow@localhost \
+  export HOME=$DEV/rabbitmq RABBITMQ_NODENAME=$AMQP_NODE \
     RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=$AMQP_PORT RABBITMQ_DIST_PORT=$AMQP_DIST_PORT \
     RABBITMQ_MNESIA_BASE=$DEV/rabbitmq/mnesia RABBITMQ_LOG_BASE=$LOGS/rabbitmq \
     RABBITMQ_CONFIG_FILE=$DEV/rabbitmq/rabbitmq RABBITMQ_ENABLED_PLUGINS_FILE=$DEV/rabbitmq/enabled_plugins \
@@ -771,7 +773,7 @@ down() {
   stop_postgres
   rm -f "$PIDS/temporal.metrics-port"
   if running rabbitmq; then
-    (rabbit_env; /usr/lib/rabbitmq/bin/rabbitmqctl -n payflow@localhost stop >/dev/null 2>&1 || true)
+    (rabbit_env; /usr/lib/rabbitmq/bin/rabbitmqctl -n "$AMQP_NODE" stop >/dev/null 2>&1 || true)
   fi
   stop_one rabbitmq
   stop_one mariadb
