@@ -705,7 +705,13 @@ start_payflow() { # name binary
   if running "$name"; then return; fi
   log "starting $name"
   (set -a; . "$DEV/payflow.env"; set +a
-   if [[ $name == worker-* ]]; then export PAYFLOW_HTTP_ADDR; PAYFLOW_HTTP_ADDR=$(worker_http_addr "$name"); fi
+   if [[ $name == worker-* ]]; then
+     export PAYFLOW_HTTP_ADDR; PAYFLOW_HTTP_ADDR=$(worker_http_addr "$name")
+     # A profiling listener asked for (host:port) moves up by one per worker.
+     if [[ -n ${PAYFLOW_PPROF_ADDR:-} ]]; then
+       PAYFLOW_PPROF_ADDR=${PAYFLOW_PPROF_ADDR%:*}:$((${PAYFLOW_PPROF_ADDR##*:} + ${name#worker-} - 1))
+     fi
+   fi
    nohup "$bin" -config "$DEV/config.json" >>"$LOGS/$name.log" 2>&1 &
    echo $! >"$PIDS/$name.pid")
   cat "$bin" "$DEV/config.json" | sha256sum | cut -d" " -f1 >"$PIDS/$name.sum"
