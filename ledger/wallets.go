@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/ethereum/go-ethereum/crypto"
 )
@@ -103,6 +104,49 @@ func (w *Wallets) List(ctx context.Context, chain string, kind WalletKind) ([]Wa
 		out = append(out, wl)
 	}
 	return out, rows.Err()
+}
+
+// KindsOf returns the kind of each of addresses that is a wallet of chain,
+// keyed by the lowercase address; addresses payflow holds no wallet for are
+// left out. It reads at most kindsPerQuery addresses per query.
+func (w *Wallets) KindsOf(ctx context.Context, chain string, addresses []string) (map[string]WalletKind, error) {
+	kinds := map[string]WalletKind{}
+	for len(addresses) > 0 {
+		n := min(len(addresses), kindsPerQuery)
+		args := make([]any, 0, n+1)
+		args = append(args, chain)
+		for _, a := range addresses[:n] {
+			args = append(args, norm(a))
+		}
+		addresses = addresses[n:]
+		if err := w.readKinds(ctx, kinds, "SELECT address, kind FROM wallets WHERE chain=? AND address IN (?"+
+			strings.Repeat(",?", n-1)+")", args...); err != nil {
+			return nil, err
+		}
+	}
+	return kinds, nil
+}
+
+// kindsPerQuery bounds the placeholders of one KindsOf query.
+const kindsPerQuery = 1000
+
+func (w *Wallets) readKinds(ctx context.Context, into map[string]WalletKind, query string, args ...any) error {
+	rows, err := w.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("reading wallet kinds: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a, k string
+		if err := rows.Scan(&a, &k); err != nil {
+			return fmt.Errorf("reading wallet kinds: %w", err)
+		}
+		into[norm(a)] = WalletKind(k)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading wallet kinds: %w", err)
+	}
+	return nil
 }
 
 // Key opens a wallet's private key for signing. The caller must not keep it

@@ -2,9 +2,11 @@ package main
 
 import (
 	"log/slog"
+	"reflect"
 	"testing"
 
 	"payflow/config"
+	"payflow/internal/metrics"
 )
 
 // Every configured chain's counters exist at zero from the start, for each
@@ -50,5 +52,26 @@ func TestNewMetricsInitsEveryChain(t *testing.T) {
 	}
 	if !payments["ETH"] || !payments["BSC"] {
 		t.Errorf("payflow_payments_total chains %v, want ETH and BSC", payments)
+	}
+}
+
+// samplerReadings wires every reading the Sampler takes as a func: one left
+// nil would fail its part on every sample, and its gauges would go stale.
+func TestSamplerReadingsAreAllWired(t *testing.T) {
+	var sc metrics.SamplerConfig
+	samplerReadings(&sc, nil)
+	v := reflect.ValueOf(sc)
+	funcs := 0
+	for i := range v.NumField() {
+		if v.Field(i).Kind() != reflect.Func {
+			continue
+		}
+		funcs++
+		if v.Field(i).IsNil() {
+			t.Errorf("samplerReadings leaves SamplerConfig.%s nil", v.Type().Field(i).Name)
+		}
+	}
+	if funcs == 0 {
+		t.Fatal("SamplerConfig has no reading funcs: is this test still needed?")
 	}
 }
