@@ -106,6 +106,33 @@ func (w *Wallets) List(ctx context.Context, chain string, kind WalletKind) ([]Wa
 	return out, rows.Err()
 }
 
+// AddressesAfter pages through chain's wallets in the order they were
+// stored: the addresses of at most limit wallets stored after position
+// after (0 from the first), and the position of the last one returned
+// (after itself when there is none). A listener calls it again with the
+// position it got to find the wallets stored since.
+func (w *Wallets) AddressesAfter(ctx context.Context, chain string, after int64, limit int) (addresses []string, last int64,
+	err error) {
+	last = after
+	rows, err := w.db.QueryContext(ctx, "SELECT id, address FROM wallets WHERE chain=? AND id > ? ORDER BY id LIMIT ?",
+		chain, after, limit)
+	if err != nil {
+		return nil, after, fmt.Errorf("listing wallets: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&last, &a); err != nil {
+			return nil, after, fmt.Errorf("listing wallets: %w", err)
+		}
+		addresses = append(addresses, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, after, fmt.Errorf("listing wallets: %w", err)
+	}
+	return addresses, last, nil
+}
+
 // KindsOf returns the kind of each of addresses that is a wallet of chain,
 // keyed by the lowercase address; addresses payflow holds no wallet for are
 // left out. It reads at most kindsPerQuery addresses per query.
