@@ -195,7 +195,7 @@ func chainPayBody(queueID, orderID, from, to, amount, chainName, symbol string) 
 
 func hotWallet(t *testing.T, st *stacktest.Stack) string {
 	t.Helper()
-	return stacktest.WalletByLabel(t, st.DB(t), "hot")
+	return walletByLabel(t, st.DB(t), "hot")
 }
 
 // TestTwoChainsPayTokensAndNativeCoins: withdraw and pay, of a token and of

@@ -62,7 +62,7 @@ func TestForgedPayIsRefused(t *testing.T) {
 	eth := st.Eth(t)
 	usdt := st.USDT(t, eth)
 	resp := st.Collect(t, payResp, "queue_id")
-	from := stacktest.WalletByLabel(t, db, "user-1")
+	from := walletByLabel(t, db, "user-1")
 	honestID, forgedID := stacktest.RandomID("it-honest-"), stacktest.RandomID("it-forged-")
 	to, evil := stacktest.RandomAddress(), stacktest.RandomAddress()
 	ts := fmt.Sprint(time.Now().Unix())
@@ -128,7 +128,7 @@ func TestRequestsBoundToFailAreRefusedBeforeSigning(t *testing.T) {
 	st := stacktest.Load(t)
 	db := st.DB(t)
 	resp := st.Collect(t, payResp, "queue_id")
-	from := stacktest.WalletByLabel(t, db, "user-1")
+	from := walletByLabel(t, db, "user-1")
 	to := stacktest.RandomAddress()
 	type tc struct{ name, qid, body, want string }
 	var cases []tc

@@ -110,7 +110,7 @@ func TestWithdrawBetweenManagedWalletsCreditsRecipient(t *testing.T) {
 	resp := st.Collect(t, withdrawResp, "queue_id")
 	topups := st.Collect(t, topupResp, "address")
 
-	from := stacktest.WalletByLabel(t, db, "user-1")
+	from := walletByLabel(t, db, "user-1")
 	to := createWalletOn(t, c.Name, stacktest.RandomID("it-internal-"))
 	amount := decimal.RequireFromString("3.5")
 	if avail := ledgerTotal(t, db, c.Name, from, symbol); avail.LessThan(amount) {

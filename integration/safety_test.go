@@ -187,7 +187,7 @@ func TestResetPaidPaymentToEveryPoint(t *testing.T) {
 	tc := st.Temporal(t)
 	usdt := st.USDT(t, st.Eth(t))
 	resp := st.Collect(t, withdrawResp, "queue_id")
-	from := stacktest.WalletByLabel(t, db, "user-2")
+	from := walletByLabel(t, db, "user-2")
 	qid := stacktest.RandomID("it-paidreset-")
 	wfID := workflows.WithdrawWorkflowID(qid)
 	to := stacktest.RandomAddress()
@@ -259,7 +259,7 @@ func TestHandSignalledTxEventsMoveNothing(t *testing.T) {
 	tc := st.Temporal(t)
 	usdt := st.USDT(t, st.Eth(t))
 	resp := st.Collect(t, withdrawResp, "queue_id")
-	from := stacktest.WalletByLabel(t, db, "user-1")
+	from := walletByLabel(t, db, "user-1")
 	qid := stacktest.RandomID("it-handsignal-")
 	wfID := workflows.WithdrawWorkflowID(qid)
 	to := stacktest.RandomAddress()
@@ -299,7 +299,7 @@ func TestQueueIDsTheProtocolAcceptsArePaid(t *testing.T) {
 	db := st.DB(t)
 	tc := st.Temporal(t)
 	resp := st.Collect(t, withdrawResp, "queue_id")
-	from := stacktest.WalletByLabel(t, db, "user-3")
+	from := walletByLabel(t, db, "user-3")
 	suffix := stacktest.RandomID("")
 	long := strings.Repeat("q", 128-len(suffix)) + suffix
 	unicode := "支付-ünï😀-" + suffix

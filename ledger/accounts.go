@@ -107,3 +107,15 @@ func (l *Ledger) DepositWalletsAbove(ctx context.Context, q SweepQuery) ([]Holdi
 	}
 	return out, nil
 }
+
+// JournalSum adds up a wallet's journal amounts for symbol: its total
+// (available + held) when every posting kept the books, which is what a
+// check of the ledger compares it with.
+func (l *Ledger) JournalSum(ctx context.Context, chain, address, symbol string) (decimal.Decimal, error) {
+	var sum decimal.Decimal
+	if err := l.db.QueryRowContext(ctx, "SELECT COALESCE(SUM(amount),0) FROM journal WHERE chain=? AND address=? AND symbol=?",
+		chain, norm(address), symbol).Scan(&sum); err != nil {
+		return decimal.Decimal{}, fmt.Errorf("adding up the journal of %s: %w", address, err)
+	}
+	return sum, nil
+}

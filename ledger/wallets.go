@@ -85,6 +85,24 @@ func (w *Wallets) Get(ctx context.Context, chain, address string) (Wallet, error
 	return wl, nil
 }
 
+// ByLabel returns chain's wallet labelled label (the dev stack's "hot",
+// "user-1", ...), or ErrWalletNotFound. Labels are not unique: of several,
+// the first stored is returned.
+func (w *Wallets) ByLabel(ctx context.Context, chain, label string) (Wallet, error) {
+	var wl Wallet
+	var kind string
+	err := w.db.QueryRowContext(ctx, `SELECT chain, address, kind, label, enc_key IS NOT NULL FROM wallets
+		WHERE chain=? AND label=? ORDER BY id LIMIT 1`, chain, label).Scan(&wl.Chain, &wl.Address, &kind, &wl.Label, &wl.HasKey)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Wallet{}, fmt.Errorf("wallet labelled %q on %s: %w", label, chain, ErrWalletNotFound)
+	}
+	if err != nil {
+		return Wallet{}, fmt.Errorf("reading wallet labelled %q: %w", label, err)
+	}
+	wl.Kind = WalletKind(kind)
+	return wl, nil
+}
+
 // List returns the wallets of chain, optionally of one kind ("" = all).
 func (w *Wallets) List(ctx context.Context, chain string, kind WalletKind) ([]Wallet, error) {
 	rows, err := w.db.QueryContext(ctx, `SELECT chain, address, kind, label, enc_key IS NOT NULL FROM wallets

@@ -138,16 +138,6 @@ func TokenBalance(t testing.TB, u *token.TestUSDT, owner string) *big.Int {
 	return b
 }
 
-// WalletByLabel returns the address of a dev wallet ("user-1", "hot", ...).
-func WalletByLabel(t testing.TB, db *sql.DB, label string) string {
-	t.Helper()
-	var a string
-	if err := db.QueryRow("SELECT address FROM wallets WHERE label=?", label).Scan(&a); err != nil {
-		t.Fatalf("dev wallet %s: %v", label, err)
-	}
-	return a
-}
-
 // RandomID returns a fresh id with prefix.
 func RandomID(prefix string) string {
 	b := make([]byte, 6)
