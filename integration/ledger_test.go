@@ -458,7 +458,7 @@ func TestSweepTopsUpGasThenCollects(t *testing.T) {
 	}
 	var state, rtx string
 	key := workflows.SweepReservationKey(res.Started[0].WorkflowID, "USDT")
-	if err := db.QueryRow("SELECT state, COALESCE(tx_hash,'') FROM reservations WHERE queue_id=?", key).Scan(&state, &rtx); err != nil ||
+	if err := db.QueryRow("SELECT state, COALESCE(tx_hash,'') FROM reservations WHERE reservation_key=?", key).Scan(&state, &rtx); err != nil ||
 		state != "settled" || !strings.EqualFold(rtx, ws.Swept[0].TxHash) {
 		t.Errorf("reservation %s: state %q tx %q (%v); want settled by %s", key, state, rtx, err, ws.Swept[0].TxHash)
 	}

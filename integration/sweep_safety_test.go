@@ -133,7 +133,7 @@ func TestSweepCancelledAfterBroadcastBooksTheChain(t *testing.T) {
 		t.Fatalf("sweep %s reverted", sweepTx)
 	}
 
-	rows, err := db.Query("SELECT queue_id, symbol, amount FROM reservations WHERE workflow_id=? AND state='held'", wfID)
+	rows, err := db.Query("SELECT reservation_key, symbol, amount FROM reservations WHERE workflow_id=? AND state='held'", wfID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -112,7 +112,7 @@ func TestWithdrawEndToEnd(t *testing.T) {
 	// The ledger: reserved then settled once; available down by 12.5, held back.
 	wfID := "withdraw-" + queueID
 	var state, rtx string
-	if err := db.QueryRow("SELECT state, tx_hash FROM reservations WHERE queue_id=?", wfID).Scan(&state, &rtx); err != nil {
+	if err := db.QueryRow("SELECT state, tx_hash FROM reservations WHERE reservation_key=?", wfID).Scan(&state, &rtx); err != nil {
 		t.Fatalf("reservation: %v", err)
 	}
 	if state != "settled" || rtx != txHash {

@@ -368,7 +368,7 @@ func (bt *batchTx) load(ps []*posting) error {
 }
 
 func (bt *batchTx) readReservations(ids []any, lock string) error {
-	rows, err := bt.tx.QueryContext(bt.ctx, "SELECT queue_id, chain, address, symbol, amount, state FROM reservations WHERE queue_id IN ("+
+	rows, err := bt.tx.QueryContext(bt.ctx, "SELECT reservation_key, chain, address, symbol, amount, state FROM reservations WHERE reservation_key IN ("+
 		marks(len(ids))+")"+lock, ids...)
 	if err != nil {
 		return fmt.Errorf("reading reservations: %w", err)
@@ -604,7 +604,7 @@ func (bt *batchTx) flush() error {
 	if len(bt.newRes) > 0 {
 		var q strings.Builder
 		args := make([]any, 0, 6*len(bt.newRes))
-		q.WriteString("INSERT INTO reservations (queue_id, chain, address, symbol, amount, state, workflow_id) VALUES ")
+		q.WriteString("INSERT INTO reservations (reservation_key, chain, address, symbol, amount, state, workflow_id) VALUES ")
 		for j, r := range bt.newRes {
 			if j > 0 {
 				q.WriteByte(',')
@@ -638,8 +638,8 @@ func (bt *batchTx) flush() error {
 			in.WriteByte('?')
 			iargs = append(iargs, c.queueID)
 		}
-		q := "UPDATE reservations SET state = CASE queue_id" + state.String() + " END, tx_hash = CASE queue_id" + hash.String() +
-			" END WHERE queue_id IN (" + in.String() + ")"
+		q := "UPDATE reservations SET state = CASE reservation_key" + state.String() + " END, tx_hash = CASE reservation_key" +
+			hash.String() + " END WHERE reservation_key IN (" + in.String() + ")"
 		args := append(append(sargs, hargs...), iargs...)
 		if _, err := bt.tx.ExecContext(bt.ctx, q, args...); err != nil {
 			return fmt.Errorf("closing reservations: %w", err)
@@ -796,7 +796,7 @@ func (l *Ledger) reservationWallet(ctx context.Context, queueID string) (walletK
 	if ok {
 		return k, nil
 	}
-	err := l.db.QueryRowContext(ctx, "SELECT chain, address, symbol FROM reservations WHERE queue_id=?", queueID).
+	err := l.db.QueryRowContext(ctx, "SELECT chain, address, symbol FROM reservations WHERE reservation_key=?", queueID).
 		Scan(&k.chain, &k.address, &k.symbol)
 	if errors.Is(err, sql.ErrNoRows) {
 		return walletKey{}, ErrReservationNotFound

@@ -1,6 +1,7 @@
 // Package ledger is payflow's double-checked money store in MariaDB: wallets
 // with encrypted keys, balances (available and held) per (chain, address,
-// symbol), reservations per queue_id and an append-only journal.
+// symbol), reservations per key (a payment's workflow id) and an append-only
+// journal; also the deposits the listeners saw and reconciliation results.
 //
 // Every operation runs in a database transaction that locks the balance row
 // and is idempotent by a key in a unique index: replaying it changes nothing
@@ -304,7 +305,7 @@ func (l *Ledger) reserveTx(ctx context.Context, in ReserveInput) (Result, error)
 				in.Amount, in.Symbol, addr, in.QueueID, b.Available, ErrInsufficientFunds)
 		}
 		after := Balance{Available: b.Available.Sub(in.Amount), Held: b.Held.Add(in.Amount)}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO reservations (queue_id, chain, address, symbol, amount, state, workflow_id)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO reservations (reservation_key, chain, address, symbol, amount, state, workflow_id)
 			VALUES (?,?,?,?,?,'held',?)`, in.QueueID, in.Chain, addr, in.Symbol, in.Amount, in.WorkflowID); err != nil {
 			if sqlerr.IsDuplicateKey(err) {
 				return Result{}, errRetryRace
@@ -330,7 +331,7 @@ type reservation struct {
 func getReservation(ctx context.Context, tx interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }, queueID string, lock bool, r *reservation) (bool, error) {
-	q := "SELECT chain, address, symbol, amount, state FROM reservations WHERE queue_id=?"
+	q := "SELECT chain, address, symbol, amount, state FROM reservations WHERE reservation_key=?"
 	if lock {
 		q += " FOR UPDATE"
 	}
@@ -481,7 +482,7 @@ func closeIn(ctx context.Context, tx *sql.Tx, queueID, txHash string, op Op, als
 	if txHash != "" {
 		txh = norm(txHash)
 	}
-	if _, err := tx.ExecContext(ctx, "UPDATE reservations SET state=?, tx_hash=COALESCE(?, tx_hash) WHERE queue_id=?",
+	if _, err := tx.ExecContext(ctx, "UPDATE reservations SET state=?, tx_hash=COALESCE(?, tx_hash) WHERE reservation_key=?",
 		want, txh, queueID); err != nil {
 		return Result{}, fmt.Errorf("closing reservation: %w", err)
 	}
@@ -533,7 +534,7 @@ func closeSpentIn(ctx context.Context, tx *sql.Tx, queueID, txHash string, spent
 		return Result{After: b}, fmt.Errorf("settling %s of %s on %s for %s (held %s, available %s): %w",
 			spent, r.symbol, r.address, queueID, r.amount, b.Available, ErrInsufficientFunds)
 	}
-	if _, err := tx.ExecContext(ctx, "UPDATE reservations SET state='settled', tx_hash=? WHERE queue_id=?",
+	if _, err := tx.ExecContext(ctx, "UPDATE reservations SET state='settled', tx_hash=? WHERE reservation_key=?",
 		norm(txHash), queueID); err != nil {
 		return Result{}, fmt.Errorf("closing reservation: %w", err)
 	}

@@ -447,10 +447,17 @@ func (e *paymentEnv) exists(ctx context.Context, wfID string) (bool, error) {
 	case !errors.As(err, &nf):
 		return false, fmt.Errorf("asking Temporal about %s: %w", wfID, err)
 	}
+	// A payment's reservation is held under its workflow id.
+	switch _, err := e.ledg.GetReservation(ctx, wfID); {
+	case err == nil:
+		return true, nil
+	case !errors.Is(err, ledger.ErrReservationNotFound):
+		return false, fmt.Errorf("looking up %s in the ledger: %w", wfID, err)
+	}
 	var n int
-	err = e.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM reservations WHERE queue_id=?)
-		+ (SELECT COUNT(*) FROM signed_txs WHERE workflow_id=?) + (SELECT COUNT(*) FROM outbox WHERE message_id=?)`,
-		wfID, wfID, workflows.AnswerID(wfID)).Scan(&n)
+	err = e.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM signed_txs WHERE workflow_id=?)
+		+ (SELECT COUNT(*) FROM outbox WHERE message_id=?)`,
+		wfID, workflows.AnswerID(wfID)).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("looking up %s in the ledger: %w", wfID, err)
 	}
