@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"payflow/activities"
+	"payflow/answers"
 	"payflow/config"
 	"payflow/internal/metrics"
 	"payflow/ledger"
@@ -53,8 +54,9 @@ func runSampler(ctx context.Context, cfg config.Config, m *metrics.Metrics, db *
 
 // samplerReadings wires the Sampler's readings of tables other packages own
 // to their owners' APIs: the ledger's wallets and reconciliations, the
-// activities' failing steps.
+// activities' failing steps, the answers' outbox.
 func samplerReadings(sc *metrics.SamplerConfig, db *sql.DB) {
+	sc.Outbox = answers.New(db, nil, nil)
 	wallets, ledg := ledger.NewWallets(db, nil), ledger.New(db)
 	sc.Wallets = func(ctx context.Context, chain string, kinds []string) (map[string]string, error) {
 		out := map[string]string{}

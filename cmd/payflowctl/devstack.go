@@ -221,6 +221,10 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	// (devAmounts) wait for an operator, for 30 s.
 	cfg.Payment.ApprovalTimeout = config.Duration{Duration: 30 * time.Second}
 	cfg.Payment.ReincludeTimeout = config.Duration{Duration: 2 * time.Minute}
+	// Dev relay: an answer a run left unpublished goes out 10 s after it was
+	// recorded (the integration tests wait for it).
+	cfg.AnswerRelay = config.RelayConfig{Grace: config.Duration{Duration: 10 * time.Second},
+		Interval: config.Duration{Duration: 2 * time.Second}}
 	cfg.HTTPAddr = *httpAddr
 	cfg.MetricsAddr = *metricsAddr
 	st := stackfile.Stack{AMQPURL: *amqpURL, TemporalAddress: *tAddr, TemporalNamespace: cfg.Temporal.Namespace, TemporalUIURL: *tUI,

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"payflow/activities"
+	"payflow/answers"
 	"payflow/config"
 	"payflow/internal/metrics"
 	"payflow/internal/stacktest"
@@ -128,6 +129,7 @@ func wired(cfg metrics.SamplerConfig, db *sql.DB) metrics.SamplerConfig {
 	}
 	cfg.Mismatches = ledg.Mismatches
 	cfg.Failing = func(ctx context.Context, chain string) (int64, error) { return activities.FailingCount(ctx, db, chain) }
+	cfg.Outbox = answers.New(db, nil, nil)
 	return cfg
 }
 
@@ -161,8 +163,8 @@ func TestSamplerReadsTheLedgerAndTheNode(t *testing.T) {
 	// A deposit tracked for a Deposit workflow: not a payflow transfer.
 	tracked(t, db, hash(8), "deposit-ETH-x-0", "pending", 4*time.Hour)
 
-	exec(t, db, "INSERT INTO outbox (message_id, exchange, routing_key, body) VALUES ('a','x','r','{}'),('b','x','r','{}')")
-	exec(t, db, "INSERT INTO outbox (message_id, exchange, routing_key, body, published_at) VALUES ('c','x','r','{}', NOW(6))")
+	exec(t, db, "INSERT INTO outbox (message_id, flow, body) VALUES ('a','pay','{}'),('b','pay','{}')")
+	exec(t, db, "INSERT INTO outbox (message_id, flow, body, published_at) VALUES ('c','pay','{}', NOW(6))")
 	exec(t, db, "INSERT INTO chain_cursor (chain, block_number, block_hash) VALUES ('ETH', 90, ?)", hash(90))
 	recon := func(run, address, status string, ago time.Duration) {
 		exec(t, db, `INSERT INTO reconciliations (run_id, chain, address, symbol, block_number, block_hash, ledger_total,
@@ -282,7 +284,7 @@ func TestSamplerServesEveryChain(t *testing.T) {
 	exec(t, db, "INSERT INTO chain_cursor (chain, block_number, block_hash) VALUES ('ETH', 90, ?), ('BSC', 500, ?)", hash(90), hash(500))
 	exec(t, db, `INSERT INTO reconciliations (run_id, chain, address, symbol, block_number, block_hash, ledger_total,
 		chain_balance, difference, status) VALUES ('run-b', 'BSC', ?, 'USDC', 1, ?, 0, 0, 0, 'mismatch')`, hot, hash(1))
-	exec(t, db, "INSERT INTO outbox (message_id, exchange, routing_key, body) VALUES ('a','x','r','{}')")
+	exec(t, db, "INSERT INTO outbox (message_id, flow, body) VALUES ('a','pay','{}')")
 
 	ether := new(big.Int).Exp(big.NewInt(10), big.NewInt(18), nil)
 	ethUSDT, bscUSDT, bscUSDC := common.HexToAddress(usdtAddr), common.HexToAddress(addr(0xb1)), common.HexToAddress(addr(0xb2))
