@@ -23,7 +23,7 @@ import (
 )
 
 // DepositStarter is the chain listener's sink: it records every matched
-// deposit and starts one Deposit workflow per deposit to book (SPEC §3).
+// deposit and starts one Deposit workflow per deposit to book.
 // A deposit to an address a topup watches is announced (status=2, then 1 or
 // 0) when it is above the dust limit. A deposit to a managed wallet that is
 // not announced (no topup watches it, it is dust, or it is a sweep's gas

@@ -123,7 +123,7 @@ func others(t *testing.T, db *sql.DB, from, to string, mine ...string) []string 
 	return out
 }
 
-// TestMetricsCountTheStacksEvents (issue 12, "Must show"): the worker's and
+// TestMetricsCountTheStacksEvents: the worker's and
 // the starter's /metrics, scraped before and after one withdraw, one pay and
 // one deposit on the real stack, moved by exactly those events: payments by
 // flow and status, the request→broadcast and request→answer histograms, the

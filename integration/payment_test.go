@@ -204,7 +204,7 @@ func TestDuplicatesStartNothing(t *testing.T) {
 	}
 }
 
-// TestBadInputs: every kind of bad input from SPEC §3 gets a clear status=0
+// TestBadInputs: every kind of bad input gets a clear status=0
 // (when it carries a queue_id) or a dead letter (when it does not), and the
 // consumer keeps going: a good request afterwards is paid.
 func TestBadInputs(t *testing.T) {

@@ -97,7 +97,7 @@ func runResult(t *testing.T, tc client.Client, wfID string) workflows.PaymentRes
 	return res
 }
 
-// TestResetAfterRejectionPaysNothing (defect 1, reproduced as reported): a
+// TestResetAfterRejectionPaysNothing: a
 // withdraw above the approval threshold is rejected (released, status=0);
 // the operator resets it to its first workflow task without re-applying
 // signals and approves the new run. Nothing is signed or sent, no second
@@ -289,7 +289,7 @@ func TestHandSignalledTxEventsMoveNothing(t *testing.T) {
 	requireLedgerMatchesChain(t, st, from)
 }
 
-// TestQueueIDsTheProtocolAcceptsArePaid (defect 3): a 128-character queue_id
+// TestQueueIDsTheProtocolAcceptsArePaid: a 128-character queue_id
 // and a non-ASCII one — both valid in the protocol — are paid and answered
 // with the queue_id as sent, and found by the PayflowQueueId search
 // attribute. Before, they were refused with "Data too long" and "Illegal mix

@@ -56,7 +56,7 @@ func devSweepThreshold(t *testing.T, symbol string) decimal.Decimal {
 	return decimal.Zero
 }
 
-// TestSweepCancelledAfterBroadcastBooksTheChain (issue 19, defect 7a, as
+// TestSweepCancelledAfterBroadcastBooksTheChain (as
 // reported): an operator cancels a wallet sweep right after its token
 // transfer is broadcast, as the Web UI's Cancel does. The transfer cannot be
 // unsigned and mines; once the sweep ends, none of its reservations is held

@@ -237,7 +237,7 @@ func (l *Ledger) Mismatches(ctx context.Context, chain string) (latest, total in
 
 // Credited reports whether the on-chain transfer (chain, txHash, logIndex)
 // was ever credited, whether or not it was reversed since: a credited
-// deposit is never announced again (SPEC §3), even if mined again later.
+// deposit is never announced again, even if mined again later.
 func (l *Ledger) Credited(ctx context.Context, chain, txHash string, logIndex uint) (bool, error) {
 	var n int
 	err := l.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM journal WHERE idem_key=?", CreditKey(chain, txHash, logIndex)).Scan(&n)

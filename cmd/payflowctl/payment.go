@@ -1,7 +1,7 @@
 package main
 
 // `payflowctl payment …`: the operator's view of and hands on withdraw and
-// pay payments (SPEC §3 "operator actions"). It reads Temporal, the ledger and
+// pay payments. It reads Temporal, the ledger and
 // the chain, and acts only through what the workflows use: the approval
 // signal, and for release the very activities (InspectTransfer, DecidePayment,
 // PublishResult) a payment runs to release its reservation and answer.

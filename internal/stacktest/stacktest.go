@@ -35,7 +35,7 @@ import (
 	"payflow/protocol"
 )
 
-// Stack is .dev/stack.json (SPEC §5) with the helpers tests reach the
+// Stack is .dev/stack.json with the helpers tests reach the
 // stack through.
 type Stack struct {
 	stackfile.Stack
@@ -266,7 +266,7 @@ func (s *Stack) Collect(t testing.TB, queue, field string) *Collector {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := strings.TrimSuffix(queue, ".queue") + ".routing.key" // the default names (SPEC §2)
+	key := strings.TrimSuffix(queue, ".queue") + ".routing.key" // the default names
 	if err := ch.QueueBind(private.Name, key, "pay.exchange", false, nil); err != nil {
 		t.Fatal(err)
 	}
