@@ -14,6 +14,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"payflow/chain"
+	"payflow/ledger"
 )
 
 // depositRecorder is a DepositSink that records what it accepts and can be
@@ -338,8 +339,11 @@ func TestListenerWatchesManagedWallets(t *testing.T) {
 	addWallet(chainName, gas, "gas")
 	addWallet("OTHER", elsewhere, "hot")
 	rec := &deliveryLog{}
-	l, err := chain.NewListener(chain.ListenerConfig{Chain: chainName, Tokens: []common.Address{f.token}, Native: true},
-		f.db, f.client, noDial, nil, rec, discardLog())
+	wallets := ledger.NewWallets(f.db, nil)
+	l, err := chain.NewListener(chain.ListenerConfig{Chain: chainName, Tokens: []common.Address{f.token}, Native: true,
+		Wallets: func(ctx context.Context, after int64, limit int) ([]string, int64, error) {
+			return wallets.AddressesAfter(ctx, chainName, after, limit)
+		}}, f.db, f.client, noDial, nil, rec, discardLog())
 	if err != nil {
 		t.Fatal(err)
 	}

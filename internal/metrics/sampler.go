@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/big"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,9 +59,38 @@ type SamplerChain struct {
 	Balances Balances // nil: no wallet balances for this chain
 }
 
-// SamplerConfig says what the Sampler reads.
+// The Sampler reads the tables other packages own through their APIs, never
+// by SQL of its own: each reading is a func the worker wires to the owner
+// (metrics imports neither the ledger nor activities, which import it).
+
+// WalletsFunc lists chain's wallets of the given kinds: lowercase address →
+// kind ("hot", "collection", "gas", "deposit"). The ledger owns wallets.
+type WalletsFunc func(ctx context.Context, chain string, kinds []string) (map[string]string, error)
+
+// WalletKindsFunc returns the kind of each of addresses that is a wallet of
+// chain, keyed by the lowercase address; others are left out.
+type WalletKindsFunc func(ctx context.Context, chain string, addresses []string) (map[string]string, error)
+
+// MismatchesFunc counts chain's reconciliation mismatches: of its latest run,
+// and of all runs (a count that only grows). The ledger owns reconciliations.
+type MismatchesFunc func(ctx context.Context, chain string) (latest, total int64, err error)
+
+// FailingFunc counts chain's workflow steps failing on a retried error now.
+// Activities own failing_steps.
+type FailingFunc func(ctx context.Context, chain string) (int64, error)
+
+// SamplerConfig says what the Sampler reads. A reading func left nil fails
+// its part on every sample (logged), so a forgotten wiring shows.
 type SamplerConfig struct {
 	Chains []SamplerChain
+	// Wallets, WalletKinds: the ledger's wallets (balances by kind, the
+	// nonce lane backlog by the sender's kind).
+	Wallets     WalletsFunc
+	WalletKinds WalletKindsFunc
+	// Mismatches: the ledger's reconciliation results.
+	Mismatches MismatchesFunc
+	// Failing: the steps failing now.
+	Failing FailingFunc
 	// PaymentStep is the signed_txs step of a payment's transfer (the
 	// payments among the transfers in flight).
 	PaymentStep string
@@ -312,6 +342,11 @@ func (s *Sampler) chainParts(c SamplerChain) []part {
 	}
 }
 
+// errNotWired is the error of a part whose reading func SamplerConfig lacks.
+func errNotWired(field string) error {
+	return fmt.Errorf("SamplerConfig.%s is not set", field)
+}
+
 func gauge(d *prometheus.Desc, v float64, labels ...string) prometheus.Metric {
 	return prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 }
@@ -330,10 +365,12 @@ func (s *Sampler) transfers(ctx context.Context, chain string) ([]prometheus.Met
 	if err != nil {
 		return nil, fmt.Errorf("counting transfers in flight: %w", err)
 	}
-	var failing int64
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM failing_steps
-		WHERE chain = ? AND last_at > CURRENT_TIMESTAMP(6) - INTERVAL 2 MINUTE`, chain).Scan(&failing); err != nil {
-		return nil, fmt.Errorf("counting failing steps: %w", err)
+	if s.cfg.Failing == nil {
+		return nil, errNotWired("Failing")
+	}
+	failing, err := s.cfg.Failing(ctx, chain)
+	if err != nil {
+		return nil, err
 	}
 	return []prometheus.Metric{
 		gauge(s.inFlight, float64(n), chain),
@@ -345,9 +382,13 @@ func (s *Sampler) transfers(ctx context.Context, chain string) ([]prometheus.Met
 
 // lanes: per wallet kind, the nonces signed and not mined: tracked and not
 // seen in a block by any attempt, or signed and never broadcast (no attempt
-// on the nonce is tracked).
+// on the nonce is tracked). Senders that are not payflow's wallets are not
+// counted.
 func (s *Sampler) lanes(ctx context.Context, chain string) ([]prometheus.Metric, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT w.kind, COUNT(*) FROM (
+	if s.cfg.WalletKinds == nil {
+		return nil, errNotWired("WalletKinds")
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT lane.from_address, COUNT(*) FROM (
 			SELECT s.from_address, s.nonce
 			FROM signed_txs s JOIN tracked_txs t ON t.tx_hash = s.tx_hash AND t.chain = s.chain
 			WHERE t.chain = ? AND t.state IN ('pending','seen')
@@ -359,23 +400,37 @@ func (s *Sampler) lanes(ctx context.Context, chain string) ([]prometheus.Metric,
 			WHERE s.chain = ? AND s.state = 'signed' AND NOT EXISTS (
 				SELECT 1 FROM signed_txs o JOIN tracked_txs t ON t.tx_hash = o.tx_hash AND t.chain = o.chain
 				WHERE o.chain = s.chain AND o.from_address = s.from_address AND o.nonce = s.nonce)
-		) lane JOIN wallets w ON w.chain = ? AND w.address = lane.from_address
-		GROUP BY w.kind`, chain, chain, chain)
+		) lane GROUP BY lane.from_address`, chain, chain)
 	if err != nil {
 		return nil, fmt.Errorf("counting nonce lane backlog: %w", err)
 	}
-	defer rows.Close()
-	byKind := map[string]int64{}
+	bySender := map[string]int64{}
 	for rows.Next() {
-		var kind string
+		var from string
 		var n int64
-		if err := rows.Scan(&kind, &n); err != nil {
+		if err := rows.Scan(&from, &n); err != nil {
+			rows.Close()
 			return nil, fmt.Errorf("counting nonce lane backlog: %w", err)
 		}
-		byKind[kind] = n
+		bySender[strings.ToLower(from)] += n
 	}
+	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("counting nonce lane backlog: %w", err)
+	}
+	senders := make([]string, 0, len(bySender))
+	for from := range bySender {
+		senders = append(senders, from)
+	}
+	kinds, err := s.cfg.WalletKinds(ctx, chain, senders)
+	if err != nil {
+		return nil, err
+	}
+	byKind := map[string]int64{}
+	for from, n := range bySender {
+		if kind, ok := kinds[from]; ok {
+			byKind[kind] += n
+		}
 	}
 	var ms []prometheus.Metric
 	for _, k := range laneKinds {
@@ -420,14 +475,12 @@ func (s *Sampler) listener(ctx context.Context, c SamplerChain, head uint64) ([]
 // reconciliation: mismatches of the latest run, and of all runs (a counter:
 // recorded rows are never deleted, and a run records a pair once).
 func (s *Sampler) reconciliation(ctx context.Context, chain string) ([]prometheus.Metric, error) {
-	var latest, total int64
-	err := s.db.QueryRowContext(ctx, `SELECT
-			(SELECT COUNT(*) FROM reconciliations WHERE chain = ? AND status = 'mismatch' AND run_id = (
-				SELECT run_id FROM reconciliations WHERE chain = ? ORDER BY created_at DESC, id DESC LIMIT 1)),
-			(SELECT COUNT(*) FROM reconciliations WHERE chain = ? AND status = 'mismatch')`,
-		chain, chain, chain).Scan(&latest, &total)
+	if s.cfg.Mismatches == nil {
+		return nil, errNotWired("Mismatches")
+	}
+	latest, total, err := s.cfg.Mismatches(ctx, chain)
 	if err != nil {
-		return nil, fmt.Errorf("counting reconciliation mismatches: %w", err)
+		return nil, err
 	}
 	return []prometheus.Metric{
 		gauge(s.reconMismatches, float64(latest), chain),
@@ -444,25 +497,19 @@ func (s *Sampler) balances(ctx context.Context, c SamplerChain) ([]prometheus.Me
 	if c.Balances == nil {
 		return nil, nil
 	}
-	rows, err := s.db.QueryContext(ctx, "SELECT address, kind FROM wallets WHERE chain = ? AND kind IN ('hot','collection','gas')",
-		c.Name)
+	if s.cfg.Wallets == nil {
+		return nil, errNotWired("Wallets")
+	}
+	byAddress, err := s.cfg.Wallets(ctx, c.Name, balanceKinds)
 	if err != nil {
-		return nil, fmt.Errorf("listing wallets: %w", err)
+		return nil, err
 	}
 	type wallet struct{ address, kind string }
-	var wallets []wallet
-	for rows.Next() {
-		var w wallet
-		if err := rows.Scan(&w.address, &w.kind); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("listing wallets: %w", err)
-		}
-		wallets = append(wallets, w)
+	wallets := make([]wallet, 0, len(byAddress))
+	for a, kind := range byAddress {
+		wallets = append(wallets, wallet{a, kind})
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing wallets: %w", err)
-	}
+	sort.Slice(wallets, func(i, j int) bool { return wallets[i].address < wallets[j].address })
 	tokens := c.Assets.Tokens
 	symbols := make([]string, 0, len(tokens))
 	for sym := range tokens {
