@@ -413,10 +413,14 @@ start_postgres() {
   head -n 1 "$data/postmaster.pid" >"$PIDS/postgres.pid"
 }
 
+# stop_postgres stops PostgreSQL with a fast shutdown (sessions closed, no
+# waiting for them to end), else as stop_one stops the others.
 stop_postgres() {
   if running postgres; then
     log "stopping postgres ($(cat "$PIDS/postgres.pid"))"
-    pg pg_ctl stop -D "$DEV/postgres" -m fast -w -t 60 >>"$LOGS/postgres.log" 2>&1 || true
+    if pg pg_ctl stop -D "$DEV/postgres" -m fast -w -t 60 >>"$LOGS/postgres.log" 2>&1; then
+      rm -f "$PIDS/postgres.pid"
+    fi
   fi
   stop_one postgres
 }
