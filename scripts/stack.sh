@@ -511,20 +511,22 @@ start_temporal_cluster() {
   ensure_search_attributes
 }
 
-# start_temporal_kind starts the Temporal of temporal_kind, refusing to start
-# one while the other holds the frontend's port.
-start_temporal_kind() {
+# check_temporal_kind refuses an unknown TEMPORAL, and one kind while the
+# other holds the frontend's port.
+check_temporal_kind() {
   case $(temporal_kind) in
-    dev)
-      running temporal-server && die "the Temporal cluster runs on :$TEMPORAL_PORT; make down first, or make up TEMPORAL=cluster"
-      echo dev >"$DEV/temporal.kind"
-      start_temporal ;;
-    cluster)
-      running temporal && die "the Temporal dev server runs on :$TEMPORAL_PORT; make down first, or make up TEMPORAL=dev"
-      echo cluster >"$DEV/temporal.kind"
-      start_temporal_cluster ;;
+    dev) if running temporal-server; then die "the Temporal cluster runs on :$TEMPORAL_PORT; make down first, or make up TEMPORAL=cluster"; fi ;;
+    cluster) if running temporal; then die "the Temporal dev server runs on :$TEMPORAL_PORT; make down first, or make up TEMPORAL=dev"; fi ;;
     *) die "TEMPORAL=$TEMPORAL: dev (the default) or cluster" ;;
   esac
+}
+
+# start_temporal_kind starts the Temporal of temporal_kind and remembers it.
+start_temporal_kind() {
+  check_temporal_kind
+  temporal_kind >"$DEV/temporal.kind.tmp"
+  mv "$DEV/temporal.kind.tmp" "$DEV/temporal.kind"
+  if [[ $(temporal_kind) == cluster ]]; then start_temporal_cluster; else start_temporal; fi
 }
 
 # start_geth name chain datadir chain-id http-port ws-port starts one dev
@@ -724,10 +726,7 @@ start_payflow() { # name binary
 up() {
   mkdir -p "$DEV" "$PIDS" "$LOGS"
   STEPS=14
-  case $(temporal_kind) in
-    dev | cluster) ;;
-    *) die "TEMPORAL=$TEMPORAL: dev (the default) or cluster" ;;
-  esac
+  check_temporal_kind
   if [[ $(temporal_kind) == cluster ]]; then STEPS=16; fi
   install_packages
   install_tools
@@ -836,6 +835,7 @@ case ${1:-} in
   # starting PostgreSQL if needed); stop-temporal stops either kind.
   start-temporal)
     mkdir -p "$PIDS" "$LOGS"
+    check_temporal_kind
     if [[ $(temporal_kind) == cluster ]]; then build_temporal_server; fi
     start_temporal_kind ;;
   stop-temporal) stop_one temporal; stop_one temporal-server; stop_postgres; rm -f "$PIDS/temporal.metrics-port" ;;
