@@ -66,6 +66,10 @@ TEMPORAL_CLI_VERSION=v1.5.1
 # from go.temporal.io/server on PostgreSQL 15 instead of the dev server; see
 # start_temporal_cluster.
 TEMPORAL_SERVER_VERSION=v1.32.1
+# The cluster's Web UI: Temporal's UI server (the dev server's UI is built
+# into the CLI). v2.55.0 is the newest whose go.mod asks for no newer Go than
+# this machine's 1.26.8.
+TEMPORAL_UI_SERVER_VERSION=v2.55.0
 TEMPORAL_SHARDS=${PAYFLOW_TEMPORAL_SHARDS:-4}
 POSTGRES_PORT=${PAYFLOW_POSTGRES_PORT:-5442}
 PG_BIN=/usr/lib/postgresql/15/bin
@@ -344,29 +348,39 @@ temporal_kind() {
   else echo dev; fi
 }
 
-# build_temporal_server starts building the Temporal server and
-# temporal-sql-tool of go.temporal.io/server@$TEMPORAL_SERVER_VERSION into
-# ./bin in the background, if they are missing, and sets
-# TEMPORAL_SERVER_BUILD to the build's pid; wait_temporal_server waits for it.
-# `go install module@version` builds the server's module on its own go.mod,
-# ignoring payflow's around it (run from .dev/temporal-build, where it puts
-# the binaries before they are renamed): payflow's go.mod never names the
-# server. Niced: it is a large build (1,758 packages) on a small machine.
+# build_temporal_server starts building, in the background, what the
+# cluster runs and is missing from ./bin: temporal-server and
+# temporal-sql-tool of go.temporal.io/server@$TEMPORAL_SERVER_VERSION, and
+# temporal-ui-server of github.com/temporalio/ui-server/v2@$TEMPORAL_UI_SERVER_VERSION;
+# it sets TEMPORAL_SERVER_BUILD to the build's pid, and wait_temporal_server
+# waits for it. `go install module@version` builds each module on its own
+# go.mod, ignoring payflow's around it (run from .dev/temporal-build, where it
+# puts the binaries before they are renamed): payflow's go.mod never names
+# them. Niced: the server is a large build (1,758 packages) on a small machine.
 TEMPORAL_SERVER_BUILD=
 build_temporal_server() {
-  local v=$TEMPORAL_SERVER_VERSION dir=$DEV/temporal-build
+  local v=$TEMPORAL_SERVER_VERSION uv=$TEMPORAL_UI_SERVER_VERSION dir=$DEV/temporal-build server=1 ui=1
   mkdir -p "$BIN"
-  if [[ -x $BIN/temporal-server && -x $BIN/temporal-sql-tool && -f $BIN/.temporal-server-$v ]]; then
-    step "Temporal server $v: built"
+  [[ -x $BIN/temporal-server && -x $BIN/temporal-sql-tool && -f $BIN/.temporal-server-$v ]] && server=0
+  [[ -x $BIN/temporal-ui-server && -f $BIN/.temporal-ui-server-$uv ]] && ui=0
+  if ((!server && !ui)); then
+    step "Temporal server $v and UI server $uv: built"
     return
   fi
-  step "Temporal server $v and temporal-sql-tool: building into ./bin in the background (first run only, 10-30 minutes)"
-  mkdir -p "$dir/bin"
+  step "Temporal server $v and UI server $uv: building into ./bin in the background (first run only, 10-30 minutes)"
+  mkdir -p "$dir/server" "$dir/ui"
   (renice -n 19 -p "$BASHPID" >/dev/null
-   GOBIN=$dir/bin go_build temporal-server "$dir" install \
-     "go.temporal.io/server/cmd/server@$v" "go.temporal.io/server/cmd/tools/sql@$v" &&
-     mv -f "$dir/bin/server" "$BIN/temporal-server" && mv -f "$dir/bin/sql" "$BIN/temporal-sql-tool" &&
-     rm -f "$BIN"/.temporal-server-* && touch "$BIN/.temporal-server-$v") &
+   if ((server)); then
+     GOBIN=$dir/server go_build temporal-server "$dir" install \
+       "go.temporal.io/server/cmd/server@$v" "go.temporal.io/server/cmd/tools/sql@$v" &&
+       mv -f "$dir/server/server" "$BIN/temporal-server" && mv -f "$dir/server/sql" "$BIN/temporal-sql-tool" &&
+       rm -f "$BIN"/.temporal-server-* && touch "$BIN/.temporal-server-$v" || exit 1
+   fi
+   if ((ui)); then
+     GOBIN=$dir/ui go_build temporal-ui-server "$dir" install "github.com/temporalio/ui-server/v2/cmd/server@$uv" &&
+       mv -f "$dir/ui/server" "$BIN/temporal-ui-server" &&
+       rm -f "$BIN"/.temporal-ui-server-* && touch "$BIN/.temporal-ui-server-$uv" || exit 1
+   fi) &
   TEMPORAL_SERVER_BUILD=$!
 }
 
@@ -476,9 +490,9 @@ shards_in_db() { psql_temporal temporal "SELECT count(*) FROM shards" 2>/dev/nul
 # start_temporal_cluster runs the Temporal server on PostgreSQL: the four
 # services in one process, frontend on 127.0.0.1:$TEMPORAL_PORT like the dev
 # server's, so stack.json and payflow's config are the same for both. It
-# registers the default namespace and payflow's search attributes. No Web UI
-# (the dev server's is built into the CLI; the cluster's would be a separate
-# server). A server killed with SIGKILL leaves only a stale pid file: its
+# registers the default namespace and payflow's search attributes, and
+# starts the Web UI (the dev server's is built into the CLI; the cluster's is
+# Temporal's UI server, beside it). A server killed with SIGKILL leaves only a stale pid file: its
 # state is PostgreSQL's, and this start takes the shards over again.
 start_temporal_cluster() {
   local have
@@ -486,6 +500,7 @@ start_temporal_cluster() {
   if running temporal-server; then
     step "Temporal server (cluster): running"
     ensure_search_attributes
+    start_temporal_ui
     return
   fi
   wait_temporal_server
@@ -495,7 +510,7 @@ start_temporal_cluster() {
     die "the temporal database holds $have history shards, not PAYFLOW_TEMPORAL_SHARDS=$TEMPORAL_SHARDS: the count is fixed once set (make down; rm -rf $DEV/postgres for a new cluster)"
   fi
   write_temporal_cluster_config
-  step "Temporal server (cluster, $TEMPORAL_SHARDS history shards, PostgreSQL :$POSTGRES_PORT): starting on 127.0.0.1:$TEMPORAL_PORT (metrics :$TEMPORAL_METRICS_PORT, no Web UI)"
+  step "Temporal server (cluster, $TEMPORAL_SHARDS history shards, PostgreSQL :$POSTGRES_PORT): starting on 127.0.0.1:$TEMPORAL_PORT (UI :$TEMPORAL_UI_PORT, metrics :$TEMPORAL_METRICS_PORT)"
   nohup "$BIN/temporal-server" --config-file "$DEV/temporal-cluster/config.yaml" --allow-no-auth start \
     >>"$LOGS/temporal-server.log" 2>&1 &
   echo $! >"$PIDS/temporal-server.pid"
@@ -509,6 +524,21 @@ start_temporal_cluster() {
   # A new namespace reaches every service's cache within seconds.
   wait_for "the default namespace" 60 "$BIN/temporal" operator search-attribute list --address "127.0.0.1:$TEMPORAL_PORT" --namespace default
   ensure_search_attributes
+  start_temporal_ui
+}
+
+# start_temporal_ui starts the cluster's Web UI on 127.0.0.1:$TEMPORAL_UI_PORT
+# (the dev server's port), its config written to .dev/temporal-ui/config.
+start_temporal_ui() {
+  local dir=$DEV/temporal-ui
+  if running temporal-ui; then return; fi
+  mkdir -p "$dir/config"
+  printf 'temporalGrpcAddress: 127.0.0.1:%s\nhost: 127.0.0.1\nport: %s\nenableUi: true\ndefaultNamespace: default\n' \
+    "$TEMPORAL_PORT" "$TEMPORAL_UI_PORT" >"$dir/config/payflow.yaml"
+  log "Temporal Web UI: starting on 127.0.0.1:$TEMPORAL_UI_PORT"
+  nohup "$BIN/temporal-ui-server" --root "$dir" --env payflow start >>"$LOGS/temporal-ui.log" 2>&1 &
+  echo $! >"$PIDS/temporal-ui.pid"
+  wait_for "the Temporal Web UI" 30 port_open "$TEMPORAL_UI_PORT"
 }
 
 # check_temporal_kind refuses an unknown TEMPORAL, and one kind while the
@@ -753,7 +783,7 @@ up() {
   start_payflow starter "$BIN/payflow-starter"
   log "stack is up; details in $DEV/stack.json, logs in $LOGS"
   status
-  if running temporal; then echo "Temporal Web UI: http://127.0.0.1:$TEMPORAL_UI_PORT/namespaces/default/workflows"; fi
+  echo "Temporal Web UI: http://127.0.0.1:$TEMPORAL_UI_PORT/namespaces/default/workflows"
   echo "Prometheus: http://127.0.0.1:$PROMETHEUS_PORT (targets: /classic/targets, alerts: /classic/alerts)"
 }
 
@@ -778,6 +808,7 @@ down() {
   stop_one geth
   stop_one kms
   stop_one temporal
+  stop_one temporal-ui
   stop_one temporal-server
   stop_postgres
   rm -f "$PIDS/temporal.metrics-port"
@@ -807,7 +838,7 @@ status() {
   show() { if running "$1"; then echo "$1: running (pid $(cat "$PIDS/$1.pid"))"; else echo "$1: stopped"; fi; }
   for n in mariadb rabbitmq temporal geth geth-bsc kms prometheus worker starter; do
     case $n in
-      temporal) if [[ $(temporal_kind) == cluster ]]; then show postgres; show temporal-server; continue; fi ;;
+      temporal) if [[ $(temporal_kind) == cluster ]]; then show postgres; show temporal-server; show temporal-ui; continue; fi ;;
       worker) for n in $(workers); do show "$n"; done; continue ;;
     esac
     show "$n"
@@ -838,6 +869,6 @@ case ${1:-} in
     check_temporal_kind
     if [[ $(temporal_kind) == cluster ]]; then build_temporal_server; fi
     start_temporal_kind ;;
-  stop-temporal) stop_one temporal; stop_one temporal-server; stop_postgres; rm -f "$PIDS/temporal.metrics-port" ;;
+  stop-temporal) stop_one temporal; stop_one temporal-ui; stop_one temporal-server; stop_postgres; rm -f "$PIDS/temporal.metrics-port" ;;
   *) usage ;;
 esac
