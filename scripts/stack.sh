@@ -541,19 +541,35 @@ start_temporal_ui() {
   wait_for "the Temporal Web UI" 30 port_open "$TEMPORAL_UI_PORT"
 }
 
-# check_temporal_kind refuses an unknown TEMPORAL, and one kind while the
-# other holds the frontend's port.
-check_temporal_kind() {
+# switch_temporal_kind refuses an unknown TEMPORAL and, when the other kind
+# runs (it holds the frontend's port), stops it and the worker and the
+# starter connected to it: `make up TEMPORAL=cluster` on a running dev stack
+# is one command. The workflows of the kind stopped stay in its store
+# (.dev/temporal.db, .dev/postgres) and come back with it.
+switch_temporal_kind() {
   case $(temporal_kind) in
-    dev) if running temporal-server; then die "the Temporal cluster runs on :$TEMPORAL_PORT; make down first, or make up TEMPORAL=cluster"; fi ;;
-    cluster) if running temporal; then die "the Temporal dev server runs on :$TEMPORAL_PORT; make down first, or make up TEMPORAL=dev"; fi ;;
+    dev)
+      if running temporal-server; then
+        log "switching from the Temporal cluster to the dev server: the cluster's workflows stay in $DEV/postgres"
+        stop_one starter; stop_workers; stop_one temporal-ui; stop_one temporal-server; stop_postgres
+        rm -f "$PIDS/temporal.metrics-port"
+      fi ;;
+    cluster)
+      if running temporal; then
+        log "switching from the Temporal dev server to the cluster: the dev server's workflows stay in $DEV/temporal.db"
+        stop_one starter; stop_workers; stop_one temporal
+        rm -f "$PIDS/temporal.metrics-port"
+      fi ;;
     *) die "TEMPORAL=$TEMPORAL: dev (the default) or cluster" ;;
   esac
 }
 
 # start_temporal_kind starts the Temporal of temporal_kind and remembers it.
+# A switch to the cluster waits for its build first, the dev server still
+# serving meanwhile.
 start_temporal_kind() {
-  check_temporal_kind
+  if [[ $(temporal_kind) == cluster ]]; then wait_temporal_server; fi
+  switch_temporal_kind
   temporal_kind >"$DEV/temporal.kind.tmp"
   mv "$DEV/temporal.kind.tmp" "$DEV/temporal.kind"
   if [[ $(temporal_kind) == cluster ]]; then start_temporal_cluster; else start_temporal; fi
@@ -756,8 +772,11 @@ start_payflow() { # name binary
 up() {
   mkdir -p "$DEV" "$PIDS" "$LOGS"
   STEPS=14
-  check_temporal_kind
-  if [[ $(temporal_kind) == cluster ]]; then STEPS=16; fi
+  case $(temporal_kind) in
+    dev) ;;
+    cluster) STEPS=16 ;;
+    *) die "TEMPORAL=$TEMPORAL: dev (the default) or cluster" ;;
+  esac
   install_packages
   install_tools
   start_mariadb
@@ -866,7 +885,6 @@ case ${1:-} in
   # starting PostgreSQL if needed); stop-temporal stops either kind.
   start-temporal)
     mkdir -p "$PIDS" "$LOGS"
-    check_temporal_kind
     if [[ $(temporal_kind) == cluster ]]; then build_temporal_server; fi
     start_temporal_kind ;;
   stop-temporal) stop_one temporal; stop_one temporal-ui; stop_one temporal-server; stop_postgres; rm -f "$PIDS/temporal.metrics-port" ;;
