@@ -18,11 +18,6 @@ type BroadcasterConfig struct {
 	// FeeCacheTTL and GasCacheTTL are FeeConfig's.
 	FeeCacheTTL time.Duration
 	GasCacheTTL time.Duration
-	// Unbatched wires the algorithms before group commit and batching: a
-	// transaction (and row lock) per nonce, a JSON-RPC call and a statement
-	// per send, and two balance reads per signature. The bench runs it
-	// beside the default in the same invocation.
-	Unbatched bool
 }
 
 // Broadcaster is payflow's sending side of one chain, one part per concern,
@@ -45,17 +40,13 @@ type Broadcaster struct {
 	Healer   *Healer
 }
 
-// NewBroadcaster wires a Broadcaster: NonceLanes (group-committed unless
-// cfg.Unbatched) as the nonce allocator, all
-// parts sharing db, backend and cfg. ChainID and MaxFeeWei are required;
+// NewBroadcaster wires a Broadcaster: group-committed NonceLanes as the nonce
+// allocator, all parts sharing db, backend and cfg. ChainID and MaxFeeWei are required;
 // MaxAttempts must not be negative.
 func NewBroadcaster(cfg BroadcasterConfig, db *sql.DB, backend Backend, keys KeySource, log *slog.Logger) (*Broadcaster, error) {
 	var b Broadcaster
 	var err error
-	reads := backend
-	if !cfg.Unbatched {
-		reads = newSharedReads(backend) // concurrent signers share their balance and fee reads
-	}
+	reads := newSharedReads(backend) // concurrent signers share their balance and fee reads
 	if b.Fees, err = NewFeeOracle(FeeConfig{MaxFeeWei: cfg.MaxFeeWei, FeeCacheTTL: cfg.FeeCacheTTL,
 		GasCacheTTL: cfg.GasCacheTTL}, reads); err != nil {
 		return nil, err
@@ -63,11 +54,7 @@ func NewBroadcaster(cfg BroadcasterConfig, db *sql.DB, backend Backend, keys Key
 	if b.Balances, err = NewBalances(reads); err != nil {
 		return nil, err
 	}
-	newLanes := NewNonceLanes
-	if cfg.Unbatched {
-		newLanes = NewUnbatchedNonceLanes
-	}
-	if b.Nonces, err = newLanes(cfg.Chain, db, backend, log); err != nil {
+	if b.Nonces, err = NewNonceLanes(cfg.Chain, db, backend, log); err != nil {
 		return nil, err
 	}
 	if b.Store, err = NewTxStore(cfg.Chain, db); err != nil {
@@ -77,7 +64,7 @@ func NewBroadcaster(cfg BroadcasterConfig, db *sql.DB, backend Backend, keys Key
 		b.Balances, keys, log); err != nil {
 		return nil, err
 	}
-	if b.Sender, err = NewSender(SenderConfig{MaxAttempts: cfg.MaxAttempts, Unbatched: cfg.Unbatched}, b.Store, b.Signer, backend, log); err != nil {
+	if b.Sender, err = NewSender(SenderConfig{MaxAttempts: cfg.MaxAttempts}, b.Store, b.Signer, backend, log); err != nil {
 		return nil, err
 	}
 	if b.Healer, err = NewHealer(b.Nonces, b.Store, b.Fees, b.Signer, b.Sender, backend, log); err != nil {

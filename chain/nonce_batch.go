@@ -10,7 +10,7 @@ package chain
 // commits, the next batch queues up, so batches grow with the load and a lone
 // signature waits for nobody.
 //
-// Safety is the unbatched algorithm's: the lane row, locked FOR UPDATE, is
+// Safety is that of a transaction per nonce: the lane row, locked FOR UPDATE, is
 // the single writer across processes (a second worker signing for the same
 // wallet waits for the row, then reads the checkpoint this one committed);
 // the checkpoint commits with the signed transactions or not at all, so a

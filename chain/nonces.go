@@ -36,7 +36,7 @@ type NonceLane struct {
 // single writer of its lane. A lane starts at the chain's pending nonce and
 // is resynced from it when a transaction sent outside payflow took nonces.
 //
-// By default the lanes group-commit (see nonce_batch.go): the callers of one
+// The lanes group-commit (see nonce_batch.go): the callers of one
 // wallet in this process queue up, and one writer hands out their nonces from
 // memory in ONE database transaction, under one lock of the row, checkpointed
 // by one update of it and one commit. The row lock still orders the writers
@@ -46,47 +46,32 @@ type NonceLanes struct {
 	db      *sql.DB
 	backend Backend
 	log     *slog.Logger
-	// batch is nil for the unbatched lanes: one transaction per nonce.
-	batch *laneBatcher
+	batch   *laneBatcher
 }
 
 // NewNonceLanes wires NonceLanes for one chain (its protocol name), with
 // group commit.
 func NewNonceLanes(chainName string, db *sql.DB, backend Backend, log *slog.Logger) (*NonceLanes, error) {
-	n, err := NewUnbatchedNonceLanes(chainName, db, backend, log)
-	if err != nil {
-		return nil, err
-	}
-	n.batch = newLaneBatcher(n)
-	return n, nil
-}
-
-// NewUnbatchedNonceLanes wires the algorithm before group commit: every
-// nonce in a transaction of its own, the row locked for each. It is kept
-// for the bench, which runs it beside NewNonceLanes in the same invocation.
-func NewUnbatchedNonceLanes(chainName string, db *sql.DB, backend Backend, log *slog.Logger) (*NonceLanes, error) {
 	if chainName == "" || db == nil {
 		return nil, errors.New("nonce lanes: chain name and database are required")
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &NonceLanes{chain: chainName, db: db, backend: backend, log: log}, nil
+	n := &NonceLanes{chain: chainName, db: db, backend: backend, log: log}
+	n.batch = newLaneBatcher(n)
+	return n, nil
 }
 
 // WithNonce implements NonceAllocator. The lane's row is created (from the
 // chain's pending nonce) and the chain's pending nonce read before the
-// transaction begins, so no RPC runs under the row lock. With group commit,
-// use runs in a transaction shared with other callers of the same wallet,
+// transaction begins, so no RPC runs under the row lock. use runs in a transaction shared with other callers of the same wallet,
 // under a savepoint: when use fails, its writes are rolled back and its
 // nonce goes to the next caller of the batch; the others commit. WithNonce
 // returns only once its batch committed (or with ctx's error: the nonce may
 // then be taken or not, as with a transaction of its own).
 func (n *NonceLanes) WithNonce(ctx context.Context, from common.Address, use func(tx *sql.Tx, nonce uint64) error) error {
-	if n.batch != nil {
-		return n.batch.do(ctx, from, use, false)
-	}
-	return n.withNonceAlone(ctx, from, use)
+	return n.batch.do(ctx, from, use, false)
 }
 
 // withNonceOneStatement is WithNonce for a use that writes with at most one
@@ -95,14 +80,11 @@ func (n *NonceLanes) WithNonce(ctx context.Context, from common.Address, use fun
 // savepoint (two round trips under the lane's lock).
 func (n *NonceLanes) withNonceOneStatement(ctx context.Context, from common.Address,
 	use func(tx *sql.Tx, nonce uint64) error) error {
-	if n.batch != nil {
-		return n.batch.do(ctx, from, use, true)
-	}
-	return n.withNonceAlone(ctx, from, use)
+	return n.batch.do(ctx, from, use, true)
 }
 
-// withNonceAlone is WithNonce in a transaction of its own (the algorithm
-// before group commit, and the fallback of a batch that failed as a whole).
+// withNonceAlone is WithNonce in a transaction of its own: the fallback of a
+// batch that failed as a whole.
 func (n *NonceLanes) withNonceAlone(ctx context.Context, from common.Address, use func(tx *sql.Tx, nonce uint64) error) error {
 	err := n.withNonceOnce(ctx, from, use)
 	// A deadlock rolled the transaction back whole: nothing was taken.

@@ -21,20 +21,6 @@ type txPoster interface {
 	post(ctx context.Context, stx SignedTx, tx *types.Transaction) (accepted bool, err error)
 }
 
-// directPoster sends each transaction in a call of its own, and marks it
-// sent in a statement of its own (the algorithm before batching).
-type directPoster struct {
-	store   *TxStore
-	backend Backend
-}
-
-func (d directPoster) post(ctx context.Context, stx SignedTx, tx *types.Transaction) (bool, error) {
-	if err := d.backend.SendTransaction(ctx, tx); err != nil && !isKnown(err) {
-		return false, err
-	}
-	return true, d.store.MarkSent(ctx, stx.Hash)
-}
-
 // rpcClient is a Backend that exposes its JSON-RPC client, as
 // *ethclient.Client (and the simulated backend's client) do.
 type rpcClient interface {
@@ -103,13 +89,10 @@ func (o oneByOne) BatchCallContext(ctx context.Context, elems []rpc.BatchElem) e
 	return nil
 }
 
-// newPoster returns a directPoster when unbatched, else a batchPoster:
-// over the backend's JSON-RPC client when it exposes one, sending one by
-// one otherwise (still marking each batch sent in one statement).
-func newPoster(store *TxStore, backend Backend, unbatched bool) txPoster {
-	if unbatched {
-		return directPoster{store: store, backend: backend}
-	}
+// newPoster returns a batchPoster over the backend's JSON-RPC client when it
+// exposes one, sending one by one otherwise (still marking each batch sent
+// in one statement).
+func newPoster(store *TxStore, backend Backend) txPoster {
 	if c, ok := backend.(rpcClient); ok {
 		if rc := c.Client(); rc != nil {
 			return &batchPoster{store: store, rpc: rc}

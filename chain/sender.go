@@ -18,11 +18,6 @@ type SenderConfig struct {
 	// included: Replace fails with ErrTooManyAttempts once a step has this
 	// many. Zero means DefaultMaxAttempts.
 	MaxAttempts int
-	// Unbatched sends every transaction in a JSON-RPC call of its own and
-	// marks it sent in a statement of its own: the algorithm before
-	// batching, kept for the bench. By default concurrent sends share one
-	// JSON-RPC batch (when the backend exposes its RPC client).
-	Unbatched bool
 }
 
 // DefaultMaxAttempts is SenderConfig.MaxAttempts when unset: the original
@@ -57,7 +52,7 @@ func NewSender(cfg SenderConfig, store *TxStore, signer *Signer, backend Backend
 		log = slog.Default()
 	}
 	return &Sender{cfg: cfg, store: store, signer: signer, backend: backend,
-		poster: newPoster(store, backend, cfg.Unbatched), log: log}, nil
+		poster: newPoster(store, backend), log: log}, nil
 }
 
 // Send broadcasts the stored bytes of a step's latest attempt. Sending again
@@ -160,8 +155,8 @@ func (s *Sender) Receipt(ctx context.Context, hash common.Hash) (*types.Receipt,
 	return r, err
 }
 
-// send broadcasts stx and marks it sent: with other concurrent sends in one
-// JSON-RPC batch unless SenderConfig.Unbatched.
+// send broadcasts stx and marks it sent, with other concurrent sends in one
+// JSON-RPC batch.
 func (s *Sender) send(ctx context.Context, stx SignedTx) (SignedTx, error) {
 	var tx types.Transaction
 	if err := tx.UnmarshalBinary(stx.Raw); err != nil {

@@ -66,15 +66,9 @@ type TrackerConfig struct {
 	// PollInterval re-checks even without new heads (a silent WebSocket).
 	PollInterval time.Duration
 	// BatchSize is how many receipts of newly followed rows one pass looks
-	// up, the oldest first (and, with PerTransfer, how many open rows one pass
-	// checks, the least recently checked first), so every open row is looked
-	// at within a few passes however many are open. Zero means
-	// DefaultTrackerBatch.
+	// up, the oldest first, so every open row is looked at within a few
+	// passes however many are open. Zero means DefaultTrackerBatch.
 	BatchSize int
-	// PerTransfer selects the algorithm payflow used before issue 13: every
-	// open row costs a receipt lookup on every head. Kept callable only so
-	// that the bench can print it beside the per-block tracker.
-	PerTransfer bool
 }
 
 // DefaultTrackerBatch is TrackerConfig.BatchSize when unset.
@@ -160,8 +154,8 @@ type trackedTx struct {
 	from           common.Address
 	nonce          uint64
 	// alone: no other open row of the workflow is known, so a confirmation
-	// or drop has no replacement to retire (set by the per-block tracker,
-	// which holds every open row).
+	// or drop has no replacement to retire (the tracker holds every open
+	// row).
 	alone bool
 }
 
@@ -179,9 +173,6 @@ func (t *Tracker) check(ctx context.Context, head uint64) {
 func (t *Tracker) CheckOnce(ctx context.Context, head uint64) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.cfg.PerTransfer {
-		return checkPerTransfer(ctx, t, head)
-	}
 	if t.follow == nil {
 		t.follow = newFollower(t)
 	}

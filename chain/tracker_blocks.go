@@ -610,6 +610,53 @@ func (f *follower) run(ctx context.Context, head uint64, s *step) error {
 	return nil
 }
 
+// retired is what retireUnminable did with a row.
+type retired int
+
+const (
+	retiredNot         retired = iota // nothing: an attempt is mined but not deep yet
+	retiredSuperseded                 // another attempt of its step is mined deep: done, quietly
+	retiredDropped                    // no attempt is mined: done, owner told "dropped" (or gone)
+	retiredMinedItself                // its own receipt exists after all: look again
+)
+
+// retireUnminable ends the tracking of pending row r, payflow-signed, whose
+// nonce is used at confirmed depth (at block head-Confirmations+1): by none of
+// its step's attempts, it is dropped (its owner is told); by another attempt
+// that is confirmed deep, it was superseded (the owner follows that attempt)
+// and is retired quietly.
+func retireUnminable(ctx context.Context, t *Tracker, head uint64, r trackedTx) (retired, error) {
+	attempts, err := t.store.Attempts(ctx, r.signedWF, r.step)
+	if err != nil {
+		return retiredNot, err
+	}
+	for _, a := range attempts {
+		rc, err := receiptOf(ctx, t.backend, a.Hash)
+		if err != nil {
+			return retiredNot, err
+		}
+		if rc == nil {
+			continue
+		}
+		if a.Hash == common.HexToHash(r.hash) {
+			return retiredMinedItself, nil
+		}
+		if head+1 >= rc.BlockNumber.Uint64()+t.cfg.Confirmations {
+			if _, err := t.db.ExecContext(ctx, "UPDATE tracked_txs SET state='done' WHERE chain=? AND tx_hash=? AND workflow_id=? AND state='pending'",
+				t.cfg.Chain, r.hash, r.workflowID); err != nil {
+				return retiredNot, fmt.Errorf("retiring superseded %s: %w", r.hash, err)
+			}
+			t.log.Info("tracked transaction superseded", "workflow_id", r.workflowID, "tx_hash", r.hash, "mined", a.Hash.Hex())
+			return retiredSuperseded, nil
+		}
+		return retiredNot, nil
+	}
+	if _, _, err := t.transition(ctx, r, "done", nil, TxEvent{TxHash: r.hash, Milestone: MilestoneDropped}); err != nil {
+		return retiredNot, err
+	}
+	return retiredDropped, nil
+}
+
 // refresh forgets workflow wf's rows that are no longer open: a confirmation
 // retired its other attempts on the same nonce.
 func (f *follower) refresh(ctx context.Context, wf string) error {

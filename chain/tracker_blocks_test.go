@@ -149,12 +149,11 @@ func (f *trackerFixture) sendTrackedConfirmedOnly(workflowID string) common.Hash
 	return stx.Hash
 }
 
-// TestTrackerPerHeadCallsDoNotGrowWithInFlight (issue 13, SPEC §6): with 10
-// and then 2,010 transfers in flight, a head costs the same node calls — the
-// new block's header and receipts, the first receipt lookup of a transfer
-// tracked since the last head, one nonce per sending wallet — while the
-// per-transfer algorithm costs a receipt per transfer in flight. Every real
-// transfer is still confirmed exactly once.
+// TestTrackerPerHeadCallsDoNotGrowWithInFlight: with 10 and then 2,010
+// transfers in flight, a head costs the same node calls — the new block's
+// header and receipts, the first receipt lookup of a transfer tracked since
+// the last head, one nonce per sending wallet. Every real transfer is still
+// confirmed exactly once.
 func TestTrackerPerHeadCallsDoNotGrowWithInFlight(t *testing.T) {
 	f := newTrackerFixture(t)
 	tr, cb := f.countedTracker(chain.TrackerConfig{})
@@ -200,13 +199,6 @@ func TestTrackerPerHeadCallsDoNotGrowWithInFlight(t *testing.T) {
 		}
 	}
 
-	old, ocb := f.countedTracker(chain.TrackerConfig{PerTransfer: true})
-	f.sim.Commit()
-	f.checkWith(old)
-	if got := ocb.take()["eth_getTransactionReceipt"]; got < 2010 {
-		t.Fatalf("the per-transfer algorithm made %d receipt lookups for 2,010 in flight", got)
-	}
-
 	f.sim.Commit()
 	for range confirmations {
 		f.sim.Commit()
@@ -214,8 +206,7 @@ func TestTrackerPerHeadCallsDoNotGrowWithInFlight(t *testing.T) {
 	f.rec.take()
 	f.checkWith(tr)
 	f.rec.take()
-	// Every real transfer was confirmed once (by either tracker; the
-	// per-transfer one only re-announces what it finds deep).
+	// Every real transfer was confirmed once.
 	for wf, h := range sent {
 		if s := f.trackedState(h, wf); s != "confirmed" {
 			t.Fatalf("%s is %q, want confirmed", wf, s)
@@ -436,28 +427,24 @@ func TestTrackerStartsOverAfterALongGap(t *testing.T) {
 // payflow-signed transfers of ten workflows are found already at confirmed
 // depth in the same pass (seen and confirmed at once). Their confirmations are recorded side by side, each retiring its
 // workflow's replacements; they used to deadlock in MariaDB, failing the pass
-// (and repeating notifications). Both algorithms confirm each once in one pass.
+// (and repeating notifications). Each is confirmed once in one pass.
 func TestTrackerConfirmsABlockOfPaymentsAtOnce(t *testing.T) {
-	for _, perTransfer := range []bool{false, true} {
-		t.Run(fmt.Sprint("perTransfer=", perTransfer), func(t *testing.T) {
-			f := newTrackerFixture(t)
-			tr, _ := f.countedTracker(chain.TrackerConfig{PerTransfer: perTransfer})
-			hashes := map[string]common.Hash{}
-			for i := range 10 {
-				wf := fmt.Sprint("wf-block-", i)
-				hashes[wf] = f.sendTracked(wf, 1) // told seen and confirmed
-			}
-			minedAt := f.sim.Commit()
-			bn, _ := f.head()
-			for range confirmations - 1 {
-				f.sim.Commit()
-			}
-			f.checkWith(tr)
-			got := f.rec.take()
-			for wf, h := range hashes {
-				expect(t, of(got, wf), wf, h.Hex(), want{chain.MilestoneSeen, bn, minedAt, true},
-					want{chain.MilestoneConfirmed, bn, minedAt, true})
-			}
-		})
+	f := newTrackerFixture(t)
+	tr, _ := f.countedTracker(chain.TrackerConfig{})
+	hashes := map[string]common.Hash{}
+	for i := range 10 {
+		wf := fmt.Sprint("wf-block-", i)
+		hashes[wf] = f.sendTracked(wf, 1) // told seen and confirmed
+	}
+	minedAt := f.sim.Commit()
+	bn, _ := f.head()
+	for range confirmations - 1 {
+		f.sim.Commit()
+	}
+	f.checkWith(tr)
+	got := f.rec.take()
+	for wf, h := range hashes {
+		expect(t, of(got, wf), wf, h.Hex(), want{chain.MilestoneSeen, bn, minedAt, true},
+			want{chain.MilestoneConfirmed, bn, minedAt, true})
 	}
 }

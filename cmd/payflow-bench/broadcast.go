@@ -95,51 +95,39 @@ const broadcastCallers = 64
 // restart in the middle. QUICK=1 signs fewer.
 const minBatchedTxs = 10_000
 
-// benchBroadcaster signs and sends transfers from one fresh wallet with
-// broadcastCallers concurrent callers, once through today's broadcaster
-// (nonces group-committed per wallet, sends in JSON-RPC batches; newN
-// transfers, restarted halfway: a new broadcaster, nothing in memory, while
-// calls on the old one are still in flight) and once through the algorithm
-// before it (a transaction and row lock per nonce, a call and a statement
-// per send; n transfers), in the same invocation, each on a
-// fresh wallet and database. Each run checks its stored nonces are exactly
-// 0..count-1, all sent, and that the chain mined them all.
-func benchBroadcaster(ctx context.Context, st *stacktest.Stack, newN, n int) []result {
+// benchBroadcaster signs and sends n transfers from one fresh wallet with
+// broadcastCallers concurrent callers through the broadcaster (nonces
+// group-committed per wallet, sends in JSON-RPC batches), restarted halfway:
+// a new broadcaster, nothing in memory, while calls on the old one are still
+// in flight. It checks the stored nonces are exactly 0..n-1, all sent, and
+// that the chain mined them all.
+func benchBroadcaster(ctx context.Context, st *stacktest.Stack, n int) []result {
 	name := "broadcaster, one hot wallet"
-	batched := runBroadcast(ctx, st, newN, false)
-	old := runBroadcast(ctx, st, n, true)
-	for _, r := range []broadcastRun{batched, old} {
-		if r.err != nil {
-			which := "batched"
-			if r.unbatched {
-				which = "one transaction per nonce (before)"
-			}
-			return []result{{Name: name, Measured: "error", Verdict: "FAIL (correctness)", Note: which + ": " + r.err.Error()}}
-		}
+	run := runBroadcast(ctx, st, n)
+	if run.err != nil {
+		return []result{{Name: name, Measured: "error", Verdict: "FAIL (correctness)", Note: run.err.Error()}}
 	}
-	rate, oldRate := float64(newN)/batched.took.Seconds(), float64(n)/old.took.Seconds()
+	rate := float64(n) / run.took.Seconds()
 	r := result{Name: name, Measured: fmt.Sprintf("%.0f tx/s", rate), Target: "≥ 1,000 tx/s", Verdict: verdict(rate >= 1000),
-		Note: fmt.Sprintf("nonces group-committed + JSON-RPC batches: %d signed+accepted in %s, restart halfway, %d callers; "+
-			"a transaction per nonce + a call per send (before): %.0f tx/s over %d, same run; %.1f×; %s (bench = the broadcaster)",
-			newN, batched.took.Round(time.Millisecond), broadcastCallers, oldRate, n, rate/oldRate, batched.cpu)}
-	check := result{Name: fmt.Sprintf("broadcaster nonces over %d, restart halfway", newN), Measured: batched.check,
-		Target: "no gap, no reuse", Verdict: "met", Note: "before: " + old.check}
+		Note: fmt.Sprintf("nonces group-committed + JSON-RPC batches: %d signed+accepted in %s, restart halfway, %d callers; %s (bench = the broadcaster)",
+			n, run.took.Round(time.Millisecond), broadcastCallers, run.cpu)}
+	check := result{Name: fmt.Sprintf("broadcaster nonces over %d, restart halfway", n), Measured: run.check,
+		Target: "no gap, no reuse", Verdict: "met"}
 	return []result{r, check}
 }
 
 type broadcastRun struct {
-	unbatched bool
-	took      time.Duration
-	cpu       string // CPU ms per transaction by process, while signing and sending
-	check     string
-	err       error
+	took  time.Duration
+	cpu   string // CPU ms per transaction by process, while signing and sending
+	check string
+	err   error
 }
 
 // runBroadcast signs and sends n transfers from a fresh wallet into a fresh
-// database with broadcastCallers callers, through the unbatched broadcaster
-// or the batched one (restarted halfway), and checks the nonces.
-func runBroadcast(ctx context.Context, st *stacktest.Stack, n int, unbatched bool) broadcastRun {
-	run := broadcastRun{unbatched: unbatched}
+// database with broadcastCallers callers, through the broadcaster
+// (restarted halfway), and checks the nonces.
+func runBroadcast(ctx context.Context, st *stacktest.Stack, n int) broadcastRun {
+	var run broadcastRun
 	fail := func(err error) broadcastRun { run.err = err; return run }
 	eth, err := chain.DialNode(ctx, st.ETHRPCURL)
 	if err != nil {
@@ -166,7 +154,7 @@ func runBroadcast(ctx context.Context, st *stacktest.Stack, n int, unbatched boo
 	newBC := func() (*chain.Broadcaster, error) {
 		return chain.NewBroadcaster(chain.BroadcasterConfig{Chain: chainName, ChainID: big.NewInt(st.ChainID),
 			MaxFeeWei: new(big.Int).Mul(big.NewInt(500), big.NewInt(1e9)), FeeCacheTTL: time.Second,
-			GasCacheTTL: 5 * time.Minute, Unbatched: unbatched}, db, eth, keys, nil)
+			GasCacheTTL: 5 * time.Minute}, db, eth, keys, nil)
 	}
 	first, err := newBC()
 	if err != nil {
@@ -182,7 +170,7 @@ func runBroadcast(ctx context.Context, st *stacktest.Stack, n int, unbatched boo
 	cpu0 := cpuSeconds()
 	start := time.Now()
 	fanOut(broadcastCallers, n, func(i int) {
-		if !unbatched && i >= n/2 && restarted.CompareAndSwap(false, true) {
+		if i >= n/2 && restarted.CompareAndSwap(false, true) {
 			if bc, err := newBC(); err == nil { // the restarted process
 				cur.Store(bc)
 			}

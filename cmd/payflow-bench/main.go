@@ -11,8 +11,7 @@
 //	ledger     durable postings/s on one hot wallet, 64 writers
 //	broadcast  signed transactions/s accepted by the dev chain, one wallet
 //	tracker    confirmation tracker RPCs and ms per head at 100 and 10,000
-//	           transfers in flight, beside the per-transfer algorithm
-//	           (simulated node, tracker.go)
+//	           transfers in flight (simulated node, tracker.go)
 //
 // `make bench` runs it; `make bench QUICK=1` runs smaller sizes.
 package main
@@ -46,7 +45,7 @@ var (
 	nTwo      = flag.Int("n-two-chains", 0, "payments in the flat-out run over two chains (0: as many as -n)")
 	nWatch    = flag.Int("watch", 1_000_000, "watched addresses")
 	nPost     = flag.Int("postings", 20000, "ledger postings (group commit and, unless -quick, one transaction per posting)")
-	nTx       = flag.Int("txs", 10000, "broadcaster transactions (the batched broadcaster signs at least 10,000 unless -quick)")
+	nTx       = flag.Int("txs", 10000, "broadcaster transactions (at least 10,000 unless -quick)")
 	only      = flag.String("only", "", "comma list of phases: payments,two-chains,baseline,floor,deposits,ledger,broadcast,tracker,failover (payments includes two-chains)")
 	phaseFlag = flag.String("phase", "", "internal: run one phase in this process and print JSON")
 	// temporalMetricsFlag overrides where Temporal's own metrics are read.
@@ -58,10 +57,10 @@ func main() {
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	// The algorithms a figure is compared with ("before") run smaller
 	// batches under -quick: they are the slow half of their phase.
-	oldPost, batchedTx, oldTx := *nPost, max(*nTx, minBatchedTxs), *nTx
+	oldPost, batchedTx := *nPost, max(*nTx, minBatchedTxs)
 	if *quick {
 		*nPay, *nRate, *nPost = 200, 100, 5000
-		oldPost, batchedTx, oldTx = 1000, 2000, 500
+		oldPost, batchedTx = 1000, 2000
 	}
 	if *nBaseline <= 0 {
 		*nBaseline = *nPay // the same batch size: the ratio compares like with like
@@ -102,7 +101,7 @@ func main() {
 		took("ledger")
 	}
 	if want("broadcast") {
-		r := benchBroadcaster(ctx, st, batchedTx, oldTx)
+		r := benchBroadcaster(ctx, st, batchedTx)
 		rows = append(rows, r...)
 		printRows(r)
 		took("broadcast")

@@ -24,14 +24,13 @@ import (
 	"payflow/internal/stacktest"
 )
 
-// The tracker phase (issue 13, SPEC §6): node calls and milliseconds per new
-// head with 100 and with 10,000 transfers in flight, for the per-block
-// tracker and, beside it, the per-transfer algorithm it replaced
-// (TrackerConfig.PerTransfer). The chain is go-ethereum's simulated backend
-// in this process (said so in the output), so the milliseconds are the
-// tracker's own work plus an in-process node: a real node over a socket adds
-// a round trip per call, which widens the gap. The database is the stack's
-// MariaDB (a scratch database).
+// The tracker phase: node calls and milliseconds per new head with 100 and
+// with 10,000 transfers in flight. (The per-transfer algorithm the tracker
+// replaced is gone; its figures are in docs/benchmarks.md.) The chain is
+// go-ethereum's simulated backend in this process (said so in the output),
+// so the milliseconds are the tracker's own work plus an in-process node: a
+// real node over a socket adds a round trip per call. The database is the
+// stack's MariaDB (a scratch database).
 //
 // In flight are open tracked_txs rows: payflow-signed transfers from four hot
 // wallets that no block holds yet, plus, on every head, 20 real transfers
@@ -109,7 +108,7 @@ func (c *confirmCounter) NotifyTx(_ context.Context, wf string, ev chain.TxEvent
 	return nil
 }
 
-// trackerRun is one algorithm at one size: means per head.
+// trackerRun is one size: means per head.
 type trackerRun struct {
 	inFlight int
 	calls    float64
@@ -131,11 +130,11 @@ type trackerBench struct {
 	nonce  uint64
 	seq    int
 	stuck  int
-	sent   map[string]bool // workflows of the real transfers tracked by a per-block run
+	sent   map[string]bool // workflows of the real transfers tracked
 	notify *confirmCounter
 }
 
-// benchTracker measures both algorithms at 100 and 10,000 in flight.
+// benchTracker measures the tracker at 100 and 10,000 in flight.
 func benchTracker(ctx context.Context, st *stacktest.Stack, heads int) []result {
 	fail := func(err error) []result {
 		return []result{{Name: "tracker per head", Measured: "error", Verdict: "FAIL (correctness)", Note: err.Error()}}
@@ -155,36 +154,32 @@ func benchTracker(ctx context.Context, st *stacktest.Stack, heads int) []result 
 	}
 	b := &trackerBench{ctx: ctx, db: db, sim: sim, client: sim.Client(), key: key, from: from,
 		sent: map[string]bool{}, notify: &confirmCounter{confirmed: map[string]int{}}}
-	var block, perTransfer []trackerRun
+	var block []trackerRun
 	for _, n := range []int{100, 10_000} {
 		if err := b.addStuck(n - b.stuck); err != nil {
 			return fail(err)
 		}
-		bl, err := b.run(false, heads)
+		bl, err := b.run(heads)
 		if err != nil {
 			return fail(err)
 		}
-		pt, err := b.run(true, heads)
-		if err != nil {
-			return fail(err)
-		}
-		block, perTransfer = append(block, bl), append(perTransfer, pt)
+		block = append(block, bl)
 	}
 	for wf := range b.sent {
 		if c := b.notify.confirmed[wf]; c != 1 {
-			return fail(fmt.Errorf("%s was confirmed %d times by the per-block tracker, want once", wf, c))
+			return fail(fmt.Errorf("%s was confirmed %d times, want once", wf, c))
 		}
 	}
 	var rows []result
-	for i, r := range block {
+	for _, r := range block {
 		flat := r.calls <= block[0].calls
 		rows = append(rows, result{
 			Name:     fmt.Sprintf("tracker per head, %s in flight", thousands(r.inFlight)),
 			Measured: r.String(),
 			Target:   "flat 100 → 10,000",
 			Verdict:  verdict(flat),
-			Note: fmt.Sprintf("calls per head: %s; per-transfer algorithm: %s (%s); simulated node in-process, %d heads, %d transfers mined per head, %d payflow wallets with transfers in flight",
-				r.mix, perTransfer[i], perTransfer[i].mix, heads, trackerPerHead, trackerWallets),
+			Note: fmt.Sprintf("calls per head: %s; simulated node in-process, %d heads, %d transfers mined per head, %d payflow wallets with transfers in flight",
+				r.mix, heads, trackerPerHead, trackerWallets),
 		})
 	}
 	return rows
@@ -235,7 +230,7 @@ func (b *trackerBench) addStuck(n int) error {
 }
 
 // transfer signs, sends and tracks one real transfer (confirmed only).
-func (b *trackerBench) transfer(perTransfer bool) error {
+func (b *trackerBench) transfer() error {
 	to := common.BigToAddress(big.NewInt(int64(0xbeef + b.seq)))
 	tx, err := types.SignNewTx(b.key, types.LatestSignerForChainID(big.NewInt(1337)), &types.DynamicFeeTx{
 		ChainID: big.NewInt(1337), Nonce: b.nonce, GasTipCap: big.NewInt(1_000_000_000),
@@ -249,18 +244,16 @@ func (b *trackerBench) transfer(perTransfer bool) error {
 	b.nonce++
 	wf := fmt.Sprint("wf-real-", b.seq)
 	b.seq++
-	if !perTransfer {
-		b.sent[wf] = true
-	}
+	b.sent[wf] = true
 	return chain.TrackTxConfirmedOnly(b.ctx, b.db, "ETH", tx.Hash(), wf)
 }
 
-// run measures heads heads of one algorithm, after a warm-up head (the
-// per-block tracker's start looks every open row up once), then mines until
-// every real transfer it tracked is settled.
-func (b *trackerBench) run(perTransfer bool, heads int) (trackerRun, error) {
+// run measures heads heads, after a warm-up head (the tracker's start looks
+// every open row up once), then mines until every real transfer it tracked
+// is settled.
+func (b *trackerBench) run(heads int) (trackerRun, error) {
 	cc := &callCounter{Backend: b.client, byMethod: map[string]int64{}}
-	tr, err := chain.NewTracker(chain.TrackerConfig{Chain: "ETH", Confirmations: trackerConfirmations, PerTransfer: perTransfer},
+	tr, err := chain.NewTracker(chain.TrackerConfig{Chain: "ETH", Confirmations: trackerConfirmations},
 		b.db, cc, nil, b.notify, nil)
 	if err != nil {
 		return trackerRun{}, err
@@ -287,12 +280,12 @@ func (b *trackerBench) run(perTransfer bool, heads int) (trackerRun, error) {
 	var calls int64
 	for range heads {
 		for range trackerPerHead {
-			if err := b.transfer(perTransfer); err != nil {
+			if err := b.transfer(); err != nil {
 				return trackerRun{}, err
 			}
 		}
 		b.sim.Commit()
-		if err := b.transfer(perTransfer); err != nil { // waits in the pool for the next head
+		if err := b.transfer(); err != nil { // waits in the pool for the next head
 			return trackerRun{}, err
 		}
 		if len(cc.byMethod) > 0 && calls == 0 {
