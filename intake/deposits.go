@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"payflow/chain"
+	"payflow/chain/evm"
 	"payflow/config"
 	"payflow/ledger"
 	"payflow/protocol"
@@ -64,9 +65,9 @@ type recipient struct {
 }
 
 // lookup reads what HandleDeposits needs of d's recipient and sender.
-func (s *DepositStarter) lookup(ctx context.Context, d chain.Deposit) (recipient, error) {
+func (s *DepositStarter) lookup(ctx context.Context, d evm.Deposit) (recipient, error) {
 	var r recipient
-	to, from := chain.Lower(d.To), chain.Lower(d.From)
+	to, from := evm.Lower(d.To), evm.Lower(d.From)
 	err := s.db.QueryRowContext(ctx, `SELECT
 		EXISTS (SELECT 1 FROM watched_addresses WHERE chain=? AND address=?),
 		EXISTS (SELECT 1 FROM wallets WHERE chain=? AND address=?),
@@ -80,7 +81,7 @@ func (s *DepositStarter) lookup(ctx context.Context, d chain.Deposit) (recipient
 
 // asset names what a deposit moved: the token whose contract emitted the
 // log, or the native coin for a value transfer (no token address).
-func (s *DepositStarter) asset(d chain.Deposit) (config.Asset, bool) {
+func (s *DepositStarter) asset(d evm.Deposit) (config.Asset, bool) {
 	if d.Token == (common.Address{}) {
 		return s.assets.Asset(s.assets.Native.Symbol)
 	}
@@ -92,7 +93,7 @@ func (s *DepositStarter) asset(d chain.Deposit) (config.Asset, bool) {
 }
 
 // HandleDeposits implements chain.DepositSink.
-func (s *DepositStarter) HandleDeposits(ctx context.Context, deps []chain.Deposit) error {
+func (s *DepositStarter) HandleDeposits(ctx context.Context, deps []evm.Deposit) error {
 	for _, d := range deps {
 		a, ok := s.asset(d)
 		if !ok {
@@ -104,7 +105,7 @@ func (s *DepositStarter) HandleDeposits(ctx context.Context, deps []chain.Deposi
 		}
 		if !who.watched && !who.managed {
 			// Neither watched nor managed (any more): nothing is owed.
-			s.log.Warn("deposit to an address neither watched nor managed; ignored", "address", chain.Lower(d.To),
+			s.log.Warn("deposit to an address neither watched nor managed; ignored", "address", evm.Lower(d.To),
 				"tx_hash", d.TxHash.Hex())
 			continue
 		}
@@ -117,12 +118,12 @@ func (s *DepositStarter) HandleDeposits(ctx context.Context, deps []chain.Deposi
 		if _, err := s.db.ExecContext(ctx, `INSERT INTO deposits
 			(chain, tx_hash, log_index, symbol, address, from_address, amount, block_number, block_hash, dust)
 			VALUES (?,?,?,?,?,?,?,?,?,?) ON DUPLICATE KEY UPDATE block_number=VALUES(block_number), block_hash=VALUES(block_hash)`,
-			s.chain, d.TxHash.Hex(), d.LogIndex, sym, chain.Lower(d.To), chain.Lower(d.From), amount,
+			s.chain, d.TxHash.Hex(), d.LogIndex, sym, evm.Lower(d.To), evm.Lower(d.From), amount,
 			d.BlockNumber, d.BlockHash.Hex(), dust); err != nil {
 			return fmt.Errorf("recording deposit %s/%d: %w", d.TxHash.Hex(), d.LogIndex, err)
 		}
 		if dust {
-			s.log.Info("dust deposit recorded, not announced", "address", chain.Lower(d.To), "tx_hash", d.TxHash.Hex(),
+			s.log.Info("dust deposit recorded, not announced", "address", evm.Lower(d.To), "tx_hash", d.TxHash.Hex(),
 				"amount", amount.String(), "managed", who.managed)
 		}
 		if !announce && (!who.managed || amount.Sign() == 0) {
@@ -151,18 +152,18 @@ func (s *DepositStarter) HandleDeposits(ctx context.Context, deps []chain.Deposi
 				// afresh. Completed means credited: never again.
 				WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
 				TypedSearchAttributes: temporal.NewSearchAttributes(workflows.AttrFlow.ValueSet("deposit"),
-					workflows.AttrAddress.ValueSet(chain.Lower(d.To)), workflows.AttrTxHash.ValueSet(d.TxHash.Hex()),
+					workflows.AttrAddress.ValueSet(evm.Lower(d.To)), workflows.AttrTxHash.ValueSet(d.TxHash.Hex()),
 					workflows.AttrChain.ValueSet(s.chain)),
-				StaticSummary: summary(announce, amount.String(), sym, chain.Lower(d.To)),
+				StaticSummary: summary(announce, amount.String(), sym, evm.Lower(d.To)),
 			}, workflows.Deposit, workflows.DepositInput{Chain: s.chain, Symbol: sym, Token: a.Address,
-				Address: chain.Lower(d.To), From: chain.Lower(d.From), TxHash: d.TxHash.Hex(), LogIndex: d.LogIndex,
+				Address: evm.Lower(d.To), From: evm.Lower(d.From), TxHash: d.TxHash.Hex(), LogIndex: d.LogIndex,
 				Units: d.Value.String(), Amount: protocol.NewAmount(amount), BlockNumber: d.BlockNumber,
 				BlockHash: d.BlockHash.Hex(), ReincludeTimeout: s.cfg.Payment.ReincludeTimeout.Duration, Silent: !announce})
 		var started *serviceerror.WorkflowExecutionAlreadyStarted
 		if err != nil && !errors.As(err, &started) {
 			return fmt.Errorf("starting %s: %w", id, err)
 		}
-		s.log.Info("deposit seen", "workflow_id", id, "address", chain.Lower(d.To), "tx_hash", d.TxHash.Hex(),
+		s.log.Info("deposit seen", "workflow_id", id, "address", evm.Lower(d.To), "tx_hash", d.TxHash.Hex(),
 			"amount", amount.String(), "block_number", d.BlockNumber, "announced", announce)
 	}
 	return nil

@@ -21,7 +21,7 @@ import (
 
 	"payflow/activities"
 	"payflow/api"
-	"payflow/chain"
+	"payflow/chain/evm"
 	"payflow/config"
 	"payflow/intake"
 	"payflow/internal/app"
@@ -70,7 +70,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	var served []string
 	var sampled []metrics.SamplerChain
 	for _, name := range cfg.ChainNames() {
-		eth, err := chain.DialNode(ctx, cfg.Chains[name].RPCURL)
+		eth, err := evm.DialNode(ctx, cfg.Chains[name].RPCURL)
 		if err != nil {
 			refuse(name, fmt.Errorf("dialling its node: %w", err))
 			continue
@@ -78,11 +78,11 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		defer eth.Close()
 		nodes[name] = eth
 		served = append(served, name)
-		bal, err := chain.NewBalances(eth)
+		bal, err := evm.NewBalances(eth)
 		if err != nil {
 			return err
 		}
-		sampled = append(sampled, metrics.SamplerChain{Name: name, Assets: cfg.Chains[name], Node: eth, Balances: bal})
+		sampled = append(sampled, metrics.SamplerChain{Name: name, Assets: cfg.Chains[name], Node: evm.Node{Backend: eth}, Balances: bal})
 	}
 	tc, err := app.DialTemporal(ctx, cfg, log, sdkMetrics)
 	if err != nil {
@@ -165,16 +165,20 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	if ctx.Err() != nil {
 		return nil
 	}
-	bc, err := chain.NewBroadcaster(chain.BroadcasterConfig{Chain: name, ChainID: big.NewInt(ch.ChainID),
+	bc, err := evm.NewBroadcaster(evm.BroadcasterConfig{Chain: name, ChainID: big.NewInt(ch.ChainID),
 		MaxFeeWei: ch.MaxFeeWei(), FeeCacheTTL: time.Second, GasCacheTTL: 5 * time.Minute}, s.db, eth, s.wallets, log)
 	if err != nil {
 		return fmt.Errorf("setting up the broadcaster: %w", err)
 	}
-	dialWS := func(ctx context.Context) (chain.HeadSubscriber, error) {
+	fam, err := evm.NewFamily(name, s.db, eth, bc)
+	if err != nil {
+		return fmt.Errorf("setting up the chain family: %w", err)
+	}
+	dialWS := func(ctx context.Context) (evm.HeadSubscriber, error) {
 		return ethclient.DialContext(ctx, ch.WSURL)
 	}
 	owners := activities.Owners{Client: s.tc}
-	tracker, err := chain.NewTracker(chain.TrackerConfig{Chain: name, Confirmations: uint64(ch.ConfirmHeight),
+	tracker, err := evm.NewTracker(evm.TrackerConfig{Chain: name, Confirmations: uint64(ch.ConfirmHeight),
 		PollInterval: 3 * time.Second}, s.db, eth, metrics.CountReconnects(s.m, name, metrics.ComponentTracker, dialWS), owners, log)
 	if err != nil {
 		return fmt.Errorf("setting up the tracker: %w", err)
@@ -187,7 +191,7 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	if err != nil {
 		return fmt.Errorf("setting up the deposit starter: %w", err)
 	}
-	listener, err := chain.NewListener(chain.ListenerConfig{Chain: name, Tokens: tokens, Native: true, PollInterval: 3 * time.Second},
+	listener, err := evm.NewListener(evm.ListenerConfig{Chain: name, Tokens: tokens, Native: true, PollInterval: 3 * time.Second},
 		s.db, eth, metrics.CountReconnects(s.m, name, metrics.ComponentListener, dialWS), nil, sink, log)
 	if err != nil {
 		return fmt.Errorf("setting up the listener: %w", err)
@@ -203,7 +207,7 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	leased.Go(func() {
-		chain.RunWithLease(ctx, s.db, "chain-"+name, s.holder, s.cfg.LeaseTTL.Duration, log, func(ctx context.Context) error {
+		evm.RunWithLease(ctx, s.db, "chain-"+name, s.holder, s.cfg.LeaseTTL.Duration, log, func(ctx context.Context) error {
 			return runTogether(ctx, tracker.Run, listener.Run, func(ctx context.Context) error {
 				// Unblock wallets whose transfers wait behind a nonce that was signed
 				// but never sent (a workflow terminated in between) or was dropped.
@@ -224,7 +228,8 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	w.RegisterActivity(&activities.Activities{
 		Chain: name, Assets: ch, Collection: ch.CollectionAddress, Confirmations: uint64(ch.ConfirmHeight),
 		Responses: workflows.ResponseQueues(s.cfg.RMQ), Metrics: s.m,
-		DB: s.db, Eth: eth, Ledger: ledger.New(s.db), Wallets: s.wallets, Broadcaster: bc, Publisher: s.pub,
+		DB: s.db, Transfers: fam, Fees: fam, Balances: fam, Reads: fam,
+		Ledger: ledger.New(s.db), Wallets: s.wallets, Publisher: s.pub,
 	})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("starting the Temporal worker on %s: %w", queue, err)

@@ -16,7 +16,7 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethclient"
 
-	"payflow/chain"
+	"payflow/chain/evm"
 	"payflow/chain/token"
 	"payflow/internal/stacktest"
 	"payflow/ledger"
@@ -129,7 +129,7 @@ type broadcastRun struct {
 func runBroadcast(ctx context.Context, st *stacktest.Stack, n int) broadcastRun {
 	var run broadcastRun
 	fail := func(err error) broadcastRun { run.err = err; return run }
-	eth, err := chain.DialNode(ctx, st.ETHRPCURL)
+	eth, err := evm.DialNode(ctx, st.ETHRPCURL)
 	if err != nil {
 		return fail(err)
 	}
@@ -151,8 +151,8 @@ func runBroadcast(ctx context.Context, st *stacktest.Stack, n int) broadcastRun 
 		return fail(err)
 	}
 	// Configured as the worker is (workers/main.go).
-	newBC := func() (*chain.Broadcaster, error) {
-		return chain.NewBroadcaster(chain.BroadcasterConfig{Chain: chainName, ChainID: big.NewInt(st.ChainID),
+	newBC := func() (*evm.Broadcaster, error) {
+		return evm.NewBroadcaster(evm.BroadcasterConfig{Chain: chainName, ChainID: big.NewInt(st.ChainID),
 			MaxFeeWei: new(big.Int).Mul(big.NewInt(500), big.NewInt(1e9)), FeeCacheTTL: time.Second,
 			GasCacheTTL: 5 * time.Minute}, db, eth, keys, nil)
 	}
@@ -160,7 +160,7 @@ func runBroadcast(ctx context.Context, st *stacktest.Stack, n int) broadcastRun 
 	if err != nil {
 		return fail(err)
 	}
-	var cur atomic.Pointer[chain.Broadcaster]
+	var cur atomic.Pointer[evm.Broadcaster]
 	cur.Store(first)
 	var restarted atomic.Bool
 	recipient := common.HexToAddress(stacktest.RandomAddress())
@@ -177,7 +177,7 @@ func runBroadcast(ctx context.Context, st *stacktest.Stack, n int) broadcastRun 
 		}
 		bc := cur.Load()
 		wf := fmt.Sprintf("bench-broadcast-%d", i)
-		_, err := bc.Signer.SignTransfer(ctx, chain.TransferRequest{WorkflowID: wf, Step: "transfer", From: addr, To: recipient,
+		_, err := bc.Signer.SignTransfer(ctx, evm.TransferRequest{WorkflowID: wf, Step: "transfer", From: addr, To: recipient,
 			Token: tok, Units: big.NewInt(1)})
 		if err == nil {
 			_, err = bc.Sender.Send(ctx, wf, "transfer")

@@ -21,6 +21,7 @@ import (
 	"github.com/ethereum/go-ethereum/rpc"
 
 	"payflow/chain"
+	"payflow/chain/evm"
 	"payflow/internal/stacktest"
 )
 
@@ -44,9 +45,9 @@ const (
 	trackerWallets       = 4
 )
 
-// callCounter is a chain.Backend that counts the calls the tracker makes.
+// callCounter is an evm.Backend that counts the calls the tracker makes.
 type callCounter struct {
-	chain.Backend
+	evm.Backend
 	n        atomic.Int64
 	mu       sync.Mutex
 	byMethod map[string]int64
@@ -212,7 +213,7 @@ func (b *trackerBench) addStuck(n int) error {
 			}
 			h := crypto.Keccak256Hash([]byte(fmt.Sprint("in-flight-", k))).Hex()
 			wf := fmt.Sprint("wf-in-flight-", k)
-			wallet := chain.Lower(common.BigToAddress(big.NewInt(int64(0xfee0 + k%trackerWallets))))
+			wallet := evm.Lower(common.BigToAddress(big.NewInt(int64(0xfee0 + k%trackerWallets))))
 			tq.WriteString("(?,'ETH',?,FALSE)")
 			targs = append(targs, h, wf)
 			sq.WriteString("(?,'send',0,'ETH',?,?,?,?,x'00',0,0,'sent')")
@@ -245,7 +246,7 @@ func (b *trackerBench) transfer() error {
 	wf := fmt.Sprint("wf-real-", b.seq)
 	b.seq++
 	b.sent[wf] = true
-	return chain.TrackTxConfirmedOnly(b.ctx, b.db, "ETH", tx.Hash(), wf)
+	return evm.TrackTxConfirmedOnly(b.ctx, b.db, "ETH", tx.Hash(), wf)
 }
 
 // run measures heads heads, after a warm-up head (the tracker's start looks
@@ -253,7 +254,7 @@ func (b *trackerBench) transfer() error {
 // is settled.
 func (b *trackerBench) run(heads int) (trackerRun, error) {
 	cc := &callCounter{Backend: b.client, byMethod: map[string]int64{}}
-	tr, err := chain.NewTracker(chain.TrackerConfig{Chain: "ETH", Confirmations: trackerConfirmations},
+	tr, err := evm.NewTracker(evm.TrackerConfig{Chain: "ETH", Confirmations: trackerConfirmations},
 		b.db, cc, nil, b.notify, nil)
 	if err != nil {
 		return trackerRun{}, err
@@ -271,7 +272,7 @@ func (b *trackerBench) run(heads int) (trackerRun, error) {
 	if err := b.db.QueryRowContext(b.ctx, "SELECT COUNT(*) FROM tracked_txs WHERE state IN ('pending','seen')").Scan(&open); err != nil {
 		return trackerRun{}, err
 	}
-	for range open/chain.DefaultTrackerBatch + 1 { // the first looks take BatchSize rows a pass
+	for range open/evm.DefaultTrackerBatch + 1 { // the first looks take BatchSize rows a pass
 		if _, err := check(); err != nil {
 			return trackerRun{}, err
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"payflow/chain"
+	"payflow/chain/evm"
 	"payflow/chain/token"
 	"payflow/config"
 	"payflow/internal/stackfile"
@@ -322,7 +323,7 @@ func (d *devstack) prepareChain(ctx context.Context, index int, spec chainSpec) 
 			if addr, err = f.deployToken(ctx, dt.contract, dt.deploy, dt.bind); err != nil {
 				return config.ChainConfig{}, stackfile.Chain{}, err
 			}
-			cs.Tokens[dt.symbol] = chain.Lower(addr)
+			cs.Tokens[dt.symbol] = evm.Lower(addr)
 			fmt.Fprintf(os.Stderr, "[devstack] %s: deployed %s at %s\n", spec.Name, dt.contract, cs.Tokens[dt.symbol])
 			if err := saveJSON(d.secretsPath, d.sec, 0o600); err != nil {
 				return config.ChainConfig{}, stackfile.Chain{}, err
@@ -491,7 +492,7 @@ func (d *devstack) credit(ctx context.Context, chainName string, fd funding, r *
 	}
 	for i, lg := range r.Logs {
 		if lg.Address != fd.token || len(lg.Topics) != 3 || lg.Topics[0] != transferSig ||
-			chain.Lower(common.BytesToAddress(lg.Topics[2].Bytes())) != fd.w.Address {
+			evm.Lower(common.BytesToAddress(lg.Topics[2].Bytes())) != fd.w.Address {
 			continue
 		}
 		in.Amount = decimal.NewFromBigInt(new(big.Int).SetBytes(lg.Data), -devTokenDecimals)

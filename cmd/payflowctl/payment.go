@@ -41,6 +41,7 @@ import (
 
 	"payflow/activities"
 	"payflow/chain"
+	"payflow/chain/evm"
 	"payflow/config"
 	"payflow/internal/app"
 	"payflow/ledger"
@@ -263,8 +264,13 @@ func (e *paymentEnv) on(ctx context.Context, chainName string) (*chainEnv, error
 	if err != nil {
 		return nil, fmt.Errorf("dialing the %s node: %w", name, err)
 	}
-	bc, err := chain.NewBroadcaster(chain.BroadcasterConfig{Chain: name, ChainID: big.NewInt(ch.ChainID),
+	bc, err := evm.NewBroadcaster(evm.BroadcasterConfig{Chain: name, ChainID: big.NewInt(ch.ChainID),
 		MaxFeeWei: ch.MaxFeeWei()}, e.db, eth, e.wallets, e.log)
+	if err != nil {
+		eth.Close()
+		return nil, err
+	}
+	fam, err := evm.NewFamily(name, e.db, eth, bc)
 	if err != nil {
 		eth.Close()
 		return nil, err
@@ -272,7 +278,8 @@ func (e *paymentEnv) on(ctx context.Context, chainName string) (*chainEnv, error
 	c := &chainEnv{eth: eth, act: &activities.Activities{
 		Chain: name, Assets: ch, Collection: ch.CollectionAddress, Confirmations: uint64(ch.ConfirmHeight),
 		Responses: workflows.ResponseQueues(e.cfg.RMQ),
-		DB:        e.db, Eth: eth, Ledger: e.ledg, Wallets: e.wallets, Broadcaster: bc, Publisher: e.pub,
+		DB:        e.db, Transfers: fam, Fees: fam, Balances: fam, Reads: fam,
+		Ledger: e.ledg, Wallets: e.wallets, Publisher: e.pub,
 	}}
 	e.chains[name] = c
 	return c, nil
@@ -1149,7 +1156,7 @@ func (e *paymentEnv) release(ctx context.Context, queueID, flow string, dryRun b
 	if err != nil {
 		return nil, err
 	}
-	_, err = c.act.Broadcaster.Store.Attempts(ctx, p.WorkflowID, "transfer")
+	_, err = c.act.Transfers.Stored(ctx, p.WorkflowID, "transfer")
 	switch {
 	case errors.Is(err, chain.ErrNotSigned):
 		closed := time.Now()

@@ -11,25 +11,23 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/shopspring/decimal"
 
 	"payflow/config"
 )
 
-// Node is what the Sampler asks the chain node (*ethclient.Client is one).
+// Node is what the Sampler asks the chain node: its head, and when a block
+// was made.
 type Node interface {
 	BlockNumber(ctx context.Context) (uint64, error)
-	HeaderByNumber(ctx context.Context, number *big.Int) (*types.Header, error)
+	BlockTime(ctx context.Context, number uint64) (time.Time, error)
 }
 
-// Balances reads wallet balances on chain (*chain.Balances is one). block nil
-// is the latest block.
+// Balances reads wallet balances on chain (chain.Balances is one): of token
+// ("" is the native coin), block nil the latest.
 type Balances interface {
-	TokenBalance(ctx context.Context, token, owner common.Address, block *big.Int) (*big.Int, error)
-	NativeBalance(ctx context.Context, owner common.Address, block *big.Int) (*big.Int, error)
+	Balance(ctx context.Context, token, owner string, block *big.Int) (*big.Int, error)
 }
 
 // NativeSymbol is the symbol label of a wallet's native coin balance (ETH,
@@ -397,11 +395,11 @@ func (s *Sampler) listener(ctx context.Context, c SamplerChain, head uint64) ([]
 	var blocks, secs float64
 	if head > cursor {
 		blocks = float64(head - cursor)
-		h, err := c.Node.HeaderByNumber(ctx, new(big.Int).SetUint64(cursor+1))
+		made, err := c.Node.BlockTime(ctx, cursor+1)
 		if err != nil {
 			return nil, fmt.Errorf("reading header %d: %w", cursor+1, err)
 		}
-		secs = max(time.Since(time.Unix(int64(h.Time), 0)).Seconds(), 0)
+		secs = max(time.Since(made).Seconds(), 0)
 	}
 	return append(ms, gauge(s.lagBlocks, blocks, c.Name), gauge(s.lagSeconds, secs, c.Name)), nil
 }
@@ -460,8 +458,8 @@ func (s *Sampler) balances(ctx context.Context, c SamplerChain) ([]prometheus.Me
 	sort.Strings(symbols)
 	sums := map[[2]string]decimal.Decimal{}
 	for _, w := range wallets {
-		owner := common.HexToAddress(w.address)
-		wei, err := c.Balances.NativeBalance(ctx, owner, nil)
+		owner := w.address
+		wei, err := c.Balances.Balance(ctx, "", owner, nil)
 		if err != nil {
 			return nil, fmt.Errorf("reading the native balance of a %s wallet: %w", w.kind, err)
 		}
@@ -472,7 +470,7 @@ func (s *Sampler) balances(ctx context.Context, c SamplerChain) ([]prometheus.Me
 				break
 			}
 			tok := tokens[sym]
-			units, err := c.Balances.TokenBalance(ctx, common.HexToAddress(tok.Address), owner, nil)
+			units, err := c.Balances.Balance(ctx, tok.Address, owner, nil)
 			if err != nil {
 				return nil, fmt.Errorf("reading the %s balance of a %s wallet: %w", sym, w.kind, err)
 			}

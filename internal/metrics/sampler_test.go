@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
@@ -37,13 +36,13 @@ func (n *node) BlockNumber(context.Context) (uint64, error) {
 	return n.head, n.err
 }
 
-func (n *node) HeaderByNumber(_ context.Context, number *big.Int) (*types.Header, error) {
+func (n *node) BlockTime(_ context.Context, number uint64) (time.Time, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.err != nil {
-		return nil, n.err
+		return time.Time{}, n.err
 	}
-	return &types.Header{Number: number, Time: uint64(n.times[number.Uint64()].Unix())}, nil
+	return time.Unix(n.times[number].Unix(), 0), nil
 }
 
 // balances hands out fixed balances: wei per owner, units per (token, owner).
@@ -52,15 +51,14 @@ type balances struct {
 	units map[[2]common.Address]*big.Int
 }
 
-func (b balances) NativeBalance(_ context.Context, owner common.Address, _ *big.Int) (*big.Int, error) {
-	if v, ok := b.wei[owner]; ok {
-		return v, nil
+func (b balances) Balance(_ context.Context, token, owner string, _ *big.Int) (*big.Int, error) {
+	if token == "" {
+		if v, ok := b.wei[common.HexToAddress(owner)]; ok {
+			return v, nil
+		}
+		return new(big.Int), nil
 	}
-	return new(big.Int), nil
-}
-
-func (b balances) TokenBalance(_ context.Context, token, owner common.Address, _ *big.Int) (*big.Int, error) {
-	if v, ok := b.units[[2]common.Address{token, owner}]; ok {
+	if v, ok := b.units[[2]common.Address{common.HexToAddress(token), common.HexToAddress(owner)}]; ok {
 		return v, nil
 	}
 	return new(big.Int), nil
@@ -349,9 +347,9 @@ func (h *hangingNode) BlockNumber(ctx context.Context) (uint64, error) {
 	return 0, ctx.Err()
 }
 
-func (h *hangingNode) HeaderByNumber(ctx context.Context, _ *big.Int) (*types.Header, error) {
+func (h *hangingNode) BlockTime(ctx context.Context, _ uint64) (time.Time, error) {
 	<-ctx.Done()
-	return nil, ctx.Err()
+	return time.Time{}, ctx.Err()
 }
 
 // One chain's node stalls inside a sample (its Timeout far away): Run keeps

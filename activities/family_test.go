@@ -1,0 +1,20 @@
+package activities_test
+
+import (
+	"database/sql"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"payflow/activities"
+	"payflow/chain/evm"
+)
+
+// useFamily gives a the EVM family over db, backend and bc, as the worker
+// wires it.
+func useFamily(t testing.TB, a *activities.Activities, db *sql.DB, backend evm.Backend, bc *evm.Broadcaster) {
+	t.Helper()
+	fam, err := evm.NewFamily(a.Chain, db, backend, bc)
+	require.NoError(t, err)
+	a.Transfers, a.Fees, a.Balances, a.Reads = fam, fam, fam, fam
+}

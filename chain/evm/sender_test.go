@@ -1,0 +1,59 @@
+package evm_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/ethereum/go-ethereum/common"
+)
+
+// TestSenderSendsTheStoredBytes: the sender puts on chain exactly what the
+// store holds, however it was signed, marks it sent, and once it is mined
+// reports that attempt as mined instead of failing on "nonce too low".
+func TestSenderSendsTheStoredBytes(t *testing.T) {
+	f := newChainFixture(t)
+	signed := f.signedAt(0, maxFeeWei.Int64())
+	if _, err := f.bc.Store.Insert(f.ctx, nil, "wf-send", "transfer", 0, f.sender, signed); err != nil {
+		t.Fatal(err)
+	}
+	sent, err := f.bc.Sender.Send(f.ctx, "wf-send", "transfer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sent.Hash != signed.Hash() || sent.Mined {
+		t.Fatalf("sent %+v, want %s not yet mined", sent, signed.Hash().Hex())
+	}
+	if n := f.count("SELECT COUNT(*) FROM signed_txs WHERE workflow_id='wf-send' AND state='sent'"); n != 1 {
+		t.Fatal("not marked sent")
+	}
+	f.sim.Commit()
+	r := f.requireSuccess(signed.Hash())
+	onChain, _, err := f.client.TransactionByHash(f.ctx, signed.Hash())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := onChain.MarshalBinary()
+	if !bytes.Equal(raw, sent.Raw) {
+		t.Fatal("the chain holds other bytes than the store")
+	}
+	f.sendUntilMined(t, "wf-send", "transfer", signed.Hash())
+	if got, err := f.bc.Sender.Receipt(f.ctx, signed.Hash()); err != nil || got.BlockHash != r.BlockHash {
+		t.Fatalf("Receipt: %v (%v)", got, err)
+	}
+}
+
+// sendUntilMined sends a step whose attempt hash was mined until Send
+// reports it mined. The simulated pool drops a mined transaction when it
+// processes the new head, asynchronously (as geth's does): until then it
+// answers "already known" and Send reports the attempt sent, not mined.
+// Every answer must be that attempt, without error.
+func (f *chainFixture) sendUntilMined(t *testing.T, workflowID, step string, hash common.Hash) {
+	t.Helper()
+	waitFor(t, func() bool {
+		got, err := f.bc.Sender.Send(f.ctx, workflowID, step)
+		if err != nil || got.Hash != hash {
+			t.Fatalf("Send after mining: %+v (%v), want attempt %s", got, err, hash.Hex())
+		}
+		return got.Mined
+	})
+}
