@@ -3,7 +3,8 @@
 # Temporal dev server and two geth --dev chains on loopback (ETH, chain id
 # 1337, and BSC, chain id 1397, native coin BNB), data under .dev/, then
 # migrations, the test tokens (USDT and USDC on each chain), dev wallets
-# (the same addresses on both chains), Prometheus (SPEC §7), the worker and
+# (the same addresses on both chains), Prometheus (SPEC §7), local-kms (a
+# local implementation of the AWS KMS API, data in .dev/kms), the worker and
 # the starter.
 #
 #   scripts/stack.sh up      install what is missing, start what is not running
@@ -14,6 +15,7 @@
 #   scripts/stack.sh start-payflow worker|starter   start one of them if it is not running
 #   scripts/stack.sh stop-node eth|bsc        stop one chain's geth (tests of a node that is down)
 #   scripts/stack.sh start-node eth|bsc       start it again if it is not running
+#   scripts/stack.sh start-kms                build (if missing) and start local-kms if it is not running
 #
 # Idempotent: a second `up` only checks and starts nothing that already runs.
 set -euo pipefail
@@ -47,9 +49,11 @@ HTTP_PORT=${PAYFLOW_HTTP_PORT:-8380}
 STARTER_METRICS_PORT=${PAYFLOW_STARTER_METRICS_PORT:-8381}
 TEMPORAL_METRICS_PORT=${PAYFLOW_TEMPORAL_METRICS_PORT:-8234}
 PROMETHEUS_PORT=${PAYFLOW_PROMETHEUS_PORT:-9090}
+KMS_PORT=${PAYFLOW_KMS_PORT:-8390}
 BLOCK_PERIOD=${PAYFLOW_BLOCK_PERIOD:-1}
 CONFIRMATIONS=${PAYFLOW_CONFIRMATIONS:-3}
 TEMPORAL_CLI_VERSION=v1.5.1
+LOCAL_KMS_VERSION=v0.0.0-20260228092603-2a5e92d09ab6
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
@@ -174,8 +178,32 @@ install_packages() {
   fi
 }
 
+# build_kms starts building local-kms into ./bin in the background, if it is
+# missing, and sets KMS_BUILD to the build's pid; wait_kms waits for it. The
+# build runs beside the other tools' (its own module: they share no package).
+KMS_BUILD=
+build_kms() {
+  mkdir -p "$BIN"
+  if [[ ! -x $BIN/local-kms || ! -f $BIN/.local-kms-$LOCAL_KMS_VERSION ]]; then
+    step "local-kms $LOCAL_KMS_VERSION: building into ./bin in the background (first run only)"
+    (GOBIN=$BIN go_build local-kms "$ROOT" install "github.com/nsmithuk/local-kms@$LOCAL_KMS_VERSION" &&
+      rm -f "$BIN"/.local-kms-* && touch "$BIN/.local-kms-$LOCAL_KMS_VERSION") &
+    KMS_BUILD=$!
+  else
+    step "local-kms $LOCAL_KMS_VERSION: built"
+  fi
+}
+
+wait_kms() {
+  if [[ -n $KMS_BUILD ]]; then
+    wait "$KMS_BUILD" || die "local-kms: its build in the background failed (see above)"
+    KMS_BUILD=
+  fi
+}
+
 install_tools() {
   mkdir -p "$BIN"
+  build_kms
   if [[ ! -x $BIN/temporal ]]; then
     step "Temporal CLI $TEMPORAL_CLI_VERSION: building into ./bin (first run only, several minutes)"
     GOBIN=$BIN go_build temporal-cli "$ROOT" install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION"
@@ -195,6 +223,7 @@ install_tools() {
   go_build payflow "$ROOT" build -o "$BIN/" ./workers ./starter ./cmd/payflowctl
   mv -f "$BIN/workers" "$BIN/payflow-worker" 2>/dev/null || true
   mv -f "$BIN/starter" "$BIN/payflow-starter" 2>/dev/null || true
+  wait_kms
 }
 
 start_mariadb() {
@@ -402,6 +431,25 @@ start_prometheus() {
   wait_for Prometheus 60 curl -fsS "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"
 }
 
+# start_kms starts local-kms on 127.0.0.1:$KMS_PORT with its keys in
+# .dev/kms (LevelDB; they survive a restart) and, if an operator writes one,
+# the seed file .dev/kms/seed.yaml (local-kms's format: keys it creates at
+# start unless they exist). local-kms has no listen-address setting: it
+# listens on every interface, so the port is the dev machine's to guard.
+start_kms() {
+  local dir=$DEV/kms
+  if running kms; then step "local-kms: running"; return; fi
+  if port_open "$KMS_PORT"; then
+    die "port $KMS_PORT is taken by another process; stop it or set PAYFLOW_KMS_PORT"
+  fi
+  mkdir -p "$dir/data"
+  step "local-kms: starting on 127.0.0.1:$KMS_PORT (data in $dir/data)"
+  (export PORT=$KMS_PORT KMS_DATA_PATH=$dir/data KMS_SEED_PATH=$dir/seed.yaml KMS_REGION=eu-west-2 KMS_ACCOUNT_ID=111122223333
+   nohup "$BIN/local-kms" >>"$LOGS/kms.log" 2>&1 &
+   echo $! >"$PIDS/kms.pid")
+  wait_for local-kms 30 port_open "$KMS_PORT"
+}
+
 start_payflow() { # name binary
   local name=$1 bin=$2
   if running "$name"; then return; fi
@@ -414,7 +462,7 @@ start_payflow() { # name binary
 
 up() {
   mkdir -p "$DEV" "$PIDS" "$LOGS"
-  STEPS=12
+  STEPS=14
   install_packages
   install_tools
   start_mariadb
@@ -422,6 +470,7 @@ up() {
   start_temporal
   start_node eth
   start_node bsc
+  start_kms
   step "dev data: migrations, test tokens, dev wallets and config on both chains (payflowctl devstack)"
   heartbeat "preparing dev data" "$BIN/payflowctl" devstack \
     -dir "$DEV" \
@@ -431,7 +480,8 @@ up() {
     -chain "ETH,ETH,http://127.0.0.1:$ETH_HTTP_PORT,ws://127.0.0.1:$ETH_WS_PORT" \
     -chain "BSC,BNB,http://127.0.0.1:$BSC_HTTP_PORT,ws://127.0.0.1:$BSC_WS_PORT" \
     -confirmations "$CONFIRMATIONS" -http-addr "127.0.0.1:$HTTP_PORT" \
-    -metrics-addr "127.0.0.1:$STARTER_METRICS_PORT" -prometheus-url "http://127.0.0.1:$PROMETHEUS_PORT"
+    -metrics-addr "127.0.0.1:$STARTER_METRICS_PORT" -prometheus-url "http://127.0.0.1:$PROMETHEUS_PORT" \
+    -kms-endpoint "http://127.0.0.1:$KMS_PORT"
   start_prometheus
   step "worker and starter"
   start_payflow worker "$BIN/payflow-worker"
@@ -461,6 +511,7 @@ down() {
   stop_one worker
   stop_one geth-bsc
   stop_one geth
+  stop_one kms
   stop_one temporal
   rm -f "$PIDS/temporal.metrics-port"
   if running rabbitmq; then
@@ -486,12 +537,12 @@ refresh() {
 
 status() {
   local n
-  for n in mariadb rabbitmq temporal geth geth-bsc prometheus worker starter; do
+  for n in mariadb rabbitmq temporal geth geth-bsc kms prometheus worker starter; do
     if running "$n"; then echo "$n: running (pid $(cat "$PIDS/$n.pid"))"; else echo "$n: stopped"; fi
   done
 }
 
-usage() { die "usage: $0 up|down|status|refresh|restart-payflow|start-payflow worker|starter|stop-node eth|bsc|start-node eth|bsc"; }
+usage() { die "usage: $0 up|down|status|refresh|restart-payflow|start-payflow worker|starter|stop-node eth|bsc|start-node eth|bsc|start-kms"; }
 
 case ${1:-} in
   up) up ;;
@@ -506,5 +557,6 @@ case ${1:-} in
     esac ;;
   stop-node) stop_node "${2:-}" ;;
   start-node) mkdir -p "$PIDS" "$LOGS"; start_node "${2:-}" ;;
+  start-kms) mkdir -p "$PIDS" "$LOGS"; build_kms; wait_kms; start_kms ;;
   *) usage ;;
 esac

@@ -178,6 +178,7 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	httpAddr := fs.String("http-addr", "127.0.0.1:8380", "payflow HTTP (health, ledger API)")
 	promURL := fs.String("prometheus-url", "", "dev Prometheus server, written to stack.json")
 	metricsAddr := fs.String("metrics-addr", "127.0.0.1:8381", "the starter's Prometheus /metrics (config metrics_addr)")
+	kmsEndpoint := fs.String("kms-endpoint", "", "the dev KMS (local-kms) endpoint, written to stack.json")
 	_ = fs.Parse(args)
 	if len(chains) == 0 {
 		chains = chainList{{Name: "ETH", Native: "ETH", RPCURL: *rpcURL, WSURL: *wsURL}}
@@ -226,6 +227,7 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	st := stackfile.Stack{AMQPURL: *amqpURL, TemporalAddress: *tAddr, TemporalNamespace: cfg.Temporal.Namespace, TemporalUIURL: *tUI,
 		MySQLDSN: *dsn, SignKey: sec.SignKey, Chains: map[string]stackfile.Chain{}, PrometheusURL: *promURL,
 		MetricsURLs: map[string]string{"worker": "http://" + *httpAddr + "/metrics", "starter": "http://" + *metricsAddr + "/metrics"}}
+	st.KMSEndpoint = *kmsEndpoint
 	for i, spec := range chains {
 		cc, sc, err := d.prepareChain(ctx, i, spec)
 		if err != nil {

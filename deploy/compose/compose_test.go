@@ -49,7 +49,7 @@ var composeEnv = map[string]string{}
 // wantServices is every service docker-compose.yml must define, and no other.
 var wantServices = []string{
 	"mysql", "rabbitmq", "temporal", "temporal-admin-tools", "temporal-ui",
-	"geth", "geth-bsc", "devstack", "worker", "starter", "prometheus", "grafana",
+	"geth", "geth-bsc", "kms", "devstack", "worker", "starter", "prometheus", "grafana",
 }
 
 // composeFor maps each component scripts/stack.sh starts (the names its
@@ -62,6 +62,7 @@ var composeFor = map[string][]string{
 	"temporal":   {"temporal", "temporal-ui", "temporal-admin-tools"},
 	"geth":       {"geth"},
 	"geth-bsc":   {"geth-bsc"},
+	"kms":        {"kms"},
 	"prometheus": {"prometheus"},
 	"worker":     {"worker"},
 	"starter":    {"starter"},
@@ -105,6 +106,8 @@ var publishedPorts = []publishedPort{
 		"devstack": "-metrics-addr 0.0.0.0:8381", "prometheus": "starter:8381"}},
 	{stackVar: "PROMETHEUS_PORT", service: "prometheus", target: 9090, listens: map[string]string{
 		"prometheus": "--web.listen-address=0.0.0.0:9090"}},
+	{stackVar: "KMS_PORT", service: "kms", target: 8390, listens: map[string]string{
+		"kms": "PORT=8390", "devstack": "-kms-endpoint http://kms:8390"}},
 }
 
 // unpublishedPorts are stack.sh ports compose deliberately does not publish.
@@ -931,5 +934,18 @@ func TestPinned(t *testing.T) {
 		if got := pinned(image); got != want {
 			t.Errorf("pinned(%q) = %v, want %v", image, got, want)
 		}
+	}
+}
+
+// TestLocalKMSVersionIsStackShs: compose's kms service runs the local-kms
+// that stack.sh builds (deploy/Dockerfile's local-kms target installs it).
+func TestLocalKMSVersionIsStackShs(t *testing.T) {
+	want := regexp.MustCompile(`(?m)^LOCAL_KMS_VERSION=(\S+)$`).FindStringSubmatch(readFile(t, stackScript))
+	got := regexp.MustCompile(`github\.com/nsmithuk/local-kms@(\S+)`).FindStringSubmatch(readFile(t, "deploy/Dockerfile"))
+	if want == nil || got == nil {
+		t.Fatalf("no LOCAL_KMS_VERSION in %s (%v) or no local-kms install in deploy/Dockerfile (%v)", stackScript, want, got)
+	}
+	if got[1] != want[1] {
+		t.Errorf("deploy/Dockerfile installs local-kms %s, %s builds %s", got[1], stackScript, want[1])
 	}
 }

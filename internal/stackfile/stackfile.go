@@ -27,6 +27,9 @@ type Stack struct {
 	// http_addr) and "starter" (on metrics_addr); empty in a stack.json
 	// written before they were added.
 	MetricsURLs map[string]string `json:"metrics_urls,omitempty"`
+	// KMSEndpoint is the dev KMS: local-kms, which speaks the AWS KMS API
+	// (empty in a stack.json written before it was added).
+	KMSEndpoint string `json:"kms_endpoint,omitempty"`
 }
 
 // Chain is one entry of stack.json's chains.

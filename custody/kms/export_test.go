@@ -1,0 +1,4 @@
+package kms
+
+// EthereumSignature exposes ethereumSignature to the tests.
+var EthereumSignature = ethereumSignature
