@@ -49,7 +49,7 @@ type Activities struct {
 	Responses     map[protocol.Flow]config.QueueConfig
 	DB            *sql.DB
 	// Transfers, Fees, Balances and Reads are the chain's family behind the
-	// contract of package chain (for an EVM chain, one *evm.Family).
+	// contract of package chain (for an EVM chain, one *family.Family).
 	Transfers chain.Transfers
 	Fees      chain.Fees
 	Balances  chain.Balances

@@ -8,13 +8,15 @@ import (
 
 	"payflow/activities"
 	"payflow/chain/evm"
+	"payflow/chain/evm/family"
+	"payflow/chain/evm/send"
 )
 
 // useFamily gives a the EVM family over db, backend and bc, as the worker
 // wires it.
-func useFamily(t testing.TB, a *activities.Activities, db *sql.DB, backend evm.Backend, bc *evm.Broadcaster) {
+func useFamily(t testing.TB, a *activities.Activities, db *sql.DB, backend evm.Backend, bc *send.Broadcaster) {
 	t.Helper()
-	fam, err := evm.NewFamily(a.Chain, db, backend, bc)
+	fam, err := family.New(a.Chain, db, backend, bc)
 	require.NoError(t, err)
 	a.Transfers, a.Fees, a.Balances, a.Reads = fam, fam, fam, fam
 }

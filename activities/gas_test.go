@@ -15,6 +15,7 @@ import (
 	"payflow/activities"
 	"payflow/chain"
 	"payflow/chain/evm"
+	"payflow/chain/evm/send"
 	"payflow/config"
 	"payflow/ledger"
 	"payflow/protocol"
@@ -180,7 +181,7 @@ func TestGasBudgetFollowsTheChainsFee(t *testing.T) {
 	f.acts.Wallets = ledger.NewWallets(f.led.DB(), sealer)
 	_, err = f.acts.Wallets.Import(f.ctx, "ETH", ledger.KindHot, "budget", key)
 	require.NoError(t, err)
-	bc, err := evm.NewBroadcaster(evm.BroadcasterConfig{Chain: "ETH", ChainID: big.NewInt(simChainID),
+	bc, err := send.NewBroadcaster(send.BroadcasterConfig{Chain: "ETH", ChainID: big.NewInt(simChainID),
 		MaxFeeWei: f.acts.Assets.MaxFeeWei()}, f.led.DB(), f.sim.Client(), f.acts.Wallets, nil)
 	require.NoError(t, err)
 	useFamily(t, f.acts, f.led.DB(), f.sim.Client(), bc)

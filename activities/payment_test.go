@@ -9,7 +9,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"payflow/activities"
-	"payflow/chain/evm"
+	"payflow/chain/evm/send"
 	"payflow/internal/stacktest"
 )
 
@@ -20,7 +20,7 @@ import (
 // that an earlier attempt may already have sent.
 func TestBroadcastDatabaseErrorIsRetried(t *testing.T) {
 	db := stacktest.TestDB(t, "bcast")
-	bc, err := evm.NewBroadcaster(evm.BroadcasterConfig{Chain: "ETH", ChainID: big.NewInt(1337),
+	bc, err := send.NewBroadcaster(send.BroadcasterConfig{Chain: "ETH", ChainID: big.NewInt(1337),
 		MaxFeeWei: big.NewInt(1e12)}, db, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,7 @@ import (
 
 	"payflow/activities"
 	"payflow/chain/evm"
+	"payflow/chain/evm/send"
 	"payflow/chain/token"
 	"payflow/config"
 	"payflow/internal/stacktest"
@@ -79,7 +80,7 @@ func newReconFixture(t *testing.T) *reconFixture {
 	require.NoError(t, ledger.Migrate(f.ctx, db))
 	f.led = ledger.New(db)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	bc, err := evm.NewBroadcaster(evm.BroadcasterConfig{Chain: "ETH", ChainID: big.NewInt(simChainID),
+	bc, err := send.NewBroadcaster(send.BroadcasterConfig{Chain: "ETH", ChainID: big.NewInt(simChainID),
 		MaxFeeWei: big.NewInt(100_000_000_000)}, db, f.sim.Client(), nil, log)
 	require.NoError(t, err)
 	f.acts = &activities.Activities{Chain: "ETH", Assets: config.ChainConfig{Tokens: map[string]config.Token{"USDT": {Address: evm.Lower(f.token), Decimals: 6}}},

@@ -17,6 +17,7 @@ import (
 
 	"payflow/chain"
 	"payflow/chain/evm"
+	"payflow/chain/evm/watch"
 	"payflow/config"
 	"payflow/ledger"
 	"payflow/protocol"
@@ -65,7 +66,7 @@ type recipient struct {
 }
 
 // lookup reads what HandleDeposits needs of d's recipient and sender.
-func (s *DepositStarter) lookup(ctx context.Context, d evm.Deposit) (recipient, error) {
+func (s *DepositStarter) lookup(ctx context.Context, d watch.Deposit) (recipient, error) {
 	var r recipient
 	to, from := evm.Lower(d.To), evm.Lower(d.From)
 	err := s.db.QueryRowContext(ctx, `SELECT
@@ -81,7 +82,7 @@ func (s *DepositStarter) lookup(ctx context.Context, d evm.Deposit) (recipient, 
 
 // asset names what a deposit moved: the token whose contract emitted the
 // log, or the native coin for a value transfer (no token address).
-func (s *DepositStarter) asset(d evm.Deposit) (config.Asset, bool) {
+func (s *DepositStarter) asset(d watch.Deposit) (config.Asset, bool) {
 	if d.Token == (common.Address{}) {
 		return s.assets.Asset(s.assets.Native.Symbol)
 	}
@@ -93,7 +94,7 @@ func (s *DepositStarter) asset(d evm.Deposit) (config.Asset, bool) {
 }
 
 // HandleDeposits implements chain.DepositSink.
-func (s *DepositStarter) HandleDeposits(ctx context.Context, deps []evm.Deposit) error {
+func (s *DepositStarter) HandleDeposits(ctx context.Context, deps []watch.Deposit) error {
 	for _, d := range deps {
 		a, ok := s.asset(d)
 		if !ok {

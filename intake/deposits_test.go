@@ -18,6 +18,7 @@ import (
 
 	"payflow/chain"
 	"payflow/chain/evm"
+	"payflow/chain/evm/watch"
 	"payflow/config"
 	"payflow/internal/stacktest"
 	"payflow/ledger"
@@ -80,20 +81,20 @@ func TestDepositStarterRestartsOnlyNotIncluded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	newDeposit := func() evm.Deposit {
+	newDeposit := func() watch.Deposit {
 		t.Helper()
 		to := common.HexToAddress(stacktest.RandomAddress())
-		if _, err := evm.Watch(ctx, db, cfg.ETH.Chain, "USDT", to, 1); err != nil { // announced: a topup watches it
+		if _, err := watch.Watch(ctx, db, cfg.ETH.Chain, "USDT", to, 1); err != nil { // announced: a topup watches it
 			t.Fatal(err)
 		}
-		return evm.Deposit{Token: common.HexToAddress(tok.Address), From: common.HexToAddress(stacktest.RandomAddress()),
+		return watch.Deposit{Token: common.HexToAddress(tok.Address), From: common.HexToAddress(stacktest.RandomAddress()),
 			To: to, Value: new(big.Int).Set(units),
 			TxHash: common.BytesToHash([]byte(stacktest.RandomID("tx-"))), LogIndex: 1, BlockNumber: 100}
 	}
-	deliver := func(d evm.Deposit, block common.Hash) {
+	deliver := func(d watch.Deposit, block common.Hash) {
 		t.Helper()
 		d.BlockHash = block
-		if err := s.HandleDeposits(ctx, []evm.Deposit{d}); err != nil {
+		if err := s.HandleDeposits(ctx, []watch.Deposit{d}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -205,7 +206,7 @@ func TestDepositStarterBooksManagedWalletsSilently(t *testing.T) {
 	}
 	watched := func(a common.Address) common.Address {
 		t.Helper()
-		if _, err := evm.Watch(ctx, db, chainName, "USDT", a, 1); err != nil {
+		if _, err := watch.Watch(ctx, db, chainName, "USDT", a, 1); err != nil {
 			t.Fatal(err)
 		}
 		return a
@@ -216,9 +217,9 @@ func TestDepositStarterBooksManagedWalletsSilently(t *testing.T) {
 	onlyWatched := watched(common.HexToAddress(stacktest.RandomAddress()))
 	stranger := common.HexToAddress(stacktest.RandomAddress())
 
-	deposit := func(from, to common.Address, amount string, native bool) evm.Deposit {
+	deposit := func(from, to common.Address, amount string, native bool) watch.Deposit {
 		t.Helper()
-		d := evm.Deposit{From: from, To: to, TxHash: common.BytesToHash([]byte(stacktest.RandomID("tx-"))),
+		d := watch.Deposit{From: from, To: to, TxHash: common.BytesToHash([]byte(stacktest.RandomID("tx-"))),
 			BlockNumber: 100, BlockHash: creditedBlock}
 		if native {
 			d.Native, d.LogIndex = true, chain.NativeLogIndex
@@ -232,7 +233,7 @@ func TestDepositStarterBooksManagedWalletsSilently(t *testing.T) {
 	outsider := common.HexToAddress(stacktest.RandomAddress())
 	for _, tc2 := range []struct {
 		name string
-		d    evm.Deposit
+		d    watch.Deposit
 		want string // "true": started silent, "false": announced, "": nothing started
 	}{
 		{"payment between managed wallets", deposit(hot, wallet("deposit"), "3.5", false), "true"},
@@ -246,7 +247,7 @@ func TestDepositStarterBooksManagedWalletsSilently(t *testing.T) {
 		{"deposit to a stranger", deposit(outsider, stranger, "25", false), ""},
 	} {
 		t.Run(tc2.name, func(t *testing.T) {
-			if err := s.HandleDeposits(ctx, []evm.Deposit{tc2.d}); err != nil {
+			if err := s.HandleDeposits(ctx, []watch.Deposit{tc2.d}); err != nil {
 				t.Fatal(err)
 			}
 			var recorded int

@@ -22,6 +22,10 @@ import (
 	"payflow/activities"
 	"payflow/api"
 	"payflow/chain/evm"
+	"payflow/chain/evm/family"
+	"payflow/chain/evm/send"
+	"payflow/chain/evm/watch"
+	"payflow/chain/lease"
 	"payflow/config"
 	"payflow/intake"
 	"payflow/internal/app"
@@ -165,20 +169,20 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	if ctx.Err() != nil {
 		return nil
 	}
-	bc, err := evm.NewBroadcaster(evm.BroadcasterConfig{Chain: name, ChainID: big.NewInt(ch.ChainID),
+	bc, err := send.NewBroadcaster(send.BroadcasterConfig{Chain: name, ChainID: big.NewInt(ch.ChainID),
 		MaxFeeWei: ch.MaxFeeWei(), FeeCacheTTL: time.Second, GasCacheTTL: 5 * time.Minute}, s.db, eth, s.wallets, log)
 	if err != nil {
 		return fmt.Errorf("setting up the broadcaster: %w", err)
 	}
-	fam, err := evm.NewFamily(name, s.db, eth, bc)
+	fam, err := family.New(name, s.db, eth, bc)
 	if err != nil {
 		return fmt.Errorf("setting up the chain family: %w", err)
 	}
-	dialWS := func(ctx context.Context) (evm.HeadSubscriber, error) {
+	dialWS := func(ctx context.Context) (watch.HeadSubscriber, error) {
 		return ethclient.DialContext(ctx, ch.WSURL)
 	}
 	owners := activities.Owners{Client: s.tc}
-	tracker, err := evm.NewTracker(evm.TrackerConfig{Chain: name, Confirmations: uint64(ch.ConfirmHeight),
+	tracker, err := watch.NewTracker(watch.TrackerConfig{Chain: name, Confirmations: uint64(ch.ConfirmHeight),
 		PollInterval: 3 * time.Second}, s.db, eth, metrics.CountReconnects(s.m, name, metrics.ComponentTracker, dialWS), owners, log)
 	if err != nil {
 		return fmt.Errorf("setting up the tracker: %w", err)
@@ -191,7 +195,7 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	if err != nil {
 		return fmt.Errorf("setting up the deposit starter: %w", err)
 	}
-	listener, err := evm.NewListener(evm.ListenerConfig{Chain: name, Tokens: tokens, Native: true, PollInterval: 3 * time.Second},
+	listener, err := watch.NewListener(watch.ListenerConfig{Chain: name, Tokens: tokens, Native: true, PollInterval: 3 * time.Second},
 		s.db, eth, metrics.CountReconnects(s.m, name, metrics.ComponentListener, dialWS), nil, sink, log)
 	if err != nil {
 		return fmt.Errorf("setting up the listener: %w", err)
@@ -207,7 +211,7 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	leased.Go(func() {
-		evm.RunWithLease(ctx, s.db, "chain-"+name, s.holder, s.cfg.LeaseTTL.Duration, log, func(ctx context.Context) error {
+		lease.RunWithLease(ctx, s.db, "chain-"+name, s.holder, s.cfg.LeaseTTL.Duration, log, func(ctx context.Context) error {
 			return runTogether(ctx, tracker.Run, listener.Run, func(ctx context.Context) error {
 				// Unblock wallets whose transfers wait behind a nonce that was signed
 				// but never sent (a workflow terminated in between) or was dropped.

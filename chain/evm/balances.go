@@ -9,6 +9,7 @@ import (
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/accounts/abi"
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/crypto"
 
 	"payflow/chain"
 )
@@ -23,9 +24,13 @@ const erc20ABI = `[
  {"type":"event","name":"Transfer","anonymous":false,"inputs":[{"name":"from","type":"address","indexed":true},{"name":"to","type":"address","indexed":true},{"name":"value","type":"uint256","indexed":false}]}
 ]`
 
-// erc20 is erc20ABI parsed. The text is a constant: a parse failure is a
+// TransferTopic is keccak256("Transfer(address,address,uint256)"): the
+// topic of an ERC20 Transfer log.
+var TransferTopic = crypto.Keccak256Hash([]byte("Transfer(address,address,uint256)"))
+
+// ERC20 is erc20ABI parsed. The text is a constant: a parse failure is a
 // typo that every test of the package shows at once.
-var erc20 = func() abi.ABI {
+var ERC20 = func() abi.ABI {
 	parsed, err := abi.JSON(strings.NewReader(erc20ABI))
 	if err != nil {
 		panic("chain: parsing the ERC20 ABI: " + err.Error())
@@ -46,7 +51,7 @@ func NewBalances(backend Backend) (*Balances, error) {
 // TokenBalance returns owner's balance of token at block (nil = latest). A
 // call that returns less than a word (no token at that address) is an error.
 func (b *Balances) TokenBalance(ctx context.Context, token, owner common.Address, block *big.Int) (*big.Int, error) {
-	data, err := erc20.Pack("balanceOf", owner)
+	data, err := ERC20.Pack("balanceOf", owner)
 	if err != nil {
 		return nil, err
 	}

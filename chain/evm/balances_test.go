@@ -7,6 +7,8 @@ import (
 
 	"payflow/chain"
 	"payflow/chain/evm"
+
+	"payflow/chain/evm/evmtest"
 )
 
 // TestBalancesReadAndRefuse: balances as minted and funded; a wallet short
@@ -14,32 +16,32 @@ import (
 // without a token contract is an error, not a zero balance.
 func TestBalancesReadAndRefuse(t *testing.T) {
 	f := newChainFixture(t)
-	b, err := evm.NewBalances(f.client)
+	b, err := evm.NewBalances(f.Client)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := b.TokenBalance(f.ctx, f.token, f.sender, nil); err != nil || got.Cmp(senderTokens) != 0 {
-		t.Fatalf("token balance %v (%v), want %s", got, err, senderTokens)
+	if got, err := b.TokenBalance(f.Ctx, f.Token, f.Sender, nil); err != nil || got.Cmp(evmtest.SenderTokens) != 0 {
+		t.Fatalf("token balance %v (%v), want %s", got, err, evmtest.SenderTokens)
 	}
-	if _, err := b.TokenBalance(f.ctx, recipient, f.sender, nil); err == nil {
+	if _, err := b.TokenBalance(f.Ctx, evmtest.Recipient, f.Sender, nil); err == nil {
 		t.Fatal("balanceOf on an address without code succeeded")
 	}
-	eth, err := b.NativeBalance(f.ctx, f.sender, nil)
+	eth, err := b.NativeBalance(f.Ctx, f.Sender, nil)
 	if err != nil || eth.Sign() <= 0 {
 		t.Fatalf("native balance %v (%v)", eth, err)
 	}
 
-	if err := b.RequireToken(f.ctx, f.token, f.sender, senderTokens); err != nil {
+	if err := b.RequireToken(f.Ctx, f.Token, f.Sender, evmtest.SenderTokens); err != nil {
 		t.Fatalf("all of the balance: %v", err)
 	}
-	more := new(big.Int).Add(senderTokens, big.NewInt(1))
-	if err := b.RequireToken(f.ctx, f.token, f.sender, more); !errors.Is(err, chain.ErrInsufficientToken) {
+	more := new(big.Int).Add(evmtest.SenderTokens, big.NewInt(1))
+	if err := b.RequireToken(f.Ctx, f.Token, f.Sender, more); !errors.Is(err, chain.ErrInsufficientToken) {
 		t.Fatalf("one unit more than held: %v, want ErrInsufficientToken", err)
 	}
-	if err := b.RequireNative(f.ctx, f.sender, eth, "gas"); err != nil {
+	if err := b.RequireNative(f.Ctx, f.Sender, eth, "gas"); err != nil {
 		t.Fatalf("all of the ether: %v", err)
 	}
-	if err := b.RequireNative(f.ctx, f.broke, big.NewInt(1), "gas"); !errors.Is(err, chain.ErrInsufficientGas) {
+	if err := b.RequireNative(f.Ctx, f.Broke, big.NewInt(1), "gas"); !errors.Is(err, chain.ErrInsufficientGas) {
 		t.Fatalf("1 wei from a wallet without ether: %v, want ErrInsufficientGas", err)
 	}
 }

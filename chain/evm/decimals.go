@@ -25,7 +25,7 @@ var ErrNotAToken = errors.New("no ERC20 token at this address")
 // A call the node fails is returned as is (try again); an answer that is no
 // uint8 is ErrNotAToken.
 func TokenDecimals(ctx context.Context, backend bind.ContractCaller, token common.Address) (uint8, error) {
-	data, err := erc20.Pack("decimals")
+	data, err := ERC20.Pack("decimals")
 	if err != nil {
 		return 0, err
 	}

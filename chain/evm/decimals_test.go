@@ -14,6 +14,8 @@ import (
 
 	"payflow/chain/evm"
 	"payflow/chain/token"
+
+	"payflow/chain/evm/evmtest"
 )
 
 // TestTokenDecimalsReadsTheContract: decimals() is read from the token's
@@ -21,16 +23,16 @@ import (
 // contract whose decimals() reverts, is ErrNotAToken, not a node failure.
 func TestTokenDecimalsReadsTheContract(t *testing.T) {
 	ctx := context.Background()
-	key := mustKey(t, deployerKeyHex)
+	key := evmtest.MustKey(t, evmtest.DeployerKeyHex)
 	deployer := crypto.PubkeyToAddress(key.PublicKey)
 	reverter := common.HexToAddress("0x00000000000000000000000000000000000dec01")
 	sim := simulated.NewBackend(types.GenesisAlloc{
 		deployer: {Balance: new(big.Int).Exp(big.NewInt(10), big.NewInt(21), nil)},
-		reverter: {Code: revertCode},
+		reverter: {Code: evmtest.RevertCode},
 	})
 	t.Cleanup(func() { sim.Close() })
 	client := sim.Client()
-	auth, err := bind.NewKeyedTransactorWithChainID(key, big.NewInt(simChainID))
+	auth, err := bind.NewKeyedTransactorWithChainID(key, big.NewInt(evmtest.SimChainID))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,18 +1,18 @@
-// Package evm is payflow's implementation of the chain contract (package
-// chain) for EVM chains. Sending, one type per concern (wired together by
-// NewBroadcaster): FeeOracle (fees and gas), Balances, NonceLanes (the
-// NonceAllocator), TxStore (signed_txs), Signer, Sender (send, replace,
-// inspect) and Healer (nonce gaps). Receiving: the Listener (deposits) and
-// the Tracker (confirmations), fed by new heads over WebSocket. Family (family.go)
-// answers the contract's interfaces for activities. It knows nothing of
-// Temporal: whoever owns a transfer is told through chain.Notifier.
+// Package evm holds what payflow's EVM packages share: the node (Backend,
+// DialNode), ERC20 calls and balances (Balances, TokenDecimals), reads
+// shared by concurrent callers, and the chain's store (TxStore: signed_txs).
+// Sending is package send, watching package watch, and package family
+// answers the chain contract (package chain) over them.
 package evm
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"github.com/ethereum/go-ethereum"
 	"math/big"
 	"strings"
+	"time"
 
 	"github.com/ethereum/go-ethereum/accounts/abi/bind/v2"
 	"github.com/ethereum/go-ethereum/common"
@@ -35,3 +35,31 @@ var ErrAttemptExists = errors.New("this attempt of the step is already stored")
 
 // Lower returns the lowercase hex of an address, payflow's canonical form.
 func Lower(a common.Address) string { return strings.ToLower(a.Hex()) }
+
+// ReceiptOf returns hash's receipt, or nil when the node has none.
+func ReceiptOf(ctx context.Context, backend Backend, hash common.Hash) (*types.Receipt, error) {
+	r, err := backend.TransactionReceipt(ctx, hash)
+	if errors.Is(err, ethereum.NotFound) || (err == nil && r == nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading receipt of %s: %w", hash.Hex(), err)
+	}
+	return r, nil
+}
+
+// Node is a node client as the worker's metrics sampler asks it: its head,
+// and when a block was made.
+type Node struct{ Backend Backend }
+
+// BlockNumber is the latest block number.
+func (n Node) BlockNumber(ctx context.Context) (uint64, error) { return n.Backend.BlockNumber(ctx) }
+
+// BlockTime is when block number was made, by its header.
+func (n Node) BlockTime(ctx context.Context, number uint64) (time.Time, error) {
+	h, err := n.Backend.HeaderByNumber(ctx, new(big.Int).SetUint64(number))
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.Unix(int64(h.Time), 0), nil
+}

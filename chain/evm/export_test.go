@@ -1,58 +1,6 @@
 package evm
 
-import (
-	"context"
-	"database/sql"
-
-	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/rpc"
-)
-
-// SendBatch puts stxs on the node as ONE batch of s's batching poster (the
-// test decides what shares a batch) and returns each one's outcome, as send
-// reads it: accepted by the node (err is then the failure to mark it sent)
-// or refused (err is the node's refusal).
-func SendBatch(s *Sender, stxs []SignedTx) (accepted []bool, errs []error) {
-	p, ok := s.poster.(*batchPoster)
-	if !ok {
-		panic("the sender does not batch")
-	}
-	if _, ok := p.rpc.(*rpc.Client); !ok {
-		panic("the sender does not batch over JSON-RPC")
-	}
-	reqs := make([]*sendReq, len(stxs))
-	for i, stx := range stxs {
-		reqs[i] = &sendReq{stx: stx, done: make(chan sendOutcome, 1)}
-	}
-	p.flush(append([]*sendReq(nil), reqs...)) // flush sorts its slice
-	accepted, errs = make([]bool, len(stxs)), make([]error, len(stxs))
-	for i, r := range reqs {
-		o := <-r.done
-		accepted[i], errs[i] = o.accepted, o.err
-	}
-	return accepted, errs
-}
-
-// QueuedNonces is how many WithNonce calls of from wait in n's queue (taken
-// ones, whose use runs, are not counted).
-func QueuedNonces(n *NonceLanes, from common.Address) int {
-	if n.batch == nil {
-		return 0
-	}
-	n.batch.mu.Lock()
-	defer n.batch.mu.Unlock()
-	return len(n.batch.queues[from])
-}
-
-// WithNonceOneStatement is n's WithNonce for a use of at most one statement
-// (the signer's), which a batch runs without a savepoint.
-func WithNonceOneStatement(n *NonceLanes, ctx context.Context, from common.Address,
-	use func(tx *sql.Tx, nonce uint64) error) error {
-	return n.withNonceOneStatement(ctx, from, use)
-}
-
-// NewSharedReads is backend with its identical concurrent reads shared.
-func NewSharedReads(backend Backend) Backend { return newSharedReads(backend) }
+import ()
 
 // SharedCallers is how many callers share the read of key now in flight
 // on b (a NewSharedReads backend): 0 when none is.
@@ -64,10 +12,4 @@ func SharedCallers(b Backend, key string) int {
 		return r.callers
 	}
 	return 0
-}
-
-// MarkSentMany is s's one statement that marks a send batch's accepted
-// transactions sent.
-func MarkSentMany(s *TxStore, ctx context.Context, hashes []common.Hash) error {
-	return s.markSentMany(ctx, hashes)
 }

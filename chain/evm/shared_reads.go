@@ -43,7 +43,7 @@ type sharedRead struct {
 	callers int
 }
 
-func newSharedReads(backend Backend) *sharedReads {
+func NewSharedReads(backend Backend) *sharedReads {
 	return &sharedReads{Backend: backend, inflight: map[string]*sharedRead{}}
 }
 

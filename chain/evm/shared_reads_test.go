@@ -39,7 +39,7 @@ func (h *heldBackend) SuggestGasTipCap(ctx context.Context) (*big.Int, error) {
 // (its own copy).
 func TestSharedReadsOneFeeRefreshForManySigners(t *testing.T) {
 	f := newChainFixture(t)
-	held := &heldBackend{Backend: f.client, release: make(chan struct{})}
+	held := &heldBackend{Backend: f.Client, release: make(chan struct{})}
 	shared := evm.NewSharedReads(held)
 	const n = 32
 	heads := make([]*types.Header, n)
@@ -47,8 +47,8 @@ func TestSharedReadsOneFeeRefreshForManySigners(t *testing.T) {
 	errs := make([]error, 2*n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { heads[i], errs[i] = shared.HeaderByNumber(f.ctx, nil) })
-		wg.Go(func() { tips[i], errs[n+i] = shared.SuggestGasTipCap(f.ctx) })
+		wg.Go(func() { heads[i], errs[i] = shared.HeaderByNumber(f.Ctx, nil) })
+		wg.Go(func() { tips[i], errs[n+i] = shared.SuggestGasTipCap(f.Ctx) })
 	}
 	for deadline := time.Now().Add(30 * time.Second); evm.SharedCallers(shared, "header:latest") < n ||
 		evm.SharedCallers(shared, "tip") < n; time.Sleep(time.Millisecond) {
@@ -75,7 +75,7 @@ func TestSharedReadsOneFeeRefreshForManySigners(t *testing.T) {
 		}
 	}
 	// Past blocks are not shared: they go to the node as asked.
-	if _, err := shared.HeaderByNumber(f.ctx, big.NewInt(0)); err != nil {
+	if _, err := shared.HeaderByNumber(f.Ctx, big.NewInt(0)); err != nil {
 		t.Fatal(err)
 	}
 	if h := held.headers.Load(); h != 2 {

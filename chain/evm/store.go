@@ -157,8 +157,8 @@ func (s *TxStore) MarkSent(ctx context.Context, hash common.Hash) error {
 	return nil
 }
 
-// markSentMany is MarkSent for many hashes in one statement.
-func (s *TxStore) markSentMany(ctx context.Context, hashes []common.Hash) error {
+// MarkSentMany is MarkSent for many hashes in one statement.
+func (s *TxStore) MarkSentMany(ctx context.Context, hashes []common.Hash) error {
 	if len(hashes) == 0 {
 		return nil
 	}

@@ -12,6 +12,8 @@ import (
 	"github.com/ethereum/go-ethereum/params"
 
 	"payflow/chain/evm"
+
+	"payflow/chain/evm/evmtest"
 )
 
 // TestGapFillersOfTwoChainsAreKeptApart (issue 19, defect 4): one address
@@ -24,8 +26,8 @@ import (
 // other.
 func TestGapFillersOfTwoChainsAreKeptApart(t *testing.T) {
 	ctx := context.Background()
-	db := testDB(t)
-	key := mustKey(t, senderKeyHex)
+	db := evmtest.TestDB(t)
+	key := evmtest.MustKey(t, evmtest.SenderKeyHex)
 	from := crypto.PubkeyToAddress(key.PublicKey)
 	const nonce = 7
 	sign := func(chainID int64, feeCap int64, to common.Address) *types.Transaction {
@@ -52,7 +54,7 @@ func TestGapFillersOfTwoChainsAreKeptApart(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.abandoned = "wf-abandoned-" + c.name
-		if _, err := c.store.Insert(ctx, nil, c.abandoned, "transfer", 0, from, sign(c.chainID, 2e9, recipient)); err != nil {
+		if _, err := c.store.Insert(ctx, nil, c.abandoned, "transfer", 0, from, sign(c.chainID, 2e9, evmtest.Recipient)); err != nil {
 			t.Fatalf("%s: storing the abandoned transfer: %v", c.name, err)
 		}
 		c.filler = sign(c.chainID, 3e9, from)
@@ -95,7 +97,7 @@ func TestGapFillersOfTwoChainsAreKeptApart(t *testing.T) {
 	// A transaction signed without a chain id is valid on both chains, with
 	// one hash: each chain stores and marks its own row.
 	legacy, err := types.SignNewTx(key, types.HomesteadSigner{}, &types.LegacyTx{Nonce: 9, GasPrice: big.NewInt(2e9),
-		Gas: params.TxGas, To: &recipient, Value: big.NewInt(1)})
+		Gas: params.TxGas, To: &evmtest.Recipient, Value: big.NewInt(1)})
 	if err != nil {
 		t.Fatal(err)
 	}

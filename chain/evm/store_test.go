@@ -5,30 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/big"
 	"testing"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/core/types"
-	"github.com/ethereum/go-ethereum/params"
 
 	"payflow/chain"
 	"payflow/chain/evm"
 )
-
-// signedAt signs a 1 wei transfer from the sender to recipient on nonce,
-// outside any payflow type, with the given fee cap (it tells attempts apart).
-func (f *chainFixture) signedAt(nonce uint64, feeCap int64) *types.Transaction {
-	f.t.Helper()
-	tx, err := types.SignNewTx(mustKey(f.t, senderKeyHex), types.LatestSignerForChainID(big.NewInt(simChainID)),
-		&types.DynamicFeeTx{ChainID: big.NewInt(simChainID), Nonce: nonce, GasTipCap: big.NewInt(1e9),
-			GasFeeCap: big.NewInt(feeCap), Gas: params.TxGas, To: &recipient, Value: big.NewInt(1)})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return tx
-}
 
 // TestTxStoreOneRowPerAttempt: an attempt is stored once (a second insert of
 // the same attempt, or of the same bytes, is ErrAttemptExists); Stored is the
@@ -36,69 +20,69 @@ func (f *chainFixture) signedAt(nonce uint64, feeCap int64) *types.Transaction {
 // nonce; an insert rolled back with its transaction leaves nothing.
 func TestTxStoreOneRowPerAttempt(t *testing.T) {
 	f := newChainFixture(t)
-	store := f.bc.Store
+	store := f.BC.Store
 	const wf, step = "wf-store", "transfer"
-	if _, err := store.Stored(f.ctx, wf, step); !errors.Is(err, chain.ErrNotSigned) {
+	if _, err := store.Stored(f.Ctx, wf, step); !errors.Is(err, chain.ErrNotSigned) {
 		t.Fatalf("Stored before any insert: %v, want ErrNotSigned", err)
 	}
-	if _, err := store.Attempts(f.ctx, wf, step); !errors.Is(err, chain.ErrNotSigned) {
+	if _, err := store.Attempts(f.Ctx, wf, step); !errors.Is(err, chain.ErrNotSigned) {
 		t.Fatalf("Attempts before any insert: %v, want ErrNotSigned", err)
 	}
 
-	tx, err := f.db.BeginTx(f.ctx, nil)
+	tx, err := f.DB.BeginTx(f.Ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.Insert(f.ctx, tx, wf, step, 0, f.sender, f.signedAt(3, 2e9)); err != nil {
+	if _, err := store.Insert(f.Ctx, tx, wf, step, 0, f.Sender, f.SignedAt(3, 2e9)); err != nil {
 		t.Fatal(err)
 	}
 	if err := tx.Rollback(); err != nil {
 		t.Fatal(err)
 	}
-	if n := f.count("SELECT COUNT(*) FROM signed_txs WHERE workflow_id=?", wf); n != 0 {
+	if n := f.Count("SELECT COUNT(*) FROM signed_txs WHERE workflow_id=?", wf); n != 0 {
 		t.Fatalf("%d rows after a rolled back insert", n)
 	}
 
-	first, second := f.signedAt(3, 2e9), f.signedAt(3, 3e9)
-	orig, err := store.Insert(f.ctx, nil, wf, step, 0, f.sender, first)
+	first, second := f.SignedAt(3, 2e9), f.SignedAt(3, 3e9)
+	orig, err := store.Insert(f.Ctx, nil, wf, step, 0, f.Sender, first)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if orig.Nonce != 3 || orig.Hash != first.Hash() || orig.From != f.sender || orig.Attempt != 0 {
+	if orig.Nonce != 3 || orig.Hash != first.Hash() || orig.From != f.Sender || orig.Attempt != 0 {
 		t.Fatalf("inserted %+v", orig)
 	}
-	if _, err := store.Insert(f.ctx, nil, wf, step, 0, f.sender, second); !errors.Is(err, evm.ErrAttemptExists) {
+	if _, err := store.Insert(f.Ctx, nil, wf, step, 0, f.Sender, second); !errors.Is(err, evm.ErrAttemptExists) {
 		t.Fatalf("attempt 0 again: %v, want ErrAttemptExists", err)
 	}
-	if _, err := store.Insert(f.ctx, nil, "wf-other", step, 0, f.sender, first); !errors.Is(err, evm.ErrAttemptExists) {
+	if _, err := store.Insert(f.Ctx, nil, "wf-other", step, 0, f.Sender, first); !errors.Is(err, evm.ErrAttemptExists) {
 		t.Fatalf("the same bytes for another step: %v, want ErrAttemptExists", err)
 	}
-	if _, err := store.Insert(f.ctx, nil, wf, step, 1, f.sender, second); err != nil {
+	if _, err := store.Insert(f.Ctx, nil, wf, step, 1, f.Sender, second); err != nil {
 		t.Fatal(err)
 	}
 
-	latest, err := store.Stored(f.ctx, wf, step)
+	latest, err := store.Stored(f.Ctx, wf, step)
 	if err != nil || latest.Attempt != 1 || latest.Hash != second.Hash() {
 		t.Fatalf("Stored: %+v (%v), want attempt 1", latest, err)
 	}
-	all, err := store.Attempts(f.ctx, wf, step)
+	all, err := store.Attempts(f.Ctx, wf, step)
 	if err != nil || len(all) != 2 || all[0].Hash != first.Hash() || !bytes.Equal(all[1].Raw, latest.Raw) {
 		t.Fatalf("Attempts: %+v (%v)", all, err)
 	}
-	holder, err := store.AtNonce(f.ctx, f.sender, 3)
+	holder, err := store.AtNonce(f.Ctx, f.Sender, 3)
 	if err != nil || holder.WorkflowID != wf || holder.Attempt != 1 || holder.State != "signed" || holder.Filler {
 		t.Fatalf("AtNonce: %+v (%v)", holder, err)
 	}
-	if _, err := store.AtNonce(f.ctx, f.sender, 4); !errors.Is(err, chain.ErrNotSigned) {
+	if _, err := store.AtNonce(f.Ctx, f.Sender, 4); !errors.Is(err, chain.ErrNotSigned) {
 		t.Fatalf("AtNonce of an unused nonce: %v, want ErrNotSigned", err)
 	}
 
 	for range 2 {
-		if err := store.MarkSent(f.ctx, first.Hash()); err != nil {
+		if err := store.MarkSent(f.Ctx, first.Hash()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := f.count("SELECT COUNT(*) FROM signed_txs WHERE workflow_id=? AND state='sent'", wf); n != 1 {
+	if n := f.Count("SELECT COUNT(*) FROM signed_txs WHERE workflow_id=? AND state='sent'", wf); n != 1 {
 		t.Fatalf("%d rows sent, want attempt 0 only", n)
 	}
 }
@@ -108,25 +92,25 @@ func TestTxStoreOneRowPerAttempt(t *testing.T) {
 // filler.
 func TestTxStoreCancelStoresOneFiller(t *testing.T) {
 	f := newChainFixture(t)
-	store := f.bc.Store
-	if _, err := store.Insert(f.ctx, nil, "wf-gone", "transfer", 0, f.sender, f.signedAt(0, 2e9)); err != nil {
+	store := f.BC.Store
+	if _, err := store.Insert(f.Ctx, nil, "wf-gone", "transfer", 0, f.Sender, f.SignedAt(0, 2e9)); err != nil {
 		t.Fatal(err)
 	}
-	filler, err := store.Cancel(f.ctx, "wf-gone", "transfer", f.sender, f.signedAt(0, 3e9))
+	filler, err := store.Cancel(f.Ctx, "wf-gone", "transfer", f.Sender, f.SignedAt(0, 3e9))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if filler.Nonce != 0 || filler.From != f.sender || filler.WorkflowID != "nonce-gap-"+evm.Lower(f.sender) {
+	if filler.Nonce != 0 || filler.From != f.Sender || filler.WorkflowID != "nonce-gap-"+evm.Lower(f.Sender) {
 		t.Fatalf("filler %+v", filler)
 	}
-	if n := f.count("SELECT COUNT(*) FROM signed_txs WHERE workflow_id='wf-gone' AND state='failed'"); n != 1 {
+	if n := f.Count("SELECT COUNT(*) FROM signed_txs WHERE workflow_id='wf-gone' AND state='failed'"); n != 1 {
 		t.Fatal("the cancelled step is not marked failed")
 	}
-	again, err := store.Cancel(f.ctx, "wf-gone", "transfer", f.sender, f.signedAt(0, 4e9))
+	again, err := store.Cancel(f.Ctx, "wf-gone", "transfer", f.Sender, f.SignedAt(0, 4e9))
 	if err != nil || again.Hash != filler.Hash {
 		t.Fatalf("second cancel stored %s (%v), want the first filler %s", again.Hash.Hex(), err, filler.Hash.Hex())
 	}
-	holder, err := store.AtNonce(f.ctx, f.sender, 0)
+	holder, err := store.AtNonce(f.Ctx, f.Sender, 0)
 	if err != nil || !holder.Filler {
 		t.Fatalf("AtNonce after the cancel: %+v (%v), want the filler", holder, err)
 	}
@@ -140,40 +124,40 @@ func TestTxStoreCancelStoresOneFiller(t *testing.T) {
 // sends of a whole batch after its retries.
 func TestMarkSentManyDoesNotWaitForABatchBeingSigned(t *testing.T) {
 	f := newChainFixture(t)
-	store := f.bc.Store
+	store := f.BC.Store
 	var sent []common.Hash
 	for _, n := range []uint64{1, 5, 7, 9} { // committed, and sent to the node
-		tx := f.signedAt(n, 2e9)
-		if _, err := store.Insert(f.ctx, nil, fmt.Sprintf("wf-%d", n), "transfer", 0, f.sender, tx); err != nil {
+		tx := f.SignedAt(n, 2e9)
+		if _, err := store.Insert(f.Ctx, nil, fmt.Sprintf("wf-%d", n), "transfer", 0, f.Sender, tx); err != nil {
 			t.Fatal(err)
 		}
 		sent = append(sent, tx.Hash())
 	}
-	batch, err := f.db.BeginTx(f.ctx, nil) // a batch of signatures, open
+	batch, err := f.DB.BeginTx(f.Ctx, nil) // a batch of signatures, open
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer batch.Rollback()
-	if _, err := store.Insert(f.ctx, batch, "wf-3", "transfer", 0, f.sender, f.signedAt(3, 2e9)); err != nil {
+	if _, err := store.Insert(f.Ctx, batch, "wf-3", "transfer", 0, f.Sender, f.SignedAt(3, 2e9)); err != nil {
 		t.Fatal(err)
 	}
 	// The open batch holds wf-3 while the marking runs: it must not wait
 	// for it (it would until its context ends).
-	ctx, cancel := context.WithTimeout(f.ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(f.Ctx, 20*time.Second)
 	defer cancel()
-	if err := evm.MarkSentMany(store, ctx, sent); err != nil {
+	if err := store.MarkSentMany(ctx, sent); err != nil {
 		t.Fatalf("marking committed transactions sent while a batch of signatures is open: %v", err)
 	}
-	if _, err := store.Insert(f.ctx, batch, "wf-2", "transfer", 0, f.sender, f.signedAt(2, 2e9)); err != nil {
+	if _, err := store.Insert(f.Ctx, batch, "wf-2", "transfer", 0, f.Sender, f.SignedAt(2, 2e9)); err != nil {
 		t.Fatalf("the batch's next signature: %v", err)
 	}
 	if err := batch.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if n := f.count("SELECT COUNT(*) FROM signed_txs WHERE state='sent'"); n != len(sent) {
+	if n := f.Count("SELECT COUNT(*) FROM signed_txs WHERE state='sent'"); n != len(sent) {
 		t.Fatalf("%d rows sent, want %d", n, len(sent))
 	}
-	if n := f.count("SELECT COUNT(*) FROM signed_txs WHERE state='signed'"); n != 2 {
+	if n := f.Count("SELECT COUNT(*) FROM signed_txs WHERE state='signed'"); n != 2 {
 		t.Fatalf("%d rows signed, want the batch's 2", n)
 	}
 }

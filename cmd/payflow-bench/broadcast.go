@@ -17,6 +17,7 @@ import (
 	"github.com/ethereum/go-ethereum/ethclient"
 
 	"payflow/chain/evm"
+	"payflow/chain/evm/send"
 	"payflow/chain/token"
 	"payflow/internal/stacktest"
 	"payflow/ledger"
@@ -151,8 +152,8 @@ func runBroadcast(ctx context.Context, st *stacktest.Stack, n int) broadcastRun 
 		return fail(err)
 	}
 	// Configured as the worker is (workers/main.go).
-	newBC := func() (*evm.Broadcaster, error) {
-		return evm.NewBroadcaster(evm.BroadcasterConfig{Chain: chainName, ChainID: big.NewInt(st.ChainID),
+	newBC := func() (*send.Broadcaster, error) {
+		return send.NewBroadcaster(send.BroadcasterConfig{Chain: chainName, ChainID: big.NewInt(st.ChainID),
 			MaxFeeWei: new(big.Int).Mul(big.NewInt(500), big.NewInt(1e9)), FeeCacheTTL: time.Second,
 			GasCacheTTL: 5 * time.Minute}, db, eth, keys, nil)
 	}
@@ -160,7 +161,7 @@ func runBroadcast(ctx context.Context, st *stacktest.Stack, n int) broadcastRun 
 	if err != nil {
 		return fail(err)
 	}
-	var cur atomic.Pointer[evm.Broadcaster]
+	var cur atomic.Pointer[send.Broadcaster]
 	cur.Store(first)
 	var restarted atomic.Bool
 	recipient := common.HexToAddress(stacktest.RandomAddress())
@@ -177,7 +178,7 @@ func runBroadcast(ctx context.Context, st *stacktest.Stack, n int) broadcastRun 
 		}
 		bc := cur.Load()
 		wf := fmt.Sprintf("bench-broadcast-%d", i)
-		_, err := bc.Signer.SignTransfer(ctx, evm.TransferRequest{WorkflowID: wf, Step: "transfer", From: addr, To: recipient,
+		_, err := bc.Signer.SignTransfer(ctx, send.TransferRequest{WorkflowID: wf, Step: "transfer", From: addr, To: recipient,
 			Token: tok, Units: big.NewInt(1)})
 		if err == nil {
 			_, err = bc.Sender.Send(ctx, wf, "transfer")
@@ -189,9 +190,11 @@ func runBroadcast(ctx context.Context, st *stacktest.Stack, n int) broadcastRun 
 	})
 	run.took = time.Since(start)
 	run.cpu, _ = cpuSplit(cpu0, cpuSeconds(), n, "transaction")
-	var count, distinct, sent, lo, hi int64
-	_ = db.QueryRowContext(ctx, "SELECT COUNT(*), COUNT(DISTINCT nonce), COALESCE(SUM(state='sent'),0), MIN(nonce), MAX(nonce) FROM signed_txs").
-		Scan(&count, &distinct, &sent, &lo, &hi)
+	var sum evm.NonceSummary
+	if store, err := evm.NewTxStore(chainName, db); err == nil {
+		sum, _ = store.Summary(ctx)
+	}
+	count, distinct, sent, lo, hi := sum.Count, sum.Distinct, sum.Sent, sum.Lowest, sum.Highest
 	gapFree := errs.Load() == 0 && count == int64(n) && distinct == int64(n) && sent == int64(n) && lo == 0 && hi == int64(n-1)
 	// Every transaction must also be mined: the chain's nonce reaches n.
 	deadline := time.Now().Add(3 * time.Minute)

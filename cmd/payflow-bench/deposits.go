@@ -13,6 +13,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"payflow/chain/evm"
+	"payflow/chain/evm/watch"
 )
 
 type depositResult struct {
@@ -31,7 +32,7 @@ func benchAddr(i uint64) common.Address {
 // to a watched address) through the listener's matcher against n watched
 // addresses, as eth_getLogs returns them.
 func benchDeposits(n int) depositResult {
-	w := evm.NewWatchSet(n)
+	w := watch.NewWatchSet(n)
 	for i := 0; i < n; i++ {
 		w.Add(benchAddr(uint64(i)))
 	}
@@ -57,7 +58,7 @@ func benchDeposits(n int) depositResult {
 	start := time.Now()
 	rounds := 0
 	for time.Since(start) < 3*time.Second || rounds < 3 {
-		matched = len(evm.MatchTransfers(logs, match))
+		matched = len(watch.MatchTransfers(logs, match))
 		rounds++
 	}
 	el := time.Since(start)

@@ -22,6 +22,7 @@ import (
 
 	"payflow/chain"
 	"payflow/chain/evm"
+	"payflow/chain/evm/watch"
 	"payflow/internal/stacktest"
 )
 
@@ -246,7 +247,7 @@ func (b *trackerBench) transfer() error {
 	wf := fmt.Sprint("wf-real-", b.seq)
 	b.seq++
 	b.sent[wf] = true
-	return evm.TrackTxConfirmedOnly(b.ctx, b.db, "ETH", tx.Hash(), wf)
+	return watch.TrackTxConfirmedOnly(b.ctx, b.db, "ETH", tx.Hash(), wf)
 }
 
 // run measures heads heads, after a warm-up head (the tracker's start looks
@@ -254,7 +255,7 @@ func (b *trackerBench) transfer() error {
 // is settled.
 func (b *trackerBench) run(heads int) (trackerRun, error) {
 	cc := &callCounter{Backend: b.client, byMethod: map[string]int64{}}
-	tr, err := evm.NewTracker(evm.TrackerConfig{Chain: "ETH", Confirmations: trackerConfirmations},
+	tr, err := watch.NewTracker(watch.TrackerConfig{Chain: "ETH", Confirmations: trackerConfirmations},
 		b.db, cc, nil, b.notify, nil)
 	if err != nil {
 		return trackerRun{}, err
@@ -272,7 +273,7 @@ func (b *trackerBench) run(heads int) (trackerRun, error) {
 	if err := b.db.QueryRowContext(b.ctx, "SELECT COUNT(*) FROM tracked_txs WHERE state IN ('pending','seen')").Scan(&open); err != nil {
 		return trackerRun{}, err
 	}
-	for range open/evm.DefaultTrackerBatch + 1 { // the first looks take BatchSize rows a pass
+	for range open/watch.DefaultTrackerBatch + 1 { // the first looks take BatchSize rows a pass
 		if _, err := check(); err != nil {
 			return trackerRun{}, err
 		}

@@ -42,6 +42,8 @@ import (
 	"payflow/activities"
 	"payflow/chain"
 	"payflow/chain/evm"
+	"payflow/chain/evm/family"
+	"payflow/chain/evm/send"
 	"payflow/config"
 	"payflow/internal/app"
 	"payflow/ledger"
@@ -264,13 +266,13 @@ func (e *paymentEnv) on(ctx context.Context, chainName string) (*chainEnv, error
 	if err != nil {
 		return nil, fmt.Errorf("dialing the %s node: %w", name, err)
 	}
-	bc, err := evm.NewBroadcaster(evm.BroadcasterConfig{Chain: name, ChainID: big.NewInt(ch.ChainID),
+	bc, err := send.NewBroadcaster(send.BroadcasterConfig{Chain: name, ChainID: big.NewInt(ch.ChainID),
 		MaxFeeWei: ch.MaxFeeWei()}, e.db, eth, e.wallets, e.log)
 	if err != nil {
 		eth.Close()
 		return nil, err
 	}
-	fam, err := evm.NewFamily(name, e.db, eth, bc)
+	fam, err := family.New(name, e.db, eth, bc)
 	if err != nil {
 		eth.Close()
 		return nil, err
@@ -456,12 +458,16 @@ func (e *paymentEnv) exists(ctx context.Context, wfID string) (bool, error) {
 	}
 	var n int
 	err = e.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM reservations WHERE queue_id=?)
-		+ (SELECT COUNT(*) FROM signed_txs WHERE workflow_id=?) + (SELECT COUNT(*) FROM outbox WHERE message_id=?)`,
-		wfID, wfID, workflows.AnswerID(wfID)).Scan(&n)
+		+ (SELECT COUNT(*) FROM outbox WHERE message_id=?)`,
+		wfID, workflows.AnswerID(wfID)).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("looking up %s in the ledger: %w", wfID, err)
 	}
-	return n > 0, nil
+	if n > 0 {
+		return true, nil
+	}
+	signed, err := evm.SignedOf(ctx, e.db, wfID)
+	return len(signed) > 0, err
 }
 
 // workflowView is what Temporal says of a payment's workflow.
@@ -622,27 +628,18 @@ type transferView struct {
 
 // transfers reads every attempt stored for wfID and asks the chain about each.
 func (e *paymentEnv) transfers(ctx context.Context, wfID string) ([]transferView, error) {
-	rows, err := e.db.QueryContext(ctx, `SELECT chain, step, attempt, from_address, nonce, tx_hash, max_fee_wei, tip_wei, created_at
-		FROM signed_txs WHERE workflow_id=? ORDER BY step, attempt`, wfID)
+	signed, err := evm.SignedOf(ctx, e.db, wfID)
 	if err != nil {
-		return nil, fmt.Errorf("reading the transfers of %s: %w", wfID, err)
+		return nil, err
 	}
 	var out []transferView
-	for rows.Next() {
-		var a attemptView
-		var chainName string
-		if err := rows.Scan(&chainName, &a.Step, &a.Attempt, &a.From, &a.Nonce, &a.TxHash, &a.MaxFeeWei, &a.TipWei, &a.SignedAt); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("reading the transfers of %s: %w", wfID, err)
-		}
+	for _, r := range signed {
+		a := attemptView{Step: r.Step, Attempt: r.Attempt, From: r.From, Nonce: r.Nonce, TxHash: r.TxHash,
+			MaxFeeWei: r.MaxFeeWei, TipWei: r.TipWei, SignedAt: r.SignedAt}
 		if n := len(out); n == 0 || out[n-1].Step != a.Step {
-			out = append(out, transferView{Chain: chainName, Step: a.Step})
+			out = append(out, transferView{Chain: r.Chain, Step: a.Step})
 		}
 		out[len(out)-1].Attempts = append(out[len(out)-1].Attempts, a)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading the transfers of %s: %w", wfID, err)
 	}
 	for i := range out {
 		if err := e.inspect(ctx, wfID, &out[i]); err != nil {

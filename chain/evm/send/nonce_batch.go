@@ -1,0 +1,346 @@
+package send
+
+// Group commit of nonces. Every sending wallet has at most one writer
+// goroutine in a process. WithNonce queues its use to it and waits; the writer
+// takes everything queued (up to maxNonceBatch) and, in ONE database
+// transaction, locks the wallet's lane row once, hands the callers
+// consecutive nonces from memory (each use under a savepoint, storing its
+// signed transaction in that transaction), checkpoints the lane's next nonce
+// with one update and commits once: one lock, one fsync per batch. While it
+// commits, the next batch queues up, so batches grow with the load and a lone
+// signature waits for nobody.
+//
+// Safety is that of a transaction per nonce: the lane row, locked FOR UPDATE, is
+// the single writer across processes (a second worker signing for the same
+// wallet waits for the row, then reads the checkpoint this one committed);
+// the checkpoint commits with the signed transactions or not at all, so a
+// crash (a restart) loses either both or neither. A nonce is taken only if
+// its use returned nil and the batch committed; a failed use is rolled back
+// to its savepoint and its nonce goes to the next caller. The lane starts at
+// the larger of the row and the chain's pending nonce (a transaction sent
+// outside payflow), read once per batch outside the lock, after all of the
+// batch's requests were queued, while the previous batch commits. Should a use still
+// collide on the unique (chain, from, nonce, attempt) key (a lane row left
+// behind what was stored), the lane resyncs past the largest stored nonce
+// and that use runs again. A deadlock (or a lock wait timeout) rolls back
+// the whole transaction, the uses before it included: the batch then runs
+// again whole, up to maxDeadlockRetries times, and no caller hears of a use
+// that was rolled back (a one-statement use, which has no savepoint, checks
+// that its failure left the transaction open). A
+// batch that fails as a whole after its uses ran (a lost connection, a failed
+// commit, deadlocks every time) runs each of them again in a transaction of its own; a use is then
+// signed again, and a step stored by the commit after all is found by its
+// (workflow, step) key.
+//
+// A caller whose context ends before the writer took its use returns at once
+// and its use never runs; once taken, the caller waits for its batch (bounded
+// by nonceBatchTimeout), so use never runs after its caller returned.
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+
+	"payflow/internal/sqlerr"
+
+	"payflow/chain/evm"
+)
+
+const (
+	// maxNonceBatch bounds one transaction: its statements and lock time.
+	maxNonceBatch = 256
+	// nonceBatchTimeout bounds one batch's transaction.
+	nonceBatchTimeout = time.Minute
+	// maxDeadlockRetries bounds how often a deadlocked transaction of
+	// signatures runs again before its callers hear the deadlock.
+	maxDeadlockRetries = 5
+)
+
+// A nonce request's life: queued until the writer takes it (then its use
+// runs) or its caller abandons it (then it never does).
+const (
+	reqQueued int32 = iota
+	reqTaken
+	reqAbandoned
+)
+
+type nonceReq struct {
+	ctx context.Context
+	use func(tx *sql.Tx, nonce uint64) error
+	// oneStatement: use writes with at most one statement, which InnoDB
+	// rolls back alone when it fails; it needs no savepoint.
+	oneStatement bool
+	state        atomic.Int32
+	done         chan error // buffered: the writer never waits for its caller
+}
+
+// laneBatcher holds the queues of the wallets that have a writer running.
+type laneBatcher struct {
+	lanes  *NonceLanes
+	mu     sync.Mutex
+	queues map[common.Address][]*nonceReq // present: a writer runs for the wallet
+	known  map[common.Address]bool        // lanes whose row exists (rows are never deleted)
+}
+
+func newLaneBatcher(n *NonceLanes) *laneBatcher {
+	return &laneBatcher{lanes: n, queues: map[common.Address][]*nonceReq{}, known: map[common.Address]bool{}}
+}
+
+// do queues use on from's writer, starting one if none runs, and waits for
+// the outcome.
+func (b *laneBatcher) do(ctx context.Context, from common.Address, use func(tx *sql.Tx, nonce uint64) error,
+	oneStatement bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &nonceReq{ctx: ctx, use: use, oneStatement: oneStatement, done: make(chan error, 1)}
+	b.mu.Lock()
+	q, running := b.queues[from]
+	b.queues[from] = append(q, r)
+	b.mu.Unlock()
+	if !running {
+		go b.run(from)
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(reqQueued, reqAbandoned) {
+			return ctx.Err()
+		}
+		return <-r.done // taken: its use runs or ran; wait for the batch
+	}
+}
+
+// pendingRead is the chain's pending nonce of a wallet, read for one batch.
+type pendingRead struct {
+	next uint64
+	err  error
+}
+
+// run is from's writer: it commits batches until the queue is empty. The
+// chain's pending nonce of the next batch is read while this one's
+// transaction runs, and always after every request of that batch was
+// queued (a transaction sent outside payflow before a request is seen by
+// its batch).
+func (b *laneBatcher) run(from common.Address) {
+	batch := b.take(from, true)
+	if batch == nil {
+		return
+	}
+	read := b.readPending(from)
+	for {
+		pending := <-read
+		next := b.take(from, false)
+		var nextRead chan pendingRead
+		if next != nil {
+			nextRead = b.readPending(from)
+		}
+		b.commit(from, batch, pending)
+		if next == nil {
+			if next = b.take(from, true); next == nil {
+				return
+			}
+			nextRead = b.readPending(from)
+		}
+		batch, read = next, nextRead
+	}
+}
+
+// take takes up to maxNonceBatch queued requests of from; with none queued
+// it returns nil, and when last also ends from's writer (the next caller
+// starts one).
+func (b *laneBatcher) take(from common.Address, last bool) []*nonceReq {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q := b.queues[from]
+	if len(q) == 0 {
+		if last {
+			delete(b.queues, from)
+		}
+		return nil
+	}
+	n := min(len(q), maxNonceBatch)
+	b.queues[from] = q[n:]
+	return q[:n:n]
+}
+
+// readPending starts reading from's pending nonce on the chain.
+func (b *laneBatcher) readPending(from common.Address) chan pendingRead {
+	out := make(chan pendingRead, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), nonceBatchTimeout)
+		defer cancel()
+		next, err := b.lanes.backend.PendingNonceAt(ctx, from)
+		if err != nil {
+			err = fmt.Errorf("reading pending nonce of %s: %w", evm.Lower(from), err)
+		}
+		out <- pendingRead{next: next, err: err}
+	}()
+	return out
+}
+
+// commit takes the live requests of batch, applies them in one transaction
+// and hands each its outcome.
+func (b *laneBatcher) commit(from common.Address, batch []*nonceReq, pending pendingRead) {
+	live := make([]*nonceReq, 0, len(batch))
+	for _, r := range batch {
+		if r.state.CompareAndSwap(reqQueued, reqTaken) {
+			live = append(live, r)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), nonceBatchTimeout)
+	defer cancel()
+	errs, used, err := b.apply(ctx, from, live, pending)
+	// A deadlock rolled the whole transaction back (every use of the
+	// batch, not only the one that met it): run the batch again.
+	for attempt := 1; err != nil && sqlerr.IsDeadlock(err) && attempt < maxDeadlockRetries; attempt++ {
+		b.lanes.log.Warn("nonce batch deadlocked; running it again", "address", evm.Lower(from), "transfers", len(live),
+			"attempt", attempt)
+		errs, used, err = b.apply(ctx, from, live, pending)
+	}
+	switch {
+	case err == nil:
+		for i, r := range live {
+			r.done <- errs[i]
+		}
+	case !used: // nothing ran: the error is every caller's, as it would be alone
+		for _, r := range live {
+			r.done <- err
+		}
+	default:
+		b.lanes.log.Warn("nonce batch failed; signing its transfers one by one", "address", evm.Lower(from),
+			"transfers", len(live), "err", err)
+		for _, r := range live {
+			r.done <- b.lanes.withNonceAlone(r.ctx, from, r.use)
+		}
+	}
+}
+
+// apply runs live's uses in one transaction, each with the next nonce, and
+// commits. It returns each use's error; an error of the batch as a whole,
+// and whether any use ran before it.
+func (b *laneBatcher) apply(ctx context.Context, from common.Address, live []*nonceReq, pending pendingRead) ([]error, bool, error) {
+	n, addr := b.lanes, evm.Lower(from)
+	b.mu.Lock()
+	known := b.known[from]
+	b.mu.Unlock()
+	if !known {
+		if err := n.ensureLane(ctx, from); err != nil {
+			return nil, false, err
+		}
+		b.mu.Lock()
+		b.known[from] = true
+		b.mu.Unlock()
+	}
+	if pending.err != nil {
+		return nil, false, pending.err
+	}
+	chainNext := pending.next
+	tx, err := n.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, false, fmt.Errorf("beginning nonce transaction: %w", err)
+	}
+	defer tx.Rollback()
+	var nonce uint64
+	if err := tx.QueryRowContext(ctx, "SELECT next_nonce FROM nonces WHERE chain=? AND address=? FOR UPDATE",
+		n.chain, addr).Scan(&nonce); err != nil {
+		return nil, false, fmt.Errorf("locking nonce lane of %s: %w", addr, err)
+	}
+	// Resync from the chain: a transaction sent from this wallet outside
+	// payflow used nonces the lane does not know of.
+	if chainNext > nonce {
+		n.log.Warn("nonce lane behind the chain; resynced", "address", addr, "lane", nonce, "chain", chainNext)
+		nonce = chainNext
+	}
+	first := nonce
+	errs := make([]error, len(live))
+	for i, r := range live {
+		errs[i] = b.useOne(ctx, tx, from, &nonce, r)
+		if errors.Is(errs[i], errBatchBroken) {
+			return nil, true, errs[i]
+		}
+	}
+	if nonce == first {
+		return errs, true, nil // no use took a nonce: nothing to commit
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE nonces SET next_nonce=? WHERE chain=? AND address=?",
+		nonce, n.chain, addr); err != nil {
+		return nil, true, fmt.Errorf("advancing nonce: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, true, fmt.Errorf("committing signed transfers: %w", err)
+	}
+	return errs, true, nil
+}
+
+// errBatchBroken marks a failure of the batch's transaction itself (a
+// savepoint statement), not of one use.
+var errBatchBroken = errors.New("nonce batch transaction failed")
+
+// useOne runs use with *nonce under a savepoint and advances *nonce when it
+// succeeds; when it fails its writes are rolled back (by the savepoint, or
+// by InnoDB for a use of one statement). When use fails because
+// the nonce is already stored (the unique (chain, from, nonce, attempt) key:
+// the lane row fell behind what was stored), the lane resyncs to one past the
+// largest stored nonce and use runs once more.
+func (b *laneBatcher) useOne(ctx context.Context, tx *sql.Tx, from common.Address, nonce *uint64, r *nonceReq) error {
+	for retried := false; ; retried = true {
+		if !r.oneStatement {
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT nonce_use"); err != nil {
+				return fmt.Errorf("%w: savepoint: %w", errBatchBroken, err)
+			}
+		}
+		err := r.use(tx, *nonce)
+		if err == nil {
+			*nonce++
+			return nil
+		}
+		// A deadlock (or a lock wait timeout) may have rolled back the whole
+		// transaction, with the uses before this one: the batch is broken.
+		if sqlerr.IsDeadlock(err) {
+			return fmt.Errorf("%w: %w", errBatchBroken, err)
+		}
+		if r.oneStatement {
+			// InnoDB rolls back a failed statement alone, unless the failure
+			// ended the transaction; the lane's lock and the earlier uses'
+			// writes must still be held.
+			var open bool
+			if qerr := tx.QueryRowContext(ctx, "SELECT @@in_transaction").Scan(&open); qerr != nil {
+				return fmt.Errorf("%w: after %w: %w", errBatchBroken, err, qerr)
+			} else if !open {
+				return fmt.Errorf("%w: transaction ended by %w", errBatchBroken, err)
+			}
+		} else {
+			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT nonce_use"); rerr != nil {
+				return fmt.Errorf("%w: rollback to savepoint: %w", errBatchBroken, rerr)
+			}
+		}
+		if retried || !errors.Is(err, evm.ErrAttemptExists) {
+			return err
+		}
+		var held bool
+		var next uint64
+		if qerr := tx.QueryRowContext(ctx, `SELECT
+			EXISTS(SELECT 1 FROM signed_txs WHERE chain=? AND from_address=? AND nonce=?),
+			(SELECT COALESCE(MAX(nonce)+1, 0) FROM signed_txs WHERE chain=? AND from_address=?)`,
+			b.lanes.chain, evm.Lower(from), *nonce, b.lanes.chain, evm.Lower(from)).Scan(&held, &next); qerr != nil {
+			return fmt.Errorf("%w: reading stored nonces: %w", errBatchBroken, qerr)
+		}
+		if !held || next <= *nonce {
+			return err // the step itself is stored: the signer replays it
+		}
+		b.lanes.log.Error("nonce lane behind its stored transactions; resynced", "address", evm.Lower(from),
+			"lane", *nonce, "stored", next)
+		*nonce = next
+	}
+}
