@@ -11,6 +11,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"payflow/answers"
 	"payflow/chain"
 	"payflow/config"
 	"payflow/internal/metrics"
@@ -98,4 +99,10 @@ func classify(err error) error {
 			ErrTypeRefusedByChain, err)
 	}
 	return err
+}
+
+// answers is the outbox, publishing through the Publisher to the Responses
+// queues.
+func (a *Activities) answers() *answers.Outbox {
+	return answers.New(a.DB, a.Publisher, a.Responses)
 }

@@ -11,10 +11,10 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
+	"payflow/answers"
 	"payflow/chain"
 	"payflow/ledger"
 	"payflow/protocol"
-	"payflow/rmq"
 )
 
 // ReserveInput asks to hold the amount of a payment.
@@ -138,16 +138,12 @@ func (a *Activities) BeginPayment(ctx context.Context, in BeginInput) (BeginResu
 
 // recordedAnswer returns the payment answer stored under id, or nil.
 func (a *Activities) recordedAnswer(ctx context.Context, id string) (*protocol.PaymentResponse, error) {
-	var body []byte
-	err := a.DB.QueryRowContext(ctx, "SELECT body FROM outbox WHERE message_id=?", id).Scan(&body)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading answer %s: %w", id, err)
+	r, ok, err := a.answers().Get(ctx, id)
+	if err != nil || !ok {
+		return nil, err
 	}
 	var resp protocol.PaymentResponse
-	if err := json.Unmarshal(body, &resp); err != nil {
+	if err := json.Unmarshal(r.Body, &resp); err != nil {
 		return nil, fmt.Errorf("decoding answer %s: %w", id, err)
 	}
 	return &resp, nil
@@ -181,22 +177,15 @@ func (a *Activities) DecidePayment(ctx context.Context, in DecideInput) error {
 	if err != nil {
 		return permanent(ErrTypeInvalidRequest, err)
 	}
-	q, ok := a.Responses[in.Flow]
-	if !ok {
+	if _, ok := a.Responses[in.Flow]; !ok {
 		return permanent(ErrTypeInvalidRequest, fmt.Errorf("no response queue for flow %q", in.Flow))
 	}
 	// inserted: the last (committed) run of record stored the answer; a
 	// retry or a replay finds it there and counts nothing.
 	inserted := false
-	record := func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "INSERT IGNORE INTO outbox (message_id, exchange, routing_key, body) VALUES (?,?,?,?)",
-			in.AnswerID, q.Exchange, q.RoutingKey(), body)
-		if err != nil {
-			return fmt.Errorf("storing answer %s: %w", in.AnswerID, err)
-		}
-		n, err := res.RowsAffected()
-		inserted = err == nil && n == 1
-		return nil
+	record := func(ctx context.Context, tx *sql.Tx) (err error) {
+		inserted, err = answers.Record(ctx, tx, answers.Answer{MessageID: in.AnswerID, Flow: in.Flow, Body: body})
+		return err
 	}
 	counted := func() {
 		if inserted {
@@ -576,15 +565,14 @@ type PublishInput struct {
 }
 
 // PublishResult publishes a response at most once per MessageID: the body is
-// stored in the outbox first (unless DecidePayment stored it), and a repeat
-// after the broker confirmed it publishes nothing. What is published is the
-// stored body, so a changed or reset workflow can never send a second
-// version. (If the worker dies between the broker's confirm and the outbox
-// mark, the repeat publishes again with the same message id, which consumers
-// deduplicate on.)
+// recorded in the outbox first (unless DecidePayment recorded it), and a
+// repeat after the broker confirmed it publishes nothing. What is published
+// is the stored body, so a changed or reset workflow can never send a second
+// version (answers.Outbox.Publish). An answer this step never gets to
+// publish (its run terminated in between) is published by the answers
+// relay.
 func (a *Activities) PublishResult(ctx context.Context, in PublishInput) error {
-	q, ok := a.Responses[in.Flow]
-	if !ok {
+	if _, ok := a.Responses[in.Flow]; !ok {
 		return permanent(ErrTypeInvalidRequest, fmt.Errorf("no response queue for flow %q", in.Flow))
 	}
 	var body []byte
@@ -600,29 +588,15 @@ func (a *Activities) PublishResult(ctx context.Context, in PublishInput) error {
 	if err != nil {
 		return permanent(ErrTypeInvalidRequest, err)
 	}
-	if _, err := a.DB.ExecContext(ctx, "INSERT IGNORE INTO outbox (message_id, exchange, routing_key, body) VALUES (?,?,?,?)",
-		in.MessageID, q.Exchange, q.RoutingKey(), body); err != nil {
-		return fmt.Errorf("storing response %s: %w", in.MessageID, err)
-	}
-	var published bool
-	var stored []byte
-	if err := a.DB.QueryRowContext(ctx, "SELECT published_at IS NOT NULL, body FROM outbox WHERE message_id=?", in.MessageID).
-		Scan(&published, &stored); err != nil {
-		return fmt.Errorf("reading outbox %s: %w", in.MessageID, err)
-	}
-	if published {
-		return nil
-	}
-	if err := a.Publisher.Publish(ctx, rmq.Message{Exchange: q.Exchange, RoutingKey: q.RoutingKey(),
-		MessageID: in.MessageID, Body: stored}); err != nil {
+	out := a.answers()
+	if _, err := out.Record(ctx, answers.Answer{MessageID: in.MessageID, Flow: in.Flow, Body: body}); err != nil {
 		return err
 	}
-	res, err := a.DB.ExecContext(ctx, "UPDATE outbox SET published_at=CURRENT_TIMESTAMP(6) WHERE message_id=? AND published_at IS NULL",
-		in.MessageID)
+	first, err := out.Publish(ctx, in.Flow, in.MessageID)
 	if err != nil {
-		return fmt.Errorf("marking %s published: %w", in.MessageID, err)
+		return err
 	}
-	if n, err := res.RowsAffected(); err == nil && n == 1 && in.Topup != nil {
+	if first && in.Topup != nil {
 		// First marked published: the notice counts once, whoever repeats it.
 		sym := in.Topup.Symbol
 		if _, ok := a.Assets.Asset(sym); !ok {

@@ -297,6 +297,17 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // MarshalJSON writes the duration as a string.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.Duration.String()) }
 
+// RelayConfig times the worker's relay (package answers), which publishes an
+// answer that was recorded and stayed unpublished: the answer of a run
+// stopped between recording and publishing it.
+type RelayConfig struct {
+	// Grace is how long an answer stays unpublished before the relay
+	// publishes it: its own run's time to do so. Default 30s.
+	Grace Duration `json:"grace"`
+	// Interval is how often the relay looks. Default 10s.
+	Interval Duration `json:"interval"`
+}
+
 // Config is everything payflow reads at start.
 type Config struct {
 	RMQ RMQConfig `json:"rmq_config"`
@@ -324,6 +335,8 @@ type Config struct {
 	// takes over that long (plus a quarter) after the holder dies. Renewed
 	// every quarter of it. Default 2s.
 	LeaseTTL Duration `json:"lease_ttl"`
+	// AnswerRelay times the worker's relay of answers left unpublished.
+	AnswerRelay RelayConfig `json:"answer_relay"`
 	// MetricsAddr (host:port) serves the starter's Prometheus /metrics.
 	// Empty disables it. The worker serves its /metrics on HTTPAddr.
 	MetricsAddr string `json:"metrics_addr"`
@@ -371,8 +384,9 @@ func Default() Config {
 			MaxFeeGwei:    500,
 			DB:            DBConfig{Host: "127.0.0.1", Port: 3306, Database: "payment", MaxOpenConns: 20, MaxIdleConns: 20, ConnMaxLife: 120},
 		},
-		Temporal: TemporalConfig{Address: "127.0.0.1:7233", Namespace: "default", TaskQueue: "payflow"},
-		LeaseTTL: Duration{2 * time.Second},
+		Temporal:    TemporalConfig{Address: "127.0.0.1:7233", Namespace: "default", TaskQueue: "payflow"},
+		LeaseTTL:    Duration{2 * time.Second},
+		AnswerRelay: RelayConfig{Grace: Duration{30 * time.Second}, Interval: Duration{10 * time.Second}},
 		Payment: PaymentConfig{
 			ApprovalTimeout:  Duration{24 * time.Hour},
 			ConfirmTimeout:   Duration{30 * time.Minute},
@@ -618,6 +632,9 @@ func (c Config) Validate() error {
 	}
 	if c.LeaseTTL.Duration < 400*time.Millisecond {
 		bad("lease_ttl %s must be at least 400ms (it is renewed every quarter of it)", c.LeaseTTL.Duration)
+	}
+	if c.AnswerRelay.Grace.Duration <= 0 || c.AnswerRelay.Interval.Duration <= 0 {
+		bad("answer_relay.grace %s and answer_relay.interval %s must be > 0", c.AnswerRelay.Grace.Duration, c.AnswerRelay.Interval.Duration)
 	}
 	if c.HTTPAddr != "" && c.HTTPAddr == c.MetricsAddr {
 		bad("metrics_addr %q is http_addr too: the worker listens on http_addr, the starter on metrics_addr", c.MetricsAddr)

@@ -154,6 +154,26 @@ func TestMetricsAddr(t *testing.T) {
 	}
 }
 
+// The relay publishes an answer left unpublished for 30 s by default; a
+// file may say otherwise, never 0.
+func TestAnswerRelay(t *testing.T) {
+	cfg, err := Load(write(t, seedShape))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AnswerRelay.Grace.Seconds() != 30 || cfg.AnswerRelay.Interval.Seconds() != 10 {
+		t.Fatalf("answer_relay defaults to %+v, want 30s and 10s", cfg.AnswerRelay)
+	}
+	set := strings.Replace(seedShape, `"sign_key"`, `"answer_relay": {"grace": "5s", "interval": 1}, "sign_key"`, 1)
+	if cfg, err = Load(write(t, set)); err != nil || cfg.AnswerRelay.Grace.Seconds() != 5 || cfg.AnswerRelay.Interval.Seconds() != 1 {
+		t.Fatalf("answer_relay = %+v, %v", cfg.AnswerRelay, err)
+	}
+	zero := strings.Replace(seedShape, `"sign_key"`, `"answer_relay": {"grace": "0s"}, "sign_key"`, 1)
+	if _, err := Load(write(t, zero)); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "answer_relay.grace") {
+		t.Errorf("a zero grace accepted: %v", err)
+	}
+}
+
 const chainsShape = `{
  "rmq_config": {"sub_addr": "amqp://guest:guest@localhost:5672"},
  "eth_config": {"dbConfig": {"user": "root", "host": "127.0.0.1", "port": 3306, "database": "payment"}},

@@ -54,8 +54,8 @@ func TestQueueIDsTheProtocolAccepts(t *testing.T) {
 	}
 	// The same ids as workflow ids and outbox message ids.
 	for _, k := range keys {
-		if _, err := db.Exec("INSERT INTO outbox (message_id, exchange, routing_key, body) VALUES (?,?,?,?)",
-			k+"/result", "x", "y", "{}"); err != nil {
+		if _, err := db.Exec("INSERT INTO outbox (message_id, flow, body) VALUES (?,?,?)",
+			k+"/result", "withdraw", "{}"); err != nil {
 			t.Errorf("outbox id %q: %v", k, err)
 		}
 		if _, err := db.Exec(`INSERT INTO tracked_txs (tx_hash, chain, workflow_id) VALUES (?,?,?)`,

@@ -100,6 +100,10 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	defer stopSampler() // before the DB and the nodes close
 	pub := rmq.NewPublisher(cfg.RMQ.SubAddr.Reveal(), cfg.RMQ, log)
 	defer pub.Close()
+	// Answers a run recorded and never published (it was terminated in
+	// between) are published by the relay.
+	stopRelay := runRelay(ctx, cfg, db, pub, m, log)
+	defer stopRelay() // before the publisher and the DB close
 
 	if addr := os.Getenv("PAYFLOW_PPROF_ADDR"); addr != "" {
 		// Profiling for `make bench` investigations; loopback only by convention.

@@ -40,6 +40,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"payflow/activities"
+	"payflow/answers"
 	"payflow/chain"
 	"payflow/chain/evm"
 	"payflow/chain/evm/family"
@@ -457,9 +458,7 @@ func (e *paymentEnv) exists(ctx context.Context, wfID string) (bool, error) {
 		return false, fmt.Errorf("asking Temporal about %s: %w", wfID, err)
 	}
 	var n int
-	err = e.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM reservations WHERE queue_id=?)
-		+ (SELECT COUNT(*) FROM outbox WHERE message_id=?)`,
-		wfID, workflows.AnswerID(wfID)).Scan(&n)
+	err = e.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM reservations WHERE queue_id=?", wfID).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("looking up %s in the ledger: %w", wfID, err)
 	}
@@ -467,7 +466,14 @@ func (e *paymentEnv) exists(ctx context.Context, wfID string) (bool, error) {
 		return true, nil
 	}
 	signed, err := evm.SignedOf(ctx, e.db, wfID)
-	return len(signed) > 0, err
+	if err != nil || len(signed) > 0 {
+		return len(signed) > 0, err
+	}
+	_, answered, err := answers.New(e.db, nil, nil).Get(ctx, workflows.AnswerID(wfID))
+	if err != nil {
+		return false, fmt.Errorf("looking up %s in the outbox: %w", wfID, err)
+	}
+	return answered, nil
 }
 
 // workflowView is what Temporal says of a payment's workflow.
@@ -727,18 +733,16 @@ type answerView struct {
 
 func (e *paymentEnv) answer(ctx context.Context, wfID string) (answerView, error) {
 	a := answerView{MessageID: workflows.AnswerID(wfID)}
-	var body []byte
-	var published sql.NullString
-	err := e.db.QueryRowContext(ctx, "SELECT body, published_at FROM outbox WHERE message_id=?", a.MessageID).Scan(&body, &published)
-	if errors.Is(err, sql.ErrNoRows) {
-		return a, nil
+	r, ok, err := answers.New(e.db, nil, nil).Get(ctx, a.MessageID)
+	if err != nil || !ok {
+		return a, err
 	}
-	if err != nil {
-		return a, fmt.Errorf("reading the answer of %s: %w", wfID, err)
+	a.Recorded, a.Published = true, r.Published()
+	if r.PublishedAt != nil {
+		a.PublishedAt = r.PublishedAt.Format(time.RFC3339Nano) // the text show has always printed
 	}
-	a.Recorded, a.Published, a.PublishedAt = true, published.Valid, published.String
 	var resp protocol.PaymentResponse
-	if err := json.Unmarshal(body, &resp); err != nil {
+	if err := json.Unmarshal(r.Body, &resp); err != nil {
 		return a, fmt.Errorf("decoding the answer of %s: %w", wfID, err)
 	}
 	a.Response = &resp

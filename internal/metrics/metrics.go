@@ -5,7 +5,8 @@
 //
 // Events are counted where they happen exactly once, however often an
 // activity is retried: a payment when its answer row is first recorded, a
-// deposit notice when its outbox row is first marked published, a broadcast
+// deposit notice when its outbox row is first marked published by its run,
+// an answer relayed when the answers relay marks it published, a broadcast
 // when the transfer's first attempt leaves the 'signed' state. Labels are
 // bounded (chain, flow, status, symbol, kind, outcome): never a queue_id, an
 // address or a transaction hash.
@@ -73,6 +74,7 @@ type Metrics struct {
 	deadLetters        *prometheus.CounterVec
 	shortTransfers     *prometheus.CounterVec
 	chainRefused       *prometheus.GaugeVec
+	answersRelayed     *prometheus.CounterVec
 }
 
 // New returns payflow's collectors registered on a new registry, with the Go
@@ -107,9 +109,15 @@ func New() *Metrics {
 		chainRefused: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "payflow_chain_refused",
 			Help: "1 when this worker refused to serve the chain (its node serves another chain id, a token's decimals differ from the config, or its services could not be set up), else 0."},
 			[]string{"chain"}),
+		answersRelayed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "payflow_answers_relayed_total",
+			Help: "Answers and notices published by the relay because they stayed unpublished past its grace period (their run stopped before publishing them)."},
+			[]string{"flow"}),
+	}
+	for _, f := range []protocol.Flow{protocol.FlowTopup, protocol.FlowWithdraw, protocol.FlowPay} {
+		m.answersRelayed.WithLabelValues(string(f))
 	}
 	m.reg.MustRegister(m.payments, m.deposits, m.requestToBroadcast, m.requestToAnswer, m.wsReconnects,
-		m.deliveries, m.deadLetters, m.shortTransfers, m.chainRefused,
+		m.deliveries, m.deadLetters, m.shortTransfers, m.chainRefused, m.answersRelayed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -182,6 +190,16 @@ func (m *Metrics) Deposit(chain, symbol string, status int) {
 		s = DepositCredited
 	}
 	m.deposits.WithLabelValues(chain, symbol, s).Inc()
+}
+
+// AnswerRelayed counts an answer (or deposit notice) of flow published by
+// the answers relay. Call it once per answer: when the relay marks it
+// published.
+func (m *Metrics) AnswerRelayed(flow protocol.Flow) {
+	if m == nil {
+		return
+	}
+	m.answersRelayed.WithLabelValues(string(flow)).Inc()
 }
 
 // Delivery counts a request delivery's outcome (Outcome*); a dead-lettered

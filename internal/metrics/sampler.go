@@ -30,6 +30,12 @@ type Balances interface {
 	Balance(ctx context.Context, token, owner string, block *big.Int) (*big.Int, error)
 }
 
+// Outbox counts the answers recorded and not published yet
+// (*answers.Outbox is one).
+type Outbox interface {
+	Unpublished(ctx context.Context) (int64, error)
+}
+
 // NativeSymbol is the symbol label of a wallet's native coin balance (ETH,
 // BNB, ...) in payflow_wallet_balance, on every chain: the alert rules name
 // it without knowing each chain's coin.
@@ -64,6 +70,8 @@ type SamplerConfig struct {
 	// Timeout bounds each part of a sample (one query, or the node's
 	// answers); default 8s.
 	Timeout time.Duration
+	// Outbox is read for payflow_outbox_backlog; nil: not sampled.
+	Outbox Outbox
 }
 
 // Sampler is the worker's gauges for every chain it serves: it reads
@@ -262,6 +270,9 @@ func (s *Sampler) sample(ctx context.Context, chain string, parts []part) error 
 
 // sharedParts are the reads that are not per chain.
 func (s *Sampler) sharedParts() []part {
+	if s.cfg.Outbox == nil {
+		return nil
+	}
 	return []part{{"outbox", s.outbox}}
 }
 
@@ -372,9 +383,9 @@ func (s *Sampler) lanes(ctx context.Context, chain string) ([]prometheus.Metric,
 }
 
 func (s *Sampler) outbox(ctx context.Context) ([]prometheus.Metric, error) {
-	var n int64
-	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").Scan(&n); err != nil {
-		return nil, fmt.Errorf("counting the outbox backlog: %w", err)
+	n, err := s.cfg.Outbox.Unpublished(ctx)
+	if err != nil {
+		return nil, err
 	}
 	return []prometheus.Metric{gauge(s.outboxBacklog, float64(n))}, nil
 }

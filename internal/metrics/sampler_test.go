@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"payflow/answers"
 	"payflow/config"
 	"payflow/internal/metrics"
 	"payflow/internal/stacktest"
@@ -128,8 +129,8 @@ func TestSamplerReadsTheLedgerAndTheNode(t *testing.T) {
 	// A deposit tracked for a Deposit workflow: not a payflow transfer.
 	tracked(t, db, hash(8), "deposit-ETH-x-0", "pending", 4*time.Hour)
 
-	exec(t, db, "INSERT INTO outbox (message_id, exchange, routing_key, body) VALUES ('a','x','r','{}'),('b','x','r','{}')")
-	exec(t, db, "INSERT INTO outbox (message_id, exchange, routing_key, body, published_at) VALUES ('c','x','r','{}', NOW(6))")
+	exec(t, db, "INSERT INTO outbox (message_id, flow, body) VALUES ('a','pay','{}'),('b','pay','{}')")
+	exec(t, db, "INSERT INTO outbox (message_id, flow, body, published_at) VALUES ('c','pay','{}', NOW(6))")
 	exec(t, db, "INSERT INTO chain_cursor (chain, block_number, block_hash) VALUES ('ETH', 90, ?)", hash(90))
 	recon := func(run, address, status string, ago time.Duration) {
 		exec(t, db, `INSERT INTO reconciliations (run_id, chain, address, symbol, block_number, block_hash, ledger_total,
@@ -153,7 +154,7 @@ func TestSamplerReadsTheLedgerAndTheNode(t *testing.T) {
 	eth := config.ChainConfig{Native: config.NativeCoin{Symbol: "ETH"},
 		Tokens: map[string]config.Token{"USDT": {Address: usdtAddr, Decimals: 6}}}
 	s := metrics.NewSampler(metrics.SamplerConfig{Chains: []metrics.SamplerChain{{Name: "ETH", Assets: eth, Node: n, Balances: bal}},
-		PaymentStep: "transfer", ConfirmTimeout: 30 * time.Minute}, db, nil)
+		PaymentStep: "transfer", ConfirmTimeout: 30 * time.Minute, Outbox: answers.New(db, nil, nil)}, db, nil)
 	reg := prometheus.NewRegistry()
 	require.NoError(t, reg.Register(s))
 	require.NoError(t, s.Sample(context.Background()))
@@ -244,7 +245,7 @@ func TestSamplerServesEveryChain(t *testing.T) {
 	exec(t, db, "INSERT INTO chain_cursor (chain, block_number, block_hash) VALUES ('ETH', 90, ?), ('BSC', 500, ?)", hash(90), hash(500))
 	exec(t, db, `INSERT INTO reconciliations (run_id, chain, address, symbol, block_number, block_hash, ledger_total,
 		chain_balance, difference, status) VALUES ('run-b', 'BSC', ?, 'USDC', 1, ?, 0, 0, 0, 'mismatch')`, hot, hash(1))
-	exec(t, db, "INSERT INTO outbox (message_id, exchange, routing_key, body) VALUES ('a','x','r','{}')")
+	exec(t, db, "INSERT INTO outbox (message_id, flow, body) VALUES ('a','pay','{}')")
 
 	ether := new(big.Int).Exp(big.NewInt(10), big.NewInt(18), nil)
 	ethUSDT, bscUSDT, bscUSDC := common.HexToAddress(usdtAddr), common.HexToAddress(addr(0xb1)), common.HexToAddress(addr(0xb2))
@@ -265,7 +266,8 @@ func TestSamplerServesEveryChain(t *testing.T) {
 		{Name: "BSC", Node: bscNode, Balances: bscBal, Assets: config.ChainConfig{Native: config.NativeCoin{Symbol: "BNB"},
 			Tokens: map[string]config.Token{"USDT": {Address: addr(0xb1), Decimals: 18}, "USDC": {Address: addr(0xb2), Decimals: 6}}}},
 	}
-	s := metrics.NewSampler(metrics.SamplerConfig{Chains: chains, PaymentStep: "transfer", ConfirmTimeout: 30 * time.Minute}, db, nil)
+	s := metrics.NewSampler(metrics.SamplerConfig{Chains: chains, PaymentStep: "transfer", ConfirmTimeout: 30 * time.Minute,
+		Outbox: answers.New(db, nil, nil)}, db, nil)
 	reg := prometheus.NewRegistry()
 	require.NoError(t, reg.Register(s))
 	require.NoError(t, s.Sample(context.Background()))
