@@ -70,10 +70,12 @@ func (s *DepositStarter) lookup(ctx context.Context, d watch.Deposit) (recipient
 	var r recipient
 	to, from := evm.Lower(d.To), evm.Lower(d.From)
 	err := s.db.QueryRowContext(ctx, `SELECT
-		EXISTS (SELECT 1 FROM watched_addresses WHERE chain=? AND address=?),
 		EXISTS (SELECT 1 FROM wallets WHERE chain=? AND address=?),
 		EXISTS (SELECT 1 FROM wallets WHERE chain=? AND address=? AND kind='gas')`,
-		s.chain, to, s.chain, to, s.chain, from).Scan(&r.watched, &r.managed, &r.fromGas)
+		s.chain, to, s.chain, from).Scan(&r.managed, &r.fromGas)
+	if err == nil {
+		r.watched, err = evm.IsWatched(ctx, s.db, s.chain, d.To)
+	}
 	if err != nil {
 		return recipient{}, fmt.Errorf("looking up the parties of deposit %s/%d: %w", d.TxHash.Hex(), d.LogIndex, err)
 	}

@@ -84,7 +84,7 @@ func TestDepositStarterRestartsOnlyNotIncluded(t *testing.T) {
 	newDeposit := func() watch.Deposit {
 		t.Helper()
 		to := common.HexToAddress(stacktest.RandomAddress())
-		if _, err := watch.Watch(ctx, db, cfg.ETH.Chain, "USDT", to, 1); err != nil { // announced: a topup watches it
+		if _, err := evm.Watch(ctx, db, cfg.ETH.Chain, "USDT", to, 1); err != nil { // announced: a topup watches it
 			t.Fatal(err)
 		}
 		return watch.Deposit{Token: common.HexToAddress(tok.Address), From: common.HexToAddress(stacktest.RandomAddress()),
@@ -206,7 +206,7 @@ func TestDepositStarterBooksManagedWalletsSilently(t *testing.T) {
 	}
 	watched := func(a common.Address) common.Address {
 		t.Helper()
-		if _, err := watch.Watch(ctx, db, chainName, "USDT", a, 1); err != nil {
+		if _, err := evm.Watch(ctx, db, chainName, "USDT", a, 1); err != nil {
 			t.Fatal(err)
 		}
 		return a

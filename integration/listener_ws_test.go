@@ -15,6 +15,7 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethclient"
 
+	"payflow/chain/evm"
 	"payflow/chain/evm/watch"
 	"payflow/internal/stacktest"
 	"payflow/ledger"
@@ -58,7 +59,7 @@ func TestListenerSurvivesWebSocketCuts(t *testing.T) {
 	key, _ := crypto.GenerateKey()
 	watched := crypto.PubkeyToAddress(key.PublicKey)
 	head, _ := eth.BlockNumber(context.Background())
-	if _, err := watch.Watch(context.Background(), db, "ETH", "USDT", watched, head); err != nil {
+	if _, err := evm.Watch(context.Background(), db, "ETH", "USDT", watched, head); err != nil {
 		t.Fatal(err)
 	}
 	sink := &depositSet{got: map[string]int{}}

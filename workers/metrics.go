@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"payflow/answers"
+	"payflow/chain/evm"
 	"payflow/config"
 	"payflow/internal/metrics"
 	"payflow/workflows"
@@ -37,7 +38,8 @@ func newMetrics(cfg config.Config, log *slog.Logger) (*metrics.Metrics, client.M
 func runSampler(ctx context.Context, cfg config.Config, m *metrics.Metrics, db *sql.DB, chains []metrics.SamplerChain,
 	log *slog.Logger) (stop func(), err error) {
 	s := metrics.NewSampler(metrics.SamplerConfig{Chains: chains, PaymentStep: workflows.PaymentTransferStep,
-		ConfirmTimeout: cfg.Payment.ConfirmTimeout.Duration, Outbox: answers.New(db, nil, nil)}, db, log)
+		ConfirmTimeout: cfg.Payment.ConfirmTimeout.Duration, Outbox: answers.New(db, nil, nil),
+		ChainStore: evm.NewStats(db)}, db, log)
 	if err := m.Register(s); err != nil {
 		return nil, err
 	}

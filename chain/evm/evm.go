@@ -1,8 +1,11 @@
 // Package evm holds what payflow's EVM packages share: the node (Backend,
 // DialNode), ERC20 calls and balances (Balances, TokenDecimals), reads
-// shared by concurrent callers, and the chain's store (TxStore: signed_txs).
-// Sending is package send, watching package watch, and package family
-// answers the chain contract (package chain) over them.
+// shared by concurrent callers, and the chain's store, the one package that
+// writes SQL on the chain's tables: TxStore (signed_txs), Lanes (nonces),
+// Tracked (tracked_txs), Watch and the cursor (watched_addresses,
+// chain_cursor), Stats (what the metrics read of them). Sending is package
+// send, watching package watch, and package family answers the chain
+// contract (package chain) over them.
 package evm
 
 import (

@@ -251,3 +251,13 @@ func scanSigned(row interface{ Scan(...any) error }) (SignedTx, error) {
 	s.From, s.Hash = common.HexToAddress(from), common.HexToHash(hash)
 	return s, nil
 }
+
+// NoncesStored reports, in tx, whether a transaction of from is stored on
+// nonce, and the nonce after the largest stored for from.
+func (s *TxStore) NoncesStored(ctx context.Context, tx *sql.Tx, from common.Address, nonce uint64) (held bool, next uint64, err error) {
+	err = tx.QueryRowContext(ctx, `SELECT
+			EXISTS(SELECT 1 FROM signed_txs WHERE chain=? AND from_address=? AND nonce=?),
+			(SELECT COALESCE(MAX(nonce)+1, 0) FROM signed_txs WHERE chain=? AND from_address=?)`,
+		s.chain, Lower(from), nonce, s.chain, Lower(from)).Scan(&held, &next)
+	return held, next, err
+}

@@ -199,33 +199,15 @@ func thousands(n int) string {
 
 // addStuck tracks n payflow-signed transfers that no block holds.
 func (b *trackerBench) addStuck(n int) error {
-	const chunk = 1000
-	for done := 0; done < n; done += chunk {
-		m := min(chunk, n-done)
-		var tq, sq strings.Builder
-		tq.WriteString("INSERT INTO tracked_txs (tx_hash, chain, workflow_id, notify_seen) VALUES ")
-		sq.WriteString("INSERT INTO signed_txs (workflow_id, step, attempt, chain, from_address, to_address, nonce, tx_hash, raw, max_fee_wei, tip_wei, state) VALUES ")
-		var targs, sargs []any
-		for i := range m {
-			k := b.stuck + done + i
-			if i > 0 {
-				tq.WriteByte(',')
-				sq.WriteByte(',')
-			}
-			h := crypto.Keccak256Hash([]byte(fmt.Sprint("in-flight-", k))).Hex()
-			wf := fmt.Sprint("wf-in-flight-", k)
-			wallet := evm.Lower(common.BigToAddress(big.NewInt(int64(0xfee0 + k%trackerWallets))))
-			tq.WriteString("(?,'ETH',?,FALSE)")
-			targs = append(targs, h, wf)
-			sq.WriteString("(?,'send',0,'ETH',?,?,?,?,x'00',0,0,'sent')")
-			sargs = append(sargs, wf, wallet, wallet, 1_000_000+k, h)
-		}
-		if _, err := b.db.ExecContext(b.ctx, sq.String(), sargs...); err != nil {
-			return err
-		}
-		if _, err := b.db.ExecContext(b.ctx, tq.String(), targs...); err != nil {
-			return err
-		}
+	rows := make([]evm.InFlight, n)
+	for i := range rows {
+		k := b.stuck + i
+		rows[i] = evm.InFlight{WorkflowID: fmt.Sprint("wf-in-flight-", k),
+			Hash: crypto.Keccak256Hash([]byte(fmt.Sprint("in-flight-", k))),
+			From: common.BigToAddress(big.NewInt(int64(0xfee0 + k%trackerWallets))), Nonce: uint64(1_000_000 + k)}
+	}
+	if err := evm.StoreInFlight(b.ctx, b.db, "ETH", rows); err != nil {
+		return err
 	}
 	b.stuck += n
 	return nil
@@ -247,7 +229,7 @@ func (b *trackerBench) transfer() error {
 	wf := fmt.Sprint("wf-real-", b.seq)
 	b.seq++
 	b.sent[wf] = true
-	return watch.TrackTxConfirmedOnly(b.ctx, b.db, "ETH", tx.Hash(), wf)
+	return evm.TrackTxConfirmedOnly(b.ctx, b.db, "ETH", tx.Hash(), wf)
 }
 
 // run measures heads heads, after a warm-up head (the tracker's start looks
@@ -269,8 +251,12 @@ func (b *trackerBench) run(heads int) (trackerRun, error) {
 		err = tr.CheckOnce(b.ctx, n)
 		return time.Since(start), err
 	}
-	var open int
-	if err := b.db.QueryRowContext(b.ctx, "SELECT COUNT(*) FROM tracked_txs WHERE state IN ('pending','seen')").Scan(&open); err != nil {
+	tracked, err := evm.NewTracked("ETH", b.db)
+	if err != nil {
+		return trackerRun{}, err
+	}
+	open, err := tracked.OpenCount(b.ctx)
+	if err != nil {
 		return trackerRun{}, err
 	}
 	for range open/watch.DefaultTrackerBatch + 1 { // the first looks take BatchSize rows a pass

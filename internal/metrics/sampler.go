@@ -56,6 +56,19 @@ type SamplerChain struct {
 	Balances Balances // nil: no wallet balances for this chain
 }
 
+// ChainStore reads the chains' stored and tracked transactions and the
+// listener's cursor (the EVM family's evm.Stats is one).
+type ChainStore interface {
+	// InFlight counts a chain's transfers in flight, the oldest's age, and
+	// the payments among them (step paymentStep) in flight for longer than
+	// stuckAfter.
+	InFlight(ctx context.Context, chain, paymentStep string, stuckAfter time.Duration) (n int64, oldest time.Duration, stuck int64, err error)
+	// LaneBacklog counts the nonces signed and not mined per sending address.
+	LaneBacklog(ctx context.Context, chain string) (map[string]int64, error)
+	// CursorBlock is the listener's cursor; ok is false when it never ran.
+	CursorBlock(ctx context.Context, chain string) (block uint64, ok bool, err error)
+}
+
 // SamplerConfig says what the Sampler reads.
 type SamplerConfig struct {
 	Chains []SamplerChain
@@ -72,6 +85,9 @@ type SamplerConfig struct {
 	Timeout time.Duration
 	// Outbox is read for payflow_outbox_backlog; nil: not sampled.
 	Outbox Outbox
+	// ChainStore is read for the transfers in flight, the nonce lanes'
+	// backlog and the listener's lag.
+	ChainStore ChainStore
 }
 
 // Sampler is the worker's gauges for every chain it serves: it reads
@@ -317,16 +333,9 @@ func gauge(d *prometheus.Desc, v float64, labels ...string) prometheus.Metric {
 // transfers: in flight, the oldest's age, and stuck payments. A transfer is
 // in flight while one of its attempts is tracked and not confirmed.
 func (s *Sampler) transfers(ctx context.Context, chain string) ([]prometheus.Metric, error) {
-	var n, stuck int64
-	var oldestMicros float64
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(DISTINCT s.workflow_id, s.step),
-			COALESCE(TIMESTAMPDIFF(MICROSECOND, MIN(t.created_at), CURRENT_TIMESTAMP(6)), 0),
-			COUNT(DISTINCT IF(s.step = ? AND t.created_at < CURRENT_TIMESTAMP(6) - INTERVAL ? MICROSECOND, s.workflow_id, NULL))
-		FROM tracked_txs t JOIN signed_txs s ON s.tx_hash = t.tx_hash AND s.chain = t.chain
-		WHERE t.chain = ? AND t.state IN ('pending','seen')`,
-		s.cfg.PaymentStep, s.cfg.ConfirmTimeout.Microseconds(), chain).Scan(&n, &oldestMicros, &stuck)
+	n, oldest, stuck, err := s.cfg.ChainStore.InFlight(ctx, chain, s.cfg.PaymentStep, s.cfg.ConfirmTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("counting transfers in flight: %w", err)
+		return nil, err
 	}
 	var failing int64
 	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM failing_steps
@@ -335,7 +344,7 @@ func (s *Sampler) transfers(ctx context.Context, chain string) ([]prometheus.Met
 	}
 	return []prometheus.Metric{
 		gauge(s.inFlight, float64(n), chain),
-		gauge(s.oldestAge, max(oldestMicros, 0)/1e6, chain),
+		gauge(s.oldestAge, oldest.Seconds(), chain),
 		gauge(s.stuck, float64(stuck), chain),
 		gauge(s.failing, float64(failing), chain),
 	}, nil
@@ -345,35 +354,27 @@ func (s *Sampler) transfers(ctx context.Context, chain string) ([]prometheus.Met
 // seen in a block by any attempt, or signed and never broadcast (no attempt
 // on the nonce is tracked).
 func (s *Sampler) lanes(ctx context.Context, chain string) ([]prometheus.Metric, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT w.kind, COUNT(*) FROM (
-			SELECT s.from_address, s.nonce
-			FROM signed_txs s JOIN tracked_txs t ON t.tx_hash = s.tx_hash AND t.chain = s.chain
-			WHERE t.chain = ? AND t.state IN ('pending','seen')
-			GROUP BY s.from_address, s.nonce
-			HAVING SUM(t.state = 'seen') = 0
-			UNION
-			SELECT s.from_address, s.nonce
-			FROM signed_txs s
-			WHERE s.chain = ? AND s.state = 'signed' AND NOT EXISTS (
-				SELECT 1 FROM signed_txs o JOIN tracked_txs t ON t.tx_hash = o.tx_hash AND t.chain = o.chain
-				WHERE o.chain = s.chain AND o.from_address = s.from_address AND o.nonce = s.nonce)
-		) lane JOIN wallets w ON w.chain = ? AND w.address = lane.from_address
-		GROUP BY w.kind`, chain, chain, chain)
+	backlog, err := s.cfg.ChainStore.LaneBacklog(ctx, chain)
 	if err != nil {
-		return nil, fmt.Errorf("counting nonce lane backlog: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
 	byKind := map[string]int64{}
-	for rows.Next() {
-		var kind string
-		var n int64
-		if err := rows.Scan(&kind, &n); err != nil {
+	if len(backlog) > 0 {
+		rows, err := s.db.QueryContext(ctx, "SELECT address, kind FROM wallets WHERE chain = ?", chain)
+		if err != nil {
 			return nil, fmt.Errorf("counting nonce lane backlog: %w", err)
 		}
-		byKind[kind] = n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("counting nonce lane backlog: %w", err)
+		defer rows.Close()
+		for rows.Next() {
+			var addr, kind string
+			if err := rows.Scan(&addr, &kind); err != nil {
+				return nil, fmt.Errorf("counting nonce lane backlog: %w", err)
+			}
+			byKind[kind] += backlog[addr]
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("counting nonce lane backlog: %w", err)
+		}
 	}
 	var ms []prometheus.Metric
 	for _, k := range laneKinds {
@@ -395,13 +396,12 @@ func (s *Sampler) outbox(ctx context.Context) ([]prometheus.Metric, error) {
 // only the head is reported.
 func (s *Sampler) listener(ctx context.Context, c SamplerChain, head uint64) ([]prometheus.Metric, error) {
 	ms := []prometheus.Metric{gauge(s.headBlock, float64(head), c.Name)}
-	var cursor uint64
-	err := s.db.QueryRowContext(ctx, "SELECT block_number FROM chain_cursor WHERE chain = ?", c.Name).Scan(&cursor)
-	if errors.Is(err, sql.ErrNoRows) {
-		return ms, nil
-	}
+	cursor, ok, err := s.cfg.ChainStore.CursorBlock(ctx, c.Name)
 	if err != nil {
-		return nil, fmt.Errorf("reading the listener's cursor: %w", err)
+		return nil, err
+	}
+	if !ok {
+		return ms, nil
 	}
 	var blocks, secs float64
 	if head > cursor {

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"payflow/answers"
+	"payflow/chain/evm"
 	"payflow/config"
 	"payflow/internal/metrics"
 	"payflow/internal/stacktest"
@@ -153,7 +154,7 @@ func TestSamplerReadsTheLedgerAndTheNode(t *testing.T) {
 	}
 	eth := config.ChainConfig{Native: config.NativeCoin{Symbol: "ETH"},
 		Tokens: map[string]config.Token{"USDT": {Address: usdtAddr, Decimals: 6}}}
-	s := metrics.NewSampler(metrics.SamplerConfig{Chains: []metrics.SamplerChain{{Name: "ETH", Assets: eth, Node: n, Balances: bal}},
+	s := metrics.NewSampler(metrics.SamplerConfig{ChainStore: evm.NewStats(db), Chains: []metrics.SamplerChain{{Name: "ETH", Assets: eth, Node: n, Balances: bal}},
 		PaymentStep: "transfer", ConfirmTimeout: 30 * time.Minute, Outbox: answers.New(db, nil, nil)}, db, nil)
 	reg := prometheus.NewRegistry()
 	require.NoError(t, reg.Register(s))
@@ -206,7 +207,7 @@ func TestSamplerReadsTheLedgerAndTheNode(t *testing.T) {
 func TestSamplerWithoutCursorOrWallets(t *testing.T) {
 	db := stacktest.TestDB(t, "metrics")
 	require.NoError(t, ledger.Migrate(context.Background(), db))
-	s := metrics.NewSampler(metrics.SamplerConfig{Chains: []metrics.SamplerChain{{Name: "ETH", Node: &node{head: 7}, Balances: balances{}}},
+	s := metrics.NewSampler(metrics.SamplerConfig{ChainStore: evm.NewStats(db), Chains: []metrics.SamplerChain{{Name: "ETH", Node: &node{head: 7}, Balances: balances{}}},
 		PaymentStep: "transfer", ConfirmTimeout: time.Minute}, db, nil)
 	reg := prometheus.NewRegistry()
 	require.NoError(t, reg.Register(s))
@@ -266,7 +267,7 @@ func TestSamplerServesEveryChain(t *testing.T) {
 		{Name: "BSC", Node: bscNode, Balances: bscBal, Assets: config.ChainConfig{Native: config.NativeCoin{Symbol: "BNB"},
 			Tokens: map[string]config.Token{"USDT": {Address: addr(0xb1), Decimals: 18}, "USDC": {Address: addr(0xb2), Decimals: 6}}}},
 	}
-	s := metrics.NewSampler(metrics.SamplerConfig{Chains: chains, PaymentStep: "transfer", ConfirmTimeout: 30 * time.Minute,
+	s := metrics.NewSampler(metrics.SamplerConfig{ChainStore: evm.NewStats(db), Chains: chains, PaymentStep: "transfer", ConfirmTimeout: 30 * time.Minute,
 		Outbox: answers.New(db, nil, nil)}, db, nil)
 	reg := prometheus.NewRegistry()
 	require.NoError(t, reg.Register(s))
@@ -361,7 +362,7 @@ func TestSamplerStalledNodeDelaysOnlyItsChain(t *testing.T) {
 	require.NoError(t, ledger.Migrate(context.Background(), db))
 	ethNode := &node{head: 100}
 	bsc := &hangingNode{}
-	s := metrics.NewSampler(metrics.SamplerConfig{Chains: []metrics.SamplerChain{
+	s := metrics.NewSampler(metrics.SamplerConfig{ChainStore: evm.NewStats(db), Chains: []metrics.SamplerChain{
 		{Name: "ETH", Node: ethNode, Balances: balances{}},
 		{Name: "BSC", Node: bsc, Balances: balances{}},
 	}, PaymentStep: "transfer", ConfirmTimeout: time.Minute, Interval: 10 * time.Millisecond, Timeout: time.Hour}, db, nil)

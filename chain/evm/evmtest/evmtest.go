@@ -48,6 +48,7 @@ const (
 	SimChainID = 1337
 )
 
+// MustKey parses a hex private key or fails t.
 func MustKey(t testing.TB, hexKey string) *ecdsa.PrivateKey {
 	t.Helper()
 	k, err := crypto.HexToECDSA(hexKey)
@@ -57,6 +58,7 @@ func MustKey(t testing.TB, hexKey string) *ecdsa.PrivateKey {
 	return k
 }
 
+// DiscardLog is a logger that writes nothing.
 func DiscardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // FakeKeys is a KeySource over fixed keys. It hands out a fresh copy per call
@@ -76,6 +78,7 @@ func (f *FakeKeys) Given() []*ecdsa.PrivateKey {
 	return append([]*ecdsa.PrivateKey(nil), f.given...)
 }
 
+// NewFakeKeys holds keys, by their lowercase addresses.
 func NewFakeKeys(keys ...*ecdsa.PrivateKey) *FakeKeys {
 	f := &FakeKeys{Keys: map[string]*ecdsa.PrivateKey{}}
 	for _, k := range keys {
@@ -84,6 +87,7 @@ func NewFakeKeys(keys ...*ecdsa.PrivateKey) *FakeKeys {
 	return f
 }
 
+// Key hands out a fresh copy of address's key (chain "ETH" only).
 func (f *FakeKeys) Key(_ context.Context, chainName, address string) (*ecdsa.PrivateKey, error) {
 	f.Calls.Add(1)
 	k, ok := f.Keys[address]
@@ -116,6 +120,8 @@ type Chain struct {
 	Broke  common.Address
 }
 
+// NewChain starts a simulated chain with TestUSDT deployed and minted, a
+// fresh database and a broadcaster over them (closed when t ends).
 func NewChain(t testing.TB) *Chain {
 	t.Helper()
 	ctx := context.Background()
@@ -161,6 +167,8 @@ func NewChain(t testing.TB) *Chain {
 	return f
 }
 
+// NewBroadcaster is a broadcaster over the fixture's database, node and
+// keys with fee cap maxFee.
 func (f *Chain) NewBroadcaster(maxFee *big.Int) *send.Broadcaster {
 	f.T.Helper()
 	bc, err := send.NewBroadcaster(send.BroadcasterConfig{Chain: ChainName, ChainID: big.NewInt(SimChainID),
@@ -171,6 +179,8 @@ func (f *Chain) NewBroadcaster(maxFee *big.Int) *send.Broadcaster {
 	return bc
 }
 
+// RequireSuccess fails unless hash is mined with status 1, and returns its
+// receipt.
 func (f *Chain) RequireSuccess(hash common.Hash) *types.Receipt {
 	f.T.Helper()
 	r, err := f.Client.TransactionReceipt(f.Ctx, hash)
@@ -183,6 +193,7 @@ func (f *Chain) RequireSuccess(hash common.Hash) *types.Receipt {
 	return r
 }
 
+// TokenBalance is owner's TestUSDT balance.
 func (f *Chain) TokenBalance(owner common.Address) *big.Int {
 	f.T.Helper()
 	b, err := f.USDT.BalanceOf(&bind.CallOpts{Context: f.Ctx}, owner)
@@ -192,11 +203,14 @@ func (f *Chain) TokenBalance(owner common.Address) *big.Int {
 	return b
 }
 
+// Request is a transfer of units of TestUSDT from the sender to Recipient,
+// step "transfer" of workflowID.
 func (f *Chain) Request(workflowID string, units int64) send.TransferRequest {
 	return send.TransferRequest{WorkflowID: workflowID, Step: "transfer", From: f.Sender, To: Recipient,
 		Token: f.Token, Units: big.NewInt(units)}
 }
 
+// Count runs a COUNT query on the fixture's database.
 func (f *Chain) Count(query string, args ...any) int {
 	f.T.Helper()
 	var n int
@@ -206,21 +220,26 @@ func (f *Chain) Count(query string, args ...any) int {
 	return n
 }
 
-// nextNonce returns the stored nonce lane of addr, or -1 when it has none.
+// NextNonce returns the stored nonce lane of addr, or -1 when it has none.
 func (f *Chain) NextNonce(addr common.Address) int64 {
 	f.T.Helper()
-	var n int64
-	err := f.DB.QueryRowContext(f.Ctx, "SELECT next_nonce FROM nonces WHERE chain=? AND address=?",
-		ChainName, evm.Lower(addr)).Scan(&n)
-	if errors.Is(err, sql.ErrNoRows) {
-		return -1
-	}
+	lanes, err := evm.NewLanes(ChainName, f.DB)
 	if err != nil {
 		f.T.Fatal(err)
 	}
-	return n
+	all, err := lanes.List(f.Ctx)
+	if err != nil {
+		f.T.Fatal(err)
+	}
+	for _, l := range all {
+		if l.Address == addr {
+			return int64(l.Next)
+		}
+	}
+	return -1
 }
 
+// SignAndSend signs req and sends it, failing on any error.
 func (f *Chain) SignAndSend(req send.TransferRequest) evm.SignedTx {
 	f.T.Helper()
 	stx, err := f.BC.Signer.SignTransfer(f.Ctx, req)
@@ -246,6 +265,7 @@ func TestDB(t testing.TB) *sql.DB {
 	return db
 }
 
+// Confirmations is how deep the fixture's tracker confirms.
 const Confirmations = 3
 
 // Notified is one delivery to a Notifier.
@@ -254,6 +274,7 @@ type Notified struct {
 	Ev         chain.TxEvent
 }
 
+// String prints the delivery for a failure message.
 func (n Notified) String() string {
 	return fmt.Sprintf("%s:%s@%d/%s ok=%v", n.WorkflowID, n.Ev.Milestone, n.Ev.BlockNumber, short(n.Ev.BlockHash), n.Ev.Succeeded)
 }
@@ -275,6 +296,7 @@ type Recorder struct {
 	Ch       chan Notified // optional: every delivery is also sent here
 }
 
+// NotifyTx implements chain.Notifier.
 func (r *Recorder) NotifyTx(_ context.Context, workflowID string, ev chain.TxEvent) error {
 	r.Mu.Lock()
 	n := Notified{workflowID, ev}
@@ -292,7 +314,7 @@ func (r *Recorder) NotifyTx(_ context.Context, workflowID string, ev chain.TxEve
 	return err
 }
 
-// take returns what was delivered since the last take.
+// Take returns what was delivered since the last Take.
 func (r *Recorder) Take() []Notified {
 	r.Mu.Lock()
 	defer r.Mu.Unlock()
@@ -309,6 +331,7 @@ type Want struct {
 	Succeeded   bool
 }
 
+// Expect fails t unless got is exactly wants, for workflowID and txHash.
 func Expect(t testing.TB, got []Notified, workflowID, txHash string, wants ...Want) {
 	t.Helper()
 	if len(got) != len(wants) {
@@ -325,12 +348,14 @@ func Expect(t testing.TB, got []Notified, workflowID, txHash string, wants ...Wa
 	}
 }
 
+// Tracker is a confirmation tracker over a Chain, telling a Recorder.
 type Tracker struct {
 	Chain    *Chain
 	Rec      *Recorder
 	Tracking *watch.Tracker
 }
 
+// NewTracker is a Tracker over a new Chain.
 func NewTracker(t *testing.T) *Tracker {
 	t.Helper()
 	f := NewChain(t)
@@ -344,7 +369,7 @@ func NewTracker(t *testing.T) *Tracker {
 	return &Tracker{Chain: f, Rec: rec, Tracking: tr}
 }
 
-// head returns the current head's number and hash.
+// Head returns the current head's number and hash.
 func (f *Tracker) Head() (uint64, common.Hash) {
 	f.Chain.T.Helper()
 	h, err := f.Chain.Client.HeaderByNumber(f.Chain.Ctx, nil)
@@ -354,7 +379,7 @@ func (f *Tracker) Head() (uint64, common.Hash) {
 	return h.Number.Uint64(), h.Hash()
 }
 
-// check runs the tracker against the current head.
+// Check runs the tracker against the current head.
 func (f *Tracker) Check() {
 	f.Chain.T.Helper()
 	n, _ := f.Head()
@@ -363,29 +388,25 @@ func (f *Tracker) Check() {
 	}
 }
 
+// State is the recorded state of hash's tracked row.
 func (f *Tracker) State(hash common.Hash) string {
-	f.Chain.T.Helper()
-	var s string
-	if err := f.Chain.DB.QueryRowContext(f.Chain.Ctx, "SELECT state FROM tracked_txs WHERE tx_hash=?", hash.Hex()).Scan(&s); err != nil {
-		f.Chain.T.Fatal(err)
-	}
-	return s
+	return f.TrackedState(hash, "")
 }
 
-// sendTracked signs, sends and tracks a transfer of units for workflowID.
+// SendTracked signs, sends and tracks a transfer of units for workflowID.
 func (f *Tracker) SendTracked(workflowID string, units int64) common.Hash {
 	f.Chain.T.Helper()
 	stx := f.Chain.SignAndSend(f.Chain.Request(workflowID, units))
-	if err := watch.TrackTx(f.Chain.Ctx, f.Chain.DB, ChainName, stx.Hash, workflowID); err != nil {
+	if err := evm.TrackTx(f.Chain.Ctx, f.Chain.DB, ChainName, stx.Hash, workflowID); err != nil {
 		f.Chain.T.Fatal(err)
 	}
-	if err := watch.TrackTx(f.Chain.Ctx, f.Chain.DB, ChainName, stx.Hash, workflowID); err != nil { // idempotent
+	if err := evm.TrackTx(f.Chain.Ctx, f.Chain.DB, ChainName, stx.Hash, workflowID); err != nil { // idempotent
 		f.Chain.T.Fatalf("tracking again: %v", err)
 	}
 	return stx.Hash
 }
 
-// mineThenFork mines hash in block N (the tracker sees it there), adds one
+// MineThenFork mines hash in block N (the tracker sees it there), adds one
 // block, then forks back to N-1.
 func (f *Tracker) MineThenFork(hash common.Hash) (bn uint64, minedAt common.Hash) {
 	f.Chain.T.Helper()
@@ -411,11 +432,16 @@ func (f *Tracker) MineThenFork(hash common.Hash) (bn uint64, minedAt common.Hash
 	return bn, minedAt
 }
 
+// TrackedState is the recorded state of hash's row for workflowID (any
+// workflow's when "").
 func (f *Tracker) TrackedState(hash common.Hash, workflowID string) string {
 	f.Chain.T.Helper()
-	var s string
-	if err := f.Chain.DB.QueryRowContext(f.Chain.Ctx, "SELECT state FROM tracked_txs WHERE tx_hash=? AND workflow_id=?",
-		hash.Hex(), workflowID).Scan(&s); err != nil {
+	tracked, err := evm.NewTracked(ChainName, f.Chain.DB)
+	if err != nil {
+		f.Chain.T.Fatal(err)
+	}
+	s, err := tracked.StateOf(f.Chain.Ctx, hash.Hex(), workflowID)
+	if err != nil {
 		f.Chain.T.Fatal(err)
 	}
 	return s

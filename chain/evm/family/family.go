@@ -22,8 +22,6 @@ import (
 	"payflow/chain/evm"
 
 	"payflow/chain/evm/send"
-
-	"payflow/chain/evm/watch"
 )
 
 // Family is one EVM chain behind the contract of package chain: it
@@ -114,9 +112,9 @@ func (f *Family) Inspect(ctx context.Context, workflowID, step string, confirmat
 // Track implements chain.Transfers (TrackTx, or TrackTxConfirmedOnly).
 func (f *Family) Track(ctx context.Context, txHash, workflowID string, everyMilestone bool) error {
 	if everyMilestone {
-		return watch.TrackTx(ctx, f.db, f.chain, common.HexToHash(txHash), workflowID)
+		return evm.TrackTx(ctx, f.db, f.chain, common.HexToHash(txHash), workflowID)
 	}
-	return watch.TrackTxConfirmedOnly(ctx, f.db, f.chain, common.HexToHash(txHash), workflowID)
+	return evm.TrackTxConfirmedOnly(ctx, f.db, f.chain, common.HexToHash(txHash), workflowID)
 }
 
 // signed is stx in the contract's terms.
@@ -366,10 +364,10 @@ func (f *Family) Watch(ctx context.Context, symbol, address string) (uint64, boo
 	if err != nil {
 		return 0, false, fmt.Errorf("reading head: %w", err)
 	}
-	isNew, err := watch.Watch(ctx, f.db, f.chain, symbol, common.HexToAddress(address), head)
+	isNew, err := evm.Watch(ctx, f.db, f.chain, symbol, common.HexToAddress(address), head)
 	if err != nil {
 		return 0, false, err
 	}
-	from, err := watch.WatchedFrom(ctx, f.db, f.chain, symbol, common.HexToAddress(address))
+	from, err := evm.WatchedFrom(ctx, f.db, f.chain, symbol, common.HexToAddress(address))
 	return from, isNew, err
 }

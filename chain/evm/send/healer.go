@@ -32,7 +32,7 @@ type GapReport struct {
 // LaneLister lists the sending wallets with the next nonce of each.
 // NonceLanes satisfies it.
 type LaneLister interface {
-	Lanes(ctx context.Context) ([]NonceLane, error)
+	Lanes(ctx context.Context) ([]evm.NonceLane, error)
 }
 
 // Healer unblocks wallets whose transactions wait behind a nonce gap (see
@@ -110,7 +110,7 @@ func (h *Healer) Run(ctx context.Context, interval, minAge time.Duration, owners
 
 // healLane heals gap after gap of one wallet: once a gap is filled the pool's
 // pending nonce moves up to the next one (terminated workflows can leave many).
-func (h *Healer) healLane(ctx context.Context, l NonceLane, minAge time.Duration, owners chain.OwnerChecker) ([]GapReport, error) {
+func (h *Healer) healLane(ctx context.Context, l evm.NonceLane, minAge time.Duration, owners chain.OwnerChecker) ([]GapReport, error) {
 	pending, err := h.backend.PendingNonceAt(ctx, l.Address)
 	if err != nil {
 		return nil, fmt.Errorf("pending nonce of %s: %w", evm.Lower(l.Address), err)

@@ -246,15 +246,14 @@ func (b *laneBatcher) apply(ctx context.Context, from common.Address, live []*no
 		return nil, false, pending.err
 	}
 	chainNext := pending.next
-	tx, err := n.db.BeginTx(ctx, nil)
+	tx, err := n.rows.Begin(ctx)
 	if err != nil {
-		return nil, false, fmt.Errorf("beginning nonce transaction: %w", err)
+		return nil, false, err
 	}
 	defer tx.Rollback()
-	var nonce uint64
-	if err := tx.QueryRowContext(ctx, "SELECT next_nonce FROM nonces WHERE chain=? AND address=? FOR UPDATE",
-		n.chain, addr).Scan(&nonce); err != nil {
-		return nil, false, fmt.Errorf("locking nonce lane of %s: %w", addr, err)
+	nonce, err := n.rows.Lock(ctx, tx, from)
+	if err != nil {
+		return nil, false, err
 	}
 	// Resync from the chain: a transaction sent from this wallet outside
 	// payflow used nonces the lane does not know of.
@@ -273,9 +272,8 @@ func (b *laneBatcher) apply(ctx context.Context, from common.Address, live []*no
 	if nonce == first {
 		return errs, true, nil // no use took a nonce: nothing to commit
 	}
-	if _, err := tx.ExecContext(ctx, "UPDATE nonces SET next_nonce=? WHERE chain=? AND address=?",
-		nonce, n.chain, addr); err != nil {
-		return nil, true, fmt.Errorf("advancing nonce: %w", err)
+	if err := n.rows.Advance(ctx, tx, from, nonce); err != nil {
+		return nil, true, err
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, true, fmt.Errorf("committing signed transfers: %w", err)
@@ -328,12 +326,8 @@ func (b *laneBatcher) useOne(ctx context.Context, tx *sql.Tx, from common.Addres
 		if retried || !errors.Is(err, evm.ErrAttemptExists) {
 			return err
 		}
-		var held bool
-		var next uint64
-		if qerr := tx.QueryRowContext(ctx, `SELECT
-			EXISTS(SELECT 1 FROM signed_txs WHERE chain=? AND from_address=? AND nonce=?),
-			(SELECT COALESCE(MAX(nonce)+1, 0) FROM signed_txs WHERE chain=? AND from_address=?)`,
-			b.lanes.chain, evm.Lower(from), *nonce, b.lanes.chain, evm.Lower(from)).Scan(&held, &next); qerr != nil {
+		held, next, qerr := b.lanes.store.NoncesStored(ctx, tx, from, *nonce)
+		if qerr != nil {
 			return fmt.Errorf("%w: reading stored nonces: %w", errBatchBroken, qerr)
 		}
 		if !held || next <= *nonce {

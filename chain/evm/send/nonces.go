@@ -3,7 +3,6 @@ package send
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"log/slog"
 
@@ -27,12 +26,6 @@ type NonceAllocator interface {
 	WithNonce(ctx context.Context, from common.Address, use func(tx *sql.Tx, nonce uint64) error) error
 }
 
-// NonceLane is one sending wallet and the next nonce payflow signs it with.
-type NonceLane struct {
-	Address common.Address
-	Next    uint64
-}
-
 // NonceLanes is the NonceAllocator over the nonces table: the wallet's row,
 // locked in the transaction that stores the signed transaction, is the
 // single writer of its lane. A lane starts at the chain's pending nonce and
@@ -44,8 +37,8 @@ type NonceLane struct {
 // by one update of it and one commit. The row lock still orders the writers
 // of several processes, and the chain's pending nonce is read once per batch.
 type NonceLanes struct {
-	chain   string
-	db      *sql.DB
+	rows    *evm.Lanes
+	store   *evm.TxStore // the stored nonces, to resync a lane behind them
 	backend evm.Backend
 	log     *slog.Logger
 	batch   *laneBatcher
@@ -54,13 +47,18 @@ type NonceLanes struct {
 // NewNonceLanes wires NonceLanes for one chain (its protocol name), with
 // group commit.
 func NewNonceLanes(chainName string, db *sql.DB, backend evm.Backend, log *slog.Logger) (*NonceLanes, error) {
-	if chainName == "" || db == nil {
-		return nil, errors.New("nonce lanes: chain name and database are required")
+	rows, err := evm.NewLanes(chainName, db)
+	if err != nil {
+		return nil, err
+	}
+	store, err := evm.NewTxStore(chainName, db)
+	if err != nil {
+		return nil, err
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	n := &NonceLanes{chain: chainName, db: db, backend: backend, log: log}
+	n := &NonceLanes{rows: rows, store: store, backend: backend, log: log}
 	n.batch = newLaneBatcher(n)
 	return n, nil
 }
@@ -106,15 +104,14 @@ func (n *NonceLanes) withNonceOnce(ctx context.Context, from common.Address, use
 	if err != nil {
 		return fmt.Errorf("reading pending nonce of %s: %w", addr, err)
 	}
-	tx, err := n.db.BeginTx(ctx, nil)
+	tx, err := n.rows.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("beginning nonce transaction: %w", err)
+		return err
 	}
 	defer tx.Rollback()
-	var nonce uint64
-	if err := tx.QueryRowContext(ctx, "SELECT next_nonce FROM nonces WHERE chain=? AND address=? FOR UPDATE",
-		n.chain, addr).Scan(&nonce); err != nil {
-		return fmt.Errorf("locking nonce lane of %s: %w", addr, err)
+	nonce, err := n.rows.Lock(ctx, tx, from)
+	if err != nil {
+		return err
 	}
 	// Resync from the chain: a transaction sent from this wallet outside
 	// payflow used nonces the lane does not know of. (The chain's pending
@@ -126,9 +123,8 @@ func (n *NonceLanes) withNonceOnce(ctx context.Context, from common.Address, use
 	if err := use(tx, nonce); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, "UPDATE nonces SET next_nonce=? WHERE chain=? AND address=?",
-		nonce+1, n.chain, addr); err != nil {
-		return fmt.Errorf("advancing nonce: %w", err)
+	if err := n.rows.Advance(ctx, tx, from, nonce+1); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("committing signed transfer: %w", err)
@@ -138,26 +134,8 @@ func (n *NonceLanes) withNonceOnce(ctx context.Context, from common.Address, use
 
 // Lanes lists every wallet that has signed on this chain, with its lane's
 // next nonce.
-func (n *NonceLanes) Lanes(ctx context.Context) ([]NonceLane, error) {
-	rows, err := n.db.QueryContext(ctx, "SELECT address, next_nonce FROM nonces WHERE chain=?", n.chain)
-	if err != nil {
-		return nil, fmt.Errorf("listing nonce lanes: %w", err)
-	}
-	defer rows.Close()
-	var lanes []NonceLane
-	for rows.Next() {
-		var a string
-		var l NonceLane
-		if err := rows.Scan(&a, &l.Next); err != nil {
-			return nil, fmt.Errorf("listing nonce lanes: %w", err)
-		}
-		l.Address = common.HexToAddress(a)
-		lanes = append(lanes, l)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing nonce lanes: %w", err)
-	}
-	return lanes, nil
+func (n *NonceLanes) Lanes(ctx context.Context) ([]evm.NonceLane, error) {
+	return n.rows.List(ctx)
 }
 
 // ensureLane creates the wallet's nonce row from the chain's pending nonce the
@@ -165,21 +143,13 @@ func (n *NonceLanes) Lanes(ctx context.Context) ([]NonceLane, error) {
 // there a locking read of a missing row takes a gap lock, and two first
 // signers inserting into the same gap deadlock each other.
 func (n *NonceLanes) ensureLane(ctx context.Context, from common.Address) error {
-	var one int
-	err := n.db.QueryRowContext(ctx, "SELECT 1 FROM nonces WHERE chain=? AND address=?", n.chain, evm.Lower(from)).Scan(&one)
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("reading nonce lane of %s: %w", evm.Lower(from), err)
+	exists, err := n.rows.Exists(ctx, from)
+	if err != nil || exists {
+		return err
 	}
 	pending, err := n.backend.PendingNonceAt(ctx, from)
 	if err != nil {
 		return fmt.Errorf("reading pending nonce of %s: %w", evm.Lower(from), err)
 	}
-	if _, err := n.db.ExecContext(ctx, "INSERT IGNORE INTO nonces (chain, address, next_nonce) VALUES (?,?,?)",
-		n.chain, evm.Lower(from), pending); err != nil {
-		return fmt.Errorf("creating nonce lane of %s: %w", evm.Lower(from), err)
-	}
-	return nil
+	return n.rows.Create(ctx, from, pending)
 }

@@ -17,7 +17,6 @@ import (
 	"payflow/chain"
 	"payflow/chain/evm"
 	"payflow/chain/evm/send"
-	"payflow/chain/evm/watch"
 
 	"payflow/chain/evm/evmtest"
 )
@@ -75,7 +74,7 @@ func TestReplaceStuckTransferSettlesOnce(t *testing.T) {
 		t.Fatalf("nonces %d and %d, want 0 and 1", stuck.Nonce, other.Nonce)
 	}
 	for _, h := range []common.Hash{stuck.Hash, other.Hash} {
-		if err := watch.TrackTx(f.Ctx, f.DB, evmtest.ChainName, h, wf); err != nil {
+		if err := evm.TrackTx(f.Ctx, f.DB, evmtest.ChainName, h, wf); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -119,7 +118,7 @@ func TestReplaceStuckTransferSettlesOnce(t *testing.T) {
 	if n := f.Count("SELECT COUNT(*) FROM signed_txs WHERE tx_hash=? AND state='sent'", repl.Hash.Hex()); n != 1 {
 		t.Fatal("the replacement is not marked sent")
 	}
-	if err := watch.TrackTx(f.Ctx, f.DB, evmtest.ChainName, repl.Hash, wf); err != nil {
+	if err := evm.TrackTx(f.Ctx, f.DB, evmtest.ChainName, repl.Hash, wf); err != nil {
 		t.Fatal(err)
 	}
 

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math/big"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/ethereum/go-ethereum"
@@ -142,29 +141,6 @@ func NewListener(cfg ListenerConfig, db *sql.DB, backend evm.Backend, dial func(
 		receipts: receipts, native: &nativeScanner{blocks: blocks, receipts: receipts, log: log}}, nil
 }
 
-// Watch registers address for deposits of symbol from fromBlock on.
-// Idempotent: a second registration keeps the first from_block.
-func Watch(ctx context.Context, db *sql.DB, chainName, symbol string, address common.Address, fromBlock uint64) (bool, error) {
-	res, err := db.ExecContext(ctx, "INSERT IGNORE INTO watched_addresses (chain, address, symbol, from_block) VALUES (?,?,?,?)",
-		chainName, evm.Lower(address), symbol, fromBlock)
-	if err != nil {
-		return false, fmt.Errorf("watching %s: %w", evm.Lower(address), err)
-	}
-	n, _ := res.RowsAffected()
-	return n == 1, nil
-}
-
-// WatchedFrom is the block from which deposits to address in symbol are
-// looked for (see Watch).
-func WatchedFrom(ctx context.Context, db *sql.DB, chainName, symbol string, address common.Address) (uint64, error) {
-	var from uint64
-	if err := db.QueryRowContext(ctx, "SELECT from_block FROM watched_addresses WHERE chain=? AND address=? AND symbol=?",
-		chainName, evm.Lower(address), symbol).Scan(&from); err != nil {
-		return 0, fmt.Errorf("reading watch of %s: %w", evm.Lower(address), err)
-	}
-	return from, nil
-}
-
 // Run follows the chain until ctx ends.
 func (l *Listener) Run(ctx context.Context) error {
 	followHeads(ctx, l.dial, l.backend, l.cfg.PollInterval, l.log, func(ctx context.Context, head uint64) {
@@ -175,35 +151,13 @@ func (l *Listener) Run(ctx context.Context) error {
 	return nil
 }
 
-// Cursor is the last fully processed block.
-type Cursor struct {
-	Number uint64
-	Hash   common.Hash
-}
-
 // LoadCursor reads the persisted cursor; ok is false when there is none.
-func (l *Listener) LoadCursor(ctx context.Context) (Cursor, bool, error) {
-	var c Cursor
-	var h string
-	err := l.db.QueryRowContext(ctx, "SELECT block_number, block_hash FROM chain_cursor WHERE chain=?", l.cfg.Chain).Scan(&c.Number, &h)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Cursor{}, false, nil
-	}
-	if err != nil {
-		return Cursor{}, false, fmt.Errorf("reading cursor: %w", err)
-	}
-	c.Hash = common.HexToHash(h)
-	return c, true, nil
+func (l *Listener) LoadCursor(ctx context.Context) (evm.Cursor, bool, error) {
+	return evm.LoadCursor(ctx, l.db, l.cfg.Chain)
 }
 
-func (l *Listener) saveCursor(ctx context.Context, c Cursor) error {
-	_, err := l.db.ExecContext(ctx, `INSERT INTO chain_cursor (chain, block_number, block_hash) VALUES (?,?,?)
-		ON DUPLICATE KEY UPDATE block_number=VALUES(block_number), block_hash=VALUES(block_hash)`,
-		l.cfg.Chain, c.Number, c.Hash.Hex())
-	if err != nil {
-		return fmt.Errorf("saving cursor %d: %w", c.Number, err)
-	}
-	return nil
+func (l *Listener) saveCursor(ctx context.Context, c evm.Cursor) error {
+	return evm.SaveCursor(ctx, l.db, l.cfg.Chain, c)
 }
 
 // SyncTo processes every block after the cursor up to head, in ranges, and
@@ -221,7 +175,7 @@ func (l *Listener) SyncTo(ctx context.Context, head uint64) error {
 		if err != nil {
 			return fmt.Errorf("reading header %d: %w", head, err)
 		}
-		cur = Cursor{Number: head, Hash: h.Hash()}
+		cur = evm.Cursor{Number: head, Hash: h.Hash()}
 		if err := l.saveCursor(ctx, cur); err != nil {
 			return err
 		}
@@ -260,7 +214,7 @@ func (l *Listener) SyncTo(ctx context.Context, head uint64) error {
 // at its height yet): waiting for the chain to grow back would hold back the
 // deposits re-mined on the new branch, which must be delivered again from
 // their new blocks.
-func (l *Listener) checkReorg(ctx context.Context, cur Cursor) (Cursor, error) {
+func (l *Listener) checkReorg(ctx context.Context, cur evm.Cursor) (evm.Cursor, error) {
 	h, err := l.backend.HeaderByNumber(ctx, new(big.Int).SetUint64(cur.Number))
 	switch {
 	case errors.Is(err, ethereum.NotFound) || (err == nil && h == nil):
@@ -275,7 +229,7 @@ func (l *Listener) checkReorg(ctx context.Context, cur Cursor) (Cursor, error) {
 		return cur, fmt.Errorf("reading header %d: %w", back, err)
 	}
 	l.log.Warn("reorg under the listener cursor; rescanning", "block_number", cur.Number, "rewind_to", back)
-	next := Cursor{Number: back, Hash: bh.Hash()}
+	next := evm.Cursor{Number: back, Hash: bh.Hash()}
 	return next, l.saveCursor(ctx, next)
 }
 
@@ -284,12 +238,12 @@ func (l *Listener) checkReorg(ctx context.Context, cur Cursor) (Cursor, error) {
 // changed, a reorg raced the query and the range is fetched again. With
 // Native, the range's blocks are read by hash down from that header, so they
 // are the very blocks the logs came from (checked) and the cursor moves to.
-func (l *Listener) processRange(ctx context.Context, cur Cursor, to uint64) (Cursor, error) {
+func (l *Listener) processRange(ctx context.Context, cur evm.Cursor, to uint64) (evm.Cursor, error) {
 	from := cur.Number + 1
 	for attempt := 0; ; attempt++ {
 		before, err := l.backend.HeaderByNumber(ctx, new(big.Int).SetUint64(to))
 		if err != nil {
-			return Cursor{}, fmt.Errorf("reading header %d: %w", to, err)
+			return evm.Cursor{}, fmt.Errorf("reading header %d: %w", to, err)
 		}
 		var logs []types.Log
 		if len(l.cfg.Tokens) > 0 { // no addresses would mean every contract's logs
@@ -298,12 +252,12 @@ func (l *Listener) processRange(ctx context.Context, cur Cursor, to uint64) (Cur
 				Addresses: l.cfg.Tokens, Topics: [][]common.Hash{{evm.TransferTopic}},
 			})
 			if err != nil {
-				return Cursor{}, fmt.Errorf("getting logs %d-%d: %w: %w", from, to, errLogQuery, err)
+				return evm.Cursor{}, fmt.Errorf("getting logs %d-%d: %w: %w", from, to, errLogQuery, err)
 			}
 		}
 		after, err := l.backend.HeaderByNumber(ctx, new(big.Int).SetUint64(to))
 		if err != nil {
-			return Cursor{}, fmt.Errorf("reading header %d: %w", to, err)
+			return evm.Cursor{}, fmt.Errorf("reading header %d: %w", to, err)
 		}
 		if before.Hash() != after.Hash() && attempt < 5 {
 			continue
@@ -311,18 +265,18 @@ func (l *Listener) processRange(ctx context.Context, cur Cursor, to uint64) (Cur
 		match := func(to common.Address, _ uint64) bool { return l.watch.Has(to) }
 		var native []Deposit
 		if l.cfg.Native {
-			native, err = l.native.inRange(ctx, cur, Cursor{Number: to, Hash: after.Hash()}, logs, match)
+			native, err = l.native.inRange(ctx, cur, evm.Cursor{Number: to, Hash: after.Hash()}, logs, match)
 			if errors.Is(err, errRaced) && attempt < 5 {
 				continue
 			}
 			if err != nil {
-				return Cursor{}, err
+				return evm.Cursor{}, err
 			}
 		}
 		if err := l.deliver(ctx, logs, match, native); err != nil {
-			return Cursor{}, err
+			return evm.Cursor{}, err
 		}
-		return Cursor{Number: to, Hash: after.Hash()}, nil
+		return evm.Cursor{Number: to, Hash: after.Hash()}, nil
 	}
 }
 
@@ -393,7 +347,7 @@ func (l *Listener) txLogIndex(ctx context.Context, txHash common.Hash, blockInde
 // passed without knowing the address: token logs with eth_getLogs, and with
 // Native the blocks' transactions, read one block at a time down from the
 // cursor's hash (one eth_getBlockByHash per block of the backfilled span).
-func (l *Listener) refreshWatches(ctx context.Context, cur Cursor) error {
+func (l *Listener) refreshWatches(ctx context.Context, cur evm.Cursor) error {
 	last, added, err := watchWallets(ctx, l.db, l.cfg.Chain, l.lastWalletID, l.watch)
 	if err != nil {
 		return err
@@ -403,10 +357,9 @@ func (l *Listener) refreshWatches(ctx context.Context, cur Cursor) error {
 		l.log.Info("watching managed wallets", "count", added, "watched", l.watch.Len())
 	}
 	cursor := cur.Number
-	rows, err := l.db.QueryContext(ctx, `SELECT id, address, from_block, backfilled_to FROM watched_addresses
-		WHERE chain=? AND id > ? ORDER BY id LIMIT 100000`, l.cfg.Chain, l.lastWatchID)
+	loaded, err := evm.WatchesAfter(ctx, l.db, l.cfg.Chain, l.lastWatchID, 100000)
 	if err != nil {
-		return fmt.Errorf("loading watched addresses: %w", err)
+		return err
 	}
 	type w struct {
 		id    int64
@@ -414,25 +367,14 @@ func (l *Listener) refreshWatches(ctx context.Context, cur Cursor) error {
 		start uint64 // first block still owed to this address
 	}
 	var fresh []w
-	for rows.Next() {
-		var x w
-		var a string
-		var filled sql.NullInt64
-		if err := rows.Scan(&x.id, &a, &x.start, &filled); err != nil {
-			rows.Close()
-			return err
-		}
-		if filled.Valid {
+	for _, r := range loaded {
+		x := w{id: r.ID, addr: r.Address, start: r.FromBlock}
+		if r.Backfilled {
 			// Backfilled once and then in the watch set while the cursor
 			// advanced: covered up to the cursor.
 			x.start = cursor + 1
 		}
-		x.addr = common.HexToAddress(a)
 		fresh = append(fresh, x)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
 	}
 	if len(fresh) == 0 {
 		return nil
@@ -442,7 +384,7 @@ func (l *Listener) refreshWatches(ctx context.Context, cur Cursor) error {
 		from := cursor + 1
 		owed := map[common.Address]uint64{}
 		var topics []common.Hash
-		var ids []any
+		var ids []int64
 		for _, x := range batch {
 			ids = append(ids, x.id)
 			if x.start > cursor {
@@ -484,9 +426,8 @@ func (l *Listener) refreshWatches(ctx context.Context, cur Cursor) error {
 				return err
 			}
 		}
-		q := "UPDATE watched_addresses SET backfilled_to=? WHERE id IN (?" + strings.Repeat(",?", len(ids)-1) + ")"
-		if _, err := l.db.ExecContext(ctx, q, append([]any{cursor}, ids...)...); err != nil {
-			return fmt.Errorf("recording backfill: %w", err)
+		if err := evm.MarkBackfilled(ctx, l.db, ids, cursor); err != nil {
+			return err
 		}
 		for _, x := range batch {
 			l.watch.Add(x.addr)

@@ -77,7 +77,7 @@ func TestListenerRestartMidRangeDeliversEveryLogOnce(t *testing.T) {
 		common.HexToAddress("0x00000000000000000000000000000000000a0003"),
 	}
 	for _, a := range watched {
-		if _, err := watch.Watch(f.Ctx, f.DB, evmtest.ChainName, "USDT", a, 0); err != nil {
+		if _, err := evm.Watch(f.Ctx, f.DB, evmtest.ChainName, "USDT", a, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -200,7 +200,7 @@ func TestListenerBackfillsLateWatch(t *testing.T) {
 	if len(rec.got) != 0 {
 		t.Fatal("delivered a deposit to an unwatched address")
 	}
-	if _, err := watch.Watch(f.Ctx, f.DB, evmtest.ChainName, "USDT", late, registeredAt); err != nil {
+	if _, err := evm.Watch(f.Ctx, f.DB, evmtest.ChainName, "USDT", late, registeredAt); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.SyncTo(f.Ctx, head); err != nil {
@@ -258,7 +258,7 @@ func TestListenerRedeliversRemined(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newChainFixture(t)
 			watched := common.HexToAddress("0x00000000000000000000000000000000000c0001")
-			if _, err := watch.Watch(f.Ctx, f.DB, evmtest.ChainName, "USDT", watched, 0); err != nil {
+			if _, err := evm.Watch(f.Ctx, f.DB, evmtest.ChainName, "USDT", watched, 0); err != nil {
 				t.Fatal(err)
 			}
 			rec := &deliveryLog{}

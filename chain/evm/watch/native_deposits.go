@@ -132,7 +132,7 @@ func (c *receiptCache) get(ctx context.Context, txHash common.Hash) (*types.Rece
 // blocks the cursor moves to. It checks that they extend cur and that every
 // log of the range came from one of them, and returns the native deposits
 // to watched addresses in ascending block order.
-func (l *nativeScanner) inRange(ctx context.Context, cur, end Cursor, logs []types.Log,
+func (l *nativeScanner) inRange(ctx context.Context, cur, end evm.Cursor, logs []types.Log,
 	match func(to common.Address, block uint64) bool) ([]Deposit, error) {
 	hashes := make(map[uint64]common.Hash, end.Number-cur.Number)
 	var deps []Deposit
@@ -161,8 +161,7 @@ func (l *nativeScanner) inRange(ctx context.Context, cur, end Cursor, logs []typ
 
 // backfill returns the native deposits match accepts in the blocks from
 // `from` up to the cursor, read one by one down from the cursor's hash.
-func (l *nativeScanner) backfill(ctx context.Context, from uint64, cur Cursor,
-	match func(to common.Address, block uint64) bool) ([]Deposit, error) {
+func (l *nativeScanner) backfill(ctx context.Context, from uint64, cur evm.Cursor, match func(to common.Address, block uint64) bool) ([]Deposit, error) {
 	for attempt := 0; ; attempt++ {
 		var deps []Deposit
 		_, err := l.walkBlocks(ctx, from, cur, func(b *scanBlock) error {
@@ -182,7 +181,7 @@ func (l *nativeScanner) backfill(ctx context.Context, from uint64, cur Cursor,
 
 // walkBlocks calls fn for each block from top down to number `from`,
 // following parent hashes, and returns the parent hash of block `from`.
-func (l *nativeScanner) walkBlocks(ctx context.Context, from uint64, top Cursor, fn func(*scanBlock) error) (common.Hash, error) {
+func (l *nativeScanner) walkBlocks(ctx context.Context, from uint64, top evm.Cursor, fn func(*scanBlock) error) (common.Hash, error) {
 	h, n := top.Hash, top.Number
 	for {
 		b, err := l.readBlock(ctx, h, n)

@@ -128,7 +128,7 @@ func syncToHead(t *testing.T, l *watch.Listener, client simulated.Client) {
 
 func (f *chainFixture) watch(chainName, symbol string, a common.Address, from uint64) {
 	f.T.Helper()
-	if _, err := watch.Watch(f.Ctx, f.DB, chainName, symbol, a, from); err != nil {
+	if _, err := evm.Watch(f.Ctx, f.DB, chainName, symbol, a, from); err != nil {
 		f.T.Fatal(err)
 	}
 }

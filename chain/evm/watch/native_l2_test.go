@@ -21,6 +21,7 @@ import (
 	"payflow/chain"
 	"payflow/chain/evm/watch"
 
+	"payflow/chain/evm"
 	"payflow/chain/evm/evmtest"
 )
 
@@ -178,7 +179,7 @@ func TestFakeL2NodeNativeDepositBesideUndecodableTxType(t *testing.T) {
 	if err := l.SyncTo(ctx, 100); err != nil { // first start: the cursor at block 100
 		t.Fatal(err)
 	}
-	if _, err := watch.Watch(ctx, db, chainName, "ETH", watched, 101); err != nil {
+	if _, err := evm.Watch(ctx, db, chainName, "ETH", watched, 101); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.SyncTo(ctx, 101); err != nil {

@@ -11,15 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
-
-	"payflow/internal/sqlerr"
 
 	"payflow/chain"
 
@@ -55,11 +52,11 @@ type Tracker struct {
 	mu       sync.Mutex // one pass at a time
 	follow   *follower  // what the per-block algorithm has learned; nil: start over
 	cfg      TrackerConfig
-	db       *sql.DB
 	backend  evm.Backend
 	dial     func(ctx context.Context) (HeadSubscriber, error)
 	notifier chain.Notifier
 	store    *evm.TxStore // the attempts of a step, to tell dropped from superseded
+	tracked  *evm.Tracked
 	log      *slog.Logger
 }
 
@@ -82,31 +79,11 @@ func NewTracker(cfg TrackerConfig, db *sql.DB, backend evm.Backend, dial func(ct
 	if err != nil {
 		return nil, fmt.Errorf("tracker: %w", err)
 	}
-	return &Tracker{cfg: cfg, db: db, backend: backend, dial: dial, notifier: n, store: store, log: log}, nil
-}
-
-// TrackTx records that workflowID waits for txHash and wants every
-// milestone (seen, reorged, confirmed). Idempotent; tracking a transaction
-// again after it was confirmed (or dropped) re-arms it, so a workflow that was
-// reset to before its confirmation is told again (owners ignore repeats).
-func TrackTx(ctx context.Context, db *sql.DB, chainName string, txHash common.Hash, workflowID string) error {
-	return trackTx(ctx, db, chainName, txHash, workflowID, true)
-}
-
-// TrackTxConfirmedOnly is TrackTx for owners that only act on "confirmed"
-// (payments): one signal per transaction instead of one per milestone.
-func TrackTxConfirmedOnly(ctx context.Context, db *sql.DB, chainName string, txHash common.Hash, workflowID string) error {
-	return trackTx(ctx, db, chainName, txHash, workflowID, false)
-}
-
-func trackTx(ctx context.Context, db *sql.DB, chainName string, txHash common.Hash, workflowID string, notifySeen bool) error {
-	if _, err := db.ExecContext(ctx, `INSERT INTO tracked_txs (tx_hash, chain, workflow_id, notify_seen) VALUES (?,?,?,?)
-		ON DUPLICATE KEY UPDATE checked_at=IF(state IN ('confirmed','done'), NULL, checked_at),
-			state=IF(state IN ('confirmed','done'), 'pending', state)`,
-		txHash.Hex(), chainName, workflowID, notifySeen); err != nil {
-		return fmt.Errorf("tracking %s: %w", txHash.Hex(), err)
+	tracked, err := evm.NewTracked(cfg.Chain, db)
+	if err != nil {
+		return nil, fmt.Errorf("tracker: %w", err)
 	}
-	return nil
+	return &Tracker{cfg: cfg, backend: backend, dial: dial, notifier: n, store: store, tracked: tracked, log: log}, nil
 }
 
 // Run follows new heads until ctx ends, reconnecting with backoff. Each Run
@@ -156,21 +133,11 @@ func (t *Tracker) CheckOnce(ctx context.Context, head uint64) error {
 
 // markChecked moves the checked rows to the back of the line.
 func (t *Tracker) markChecked(ctx context.Context, open []trackedTx) error {
-	const chunk = 500
-	for i := 0; i < len(open); i += chunk {
-		part := open[i:min(i+chunk, len(open))]
-		args := make([]any, 0, 1+2*len(part))
-		args = append(args, t.cfg.Chain)
-		for _, r := range part {
-			args = append(args, r.hash, r.workflowID)
-		}
-		q := "UPDATE tracked_txs SET checked_at=NOW(6) WHERE chain=? AND (tx_hash, workflow_id) IN (" +
-			strings.TrimSuffix(strings.Repeat("(?,?),", len(part)), ",") + ")"
-		if _, err := t.db.ExecContext(ctx, q, args...); err != nil {
-			return fmt.Errorf("recording checked transactions: %w", err)
-		}
+	keys := make([]evm.TrackedKey, len(open))
+	for i, r := range open {
+		keys[i] = evm.TrackedKey{Hash: r.hash, WorkflowID: r.workflowID}
 	}
-	return nil
+	return t.tracked.MarkChecked(ctx, keys)
 }
 
 // transition notifies first, then records: a crash in between repeats the
@@ -193,47 +160,13 @@ func (t *Tracker) transition(ctx context.Context, r trackedTx, state string, at 
 	} else if err != nil {
 		return r.state, 0, fmt.Errorf("notifying %s of %s: %w", r.workflowID, ev.Milestone, err)
 	}
-	var bn, bh any
+	var bn uint64
+	var bh *common.Hash
 	if at != nil {
-		bn, bh = at.number, at.hash.Hex()
+		bn, bh = at.number, &at.hash
 	}
 	retire := (ev.Milestone == chain.MilestoneConfirmed || ev.Milestone == chain.MilestoneDropped) && !r.alone
-	record := func() (int64, error) {
-		tx, err := t.db.BeginTx(ctx, nil)
-		if err != nil {
-			return 0, fmt.Errorf("recording %s: %w", state, err)
-		}
-		defer tx.Rollback()
-		if _, err := tx.ExecContext(ctx, "UPDATE tracked_txs SET state=?, block_number=?, block_hash=? WHERE chain=? AND tx_hash=? AND workflow_id=?",
-			state, bn, bh, t.cfg.Chain, r.hash, r.workflowID); err != nil {
-			return 0, fmt.Errorf("recording %s: %w", state, err)
-		}
-		var superseded int64
-		if retire {
-			res, err := tx.ExecContext(ctx, `UPDATE tracked_txs o
-			JOIN signed_txs so ON so.chain = o.chain AND so.tx_hash = o.tx_hash
-			JOIN signed_txs sc ON sc.chain = so.chain AND sc.from_address = so.from_address AND sc.nonce = so.nonce
-			SET o.state = 'done'
-			WHERE sc.tx_hash = ? AND sc.chain = ? AND o.workflow_id = ? AND o.chain = ? AND o.tx_hash <> ? AND o.state = 'pending'`,
-				r.hash, t.cfg.Chain, r.workflowID, t.cfg.Chain, r.hash)
-			if err != nil {
-				return 0, fmt.Errorf("retiring replacements of %s: %w", r.hash, err)
-			}
-			if superseded, err = res.RowsAffected(); err != nil {
-				return 0, fmt.Errorf("retiring replacements of %s: %w", r.hash, err)
-			}
-		}
-		if err := tx.Commit(); err != nil {
-			return 0, fmt.Errorf("recording %s: %w", state, err)
-		}
-		return superseded, nil
-	}
-	// Transitions run side by side; their locks on neighbouring rows can
-	// deadlock in MariaDB. The loser is rolled back whole: run it again.
-	superseded, err := record()
-	for attempt := 1; err != nil && sqlerr.IsDeadlock(err) && attempt < 5; attempt++ {
-		superseded, err = record()
-	}
+	superseded, err := t.tracked.Record(ctx, evm.TrackedKey{Hash: r.hash, WorkflowID: r.workflowID}, state, bn, bh, retire)
 	if err != nil {
 		return r.state, 0, err
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"strings"
 	"sync"
 	"time"
 
@@ -123,42 +122,24 @@ func (f *follower) pass(ctx context.Context, head uint64) error {
 // load reads the open rows tracked since the last pass (all of them when all
 // is set, forgetting rows no longer open) and marks them picked up.
 func (f *follower) load(ctx context.Context, all bool) error {
-	q := `SELECT t.tx_hash, t.workflow_id, t.state, COALESCE(t.block_hash,''), t.block_number, t.notify_seen,
-		COALESCE(s.workflow_id,''), COALESCE(s.step,''), COALESCE(s.from_address,''), COALESCE(s.nonce,0), t.checked_at IS NULL
-		FROM tracked_txs t LEFT JOIN signed_txs s ON s.tx_hash = t.tx_hash AND s.chain = t.chain
-		WHERE t.chain=? AND t.state IN ('pending','seen')`
-	if !all {
-		q += " AND t.checked_at IS NULL"
-	}
 	start := time.Now()
-	rows, err := f.t.db.QueryContext(ctx, q+" ORDER BY t.created_at", f.t.cfg.Chain)
+	loaded, err := f.t.tracked.Open(ctx, !all)
 	if err != nil {
-		return fmt.Errorf("listing tracked transactions: %w", err)
+		return err
 	}
 	var fresh []trackedTx
 	open := map[rowKey]bool{}
-	for rows.Next() {
-		var r trackedTx
-		var from string
-		var unmarked bool
-		if err := rows.Scan(&r.hash, &r.workflowID, &r.state, &r.blockHash, &r.blockNumber, &r.notifySeen,
-			&r.signedWF, &r.step, &from, &r.nonce, &unmarked); err != nil {
-			rows.Close()
-			return err
-		}
-		r.from = common.HexToAddress(from)
+	for _, l := range loaded {
+		r := trackedTx{hash: l.Hash, workflowID: l.WorkflowID, state: l.State, blockHash: l.BlockHash,
+			blockNumber: l.BlockNumber, notifySeen: l.NotifySeen, signedWF: l.SignedWF, step: l.Step, from: l.From, nonce: l.Nonce}
 		k := rowKey{r.hash, r.workflowID}
 		open[k] = true
-		if unmarked {
+		if l.Unchecked {
 			fresh = append(fresh, r)
 		}
 		if f.rows[k] == nil {
 			f.add(r)
 		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
 	}
 	if all {
 		for k, r := range f.rows {
@@ -552,21 +533,15 @@ func quietSeen(steps []*step) ([]*step, map[inclusion][]*followed) {
 // recordSeen records that block in holds the transactions of es, whose
 // owners are not told.
 func (f *follower) recordSeen(ctx context.Context, in inclusion, es []*followed) error {
-	const chunk = 500
-	for i := 0; i < len(es); i += chunk {
-		part := es[i:min(i+chunk, len(es))]
-		args := []any{in.number, in.hash.Hex(), f.t.cfg.Chain}
-		for _, e := range part {
-			args = append(args, e.hash, e.workflowID)
-		}
-		q := "UPDATE tracked_txs SET state='seen', block_number=?, block_hash=? WHERE chain=? AND state IN ('pending','seen') AND (tx_hash, workflow_id) IN (" +
-			strings.TrimSuffix(strings.Repeat("(?,?),", len(part)), ",") + ")"
-		if _, err := f.t.db.ExecContext(ctx, q, args...); err != nil {
-			return fmt.Errorf("recording transactions seen in block %d: %w", in.number, err)
-		}
-		for _, e := range part {
-			e.state, e.blockHash, e.blockNumber = "seen", in.hash.Hex(), sql.NullInt64{Int64: int64(in.number), Valid: true}
-		}
+	keys := make([]evm.TrackedKey, len(es))
+	for i, e := range es {
+		keys[i] = evm.TrackedKey{Hash: e.hash, WorkflowID: e.workflowID}
+	}
+	if err := f.t.tracked.MarkSeen(ctx, in.number, in.hash, keys); err != nil {
+		return err
+	}
+	for _, e := range es {
+		e.state, e.blockHash, e.blockNumber = "seen", in.hash.Hex(), sql.NullInt64{Int64: int64(in.number), Valid: true}
 	}
 	return nil
 }
@@ -646,9 +621,8 @@ func retireUnminable(ctx context.Context, t *Tracker, head uint64, r trackedTx) 
 			return retiredMinedItself, nil
 		}
 		if head+1 >= rc.BlockNumber.Uint64()+t.cfg.Confirmations {
-			if _, err := t.db.ExecContext(ctx, "UPDATE tracked_txs SET state='done' WHERE chain=? AND tx_hash=? AND workflow_id=? AND state='pending'",
-				t.cfg.Chain, r.hash, r.workflowID); err != nil {
-				return retiredNot, fmt.Errorf("retiring superseded %s: %w", r.hash, err)
+			if err := t.tracked.RetireSuperseded(ctx, evm.TrackedKey{Hash: r.hash, WorkflowID: r.workflowID}); err != nil {
+				return retiredNot, err
 			}
 			t.log.Info("tracked transaction superseded", "workflow_id", r.workflowID, "tx_hash", r.hash, "mined", a.Hash.Hex())
 			return retiredSuperseded, nil
@@ -664,21 +638,8 @@ func retireUnminable(ctx context.Context, t *Tracker, head uint64, r trackedTx) 
 // refresh forgets workflow wf's rows that are no longer open: a confirmation
 // retired its other attempts on the same nonce.
 func (f *follower) refresh(ctx context.Context, wf string) error {
-	rows, err := f.t.db.QueryContext(ctx, "SELECT tx_hash FROM tracked_txs WHERE chain=? AND workflow_id=? AND state IN ('pending','seen')",
-		f.t.cfg.Chain, wf)
+	open, err := f.t.tracked.OpenHashes(ctx, wf)
 	if err != nil {
-		return fmt.Errorf("re-reading the tracked transactions of %s: %w", wf, err)
-	}
-	defer rows.Close()
-	open := map[string]bool{}
-	for rows.Next() {
-		var h string
-		if err := rows.Scan(&h); err != nil {
-			return err
-		}
-		open[h] = true
-	}
-	if err := rows.Err(); err != nil {
 		return err
 	}
 	for k, e := range f.rows {

@@ -147,7 +147,7 @@ func of(got []evmtest.Notified, workflowID string) []evmtest.Notified {
 func (f *trackerFixture) sendTrackedConfirmedOnly(workflowID string) common.Hash {
 	f.T.Helper()
 	stx := f.SignAndSend(f.Request(workflowID, 1))
-	if err := watch.TrackTxConfirmedOnly(f.Ctx, f.DB, evmtest.ChainName, stx.Hash, workflowID); err != nil {
+	if err := evm.TrackTxConfirmedOnly(f.Ctx, f.DB, evmtest.ChainName, stx.Hash, workflowID); err != nil {
 		f.T.Fatal(err)
 	}
 	return stx.Hash
@@ -327,7 +327,7 @@ func TestTrackerFindsTransferMinedBeforeItWasTracked(t *testing.T) {
 	f.checkWith(tr)
 	f.Sim.Commit()
 	f.checkWith(tr)
-	if err := watch.TrackTx(f.Ctx, f.DB, evmtest.ChainName, stx.Hash, "wf-deposit"); err != nil {
+	if err := evm.TrackTx(f.Ctx, f.DB, evmtest.ChainName, stx.Hash, "wf-deposit"); err != nil {
 		t.Fatal(err)
 	}
 	cb.take()
@@ -354,7 +354,7 @@ func TestTrackerRearmedRowIsToldAgain(t *testing.T) {
 	f.Check()
 	evmtest.Expect(t, f.Rec.Take(), "wf-again", hash.Hex(), evmtest.Want{Milestone: chain.MilestoneSeen, BlockNumber: bn, BlockHash: minedAt, Succeeded: true},
 		evmtest.Want{Milestone: chain.MilestoneConfirmed, BlockNumber: bn, BlockHash: minedAt, Succeeded: true})
-	if err := watch.TrackTx(f.Ctx, f.DB, evmtest.ChainName, hash, "wf-again"); err != nil {
+	if err := evm.TrackTx(f.Ctx, f.DB, evmtest.ChainName, hash, "wf-again"); err != nil {
 		t.Fatal(err)
 	}
 	f.Check()

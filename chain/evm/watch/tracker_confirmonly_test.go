@@ -4,8 +4,8 @@ import (
 	"testing"
 
 	"payflow/chain"
-	"payflow/chain/evm/watch"
 
+	"payflow/chain/evm"
 	"payflow/chain/evm/evmtest"
 )
 
@@ -15,7 +15,7 @@ import (
 func TestTrackerConfirmedOnlyOwnersHearOneSignal(t *testing.T) {
 	f := newTrackerFixture(t)
 	stx := f.SignAndSend(f.Request("wf-pay", 9))
-	if err := watch.TrackTxConfirmedOnly(f.Ctx, f.DB, evmtest.ChainName, stx.Hash, "wf-pay"); err != nil {
+	if err := evm.TrackTxConfirmedOnly(f.Ctx, f.DB, evmtest.ChainName, stx.Hash, "wf-pay"); err != nil {
 		t.Fatal(err)
 	}
 	minedAt := f.Sim.Commit()

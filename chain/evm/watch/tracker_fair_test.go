@@ -10,8 +10,8 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"payflow/chain"
-	"payflow/chain/evm/watch"
 
+	"payflow/chain/evm"
 	"payflow/chain/evm/evmtest"
 )
 
@@ -44,7 +44,7 @@ func TestTrackerChecksEveryOpenRow(t *testing.T) {
 	f := newTrackerFixture(t)
 	f.insertStuck(stuckRows)
 	stx := f.SignAndSend(f.Request("wf-real", 5))
-	if err := watch.TrackTxConfirmedOnly(f.Ctx, f.DB, evmtest.ChainName, stx.Hash, "wf-real"); err != nil {
+	if err := evm.TrackTxConfirmedOnly(f.Ctx, f.DB, evmtest.ChainName, stx.Hash, "wf-real"); err != nil {
 		t.Fatal(err)
 	}
 	minedAt := f.Sim.Commit()
@@ -73,7 +73,7 @@ func TestTrackerRetiresDroppedTransfer(t *testing.T) {
 	f := newTrackerFixture(t)
 	req := f.Request("wf-dropped", 8)
 	stuck := f.SendStuck(req)
-	if err := watch.TrackTxConfirmedOnly(f.Ctx, f.DB, evmtest.ChainName, stuck.Hash, "wf-dropped"); err != nil {
+	if err := evm.TrackTxConfirmedOnly(f.Ctx, f.DB, evmtest.ChainName, stuck.Hash, "wf-dropped"); err != nil {
 		t.Fatal(err)
 	}
 	foreign, err := types.SignNewTx(evmtest.MustKey(t, evmtest.SenderKeyHex), types.LatestSignerForChainID(big.NewInt(evmtest.SimChainID)),

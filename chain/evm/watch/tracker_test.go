@@ -13,6 +13,7 @@ import (
 	"payflow/chain"
 	"payflow/chain/evm/watch"
 
+	"payflow/chain/evm"
 	"payflow/chain/evm/evmtest"
 )
 
@@ -263,7 +264,7 @@ func TestTrackerKeepsEachWorkflowsState(t *testing.T) {
 	f := newTrackerFixture(t)
 	stx := f.SignAndSend(f.Request("wf-sender", 5))
 	for _, wf := range []string{"wf-stays", "wf-gone"} {
-		if err := watch.TrackTx(f.Ctx, f.DB, evmtest.ChainName, stx.Hash, wf); err != nil {
+		if err := evm.TrackTx(f.Ctx, f.DB, evmtest.ChainName, stx.Hash, wf); err != nil {
 			t.Fatal(err)
 		}
 	}
