@@ -18,5 +18,5 @@ func useFamily(t testing.TB, a *activities.Activities, db *sql.DB, backend evm.B
 	t.Helper()
 	fam, err := family.New(a.Chain, db, backend, bc)
 	require.NoError(t, err)
-	a.Transfers, a.Fees, a.Balances, a.Reads = fam, fam, fam, fam
+	a.Transfers, a.Fees, a.Balances, a.Reads = fam.Transfers, fam.Fees, fam.Balances, fam.Reads
 }

@@ -62,11 +62,7 @@ func start(fn func() (Result, error)) *call {
 	return c
 }
 
-func queued(l *Ledger, k walletKey) int {
-	l.batches.mu.Lock()
-	defer l.batches.mu.Unlock()
-	return len(l.batches.queues[k])
-}
+func queued(l *Ledger, k walletKey) int { return l.queue.Queued(k) }
 
 // waitQueued waits until k's queue holds n postings.
 func waitQueued(t *testing.T, l *Ledger, k walletKey, n int) {
@@ -319,8 +315,9 @@ func TestBatchOneBadPostingFailsAlone(t *testing.T) {
 // TestBatchedEqualsSerial runs one mixed workload (credits, each also
 // replayed; reservations; settles, releases and gas closings of them; each
 // closing also replayed) from 64 goroutines on one wallet through the
-// group-committing ledger and one posting at a time through the unbatched
-// one: the same balance, the same journal keys, a serial history.
+// group-committing ledger (batches of up to 256) and one posting at a time
+// through batches of one (NewUnbatched, the same code): the same balance,
+// the same journal keys, a serial history.
 func TestBatchedEqualsSerial(t *testing.T) {
 	k := walletKey{"ETH", "0x4444444444444444444444444444444444444444", "USDT"}
 	type op func(l *Ledger) error
@@ -540,9 +537,9 @@ func TestBatchKnownRowRecreatedIfGone(t *testing.T) {
 		}
 	}
 	credit("0x01")
-	l.batches.mu.Lock()
-	known := l.batches.known[k]
-	l.batches.mu.Unlock()
+	l.mu.Lock()
+	known := l.known[k]
+	l.mu.Unlock()
 	if !known {
 		t.Fatal("the wallet's row is not known after a committed batch")
 	}

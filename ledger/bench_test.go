@@ -87,7 +87,7 @@ func BenchmarkPostingsSpreadWallets(b *testing.B) { benchPostings(b, 64, 64, led
 func BenchmarkPostingsSerial(b *testing.B) { benchPostings(b, 1, 1, ledger.New) }
 
 // BenchmarkPostingsOneHotWalletUnbatched: the hot wallet with one
-// transaction per posting (the algorithm before group commit).
+// transaction per posting (batches of one through the same code).
 func BenchmarkPostingsOneHotWalletUnbatched(b *testing.B) {
 	benchPostings(b, 64, 1, ledger.NewUnbatched)
 }
@@ -149,5 +149,6 @@ func benchMixed(b *testing.B, newLedger func(*sql.DB) *ledger.Ledger) {
 // wallet, group-committed.
 func BenchmarkMixedOneHotWallet(b *testing.B) { benchMixed(b, ledger.New) }
 
-// BenchmarkMixedOneHotWalletUnbatched: the same, one transaction per posting.
+// BenchmarkMixedOneHotWalletUnbatched: the same, one transaction per posting
+// (batches of one).
 func BenchmarkMixedOneHotWalletUnbatched(b *testing.B) { benchMixed(b, ledger.NewUnbatched) }

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -67,12 +68,9 @@ type HistoryPage struct {
 // cursor and so do not appear in later pages. Bad parameters fail with a
 // *QueryError (errors.Is ErrInvalidQuery).
 func (l *Ledger) History(ctx context.Context, q HistoryQuery) (HistoryPage, error) {
-	limit, err := pageLimit(q.Limit)
+	limit, err := pageStart(q.Limit, q.Chain)
 	if err != nil {
 		return HistoryPage{}, err
-	}
-	if strings.TrimSpace(q.Chain) == "" {
-		return HistoryPage{}, &QueryError{"chain", "required"}
 	}
 	addr := norm(q.Address)
 	if addr == "" {
@@ -81,11 +79,9 @@ func (l *Ledger) History(ctx context.Context, q HistoryQuery) (HistoryPage, erro
 	if !q.From.IsZero() && !q.To.IsZero() && !q.From.Before(q.To) {
 		return HistoryPage{}, &QueryError{"to", "must be after from"}
 	}
-	var cur keyset
-	if q.Cursor != "" {
-		if cur, err = decodeCursor(cursorJournal, q.Cursor); err != nil {
-			return HistoryPage{}, err
-		}
+	cur, err := decodeCursor(cursorJournal, q.Cursor)
+	if err != nil {
+		return HistoryPage{}, err
 	}
 
 	// Equalities first, then the range on (created_at, id): the rows come off
@@ -100,41 +96,14 @@ func (l *Ledger) History(ctx context.Context, q HistoryQuery) (HistoryPage, erro
 		index, where = "ix_journal_wallet_time", where+" AND symbol=?"
 		args = append(args, q.Symbol)
 	}
-	var sb strings.Builder
-	sb.WriteString(`SELECT id, op, symbol, amount, available_before, available_after, held_before, held_after,
-		reference, COALESCE(tx_hash,''), created_at FROM journal FORCE INDEX (` + index + `) WHERE ` + where)
-	args = appendTimeRange(&sb, args, q.From, q.To, cur, q.Cursor != "")
-	sb.WriteString(" ORDER BY created_at DESC, id DESC LIMIT ?")
-	args = append(args, limit+1)
-
-	rows, err := l.db.QueryContext(ctx, sb.String(), args...)
+	query, args := pageSQL("SELECT "+journalColumns+" FROM journal FORCE INDEX ("+index+") WHERE "+where, args,
+		q.From, q.To, cur, q.Cursor != "", limit)
+	entries, err := queryRows(ctx, l.db, "reading history of "+addr, query, args, scanJournalEntry)
 	if err != nil {
-		return HistoryPage{}, fmt.Errorf("reading history of %s: %w", addr, err)
+		return HistoryPage{}, err
 	}
-	defer rows.Close()
-	page := HistoryPage{Entries: make([]JournalEntry, 0, min(limit, 64))}
-	more := false
-	for rows.Next() {
-		if len(page.Entries) == limit {
-			more = true
-			break
-		}
-		var e JournalEntry
-		var op string
-		if err := rows.Scan(&e.ID, &op, &e.Symbol, &e.Amount, &e.AvailableBefore, &e.AvailableAfter,
-			&e.HeldBefore, &e.HeldAfter, &e.Reference, &e.TxHash, &e.CreatedAt); err != nil {
-			return HistoryPage{}, fmt.Errorf("reading history of %s: %w", addr, err)
-		}
-		e.Op = Op(op)
-		page.Entries = append(page.Entries, e)
-	}
-	if err := rows.Err(); err != nil {
-		return HistoryPage{}, fmt.Errorf("reading history of %s: %w", addr, err)
-	}
-	if more {
-		last := page.Entries[len(page.Entries)-1]
-		page.NextCursor = encodeCursor(cursorJournal, keyset{last.CreatedAt, last.ID})
-	}
+	var page HistoryPage
+	page.Entries, page.NextCursor = pageOf(entries, limit, cursorJournal, func(e JournalEntry) keyset { return keyset{e.CreatedAt, e.ID} })
 	return page, nil
 }
 
@@ -149,25 +118,45 @@ type SymbolBalance struct {
 // Balances returns every balance row of a wallet, by symbol. A wallet the
 // ledger has never posted to has none: the result is empty, not an error.
 func (l *Ledger) Balances(ctx context.Context, chain, address string) ([]SymbolBalance, error) {
-	rows, err := l.db.QueryContext(ctx,
+	out, err := queryRows(ctx, l.db, "reading balances of "+address,
 		"SELECT symbol, available, held, updated_at FROM balances WHERE chain=? AND address=? ORDER BY symbol",
-		chain, norm(address))
-	if err != nil {
-		return nil, fmt.Errorf("reading balances of %s: %w", address, err)
+		[]any{chain, norm(address)}, func(rows *sql.Rows) (b SymbolBalance, err error) {
+			return b, rows.Scan(&b.Symbol, &b.Available, &b.Held, &b.UpdatedAt)
+		})
+	if out == nil && err == nil {
+		out = []SymbolBalance{}
 	}
-	defer rows.Close()
-	out := []SymbolBalance{}
-	for rows.Next() {
-		var b SymbolBalance
-		if err := rows.Scan(&b.Symbol, &b.Available, &b.Held, &b.UpdatedAt); err != nil {
-			return nil, fmt.Errorf("reading balances of %s: %w", address, err)
-		}
-		out = append(out, b)
+	return out, err
+}
+
+// pageStart checks what every page query needs: a limit (0: the default)
+// and a chain.
+func pageStart(limit int, chain string) (int, error) {
+	limit, err := pageLimit(limit)
+	if err == nil && strings.TrimSpace(chain) == "" {
+		err = &QueryError{"chain", "required"}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading balances of %s: %w", address, err)
+	return limit, err
+}
+
+// pageSQL completes a page's query, selectWhere, with the time range, the
+// cursor, the order (newest first) and a limit one above the page's, which
+// tells whether a next page exists.
+func pageSQL(selectWhere string, args []any, from, to time.Time, cur keyset, hasCursor bool, limit int) (string, []any) {
+	var sb strings.Builder
+	sb.WriteString(selectWhere)
+	args = appendTimeRange(&sb, args, from, to, cur, hasCursor)
+	sb.WriteString(" ORDER BY created_at DESC, id DESC LIMIT ?")
+	return sb.String(), append(args, limit+1)
+}
+
+// pageOf cuts rows, read by a pageSQL query, to one page (never nil) and
+// the cursor of the next ("" when there is none).
+func pageOf[T any](rows []T, limit int, kind string, at func(T) keyset) ([]T, string) {
+	if len(rows) <= limit {
+		return append([]T{}, rows...), ""
 	}
-	return out, nil
+	return rows[:limit], encodeCursor(kind, at(rows[limit-1]))
 }
 
 func pageLimit(n int) (int, error) {
@@ -221,6 +210,9 @@ func encodeCursor(kind string, k keyset) string {
 const maxCursorMicros = 253402300800_000000 // 10000-01-01T00:00:00Z
 
 func decodeCursor(kind, s string) (keyset, error) {
+	if s == "" {
+		return keyset{}, nil // the first page
+	}
 	bad := &QueryError{"cursor", "not a cursor returned by this listing"}
 	raw, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {

@@ -2,12 +2,12 @@
 // with encrypted keys, balances (available and held) per (chain, address,
 // symbol), reservations per queue_id and an append-only journal.
 //
-// Every operation runs in a database transaction that locks the balance row
+// Every posting runs in a database transaction that locks the balance row
 // and is idempotent by a key in a unique index: replaying it changes nothing
 // and returns Replayed=true. Available never goes negative (checked under the
 // row lock, and by a CHECK constraint). The postings of one wallet are
 // group-committed: concurrent ones share one transaction, each with its own
-// result (batch.go).
+// result, and one set of money rules decides them all (batch.go).
 package ledger
 
 import (
@@ -16,22 +16,41 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shopspring/decimal"
 
-	"payflow/internal/sqlerr"
+	"payflow/internal/groupcommit"
 )
 
 // Sentinel errors. Activities turn the permanent ones into non-retryable errors.
 var (
-	ErrInsufficientFunds   = errors.New("insufficient available balance")
+	// ErrInsufficientFunds: a reservation, a reversal or a gas closing
+	// would take available below zero; nothing was posted.
+	ErrInsufficientFunds = errors.New("insufficient available balance")
+	// ErrReservationNotFound: no reservation holds the queue_id closed.
 	ErrReservationNotFound = errors.New("reservation not found")
-	ErrReservationClosed   = errors.New("reservation already closed the other way")
+	// ErrReservationClosed: settling a released reservation, or releasing
+	// a settled one.
+	ErrReservationClosed = errors.New("reservation already closed the other way")
+	// ErrReservationMismatch: the queue_id is reserved with another wallet
+	// or amount.
 	ErrReservationMismatch = errors.New("queue_id already reserved with different content")
-	ErrCreditNotFound      = errors.New("credit not found")
-	ErrWalletNotFound      = errors.New("wallet not found")
-	ErrBadAmount           = errors.New("amount must be > 0")
+	// ErrCreditNotFound: Reverse found no credit of the transfer.
+	ErrCreditNotFound = errors.New("credit not found")
+	// ErrWalletNotFound: no wallet of that chain and address.
+	ErrWalletNotFound = errors.New("wallet not found")
+	// ErrBadAmount: an amount to post is not above zero, or a spend is below
+	// zero.
+	ErrBadAmount = errors.New("amount must be > 0")
+
+	// errRetryRace: a reservation of the same queue_id was inserted
+	// concurrently; the batch runs again and sees it.
+	errRetryRace = errors.New("concurrent reservation for the same queue_id; retry")
+	// errMisrouted: a closing reached a batch of a wallet its reservation
+	// does not hold money of; the caller routes it again.
+	errMisrouted = errors.New("reservation not of the batch's wallet")
 )
 
 // Op is the kind of a journal entry.
@@ -49,23 +68,32 @@ const (
 // Ledger is the MariaDB-backed ledger.
 type Ledger struct {
 	db *sql.DB
-	// batches group-commits the postings of each wallet (batch.go); nil:
-	// one transaction per posting.
-	batches *batcher
+	// queue group-commits the postings of each wallet (batch.go).
+	queue *groupcommit.Queue[walletKey, *posting, Result]
+	mu    sync.Mutex
+	// routes remembers the wallet of the reservations this process made,
+	// until closed, to route their closing without reading it (a
+	// reservation's wallet never changes).
+	routes map[string]walletKey
+	// known: wallets whose balance row a transaction of this process
+	// committed (rows are never deleted).
+	known map[walletKey]bool
 }
 
 // New returns a Ledger over db that group-commits the postings of each
 // wallet (batch.go). Call Migrate first.
-func New(db *sql.DB) *Ledger {
-	l := &Ledger{db: db}
-	l.batches = newBatcher(l)
+func New(db *sql.DB) *Ledger { return newLedger(db, maxBatch) }
+
+// NewUnbatched returns a Ledger over db whose batches hold one posting
+// each: every posting in a database transaction of its own, through the
+// same code and money rules as New's. The benchmark compares the two.
+func NewUnbatched(db *sql.DB) *Ledger { return newLedger(db, 1) }
+
+func newLedger(db *sql.DB, batch int) *Ledger {
+	l := &Ledger{db: db, routes: map[string]walletKey{}, known: map[walletKey]bool{}}
+	l.queue = groupcommit.New(groupcommit.Config[walletKey, *posting, Result]{MaxBatch: batch, Commit: l.commitBatch})
 	return l
 }
-
-// NewUnbatched returns a Ledger over db that runs every posting in its own
-// database transaction: the algorithm before group commit, kept for the
-// benchmark's comparison and as the fallback of a failed batch.
-func NewUnbatched(db *sql.DB) *Ledger { return &Ledger{db: db} }
 
 // DB exposes the handle for packages that share the schema (chain stores).
 func (l *Ledger) DB() *sql.DB { return l.db }
@@ -106,90 +134,6 @@ func (l *Ledger) Balance(ctx context.Context, chain, address, symbol string) (Ba
 
 func norm(a string) string { return strings.ToLower(strings.TrimSpace(a)) }
 
-type entry struct {
-	idem, chain, address, symbol string
-	op                           Op
-	amount                       decimal.Decimal
-	before, after                Balance
-	reference, txHash            string
-	logIndex                     *uint
-}
-
-func (l *Ledger) inTx(ctx context.Context, fn func(tx *sql.Tx) (Result, error)) (Result, error) {
-	for attempt := 0; ; attempt++ {
-		tx, err := l.db.BeginTx(ctx, nil)
-		if err != nil {
-			return Result{}, fmt.Errorf("beginning transaction: %w", err)
-		}
-		res, err := fn(tx)
-		if err != nil {
-			_ = tx.Rollback()
-			if (sqlerr.IsDeadlock(err) || errors.Is(err, errRetryRace)) && attempt < 5 {
-				continue
-			}
-			return res, err
-		}
-		if err := tx.Commit(); err != nil {
-			if sqlerr.IsDeadlock(err) && attempt < 5 {
-				continue
-			}
-			return Result{}, fmt.Errorf("committing: %w", err)
-		}
-		return res, nil
-	}
-}
-
-// replayed returns the existing journal entry for idem, if any.
-func replayed(ctx context.Context, tx *sql.Tx, idem string) (int64, bool, error) {
-	var id int64
-	err := tx.QueryRowContext(ctx, "SELECT id FROM journal WHERE idem_key=?", idem).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, fmt.Errorf("checking idempotency key: %w", err)
-	}
-	return id, true, nil
-}
-
-// lockBalance locks the balance row, creating it if needed, with one upsert:
-// it takes the exclusive row lock directly. (INSERT IGNORE on an existing row
-// takes a shared lock that deadlocks when upgraded, and a locking read of a
-// missing row takes gap locks that deadlock concurrent first inserts.)
-func lockBalance(ctx context.Context, tx *sql.Tx, chain, address, symbol string) (Balance, error) {
-	if _, err := tx.ExecContext(ctx, `INSERT INTO balances (chain, address, symbol, available, held) VALUES (?,?,?,0,0)
-		ON DUPLICATE KEY UPDATE available=available`, chain, address, symbol); err != nil {
-		return Balance{}, fmt.Errorf("locking balance: %w", err)
-	}
-	var b Balance
-	if err := tx.QueryRowContext(ctx, "SELECT available, held FROM balances WHERE chain=? AND address=? AND symbol=? FOR UPDATE",
-		chain, address, symbol).Scan(&b.Available, &b.Held); err != nil {
-		return Balance{}, fmt.Errorf("locking balance: %w", err)
-	}
-	return b, nil
-}
-
-func post(ctx context.Context, tx *sql.Tx, e entry) (int64, error) {
-	if _, err := tx.ExecContext(ctx,
-		"UPDATE balances SET available=?, held=? WHERE chain=? AND address=? AND symbol=?",
-		e.after.Available, e.after.Held, e.chain, e.address, e.symbol); err != nil {
-		return 0, fmt.Errorf("updating balance: %w", err)
-	}
-	var txHash any
-	if e.txHash != "" {
-		txHash = norm(e.txHash)
-	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO journal
-		(idem_key, chain, address, symbol, op, amount, available_before, available_after, held_before, held_after, reference, tx_hash, log_index)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-		e.idem, e.chain, e.address, e.symbol, string(e.op), e.amount,
-		e.before.Available, e.after.Available, e.before.Held, e.after.Held, e.reference, txHash, e.logIndex)
-	if err != nil {
-		return 0, fmt.Errorf("appending journal: %w", err)
-	}
-	return res.LastInsertId()
-}
-
 // CreditInput is a confirmed deposit.
 type CreditInput struct {
 	Chain, Address, Symbol string
@@ -205,67 +149,35 @@ func CreditKey(chain, txHash string, logIndex uint) string {
 	return fmt.Sprintf("credit:%s:%s:%d", chain, norm(txHash), logIndex)
 }
 
-// creditTx is Credit in a transaction of its own.
-func (l *Ledger) creditTx(ctx context.Context, in CreditInput) (Result, error) {
+func reverseKey(chain, txHash string, logIndex uint) string {
+	return fmt.Sprintf("reverse:%s:%s:%d", chain, norm(txHash), logIndex)
+}
+
+// Credit adds a confirmed deposit to available.
+func (l *Ledger) Credit(ctx context.Context, in CreditInput) (Result, error) {
 	if in.Amount.Sign() <= 0 {
 		return Result{}, ErrBadAmount
 	}
-	addr := norm(in.Address)
-	idem := CreditKey(in.Chain, in.TxHash, in.LogIndex)
-	return l.inTx(ctx, func(tx *sql.Tx) (Result, error) {
-		b, err := lockBalance(ctx, tx, in.Chain, addr, in.Symbol)
-		if err != nil {
-			return Result{}, err
-		}
-		if id, ok, err := replayed(ctx, tx, idem); err != nil || ok {
-			return Result{Replayed: ok, JournalID: id, After: b}, err
-		}
-		after := Balance{Available: b.Available.Add(in.Amount), Held: b.Held}
-		li := in.LogIndex
-		id, err := post(ctx, tx, entry{idem: idem, chain: in.Chain, address: addr, symbol: in.Symbol, op: OpCredit,
-			amount: in.Amount, before: b, after: after, reference: in.Reference, txHash: in.TxHash, logIndex: &li})
-		if err != nil {
-			return Result{}, fmt.Errorf("crediting %s to %s: %w", in.Amount, addr, err)
-		}
-		return Result{JournalID: id, After: after}, nil
-	})
+	in.Address = norm(in.Address)
+	return l.post(ctx, walletKey{in.Chain, in.Address, in.Symbol}, &posting{kind: kindCredit, credit: in})
 }
 
 // Reverse undoes a credit whose block was reorganised away. It may drive
 // available negative only if the money was already spent; then it fails with
 // ErrInsufficientFunds and the caller must escalate.
 func (l *Ledger) Reverse(ctx context.Context, chain, txHash string, logIndex uint, reference string) (Result, error) {
-	idem := fmt.Sprintf("reverse:%s:%s:%d", chain, norm(txHash), logIndex)
-	return l.inTx(ctx, func(tx *sql.Tx) (Result, error) {
-		var addr, symbol string
-		var amt decimal.Decimal
-		err := tx.QueryRowContext(ctx, "SELECT address, symbol, amount FROM journal WHERE idem_key=?",
-			CreditKey(chain, txHash, logIndex)).Scan(&addr, &symbol, &amt)
-		if errors.Is(err, sql.ErrNoRows) {
-			return Result{}, ErrCreditNotFound
-		}
-		if err != nil {
-			return Result{}, fmt.Errorf("finding credit: %w", err)
-		}
-		b, err := lockBalance(ctx, tx, chain, addr, symbol)
-		if err != nil {
-			return Result{}, err
-		}
-		if id, ok, err := replayed(ctx, tx, idem); err != nil || ok {
-			return Result{Replayed: ok, JournalID: id, After: b}, err
-		}
-		if b.Available.LessThan(amt) {
-			return Result{}, fmt.Errorf("reversing %s from %s: %w", amt, addr, ErrInsufficientFunds)
-		}
-		after := Balance{Available: b.Available.Sub(amt), Held: b.Held}
-		li := logIndex
-		id, err := post(ctx, tx, entry{idem: idem, chain: chain, address: addr, symbol: symbol, op: OpReverse,
-			amount: amt.Neg(), before: b, after: after, reference: reference, txHash: txHash, logIndex: &li})
-		if err != nil {
-			return Result{}, err
-		}
-		return Result{JournalID: id, After: after}, nil
-	})
+	// A journal row never changes: the credit's wallet and amount read here
+	// are those the reversal's transaction would read.
+	in := CreditInput{Chain: chain, TxHash: txHash, LogIndex: logIndex, Reference: reference}
+	err := l.db.QueryRowContext(ctx, "SELECT address, symbol, amount FROM journal WHERE idem_key=?",
+		CreditKey(chain, txHash, logIndex)).Scan(&in.Address, &in.Symbol, &in.Amount)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Result{}, ErrCreditNotFound
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("finding credit: %w", err)
+	}
+	return l.post(ctx, walletKey{chain, in.Address, in.Symbol}, &posting{kind: kindReverse, credit: in})
 }
 
 // ReserveInput holds an amount of a wallet for a payment request.
@@ -276,72 +188,20 @@ type ReserveInput struct {
 	WorkflowID             string
 }
 
-// reserveTx is Reserve in a transaction of its own.
-func (l *Ledger) reserveTx(ctx context.Context, in ReserveInput) (Result, error) {
+// Reserve moves Amount from available to held for QueueID. A replay with the
+// same content is a no-op; the same queue_id with other content fails with
+// ErrReservationMismatch. Not enough available fails with ErrInsufficientFunds.
+func (l *Ledger) Reserve(ctx context.Context, in ReserveInput) (Result, error) {
 	if in.Amount.Sign() <= 0 {
 		return Result{}, ErrBadAmount
 	}
-	addr := norm(in.Address)
-	return l.inTx(ctx, func(tx *sql.Tx) (Result, error) {
-		var r reservation
-		found, err := getReservation(ctx, tx, in.QueueID, false, &r)
-		if err != nil {
-			return Result{}, err
-		}
-		if found {
-			if r.address != addr || r.chain != in.Chain || r.symbol != in.Symbol || !r.amount.Equal(in.Amount) {
-				return Result{}, fmt.Errorf("reserving for %s: %w", in.QueueID, ErrReservationMismatch)
-			}
-			b, err := l.Balance(ctx, in.Chain, addr, in.Symbol)
-			return Result{Replayed: true, After: b}, err
-		}
-		b, err := lockBalance(ctx, tx, in.Chain, addr, in.Symbol)
-		if err != nil {
-			return Result{}, err
-		}
-		if b.Available.LessThan(in.Amount) {
-			return Result{After: b}, fmt.Errorf("reserving %s of %s on %s for %s (available %s): %w",
-				in.Amount, in.Symbol, addr, in.QueueID, b.Available, ErrInsufficientFunds)
-		}
-		after := Balance{Available: b.Available.Sub(in.Amount), Held: b.Held.Add(in.Amount)}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO reservations (queue_id, chain, address, symbol, amount, state, workflow_id)
-			VALUES (?,?,?,?,?,'held',?)`, in.QueueID, in.Chain, addr, in.Symbol, in.Amount, in.WorkflowID); err != nil {
-			if sqlerr.IsDuplicateKey(err) {
-				return Result{}, errRetryRace
-			}
-			return Result{}, fmt.Errorf("inserting reservation: %w", err)
-		}
-		id, err := post(ctx, tx, entry{idem: "reserve:" + in.QueueID, chain: in.Chain, address: addr, symbol: in.Symbol,
-			op: OpReserve, amount: decimal.Zero, before: b, after: after, reference: in.QueueID})
-		if err != nil {
-			return Result{}, err
-		}
-		return Result{JournalID: id, After: after}, nil
-	})
-}
-
-var errRetryRace = errors.New("concurrent reservation for the same queue_id; retry")
-
-type reservation struct {
-	chain, address, symbol, state string
-	amount                        decimal.Decimal
-}
-
-func getReservation(ctx context.Context, tx interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}, queueID string, lock bool, r *reservation) (bool, error) {
-	q := "SELECT chain, address, symbol, amount, state FROM reservations WHERE queue_id=?"
-	if lock {
-		q += " FOR UPDATE"
+	in.Address = norm(in.Address)
+	k := walletKey{in.Chain, in.Address, in.Symbol}
+	res, err := l.post(ctx, k, &posting{kind: kindReserve, reserve: in})
+	if err == nil {
+		l.remember(in.QueueID, k)
 	}
-	err := tx.QueryRowContext(ctx, q, queueID).Scan(&r.chain, &r.address, &r.symbol, &r.amount, &r.state)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("reading reservation %s: %w", queueID, err)
-	}
-	return true, nil
+	return res, err
 }
 
 // Reservation describes a held amount.
@@ -353,28 +213,29 @@ type Reservation struct {
 // GetReservation reads the reservation of queueID (one statement: no
 // transaction needed).
 func (l *Ledger) GetReservation(ctx context.Context, queueID string) (Reservation, error) {
-	var r reservation
-	found, err := getReservation(ctx, l.db, queueID, false, &r)
-	if err != nil {
-		return Reservation{}, err
-	}
-	if !found {
+	r := Reservation{QueueID: queueID}
+	err := l.db.QueryRowContext(ctx, "SELECT chain, address, symbol, amount, state FROM reservations WHERE queue_id=?",
+		queueID).Scan(&r.Chain, &r.Address, &r.Symbol, &r.Amount, &r.State)
+	if errors.Is(err, sql.ErrNoRows) {
 		return Reservation{}, ErrReservationNotFound
 	}
-	return Reservation{QueueID: queueID, Chain: r.chain, Address: r.address, Symbol: r.symbol, State: r.state, Amount: r.amount}, nil
+	if err != nil {
+		return Reservation{}, fmt.Errorf("reading reservation %s: %w", queueID, err)
+	}
+	return r, nil
 }
 
 // Settle debits a held reservation after its transfer confirmed: held goes
 // down, the money has left. Replays are no-ops; settling a released
 // reservation fails with ErrReservationClosed.
 func (l *Ledger) Settle(ctx context.Context, queueID, txHash string) (Result, error) {
-	return l.close(ctx, queueID, txHash, OpSettle, nil)
+	return l.close(ctx, &posting{kind: kindClose, queueID: queueID, txHash: txHash, op: OpSettle})
 }
 
 // Release returns a held reservation to available (compensation). Replays are
 // no-ops; releasing a settled reservation fails with ErrReservationClosed.
 func (l *Ledger) Release(ctx context.Context, queueID string) (Result, error) {
-	return l.close(ctx, queueID, "", OpRelease, nil)
+	return l.close(ctx, &posting{kind: kindClose, queueID: queueID, op: OpRelease})
 }
 
 // Also runs inside the database transaction that closes a reservation, after
@@ -394,7 +255,21 @@ func (l *Ledger) Close(ctx context.Context, queueID, txHash string, op Op, also 
 	if op != OpSettle && op != OpRelease {
 		return Result{}, fmt.Errorf("closing %s with %q: not a closing operation", queueID, op)
 	}
-	return l.close(ctx, queueID, txHash, op, also)
+	return l.close(ctx, &posting{kind: kindClose, queueID: queueID, txHash: txHash, op: op, also: also})
+}
+
+// CloseSpent closes a reservation of which only spent was used: spent leaves
+// the wallet (a settle entry of -spent, with txHash), the rest returns to
+// available, in one posting. It closes gas reservations: a transfer holds
+// the most its gas may cost, and pays what its receipt says. spent zero
+// releases the reservation. A replay of a closed reservation changes
+// nothing. spent above the reservation takes the difference from available
+// (ErrInsufficientFunds when that is short).
+func (l *Ledger) CloseSpent(ctx context.Context, queueID, txHash string, spent decimal.Decimal) (Result, error) {
+	if spent.Sign() < 0 {
+		return Result{}, ErrBadAmount
+	}
+	return l.close(ctx, spendPosting(Spend{QueueID: queueID, TxHash: txHash, Spent: spent}))
 }
 
 // Spend names a reservation of which only Spent was used (a transfer's gas
@@ -405,13 +280,22 @@ type Spend struct {
 	Spent   decimal.Decimal
 }
 
+// spendPosting is the posting of CloseSpent: spent zero releases.
+func spendPosting(sp Spend) *posting {
+	if sp.Spent.IsZero() {
+		return &posting{kind: kindClose, queueID: sp.QueueID, txHash: sp.TxHash, op: OpRelease}
+	}
+	return &posting{kind: kindCloseSpent, queueID: sp.QueueID, txHash: sp.TxHash, spent: sp.Spent}
+}
+
 // CloseWith is Close that first closes, in the same database transaction,
-// each of spends as CloseSpent would: a payment's gas
-// is charged together with its settling or release and its answer (also),
-// or none of them is. A spend whose reservation is closed already is a
-// replay and changes nothing. It does not go through the wallet's batch
-// writer: it touches two wallets' balances (the asset's and the native
-// coin's), each under its row lock.
+// each of spends as CloseSpent would: a payment's gas is charged together
+// with its settling or release and its answer (also), or none of them is.
+// A spend whose reservation is closed already is a replay and changes
+// nothing; any other refusal of one of them (or a failure of also) fails
+// the whole. It touches two wallets' balances (the asset's and the native
+// coin's), each under its row lock, in one transaction of its own through
+// the batches' money rules, beside the wallets' writers.
 func (l *Ledger) CloseWith(ctx context.Context, queueID, txHash string, op Op, spends []Spend, also Also) (Result, error) {
 	if len(spends) == 0 {
 		return l.Close(ctx, queueID, txHash, op, also)
@@ -419,130 +303,108 @@ func (l *Ledger) CloseWith(ctx context.Context, queueID, txHash string, op Op, s
 	if op != OpSettle && op != OpRelease {
 		return Result{}, fmt.Errorf("closing %s with %q: not a closing operation", queueID, op)
 	}
+	ps := make([]*posting, 0, len(spends)+1)
 	for _, sp := range spends {
 		if sp.Spent.Sign() < 0 {
 			return Result{}, ErrBadAmount
 		}
+		ps = append(ps, spendPosting(sp))
 	}
-	res, err := l.inTx(ctx, func(tx *sql.Tx) (Result, error) {
-		for _, sp := range spends {
-			if _, err := closeSpentIn(ctx, tx, sp.QueueID, sp.TxHash, sp.Spent); err != nil {
-				return Result{}, err
-			}
-		}
-		return closeIn(ctx, tx, queueID, txHash, op, also)
-	})
-	if err == nil && l.batches != nil {
-		l.batches.forget(queueID)
-		for _, sp := range spends {
-			l.batches.forget(sp.QueueID)
-		}
+	ps = append(ps, &posting{kind: kindClose, queueID: queueID, txHash: txHash, op: op, also: also})
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
 	}
-	return res, err
+	for _, p := range ps {
+		k, err := l.reservationWallet(ctx, p.queueID, false)
+		if err != nil {
+			return Result{}, p.notFound(err)
+		}
+		p.ctx, p.k = ctx, k
+	}
+	outs, err := l.transact(ps, true)
+	if err != nil {
+		return Result{}, ps[len(ps)-1].notFound(err)
+	}
+	for _, p := range ps {
+		l.forget(p.queueID)
+	}
+	return outs[len(outs)-1].Res, nil
 }
 
-func (l *Ledger) closeTx(ctx context.Context, queueID, txHash string, op Op, also Also) (Result, error) {
-	return l.inTx(ctx, func(tx *sql.Tx) (Result, error) { return closeIn(ctx, tx, queueID, txHash, op, also) })
-}
-
-// closeIn settles or releases queueID's reservation in tx (see Close).
-func closeIn(ctx context.Context, tx *sql.Tx, queueID, txHash string, op Op, also Also) (Result, error) {
-	want := map[Op]string{OpSettle: "settled", OpRelease: "released"}[op]
-	var r reservation
-	found, err := getReservation(ctx, tx, queueID, true, &r)
-	if err != nil {
-		return Result{}, err
-	}
-	if !found {
-		return Result{}, fmt.Errorf("%s %s: %w", op, queueID, ErrReservationNotFound)
-	}
-	b, err := lockBalance(ctx, tx, r.chain, r.address, r.symbol)
-	if err != nil {
-		return Result{}, err
-	}
-	switch r.state {
-	case want:
-		id, _, err := replayed(ctx, tx, string(op)+":"+queueID)
-		if err == nil && also != nil {
-			err = also(ctx, tx)
+// close queues p, a closing of a reservation, on the writer of the
+// reservation's wallet. A posting its batch found routed to another wallet
+// (a remembered route gone wrong) runs once more, routed by the database.
+func (l *Ledger) close(ctx context.Context, p *posting) (Result, error) {
+	for cached := true; ; cached = false {
+		k, err := l.reservationWallet(ctx, p.queueID, cached)
+		if err != nil {
+			return Result{}, p.notFound(err)
 		}
-		return Result{Replayed: true, JournalID: id, After: b}, err
-	case "held":
-	default:
-		return Result{}, fmt.Errorf("%s %s (state %s): %w", op, queueID, r.state, ErrReservationClosed)
-	}
-	after := Balance{Available: b.Available, Held: b.Held.Sub(r.amount)}
-	amount := r.amount.Neg()
-	if op == OpRelease {
-		after.Available = b.Available.Add(r.amount)
-		amount = decimal.Zero
-	}
-	var txh any
-	if txHash != "" {
-		txh = norm(txHash)
-	}
-	if _, err := tx.ExecContext(ctx, "UPDATE reservations SET state=?, tx_hash=COALESCE(?, tx_hash) WHERE queue_id=?",
-		want, txh, queueID); err != nil {
-		return Result{}, fmt.Errorf("closing reservation: %w", err)
-	}
-	id, err := post(ctx, tx, entry{idem: string(op) + ":" + queueID, chain: r.chain, address: r.address, symbol: r.symbol,
-		op: op, amount: amount, before: b, after: after, reference: queueID, txHash: txHash})
-	if err != nil {
-		return Result{}, err
-	}
-	if also != nil {
-		if err := also(ctx, tx); err != nil {
-			return Result{}, err
+		res, err := l.post(ctx, k, p)
+		if errors.Is(err, errMisrouted) && cached {
+			l.forget(p.queueID)
+			continue
 		}
+		if err == nil {
+			l.forget(p.queueID)
+		}
+		return res, p.notFound(err)
 	}
-	return Result{JournalID: id, After: after}, nil
 }
 
-// closeSpentTx is CloseSpent in a transaction of its own.
-func (l *Ledger) closeSpentTx(ctx context.Context, queueID, txHash string, spent decimal.Decimal) (Result, error) {
-	if spent.Sign() < 0 {
-		return Result{}, ErrBadAmount
-	}
-	return l.inTx(ctx, func(tx *sql.Tx) (Result, error) { return closeSpentIn(ctx, tx, queueID, txHash, spent) })
+// post queues p on the writer of k, the wallet it moves, and waits for its
+// outcome.
+func (l *Ledger) post(ctx context.Context, k walletKey, p *posting) (Result, error) {
+	p.ctx, p.k = ctx, k
+	return l.queue.Do(ctx, k, p)
 }
 
-// closeSpentIn closes queueID's reservation in tx with only spent used (see
-// CloseSpent); spent zero releases it.
-func closeSpentIn(ctx context.Context, tx *sql.Tx, queueID, txHash string, spent decimal.Decimal) (Result, error) {
-	if spent.IsZero() {
-		return closeIn(ctx, tx, queueID, txHash, OpRelease, nil)
+// notFound names p in err when err is a missing (or misrouted) reservation.
+func (p *posting) notFound(err error) error {
+	if !errors.Is(err, ErrReservationNotFound) && !errors.Is(err, errMisrouted) {
+		return err
 	}
-	var r reservation
-	found, err := getReservation(ctx, tx, queueID, true, &r)
+	what := string(p.op)
+	if p.kind == kindCloseSpent {
+		what = "settling"
+	}
+	return fmt.Errorf("%s %s: %w", what, p.queueID, ErrReservationNotFound)
+}
+
+func (l *Ledger) remember(queueID string, k walletKey) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.routes) >= maxRoutes {
+		clear(l.routes) // forgotten routes are read again
+	}
+	l.routes[queueID] = k
+}
+
+func (l *Ledger) forget(queueID string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.routes, queueID)
+}
+
+// reservationWallet is the wallet a reservation holds money of (it never
+// changes), to route its closing to that wallet's writer: remembered when
+// cached and known, else read.
+func (l *Ledger) reservationWallet(ctx context.Context, queueID string, cached bool) (walletKey, error) {
+	l.mu.Lock()
+	k, ok := l.routes[queueID]
+	l.mu.Unlock()
+	if ok && cached {
+		return k, nil
+	}
+	err := l.db.QueryRowContext(ctx, "SELECT chain, address, symbol FROM reservations WHERE queue_id=?", queueID).
+		Scan(&k.chain, &k.address, &k.symbol)
+	if errors.Is(err, sql.ErrNoRows) {
+		return walletKey{}, ErrReservationNotFound
+	}
 	if err != nil {
-		return Result{}, err
+		return walletKey{}, fmt.Errorf("reading reservation %s: %w", queueID, err)
 	}
-	if !found {
-		return Result{}, fmt.Errorf("settling %s: %w", queueID, ErrReservationNotFound)
-	}
-	b, err := lockBalance(ctx, tx, r.chain, r.address, r.symbol)
-	if err != nil {
-		return Result{}, err
-	}
-	if r.state != "held" {
-		id, _, err := replayed(ctx, tx, string(OpSettle)+":"+queueID)
-		return Result{Replayed: true, JournalID: id, After: b}, err
-	}
-	after := Balance{Available: b.Available.Add(r.amount).Sub(spent), Held: b.Held.Sub(r.amount)}
-	if after.Available.Sign() < 0 {
-		return Result{After: b}, fmt.Errorf("settling %s of %s on %s for %s (held %s, available %s): %w",
-			spent, r.symbol, r.address, queueID, r.amount, b.Available, ErrInsufficientFunds)
-	}
-	if _, err := tx.ExecContext(ctx, "UPDATE reservations SET state='settled', tx_hash=? WHERE queue_id=?",
-		norm(txHash), queueID); err != nil {
-		return Result{}, fmt.Errorf("closing reservation: %w", err)
-	}
-	id, err := post(ctx, tx, entry{idem: string(OpSettle) + ":" + queueID, chain: r.chain, address: r.address,
-		symbol: r.symbol, op: OpSettle, amount: spent.Neg(), before: b, after: after, reference: queueID, txHash: txHash})
-	if err != nil {
-		return Result{}, err
-	}
-	return Result{JournalID: id, After: after}, nil
+	return k, nil
 }
 
 // JournalEntry is one row of a wallet's history.
@@ -562,23 +424,42 @@ type JournalEntry struct {
 
 // Journal returns a wallet's entries for symbol, oldest first.
 func (l *Ledger) Journal(ctx context.Context, chain, address, symbol string) ([]JournalEntry, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT id, op, symbol, amount, available_before, available_after, held_before, held_after,
-		reference, COALESCE(tx_hash,''), created_at FROM journal WHERE chain=? AND address=? AND symbol=? ORDER BY id`,
-		chain, norm(address), symbol)
+	return queryRows(ctx, l.db, "reading journal", "SELECT "+journalColumns+
+		" FROM journal WHERE chain=? AND address=? AND symbol=? ORDER BY id", []any{chain, norm(address), symbol}, scanJournalEntry)
+}
+
+// journalColumns are the columns scanJournalEntry reads.
+const journalColumns = `id, op, symbol, amount, available_before, available_after, held_before, held_after,
+	reference, COALESCE(tx_hash,''), created_at`
+
+func scanJournalEntry(rows *sql.Rows) (e JournalEntry, err error) {
+	return e, rows.Scan(&e.ID, (*string)(&e.Op), &e.Symbol, &e.Amount, &e.AvailableBefore, &e.AvailableAfter,
+		&e.HeldBefore, &e.HeldAfter, &e.Reference, &e.TxHash, &e.CreatedAt)
+}
+
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// queryRows runs query on q and returns scan's value of each row (nil when
+// there is none); doing names the work in errors.
+func queryRows[T any](ctx context.Context, q querier, doing, query string, args []any, scan func(*sql.Rows) (T, error)) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("reading journal: %w", err)
+		return nil, fmt.Errorf("%s: %w", doing, err)
 	}
 	defer rows.Close()
-	var out []JournalEntry
+	var out []T
 	for rows.Next() {
-		var e JournalEntry
-		var op string
-		if err := rows.Scan(&e.ID, &op, &e.Symbol, &e.Amount, &e.AvailableBefore, &e.AvailableAfter,
-			&e.HeldBefore, &e.HeldAfter, &e.Reference, &e.TxHash, &e.CreatedAt); err != nil {
-			return nil, err
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", doing, err)
 		}
-		e.Op = Op(op)
-		out = append(out, e)
+		out = append(out, v)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", doing, err)
+	}
+	return out, nil
 }

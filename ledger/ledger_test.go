@@ -306,3 +306,86 @@ func TestCloseSpentPaysTheFeeOnce(t *testing.T) {
 	}
 	assertJournalSumsToBalance(t, db, l, addr)
 }
+
+// TestCloseWithIsAllOrNothing: a payment's gas spend (the native coin's
+// wallet) and its settling (the asset's) with its answer (the hook) commit
+// together or not at all, through the same money rules as every posting:
+// a spend the wallet cannot pay, or a failing hook, leaves no trace; the
+// good closing commits all three, and its replay changes nothing. Group
+// commit on or off (a batch of one) behaves the same.
+func TestCloseWithIsAllOrNothing(t *testing.T) {
+	for name, newL := range map[string]func(*sql.DB) *ledger.Ledger{"batched": ledger.New, "batch of one": ledger.NewUnbatched} {
+		t.Run(name, func(t *testing.T) {
+			_, db := newLedger(t)
+			l := newL(db)
+			if _, err := db.Exec("CREATE TABLE answers (k VARCHAR(64) PRIMARY KEY)"); err != nil {
+				t.Fatal(err)
+			}
+			const addr = "0x3333333333333333333333333333333333333333"
+			for i, c := range []ledger.CreditInput{{Symbol: usdt, Amount: d("10")}, {Symbol: "ETH", Amount: d("0.01")}} {
+				c.Chain, c.Address, c.TxHash = chainETH, addr, fmt.Sprintf("0xc%d", i)
+				if _, err := l.Credit(ctx, c); err != nil {
+					t.Fatal(err)
+				}
+			}
+			reserve := func(key, symbol, amount string) {
+				t.Helper()
+				if _, err := l.Reserve(ctx, ledger.ReserveInput{QueueID: key, Chain: chainETH, Address: addr, Symbol: symbol,
+					Amount: d(amount), WorkflowID: "w"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			reserve("pay-1", usdt, "4")
+			reserve("gas:pay-1/transfer", "ETH", "0.002")
+			answer := func(fail error) ledger.Also {
+				return func(ctx context.Context, tx *sql.Tx) error {
+					if _, err := tx.ExecContext(ctx, "INSERT IGNORE INTO answers (k) VALUES ('pay-1')"); err != nil {
+						return err
+					}
+					return fail
+				}
+			}
+			state := func() string {
+				t.Helper()
+				var answers int
+				if err := db.QueryRow("SELECT COUNT(*) FROM answers").Scan(&answers); err != nil {
+					t.Fatal(err)
+				}
+				pay, _ := l.GetReservation(ctx, "pay-1")
+				gas, _ := l.GetReservation(ctx, "gas:pay-1/transfer")
+				u, _ := l.Balance(ctx, chainETH, addr, usdt)
+				e, _ := l.Balance(ctx, chainETH, addr, "ETH")
+				return fmt.Sprintf("%s %s answers=%d usdt=%s/%s eth=%s/%s", pay.State, gas.State, answers,
+					u.Available, u.Held, e.Available, e.Held)
+			}
+			untouched := state()
+			// 0.002 held + 0.008 available: a spend of 0.02 cannot be paid.
+			spend := func(amount string) []ledger.Spend {
+				return []ledger.Spend{{QueueID: "gas:pay-1/transfer", TxHash: "0xabc", Spent: d(amount)}}
+			}
+			if _, err := l.CloseWith(ctx, "pay-1", "0xabc", ledger.OpSettle, spend("0.02"), answer(nil)); !errors.Is(err, ledger.ErrInsufficientFunds) {
+				t.Fatalf("unpayable spend: %v", err)
+			}
+			hookErr := errors.New("outbox down")
+			if _, err := l.CloseWith(ctx, "pay-1", "0xabc", ledger.OpSettle, spend("0.0005"), answer(hookErr)); !errors.Is(err, hookErr) {
+				t.Fatalf("failing hook: %v", err)
+			}
+			if got := state(); got != untouched {
+				t.Fatalf("a failed CloseWith left traces: %s, was %s", got, untouched)
+			}
+			for i := range 2 {
+				r, err := l.CloseWith(ctx, "pay-1", "0xabc", ledger.OpSettle, spend("0.0005"), answer(nil))
+				if err != nil || r.Replayed != (i == 1) {
+					t.Fatalf("CloseWith %d: %+v %v", i, r, err)
+				}
+			}
+			if got, want := state(), "settled settled answers=1 usdt=6/0 eth=0.0095/0"; got != want {
+				t.Fatalf("after CloseWith: %s, want %s", got, want)
+			}
+			if _, err := l.CloseWith(ctx, "missing", "", ledger.OpRelease, spend("0"), nil); !errors.Is(err, ledger.ErrReservationNotFound) {
+				t.Fatalf("missing reservation: %v", err)
+			}
+			assertJournalSumsToBalance(t, db, l, addr)
+		})
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -167,21 +166,16 @@ type ReconPage struct {
 // paginated on (created_at, id) like History. Bad parameters fail with a
 // *QueryError (errors.Is ErrInvalidQuery).
 func (l *Ledger) Reconciliations(ctx context.Context, q ReconQuery) (ReconPage, error) {
-	limit, err := pageLimit(q.Limit)
+	limit, err := pageStart(q.Limit, q.Chain)
 	if err != nil {
 		return ReconPage{}, err
-	}
-	if strings.TrimSpace(q.Chain) == "" {
-		return ReconPage{}, &QueryError{"chain", "required"}
 	}
 	if q.Status != "" && q.Status != ReconMatched && q.Status != ReconMismatch {
 		return ReconPage{}, &QueryError{"status", "must be matched or mismatch"}
 	}
-	var cur keyset
-	if q.Cursor != "" {
-		if cur, err = decodeCursor(cursorRecon, q.Cursor); err != nil {
-			return ReconPage{}, err
-		}
+	cur, err := decodeCursor(cursorRecon, q.Cursor)
+	if err != nil {
+		return ReconPage{}, err
 	}
 	// As in History, the index that delivers the rows in order is forced so
 	// that a deep cursor starts the scan at its position. InnoDB appends the
@@ -196,48 +190,34 @@ func (l *Ledger) Reconciliations(ctx context.Context, q ReconQuery) (ReconPage, 
 		index, where = "ix_recon_wallet_time", where+" AND address=?"
 		args = append(args, norm(q.Address))
 	}
-	var sb strings.Builder
-	sb.WriteString(`SELECT id, run_id, chain, address, symbol, block_number, block_hash, ledger_total, chain_balance,
-		difference, status, unmatched, created_at FROM reconciliations FORCE INDEX (` + index + `) WHERE ` + where)
-	args = appendTimeRange(&sb, args, time.Time{}, time.Time{}, cur, q.Cursor != "")
-	sb.WriteString(" ORDER BY created_at DESC, id DESC LIMIT ?")
-	args = append(args, limit+1)
-
-	rows, err := l.db.QueryContext(ctx, sb.String(), args...)
+	query, args := pageSQL(`SELECT id, run_id, chain, address, symbol, block_number, block_hash, ledger_total, chain_balance,
+		difference, status, unmatched, created_at FROM reconciliations FORCE INDEX (`+index+`) WHERE `+where, args,
+		time.Time{}, time.Time{}, cur, q.Cursor != "", limit)
+	recs, err := queryRows(ctx, l.db, "reading reconciliations", query, args, scanReconciliation)
 	if err != nil {
-		return ReconPage{}, fmt.Errorf("reading reconciliations: %w", err)
+		return ReconPage{}, err
 	}
-	defer rows.Close()
-	page := ReconPage{Reconciliations: make([]Reconciliation, 0, min(limit, 64))}
-	more := false
-	for rows.Next() {
-		if len(page.Reconciliations) == limit {
-			more = true
-			break
-		}
-		var r Reconciliation
-		var status string
-		var unmatched sql.NullString
-		if err := rows.Scan(&r.ID, &r.RunID, &r.Chain, &r.Address, &r.Symbol, &r.BlockNumber, &r.BlockHash,
-			&r.LedgerTotal, &r.ChainBalance, &r.Difference, &status, &unmatched, &r.CreatedAt); err != nil {
-			return ReconPage{}, fmt.Errorf("reading reconciliations: %w", err)
-		}
-		r.Status = ReconStatus(status)
-		if unmatched.Valid && unmatched.String != "" {
-			if err := json.Unmarshal([]byte(unmatched.String), &r.Unmatched); err != nil {
-				return ReconPage{}, fmt.Errorf("decoding unmatched transfers of reconciliation %d: %w", r.ID, err)
-			}
-		}
-		page.Reconciliations = append(page.Reconciliations, r)
-	}
-	if err := rows.Err(); err != nil {
-		return ReconPage{}, fmt.Errorf("reading reconciliations: %w", err)
-	}
-	if more {
-		last := page.Reconciliations[len(page.Reconciliations)-1]
-		page.NextCursor = encodeCursor(cursorRecon, keyset{last.CreatedAt, last.ID})
-	}
+	var page ReconPage
+	page.Reconciliations, page.NextCursor = pageOf(recs, limit, cursorRecon,
+		func(r Reconciliation) keyset { return keyset{r.CreatedAt, r.ID} })
 	return page, nil
+}
+
+func scanReconciliation(rows *sql.Rows) (Reconciliation, error) {
+	var r Reconciliation
+	var status string
+	var unmatched sql.NullString
+	if err := rows.Scan(&r.ID, &r.RunID, &r.Chain, &r.Address, &r.Symbol, &r.BlockNumber, &r.BlockHash,
+		&r.LedgerTotal, &r.ChainBalance, &r.Difference, &status, &unmatched, &r.CreatedAt); err != nil {
+		return r, err
+	}
+	r.Status = ReconStatus(status)
+	if unmatched.Valid && unmatched.String != "" {
+		if err := json.Unmarshal([]byte(unmatched.String), &r.Unmatched); err != nil {
+			return r, fmt.Errorf("decoding unmatched transfers of reconciliation %d: %w", r.ID, err)
+		}
+	}
+	return r, nil
 }
 
 // Credited reports whether the on-chain transfer (chain, txHash, logIndex)
@@ -278,30 +258,17 @@ func (l *Ledger) RecentCredits(ctx context.Context, chain string, window time.Du
 		limit = MaxPageLimit
 	}
 	secs := int64(window / time.Microsecond)
-	rows, err := l.db.QueryContext(ctx, `SELECT c.id, c.chain, c.address, c.symbol, c.amount, c.tx_hash, c.log_index,
+	return queryRows(ctx, l.db, "listing recent credits", `SELECT c.id, c.chain, c.address, c.symbol, c.amount, c.tx_hash, c.log_index,
 		c.reference, c.created_at, r.id IS NOT NULL, COALESCE(r.reference, '')
 		FROM journal c FORCE INDEX (ix_journal_op_time)
 		LEFT JOIN journal r ON r.tx_hash=c.tx_hash AND r.op='reverse' AND r.chain=c.chain AND r.log_index=c.log_index
 		WHERE c.chain=? AND c.op='credit' AND c.created_at >= NOW(6) - INTERVAL ? MICROSECOND AND c.id > ?
-		ORDER BY c.id LIMIT ?`, chain, secs, afterID, limit)
-	if err != nil {
-		return nil, fmt.Errorf("listing recent credits: %w", err)
-	}
-	defer rows.Close()
-	var out []CreditRecord
-	for rows.Next() {
-		var c CreditRecord
+		ORDER BY c.id LIMIT ?`, []any{chain, secs, afterID, limit}, func(rows *sql.Rows) (c CreditRecord, err error) {
 		var tx sql.NullString
 		var li sql.NullInt64
-		if err := rows.Scan(&c.JournalID, &c.Chain, &c.Address, &c.Symbol, &c.Amount, &tx, &li, &c.Reference,
-			&c.CreatedAt, &c.Reversed, &c.ReversedBy); err != nil {
-			return nil, fmt.Errorf("listing recent credits: %w", err)
-		}
+		err = rows.Scan(&c.JournalID, &c.Chain, &c.Address, &c.Symbol, &c.Amount, &tx, &li, &c.Reference,
+			&c.CreatedAt, &c.Reversed, &c.ReversedBy)
 		c.TxHash, c.LogIndex = tx.String, uint(li.Int64)
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing recent credits: %w", err)
-	}
-	return out, nil
+		return c, err
+	})
 }

@@ -13,12 +13,16 @@ import (
 // WalletKind is a wallet's role.
 type WalletKind string
 
-// Wallet kinds (SPEC §4).
+// Wallet kinds.
 const (
-	KindDeposit    WalletKind = "deposit"
+	// KindDeposit receives a user's deposits; sweeps collect from it.
+	KindDeposit WalletKind = "deposit"
+	// KindCollection is where sweeps collect deposits to.
 	KindCollection WalletKind = "collection"
-	KindHot        WalletKind = "hot"
-	KindGas        WalletKind = "gas"
+	// KindHot pays withdrawals and payments.
+	KindHot WalletKind = "hot"
+	// KindGas tops deposit wallets up with the native coin their sweeps pay gas with.
+	KindGas WalletKind = "gas"
 )
 
 // Wallet is a wallet row without its key.
@@ -86,23 +90,11 @@ func (w *Wallets) Get(ctx context.Context, chain, address string) (Wallet, error
 
 // List returns the wallets of chain, optionally of one kind ("" = all).
 func (w *Wallets) List(ctx context.Context, chain string, kind WalletKind) ([]Wallet, error) {
-	rows, err := w.db.QueryContext(ctx, `SELECT chain, address, kind, label, enc_key IS NOT NULL FROM wallets
-		WHERE chain=? AND (?='' OR kind=?) ORDER BY id`, chain, string(kind), string(kind))
-	if err != nil {
-		return nil, fmt.Errorf("listing wallets: %w", err)
-	}
-	defer rows.Close()
-	var out []Wallet
-	for rows.Next() {
-		var wl Wallet
-		var k string
-		if err := rows.Scan(&wl.Chain, &wl.Address, &k, &wl.Label, &wl.HasKey); err != nil {
-			return nil, err
-		}
-		wl.Kind = WalletKind(k)
-		out = append(out, wl)
-	}
-	return out, rows.Err()
+	return queryRows(ctx, w.db, "listing wallets", `SELECT chain, address, kind, label, enc_key IS NOT NULL FROM wallets
+		WHERE chain=? AND (?='' OR kind=?) ORDER BY id`, []any{chain, string(kind), string(kind)},
+		func(rows *sql.Rows) (wl Wallet, err error) {
+			return wl, rows.Scan(&wl.Chain, &wl.Address, (*string)(&wl.Kind), &wl.Label, &wl.HasKey)
+		})
 }
 
 // Key opens a wallet's private key for signing. The caller must not keep it

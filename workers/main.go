@@ -236,7 +236,7 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	w.RegisterActivity(&activities.Activities{
 		Chain: name, Assets: ch, Collection: ch.CollectionAddress, Confirmations: uint64(ch.ConfirmHeight),
 		Responses: workflows.ResponseQueues(s.cfg.RMQ), Metrics: s.m,
-		DB: s.db, Transfers: fam, Fees: fam, Balances: fam, Reads: fam,
+		DB: s.db, Transfers: fam.Transfers, Fees: fam.Fees, Balances: fam.Balances, Reads: fam.Reads,
 		Ledger: ledger.New(s.db), Wallets: s.wallets, Publisher: s.pub,
 	})
 	if err := w.Start(); err != nil {

@@ -1,7 +1,5 @@
 package evm
 
-import ()
-
 // SharedCallers is how many callers share the read of key now in flight
 // on b (a NewSharedReads backend): 0 when none is.
 func SharedCallers(b Backend, key string) int {

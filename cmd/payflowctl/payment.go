@@ -281,7 +281,7 @@ func (e *paymentEnv) on(ctx context.Context, chainName string) (*chainEnv, error
 	c := &chainEnv{eth: eth, act: &activities.Activities{
 		Chain: name, Assets: ch, Collection: ch.CollectionAddress, Confirmations: uint64(ch.ConfirmHeight),
 		Responses: workflows.ResponseQueues(e.cfg.RMQ),
-		DB:        e.db, Transfers: fam, Fees: fam, Balances: fam, Reads: fam,
+		DB:        e.db, Transfers: fam.Transfers, Fees: fam.Fees, Balances: fam.Balances, Reads: fam.Reads,
 		Ledger: e.ledg, Wallets: e.wallets, Publisher: e.pub,
 	}}
 	e.chains[name] = c

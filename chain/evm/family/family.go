@@ -1,5 +1,5 @@
-// Package family is the EVM family behind package chain's contract: Family
-// answers chain.Transfers, chain.Fees, chain.Balances and chain.Reader over
+// Package family is the EVM family behind package chain's contract: its
+// parts answer chain.Transfers, chain.Fees, chain.Balances and chain.Reader over
 // a send.Broadcaster, the node and the chain's tables. workers/ wires one per
 // chain into the activities.
 package family
@@ -24,23 +24,46 @@ import (
 	"payflow/chain/evm/send"
 )
 
-// Family is one EVM chain behind the contract of package chain: it
-// implements chain.Transfers, chain.Fees, chain.Balances and chain.Reader
-// over a Broadcaster, the node and the chain's tables, translating between
-// the contract's strings and go-ethereum's types.
+// Family is one EVM chain behind the contract of package chain, one part
+// per interface, translating between the contract's strings and
+// go-ethereum's types.
 type Family struct {
+	Transfers *Transfers // chain.Transfers over a send.Broadcaster and the tracker's table
+	Fees      *Fees      // chain.Fees
+	Balances  *Balances  // chain.Balances
+	Reads     *Reads     // chain.Reader: the node and the watched addresses
+}
+
+// Transfers implements chain.Transfers.
+type Transfers struct {
+	chain string
+	db    *sql.DB
+	b     *send.Broadcaster
+}
+
+// Fees implements chain.Fees.
+type Fees struct {
+	backend evm.Backend
+	b       *send.Broadcaster
+}
+
+// Balances implements chain.Balances.
+type Balances struct{ b *send.Broadcaster }
+
+// Reads implements chain.Reader.
+type Reads struct {
 	chain   string
 	db      *sql.DB
 	backend evm.Backend
 	b       *send.Broadcaster
 }
 
-// The contract's interfaces Family implements.
+// The contract's interfaces the parts implement.
 var (
-	_ chain.Transfers = (*Family)(nil)
-	_ chain.Fees      = (*Family)(nil)
-	_ chain.Balances  = (*Family)(nil)
-	_ chain.Reader    = (*Family)(nil)
+	_ chain.Transfers = (*Transfers)(nil)
+	_ chain.Fees      = (*Fees)(nil)
+	_ chain.Balances  = (*Balances)(nil)
+	_ chain.Reader    = (*Reads)(nil)
 )
 
 // New wires a Family for chain chainName (its protocol name).
@@ -48,19 +71,20 @@ func New(chainName string, db *sql.DB, backend evm.Backend, b *send.Broadcaster)
 	if chainName == "" || db == nil || b == nil {
 		return nil, errors.New("evm family: chain name, database and broadcaster are required")
 	}
-	return &Family{chain: chainName, db: db, backend: backend, b: b}, nil
+	return &Family{Transfers: &Transfers{chain: chainName, db: db, b: b}, Fees: &Fees{backend: backend, b: b},
+		Balances: &Balances{b: b}, Reads: &Reads{chain: chainName, db: db, backend: backend, b: b}}, nil
 }
 
 // Sign implements chain.Transfers: a token transfer, or the native coin when
 // t.Token is "".
-func (f *Family) Sign(ctx context.Context, t chain.Transfer) (chain.Signed, error) {
+func (x *Transfers) Sign(ctx context.Context, t chain.Transfer) (chain.Signed, error) {
 	var stx evm.SignedTx
 	var err error
 	if t.Token == "" {
-		stx, err = f.b.Signer.SignNative(ctx, send.NativeTransferRequest{WorkflowID: t.WorkflowID, Step: t.Step,
+		stx, err = x.b.Signer.SignNative(ctx, send.NativeTransferRequest{WorkflowID: t.WorkflowID, Step: t.Step,
 			From: common.HexToAddress(t.From), To: common.HexToAddress(t.To), Wei: t.Units})
 	} else {
-		stx, err = f.b.Signer.SignTransfer(ctx, send.TransferRequest{WorkflowID: t.WorkflowID, Step: t.Step,
+		stx, err = x.b.Signer.SignTransfer(ctx, send.TransferRequest{WorkflowID: t.WorkflowID, Step: t.Step,
 			From: common.HexToAddress(t.From), To: common.HexToAddress(t.To), Token: common.HexToAddress(t.Token), Units: t.Units})
 	}
 	if err != nil {
@@ -70,8 +94,8 @@ func (f *Family) Sign(ctx context.Context, t chain.Transfer) (chain.Signed, erro
 }
 
 // Stored implements chain.Transfers.
-func (f *Family) Stored(ctx context.Context, workflowID, step string) (chain.Signed, error) {
-	stx, err := f.b.Store.Stored(ctx, workflowID, step)
+func (x *Transfers) Stored(ctx context.Context, workflowID, step string) (chain.Signed, error) {
+	stx, err := x.b.Store.Stored(ctx, workflowID, step)
 	if err != nil {
 		return chain.Signed{}, err
 	}
@@ -80,15 +104,15 @@ func (f *Family) Stored(ctx context.Context, workflowID, step string) (chain.Sig
 
 // Send implements chain.Transfers. A JSON-RPC error from the node is its
 // refusal: a *chain.NodeRefusal.
-func (f *Family) Send(ctx context.Context, s chain.Signed) error {
-	_, err := f.b.Sender.SendStored(ctx, evm.SignedTx{WorkflowID: s.WorkflowID, Step: s.Step, Attempt: s.Attempt,
+func (x *Transfers) Send(ctx context.Context, s chain.Signed) error {
+	_, err := x.b.Sender.SendStored(ctx, evm.SignedTx{WorkflowID: s.WorkflowID, Step: s.Step, Attempt: s.Attempt,
 		From: common.HexToAddress(s.From), Nonce: s.Nonce, Hash: common.HexToHash(s.TxHash), Raw: s.Raw, State: s.State})
 	return refused(err)
 }
 
 // Replace implements chain.Transfers (see Sender.Replace).
-func (f *Family) Replace(ctx context.Context, workflowID, step string, attempt int) (chain.Signed, error) {
-	stx, err := f.b.Sender.Replace(ctx, workflowID, step, attempt)
+func (x *Transfers) Replace(ctx context.Context, workflowID, step string, attempt int) (chain.Signed, error) {
+	stx, err := x.b.Sender.Replace(ctx, workflowID, step, attempt)
 	if err != nil {
 		return chain.Signed{}, refused(err)
 	}
@@ -96,8 +120,8 @@ func (f *Family) Replace(ctx context.Context, workflowID, step string, attempt i
 }
 
 // Inspect implements chain.Transfers (see Sender.Inspect).
-func (f *Family) Inspect(ctx context.Context, workflowID, step string, confirmations uint64) (chain.Inspection, error) {
-	in, err := f.b.Sender.Inspect(ctx, workflowID, step, confirmations)
+func (x *Transfers) Inspect(ctx context.Context, workflowID, step string, confirmations uint64) (chain.Inspection, error) {
+	in, err := x.b.Sender.Inspect(ctx, workflowID, step, confirmations)
 	if err != nil {
 		return chain.Inspection{}, err
 	}
@@ -110,11 +134,11 @@ func (f *Family) Inspect(ctx context.Context, workflowID, step string, confirmat
 }
 
 // Track implements chain.Transfers (TrackTx, or TrackTxConfirmedOnly).
-func (f *Family) Track(ctx context.Context, txHash, workflowID string, everyMilestone bool) error {
+func (x *Transfers) Track(ctx context.Context, txHash, workflowID string, everyMilestone bool) error {
 	if everyMilestone {
-		return evm.TrackTx(ctx, f.db, f.chain, common.HexToHash(txHash), workflowID)
+		return evm.TrackTx(ctx, x.db, x.chain, common.HexToHash(txHash), workflowID)
 	}
-	return evm.TrackTxConfirmedOnly(ctx, f.db, f.chain, common.HexToHash(txHash), workflowID)
+	return evm.TrackTxConfirmedOnly(ctx, x.db, x.chain, common.HexToHash(txHash), workflowID)
 }
 
 // signed is stx in the contract's terms.
@@ -139,27 +163,27 @@ func refused(err error) error {
 
 // Gas implements chain.Fees: FeeOracle.NativeGas when token is "", else
 // FeeOracle.TransferGas.
-func (f *Family) Gas(ctx context.Context, token, from, to string, units *big.Int) (uint64, error) {
+func (x *Fees) Gas(ctx context.Context, token, from, to string, units *big.Int) (uint64, error) {
 	if token == "" {
-		return f.b.Fees.NativeGas(ctx, common.HexToAddress(from), common.HexToAddress(to), units)
+		return x.b.Fees.NativeGas(ctx, common.HexToAddress(from), common.HexToAddress(to), units)
 	}
-	return f.b.Fees.TransferGas(ctx, common.HexToAddress(token), common.HexToAddress(from), common.HexToAddress(to), units)
+	return x.b.Fees.TransferGas(ctx, common.HexToAddress(token), common.HexToAddress(from), common.HexToAddress(to), units)
 }
 
 // MaxFee implements chain.Fees: the max fee per gas of FeeOracle.Fees.
-func (f *Family) MaxFee(ctx context.Context) (*big.Int, error) {
-	_, maxFee, err := f.b.Fees.Fees(ctx)
+func (x *Fees) MaxFee(ctx context.Context) (*big.Int, error) {
+	_, maxFee, err := x.b.Fees.Fees(ctx)
 	return maxFee, err
 }
 
 // Simulate implements chain.Fees (FeeOracle.SimulateTransfer).
-func (f *Family) Simulate(ctx context.Context, token, from, to string, units *big.Int) error {
-	return f.b.Fees.SimulateTransfer(ctx, common.HexToAddress(token), common.HexToAddress(from), common.HexToAddress(to), units)
+func (x *Fees) Simulate(ctx context.Context, token, from, to string, units *big.Int) error {
+	return x.b.Fees.SimulateTransfer(ctx, common.HexToAddress(token), common.HexToAddress(from), common.HexToAddress(to), units)
 }
 
 // Paid implements chain.Fees: the receipt's gas used × effective gas price.
-func (f *Family) Paid(ctx context.Context, txHash string) (*big.Int, bool, error) {
-	r, err := f.receipt(ctx, txHash)
+func (x *Fees) Paid(ctx context.Context, txHash string) (*big.Int, bool, error) {
+	r, err := receipt(ctx, x.backend, txHash)
 	if err != nil || r == nil {
 		return nil, false, err
 	}
@@ -167,8 +191,8 @@ func (f *Family) Paid(ctx context.Context, txHash string) (*big.Int, bool, error
 }
 
 // receipt is txHash's receipt, nil when the node has none.
-func (f *Family) receipt(ctx context.Context, txHash string) (*types.Receipt, error) {
-	r, err := f.backend.TransactionReceipt(ctx, common.HexToHash(txHash))
+func receipt(ctx context.Context, backend evm.Backend, txHash string) (*types.Receipt, error) {
+	r, err := backend.TransactionReceipt(ctx, common.HexToHash(txHash))
 	if errors.Is(err, ethereum.NotFound) {
 		return nil, nil
 	}
@@ -179,23 +203,23 @@ func (f *Family) receipt(ctx context.Context, txHash string) (*types.Receipt, er
 }
 
 // Balance implements chain.Balances.
-func (f *Family) Balance(ctx context.Context, token, owner string, block *big.Int) (*big.Int, error) {
-	return f.b.Balances.Balance(ctx, token, owner, block)
+func (x *Balances) Balance(ctx context.Context, token, owner string, block *big.Int) (*big.Int, error) {
+	return x.b.Balances.Balance(ctx, token, owner, block)
 }
 
 // RequireToken implements chain.Balances.
-func (f *Family) RequireToken(ctx context.Context, token, owner string, units *big.Int) error {
-	return f.b.Balances.RequireToken(ctx, common.HexToAddress(token), common.HexToAddress(owner), units)
+func (x *Balances) RequireToken(ctx context.Context, token, owner string, units *big.Int) error {
+	return x.b.Balances.RequireToken(ctx, common.HexToAddress(token), common.HexToAddress(owner), units)
 }
 
 // Head implements chain.Reader.
-func (f *Family) Head(ctx context.Context) (uint64, error) {
-	return f.backend.BlockNumber(ctx)
+func (x *Reads) Head(ctx context.Context) (uint64, error) {
+	return x.backend.BlockNumber(ctx)
 }
 
 // BlockHash implements chain.Reader.
-func (f *Family) BlockHash(ctx context.Context, number uint64) (string, error) {
-	h, err := f.backend.HeaderByNumber(ctx, new(big.Int).SetUint64(number))
+func (x *Reads) BlockHash(ctx context.Context, number uint64) (string, error) {
+	h, err := x.backend.HeaderByNumber(ctx, new(big.Int).SetUint64(number))
 	if err != nil {
 		return "", err
 	}
@@ -210,8 +234,8 @@ type txByHash interface {
 
 // Pending implements chain.Reader. A node client that cannot look
 // transactions up says nothing is pending.
-func (f *Family) Pending(ctx context.Context, txHash string) (bool, error) {
-	tb, ok := f.backend.(txByHash)
+func (x *Reads) Pending(ctx context.Context, txHash string) (bool, error) {
+	tb, ok := x.backend.(txByHash)
 	if !ok {
 		return false, nil
 	}
@@ -229,8 +253,8 @@ func (f *Family) Pending(ctx context.Context, txHash string) (bool, error) {
 // for a token deposit, hold at c.Position the same Transfer (token,
 // recipient, value); for a native one (c.Position is chain.NativeLogIndex)
 // the transaction must pay c.Units to c.To.
-func (f *Family) ProveDeposit(ctx context.Context, c chain.DepositClaim) (chain.DepositProof, error) {
-	r, err := f.receipt(ctx, c.TxHash)
+func (x *Reads) ProveDeposit(ctx context.Context, c chain.DepositClaim) (chain.DepositProof, error) {
+	r, err := receipt(ctx, x.backend, c.TxHash)
 	if err != nil || r == nil {
 		return chain.DepositProof{}, err
 	}
@@ -238,7 +262,7 @@ func (f *Family) ProveDeposit(ctx context.Context, c chain.DepositClaim) (chain.
 		return chain.DepositProof{Mined: true, Reverted: true}, nil
 	}
 	if c.Position == chain.NativeLogIndex {
-		return f.proveNative(ctx, c, r)
+		return x.proveNative(ctx, c, r)
 	}
 	if int(c.Position) >= len(r.Logs) {
 		return chain.DepositProof{Mined: true}, nil
@@ -257,8 +281,8 @@ func (f *Family) ProveDeposit(ctx context.Context, c chain.DepositClaim) (chain.
 
 // proveNative checks that the successful transaction of receipt r pays
 // c.Units of the native coin to c.To (a native deposit has no log).
-func (f *Family) proveNative(ctx context.Context, c chain.DepositClaim, r *types.Receipt) (chain.DepositProof, error) {
-	tb, ok := f.backend.(txByHash)
+func (x *Reads) proveNative(ctx context.Context, c chain.DepositClaim, r *types.Receipt) (chain.DepositProof, error) {
+	tb, ok := x.backend.(txByHash)
 	if !ok {
 		return chain.DepositProof{}, errors.New("the node client cannot look transactions up by hash")
 	}
@@ -278,8 +302,8 @@ func (f *Family) proveNative(ctx context.Context, c chain.DepositClaim, r *types
 
 // TokenTransfers implements chain.Reader: the ERC20 Transfer logs of the
 // transaction's receipt. A transaction without a receipt is ethereum.NotFound.
-func (f *Family) TokenTransfers(ctx context.Context, txHash string) ([]chain.TokenTransfer, error) {
-	r, err := f.b.Sender.Receipt(ctx, common.HexToHash(txHash))
+func (x *Reads) TokenTransfers(ctx context.Context, txHash string) ([]chain.TokenTransfer, error) {
+	r, err := x.b.Sender.Receipt(ctx, common.HexToHash(txHash))
 	if err != nil {
 		return nil, fmt.Errorf("reading receipt %s: %w", txHash, err)
 	}
@@ -313,7 +337,7 @@ const logChunk = 50_000
 // TokenHistory implements chain.Reader with eth_getLogs, logChunk blocks a
 // call: the Transfer logs from the wallet, then those to it (a
 // self-transfer, in both, is listed once).
-func (f *Family) TokenHistory(ctx context.Context, token, wallet string, from, to uint64) ([]chain.TokenTransfer, error) {
+func (x *Reads) TokenHistory(ctx context.Context, token, wallet string, from, to uint64) ([]chain.TokenTransfer, error) {
 	tok := common.HexToAddress(token)
 	w := common.BytesToHash(common.HexToAddress(wallet).Bytes())
 	seen := map[[2]uint64]bool{} // (block, log index)
@@ -324,7 +348,7 @@ func (f *Family) TokenHistory(ctx context.Context, token, wallet string, from, t
 	} {
 		for lo := from; lo <= to; lo += logChunk {
 			hi := min(lo+logChunk-1, to)
-			logs, err := f.backend.FilterLogs(ctx, ethereum.FilterQuery{FromBlock: new(big.Int).SetUint64(lo),
+			logs, err := x.backend.FilterLogs(ctx, ethereum.FilterQuery{FromBlock: new(big.Int).SetUint64(lo),
 				ToBlock: new(big.Int).SetUint64(hi), Addresses: []common.Address{tok}, Topics: topics})
 			if err != nil {
 				return nil, fmt.Errorf("reading transfers in blocks %d-%d: %w", lo, hi, err)
@@ -344,8 +368,8 @@ func (f *Family) TokenHistory(ctx context.Context, token, wallet string, from, t
 }
 
 // Position implements chain.Reader from the transaction's receipt.
-func (f *Family) Position(ctx context.Context, txHash string, blockLogIndex uint) (uint, error) {
-	r, err := f.backend.TransactionReceipt(ctx, common.HexToHash(txHash))
+func (x *Reads) Position(ctx context.Context, txHash string, blockLogIndex uint) (uint, error) {
+	r, err := x.backend.TransactionReceipt(ctx, common.HexToHash(txHash))
 	if err != nil {
 		return 0, fmt.Errorf("reading receipt %s: %w", txHash, err)
 	}
@@ -359,15 +383,15 @@ func (f *Family) Position(ctx context.Context, txHash string, blockLogIndex uint
 
 // Watch implements chain.Reader (see the package function Watch) from the
 // current head on.
-func (f *Family) Watch(ctx context.Context, symbol, address string) (uint64, bool, error) {
-	head, err := f.backend.BlockNumber(ctx)
+func (x *Reads) Watch(ctx context.Context, symbol, address string) (uint64, bool, error) {
+	head, err := x.backend.BlockNumber(ctx)
 	if err != nil {
 		return 0, false, fmt.Errorf("reading head: %w", err)
 	}
-	isNew, err := evm.Watch(ctx, f.db, f.chain, symbol, common.HexToAddress(address), head)
+	isNew, err := evm.Watch(ctx, x.db, x.chain, symbol, common.HexToAddress(address), head)
 	if err != nil {
 		return 0, false, err
 	}
-	from, err := evm.WatchedFrom(ctx, f.db, f.chain, symbol, common.HexToAddress(address))
+	from, err := evm.WatchedFrom(ctx, x.db, x.chain, symbol, common.HexToAddress(address))
 	return from, isNew, err
 }

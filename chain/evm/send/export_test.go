@@ -22,15 +22,10 @@ func SendBatch(s *Sender, stxs []evm.SignedTx) (accepted []bool, errs []error) {
 	if _, ok := p.rpc.(*rpc.Client); !ok {
 		panic("the sender does not batch over JSON-RPC")
 	}
-	reqs := make([]*sendReq, len(stxs))
-	for i, stx := range stxs {
-		reqs[i] = &sendReq{stx: stx, done: make(chan sendOutcome, 1)}
-	}
-	p.flush(append([]*sendReq(nil), reqs...)) // flush sorts its slice
+	outs := p.flush(struct{}{}, stxs)
 	accepted, errs = make([]bool, len(stxs)), make([]error, len(stxs))
-	for i, r := range reqs {
-		o := <-r.done
-		accepted[i], errs[i] = o.accepted, o.err
+	for i, o := range outs {
+		accepted[i], errs[i] = o.Res, o.Err
 	}
 	return accepted, errs
 }
@@ -41,9 +36,7 @@ func QueuedNonces(n *NonceLanes, from common.Address) int {
 	if n.batch == nil {
 		return 0
 	}
-	n.batch.mu.Lock()
-	defer n.batch.mu.Unlock()
-	return len(n.batch.queues[from])
+	return n.batch.queue.Queued(from)
 }
 
 // WithNonceOneStatement is n's WithNonce for a use of at most one statement

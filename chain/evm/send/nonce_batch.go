@@ -8,7 +8,7 @@ package send
 // signed transaction in that transaction), checkpoints the lane's next nonce
 // with one update and commits once: one lock, one fsync per batch. While it
 // commits, the next batch queues up, so batches grow with the load and a lone
-// signature waits for nobody.
+// signature waits for nobody (the queue is internal/groupcommit's).
 //
 // Safety is that of a transaction per nonce: the lane row, locked FOR UPDATE, is
 // the single writer across processes (a second worker signing for the same
@@ -19,7 +19,7 @@ package send
 // to its savepoint and its nonce goes to the next caller. The lane starts at
 // the larger of the row and the chain's pending nonce (a transaction sent
 // outside payflow), read once per batch outside the lock, after all of the
-// batch's requests were queued, while the previous batch commits. Should a use still
+// batch's requests were queued. Should a use still
 // collide on the unique (chain, from, nonce, attempt) key (a lane row left
 // behind what was stored), the lane resyncs past the largest stored nonce
 // and that use runs again. A deadlock (or a lock wait timeout) rolls back
@@ -34,7 +34,8 @@ package send
 //
 // A caller whose context ends before the writer took its use returns at once
 // and its use never runs; once taken, the caller waits for its batch (bounded
-// by nonceBatchTimeout), so use never runs after its caller returned.
+// by nonceBatchTimeout), so use never runs after its caller returned (the
+// rules of groupcommit.Queue).
 
 import (
 	"context"
@@ -42,11 +43,11 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 
+	"payflow/internal/groupcommit"
 	"payflow/internal/sqlerr"
 
 	"payflow/chain/evm"
@@ -62,60 +63,35 @@ const (
 	maxDeadlockRetries = 5
 )
 
-// A nonce request's life: queued until the writer takes it (then its use
-// runs) or its caller abandons it (then it never does).
-const (
-	reqQueued int32 = iota
-	reqTaken
-	reqAbandoned
-)
-
+// nonceReq is one WithNonce call.
 type nonceReq struct {
-	ctx context.Context
+	ctx context.Context // the caller's: the fallback of a failed batch runs under it
 	use func(tx *sql.Tx, nonce uint64) error
 	// oneStatement: use writes with at most one statement, which InnoDB
 	// rolls back alone when it fails; it needs no savepoint.
 	oneStatement bool
-	state        atomic.Int32
-	done         chan error // buffered: the writer never waits for its caller
 }
 
-// laneBatcher holds the queues of the wallets that have a writer running.
+// laneBatcher group-commits the nonce uses of each wallet.
 type laneBatcher struct {
-	lanes  *NonceLanes
-	mu     sync.Mutex
-	queues map[common.Address][]*nonceReq // present: a writer runs for the wallet
-	known  map[common.Address]bool        // lanes whose row exists (rows are never deleted)
+	lanes *NonceLanes
+	queue *groupcommit.Queue[common.Address, nonceReq, struct{}]
+	mu    sync.Mutex
+	known map[common.Address]bool // lanes whose row exists (rows are never deleted)
 }
 
 func newLaneBatcher(n *NonceLanes) *laneBatcher {
-	return &laneBatcher{lanes: n, queues: map[common.Address][]*nonceReq{}, known: map[common.Address]bool{}}
+	b := &laneBatcher{lanes: n, known: map[common.Address]bool{}}
+	b.queue = groupcommit.New(groupcommit.Config[common.Address, nonceReq, struct{}]{MaxBatch: maxNonceBatch,
+		Commit: b.commit})
+	return b
 }
 
-// do queues use on from's writer, starting one if none runs, and waits for
-// the outcome.
+// do queues use on from's writer and waits for the outcome.
 func (b *laneBatcher) do(ctx context.Context, from common.Address, use func(tx *sql.Tx, nonce uint64) error,
 	oneStatement bool) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	r := &nonceReq{ctx: ctx, use: use, oneStatement: oneStatement, done: make(chan error, 1)}
-	b.mu.Lock()
-	q, running := b.queues[from]
-	b.queues[from] = append(q, r)
-	b.mu.Unlock()
-	if !running {
-		go b.run(from)
-	}
-	select {
-	case err := <-r.done:
-		return err
-	case <-ctx.Done():
-		if r.state.CompareAndSwap(reqQueued, reqAbandoned) {
-			return ctx.Err()
-		}
-		return <-r.done // taken: its use runs or ran; wait for the batch
-	}
+	_, err := b.queue.Do(ctx, from, nonceReq{ctx: ctx, use: use, oneStatement: oneStatement})
+	return err
 }
 
 // pendingRead is the chain's pending nonce of a wallet, read for one batch.
@@ -124,82 +100,23 @@ type pendingRead struct {
 	err  error
 }
 
-// run is from's writer: it commits batches until the queue is empty. The
-// chain's pending nonce of the next batch is read while this one's
-// transaction runs, and always after every request of that batch was
-// queued (a transaction sent outside payflow before a request is seen by
-// its batch).
-func (b *laneBatcher) run(from common.Address) {
-	batch := b.take(from, true)
-	if batch == nil {
-		return
+// readPending reads from's pending nonce on the chain.
+func (b *laneBatcher) readPending(ctx context.Context, from common.Address) pendingRead {
+	next, err := b.lanes.backend.PendingNonceAt(ctx, from)
+	if err != nil {
+		err = fmt.Errorf("reading pending nonce of %s: %w", evm.Lower(from), err)
 	}
-	read := b.readPending(from)
-	for {
-		pending := <-read
-		next := b.take(from, false)
-		var nextRead chan pendingRead
-		if next != nil {
-			nextRead = b.readPending(from)
-		}
-		b.commit(from, batch, pending)
-		if next == nil {
-			if next = b.take(from, true); next == nil {
-				return
-			}
-			nextRead = b.readPending(from)
-		}
-		batch, read = next, nextRead
-	}
+	return pendingRead{next: next, err: err}
 }
 
-// take takes up to maxNonceBatch queued requests of from; with none queued
-// it returns nil, and when last also ends from's writer (the next caller
-// starts one).
-func (b *laneBatcher) take(from common.Address, last bool) []*nonceReq {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	q := b.queues[from]
-	if len(q) == 0 {
-		if last {
-			delete(b.queues, from)
-		}
-		return nil
-	}
-	n := min(len(q), maxNonceBatch)
-	b.queues[from] = q[n:]
-	return q[:n:n]
-}
-
-// readPending starts reading from's pending nonce on the chain.
-func (b *laneBatcher) readPending(from common.Address) chan pendingRead {
-	out := make(chan pendingRead, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), nonceBatchTimeout)
-		defer cancel()
-		next, err := b.lanes.backend.PendingNonceAt(ctx, from)
-		if err != nil {
-			err = fmt.Errorf("reading pending nonce of %s: %w", evm.Lower(from), err)
-		}
-		out <- pendingRead{next: next, err: err}
-	}()
-	return out
-}
-
-// commit takes the live requests of batch, applies them in one transaction
-// and hands each its outcome.
-func (b *laneBatcher) commit(from common.Address, batch []*nonceReq, pending pendingRead) {
-	live := make([]*nonceReq, 0, len(batch))
-	for _, r := range batch {
-		if r.state.CompareAndSwap(reqQueued, reqTaken) {
-			live = append(live, r)
-		}
-	}
-	if len(live) == 0 {
-		return
-	}
+// commit applies the uses of live in one transaction and returns each
+// one's outcome. The chain's pending nonce is read first, outside the lane's
+// lock, after every use of the batch was queued (a transaction sent outside
+// payflow before a use is seen by its batch).
+func (b *laneBatcher) commit(from common.Address, live []nonceReq) []groupcommit.Outcome[struct{}] {
 	ctx, cancel := context.WithTimeout(context.Background(), nonceBatchTimeout)
 	defer cancel()
+	pending := b.readPending(ctx, from)
 	errs, used, err := b.apply(ctx, from, live, pending)
 	// A deadlock rolled the whole transaction back (every use of the
 	// batch, not only the one that met it): run the batch again.
@@ -208,28 +125,30 @@ func (b *laneBatcher) commit(from common.Address, batch []*nonceReq, pending pen
 			"attempt", attempt)
 		errs, used, err = b.apply(ctx, from, live, pending)
 	}
+	outs := make([]groupcommit.Outcome[struct{}], len(live))
 	switch {
 	case err == nil:
-		for i, r := range live {
-			r.done <- errs[i]
+		for i := range live {
+			outs[i].Err = errs[i]
 		}
 	case !used: // nothing ran: the error is every caller's, as it would be alone
-		for _, r := range live {
-			r.done <- err
+		for i := range live {
+			outs[i].Err = err
 		}
 	default:
 		b.lanes.log.Warn("nonce batch failed; signing its transfers one by one", "address", evm.Lower(from),
 			"transfers", len(live), "err", err)
-		for _, r := range live {
-			r.done <- b.lanes.withNonceAlone(r.ctx, from, r.use)
+		for i, r := range live {
+			outs[i].Err = b.lanes.withNonceAlone(r.ctx, from, r.use)
 		}
 	}
+	return outs
 }
 
 // apply runs live's uses in one transaction, each with the next nonce, and
 // commits. It returns each use's error; an error of the batch as a whole,
 // and whether any use ran before it.
-func (b *laneBatcher) apply(ctx context.Context, from common.Address, live []*nonceReq, pending pendingRead) ([]error, bool, error) {
+func (b *laneBatcher) apply(ctx context.Context, from common.Address, live []nonceReq, pending pendingRead) ([]error, bool, error) {
 	n, addr := b.lanes, evm.Lower(from)
 	b.mu.Lock()
 	known := b.known[from]
@@ -291,7 +210,7 @@ var errBatchBroken = errors.New("nonce batch transaction failed")
 // the nonce is already stored (the unique (chain, from, nonce, attempt) key:
 // the lane row fell behind what was stored), the lane resyncs to one past the
 // largest stored nonce and use runs once more.
-func (b *laneBatcher) useOne(ctx context.Context, tx *sql.Tx, from common.Address, nonce *uint64, r *nonceReq) error {
+func (b *laneBatcher) useOne(ctx context.Context, tx *sql.Tx, from common.Address, nonce *uint64, r nonceReq) error {
 	for retried := false; ; retried = true {
 		if !r.oneStatement {
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT nonce_use"); err != nil {

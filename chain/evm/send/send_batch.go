@@ -5,13 +5,14 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/rpc"
+
+	"payflow/internal/groupcommit"
 
 	"payflow/chain/evm"
 )
@@ -47,21 +48,16 @@ const (
 // grow with the load and a lone send waits for nobody. Every caller gets its own outcome:
 // the node refusing one transaction of a batch fails that send alone.
 type batchPoster struct {
-	store   *evm.TxStore
-	rpc     batchCaller
-	mu      sync.Mutex
-	queue   []*sendReq
-	running int // flushers running
+	store *evm.TxStore
+	rpc   batchCaller
+	queue *groupcommit.Queue[struct{}, evm.SignedTx, bool] // one queue for all senders; the outcome is accepted
 }
 
-type sendReq struct {
-	stx  evm.SignedTx
-	done chan sendOutcome // buffered: the flusher never waits for its caller
-}
-
-type sendOutcome struct {
-	accepted bool
-	err      error
+func newBatchPoster(store *evm.TxStore, rpc batchCaller) *batchPoster {
+	p := &batchPoster{store: store, rpc: rpc}
+	p.queue = groupcommit.New(groupcommit.Config[struct{}, evm.SignedTx, bool]{MaxBatch: maxSendBatch, Flights: sendFlights,
+		Commit: p.flush})
+	return p
 }
 
 // batchCaller makes JSON-RPC batch calls; *rpc.Client is one.
@@ -97,90 +93,64 @@ func (o oneByOne) BatchCallContext(ctx context.Context, elems []rpc.BatchElem) e
 func newPoster(store *evm.TxStore, backend evm.Backend) txPoster {
 	if c, ok := backend.(rpcClient); ok {
 		if rc := c.Client(); rc != nil {
-			return &batchPoster{store: store, rpc: rc}
+			return newBatchPoster(store, rc)
 		}
 	}
-	return &batchPoster{store: store, rpc: oneByOne{backend}}
+	return newBatchPoster(store, oneByOne{backend})
 }
 
-// post implements txPoster. A caller whose ctx ends returns with its error;
-// its transaction may still be sent (sending stored bytes is harmless).
+// post implements txPoster. A caller whose ctx ends before its transaction
+// was taken into a batch returns with ctx's error and the transaction is not
+// sent (the next attempt sends the stored bytes); once taken, the caller
+// waits for its batch (bounded by sendBatchTimeout) and hears whether the
+// node accepted it.
 func (p *batchPoster) post(ctx context.Context, stx evm.SignedTx, _ *types.Transaction) (bool, error) {
-	if err := ctx.Err(); err != nil {
-		return false, err
-	}
-	r := &sendReq{stx: stx, done: make(chan sendOutcome, 1)}
-	p.mu.Lock()
-	p.queue = append(p.queue, r)
-	start := p.running < sendFlights
-	if start {
-		p.running++
-	}
-	p.mu.Unlock()
-	if start {
-		go p.run()
-	}
-	select {
-	case o := <-r.done:
-		return o.accepted, o.err
-	case <-ctx.Done():
-		return false, ctx.Err()
-	}
-}
-
-// run flushes batches until the queue is empty.
-func (p *batchPoster) run() {
-	for {
-		p.mu.Lock()
-		if len(p.queue) == 0 {
-			p.running--
-			p.mu.Unlock()
-			return
-		}
-		n := min(len(p.queue), maxSendBatch)
-		batch := p.queue[:n:n]
-		p.queue = p.queue[n:]
-		p.mu.Unlock()
-		p.flush(batch)
-	}
+	return p.queue.Do(ctx, struct{}{}, stx)
 }
 
 // flush sends batch in one JSON-RPC batch, lowest nonces first (the pool
 // then never holds a transaction waiting for one still in the batch), marks
-// the accepted transactions sent in one statement and hands every caller its
-// outcome.
-func (p *batchPoster) flush(batch []*sendReq) {
+// the accepted transactions sent in one statement and returns each one's
+// outcome, in batch's order.
+func (p *batchPoster) flush(_ struct{}, batch []evm.SignedTx) []groupcommit.Outcome[bool] {
 	ctx, cancel := context.WithTimeout(context.Background(), sendBatchTimeout)
 	defer cancel()
-	slices.SortStableFunc(batch, func(a, b *sendReq) int {
-		if c := a.stx.From.Cmp(b.stx.From); c != 0 {
+	order := make([]int, len(batch))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(i, j int) int {
+		a, b := batch[i], batch[j]
+		if c := a.From.Cmp(b.From); c != 0 {
 			return c
 		}
-		return cmp.Or(cmp.Compare(a.stx.Nonce, b.stx.Nonce), cmp.Compare(a.stx.Attempt, b.stx.Attempt))
+		return cmp.Or(cmp.Compare(a.Nonce, b.Nonce), cmp.Compare(a.Attempt, b.Attempt))
 	})
 	elems := make([]rpc.BatchElem, len(batch))
-	for i, r := range batch {
-		elems[i] = rpc.BatchElem{Method: "eth_sendRawTransaction", Args: []any{hexutil.Encode(r.stx.Raw)},
+	for k, i := range order {
+		elems[k] = rpc.BatchElem{Method: "eth_sendRawTransaction", Args: []any{hexutil.Encode(batch[i].Raw)},
 			Result: new(common.Hash)}
 	}
+	outs := make([]groupcommit.Outcome[bool], len(batch))
 	if err := p.rpc.BatchCallContext(ctx, elems); err != nil {
-		for _, r := range batch {
-			r.done <- sendOutcome{err: fmt.Errorf("sending a batch of %d: %w", len(batch), err)}
+		for i := range outs {
+			outs[i].Err = fmt.Errorf("sending a batch of %d: %w", len(batch), err)
 		}
-		return
+		return outs
 	}
 	var sent []common.Hash
-	for i, r := range batch {
-		if elems[i].Error == nil || isKnown(elems[i].Error) {
-			sent = append(sent, r.stx.Hash)
+	for k, i := range order {
+		if elems[k].Error == nil || isKnown(elems[k].Error) {
+			sent = append(sent, batch[i].Hash)
 		}
 	}
 	markErr := p.store.MarkSentMany(ctx, sent)
-	for i, r := range batch {
-		if elems[i].Error == nil || isKnown(elems[i].Error) {
-			r.done <- sendOutcome{accepted: true, err: markErr}
+	for k, i := range order {
+		if elems[k].Error == nil || isKnown(elems[k].Error) {
+			outs[i] = groupcommit.Outcome[bool]{Res: true, Err: markErr}
 		} else {
-			r.done <- sendOutcome{err: elems[i].Error}
+			outs[i].Err = elems[k].Error
 		}
 	}
+	return outs
 }
