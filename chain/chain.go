@@ -109,9 +109,8 @@ const (
 	// be confirmations deep yet; Inspection.BlockNumber says where it is.
 	TransferMined TransferState = "mined"
 	// TransferDropped: proven that no attempt can ever be mined. The sender's
-	// nonce is consumed at confirmed depth (NonceAt at block
-	// head-confirmations+1 is above it) and none of the step's attempts has a
-	// receipt: another transaction took the nonce.
+	// nonce is consumed at confirmed depth and none of the step's attempts
+	// has a receipt: another transaction took the nonce.
 	TransferDropped TransferState = "dropped"
 )
 
