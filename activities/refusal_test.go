@@ -57,7 +57,7 @@ func TestReservationReplayMustMatchTheRequest(t *testing.T) {
 	sealer, err := ledger.NewKeySealer(make([]byte, 32))
 	require.NoError(t, err)
 	f.acts.Wallets = ledger.NewWallets(f.led.DB(), sealer)
-	w, err := f.acts.Wallets.Create(f.ctx, "ETH", ledger.KindHot, "replay-test")
+	w, err := evm.Keys{Wallets: f.acts.Wallets}.Create(f.ctx, "ETH", ledger.KindHot, "replay-test")
 	require.NoError(t, err)
 	_, err = f.led.Credit(f.ctx, ledger.CreditInput{Chain: "ETH", Address: w.Address, Symbol: "USDT",
 		Amount: decimal.RequireFromString("100"), TxHash: "0x0replay", LogIndex: 1})

@@ -174,7 +174,7 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 		return nil
 	}
 	bc, err := send.NewBroadcaster(send.BroadcasterConfig{Chain: name, ChainID: big.NewInt(ch.ChainID),
-		MaxFeeWei: ch.MaxFeeWei(), FeeCacheTTL: time.Second, GasCacheTTL: 5 * time.Minute}, s.db, eth, s.wallets, log)
+		MaxFeeWei: ch.MaxFeeWei(), FeeCacheTTL: time.Second, GasCacheTTL: 5 * time.Minute}, s.db, eth, evm.Keys{Wallets: s.wallets}, log)
 	if err != nil {
 		return fmt.Errorf("setting up the broadcaster: %w", err)
 	}

@@ -71,20 +71,20 @@ func fund(ctx context.Context, st *stacktest.Stack, eth *ethclient.Client, addr 
 // under a master key of its own, and returns the wallets: each signature
 // then opens the key as the worker's do (a read of the sealed key, AES-GCM,
 // the key parsed), and that cost is in the figure.
-func sealedKey(ctx context.Context, db *sql.DB, chainName string, key *ecdsa.PrivateKey) (*ledger.Wallets, error) {
+func sealedKey(ctx context.Context, db *sql.DB, chainName string, key *ecdsa.PrivateKey) (evm.Keys, error) {
 	master := make([]byte, 32)
 	if _, err := rand.Read(master); err != nil {
-		return nil, err
+		return evm.Keys{}, err
 	}
 	sealer, err := ledger.NewKeySealer(master)
 	if err != nil {
-		return nil, err
+		return evm.Keys{}, err
 	}
-	w := ledger.NewWallets(db, sealer)
-	if _, err := w.Import(ctx, chainName, ledger.KindHot, "bench-hot", key); err != nil {
-		return nil, fmt.Errorf("storing the bench wallet's key: %w", err)
+	keys := evm.Keys{Wallets: ledger.NewWallets(db, sealer)}
+	if _, err := keys.Import(ctx, chainName, ledger.KindHot, "bench-hot", key); err != nil {
+		return evm.Keys{}, fmt.Errorf("storing the bench wallet's key: %w", err)
 	}
-	return w, nil
+	return keys, nil
 }
 
 // broadcastCallers is how many goroutines sign and send at once, as

@@ -357,22 +357,23 @@ func (d *devstack) prepareChain(ctx context.Context, index int, spec chainSpec) 
 	}
 	var managed []string
 	var collection, gas string
+	keys := evm.Keys{Wallets: d.wallets}
 	var sent []funding
 	for _, plan := range devWallets {
 		w, ok := byLabel[plan.label]
 		switch {
 		case ok:
 		case spec.Name == d.first:
-			if w, err = d.wallets.Create(ctx, spec.Name, plan.kind, plan.label); err != nil {
+			if w, err = keys.Create(ctx, spec.Name, plan.kind, plan.label); err != nil {
 				return config.ChainConfig{}, stackfile.Chain{}, err
 			}
 		default:
 			// The same address on every chain: the first chain's key.
-			key, err := d.wallets.Key(ctx, d.first, d.keyOf[plan.label])
+			key, err := keys.Key(ctx, d.first, d.keyOf[plan.label])
 			if err != nil {
 				return config.ChainConfig{}, stackfile.Chain{}, err
 			}
-			if w, err = d.wallets.Import(ctx, spec.Name, plan.kind, plan.label, key); err != nil {
+			if w, err = keys.Import(ctx, spec.Name, plan.kind, plan.label, key); err != nil {
 				return config.ChainConfig{}, stackfile.Chain{}, err
 			}
 		}

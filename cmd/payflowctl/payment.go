@@ -268,7 +268,7 @@ func (e *paymentEnv) on(ctx context.Context, chainName string) (*chainEnv, error
 		return nil, fmt.Errorf("dialing the %s node: %w", name, err)
 	}
 	bc, err := send.NewBroadcaster(send.BroadcasterConfig{Chain: name, ChainID: big.NewInt(ch.ChainID),
-		MaxFeeWei: ch.MaxFeeWei()}, e.db, eth, e.wallets, e.log)
+		MaxFeeWei: ch.MaxFeeWei()}, e.db, eth, evm.Keys{Wallets: e.wallets}, e.log)
 	if err != nil {
 		eth.Close()
 		return nil, err
