@@ -1,4 +1,4 @@
-# payflow — the two commands are `make up` and `make test` (SPEC §5).
+# payflow — the two commands are `make up` and `make test`.
 SHELL := /bin/bash
 GO ?= go
 export GOFLAGS ?= -buildvcs=false
@@ -44,7 +44,7 @@ gen-token:
 	@test -x bin/abigen || GOBIN=$(CURDIR)/bin $(GO) install github.com/ethereum/go-ethereum/cmd/abigen@$$($(GO) list -m -f '{{.Version}}' github.com/ethereum/go-ethereum)
 	chain/token/gen.sh
 
-## bench: measure payflow against SPEC §6 on the running stack (QUICK=1 for a short run)
+## bench: measure payflow against its targets on the running stack (QUICK=1 for a short run)
 bench: up
 	@scripts/stack.sh refresh
 	$(GO) build -o bin/payflow-bench ./cmd/payflow-bench

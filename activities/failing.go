@@ -146,3 +146,14 @@ func FailingNow(ctx context.Context, db *sql.DB, limit int) ([]string, error) {
 	}
 	return ids, rows.Err()
 }
+
+// FailingCount counts chain's workflows whose step failed on a retried
+// error within the last 2 minutes: the payflow_failing_steps gauge.
+func FailingCount(ctx context.Context, db *sql.DB, chain string) (int64, error) {
+	var n int64
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM failing_steps
+		WHERE chain = ? AND last_at > CURRENT_TIMESTAMP(6) - INTERVAL 2 MINUTE`, chain).Scan(&n); err != nil {
+		return 0, fmt.Errorf("counting failing steps: %w", err)
+	}
+	return n, nil
+}

@@ -13,7 +13,7 @@ import (
 	"payflow/internal/stacktest"
 )
 
-// TestBroadcastDatabaseErrorIsRetried (defect 4): a dropped database
+// TestBroadcastDatabaseErrorIsRetried: a dropped database
 // connection while Broadcast reads the stored transaction is a transient
 // error, retried; before, it became a non-retryable failure, and the
 // workflow released the reservation and answered status=0 for a transfer

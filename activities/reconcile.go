@@ -2,7 +2,6 @@ package activities
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"math/big"
@@ -87,25 +86,11 @@ func (a *Activities) ListReconWallets(ctx context.Context, in ReconListInput) (R
 	if limit <= 0 || limit > 1000 {
 		limit = 500
 	}
-	after := strings.ToLower(in.After)
-	rows, err := a.DB.QueryContext(ctx, `SELECT address FROM wallets WHERE chain=? AND address>?
-		UNION SELECT address FROM balances WHERE chain=? AND address>? ORDER BY address LIMIT ?`,
-		a.Chain, after, a.Chain, after, limit)
+	addrs, err := a.Ledger.Addresses(ctx, a.Chain, in.After, limit)
 	if err != nil {
 		return ReconList{}, fmt.Errorf("listing wallets to reconcile: %w", err)
 	}
-	defer rows.Close()
-	out := ReconList{Symbols: a.symbols()}
-	for rows.Next() {
-		var addr string
-		if err := rows.Scan(&addr); err != nil {
-			return ReconList{}, fmt.Errorf("listing wallets to reconcile: %w", err)
-		}
-		out.Addresses = append(out.Addresses, addr)
-	}
-	if err := rows.Err(); err != nil {
-		return ReconList{}, fmt.Errorf("listing wallets to reconcile: %w", err)
-	}
+	out := ReconList{Addresses: addrs, Symbols: a.symbols()}
 	if len(out.Addresses) == limit {
 		out.Next = out.Addresses[len(out.Addresses)-1]
 	}
@@ -531,15 +516,9 @@ func (a *Activities) creditGone(ctx context.Context, c ledger.CreditRecord, pin 
 		return chk.Reverted, nil
 	}
 	// No receipt: prove the deposit's block was replaced before believing it.
-	var bn uint64
-	var bh string
-	err = a.DB.QueryRowContext(ctx, "SELECT block_number, block_hash FROM deposits WHERE chain=? AND tx_hash=? AND log_index=?",
-		a.Chain, c.TxHash, c.LogIndex).Scan(&bn, &bh)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("reading deposit %s/%d: %w", c.TxHash, c.LogIndex, err)
+	bn, bh, recorded, err := ledger.NewDeposits(a.DB).Block(ctx, a.Chain, c.TxHash, c.LogIndex)
+	if err != nil || !recorded {
+		return false, err
 	}
 	if bn > pin.Number {
 		return false, nil

@@ -82,8 +82,7 @@ func (a *Activities) PlanSweep(ctx context.Context, in SweepPlanInput) (SweepPla
 		return plan, nil // no tokens configured: nothing to sweep
 	}
 	// Each symbol against its own threshold, in its own units.
-	above := make([]string, 0, len(symbols))
-	args := []any{a.Chain, strings.ToLower(in.After)}
+	above := make([]ledger.Threshold, 0, len(symbols))
 	for _, s := range symbols {
 		asset, ok := a.Assets.Asset(s)
 		if !ok {
@@ -93,42 +92,19 @@ func (a *Activities) PlanSweep(ctx context.Context, in SweepPlanInput) (SweepPla
 		if err != nil {
 			return SweepPlan{}, err
 		}
-		above = append(above, "(b.symbol=? AND b.available>?)")
-		args = append(args, s, threshold)
+		above = append(above, ledger.Threshold{Symbol: s, Amount: threshold})
 	}
 	limit := in.Limit
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
-	var sb strings.Builder
-	sb.WriteString(`SELECT b.address, GROUP_CONCAT(b.symbol ORDER BY b.symbol SEPARATOR ',')
-		FROM balances b JOIN wallets w ON w.chain=b.chain AND w.address=b.address
-		WHERE b.chain=? AND w.kind='deposit' AND w.enc_key IS NOT NULL AND b.address>?
-		AND (` + strings.Join(above, " OR ") + `)`)
-	if len(in.Addresses) > 0 {
-		sb.WriteString(" AND b.address IN (?" + strings.Repeat(",?", len(in.Addresses)-1) + ")")
-		for _, addr := range in.Addresses {
-			args = append(args, strings.ToLower(addr))
-		}
-	}
-	sb.WriteString(" GROUP BY b.address ORDER BY b.address LIMIT ?")
-	args = append(args, limit)
-	rows, err := a.DB.QueryContext(ctx, sb.String(), args...)
+	held, err := a.Ledger.DepositWalletsAbove(ctx, ledger.SweepQuery{Chain: a.Chain, Above: above,
+		Addresses: in.Addresses, After: in.After, Limit: limit})
 	if err != nil {
-		return SweepPlan{}, fmt.Errorf("listing deposit wallets to sweep: %w", err)
+		return SweepPlan{}, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var c SweepCandidate
-		var syms string
-		if err := rows.Scan(&c.Address, &syms); err != nil {
-			return SweepPlan{}, fmt.Errorf("listing deposit wallets to sweep: %w", err)
-		}
-		c.Symbols = strings.Split(syms, ",")
-		plan.Candidates = append(plan.Candidates, c)
-	}
-	if err := rows.Err(); err != nil {
-		return SweepPlan{}, fmt.Errorf("listing deposit wallets to sweep: %w", err)
+	for _, h := range held {
+		plan.Candidates = append(plan.Candidates, SweepCandidate{Address: h.Address, Symbols: h.Symbols})
 	}
 	if len(plan.Candidates) == limit {
 		plan.Next = plan.Candidates[limit-1].Address

@@ -363,7 +363,7 @@ const (
 // ErrInvalid is wrapped by every validation error.
 var ErrInvalid = errors.New("invalid config")
 
-// Default returns the seed defaults: queue names from SPEC §2, 20 confirmations.
+// Default returns the seed defaults: queue names, 20 confirmations.
 func Default() Config {
 	q := func(name, key string) QueueConfig {
 		return QueueConfig{Queue: name, Exchange: "pay.exchange", Routing: []string{key}}

@@ -99,7 +99,7 @@ func TestSecretsNeverPrint(t *testing.T) {
 	}
 }
 
-// TestTokenDecimalsTheLedgerCanHold (defect 13): a token with more than 18
+// TestTokenDecimalsTheLedgerCanHold: a token with more than 18
 // decimals would be rounded silently by the ledger's DECIMAL(65,18); it is
 // refused at start, naming the field.
 func TestTokenDecimalsTheLedgerCanHold(t *testing.T) {
@@ -114,7 +114,7 @@ func TestTokenDecimalsTheLedgerCanHold(t *testing.T) {
 	}
 }
 
-// TestOnlyTheStarterNeedsTheSignKey (defect 13): the worker never verifies
+// TestOnlyTheStarterNeedsTheSignKey: the worker never verifies
 // requests, so a config without the communication key loads; the starter
 // asks for it with RequireSignKey.
 func TestOnlyTheStarterNeedsTheSignKey(t *testing.T) {
@@ -277,7 +277,7 @@ func TestChainsValidationNamesEveryField(t *testing.T) {
 	}
 }
 
-// TestEveryAssetStatesItsOwnAmounts (issue 19, defect 3): approval and
+// TestEveryAssetStatesItsOwnAmounts: approval and
 // sweep thresholds are per chain and asset. A config that leaves an asset
 // without its own value, or states one number for several assets, is
 // refused at start, naming the asset fields to set; dust stays optional.

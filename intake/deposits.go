@@ -25,7 +25,7 @@ import (
 )
 
 // DepositStarter is the chain listener's sink: it records every matched
-// deposit and starts one Deposit workflow per deposit to book (SPEC §3).
+// deposit and starts one Deposit workflow per deposit to book.
 // A deposit to an address a topup watches is announced (status=2, then 1 or
 // 0) when it is above the dust limit. A deposit to a managed wallet that is
 // not announced (no topup watches it, it is dust, or it is a sweep's gas
@@ -42,8 +42,10 @@ type DepositStarter struct {
 	cfg      config.Config
 	chain    string // the chain whose listener this is the sink of
 	assets   config.ChainConfig
-	db       *sql.DB
+	db       *sql.DB // watched_addresses
 	ledger   *ledger.Ledger
+	wallets  *ledger.Wallets
+	deposits *ledger.Deposits
 	temporal client.Client
 	log      *slog.Logger
 }
@@ -54,7 +56,8 @@ func NewDepositStarter(cfg config.Config, chainName string, db *sql.DB, c client
 	if !ok {
 		return nil, fmt.Errorf("deposits: chain %q is not configured", chainName)
 	}
-	return &DepositStarter{cfg: cfg, chain: strings.ToUpper(chainName), assets: ch, db: db, ledger: ledger.New(db), temporal: c,
+	return &DepositStarter{cfg: cfg, chain: strings.ToUpper(chainName), assets: ch, db: db, ledger: ledger.New(db),
+		wallets: ledger.NewWallets(db, nil), deposits: ledger.NewDeposits(db), temporal: c,
 		log: log.With("chain", strings.ToUpper(chainName))}, nil
 }
 
@@ -69,16 +72,17 @@ type recipient struct {
 func (s *DepositStarter) lookup(ctx context.Context, d watch.Deposit) (recipient, error) {
 	var r recipient
 	to, from := evm.Lower(d.To), evm.Lower(d.From)
-	err := s.db.QueryRowContext(ctx, `SELECT
-		EXISTS (SELECT 1 FROM wallets WHERE chain=? AND address=?),
-		EXISTS (SELECT 1 FROM wallets WHERE chain=? AND address=? AND kind='gas')`,
-		s.chain, to, s.chain, from).Scan(&r.managed, &r.fromGas)
-	if err == nil {
-		r.watched, err = evm.IsWatched(ctx, s.db, s.chain, d.To)
-	}
+	watched, err := evm.IsWatched(ctx, s.db, s.chain, d.To)
+	r.watched = watched
 	if err != nil {
 		return recipient{}, fmt.Errorf("looking up the parties of deposit %s/%d: %w", d.TxHash.Hex(), d.LogIndex, err)
 	}
+	kinds, err := s.wallets.KindsOf(ctx, s.chain, []string{to, from})
+	if err != nil {
+		return recipient{}, fmt.Errorf("looking up the parties of deposit %s/%d: %w", d.TxHash.Hex(), d.LogIndex, err)
+	}
+	_, r.managed = kinds[to]
+	r.fromGas = kinds[from] == ledger.KindGas
 	return r, nil
 }
 
@@ -118,12 +122,10 @@ func (s *DepositStarter) HandleDeposits(ctx context.Context, deps []watch.Deposi
 		// A sweep's gas top-up is no business's deposit: booked (the sweep
 		// books it too, under the same key), never announced.
 		announce := who.watched && !dust && !(a.Native && who.fromGas)
-		if _, err := s.db.ExecContext(ctx, `INSERT INTO deposits
-			(chain, tx_hash, log_index, symbol, address, from_address, amount, block_number, block_hash, dust)
-			VALUES (?,?,?,?,?,?,?,?,?,?) ON DUPLICATE KEY UPDATE block_number=VALUES(block_number), block_hash=VALUES(block_hash)`,
-			s.chain, d.TxHash.Hex(), d.LogIndex, sym, evm.Lower(d.To), evm.Lower(d.From), amount,
-			d.BlockNumber, d.BlockHash.Hex(), dust); err != nil {
-			return fmt.Errorf("recording deposit %s/%d: %w", d.TxHash.Hex(), d.LogIndex, err)
+		if err := s.deposits.Record(ctx, ledger.SeenDeposit{Chain: s.chain, TxHash: d.TxHash.Hex(), LogIndex: d.LogIndex,
+			Symbol: sym, Address: evm.Lower(d.To), From: evm.Lower(d.From), Amount: amount,
+			BlockNumber: d.BlockNumber, BlockHash: d.BlockHash.Hex(), Dust: dust}); err != nil {
+			return err
 		}
 		if dust {
 			s.log.Info("dust deposit recorded, not announced", "address", evm.Lower(d.To), "tx_hash", d.TxHash.Hex(),

@@ -157,7 +157,7 @@ func silentDeposit(_ workflow.Context, in workflows.DepositInput) (protocol.Topu
 	return protocol.TopupResponse{Error: fmt.Sprint(in.Silent)}, nil
 }
 
-// TestDepositStarterBooksManagedWalletsSilently (issue 19, defects 2 and 11)
+// TestDepositStarterBooksManagedWalletsSilently
 // drives HandleDeposits against the dev stack's Temporal server and MariaDB:
 // a deposit to an address a topup watches is announced, managed or not; one
 // to a managed wallet no topup watches, a dust deposit to a managed wallet,

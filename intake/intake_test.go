@@ -162,7 +162,7 @@ func (f *fixture) answer(queueID string) protocol.PaymentResponse {
 	return protocol.PaymentResponse{}
 }
 
-// TestRefusedRecipients (issue 9, defect 12): a payment to the zero address
+// TestRefusedRecipients: a payment to the zero address
 // or to a configured token contract is answered status=0 with a clear error
 // before any workflow starts, so nothing is signed and no gas is spent.
 func TestRefusedRecipients(t *testing.T) {
@@ -204,7 +204,7 @@ func TestRefusedRecipients(t *testing.T) {
 	}
 }
 
-// TestForgedPayStartsNothing (issue 9, defect 2): the forged pay of
+// TestForgedPayStartsNothing: the forged pay of
 // protocol's TestForgedPayIsRefused, carrying the honest request's
 // signature, starts no workflow; it is answered status=0 naming the unknown
 // field, and the honest one is refused for the '&' in its order_id.
@@ -245,7 +245,7 @@ func TestForgedPayStartsNothing(t *testing.T) {
 	}
 }
 
-// TestIDLimits (issue 9, defect 3): a 128-character and a non-ASCII
+// TestIDLimits: a 128-character and a non-ASCII
 // queue_id start their workflow; an order_id over 128 characters (the
 // seed's 8 KB case, which Temporal refused and which looped for ever) is
 // answered status=0 in business terms; a queue_id over the limit has no id

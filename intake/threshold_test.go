@@ -9,7 +9,7 @@ import (
 	"payflow/protocol"
 )
 
-// TestApprovalThresholdIsTheAssets (issue 19, defect 3): a payment waits for
+// TestApprovalThresholdIsTheAssets: a payment waits for
 // approval above its own asset's threshold on its own chain, never above one
 // number shared by every asset.
 func TestApprovalThresholdIsTheAssets(t *testing.T) {

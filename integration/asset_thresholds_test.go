@@ -37,7 +37,7 @@ func devConfig(t *testing.T) config.Config {
 	return cfg
 }
 
-// TestApprovalThresholdIsPerAsset (issue 19, defect 3): the approval
+// TestApprovalThresholdIsPerAsset: the approval
 // threshold is the asset's own. On ETH the dev config holds native ETH above
 // 10 and USDT above 50,000: a withdraw of 11 ETH waits for an operator (its
 // status query and its PayflowStatus say awaiting-approval, nothing is

@@ -33,7 +33,7 @@ import (
 	"payflow/workflows"
 )
 
-// devChain is one entry of stack.json's chains (SPEC §5).
+// devChain is one entry of stack.json's chains.
 type devChain struct {
 	Name     string
 	RPCURL   string `json:"eth_rpc_url"`
@@ -72,7 +72,7 @@ func devChains(t *testing.T) []*devChain {
 		t.Fatal(err)
 	}
 	if len(st.Chains) < 2 {
-		t.Fatalf("stack.json lists %d chains; the dev stack runs two (SPEC §5)", len(st.Chains))
+		t.Fatalf("stack.json lists %d chains; the dev stack runs two", len(st.Chains))
 	}
 	var out []*devChain
 	for name, c := range st.Chains {
@@ -195,7 +195,7 @@ func chainPayBody(queueID, orderID, from, to, amount, chainName, symbol string) 
 
 func hotWallet(t *testing.T, st *stacktest.Stack) string {
 	t.Helper()
-	return stacktest.WalletByLabel(t, st.DB(t), "hot")
+	return walletByLabel(t, st.DB(t), "hot")
 }
 
 // TestTwoChainsPayTokensAndNativeCoins: withdraw and pay, of a token and of
@@ -418,7 +418,7 @@ func TestChainNodeDownDelaysOnlyItsChain(t *testing.T) {
 	requireLedgerMatchesChains(t, st, chains)
 }
 
-// TestWorkerRefusesOnlyTheBadChain (issue 19, defects 6 and 8): a second
+// TestWorkerRefusesOnlyTheBadChain: a second
 // worker, started on the real stack with a config that gives the second
 // chain another id than its node serves, or a token of it other decimals
 // than its contract reports, refuses that chain alone: it logs the refusal

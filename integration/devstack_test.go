@@ -31,7 +31,7 @@ var devTokenSymbols = []string{"USDC", "USDT"}
 func TestDevStackChains(t *testing.T) {
 	st := stacktest.Load(t)
 	if len(st.Chains) < 2 {
-		t.Fatalf("stack.json lists %d chains; the dev stack runs at least two (SPEC §5)", len(st.Chains))
+		t.Fatalf("stack.json lists %d chains; the dev stack runs at least two", len(st.Chains))
 	}
 	first, ok := st.Chains["ETH"]
 	if !ok {

@@ -49,7 +49,7 @@ func noPayment(t *testing.T, st *stacktest.Stack, id string) {
 	}
 }
 
-// TestForgedPayIsRefused (issue 9, defect 2) on the running stack: a
+// TestForgedPayIsRefused on the running stack: a
 // business signs a pay whose order_id carries "&queue_id=…&to_address=…&zz=";
 // the attacker sends a pay with another queue_id and recipient, the tail of
 // the honest canonical string in an unknown field zz, and the honest
@@ -62,7 +62,7 @@ func TestForgedPayIsRefused(t *testing.T) {
 	eth := st.Eth(t)
 	usdt := st.USDT(t, eth)
 	resp := st.Collect(t, payResp, "queue_id")
-	from := stacktest.WalletByLabel(t, db, "user-1")
+	from := walletByLabel(t, db, "user-1")
 	honestID, forgedID := stacktest.RandomID("it-honest-"), stacktest.RandomID("it-forged-")
 	to, evil := stacktest.RandomAddress(), stacktest.RandomAddress()
 	ts := fmt.Sprint(time.Now().Unix())
@@ -117,8 +117,7 @@ func mustCanonical(t *testing.T, f map[string]json.RawMessage) string {
 	return c
 }
 
-// TestRequestsBoundToFailAreRefusedBeforeSigning (issue 9, defects 3, 10,
-// 12) on the running stack: a recipient that must not receive (the zero
+// TestRequestsBoundToFailAreRefusedBeforeSigning on the running stack: a recipient that must not receive (the zero
 // address, the token contract), a field the protocol does not know, a value
 // carrying '&', and the seed's 8 KB order_id (which Temporal refused as a
 // search attribute and the old starter requeued ~270 times a minute) are all
@@ -128,7 +127,7 @@ func TestRequestsBoundToFailAreRefusedBeforeSigning(t *testing.T) {
 	st := stacktest.Load(t)
 	db := st.DB(t)
 	resp := st.Collect(t, payResp, "queue_id")
-	from := stacktest.WalletByLabel(t, db, "user-1")
+	from := walletByLabel(t, db, "user-1")
 	to := stacktest.RandomAddress()
 	type tc struct{ name, qid, body, want string }
 	var cases []tc

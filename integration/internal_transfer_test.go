@@ -93,7 +93,7 @@ func transferLogIndex(t *testing.T, r *types.Receipt, to string) uint {
 	return 0
 }
 
-// TestWithdrawBetweenManagedWalletsCreditsRecipient (issue 19, defect 2): a
+// TestWithdrawBetweenManagedWalletsCreditsRecipient: a
 // 3.5 USDC withdraw from one managed wallet to another, freshly created and
 // watched by no topup, is answered status=1 once; once confirmed the
 // recipient's ledger equals its chain balance (3.5, credited once under the
@@ -111,7 +111,7 @@ func TestWithdrawBetweenManagedWalletsCreditsRecipient(t *testing.T) {
 	resp := st.Collect(t, withdrawResp, "queue_id")
 	topups := st.Collect(t, topupResp, "address")
 
-	from := stacktest.WalletByLabel(t, db, "user-1")
+	from := walletByLabel(t, db, "user-1")
 	to := createWalletOn(t, c.Name, stacktest.RandomID("it-internal-"))
 	amount := decimal.RequireFromString("3.5")
 	if avail := ledgerTotal(t, db, c.Name, from, symbol); avail.LessThan(amount) {
@@ -148,7 +148,7 @@ func TestWithdrawBetweenManagedWalletsCreditsRecipient(t *testing.T) {
 	}
 }
 
-// TestRefillOfGasWalletIsBooked (issue 19, defect 11): 0.5 of the native
+// TestRefillOfGasWalletIsBooked: 0.5 of the native
 // coin sent from outside to the gas wallet (an operator's refill) raises its
 // ledger by exactly 0.5 once confirmed, and so does an asset no topup watches
 // (2 USDT, a token the gas wallet never holds otherwise); nothing is

@@ -247,7 +247,7 @@ func TestReconcileDetectsInjectedDifference(t *testing.T) {
 	tc := st.Temporal(t)
 
 	credited := createWallet(t, stacktest.RandomID("it-recon-credited-"))
-	gas := stacktest.WalletByLabel(t, db, "gas")
+	gas := walletByLabel(t, db, "gas")
 	fundThroughTopup(t, st, db, eth, usdt, credited, 3_500_000)
 
 	// Every transfer into a managed wallet is booked; what an address held
@@ -372,7 +372,7 @@ func TestSweepTopsUpGasThenCollects(t *testing.T) {
 	ctx := context.Background()
 
 	dep := createWallet(t, stacktest.RandomID("it-sweep-"))
-	gas := stacktest.WalletByLabel(t, db, "gas")
+	gas := walletByLabel(t, db, "gas")
 	collection := strings.ToLower(st.CollectionAddress)
 	const units = 25_500_000
 	amount := decimal.RequireFromString("25.5")
@@ -458,7 +458,7 @@ func TestSweepTopsUpGasThenCollects(t *testing.T) {
 	}
 	var state, rtx string
 	key := workflows.SweepReservationKey(res.Started[0].WorkflowID, "USDT")
-	if err := db.QueryRow("SELECT state, COALESCE(tx_hash,'') FROM reservations WHERE queue_id=?", key).Scan(&state, &rtx); err != nil ||
+	if err := db.QueryRow("SELECT state, COALESCE(tx_hash,'') FROM reservations WHERE reservation_key=?", key).Scan(&state, &rtx); err != nil ||
 		state != "settled" || !strings.EqualFold(rtx, ws.Swept[0].TxHash) {
 		t.Errorf("reservation %s: state %q tx %q (%v); want settled by %s", key, state, rtx, err, ws.Swept[0].TxHash)
 	}

@@ -123,7 +123,7 @@ func others(t *testing.T, db *sql.DB, from, to string, mine ...string) []string 
 	return out
 }
 
-// TestMetricsCountTheStacksEvents (issue 12, "Must show"): the worker's and
+// TestMetricsCountTheStacksEvents: the worker's and
 // the starter's /metrics, scraped before and after one withdraw, one pay and
 // one deposit on the real stack, moved by exactly those events: payments by
 // flow and status, the request→broadcast and request→answer histograms, the
@@ -152,8 +152,8 @@ func TestMetricsCountTheStacksEvents(t *testing.T) {
 		wBefore, sBefore := scrape(t, worker), scrape(t, starter)
 
 		wq, pq := stacktest.RandomID("it-metrics-w-"), stacktest.RandomID("it-metrics-p-")
-		st.Publish(t, withdrawKey, withdrawBody(wq, stacktest.WalletByLabel(t, db, "user-1"), stacktest.RandomAddress(), "1.25"), true)
-		st.Publish(t, payKey, payBody(pq, stacktest.RandomID("order-"), stacktest.WalletByLabel(t, db, "user-2"),
+		st.Publish(t, withdrawKey, withdrawBody(wq, walletByLabel(t, db, "user-1"), stacktest.RandomAddress(), "1.25"), true)
+		st.Publish(t, payKey, payBody(pq, stacktest.RandomID("order-"), walletByLabel(t, db, "user-2"),
 			stacktest.RandomAddress(), "0.75"), true)
 		key, _ := crypto.GenerateKey()
 		addr := stacktestLower(common.Address(crypto.PubkeyToAddress(key.PublicKey)))

@@ -219,7 +219,7 @@ func TestPaymentCLIShowListApproveReject(t *testing.T) {
 	wresp := st.Collect(t, withdrawResp, "queue_id")
 	presp := st.Collect(t, payResp, "queue_id")
 
-	from := stacktest.WalletByLabel(t, db, "user-1")
+	from := walletByLabel(t, db, "user-1")
 	paid := stacktest.RandomID("it-ctl-paid-")
 	paidTo := stacktest.RandomAddress()
 	st.Publish(t, withdrawKey, withdrawBody(paid, from, paidTo, "1.25"), true)

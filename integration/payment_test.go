@@ -55,7 +55,7 @@ func TestWithdrawInsufficientFunds(t *testing.T) {
 	st := stacktest.Load(t)
 	db := st.DB(t)
 	resp := st.Collect(t, withdrawResp, "queue_id")
-	from := stacktest.WalletByLabel(t, db, "user-3")
+	from := walletByLabel(t, db, "user-3")
 	before := balance(t, st, from)
 	qid := stacktest.RandomID("it-short-")
 	// More than the sender and the collection wallet hold together.
@@ -84,7 +84,7 @@ func TestPayEchoesOrderID(t *testing.T) {
 	resp := st.Collect(t, payResp, "queue_id")
 	qid, order := stacktest.RandomID("it-pay-"), stacktest.RandomID("order-")
 	to := stacktest.RandomAddress()
-	st.Publish(t, payKey, payBody(qid, order, stacktest.WalletByLabel(t, db, "user-2"), to, "1.5"), true)
+	st.Publish(t, payKey, payBody(qid, order, walletByLabel(t, db, "user-2"), to, "1.5"), true)
 	got := onlyOne(t, resp, qid)
 	if status(got) != "1" || got.Body["order_id"] != order {
 		t.Fatalf("status %s order_id %v error %v; want 1 and %s", status(got), got.Body["order_id"], got.Body["error"], order)
@@ -102,7 +102,7 @@ func TestWithdrawFallsBackToCollectionWallet(t *testing.T) {
 	db := st.DB(t)
 	usdt := st.USDT(t, st.Eth(t))
 	resp := st.Collect(t, withdrawResp, "queue_id")
-	from := stacktest.WalletByLabel(t, db, "user-3")
+	from := walletByLabel(t, db, "user-3")
 	short := balance(t, st, from).available.Add(decimal.NewFromInt(1)).StringFixed(0)
 	qid := stacktest.RandomID("it-fallback-")
 	to := stacktest.RandomAddress()
@@ -182,7 +182,7 @@ func TestDuplicatesStartNothing(t *testing.T) {
 	db := st.DB(t)
 	resp := st.Collect(t, withdrawResp, "queue_id")
 	dead := st.Collect(t, dlq, "queue_id")
-	from := stacktest.WalletByLabel(t, db, "user-2")
+	from := walletByLabel(t, db, "user-2")
 	to := stacktest.RandomAddress()
 	qid := stacktest.RandomID("it-dup-")
 	body := withdrawBody(qid, from, to, "2")
@@ -204,7 +204,7 @@ func TestDuplicatesStartNothing(t *testing.T) {
 	}
 }
 
-// TestBadInputs: every kind of bad input from SPEC §3 gets a clear status=0
+// TestBadInputs: every kind of bad input gets a clear status=0
 // (when it carries a queue_id) or a dead letter (when it does not), and the
 // consumer keeps going: a good request afterwards is paid.
 func TestBadInputs(t *testing.T) {
@@ -212,7 +212,7 @@ func TestBadInputs(t *testing.T) {
 	db := st.DB(t)
 	resp := st.Collect(t, withdrawResp, "queue_id")
 	dead := st.Collect(t, dlq, "queue_id")
-	from := stacktest.WalletByLabel(t, db, "user-1")
+	from := walletByLabel(t, db, "user-1")
 	to := stacktest.RandomAddress()
 	now := time.Now().Unix()
 	type tc struct {
@@ -293,7 +293,7 @@ func TestWorkerKilledMidPayment(t *testing.T) {
 	qid := stacktest.RandomID("it-kill-")
 	wfID := workflows.WithdrawWorkflowID(qid)
 	to := stacktest.RandomAddress()
-	st.Publish(t, withdrawKey, withdrawBody(qid, stacktest.WalletByLabel(t, db, "user-1"), to, "3.25"), true)
+	st.Publish(t, withdrawKey, withdrawBody(qid, walletByLabel(t, db, "user-1"), to, "3.25"), true)
 	deadline := time.Now().Add(time.Minute)
 	for signedCount(t, st, wfID) == 0 {
 		if time.Now().After(deadline) {
@@ -336,7 +336,7 @@ func TestResetAfterBroadcastPaysOnce(t *testing.T) {
 	qid := stacktest.RandomID("it-reset-")
 	wfID := workflows.WithdrawWorkflowID(qid)
 	to := stacktest.RandomAddress()
-	from := stacktest.WalletByLabel(t, db, "user-2")
+	from := walletByLabel(t, db, "user-2")
 	st.Publish(t, withdrawKey, withdrawBody(qid, from, to, "4"), true)
 	if got := resp.Wait(t, qid, 1, responseWait)[0]; status(got) != "1" {
 		t.Fatalf("status %s error %v", status(got), got.Body["error"])

@@ -24,7 +24,7 @@ const promWait = 2 * time.Minute
 func promAPI(t *testing.T, st *stacktest.Stack, path string, params url.Values, out any) error {
 	t.Helper()
 	if st.PrometheusURL == "" {
-		t.Fatal("stack.json has no prometheus_url (SPEC §5): run `make up`")
+		t.Fatal("stack.json has no prometheus_url: run `make up`")
 	}
 	u := strings.TrimRight(st.PrometheusURL, "/") + path
 	if params != nil {
@@ -64,7 +64,7 @@ type promTarget struct {
 }
 
 // TestPrometheusScrapesTheStack: the dev Prometheus of `make up` has scraped
-// the worker, the starter and the Temporal dev server (SPEC §7), including
+// the worker, the starter and the Temporal dev server, including
 // every endpoint stack.json lists in metrics_urls, and holds their samples.
 func TestPrometheusScrapesTheStack(t *testing.T) {
 	st := stacktest.Load(t)
@@ -106,7 +106,7 @@ func TestPrometheusScrapesTheStack(t *testing.T) {
 	for _, p := range []string{"worker", "starter"} {
 		u := st.MetricsURLs[p]
 		if u == "" {
-			t.Errorf("stack.json's metrics_urls has no %s (SPEC §5): %v", p, st.MetricsURLs)
+			t.Errorf("stack.json's metrics_urls has no %s: %v", p, st.MetricsURLs)
 		} else if tg, ok := byURL[u]; !ok || tg.Health != "up" || tg.Labels["job"] != "payflow-"+p {
 			t.Errorf("the %s's metrics URL %s is not scraped as payflow-%s (%+v)", p, u, p, tg)
 		}

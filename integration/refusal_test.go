@@ -36,7 +36,7 @@ func TestWithdrawToContractThatRefusesETHIsAnswered(t *testing.T) {
 	db := st.DB(t)
 	resp := st.Collect(t, withdrawResp, "queue_id")
 	refuser := deployReverting(t, st)
-	from := stacktest.WalletByLabel(t, db, "user-2")
+	from := walletByLabel(t, db, "user-2")
 	before := balanceOf(t, st, from, "ETH")
 	qid := stacktest.RandomID("it-refuse-eth-")
 	body := fmt.Sprintf(`{"queue_id":%q,"from_address":%q,"to_address":%q,"amount":0.5,"chain":"ETH","symbol":"ETH","timestamp":%d}`,
@@ -74,7 +74,7 @@ func TestResetPaidPaymentShowsItsOutcome(t *testing.T) {
 	db := st.DB(t)
 	tc := st.Temporal(t)
 	resp := st.Collect(t, withdrawResp, "queue_id")
-	from := stacktest.WalletByLabel(t, db, "user-2")
+	from := walletByLabel(t, db, "user-2")
 	qid := stacktest.RandomID("it-resetstatus-")
 	wfID := workflows.WithdrawWorkflowID(qid)
 	st.Publish(t, withdrawKey, withdrawBody(qid, from, stacktest.RandomAddress(), "1.25"), true)

@@ -103,7 +103,7 @@ func TestRelayPublishesAnswerOfTerminatedRun(t *testing.T) {
 	accept := refuseAnswers(t, st, config.Default().RMQ.WithdrawResp)
 	qid := stacktest.RandomID("it-relay-")
 	wfID := workflows.WithdrawWorkflowID(qid)
-	st.Publish(t, withdrawKey, withdrawBody(qid, stacktest.WalletByLabel(t, db, "user-1"), stacktest.RandomAddress(), "0.5"), true)
+	st.Publish(t, withdrawKey, withdrawBody(qid, walletByLabel(t, db, "user-1"), stacktest.RandomAddress(), "0.5"), true)
 
 	out := answers.New(db, nil, nil)
 	var rec answers.Recorded

@@ -97,7 +97,7 @@ func runResult(t *testing.T, tc client.Client, wfID string) workflows.PaymentRes
 	return res
 }
 
-// TestResetAfterRejectionPaysNothing (defect 1, reproduced as reported): a
+// TestResetAfterRejectionPaysNothing: a
 // withdraw above the approval threshold is rejected (released, status=0);
 // the operator resets it to its first workflow task without re-applying
 // signals and approves the new run. Nothing is signed or sent, no second
@@ -187,7 +187,7 @@ func TestResetPaidPaymentToEveryPoint(t *testing.T) {
 	tc := st.Temporal(t)
 	usdt := st.USDT(t, st.Eth(t))
 	resp := st.Collect(t, withdrawResp, "queue_id")
-	from := stacktest.WalletByLabel(t, db, "user-2")
+	from := walletByLabel(t, db, "user-2")
 	qid := stacktest.RandomID("it-paidreset-")
 	wfID := workflows.WithdrawWorkflowID(qid)
 	to := stacktest.RandomAddress()
@@ -259,7 +259,7 @@ func TestHandSignalledTxEventsMoveNothing(t *testing.T) {
 	tc := st.Temporal(t)
 	usdt := st.USDT(t, st.Eth(t))
 	resp := st.Collect(t, withdrawResp, "queue_id")
-	from := stacktest.WalletByLabel(t, db, "user-1")
+	from := walletByLabel(t, db, "user-1")
 	qid := stacktest.RandomID("it-handsignal-")
 	wfID := workflows.WithdrawWorkflowID(qid)
 	to := stacktest.RandomAddress()
@@ -289,7 +289,7 @@ func TestHandSignalledTxEventsMoveNothing(t *testing.T) {
 	requireLedgerMatchesChain(t, st, from)
 }
 
-// TestQueueIDsTheProtocolAcceptsArePaid (defect 3): a 128-character queue_id
+// TestQueueIDsTheProtocolAcceptsArePaid: a 128-character queue_id
 // and a non-ASCII one — both valid in the protocol — are paid and answered
 // with the queue_id as sent, and found by the PayflowQueueId search
 // attribute. Before, they were refused with "Data too long" and "Illegal mix
@@ -299,7 +299,7 @@ func TestQueueIDsTheProtocolAcceptsArePaid(t *testing.T) {
 	db := st.DB(t)
 	tc := st.Temporal(t)
 	resp := st.Collect(t, withdrawResp, "queue_id")
-	from := stacktest.WalletByLabel(t, db, "user-3")
+	from := walletByLabel(t, db, "user-3")
 	suffix := stacktest.RandomID("")
 	long := strings.Repeat("q", 128-len(suffix)) + suffix
 	unicode := "支付-ünï😀-" + suffix

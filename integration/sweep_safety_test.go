@@ -56,7 +56,7 @@ func devSweepThreshold(t *testing.T, symbol string) decimal.Decimal {
 	return decimal.Zero
 }
 
-// TestSweepCancelledAfterBroadcastBooksTheChain (issue 19, defect 7a, as
+// TestSweepCancelledAfterBroadcastBooksTheChain (as
 // reported): an operator cancels a wallet sweep right after its token
 // transfer is broadcast, as the Web UI's Cancel does. The transfer cannot be
 // unsigned and mines; once the sweep ends, none of its reservations is held
@@ -133,7 +133,7 @@ func TestSweepCancelledAfterBroadcastBooksTheChain(t *testing.T) {
 		t.Fatalf("sweep %s reverted", sweepTx)
 	}
 
-	rows, err := db.Query("SELECT queue_id, symbol, amount FROM reservations WHERE workflow_id=? AND state='held'", wfID)
+	rows, err := db.Query("SELECT reservation_key, symbol, amount FROM reservations WHERE workflow_id=? AND state='held'", wfID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,7 @@ func TestWithdrawEndToEnd(t *testing.T) {
 	usdt := st.USDT(t, eth)
 	resp := st.Collect(t, withdrawResp, "queue_id")
 
-	from := stacktest.WalletByLabel(t, db, "user-1")
+	from := walletByLabel(t, db, "user-1")
 	to := stacktest.RandomAddress()
 	queueID := stacktest.RandomID("it-withdraw-")
 	before := balance(t, st, from)
@@ -112,7 +112,7 @@ func TestWithdrawEndToEnd(t *testing.T) {
 	// The ledger: reserved then settled once; available down by 12.5, held back.
 	wfID := "withdraw-" + queueID
 	var state, rtx string
-	if err := db.QueryRow("SELECT state, tx_hash FROM reservations WHERE queue_id=?", wfID).Scan(&state, &rtx); err != nil {
+	if err := db.QueryRow("SELECT state, tx_hash FROM reservations WHERE reservation_key=?", wfID).Scan(&state, &rtx); err != nil {
 		t.Fatalf("reservation: %v", err)
 	}
 	if state != "settled" || rtx != txHash {
@@ -167,7 +167,7 @@ func TestWithdrawBadSignature(t *testing.T) {
 	db := st.DB(t)
 	resp := st.Collect(t, withdrawResp, "queue_id")
 	queueID := stacktest.RandomID("it-badsig-")
-	body := withdrawBody(queueID, stacktest.WalletByLabel(t, db, "user-2"), stacktest.RandomAddress(), "1")
+	body := withdrawBody(queueID, walletByLabel(t, db, "user-2"), stacktest.RandomAddress(), "1")
 	body = append(body[:len(body)-1], []byte(`,"sign":"00ff"}`)...)
 	st.Publish(t, withdrawKey, body, false)
 	got := resp.Wait(t, queueID, 1, time.Minute)[0]

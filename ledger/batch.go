@@ -334,7 +334,7 @@ func (bt *batchTx) load(ps []*posting) error {
 }
 
 func (bt *batchTx) readReservations(ids []any, lock string) error {
-	rs, err := queryRows(bt.ctx, bt.tx, "reading reservations", "SELECT queue_id, chain, address, symbol, amount, state FROM reservations WHERE queue_id IN ("+
+	rs, err := queryRows(bt.ctx, bt.tx, "reading reservations", "SELECT reservation_key, chain, address, symbol, amount, state FROM reservations WHERE reservation_key IN ("+
 		marks(len(ids))+")"+lock, ids, func(rows *sql.Rows) (r reservation, err error) {
 		return r, rows.Scan(&r.queueID, &r.chain, &r.address, &r.symbol, &r.amount, &r.state)
 	})
@@ -592,7 +592,7 @@ func (bt *batchTx) writeReservations() error {
 		values, args := valuesOf(bt.newRes, "(?,?,?,?,?,'held',?)", func(r newReservation) []any {
 			return []any{r.queueID, r.k.chain, r.k.address, r.k.symbol, r.amount, r.workflowID}
 		})
-		q := "INSERT INTO reservations (queue_id, chain, address, symbol, amount, state, workflow_id) VALUES " + values
+		q := "INSERT INTO reservations (reservation_key, chain, address, symbol, amount, state, workflow_id) VALUES " + values
 		if _, err := bt.tx.ExecContext(bt.ctx, q, args...); err != nil {
 			if sqlerr.IsDuplicateKey(err) {
 				return errRetryRace
@@ -616,8 +616,8 @@ func (bt *batchTx) writeReservations() error {
 		hargs = append(hargs, c.queueID, c.txHash)
 		iargs = append(iargs, c.queueID)
 	}
-	q := "UPDATE reservations SET state = CASE queue_id" + strings.Repeat(" WHEN ? THEN ?", len(bt.closed)) +
-		" END, tx_hash = CASE queue_id" + hash.String() + " END WHERE queue_id IN (" + marks(len(bt.closed)) + ")"
+	q := "UPDATE reservations SET state = CASE reservation_key" + strings.Repeat(" WHEN ? THEN ?", len(bt.closed)) +
+		" END, tx_hash = CASE reservation_key" + hash.String() + " END WHERE reservation_key IN (" + marks(len(bt.closed)) + ")"
 	if _, err := bt.tx.ExecContext(bt.ctx, q, append(append(sargs, hargs...), iargs...)...); err != nil {
 		return fmt.Errorf("closing reservations: %w", err)
 	}

@@ -482,7 +482,7 @@ func TestBatchRetriesARaceOnAQueueID(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Rollback()
-	if _, err := other.Exec(`INSERT INTO reservations (queue_id, chain, address, symbol, amount, state, workflow_id)
+	if _, err := other.Exec(`INSERT INTO reservations (reservation_key, chain, address, symbol, amount, state, workflow_id)
 		VALUES ('raced', 'ETH', '0x7777777777777777777777777777777777777777', 'USDT', 5, 'held', 'w')`); err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"payflow/ledger"
 )
 
-// TestQueueIDsTheProtocolAccepts (defect 3): every queue_id the protocol
+// TestQueueIDsTheProtocolAccepts: every queue_id the protocol
 // accepts — up to 128 characters of any Unicode, case-sensitive — is stored
 // under payflow's prefixes, reserved, settled and released by key, and two
 // queue_ids differing only in case are two payments. On the schema as it was

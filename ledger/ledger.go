@@ -1,6 +1,7 @@
 // Package ledger is payflow's double-checked money store in MariaDB: wallets
 // with encrypted keys, balances (available and held) per (chain, address,
-// symbol), reservations per queue_id and an append-only journal.
+// symbol), reservations per key (a payment's workflow id) and an append-only
+// journal; also the deposits the listeners saw and reconciliation results.
 //
 // Every posting runs in a database transaction that locks the balance row
 // and is idempotent by a key in a unique index: replaying it changes nothing
@@ -214,7 +215,7 @@ type Reservation struct {
 // transaction needed).
 func (l *Ledger) GetReservation(ctx context.Context, queueID string) (Reservation, error) {
 	r := Reservation{QueueID: queueID}
-	err := l.db.QueryRowContext(ctx, "SELECT chain, address, symbol, amount, state FROM reservations WHERE queue_id=?",
+	err := l.db.QueryRowContext(ctx, "SELECT chain, address, symbol, amount, state FROM reservations WHERE reservation_key=?",
 		queueID).Scan(&r.Chain, &r.Address, &r.Symbol, &r.Amount, &r.State)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Reservation{}, ErrReservationNotFound
@@ -396,7 +397,7 @@ func (l *Ledger) reservationWallet(ctx context.Context, queueID string, cached b
 	if ok && cached {
 		return k, nil
 	}
-	err := l.db.QueryRowContext(ctx, "SELECT chain, address, symbol FROM reservations WHERE queue_id=?", queueID).
+	err := l.db.QueryRowContext(ctx, "SELECT chain, address, symbol FROM reservations WHERE reservation_key=?", queueID).
 		Scan(&k.chain, &k.address, &k.symbol)
 	if errors.Is(err, sql.ErrNoRows) {
 		return walletKey{}, ErrReservationNotFound

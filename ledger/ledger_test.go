@@ -38,7 +38,7 @@ const (
 	usdt     = "USDT"
 )
 
-// assertJournalSumsToBalance checks balance = sum of journal (SPEC §4).
+// assertJournalSumsToBalance checks balance = sum of journal.
 func assertJournalSumsToBalance(t *testing.T, db *sql.DB, l *ledger.Ledger, addr string) {
 	t.Helper()
 	var sum decimal.Decimal

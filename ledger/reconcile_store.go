@@ -220,9 +220,24 @@ func scanReconciliation(rows *sql.Rows) (Reconciliation, error) {
 	return r, nil
 }
 
+// Mismatches counts chain's recorded mismatches: those of its latest run
+// (the run of the newest row; 0 without any) and those of all runs. Rows
+// are never deleted and a run records a pair once, so total only grows.
+func (l *Ledger) Mismatches(ctx context.Context, chain string) (latest, total int64, err error) {
+	err = l.db.QueryRowContext(ctx, `SELECT
+			(SELECT COUNT(*) FROM reconciliations WHERE chain = ? AND status = 'mismatch' AND run_id = (
+				SELECT run_id FROM reconciliations WHERE chain = ? ORDER BY created_at DESC, id DESC LIMIT 1)),
+			(SELECT COUNT(*) FROM reconciliations WHERE chain = ? AND status = 'mismatch')`,
+		chain, chain, chain).Scan(&latest, &total)
+	if err != nil {
+		return 0, 0, fmt.Errorf("counting reconciliation mismatches: %w", err)
+	}
+	return latest, total, nil
+}
+
 // Credited reports whether the on-chain transfer (chain, txHash, logIndex)
 // was ever credited, whether or not it was reversed since: a credited
-// deposit is never announced again (SPEC §3), even if mined again later.
+// deposit is never announced again, even if mined again later.
 func (l *Ledger) Credited(ctx context.Context, chain, txHash string, logIndex uint) (bool, error) {
 	var n int
 	err := l.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM journal WHERE idem_key=?", CreditKey(chain, txHash, logIndex)).Scan(&n)

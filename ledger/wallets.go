@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // WalletKind is a wallet's role.
@@ -77,6 +78,24 @@ func (w *Wallets) Get(ctx context.Context, chain, address string) (Wallet, error
 	return wl, nil
 }
 
+// ByLabel returns chain's wallet labelled label (the dev stack's "hot",
+// "user-1", ...), or ErrWalletNotFound. Labels are not unique: of several,
+// the first stored is returned.
+func (w *Wallets) ByLabel(ctx context.Context, chain, label string) (Wallet, error) {
+	var wl Wallet
+	var kind string
+	err := w.db.QueryRowContext(ctx, `SELECT chain, address, kind, label, enc_key IS NOT NULL FROM wallets
+		WHERE chain=? AND label=? ORDER BY id LIMIT 1`, chain, label).Scan(&wl.Chain, &wl.Address, &kind, &wl.Label, &wl.HasKey)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Wallet{}, fmt.Errorf("wallet labelled %q on %s: %w", label, chain, ErrWalletNotFound)
+	}
+	if err != nil {
+		return Wallet{}, fmt.Errorf("reading wallet labelled %q: %w", label, err)
+	}
+	wl.Kind = WalletKind(kind)
+	return wl, nil
+}
+
 // List returns the wallets of chain, optionally of one kind ("" = all).
 func (w *Wallets) List(ctx context.Context, chain string, kind WalletKind) ([]Wallet, error) {
 	return queryRows(ctx, w.db, "listing wallets", `SELECT chain, address, kind, label, enc_key IS NOT NULL FROM wallets
@@ -84,6 +103,76 @@ func (w *Wallets) List(ctx context.Context, chain string, kind WalletKind) ([]Wa
 		func(rows *sql.Rows) (wl Wallet, err error) {
 			return wl, rows.Scan(&wl.Chain, &wl.Address, (*string)(&wl.Kind), &wl.Label, &wl.HasKey)
 		})
+}
+
+// AddressesAfter pages through chain's wallets in the order they were
+// stored: the addresses of at most limit wallets stored after position
+// after (0 from the first), and the position of the last one returned
+// (after itself when there is none). A listener calls it again with the
+// position it got to find the wallets stored since.
+func (w *Wallets) AddressesAfter(ctx context.Context, chain string, after int64, limit int) (addresses []string, last int64,
+	err error) {
+	last = after
+	rows, err := w.db.QueryContext(ctx, "SELECT id, address FROM wallets WHERE chain=? AND id > ? ORDER BY id LIMIT ?",
+		chain, after, limit)
+	if err != nil {
+		return nil, after, fmt.Errorf("listing wallets: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&last, &a); err != nil {
+			return nil, after, fmt.Errorf("listing wallets: %w", err)
+		}
+		addresses = append(addresses, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, after, fmt.Errorf("listing wallets: %w", err)
+	}
+	return addresses, last, nil
+}
+
+// KindsOf returns the kind of each of addresses that is a wallet of chain,
+// keyed by the lowercase address; addresses payflow holds no wallet for are
+// left out. It reads at most kindsPerQuery addresses per query.
+func (w *Wallets) KindsOf(ctx context.Context, chain string, addresses []string) (map[string]WalletKind, error) {
+	kinds := map[string]WalletKind{}
+	for len(addresses) > 0 {
+		n := min(len(addresses), kindsPerQuery)
+		args := make([]any, 0, n+1)
+		args = append(args, chain)
+		for _, a := range addresses[:n] {
+			args = append(args, norm(a))
+		}
+		addresses = addresses[n:]
+		if err := w.readKinds(ctx, kinds, "SELECT address, kind FROM wallets WHERE chain=? AND address IN (?"+
+			strings.Repeat(",?", n-1)+")", args...); err != nil {
+			return nil, err
+		}
+	}
+	return kinds, nil
+}
+
+// kindsPerQuery bounds the placeholders of one KindsOf query.
+const kindsPerQuery = 1000
+
+func (w *Wallets) readKinds(ctx context.Context, into map[string]WalletKind, query string, args ...any) error {
+	rows, err := w.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("reading wallet kinds: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a, k string
+		if err := rows.Scan(&a, &k); err != nil {
+			return fmt.Errorf("reading wallet kinds: %w", err)
+		}
+		into[norm(a)] = WalletKind(k)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading wallet kinds: %w", err)
+	}
+	return nil
 }
 
 // Open opens a wallet's private key, plain in its chain family's encoding,

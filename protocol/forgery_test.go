@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// TestForgedPayIsRefused reproduces the forgery of issue 9 (defect 2): a
+// TestForgedPayIsRefused reproduces a reported forgery: a
 // business signs a pay whose order_id carries "&queue_id=…&to_address=…&zz=";
 // the same signature then matches a forged pay with another queue_id and
 // recipient, the tail of the honest canonical string carried in an unknown

@@ -10,8 +10,8 @@ import (
 )
 
 // TestFieldLimits: queue_id is 1–128 characters (runes, not bytes) of any
-// text but control characters; order_id at most 128 with the same rule
-// (issue 9, defect 3). The seed's 8 KB order_id is refused in business terms.
+// text but control characters; order_id at most 128 with the same rule.
+// The seed's 8 KB order_id is refused in business terms.
 func TestFieldLimits(t *testing.T) {
 	const secret = "k"
 	v := Verifier{Secret: secret, Skew: time.Hour}

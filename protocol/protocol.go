@@ -32,7 +32,7 @@ const (
 	FlowPay      Flow = "pay"
 )
 
-// Status values of a response (SPEC §2).
+// Status values of a response.
 const (
 	StatusFailed    = 0
 	StatusSucceeded = 1
@@ -58,7 +58,7 @@ var (
 	ErrBadRecipient   = errors.New("recipient must not receive")
 )
 
-// Fields lists, per flow, every field its request may carry (SPEC §2). A
+// Fields lists, per flow, every field its request may carry. A
 // request carrying any other field is refused before its signature is
 // checked: with a fixed set of keys and no '&' or '=' in a value, the
 // canonical string names exactly one request.
@@ -303,7 +303,7 @@ func (e Envelope) int64(key string) (int64, error) {
 // Open decodes a request of flow and checks, in this order: that it is a JSON
 // object; that it carries only the fields of its flow (Fields) and that every
 // value is a string without '&' or '=', a number or a literal (these two come
-// before anything else, SPEC §2); then the signature; then the timestamp.
+// before anything else); then the signature; then the timestamp.
 // The Envelope is returned even with an error when the body was a JSON
 // object, so the caller can answer to its queue_id; Envelope.QueueID is set
 // only when the request carries a valid queue_id.

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# payflow's local stack without Docker (SPEC §5): MariaDB, RabbitMQ, the
+# payflow's local stack without Docker: MariaDB, RabbitMQ, the
 # Temporal dev server and two geth --dev chains on loopback (ETH, chain id
 # 1337, and BSC, chain id 1397, native coin BNB), data under .dev/, then
 # migrations, the test tokens (USDT and USDC on each chain), dev wallets
-# (the same addresses on both chains), Prometheus (SPEC §7), local-kms (a
+# (the same addresses on both chains), Prometheus, local-kms (a
 # local implementation of the AWS KMS API, data in .dev/kms), the worker and
 # the starter.
 #

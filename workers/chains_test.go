@@ -71,7 +71,7 @@ func (c simChain) config(edit func(*config.ChainConfig)) config.ChainConfig {
 	return ch
 }
 
-// TestCheckChainRefusesThatChainAlone (issue 19, defects 6 and 8): the
+// TestCheckChainRefusesThatChainAlone: the
 // start-up check of a chain refuses it when its node serves another chain
 // id or a token's contract reports other decimals than the config (a 1 USDT
 // deposit would be announced as 10¹² USDT), naming the chain, the symbol
@@ -121,7 +121,7 @@ func TestCheckChainRefusesThatChainAlone(t *testing.T) {
 	}
 }
 
-// TestServeChainsGoesOnWithoutARefusedChain (issue 19, defect 8): a chain
+// TestServeChainsGoesOnWithoutARefusedChain: a chain
 // whose serve fails (a refusal or a failed setup) is refused alone: logged
 // at error with its reason and payflow_chain_refused{chain} = 1. The other
 // chains keep serving (their context is not cancelled) until the worker

@@ -199,8 +199,10 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	if err != nil {
 		return fmt.Errorf("setting up the deposit starter: %w", err)
 	}
-	listener, err := watch.NewListener(watch.ListenerConfig{Chain: name, Tokens: tokens, Native: true, PollInterval: 3 * time.Second},
-		s.db, eth, metrics.CountReconnects(s.m, name, metrics.ComponentListener, dialWS), nil, sink, log)
+	listener, err := watch.NewListener(watch.ListenerConfig{Chain: name, Tokens: tokens, Native: true, PollInterval: 3 * time.Second,
+		Wallets: func(ctx context.Context, after int64, limit int) ([]string, int64, error) {
+			return s.wallets.AddressesAfter(ctx, name, after, limit)
+		}}, s.db, eth, metrics.CountReconnects(s.m, name, metrics.ComponentListener, dialWS), nil, sink, log)
 	if err != nil {
 		return fmt.Errorf("setting up the listener: %w", err)
 	}

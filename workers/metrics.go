@@ -4,14 +4,17 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"go.temporal.io/sdk/client"
 
+	"payflow/activities"
 	"payflow/answers"
 	"payflow/chain/evm"
 	"payflow/config"
 	"payflow/internal/metrics"
+	"payflow/ledger"
 	"payflow/workflows"
 )
 
@@ -37,9 +40,10 @@ func newMetrics(cfg config.Config, log *slog.Logger) (*metrics.Metrics, client.M
 // are closed.
 func runSampler(ctx context.Context, cfg config.Config, m *metrics.Metrics, db *sql.DB, chains []metrics.SamplerChain,
 	log *slog.Logger) (stop func(), err error) {
-	s := metrics.NewSampler(metrics.SamplerConfig{Chains: chains, PaymentStep: workflows.PaymentTransferStep,
-		ConfirmTimeout: cfg.Payment.ConfirmTimeout.Duration, Outbox: answers.New(db, nil, nil),
-		ChainStore: evm.NewStats(db)}, db, log)
+	sc := metrics.SamplerConfig{Chains: chains, PaymentStep: workflows.PaymentTransferStep,
+		ConfirmTimeout: cfg.Payment.ConfirmTimeout.Duration}
+	samplerReadings(&sc, db)
+	s := metrics.NewSampler(sc, db, log)
 	if err := m.Register(s); err != nil {
 		return nil, err
 	}
@@ -47,4 +51,39 @@ func runSampler(ctx context.Context, cfg config.Config, m *metrics.Metrics, db *
 	var wg sync.WaitGroup
 	wg.Go(func() { s.Run(ctx) })
 	return func() { cancel(); wg.Wait() }, nil
+}
+
+// samplerReadings wires the Sampler's readings of tables other packages own
+// to their owners' APIs: the ledger's wallets and reconciliations, the
+// activities' failing steps, the answers' outbox.
+func samplerReadings(sc *metrics.SamplerConfig, db *sql.DB) {
+	sc.Outbox = answers.New(db, nil, nil)
+	sc.ChainStore = evm.NewStats(db)
+	wallets, ledg := ledger.NewWallets(db, nil), ledger.New(db)
+	sc.Wallets = func(ctx context.Context, chain string, kinds []string) (map[string]string, error) {
+		out := map[string]string{}
+		for _, k := range kinds {
+			ws, err := wallets.List(ctx, chain, ledger.WalletKind(k))
+			if err != nil {
+				return nil, err
+			}
+			for _, w := range ws {
+				out[strings.ToLower(w.Address)] = string(w.Kind)
+			}
+		}
+		return out, nil
+	}
+	sc.WalletKinds = func(ctx context.Context, chain string, addresses []string) (map[string]string, error) {
+		kinds, err := wallets.KindsOf(ctx, chain, addresses)
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[string]string, len(kinds))
+		for a, k := range kinds {
+			out[a] = string(k)
+		}
+		return out, nil
+	}
+	sc.Mismatches = ledg.Mismatches
+	sc.Failing = func(ctx context.Context, chain string) (int64, error) { return activities.FailingCount(ctx, db, chain) }
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"log/slog"
+	"reflect"
 	"testing"
 
 	"payflow/config"
+	"payflow/internal/metrics"
 )
 
 // Every configured chain's counters exist at zero from the start, for each
@@ -50,5 +52,27 @@ func TestNewMetricsInitsEveryChain(t *testing.T) {
 	}
 	if !payments["ETH"] || !payments["BSC"] {
 		t.Errorf("payflow_payments_total chains %v, want ETH and BSC", payments)
+	}
+}
+
+// samplerReadings wires every reading the Sampler takes from another
+// package (a func or an interface): one left nil would leave its gauges
+// stale or unsampled.
+func TestSamplerReadingsAreAllWired(t *testing.T) {
+	var sc metrics.SamplerConfig
+	samplerReadings(&sc, nil)
+	v := reflect.ValueOf(sc)
+	funcs := 0
+	for i := range v.NumField() {
+		if k := v.Field(i).Kind(); k != reflect.Func && k != reflect.Interface {
+			continue
+		}
+		funcs++
+		if v.Field(i).IsNil() {
+			t.Errorf("samplerReadings leaves SamplerConfig.%s nil", v.Type().Field(i).Name)
+		}
+	}
+	if funcs == 0 {
+		t.Fatal("SamplerConfig takes no readings: is this test still needed?")
 	}
 }

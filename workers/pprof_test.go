@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// TestPprofHidesTheCommandLine (defect 13): the profiling listener never
+// TestPprofHidesTheCommandLine: the profiling listener never
 // serves the process's command line, where the seed's -key secret may be.
 func TestPprofHidesTheCommandLine(t *testing.T) {
 	srv := httptest.NewServer(pprofMux())

@@ -21,7 +21,7 @@ type FlowSpec struct {
 	Responses func(config.RMQConfig) config.QueueConfig
 }
 
-// Flows lists the three flows of SPEC §2, in the order they are served.
+// Flows lists the three flows, in the order they are served.
 var Flows = []FlowSpec{
 	{Flow: protocol.FlowTopup, Workflow: Topup, WorkflowID: func(key string) string { return "topup-" + key },
 		Requests:  func(c config.RMQConfig) config.QueueConfig { return c.Topup },

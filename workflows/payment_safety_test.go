@@ -18,7 +18,7 @@ import (
 // real-stack counterparts, with an operator's reset and a real chain, are in
 // integration/safety_test.go.
 
-// TestPaymentAnsweredBeforeMovesNothing (defect 1): a run that finds the
+// TestPaymentAnsweredBeforeMovesNothing: a run that finds the
 // payment's answer recorded — a reset of a payment rejected, failed or paid
 // before — signs nothing, sends nothing, waits for no approval, closes
 // nothing, and re-publishes only the stored answer (which the outbox sends
@@ -56,7 +56,7 @@ func TestPaymentClosedReservationWithoutAnswerStops(t *testing.T) {
 	h.done()
 }
 
-// TestPaymentRefusedBroadcastWaitsForProof (defect 4): a broadcast the node
+// TestPaymentRefusedBroadcastWaitsForProof: a broadcast the node
 // refuses (the bytes may have gone out on an earlier attempt) releases
 // nothing; the payment waits, and pays when the transfer confirms.
 func TestPaymentRefusedBroadcastWaitsForProof(t *testing.T) {
@@ -82,7 +82,7 @@ func TestPaymentRefusedBroadcastWaitsForProof(t *testing.T) {
 	h.done()
 }
 
-// TestPaymentDroppedIsReleasedOnProof (defects 5, 9): the nonce is taken by
+// TestPaymentDroppedIsReleasedOnProof: the nonce is taken by
 // another transaction while the payment waits (replacement impossible); once
 // the tracker reports it dropped and the chain proves it, the reservation is
 // released and status=0 answered, once.
@@ -121,7 +121,7 @@ func TestPaymentDroppedIsReleasedOnProof(t *testing.T) {
 	h.done()
 }
 
-// TestPaymentReplacementsAskByNumber (defect 6): each replacement asks for
+// TestPaymentReplacementsAskByNumber: each replacement asks for
 // the next attempt by number, so a retried ReplaceTransfer (same number)
 // signs nothing new.
 func TestPaymentReplacementsAskByNumber(t *testing.T) {
@@ -149,7 +149,7 @@ func TestPaymentReplacementsAskByNumber(t *testing.T) {
 	h.done()
 }
 
-// TestPaymentNoEffectIsNotPaid (defect 11): a transfer mined with status 1
+// TestPaymentNoEffectIsNotPaid: a transfer mined with status 1
 // whose receipt lacks the token's Transfer (a token that returns false) is
 // not reported paid: it is released and answered status=0.
 func TestPaymentNoEffectIsNotPaid(t *testing.T) {

@@ -262,7 +262,7 @@ func TestWalletSweepTopsUpGasFirst(t *testing.T) {
 	h.guard.done()
 }
 
-// TestWalletSweepGivenUpTopUpIsFollowed (issue 19, defect 7b): a top-up
+// TestWalletSweepGivenUpTopUpIsFollowed: a top-up
 // still unconfirmed after ConfirmTimeout is not given up (it may still be
 // mined): it is replaced at a higher fee like any transfer and followed to
 // the chain's verdict, then booked by the attempt that was mined, and the
@@ -309,7 +309,7 @@ func requireCancelled(t *testing.T, err error) {
 	require.True(t, errors.As(err, &canceled), "err = %v, want the sweep cancelled", err)
 }
 
-// TestWalletSweepCancelBeforeSigningReleases (issue 19, defect 7a): an
+// TestWalletSweepCancelBeforeSigningReleases: an
 // operator's cancel request before anything is signed releases what the
 // sweep holds and ends it; nothing is signed.
 func TestWalletSweepCancelBeforeSigningReleases(t *testing.T) {
@@ -331,7 +331,7 @@ func TestWalletSweepCancelBeforeSigningReleases(t *testing.T) {
 	h.guard.done()
 }
 
-// TestWalletSweepCancelAfterBroadcastFollowsTheChain (issue 19, defect 7a):
+// TestWalletSweepCancelAfterBroadcastFollowsTheChain:
 // a cancel request once the token transfer is signed and broadcast cannot
 // stop it: the sweep waits for the chain's verdict and books exactly what
 // the chain did (settled with its gas, collection credited).
@@ -357,7 +357,7 @@ func TestWalletSweepCancelAfterBroadcastFollowsTheChain(t *testing.T) {
 	h.guard.done()
 }
 
-// TestWalletSweepCancelAfterTopUpBooksItAndReleases (issue 19, defect 7a):
+// TestWalletSweepCancelAfterTopUpBooksItAndReleases:
 // a cancel request once the gas top-up is broadcast is held until the chain
 // decides the top-up, which is then booked; the tokens, not signed yet, are
 // released and nothing more is signed.
@@ -467,7 +467,7 @@ func TestSweepStartsOneChildPerWallet(t *testing.T) {
 	env.AssertExpectations(t)
 }
 
-// TestWalletSweepClosedReservationSignsNothing (defect 1, sweeps): a reset
+// TestWalletSweepClosedReservationSignsNothing: a reset
 // sweep whose reservation was settled or released already (ReserveSweep says
 // Closed) signs and sends nothing for it.
 func TestWalletSweepClosedReservationSignsNothing(t *testing.T) {

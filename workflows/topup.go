@@ -120,7 +120,7 @@ type DepositInput struct {
 	// away, or orphaned before the tracker first saw it) before status=0.
 	ReincludeTimeout time.Duration
 	// Silent books the deposit without announcing it: a transfer into a
-	// managed wallet that no topup watches (SPEC §3), a dust deposit to one,
+	// managed wallet that no topup watches, a dust deposit to one,
 	// or a sweep's gas top-up. It is followed and credited exactly as an
 	// announced one, under the same deposit key, and publishes nothing. The
 	// zero value announces, as every Deposit started before it did.

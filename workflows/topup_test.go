@@ -320,7 +320,7 @@ func TestDepositSeenThenCredited(t *testing.T) {
 }
 
 // TestDepositSilentCreditsAndPublishesNothing: a transfer into a managed
-// wallet that no topup watches (issue 19, defects 2 and 11) is followed,
+// wallet that no topup watches is followed,
 // verified and credited exactly as an announced deposit, under the same
 // deposit key, and nothing is published for it.
 func TestDepositSilentCreditsAndPublishesNothing(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 
 	"payflow/chain/lease"
 	"payflow/internal/stacktest"
+	"payflow/ledger"
 	"payflow/protocol"
 )
 
@@ -170,10 +171,11 @@ func failoverOnce(ctx context.Context, st *stacktest.Stack, root string, ttl tim
 	if err != nil {
 		return fail(err)
 	}
-	var from string
-	if err := db.QueryRowContext(ctx, "SELECT address FROM wallets WHERE label='hot' AND chain='ETH'").Scan(&from); err != nil {
+	hot, err := ledger.NewWallets(db, nil).ByLabel(ctx, "ETH", "hot")
+	if err != nil {
 		return fail(err)
 	}
+	from := hot.Address
 	n := int(dur.Seconds()) * rate
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()

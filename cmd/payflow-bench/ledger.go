@@ -94,8 +94,7 @@ func runPostings(ctx context.Context, st *stacktest.Stack, n int, newLedger func
 	})
 	el := time.Since(start)
 	b, _ := l.Balance(ctx, "ETH", wallet, "USDT")
-	var sum decimal.Decimal
-	_ = db.QueryRowContext(ctx, "SELECT COALESCE(SUM(amount),0) FROM journal").Scan(&sum)
+	sum, _ := l.JournalSum(ctx, "ETH", wallet, "USDT")
 	if failures.Load() > 0 || !b.Total().Equal(decimal.NewFromInt(int64(n))) || !sum.Equal(b.Total()) {
 		return el, fmt.Errorf("%d failures, balance %s, journal sum %s, want %d", failures.Load(), b.Total(), sum, n)
 	}

@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"payflow/internal/stacktest"
+	"payflow/ledger"
 	"payflow/protocol"
 	"payflow/workflows"
 )
@@ -112,13 +113,14 @@ func benchPayments(ctx context.Context, st *stacktest.Stack, n, rate int, baseli
 	}
 	defer db.Close()
 	senders := map[string][]string{}
+	wallets := ledger.NewWallets(db, nil)
 	for _, c := range chains {
 		for _, label := range []string{"hot", "user-1", "user-2", "user-3"} {
-			var a string
-			if err := db.QueryRowContext(ctx, "SELECT address FROM wallets WHERE chain=? AND label=?", c.name, label).Scan(&a); err != nil {
+			w, err := wallets.ByLabel(ctx, c.name, label)
+			if err != nil {
 				return fail(fmt.Errorf("dev wallet %s on %s: %w", label, c.name, err))
 			}
-			senders[c.name] = append(senders[c.name], a)
+			senders[c.name] = append(senders[c.name], w.Address)
 		}
 	}
 	tc, err := client.Dial(client.Options{HostPort: st.TemporalAddress, Namespace: st.TemporalNamespace, Logger: nopLogger{}})

@@ -130,7 +130,7 @@ type assetAmounts struct{ approval, sweep string }
 
 // devAmounts are the dev chains' approval and sweep thresholds, by chain and
 // asset: every asset has its own, and no two alike, so code that reads one
-// asset's number for another is caught by the tests (SPEC §3 "approval").
+// asset's number for another is caught by the tests.
 // Sweep thresholds stay above what devstack gives each deposit wallet (100
 // of the native coin, 10,000 of each token), so the hourly sweep does not
 // empty the wallets the tests pay from. A chain not listed gets the

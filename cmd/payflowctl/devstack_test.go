@@ -69,7 +69,7 @@ func TestLoadSecretsMovesTheOneChain(t *testing.T) {
 	}
 }
 
-// TestDevConfigGivesEveryAssetItsOwnAmounts (issue 19, defect 3): the config
+// TestDevConfigGivesEveryAssetItsOwnAmounts: the config
 // devstack writes loads under the worker's validation, and gives every asset
 // of every dev chain its own approval and sweep thresholds, no two alike;
 // sweep thresholds stay above what the dev deposit wallets are given, so the

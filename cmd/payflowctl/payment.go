@@ -1,7 +1,7 @@
 package main
 
 // `payflowctl payment …`: the operator's view of and hands on withdraw and
-// pay payments (SPEC §3 "operator actions"). It reads Temporal, the ledger and
+// pay payments. It reads Temporal, the ledger and
 // the chain, and acts only through what the workflows use: the approval
 // signal, and for release the very activities (InspectTransfer, DecidePayment,
 // PublishResult) a payment runs to release its reservation and answer.
@@ -457,13 +457,12 @@ func (e *paymentEnv) exists(ctx context.Context, wfID string) (bool, error) {
 	case !errors.As(err, &nf):
 		return false, fmt.Errorf("asking Temporal about %s: %w", wfID, err)
 	}
-	var n int
-	err = e.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM reservations WHERE queue_id=?", wfID).Scan(&n)
-	if err != nil {
-		return false, fmt.Errorf("looking up %s in the ledger: %w", wfID, err)
-	}
-	if n > 0 {
+	// A payment's reservation is held under its workflow id.
+	switch _, err := e.ledg.GetReservation(ctx, wfID); {
+	case err == nil:
 		return true, nil
+	case !errors.Is(err, ledger.ErrReservationNotFound):
+		return false, fmt.Errorf("looking up %s in the ledger: %w", wfID, err)
 	}
 	signed, err := evm.SignedOf(ctx, e.db, wfID)
 	if err != nil || len(signed) > 0 {

@@ -1,6 +1,6 @@
 // Package compose checks docker-compose.yml, which no development machine can
 // run (they have no Docker engine), against the Compose specification and
-// against the local stack it mirrors (scripts/stack.sh, SPEC §5). The file is
+// against the local stack it mirrors (scripts/stack.sh). The file is
 // loaded with compose-go, the loader Docker Compose v2 itself uses, with schema
 // validation, interpolation and the consistency checks on.
 //
@@ -489,7 +489,7 @@ func dockerfileBases(t *testing.T, path string) []string {
 	return bases
 }
 
-// checkTemporal: Temporal persists to the compose MySQL (SPEC §5: SQL
+// checkTemporal: Temporal persists to the compose MySQL (SQL
 // persistence), and the UI talks to it.
 func checkTemporal(_ *testing.T, _ *stack, p *types.Project) []string {
 	var problems []string

@@ -115,7 +115,7 @@ func TestDashboardModel(t *testing.T) {
 }
 
 // TestDashboardShowsWhatTheIssueAsks: flows, latency, in-flight transfers,
-// lag, balances and alerts (issue 12, item 3).
+// lag, balances and alerts.
 func TestDashboardShowsWhatTheIssueAsks(t *testing.T) {
 	var exprs strings.Builder
 	for _, p := range load(t).Panels {

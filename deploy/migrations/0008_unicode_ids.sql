@@ -1,6 +1,6 @@
 -- Identifiers that carry a business's queue_id (workflow ids, reservation keys,
 -- journal keys and references, outbox message ids) hold any Unicode text the
--- protocol accepts: 1–128 characters, non-ASCII included (SPEC §2). They are
+-- protocol accepts: 1–128 characters, non-ASCII included. They are
 -- utf8mb4 with a binary collation: "A1" and "a1" are different queue_ids, and
 -- comparing them never mixes collations. Sizes leave room for the prefixes
 -- payflow adds ("withdraw-", "reserve:", "/result").

@@ -1,4 +1,4 @@
--- Everything stored about a transaction is keyed by its chain (SPEC §4). One
+-- Everything stored about a transaction is keyed by its chain. One
 -- address has the same nonces, and payflow names its gap fillers the same,
 -- on every chain; a transaction signed without a chain id has one hash on
 -- every chain. Without the chain in the keys, the second chain's row hit the

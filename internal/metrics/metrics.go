@@ -1,4 +1,4 @@
-// Package metrics is payflow's Prometheus instrumentation (SPEC §7): the
+// Package metrics is payflow's Prometheus instrumentation: the
 // collectors on one registry, the /metrics handler, the Temporal SDK's
 // metrics through its OpenTelemetry contrib (TemporalHandler), and the
 // worker's gauges read from MariaDB and the node (Sampler).

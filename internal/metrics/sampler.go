@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/big"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -69,9 +70,38 @@ type ChainStore interface {
 	CursorBlock(ctx context.Context, chain string) (block uint64, ok bool, err error)
 }
 
-// SamplerConfig says what the Sampler reads.
+// The Sampler reads the tables other packages own through their APIs, never
+// by SQL of its own: each reading is a func the worker wires to the owner
+// (metrics imports neither the ledger nor activities, which import it).
+
+// WalletsFunc lists chain's wallets of the given kinds: lowercase address →
+// kind ("hot", "collection", "gas", "deposit"). The ledger owns wallets.
+type WalletsFunc func(ctx context.Context, chain string, kinds []string) (map[string]string, error)
+
+// WalletKindsFunc returns the kind of each of addresses that is a wallet of
+// chain, keyed by the lowercase address; others are left out.
+type WalletKindsFunc func(ctx context.Context, chain string, addresses []string) (map[string]string, error)
+
+// MismatchesFunc counts chain's reconciliation mismatches: of its latest run,
+// and of all runs (a count that only grows). The ledger owns reconciliations.
+type MismatchesFunc func(ctx context.Context, chain string) (latest, total int64, err error)
+
+// FailingFunc counts chain's workflow steps failing on a retried error now.
+// Activities own failing_steps.
+type FailingFunc func(ctx context.Context, chain string) (int64, error)
+
+// SamplerConfig says what the Sampler reads. A reading func left nil fails
+// its part on every sample (logged), so a forgotten wiring shows.
 type SamplerConfig struct {
 	Chains []SamplerChain
+	// Wallets, WalletKinds: the ledger's wallets (balances by kind, the
+	// nonce lane backlog by the sender's kind).
+	Wallets     WalletsFunc
+	WalletKinds WalletKindsFunc
+	// Mismatches: the ledger's reconciliation results.
+	Mismatches MismatchesFunc
+	// Failing: the steps failing now.
+	Failing FailingFunc
 	// PaymentStep is the signed_txs step of a payment's transfer (the
 	// payments among the transfers in flight).
 	PaymentStep string
@@ -326,6 +356,11 @@ func (s *Sampler) chainParts(c SamplerChain) []part {
 	}
 }
 
+// errNotWired is the error of a part whose reading func SamplerConfig lacks.
+func errNotWired(field string) error {
+	return fmt.Errorf("SamplerConfig.%s is not set", field)
+}
+
 func gauge(d *prometheus.Desc, v float64, labels ...string) prometheus.Metric {
 	return prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 }
@@ -333,14 +368,19 @@ func gauge(d *prometheus.Desc, v float64, labels ...string) prometheus.Metric {
 // transfers: in flight, the oldest's age, and stuck payments. A transfer is
 // in flight while one of its attempts is tracked and not confirmed.
 func (s *Sampler) transfers(ctx context.Context, chain string) ([]prometheus.Metric, error) {
+	if s.cfg.Failing == nil {
+		return nil, errNotWired("Failing")
+	}
+	if s.cfg.ChainStore == nil {
+		return nil, errNotWired("ChainStore")
+	}
 	n, oldest, stuck, err := s.cfg.ChainStore.InFlight(ctx, chain, s.cfg.PaymentStep, s.cfg.ConfirmTimeout)
 	if err != nil {
 		return nil, err
 	}
-	var failing int64
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM failing_steps
-		WHERE chain = ? AND last_at > CURRENT_TIMESTAMP(6) - INTERVAL 2 MINUTE`, chain).Scan(&failing); err != nil {
-		return nil, fmt.Errorf("counting failing steps: %w", err)
+	failing, err := s.cfg.Failing(ctx, chain)
+	if err != nil {
+		return nil, err
 	}
 	return []prometheus.Metric{
 		gauge(s.inFlight, float64(n), chain),
@@ -352,28 +392,35 @@ func (s *Sampler) transfers(ctx context.Context, chain string) ([]prometheus.Met
 
 // lanes: per wallet kind, the nonces signed and not mined: tracked and not
 // seen in a block by any attempt, or signed and never broadcast (no attempt
-// on the nonce is tracked).
+// on the nonce is tracked). Senders that are not payflow's wallets are not
+// counted.
 func (s *Sampler) lanes(ctx context.Context, chain string) ([]prometheus.Metric, error) {
+	if s.cfg.WalletKinds == nil {
+		return nil, errNotWired("WalletKinds")
+	}
+	if s.cfg.ChainStore == nil {
+		return nil, errNotWired("ChainStore")
+	}
 	backlog, err := s.cfg.ChainStore.LaneBacklog(ctx, chain)
 	if err != nil {
 		return nil, err
 	}
+	bySender := map[string]int64{}
+	for from, n := range backlog {
+		bySender[strings.ToLower(from)] += n
+	}
+	senders := make([]string, 0, len(bySender))
+	for from := range bySender {
+		senders = append(senders, from)
+	}
+	kinds, err := s.cfg.WalletKinds(ctx, chain, senders)
+	if err != nil {
+		return nil, err
+	}
 	byKind := map[string]int64{}
-	if len(backlog) > 0 {
-		rows, err := s.db.QueryContext(ctx, "SELECT address, kind FROM wallets WHERE chain = ?", chain)
-		if err != nil {
-			return nil, fmt.Errorf("counting nonce lane backlog: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var addr, kind string
-			if err := rows.Scan(&addr, &kind); err != nil {
-				return nil, fmt.Errorf("counting nonce lane backlog: %w", err)
-			}
-			byKind[kind] += backlog[addr]
-		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("counting nonce lane backlog: %w", err)
+	for from, n := range bySender {
+		if kind, ok := kinds[from]; ok {
+			byKind[kind] += n
 		}
 	}
 	var ms []prometheus.Metric
@@ -396,6 +443,9 @@ func (s *Sampler) outbox(ctx context.Context) ([]prometheus.Metric, error) {
 // only the head is reported.
 func (s *Sampler) listener(ctx context.Context, c SamplerChain, head uint64) ([]prometheus.Metric, error) {
 	ms := []prometheus.Metric{gauge(s.headBlock, float64(head), c.Name)}
+	if s.cfg.ChainStore == nil {
+		return nil, errNotWired("ChainStore")
+	}
 	cursor, ok, err := s.cfg.ChainStore.CursorBlock(ctx, c.Name)
 	if err != nil {
 		return nil, err
@@ -418,14 +468,12 @@ func (s *Sampler) listener(ctx context.Context, c SamplerChain, head uint64) ([]
 // reconciliation: mismatches of the latest run, and of all runs (a counter:
 // recorded rows are never deleted, and a run records a pair once).
 func (s *Sampler) reconciliation(ctx context.Context, chain string) ([]prometheus.Metric, error) {
-	var latest, total int64
-	err := s.db.QueryRowContext(ctx, `SELECT
-			(SELECT COUNT(*) FROM reconciliations WHERE chain = ? AND status = 'mismatch' AND run_id = (
-				SELECT run_id FROM reconciliations WHERE chain = ? ORDER BY created_at DESC, id DESC LIMIT 1)),
-			(SELECT COUNT(*) FROM reconciliations WHERE chain = ? AND status = 'mismatch')`,
-		chain, chain, chain).Scan(&latest, &total)
+	if s.cfg.Mismatches == nil {
+		return nil, errNotWired("Mismatches")
+	}
+	latest, total, err := s.cfg.Mismatches(ctx, chain)
 	if err != nil {
-		return nil, fmt.Errorf("counting reconciliation mismatches: %w", err)
+		return nil, err
 	}
 	return []prometheus.Metric{
 		gauge(s.reconMismatches, float64(latest), chain),
@@ -442,25 +490,19 @@ func (s *Sampler) balances(ctx context.Context, c SamplerChain) ([]prometheus.Me
 	if c.Balances == nil {
 		return nil, nil
 	}
-	rows, err := s.db.QueryContext(ctx, "SELECT address, kind FROM wallets WHERE chain = ? AND kind IN ('hot','collection','gas')",
-		c.Name)
+	if s.cfg.Wallets == nil {
+		return nil, errNotWired("Wallets")
+	}
+	byAddress, err := s.cfg.Wallets(ctx, c.Name, balanceKinds)
 	if err != nil {
-		return nil, fmt.Errorf("listing wallets: %w", err)
+		return nil, err
 	}
 	type wallet struct{ address, kind string }
-	var wallets []wallet
-	for rows.Next() {
-		var w wallet
-		if err := rows.Scan(&w.address, &w.kind); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("listing wallets: %w", err)
-		}
-		wallets = append(wallets, w)
+	wallets := make([]wallet, 0, len(byAddress))
+	for a, kind := range byAddress {
+		wallets = append(wallets, wallet{a, kind})
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing wallets: %w", err)
-	}
+	sort.Slice(wallets, func(i, j int) bool { return wallets[i].address < wallets[j].address })
 	tokens := c.Assets.Tokens
 	symbols := make([]string, 0, len(tokens))
 	for sym := range tokens {

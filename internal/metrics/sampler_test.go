@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"payflow/activities"
 	"payflow/answers"
 	"payflow/chain/evm"
 	"payflow/config"
@@ -100,6 +101,38 @@ func trackedOn(t *testing.T, db *sql.DB, chain, h, wf, state string, ago time.Du
 		VALUES (?,?,?,?, CURRENT_TIMESTAMP(6) - INTERVAL ? MICROSECOND)`, h, chain, wf, state, ago.Microseconds())
 }
 
+// wired sets cfg's readings of other packages' tables to their owners, as
+// the worker does.
+func wired(cfg metrics.SamplerConfig, db *sql.DB) metrics.SamplerConfig {
+	wallets, ledg := ledger.NewWallets(db, nil), ledger.New(db)
+	cfg.ChainStore = evm.NewStats(db)
+	cfg.Wallets = func(ctx context.Context, chain string, kinds []string) (map[string]string, error) {
+		out := map[string]string{}
+		for _, k := range kinds {
+			ws, err := wallets.List(ctx, chain, ledger.WalletKind(k))
+			if err != nil {
+				return nil, err
+			}
+			for _, w := range ws {
+				out[strings.ToLower(w.Address)] = string(w.Kind)
+			}
+		}
+		return out, nil
+	}
+	cfg.WalletKinds = func(ctx context.Context, chain string, addresses []string) (map[string]string, error) {
+		kinds, err := wallets.KindsOf(ctx, chain, addresses)
+		out := map[string]string{}
+		for a, k := range kinds {
+			out[a] = string(k)
+		}
+		return out, err
+	}
+	cfg.Mismatches = ledg.Mismatches
+	cfg.Failing = func(ctx context.Context, chain string) (int64, error) { return activities.FailingCount(ctx, db, chain) }
+	cfg.Outbox = answers.New(db, nil, nil)
+	return cfg
+}
+
 const usdtAddr = "0x00000000000000000000000000000000000000aa"
 
 func TestSamplerReadsTheLedgerAndTheNode(t *testing.T) {
@@ -138,6 +171,10 @@ func TestSamplerReadsTheLedgerAndTheNode(t *testing.T) {
 			chain_balance, difference, status, created_at) VALUES (?,'ETH',?,'USDT',1,?,0,0,0,?, CURRENT_TIMESTAMP(6) - INTERVAL ? SECOND)`,
 			run, address, hash(1), status, int(ago.Seconds()))
 	}
+	exec(t, db, `INSERT INTO failing_steps (workflow_id, chain, activity, error, attempts) VALUES
+		('withdraw-4','ETH','SignTransfer','node down',6), ('pay-9','BSC','SignTransfer','node down',6)`)
+	exec(t, db, `INSERT INTO failing_steps (workflow_id, chain, activity, error, attempts, last_at) VALUES
+		('withdraw-7','ETH','Broadcast','node down',9, CURRENT_TIMESTAMP(6) - INTERVAL 1 HOUR)`)
 	recon("run-1", hot, "mismatch", time.Hour)
 	recon("run-1", coll, "mismatch", time.Hour)
 	recon("run-2", hot, "mismatch", time.Minute)
@@ -154,8 +191,8 @@ func TestSamplerReadsTheLedgerAndTheNode(t *testing.T) {
 	}
 	eth := config.ChainConfig{Native: config.NativeCoin{Symbol: "ETH"},
 		Tokens: map[string]config.Token{"USDT": {Address: usdtAddr, Decimals: 6}}}
-	s := metrics.NewSampler(metrics.SamplerConfig{ChainStore: evm.NewStats(db), Chains: []metrics.SamplerChain{{Name: "ETH", Assets: eth, Node: n, Balances: bal}},
-		PaymentStep: "transfer", ConfirmTimeout: 30 * time.Minute, Outbox: answers.New(db, nil, nil)}, db, nil)
+	s := metrics.NewSampler(wired(metrics.SamplerConfig{Chains: []metrics.SamplerChain{{Name: "ETH", Assets: eth, Node: n, Balances: bal}},
+		PaymentStep: "transfer", ConfirmTimeout: 30 * time.Minute}, db), db, nil)
 	reg := prometheus.NewRegistry()
 	require.NoError(t, reg.Register(s))
 	require.NoError(t, s.Sample(context.Background()))
@@ -165,6 +202,7 @@ func TestSamplerReadsTheLedgerAndTheNode(t *testing.T) {
 	age := v[`payflow_transfer_oldest_age_seconds{chain="ETH"}`]
 	require.True(t, age >= 7190 && age < 7500, "oldest age %v: the sweep's two hours", age)
 	require.Equal(t, 1.0, v[`payflow_stuck_payments{chain="ETH"}`])
+	require.Equal(t, 1.0, v[`payflow_failing_steps{chain="ETH"}`], "ETH's, recorded within 2 minutes")
 	require.Equal(t, 2.0, v[`payflow_nonce_lane_backlog{chain="ETH",wallet_kind="hot"}`])
 	require.Equal(t, 1.0, v[`payflow_nonce_lane_backlog{chain="ETH",wallet_kind="deposit"}`])
 	require.Equal(t, 0.0, v[`payflow_nonce_lane_backlog{chain="ETH",wallet_kind="collection"}`])
@@ -207,8 +245,8 @@ func TestSamplerReadsTheLedgerAndTheNode(t *testing.T) {
 func TestSamplerWithoutCursorOrWallets(t *testing.T) {
 	db := stacktest.TestDB(t, "metrics")
 	require.NoError(t, ledger.Migrate(context.Background(), db))
-	s := metrics.NewSampler(metrics.SamplerConfig{ChainStore: evm.NewStats(db), Chains: []metrics.SamplerChain{{Name: "ETH", Node: &node{head: 7}, Balances: balances{}}},
-		PaymentStep: "transfer", ConfirmTimeout: time.Minute}, db, nil)
+	s := metrics.NewSampler(wired(metrics.SamplerConfig{Chains: []metrics.SamplerChain{{Name: "ETH", Node: &node{head: 7}, Balances: balances{}}},
+		PaymentStep: "transfer", ConfirmTimeout: time.Minute}, db), db, nil)
 	reg := prometheus.NewRegistry()
 	require.NoError(t, reg.Register(s))
 	require.NoError(t, s.Sample(context.Background()))
@@ -267,8 +305,7 @@ func TestSamplerServesEveryChain(t *testing.T) {
 		{Name: "BSC", Node: bscNode, Balances: bscBal, Assets: config.ChainConfig{Native: config.NativeCoin{Symbol: "BNB"},
 			Tokens: map[string]config.Token{"USDT": {Address: addr(0xb1), Decimals: 18}, "USDC": {Address: addr(0xb2), Decimals: 6}}}},
 	}
-	s := metrics.NewSampler(metrics.SamplerConfig{ChainStore: evm.NewStats(db), Chains: chains, PaymentStep: "transfer", ConfirmTimeout: 30 * time.Minute,
-		Outbox: answers.New(db, nil, nil)}, db, nil)
+	s := metrics.NewSampler(wired(metrics.SamplerConfig{Chains: chains, PaymentStep: "transfer", ConfirmTimeout: 30 * time.Minute}, db), db, nil)
 	reg := prometheus.NewRegistry()
 	require.NoError(t, reg.Register(s))
 	require.NoError(t, s.Sample(context.Background()))
@@ -362,10 +399,10 @@ func TestSamplerStalledNodeDelaysOnlyItsChain(t *testing.T) {
 	require.NoError(t, ledger.Migrate(context.Background(), db))
 	ethNode := &node{head: 100}
 	bsc := &hangingNode{}
-	s := metrics.NewSampler(metrics.SamplerConfig{ChainStore: evm.NewStats(db), Chains: []metrics.SamplerChain{
+	s := metrics.NewSampler(wired(metrics.SamplerConfig{Chains: []metrics.SamplerChain{
 		{Name: "ETH", Node: ethNode, Balances: balances{}},
 		{Name: "BSC", Node: bsc, Balances: balances{}},
-	}, PaymentStep: "transfer", ConfirmTimeout: time.Minute, Interval: 10 * time.Millisecond, Timeout: time.Hour}, db, nil)
+	}, PaymentStep: "transfer", ConfirmTimeout: time.Minute, Interval: 10 * time.Millisecond, Timeout: time.Hour}, db), db, nil)
 	reg := prometheus.NewRegistry()
 	require.NoError(t, reg.Register(s))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -394,4 +431,17 @@ func TestSamplerStalledNodeDelaysOnlyItsChain(t *testing.T) {
 	cancel()
 	<-done
 	require.EqualValues(t, 1, bsc.returned.Load(), "Run returns once the stalled call gives up")
+}
+
+// A reading func left out fails its part, by name, on every sample: a
+// forgotten wiring shows in the logs instead of a gauge quietly at zero.
+func TestSamplerUnwiredReadingFails(t *testing.T) {
+	db := stacktest.TestDB(t, "metrics")
+	require.NoError(t, ledger.Migrate(context.Background(), db))
+	s := metrics.NewSampler(metrics.SamplerConfig{Chains: []metrics.SamplerChain{{Name: "ETH", Node: &node{head: 7}, Balances: balances{}}},
+		PaymentStep: "transfer", ConfirmTimeout: time.Minute}, db, nil)
+	err := s.Sample(context.Background())
+	for _, field := range []string{"Failing", "WalletKinds", "Mismatches", "Wallets", "ChainStore"} {
+		require.ErrorContains(t, err, "SamplerConfig."+field+" is not set")
+	}
 }

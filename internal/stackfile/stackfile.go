@@ -1,4 +1,4 @@
-// Package stackfile is the shape of .dev/stack.json (SPEC §5): how tools and
+// Package stackfile is the shape of .dev/stack.json: how tools and
 // tests outside the repo reach the local stack. `payflowctl devstack` writes
 // it; internal/stacktest (the tests and the bench) reads it.
 package stackfile

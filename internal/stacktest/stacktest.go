@@ -35,7 +35,7 @@ import (
 	"payflow/protocol"
 )
 
-// Stack is .dev/stack.json (SPEC §5) with the helpers tests reach the
+// Stack is .dev/stack.json with the helpers tests reach the
 // stack through.
 type Stack struct {
 	stackfile.Stack
@@ -136,16 +136,6 @@ func TokenBalance(t testing.TB, u *token.TestUSDT, owner string) *big.Int {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// WalletByLabel returns the address of a dev wallet ("user-1", "hot", ...).
-func WalletByLabel(t testing.TB, db *sql.DB, label string) string {
-	t.Helper()
-	var a string
-	if err := db.QueryRow("SELECT address FROM wallets WHERE label=?", label).Scan(&a); err != nil {
-		t.Fatalf("dev wallet %s: %v", label, err)
-	}
-	return a
 }
 
 // RandomID returns a fresh id with prefix.
@@ -276,7 +266,7 @@ func (s *Stack) Collect(t testing.TB, queue, field string) *Collector {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := strings.TrimSuffix(queue, ".queue") + ".routing.key" // the default names (SPEC §2)
+	key := strings.TrimSuffix(queue, ".queue") + ".routing.key" // the default names
 	if err := ch.QueueBind(private.Name, key, "pay.exchange", false, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -70,7 +70,17 @@ type ListenerConfig struct {
 	ReorgDepth uint64
 	// PollInterval re-checks the head without a WebSocket event.
 	PollInterval time.Duration
+	// Wallets pages through the chain's managed wallets, which are watched
+	// too; nil watches none.
+	Wallets ManagedWallets
 }
+
+// ManagedWallets pages through a chain's managed wallets in the order they
+// were stored: the addresses of at most limit wallets after position after
+// (0 from the first), and the position of the last one (after itself when
+// none). The ledger owns them: (*ledger.Wallets).AddressesAfter for the
+// chain is one.
+type ManagedWallets func(ctx context.Context, after int64, limit int) (addresses []string, last int64, err error)
 
 // Listener finds Transfer logs to watched addresses without ever skipping a
 // block: it persists the last fully processed block (number and hash) and
@@ -348,7 +358,7 @@ func (l *Listener) txLogIndex(ctx context.Context, txHash common.Hash, blockInde
 // Native the blocks' transactions, read one block at a time down from the
 // cursor's hash (one eth_getBlockByHash per block of the backfilled span).
 func (l *Listener) refreshWatches(ctx context.Context, cur evm.Cursor) error {
-	last, added, err := watchWallets(ctx, l.db, l.cfg.Chain, l.lastWalletID, l.watch)
+	last, added, err := watchWallets(ctx, l.cfg.Wallets, l.lastWalletID, l.watch)
 	if err != nil {
 		return err
 	}
@@ -438,37 +448,27 @@ func (l *Listener) refreshWatches(ctx context.Context, cur evm.Cursor) error {
 	return nil
 }
 
-// watchWallets adds the chain's wallets stored after id after to watch and
-// returns the last id read and how many addresses were new to the set.
-func watchWallets(ctx context.Context, db *sql.DB, chainName string, after int64, watch *WatchSet) (last int64, added int,
+// watchWallets adds the chain's wallets stored after position after to
+// watch and returns the last position read and how many addresses were new
+// to the set.
+func watchWallets(ctx context.Context, wallets ManagedWallets, after int64, watch *WatchSet) (last int64, added int,
 	err error) {
+	const page = 10000
 	last = after
-	for {
-		rows, err := db.QueryContext(ctx, "SELECT id, address FROM wallets WHERE chain=? AND id > ? ORDER BY id LIMIT 10000",
-			chainName, last)
+	for wallets != nil {
+		addrs, next, err := wallets(ctx, last, page)
 		if err != nil {
 			return last, added, fmt.Errorf("loading managed wallets: %w", err)
 		}
-		n := 0
-		for rows.Next() {
-			var id int64
-			var a string
-			if err := rows.Scan(&id, &a); err != nil {
-				rows.Close()
-				return last, added, fmt.Errorf("loading managed wallets: %w", err)
-			}
+		for _, a := range addrs {
 			added += watch.Add(common.HexToAddress(a))
-			last = id
-			n++
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return last, added, fmt.Errorf("loading managed wallets: %w", err)
-		}
-		if n < 10000 {
-			return last, added, nil
+		last = next
+		if len(addrs) < page {
+			break
 		}
 	}
+	return last, added, nil
 }
 
 // WatchSet exposes the listener's set (for metrics and tests).

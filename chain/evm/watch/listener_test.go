@@ -14,9 +14,9 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"payflow/chain/evm"
-	"payflow/chain/evm/watch"
-
 	"payflow/chain/evm/evmtest"
+	"payflow/chain/evm/watch"
+	"payflow/ledger"
 )
 
 // depositRecorder is a DepositSink that records what it accepts and can be
@@ -341,8 +341,11 @@ func TestListenerWatchesManagedWallets(t *testing.T) {
 	addWallet(evmtest.ChainName, gas, "gas")
 	addWallet("OTHER", elsewhere, "hot")
 	rec := &deliveryLog{}
-	l, err := watch.NewListener(watch.ListenerConfig{Chain: evmtest.ChainName, Tokens: []common.Address{f.Token}, Native: true},
-		f.DB, f.Client, noDial, nil, rec, evmtest.DiscardLog())
+	wallets := ledger.NewWallets(f.DB, nil)
+	l, err := watch.NewListener(watch.ListenerConfig{Chain: evmtest.ChainName, Tokens: []common.Address{f.Token}, Native: true,
+		Wallets: func(ctx context.Context, after int64, limit int) ([]string, int64, error) {
+			return wallets.AddressesAfter(ctx, evmtest.ChainName, after, limit)
+		}}, f.DB, f.Client, noDial, nil, rec, evmtest.DiscardLog())
 	if err != nil {
 		t.Fatal(err)
 	}
