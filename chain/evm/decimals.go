@@ -20,8 +20,8 @@ var ErrNotAToken = errors.New("no ERC20 token at this address")
 
 // TokenDecimals returns the decimals() of the token contract at token, read
 // at the latest block. Amounts are converted with the configured decimals; a
-// contract that says otherwise makes every amount wrong by a power of ten
-// (issue 19, defect 6), so the worker checks them before serving a chain.
+// contract that says otherwise makes every amount wrong by a power of ten,
+// so the worker checks them before serving a chain.
 // A call the node fails is returned as is (try again); an answer that is no
 // uint8 is ErrNotAToken.
 func TokenDecimals(ctx context.Context, backend bind.ContractCaller, token common.Address) (uint8, error) {

@@ -59,9 +59,8 @@ const gapFillerAttempt = 1000
 // of every step, stored before it is sent and keyed by (chain, workflow id,
 // step, attempt) so that a step is signed once per attempt number whatever
 // retries. Every statement filters on the store's chain: one address has the
-// same nonces, and payflow names its gap fillers the same, on every chain
-// (issue 19, defect 4). Every statement on signed_txs outside the tracker's
-// joins is here.
+// same nonces, and payflow names its gap fillers the same, on every chain.
+// Every statement on signed_txs is here.
 type TxStore struct {
 	chain string
 	db    *sql.DB

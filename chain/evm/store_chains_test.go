@@ -16,7 +16,7 @@ import (
 	"payflow/chain/evm/evmtest"
 )
 
-// TestGapFillersOfTwoChainsAreKeptApart (issue 19, defect 4): one address
+// TestGapFillersOfTwoChainsAreKeptApart: one address
 // needs a gap filler at the same nonce on ETH and on BSC. The fillers are
 // stored under keys that are equal on both chains (the address and the
 // nonce), so signed_txs must key them by chain: both are stored, and each

@@ -92,7 +92,7 @@ func sealedKey(ctx context.Context, db *sql.DB, chainName string, key *ecdsa.Pri
 const broadcastCallers = 64
 
 // minBatchedTxs is the least the batched broadcaster signs in a full bench:
-// SPEC §6 claims ≥ 1,000 tx/s with no gap or reuse over 10,000 and a
+// the target is ≥ 1,000 tx/s with no gap or reuse over 10,000 and a
 // restart in the middle. QUICK=1 signs fewer.
 const minBatchedTxs = 10_000
 

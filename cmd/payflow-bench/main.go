@@ -1,12 +1,12 @@
 // Command payflow-bench measures payflow on the running local stack (`make
-// up`) against the targets of SPEC §6 and prints them side by side:
+// up`) against the targets and prints them side by side:
 //
 //	payments   withdraw+pay through RabbitMQ, flat out and at a fixed rate,
 //	           exactly-once checked, with Temporal's persistence requests
 //	           and the CPU of every stack process per payment; and flat out
 //	           over two chains (ETH and BSC), beside the one-chain figure
-//	baseline   the same payments through the fair baseline workflow of
-//	           SPEC §6 (baseline.go), in the same invocation, and the ratio
+//	baseline   the same payments through the fair baseline workflow
+//	           (baseline.go), in the same invocation, and the ratio
 //	deposits   Transfer logs matched against 1,000,000 watched addresses
 //	ledger     durable postings/s on one hot wallet, 64 writers
 //	broadcast  signed transactions/s accepted by the dev chain, one wallet
@@ -39,7 +39,7 @@ type result struct {
 var (
 	quick     = flag.Bool("quick", false, "smaller sizes (make bench QUICK=1)")
 	nPay      = flag.Int("n", 3000, "payments (withdraw + pay) in the flat-out run")
-	rate      = flag.Int("rate", 0, "requests/s of the fixed-rate run (0: half the flat-out rate, SPEC §6)")
+	rate      = flag.Int("rate", 0, "requests/s of the fixed-rate run (0: half the flat-out rate)")
 	nRate     = flag.Int("n-rate", 1000, "payments in the fixed-rate run")
 	nBaseline = flag.Int("n-baseline", 0, "payments through the fair baseline (0: as many as -n)")
 	nTwo      = flag.Int("n-two-chains", 0, "payments in the flat-out run over two chains (0: as many as -n)")
@@ -194,7 +194,7 @@ func main() {
 	}
 	fmt.Printf("  (the bench took %.0f s)\n", time.Since(started).Seconds())
 	fmt.Println()
-	fmt.Println("| measure | measured | target (SPEC §6) | verdict | note |")
+	fmt.Println("| measure | measured | target | verdict | note |")
 	fmt.Println("|---|---|---|---|---|")
 	failed := false
 	for _, r := range rows {

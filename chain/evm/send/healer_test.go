@@ -82,7 +82,7 @@ func (o *fakeOwners) OwnerRunning(_ context.Context, workflowID string) (bool, e
 	return o.running[workflowID], o.err
 }
 
-// TestHealGapsSendsLiveOwnersTransfer (defect 7, the gap healer can cancel a
+// TestHealGapsSendsLiveOwnersTransfer (the gap healer must not cancel a
 // live payment): a transfer signed but not yet sent whose workflow still runs
 // (it is retrying its broadcast) is sent by the healer, never cancelled.
 // While the owner cannot be asked, the wallet is left alone. The same gap

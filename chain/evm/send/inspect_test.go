@@ -44,7 +44,7 @@ func TestInspectMinedTransfer(t *testing.T) {
 	}
 }
 
-// TestInspectRevertedTransfer (defect 11): a mined transfer that reverted is
+// TestInspectRevertedTransfer: a mined transfer that reverted is
 // mined and not succeeded, with the reason.
 func TestInspectRevertedTransfer(t *testing.T) {
 	f := newChainFixture(t)
@@ -59,7 +59,7 @@ func TestInspectRevertedTransfer(t *testing.T) {
 	}
 }
 
-// TestInspectTokenThatMovesNothing (defect 11): a token that answers
+// TestInspectTokenThatMovesNothing: a token that answers
 // transfer with false instead of reverting gives a receipt with status 1 and
 // no Transfer log: the transfer did not succeed.
 func TestInspectTokenThatMovesNothing(t *testing.T) {
@@ -112,8 +112,8 @@ func TestInspectNativeTransfer(t *testing.T) {
 	}
 }
 
-// TestNonceTakenDuringReplacement (defect 5, nonce taken during replacement:
-// stuck for ever): another transaction from the wallet takes the nonce of a
+// TestNonceTakenDuringReplacement (a nonce taken during a replacement must
+// not leave the payment stuck for ever): another transaction from the wallet takes the nonce of a
 // stuck transfer. Replace and Send say ErrNonceTooLow and sign nothing;
 // Inspect says pending until the stranger is confirmations deep, then
 // dropped, so the caller can release the payment.

@@ -319,7 +319,7 @@ func (b *flakySend) SendTransaction(ctx context.Context, tx *types.Transaction) 
 	return b.Backend.SendTransaction(ctx, tx)
 }
 
-// TestReplaceRetriesStoreOneReplacement (defect 6, retries burn replacement
+// TestReplaceRetriesStoreOneReplacement (retries must not burn replacement
 // attempts): the first replacement's broadcast fails twice and Temporal
 // retries the same logical replacement; the step still has exactly one
 // replacement, sent with the bytes stored by the first call.

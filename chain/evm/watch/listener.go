@@ -97,7 +97,7 @@ type ManagedWallets func(ctx context.Context, after int64, limit int) (addresses
 //
 // Every managed wallet of the chain (a row of the wallets table) is watched
 // too, from the first pass after it was stored, so that every transfer into
-// it is booked (SPEC §3): payments between managed wallets, refills, any
+// it is booked: payments between managed wallets, refills, any
 // configured asset. The listener does not say which addresses a topup
 // watches; the sink decides what is announced.
 type Listener struct {

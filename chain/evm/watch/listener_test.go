@@ -321,7 +321,7 @@ func TestListenerRedeliversRemined(t *testing.T) {
 	}
 }
 
-// TestListenerWatchesManagedWallets (issue 19, defects 2 and 11): every
+// TestListenerWatchesManagedWallets: every
 // managed wallet of the listener's chain (a wallets row, no topup watch) is
 // watched for tokens and the native coin, including one stored after the
 // listener started; a wallet of another chain is not.

@@ -204,7 +204,7 @@ func (l *nativeScanner) walkBlocks(ctx context.Context, from uint64, top evm.Cur
 // readBlock reads block n by hash h. On OP-stack and Arbitrum chains every
 // block holds a transaction type go-ethereum cannot decode (deposits,
 // retryables), so BlockByHash fails on every block and the scan would never
-// move (issue 19, defect 8). Then the block is read again as raw JSON and its
+// move. Then the block is read again as raw JSON and its
 // transactions decoded one by one (readTxByTx), the undecodable ones
 // skipped: they are the rollup's system transactions, and the ordinary
 // transfers beside them are still found.

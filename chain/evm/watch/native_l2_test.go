@@ -105,8 +105,8 @@ func (n *fakeL2Node) answer(method string, params []json.RawMessage) (any, error
 	return nil, fmt.Errorf("the method %s does not exist/is not available", method)
 }
 
-// TestFakeL2NodeNativeDepositBesideUndecodableTxType (issue 19, defect 8,
-// unit test with a fake OP-stack node): go-ethereum cannot decode the
+// TestFakeL2NodeNativeDepositBesideUndecodableTxType (a unit test
+// with a fake OP-stack node): go-ethereum cannot decode the
 // type-0x7e deposit transaction every OP-stack block holds, so BlockByHash
 // fails on every block, and the native deposit scan failed with it: the
 // listener's cursor never moved and no deposit was seen. Now the block is

@@ -19,7 +19,7 @@ import (
 	"payflow/chain/evm"
 )
 
-// Confirmation tracking per block (issue 13, SPEC §6): the work per head
+// Confirmation tracking per block: the work per head
 // follows the chain, not the number of transfers in flight.
 //
 // The follower holds every open tracked row in memory, indexed by hash, and

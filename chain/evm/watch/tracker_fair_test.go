@@ -37,7 +37,7 @@ func (f *trackerFixture) insertStuck(n int) {
 	}
 }
 
-// TestTrackerChecksEveryOpenRow (defect 9, the tracker starves): more than a
+// TestTrackerChecksEveryOpenRow: more than a
 // pass's worth of transactions that can never mine were tracked first; a real
 // transfer tracked after them is still seen and confirmed.
 func TestTrackerChecksEveryOpenRow(t *testing.T) {
@@ -64,7 +64,7 @@ func TestTrackerChecksEveryOpenRow(t *testing.T) {
 	}
 }
 
-// TestTrackerRetiresDroppedTransfer (defect 9): a transfer payflow signed
+// TestTrackerRetiresDroppedTransfer: a transfer payflow signed
 // whose nonce another transaction took can never mine. Once the stranger is
 // confirmations deep, its owner is told "dropped" (a payment tracking
 // "confirmed" only, too) and the row is no longer polled; before that the

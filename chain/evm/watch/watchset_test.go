@@ -33,7 +33,7 @@ func TestWatchSet(t *testing.T) {
 
 // BenchmarkWatchSetMatch1M: 1,000,000 watched addresses; each op matches one
 // Transfer log's recipient (1 in 10 is watched). Reports logs/s and the heap
-// the set holds (SPEC §6: ≥ 50,000 logs/s, ≤ 300 MB).
+// the set holds (≥ 50,000 logs/s, ≤ 300 MB).
 func BenchmarkWatchSetMatch1M(b *testing.B) {
 	const n = 1_000_000
 	runtime.GC()
