@@ -49,11 +49,15 @@ type Activities struct {
 	Confirmations uint64
 	Responses     map[protocol.Flow]config.QueueConfig
 	DB            *sql.DB
-	Eth           chain.Backend
-	Ledger        *ledger.Ledger
-	Wallets       *ledger.Wallets
-	Broadcaster   *chain.Broadcaster
-	Publisher     *rmq.Publisher
+	// Transfers, Fees, Balances and Reads are the chain's family behind the
+	// contract of package chain (for an EVM chain, one *family.Family).
+	Transfers chain.Transfers
+	Fees      chain.Fees
+	Balances  chain.Balances
+	Reads     chain.Reader
+	Ledger    *ledger.Ledger
+	Wallets   *ledger.Wallets
+	Publisher *rmq.Publisher
 	// Metrics counts payments, deposit notices and broadcasts, once each
 	// (nil: nothing is counted).
 	Metrics *metrics.Metrics

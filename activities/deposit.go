@@ -2,14 +2,6 @@ package activities
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"math/big"
-	"strings"
-
-	"github.com/ethereum/go-ethereum"
-	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/core/types"
 
 	"payflow/chain"
 	"payflow/ledger"
@@ -32,18 +24,9 @@ type WatchResult struct {
 // RegisterWatch adds the address to the watched set from the current head on.
 // Idempotent: a repeat keeps the first registration.
 func (a *Activities) RegisterWatch(ctx context.Context, in WatchInput) (WatchResult, error) {
-	head, err := a.Eth.BlockNumber(ctx)
-	if err != nil {
-		return WatchResult{}, fmt.Errorf("reading head: %w", err)
-	}
-	isNew, err := chain.Watch(ctx, a.DB, in.Chain, in.Symbol, common.HexToAddress(in.Address), head)
+	from, isNew, err := a.Reads.Watch(ctx, in.Symbol, in.Address)
 	if err != nil {
 		return WatchResult{}, err
-	}
-	var from uint64
-	if err := a.DB.QueryRowContext(ctx, "SELECT from_block FROM watched_addresses WHERE chain=? AND address=? AND symbol=?",
-		in.Chain, strings.ToLower(in.Address), in.Symbol).Scan(&from); err != nil {
-		return WatchResult{}, fmt.Errorf("reading watch of %s: %w", in.Address, err)
 	}
 	return WatchResult{FromBlock: from, New: isNew}, nil
 }
@@ -54,9 +37,10 @@ type TrackInput struct {
 	WorkflowID string
 }
 
-// TrackTx registers the transaction with the confirmation tracker. Idempotent.
+// TrackTx registers the transaction with the confirmation tracker, for
+// every milestone. Idempotent.
 func (a *Activities) TrackTx(ctx context.Context, in TrackInput) error {
-	return chain.TrackTx(ctx, a.DB, a.Chain, common.HexToHash(in.TxHash), in.WorkflowID)
+	return a.Transfers.Track(ctx, in.TxHash, in.WorkflowID, true)
 }
 
 // DepositRef identifies one deposit log.
@@ -89,55 +73,13 @@ func (a *Activities) VerifyDeposit(ctx context.Context, in DepositRef) (DepositC
 // depositOnChain is VerifyDeposit; mined says whether the transaction has a
 // receipt at all (reverted, or carrying another log, when not Present).
 func (a *Activities) depositOnChain(ctx context.Context, in DepositRef) (chk DepositCheck, mined bool, err error) {
-	r, err := a.Eth.TransactionReceipt(ctx, common.HexToHash(in.TxHash))
-	if errors.Is(err, ethereum.NotFound) || (err == nil && r == nil) {
-		return DepositCheck{}, false, nil
-	}
+	p, err := a.Reads.ProveDeposit(ctx, chain.DepositClaim{TxHash: in.TxHash, Position: in.LogIndex, Token: in.Token,
+		To: in.To, Units: in.Units})
 	if err != nil {
-		return DepositCheck{}, false, fmt.Errorf("reading receipt %s: %w", in.TxHash, err)
+		return DepositCheck{}, false, err
 	}
-	if r.Status != 1 {
-		return DepositCheck{Reverted: true}, true, nil
-	}
-	if in.LogIndex == chain.NativeLogIndex {
-		return a.nativeDepositOnChain(ctx, in, r)
-	}
-	if int(in.LogIndex) >= len(r.Logs) {
-		return DepositCheck{}, true, nil
-	}
-	lg := r.Logs[in.LogIndex]
-	if len(lg.Topics) != 3 || lg.Topics[0] != chain.TransferTopic || !strings.EqualFold(lg.Address.Hex(), in.Token) ||
-		!strings.EqualFold(common.BytesToAddress(lg.Topics[2].Bytes()).Hex(), in.To) || len(lg.Data) < 32 {
-		return DepositCheck{}, true, nil
-	}
-	if new(big.Int).SetBytes(lg.Data[:32]).String() != in.Units {
-		return DepositCheck{}, true, nil
-	}
-	return DepositCheck{Present: true, BlockNumber: r.BlockNumber.Uint64(), BlockHash: r.BlockHash.Hex(),
-		BlockLogIndex: lg.Index}, true, nil
-}
-
-// nativeDepositOnChain checks that the successful transaction of receipt r
-// pays in.Units of the native coin to in.To (a native deposit has no log).
-func (a *Activities) nativeDepositOnChain(ctx context.Context, in DepositRef, r *types.Receipt) (DepositCheck, bool, error) {
-	tb, ok := a.Eth.(interface {
-		TransactionByHash(ctx context.Context, hash common.Hash) (*types.Transaction, bool, error)
-	})
-	if !ok {
-		return DepositCheck{}, false, errors.New("the node client cannot look transactions up by hash")
-	}
-	tx, _, err := tb.TransactionByHash(ctx, common.HexToHash(in.TxHash))
-	if errors.Is(err, ethereum.NotFound) {
-		return DepositCheck{}, false, nil
-	}
-	if err != nil {
-		return DepositCheck{}, false, fmt.Errorf("reading transaction %s: %w", in.TxHash, err)
-	}
-	if tx.To() == nil || !strings.EqualFold(tx.To().Hex(), in.To) || tx.Value().String() != in.Units {
-		return DepositCheck{}, true, nil
-	}
-	return DepositCheck{Present: true, BlockNumber: r.BlockNumber.Uint64(), BlockHash: r.BlockHash.Hex(),
-		BlockLogIndex: chain.NativeLogIndex}, true, nil
+	return DepositCheck{Present: p.Present, Reverted: p.Reverted, BlockNumber: p.BlockNumber, BlockHash: p.BlockHash,
+		BlockLogIndex: p.BlockLogIndex}, p.Mined, nil
 }
 
 // CreditInput credits a confirmed deposit.

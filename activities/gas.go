@@ -7,9 +7,6 @@ import (
 	"math/big"
 	"strings"
 
-	"github.com/ethereum/go-ethereum"
-	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/shopspring/decimal"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -35,7 +32,7 @@ func GasKey(workflowID, step string) string { return "gas:" + workflowID + "/" +
 // reserveGas holds the gas budget of a transfer of units of asset from from
 // to to. A reservation already made for the step is kept as it is (a retry
 // may estimate differently). No native coin configured: nothing is held.
-func (a *Activities) reserveGas(ctx context.Context, workflowID, step string, asset config.Asset, from, to common.Address,
+func (a *Activities) reserveGas(ctx context.Context, workflowID, step string, asset config.Asset, from, to string,
 	units *big.Int) error {
 	native := a.Assets.Native.Symbol
 	if native == "" {
@@ -47,13 +44,7 @@ func (a *Activities) reserveGas(ctx context.Context, workflowID, step string, as
 	} else if !errors.Is(err, ledger.ErrReservationNotFound) {
 		return err
 	}
-	var gas uint64
-	var err error
-	if asset.Native {
-		gas, err = a.Broadcaster.Fees.NativeGas(ctx, from, to, units)
-	} else {
-		gas, err = a.Broadcaster.Fees.TransferGas(ctx, common.HexToAddress(asset.Address), from, to, units)
-	}
+	gas, err := a.Fees.Gas(ctx, tokenOf(asset), from, to, units)
 	if err != nil {
 		return a.refusedBeforeSigning(ctx, workflowID, asset, from, to, err)
 	}
@@ -62,24 +53,24 @@ func (a *Activities) reserveGas(ctx context.Context, workflowID, step string, as
 		return classify(err)
 	}
 	budget := new(big.Int).Mul(new(big.Int).SetUint64(gas), fee)
-	_, err = a.Ledger.Reserve(ctx, ledger.ReserveInput{QueueID: key, Chain: a.Chain, Address: chain.Lower(from), Symbol: native,
+	_, err = a.Ledger.Reserve(ctx, ledger.ReserveInput{QueueID: key, Chain: a.Chain, Address: strings.ToLower(from), Symbol: native,
 		Amount: chain.FromUnits(budget, config.NativeDecimals), WorkflowID: workflowID})
 	if errors.Is(err, ledger.ErrInsufficientFunds) {
 		return permanent(ErrTypeInsufficientGas, fmt.Errorf("%s cannot pay the gas of this transfer: it may cost up to %s %s: %w",
-			chain.Lower(from), chain.FromUnits(budget, config.NativeDecimals), native, chain.ErrInsufficientGas))
+			strings.ToLower(from), chain.FromUnits(budget, config.NativeDecimals), native, chain.ErrInsufficientGas))
 	}
 	return classify(err)
 }
 
 // gasBudgetFee is the fee per gas a first attempt's budget is held at: twice
 // what the chain asks now (the max fee a first signature uses, see
-// FeeOracle.Fees), so a base fee that rises before the signature is
+// chain.Fees.MaxFee), so a base fee that rises before the signature is
 // covered, and never above the chain's cap. Holding the cap itself would
 // hold hundreds of times the real fee on a cheap chain and refuse payments
 // for gas the wallet has. A replacement, which may cost up to the cap,
 // holds the rest first (holdReplacementGas).
 func (a *Activities) gasBudgetFee(ctx context.Context) (*big.Int, error) {
-	_, maxFee, err := a.Broadcaster.Fees.Fees(ctx)
+	maxFee, err := a.Fees.MaxFee(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -120,15 +111,11 @@ func (a *Activities) holdReplacementGas(ctx context.Context, workflowID, step st
 	if first.State != "held" {
 		return nil // decided already: nothing more will be charged
 	}
-	stx, err := a.Broadcaster.Store.Stored(ctx, workflowID, step)
+	stx, err := a.Transfers.Stored(ctx, workflowID, step)
 	if err != nil {
 		return err
 	}
-	var tx types.Transaction
-	if err := tx.UnmarshalBinary(stx.Raw); err != nil {
-		return fmt.Errorf("decoding stored transfer %s: %w", stx.Hash.Hex(), err)
-	}
-	most := chain.FromUnits(new(big.Int).Mul(new(big.Int).SetUint64(tx.Gas()), a.Assets.MaxFeeWei()), config.NativeDecimals)
+	most := chain.FromUnits(new(big.Int).Mul(new(big.Int).SetUint64(stx.Gas), a.Assets.MaxFeeWei()), config.NativeDecimals)
 	extra := most.Sub(first.Amount)
 	if extra.Sign() <= 0 {
 		return nil
@@ -195,13 +182,11 @@ func (a *Activities) gasSpends(ctx context.Context, in ChargeInput) ([]ledger.Sp
 	}
 	spent := decimal.Zero
 	if in.TxHash != "" {
-		r, err := a.Eth.TransactionReceipt(ctx, common.HexToHash(in.TxHash))
-		switch {
-		case errors.Is(err, ethereum.NotFound) || (err == nil && r == nil):
-		case err != nil:
-			return nil, fmt.Errorf("reading receipt %s: %w", in.TxHash, err)
-		default:
-			fee := new(big.Int).Mul(new(big.Int).SetUint64(r.GasUsed), r.EffectiveGasPrice)
+		fee, mined, err := a.Fees.Paid(ctx, in.TxHash)
+		if err != nil {
+			return nil, err
+		}
+		if mined {
 			spent = chain.FromUnits(fee, config.NativeDecimals)
 		}
 	}
@@ -221,15 +206,15 @@ func (a *Activities) gasSpends(ctx context.Context, in ChargeInput) ([]ledger.Sp
 // that the token accepts transfer(to, units) from from, simulated on the
 // node's latest state; a refusal because from holds less on chain than the
 // ledger says is told apart for the answer.
-func (a *Activities) checkTokenTransfer(ctx context.Context, workflowID string, asset config.Asset, from, to common.Address,
+func (a *Activities) checkTokenTransfer(ctx context.Context, workflowID string, asset config.Asset, from, to string,
 	units *big.Int) error {
-	token := common.HexToAddress(asset.Address)
-	err := a.Broadcaster.Fees.SimulateTransfer(ctx, token, from, to, units)
+	token := asset.Address
+	err := a.Fees.Simulate(ctx, token, from, to, units)
 	if errors.Is(err, chain.ErrWouldRevert) {
 		// Refused: say why in the business's terms. A sender short of the
 		// token on chain is the usual reason; the balance is read only
 		// here, off the common path (the signer reads it again anyway).
-		if short := a.Broadcaster.Balances.RequireToken(ctx, token, from, units); errors.Is(short, chain.ErrInsufficientToken) {
+		if short := a.Balances.RequireToken(ctx, token, from, units); errors.Is(short, chain.ErrInsufficientToken) {
 			err = short
 		}
 	}
@@ -242,25 +227,35 @@ func (a *Activities) checkTokenTransfer(ctx context.Context, workflowID string, 
 // refusedBeforeSigning turns the chain's refusal of a transfer that was
 // only simulated into the payment's answer, in the business's words (the
 // node's own text goes to the log); other errors are classified as usual.
-func (a *Activities) refusedBeforeSigning(ctx context.Context, workflowID string, asset config.Asset, from, to common.Address,
+func (a *Activities) refusedBeforeSigning(ctx context.Context, workflowID string, asset config.Asset, from, to string,
 	err error) error {
+	from, to = strings.ToLower(from), strings.ToLower(to)
 	shortOnChain := errors.Is(err, chain.ErrWouldRevert) && strings.Contains(strings.ToLower(err.Error()), "insufficient funds")
 	switch {
 	case errors.Is(err, chain.ErrInsufficientToken), shortOnChain:
 		activity.GetLogger(ctx).Warn("the wallet holds less on chain than the ledger says", "workflow_id", workflowID,
-			"address", chain.Lower(from), "symbol", asset.Symbol, "err", err)
+			"address", from, "symbol", asset.Symbol, "err", err)
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 			"insufficient funds: %s holds less %s on chain than this payment needs; nothing was signed",
-			chain.Lower(from), asset.Symbol), ErrTypeInsufficientFunds, err)
+			from, asset.Symbol), ErrTypeInsufficientFunds, err)
 	case errors.Is(err, chain.ErrWouldRevert):
 		activity.GetLogger(ctx).Warn("the chain refuses the transfer; answering before signing", "workflow_id", workflowID,
-			"address", chain.Lower(from), "to_address", chain.Lower(to), "symbol", asset.Symbol, "err", err)
-		what := fmt.Sprintf("the token %s refuses this transfer to %s", asset.Symbol, chain.Lower(to))
+			"address", from, "to_address", to, "symbol", asset.Symbol, "err", err)
+		what := fmt.Sprintf("the token %s refuses this transfer to %s", asset.Symbol, to)
 		if asset.Native {
-			what = fmt.Sprintf("the recipient %s does not accept %s (its code reverts)", chain.Lower(to), asset.Symbol)
+			what = fmt.Sprintf("the recipient %s does not accept %s (its code reverts)", to, asset.Symbol)
 		}
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("refused by the chain: %s; nothing was signed", what),
 			ErrTypeRefusedByChain, err)
 	}
 	return classify(err)
+}
+
+// tokenOf is the contract address of asset for package chain: "" for the
+// native coin.
+func tokenOf(asset config.Asset) string {
+	if asset.Native {
+		return ""
+	}
+	return asset.Address
 }

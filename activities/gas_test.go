@@ -14,6 +14,8 @@ import (
 
 	"payflow/activities"
 	"payflow/chain"
+	"payflow/chain/evm"
+	"payflow/chain/evm/send"
 	"payflow/config"
 	"payflow/ledger"
 	"payflow/protocol"
@@ -29,11 +31,11 @@ func TestGasIsHeldBeforeSigningAndChargedFromTheReceipt(t *testing.T) {
 	f.acts.Assets.MaxFeeGwei = 100
 	key, err := crypto.HexToECDSA(deployerKeyHex)
 	require.NoError(t, err)
-	from := chain.Lower(crypto.PubkeyToAddress(key.PublicKey))
+	from := evm.Lower(crypto.PubkeyToAddress(key.PublicKey))
 
 	// Nothing native in the ledger: refused before signing.
 	_, err = f.env.ExecuteActivity(f.acts.SignTransfer, activities.TransferInput{WorkflowID: "withdraw-gas-1", Step: "transfer",
-		Symbol: "USDT", From: from, To: chain.Lower(f.token), Amount: protocol.MustAmount("1")})
+		Symbol: "USDT", From: from, To: evm.Lower(f.token), Amount: protocol.MustAmount("1")})
 	var appErr *temporal.ApplicationError
 	require.True(t, errors.As(err, &appErr), "err = %v", err)
 	require.Equal(t, activities.ErrTypeInsufficientGas, appErr.Type())
@@ -89,7 +91,7 @@ func TestChargeGasOfAReplacementAboveTheFirstBudget(t *testing.T) {
 	f.acts.Assets.MaxFeeGwei = 100
 	key, err := crypto.HexToECDSA(deployerKeyHex)
 	require.NoError(t, err)
-	from := chain.Lower(crypto.PubkeyToAddress(key.PublicKey))
+	from := evm.Lower(crypto.PubkeyToAddress(key.PublicKey))
 	_, err = f.led.Credit(f.ctx, ledger.CreditInput{Chain: "ETH", Address: from, Symbol: "ETH", Amount: decimal.RequireFromString("1"),
 		TxHash: "0x01", LogIndex: chain.NativeLogIndex})
 	require.NoError(t, err)
@@ -173,15 +175,16 @@ func TestGasBudgetFollowsTheChainsFee(t *testing.T) {
 	f.acts.Assets.MaxFeeGwei = 100_000 // far above the simulated chain's fee
 	key, err := crypto.HexToECDSA(deployerKeyHex)
 	require.NoError(t, err)
-	from := chain.Lower(crypto.PubkeyToAddress(key.PublicKey))
+	from := evm.Lower(crypto.PubkeyToAddress(key.PublicKey))
 	sealer, err := ledger.NewKeySealer(make([]byte, 32))
 	require.NoError(t, err)
 	f.acts.Wallets = ledger.NewWallets(f.led.DB(), sealer)
-	_, err = f.acts.Wallets.Import(f.ctx, "ETH", ledger.KindHot, "budget", key)
+	_, err = evm.Keys{Wallets: f.acts.Wallets}.Import(f.ctx, "ETH", ledger.KindHot, "budget", key)
 	require.NoError(t, err)
-	f.acts.Broadcaster, err = chain.NewBroadcaster(chain.BroadcasterConfig{Chain: "ETH", ChainID: big.NewInt(simChainID),
-		MaxFeeWei: f.acts.Assets.MaxFeeWei()}, f.led.DB(), f.sim.Client(), f.acts.Wallets, nil)
+	bc, err := send.NewBroadcaster(send.BroadcasterConfig{Chain: "ETH", ChainID: big.NewInt(simChainID),
+		MaxFeeWei: f.acts.Assets.MaxFeeWei()}, f.led.DB(), f.sim.Client(), evm.Keys{Wallets: f.acts.Wallets}, nil)
 	require.NoError(t, err)
+	useFamily(t, f.acts, f.led.DB(), f.sim.Client(), bc)
 	for sym, amt := range map[string]string{"USDT": "100", "ETH": "1"} {
 		_, err = f.led.Credit(f.ctx, ledger.CreditInput{Chain: "ETH", Address: from, Symbol: sym,
 			Amount: decimal.RequireFromString(amt), TxHash: "0x0b" + sym, LogIndex: 1})
@@ -192,7 +195,7 @@ func TestGasBudgetFollowsTheChainsFee(t *testing.T) {
 	require.NoError(t, err)
 	g, err := f.led.GetReservation(f.ctx, activities.GasKey("withdraw-budget", "transfer"))
 	require.NoError(t, err)
-	stx, err := f.acts.Broadcaster.Store.Stored(f.ctx, "withdraw-budget", "transfer")
+	stx, err := bc.Store.Stored(f.ctx, "withdraw-budget", "transfer")
 	require.NoError(t, err)
 	var tx types.Transaction
 	require.NoError(t, tx.UnmarshalBinary(stx.Raw))

@@ -15,7 +15,7 @@ import (
 // that owns the transaction (workflows.SignalTxEvent is the same name).
 const SignalTxEvent = "tx-event"
 
-// Owners connects the chain package's confirmation tracker and gap healer to
+// Owners connects the chain family's confirmation tracker and gap healer to
 // Temporal: it implements chain.Notifier (milestones as SignalTxEvent
 // signals) and chain.OwnerChecker (is the owning workflow still running?).
 type Owners struct {

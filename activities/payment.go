@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/rpc"
 	"go.temporal.io/sdk/activity"
 
 	"payflow/answers"
@@ -316,23 +314,16 @@ func (a *Activities) SignTransfer(ctx context.Context, in TransferInput) (Transf
 	if err != nil {
 		return TransferResult{}, classify(err)
 	}
-	from, to := common.HexToAddress(in.From), common.HexToAddress(in.To)
 	if !asset.Native {
-		if err := a.checkTokenTransfer(ctx, in.WorkflowID, asset, from, to, units); err != nil {
+		if err := a.checkTokenTransfer(ctx, in.WorkflowID, asset, in.From, in.To, units); err != nil {
 			return TransferResult{}, err
 		}
 	}
-	if err := a.reserveGas(ctx, in.WorkflowID, in.Step, asset, from, to, units); err != nil {
+	if err := a.reserveGas(ctx, in.WorkflowID, in.Step, asset, in.From, in.To, units); err != nil {
 		return TransferResult{}, err
 	}
-	var stx chain.SignedTx
-	if asset.Native {
-		stx, err = a.Broadcaster.Signer.SignNative(ctx, chain.NativeTransferRequest{WorkflowID: in.WorkflowID, Step: in.Step,
-			From: from, To: to, Wei: units})
-	} else {
-		stx, err = a.Broadcaster.Signer.SignTransfer(ctx, chain.TransferRequest{WorkflowID: in.WorkflowID, Step: in.Step,
-			From: from, To: to, Token: common.HexToAddress(asset.Address), Units: units})
-	}
+	stx, err := a.Transfers.Sign(ctx, chain.Transfer{WorkflowID: in.WorkflowID, Step: in.Step, From: in.From, To: in.To,
+		Token: tokenOf(asset), Units: units})
 	if err != nil {
 		return TransferResult{}, classify(err)
 	}
@@ -341,7 +332,7 @@ func (a *Activities) SignTransfer(ctx context.Context, in TransferInput) (Transf
 
 // storedTransfer returns the transfer already signed for (workflowID, step).
 func (a *Activities) storedTransfer(ctx context.Context, workflowID, step string) (TransferResult, bool, error) {
-	stx, err := a.Broadcaster.Store.Stored(ctx, workflowID, step)
+	stx, err := a.Transfers.Stored(ctx, workflowID, step)
 	switch {
 	case err == nil:
 		return transferResult(stx), true, nil
@@ -372,8 +363,8 @@ func (a *Activities) requireHeld(ctx context.Context, key string) error {
 	return nil
 }
 
-func transferResult(stx chain.SignedTx) TransferResult {
-	return TransferResult{TxHash: stx.Hash.Hex(), Nonce: stx.Nonce, From: chain.Lower(stx.From)}
+func transferResult(stx chain.Signed) TransferResult {
+	return TransferResult{TxHash: stx.TxHash, Nonce: stx.Nonce, From: stx.From}
 }
 
 // BroadcastInput names the stored transaction to send.
@@ -402,7 +393,7 @@ type BroadcastResult struct {
 // errors are returned for a retry; only a step with nothing signed is a
 // permanent error.
 func (a *Activities) Broadcast(ctx context.Context, in BroadcastInput) (BroadcastResult, error) {
-	stx, err := a.Broadcaster.Store.Stored(ctx, in.WorkflowID, in.Step)
+	stx, err := a.Transfers.Stored(ctx, in.WorkflowID, in.Step)
 	if errors.Is(err, chain.ErrNotSigned) {
 		return BroadcastResult{}, permanent(ErrTypeInvalidRequest, err)
 	}
@@ -410,16 +401,16 @@ func (a *Activities) Broadcast(ctx context.Context, in BroadcastInput) (Broadcas
 		return BroadcastResult{}, err
 	}
 	// Track before sending, so a confirmation can never be missed.
-	if err := chain.TrackTxConfirmedOnly(ctx, a.DB, a.Chain, stx.Hash, in.WorkflowID); err != nil {
+	if err := a.Transfers.Track(ctx, stx.TxHash, in.WorkflowID, false); err != nil {
 		return BroadcastResult{}, err
 	}
-	res := BroadcastResult{TxHash: stx.Hash.Hex()}
+	res := BroadcastResult{TxHash: stx.TxHash}
 	// The first broadcast of a transfer: its only attempt, never accepted.
 	first := in.Flow != "" && a.Metrics != nil && stx.Attempt == 0 && stx.State == "signed"
-	if _, err := a.Broadcaster.Sender.SendStored(ctx, stx); err != nil {
+	if err := a.Transfers.Send(ctx, stx); err != nil {
 		if reason, refused := nodeRefusal(err); refused {
 			activity.GetLogger(ctx).Warn("node refused the transfer; waiting for the chain", "workflow_id", in.WorkflowID,
-				"tx_hash", stx.Hash.Hex(), "err", err)
+				"tx_hash", stx.TxHash, "err", err)
 			res.Refused = reason
 			return res, nil
 		}
@@ -438,9 +429,9 @@ func nodeRefusal(err error) (string, bool) {
 	if errors.Is(err, chain.ErrNonceTooLow) {
 		return "its nonce was used by another transaction", true
 	}
-	var rpcErr rpc.Error
-	if errors.As(err, &rpcErr) {
-		return "the node refused it: " + rpcErr.Error(), true
+	var refusal *chain.NodeRefusal
+	if errors.As(err, &refusal) {
+		return "the node refused it: " + refusal.Error(), true
 	}
 	return "", false
 }
@@ -475,21 +466,21 @@ type Inspection struct {
 }
 
 // InspectTransfer asks the chain about every attempt of a transfer (see
-// chain.Sender.Inspect).
+// chain.Transfers.Inspect).
 func (a *Activities) InspectTransfer(ctx context.Context, in InspectInput) (Inspection, error) {
-	insp, err := a.Broadcaster.Sender.Inspect(ctx, in.WorkflowID, in.Step, a.Confirmations)
+	insp, err := a.Transfers.Inspect(ctx, in.WorkflowID, in.Step, a.Confirmations)
 	if errors.Is(err, chain.ErrNotSigned) {
 		return Inspection{}, permanent(ErrTypeInvalidRequest, err)
 	}
 	if err != nil {
 		return Inspection{}, err
 	}
-	out := Inspection{State: string(insp.State), TxHash: insp.Attempt.Hash.Hex(), BlockNumber: insp.BlockNumber,
+	out := Inspection{State: string(insp.State), TxHash: insp.TxHash, BlockNumber: insp.BlockNumber,
 		Paid: insp.State == chain.TransferMined && insp.Succeeded, Reason: insp.Reason}
 	if out.Paid && insp.Received != nil && insp.Received.Cmp(insp.Units) < 0 {
-		sym, t, ok := a.Assets.TokenByAddress(insp.Token.Hex())
+		sym, t, ok := a.Assets.TokenByAddress(insp.Token)
 		if !ok {
-			sym, t.Decimals = chain.Lower(insp.Token), 0
+			sym, t.Decimals = insp.Token, 0
 		}
 		out.Received = chain.FromUnits(insp.Received, t.Decimals).String()
 		activity.GetLogger(ctx).Warn("the token moved less to the recipient than was sent (a fee on transfer); paid",
@@ -497,7 +488,7 @@ func (a *Activities) InspectTransfer(ctx context.Context, in InspectInput) (Insp
 			"sent", chain.FromUnits(insp.Units, t.Decimals).String(), "received", out.Received)
 	}
 	if insp.State == chain.TransferMined {
-		head, err := a.Eth.BlockNumber(ctx)
+		head, err := a.Reads.Head(ctx)
 		if err != nil {
 			return Inspection{}, fmt.Errorf("reading head: %w", err)
 		}
@@ -543,7 +534,7 @@ func (a *Activities) ReplaceTransfer(ctx context.Context, in ReplaceInput) (Repl
 	} else if err != nil {
 		return ReplaceResult{}, err
 	}
-	stx, err := a.Broadcaster.Sender.Replace(ctx, in.WorkflowID, in.Step, in.Attempt)
+	stx, err := a.Transfers.Replace(ctx, in.WorkflowID, in.Step, in.Attempt)
 	switch {
 	case errors.Is(err, chain.ErrNonceTooLow):
 		return ReplaceResult{Stuck: "its nonce was used by another transaction; waiting for the chain to prove it"}, nil
@@ -556,12 +547,12 @@ func (a *Activities) ReplaceTransfer(ctx context.Context, in ReplaceInput) (Repl
 		return ReplaceResult{}, err
 	}
 	if stx.Mined {
-		return ReplaceResult{TxHash: stx.Hash.Hex(), Settled: true}, nil
+		return ReplaceResult{TxHash: stx.TxHash, Settled: true}, nil
 	}
-	if err := chain.TrackTxConfirmedOnly(ctx, a.DB, a.Chain, stx.Hash, in.WorkflowID); err != nil {
+	if err := a.Transfers.Track(ctx, stx.TxHash, in.WorkflowID, false); err != nil {
 		return ReplaceResult{}, err
 	}
-	return ReplaceResult{TxHash: stx.Hash.Hex(), Attempt: stx.Attempt}, nil
+	return ReplaceResult{TxHash: stx.TxHash, Attempt: stx.Attempt}, nil
 }
 
 // PublishInput is one response to publish.

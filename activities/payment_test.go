@@ -9,7 +9,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"payflow/activities"
-	"payflow/chain"
+	"payflow/chain/evm/send"
 	"payflow/internal/stacktest"
 )
 
@@ -20,7 +20,7 @@ import (
 // that an earlier attempt may already have sent.
 func TestBroadcastDatabaseErrorIsRetried(t *testing.T) {
 	db := stacktest.TestDB(t, "bcast")
-	bc, err := chain.NewBroadcaster(chain.BroadcasterConfig{Chain: "ETH", ChainID: big.NewInt(1337),
+	bc, err := send.NewBroadcaster(send.BroadcasterConfig{Chain: "ETH", ChainID: big.NewInt(1337),
 		MaxFeeWei: big.NewInt(1e12)}, db, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -28,7 +28,8 @@ func TestBroadcastDatabaseErrorIsRetried(t *testing.T) {
 	db.Close() // the connection is gone
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
-	acts := &activities.Activities{Chain: "ETH", DB: db, Broadcaster: bc}
+	acts := &activities.Activities{Chain: "ETH", DB: db}
+	useFamily(t, acts, db, nil, bc)
 	env.RegisterActivity(acts)
 	_, err = env.ExecuteActivity(acts.Broadcast, activities.BroadcastInput{WorkflowID: "withdraw-q", Step: "transfer"})
 	if err == nil {

@@ -9,9 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ethereum/go-ethereum"
-	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/shopspring/decimal"
 	"go.temporal.io/sdk/activity"
 
@@ -26,11 +23,10 @@ import (
 const ErrTypePinReorged = "PinnedBlockReorged"
 
 // Bounds of the search for unmatched transfers, which runs only for a
-// mismatch: how many journal entries are read, how many blocks one
-// eth_getLogs call spans, and how many unmatched transfers are recorded.
+// mismatch: how many journal entries are read and how many unmatched
+// transfers are recorded.
 const (
 	maxJournalScan = 10_000
-	logChunk       = 50_000
 	maxUnmatched   = 100
 )
 
@@ -51,7 +47,7 @@ type PinnedBlock struct {
 // PinBlock returns the block Confirmations below the latest head (block 0 on
 // a chain shorter than that).
 func (a *Activities) PinBlock(ctx context.Context, in PinInput) (PinnedBlock, error) {
-	head, err := a.Eth.BlockNumber(ctx)
+	head, err := a.Reads.Head(ctx)
 	if err != nil {
 		return PinnedBlock{}, fmt.Errorf("reading head: %w", err)
 	}
@@ -59,11 +55,11 @@ func (a *Activities) PinBlock(ctx context.Context, in PinInput) (PinnedBlock, er
 	if head > in.Confirmations {
 		n = head - in.Confirmations
 	}
-	h, err := a.Eth.HeaderByNumber(ctx, new(big.Int).SetUint64(n))
+	h, err := a.Reads.BlockHash(ctx, n)
 	if err != nil {
 		return PinnedBlock{}, fmt.Errorf("reading header %d: %w", n, err)
 	}
-	return PinnedBlock{Chain: a.Chain, Number: n, Hash: h.Hash().Hex()}, nil
+	return PinnedBlock{Chain: a.Chain, Number: n, Hash: h}, nil
 }
 
 // ReconListInput asks for one page of the addresses to reconcile.
@@ -106,13 +102,7 @@ func (a *Activities) symbols() []string { return a.Assets.Symbols() }
 
 // onChainBalance reads owner's balance of asset at block, in asset units.
 func (a *Activities) onChainBalance(ctx context.Context, asset config.Asset, owner string, block *big.Int) (decimal.Decimal, error) {
-	var units *big.Int
-	var err error
-	if asset.Native {
-		units, err = a.Broadcaster.Balances.NativeBalance(ctx, common.HexToAddress(owner), block)
-	} else {
-		units, err = a.Broadcaster.Balances.TokenBalance(ctx, common.HexToAddress(asset.Address), common.HexToAddress(owner), block)
-	}
+	units, err := a.Balances.Balance(ctx, tokenOf(asset), owner, block)
 	if err != nil {
 		return decimal.Decimal{}, err
 	}
@@ -178,13 +168,13 @@ func (a *Activities) ReconcileWallets(ctx context.Context, in ReconBatchInput) (
 	}
 	// Balances were read by number: make sure that number still is the
 	// pinned block before anything is recorded against its hash.
-	h, err := a.Eth.HeaderByNumber(ctx, block)
+	h, err := a.Reads.BlockHash(ctx, in.Block.Number)
 	if err != nil {
 		return ReconBatchResult{}, fmt.Errorf("reading header %d: %w", in.Block.Number, err)
 	}
-	if !strings.EqualFold(h.Hash().Hex(), in.Block.Hash) {
+	if !strings.EqualFold(h, in.Block.Hash) {
 		return ReconBatchResult{}, permanent(ErrTypePinReorged,
-			fmt.Errorf("block %d is now %s, not the pinned %s", in.Block.Number, h.Hash().Hex(), in.Block.Hash))
+			fmt.Errorf("block %d is now %s, not the pinned %s", in.Block.Number, h, in.Block.Hash))
 	}
 
 	log := activity.GetLogger(ctx)
@@ -269,41 +259,24 @@ func (a *Activities) unmatchedTransfers(ctx context.Context, addr, symbol string
 		block    uint64
 	}
 	chainTx := map[string]*onChain{}
-	token := common.HexToAddress(tok.Address)
-	wallet := common.BytesToHash(common.HexToAddress(addr).Bytes())
-	seen := map[[2]uint64]bool{} // (block, log index): a self-transfer matches both filters
-	for _, topics := range [][][]common.Hash{
-		{{chain.TransferTopic}, {wallet}},      // from the wallet
-		{{chain.TransferTopic}, nil, {wallet}}, // to the wallet
-	} {
-		for lo := from; lo <= to; lo += logChunk {
-			hi := min(lo+logChunk-1, to)
-			logs, err := a.Eth.FilterLogs(ctx, ethereum.FilterQuery{FromBlock: new(big.Int).SetUint64(lo),
-				ToBlock: new(big.Int).SetUint64(hi), Addresses: []common.Address{token}, Topics: topics})
-			if err != nil {
-				return nil, fmt.Errorf("reading %s transfers of %s in blocks %d-%d: %w", symbol, addr, lo, hi, err)
-			}
-			for _, lg := range logs {
-				k := [2]uint64{lg.BlockNumber, uint64(lg.Index)}
-				if lg.Removed || len(lg.Topics) != 3 || len(lg.Data) < 32 || seen[k] {
-					continue
-				}
-				seen[k] = true
-				v := chain.FromUnits(new(big.Int).SetBytes(lg.Data[:32]), tok.Decimals)
-				if lg.Topics[1] == wallet {
-					v = v.Neg()
-				}
-				if lg.Topics[1] == wallet && lg.Topics[2] == wallet {
-					v = decimal.Zero
-				}
-				h := strings.ToLower(lg.TxHash.Hex())
-				if c, ok := chainTx[h]; ok {
-					c.net = c.net.Add(v)
-					continue
-				}
-				chainTx[h] = &onChain{net: v, logIndex: lg.Index, block: lg.BlockNumber}
-			}
+	moves, err := a.Reads.TokenHistory(ctx, tok.Address, addr, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s transfers of %s: %w", symbol, addr, err)
+	}
+	for _, m := range moves {
+		v := chain.FromUnits(m.Units, tok.Decimals)
+		out, in := strings.EqualFold(m.From, addr), strings.EqualFold(m.To, addr)
+		if out {
+			v = v.Neg()
 		}
+		if out && in {
+			v = decimal.Zero
+		}
+		if c, ok := chainTx[m.TxHash]; ok {
+			c.net = c.net.Add(v)
+			continue
+		}
+		chainTx[m.TxHash] = &onChain{net: v, logIndex: m.BlockLogIndex, block: m.BlockNumber}
 	}
 
 	journalTx := map[string]decimal.Decimal{}
@@ -356,16 +329,11 @@ func (a *Activities) unmatchedTransfers(ctx context.Context, addr, symbol string
 		if out[i].Side != ledger.SideChainOnly {
 			continue
 		}
-		r, err := a.Eth.TransactionReceipt(ctx, common.HexToHash(out[i].TxHash))
+		pos, err := a.Reads.Position(ctx, out[i].TxHash, out[i].LogIndex)
 		if err != nil {
-			return nil, fmt.Errorf("reading receipt %s: %w", out[i].TxHash, err)
+			return nil, err
 		}
-		for pos, lg := range r.Logs {
-			if lg.Index == out[i].LogIndex {
-				out[i].LogIndex = uint(pos)
-				break
-			}
-		}
+		out[i].LogIndex = pos
 	}
 	return out, nil
 }
@@ -555,24 +523,19 @@ func (a *Activities) creditGone(ctx context.Context, c ledger.CreditRecord, pin 
 	if bn > pin.Number {
 		return false, nil
 	}
-	h, err := a.Eth.HeaderByNumber(ctx, new(big.Int).SetUint64(bn))
+	h, err := a.Reads.BlockHash(ctx, bn)
 	if err != nil {
 		return false, fmt.Errorf("reading header %d: %w", bn, err)
 	}
-	if strings.EqualFold(h.Hash().Hex(), bh) {
+	if strings.EqualFold(h, bh) {
 		return false, nil // the node has the block but not the receipt: it is inconsistent, not proof
 	}
-	type txByHash interface {
-		TransactionByHash(ctx context.Context, hash common.Hash) (*types.Transaction, bool, error)
+	pending, err := a.Reads.Pending(ctx, c.TxHash)
+	if err != nil {
+		return false, err
 	}
-	if tb, ok := a.Eth.(txByHash); ok {
-		_, pending, err := tb.TransactionByHash(ctx, common.HexToHash(c.TxHash))
-		if err != nil && !errors.Is(err, ethereum.NotFound) {
-			return false, fmt.Errorf("looking up %s: %w", c.TxHash, err)
-		}
-		if err == nil && pending {
-			return false, nil // about to be mined again
-		}
+	if pending {
+		return false, nil // about to be mined again
 	}
 	return true, nil
 }

@@ -23,7 +23,8 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"payflow/activities"
-	"payflow/chain"
+	"payflow/chain/evm"
+	"payflow/chain/evm/send"
 	"payflow/chain/token"
 	"payflow/config"
 	"payflow/internal/stacktest"
@@ -79,11 +80,12 @@ func newReconFixture(t *testing.T) *reconFixture {
 	require.NoError(t, ledger.Migrate(f.ctx, db))
 	f.led = ledger.New(db)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	bc, err := chain.NewBroadcaster(chain.BroadcasterConfig{Chain: "ETH", ChainID: big.NewInt(simChainID),
+	bc, err := send.NewBroadcaster(send.BroadcasterConfig{Chain: "ETH", ChainID: big.NewInt(simChainID),
 		MaxFeeWei: big.NewInt(100_000_000_000)}, db, f.sim.Client(), nil, log)
 	require.NoError(t, err)
-	f.acts = &activities.Activities{Chain: "ETH", Assets: config.ChainConfig{Tokens: map[string]config.Token{"USDT": {Address: chain.Lower(f.token), Decimals: 6}}},
-		DB: db, Eth: f.sim.Client(), Ledger: f.led, Wallets: ledger.NewWallets(db, nil), Broadcaster: bc}
+	f.acts = &activities.Activities{Chain: "ETH", Assets: config.ChainConfig{Tokens: map[string]config.Token{"USDT": {Address: evm.Lower(f.token), Decimals: 6}}},
+		DB: db, Ledger: f.led, Wallets: ledger.NewWallets(db, nil)}
+	useFamily(t, f.acts, db, f.sim.Client(), bc)
 	var s testsuite.WorkflowTestSuite
 	f.env = s.NewTestActivityEnvironment()
 	f.env.RegisterActivity(f.acts)
@@ -108,7 +110,7 @@ func (f *reconFixture) send(to common.Address, units int64) *types.Receipt {
 
 func (f *reconFixture) credit(addr common.Address, amount, txHash string, logIndex uint) {
 	f.t.Helper()
-	_, err := f.led.Credit(f.ctx, ledger.CreditInput{Chain: "ETH", Address: chain.Lower(addr), Symbol: "USDT",
+	_, err := f.led.Credit(f.ctx, ledger.CreditInput{Chain: "ETH", Address: evm.Lower(addr), Symbol: "USDT",
 		Amount: decimal.RequireFromString(amount), TxHash: txHash, LogIndex: logIndex, Reference: "test"})
 	require.NoError(f.t, err)
 }
@@ -125,7 +127,7 @@ func (f *reconFixture) pin() activities.PinnedBlock {
 func (f *reconFixture) reconcile(runID string, pin activities.PinnedBlock) (activities.ReconBatchResult, error) {
 	f.t.Helper()
 	v, err := f.env.ExecuteActivity(f.acts.ReconcileWallets, activities.ReconBatchInput{RunID: runID, Block: pin,
-		Addresses: []string{chain.Lower(walletW), chain.Lower(walletV)}, Symbols: []string{"USDT"}})
+		Addresses: []string{evm.Lower(walletW), evm.Lower(walletV)}, Symbols: []string{"USDT"}})
 	if err != nil {
 		return activities.ReconBatchResult{}, err
 	}
@@ -136,14 +138,14 @@ func (f *reconFixture) reconcile(runID string, pin activities.PinnedBlock) (acti
 
 func (f *reconFixture) recorded(runID string, addr common.Address) ledger.Reconciliation {
 	f.t.Helper()
-	page, err := f.led.Reconciliations(f.ctx, ledger.ReconQuery{Chain: "ETH", Address: chain.Lower(addr)})
+	page, err := f.led.Reconciliations(f.ctx, ledger.ReconQuery{Chain: "ETH", Address: evm.Lower(addr)})
 	require.NoError(f.t, err)
 	for _, r := range page.Reconciliations {
 		if r.RunID == runID {
 			return r
 		}
 	}
-	f.t.Fatalf("no reconciliation of %s in %s", chain.Lower(addr), runID)
+	f.t.Fatalf("no reconciliation of %s in %s", evm.Lower(addr), runID)
 	return ledger.Reconciliation{}
 }
 
@@ -173,7 +175,7 @@ func TestReconcileWalletsExplainsDifference(t *testing.T) {
 	require.Equal(t, 2, res.Checked)
 	require.Len(t, res.Mismatches, 1)
 	m := res.Mismatches[0]
-	require.Equal(t, chain.Lower(walletW), m.Address)
+	require.Equal(t, evm.Lower(walletW), m.Address)
 	require.True(t, m.LedgerTotal.Equal(decimal.RequireFromString("13")), "ledger %s", m.LedgerTotal.String())
 	require.True(t, m.ChainBalance.Equal(decimal.RequireFromString("18")), "chain %s", m.ChainBalance.String())
 	require.True(t, m.Difference.Equal(decimal.RequireFromString("5")), "difference %s", m.Difference.String())
@@ -248,7 +250,7 @@ func (f *reconFixture) deposit(r *types.Receipt, to common.Address, amount strin
 	f.t.Helper()
 	_, err := f.acts.DB.ExecContext(f.ctx, `INSERT INTO deposits
 		(chain, tx_hash, log_index, symbol, address, from_address, amount, block_number, block_hash)
-		VALUES ('ETH',?,0,'USDT',?,?,?,?,?)`, r.TxHash.Hex(), chain.Lower(to), chain.Lower(f.auth.From), amount,
+		VALUES ('ETH',?,0,'USDT',?,?,?,?,?)`, r.TxHash.Hex(), evm.Lower(to), evm.Lower(f.auth.From), amount,
 		r.BlockNumber.Uint64(), r.BlockHash.Hex())
 	require.NoError(f.t, err)
 }
@@ -264,7 +266,7 @@ func (f *reconFixture) verifyCredits(runID string, pin activities.PinnedBlock) a
 
 func (f *reconFixture) ops(addr common.Address) []ledger.Op {
 	f.t.Helper()
-	entries, err := f.led.Journal(f.ctx, "ETH", chain.Lower(addr), "USDT")
+	entries, err := f.led.Journal(f.ctx, "ETH", evm.Lower(addr), "USDT")
 	require.NoError(f.t, err)
 	var out []ledger.Op
 	for _, e := range entries {
@@ -333,15 +335,15 @@ func TestVerifyCreditsReversesReorgedCredit(t *testing.T) {
 		fl := res.Flagged[0]
 		require.True(t, fl.Amount.Equal(decimal.RequireFromString("5")), "amount %s", fl.Amount.String())
 		fl.Amount = protocol.Amount{}
-		require.Equal(t, activities.FlaggedCredit{Address: chain.Lower(walletW), Symbol: "USDT", TxHash: gone.Hex(),
+		require.Equal(t, activities.FlaggedCredit{Address: evm.Lower(walletW), Symbol: "USDT", TxHash: gone.Hex(),
 			LogIndex: 0, Reason: activities.CreditReversed}, fl)
 		require.Len(t, res.Mismatches, 1)
-		require.Equal(t, chain.Lower(walletW), res.Mismatches[0].Address)
+		require.Equal(t, evm.Lower(walletW), res.Mismatches[0].Address)
 		require.True(t, res.Mismatches[0].Difference.IsZero(), "the ledger matches the chain once reversed")
 	}
 	require.Equal(t, []ledger.Op{ledger.OpCredit, ledger.OpReverse}, f.ops(walletW), "reversed once")
 	require.Equal(t, []ledger.Op{ledger.OpCredit}, f.ops(walletV))
-	bal, err := f.led.Balance(f.ctx, "ETH", chain.Lower(walletW), "USDT")
+	bal, err := f.led.Balance(f.ctx, "ETH", evm.Lower(walletW), "USDT")
 	require.NoError(t, err)
 	require.True(t, bal.Total().IsZero(), "W holds %s", bal.Total())
 
@@ -364,7 +366,7 @@ func TestVerifyCreditsReversesReorgedCredit(t *testing.T) {
 func TestVerifyCreditsFlagsSpentCredit(t *testing.T) {
 	f := newReconFixture(t)
 	gone := f.reorgAway(5_000_000, "5")
-	_, err := f.led.Reserve(f.ctx, ledger.ReserveInput{QueueID: "q-spent", Chain: "ETH", Address: chain.Lower(walletW),
+	_, err := f.led.Reserve(f.ctx, ledger.ReserveInput{QueueID: "q-spent", Chain: "ETH", Address: evm.Lower(walletW),
 		Symbol: "USDT", Amount: decimal.RequireFromString("4"), WorkflowID: "withdraw-q-spent"})
 	require.NoError(t, err)
 	pin := f.pin()

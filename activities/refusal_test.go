@@ -11,7 +11,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"payflow/activities"
-	"payflow/chain"
+	"payflow/chain/evm"
 	"payflow/ledger"
 	"payflow/protocol"
 )
@@ -27,14 +27,14 @@ func TestTokenShortOnChainIsRefusedBeforeSigning(t *testing.T) {
 	f.acts.Assets.MaxFeeGwei = 100
 	key, err := crypto.GenerateKey()
 	require.NoError(t, err)
-	from := chain.Lower(crypto.PubkeyToAddress(key.PublicKey))
+	from := evm.Lower(crypto.PubkeyToAddress(key.PublicKey))
 	for sym, amt := range map[string]string{"USDT": "10", "ETH": "1"} {
 		_, err = f.led.Credit(f.ctx, ledger.CreditInput{Chain: "ETH", Address: from, Symbol: sym,
 			Amount: decimal.RequireFromString(amt), TxHash: "0x0" + sym, LogIndex: 1})
 		require.NoError(t, err)
 	}
 	_, err = f.env.ExecuteActivity(f.acts.SignTransfer, activities.TransferInput{WorkflowID: "withdraw-short-1", Step: "transfer",
-		Symbol: "USDT", From: from, To: chain.Lower(f.token), Amount: protocol.MustAmount("5")})
+		Symbol: "USDT", From: from, To: evm.Lower(f.token), Amount: protocol.MustAmount("5")})
 	var appErr *temporal.ApplicationError
 	require.True(t, errors.As(err, &appErr), "err = %v", err)
 	require.True(t, appErr.NonRetryable(), "a refusal that will not go away is retried: %v", err)
@@ -57,7 +57,7 @@ func TestReservationReplayMustMatchTheRequest(t *testing.T) {
 	sealer, err := ledger.NewKeySealer(make([]byte, 32))
 	require.NoError(t, err)
 	f.acts.Wallets = ledger.NewWallets(f.led.DB(), sealer)
-	w, err := f.acts.Wallets.Create(f.ctx, "ETH", ledger.KindHot, "replay-test")
+	w, err := evm.Keys{Wallets: f.acts.Wallets}.Create(f.ctx, "ETH", ledger.KindHot, "replay-test")
 	require.NoError(t, err)
 	_, err = f.led.Credit(f.ctx, ledger.CreditInput{Chain: "ETH", Address: w.Address, Symbol: "USDT",
 		Amount: decimal.RequireFromString("100"), TxHash: "0x0replay", LogIndex: 1})

@@ -7,7 +7,6 @@ import (
 	"math/big"
 	"strings"
 
-	"github.com/ethereum/go-ethereum/common"
 	"github.com/shopspring/decimal"
 
 	"payflow/chain"
@@ -235,8 +234,8 @@ func (a *Activities) ReserveSweep(ctx context.Context, in SweepReserveInput) (Sw
 // SignTransfer holds) of the native sweep and of a sweep of every token the
 // ledger holds above that token's own sweep threshold for it.
 func (a *Activities) sweepGasKeep(ctx context.Context, address string) (decimal.Decimal, error) {
-	from, to := common.HexToAddress(address), common.HexToAddress(a.Collection)
-	gas, err := a.Broadcaster.Fees.NativeGas(ctx, from, to, big.NewInt(1))
+	from, to := address, a.Collection
+	gas, err := a.Fees.Gas(ctx, "", from, to, big.NewInt(1))
 	if err != nil {
 		return decimal.Decimal{}, classify(err)
 	}
@@ -255,7 +254,7 @@ func (a *Activities) sweepGasKeep(ctx context.Context, address string) (decimal.
 		if !b.Available.GreaterThan(threshold) {
 			continue
 		}
-		g, err := a.Broadcaster.Fees.TransferGas(ctx, common.HexToAddress(a.Assets.Tokens[sym].Address), from, to, big.NewInt(1))
+		g, err := a.Fees.Gas(ctx, a.Assets.Tokens[sym].Address, from, to, big.NewInt(1))
 		if err != nil {
 			// The node cannot estimate it (the chain holds less than the
 			// ledger: reconciliation reports that): keep a ceiling.
@@ -300,12 +299,12 @@ type SweepGasResult struct {
 // holding fewer tokens on chain than an item fails with
 // ErrTypeInsufficientFunds (the ledger and the chain disagree: reconcile).
 func (a *Activities) CheckSweepGas(ctx context.Context, in SweepGasInput) (SweepGasResult, error) {
-	from, to := common.HexToAddress(in.Address), common.HexToAddress(in.Collection)
+	from, to := in.Address, in.Collection
 	need := new(big.Int)
 	for _, it := range in.Items {
 		if strings.EqualFold(it.Symbol, a.Assets.Native.Symbol) {
 			// Its own gas was kept back when it was reserved (sweepGasKeep).
-			gas, err := a.Broadcaster.Fees.NativeGas(ctx, from, to, big.NewInt(1))
+			gas, err := a.Fees.Gas(ctx, "", from, to, big.NewInt(1))
 			if err != nil {
 				return SweepGasResult{}, classify(err)
 			}
@@ -322,7 +321,7 @@ func (a *Activities) CheckSweepGas(ctx context.Context, in SweepGasInput) (Sweep
 		}
 		// A transfer the wallet cannot cover would make the estimate fail
 		// (revert) on every retry: refuse it here, as SignTransfer would.
-		bal, err := a.Broadcaster.Balances.TokenBalance(ctx, common.HexToAddress(tok.Address), from, nil)
+		bal, err := a.Balances.Balance(ctx, tok.Address, from, nil)
 		if err != nil {
 			return SweepGasResult{}, err
 		}
@@ -332,13 +331,13 @@ func (a *Activities) CheckSweepGas(ctx context.Context, in SweepGasInput) (Sweep
 		}
 		// What SignTransfer holds for the gas (reserveGas): the gas limit at
 		// the chain's fee cap.
-		gas, err := a.Broadcaster.Fees.TransferGas(ctx, common.HexToAddress(tok.Address), from, to, units)
+		gas, err := a.Fees.Gas(ctx, tok.Address, from, to, units)
 		if err != nil {
 			return SweepGasResult{}, classify(err)
 		}
 		need.Add(need, new(big.Int).Mul(new(big.Int).SetUint64(gas), a.Assets.MaxFeeWei()))
 	}
-	have, err := a.Broadcaster.Balances.NativeBalance(ctx, from, nil)
+	have, err := a.Balances.Balance(ctx, "", from, nil)
 	if err != nil {
 		return SweepGasResult{}, err
 	}
@@ -370,7 +369,7 @@ type TopUpInput struct {
 	Guard string
 }
 
-// SignTopUp signs the gas top-up once (chain.Signer.SignNative) and
+// SignTopUp signs the gas top-up once (chain.Transfers.Sign) and
 // stores it before anything is sent; Broadcast sends it. A repeat returns the
 // stored transaction. A gas wallet that cannot pay fails with
 // ErrTypeInsufficientGas.
@@ -400,12 +399,11 @@ func (a *Activities) SignTopUp(ctx context.Context, in TopUpInput) (TransferResu
 			return TransferResult{}, err
 		}
 	}
-	if err := a.reserveGas(ctx, in.WorkflowID, in.Step, native, common.HexToAddress(in.From), common.HexToAddress(in.To),
-		wei); err != nil {
+	if err := a.reserveGas(ctx, in.WorkflowID, in.Step, native, in.From, in.To, wei); err != nil {
 		return TransferResult{}, err
 	}
-	stx, err := a.Broadcaster.Signer.SignNative(ctx, chain.NativeTransferRequest{WorkflowID: in.WorkflowID, Step: in.Step,
-		From: common.HexToAddress(in.From), To: common.HexToAddress(in.To), Wei: wei})
+	stx, err := a.Transfers.Sign(ctx, chain.Transfer{WorkflowID: in.WorkflowID, Step: in.Step, From: in.From, To: in.To,
+		Units: wei})
 	if err != nil {
 		return TransferResult{}, classify(err)
 	}
@@ -479,19 +477,17 @@ func (a *Activities) CreditSweep(ctx context.Context, in SweepCreditInput) error
 	if err != nil {
 		return classify(err)
 	}
-	r, err := a.Broadcaster.Sender.Receipt(ctx, common.HexToHash(in.TxHash))
+	moves, err := a.Reads.TokenTransfers(ctx, in.TxHash)
 	if err != nil {
-		return fmt.Errorf("reading receipt %s: %w", in.TxHash, err)
+		return err
 	}
-	from := common.BytesToHash(common.HexToAddress(in.From).Bytes())
-	to := common.BytesToHash(common.HexToAddress(in.Collection).Bytes())
-	for i, lg := range r.Logs {
-		if len(lg.Topics) != 3 || lg.Topics[0] != chain.TransferTopic || !strings.EqualFold(lg.Address.Hex(), tok.Address) ||
-			lg.Topics[1] != from || lg.Topics[2] != to || len(lg.Data) < 32 || new(big.Int).SetBytes(lg.Data[:32]).Cmp(units) != 0 {
+	for _, m := range moves {
+		if !strings.EqualFold(m.Token, tok.Address) || !strings.EqualFold(m.From, in.From) ||
+			!strings.EqualFold(m.To, in.Collection) || m.Units.Cmp(units) != 0 {
 			continue
 		}
 		_, err := a.Ledger.Credit(ctx, ledger.CreditInput{Chain: a.Chain, Address: in.Collection, Symbol: in.Symbol,
-			Amount: in.Amount.Decimal, TxHash: in.TxHash, LogIndex: uint(i), Reference: in.WorkflowID})
+			Amount: in.Amount.Decimal, TxHash: in.TxHash, LogIndex: m.Position, Reference: in.WorkflowID})
 		return classify(err)
 	}
 	return permanent(ErrTypeInvalidRequest, fmt.Errorf("%s has no Transfer of %s %s from %s to %s",

@@ -16,6 +16,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"payflow/chain"
+	"payflow/chain/evm"
+	"payflow/chain/evm/watch"
 	"payflow/config"
 	"payflow/ledger"
 	"payflow/protocol"
@@ -67,11 +69,11 @@ type recipient struct {
 }
 
 // lookup reads what HandleDeposits needs of d's recipient and sender.
-func (s *DepositStarter) lookup(ctx context.Context, d chain.Deposit) (recipient, error) {
+func (s *DepositStarter) lookup(ctx context.Context, d watch.Deposit) (recipient, error) {
 	var r recipient
-	to, from := chain.Lower(d.To), chain.Lower(d.From)
-	err := s.db.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM watched_addresses WHERE chain=? AND address=?)",
-		s.chain, to).Scan(&r.watched)
+	to, from := evm.Lower(d.To), evm.Lower(d.From)
+	watched, err := evm.IsWatched(ctx, s.db, s.chain, d.To)
+	r.watched = watched
 	if err != nil {
 		return recipient{}, fmt.Errorf("looking up the parties of deposit %s/%d: %w", d.TxHash.Hex(), d.LogIndex, err)
 	}
@@ -86,7 +88,7 @@ func (s *DepositStarter) lookup(ctx context.Context, d chain.Deposit) (recipient
 
 // asset names what a deposit moved: the token whose contract emitted the
 // log, or the native coin for a value transfer (no token address).
-func (s *DepositStarter) asset(d chain.Deposit) (config.Asset, bool) {
+func (s *DepositStarter) asset(d watch.Deposit) (config.Asset, bool) {
 	if d.Token == (common.Address{}) {
 		return s.assets.Asset(s.assets.Native.Symbol)
 	}
@@ -98,7 +100,7 @@ func (s *DepositStarter) asset(d chain.Deposit) (config.Asset, bool) {
 }
 
 // HandleDeposits implements chain.DepositSink.
-func (s *DepositStarter) HandleDeposits(ctx context.Context, deps []chain.Deposit) error {
+func (s *DepositStarter) HandleDeposits(ctx context.Context, deps []watch.Deposit) error {
 	for _, d := range deps {
 		a, ok := s.asset(d)
 		if !ok {
@@ -110,7 +112,7 @@ func (s *DepositStarter) HandleDeposits(ctx context.Context, deps []chain.Deposi
 		}
 		if !who.watched && !who.managed {
 			// Neither watched nor managed (any more): nothing is owed.
-			s.log.Warn("deposit to an address neither watched nor managed; ignored", "address", chain.Lower(d.To),
+			s.log.Warn("deposit to an address neither watched nor managed; ignored", "address", evm.Lower(d.To),
 				"tx_hash", d.TxHash.Hex())
 			continue
 		}
@@ -121,12 +123,12 @@ func (s *DepositStarter) HandleDeposits(ctx context.Context, deps []chain.Deposi
 		// books it too, under the same key), never announced.
 		announce := who.watched && !dust && !(a.Native && who.fromGas)
 		if err := s.deposits.Record(ctx, ledger.SeenDeposit{Chain: s.chain, TxHash: d.TxHash.Hex(), LogIndex: d.LogIndex,
-			Symbol: sym, Address: chain.Lower(d.To), From: chain.Lower(d.From), Amount: amount,
+			Symbol: sym, Address: evm.Lower(d.To), From: evm.Lower(d.From), Amount: amount,
 			BlockNumber: d.BlockNumber, BlockHash: d.BlockHash.Hex(), Dust: dust}); err != nil {
 			return err
 		}
 		if dust {
-			s.log.Info("dust deposit recorded, not announced", "address", chain.Lower(d.To), "tx_hash", d.TxHash.Hex(),
+			s.log.Info("dust deposit recorded, not announced", "address", evm.Lower(d.To), "tx_hash", d.TxHash.Hex(),
 				"amount", amount.String(), "managed", who.managed)
 		}
 		if !announce && (!who.managed || amount.Sign() == 0) {
@@ -155,18 +157,18 @@ func (s *DepositStarter) HandleDeposits(ctx context.Context, deps []chain.Deposi
 				// afresh. Completed means credited: never again.
 				WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
 				TypedSearchAttributes: temporal.NewSearchAttributes(workflows.AttrFlow.ValueSet("deposit"),
-					workflows.AttrAddress.ValueSet(chain.Lower(d.To)), workflows.AttrTxHash.ValueSet(d.TxHash.Hex()),
+					workflows.AttrAddress.ValueSet(evm.Lower(d.To)), workflows.AttrTxHash.ValueSet(d.TxHash.Hex()),
 					workflows.AttrChain.ValueSet(s.chain)),
-				StaticSummary: summary(announce, amount.String(), sym, chain.Lower(d.To)),
+				StaticSummary: summary(announce, amount.String(), sym, evm.Lower(d.To)),
 			}, workflows.Deposit, workflows.DepositInput{Chain: s.chain, Symbol: sym, Token: a.Address,
-				Address: chain.Lower(d.To), From: chain.Lower(d.From), TxHash: d.TxHash.Hex(), LogIndex: d.LogIndex,
+				Address: evm.Lower(d.To), From: evm.Lower(d.From), TxHash: d.TxHash.Hex(), LogIndex: d.LogIndex,
 				Units: d.Value.String(), Amount: protocol.NewAmount(amount), BlockNumber: d.BlockNumber,
 				BlockHash: d.BlockHash.Hex(), ReincludeTimeout: s.cfg.Payment.ReincludeTimeout.Duration, Silent: !announce})
 		var started *serviceerror.WorkflowExecutionAlreadyStarted
 		if err != nil && !errors.As(err, &started) {
 			return fmt.Errorf("starting %s: %w", id, err)
 		}
-		s.log.Info("deposit seen", "workflow_id", id, "address", chain.Lower(d.To), "tx_hash", d.TxHash.Hex(),
+		s.log.Info("deposit seen", "workflow_id", id, "address", evm.Lower(d.To), "tx_hash", d.TxHash.Hex(),
 			"amount", amount.String(), "block_number", d.BlockNumber, "announced", announce)
 	}
 	return nil

@@ -17,6 +17,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"payflow/chain"
+	"payflow/chain/evm"
+	"payflow/chain/evm/watch"
 	"payflow/config"
 	"payflow/internal/stacktest"
 	"payflow/ledger"
@@ -79,20 +81,20 @@ func TestDepositStarterRestartsOnlyNotIncluded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	newDeposit := func() chain.Deposit {
+	newDeposit := func() watch.Deposit {
 		t.Helper()
 		to := common.HexToAddress(stacktest.RandomAddress())
-		if _, err := chain.Watch(ctx, db, cfg.ETH.Chain, "USDT", to, 1); err != nil { // announced: a topup watches it
+		if _, err := evm.Watch(ctx, db, cfg.ETH.Chain, "USDT", to, 1); err != nil { // announced: a topup watches it
 			t.Fatal(err)
 		}
-		return chain.Deposit{Token: common.HexToAddress(tok.Address), From: common.HexToAddress(stacktest.RandomAddress()),
+		return watch.Deposit{Token: common.HexToAddress(tok.Address), From: common.HexToAddress(stacktest.RandomAddress()),
 			To: to, Value: new(big.Int).Set(units),
 			TxHash: common.BytesToHash([]byte(stacktest.RandomID("tx-"))), LogIndex: 1, BlockNumber: 100}
 	}
-	deliver := func(d chain.Deposit, block common.Hash) {
+	deliver := func(d watch.Deposit, block common.Hash) {
 		t.Helper()
 		d.BlockHash = block
-		if err := s.HandleDeposits(ctx, []chain.Deposit{d}); err != nil {
+		if err := s.HandleDeposits(ctx, []watch.Deposit{d}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -138,7 +140,7 @@ func TestDepositStarterRestartsOnlyNotIncluded(t *testing.T) {
 	cid := workflows.DepositWorkflowID(cfg.ETH.Chain, c.TxHash.Hex(), c.LogIndex)
 	deliver(c, notIncludedBlock)
 	before, _ := outcome(cid)
-	if _, err := ledger.New(db).Credit(ctx, ledger.CreditInput{Chain: cfg.ETH.Chain, Address: chain.Lower(c.To),
+	if _, err := ledger.New(db).Credit(ctx, ledger.CreditInput{Chain: cfg.ETH.Chain, Address: evm.Lower(c.To),
 		Symbol: "USDT", Amount: decimal.NewFromInt(25), TxHash: c.TxHash.Hex(), LogIndex: c.LogIndex,
 		Reference: cid}); err != nil {
 		t.Fatal(err)
@@ -197,14 +199,14 @@ func TestDepositStarterBooksManagedWalletsSilently(t *testing.T) {
 		t.Helper()
 		a := common.HexToAddress(stacktest.RandomAddress())
 		if _, err := db.ExecContext(ctx, "INSERT INTO wallets (chain, address, kind, label) VALUES (?,?,?,?)",
-			chainName, chain.Lower(a), kind, stacktest.RandomID(kind+"-")); err != nil {
+			chainName, evm.Lower(a), kind, stacktest.RandomID(kind+"-")); err != nil {
 			t.Fatal(err)
 		}
 		return a
 	}
 	watched := func(a common.Address) common.Address {
 		t.Helper()
-		if _, err := chain.Watch(ctx, db, chainName, "USDT", a, 1); err != nil {
+		if _, err := evm.Watch(ctx, db, chainName, "USDT", a, 1); err != nil {
 			t.Fatal(err)
 		}
 		return a
@@ -215,9 +217,9 @@ func TestDepositStarterBooksManagedWalletsSilently(t *testing.T) {
 	onlyWatched := watched(common.HexToAddress(stacktest.RandomAddress()))
 	stranger := common.HexToAddress(stacktest.RandomAddress())
 
-	deposit := func(from, to common.Address, amount string, native bool) chain.Deposit {
+	deposit := func(from, to common.Address, amount string, native bool) watch.Deposit {
 		t.Helper()
-		d := chain.Deposit{From: from, To: to, TxHash: common.BytesToHash([]byte(stacktest.RandomID("tx-"))),
+		d := watch.Deposit{From: from, To: to, TxHash: common.BytesToHash([]byte(stacktest.RandomID("tx-"))),
 			BlockNumber: 100, BlockHash: creditedBlock}
 		if native {
 			d.Native, d.LogIndex = true, chain.NativeLogIndex
@@ -231,7 +233,7 @@ func TestDepositStarterBooksManagedWalletsSilently(t *testing.T) {
 	outsider := common.HexToAddress(stacktest.RandomAddress())
 	for _, tc2 := range []struct {
 		name string
-		d    chain.Deposit
+		d    watch.Deposit
 		want string // "true": started silent, "false": announced, "": nothing started
 	}{
 		{"payment between managed wallets", deposit(hot, wallet("deposit"), "3.5", false), "true"},
@@ -245,7 +247,7 @@ func TestDepositStarterBooksManagedWalletsSilently(t *testing.T) {
 		{"deposit to a stranger", deposit(outsider, stranger, "25", false), ""},
 	} {
 		t.Run(tc2.name, func(t *testing.T) {
-			if err := s.HandleDeposits(ctx, []chain.Deposit{tc2.d}); err != nil {
+			if err := s.HandleDeposits(ctx, []watch.Deposit{tc2.d}); err != nil {
 				t.Fatal(err)
 			}
 			var recorded int

@@ -12,6 +12,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"payflow/chain"
+	"payflow/chain/evm"
 	"payflow/internal/stacktest"
 	"payflow/ledger"
 	"payflow/protocol"
@@ -83,8 +84,8 @@ func requireBookedOnce(t *testing.T, db *sql.DB, c *devChain, topups *stacktest.
 func transferLogIndex(t *testing.T, r *types.Receipt, to string) uint {
 	t.Helper()
 	for i, lg := range r.Logs {
-		if len(lg.Topics) == 3 && lg.Topics[0] == chain.TransferTopic &&
-			strings.EqualFold(chain.Lower(common.BytesToAddress(lg.Topics[2].Bytes())), to) {
+		if len(lg.Topics) == 3 && lg.Topics[0] == evm.TransferTopic &&
+			strings.EqualFold(evm.Lower(common.BytesToAddress(lg.Topics[2].Bytes())), to) {
 			return uint(i)
 		}
 	}

@@ -26,7 +26,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
-	"payflow/chain"
+	"payflow/chain/evm"
 	"payflow/chain/token"
 	"payflow/internal/stacktest"
 	"payflow/ledger"
@@ -415,10 +415,10 @@ func TestSweepTopsUpGasThenCollects(t *testing.T) {
 	if err != nil {
 		t.Fatalf("top-up %s: %v", ws.TopUpTxHash, err)
 	}
-	if from, _ := types.Sender(signer, topTx); chain.Lower(from) != gas || topTx.To() == nil ||
-		chain.Lower(*topTx.To()) != dep || topTx.Value().Sign() <= 0 || len(topTx.Data()) != 0 {
+	if from, _ := types.Sender(signer, topTx); evm.Lower(from) != gas || topTx.To() == nil ||
+		evm.Lower(*topTx.To()) != dep || topTx.Value().Sign() <= 0 || len(topTx.Data()) != 0 {
 		t.Errorf("top-up %s: from %s to %v value %s; want ETH from the gas wallet %s to %s", ws.TopUpTxHash,
-			chain.Lower(from), topTx.To(), topTx.Value(), gas, dep)
+			evm.Lower(from), topTx.To(), topTx.Value(), gas, dep)
 	}
 	topRcpt, err := eth.TransactionReceipt(ctx, topTx.Hash())
 	if err != nil || topRcpt.Status != types.ReceiptStatusSuccessful {
@@ -444,7 +444,7 @@ func TestSweepTopsUpGasThenCollects(t *testing.T) {
 		t.Fatalf("sweep has %d logs, want 1", len(sweepRcpt.Logs))
 	}
 	ev, err := usdt.ParseTransfer(*sweepRcpt.Logs[0])
-	if err != nil || chain.Lower(ev.From) != dep || chain.Lower(ev.To) != collection || ev.Value.Int64() != units {
+	if err != nil || evm.Lower(ev.From) != dep || evm.Lower(ev.To) != collection || ev.Value.Int64() != units {
 		t.Fatalf("sweep log: %+v (%v); want %d units from %s to %s", ev, err, units, dep, collection)
 	}
 	if b := stacktest.TokenBalance(t, usdt, dep); b.Sign() != 0 {

@@ -15,7 +15,8 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethclient"
 
-	"payflow/chain"
+	"payflow/chain/evm"
+	"payflow/chain/evm/watch"
 	"payflow/internal/stacktest"
 	"payflow/ledger"
 )
@@ -25,7 +26,7 @@ type depositSet struct {
 	got map[string]int
 }
 
-func (s *depositSet) HandleDeposits(_ context.Context, deps []chain.Deposit) error {
+func (s *depositSet) HandleDeposits(_ context.Context, deps []watch.Deposit) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, d := range deps {
@@ -52,17 +53,17 @@ func TestListenerSurvivesWebSocketCuts(t *testing.T) {
 	eth := st.Eth(t)
 	usdt := st.USDT(t, eth)
 	wsProxy := stacktest.NewCutProxy(t, "127.0.0.1:"+portOf(t, st.ETHWSURL))
-	dial := func(ctx context.Context) (chain.HeadSubscriber, error) {
+	dial := func(ctx context.Context) (watch.HeadSubscriber, error) {
 		return ethclient.DialContext(ctx, "ws://"+wsProxy.Addr())
 	}
 	key, _ := crypto.GenerateKey()
 	watched := crypto.PubkeyToAddress(key.PublicKey)
 	head, _ := eth.BlockNumber(context.Background())
-	if _, err := chain.Watch(context.Background(), db, "ETH", "USDT", watched, head); err != nil {
+	if _, err := evm.Watch(context.Background(), db, "ETH", "USDT", watched, head); err != nil {
 		t.Fatal(err)
 	}
 	sink := &depositSet{got: map[string]int{}}
-	l, err := chain.NewListener(chain.ListenerConfig{Chain: "ETH", Tokens: []common.Address{common.HexToAddress(st.Tokens["USDT"].Address)},
+	l, err := watch.NewListener(watch.ListenerConfig{Chain: "ETH", Tokens: []common.Address{common.HexToAddress(st.Tokens["USDT"].Address)},
 		PollInterval: time.Hour /* only WebSocket heads and reconnects drive it */}, db, eth, dial, nil, sink, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,7 @@ import (
 	"github.com/ethereum/go-ethereum/params"
 	"github.com/shopspring/decimal"
 
+	"payflow/chain/evm"
 	"payflow/internal/stacktest"
 	"payflow/ledger"
 	"payflow/workflows"
@@ -481,7 +482,7 @@ func walletKey(t *testing.T, st *stacktest.Stack, addr string) *ecdsa.PrivateKey
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := ledger.NewWallets(st.DB(t), sealer).Key(context.Background(), "ETH", addr)
+	k, err := evm.Keys{Wallets: ledger.NewWallets(st.DB(t), sealer)}.Key(context.Background(), "ETH", addr)
 	if err != nil {
 		t.Fatalf("opening the key of %s: %v", addr, err)
 	}

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/shopspring/decimal"
 
 	"payflow/internal/stacktest"
@@ -201,32 +200,32 @@ func TestWalletKeysAreEncrypted(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := ledger.NewWallets(db, sealer)
-	key, _ := crypto.GenerateKey()
-	wl, err := w.Import(ctx, chainETH, ledger.KindHot, "hot", key)
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	wl, err := w.Store(ctx, chainETH, ledger.KindHot, "hot", "0x00000000000000000000000000000000000000a1", key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var sealed []byte
 	_ = db.QueryRow("SELECT enc_key FROM wallets WHERE address=?", wl.Address).Scan(&sealed)
-	if strings.Contains(string(sealed), string(crypto.FromECDSA(key))) || len(sealed) == 0 {
+	if strings.Contains(string(sealed), string(key)) || len(sealed) == 0 {
 		t.Fatal("key stored in clear")
 	}
-	got, err := w.Key(ctx, chainETH, wl.Address)
-	if err != nil || crypto.PubkeyToAddress(got.PublicKey) != crypto.PubkeyToAddress(key.PublicKey) {
+	got, err := w.Open(ctx, chainETH, wl.Address)
+	if err != nil || string(got) != string(key) {
 		t.Fatalf("key round trip: %v", err)
 	}
 	// Another master key cannot open it, and the error says nothing of the key.
 	other := make([]byte, 32)
 	s2, _ := ledger.NewKeySealer(other)
-	_, err = ledger.NewWallets(db, s2).Key(ctx, chainETH, wl.Address)
+	_, err = ledger.NewWallets(db, s2).Open(ctx, chainETH, wl.Address)
 	if !errors.Is(err, ledger.ErrKeyDecrypt) {
 		t.Fatalf("wrong master key: %v", err)
 	}
 	// A ciphertext moved to another wallet row does not open.
-	other2, _ := crypto.GenerateKey()
-	wl2, _ := w.Import(ctx, chainETH, ledger.KindDeposit, "d", other2)
+	wl2, _ := w.Store(ctx, chainETH, ledger.KindDeposit, "d", "0x00000000000000000000000000000000000000a2", key)
 	_, _ = db.Exec("UPDATE wallets SET enc_key=? WHERE address=?", sealed, wl2.Address)
-	if _, err := w.Key(ctx, chainETH, wl2.Address); !errors.Is(err, ledger.ErrKeyDecrypt) {
+	if _, err := w.Open(ctx, chainETH, wl2.Address); !errors.Is(err, ledger.ErrKeyDecrypt) {
 		t.Fatalf("moved ciphertext opened: %v", err)
 	}
 }

@@ -2,13 +2,10 @@ package ledger
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/ethereum/go-ethereum/crypto"
 )
 
 // WalletKind is a wallet's role.
@@ -35,7 +32,8 @@ type Wallet struct {
 	HasKey  bool       `json:"has_key"`
 }
 
-// Wallets stores wallets and opens their keys for the signer.
+// Wallets stores wallets and opens their sealed keys for the signer (the
+// keys themselves are their chain family's: see evm.Keys).
 type Wallets struct {
 	db     *sql.DB
 	sealer *KeySealer
@@ -44,24 +42,15 @@ type Wallets struct {
 // NewWallets returns the wallet store. sealer may be nil for read-only use.
 func NewWallets(db *sql.DB, sealer *KeySealer) *Wallets { return &Wallets{db: db, sealer: sealer} }
 
-// Create generates a new key, stores it encrypted and returns the wallet.
-func (w *Wallets) Create(ctx context.Context, chain string, kind WalletKind, label string) (Wallet, error) {
-	key, err := crypto.GenerateKey()
-	if err != nil {
-		return Wallet{}, fmt.Errorf("generating key: %w", err)
-	}
-	return w.Import(ctx, chain, kind, label, key)
-}
-
-// Import stores key encrypted. Importing the same address again keeps the
-// stored row (and key) and returns it: the operation is idempotent.
-func (w *Wallets) Import(ctx context.Context, chain string, kind WalletKind, label string, key *ecdsa.PrivateKey) (Wallet, error) {
+// Store stores a wallet's private key, plain in its chain family's
+// encoding (see evm.Keys), sealed under the master key for address.
+// Storing the same address again keeps the stored row (and key) and returns
+// it: the operation is idempotent. The caller clears plain.
+func (w *Wallets) Store(ctx context.Context, chain string, kind WalletKind, label, address string, plain []byte) (Wallet, error) {
 	if w.sealer == nil {
 		return Wallet{}, errors.New("importing a wallet needs the master key")
 	}
-	addr := norm(crypto.PubkeyToAddress(key.PublicKey).Hex())
-	plain := crypto.FromECDSA(key)
-	defer clear(plain)
+	addr := norm(address)
 	sealed, err := w.sealer.Seal(addr, plain)
 	if err != nil {
 		return Wallet{}, err
@@ -186,9 +175,10 @@ func (w *Wallets) readKinds(ctx context.Context, into map[string]WalletKind, que
 	return nil
 }
 
-// Key opens a wallet's private key for signing. The caller must not keep it
-// beyond the signature, log it or return it.
-func (w *Wallets) Key(ctx context.Context, chain, address string) (*ecdsa.PrivateKey, error) {
+// Open opens a wallet's private key, plain in its chain family's encoding,
+// for signing. The caller must clear it after the signature, and never log
+// or return it.
+func (w *Wallets) Open(ctx context.Context, chain, address string) ([]byte, error) {
 	if w.sealer == nil {
 		return nil, errors.New("opening a wallet key needs the master key")
 	}
@@ -206,10 +196,5 @@ func (w *Wallets) Key(ctx context.Context, chain, address string) (*ecdsa.Privat
 	if err != nil {
 		return nil, fmt.Errorf("opening key of %s: %w", addr, err)
 	}
-	defer clear(plain)
-	key, err := crypto.ToECDSA(plain)
-	if err != nil {
-		return nil, fmt.Errorf("key of %s is not a valid secp256k1 key", addr)
-	}
-	return key, nil
+	return plain, nil
 }

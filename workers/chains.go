@@ -14,7 +14,7 @@ import (
 	"github.com/ethereum/go-ethereum/accounts/abi/bind"
 	"github.com/ethereum/go-ethereum/common"
 
-	"payflow/chain"
+	"payflow/chain/evm"
 	"payflow/config"
 	"payflow/internal/metrics"
 )
@@ -51,8 +51,8 @@ func checkChain(ctx context.Context, name string, ch config.ChainConfig, node ch
 	slices.Sort(symbols)
 	for _, sym := range symbols {
 		t := ch.Tokens[sym]
-		got, err := chain.TokenDecimals(cctx, node, common.HexToAddress(t.Address))
-		if errors.Is(err, chain.ErrNotAToken) {
+		got, err := evm.TokenDecimals(cctx, node, common.HexToAddress(t.Address))
+		if errors.Is(err, evm.ErrNotAToken) {
 			return fmt.Errorf("%w: chains.%s.tokens.%s: %v", config.ErrInvalid, name, sym, err)
 		}
 		if err != nil {
@@ -60,7 +60,7 @@ func checkChain(ctx context.Context, name string, ch config.ChainConfig, node ch
 		}
 		if int32(got) != t.Decimals {
 			return fmt.Errorf("%w: chains.%s.tokens.%s.decimals is %d but its contract at %s says %d: refusing to convert its amounts",
-				config.ErrInvalid, name, sym, t.Decimals, chain.Lower(common.HexToAddress(t.Address)), got)
+				config.ErrInvalid, name, sym, t.Decimals, evm.Lower(common.HexToAddress(t.Address)), got)
 		}
 	}
 	return nil

@@ -21,7 +21,11 @@ import (
 
 	"payflow/activities"
 	"payflow/api"
-	"payflow/chain"
+	"payflow/chain/evm"
+	"payflow/chain/evm/family"
+	"payflow/chain/evm/send"
+	"payflow/chain/evm/watch"
+	"payflow/chain/lease"
 	"payflow/config"
 	"payflow/intake"
 	"payflow/internal/app"
@@ -70,7 +74,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	var served []string
 	var sampled []metrics.SamplerChain
 	for _, name := range cfg.ChainNames() {
-		eth, err := chain.DialNode(ctx, cfg.Chains[name].RPCURL)
+		eth, err := evm.DialNode(ctx, cfg.Chains[name].RPCURL)
 		if err != nil {
 			refuse(name, fmt.Errorf("dialling its node: %w", err))
 			continue
@@ -78,11 +82,11 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		defer eth.Close()
 		nodes[name] = eth
 		served = append(served, name)
-		bal, err := chain.NewBalances(eth)
+		bal, err := evm.NewBalances(eth)
 		if err != nil {
 			return err
 		}
-		sampled = append(sampled, metrics.SamplerChain{Name: name, Assets: cfg.Chains[name], Node: eth, Balances: bal})
+		sampled = append(sampled, metrics.SamplerChain{Name: name, Assets: cfg.Chains[name], Node: evm.Node{Backend: eth}, Balances: bal})
 	}
 	tc, err := app.DialTemporal(ctx, cfg, log, sdkMetrics)
 	if err != nil {
@@ -169,16 +173,25 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	if ctx.Err() != nil {
 		return nil
 	}
-	bc, err := chain.NewBroadcaster(chain.BroadcasterConfig{Chain: name, ChainID: big.NewInt(ch.ChainID),
-		MaxFeeWei: ch.MaxFeeWei(), FeeCacheTTL: time.Second, GasCacheTTL: 5 * time.Minute}, s.db, eth, s.wallets, log)
+	bc, err := send.NewBroadcaster(send.BroadcasterConfig{Chain: name, ChainID: big.NewInt(ch.ChainID),
+		MaxFeeWei: ch.MaxFeeWei(), FeeCacheTTL: time.Second, GasCacheTTL: 5 * time.Minute}, s.db, eth, evm.Keys{Wallets: s.wallets}, log)
 	if err != nil {
 		return fmt.Errorf("setting up the broadcaster: %w", err)
 	}
-	dialWS := func(ctx context.Context) (chain.HeadSubscriber, error) {
+	// Deferred first, so run last: after the Temporal worker has stopped
+	// and the leased services (the healer among them) have returned, the
+	// nonce and send writers finish what was queued before the node and the
+	// database close.
+	defer bc.Close()
+	fam, err := family.New(name, s.db, eth, bc)
+	if err != nil {
+		return fmt.Errorf("setting up the chain family: %w", err)
+	}
+	dialWS := func(ctx context.Context) (watch.HeadSubscriber, error) {
 		return ethclient.DialContext(ctx, ch.WSURL)
 	}
 	owners := activities.Owners{Client: s.tc}
-	tracker, err := chain.NewTracker(chain.TrackerConfig{Chain: name, Confirmations: uint64(ch.ConfirmHeight),
+	tracker, err := watch.NewTracker(watch.TrackerConfig{Chain: name, Confirmations: uint64(ch.ConfirmHeight),
 		PollInterval: 3 * time.Second}, s.db, eth, metrics.CountReconnects(s.m, name, metrics.ComponentTracker, dialWS), owners, log)
 	if err != nil {
 		return fmt.Errorf("setting up the tracker: %w", err)
@@ -191,7 +204,7 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	if err != nil {
 		return fmt.Errorf("setting up the deposit starter: %w", err)
 	}
-	listener, err := chain.NewListener(chain.ListenerConfig{Chain: name, Tokens: tokens, Native: true, PollInterval: 3 * time.Second,
+	listener, err := watch.NewListener(watch.ListenerConfig{Chain: name, Tokens: tokens, Native: true, PollInterval: 3 * time.Second,
 		Wallets: func(ctx context.Context, after int64, limit int) ([]string, int64, error) {
 			return s.wallets.AddressesAfter(ctx, name, after, limit)
 		}}, s.db, eth, metrics.CountReconnects(s.m, name, metrics.ComponentListener, dialWS), nil, sink, log)
@@ -209,7 +222,7 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	leased.Go(func() {
-		chain.RunWithLease(ctx, s.db, "chain-"+name, s.holder, s.cfg.LeaseTTL.Duration, log, func(ctx context.Context) error {
+		lease.RunWithLease(ctx, s.db, "chain-"+name, s.holder, s.cfg.LeaseTTL.Duration, log, func(ctx context.Context) error {
 			return runTogether(ctx, tracker.Run, listener.Run, func(ctx context.Context) error {
 				// Unblock wallets whose transfers wait behind a nonce that was signed
 				// but never sent (a workflow terminated in between) or was dropped.
@@ -222,6 +235,8 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	queue := s.cfg.TaskQueue(name)
 	opts := workflows.WorkerOptions()
 	opts.Interceptors = append(opts.Interceptors, (&activities.FailingSteps{DB: s.db, Chain: name, Log: log}).Interceptor())
+	led := ledger.New(s.db)
+	defer led.Drain() // after w.Stop: the activities' postings are committed before the DB closes
 	w := worker.New(s.tc, queue, opts)
 	for _, wf := range []any{workflows.Withdraw, workflows.Pay, workflows.Topup, workflows.Deposit, workflows.Reconcile,
 		workflows.Sweep, workflows.WalletSweep} {
@@ -230,7 +245,8 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	w.RegisterActivity(&activities.Activities{
 		Chain: name, Assets: ch, Collection: ch.CollectionAddress, Confirmations: uint64(ch.ConfirmHeight),
 		Responses: workflows.ResponseQueues(s.cfg.RMQ), Metrics: s.m,
-		DB: s.db, Eth: eth, Ledger: ledger.New(s.db), Wallets: s.wallets, Broadcaster: bc, Publisher: s.pub,
+		DB: s.db, Transfers: fam.Transfers, Fees: fam.Fees, Balances: fam.Balances, Reads: fam.Reads,
+		Ledger: led, Wallets: s.wallets, Publisher: s.pub,
 	})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("starting the Temporal worker on %s: %w", queue, err)

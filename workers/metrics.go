@@ -11,6 +11,7 @@ import (
 
 	"payflow/activities"
 	"payflow/answers"
+	"payflow/chain/evm"
 	"payflow/config"
 	"payflow/internal/metrics"
 	"payflow/ledger"
@@ -57,6 +58,7 @@ func runSampler(ctx context.Context, cfg config.Config, m *metrics.Metrics, db *
 // activities' failing steps, the answers' outbox.
 func samplerReadings(sc *metrics.SamplerConfig, db *sql.DB) {
 	sc.Outbox = answers.New(db, nil, nil)
+	sc.ChainStore = evm.NewStats(db)
 	wallets, ledg := ledger.NewWallets(db, nil), ledger.New(db)
 	sc.Wallets = func(ctx context.Context, chain string, kinds []string) (map[string]string, error) {
 		out := map[string]string{}

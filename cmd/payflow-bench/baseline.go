@@ -16,7 +16,7 @@ import (
 	"payflow/protocol"
 )
 
-// The fair baseline of SPEC §6 lives here, with the benchmark, and runs in
+// The fair baseline lives here, with the benchmark, and runs in
 // the benchmark's own worker: the production worker does not know it. It is
 // the plain design a reader of Temporal's samples-go would write: one regular
 // activity per step and one confirmation signal. Its workflow tasks are served

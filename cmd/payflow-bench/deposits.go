@@ -12,7 +12,8 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
-	"payflow/chain"
+	"payflow/chain/evm"
+	"payflow/chain/evm/watch"
 )
 
 type depositResult struct {
@@ -31,7 +32,7 @@ func benchAddr(i uint64) common.Address {
 // to a watched address) through the listener's matcher against n watched
 // addresses, as eth_getLogs returns them.
 func benchDeposits(n int) depositResult {
-	w := chain.NewWatchSet(n)
+	w := watch.NewWatchSet(n)
 	for i := 0; i < n; i++ {
 		w.Add(benchAddr(uint64(i)))
 	}
@@ -48,7 +49,7 @@ func benchDeposits(n int) depositResult {
 			}
 			logs = append(logs, types.Log{Address: token, BlockNumber: uint64(b), Index: uint(j),
 				TxHash: common.BigToHash(new(big.Int).SetUint64(k + 1)),
-				Topics: []common.Hash{chain.TransferTopic, common.BytesToHash(benchAddr(k).Bytes()), common.BytesToHash(to.Bytes())},
+				Topics: []common.Hash{evm.TransferTopic, common.BytesToHash(benchAddr(k).Bytes()), common.BytesToHash(to.Bytes())},
 				Data:   val})
 		}
 	}
@@ -57,7 +58,7 @@ func benchDeposits(n int) depositResult {
 	start := time.Now()
 	rounds := 0
 	for time.Since(start) < 3*time.Second || rounds < 3 {
-		matched = len(chain.MatchTransfers(logs, match))
+		matched = len(watch.MatchTransfers(logs, match))
 		rounds++
 	}
 	el := time.Since(start)

@@ -18,6 +18,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"payflow/chain/lease"
 	"payflow/internal/stacktest"
 	"payflow/ledger"
 	"payflow/protocol"
@@ -118,8 +119,7 @@ func failoverOnce(ctx context.Context, st *stacktest.Stack, root string, ttl tim
 	}
 	pids := map[int]bool{workers[0].Process.Pid: true, workers[1].Process.Pid: true}
 	holderPid := func() int {
-		var h string
-		_ = db.QueryRowContext(ctx, "SELECT holder FROM leases WHERE name='chain-ETH' AND expires_at > NOW(6)").Scan(&h)
+		h, _ := lease.Holder(ctx, db, "chain-ETH")
 		parts := strings.Split(h, "-")
 		if len(parts) < 3 {
 			return 0

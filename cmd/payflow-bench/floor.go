@@ -18,7 +18,7 @@ import (
 	"payflow/workflows"
 )
 
-// The Temporal floor (issue 13): what Temporal alone costs per payment on
+// The Temporal floor: what Temporal alone costs per payment on
 // this machine. FloorPayment has a payment's Temporal footprint and does
 // nothing else: started as the starter starts a payment (the same options,
 // search attributes, memo and summary), a first workflow task of three

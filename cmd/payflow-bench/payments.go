@@ -479,7 +479,7 @@ func paymentRows(flat, fixed paymentRun, namespace string) []result {
 }
 
 // twoChainRows prints the flat-out payment figure over two chains beside the
-// one-chain figure of the same invocation (issue 11).
+// one-chain figure of the same invocation.
 func twoChainRows(one, two paymentRun, skipped string) []result {
 	name := "payments end to end, flat out, two chains"
 	if skipped != "" {
@@ -549,7 +549,7 @@ func baselineRows(base, flat paymentRun, namespace string) []result {
 		rows[0].Measured, rows[0].Verdict, rows[0].Note = "error", "FAIL (correctness)", base.setupError
 	}
 	ratio := result{Name: "payflow / fair baseline", Measured: "-", Target: "≥ 4×", Verdict: "-",
-		Note: "payments/s of the flat-out runs, same invocation; issue 13's floor on the 2-core machine: ≥ 2.5×"}
+		Note: "payments/s of the flat-out runs, same invocation; on the 2-core machine, with the Temporal floor the ceiling: ≥ 2.5×"}
 	if base.perSec() > 0 && flat.perSec() > 0 {
 		r := flat.perSec() / base.perSec()
 		ratio.Measured, ratio.Verdict = fmt.Sprintf("%.2f× (%.1f / %.1f)", r, flat.perSec(), base.perSec()), verdict(r >= 4)

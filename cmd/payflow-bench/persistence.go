@@ -24,7 +24,7 @@ import (
 // serves persistence_requests{namespace,operation,service_name} and
 // visibility_persistence_requests{operation,…}. The bench reads them before
 // and after each measured batch; the difference over the batch's payments is
-// the budget issue 13 asks to halve. It includes whatever else the server did
+// the budget to halve. It includes whatever else the server did
 // meanwhile (its own background work, and anyone else's workflows).
 
 // persistenceSnapshot is one scrape: count by "namespace/operation", and

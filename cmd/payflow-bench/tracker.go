@@ -21,17 +21,18 @@ import (
 	"github.com/ethereum/go-ethereum/rpc"
 
 	"payflow/chain"
+	"payflow/chain/evm"
+	"payflow/chain/evm/watch"
 	"payflow/internal/stacktest"
 )
 
-// The tracker phase (issue 13, SPEC §6): node calls and milliseconds per new
-// head with 100 and with 10,000 transfers in flight, for the per-block
-// tracker and, beside it, the per-transfer algorithm it replaced
-// (TrackerConfig.PerTransfer). The chain is go-ethereum's simulated backend
-// in this process (said so in the output), so the milliseconds are the
-// tracker's own work plus an in-process node: a real node over a socket adds
-// a round trip per call, which widens the gap. The database is the stack's
-// MariaDB (a scratch database).
+// The tracker phase: node calls and milliseconds per new head with 100 and
+// with 10,000 transfers in flight. (The per-transfer algorithm the tracker
+// replaced is gone; its figures are in docs/benchmarks.md.) The chain is
+// go-ethereum's simulated backend in this process (said so in the output),
+// so the milliseconds are the tracker's own work plus an in-process node: a
+// real node over a socket adds a round trip per call. The database is the
+// stack's MariaDB (a scratch database).
 //
 // In flight are open tracked_txs rows: payflow-signed transfers from four hot
 // wallets that no block holds yet, plus, on every head, 20 real transfers
@@ -45,9 +46,9 @@ const (
 	trackerWallets       = 4
 )
 
-// callCounter is a chain.Backend that counts the calls the tracker makes.
+// callCounter is an evm.Backend that counts the calls the tracker makes.
 type callCounter struct {
-	chain.Backend
+	evm.Backend
 	n        atomic.Int64
 	mu       sync.Mutex
 	byMethod map[string]int64
@@ -109,7 +110,7 @@ func (c *confirmCounter) NotifyTx(_ context.Context, wf string, ev chain.TxEvent
 	return nil
 }
 
-// trackerRun is one algorithm at one size: means per head.
+// trackerRun is one size: means per head.
 type trackerRun struct {
 	inFlight int
 	calls    float64
@@ -131,11 +132,11 @@ type trackerBench struct {
 	nonce  uint64
 	seq    int
 	stuck  int
-	sent   map[string]bool // workflows of the real transfers tracked by a per-block run
+	sent   map[string]bool // workflows of the real transfers tracked
 	notify *confirmCounter
 }
 
-// benchTracker measures both algorithms at 100 and 10,000 in flight.
+// benchTracker measures the tracker at 100 and 10,000 in flight.
 func benchTracker(ctx context.Context, st *stacktest.Stack, heads int) []result {
 	fail := func(err error) []result {
 		return []result{{Name: "tracker per head", Measured: "error", Verdict: "FAIL (correctness)", Note: err.Error()}}
@@ -155,36 +156,32 @@ func benchTracker(ctx context.Context, st *stacktest.Stack, heads int) []result 
 	}
 	b := &trackerBench{ctx: ctx, db: db, sim: sim, client: sim.Client(), key: key, from: from,
 		sent: map[string]bool{}, notify: &confirmCounter{confirmed: map[string]int{}}}
-	var block, perTransfer []trackerRun
+	var block []trackerRun
 	for _, n := range []int{100, 10_000} {
 		if err := b.addStuck(n - b.stuck); err != nil {
 			return fail(err)
 		}
-		bl, err := b.run(false, heads)
+		bl, err := b.run(heads)
 		if err != nil {
 			return fail(err)
 		}
-		pt, err := b.run(true, heads)
-		if err != nil {
-			return fail(err)
-		}
-		block, perTransfer = append(block, bl), append(perTransfer, pt)
+		block = append(block, bl)
 	}
 	for wf := range b.sent {
 		if c := b.notify.confirmed[wf]; c != 1 {
-			return fail(fmt.Errorf("%s was confirmed %d times by the per-block tracker, want once", wf, c))
+			return fail(fmt.Errorf("%s was confirmed %d times, want once", wf, c))
 		}
 	}
 	var rows []result
-	for i, r := range block {
+	for _, r := range block {
 		flat := r.calls <= block[0].calls
 		rows = append(rows, result{
 			Name:     fmt.Sprintf("tracker per head, %s in flight", thousands(r.inFlight)),
 			Measured: r.String(),
 			Target:   "flat 100 → 10,000",
 			Verdict:  verdict(flat),
-			Note: fmt.Sprintf("calls per head: %s; per-transfer algorithm: %s (%s); simulated node in-process, %d heads, %d transfers mined per head, %d payflow wallets with transfers in flight",
-				r.mix, perTransfer[i], perTransfer[i].mix, heads, trackerPerHead, trackerWallets),
+			Note: fmt.Sprintf("calls per head: %s; simulated node in-process, %d heads, %d transfers mined per head, %d payflow wallets with transfers in flight",
+				r.mix, heads, trackerPerHead, trackerWallets),
 		})
 	}
 	return rows
@@ -202,40 +199,22 @@ func thousands(n int) string {
 
 // addStuck tracks n payflow-signed transfers that no block holds.
 func (b *trackerBench) addStuck(n int) error {
-	const chunk = 1000
-	for done := 0; done < n; done += chunk {
-		m := min(chunk, n-done)
-		var tq, sq strings.Builder
-		tq.WriteString("INSERT INTO tracked_txs (tx_hash, chain, workflow_id, notify_seen) VALUES ")
-		sq.WriteString("INSERT INTO signed_txs (workflow_id, step, attempt, chain, from_address, to_address, nonce, tx_hash, raw, max_fee_wei, tip_wei, state) VALUES ")
-		var targs, sargs []any
-		for i := range m {
-			k := b.stuck + done + i
-			if i > 0 {
-				tq.WriteByte(',')
-				sq.WriteByte(',')
-			}
-			h := crypto.Keccak256Hash([]byte(fmt.Sprint("in-flight-", k))).Hex()
-			wf := fmt.Sprint("wf-in-flight-", k)
-			wallet := chain.Lower(common.BigToAddress(big.NewInt(int64(0xfee0 + k%trackerWallets))))
-			tq.WriteString("(?,'ETH',?,FALSE)")
-			targs = append(targs, h, wf)
-			sq.WriteString("(?,'send',0,'ETH',?,?,?,?,x'00',0,0,'sent')")
-			sargs = append(sargs, wf, wallet, wallet, 1_000_000+k, h)
-		}
-		if _, err := b.db.ExecContext(b.ctx, sq.String(), sargs...); err != nil {
-			return err
-		}
-		if _, err := b.db.ExecContext(b.ctx, tq.String(), targs...); err != nil {
-			return err
-		}
+	rows := make([]evm.InFlight, n)
+	for i := range rows {
+		k := b.stuck + i
+		rows[i] = evm.InFlight{WorkflowID: fmt.Sprint("wf-in-flight-", k),
+			Hash: crypto.Keccak256Hash([]byte(fmt.Sprint("in-flight-", k))),
+			From: common.BigToAddress(big.NewInt(int64(0xfee0 + k%trackerWallets))), Nonce: uint64(1_000_000 + k)}
+	}
+	if err := evm.StoreInFlight(b.ctx, b.db, "ETH", rows); err != nil {
+		return err
 	}
 	b.stuck += n
 	return nil
 }
 
 // transfer signs, sends and tracks one real transfer (confirmed only).
-func (b *trackerBench) transfer(perTransfer bool) error {
+func (b *trackerBench) transfer() error {
 	to := common.BigToAddress(big.NewInt(int64(0xbeef + b.seq)))
 	tx, err := types.SignNewTx(b.key, types.LatestSignerForChainID(big.NewInt(1337)), &types.DynamicFeeTx{
 		ChainID: big.NewInt(1337), Nonce: b.nonce, GasTipCap: big.NewInt(1_000_000_000),
@@ -249,18 +228,16 @@ func (b *trackerBench) transfer(perTransfer bool) error {
 	b.nonce++
 	wf := fmt.Sprint("wf-real-", b.seq)
 	b.seq++
-	if !perTransfer {
-		b.sent[wf] = true
-	}
-	return chain.TrackTxConfirmedOnly(b.ctx, b.db, "ETH", tx.Hash(), wf)
+	b.sent[wf] = true
+	return evm.TrackTxConfirmedOnly(b.ctx, b.db, "ETH", tx.Hash(), wf)
 }
 
-// run measures heads heads of one algorithm, after a warm-up head (the
-// per-block tracker's start looks every open row up once), then mines until
-// every real transfer it tracked is settled.
-func (b *trackerBench) run(perTransfer bool, heads int) (trackerRun, error) {
+// run measures heads heads, after a warm-up head (the tracker's start looks
+// every open row up once), then mines until every real transfer it tracked
+// is settled.
+func (b *trackerBench) run(heads int) (trackerRun, error) {
 	cc := &callCounter{Backend: b.client, byMethod: map[string]int64{}}
-	tr, err := chain.NewTracker(chain.TrackerConfig{Chain: "ETH", Confirmations: trackerConfirmations, PerTransfer: perTransfer},
+	tr, err := watch.NewTracker(watch.TrackerConfig{Chain: "ETH", Confirmations: trackerConfirmations},
 		b.db, cc, nil, b.notify, nil)
 	if err != nil {
 		return trackerRun{}, err
@@ -274,11 +251,15 @@ func (b *trackerBench) run(perTransfer bool, heads int) (trackerRun, error) {
 		err = tr.CheckOnce(b.ctx, n)
 		return time.Since(start), err
 	}
-	var open int
-	if err := b.db.QueryRowContext(b.ctx, "SELECT COUNT(*) FROM tracked_txs WHERE state IN ('pending','seen')").Scan(&open); err != nil {
+	tracked, err := evm.NewTracked("ETH", b.db)
+	if err != nil {
 		return trackerRun{}, err
 	}
-	for range open/chain.DefaultTrackerBatch + 1 { // the first looks take BatchSize rows a pass
+	open, err := tracked.OpenCount(b.ctx)
+	if err != nil {
+		return trackerRun{}, err
+	}
+	for range open/watch.DefaultTrackerBatch + 1 { // the first looks take BatchSize rows a pass
 		if _, err := check(); err != nil {
 			return trackerRun{}, err
 		}
@@ -287,12 +268,12 @@ func (b *trackerBench) run(perTransfer bool, heads int) (trackerRun, error) {
 	var calls int64
 	for range heads {
 		for range trackerPerHead {
-			if err := b.transfer(perTransfer); err != nil {
+			if err := b.transfer(); err != nil {
 				return trackerRun{}, err
 			}
 		}
 		b.sim.Commit()
-		if err := b.transfer(perTransfer); err != nil { // waits in the pool for the next head
+		if err := b.transfer(); err != nil { // waits in the pool for the next head
 			return trackerRun{}, err
 		}
 		if len(cc.byMethod) > 0 && calls == 0 {

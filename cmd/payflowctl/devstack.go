@@ -23,6 +23,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"payflow/chain"
+	"payflow/chain/evm"
 	"payflow/chain/token"
 	"payflow/config"
 	"payflow/internal/stackfile"
@@ -328,7 +329,7 @@ func (d *devstack) prepareChain(ctx context.Context, index int, spec chainSpec) 
 			if addr, err = f.deployToken(ctx, dt.contract, dt.deploy, dt.bind); err != nil {
 				return config.ChainConfig{}, stackfile.Chain{}, err
 			}
-			cs.Tokens[dt.symbol] = chain.Lower(addr)
+			cs.Tokens[dt.symbol] = evm.Lower(addr)
 			fmt.Fprintf(os.Stderr, "[devstack] %s: deployed %s at %s\n", spec.Name, dt.contract, cs.Tokens[dt.symbol])
 			if err := saveJSON(d.secretsPath, d.sec, 0o600); err != nil {
 				return config.ChainConfig{}, stackfile.Chain{}, err
@@ -356,22 +357,23 @@ func (d *devstack) prepareChain(ctx context.Context, index int, spec chainSpec) 
 	}
 	var managed []string
 	var collection, gas string
+	keys := evm.Keys{Wallets: d.wallets}
 	var sent []funding
 	for _, plan := range devWallets {
 		w, ok := byLabel[plan.label]
 		switch {
 		case ok:
 		case spec.Name == d.first:
-			if w, err = d.wallets.Create(ctx, spec.Name, plan.kind, plan.label); err != nil {
+			if w, err = keys.Create(ctx, spec.Name, plan.kind, plan.label); err != nil {
 				return config.ChainConfig{}, stackfile.Chain{}, err
 			}
 		default:
 			// The same address on every chain: the first chain's key.
-			key, err := d.wallets.Key(ctx, d.first, d.keyOf[plan.label])
+			key, err := keys.Key(ctx, d.first, d.keyOf[plan.label])
 			if err != nil {
 				return config.ChainConfig{}, stackfile.Chain{}, err
 			}
-			if w, err = d.wallets.Import(ctx, spec.Name, plan.kind, plan.label, key); err != nil {
+			if w, err = keys.Import(ctx, spec.Name, plan.kind, plan.label, key); err != nil {
 				return config.ChainConfig{}, stackfile.Chain{}, err
 			}
 		}
@@ -509,7 +511,7 @@ func (d *devstack) credit(ctx context.Context, chainName string, fd funding, r *
 	}
 	for i, lg := range r.Logs {
 		if lg.Address != fd.token || len(lg.Topics) != 3 || lg.Topics[0] != transferSig ||
-			chain.Lower(common.BytesToAddress(lg.Topics[2].Bytes())) != fd.w.Address {
+			evm.Lower(common.BytesToAddress(lg.Topics[2].Bytes())) != fd.w.Address {
 			continue
 		}
 		in.Amount = decimal.NewFromBigInt(new(big.Int).SetBytes(lg.Data), -devTokenDecimals)

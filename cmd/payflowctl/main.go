@@ -27,6 +27,7 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 	_ "github.com/go-sql-driver/mysql"
 
+	"payflow/chain/evm"
 	"payflow/config"
 	"payflow/ledger"
 )
@@ -128,7 +129,7 @@ func cmdWallet(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		w := ledger.NewWallets(db, sealer)
+		w := evm.Keys{Wallets: ledger.NewWallets(db, sealer)}
 		var wl ledger.Wallet
 		if args[0] == "create" {
 			wl, err = w.Create(ctx, *chainName, ledger.WalletKind(*kind), *label)

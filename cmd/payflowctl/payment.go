@@ -42,6 +42,9 @@ import (
 	"payflow/activities"
 	"payflow/answers"
 	"payflow/chain"
+	"payflow/chain/evm"
+	"payflow/chain/evm/family"
+	"payflow/chain/evm/send"
 	"payflow/config"
 	"payflow/internal/app"
 	"payflow/ledger"
@@ -264,8 +267,13 @@ func (e *paymentEnv) on(ctx context.Context, chainName string) (*chainEnv, error
 	if err != nil {
 		return nil, fmt.Errorf("dialing the %s node: %w", name, err)
 	}
-	bc, err := chain.NewBroadcaster(chain.BroadcasterConfig{Chain: name, ChainID: big.NewInt(ch.ChainID),
-		MaxFeeWei: ch.MaxFeeWei()}, e.db, eth, e.wallets, e.log)
+	bc, err := send.NewBroadcaster(send.BroadcasterConfig{Chain: name, ChainID: big.NewInt(ch.ChainID),
+		MaxFeeWei: ch.MaxFeeWei()}, e.db, eth, evm.Keys{Wallets: e.wallets}, e.log)
+	if err != nil {
+		eth.Close()
+		return nil, err
+	}
+	fam, err := family.New(name, e.db, eth, bc)
 	if err != nil {
 		eth.Close()
 		return nil, err
@@ -273,7 +281,8 @@ func (e *paymentEnv) on(ctx context.Context, chainName string) (*chainEnv, error
 	c := &chainEnv{eth: eth, act: &activities.Activities{
 		Chain: name, Assets: ch, Collection: ch.CollectionAddress, Confirmations: uint64(ch.ConfirmHeight),
 		Responses: workflows.ResponseQueues(e.cfg.RMQ),
-		DB:        e.db, Eth: eth, Ledger: e.ledg, Wallets: e.wallets, Broadcaster: bc, Publisher: e.pub,
+		DB:        e.db, Transfers: fam.Transfers, Fees: fam.Fees, Balances: fam.Balances, Reads: fam.Reads,
+		Ledger: e.ledg, Wallets: e.wallets, Publisher: e.pub,
 	}}
 	e.chains[name] = c
 	return c, nil
@@ -460,13 +469,9 @@ func (e *paymentEnv) exists(ctx context.Context, wfID string) (bool, error) {
 	case !errors.Is(err, ledger.ErrReservationNotFound):
 		return false, fmt.Errorf("looking up %s in the ledger: %w", wfID, err)
 	}
-	var n int
-	err = e.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM signed_txs WHERE workflow_id=?", wfID).Scan(&n)
-	if err != nil {
-		return false, fmt.Errorf("looking up %s in the ledger: %w", wfID, err)
-	}
-	if n > 0 {
-		return true, nil
+	signed, err := evm.SignedOf(ctx, e.db, wfID)
+	if err != nil || len(signed) > 0 {
+		return len(signed) > 0, err
 	}
 	_, answered, err := answers.New(e.db, nil, nil).Get(ctx, workflows.AnswerID(wfID))
 	if err != nil {
@@ -633,27 +638,18 @@ type transferView struct {
 
 // transfers reads every attempt stored for wfID and asks the chain about each.
 func (e *paymentEnv) transfers(ctx context.Context, wfID string) ([]transferView, error) {
-	rows, err := e.db.QueryContext(ctx, `SELECT chain, step, attempt, from_address, nonce, tx_hash, max_fee_wei, tip_wei, created_at
-		FROM signed_txs WHERE workflow_id=? ORDER BY step, attempt`, wfID)
+	signed, err := evm.SignedOf(ctx, e.db, wfID)
 	if err != nil {
-		return nil, fmt.Errorf("reading the transfers of %s: %w", wfID, err)
+		return nil, err
 	}
 	var out []transferView
-	for rows.Next() {
-		var a attemptView
-		var chainName string
-		if err := rows.Scan(&chainName, &a.Step, &a.Attempt, &a.From, &a.Nonce, &a.TxHash, &a.MaxFeeWei, &a.TipWei, &a.SignedAt); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("reading the transfers of %s: %w", wfID, err)
-		}
+	for _, r := range signed {
+		a := attemptView{Step: r.Step, Attempt: r.Attempt, From: r.From, Nonce: r.Nonce, TxHash: r.TxHash,
+			MaxFeeWei: r.MaxFeeWei, TipWei: r.TipWei, SignedAt: r.SignedAt}
 		if n := len(out); n == 0 || out[n-1].Step != a.Step {
-			out = append(out, transferView{Chain: chainName, Step: a.Step})
+			out = append(out, transferView{Chain: r.Chain, Step: a.Step})
 		}
 		out[len(out)-1].Attempts = append(out[len(out)-1].Attempts, a)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading the transfers of %s: %w", wfID, err)
 	}
 	for i := range out {
 		if err := e.inspect(ctx, wfID, &out[i]); err != nil {
@@ -1165,7 +1161,7 @@ func (e *paymentEnv) release(ctx context.Context, queueID, flow string, dryRun b
 	if err != nil {
 		return nil, err
 	}
-	_, err = c.act.Broadcaster.Store.Attempts(ctx, p.WorkflowID, "transfer")
+	_, err = c.act.Transfers.Stored(ctx, p.WorkflowID, "transfer")
 	switch {
 	case errors.Is(err, chain.ErrNotSigned):
 		closed := time.Now()

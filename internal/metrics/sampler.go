@@ -12,25 +12,23 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/shopspring/decimal"
 
 	"payflow/config"
 )
 
-// Node is what the Sampler asks the chain node (*ethclient.Client is one).
+// Node is what the Sampler asks the chain node: its head, and when a block
+// was made.
 type Node interface {
 	BlockNumber(ctx context.Context) (uint64, error)
-	HeaderByNumber(ctx context.Context, number *big.Int) (*types.Header, error)
+	BlockTime(ctx context.Context, number uint64) (time.Time, error)
 }
 
-// Balances reads wallet balances on chain (*chain.Balances is one). block nil
-// is the latest block.
+// Balances reads wallet balances on chain (chain.Balances is one): of token
+// ("" is the native coin), block nil the latest.
 type Balances interface {
-	TokenBalance(ctx context.Context, token, owner common.Address, block *big.Int) (*big.Int, error)
-	NativeBalance(ctx context.Context, owner common.Address, block *big.Int) (*big.Int, error)
+	Balance(ctx context.Context, token, owner string, block *big.Int) (*big.Int, error)
 }
 
 // Outbox counts the answers recorded and not published yet
@@ -57,6 +55,19 @@ type SamplerChain struct {
 	Assets   config.ChainConfig // its tokens (Assets.Tokens) and native coin
 	Node     Node
 	Balances Balances // nil: no wallet balances for this chain
+}
+
+// ChainStore reads the chains' stored and tracked transactions and the
+// listener's cursor (the EVM family's evm.Stats is one).
+type ChainStore interface {
+	// InFlight counts a chain's transfers in flight, the oldest's age, and
+	// the payments among them (step paymentStep) in flight for longer than
+	// stuckAfter.
+	InFlight(ctx context.Context, chain, paymentStep string, stuckAfter time.Duration) (n int64, oldest time.Duration, stuck int64, err error)
+	// LaneBacklog counts the nonces signed and not mined per sending address.
+	LaneBacklog(ctx context.Context, chain string) (map[string]int64, error)
+	// CursorBlock is the listener's cursor; ok is false when it never ran.
+	CursorBlock(ctx context.Context, chain string) (block uint64, ok bool, err error)
 }
 
 // The Sampler reads the tables other packages own through their APIs, never
@@ -104,6 +115,9 @@ type SamplerConfig struct {
 	Timeout time.Duration
 	// Outbox is read for payflow_outbox_backlog; nil: not sampled.
 	Outbox Outbox
+	// ChainStore is read for the transfers in flight, the nonce lanes'
+	// backlog and the listener's lag.
+	ChainStore ChainStore
 }
 
 // Sampler is the worker's gauges for every chain it serves: it reads
@@ -354,19 +368,15 @@ func gauge(d *prometheus.Desc, v float64, labels ...string) prometheus.Metric {
 // transfers: in flight, the oldest's age, and stuck payments. A transfer is
 // in flight while one of its attempts is tracked and not confirmed.
 func (s *Sampler) transfers(ctx context.Context, chain string) ([]prometheus.Metric, error) {
-	var n, stuck int64
-	var oldestMicros float64
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(DISTINCT s.workflow_id, s.step),
-			COALESCE(TIMESTAMPDIFF(MICROSECOND, MIN(t.created_at), CURRENT_TIMESTAMP(6)), 0),
-			COUNT(DISTINCT IF(s.step = ? AND t.created_at < CURRENT_TIMESTAMP(6) - INTERVAL ? MICROSECOND, s.workflow_id, NULL))
-		FROM tracked_txs t JOIN signed_txs s ON s.tx_hash = t.tx_hash AND s.chain = t.chain
-		WHERE t.chain = ? AND t.state IN ('pending','seen')`,
-		s.cfg.PaymentStep, s.cfg.ConfirmTimeout.Microseconds(), chain).Scan(&n, &oldestMicros, &stuck)
-	if err != nil {
-		return nil, fmt.Errorf("counting transfers in flight: %w", err)
-	}
 	if s.cfg.Failing == nil {
 		return nil, errNotWired("Failing")
+	}
+	if s.cfg.ChainStore == nil {
+		return nil, errNotWired("ChainStore")
+	}
+	n, oldest, stuck, err := s.cfg.ChainStore.InFlight(ctx, chain, s.cfg.PaymentStep, s.cfg.ConfirmTimeout)
+	if err != nil {
+		return nil, err
 	}
 	failing, err := s.cfg.Failing(ctx, chain)
 	if err != nil {
@@ -374,7 +384,7 @@ func (s *Sampler) transfers(ctx context.Context, chain string) ([]prometheus.Met
 	}
 	return []prometheus.Metric{
 		gauge(s.inFlight, float64(n), chain),
-		gauge(s.oldestAge, max(oldestMicros, 0)/1e6, chain),
+		gauge(s.oldestAge, oldest.Seconds(), chain),
 		gauge(s.stuck, float64(stuck), chain),
 		gauge(s.failing, float64(failing), chain),
 	}, nil
@@ -388,35 +398,16 @@ func (s *Sampler) lanes(ctx context.Context, chain string) ([]prometheus.Metric,
 	if s.cfg.WalletKinds == nil {
 		return nil, errNotWired("WalletKinds")
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT lane.from_address, COUNT(*) FROM (
-			SELECT s.from_address, s.nonce
-			FROM signed_txs s JOIN tracked_txs t ON t.tx_hash = s.tx_hash AND t.chain = s.chain
-			WHERE t.chain = ? AND t.state IN ('pending','seen')
-			GROUP BY s.from_address, s.nonce
-			HAVING SUM(t.state = 'seen') = 0
-			UNION
-			SELECT s.from_address, s.nonce
-			FROM signed_txs s
-			WHERE s.chain = ? AND s.state = 'signed' AND NOT EXISTS (
-				SELECT 1 FROM signed_txs o JOIN tracked_txs t ON t.tx_hash = o.tx_hash AND t.chain = o.chain
-				WHERE o.chain = s.chain AND o.from_address = s.from_address AND o.nonce = s.nonce)
-		) lane GROUP BY lane.from_address`, chain, chain)
+	if s.cfg.ChainStore == nil {
+		return nil, errNotWired("ChainStore")
+	}
+	backlog, err := s.cfg.ChainStore.LaneBacklog(ctx, chain)
 	if err != nil {
-		return nil, fmt.Errorf("counting nonce lane backlog: %w", err)
+		return nil, err
 	}
 	bySender := map[string]int64{}
-	for rows.Next() {
-		var from string
-		var n int64
-		if err := rows.Scan(&from, &n); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("counting nonce lane backlog: %w", err)
-		}
+	for from, n := range backlog {
 		bySender[strings.ToLower(from)] += n
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("counting nonce lane backlog: %w", err)
 	}
 	senders := make([]string, 0, len(bySender))
 	for from := range bySender {
@@ -452,22 +443,24 @@ func (s *Sampler) outbox(ctx context.Context) ([]prometheus.Metric, error) {
 // only the head is reported.
 func (s *Sampler) listener(ctx context.Context, c SamplerChain, head uint64) ([]prometheus.Metric, error) {
 	ms := []prometheus.Metric{gauge(s.headBlock, float64(head), c.Name)}
-	var cursor uint64
-	err := s.db.QueryRowContext(ctx, "SELECT block_number FROM chain_cursor WHERE chain = ?", c.Name).Scan(&cursor)
-	if errors.Is(err, sql.ErrNoRows) {
-		return ms, nil
+	if s.cfg.ChainStore == nil {
+		return nil, errNotWired("ChainStore")
 	}
+	cursor, ok, err := s.cfg.ChainStore.CursorBlock(ctx, c.Name)
 	if err != nil {
-		return nil, fmt.Errorf("reading the listener's cursor: %w", err)
+		return nil, err
+	}
+	if !ok {
+		return ms, nil
 	}
 	var blocks, secs float64
 	if head > cursor {
 		blocks = float64(head - cursor)
-		h, err := c.Node.HeaderByNumber(ctx, new(big.Int).SetUint64(cursor+1))
+		made, err := c.Node.BlockTime(ctx, cursor+1)
 		if err != nil {
 			return nil, fmt.Errorf("reading header %d: %w", cursor+1, err)
 		}
-		secs = max(time.Since(time.Unix(int64(h.Time), 0)).Seconds(), 0)
+		secs = max(time.Since(made).Seconds(), 0)
 	}
 	return append(ms, gauge(s.lagBlocks, blocks, c.Name), gauge(s.lagSeconds, secs, c.Name)), nil
 }
@@ -518,8 +511,8 @@ func (s *Sampler) balances(ctx context.Context, c SamplerChain) ([]prometheus.Me
 	sort.Strings(symbols)
 	sums := map[[2]string]decimal.Decimal{}
 	for _, w := range wallets {
-		owner := common.HexToAddress(w.address)
-		wei, err := c.Balances.NativeBalance(ctx, owner, nil)
+		owner := w.address
+		wei, err := c.Balances.Balance(ctx, "", owner, nil)
 		if err != nil {
 			return nil, fmt.Errorf("reading the native balance of a %s wallet: %w", w.kind, err)
 		}
@@ -530,7 +523,7 @@ func (s *Sampler) balances(ctx context.Context, c SamplerChain) ([]prometheus.Me
 				break
 			}
 			tok := tokens[sym]
-			units, err := c.Balances.TokenBalance(ctx, common.HexToAddress(tok.Address), owner, nil)
+			units, err := c.Balances.Balance(ctx, tok.Address, owner, nil)
 			if err != nil {
 				return nil, fmt.Errorf("reading the %s balance of a %s wallet: %w", sym, w.kind, err)
 			}

@@ -13,12 +13,12 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"payflow/activities"
 	"payflow/answers"
+	"payflow/chain/evm"
 	"payflow/config"
 	"payflow/internal/metrics"
 	"payflow/internal/stacktest"
@@ -39,13 +39,13 @@ func (n *node) BlockNumber(context.Context) (uint64, error) {
 	return n.head, n.err
 }
 
-func (n *node) HeaderByNumber(_ context.Context, number *big.Int) (*types.Header, error) {
+func (n *node) BlockTime(_ context.Context, number uint64) (time.Time, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.err != nil {
-		return nil, n.err
+		return time.Time{}, n.err
 	}
-	return &types.Header{Number: number, Time: uint64(n.times[number.Uint64()].Unix())}, nil
+	return time.Unix(n.times[number].Unix(), 0), nil
 }
 
 // balances hands out fixed balances: wei per owner, units per (token, owner).
@@ -54,15 +54,14 @@ type balances struct {
 	units map[[2]common.Address]*big.Int
 }
 
-func (b balances) NativeBalance(_ context.Context, owner common.Address, _ *big.Int) (*big.Int, error) {
-	if v, ok := b.wei[owner]; ok {
-		return v, nil
+func (b balances) Balance(_ context.Context, token, owner string, _ *big.Int) (*big.Int, error) {
+	if token == "" {
+		if v, ok := b.wei[common.HexToAddress(owner)]; ok {
+			return v, nil
+		}
+		return new(big.Int), nil
 	}
-	return new(big.Int), nil
-}
-
-func (b balances) TokenBalance(_ context.Context, token, owner common.Address, _ *big.Int) (*big.Int, error) {
-	if v, ok := b.units[[2]common.Address{token, owner}]; ok {
+	if v, ok := b.units[[2]common.Address{common.HexToAddress(token), common.HexToAddress(owner)}]; ok {
 		return v, nil
 	}
 	return new(big.Int), nil
@@ -106,6 +105,7 @@ func trackedOn(t *testing.T, db *sql.DB, chain, h, wf, state string, ago time.Du
 // the worker does.
 func wired(cfg metrics.SamplerConfig, db *sql.DB) metrics.SamplerConfig {
 	wallets, ledg := ledger.NewWallets(db, nil), ledger.New(db)
+	cfg.ChainStore = evm.NewStats(db)
 	cfg.Wallets = func(ctx context.Context, chain string, kinds []string) (map[string]string, error) {
 		out := map[string]string{}
 		for _, k := range kinds {
@@ -387,9 +387,9 @@ func (h *hangingNode) BlockNumber(ctx context.Context) (uint64, error) {
 	return 0, ctx.Err()
 }
 
-func (h *hangingNode) HeaderByNumber(ctx context.Context, _ *big.Int) (*types.Header, error) {
+func (h *hangingNode) BlockTime(ctx context.Context, _ uint64) (time.Time, error) {
 	<-ctx.Done()
-	return nil, ctx.Err()
+	return time.Time{}, ctx.Err()
 }
 
 // One chain's node stalls inside a sample (its Timeout far away): Run keeps
@@ -441,7 +441,7 @@ func TestSamplerUnwiredReadingFails(t *testing.T) {
 	s := metrics.NewSampler(metrics.SamplerConfig{Chains: []metrics.SamplerChain{{Name: "ETH", Node: &node{head: 7}, Balances: balances{}}},
 		PaymentStep: "transfer", ConfirmTimeout: time.Minute}, db, nil)
 	err := s.Sample(context.Background())
-	for _, field := range []string{"Failing", "WalletKinds", "Mismatches", "Wallets"} {
+	for _, field := range []string{"Failing", "WalletKinds", "Mismatches", "Wallets", "ChainStore"} {
 		require.ErrorContains(t, err, "SamplerConfig."+field+" is not set")
 	}
 }
