@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"payflow/internal/sqlrows"
 )
 
 // WalletKind is a wallet's role.
@@ -98,11 +100,14 @@ func (w *Wallets) ByLabel(ctx context.Context, chain, label string) (Wallet, err
 
 // List returns the wallets of chain, optionally of one kind ("" = all).
 func (w *Wallets) List(ctx context.Context, chain string, kind WalletKind) ([]Wallet, error) {
-	return queryRows(ctx, w.db, "listing wallets", `SELECT chain, address, kind, label, enc_key IS NOT NULL FROM wallets
-		WHERE chain=? AND (?='' OR kind=?) ORDER BY id`, []any{chain, string(kind), string(kind)},
-		func(rows *sql.Rows) (wl Wallet, err error) {
-			return wl, rows.Scan(&wl.Chain, &wl.Address, (*string)(&wl.Kind), &wl.Label, &wl.HasKey)
-		})
+	wallets, err := sqlrows.Collect(ctx, w.db, func(rows *sql.Rows) (wl Wallet, err error) {
+		return wl, rows.Scan(&wl.Chain, &wl.Address, (*string)(&wl.Kind), &wl.Label, &wl.HasKey)
+	}, `SELECT chain, address, kind, label, enc_key IS NOT NULL FROM wallets
+		WHERE chain=? AND (?='' OR kind=?) ORDER BY id`, chain, string(kind), string(kind))
+	if err != nil {
+		return nil, fmt.Errorf("listing wallets: %w", err)
+	}
+	return wallets, nil
 }
 
 // AddressesAfter pages through chain's wallets in the order they were
@@ -113,20 +118,15 @@ func (w *Wallets) List(ctx context.Context, chain string, kind WalletKind) ([]Wa
 func (w *Wallets) AddressesAfter(ctx context.Context, chain string, after int64, limit int) (addresses []string, last int64,
 	err error) {
 	last = after
-	rows, err := w.db.QueryContext(ctx, "SELECT id, address FROM wallets WHERE chain=? AND id > ? ORDER BY id LIMIT ?",
-		chain, after, limit)
-	if err != nil {
-		return nil, after, fmt.Errorf("listing wallets: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	err = sqlrows.Each(ctx, w.db, func(rows *sql.Rows) error {
 		var a string
 		if err := rows.Scan(&last, &a); err != nil {
-			return nil, after, fmt.Errorf("listing wallets: %w", err)
+			return err
 		}
 		addresses = append(addresses, a)
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	}, "SELECT id, address FROM wallets WHERE chain=? AND id > ? ORDER BY id LIMIT ?", chain, after, limit)
+	if err != nil {
 		return nil, after, fmt.Errorf("listing wallets: %w", err)
 	}
 	return addresses, last, nil
@@ -157,19 +157,15 @@ func (w *Wallets) KindsOf(ctx context.Context, chain string, addresses []string)
 const kindsPerQuery = 1000
 
 func (w *Wallets) readKinds(ctx context.Context, into map[string]WalletKind, query string, args ...any) error {
-	rows, err := w.db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return fmt.Errorf("reading wallet kinds: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	err := sqlrows.Each(ctx, w.db, func(rows *sql.Rows) error {
 		var a, k string
 		if err := rows.Scan(&a, &k); err != nil {
-			return fmt.Errorf("reading wallet kinds: %w", err)
+			return err
 		}
 		into[norm(a)] = WalletKind(k)
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	}, query, args...)
+	if err != nil {
 		return fmt.Errorf("reading wallet kinds: %w", err)
 	}
 	return nil

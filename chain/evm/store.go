@@ -14,6 +14,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"payflow/internal/sqlerr"
+	"payflow/internal/sqlrows"
 
 	"payflow/chain"
 )
@@ -91,21 +92,9 @@ func (s *TxStore) Stored(ctx context.Context, workflowID, step string) (SignedTx
 // the caller can follow all of their hashes: until one is mined, any may be.
 // With none stored it returns ErrNotSigned.
 func (s *TxStore) Attempts(ctx context.Context, workflowID, step string) ([]SignedTx, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+signedColumns+` FROM signed_txs
+	out, err := sqlrows.Collect(ctx, s.db, func(rows *sql.Rows) (SignedTx, error) { return scanSigned(rows) }, `SELECT `+signedColumns+` FROM signed_txs
 		WHERE chain=? AND workflow_id=? AND step=? ORDER BY attempt`, s.chain, workflowID, step)
 	if err != nil {
-		return nil, fmt.Errorf("listing attempts of %s/%s: %w", workflowID, step, err)
-	}
-	defer rows.Close()
-	var out []SignedTx
-	for rows.Next() {
-		stx, err := scanSigned(rows)
-		if err != nil {
-			return nil, fmt.Errorf("reading attempts of %s/%s: %w", workflowID, step, err)
-		}
-		out = append(out, stx)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("listing attempts of %s/%s: %w", workflowID, step, err)
 	}
 	if len(out) == 0 {
