@@ -20,17 +20,11 @@ type NonceLane struct {
 // Lanes is one chain's rows of the nonces table: per sending wallet, the
 // next nonce payflow signs with. The row, locked in the transaction that
 // stores a signed transaction, is the single writer of its lane.
-type Lanes struct {
-	chain string
-	db    *sql.DB
-}
+type Lanes struct{ chainTable }
 
 // NewLanes wires Lanes for one chain (its protocol name).
 func NewLanes(chainName string, db *sql.DB) (*Lanes, error) {
-	if chainName == "" || db == nil {
-		return nil, errors.New("nonce lanes: chain name and database are required")
-	}
-	return &Lanes{chain: chainName, db: db}, nil
+	return newChainTable[Lanes]("nonce lanes", chainName, db)
 }
 
 // Begin begins the database transaction a lane is locked and advanced in.

@@ -62,17 +62,11 @@ const gapFillerAttempt = 1000
 // retries. Every statement filters on the store's chain: one address has the
 // same nonces, and payflow names its gap fillers the same, on every chain.
 // Every statement on signed_txs is here.
-type TxStore struct {
-	chain string
-	db    *sql.DB
-}
+type TxStore struct{ chainTable }
 
 // NewTxStore wires a TxStore for one chain (its protocol name, e.g. "ETH").
 func NewTxStore(chainName string, db *sql.DB) (*TxStore, error) {
-	if chainName == "" || db == nil {
-		return nil, errors.New("tx store: chain name and database are required")
-	}
-	return &TxStore{chain: chainName, db: db}, nil
+	return newChainTable[TxStore]("tx store", chainName, db)
 }
 
 // Stored returns the latest stored attempt of a step, or ErrNotSigned.

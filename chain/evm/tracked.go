@@ -3,7 +3,6 @@ package evm
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -17,17 +16,11 @@ import (
 // the confirmation tracker follows, one row per (transaction, workflow),
 // each with the state the tracker last recorded (pending, seen, confirmed,
 // done).
-type Tracked struct {
-	chain string
-	db    *sql.DB
-}
+type Tracked struct{ chainTable }
 
 // NewTracked wires Tracked for one chain (its protocol name).
 func NewTracked(chainName string, db *sql.DB) (*Tracked, error) {
-	if chainName == "" || db == nil {
-		return nil, errors.New("tracked transactions: chain name and database are required")
-	}
-	return &Tracked{chain: chainName, db: db}, nil
+	return newChainTable[Tracked]("tracked transactions", chainName, db)
 }
 
 // TrackTx records that workflowID waits for txHash and wants every
