@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 
@@ -78,7 +77,7 @@ func (l *Ledger) DepositWalletsAbove(ctx context.Context, q SweepQuery) ([]Holdi
 	}
 	sb.WriteString(" GROUP BY b.address ORDER BY b.address LIMIT ?")
 	args = append(args, q.Limit)
-	out, err := sqlrows.Collect(ctx, l.db, func(rows *sql.Rows) (h Holding, err error) {
+	out, err := sqlrows.Collect(ctx, l.db, func(rows sqlrows.Scanner) (h Holding, err error) {
 		var syms string
 		err = rows.Scan(&h.Address, &syms)
 		h.Symbols = strings.Split(syms, ",")

@@ -335,7 +335,7 @@ func (bt *batchTx) load(ps []*posting) error {
 }
 
 func (bt *batchTx) readReservations(ids []any, lock string) error {
-	rs, err := sqlrows.Collect(bt.ctx, bt.tx, func(rows *sql.Rows) (r reservation, err error) {
+	rs, err := sqlrows.Collect(bt.ctx, bt.tx, func(rows sqlrows.Scanner) (r reservation, err error) {
 		return r, rows.Scan(&r.queueID, &r.chain, &r.address, &r.symbol, &r.amount, &r.state)
 	}, "SELECT reservation_key, chain, address, symbol, amount, state FROM reservations WHERE reservation_key IN ("+
 		marks(len(ids))+")"+lock, ids...)
@@ -356,7 +356,9 @@ type journalID struct {
 	idem string
 }
 
-func scanJournalID(rows *sql.Rows) (j journalID, err error) { return j, rows.Scan(&j.id, &j.idem) }
+func scanJournalID(rows sqlrows.Scanner) (j journalID, err error) {
+	return j, rows.Scan(&j.id, &j.idem)
+}
 
 // replayed is posting i as a replay of idem, posted before the batch or by
 // a posting of this batch.

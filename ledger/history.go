@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"context"
-	"database/sql"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -120,7 +119,7 @@ type SymbolBalance struct {
 // Balances returns every balance row of a wallet, by symbol. A wallet the
 // ledger has never posted to has none: the result is empty, not an error.
 func (l *Ledger) Balances(ctx context.Context, chain, address string) ([]SymbolBalance, error) {
-	out, err := sqlrows.Collect(ctx, l.db, func(rows *sql.Rows) (b SymbolBalance, err error) {
+	out, err := sqlrows.Collect(ctx, l.db, func(rows sqlrows.Scanner) (b SymbolBalance, err error) {
 		return b, rows.Scan(&b.Symbol, &b.Available, &b.Held, &b.UpdatedAt)
 	}, "SELECT symbol, available, held, updated_at FROM balances WHERE chain=? AND address=? ORDER BY symbol",
 		chain, norm(address))

@@ -438,7 +438,7 @@ func (l *Ledger) Journal(ctx context.Context, chain, address, symbol string) ([]
 const journalColumns = `id, op, symbol, amount, available_before, available_after, held_before, held_after,
 	reference, COALESCE(tx_hash,''), created_at`
 
-func scanJournalEntry(rows *sql.Rows) (e JournalEntry, err error) {
+func scanJournalEntry(rows sqlrows.Scanner) (e JournalEntry, err error) {
 	return e, rows.Scan(&e.ID, (*string)(&e.Op), &e.Symbol, &e.Amount, &e.AvailableBefore, &e.AvailableAfter,
 		&e.HeldBefore, &e.HeldAfter, &e.Reference, &e.TxHash, &e.CreatedAt)
 }

@@ -205,7 +205,7 @@ func (l *Ledger) Reconciliations(ctx context.Context, q ReconQuery) (ReconPage, 
 	return page, nil
 }
 
-func scanReconciliation(rows *sql.Rows) (Reconciliation, error) {
+func scanReconciliation(rows sqlrows.Scanner) (Reconciliation, error) {
 	var r Reconciliation
 	var status string
 	var unmatched sql.NullString
@@ -287,7 +287,7 @@ func (l *Ledger) RecentCredits(ctx context.Context, chain string, window time.Du
 	return credits, nil
 }
 
-func scanCredit(rows *sql.Rows) (c CreditRecord, err error) {
+func scanCredit(rows sqlrows.Scanner) (c CreditRecord, err error) {
 	var tx sql.NullString
 	var li sql.NullInt64
 	err = rows.Scan(&c.JournalID, &c.Chain, &c.Address, &c.Symbol, &c.Amount, &tx, &li, &c.Reference,

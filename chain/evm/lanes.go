@@ -80,7 +80,7 @@ func (l *Lanes) Create(ctx context.Context, from common.Address, next uint64) er
 // List lists every wallet that has signed on this chain, with its lane's
 // next nonce.
 func (l *Lanes) List(ctx context.Context) ([]NonceLane, error) {
-	lanes, err := sqlrows.Collect(ctx, l.db, func(rows *sql.Rows) (n NonceLane, err error) {
+	lanes, err := sqlrows.Collect(ctx, l.db, func(rows sqlrows.Scanner) (n NonceLane, err error) {
 		var a string
 		err = rows.Scan(&a, &n.Next)
 		n.Address = common.HexToAddress(a)

@@ -27,7 +27,7 @@ type Signed struct {
 // SignedOf lists every attempt stored for workflowID, on every chain, by
 // step and attempt.
 func SignedOf(ctx context.Context, db *sql.DB, workflowID string) ([]Signed, error) {
-	out, err := sqlrows.Collect(ctx, db, func(rows *sql.Rows) (s Signed, err error) {
+	out, err := sqlrows.Collect(ctx, db, func(rows sqlrows.Scanner) (s Signed, err error) {
 		return s, rows.Scan(&s.Chain, &s.Step, &s.Attempt, &s.From, &s.Nonce, &s.TxHash, &s.MaxFeeWei, &s.TipWei,
 			&s.SignedAt)
 	}, `SELECT chain, step, attempt, from_address, nonce, tx_hash, max_fee_wei, tip_wei, created_at

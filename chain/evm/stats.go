@@ -41,7 +41,7 @@ func (s *Stats) InFlight(ctx context.Context, chainName, paymentStep string, stu
 // broadcast (no attempt on the nonce is tracked).
 func (s *Stats) LaneBacklog(ctx context.Context, chainName string) (map[string]int64, error) {
 	out := map[string]int64{}
-	err := sqlrows.Each(ctx, s.db, func(rows *sql.Rows) error {
+	err := sqlrows.Each(ctx, s.db, func(rows sqlrows.Scanner) error {
 		var addr string
 		var n int64
 		if err := rows.Scan(&addr, &n); err != nil {

@@ -86,7 +86,7 @@ func (s *TxStore) Stored(ctx context.Context, workflowID, step string) (SignedTx
 // the caller can follow all of their hashes: until one is mined, any may be.
 // With none stored it returns ErrNotSigned.
 func (s *TxStore) Attempts(ctx context.Context, workflowID, step string) ([]SignedTx, error) {
-	out, err := sqlrows.Collect(ctx, s.db, func(rows *sql.Rows) (SignedTx, error) { return scanSigned(rows) }, `SELECT `+signedColumns+` FROM signed_txs
+	out, err := sqlrows.Collect(ctx, s.db, scanSigned, `SELECT `+signedColumns+` FROM signed_txs
 		WHERE chain=? AND workflow_id=? AND step=? ORDER BY attempt`, s.chain, workflowID, step)
 	if err != nil {
 		return nil, fmt.Errorf("listing attempts of %s/%s: %w", workflowID, step, err)

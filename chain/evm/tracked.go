@@ -73,7 +73,7 @@ func (t *Tracked) Open(ctx context.Context, uncheckedOnly bool) ([]TrackedRow, e
 	if uncheckedOnly {
 		q += " AND t.checked_at IS NULL"
 	}
-	out, err := sqlrows.Collect(ctx, t.db, func(rows *sql.Rows) (r TrackedRow, err error) {
+	out, err := sqlrows.Collect(ctx, t.db, func(rows sqlrows.Scanner) (r TrackedRow, err error) {
 		var from string
 		err = rows.Scan(&r.Hash, &r.WorkflowID, &r.State, &r.BlockHash, &r.BlockNumber, &r.NotifySeen,
 			&r.SignedWF, &r.Step, &from, &r.Nonce, &r.Unchecked)

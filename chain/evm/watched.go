@@ -59,7 +59,7 @@ type WatchRow struct {
 // WatchesAfter lists the chain's watched addresses with an id above after,
 // by id, at most limit.
 func WatchesAfter(ctx context.Context, db *sql.DB, chainName string, after int64, limit int) ([]WatchRow, error) {
-	out, err := sqlrows.Collect(ctx, db, func(rows *sql.Rows) (w WatchRow, err error) {
+	out, err := sqlrows.Collect(ctx, db, func(rows sqlrows.Scanner) (w WatchRow, err error) {
 		var a string
 		var filled sql.NullInt64
 		err = rows.Scan(&w.ID, &a, &w.FromBlock, &filled)

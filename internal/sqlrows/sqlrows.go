@@ -15,10 +15,14 @@ type Querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
+// Scanner is a *sql.Rows or a *sql.Row: what reads one row. A scan written
+// against it serves QueryRowContext as well as Collect.
+type Scanner = interface{ Scan(dest ...any) error }
+
 // Each runs query with args on q and calls row for each row, in order. It
 // stops at the first error, of the query, of row or of the iteration, and
 // returns it as it is; the rows are closed before it returns.
-func Each(ctx context.Context, q Querier, row func(*sql.Rows) error, query string, args ...any) error {
+func Each(ctx context.Context, q Querier, row func(Scanner) error, query string, args ...any) error {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return err
@@ -35,9 +39,9 @@ func Each(ctx context.Context, q Querier, row func(*sql.Rows) error, query strin
 // Collect runs query with args on q and returns scan's value of each row,
 // in order: nil when there is none, and nil with the first error, as it is,
 // when the query, a scan or the iteration fails.
-func Collect[T any](ctx context.Context, q Querier, scan func(*sql.Rows) (T, error), query string, args ...any) ([]T, error) {
+func Collect[T any](ctx context.Context, q Querier, scan func(Scanner) (T, error), query string, args ...any) ([]T, error) {
 	var out []T
-	err := Each(ctx, q, func(rows *sql.Rows) error {
+	err := Each(ctx, q, func(rows Scanner) error {
 		v, err := scan(rows)
 		if err != nil {
 			return err
@@ -53,6 +57,6 @@ func Collect[T any](ctx context.Context, q Querier, scan func(*sql.Rows) (T, err
 
 // String scans a row of one string column: the scan of Collect for a list
 // of ids or addresses.
-func String(rows *sql.Rows) (s string, err error) {
+func String(rows Scanner) (s string, err error) {
 	return s, rows.Scan(&s)
 }
