@@ -55,18 +55,6 @@ var (
 	errMisrouted = errors.New("reservation not of the batch's wallet")
 )
 
-// Op is the kind of a journal entry.
-type Op string
-
-// Journal operations.
-const (
-	OpCredit  Op = "credit"
-	OpReserve Op = "reserve"
-	OpSettle  Op = "settle"
-	OpRelease Op = "release"
-	OpReverse Op = "reverse"
-)
-
 // Ledger is the MariaDB-backed ledger.
 type Ledger struct {
 	db *sql.DB
@@ -423,6 +411,18 @@ type JournalEntry struct {
 	TxHash          string          `json:"tx_hash,omitempty"`
 	CreatedAt       time.Time       `json:"created_at"`
 }
+
+// Op is the kind of a journal entry.
+type Op string
+
+// Journal operations.
+const (
+	OpCredit  Op = "credit"
+	OpReserve Op = "reserve"
+	OpSettle  Op = "settle"
+	OpRelease Op = "release"
+	OpReverse Op = "reverse"
+)
 
 // Journal returns a wallet's entries for symbol, oldest first.
 func (l *Ledger) Journal(ctx context.Context, chain, address, symbol string) ([]JournalEntry, error) {
