@@ -69,11 +69,11 @@ type HistoryPage struct {
 // cursor and so do not appear in later pages. Bad parameters fail with a
 // *QueryError (errors.Is ErrInvalidQuery).
 func (l *Ledger) History(ctx context.Context, q HistoryQuery) (HistoryPage, error) {
+	addr := norm(q.Address)
 	limit, err := pageStart(q.Limit, q.Chain)
 	if err != nil {
 		return HistoryPage{}, err
 	}
-	addr := norm(q.Address)
 	if addr == "" {
 		return HistoryPage{}, &QueryError{"address", "required"}
 	}
