@@ -85,6 +85,12 @@ func newLedger(db *sql.DB, batch int) *Ledger {
 	return l
 }
 
+// Drain waits until every posting already queued is committed, and refuses
+// later ones (ErrClosed of internal/groupcommit). Call it after the last
+// caller has returned and before the database closes. (Close closes a
+// reservation.)
+func (l *Ledger) Drain() { l.queue.Close() }
+
 // DB exposes the handle for packages that share the schema (chain stores).
 func (l *Ledger) DB() *sql.DB { return l.db }
 

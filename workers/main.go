@@ -178,6 +178,11 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	if err != nil {
 		return fmt.Errorf("setting up the broadcaster: %w", err)
 	}
+	// Deferred first, so run last: after the Temporal worker has stopped
+	// and the leased services (the healer among them) have returned, the
+	// nonce and send writers finish what was queued before the node and the
+	// database close.
+	defer bc.Close()
 	fam, err := family.New(name, s.db, eth, bc)
 	if err != nil {
 		return fmt.Errorf("setting up the chain family: %w", err)
@@ -230,6 +235,8 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	queue := s.cfg.TaskQueue(name)
 	opts := workflows.WorkerOptions()
 	opts.Interceptors = append(opts.Interceptors, (&activities.FailingSteps{DB: s.db, Chain: name, Log: log}).Interceptor())
+	led := ledger.New(s.db)
+	defer led.Drain() // after w.Stop: the activities' postings are committed before the DB closes
 	w := worker.New(s.tc, queue, opts)
 	for _, wf := range []any{workflows.Withdraw, workflows.Pay, workflows.Topup, workflows.Deposit, workflows.Reconcile,
 		workflows.Sweep, workflows.WalletSweep} {
@@ -239,7 +246,7 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 		Chain: name, Assets: ch, Collection: ch.CollectionAddress, Confirmations: uint64(ch.ConfirmHeight),
 		Responses: workflows.ResponseQueues(s.cfg.RMQ), Metrics: s.m,
 		DB: s.db, Transfers: fam.Transfers, Fees: fam.Fees, Balances: fam.Balances, Reads: fam.Reads,
-		Ledger: ledger.New(s.db), Wallets: s.wallets, Publisher: s.pub,
+		Ledger: led, Wallets: s.wallets, Publisher: s.pub,
 	})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("starting the Temporal worker on %s: %w", queue, err)

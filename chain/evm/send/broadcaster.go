@@ -49,6 +49,15 @@ type Broadcaster struct {
 	Healer   *Healer
 }
 
+// Close joins the group-commit writers of the nonce lanes and the sender:
+// what was queued is committed, later calls are refused. Call it once every
+// caller (activities, the healer) has returned, before the database and the
+// node close.
+func (b *Broadcaster) Close() {
+	b.Sender.Close()
+	b.Nonces.Close()
+}
+
 // NewBroadcaster wires a Broadcaster: group-committed NonceLanes as the nonce
 // allocator, all parts sharing db, backend and cfg. ChainID and MaxFeeWei are required;
 // MaxAttempts must not be negative.

@@ -44,6 +44,11 @@ type NonceLanes struct {
 	batch   *laneBatcher
 }
 
+// Close waits until every nonce use already queued is committed, and
+// refuses later ones. Call it after the last caller has returned and before
+// the database closes.
+func (n *NonceLanes) Close() { n.batch.queue.Close() }
+
 // NewNonceLanes wires NonceLanes for one chain (its protocol name), with
 // group commit.
 func NewNonceLanes(chainName string, db *sql.DB, backend evm.Backend, log *slog.Logger) (*NonceLanes, error) {

@@ -22,6 +22,9 @@ import (
 // failure to record it sent, if any; otherwise err is the node's refusal.
 type txPoster interface {
 	post(ctx context.Context, stx evm.SignedTx, tx *types.Transaction) (accepted bool, err error)
+	// close waits for the batches queued to be sent and marked, and refuses
+	// later posts.
+	close()
 }
 
 // rpcClient is a Backend that exposes its JSON-RPC client, as
@@ -98,6 +101,9 @@ func newPoster(store *evm.TxStore, backend evm.Backend) txPoster {
 	}
 	return newBatchPoster(store, oneByOne{backend})
 }
+
+// close implements txPoster.
+func (p *batchPoster) close() { p.queue.Close() }
 
 // post implements txPoster. A caller whose ctx ends before its transaction
 // was taken into a batch returns with ctx's error and the transaction is not

@@ -41,6 +41,11 @@ type Sender struct {
 	log     *slog.Logger
 }
 
+// Close waits until every send already queued has been put on the node and
+// recorded, and refuses later sends. Call it after the last caller has
+// returned and before the database closes.
+func (s *Sender) Close() { s.poster.close() }
+
 // NewSender wires a Sender.
 func NewSender(cfg SenderConfig, store *evm.TxStore, signer *Signer, backend evm.Backend, log *slog.Logger) (*Sender, error) {
 	if cfg.MaxAttempts < 0 {
