@@ -67,31 +67,37 @@ func permanent(errType string, err error) error {
 	return temporal.NewNonRetryableApplicationError(err.Error(), errType, err)
 }
 
-// classify maps package sentinels to non-retryable error types; others are
-// returned as they are so Temporal retries them.
+// permanentErrs maps package sentinels to the non-retryable error type an
+// error wrapping one of them becomes, the first match winning.
+var permanentErrs = []struct {
+	sentinels []error
+	errType   string
+}{
+	{[]error{ledger.ErrInsufficientFunds, chain.ErrInsufficientToken}, ErrTypeInsufficientFunds},
+	{[]error{ledger.ErrWalletNotFound}, ErrTypeUnknownWallet},
+	{[]error{chain.ErrInsufficientGas}, ErrTypeInsufficientGas},
+	{[]error{chain.ErrFeeCapExceeded}, ErrTypeFeeCap},
+	{[]error{chain.ErrTooManyAttempts}, ErrTypeTooManyAttempts},
+	{[]error{chain.ErrNonceTooLow}, ErrTypeNonceConflict},
+	{[]error{ledger.ErrReservationMismatch}, ErrTypeReservationMismatch},
+	{[]error{ledger.ErrReservationClosed}, ErrTypeReservationClosed},
+	{[]error{chain.ErrBadAmount, ledger.ErrBadAmount}, ErrTypeInvalidRequest},
+}
+
+// classify maps package sentinels to non-retryable error types (see
+// permanentErrs); others are returned as they are so Temporal retries them.
 func classify(err error) error {
-	switch {
-	case err == nil:
+	if err == nil {
 		return nil
-	case errors.Is(err, ledger.ErrInsufficientFunds), errors.Is(err, chain.ErrInsufficientToken):
-		return permanent(ErrTypeInsufficientFunds, err)
-	case errors.Is(err, ledger.ErrWalletNotFound):
-		return permanent(ErrTypeUnknownWallet, err)
-	case errors.Is(err, chain.ErrInsufficientGas):
-		return permanent(ErrTypeInsufficientGas, err)
-	case errors.Is(err, chain.ErrFeeCapExceeded):
-		return permanent(ErrTypeFeeCap, err)
-	case errors.Is(err, chain.ErrTooManyAttempts):
-		return permanent(ErrTypeTooManyAttempts, err)
-	case errors.Is(err, chain.ErrNonceTooLow):
-		return permanent(ErrTypeNonceConflict, err)
-	case errors.Is(err, ledger.ErrReservationMismatch):
-		return permanent(ErrTypeReservationMismatch, err)
-	case errors.Is(err, ledger.ErrReservationClosed):
-		return permanent(ErrTypeReservationClosed, err)
-	case errors.Is(err, chain.ErrBadAmount), errors.Is(err, ledger.ErrBadAmount):
-		return permanent(ErrTypeInvalidRequest, err)
-	case errors.Is(err, chain.ErrWouldRevert):
+	}
+	for _, p := range permanentErrs {
+		for _, s := range p.sentinels {
+			if errors.Is(err, s) {
+				return permanent(p.errType, err)
+			}
+		}
+	}
+	if errors.Is(err, chain.ErrWouldRevert) {
 		// The node's words stay in the logs (the cause); the answer says
 		// what it means for the payment.
 		return temporal.NewNonRetryableApplicationError(

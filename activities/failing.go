@@ -11,6 +11,8 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/temporal"
+
+	"payflow/internal/sqlrows"
 )
 
 // FailingAfter is the attempt from which a step retried on an error is
@@ -130,21 +132,12 @@ func clip(s string, n int) string {
 // within the last 2 minutes (what payflow_failing_steps counts), oldest
 // first, at most limit.
 func FailingNow(ctx context.Context, db *sql.DB, limit int) ([]string, error) {
-	rows, err := db.QueryContext(ctx, `SELECT workflow_id FROM failing_steps
+	ids, err := sqlrows.Collect(ctx, db, sqlrows.String, `SELECT workflow_id FROM failing_steps
 		WHERE last_at > CURRENT_TIMESTAMP(6) - INTERVAL 2 MINUTE ORDER BY first_at LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("listing failing steps: %w", err)
 	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("listing failing steps: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return ids, nil
 }
 
 // FailingCount counts chain's workflows whose step failed on a retried

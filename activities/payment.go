@@ -300,11 +300,8 @@ type TransferResult struct {
 // guard reservation that is no longer held fails with
 // ErrTypeReservationClosed and signs nothing.
 func (a *Activities) SignTransfer(ctx context.Context, in TransferInput) (TransferResult, error) {
-	if r, ok, err := a.storedTransfer(ctx, in.WorkflowID, in.Step); err != nil || ok {
+	if r, ok, err := a.storedTransfer(ctx, in.WorkflowID, in.Step, in.Guard); err != nil || ok {
 		return r, err
-	}
-	if err := a.requireHeld(ctx, in.Guard); err != nil {
-		return TransferResult{}, err
 	}
 	asset, ok := a.Assets.Asset(in.Symbol)
 	if !ok {
@@ -330,14 +327,17 @@ func (a *Activities) SignTransfer(ctx context.Context, in TransferInput) (Transf
 	return transferResult(stx), nil
 }
 
-// storedTransfer returns the transfer already signed for (workflowID, step).
-func (a *Activities) storedTransfer(ctx context.Context, workflowID, step string) (TransferResult, bool, error) {
+// storedTransfer returns the transfer already signed for (workflowID, step)
+// with ok true, whatever guard says: it is the same transfer. With none
+// stored, it fails unless the guard reservation is held (see requireHeld):
+// a sign activity goes on only when both answers are false and nil.
+func (a *Activities) storedTransfer(ctx context.Context, workflowID, step, guard string) (r TransferResult, ok bool, err error) {
 	stx, err := a.Transfers.Stored(ctx, workflowID, step)
 	switch {
 	case err == nil:
 		return transferResult(stx), true, nil
 	case errors.Is(err, chain.ErrNotSigned):
-		return TransferResult{}, false, nil
+		return TransferResult{}, false, a.requireHeld(ctx, guard)
 	default:
 		return TransferResult{}, false, err
 	}

@@ -374,11 +374,8 @@ type TopUpInput struct {
 // stored transaction. A gas wallet that cannot pay fails with
 // ErrTypeInsufficientGas.
 func (a *Activities) SignTopUp(ctx context.Context, in TopUpInput) (TransferResult, error) {
-	if r, ok, err := a.storedTransfer(ctx, in.WorkflowID, in.Step); err != nil || ok {
+	if r, ok, err := a.storedTransfer(ctx, in.WorkflowID, in.Step, in.Guard); err != nil || ok {
 		return r, err
-	}
-	if err := a.requireHeld(ctx, in.Guard); err != nil {
-		return TransferResult{}, err
 	}
 	wei, ok := new(big.Int).SetString(in.Wei, 10)
 	if !ok || wei.Sign() <= 0 {

@@ -16,28 +16,6 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-// Sentinel errors. The permanent ones (insufficient funds, fee cap) are
-// reported to the requester; the rest are retried. From Replace,
-// ErrFeeCapExceeded, ErrInsufficientGas and ErrTooManyAttempts leave the
-// earlier attempts in flight: any of them may still be mined. ErrNonceTooLow
-// from Send or Replace is no proof of failure by itself (the node's head may
-// still be reorganised): Sender.Inspect proves it (TransferDropped).
-// A reverted transfer is no error: Inspect and the tracker report it mined
-// with Succeeded=false. ErrWouldRevert is the node's simulation refusing a
-// transfer before it is signed (the recipient's code reverts, the token
-// refuses the transfer, the sender cannot fund it): permanent for that
-// request.
-var (
-	ErrWouldRevert       = errors.New("the chain refuses this transfer: its simulation reverted")
-	ErrInsufficientToken = errors.New("insufficient token balance")
-	ErrInsufficientGas   = errors.New("insufficient native balance for gas")
-	ErrFeeCapExceeded    = errors.New("network fee above the configured cap")
-	ErrNonceTooLow       = errors.New("nonce already used on chain by another transaction")
-	ErrNotSigned         = errors.New("no signed transaction stored for this step")
-	ErrBadAmount         = errors.New("amount is not representable in token units")
-	ErrTooManyAttempts   = errors.New("step has reached its maximum number of signed attempts")
-)
-
 // ToUnits converts a decimal token amount into integer base units.
 func ToUnits(amount decimal.Decimal, decimals int32) (*big.Int, error) {
 	u := amount.Shift(decimals)
@@ -50,6 +28,46 @@ func ToUnits(amount decimal.Decimal, decimals int32) (*big.Int, error) {
 // FromUnits converts integer base units into a decimal token amount.
 func FromUnits(units *big.Int, decimals int32) decimal.Decimal {
 	return decimal.NewFromBigInt(units, -decimals)
+}
+
+// Sentinel errors, in two blocks so that each group's rules stand beside it.
+//
+// Errors of the request, reported to the requester: what it asks cannot be
+// done as asked. ErrWouldRevert is the node's simulation refusing a transfer
+// before it is signed (the recipient's code reverts, the token refuses the
+// transfer, the sender cannot fund it): permanent for that request. A
+// reverted transfer is no error: Inspect and the tracker report it mined with
+// Succeeded=false.
+var (
+	ErrWouldRevert       = errors.New("the chain refuses this transfer: its simulation reverted")
+	ErrInsufficientToken = errors.New("insufficient token balance")
+	ErrInsufficientGas   = errors.New("insufficient native balance for gas")
+	ErrBadAmount         = errors.New("amount is not representable in token units")
+)
+
+// Errors of signing and sending a step's attempts. The permanent ones (such
+// as the fee cap) are reported to the requester; the rest are retried. From
+// Replace, ErrFeeCapExceeded, ErrInsufficientGas and
+// ErrTooManyAttempts leave the earlier attempts in flight: any of them may
+// still be mined. ErrNonceTooLow from Send or Replace is no proof of failure
+// by itself (the node's head may still be reorganised): Sender.Inspect proves
+// it (TransferDropped). ErrNotSigned: no attempt of the step is stored.
+var (
+	ErrFeeCapExceeded  = errors.New("network fee above the configured cap")
+	ErrNonceTooLow     = errors.New("nonce already used on chain by another transaction")
+	ErrTooManyAttempts = errors.New("step has reached its maximum number of signed attempts")
+	ErrNotSigned       = errors.New("no signed transaction stored for this step")
+)
+
+// TxEvent tells a transaction's owner about a milestone.
+type TxEvent struct {
+	TxHash      string    `json:"tx_hash"`
+	Milestone   Milestone `json:"milestone"`
+	BlockNumber uint64    `json:"block_number"`
+	BlockHash   string    `json:"block_hash"`
+	// Succeeded is the receipt status (true = 1). A reverted transfer is
+	// confirmed with Succeeded=false.
+	Succeeded bool `json:"succeeded"`
 }
 
 // Milestone is a step in a transaction's life the owner is told about, once.
@@ -67,17 +85,6 @@ const (
 	// confirmed depth, by another transaction. Always told, like confirmed.
 	MilestoneDropped Milestone = "dropped"
 )
-
-// TxEvent tells a transaction's owner about a milestone.
-type TxEvent struct {
-	TxHash      string    `json:"tx_hash"`
-	Milestone   Milestone `json:"milestone"`
-	BlockNumber uint64    `json:"block_number"`
-	BlockHash   string    `json:"block_hash"`
-	// Succeeded is the receipt status (true = 1). A reverted transfer is
-	// confirmed with Succeeded=false.
-	Succeeded bool `json:"succeeded"`
-}
 
 // Notifier delivers milestones to a transaction's owner (in payflow a
 // Temporal signal to the workflow). Delivery is at least once: owners ignore

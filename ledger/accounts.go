@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/shopspring/decimal"
+
+	"payflow/internal/sqlrows"
 )
 
 // Addresses pages, in address order, through the addresses the ledger
@@ -15,22 +17,10 @@ import (
 // (lowercase; "" from the start).
 func (l *Ledger) Addresses(ctx context.Context, chain, after string, limit int) ([]string, error) {
 	after = norm(after)
-	rows, err := l.db.QueryContext(ctx, `SELECT address FROM wallets WHERE chain=? AND address>?
+	out, err := sqlrows.Collect(ctx, l.db, sqlrows.String, `SELECT address FROM wallets WHERE chain=? AND address>?
 		UNION SELECT address FROM balances WHERE chain=? AND address>? ORDER BY address LIMIT ?`,
 		chain, after, chain, after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("listing the ledger's addresses: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var a string
-		if err := rows.Scan(&a); err != nil {
-			return nil, fmt.Errorf("listing the ledger's addresses: %w", err)
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("listing the ledger's addresses: %w", err)
 	}
 	return out, nil
@@ -87,22 +77,13 @@ func (l *Ledger) DepositWalletsAbove(ctx context.Context, q SweepQuery) ([]Holdi
 	}
 	sb.WriteString(" GROUP BY b.address ORDER BY b.address LIMIT ?")
 	args = append(args, q.Limit)
-	rows, err := l.db.QueryContext(ctx, sb.String(), args...)
-	if err != nil {
-		return nil, fmt.Errorf("listing deposit wallets to sweep: %w", err)
-	}
-	defer rows.Close()
-	var out []Holding
-	for rows.Next() {
-		var h Holding
+	out, err := sqlrows.Collect(ctx, l.db, func(rows sqlrows.Scanner) (h Holding, err error) {
 		var syms string
-		if err := rows.Scan(&h.Address, &syms); err != nil {
-			return nil, fmt.Errorf("listing deposit wallets to sweep: %w", err)
-		}
+		err = rows.Scan(&h.Address, &syms)
 		h.Symbols = strings.Split(syms, ",")
-		out = append(out, h)
-	}
-	if err := rows.Err(); err != nil {
+		return h, err
+	}, sb.String(), args...)
+	if err != nil {
 		return nil, fmt.Errorf("listing deposit wallets to sweep: %w", err)
 	}
 	return out, nil

@@ -42,6 +42,7 @@ import (
 
 	"payflow/internal/groupcommit"
 	"payflow/internal/sqlerr"
+	"payflow/internal/sqlrows"
 )
 
 const (
@@ -307,10 +308,10 @@ func (bt *batchTx) load(ps []*posting) error {
 		idems = append(idems, p.idemKey())
 	}
 	if len(idems) > 0 {
-		ids, err := queryRows(bt.ctx, bt.tx, "checking idempotency keys", "SELECT id, idem_key FROM journal WHERE idem_key IN ("+
-			marks(len(idems))+")", idems, scanJournalID)
+		ids, err := sqlrows.Collect(bt.ctx, bt.tx, scanJournalID, "SELECT id, idem_key FROM journal WHERE idem_key IN ("+
+			marks(len(idems))+")", idems...)
 		if err != nil {
-			return err
+			return fmt.Errorf("checking idempotency keys: %w", err)
 		}
 		for _, j := range ids {
 			bt.journal[fold(j.idem)] = j.id
@@ -334,16 +335,19 @@ func (bt *batchTx) load(ps []*posting) error {
 }
 
 func (bt *batchTx) readReservations(ids []any, lock string) error {
-	rs, err := queryRows(bt.ctx, bt.tx, "reading reservations", "SELECT reservation_key, chain, address, symbol, amount, state FROM reservations WHERE reservation_key IN ("+
-		marks(len(ids))+")"+lock, ids, func(rows *sql.Rows) (r reservation, err error) {
+	rs, err := sqlrows.Collect(bt.ctx, bt.tx, func(rows sqlrows.Scanner) (r reservation, err error) {
 		return r, rows.Scan(&r.queueID, &r.chain, &r.address, &r.symbol, &r.amount, &r.state)
-	})
+	}, "SELECT reservation_key, chain, address, symbol, amount, state FROM reservations WHERE reservation_key IN ("+
+		marks(len(ids))+")"+lock, ids...)
+	if err != nil {
+		return fmt.Errorf("reading reservations: %w", err)
+	}
 	for _, r := range rs {
 		if _, ok := bt.resv[fold(r.queueID)]; !ok {
 			bt.resv[fold(r.queueID)] = &r
 		}
 	}
-	return err
+	return nil
 }
 
 // journalID is a journal row's id and idempotency key.
@@ -352,7 +356,9 @@ type journalID struct {
 	idem string
 }
 
-func scanJournalID(rows *sql.Rows) (j journalID, err error) { return j, rows.Scan(&j.id, &j.idem) }
+func scanJournalID(rows sqlrows.Scanner) (j journalID, err error) {
+	return j, rows.Scan(&j.id, &j.idem)
+}
 
 // replayed is posting i as a replay of idem, posted before the batch or by
 // a posting of this batch.
@@ -640,9 +646,9 @@ func (bt *batchTx) insertJournal() error {
 	q := `INSERT INTO journal
 		(idem_key, chain, address, symbol, op, amount, available_before, available_after, held_before, held_after, reference, tx_hash, log_index)
 		VALUES ` + values + " RETURNING id, idem_key"
-	inserted, err := queryRows(bt.ctx, bt.tx, "appending journal", q, args, scanJournalID)
+	inserted, err := sqlrows.Collect(bt.ctx, bt.tx, scanJournalID, q, args...)
 	if err != nil {
-		return err
+		return fmt.Errorf("appending journal: %w", err)
 	}
 	ids := make(map[string]int64, len(inserted))
 	for _, j := range inserted {

@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"context"
-	"database/sql"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+
+	"payflow/internal/sqlrows"
 )
 
 // Query errors. A *QueryError matches ErrInvalidQuery with errors.Is.
@@ -68,11 +69,11 @@ type HistoryPage struct {
 // cursor and so do not appear in later pages. Bad parameters fail with a
 // *QueryError (errors.Is ErrInvalidQuery).
 func (l *Ledger) History(ctx context.Context, q HistoryQuery) (HistoryPage, error) {
+	addr := norm(q.Address)
 	limit, err := pageStart(q.Limit, q.Chain)
 	if err != nil {
 		return HistoryPage{}, err
 	}
-	addr := norm(q.Address)
 	if addr == "" {
 		return HistoryPage{}, &QueryError{"address", "required"}
 	}
@@ -98,9 +99,9 @@ func (l *Ledger) History(ctx context.Context, q HistoryQuery) (HistoryPage, erro
 	}
 	query, args := pageSQL("SELECT "+journalColumns+" FROM journal FORCE INDEX ("+index+") WHERE "+where, args,
 		q.From, q.To, cur, q.Cursor != "", limit)
-	entries, err := queryRows(ctx, l.db, "reading history of "+addr, query, args, scanJournalEntry)
+	entries, err := sqlrows.Collect(ctx, l.db, scanJournalEntry, query, args...)
 	if err != nil {
-		return HistoryPage{}, err
+		return HistoryPage{}, fmt.Errorf("reading history of %s: %w", addr, err)
 	}
 	var page HistoryPage
 	page.Entries, page.NextCursor = pageOf(entries, limit, cursorJournal, func(e JournalEntry) keyset { return keyset{e.CreatedAt, e.ID} })
@@ -118,15 +119,17 @@ type SymbolBalance struct {
 // Balances returns every balance row of a wallet, by symbol. A wallet the
 // ledger has never posted to has none: the result is empty, not an error.
 func (l *Ledger) Balances(ctx context.Context, chain, address string) ([]SymbolBalance, error) {
-	out, err := queryRows(ctx, l.db, "reading balances of "+address,
-		"SELECT symbol, available, held, updated_at FROM balances WHERE chain=? AND address=? ORDER BY symbol",
-		[]any{chain, norm(address)}, func(rows *sql.Rows) (b SymbolBalance, err error) {
-			return b, rows.Scan(&b.Symbol, &b.Available, &b.Held, &b.UpdatedAt)
-		})
-	if out == nil && err == nil {
+	out, err := sqlrows.Collect(ctx, l.db, func(rows sqlrows.Scanner) (b SymbolBalance, err error) {
+		return b, rows.Scan(&b.Symbol, &b.Available, &b.Held, &b.UpdatedAt)
+	}, "SELECT symbol, available, held, updated_at FROM balances WHERE chain=? AND address=? ORDER BY symbol",
+		chain, norm(address))
+	if err != nil {
+		return nil, fmt.Errorf("reading balances of %s: %w", address, err)
+	}
+	if out == nil {
 		out = []SymbolBalance{}
 	}
-	return out, err
+	return out, nil
 }
 
 // pageStart checks what every page query needs: a limit (0: the default)

@@ -23,6 +23,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"payflow/internal/groupcommit"
+	"payflow/internal/sqlrows"
 )
 
 // Sentinel errors. Activities turn the permanent ones into non-retryable errors.
@@ -52,18 +53,6 @@ var (
 	// errMisrouted: a closing reached a batch of a wallet its reservation
 	// does not hold money of; the caller routes it again.
 	errMisrouted = errors.New("reservation not of the batch's wallet")
-)
-
-// Op is the kind of a journal entry.
-type Op string
-
-// Journal operations.
-const (
-	OpCredit  Op = "credit"
-	OpReserve Op = "reserve"
-	OpSettle  Op = "settle"
-	OpRelease Op = "release"
-	OpReverse Op = "reverse"
 )
 
 // Ledger is the MariaDB-backed ledger.
@@ -429,44 +418,33 @@ type JournalEntry struct {
 	CreatedAt       time.Time       `json:"created_at"`
 }
 
+// Op is the kind of a journal entry.
+type Op string
+
+// Journal operations.
+const (
+	OpCredit  Op = "credit"
+	OpReserve Op = "reserve"
+	OpSettle  Op = "settle"
+	OpRelease Op = "release"
+	OpReverse Op = "reverse"
+)
+
 // Journal returns a wallet's entries for symbol, oldest first.
 func (l *Ledger) Journal(ctx context.Context, chain, address, symbol string) ([]JournalEntry, error) {
-	return queryRows(ctx, l.db, "reading journal", "SELECT "+journalColumns+
-		" FROM journal WHERE chain=? AND address=? AND symbol=? ORDER BY id", []any{chain, norm(address), symbol}, scanJournalEntry)
+	entries, err := sqlrows.Collect(ctx, l.db, scanJournalEntry, "SELECT "+journalColumns+
+		" FROM journal WHERE chain=? AND address=? AND symbol=? ORDER BY id", chain, norm(address), symbol)
+	if err != nil {
+		return nil, fmt.Errorf("reading journal: %w", err)
+	}
+	return entries, nil
 }
 
 // journalColumns are the columns scanJournalEntry reads.
 const journalColumns = `id, op, symbol, amount, available_before, available_after, held_before, held_after,
 	reference, COALESCE(tx_hash,''), created_at`
 
-func scanJournalEntry(rows *sql.Rows) (e JournalEntry, err error) {
+func scanJournalEntry(rows sqlrows.Scanner) (e JournalEntry, err error) {
 	return e, rows.Scan(&e.ID, (*string)(&e.Op), &e.Symbol, &e.Amount, &e.AvailableBefore, &e.AvailableAfter,
 		&e.HeldBefore, &e.HeldAfter, &e.Reference, &e.TxHash, &e.CreatedAt)
-}
-
-// querier is a *sql.DB or a *sql.Tx.
-type querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
-// queryRows runs query on q and returns scan's value of each row (nil when
-// there is none); doing names the work in errors.
-func queryRows[T any](ctx context.Context, q querier, doing, query string, args []any, scan func(*sql.Rows) (T, error)) ([]T, error) {
-	rows, err := q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", doing, err)
-	}
-	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", doing, err)
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", doing, err)
-	}
-	return out, nil
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+
+	"payflow/internal/sqlrows"
 )
 
 // Reconciliation store errors.
@@ -193,9 +195,9 @@ func (l *Ledger) Reconciliations(ctx context.Context, q ReconQuery) (ReconPage, 
 	query, args := pageSQL(`SELECT id, run_id, chain, address, symbol, block_number, block_hash, ledger_total, chain_balance,
 		difference, status, unmatched, created_at FROM reconciliations FORCE INDEX (`+index+`) WHERE `+where, args,
 		time.Time{}, time.Time{}, cur, q.Cursor != "", limit)
-	recs, err := queryRows(ctx, l.db, "reading reconciliations", query, args, scanReconciliation)
+	recs, err := sqlrows.Collect(ctx, l.db, scanReconciliation, query, args...)
 	if err != nil {
-		return ReconPage{}, err
+		return ReconPage{}, fmt.Errorf("reading reconciliations: %w", err)
 	}
 	var page ReconPage
 	page.Reconciliations, page.NextCursor = pageOf(recs, limit, cursorRecon,
@@ -203,7 +205,7 @@ func (l *Ledger) Reconciliations(ctx context.Context, q ReconQuery) (ReconPage, 
 	return page, nil
 }
 
-func scanReconciliation(rows *sql.Rows) (Reconciliation, error) {
+func scanReconciliation(rows sqlrows.Scanner) (Reconciliation, error) {
 	var r Reconciliation
 	var status string
 	var unmatched sql.NullString
@@ -273,17 +275,23 @@ func (l *Ledger) RecentCredits(ctx context.Context, chain string, window time.Du
 		limit = MaxPageLimit
 	}
 	secs := int64(window / time.Microsecond)
-	return queryRows(ctx, l.db, "listing recent credits", `SELECT c.id, c.chain, c.address, c.symbol, c.amount, c.tx_hash, c.log_index,
+	credits, err := sqlrows.Collect(ctx, l.db, scanCredit, `SELECT c.id, c.chain, c.address, c.symbol, c.amount, c.tx_hash, c.log_index,
 		c.reference, c.created_at, r.id IS NOT NULL, COALESCE(r.reference, '')
 		FROM journal c FORCE INDEX (ix_journal_op_time)
 		LEFT JOIN journal r ON r.tx_hash=c.tx_hash AND r.op='reverse' AND r.chain=c.chain AND r.log_index=c.log_index
 		WHERE c.chain=? AND c.op='credit' AND c.created_at >= NOW(6) - INTERVAL ? MICROSECOND AND c.id > ?
-		ORDER BY c.id LIMIT ?`, []any{chain, secs, afterID, limit}, func(rows *sql.Rows) (c CreditRecord, err error) {
-		var tx sql.NullString
-		var li sql.NullInt64
-		err = rows.Scan(&c.JournalID, &c.Chain, &c.Address, &c.Symbol, &c.Amount, &tx, &li, &c.Reference,
-			&c.CreatedAt, &c.Reversed, &c.ReversedBy)
-		c.TxHash, c.LogIndex = tx.String, uint(li.Int64)
-		return c, err
-	})
+		ORDER BY c.id LIMIT ?`, chain, secs, afterID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing recent credits: %w", err)
+	}
+	return credits, nil
+}
+
+func scanCredit(rows sqlrows.Scanner) (c CreditRecord, err error) {
+	var tx sql.NullString
+	var li sql.NullInt64
+	err = rows.Scan(&c.JournalID, &c.Chain, &c.Address, &c.Symbol, &c.Amount, &tx, &li, &c.Reference,
+		&c.CreatedAt, &c.Reversed, &c.ReversedBy)
+	c.TxHash, c.LogIndex = tx.String, uint(li.Int64)
+	return c, err
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"payflow/internal/sqlrows"
 )
 
 // WalletKind is a wallet's role.
@@ -64,45 +66,47 @@ func (w *Wallets) Store(ctx context.Context, chain string, kind WalletKind, labe
 
 // Get returns a wallet, or ErrWalletNotFound.
 func (w *Wallets) Get(ctx context.Context, chain, address string) (Wallet, error) {
-	var wl Wallet
-	var kind string
-	err := w.db.QueryRowContext(ctx, "SELECT chain, address, kind, label, enc_key IS NOT NULL FROM wallets WHERE chain=? AND address=?",
-		chain, norm(address)).Scan(&wl.Chain, &wl.Address, &kind, &wl.Label, &wl.HasKey)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Wallet{}, fmt.Errorf("%s on %s: %w", address, chain, ErrWalletNotFound)
-	}
-	if err != nil {
-		return Wallet{}, fmt.Errorf("reading wallet %s: %w", address, err)
-	}
-	wl.Kind = WalletKind(kind)
-	return wl, nil
+	return w.one(ctx, fmt.Sprintf("%s on %s", address, chain), "wallet "+address,
+		"chain=? AND address=?", chain, norm(address))
 }
 
 // ByLabel returns chain's wallet labelled label (the dev stack's "hot",
 // "user-1", ...), or ErrWalletNotFound. Labels are not unique: of several,
 // the first stored is returned.
 func (w *Wallets) ByLabel(ctx context.Context, chain, label string) (Wallet, error) {
-	var wl Wallet
-	var kind string
-	err := w.db.QueryRowContext(ctx, `SELECT chain, address, kind, label, enc_key IS NOT NULL FROM wallets
-		WHERE chain=? AND label=? ORDER BY id LIMIT 1`, chain, label).Scan(&wl.Chain, &wl.Address, &kind, &wl.Label, &wl.HasKey)
+	return w.one(ctx, fmt.Sprintf("wallet labelled %q on %s", label, chain), fmt.Sprintf("wallet labelled %q", label),
+		"chain=? AND label=? ORDER BY id LIMIT 1", chain, label)
+}
+
+// one reads the first wallet the condition where (with args) finds. With
+// none, it fails with ErrWalletNotFound after notFound; other errors after
+// "reading " and what.
+func (w *Wallets) one(ctx context.Context, notFound, what, where string, args ...any) (Wallet, error) {
+	wl, err := scanWallet(w.db.QueryRowContext(ctx, "SELECT "+walletColumns+" FROM wallets WHERE "+where, args...))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Wallet{}, fmt.Errorf("wallet labelled %q on %s: %w", label, chain, ErrWalletNotFound)
+		return Wallet{}, fmt.Errorf("%s: %w", notFound, ErrWalletNotFound)
 	}
 	if err != nil {
-		return Wallet{}, fmt.Errorf("reading wallet labelled %q: %w", label, err)
+		return Wallet{}, fmt.Errorf("reading %s: %w", what, err)
 	}
-	wl.Kind = WalletKind(kind)
 	return wl, nil
+}
+
+// walletColumns are the columns scanWallet reads.
+const walletColumns = "chain, address, kind, label, enc_key IS NOT NULL"
+
+func scanWallet(row sqlrows.Scanner) (wl Wallet, err error) {
+	return wl, row.Scan(&wl.Chain, &wl.Address, (*string)(&wl.Kind), &wl.Label, &wl.HasKey)
 }
 
 // List returns the wallets of chain, optionally of one kind ("" = all).
 func (w *Wallets) List(ctx context.Context, chain string, kind WalletKind) ([]Wallet, error) {
-	return queryRows(ctx, w.db, "listing wallets", `SELECT chain, address, kind, label, enc_key IS NOT NULL FROM wallets
-		WHERE chain=? AND (?='' OR kind=?) ORDER BY id`, []any{chain, string(kind), string(kind)},
-		func(rows *sql.Rows) (wl Wallet, err error) {
-			return wl, rows.Scan(&wl.Chain, &wl.Address, (*string)(&wl.Kind), &wl.Label, &wl.HasKey)
-		})
+	wallets, err := sqlrows.Collect(ctx, w.db, scanWallet, "SELECT "+walletColumns+
+		" FROM wallets WHERE chain=? AND (?='' OR kind=?) ORDER BY id", chain, string(kind), string(kind))
+	if err != nil {
+		return nil, fmt.Errorf("listing wallets: %w", err)
+	}
+	return wallets, nil
 }
 
 // AddressesAfter pages through chain's wallets in the order they were
@@ -113,20 +117,15 @@ func (w *Wallets) List(ctx context.Context, chain string, kind WalletKind) ([]Wa
 func (w *Wallets) AddressesAfter(ctx context.Context, chain string, after int64, limit int) (addresses []string, last int64,
 	err error) {
 	last = after
-	rows, err := w.db.QueryContext(ctx, "SELECT id, address FROM wallets WHERE chain=? AND id > ? ORDER BY id LIMIT ?",
-		chain, after, limit)
-	if err != nil {
-		return nil, after, fmt.Errorf("listing wallets: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	err = sqlrows.Each(ctx, w.db, func(rows sqlrows.Scanner) error {
 		var a string
 		if err := rows.Scan(&last, &a); err != nil {
-			return nil, after, fmt.Errorf("listing wallets: %w", err)
+			return err
 		}
 		addresses = append(addresses, a)
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	}, "SELECT id, address FROM wallets WHERE chain=? AND id > ? ORDER BY id LIMIT ?", chain, after, limit)
+	if err != nil {
 		return nil, after, fmt.Errorf("listing wallets: %w", err)
 	}
 	return addresses, last, nil
@@ -157,19 +156,15 @@ func (w *Wallets) KindsOf(ctx context.Context, chain string, addresses []string)
 const kindsPerQuery = 1000
 
 func (w *Wallets) readKinds(ctx context.Context, into map[string]WalletKind, query string, args ...any) error {
-	rows, err := w.db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return fmt.Errorf("reading wallet kinds: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	err := sqlrows.Each(ctx, w.db, func(rows sqlrows.Scanner) error {
 		var a, k string
 		if err := rows.Scan(&a, &k); err != nil {
-			return fmt.Errorf("reading wallet kinds: %w", err)
+			return err
 		}
 		into[norm(a)] = WalletKind(k)
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	}, query, args...)
+	if err != nil {
 		return fmt.Errorf("reading wallet kinds: %w", err)
 	}
 	return nil

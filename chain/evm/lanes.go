@@ -7,6 +7,8 @@ import (
 	"fmt"
 
 	"github.com/ethereum/go-ethereum/common"
+
+	"payflow/internal/sqlrows"
 )
 
 // NonceLane is one sending wallet and the next nonce payflow signs it with.
@@ -18,17 +20,11 @@ type NonceLane struct {
 // Lanes is one chain's rows of the nonces table: per sending wallet, the
 // next nonce payflow signs with. The row, locked in the transaction that
 // stores a signed transaction, is the single writer of its lane.
-type Lanes struct {
-	chain string
-	db    *sql.DB
-}
+type Lanes struct{ chainTable }
 
 // NewLanes wires Lanes for one chain (its protocol name).
 func NewLanes(chainName string, db *sql.DB) (*Lanes, error) {
-	if chainName == "" || db == nil {
-		return nil, errors.New("nonce lanes: chain name and database are required")
-	}
-	return &Lanes{chain: chainName, db: db}, nil
+	return newChainTable[Lanes]("nonce lanes", chainName, db)
 }
 
 // Begin begins the database transaction a lane is locked and advanced in.
@@ -84,22 +80,13 @@ func (l *Lanes) Create(ctx context.Context, from common.Address, next uint64) er
 // List lists every wallet that has signed on this chain, with its lane's
 // next nonce.
 func (l *Lanes) List(ctx context.Context) ([]NonceLane, error) {
-	rows, err := l.db.QueryContext(ctx, "SELECT address, next_nonce FROM nonces WHERE chain=?", l.chain)
-	if err != nil {
-		return nil, fmt.Errorf("listing nonce lanes: %w", err)
-	}
-	defer rows.Close()
-	var lanes []NonceLane
-	for rows.Next() {
+	lanes, err := sqlrows.Collect(ctx, l.db, func(rows sqlrows.Scanner) (n NonceLane, err error) {
 		var a string
-		var n NonceLane
-		if err := rows.Scan(&a, &n.Next); err != nil {
-			return nil, fmt.Errorf("listing nonce lanes: %w", err)
-		}
+		err = rows.Scan(&a, &n.Next)
 		n.Address = common.HexToAddress(a)
-		lanes = append(lanes, n)
-	}
-	if err := rows.Err(); err != nil {
+		return n, err
+	}, "SELECT address, next_nonce FROM nonces WHERE chain=?", l.chain)
+	if err != nil {
 		return nil, fmt.Errorf("listing nonce lanes: %w", err)
 	}
 	return lanes, nil

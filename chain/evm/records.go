@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/ethereum/go-ethereum/common"
+
+	"payflow/internal/sqlrows"
 )
 
 // Signed is a row of signed_txs as an operator reads it, on any chain.
@@ -25,22 +27,12 @@ type Signed struct {
 // SignedOf lists every attempt stored for workflowID, on every chain, by
 // step and attempt.
 func SignedOf(ctx context.Context, db *sql.DB, workflowID string) ([]Signed, error) {
-	rows, err := db.QueryContext(ctx, `SELECT chain, step, attempt, from_address, nonce, tx_hash, max_fee_wei, tip_wei, created_at
+	out, err := sqlrows.Collect(ctx, db, func(rows sqlrows.Scanner) (s Signed, err error) {
+		return s, rows.Scan(&s.Chain, &s.Step, &s.Attempt, &s.From, &s.Nonce, &s.TxHash, &s.MaxFeeWei, &s.TipWei,
+			&s.SignedAt)
+	}, `SELECT chain, step, attempt, from_address, nonce, tx_hash, max_fee_wei, tip_wei, created_at
 		FROM signed_txs WHERE workflow_id=? ORDER BY step, attempt`, workflowID)
 	if err != nil {
-		return nil, fmt.Errorf("reading the transfers of %s: %w", workflowID, err)
-	}
-	defer rows.Close()
-	var out []Signed
-	for rows.Next() {
-		var s Signed
-		if err := rows.Scan(&s.Chain, &s.Step, &s.Attempt, &s.From, &s.Nonce, &s.TxHash, &s.MaxFeeWei, &s.TipWei,
-			&s.SignedAt); err != nil {
-			return nil, fmt.Errorf("reading the transfers of %s: %w", workflowID, err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading the transfers of %s: %w", workflowID, err)
 	}
 	return out, nil

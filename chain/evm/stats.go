@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"payflow/internal/sqlrows"
 )
 
 // Stats reads what the worker's metrics report of every chain's stored and
@@ -38,7 +40,16 @@ func (s *Stats) InFlight(ctx context.Context, chainName, paymentStep string, stu
 // tracked and not seen in a block by any attempt, or signed and never
 // broadcast (no attempt on the nonce is tracked).
 func (s *Stats) LaneBacklog(ctx context.Context, chainName string) (map[string]int64, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT lane.from_address, COUNT(*) FROM (
+	out := map[string]int64{}
+	err := sqlrows.Each(ctx, s.db, func(rows sqlrows.Scanner) error {
+		var addr string
+		var n int64
+		if err := rows.Scan(&addr, &n); err != nil {
+			return err
+		}
+		out[addr] = n
+		return nil
+	}, `SELECT lane.from_address, COUNT(*) FROM (
 			SELECT s.from_address, s.nonce
 			FROM signed_txs s JOIN tracked_txs t ON t.tx_hash = s.tx_hash AND t.chain = s.chain
 			WHERE t.chain = ? AND t.state IN ('pending','seen')
@@ -52,19 +63,6 @@ func (s *Stats) LaneBacklog(ctx context.Context, chainName string) (map[string]i
 				WHERE o.chain = s.chain AND o.from_address = s.from_address AND o.nonce = s.nonce)
 		) lane GROUP BY lane.from_address`, chainName, chainName)
 	if err != nil {
-		return nil, fmt.Errorf("counting nonce lane backlog: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]int64{}
-	for rows.Next() {
-		var addr string
-		var n int64
-		if err := rows.Scan(&addr, &n); err != nil {
-			return nil, fmt.Errorf("counting nonce lane backlog: %w", err)
-		}
-		out[addr] = n
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("counting nonce lane backlog: %w", err)
 	}
 	return out, nil

@@ -14,6 +14,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"payflow/internal/sqlerr"
+	"payflow/internal/sqlrows"
 
 	"payflow/chain"
 )
@@ -61,17 +62,11 @@ const gapFillerAttempt = 1000
 // retries. Every statement filters on the store's chain: one address has the
 // same nonces, and payflow names its gap fillers the same, on every chain.
 // Every statement on signed_txs is here.
-type TxStore struct {
-	chain string
-	db    *sql.DB
-}
+type TxStore struct{ chainTable }
 
 // NewTxStore wires a TxStore for one chain (its protocol name, e.g. "ETH").
 func NewTxStore(chainName string, db *sql.DB) (*TxStore, error) {
-	if chainName == "" || db == nil {
-		return nil, errors.New("tx store: chain name and database are required")
-	}
-	return &TxStore{chain: chainName, db: db}, nil
+	return newChainTable[TxStore]("tx store", chainName, db)
 }
 
 // Stored returns the latest stored attempt of a step, or ErrNotSigned.
@@ -91,21 +86,9 @@ func (s *TxStore) Stored(ctx context.Context, workflowID, step string) (SignedTx
 // the caller can follow all of their hashes: until one is mined, any may be.
 // With none stored it returns ErrNotSigned.
 func (s *TxStore) Attempts(ctx context.Context, workflowID, step string) ([]SignedTx, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+signedColumns+` FROM signed_txs
+	out, err := sqlrows.Collect(ctx, s.db, scanSigned, `SELECT `+signedColumns+` FROM signed_txs
 		WHERE chain=? AND workflow_id=? AND step=? ORDER BY attempt`, s.chain, workflowID, step)
 	if err != nil {
-		return nil, fmt.Errorf("listing attempts of %s/%s: %w", workflowID, step, err)
-	}
-	defer rows.Close()
-	var out []SignedTx
-	for rows.Next() {
-		stx, err := scanSigned(rows)
-		if err != nil {
-			return nil, fmt.Errorf("reading attempts of %s/%s: %w", workflowID, step, err)
-		}
-		out = append(out, stx)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("listing attempts of %s/%s: %w", workflowID, step, err)
 	}
 	if len(out) == 0 {

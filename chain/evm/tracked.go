@@ -3,30 +3,24 @@ package evm
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/ethereum/go-ethereum/common"
 
 	"payflow/internal/sqlerr"
+	"payflow/internal/sqlrows"
 )
 
 // Tracked is one chain's rows of the tracked_txs table: the transactions
 // the confirmation tracker follows, one row per (transaction, workflow),
 // each with the state the tracker last recorded (pending, seen, confirmed,
 // done).
-type Tracked struct {
-	chain string
-	db    *sql.DB
-}
+type Tracked struct{ chainTable }
 
 // NewTracked wires Tracked for one chain (its protocol name).
 func NewTracked(chainName string, db *sql.DB) (*Tracked, error) {
-	if chainName == "" || db == nil {
-		return nil, errors.New("tracked transactions: chain name and database are required")
-	}
-	return &Tracked{chain: chainName, db: db}, nil
+	return newChainTable[Tracked]("tracked transactions", chainName, db)
 }
 
 // TrackTx records that workflowID waits for txHash and wants every
@@ -79,42 +73,31 @@ func (t *Tracked) Open(ctx context.Context, uncheckedOnly bool) ([]TrackedRow, e
 	if uncheckedOnly {
 		q += " AND t.checked_at IS NULL"
 	}
-	rows, err := t.db.QueryContext(ctx, q+" ORDER BY t.created_at", t.chain)
+	out, err := sqlrows.Collect(ctx, t.db, func(rows sqlrows.Scanner) (r TrackedRow, err error) {
+		var from string
+		err = rows.Scan(&r.Hash, &r.WorkflowID, &r.State, &r.BlockHash, &r.BlockNumber, &r.NotifySeen,
+			&r.SignedWF, &r.Step, &from, &r.Nonce, &r.Unchecked)
+		r.From = common.HexToAddress(from)
+		return r, err
+	}, q+" ORDER BY t.created_at", t.chain)
 	if err != nil {
 		return nil, fmt.Errorf("listing tracked transactions: %w", err)
 	}
-	defer rows.Close()
-	var out []TrackedRow
-	for rows.Next() {
-		var r TrackedRow
-		var from string
-		if err := rows.Scan(&r.Hash, &r.WorkflowID, &r.State, &r.BlockHash, &r.BlockNumber, &r.NotifySeen,
-			&r.SignedWF, &r.Step, &from, &r.Nonce, &r.Unchecked); err != nil {
-			return nil, err
-		}
-		r.From = common.HexToAddress(from)
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // OpenHashes lists the hashes workflowID still has open (pending or seen).
 func (t *Tracked) OpenHashes(ctx context.Context, workflowID string) (map[string]bool, error) {
-	rows, err := t.db.QueryContext(ctx, "SELECT tx_hash FROM tracked_txs WHERE chain=? AND workflow_id=? AND state IN ('pending','seen')",
-		t.chain, workflowID)
+	hashes, err := sqlrows.Collect(ctx, t.db, sqlrows.String,
+		"SELECT tx_hash FROM tracked_txs WHERE chain=? AND workflow_id=? AND state IN ('pending','seen')", t.chain, workflowID)
 	if err != nil {
 		return nil, fmt.Errorf("re-reading the tracked transactions of %s: %w", workflowID, err)
 	}
-	defer rows.Close()
-	open := map[string]bool{}
-	for rows.Next() {
-		var h string
-		if err := rows.Scan(&h); err != nil {
-			return nil, err
-		}
+	open := make(map[string]bool, len(hashes))
+	for _, h := range hashes {
 		open[h] = true
 	}
-	return open, rows.Err()
+	return open, nil
 }
 
 // OpenCount counts the open rows (pending or seen).

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/ethereum/go-ethereum/common"
+
+	"payflow/internal/sqlrows"
 )
 
 // Watch registers address for deposits of symbol from fromBlock on (a row
@@ -57,24 +59,18 @@ type WatchRow struct {
 // WatchesAfter lists the chain's watched addresses with an id above after,
 // by id, at most limit.
 func WatchesAfter(ctx context.Context, db *sql.DB, chainName string, after int64, limit int) ([]WatchRow, error) {
-	rows, err := db.QueryContext(ctx, `SELECT id, address, from_block, backfilled_to FROM watched_addresses
+	out, err := sqlrows.Collect(ctx, db, func(rows sqlrows.Scanner) (w WatchRow, err error) {
+		var a string
+		var filled sql.NullInt64
+		err = rows.Scan(&w.ID, &a, &w.FromBlock, &filled)
+		w.Address, w.Backfilled = common.HexToAddress(a), filled.Valid
+		return w, err
+	}, `SELECT id, address, from_block, backfilled_to FROM watched_addresses
 		WHERE chain=? AND id > ? ORDER BY id LIMIT ?`, chainName, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("loading watched addresses: %w", err)
 	}
-	defer rows.Close()
-	var out []WatchRow
-	for rows.Next() {
-		var w WatchRow
-		var a string
-		var filled sql.NullInt64
-		if err := rows.Scan(&w.ID, &a, &w.FromBlock, &filled); err != nil {
-			return nil, err
-		}
-		w.Address, w.Backfilled = common.HexToAddress(a), filled.Valid
-		out = append(out, w)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // MarkBackfilled records that the watched rows ids were backfilled up to

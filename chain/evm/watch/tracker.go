@@ -97,14 +97,9 @@ func (t *Tracker) Run(ctx context.Context) error {
 	return nil
 }
 
+// trackedTx is an open tracked row as the tracker last recorded it.
 type trackedTx struct {
-	hash, workflowID, state, blockHash string
-	blockNumber                        sql.NullInt64
-	notifySeen                         bool
-	// The signed_txs row of the hash, when payflow signed it (else step is "").
-	signedWF, step string
-	from           common.Address
-	nonce          uint64
+	evm.TrackedRow
 	// alone: no other open row of the workflow is known, so a confirmation
 	// or drop has no replacement to retire (the tracker holds every open
 	// row).
@@ -135,7 +130,7 @@ func (t *Tracker) CheckOnce(ctx context.Context, head uint64) error {
 func (t *Tracker) markChecked(ctx context.Context, open []trackedTx) error {
 	keys := make([]evm.TrackedKey, len(open))
 	for i, r := range open {
-		keys[i] = evm.TrackedKey{Hash: r.hash, WorkflowID: r.workflowID}
+		keys[i] = evm.TrackedKey{Hash: r.Hash, WorkflowID: r.WorkflowID}
 	}
 	return t.tracked.MarkChecked(ctx, keys)
 }
@@ -152,13 +147,13 @@ func (t *Tracker) markChecked(ctx context.Context, open []trackedTx) error {
 // gone) and how many such hashes were retired.
 func (t *Tracker) transition(ctx context.Context, r trackedTx, state string, at *inclusion, ev chain.TxEvent) (string, int64, error) {
 	var err error
-	if ev.Milestone == chain.MilestoneConfirmed || ev.Milestone == chain.MilestoneDropped || r.notifySeen {
-		err = t.notifier.NotifyTx(ctx, r.workflowID, ev)
+	if ev.Milestone == chain.MilestoneConfirmed || ev.Milestone == chain.MilestoneDropped || r.NotifySeen {
+		err = t.notifier.NotifyTx(ctx, r.WorkflowID, ev)
 	}
 	if errors.Is(err, chain.ErrOwnerGone) {
 		state = "done"
 	} else if err != nil {
-		return r.state, 0, fmt.Errorf("notifying %s of %s: %w", r.workflowID, ev.Milestone, err)
+		return r.State, 0, fmt.Errorf("notifying %s of %s: %w", r.WorkflowID, ev.Milestone, err)
 	}
 	var bn uint64
 	var bh *common.Hash
@@ -166,11 +161,11 @@ func (t *Tracker) transition(ctx context.Context, r trackedTx, state string, at 
 		bn, bh = at.number, &at.hash
 	}
 	retire := (ev.Milestone == chain.MilestoneConfirmed || ev.Milestone == chain.MilestoneDropped) && !r.alone
-	superseded, err := t.tracked.Record(ctx, evm.TrackedKey{Hash: r.hash, WorkflowID: r.workflowID}, state, bn, bh, retire)
+	superseded, err := t.tracked.Record(ctx, evm.TrackedKey{Hash: r.Hash, WorkflowID: r.WorkflowID}, state, bn, bh, retire)
 	if err != nil {
-		return r.state, 0, err
+		return r.State, 0, err
 	}
-	t.log.Info("tracked transaction", "workflow_id", r.workflowID, "tx_hash", r.hash, "milestone", ev.Milestone,
+	t.log.Info("tracked transaction", "workflow_id", r.WorkflowID, "tx_hash", r.Hash, "milestone", ev.Milestone,
 		"block_number", ev.BlockNumber, "superseded", superseded)
 	return state, superseded, nil
 }

@@ -130,9 +130,8 @@ func (f *follower) load(ctx context.Context, all bool) error {
 	var fresh []trackedTx
 	open := map[rowKey]bool{}
 	for _, l := range loaded {
-		r := trackedTx{hash: l.Hash, workflowID: l.WorkflowID, state: l.State, blockHash: l.BlockHash,
-			blockNumber: l.BlockNumber, notifySeen: l.NotifySeen, signedWF: l.SignedWF, step: l.Step, from: l.From, nonce: l.Nonce}
-		k := rowKey{r.hash, r.workflowID}
+		r := trackedTx{TrackedRow: l}
+		k := rowKey{r.Hash, r.WorkflowID}
 		open[k] = true
 		if l.Unchecked {
 			fresh = append(fresh, r)
@@ -154,9 +153,9 @@ func (f *follower) load(ctx context.Context, all bool) error {
 
 func (f *follower) add(r trackedTx) {
 	e := &followed{trackedTx: r, look: true}
-	f.rows[rowKey{r.hash, r.workflowID}] = e
-	f.perWF[r.workflowID]++
-	h := common.HexToHash(r.hash)
+	f.rows[rowKey{r.Hash, r.WorkflowID}] = e
+	f.perWF[r.WorkflowID]++
+	h := common.HexToHash(r.Hash)
 	f.byHash[h] = append(f.byHash[h], e)
 	f.queue = append(f.queue, e)
 }
@@ -167,11 +166,11 @@ func (f *follower) remove(e *followed) {
 	}
 	e.gone = true
 	f.place(e, nil)
-	delete(f.rows, rowKey{e.hash, e.workflowID})
-	if f.perWF[e.workflowID]--; f.perWF[e.workflowID] <= 0 {
-		delete(f.perWF, e.workflowID)
+	delete(f.rows, rowKey{e.Hash, e.WorkflowID})
+	if f.perWF[e.WorkflowID]--; f.perWF[e.WorkflowID] <= 0 {
+		delete(f.perWF, e.WorkflowID)
 	}
-	h := common.HexToHash(e.hash)
+	h := common.HexToHash(e.Hash)
 	list := f.byHash[h]
 	for i, o := range list {
 		if o == e {
@@ -383,7 +382,7 @@ func (f *follower) lookUp(ctx context.Context) error {
 	f.queue = rest
 	found := make([]*types.Receipt, len(batch))
 	errs := parallel(len(batch), func(i int) error {
-		r, err := evm.ReceiptOf(ctx, f.t.backend, common.HexToHash(batch[i].hash))
+		r, err := evm.ReceiptOf(ctx, f.t.backend, common.HexToHash(batch[i].Hash))
 		found[i] = r
 		return err
 	})
@@ -433,14 +432,14 @@ func (f *follower) settle(ctx context.Context) error {
 	for _, e := range f.rows {
 		switch {
 		case e.look:
-		case e.in == nil && e.state == "seen":
+		case e.in == nil && e.State == "seen":
 			steps = append(steps, &step{e: e, reorged: true})
 		case e.in == nil:
-			if e.step != "" && head+1 >= conf {
-				waiting[e.from] = append(waiting[e.from], e)
+			if e.Step != "" && head+1 >= conf {
+				waiting[e.From] = append(waiting[e.From], e)
 			}
 		default:
-			s := &step{e: e, seen: e.state == "pending" || e.blockHash != e.in.hash.Hex()}
+			s := &step{e: e, seen: e.State == "pending" || e.BlockHash != e.in.hash.Hex()}
 			if e.in.number <= head && head+1 >= e.in.number+conf {
 				h, ok := f.canon[e.in.number]
 				if !ok {
@@ -475,7 +474,7 @@ func (f *follower) settle(ctx context.Context) error {
 			continue
 		}
 		for _, e := range es {
-			if used > e.nonce {
+			if used > e.Nonce {
 				steps = append(steps, &step{e: e, retire: true})
 			}
 		}
@@ -485,7 +484,7 @@ func (f *follower) settle(ctx context.Context) error {
 		errs = append(errs, f.recordSeen(ctx, in, es))
 	}
 	for _, s := range steps {
-		s.e.alone = f.perWF[s.e.workflowID] <= 1
+		s.e.alone = f.perWF[s.e.WorkflowID] <= 1
 	}
 	stepErrs := parallel(len(steps), func(i int) error { return f.run(ctx, head, steps[i]) })
 	errs = append(errs, stepErrs...)
@@ -494,10 +493,10 @@ func (f *follower) settle(ctx context.Context) error {
 		e := s.e
 		e.trackedTx = s.r
 		if s.superseded > 0 {
-			refresh = append(refresh, e.workflowID)
+			refresh = append(refresh, e.WorkflowID)
 		}
 		switch {
-		case e.state == "confirmed" || e.state == "done":
+		case e.State == "confirmed" || e.State == "done":
 			f.remove(e)
 		case s.lookAgain:
 			f.place(e, nil)
@@ -518,7 +517,7 @@ func quietSeen(steps []*step) ([]*step, map[inclusion][]*followed) {
 	quiet := map[inclusion][]*followed{}
 	kept := steps[:0]
 	for _, s := range steps {
-		if s.seen && !s.e.notifySeen {
+		if s.seen && !s.e.NotifySeen {
 			if !s.confirm {
 				quiet[*s.e.in] = append(quiet[*s.e.in], s.e)
 				continue
@@ -535,13 +534,13 @@ func quietSeen(steps []*step) ([]*step, map[inclusion][]*followed) {
 func (f *follower) recordSeen(ctx context.Context, in inclusion, es []*followed) error {
 	keys := make([]evm.TrackedKey, len(es))
 	for i, e := range es {
-		keys[i] = evm.TrackedKey{Hash: e.hash, WorkflowID: e.workflowID}
+		keys[i] = evm.TrackedKey{Hash: e.Hash, WorkflowID: e.WorkflowID}
 	}
 	if err := f.t.tracked.MarkSeen(ctx, in.number, in.hash, keys); err != nil {
 		return err
 	}
 	for _, e := range es {
-		e.state, e.blockHash, e.blockNumber = "seen", in.hash.Hex(), sql.NullInt64{Int64: int64(in.number), Valid: true}
+		e.State, e.BlockHash, e.BlockNumber = "seen", in.hash.Hex(), sql.NullInt64{Int64: int64(in.number), Valid: true}
 	}
 	return nil
 }
@@ -553,17 +552,17 @@ func (f *follower) run(ctx context.Context, head uint64, s *step) error {
 	defer func() { s.r = r }()
 	switch {
 	case s.reorged:
-		state, _, err := t.transition(ctx, r, "pending", nil, chain.TxEvent{TxHash: r.hash, Milestone: chain.MilestoneReorged})
-		r.state = state
+		state, _, err := t.transition(ctx, r, "pending", nil, chain.TxEvent{TxHash: r.Hash, Milestone: chain.MilestoneReorged})
+		r.State = state
 		if err == nil {
-			r.blockHash, r.blockNumber = "", sql.NullInt64{}
+			r.BlockHash, r.BlockNumber = "", sql.NullInt64{}
 		}
 		return err
 	case s.retire:
 		what, err := retireUnminable(ctx, t, head, r)
 		switch what {
 		case retiredSuperseded, retiredDropped:
-			r.state = "done"
+			r.State = "done"
 		case retiredMinedItself:
 			s.lookAgain = true
 		}
@@ -571,19 +570,19 @@ func (f *follower) run(ctx context.Context, head uint64, s *step) error {
 	}
 	in := s.e.in
 	if s.seen {
-		state, _, err := t.transition(ctx, r, "seen", in, in.event(r.hash, chain.MilestoneSeen))
-		r.state = state
+		state, _, err := t.transition(ctx, r, "seen", in, in.event(r.Hash, chain.MilestoneSeen))
+		r.State = state
 		if err != nil {
 			return err
 		}
-		r.blockHash, r.blockNumber = in.hash.Hex(), sql.NullInt64{Int64: int64(in.number), Valid: true}
+		r.BlockHash, r.BlockNumber = in.hash.Hex(), sql.NullInt64{Int64: int64(in.number), Valid: true}
 		if state != "seen" {
 			return nil // the owner is gone
 		}
 	}
 	if s.confirm {
-		state, n, err := t.transition(ctx, r, "confirmed", in, in.event(r.hash, chain.MilestoneConfirmed))
-		r.state, s.superseded = state, n
+		state, n, err := t.transition(ctx, r, "confirmed", in, in.event(r.Hash, chain.MilestoneConfirmed))
+		r.State, s.superseded = state, n
 		return err
 	}
 	return nil
@@ -605,7 +604,7 @@ const (
 // that is confirmed deep, it was superseded (the owner follows that attempt)
 // and is retired quietly.
 func retireUnminable(ctx context.Context, t *Tracker, head uint64, r trackedTx) (retired, error) {
-	attempts, err := t.store.Attempts(ctx, r.signedWF, r.step)
+	attempts, err := t.store.Attempts(ctx, r.SignedWF, r.Step)
 	if err != nil {
 		return retiredNot, err
 	}
@@ -617,19 +616,19 @@ func retireUnminable(ctx context.Context, t *Tracker, head uint64, r trackedTx) 
 		if rc == nil {
 			continue
 		}
-		if a.Hash == common.HexToHash(r.hash) {
+		if a.Hash == common.HexToHash(r.Hash) {
 			return retiredMinedItself, nil
 		}
 		if head+1 >= rc.BlockNumber.Uint64()+t.cfg.Confirmations {
-			if err := t.tracked.RetireSuperseded(ctx, evm.TrackedKey{Hash: r.hash, WorkflowID: r.workflowID}); err != nil {
+			if err := t.tracked.RetireSuperseded(ctx, evm.TrackedKey{Hash: r.Hash, WorkflowID: r.WorkflowID}); err != nil {
 				return retiredNot, err
 			}
-			t.log.Info("tracked transaction superseded", "workflow_id", r.workflowID, "tx_hash", r.hash, "mined", a.Hash.Hex())
+			t.log.Info("tracked transaction superseded", "workflow_id", r.WorkflowID, "tx_hash", r.Hash, "mined", a.Hash.Hex())
 			return retiredSuperseded, nil
 		}
 		return retiredNot, nil
 	}
-	if _, _, err := t.transition(ctx, r, "done", nil, chain.TxEvent{TxHash: r.hash, Milestone: chain.MilestoneDropped}); err != nil {
+	if _, _, err := t.transition(ctx, r, "done", nil, chain.TxEvent{TxHash: r.Hash, Milestone: chain.MilestoneDropped}); err != nil {
 		return retiredNot, err
 	}
 	return retiredDropped, nil
