@@ -18,9 +18,7 @@ import (
 	"github.com/ethereum/go-ethereum/rpc"
 
 	"payflow/chain"
-
 	"payflow/chain/evm"
-
 	"payflow/chain/evm/send"
 )
 

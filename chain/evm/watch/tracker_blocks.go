@@ -15,7 +15,6 @@ import (
 	"github.com/ethereum/go-ethereum/rpc"
 
 	"payflow/chain"
-
 	"payflow/chain/evm"
 )
 
