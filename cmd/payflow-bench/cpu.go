@@ -12,49 +12,136 @@ import (
 )
 
 // cpuSeconds reads user+system CPU seconds of each stack process started by
-// `make up` (pid files in .dev/pids), and of this process ("bench": the load
-// generator, and the fair baseline's workflow worker), to show where a
-// phase's CPU went.
+// `make up` (pid files in the stack's pids directory), and of this process
+// ("bench": the load generator, and the fair baseline's workflow worker), to
+// show where a phase's CPU went. Each figure covers the process and its
+// descendants: PostgreSQL's work is in the postmaster's backends, RabbitMQ's
+// in the Erlang VM its start script runs.
 func cpuSeconds() map[string]float64 {
+	pids := ""
+	if p, err := stacktest.Path(); err == nil {
+		pids = filepath.Join(filepath.Dir(p), "pids")
+	}
+	return cpuSecondsIn("/proc", pids, os.Getpid())
+}
+
+// cpuSecondsIn is cpuSeconds over a /proc-like directory procRoot, the pid
+// files in pidsDir ("" for none) and self as the bench's own pid.
+func cpuSecondsIn(procRoot, pidsDir string, self int) map[string]float64 {
+	procs := readProcs(procRoot)
 	out := map[string]float64{}
-	if v, ok := procCPU("self"); ok {
+	if v, ok := treeCPU(procs, self); ok {
 		out["bench"] = v
 	}
-	p, err := stacktest.Path()
-	if err != nil {
+	if pidsDir == "" {
 		return out
 	}
-	dir := filepath.Join(filepath.Dir(p), "pids")
-	entries, _ := os.ReadDir(dir)
+	entries, _ := os.ReadDir(pidsDir)
 	for _, e := range entries {
 		if !strings.HasSuffix(e.Name(), ".pid") {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		b, err := os.ReadFile(filepath.Join(pidsDir, e.Name()))
 		if err != nil {
 			continue
 		}
-		if v, ok := procCPU(strings.TrimSpace(string(b))); ok {
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			continue
+		}
+		if v, ok := treeCPU(procs, pid); ok {
 			out[strings.TrimSuffix(e.Name(), ".pid")] = v
 		}
 	}
 	return out
 }
 
-// procCPU is a process's user+system CPU seconds from /proc/<pid>/stat.
-func procCPU(pid string) (float64, bool) {
-	stat, err := os.ReadFile("/proc/" + pid + "/stat")
+// procStat is what a process's stat file says about its CPU.
+type procStat struct {
+	ppid int
+	// ticks is utime+stime+cutime+cstime in clock ticks: the process's own
+	// CPU and that of the children it has reaped (a PostgreSQL backend that
+	// exited between two readings is in its postmaster's cutime).
+	ticks float64
+}
+
+// readProcs reads <root>/<pid>/stat of every process under root (a
+// /proc-like directory). A process gone between the listing and the read is
+// left out.
+func readProcs(root string) map[int]procStat {
+	entries, _ := os.ReadDir(root)
+	out := make(map[int]procStat, len(entries))
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(root, e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		if s, ok := parseStat(b); ok {
+			out[pid] = s
+		}
+	}
+	return out
+}
+
+// parseStat parses one /proc/<pid>/stat line. The command name in
+// parentheses may hold spaces and parentheses itself, so the fields are
+// counted from its last ")".
+func parseStat(b []byte) (procStat, bool) {
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || i+2 > len(b) {
+		return procStat{}, false
+	}
+	// Fields after the name: state, ppid (4th field), ...; utime, stime,
+	// cutime and cstime are the 14th to 17th.
+	f := strings.Fields(string(b[i+2:]))
+	if len(f) < 15 {
+		return procStat{}, false
+	}
+	ppid, err := strconv.Atoi(f[1])
 	if err != nil {
+		return procStat{}, false
+	}
+	s := procStat{ppid: ppid}
+	for _, x := range f[11:15] {
+		v, err := strconv.ParseFloat(x, 64)
+		if err != nil {
+			return procStat{}, false
+		}
+		s.ticks += v
+	}
+	return s, true
+}
+
+// treeCPU is the CPU seconds of pid and of its descendants alive in procs,
+// each with the children it reaped; false if pid is not in procs. A
+// descendant whose parent exited before it was reaped is reparented away
+// from the tree and not counted.
+func treeCPU(procs map[int]procStat, pid int) (float64, bool) {
+	if _, ok := procs[pid]; !ok {
 		return 0, false
 	}
-	// Fields after the ")" of the command name; utime and stime are 14 and 15.
-	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
-	if len(f) < 13 {
-		return 0, false
+	children := map[int][]int{}
+	for p, s := range procs {
+		children[s.ppid] = append(children[s.ppid], p)
 	}
-	u, _ := strconv.ParseFloat(f[11], 64)
-	s, _ := strconv.ParseFloat(f[12], 64)
-	return (u + s) / 100, true // clock ticks
+	ticks := 0.0
+	seen := map[int]bool{}
+	stack := []int{pid}
+	for len(stack) > 0 {
+		p := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[p] { // a malformed tree must not loop
+			continue
+		}
+		seen[p] = true
+		ticks += procs[p].ticks
+		stack = append(stack, children[p]...)
+	}
+	return ticks / 100, true // clock ticks
 }
 
 // cpuSplit formats CPU ms per unit (a payment, a transaction) by process
