@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,27 +40,28 @@ type failoverRun struct {
 
 // benchFailover measures, for the lease TTL payflow had (15s) and the one it
 // has now, how long answers stop when the worker holding the chain lease is
-// killed with SIGKILL while a second worker stands by. The stack's own worker
-// is stopped for the phase and started again after it.
+// killed with SIGKILL while a second worker stands by. The stack's own
+// workers (worker, and worker-2 ... with PAYFLOW_WORKERS) are stopped for the
+// phase and started again after it, so the bench's two are the only ones.
 //
 // withFormer also runs the former 15 s lease in the same invocation, for the
 // comparison (make bench); QUICK=1 runs the current setting alone.
 func benchFailover(ctx context.Context, st *stacktest.Stack, rate int, dur time.Duration, withFormer bool) []result {
-	root, err := benchRoot()
+	dirs, err := benchStackDirs()
 	if err != nil {
 		return []result{{Name: "failover", Measured: "error", Verdict: "FAIL (setup)", Note: err.Error()}}
 	}
-	stopped := stopStackWorker(root)
+	stopped := stopStackWorkers(dirs.dev)
 	defer func() {
-		if stopped {
-			_ = exec.Command(filepath.Join(root, "scripts", "stack.sh"), "start-payflow", "worker").Run()
+		for _, name := range stopped {
+			_ = dirs.stackScript("start-payflow", name).Run()
 		}
 	}()
 	var before failoverRun
 	if withFormer {
-		before = failoverOnce(ctx, st, root, 15*time.Second, rate, dur)
+		before = failoverOnce(ctx, st, dirs, 15*time.Second, rate, dur)
 	}
-	now := failoverOnce(ctx, st, root, 2*time.Second, rate, dur)
+	now := failoverOnce(ctx, st, dirs, 2*time.Second, rate, dur)
 	r := result{Name: "failover: next answer after SIGKILL of the lease holder", Target: "≤ 3 s"}
 	if now.err != "" || before.err != "" {
 		r.Measured, r.Verdict, r.Note = "error", "FAIL (setup)", strings.TrimSpace(now.err+" "+before.err)
@@ -83,7 +85,7 @@ func benchFailover(ctx context.Context, st *stacktest.Stack, rate int, dur time.
 	return []result{r, once}
 }
 
-func failoverOnce(ctx context.Context, st *stacktest.Stack, root string, ttl time.Duration, rate int,
+func failoverOnce(ctx context.Context, st *stacktest.Stack, dirs stackDirs, ttl time.Duration, rate int,
 	dur time.Duration) failoverRun {
 	run := failoverRun{leaseTTL: ttl}
 	fail := func(err error) failoverRun { run.err = err.Error(); return run }
@@ -92,20 +94,20 @@ func failoverOnce(ctx context.Context, st *stacktest.Stack, root string, ttl tim
 		return fail(err)
 	}
 	defer db.Close()
-	cfgPath, err := failoverConfig(root, ttl)
+	cfgPath, err := failoverConfig(dirs.dev, ttl)
 	if err != nil {
 		return fail(err)
 	}
 	defer os.Remove(cfgPath)
-	env, err := readEnv(filepath.Join(root, ".dev", "payflow.env"))
+	env, err := readEnv(filepath.Join(dirs.dev, "payflow.env"))
 	if err != nil {
 		return fail(err)
 	}
 	var workers []*exec.Cmd
 	for i := 0; i < 2; i++ {
-		cmd := exec.Command(filepath.Join(root, "bin", "payflow-worker"), "-config", cfgPath)
+		cmd := exec.Command(filepath.Join(dirs.bin, "payflow-worker"), "-config", cfgPath)
 		cmd.Env = append(os.Environ(), env...)
-		logf, err := os.Create(filepath.Join(root, ".dev", "logs", fmt.Sprintf("bench-failover-worker-%d.log", i)))
+		logf, err := os.Create(filepath.Join(dirs.dev, "logs", fmt.Sprintf("bench-failover-worker-%d.log", i)))
 		if err != nil {
 			return fail(err)
 		}
@@ -127,7 +129,7 @@ func failoverOnce(ctx context.Context, st *stacktest.Stack, root string, ttl tim
 		pid, _ := strconv.Atoi(parts[len(parts)-2])
 		return pid
 	}
-	// The old holder (the stack's worker) may still hold an unexpired lease:
+	// The old holder (a stack worker) may still hold an unexpired lease:
 	// wait until one of ours holds it, and both are polling.
 	deadline := time.Now().Add(ttl + 60*time.Second)
 	for !pids[holderPid()] {
@@ -248,27 +250,48 @@ func failoverOnce(ctx context.Context, st *stacktest.Stack, root string, ttl tim
 	return run
 }
 
-// stopStackWorker stops the stack's own worker (it reports whether it ran).
-func stopStackWorker(root string) bool {
-	b, err := os.ReadFile(filepath.Join(root, ".dev", "pids", "worker.pid"))
-	if err != nil {
-		return false
+// stopStackWorkers stops the stack's own workers, every process named by a
+// worker.pid or worker-N.pid in dev/pids, and returns the names of those it
+// stopped, to start again.
+func stopStackWorkers(dev string) []string {
+	files, _ := filepath.Glob(filepath.Join(dev, "pids", "worker-*.pid"))
+	files = append([]string{filepath.Join(dev, "pids", "worker.pid")}, files...)
+	var stopped []string
+	var pids []int
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		// pid 0 or below would signal a process group, the bench's own.
+		if err != nil || pid <= 0 || syscall.Kill(pid, syscall.SIGTERM) != nil {
+			continue
+		}
+		stopped = append(stopped, strings.TrimSuffix(filepath.Base(f), ".pid"))
+		pids = append(pids, pid)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || syscall.Kill(pid, syscall.SIGTERM) != nil {
-		return false
-	}
-	for i := 0; i < 150 && syscall.Kill(pid, 0) == nil; i++ {
+	// They stop together: up to 30 s for all, as scripts/stack.sh gives one.
+	for i := 0; i < 150; i++ {
+		alive := false
+		for _, pid := range pids {
+			alive = alive || syscall.Kill(pid, 0) == nil
+		}
+		if !alive {
+			break
+		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	_ = os.Remove(filepath.Join(root, ".dev", "pids", "worker.pid"))
-	return true
+	for _, name := range stopped {
+		_ = os.Remove(filepath.Join(dev, "pids", name+".pid"))
+	}
+	return stopped
 }
 
-// failoverConfig writes the stack's worker config with lease_ttl and no
-// HTTP listener (the stack's ports stay free).
-func failoverConfig(root string, ttl time.Duration) (string, error) {
-	b, err := os.ReadFile(filepath.Join(root, ".dev", "config.json"))
+// failoverConfig writes the stack's worker config (dev/config.json) with
+// lease_ttl and no HTTP listener (the stack's ports stay free).
+func failoverConfig(dev string, ttl time.Duration) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dev, "config.json"))
 	if err != nil {
 		return "", err
 	}
@@ -307,11 +330,70 @@ func readEnv(path string) ([]string, error) {
 	return out, sc.Err()
 }
 
-// benchRoot is the repository root: the directory holding .dev/stack.json.
-func benchRoot() (string, error) {
+// stackDirs is where the running stack keeps its files, as
+// scripts/stack.sh laid them out.
+type stackDirs struct {
+	root string // the repository, holding scripts/stack.sh
+	dev  string // the directory of stack.json: config, env, pids, logs (PAYFLOW_DEV_DIR)
+	bin  string // the stack's binaries: PAYFLOW_BIN_DIR, default <root>/bin
+}
+
+// benchStackDirs finds the stack the bench runs against: its dev directory
+// is the one holding stack.json (PAYFLOW_STACK, or .dev above the working
+// directory), the repository the one above it or, for a dev directory kept
+// elsewhere, the working directory.
+func benchStackDirs() (stackDirs, error) {
 	p, err := stacktest.Path()
 	if err != nil {
-		return "", err
+		return stackDirs{}, err
 	}
-	return filepath.Dir(filepath.Dir(p)), nil
+	d := stackDirs{dev: filepath.Dir(p), root: filepath.Dir(filepath.Dir(p))}
+	if _, err := os.Stat(filepath.Join(d.root, "scripts", "stack.sh")); err != nil {
+		if d.root, err = os.Getwd(); err != nil {
+			return stackDirs{}, err
+		}
+		if _, err := os.Stat(filepath.Join(d.root, "scripts", "stack.sh")); err != nil {
+			return stackDirs{}, fmt.Errorf("finding scripts/stack.sh beside %s or in the working directory: %w", d.dev, err)
+		}
+	}
+	d.bin = os.Getenv("PAYFLOW_BIN_DIR")
+	if d.bin == "" {
+		d.bin = filepath.Join(d.root, "bin")
+	}
+	return d, nil
+}
+
+// stackScript is scripts/stack.sh with args, pointed at this stack's dev
+// and bin directories whatever the caller's environment says. Its worker-N
+// listen on the stack's HTTP port + N: without PAYFLOW_HTTP_PORT set, that
+// port is taken from config.json's http_addr, the first worker's.
+func (d stackDirs) stackScript(args ...string) *exec.Cmd {
+	cmd := exec.Command(filepath.Join(d.root, "scripts", "stack.sh"), args...)
+	cmd.Env = append(os.Environ(), "PAYFLOW_DEV_DIR="+d.dev, "PAYFLOW_BIN_DIR="+d.bin)
+	if os.Getenv("PAYFLOW_HTTP_PORT") == "" {
+		if port := configHTTPPort(d.dev); port != "" {
+			cmd.Env = append(cmd.Env, "PAYFLOW_HTTP_PORT="+port)
+		}
+	}
+	return cmd
+}
+
+// configHTTPPort is the port of dev/config.json's http_addr, "" if it has
+// none.
+func configHTTPPort(dev string) string {
+	b, err := os.ReadFile(filepath.Join(dev, "config.json"))
+	if err != nil {
+		return ""
+	}
+	var cfg struct {
+		HTTPAddr string `json:"http_addr"`
+	}
+	if json.Unmarshal(b, &cfg) != nil {
+		return ""
+	}
+	_, port, err := net.SplitHostPort(cfg.HTTPAddr)
+	if err != nil {
+		return ""
+	}
+	return port
 }
