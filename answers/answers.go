@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"payflow/config"
+	"payflow/internal/sqlrows"
 	"payflow/protocol"
 	"payflow/rmq"
 )
@@ -190,24 +191,15 @@ func (o *Outbox) publish(ctx context.Context, flow protocol.Flow, id string, ski
 // without a flow (by a version of payflow that did not record it) are not
 // listed: their queue is unknown.
 func (o *Outbox) stale(ctx context.Context, grace time.Duration, limit int) ([]Answer, error) {
-	rows, err := o.db.QueryContext(ctx, `SELECT message_id, flow FROM outbox
+	out, err := sqlrows.Collect(ctx, o.db, func(rows sqlrows.Scanner) (a Answer, err error) {
+		var flow string
+		err = rows.Scan(&a.MessageID, &flow)
+		a.Flow = protocol.Flow(flow)
+		return a, err
+	}, `SELECT message_id, flow FROM outbox
 		WHERE published_at IS NULL AND flow <> '' AND created_at <= NOW(6) - INTERVAL ? MICROSECOND
 		ORDER BY created_at LIMIT ?`, grace.Microseconds(), limit)
 	if err != nil {
-		return nil, fmt.Errorf("listing unpublished answers: %w", err)
-	}
-	defer rows.Close()
-	var out []Answer
-	for rows.Next() {
-		var a Answer
-		var flow string
-		if err := rows.Scan(&a.MessageID, &flow); err != nil {
-			return nil, fmt.Errorf("listing unpublished answers: %w", err)
-		}
-		a.Flow = protocol.Flow(flow)
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("listing unpublished answers: %w", err)
 	}
 	return out, nil
