@@ -65,6 +65,31 @@ func scrape(t *testing.T, url string) samples {
 	return out
 }
 
+// scrapeSum scrapes every url and adds up each series over them: the
+// workers' /metrics, each counting the events its process handled, read as
+// one.
+func scrapeSum(t *testing.T, urls []string) samples {
+	t.Helper()
+	out := samples{}
+	for _, u := range urls {
+		for k, v := range scrape(t, u) {
+			out[k] += v
+		}
+	}
+	return out
+}
+
+// workerMetrics is the /metrics endpoint of every worker of the stack
+// (several with PAYFLOW_WORKERS).
+func workerMetrics(t *testing.T, st *stacktest.Stack) []string {
+	t.Helper()
+	urls := st.WorkerMetricsURLs()
+	if len(urls) == 0 {
+		t.Fatalf("stack.json has no metrics_urls for the worker (%v): run `make up`", st.MetricsURLs)
+	}
+	return urls
+}
+
 // delta is after - before of every series whose key starts with prefix and
 // moved.
 func delta(before, after samples, prefix string) map[string]float64 {
@@ -123,8 +148,8 @@ func others(t *testing.T, db *sql.DB, from, to string, mine ...string) []string 
 	return out
 }
 
-// TestMetricsCountTheStacksEvents: the worker's and
-// the starter's /metrics, scraped before and after one withdraw, one pay and
+// TestMetricsCountTheStacksEvents: the workers' (summed over every worker
+// process) and the starter's /metrics, scraped before and after one withdraw, one pay and
 // one deposit on the real stack, moved by exactly those events: payments by
 // flow and status, the request→broadcast and request→answer histograms, the
 // deposit's two notices (seen, credited), and the three deliveries started.
@@ -136,9 +161,9 @@ func others(t *testing.T, db *sql.DB, from, to string, mine ...string) []string 
 // times.
 func TestMetricsCountTheStacksEvents(t *testing.T) {
 	st := stacktest.Load(t)
-	worker, starter := st.MetricsURLs["worker"], st.MetricsURLs["starter"]
-	if worker == "" || starter == "" {
-		t.Fatalf("stack.json has no metrics_urls for the worker and the starter (%v): run `make up`", st.MetricsURLs)
+	workers, starter := workerMetrics(t, st), st.MetricsURLs["starter"]
+	if starter == "" {
+		t.Fatalf("stack.json has no metrics_urls for the starter (%v): run `make up`", st.MetricsURLs)
 	}
 	db := st.DB(t)
 	eth := st.Eth(t)
@@ -149,7 +174,7 @@ func TestMetricsCountTheStacksEvents(t *testing.T) {
 
 	for round := 1; ; round++ {
 		from := dbNow(t, db)
-		wBefore, sBefore := scrape(t, worker), scrape(t, starter)
+		wBefore, sBefore := scrapeSum(t, workers), scrape(t, starter)
 
 		wq, pq := stacktest.RandomID("it-metrics-w-"), stacktest.RandomID("it-metrics-p-")
 		st.Publish(t, withdrawKey, withdrawBody(wq, walletByLabel(t, db, "user-1"), stacktest.RandomAddress(), "1.25"), true)
@@ -207,11 +232,11 @@ func TestMetricsCountTheStacksEvents(t *testing.T) {
 		}
 		var wAfter, sAfter samples
 		waitFor(t, time.Minute, "the counters to move", func() bool {
-			wAfter, sAfter = scrape(t, worker), scrape(t, starter)
+			wAfter, sAfter = scrapeSum(t, workers), scrape(t, starter)
 			return reached(delta(wBefore, wAfter, "payflow_"), want) && reached(delta(sBefore, sAfter, "payflow_"), wantStarter)
 		})
 		time.Sleep(quietInterval)
-		wAfter, sAfter = scrape(t, worker), scrape(t, starter)
+		wAfter, sAfter = scrapeSum(t, workers), scrape(t, starter)
 		to := dbNow(t, db)
 
 		foreign := others(t, db, from, to, "withdraw-"+wq, "pay-"+pq, "deposit-ETH-"+strings.ToLower(rcpt.TxHash.Hex()))

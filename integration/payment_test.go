@@ -282,9 +282,29 @@ func stack(t *testing.T, args ...string) {
 	}
 }
 
+// workerPIDs is the pid of every worker process of the stack by its name
+// ("worker", "worker-2", …), from .dev/pids.
+func workerPIDs(t *testing.T) map[string]string {
+	t.Helper()
+	dir := filepath.Join(repoRoot(t), ".dev", "pids")
+	files, err := filepath.Glob(filepath.Join(dir, "worker-*.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, f := range append([]string{filepath.Join(dir, "worker.pid")}, files...) {
+		pid, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[strings.TrimSuffix(filepath.Base(f), ".pid")] = strings.TrimSpace(string(pid))
+	}
+	return out
+}
+
 // TestWorkerKilledMidPayment: the worker is killed (SIGKILL) right after the
-// transfer is signed; a new worker finishes the payment: one transfer on
-// chain, one response.
+// transfer is signed (every worker, when the stack runs several); a new
+// worker finishes the payment: one transfer on chain, one response.
 func TestWorkerKilledMidPayment(t *testing.T) {
 	st := stacktest.Load(t)
 	db := st.DB(t)
@@ -301,16 +321,22 @@ func TestWorkerKilledMidPayment(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	pid, err := os.ReadFile(filepath.Join(repoRoot(t), ".dev", "pids", "worker.pid"))
-	if err != nil {
-		t.Fatal(err)
+	// Every worker process dies, so the one running the payment does
+	// whichever it is (with PAYFLOW_WORKERS, the stack runs several).
+	workers := workerPIDs(t)
+	for name, pid := range workers {
+		if err := exec.Command("kill", "-9", pid).Run(); err != nil {
+			t.Fatalf("killing %s (%s): %v", name, pid, err)
+		}
 	}
-	if err := exec.Command("kill", "-9", strings.TrimSpace(string(pid))).Run(); err != nil {
-		t.Fatalf("killing the worker: %v", err)
+	restart := func() {
+		for name := range workers {
+			stack(t, "start-payflow", name)
+		}
 	}
-	t.Cleanup(func() { stack(t, "start-payflow", "worker") })
+	t.Cleanup(restart)
 	time.Sleep(2 * time.Second)
-	stack(t, "start-payflow", "worker")
+	restart()
 
 	got := onlyOne(t, resp, qid)
 	if status(got) != "1" {

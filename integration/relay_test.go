@@ -93,12 +93,9 @@ func TestRelayPublishesAnswerOfTerminatedRun(t *testing.T) {
 	tc := st.Temporal(t)
 	ctx := context.Background()
 	relay := devRelay(t)
-	workerMetrics := st.MetricsURLs["worker"]
-	if workerMetrics == "" {
-		t.Fatalf("stack.json has no metrics_urls for the worker (%v): run `make up`", st.MetricsURLs)
-	}
+	workers := workerMetrics(t, st)
 	relayed := `payflow_answers_relayed_total{flow="withdraw"}`
-	before := scrape(t, workerMetrics)[relayed]
+	before := scrapeSum(t, workers)[relayed]
 
 	accept := refuseAnswers(t, st, config.Default().RMQ.WithdrawResp)
 	qid := stacktest.RandomID("it-relay-")
@@ -146,7 +143,7 @@ func TestRelayPublishesAnswerOfTerminatedRun(t *testing.T) {
 		t.Errorf("published %s after it was recorded, within the relay's grace period %s: not by the relay",
 			waited, relay.Grace.Duration)
 	}
-	waitFor(t, 30*time.Second, relayed+" to count it", func() bool { return scrape(t, workerMetrics)[relayed] >= before+1 })
+	waitFor(t, 30*time.Second, relayed+" to count it", func() bool { return scrapeSum(t, workers)[relayed] >= before+1 })
 	time.Sleep(quietInterval + relay.Interval.Duration)
 	if n := len(resp.Get(qid)); n != 1 {
 		t.Errorf("%d answers for %s, want exactly 1", n, qid)

@@ -14,7 +14,8 @@
 #   scripts/stack.sh status  show what runs
 #   scripts/stack.sh refresh restart the worker/starter whose binary or config changed
 #   scripts/stack.sh restart-payflow          rebuild and restart the worker and the starter
-#   scripts/stack.sh start-payflow worker|starter   start one of them if it is not running
+#   scripts/stack.sh start-payflow worker|worker-N|starter   start one of them if it is not running
+#   scripts/stack.sh stop-payflow worker|worker-N|starter    stop one of them
 #   scripts/stack.sh stop-node eth|bsc        stop one chain's geth (tests of a node that is down)
 #   scripts/stack.sh start-node eth|bsc       start it again if it is not running
 #   scripts/stack.sh start-kms                build (if missing) and start local-kms if it is not running
@@ -786,6 +787,11 @@ up() {
   start_node bsc
   start_kms
   step "dev data: migrations, test tokens, dev wallets and config on both chains (payflowctl devstack)"
+  # stack.json's metrics_urls names every worker: worker-N by -worker.
+  local name more_workers=()
+  for name in $(workers); do
+    if [[ $name == worker-* ]]; then more_workers+=(-worker "$name=$(worker_http_addr "$name")"); fi
+  done
   heartbeat "preparing dev data" "$BIN/payflowctl" devstack \
     -dir "$DEV" \
     -mysql-dsn "payflow:payflow@tcp(127.0.0.1:$MYSQL_PORT)/payflow?parseTime=true&loc=UTC&multiStatements=true&interpolateParams=true" \
@@ -795,7 +801,7 @@ up() {
     -chain "BSC,BNB,http://127.0.0.1:$BSC_HTTP_PORT,ws://127.0.0.1:$BSC_WS_PORT" \
     -confirmations "$CONFIRMATIONS" -http-addr "127.0.0.1:$HTTP_PORT" \
     -metrics-addr "127.0.0.1:$STARTER_METRICS_PORT" -prometheus-url "http://127.0.0.1:$PROMETHEUS_PORT" \
-    -kms-endpoint "http://127.0.0.1:$KMS_PORT"
+    -kms-endpoint "http://127.0.0.1:$KMS_PORT" "${more_workers[@]}"
   start_prometheus
   step "worker and starter"
   start_workers
@@ -864,7 +870,7 @@ status() {
   done
 }
 
-usage() { die "usage: $0 up|down|status|refresh|restart-payflow|start-payflow worker|starter|stop-node eth|bsc|start-node eth|bsc|start-kms|start-temporal|stop-temporal"; }
+usage() { die "usage: $0 up|down|status|refresh|restart-payflow|start-payflow worker|worker-N|starter|stop-payflow worker|worker-N|starter|stop-node eth|bsc|start-node eth|bsc|start-kms|start-temporal|stop-temporal"; }
 
 case ${1:-} in
   up) up ;;
@@ -876,6 +882,11 @@ case ${1:-} in
     case ${2:-} in
       worker | starter) mkdir -p "$PIDS" "$LOGS"; start_payflow "$2" "$BIN/payflow-$2" ;;
       worker-[0-9]*) mkdir -p "$PIDS" "$LOGS"; start_payflow "$2" "$BIN/payflow-worker" ;;
+      *) usage ;;
+    esac ;;
+  stop-payflow)
+    case ${2:-} in
+      worker | worker-[0-9]* | starter) stop_one "$2" ;;
       *) usage ;;
     esac ;;
   stop-node) stop_node "${2:-}" ;;

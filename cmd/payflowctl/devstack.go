@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -74,6 +75,31 @@ func (l *chainList) Set(v string) error {
 		}
 	}
 	*l = append(*l, chainSpec{Name: strings.ToUpper(p[0]), Native: strings.ToUpper(p[1]), RPCURL: p[2], WSURL: p[3]})
+	return nil
+}
+
+// workerAddrs is the -worker flags: each further worker process's name and
+// the address of its ledger API and /metrics (NAME=HOST:PORT).
+type workerAddrs map[string]string
+
+func (w workerAddrs) String() string {
+	var out []string
+	for name, addr := range w {
+		out = append(out, name+"="+addr)
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
+}
+
+func (w workerAddrs) Set(v string) error {
+	name, addr, ok := strings.Cut(v, "=")
+	if !ok || !strings.HasPrefix(name, "worker-") || len(name) == len("worker-") || !strings.Contains(addr, ":") {
+		return fmt.Errorf("-worker %q: want worker-N=HOST:PORT", v)
+	}
+	if _, dup := w[name]; dup {
+		return fmt.Errorf("-worker %s given twice", name)
+	}
+	w[name] = addr
 	return nil
 }
 
@@ -179,6 +205,8 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	promURL := fs.String("prometheus-url", "", "dev Prometheus server, written to stack.json")
 	metricsAddr := fs.String("metrics-addr", "127.0.0.1:8381", "the starter's Prometheus /metrics (config metrics_addr)")
 	kmsEndpoint := fs.String("kms-endpoint", "", "the dev KMS (local-kms) endpoint, written to stack.json")
+	workers := workerAddrs{}
+	fs.Var(workers, "worker", "a further worker process `worker-N=HOST:PORT` and its ledger API and /metrics address, written to stack.json's metrics_urls (repeatable; the first worker is on -http-addr)")
 	_ = fs.Parse(args)
 	if len(chains) == 0 {
 		chains = chainList{{Name: "ETH", Native: "ETH", RPCURL: *rpcURL, WSURL: *wsURL}}
@@ -231,6 +259,9 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	st := stackfile.Stack{AMQPURL: *amqpURL, TemporalAddress: *tAddr, TemporalNamespace: cfg.Temporal.Namespace, TemporalUIURL: *tUI,
 		MySQLDSN: *dsn, SignKey: sec.SignKey, Chains: map[string]stackfile.Chain{}, PrometheusURL: *promURL,
 		MetricsURLs: map[string]string{"worker": "http://" + *httpAddr + "/metrics", "starter": "http://" + *metricsAddr + "/metrics"}}
+	for name, addr := range workers {
+		st.MetricsURLs[name] = "http://" + addr + "/metrics"
+	}
 	st.KMSEndpoint = *kmsEndpoint
 	for i, spec := range chains {
 		cc, sc, err := d.prepareChain(ctx, i, spec)

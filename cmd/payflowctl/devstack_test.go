@@ -126,3 +126,20 @@ func TestDevConfigGivesEveryAssetItsOwnAmounts(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkerFlag: -worker takes worker-N=HOST:PORT and refuses another name,
+// an address without a port or a worker given twice.
+func TestWorkerFlag(t *testing.T) {
+	w := workerAddrs{}
+	if err := w.Set("worker-2=127.0.0.1:8382"); err != nil {
+		t.Fatal(err)
+	}
+	if w["worker-2"] != "127.0.0.1:8382" || len(w) != 1 {
+		t.Fatalf("got %v", w)
+	}
+	for _, bad := range []string{"worker-2=127.0.0.1:9999", "starter=127.0.0.1:8381", "worker-=127.0.0.1:1", "worker-3", "worker-3=localhost"} {
+		if err := w.Set(bad); err == nil {
+			t.Errorf("-worker %s accepted", bad)
+		}
+	}
+}

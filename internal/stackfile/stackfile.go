@@ -3,7 +3,13 @@
 // it; internal/stacktest (the tests and the bench) reads it.
 package stackfile
 
-import "payflow/config"
+import (
+	"sort"
+	"strconv"
+	"strings"
+
+	"payflow/config"
+)
 
 // Stack is .dev/stack.json. Its chain fields describe the first chain;
 // Chains describes every chain.
@@ -24,8 +30,9 @@ type Stack struct {
 	// in a stack.json written before it was added).
 	PrometheusURL string `json:"prometheus_url,omitempty"`
 	// MetricsURLs are the /metrics endpoints, by process: "worker" (on
-	// http_addr) and "starter" (on metrics_addr); empty in a stack.json
-	// written before they were added.
+	// http_addr), "starter" (on metrics_addr) and, in a stack of several
+	// workers, "worker-2" … "worker-N"; empty in a stack.json written before
+	// they were added.
 	MetricsURLs map[string]string `json:"metrics_urls,omitempty"`
 	// KMSEndpoint is the dev KMS: local-kms, which speaks the AWS KMS API
 	// (empty in a stack.json written before it was added).
@@ -55,4 +62,38 @@ type ChainFields struct {
 type Native struct {
 	Symbol   string `json:"symbol"`
 	Decimals int32  `json:"decimals"`
+}
+
+// WorkerMetricsURLs is the /metrics endpoint of every worker process in
+// MetricsURLs: "worker" first, then "worker-2" … "worker-N" in order. A
+// counter of the workers' events is the sum over these.
+func (s Stack) WorkerMetricsURLs() []string {
+	var names []string
+	for name := range s.MetricsURLs {
+		if name == "worker" || strings.HasPrefix(name, "worker-") {
+			names = append(names, name)
+		}
+	}
+	sort.Slice(names, func(i, j int) bool {
+		a, b := workerOrder(names[i]), workerOrder(names[j])
+		return a < b || a == b && names[i] < names[j]
+	})
+	out := make([]string, len(names))
+	for i, name := range names {
+		out[i] = s.MetricsURLs[name]
+	}
+	return out
+}
+
+// workerOrder is a worker process's place: 1 for "worker", N for
+// "worker-N", after them all for any other name.
+func workerOrder(name string) int {
+	if name == "worker" {
+		return 1
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(name, "worker-"))
+	if err != nil || n < 2 {
+		return int(^uint(0) >> 1)
+	}
+	return n
 }

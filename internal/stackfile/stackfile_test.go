@@ -1,0 +1,27 @@
+package stackfile
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+// TestWorkerMetricsURLs: every worker's /metrics, the first worker first and
+// worker-10 after worker-2; the starter's is none of them.
+func TestWorkerMetricsURLs(t *testing.T) {
+	var s Stack
+	if err := json.Unmarshal([]byte(`{"metrics_urls": {
+		"starter": "http://127.0.0.1:8381/metrics",
+		"worker-10": "http://127.0.0.1:8390/metrics",
+		"worker": "http://127.0.0.1:8380/metrics",
+		"worker-2": "http://127.0.0.1:8382/metrics"}}`), &s); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"http://127.0.0.1:8380/metrics", "http://127.0.0.1:8382/metrics", "http://127.0.0.1:8390/metrics"}
+	if got := s.WorkerMetricsURLs(); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if got := (Stack{}).WorkerMetricsURLs(); len(got) != 0 {
+		t.Errorf("a stack.json without metrics_urls: got %v", got)
+	}
+}
