@@ -886,7 +886,7 @@ case ${1:-} in
     esac ;;
   stop-payflow)
     case ${2:-} in
-      worker | worker-[0-9]* | starter) stop_one "$2" ;;
+      worker | worker-[0-9]* | starter) stop_one "$2"; rm -f "$PIDS/$2.sum" ;;
       *) usage ;;
     esac ;;
   stop-node) stop_node "${2:-}" ;;
