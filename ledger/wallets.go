@@ -131,6 +131,36 @@ func (w *Wallets) AddressesAfter(ctx context.Context, chain string, after int64,
 	return addresses, last, nil
 }
 
+// OfKinds maps the lowercase address of every wallet of chain whose kind is
+// one of kinds to that kind's name (the metrics sampler's reading).
+func (w *Wallets) OfKinds(ctx context.Context, chain string, kinds []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, k := range kinds {
+		ws, err := w.List(ctx, chain, WalletKind(k))
+		if err != nil {
+			return nil, err
+		}
+		for _, wl := range ws {
+			out[strings.ToLower(wl.Address)] = string(wl.Kind)
+		}
+	}
+	return out, nil
+}
+
+// KindNames is KindsOf with the kinds as names (the metrics sampler's
+// reading).
+func (w *Wallets) KindNames(ctx context.Context, chain string, addresses []string) (map[string]string, error) {
+	kinds, err := w.KindsOf(ctx, chain, addresses)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(kinds))
+	for a, k := range kinds {
+		out[a] = string(k)
+	}
+	return out, nil
+}
+
 // KindsOf returns the kind of each of addresses that is a wallet of chain,
 // keyed by the lowercase address; addresses payflow holds no wallet for are
 // left out. It reads at most kindsPerQuery addresses per query.

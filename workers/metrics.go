@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
-	"strings"
 	"sync"
 
 	"go.temporal.io/sdk/client"
@@ -60,30 +59,8 @@ func samplerReadings(sc *metrics.SamplerConfig, db *sql.DB) {
 	sc.Outbox = answers.New(db, nil, nil)
 	sc.ChainStore = evm.NewStats(db)
 	wallets, ledg := ledger.NewWallets(db, nil), ledger.New(db)
-	sc.Wallets = func(ctx context.Context, chain string, kinds []string) (map[string]string, error) {
-		out := map[string]string{}
-		for _, k := range kinds {
-			ws, err := wallets.List(ctx, chain, ledger.WalletKind(k))
-			if err != nil {
-				return nil, err
-			}
-			for _, w := range ws {
-				out[strings.ToLower(w.Address)] = string(w.Kind)
-			}
-		}
-		return out, nil
-	}
-	sc.WalletKinds = func(ctx context.Context, chain string, addresses []string) (map[string]string, error) {
-		kinds, err := wallets.KindsOf(ctx, chain, addresses)
-		if err != nil {
-			return nil, err
-		}
-		out := make(map[string]string, len(kinds))
-		for a, k := range kinds {
-			out[a] = string(k)
-		}
-		return out, nil
-	}
+	sc.Wallets = wallets.OfKinds
+	sc.WalletKinds = wallets.KindNames
 	sc.Mismatches = ledg.Mismatches
 	sc.Failing = func(ctx context.Context, chain string) (int64, error) { return activities.FailingCount(ctx, db, chain) }
 }

@@ -106,27 +106,8 @@ func trackedOn(t *testing.T, db *sql.DB, chain, h, wf, state string, ago time.Du
 func wired(cfg metrics.SamplerConfig, db *sql.DB) metrics.SamplerConfig {
 	wallets, ledg := ledger.NewWallets(db, nil), ledger.New(db)
 	cfg.ChainStore = evm.NewStats(db)
-	cfg.Wallets = func(ctx context.Context, chain string, kinds []string) (map[string]string, error) {
-		out := map[string]string{}
-		for _, k := range kinds {
-			ws, err := wallets.List(ctx, chain, ledger.WalletKind(k))
-			if err != nil {
-				return nil, err
-			}
-			for _, w := range ws {
-				out[strings.ToLower(w.Address)] = string(w.Kind)
-			}
-		}
-		return out, nil
-	}
-	cfg.WalletKinds = func(ctx context.Context, chain string, addresses []string) (map[string]string, error) {
-		kinds, err := wallets.KindsOf(ctx, chain, addresses)
-		out := map[string]string{}
-		for a, k := range kinds {
-			out[a] = string(k)
-		}
-		return out, err
-	}
+	cfg.Wallets = wallets.OfKinds
+	cfg.WalletKinds = wallets.KindNames
 	cfg.Mismatches = ledg.Mismatches
 	cfg.Failing = func(ctx context.Context, chain string) (int64, error) { return activities.FailingCount(ctx, db, chain) }
 	cfg.Outbox = answers.New(db, nil, nil)

@@ -34,7 +34,7 @@ type BroadcasterConfig struct {
 // name the part they use (b.Signer.SignTransfer, b.Sender.Send, ...).
 //
 // A transfer's life through it: Signer signs it once per (workflow id, step)
-// with a nonce from Nonces and stores it in Store before anything is sent;
+// with a nonce Nonces hands out and stores it in Store before anything is sent;
 // Sender sends the stored bytes (again as often as asked), replaces a stuck
 // attempt and inspects what the chain proves; Healer unblocks wallets whose
 // later transfers wait behind a nonce never sent. Fees prices, Balances

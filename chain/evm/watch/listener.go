@@ -117,7 +117,7 @@ type Listener struct {
 }
 
 // NewListener wires a Listener. watch may be shared with other readers; the
-// listener adds to it what it loads from watched_addresses.
+// listener adds to it the watches it loads through the chain store.
 func NewListener(cfg ListenerConfig, db *sql.DB, backend evm.Backend, dial func(context.Context) (HeadSubscriber, error),
 	watch *WatchSet, sink DepositSink, log *slog.Logger) (*Listener, error) {
 	if len(cfg.Tokens) == 0 && !cfg.Native {
