@@ -34,7 +34,7 @@ func TestSweepUsesEachAssetsThreshold(t *testing.T) {
 	)
 	db := f.led.DB()
 	for _, w := range []string{walletA, walletB, walletC} {
-		_, err := db.Exec("INSERT INTO wallets (chain, address, kind, label, enc_key) VALUES ('ETH', ?, 'deposit', 'sweep test', X'01')", w)
+		_, err := db.Exec("INSERT INTO wallets (chain, address, kind, label, enc_key, key_holder) VALUES ('ETH', ?, 'deposit', 'sweep test', X'01', 'master')", w)
 		require.NoError(t, err)
 	}
 	for i, c := range []struct{ addr, symbol, amount string }{

@@ -67,7 +67,7 @@ func (l *Ledger) DepositWalletsAbove(ctx context.Context, q SweepQuery) ([]Holdi
 	var sb strings.Builder
 	sb.WriteString(`SELECT b.address, GROUP_CONCAT(b.symbol ORDER BY b.symbol SEPARATOR ',')
 		FROM balances b JOIN wallets w ON w.chain=b.chain AND w.address=b.address
-		WHERE b.chain=? AND w.kind='deposit' AND w.enc_key IS NOT NULL AND b.address>?
+		WHERE b.chain=? AND w.kind='deposit' AND w.key_holder <> 'none' AND b.address>?
 		AND (` + strings.Join(above, " OR ") + `)`)
 	if len(q.Addresses) > 0 {
 		sb.WriteString(" AND b.address IN (?" + strings.Repeat(",?", len(q.Addresses)-1) + ")")

@@ -14,11 +14,12 @@ import (
 func addWallet(t *testing.T, l *ledger.Ledger, chain, address, kind, label string, withKey bool) {
 	t.Helper()
 	var key []byte
+	holder := ledger.KeyNone
 	if withKey {
-		key = []byte{1}
+		key, holder = []byte{1}, ledger.KeyMaster
 	}
-	if _, err := l.DB().ExecContext(ctx, "INSERT INTO wallets (chain, address, kind, label, enc_key) VALUES (?,?,?,?,?)",
-		chain, address, kind, label, key); err != nil {
+	if _, err := l.DB().ExecContext(ctx, "INSERT INTO wallets (chain, address, kind, label, enc_key, key_holder) VALUES (?,?,?,?,?,?)",
+		chain, address, kind, label, key, holder); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -130,6 +130,7 @@ func fold(s string) string { return strings.TrimRight(s, " ") }
 type newReservation struct {
 	k                   walletKey
 	queueID, workflowID string
+	recipient           any // nil: none named
 	amount              decimal.Decimal
 }
 
@@ -423,7 +424,8 @@ func (bt *batchTx) apply(i int, p *posting) (outcome, error) {
 				in.Amount, in.Symbol, in.Address, in.QueueID, w.bal.Available, ErrInsufficientFunds)}, nil
 		}
 		bt.resv[fold(in.QueueID)] = &reservation{chain: in.Chain, address: in.Address, symbol: in.Symbol, state: "held", amount: in.Amount}
-		bt.newRes = append(bt.newRes, newReservation{k: p.k, queueID: in.QueueID, workflowID: in.WorkflowID, amount: in.Amount})
+		bt.newRes = append(bt.newRes, newReservation{k: p.k, queueID: in.QueueID, workflowID: in.WorkflowID,
+			recipient: nullable(in.Recipient), amount: in.Amount})
 		return bt.post(i, entry{idem: "reserve:" + in.QueueID, op: OpReserve, amount: decimal.Zero, w: w,
 			after: Balance{Available: w.bal.Available.Sub(in.Amount), Held: w.bal.Held.Add(in.Amount)}, reference: in.QueueID}), nil
 
@@ -595,10 +597,11 @@ func (bt *batchTx) flush() error {
 // it closed, one statement each.
 func (bt *batchTx) writeReservations() error {
 	if len(bt.newRes) > 0 {
-		values, args := valuesOf(bt.newRes, "(?,?,?,?,?,'held',?)", func(r newReservation) []any {
-			return []any{r.queueID, r.k.chain, r.k.address, r.k.symbol, r.amount, r.workflowID}
+		values, args := valuesOf(bt.newRes, "(?,?,?,?,?,?,'held',?)", func(r newReservation) []any {
+			return []any{r.queueID, r.k.chain, r.k.address, r.k.symbol, r.recipient, r.amount, r.workflowID}
 		})
-		q := "INSERT INTO reservations (reservation_key, chain, address, symbol, amount, state, workflow_id) VALUES " + values
+		q := "INSERT INTO reservations (reservation_key, chain, address, symbol, recipient, amount, state, workflow_id) VALUES " +
+			values
 		if _, err := bt.tx.ExecContext(bt.ctx, q, args...); err != nil {
 			if sqlerr.IsDuplicateKey(err) {
 				return errRetryRace
@@ -676,4 +679,12 @@ func valuesOf[T any](items []T, row string, args func(T) []any) (string, []any) 
 		all = append(all, args(it)...)
 	}
 	return strings.TrimSuffix(strings.Repeat(row+",", len(items)), ","), all
+}
+
+// nullable is s for a nullable column, nil (NULL) when empty.
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }

@@ -182,6 +182,9 @@ type ReserveInput struct {
 	Chain, Address, Symbol string
 	Amount                 decimal.Decimal
 	WorkflowID             string
+	// Recipient is who the held money is for: the signer signs a transfer
+	// of it to this address only. Lower-cased; "" names none.
+	Recipient string
 }
 
 // Reserve moves Amount from available to held for QueueID. A replay with the
@@ -191,7 +194,7 @@ func (l *Ledger) Reserve(ctx context.Context, in ReserveInput) (Result, error) {
 	if in.Amount.Sign() <= 0 {
 		return Result{}, ErrBadAmount
 	}
-	in.Address = norm(in.Address)
+	in.Address, in.Recipient = norm(in.Address), norm(in.Recipient)
 	k := walletKey{in.Chain, in.Address, in.Symbol}
 	res, err := l.post(ctx, k, &posting{kind: kindReserve, reserve: in})
 	if err == nil {
@@ -204,14 +207,16 @@ func (l *Ledger) Reserve(ctx context.Context, in ReserveInput) (Result, error) {
 type Reservation struct {
 	QueueID, Chain, Address, Symbol, State string
 	Amount                                 decimal.Decimal
+	// Recipient is who the money is held for ("" when none was named).
+	Recipient string
 }
 
 // GetReservation reads the reservation of queueID (one statement: no
 // transaction needed).
 func (l *Ledger) GetReservation(ctx context.Context, queueID string) (Reservation, error) {
 	r := Reservation{QueueID: queueID}
-	err := l.db.QueryRowContext(ctx, "SELECT chain, address, symbol, amount, state FROM reservations WHERE reservation_key=?",
-		queueID).Scan(&r.Chain, &r.Address, &r.Symbol, &r.Amount, &r.State)
+	err := l.db.QueryRowContext(ctx, "SELECT chain, address, symbol, amount, state, COALESCE(recipient, '') FROM reservations WHERE reservation_key=?",
+		queueID).Scan(&r.Chain, &r.Address, &r.Symbol, &r.Amount, &r.State, &r.Recipient)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Reservation{}, ErrReservationNotFound
 	}

@@ -31,8 +31,24 @@ type Wallet struct {
 	Address string     `json:"address"`
 	Kind    WalletKind `json:"kind"`
 	Label   string     `json:"label"`
-	HasKey  bool       `json:"has_key"`
+	// HasKey says payflow can sign for the wallet: its key is held by the
+	// signer, or (until `payflowctl wallet migrate`) sealed under the
+	// legacy master key. A watch-only wallet has none.
+	HasKey bool `json:"has_key"`
+	// KeyHolder is KeyNone, KeyMaster or KeySigner.
+	KeyHolder string `json:"key_holder"`
+	// HDIndex is the address index i of a deposit address derived at
+	// m/44'/60'/0'/0/i from the account xpub; nil for a wallet with a key of
+	// its own.
+	HDIndex *uint32 `json:"hd_index,omitempty"`
 }
+
+// Who holds a wallet's key (Wallet.KeyHolder).
+const (
+	KeyNone   = "none"   // watch-only
+	KeyMaster = "master" // enc_key, sealed under the legacy master key
+	KeySigner = "signer" // payflow-signer: a KMS key, an envelope-sealed key or an HD child
+)
 
 // Wallets stores wallets and opens their sealed keys for the signer (the
 // keys themselves are their chain family's: see evm.Keys).
@@ -57,8 +73,9 @@ func (w *Wallets) Store(ctx context.Context, chain string, kind WalletKind, labe
 	if err != nil {
 		return Wallet{}, err
 	}
-	if _, err := w.db.ExecContext(ctx, `INSERT INTO wallets (chain, address, kind, label, enc_key) VALUES (?,?,?,?,?)
-		ON DUPLICATE KEY UPDATE enc_key = COALESCE(enc_key, VALUES(enc_key))`, chain, addr, string(kind), label, sealed); err != nil {
+	if _, err := w.db.ExecContext(ctx, `INSERT INTO wallets (chain, address, kind, label, enc_key, key_holder) VALUES (?,?,?,?,?,'master')
+		ON DUPLICATE KEY UPDATE key_holder = IF(key_holder = 'none', 'master', key_holder),
+		enc_key = IF(key_holder = 'master', COALESCE(enc_key, VALUES(enc_key)), enc_key)`, chain, addr, string(kind), label, sealed); err != nil {
 		return Wallet{}, fmt.Errorf("storing wallet %s: %w", addr, err)
 	}
 	return w.Get(ctx, chain, addr)
@@ -93,10 +110,19 @@ func (w *Wallets) one(ctx context.Context, notFound, what, where string, args ..
 }
 
 // walletColumns are the columns scanWallet reads.
-const walletColumns = "chain, address, kind, label, enc_key IS NOT NULL"
+const walletColumns = "chain, address, kind, label, key_holder, hd_index"
 
 func scanWallet(row sqlrows.Scanner) (wl Wallet, err error) {
-	return wl, row.Scan(&wl.Chain, &wl.Address, (*string)(&wl.Kind), &wl.Label, &wl.HasKey)
+	var hd sql.NullInt64
+	if err := row.Scan(&wl.Chain, &wl.Address, (*string)(&wl.Kind), &wl.Label, &wl.KeyHolder, &hd); err != nil {
+		return wl, err
+	}
+	wl.HasKey = wl.KeyHolder != KeyNone
+	if hd.Valid {
+		i := uint32(hd.Int64)
+		wl.HDIndex = &i
+	}
+	return wl, nil
 }
 
 // List returns the wallets of chain, optionally of one kind ("" = all).
