@@ -372,6 +372,42 @@ type Config struct {
 	// MetricsAddr (host:port) serves the starter's Prometheus /metrics.
 	// Empty disables it. The worker serves its /metrics on HTTPAddr.
 	MetricsAddr string `json:"metrics_addr"`
+	// Signer is where the worker and payflowctl reach payflow-signer.
+	Signer SignerConfig `json:"signer"`
+	// Custody says where keys live: the KMS (read by payflow-signer only)
+	// and the HD account's xpub (public; the worker derives deposit
+	// addresses from it).
+	Custody CustodyConfig `json:"custody"`
+}
+
+// SignerConfig locates payflow-signer.
+type SignerConfig struct {
+	// Socket is the Unix socket payflow-signer listens on
+	// (PAYFLOW_SIGNER_SOCKET overrides it).
+	Socket string `json:"socket"`
+}
+
+// CustodyConfig configures keys.
+type CustodyConfig struct {
+	// AccountXPub is the HD account's extended public key, m/44'/60'/0':
+	// deposit address i is its child 0/i. Empty: no HD deposit addresses.
+	AccountXPub string `json:"account_xpub"`
+	// KMS is the key management service payflow-signer uses. The worker
+	// and the starter never read it.
+	KMS KMSConfig `json:"kms"`
+}
+
+// KMSConfig names a KMS reached through the AWS KMS API.
+type KMSConfig struct {
+	// Endpoint is the API's URL when it is not AWS's regional one (the dev
+	// stack's local-kms). Empty: AWS KMS in Region.
+	Endpoint string `json:"endpoint"`
+	// Region is the AWS region; empty: the SDK's usual sources.
+	Region string `json:"region"`
+	// EnvelopeKeyID is the KMS key (id, ARN or alias) whose data keys seal
+	// key material. Empty: payflow-signer creates one on first start and
+	// remembers it.
+	EnvelopeKeyID string `json:"envelope_key_id"`
 }
 
 // Env variables that override the file. Documented in docs/configuration.md.
@@ -390,6 +426,7 @@ const (
 	EnvCollection        = "PAYFLOW_COLLECTION_ADDRESS"
 	EnvHTTPAddr          = "PAYFLOW_HTTP_ADDR"
 	EnvMetricsAddr       = "PAYFLOW_METRICS_ADDR"
+	EnvSignerSocket      = "PAYFLOW_SIGNER_SOCKET"
 )
 
 // Env variables of the Temporal connection (documented with the others).
@@ -495,6 +532,7 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 	sec(EnvMasterKey, &c.MasterKey)
 	str(EnvHTTPAddr, &c.HTTPAddr)
 	str(EnvMetricsAddr, &c.MetricsAddr)
+	str(EnvSignerSocket, &c.Signer.Socket)
 
 	// The chain overrides apply to eth_config's chain: the only one without
 	// a chains map, else the chains entry of that name.
