@@ -37,6 +37,10 @@ type Stack struct {
 	// KMSEndpoint is the dev KMS: local-kms, which speaks the AWS KMS API
 	// (empty in a stack.json written before it was added).
 	KMSEndpoint string `json:"kms_endpoint,omitempty"`
+	// SignerSocket is payflow-signer's Unix socket: the only process that
+	// reaches key material (empty in a stack.json written before it was
+	// added).
+	SignerSocket string `json:"signer_socket,omitempty"`
 }
 
 // Chain is one entry of stack.json's chains.
