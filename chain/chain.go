@@ -57,6 +57,11 @@ var (
 	ErrNonceTooLow     = errors.New("nonce already used on chain by another transaction")
 	ErrTooManyAttempts = errors.New("step has reached its maximum number of signed attempts")
 	ErrNotSigned       = errors.New("no signed transaction stored for this step")
+	// ErrSignerRefused: the process that holds the keys will not sign this
+	// transaction (it does not match its reservation, no key is held for
+	// the sender, ...); its reason follows in the error. Permanent for the
+	// attempt: nothing was stored and no nonce was used.
+	ErrSignerRefused = errors.New("the signer refused to sign")
 )
 
 // TxEvent tells a transaction's owner about a milestone.
@@ -143,12 +148,15 @@ func (e *NodeRefusal) Unwrap() error { return e.Err }
 
 // Transfer is a transfer to sign: Units of Token (its contract address; ""
 // is the chain's native coin) from From to To, as step Step of workflow
-// WorkflowID.
+// WorkflowID. Reservation is the held ledger reservation whose money it
+// moves: the signer signs only a transfer of exactly that money to that
+// reservation's recipient.
 type Transfer struct {
 	WorkflowID, Step string
 	From, To         string
 	Token            string
 	Units            *big.Int
+	Reservation      string
 }
 
 // Signed is one signed attempt of a step, as stored before anything is

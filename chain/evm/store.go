@@ -56,6 +56,14 @@ type NonceHolder struct {
 // fee-bump attempt, so (chain, from, nonce, attempt) stays unique.
 const gapFillerAttempt = 1000
 
+// GapFiller is the key a gap filler of from's nonce is stored under (and
+// signed as): workflow "nonce-gap-<from>", step "nonce-<nonce>", attempt
+// 1000. The key is the same on every chain (an address has every nonce on
+// every chain): the store's chain tells them apart.
+func GapFiller(from common.Address, nonce uint64) (workflowID, step string, attempt int) {
+	return "nonce-gap-" + Lower(from), fmt.Sprintf("nonce-%d", nonce), gapFillerAttempt
+}
+
 // TxStore is one chain's rows of the signed_txs table: every signed attempt
 // of every step, stored before it is sent and keyed by (chain, workflow id,
 // step, attempt) so that a step is signed once per attempt number whatever
@@ -200,15 +208,13 @@ func (s *TxStore) AtNonce(ctx context.Context, from common.Address, nonce uint64
 // database transaction. It returns the stored filler (one already stored for
 // that nonce, if any: cancelling twice stores one filler).
 func (s *TxStore) Cancel(ctx context.Context, workflowID, step string, from common.Address, filler *types.Transaction) (SignedTx, error) {
-	// The filler's key is the same on every chain (an address has every
-	// nonce on every chain): the store's chain tells them apart.
-	fillWF, fillStep := "nonce-gap-"+Lower(from), fmt.Sprintf("nonce-%d", filler.Nonce())
+	fillWF, fillStep, attempt := GapFiller(from, filler.Nonce())
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return SignedTx{}, fmt.Errorf("cancelling %s/%s: %w", workflowID, step, err)
 	}
 	defer tx.Rollback()
-	if _, err := s.Insert(ctx, tx, fillWF, fillStep, gapFillerAttempt, from, filler); err != nil && !errors.Is(err, ErrAttemptExists) {
+	if _, err := s.Insert(ctx, tx, fillWF, fillStep, attempt, from, filler); err != nil && !errors.Is(err, ErrAttemptExists) {
 		return SignedTx{}, fmt.Errorf("storing gap filler: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, "UPDATE signed_txs SET state='failed' WHERE chain=? AND workflow_id=? AND step=?",

@@ -32,6 +32,7 @@ import (
 	"payflow/chain/evm/send"
 	"payflow/chain/evm/watch"
 	"payflow/chain/token"
+	"payflow/custody/signerapi"
 	"payflow/internal/stacktest"
 	"payflow/ledger"
 )
@@ -61,47 +62,94 @@ func MustKey(t testing.TB, hexKey string) *ecdsa.PrivateKey {
 // DiscardLog is a logger that writes nothing.
 func DiscardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// FakeKeys is a KeySource over fixed keys. It hands out a fresh copy per call
-// (the broadcaster zeroes what it gets) and keeps the copies so a test can
-// check they were zeroed.
-type FakeKeys struct {
+// LocalSigner is a send.TxSigner over local keys, for tests on the
+// simulated backend and the bench only (payflow's processes sign through
+// payflow-signer): it signs whatever it is asked with From's key, and keeps
+// every request so a test can see what was asked.
+type LocalSigner struct {
 	Keys  map[string]*ecdsa.PrivateKey // lowercase address → key
-	Calls atomic.Int64                 // keys handed out
+	Calls atomic.Int64                 // Sign calls
 	mu    sync.Mutex
-	given []*ecdsa.PrivateKey
+	asked []signerapi.SignRequest
 }
 
-// Given returns every copy of a key handed out so far.
-func (f *FakeKeys) Given() []*ecdsa.PrivateKey {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]*ecdsa.PrivateKey(nil), f.given...)
-}
-
-// NewFakeKeys holds keys, by their lowercase addresses.
-func NewFakeKeys(keys ...*ecdsa.PrivateKey) *FakeKeys {
-	f := &FakeKeys{Keys: map[string]*ecdsa.PrivateKey{}}
+// NewLocalSigner holds keys, by their lowercase addresses.
+func NewLocalSigner(keys ...*ecdsa.PrivateKey) *LocalSigner {
+	f := &LocalSigner{Keys: map[string]*ecdsa.PrivateKey{}}
 	for _, k := range keys {
 		f.Keys[evm.Lower(crypto.PubkeyToAddress(k.PublicKey))] = k
 	}
 	return f
 }
 
-// Key hands out a fresh copy of address's key (chain "ETH" only).
-func (f *FakeKeys) Key(_ context.Context, chainName, address string) (*ecdsa.PrivateKey, error) {
+// Sign implements send.TxSigner. An address it holds no key of is
+// signerapi.ErrUnknownKey, as payflow-signer answers it.
+func (f *LocalSigner) Sign(_ context.Context, req signerapi.SignRequest) (signerapi.SignResponse, error) {
 	f.Calls.Add(1)
-	k, ok := f.Keys[address]
-	if !ok || chainName != "ETH" {
-		return nil, fmt.Errorf("no key for %s/%s", chainName, address)
+	f.mu.Lock()
+	f.asked = append(f.asked, req)
+	f.mu.Unlock()
+	k, ok := f.Keys[strings.ToLower(req.From)]
+	if !ok {
+		return signerapi.SignResponse{}, &signerapi.Error{Code: signerapi.CodeUnknownKey, Message: "no key for " + req.From}
 	}
-	c, err := crypto.ToECDSA(crypto.FromECDSA(k))
+	return SignLocally(k, req)
+}
+
+// Asked returns every request so far.
+func (f *LocalSigner) Asked() []signerapi.SignRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]signerapi.SignRequest(nil), f.asked...)
+}
+
+// SignLocally signs req's transaction with key, on req's chain id.
+func SignLocally(key *ecdsa.PrivateKey, req signerapi.SignRequest) (signerapi.SignResponse, error) {
+	inner, err := DynamicFeeTx(req)
+	if err != nil {
+		return signerapi.SignResponse{}, &signerapi.Error{Code: signerapi.CodeBadRequest, Message: err.Error()}
+	}
+	tx, err := types.SignNewTx(key, types.LatestSignerForChainID(inner.ChainID), inner)
+	if err != nil {
+		return signerapi.SignResponse{}, err
+	}
+	raw, err := tx.MarshalBinary()
+	if err != nil {
+		return signerapi.SignResponse{}, err
+	}
+	return signerapi.SignResponse{Raw: hexutil.Encode(raw), TxHash: tx.Hash().Hex()}, nil
+}
+
+// DynamicFeeTx is the transaction req asks to sign.
+func DynamicFeeTx(req signerapi.SignRequest) (*types.DynamicFeeTx, error) {
+	num := func(field, s string) (*big.Int, error) {
+		n, ok := new(big.Int).SetString(s, 10)
+		if !ok {
+			return nil, fmt.Errorf("%s %q is not a decimal", field, s)
+		}
+		return n, nil
+	}
+	value, err := num("value", req.Tx.Value)
 	if err != nil {
 		return nil, err
 	}
-	f.mu.Lock()
-	f.given = append(f.given, c)
-	f.mu.Unlock()
-	return c, nil
+	tip, err := num("tip_cap", req.Tx.TipCap)
+	if err != nil {
+		return nil, err
+	}
+	feeCap, err := num("fee_cap", req.Tx.FeeCap)
+	if err != nil {
+		return nil, err
+	}
+	var data []byte
+	if req.Tx.Data != "" && req.Tx.Data != "0x" {
+		if data, err = hexutil.Decode(req.Tx.Data); err != nil {
+			return nil, fmt.Errorf("data: %w", err)
+		}
+	}
+	to := common.HexToAddress(req.Tx.To)
+	return &types.DynamicFeeTx{ChainID: big.NewInt(req.ChainID), Nonce: req.Tx.Nonce, GasTipCap: tip, GasFeeCap: feeCap,
+		Gas: req.Tx.Gas, To: &to, Value: value, Data: data}, nil
 }
 
 // Chain is a simulated chain with TestUSDT deployed and minted to the
@@ -112,7 +160,7 @@ type Chain struct {
 	Sim    *simulated.Backend
 	Client simulated.Client
 	DB     *sql.DB
-	Keys   *FakeKeys
+	Signer *LocalSigner
 	BC     *send.Broadcaster
 	USDT   *token.TestUSDT
 	Token  common.Address
@@ -162,17 +210,17 @@ func NewChain(t testing.TB) *Chain {
 	}
 
 	f.DB = TestDB(t)
-	f.Keys = NewFakeKeys(senderKey, brokeKey)
+	f.Signer = NewLocalSigner(senderKey, brokeKey)
 	f.BC = f.NewBroadcaster(MaxFeeWei)
 	return f
 }
 
 // NewBroadcaster is a broadcaster over the fixture's database, node and
-// keys with fee cap maxFee.
+// signer with fee cap maxFee.
 func (f *Chain) NewBroadcaster(maxFee *big.Int) *send.Broadcaster {
 	f.T.Helper()
 	bc, err := send.NewBroadcaster(send.BroadcasterConfig{Chain: ChainName, ChainID: big.NewInt(SimChainID),
-		MaxFeeWei: maxFee}, f.DB, f.Client, f.Keys, DiscardLog())
+		MaxFeeWei: maxFee}, f.DB, f.Client, f.Signer, DiscardLog())
 	if err != nil {
 		f.T.Fatal(err)
 	}
@@ -512,11 +560,11 @@ type LowTipBackend struct{ evm.Backend }
 func (LowTipBackend) SuggestGasTipCap(context.Context) (*big.Int, error) { return big.NewInt(1), nil }
 
 // BroadcasterWith is a broadcaster over the fixture's database with another
-// backend, key source, fee cap or attempt cap.
-func (f *Chain) BroadcasterWith(backend evm.Backend, keys send.KeySource, maxFee *big.Int, maxAttempts int) *send.Broadcaster {
+// backend, signer, fee cap or attempt cap.
+func (f *Chain) BroadcasterWith(backend evm.Backend, signer send.TxSigner, maxFee *big.Int, maxAttempts int) *send.Broadcaster {
 	f.T.Helper()
 	bc, err := send.NewBroadcaster(send.BroadcasterConfig{Chain: ChainName, ChainID: big.NewInt(SimChainID),
-		MaxFeeWei: maxFee, MaxAttempts: maxAttempts}, f.DB, backend, keys, DiscardLog())
+		MaxFeeWei: maxFee, MaxAttempts: maxAttempts}, f.DB, backend, signer, DiscardLog())
 	if err != nil {
 		f.T.Fatal(err)
 	}
@@ -527,7 +575,7 @@ func (f *Chain) BroadcasterWith(backend evm.Backend, keys send.KeySource, maxFee
 // the transfer is still waiting in the pool.
 func (f *Chain) SendStuck(req send.TransferRequest) evm.SignedTx {
 	f.T.Helper()
-	low := f.BroadcasterWith(LowTipBackend{f.Client}, f.Keys, MaxFeeWei, 0)
+	low := f.BroadcasterWith(LowTipBackend{f.Client}, f.Signer, MaxFeeWei, 0)
 	stx, err := low.Signer.SignTransfer(f.Ctx, req)
 	if err != nil {
 		f.T.Fatalf("signing %s/%s: %v", req.WorkflowID, req.Step, err)

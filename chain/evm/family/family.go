@@ -80,10 +80,11 @@ func (x *Transfers) Sign(ctx context.Context, t chain.Transfer) (chain.Signed, e
 	var err error
 	if t.Token == "" {
 		stx, err = x.b.Signer.SignNative(ctx, send.NativeTransferRequest{WorkflowID: t.WorkflowID, Step: t.Step,
-			From: common.HexToAddress(t.From), To: common.HexToAddress(t.To), Wei: t.Units})
+			Reservation: t.Reservation, From: common.HexToAddress(t.From), To: common.HexToAddress(t.To), Wei: t.Units})
 	} else {
 		stx, err = x.b.Signer.SignTransfer(ctx, send.TransferRequest{WorkflowID: t.WorkflowID, Step: t.Step,
-			From: common.HexToAddress(t.From), To: common.HexToAddress(t.To), Token: common.HexToAddress(t.Token), Units: t.Units})
+			Reservation: t.Reservation, From: common.HexToAddress(t.From), To: common.HexToAddress(t.To),
+			Token: common.HexToAddress(t.Token), Units: t.Units})
 	}
 	if err != nil {
 		return chain.Signed{}, err

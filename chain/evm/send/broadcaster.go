@@ -60,8 +60,9 @@ func (b *Broadcaster) Close() {
 
 // NewBroadcaster wires a Broadcaster: group-committed NonceLanes as the nonce
 // allocator, all parts sharing db, backend and cfg. ChainID and MaxFeeWei are required;
-// MaxAttempts must not be negative.
-func NewBroadcaster(cfg BroadcasterConfig, db *sql.DB, backend evm.Backend, keys KeySource, log *slog.Logger) (*Broadcaster, error) {
+// MaxAttempts must not be negative. signer signs for the sending wallets
+// (payflow-signer's client; nil: nothing can be signed, see NewSigner).
+func NewBroadcaster(cfg BroadcasterConfig, db *sql.DB, backend evm.Backend, signer TxSigner, log *slog.Logger) (*Broadcaster, error) {
 	var b Broadcaster
 	var err error
 	reads := evm.NewSharedReads(backend) // concurrent signers share their balance and fee reads
@@ -79,7 +80,7 @@ func NewBroadcaster(cfg BroadcasterConfig, db *sql.DB, backend evm.Backend, keys
 		return nil, err
 	}
 	if b.Signer, err = NewSigner(SignerConfig{Chain: cfg.Chain, ChainID: cfg.ChainID}, b.Store, b.Nonces, b.Fees,
-		b.Balances, keys, log); err != nil {
+		b.Balances, signer, log); err != nil {
 		return nil, err
 	}
 	if b.Sender, err = NewSender(SenderConfig{MaxAttempts: cfg.MaxAttempts}, b.Store, b.Signer, backend, log); err != nil {

@@ -68,13 +68,8 @@ func TestSignTransferThenSendMovesTokens(t *testing.T) {
 	if got, want := f.TokenBalance(f.Sender), new(big.Int).Sub(evmtest.SenderTokens, big.NewInt(units)); got.Cmp(want) != 0 {
 		t.Fatalf("sender holds %s, want %s", got, want)
 	}
-	if len(f.Keys.Given()) != 1 {
-		t.Fatalf("key opened %d times, want 1", len(f.Keys.Given()))
-	}
-	for _, k := range f.Keys.Given() {
-		if k.D.Sign() != 0 {
-			t.Fatal("the broadcaster left a private key in memory")
-		}
+	if n := f.Signer.Calls.Load(); n != 1 {
+		t.Fatalf("signer asked %d times, want 1", n)
 	}
 }
 
@@ -103,8 +98,8 @@ func TestSignTransferReplayedStepSignsNothing(t *testing.T) {
 	if n := f.NextNonce(f.Sender); n != 1 {
 		t.Fatalf("nonce lane at %d after one signature, want 1", n)
 	}
-	if n := f.Keys.Calls.Load(); n != 1 {
-		t.Fatalf("key opened %d times, want 1", n)
+	if n := f.Signer.Calls.Load(); n != 1 {
+		t.Fatalf("signer asked %d times, want 1", n)
 	}
 
 	// Sending twice before mining: the node already has it.
@@ -287,7 +282,7 @@ func TestSignTransferRefusesWhatCannotPay(t *testing.T) {
 	if n := f.Count("SELECT COUNT(*) FROM nonces"); n != 0 {
 		t.Fatalf("refused transfers opened %d nonce lanes", n)
 	}
-	if n := f.Keys.Calls.Load(); n != 0 {
-		t.Fatalf("refused transfers opened a key %d times", n)
+	if n := f.Signer.Calls.Load(); n != 0 {
+		t.Fatalf("refused transfers asked the signer %d times", n)
 	}
 }

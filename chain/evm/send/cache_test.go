@@ -39,7 +39,7 @@ func TestBroadcasterCachesGasAndFees(t *testing.T) {
 	f := newChainFixture(t)
 	node := &countingNode{Backend: f.Client}
 	bc, err := send.NewBroadcaster(send.BroadcasterConfig{Chain: evmtest.ChainName, ChainID: big.NewInt(evmtest.SimChainID), MaxFeeWei: evmtest.MaxFeeWei,
-		FeeCacheTTL: time.Hour, GasCacheTTL: time.Hour}, f.DB, node, f.Keys, evmtest.DiscardLog())
+		FeeCacheTTL: time.Hour, GasCacheTTL: time.Hour}, f.DB, node, f.Signer, evmtest.DiscardLog())
 	if err != nil {
 		t.Fatal(err)
 	}

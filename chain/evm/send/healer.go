@@ -190,8 +190,10 @@ func (h *Healer) fill(ctx context.Context, from common.Address, nonce uint64, ho
 		tip = maxWei(tip, bumpFee(prev.GasTipCap()))
 		maxFee = maxWei(maxFee, bumpFee(prev.GasFeeCap()))
 	}
-	signed, err := h.signer.sign(ctx, from, &types.DynamicFeeTx{Nonce: nonce, GasTipCap: tip, GasFeeCap: maxFee,
-		Gas: params.TxGas, To: &from, Value: new(big.Int)})
+	// It moves no money: no reservation pays for it.
+	wf, step, attempt := evm.GapFiller(from, nonce)
+	signed, err := h.signer.sign(ctx, wf, step, attempt, "", from, &types.DynamicFeeTx{Nonce: nonce, GasTipCap: tip,
+		GasFeeCap: maxFee, Gas: params.TxGas, To: &from, Value: new(big.Int)})
 	if err != nil {
 		return nil, fmt.Errorf("signing gap filler: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"payflow/chain"
+	"payflow/chain/evm"
 
 	"payflow/chain/evm/evmtest"
 )
@@ -45,6 +46,15 @@ func TestHealGapsCancelsAbandonedSignature(t *testing.T) {
 	// Both gaps in one pass.
 	if len(reps) != 2 || reps[0].Action != "filled" || reps[0].Nonce != 0 || reps[1].Nonce != 1 || reps[0].Address != f.Sender {
 		t.Fatalf("reports %+v, want filled gaps at nonces 0 and 1", reps)
+	}
+	// The fillers move no money: asked for as the gap's own step, with no
+	// reservation, a 0-value transfer to the wallet itself.
+	asked := f.Signer.Asked()
+	filler := asked[len(asked)-2]
+	if wf, step, attempt := evm.GapFiller(f.Sender, 0); filler.WorkflowID != wf || filler.Step != step ||
+		filler.Attempt != attempt || filler.Reservation != "" || filler.Tx.To != evm.Lower(f.Sender) ||
+		filler.Tx.Value != "0" || filler.Tx.Data != "" || filler.Tx.Nonce != 0 {
+		t.Fatalf("the gap filler was asked as %+v", filler)
 	}
 	f.Sim.Commit()
 	f.RequireSuccess(reps[0].TxHash)

@@ -73,7 +73,7 @@ func TestSignNativeTopsUpWhatATransferNeeds(t *testing.T) {
 }
 
 // TestSignNativeRefusesWhatCannotPay: no amount, or more than the sender
-// holds, stores nothing and opens no key.
+// holds, stores nothing and asks the signer nothing.
 func TestSignNativeRefusesWhatCannotPay(t *testing.T) {
 	f := newChainFixture(t)
 	huge := new(big.Int).Exp(big.NewInt(10), big.NewInt(30), nil)
@@ -98,7 +98,7 @@ func TestSignNativeRefusesWhatCannotPay(t *testing.T) {
 			}
 		})
 	}
-	if n := f.Keys.Calls.Load(); n != 0 {
-		t.Fatalf("refused top-ups opened a key %d times", n)
+	if n := f.Signer.Calls.Load(); n != 0 {
+		t.Fatalf("refused top-ups asked the signer %d times", n)
 	}
 }

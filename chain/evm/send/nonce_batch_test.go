@@ -56,7 +56,7 @@ func (f *chainFixture) newRPCBroadcaster() *send.Broadcaster {
 	rc := rpc.DialInProc(srv)
 	f.T.Cleanup(func() { rc.Close(); srv.Stop() })
 	bc, err := send.NewBroadcaster(send.BroadcasterConfig{Chain: evmtest.ChainName, ChainID: big.NewInt(evmtest.SimChainID),
-		MaxFeeWei: evmtest.MaxFeeWei}, f.DB, rpcBacked{Backend: f.Client, rc: rc}, f.Keys, evmtest.DiscardLog())
+		MaxFeeWei: evmtest.MaxFeeWei}, f.DB, rpcBacked{Backend: f.Client, rc: rc}, f.Signer, evmtest.DiscardLog())
 	if err != nil {
 		f.T.Fatal(err)
 	}
@@ -173,7 +173,6 @@ func TestBatchedLanesRestartMidwayNoGapNoReuse(t *testing.T) {
 		t.Fatal("never restarted")
 	}
 	f.requireNoncesExactly(batchedTransfers, 3)
-	f.requireKeysZeroed()
 }
 
 // TestBatchedLanesTwoProcessesNeverReuse: two broadcasters (two worker

@@ -2,7 +2,6 @@ package send_test
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"errors"
 	"math/big"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"payflow/chain"
 	"payflow/chain/evm"
 	"payflow/chain/evm/send"
+	"payflow/custody/signerapi"
 
 	"payflow/chain/evm/evmtest"
 )
@@ -44,15 +44,6 @@ func decodeTx(t testing.TB, raw []byte) *types.Transaction {
 // atLeastBumped reports whether got >= old × 1.125.
 func atLeastBumped(got, old *big.Int) bool {
 	return new(big.Int).Mul(got, big.NewInt(8)).Cmp(new(big.Int).Mul(old, big.NewInt(9))) >= 0
-}
-
-func (f *chainFixture) requireKeysZeroed() {
-	f.T.Helper()
-	for _, k := range f.Keys.Given() {
-		if k.D.Sign() != 0 {
-			f.T.Fatal("the broadcaster left a private key in memory")
-		}
-	}
 }
 
 // TestReplaceStuckTransferSettlesOnce: a transfer stuck in the pool is
@@ -166,10 +157,14 @@ func TestReplaceStuckTransferSettlesOnce(t *testing.T) {
 	if n := f.Count("SELECT COUNT(*) FROM signed_txs WHERE workflow_id=? AND step=?", wf, req.Step); n != 2 {
 		t.Fatalf("%d attempts stored, want 2", n)
 	}
-	if n := f.Keys.Calls.Load(); n != 3 {
-		t.Fatalf("key opened %d times, want 3 (two transfers, one replacement)", n)
+	if n := f.Signer.Calls.Load(); n != 3 {
+		t.Fatalf("signer asked %d times, want 3 (two transfers, one replacement)", n)
 	}
-	f.requireKeysZeroed()
+	asked := f.Signer.Asked()
+	if last := asked[len(asked)-1]; last.WorkflowID != wf || last.Attempt != 1 || last.Reservation != "" {
+		t.Fatalf("the replacement asked for %s attempt %d reservation %q, want %s attempt 1 and none", last.WorkflowID,
+			last.Attempt, last.Reservation, wf)
+	}
 }
 
 // TestReplaceMinedTransferSignsNothing: once the original is in a block,
@@ -191,34 +186,34 @@ func TestReplaceMinedTransferSignsNothing(t *testing.T) {
 	if n := f.Count("SELECT COUNT(*) FROM signed_txs WHERE workflow_id=?", req.WorkflowID); n != 1 {
 		t.Fatalf("%d signed_txs rows, want 1", n)
 	}
-	if n := f.Keys.Calls.Load(); n != 1 {
-		t.Fatalf("key opened %d times, want 1", n)
+	if n := f.Signer.Calls.Load(); n != 1 {
+		t.Fatalf("signer asked %d times, want 1", n)
 	}
 	if _, err := f.BC.Sender.Replace(f.Ctx, "wf-never-signed", "transfer", 1); !errors.Is(err, chain.ErrNotSigned) {
 		t.Fatalf("Replace of an unsigned step: %v, want ErrNotSigned", err)
 	}
 }
 
-// barrierKeys holds every Key call until n callers are inside it. Replace
-// opens the key after it has read the latest attempt, so all n callers race
-// to store the same next attempt.
-type barrierKeys struct {
-	inner   send.KeySource
+// barrierSigner holds every Sign call until n callers are inside it.
+// Replace asks the signer after it has read the latest attempt, so all n
+// callers race to store the same next attempt.
+type barrierSigner struct {
+	inner   send.TxSigner
 	n       int32
 	arrived atomic.Int32
 	all     chan struct{}
 }
 
-func (k *barrierKeys) Key(ctx context.Context, chainName, address string) (*ecdsa.PrivateKey, error) {
+func (k *barrierSigner) Sign(ctx context.Context, req signerapi.SignRequest) (signerapi.SignResponse, error) {
 	if k.arrived.Add(1) == k.n {
 		close(k.all)
 	}
 	select {
 	case <-k.all:
 	case <-time.After(30 * time.Second): // a failure bound, not a timing assertion
-		return nil, errors.New("not every racer reached the key")
+		return signerapi.SignResponse{}, errors.New("not every racer reached the signer")
 	}
-	return k.inner.Key(ctx, chainName, address)
+	return k.inner.Sign(ctx, req)
 }
 
 // TestReplaceConcurrentStoresOneAttempt: Replace calls that read the same
@@ -228,8 +223,8 @@ func TestReplaceConcurrentStoresOneAttempt(t *testing.T) {
 	req := f.Request("wf-replace-race", 11)
 	stuck := f.SendStuck(req)
 	const n = 4
-	keys := &barrierKeys{inner: f.Keys, n: n, all: make(chan struct{})}
-	bc := f.BroadcasterWith(f.Client, keys, evmtest.MaxFeeWei, 0)
+	signer := &barrierSigner{inner: f.Signer, n: n, all: make(chan struct{})}
+	bc := f.BroadcasterWith(f.Client, signer, evmtest.MaxFeeWei, 0)
 
 	results := make([]evm.SignedTx, n)
 	errs := make([]error, n)
@@ -259,7 +254,6 @@ func TestReplaceConcurrentStoresOneAttempt(t *testing.T) {
 	if next := f.NextNonce(f.Sender); next != 1 {
 		t.Fatalf("nonce lane at %d, want 1: a replacement takes no nonce", next)
 	}
-	f.requireKeysZeroed()
 	f.Sim.Commit()
 	f.RequireSuccess(results[0].Hash)
 	if got := f.TokenBalance(evmtest.Recipient); got.Int64() != 11 {
@@ -275,16 +269,16 @@ func TestReplaceRefusals(t *testing.T) {
 	capReq := f.Request("wf-replace-cap", 1)
 	capStuck := f.SendStuck(capReq)
 	// The cap equals the stuck attempt's fee cap: even the minimal bump is above it.
-	capped := f.BroadcasterWith(f.Client, f.Keys, decodeTx(t, capStuck.Raw).GasFeeCap(), 0)
-	calls := f.Keys.Calls.Load()
+	capped := f.BroadcasterWith(f.Client, f.Signer, decodeTx(t, capStuck.Raw).GasFeeCap(), 0)
+	calls := f.Signer.Calls.Load()
 	if _, err := capped.Sender.Replace(f.Ctx, capReq.WorkflowID, capReq.Step, 1); !errors.Is(err, chain.ErrFeeCapExceeded) {
 		t.Fatalf("Replace above the fee cap: %v, want ErrFeeCapExceeded", err)
 	}
 	if n := f.Count("SELECT COUNT(*) FROM signed_txs WHERE workflow_id=?", capReq.WorkflowID); n != 1 {
 		t.Fatalf("%d signed_txs rows after a refused replacement, want 1", n)
 	}
-	if n := f.Keys.Calls.Load(); n != calls {
-		t.Fatal("a refused replacement opened the key")
+	if n := f.Signer.Calls.Load(); n != calls {
+		t.Fatal("a refused replacement asked the signer")
 	}
 	if s, err := f.BC.Store.Stored(f.Ctx, capReq.WorkflowID, capReq.Step); err != nil || s.Hash != capStuck.Hash {
 		t.Fatalf("latest attempt %s (%v), want the stuck one", s.Hash.Hex(), err)
@@ -293,7 +287,7 @@ func TestReplaceRefusals(t *testing.T) {
 	// Up to MaxAttempts attempts, the original included.
 	req := f.Request("wf-replace-max", 1)
 	f.SendStuck(req)
-	two := f.BroadcasterWith(f.Client, f.Keys, evmtest.MaxFeeWei, 2)
+	two := f.BroadcasterWith(f.Client, f.Signer, evmtest.MaxFeeWei, 2)
 	if _, err := two.Sender.Replace(f.Ctx, req.WorkflowID, req.Step, 1); err != nil {
 		t.Fatalf("second attempt: %v", err)
 	}
@@ -329,7 +323,7 @@ func TestReplaceRetriesStoreOneReplacement(t *testing.T) {
 	stuck := f.SendStuck(req)
 	flaky := &flakySend{Backend: f.Client}
 	flaky.fail.Store(2)
-	bc := f.BroadcasterWith(flaky, f.Keys, evmtest.MaxFeeWei, 0)
+	bc := f.BroadcasterWith(flaky, f.Signer, evmtest.MaxFeeWei, 0)
 
 	var results []evm.SignedTx
 	for i := range 3 {

@@ -98,7 +98,9 @@ func (s *Sender) SendStored(ctx context.Context, stx evm.SignedTx) (evm.SignedTx
 // each at least 12.5% above the latest attempt's (geth's pool replaces on
 // 10%) and at least what the network suggests now, the fee cap held to
 // MaxFeeWei. As with SignTransfer the replacement is stored before it is
-// sent, and the wallet's key is opened for the signature and zeroed after it.
+// sent; the signer is asked for it as attempt latest+1 of the step, with no
+// reservation (it holds it to attempt 0's). A signer's refusal is
+// chain.ErrSignerRefused: the earlier attempts stay in flight.
 //
 // Edge cases:
 //   - No attempt stored: ErrNotSigned.

@@ -1,31 +1,36 @@
 package send
 
 import (
+	"bytes"
 	"context"
-	"crypto/ecdsa"
 	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/big"
+	"strings"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"payflow/chain"
+	"payflow/custody/signerapi"
 
 	"payflow/chain/evm"
 )
 
-// KeySource opens a sending wallet's key for the moment of signing.
-// ledger.Wallets satisfies it.
-type KeySource interface {
-	Key(ctx context.Context, chain, address string) (*ecdsa.PrivateKey, error)
+// TxSigner signs transactions for the sending wallets: payflow-signer,
+// which alone reaches their keys (*signerapi.Client). It signs a step's
+// attempt 0 only for the money of the reservation the request names, and
+// answers the same request again with the same transaction.
+type TxSigner interface {
+	Sign(ctx context.Context, req signerapi.SignRequest) (signerapi.SignResponse, error)
 }
 
 // SignerConfig configures a Signer.
 type SignerConfig struct {
-	Chain   string   // protocol chain name, e.g. "ETH"; the key source is asked for this chain's keys
+	Chain   string   // protocol chain name, e.g. "ETH"; the signer is asked for this chain's transactions
 	ChainID *big.Int // EIP-155 chain id
 }
 
@@ -33,10 +38,13 @@ type SignerConfig struct {
 type TransferRequest struct {
 	WorkflowID string
 	Step       string // e.g. "transfer"; unique within the workflow
-	From       common.Address
-	To         common.Address
-	Token      common.Address
-	Units      *big.Int // token base units
+	// Reservation is the held ledger reservation whose money the transfer
+	// moves (see signerapi.SignRequest).
+	Reservation string
+	From        common.Address
+	To          common.Address
+	Token       common.Address
+	Units       *big.Int // token base units
 }
 
 // NativeTransferRequest is one transfer of the chain's native coin (ETH), such
@@ -44,16 +52,19 @@ type TransferRequest struct {
 type NativeTransferRequest struct {
 	WorkflowID string
 	Step       string // unique within the workflow, e.g. "gas-topup"
-	From       common.Address
-	To         common.Address
-	Wei        *big.Int
+	// Reservation: see TransferRequest.
+	Reservation string
+	From        common.Address
+	To          common.Address
+	Wei         *big.Int
 }
 
 // Signer signs each transfer exactly once per (workflow id, step) and stores
 // it before anything is sent, with its nonce from the NonceAllocator. It
 // checks first that the sender can pay (tokens, and ether for the most the
-// gas may cost), and opens the sender's key only for the signature, zeroing
-// it after. Sending is the Sender's.
+// gas may cost), then has the TxSigner sign, and stores what comes back
+// only if it is the transaction asked for, signed by the sender. It holds
+// no key. Sending is the Sender's.
 type Signer struct {
 	cfg      SignerConfig
 	signer   types.Signer
@@ -61,12 +72,14 @@ type Signer struct {
 	nonces   NonceAllocator
 	fees     *FeeOracle
 	balances *evm.Balances
-	keys     KeySource
+	txs      TxSigner
 	log      *slog.Logger
 }
 
-// NewSigner wires a Signer. ChainID is required.
-func NewSigner(cfg SignerConfig, store *evm.TxStore, nonces NonceAllocator, fees *FeeOracle, balances *evm.Balances, keys KeySource,
+// NewSigner wires a Signer. ChainID is required. txs nil makes a Signer
+// that signs nothing (every signature fails): for a process that only
+// reads and sends what is stored.
+func NewSigner(cfg SignerConfig, store *evm.TxStore, nonces NonceAllocator, fees *FeeOracle, balances *evm.Balances, txs TxSigner,
 	log *slog.Logger) (*Signer, error) {
 	if cfg.ChainID == nil || cfg.ChainID.Sign() <= 0 {
 		return nil, errors.New("signer: chain id is required")
@@ -78,7 +91,7 @@ func NewSigner(cfg SignerConfig, store *evm.TxStore, nonces NonceAllocator, fees
 		log = slog.Default()
 	}
 	return &Signer{cfg: cfg, signer: types.LatestSignerForChainID(cfg.ChainID), store: store, nonces: nonces, fees: fees,
-		balances: balances, keys: keys, log: log}, nil
+		balances: balances, txs: txs, log: log}, nil
 }
 
 // SignTransfer signs the transfer once and stores it before anything is sent.
@@ -87,7 +100,8 @@ func NewSigner(cfg SignerConfig, store *evm.TxStore, nonces NonceAllocator, fees
 // or a Temporal reset can never produce a second transfer. A sender short of
 // tokens fails with ErrInsufficientToken, short of ether for the most the gas
 // may cost with ErrInsufficientGas, a network fee above the cap with
-// ErrFeeCapExceeded: nothing is stored, no key opened.
+// ErrFeeCapExceeded: nothing is stored, nothing asked of the signer. A
+// refusal of the signer is chain.ErrSignerRefused (with its reason).
 func (s *Signer) SignTransfer(ctx context.Context, req TransferRequest) (evm.SignedTx, error) {
 	if stx, err := s.storedReplay(ctx, req.WorkflowID, req.Step); !errors.Is(err, chain.ErrNotSigned) {
 		return stx, err
@@ -110,8 +124,8 @@ func (s *Signer) SignTransfer(ctx context.Context, req TransferRequest) (evm.Sig
 	if err := s.balances.RequireNative(ctx, req.From, gasCost(maxFee, gas), "gas"); err != nil {
 		return evm.SignedTx{}, err
 	}
-	return s.signAndStore(ctx, req.WorkflowID, req.Step, req.From,
-		&types.DynamicFeeTx{GasTipCap: tip, GasFeeCap: maxFee, Gas: gas, To: &req.Token, Data: data})
+	return s.signAndStore(ctx, req.WorkflowID, req.Step, req.Reservation, req.From,
+		&types.DynamicFeeTx{GasTipCap: tip, GasFeeCap: maxFee, Gas: gas, To: &req.Token, Value: new(big.Int), Data: data})
 }
 
 // SignNative signs a native transfer once and stores it before anything is
@@ -141,7 +155,7 @@ func (s *Signer) SignNative(ctx context.Context, req NativeTransferRequest) (evm
 		return evm.SignedTx{}, err
 	}
 	to := req.To
-	return s.signAndStore(ctx, req.WorkflowID, req.Step, req.From,
+	return s.signAndStore(ctx, req.WorkflowID, req.Step, req.Reservation, req.From,
 		&types.DynamicFeeTx{GasTipCap: tip, GasFeeCap: maxFee, Gas: gas, To: &to, Value: new(big.Int).Set(req.Wei)})
 }
 
@@ -162,31 +176,39 @@ type oneStatementAllocator interface {
 	withNonceOneStatement(ctx context.Context, from common.Address, use func(tx *sql.Tx, nonce uint64) error) error
 }
 
-// signAndStore signs inner as attempt 0 of a step with the nonce the
-// allocator hands out, and stores it in the allocator's transaction. The key
-// is opened before the nonce is: nothing slow runs under the lane's lock.
-func (s *Signer) signAndStore(ctx context.Context, workflowID, step string, from common.Address,
+// signAndStore has inner signed as attempt 0 of a step, for the money of
+// reservation, with the nonce the allocator hands out, and stores it in the
+// allocator's transaction. The signer is asked inside the nonce's use: a
+// refusal, an error or a transaction other than the one asked fails the use,
+// which rolls back and hands the nonce to the next caller.
+func (s *Signer) signAndStore(ctx context.Context, workflowID, step, reservation string, from common.Address,
 	inner *types.DynamicFeeTx) (evm.SignedTx, error) {
 	var stored evm.SignedTx
 	withNonce := s.nonces.WithNonce
 	if a, ok := s.nonces.(oneStatementAllocator); ok {
 		withNonce = a.withNonceOneStatement // use below writes with one statement
 	}
-	err := s.withKey(ctx, from, func(key *ecdsa.PrivateKey) error {
-		return withNonce(ctx, from, func(tx *sql.Tx, nonce uint64) error {
-			inner.ChainID, inner.Nonce = s.cfg.ChainID, nonce
-			signed, err := types.SignNewTx(key, s.signer, inner)
-			if err != nil {
-				return fmt.Errorf("signing transfer from %s: %w", evm.Lower(from), err)
-			}
-			stored, err = s.store.Insert(ctx, tx, workflowID, step, 0, from, signed)
+	err := withNonce(ctx, from, func(tx *sql.Tx, nonce uint64) error {
+		inner.Nonce = nonce
+		signed, err := s.sign(ctx, workflowID, step, 0, reservation, from, inner)
+		if err != nil {
 			return err
-		})
+		}
+		stored, err = s.store.Insert(ctx, tx, workflowID, step, 0, from, signed)
+		return err
 	})
 	if errors.Is(err, evm.ErrAttemptExists) {
 		// A concurrent call for the same step won (the rollback returned
 		// the nonce): use what it stored.
 		return s.storedReplay(ctx, workflowID, step)
+	}
+	if errors.Is(err, chain.ErrSignerRefused) {
+		// A concurrent call for the same step may have been signed first,
+		// on another nonce, and stored by now: the signer refuses a second
+		// transaction for the step, the step has its transfer all the same.
+		if stx, serr := s.storedReplay(ctx, workflowID, step); serr == nil {
+			return stx, nil
+		}
 	}
 	if err != nil {
 		return evm.SignedTx{}, err
@@ -214,8 +236,10 @@ func (s *Signer) signNext(ctx context.Context, latest evm.SignedTx) (evm.SignedT
 	if err := s.balances.RequireNative(ctx, latest.From, need, "the replacement"); err != nil {
 		return evm.SignedTx{}, err
 	}
-	signed, err := s.sign(ctx, latest.From, &types.DynamicFeeTx{Nonce: prev.Nonce(), GasTipCap: tip, GasFeeCap: feeCap,
-		Gas: prev.Gas(), To: prev.To(), Value: prev.Value(), Data: prev.Data(), AccessList: prev.AccessList()})
+	// No reservation: the signer holds this attempt to attempt 0's.
+	signed, err := s.sign(ctx, latest.WorkflowID, latest.Step, latest.Attempt+1, "", latest.From,
+		&types.DynamicFeeTx{Nonce: prev.Nonce(), GasTipCap: tip, GasFeeCap: feeCap, Gas: prev.Gas(), To: prev.To(),
+			Value: prev.Value(), Data: prev.Data()})
 	if err != nil {
 		return evm.SignedTx{}, err
 	}
@@ -232,25 +256,121 @@ func (s *Signer) signNext(ctx context.Context, latest evm.SignedTx) (evm.SignedT
 	return next, nil
 }
 
-// sign signs inner (its chain id set here) with from's key.
-func (s *Signer) sign(ctx context.Context, from common.Address, inner *types.DynamicFeeTx) (*types.Transaction, error) {
-	var signed *types.Transaction
-	err := s.withKey(ctx, from, func(key *ecdsa.PrivateKey) (err error) {
-		inner.ChainID = s.cfg.ChainID
-		if signed, err = types.SignNewTx(key, s.signer, inner); err != nil {
-			return fmt.Errorf("signing from %s: %w", evm.Lower(from), err)
-		}
-		return nil
-	})
-	return signed, err
+// sign has the TxSigner sign inner (its chain id set here) as attempt
+// attempt of (workflowID, step), for the money of reservation ("" for a
+// replacement), and returns it only when it is inner, signed by from (see
+// verify). A refusal is chain.ErrSignerRefused with the signer's reason; an
+// unavailable signer (signerapi.ErrUnavailable) is returned as it is, for a
+// retry.
+func (s *Signer) sign(ctx context.Context, workflowID, step string, attempt int, reservation string, from common.Address,
+	inner *types.DynamicFeeTx) (*types.Transaction, error) {
+	if s.txs == nil {
+		return nil, fmt.Errorf("signing %s/%s: this process has no signer", workflowID, step)
+	}
+	inner.ChainID = s.cfg.ChainID
+	if inner.Value == nil {
+		inner.Value = new(big.Int)
+	}
+	req := signerapi.SignRequest{Chain: s.cfg.Chain, ChainID: s.cfg.ChainID.Int64(), WorkflowID: workflowID, Step: step,
+		Attempt: attempt, Reservation: reservation, From: evm.Lower(from), Tx: unsignedTx(inner)}
+	resp, err := s.txs.Sign(ctx, req)
+	if err != nil {
+		return nil, signerError(workflowID, step, attempt, err)
+	}
+	signed, err := s.verify(resp, from, inner)
+	if err != nil {
+		return nil, fmt.Errorf("signing %s/%s attempt %d: %w", workflowID, step, attempt, err)
+	}
+	return signed, nil
 }
 
-// withKey opens from's key for use and zeroes it after.
-func (s *Signer) withKey(ctx context.Context, from common.Address, use func(key *ecdsa.PrivateKey) error) error {
-	key, err := s.keys.Key(ctx, s.cfg.Chain, evm.Lower(from))
-	if err != nil {
-		return fmt.Errorf("opening key of %s: %w", evm.Lower(from), err)
+// unsignedTx is inner as the signer's API spells it.
+func unsignedTx(inner *types.DynamicFeeTx) signerapi.UnsignedTx {
+	u := signerapi.UnsignedTx{Nonce: inner.Nonce, Value: inner.Value.String(), Gas: inner.Gas,
+		TipCap: inner.GasTipCap.String(), FeeCap: inner.GasFeeCap.String()}
+	if inner.To != nil {
+		u.To = evm.Lower(*inner.To)
 	}
-	defer key.D.SetInt64(0)
-	return use(key)
+	if len(inner.Data) > 0 {
+		u.Data = hexutil.Encode(inner.Data)
+	}
+	return u
+}
+
+// signerError maps the signer's refusals (signerapi.ErrRefused,
+// ErrUnknownKey, ErrBadRequest: asking again changes nothing) to
+// chain.ErrSignerRefused, keeping its reason; anything else (the signer
+// unavailable, the call cancelled) stays as it is, to be retried.
+func signerError(workflowID, step string, attempt int, err error) error {
+	if !errors.Is(err, signerapi.ErrRefused) && !errors.Is(err, signerapi.ErrUnknownKey) &&
+		!errors.Is(err, signerapi.ErrBadRequest) {
+		return fmt.Errorf("signing %s/%s attempt %d: %w", workflowID, step, attempt, err)
+	}
+	reason := err.Error()
+	var e *signerapi.Error
+	if errors.As(err, &e) && e.Message != "" {
+		reason = e.Message
+	}
+	return fmt.Errorf("%w: %s", chain.ErrSignerRefused, reason)
+}
+
+// errNotAsked: the signer answered with a transaction other than the one
+// asked for. Nothing is stored; the step is retried (and shows as failing
+// while the signer keeps answering so).
+var errNotAsked = errors.New("the signer returned a transaction other than the one asked for")
+
+// verify decodes the signer's answer and checks that it is inner, every
+// field, on this chain, signed by from: the signer is trusted with the
+// keys, not with what the worker stores and sends.
+func (s *Signer) verify(resp signerapi.SignResponse, from common.Address, inner *types.DynamicFeeTx) (*types.Transaction, error) {
+	raw, err := hexutil.Decode(resp.Raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: its raw transaction is not 0x hex", errNotAsked)
+	}
+	var tx types.Transaction
+	if err := tx.UnmarshalBinary(raw); err != nil {
+		return nil, fmt.Errorf("%w: it does not decode: %v", errNotAsked, err)
+	}
+	differs := func(field string, got, want any) error {
+		return fmt.Errorf("%w: its %s is %v, not %v", errNotAsked, field, got, want)
+	}
+	to := func(a *common.Address) string {
+		if a == nil {
+			return "none"
+		}
+		return evm.Lower(*a)
+	}
+	switch {
+	case tx.Type() != types.DynamicFeeTxType:
+		return nil, differs("type", tx.Type(), types.DynamicFeeTxType)
+	case tx.ChainId().Cmp(inner.ChainID) != 0:
+		return nil, differs("chain id", tx.ChainId(), inner.ChainID)
+	case tx.Nonce() != inner.Nonce:
+		return nil, differs("nonce", tx.Nonce(), inner.Nonce)
+	case to(tx.To()) != to(inner.To):
+		return nil, differs("recipient", to(tx.To()), to(inner.To))
+	case tx.Value().Cmp(inner.Value) != 0:
+		return nil, differs("value", tx.Value(), inner.Value)
+	case !bytes.Equal(tx.Data(), inner.Data):
+		return nil, differs("data", hexutil.Encode(tx.Data()), hexutil.Encode(inner.Data))
+	case tx.Gas() != inner.Gas:
+		return nil, differs("gas", tx.Gas(), inner.Gas)
+	case tx.GasTipCap().Cmp(inner.GasTipCap) != 0:
+		return nil, differs("tip cap", tx.GasTipCap(), inner.GasTipCap)
+	case tx.GasFeeCap().Cmp(inner.GasFeeCap) != 0:
+		return nil, differs("fee cap", tx.GasFeeCap(), inner.GasFeeCap)
+	case len(tx.AccessList()) != 0:
+		return nil, differs("access list", tx.AccessList(), "none")
+	}
+	sender, err := types.Sender(s.signer, &tx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: its signature does not recover: %v", errNotAsked, err)
+	}
+	if sender != from {
+		return nil, differs("sender", evm.Lower(sender), evm.Lower(from))
+	}
+	if resp.TxHash != "" && !strings.EqualFold(resp.TxHash, tx.Hash().Hex()) {
+		return nil, differs("hash", resp.TxHash, tx.Hash().Hex())
+	}
+	return &tx, nil
 }
