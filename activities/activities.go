@@ -35,6 +35,10 @@ const (
 	// (a recipient that refuses the coin, a token that refuses the
 	// transfer): answered before anything is signed.
 	ErrTypeRefusedByChain = "RefusedByChain"
+	// ErrTypeSignerRefused: payflow-signer will not sign the transfer (it
+	// is not the money its reservation holds, or no key is held for the
+	// sender); its reason is the message. Nothing was signed or stored.
+	ErrTypeSignerRefused = "SignerRefused"
 )
 
 // Activities holds the dependencies of every activity. Registered once with
@@ -82,6 +86,7 @@ var permanentErrs = []struct {
 	{[]error{ledger.ErrReservationMismatch}, ErrTypeReservationMismatch},
 	{[]error{ledger.ErrReservationClosed}, ErrTypeReservationClosed},
 	{[]error{chain.ErrBadAmount, ledger.ErrBadAmount}, ErrTypeInvalidRequest},
+	{[]error{chain.ErrSignerRefused}, ErrTypeSignerRefused},
 }
 
 // classify maps package sentinels to non-retryable error types (see

@@ -15,6 +15,7 @@ import (
 	"payflow/activities"
 	"payflow/chain"
 	"payflow/chain/evm"
+	"payflow/chain/evm/evmtest"
 	"payflow/chain/evm/send"
 	"payflow/config"
 	"payflow/ledger"
@@ -176,13 +177,8 @@ func TestGasBudgetFollowsTheChainsFee(t *testing.T) {
 	key, err := crypto.HexToECDSA(deployerKeyHex)
 	require.NoError(t, err)
 	from := evm.Lower(crypto.PubkeyToAddress(key.PublicKey))
-	sealer, err := ledger.NewKeySealer(make([]byte, 32))
-	require.NoError(t, err)
-	f.acts.Wallets = ledger.NewWallets(f.led.DB(), sealer)
-	_, err = evm.Keys{Wallets: f.acts.Wallets}.Import(f.ctx, "ETH", ledger.KindHot, "budget", key)
-	require.NoError(t, err)
 	bc, err := send.NewBroadcaster(send.BroadcasterConfig{Chain: "ETH", ChainID: big.NewInt(simChainID),
-		MaxFeeWei: f.acts.Assets.MaxFeeWei()}, f.led.DB(), f.sim.Client(), evm.Keys{Wallets: f.acts.Wallets}, nil)
+		MaxFeeWei: f.acts.Assets.MaxFeeWei()}, f.led.DB(), f.sim.Client(), evmtest.NewLocalSigner(key), nil)
 	require.NoError(t, err)
 	useFamily(t, f.acts, f.led.DB(), f.sim.Client(), bc)
 	for sym, amt := range map[string]string{"USDT": "100", "ETH": "1"} {

@@ -26,6 +26,9 @@ type ReserveInput struct {
 	Symbol      string
 	FromAddress string
 	Amount      protocol.Amount
+	// ToAddress is the payment's recipient: the reservation names it, and
+	// the signer signs a transfer of the held money to it only.
+	ToAddress string `json:",omitempty"`
 }
 
 // ReserveResult names the wallet that will pay.
@@ -65,7 +68,7 @@ func (a *Activities) ReserveFunds(ctx context.Context, in ReserveInput) (Reserve
 		return ReserveResult{}, err
 	}
 	res := ledger.ReserveInput{QueueID: in.Key, Chain: in.Chain, Address: w.Address, Symbol: in.Symbol,
-		Amount: in.Amount.Decimal, WorkflowID: in.Key}
+		Amount: in.Amount.Decimal, WorkflowID: in.Key, Recipient: in.ToAddress}
 	_, err = a.Ledger.Reserve(ctx, res)
 	if err == nil {
 		return ReserveResult{PayingAddress: w.Address}, nil
@@ -87,13 +90,17 @@ func (a *Activities) ReserveFunds(ctx context.Context, in ReserveInput) (Reserve
 }
 
 // sameReservation checks that the held reservation r is the one in asks
-// for: same chain, asset and amount, on the sender or the collection wallet.
+// for: same chain, asset and amount, on the sender or the collection wallet,
+// for the same recipient (when both name one).
 func sameReservation(r ledger.Reservation, in ReserveInput, sender, collection string) error {
 	switch {
 	case !strings.EqualFold(r.Chain, in.Chain), !strings.EqualFold(r.Symbol, in.Symbol), !r.Amount.Equal(in.Amount.Decimal),
 		!strings.EqualFold(r.Address, sender) && (collection == "" || !strings.EqualFold(r.Address, collection)):
 		return fmt.Errorf("payment %s holds %s %s on %s from %s, not %s %s on %s from %s: %w", in.Key, r.Amount, r.Symbol,
 			r.Chain, r.Address, in.Amount.String(), in.Symbol, in.Chain, in.FromAddress, ledger.ErrReservationMismatch)
+	case r.Recipient != "" && in.ToAddress != "" && !strings.EqualFold(r.Recipient, in.ToAddress):
+		return fmt.Errorf("payment %s holds %s %s for %s, not for %s: %w", in.Key, r.Amount, r.Symbol, r.Recipient,
+			strings.ToLower(in.ToAddress), ledger.ErrReservationMismatch)
 	}
 	return nil
 }
@@ -298,7 +305,9 @@ type TransferResult struct {
 // SignTransfer checks token and gas balances and signs the transfer once,
 // storing it before anything is sent. A repeat returns the stored one. A
 // guard reservation that is no longer held fails with
-// ErrTypeReservationClosed and signs nothing.
+// ErrTypeReservationClosed and signs nothing. The guard is the reservation
+// the signer is asked to pay the transfer from; its refusal fails with
+// ErrTypeSignerRefused.
 func (a *Activities) SignTransfer(ctx context.Context, in TransferInput) (TransferResult, error) {
 	if r, ok, err := a.storedTransfer(ctx, in.WorkflowID, in.Step, in.Guard); err != nil || ok {
 		return r, err
@@ -320,7 +329,7 @@ func (a *Activities) SignTransfer(ctx context.Context, in TransferInput) (Transf
 		return TransferResult{}, err
 	}
 	stx, err := a.Transfers.Sign(ctx, chain.Transfer{WorkflowID: in.WorkflowID, Step: in.Step, From: in.From, To: in.To,
-		Token: tokenOf(asset), Units: units})
+		Token: tokenOf(asset), Units: units, Reservation: in.Guard})
 	if err != nil {
 		return TransferResult{}, classify(err)
 	}
@@ -538,7 +547,8 @@ func (a *Activities) ReplaceTransfer(ctx context.Context, in ReplaceInput) (Repl
 	switch {
 	case errors.Is(err, chain.ErrNonceTooLow):
 		return ReplaceResult{Stuck: "its nonce was used by another transaction; waiting for the chain to prove it"}, nil
-	case errors.Is(err, chain.ErrTooManyAttempts), errors.Is(err, chain.ErrFeeCapExceeded), errors.Is(err, chain.ErrInsufficientGas):
+	case errors.Is(err, chain.ErrTooManyAttempts), errors.Is(err, chain.ErrFeeCapExceeded), errors.Is(err, chain.ErrInsufficientGas),
+		errors.Is(err, chain.ErrSignerRefused):
 		return ReplaceResult{Stuck: err.Error()}, nil
 	case err != nil:
 		if reason, refused := nodeRefusal(err); refused {

@@ -53,17 +53,11 @@ type SweepPlan struct {
 // first of kind collection) and the gas wallet (the first of kind gas with a
 // key). No collection wallet fails with ErrTypeNoSweepTarget.
 func (a *Activities) PlanSweep(ctx context.Context, in SweepPlanInput) (SweepPlan, error) {
-	plan := SweepPlan{Chain: a.Chain, Collection: strings.ToLower(a.Collection)}
-	if plan.Collection == "" {
-		ws, err := a.Wallets.List(ctx, a.Chain, ledger.KindCollection)
-		if err != nil {
-			return SweepPlan{}, err
-		}
-		if len(ws) == 0 {
-			return SweepPlan{}, permanent(ErrTypeNoSweepTarget, fmt.Errorf("no collection wallet on %s", a.Chain))
-		}
-		plan.Collection = ws[0].Address
+	collection, err := a.collection(ctx)
+	if err != nil {
+		return SweepPlan{}, err
 	}
+	plan := SweepPlan{Chain: a.Chain, Collection: collection}
 	gas, err := a.Wallets.List(ctx, a.Chain, ledger.KindGas)
 	if err != nil {
 		return SweepPlan{}, err
@@ -112,6 +106,23 @@ func (a *Activities) PlanSweep(ctx context.Context, in SweepPlanInput) (SweepPla
 	return plan, nil
 }
 
+// collection is the wallet sweeps collect into: the configured one, else
+// the chain's first wallet of kind collection (ErrTypeNoSweepTarget when it
+// has none).
+func (a *Activities) collection(ctx context.Context) (string, error) {
+	if a.Collection != "" {
+		return strings.ToLower(a.Collection), nil
+	}
+	ws, err := a.Wallets.List(ctx, a.Chain, ledger.KindCollection)
+	if err != nil {
+		return "", err
+	}
+	if len(ws) == 0 {
+		return "", permanent(ErrTypeNoSweepTarget, fmt.Errorf("no collection wallet on %s", a.Chain))
+	}
+	return ws[0].Address, nil
+}
+
 // SweepReserveInput holds a deposit wallet's available balance of a symbol
 // for a sweep.
 type SweepReserveInput struct {
@@ -121,6 +132,9 @@ type SweepReserveInput struct {
 	Symbol     string
 	// Threshold: see SweepPlanInput (the asset's own threshold wins).
 	Threshold protocol.Amount
+	// Collection is the wallet the sweep pays (its plan's): the
+	// reservation names it as its recipient. "": the one PlanSweep names.
+	Collection string `json:",omitempty"`
 }
 
 // SweepReserveResult says what was reserved.
@@ -160,7 +174,8 @@ func (a *Activities) sweepThreshold(symbol string, override protocol.Amount) (de
 // ReserveSweep reserves the wallet's whole available balance of the symbol
 // under Key, so the user cannot spend what is being swept, if it is above
 // the symbol's sweep threshold (sweepThreshold); otherwise it reserves nothing. Only a deposit wallet payflow
-// holds the key of can be swept (ErrTypeUnknownWallet). A repeat returns the
+// holds the key of can be swept (ErrTypeUnknownWallet). The reservation
+// names the collection wallet as its recipient. A repeat returns the
 // reservation already made under Key, whatever the balance is now.
 func (a *Activities) ReserveSweep(ctx context.Context, in SweepReserveInput) (SweepReserveResult, error) {
 	if r, err := a.Ledger.GetReservation(ctx, in.Key); err == nil {
@@ -186,6 +201,12 @@ func (a *Activities) ReserveSweep(ctx context.Context, in SweepReserveInput) (Sw
 	if err != nil {
 		return SweepReserveResult{}, err
 	}
+	recipient := strings.ToLower(in.Collection)
+	if recipient == "" {
+		if recipient, err = a.collection(ctx); err != nil {
+			return SweepReserveResult{}, err
+		}
+	}
 	// The balance may move between the read and the reservation (a deposit,
 	// a withdrawal): read again and retry a few times.
 	for attempt := 0; attempt < 5; attempt++ {
@@ -209,7 +230,7 @@ func (a *Activities) ReserveSweep(ctx context.Context, in SweepReserveInput) (Sw
 			}
 		}
 		_, err = a.Ledger.Reserve(ctx, ledger.ReserveInput{QueueID: in.Key, Chain: a.Chain, Address: w.Address,
-			Symbol: in.Symbol, Amount: amount, WorkflowID: in.WorkflowID})
+			Symbol: in.Symbol, Amount: amount, WorkflowID: in.WorkflowID, Recipient: recipient})
 		switch {
 		case err == nil:
 			return SweepReserveResult{Reserved: true, Amount: protocol.NewAmount(amount)}, nil
@@ -387,7 +408,7 @@ func (a *Activities) SignTopUp(ctx context.Context, in TopUpInput) (TransferResu
 		// decides, then moved to the deposit wallet (BookTopUp).
 		_, err := a.Ledger.Reserve(ctx, ledger.ReserveInput{QueueID: TopUpKey(in.WorkflowID, in.Step), Chain: a.Chain,
 			Address: strings.ToLower(in.From), Symbol: native.Symbol, Amount: chain.FromUnits(wei, config.NativeDecimals),
-			WorkflowID: in.WorkflowID})
+			WorkflowID: in.WorkflowID, Recipient: in.To})
 		if errors.Is(err, ledger.ErrInsufficientFunds) {
 			return TransferResult{}, permanent(ErrTypeInsufficientGas, fmt.Errorf("gas wallet %s cannot send %s wei: %w",
 				in.From, in.Wei, chain.ErrInsufficientGas))
@@ -399,8 +420,9 @@ func (a *Activities) SignTopUp(ctx context.Context, in TopUpInput) (TransferResu
 	if err := a.reserveGas(ctx, in.WorkflowID, in.Step, native, in.From, in.To, wei); err != nil {
 		return TransferResult{}, err
 	}
+	// The signer pays it from the top-up's own reservation, not the guard.
 	stx, err := a.Transfers.Sign(ctx, chain.Transfer{WorkflowID: in.WorkflowID, Step: in.Step, From: in.From, To: in.To,
-		Units: wei})
+		Units: wei, Reservation: TopUpKey(in.WorkflowID, in.Step)})
 	if err != nil {
 		return TransferResult{}, classify(err)
 	}

@@ -168,7 +168,7 @@ func runPayment(ctx workflow.Context, flow protocol.Flow, in PaymentInput) (Paym
 	var begin activities.BeginResult
 	err := workflow.ExecuteLocalActivity(lctx, a.BeginPayment, activities.BeginInput{AnswerID: AnswerID(p.wfID),
 		ReserveInput: activities.ReserveInput{Key: p.wfID, Chain: r.Chain, Symbol: r.Symbol, FromAddress: r.FromAddress,
-			Amount: r.Amount}}).Get(ctx, &begin)
+			Amount: r.Amount, ToAddress: r.ToAddress}}).Get(ctx, &begin)
 	switch {
 	case err != nil && !permanentError(err):
 		return p.resp, err // cancelled

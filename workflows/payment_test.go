@@ -312,7 +312,9 @@ func TestWithdrawSucceeds(t *testing.T) {
 	require.Len(t, h.reserved, 1)
 	requireAmount(t, "12.5", h.reserved[0].Amount)
 	h.reserved[0].Amount = protocol.Amount{}
-	require.Equal(t, activities.ReserveInput{Key: wfID, Chain: "ETH", Symbol: "USDT", FromAddress: fromAddr}, h.reserved[0])
+	// The reservation names the recipient: the signer pays it to no one else.
+	require.Equal(t, activities.ReserveInput{Key: wfID, Chain: "ETH", Symbol: "USDT", FromAddress: fromAddr, ToAddress: toAddr},
+		h.reserved[0])
 	require.Len(t, h.signed, 1)
 	requireAmount(t, "12.5", h.signed[0].Amount)
 	h.signed[0].Amount = protocol.Amount{}

@@ -311,7 +311,7 @@ func WalletSweep(ctx workflow.Context, in WalletSweepInput) (WalletSweepResult, 
 		key := SweepReservationKey(wfID, sym)
 		var r activities.SweepReserveResult
 		if err := workflow.ExecuteActivity(lctx, a.ReserveSweep, activities.SweepReserveInput{Key: key, WorkflowID: wfID,
-			Address: res.Address, Symbol: sym, Threshold: in.Threshold}).Get(ctx, &r); err != nil {
+			Address: res.Address, Symbol: sym, Threshold: in.Threshold, Collection: in.Collection}).Get(ctx, &r); err != nil {
 			return fail(held, err)
 		}
 		if !r.Reserved {

@@ -76,6 +76,7 @@ func newSweepHarness(t *testing.T) *sweepHarness {
 	env.OnActivity(a.ReserveSweep, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.SweepReserveInput) (activities.SweepReserveResult, error) {
 			h.note("ReserveSweep " + in.Key)
+			require.Equal(h.t, collection, in.Collection, "the sweep's reservation names where it goes")
 			return activities.SweepReserveResult{Reserved: true, Amount: protocol.MustAmount("25")}, nil
 		})
 	env.OnActivity(a.ReleaseFunds, mock.Anything, mock.Anything).Return(
