@@ -355,7 +355,9 @@ type Config struct {
 	Payment  PaymentConfig          `json:"payment"`
 	// SignKey is the seed's "communication key": the HMAC secret of requests.
 	SignKey Secret `json:"sign_key"`
-	// MasterKey (64 hex chars) encrypts wallet keys. Only from the environment.
+	// MasterKey (64 hex chars) is the legacy key that sealed wallet keys
+	// before payflow-signer held them. Only from the environment, and only
+	// `payflowctl wallet migrate` reads it: the worker and the starter never do.
 	MasterKey Secret `json:"-"`
 	// legacy: Chains was built from eth_config (validation names those fields).
 	legacy bool
@@ -665,8 +667,20 @@ func (c Config) RequireSignKey() error {
 	return nil
 }
 
+// RequireSigner fails unless signer.socket is set. The worker needs it:
+// every transfer it sends is signed by payflow-signer, which alone holds
+// the keys.
+func (c Config) RequireSigner() error {
+	if strings.TrimSpace(c.Signer.Socket) == "" {
+		return fmt.Errorf("%w: signer.socket is required (or %s): the worker has payflow-signer sign every transfer "+
+			"and holds no key of its own", ErrInvalid, EnvSignerSocket)
+	}
+	return nil
+}
+
 // Validate reports every problem at once, each naming the field to fix. The
-// sign key is not checked here: see RequireSignKey.
+// sign key and the signer's socket are not checked here: see
+// RequireSignKey and RequireSigner.
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) {

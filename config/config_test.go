@@ -128,6 +128,28 @@ func TestOnlyTheStarterNeedsTheSignKey(t *testing.T) {
 	}
 }
 
+// TestOnlyTheWorkerNeedsTheSigner: a config without signer.socket loads
+// (the starter and payflowctl's reads need no signer); the worker asks for
+// it with RequireSigner, and PAYFLOW_SIGNER_SOCKET provides it.
+func TestOnlyTheWorkerNeedsTheSigner(t *testing.T) {
+	t.Setenv(EnvSignerSocket, "")
+	cfg, err := Load(write(t, seedShape))
+	if err != nil {
+		t.Fatalf("a config without signer.socket: %v", err)
+	}
+	if err := cfg.RequireSigner(); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "signer.socket") ||
+		!strings.Contains(err.Error(), EnvSignerSocket) {
+		t.Errorf("RequireSigner without a socket: %v", err)
+	}
+	t.Setenv(EnvSignerSocket, "/run/payflow/signer.sock")
+	if cfg, err = Load(write(t, seedShape)); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.RequireSigner(); err != nil || cfg.Signer.Socket != "/run/payflow/signer.sock" {
+		t.Errorf("RequireSigner with %s set: %v (socket %q)", EnvSignerSocket, err, cfg.Signer.Socket)
+	}
+}
+
 // metrics_addr is the starter's /metrics: off by default, host:port when set
 // (file or PAYFLOW_METRICS_ADDR), never the worker's http_addr.
 func TestMetricsAddr(t *testing.T) {

@@ -27,6 +27,7 @@ import (
 	"payflow/chain/evm/watch"
 	"payflow/chain/lease"
 	"payflow/config"
+	"payflow/custody/signerapi"
 	"payflow/intake"
 	"payflow/internal/app"
 	"payflow/internal/metrics"
@@ -45,15 +46,13 @@ func main() {
 }
 
 func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	master, err := cfg.MasterKeyBytes()
-	if err != nil {
+	// The worker holds no key: payflow-signer signs every transfer. Its
+	// client does not connect here; a signer that is down shows at the
+	// first signature (retried, and the step shows as failing).
+	if err := cfg.RequireSigner(); err != nil {
 		return err
 	}
-	sealer, err := ledger.NewKeySealer(master)
-	clear(master)
-	if err != nil {
-		return err
-	}
+	signer := signerapi.NewClient(cfg.Signer.Socket)
 	db, err := app.OpenDB(ctx, cfg)
 	if err != nil {
 		return err
@@ -130,7 +129,8 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	// the worker goes on serving the others.
 	host, _ := os.Hostname()
 	holder := fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano())
-	shared := chainShared{cfg: cfg, db: db, wallets: ledger.NewWallets(db, sealer), tc: tc, pub: pub, m: m, holder: holder, log: log}
+	shared := chainShared{cfg: cfg, db: db, wallets: ledger.NewWallets(db, nil), signer: signer, tc: tc, pub: pub, m: m,
+		holder: holder, log: log}
 	var chains sync.WaitGroup
 	chains.Go(func() {
 		serveChains(ctx, served, func(ctx context.Context, name string) error {
@@ -140,7 +140,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	// Even with every chain refused the worker runs on (its API, its metrics
 	// and the alert they raise) until it is stopped: exiting would only have
 	// it restarted into the same refusal.
-	log.Info("worker running", "chains", served)
+	log.Info("worker running", "chains", served, "signer", cfg.Signer.Socket)
 	<-ctx.Done()
 	log.Info("draining")
 	chains.Wait()
@@ -152,6 +152,7 @@ type chainShared struct {
 	cfg     config.Config
 	db      *sql.DB
 	wallets *ledger.Wallets
+	signer  send.TxSigner // payflow-signer
 	tc      client.Client
 	pub     *rmq.Publisher
 	m       *metrics.Metrics
@@ -174,7 +175,7 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 		return nil
 	}
 	bc, err := send.NewBroadcaster(send.BroadcasterConfig{Chain: name, ChainID: big.NewInt(ch.ChainID),
-		MaxFeeWei: ch.MaxFeeWei(), FeeCacheTTL: time.Second, GasCacheTTL: 5 * time.Minute}, s.db, eth, evm.Keys{Wallets: s.wallets}, log)
+		MaxFeeWei: ch.MaxFeeWei(), FeeCacheTTL: time.Second, GasCacheTTL: 5 * time.Minute}, s.db, eth, s.signer, log)
 	if err != nil {
 		return fmt.Errorf("setting up the broadcaster: %w", err)
 	}

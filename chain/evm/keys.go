@@ -10,9 +10,11 @@ import (
 	"payflow/ledger"
 )
 
-// Keys are an EVM chain's wallet keys: secp256k1 keys, named by their
-// addresses and kept sealed in the ledger's wallets (ledger.Wallets). Keys
-// is the signer's key source.
+// Keys are an EVM chain's legacy wallet keys: secp256k1 keys, named by
+// their addresses and kept sealed under the master key in the ledger's
+// wallets (ledger.Wallets), until `payflowctl wallet migrate` hands them to
+// payflow-signer. Only payflowctl and tests open them: the worker signs
+// through payflow-signer and holds no key.
 type Keys struct{ Wallets *ledger.Wallets }
 
 // Create generates a new key, stores it sealed and returns the wallet.

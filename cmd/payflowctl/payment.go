@@ -267,8 +267,10 @@ func (e *paymentEnv) on(ctx context.Context, chainName string) (*chainEnv, error
 	if err != nil {
 		return nil, fmt.Errorf("dialing the %s node: %w", name, err)
 	}
+	// No signer: payflowctl's payment commands inspect, decide and publish;
+	// they never sign.
 	bc, err := send.NewBroadcaster(send.BroadcasterConfig{Chain: name, ChainID: big.NewInt(ch.ChainID),
-		MaxFeeWei: ch.MaxFeeWei()}, e.db, eth, evm.Keys{Wallets: e.wallets}, e.log)
+		MaxFeeWei: ch.MaxFeeWei()}, e.db, eth, nil, e.log)
 	if err != nil {
 		eth.Close()
 		return nil, err
