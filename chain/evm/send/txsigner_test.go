@@ -231,3 +231,39 @@ func TestSignerRefusalIsFinalUnavailableIsRetried(t *testing.T) {
 		t.Fatalf("latest attempt %s (%v), want the original %s", latest.Hash.Hex(), err, stuck.Hash.Hex())
 	}
 }
+
+// TestSignerRefusalOfAStepStoredMeanwhile: when the signer refuses a step
+// because another call for it was signed first (on another nonce) and that
+// call stored it meanwhile, the step's stored transfer is the answer, not
+// the refusal: the step has its one transfer.
+func TestSignerRefusalOfAStepStoredMeanwhile(t *testing.T) {
+	f := newChainFixture(t)
+	req := f.Request("wf-raced", 4)
+	winner := f.SignedAt(40, 2_000_000_000) // the other call's transfer, on its nonce
+	racing := signerFunc(func(ctx context.Context, _ signerapi.SignRequest) (signerapi.SignResponse, error) {
+		if _, err := f.BC.Store.Insert(ctx, nil, req.WorkflowID, req.Step, 0, f.Sender, winner); err != nil {
+			t.Errorf("storing the other call's transfer: %v", err)
+		}
+		return signerapi.SignResponse{}, &signerapi.Error{Code: signerapi.CodeRefused,
+			Message: "step wf-raced/transfer attempt 0 was signed for another transaction"}
+	})
+	bc := f.BroadcasterWith(f.Client, racing, evmtest.MaxFeeWei, 0)
+	stx, err := bc.Signer.SignTransfer(f.Ctx, req)
+	if err != nil || !stx.Replayed || stx.Hash != winner.Hash() {
+		t.Fatalf("got %+v, %v; want the stored %s, replayed", stx, err, winner.Hash().Hex())
+	}
+	// Refused with nothing stored: the refusal stands.
+	refusing := f.BroadcasterWith(f.Client, signerFunc(func(context.Context, signerapi.SignRequest) (signerapi.SignResponse, error) {
+		return signerapi.SignResponse{}, &signerapi.Error{Code: signerapi.CodeRefused, Message: "no"}
+	}), evmtest.MaxFeeWei, 0)
+	if _, err := refusing.Signer.SignTransfer(f.Ctx, f.Request("wf-refused-alone", 4)); !errors.Is(err, chain.ErrSignerRefused) {
+		t.Fatalf("got %v, want ErrSignerRefused", err)
+	}
+}
+
+// signerFunc is a send.TxSigner.
+type signerFunc func(ctx context.Context, req signerapi.SignRequest) (signerapi.SignResponse, error)
+
+func (f signerFunc) Sign(ctx context.Context, req signerapi.SignRequest) (signerapi.SignResponse, error) {
+	return f(ctx, req)
+}
