@@ -30,6 +30,8 @@ var (
 	ErrNoAccount = errors.New("no HD account is configured (custody.account_xpub): deposit addresses cannot be derived")
 	// ErrUnknownChain: the chain is not one payflow serves.
 	ErrUnknownChain = errors.New("unknown chain")
+	// ErrBadLabel: a label longer than the wallets table holds.
+	ErrBadLabel = errors.New("label too long")
 )
 
 // maxLabel is the wallets table's label width.
@@ -72,7 +74,7 @@ func (a *Allocator) Next(ctx context.Context, chain, label string) (Address, err
 		return Address{}, ErrNoAccount
 	}
 	if len(label) > maxLabel {
-		return Address{}, fmt.Errorf("label of %d characters: at most %d", len(label), maxLabel)
+		return Address{}, fmt.Errorf("%w: %d characters, at most %d", ErrBadLabel, len(label), maxLabel)
 	}
 	wl, err := a.wallets.NextHD(ctx, chain, label, func(i uint32) (string, error) {
 		addr, err := a.account.DepositAddress(i)
