@@ -19,6 +19,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"payflow/chain/evm"
@@ -130,10 +131,11 @@ func cmdWallet(ctx context.Context, args []string) error {
 	chainName := fs.String("chain", "ETH", "chain name")
 	label := fs.String("label", "", "label")
 	backend := fs.String("backend", "", "kms|envelope (default: kms for a hot wallet, envelope otherwise)")
+	address := fs.String("address", "", "register: the address of a key payflow-signer holds")
 	_ = fs.Parse(args[1:])
 	*chainName = strings.ToUpper(*chainName)
 	switch args[0] {
-	case "list", "create", "import", "migrate":
+	case "list", "create", "import", "register", "migrate":
 	default:
 		usage()
 	}
@@ -178,7 +180,17 @@ func cmdWallet(ctx context.Context, args []string) error {
 		return err
 	}
 	var info signerapi.KeyInfo
-	if args[0] == "create" {
+	switch args[0] {
+	case "register":
+		// Another chain for a key the signer holds: it signs on every EVM chain.
+		if !common.IsHexAddress(*address) {
+			return errors.New("register needs -address, a 0x address")
+		}
+		var ok bool
+		if info, ok = signerHolds(ctx, sc, strings.ToLower(*address)); !ok {
+			return fmt.Errorf("payflow-signer holds no key for %s", *address)
+		}
+	case "create":
 		if *backend == "" {
 			*backend = defaultBackend(k)
 		}
@@ -188,7 +200,7 @@ func cmdWallet(ctx context.Context, args []string) error {
 		if info, err = sc.NewKey(ctx, *backend); err != nil {
 			return fmt.Errorf("asking payflow-signer for a %s key: %w", *backend, err)
 		}
-	} else {
+	default:
 		if info, err = importKey(ctx, sc, os.Stdin); err != nil {
 			return err
 		}

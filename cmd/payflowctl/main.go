@@ -3,6 +3,7 @@
 //	payflowctl migrate                      apply SQL migrations
 //	payflowctl wallet create -kind K        a new key in payflow-signer (-backend kms|envelope), registered (prints the address)
 //	payflowctl wallet import -kind K        hand a key read from stdin to payflow-signer, registered
+//	payflowctl wallet register -address A   register a signer key's address on another chain
 //	payflowctl wallet list                  list wallets (never keys)
 //	payflowctl wallet migrate               hand the keys sealed under the legacy master key to payflow-signer
 //	payflowctl address new -chain C         the chain's next HD deposit address, from custody.account_xpub
@@ -74,6 +75,9 @@ func usage() {
                                             wallet, envelope otherwise), registered; prints the address
   wallet import -kind K [-chain C] [-label L] < keyfile
                                             hand a hex private key to payflow-signer, registered
+  wallet register -kind K -chain C -address A [-label L]
+                                            register the address of a key payflow-signer holds on
+                                            another chain (a key signs on every EVM chain)
   wallet list [-chain C]                    list wallets (never keys)
   wallet migrate [-json]                    hand every key sealed under the legacy master key
                                             (PAYFLOW_MASTER_KEY, read by this command only) to

@@ -65,8 +65,10 @@ func New(accountXPub string, wallets *ledger.Wallets, chains []string) (*Allocat
 func (a *Allocator) Configured() bool { return a.account != nil }
 
 // Next allocates chain's next deposit address, labelled label (at most 64
-// characters, may be empty). Concurrent calls get distinct indexes.
+// characters, may be empty). chain is read in any case. Concurrent calls get
+// distinct indexes.
 func (a *Allocator) Next(ctx context.Context, chain, label string) (Address, error) {
+	chain = strings.ToUpper(strings.TrimSpace(chain))
 	if !slices.Contains(a.chains, chain) {
 		return Address{}, fmt.Errorf("%w %q: payflow serves %s", ErrUnknownChain, chain, strings.Join(a.chains, ", "))
 	}
