@@ -153,17 +153,21 @@ func cmdWallet(ctx context.Context, args []string) error {
 		}
 		return json.NewEncoder(os.Stdout).Encode(ws)
 	case "migrate":
-		sc, err := f.signer()
-		if err != nil {
+		var sum migrateSummary
+		if legacy, err := wallets.MasterKeyed(ctx); err != nil {
 			return err
-		}
-		sealer, err := legacySealer(os.Getenv(envMasterKey))
-		if err != nil {
-			return err
-		}
-		sum, err := migrateWallets(ctx, ledger.NewWallets(db, sealer), sc, os.Stderr)
-		if err != nil {
-			return err
+		} else if len(legacy) > 0 { // else nothing to move, and no master key needed
+			sc, err := f.signer()
+			if err != nil {
+				return err
+			}
+			sealer, err := legacySealer(os.Getenv(envMasterKey))
+			if err != nil {
+				return err
+			}
+			if sum, err = migrateWallets(ctx, ledger.NewWallets(db, sealer), sc, os.Stderr); err != nil {
+				return err
+			}
 		}
 		if f.json {
 			return printOut(sum, true)

@@ -427,7 +427,7 @@ func (d *devstack) prepareChain(ctx context.Context, index int, spec chainSpec) 
 			if w, err = d.wallets.Register(ctx, spec.Name, plan.kind, plan.label, info.Address); err != nil {
 				return config.ChainConfig{}, stackfile.Chain{}, err
 			}
-			fmt.Fprintf(os.Stderr, "[devstack] %s: %s is %s, a %s key of payflow-signer\n", spec.Name, plan.label, w.Address, backend)
+			fmt.Fprintf(os.Stderr, "[devstack] %s: %s is %s, payflow-signer's key (%s)\n", spec.Name, plan.label, w.Address, backend)
 		default:
 			// The same address on every chain: the signer's key signs on
 			// every EVM chain.
