@@ -82,16 +82,16 @@ func TestWalletMigrateMovesEachKeyOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	legacy := evm.Keys{Wallets: ledger.NewWallets(db, sealer)}
+	legacy := ledger.NewWallets(db, sealer)
 	plain := map[string][]byte{}
 	for _, label := range []string{"hot", "user-1", "user-2"} {
 		k, _ := crypto.GenerateKey()
+		addr := evm.Lower(crypto.PubkeyToAddress(k.PublicKey))
+		plain[addr] = crypto.FromECDSA(k)
 		for _, chain := range []string{"ETH", "BSC"} {
-			wl, err := legacy.Import(ctx, chain, ledger.KindDeposit, label, k)
-			if err != nil {
+			if _, err := legacy.Store(ctx, chain, ledger.KindDeposit, label, addr, plain[addr]); err != nil {
 				t.Fatal(err)
 			}
-			plain[wl.Address] = crypto.FromECDSA(k)
 		}
 	}
 	sc := newFakeSigner()
