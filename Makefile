@@ -32,7 +32,9 @@ check-rules:
 	promtool check rules deploy/prometheus/alerts.yml
 	promtool test rules deploy/prometheus/alerts_test.yml
 
-## test: unit tests and integration tests against the real local stack (started if needed)
+## test: unit tests and integration tests against the real local stack (started if needed),
+##       with two workers (PAYFLOW_WORKERS=2 unless set: `make test PAYFLOW_WORKERS=1` for one)
+test test-integration: export PAYFLOW_WORKERS ?= 2
 test: up vet check-rules
 	@scripts/stack.sh refresh
 	$(GO) test -count=1 -timeout 30m ./... 2>&1 | tee .dev/logs/test.log; exit $${PIPESTATUS[0]}

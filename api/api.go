@@ -1,5 +1,6 @@
-// Package api is payflow's read-only HTTP API over the ledger: wallet
-// history, balances and reconciliation results, as JSON.
+// Package api is payflow's HTTP API over the ledger: wallet history,
+// balances and reconciliation results, as JSON, and (with WithAddresses) new
+// HD deposit addresses.
 //
 // Every error response is {"error": "..."}: a 400 names the bad parameter; a
 // 500 says only "internal error" and the cause goes to the log, so that SQL
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"payflow/custody/addresses"
 	"payflow/ledger"
 	"payflow/protocol"
 )
@@ -27,9 +29,17 @@ import (
 const queryTimeout = 10 * time.Second
 
 type server struct {
-	l   *ledger.Ledger
-	log *slog.Logger
+	l     *ledger.Ledger
+	log   *slog.Logger
+	addrs *addresses.Allocator
 }
+
+// Option configures the handler.
+type Option func(*server)
+
+// WithAddresses serves POST /v1/addresses/{chain} from a: without it (or
+// with an allocator that has no account xpub) the route answers 503.
+func WithAddresses(a *addresses.Allocator) Option { return func(s *server) { s.addrs = a } }
 
 // NewHandler returns the API's routes:
 //
@@ -37,23 +47,48 @@ type server struct {
 //	GET /v1/wallets/{chain}/{address}/history       ledger.HistoryPage; query: symbol, from, to, limit, cursor
 //	GET /v1/wallets/{chain}/{address}/balances      {"chain","address","balances":[ledger.SymbolBalance]}
 //	GET /v1/reconciliations                         ledger.ReconPage; query: chain (required), address, status, limit, cursor
+//	POST /v1/addresses/{chain}                      201 {"chain","address","index"}: the chain's next HD deposit address; query: label
 //
 // from and to are RFC 3339 or unix seconds and bound created_at as [from, to).
 // limit is 1 to ledger.MaxPageLimit (default ledger.DefaultPageLimit). cursor
 // is the next_cursor of the previous page, with the other parameters
 // unchanged. An address must be 0x and 40 hex digits, in any case. A wallet
 // the ledger does not know has an empty history and no balances (200, not 404).
-func NewHandler(l *ledger.Ledger, log *slog.Logger) http.Handler {
+// A new deposit address is derived from the account xpub (see WithAddresses):
+// an unknown chain is 400, no xpub configured is 503.
+func NewHandler(l *ledger.Ledger, log *slog.Logger, opts ...Option) http.Handler {
 	if log == nil {
 		log = slog.Default()
 	}
 	s := &server{l: l, log: log}
+	for _, o := range opts {
+		o(s)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /v1/wallets/{chain}/{address}/history", s.history)
 	mux.HandleFunc("GET /v1/wallets/{chain}/{address}/balances", s.balances)
 	mux.HandleFunc("GET /v1/reconciliations", s.reconciliations)
+	mux.HandleFunc("POST /v1/addresses/{chain}", s.newAddress)
 	return mux
+}
+
+func (s *server) newAddress(w http.ResponseWriter, r *http.Request) {
+	if s.addrs == nil || !s.addrs.Configured() {
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{addresses.ErrNoAccount.Error()})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	a, err := s.addrs.Next(ctx, r.PathValue("chain"), r.URL.Query().Get("label"))
+	switch {
+	case errors.Is(err, addresses.ErrUnknownChain), errors.Is(err, addresses.ErrBadLabel):
+		badRequest(w, err)
+	case err != nil:
+		s.fail(w, r, err, "chain", r.PathValue("chain"))
+	default:
+		writeJSON(w, http.StatusCreated, a)
+	}
 }
 
 func (s *server) healthz(w http.ResponseWriter, r *http.Request) {

@@ -45,14 +45,15 @@ func createWallet(t *testing.T, label string) string {
 	return createWalletOn(t, "ETH", label)
 }
 
-// importWalletOn imports key as a deposit wallet on chainName with
-// `payflowctl wallet import`, as an operator does.
+// importWalletOn hands key to payflow-signer as a deposit wallet on
+// chainName with `payflowctl wallet import`, as an operator does.
 func importWalletOn(t *testing.T, chainName, label string, key *ecdsa.PrivateKey) string {
 	t.Helper()
 	return payflowctlWallet(t, "import", chainName, label, hex.EncodeToString(crypto.FromECDSA(key))+"\n")
 }
 
-// createWalletOn creates a deposit wallet payflow holds the key of, on chainName.
+// createWalletOn creates a deposit wallet on chainName whose key
+// payflow-signer makes and holds.
 func createWalletOn(t *testing.T, chainName, label string) string {
 	t.Helper()
 	return payflowctlWallet(t, "create", chainName, label, "")
@@ -71,10 +72,16 @@ func payflowctlWallet(t *testing.T, verb, chainName, label, stdin string) string
 	if err != nil {
 		t.Fatal(err)
 	}
+	st := stacktest.Load(t)
+	if st.SignerSocket == "" {
+		t.Fatal("stack.json names no signer_socket: payflowctl wallet asks payflow-signer for keys")
+	}
 	cmd := exec.Command(filepath.Join(filepath.Dir(dev), "bin", "payflowctl"), "wallet", verb, "--chain", chainName,
 		"--kind", "deposit", "--label", label)
 	cmd.Stdin = strings.NewReader(stdin)
-	cmd.Env = append(os.Environ(), "PAYFLOW_MYSQL_DSN="+env["PAYFLOW_MYSQL_DSN"], "PAYFLOW_MASTER_KEY="+env["PAYFLOW_MASTER_KEY"])
+	// The key goes to payflow-signer; payflowctl holds no master key.
+	cmd.Env = append(withoutPayflowEnv(os.Environ()), "PAYFLOW_MYSQL_DSN="+env["PAYFLOW_MYSQL_DSN"],
+		"PAYFLOW_SIGNER_SOCKET="+st.SignerSocket)
 	out, err := cmd.Output()
 	if err != nil {
 		var ee *exec.ExitError

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,9 +23,7 @@ import (
 	"github.com/ethereum/go-ethereum/params"
 	"github.com/shopspring/decimal"
 
-	"payflow/chain/evm"
 	"payflow/internal/stacktest"
-	"payflow/ledger"
 	"payflow/workflows"
 )
 
@@ -69,11 +66,7 @@ func (c ctl) exec(t *testing.T, dir string, args ...string) (string, string, int
 	t.Helper()
 	cmd := exec.Command(c.bin, args...)
 	cmd.Dir = dir
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PAYFLOW_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
+	cmd.Env = withoutPayflowEnv(os.Environ())
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -325,7 +318,13 @@ func TestPaymentCLIRelease(t *testing.T) {
 	ctx := context.Background()
 
 	// A fresh wallet: the nonce gap below blocks no other test's payments.
-	w := createWallet(t, stacktest.RandomID("it-ctl-release-"))
+	// Its key is handed to payflow-signer and kept here, to play the
+	// operator's self-transfer below.
+	key, err := crypto.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := importWalletOn(t, "ETH", stacktest.RandomID("it-ctl-release-"), key)
 	fundThroughTopup(t, st, db, eth, usdt, w, 10_000_000)
 	sendEther(t, st, eth, w, big.NewInt(100_000_000_000_000_000)) // 0.1 ETH of gas
 	// The wallet is watched: the listener sees the ether as a native deposit,
@@ -388,7 +387,6 @@ func TestPaymentCLIRelease(t *testing.T) {
 
 	// The operator uses the payment's nonce with a 0-value self-transfer at a
 	// higher fee (it replaces the queued transfer), and fills the gap.
-	key := walletKey(t, st, w)
 	cancel := sendSelf(t, st, eth, key, nonce, new(big.Int).Mul(orig.GasTipCap(), big.NewInt(3)),
 		new(big.Int).Mul(orig.GasFeeCap(), big.NewInt(3)))
 	fill := sendSelf(t, st, eth, key, gap, nil, nil)
@@ -460,33 +458,6 @@ func TestPaymentCLIRelease(t *testing.T) {
 	if n := len(resp.Get(qid)); n != 1 {
 		t.Errorf("%d answers, want exactly 1", n)
 	}
-}
-
-// walletKey opens a managed wallet's key with the dev stack's master key.
-func walletKey(t *testing.T, st *stacktest.Stack, addr string) *ecdsa.PrivateKey {
-	t.Helper()
-	p, err := stacktest.Path()
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := readEnvFile(filepath.Join(filepath.Dir(p), "payflow.env"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	master, err := hex.DecodeString(strings.TrimPrefix(env["PAYFLOW_MASTER_KEY"], "0x"))
-	if err != nil {
-		t.Fatal("PAYFLOW_MASTER_KEY in payflow.env is not hex")
-	}
-	defer clear(master)
-	sealer, err := ledger.NewKeySealer(master)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := evm.Keys{Wallets: ledger.NewWallets(st.DB(t), sealer)}.Key(context.Background(), "ETH", addr)
-	if err != nil {
-		t.Fatalf("opening the key of %s: %v", addr, err)
-	}
-	return k
 }
 
 // sendSelf sends a 0-value self-transfer from key's address at nonce, with

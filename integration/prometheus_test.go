@@ -69,7 +69,8 @@ type promTarget struct {
 func TestPrometheusScrapesTheStack(t *testing.T) {
 	st := stacktest.Load(t)
 	jobs := []string{"payflow-worker", "payflow-starter", "temporal"}
-	var byJob map[string]promTarget
+	// Every worker (several with PAYFLOW_WORKERS) is a target of payflow-worker.
+	var byJob map[string][]promTarget
 	var byURL map[string]promTarget
 	deadline := time.Now().Add(promWait)
 	for {
@@ -79,14 +80,15 @@ func TestPrometheusScrapesTheStack(t *testing.T) {
 		if err := promAPI(t, st, "/api/v1/targets", nil, &r); err != nil {
 			t.Fatal(err)
 		}
-		byJob, byURL = map[string]promTarget{}, map[string]promTarget{}
-		for _, tg := range r.ActiveTargets {
-			byJob[tg.Labels["job"]] = tg
-			byURL[tg.ScrapeURL] = tg
-		}
+		byJob, byURL = map[string][]promTarget{}, map[string]promTarget{}
 		allUp := true
+		for _, tg := range r.ActiveTargets {
+			byJob[tg.Labels["job"]] = append(byJob[tg.Labels["job"]], tg)
+			byURL[tg.ScrapeURL] = tg
+			allUp = allUp && tg.Health == "up"
+		}
 		for _, j := range jobs {
-			allUp = allUp && byJob[j].Health == "up"
+			allUp = allUp && len(byJob[j]) > 0
 		}
 		if allUp || time.Now().After(deadline) {
 			break
@@ -94,21 +96,26 @@ func TestPrometheusScrapesTheStack(t *testing.T) {
 		time.Sleep(2 * time.Second)
 	}
 	for _, j := range jobs {
-		tg, ok := byJob[j]
-		switch {
-		case !ok:
+		if len(byJob[j]) == 0 {
 			t.Errorf("Prometheus has no %s target", j)
-		case tg.Health != "up" || tg.LastScrape.IsZero():
-			t.Errorf("%s target %s is %q (last error %q)", j, tg.ScrapeURL, tg.Health, tg.LastError)
+		}
+		for _, tg := range byJob[j] {
+			if tg.Health != "up" || tg.LastScrape.IsZero() {
+				t.Errorf("%s target %s is %q (last error %q)", j, tg.ScrapeURL, tg.Health, tg.LastError)
+			}
 		}
 	}
 
 	for _, p := range []string{"worker", "starter"} {
-		u := st.MetricsURLs[p]
-		if u == "" {
+		if st.MetricsURLs[p] == "" {
 			t.Errorf("stack.json's metrics_urls has no %s: %v", p, st.MetricsURLs)
-		} else if tg, ok := byURL[u]; !ok || tg.Health != "up" || tg.Labels["job"] != "payflow-"+p {
-			t.Errorf("the %s's metrics URL %s is not scraped as payflow-%s (%+v)", p, u, p, tg)
+		}
+	}
+	for p, u := range st.MetricsURLs {
+		kind, _, _ := strings.Cut(p, "-") // worker-2 is a worker
+		job := "payflow-" + kind
+		if tg, ok := byURL[u]; !ok || tg.Health != "up" || tg.Labels["job"] != job {
+			t.Errorf("the %s's metrics URL %s is not scraped as %s (%+v)", p, u, job, tg)
 		}
 	}
 

@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 
+	"payflow/internal/sqlerr"
 	"payflow/internal/sqlrows"
 )
 
@@ -248,4 +250,104 @@ func (w *Wallets) Open(ctx context.Context, chain, address string) ([]byte, erro
 		return nil, fmt.Errorf("opening key of %s: %w", addr, err)
 	}
 	return plain, nil
+}
+
+// Register records a wallet whose key payflow-signer holds: a key the
+// signer created (signerapi NewKey) or took over (Import), valid on every
+// EVM chain, so the same address may be registered on several chains.
+// Registering an address already stored keeps its kind, label and HD index
+// and hands its key over to the signer (as HandOver): the caller asserts
+// that the signer holds it.
+func (w *Wallets) Register(ctx context.Context, chain string, kind WalletKind, label, address string) (Wallet, error) {
+	if err := checkKind(kind); err != nil {
+		return Wallet{}, err
+	}
+	addr := norm(address)
+	if _, err := w.db.ExecContext(ctx, `INSERT INTO wallets (chain, address, kind, label, key_holder) VALUES (?,?,?,?,'signer')
+		ON DUPLICATE KEY UPDATE key_holder = 'signer', enc_key = NULL`, chain, addr, string(kind), label); err != nil {
+		return Wallet{}, fmt.Errorf("registering wallet %s on %s: %w", addr, chain, err)
+	}
+	return w.Get(ctx, chain, addr)
+}
+
+// checkKind refuses a kind the wallets table does not know.
+func checkKind(kind WalletKind) error {
+	switch kind {
+	case KindDeposit, KindCollection, KindHot, KindGas:
+		return nil
+	}
+	return fmt.Errorf("unknown wallet kind %q: want deposit, collection, hot or gas", kind)
+}
+
+// maxHDAttempts bounds NextHD's retries: each lost race means another
+// caller took the index, so this many callers at once are served.
+const maxHDAttempts = 100
+
+// NextHD allocates chain's next HD deposit address: index i is one past the
+// highest of chain (0 for the first), derive(i) gives its address, and the
+// wallet is stored as a deposit wallet whose key the signer holds (it
+// derives the child key from its mnemonic to sign). Concurrent callers get
+// distinct indexes: the unique (chain, hd_index) key makes a second writer
+// of the same index fail, and it tries the next one. Each chain counts its
+// own indexes.
+func (w *Wallets) NextHD(ctx context.Context, chain, label string, derive func(i uint32) (string, error)) (Wallet, error) {
+	for range maxHDAttempts {
+		var next sql.NullInt64
+		if err := w.db.QueryRowContext(ctx, "SELECT MAX(hd_index) + 1 FROM wallets WHERE chain=?", chain).Scan(&next); err != nil {
+			return Wallet{}, fmt.Errorf("reading the next HD index of %s: %w", chain, err)
+		}
+		if next.Int64 > math.MaxInt32 { // below BIP32's hardened indexes
+			return Wallet{}, fmt.Errorf("%s has used every HD deposit index", chain)
+		}
+		i := uint32(next.Int64)
+		address, err := derive(i)
+		if err != nil {
+			return Wallet{}, fmt.Errorf("deriving HD deposit address %d: %w", i, err)
+		}
+		addr := norm(address)
+		_, err = w.db.ExecContext(ctx, `INSERT INTO wallets (chain, address, kind, label, key_holder, hd_index)
+			VALUES (?,?,'deposit',?,'signer',?)`, chain, addr, label, i)
+		if err == nil {
+			return w.Get(ctx, chain, addr)
+		}
+		if !sqlerr.IsDuplicateKey(err) {
+			return Wallet{}, fmt.Errorf("storing HD deposit address %d of %s: %w", i, chain, err)
+		}
+		// Another caller took i (uq_wallet_hd), or i's address is stored
+		// already without its index (uq_wallet): try again, then read.
+		if wl, gerr := w.Get(ctx, chain, addr); gerr == nil && (wl.HDIndex == nil || *wl.HDIndex != i) {
+			return Wallet{}, fmt.Errorf("HD deposit address %d of %s, %s, is stored already as another wallet", i, chain, addr)
+		}
+	}
+	return Wallet{}, fmt.Errorf("allocating an HD deposit index of %s: %d attempts lost to other callers", chain, maxHDAttempts)
+}
+
+// HandOver records that payflow-signer now holds the key of chain's wallet
+// at address: key_holder becomes 'signer' and the legacy sealed key is
+// dropped. Handing over a wallet the signer holds already changes nothing;
+// an unknown wallet is ErrWalletNotFound.
+func (w *Wallets) HandOver(ctx context.Context, chain, address string) error {
+	addr := norm(address)
+	res, err := w.db.ExecContext(ctx, "UPDATE wallets SET key_holder='signer', enc_key=NULL WHERE chain=? AND address=?", chain, addr)
+	if err != nil {
+		return fmt.Errorf("handing %s on %s over to the signer: %w", addr, chain, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		_, err := w.Get(ctx, chain, addr) // unchanged: already the signer's, or no such wallet
+		return err
+	}
+	return nil
+}
+
+// MasterKeyed lists the wallets of every chain whose key is still sealed
+// under the legacy master key (key_holder 'master'), in the order they were
+// stored. Only `payflowctl wallet migrate` reads them, with Open on a
+// Wallets given the legacy KeySealer.
+func (w *Wallets) MasterKeyed(ctx context.Context) ([]Wallet, error) {
+	wallets, err := sqlrows.Collect(ctx, w.db, scanWallet, "SELECT "+walletColumns+
+		" FROM wallets WHERE key_holder='master' ORDER BY id")
+	if err != nil {
+		return nil, fmt.Errorf("listing wallets with a master-sealed key: %w", err)
+	}
+	return wallets, nil
 }

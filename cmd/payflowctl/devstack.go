@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -27,13 +28,18 @@ import (
 	"payflow/chain/evm"
 	"payflow/chain/token"
 	"payflow/config"
+	"payflow/custody/kms"
+	"payflow/custody/signerapi"
 	"payflow/internal/stackfile"
 	"payflow/ledger"
 )
 
 type devSecrets struct {
-	SignKey   string `json:"sign_key"`
-	MasterKey string `json:"master_key"`
+	SignKey string `json:"sign_key"`
+	// MasterKey is the legacy master key of a dev stack made before
+	// payflow-signer: devstack migrates the wallets it sealed, and makes
+	// none (a new stack has none).
+	MasterKey string `json:"master_key,omitempty"`
 	FaucetKey string `json:"faucet_private_key"`
 	// TokenAddr and GenesisHex are the one chain's of a secrets.json written
 	// before the dev stack ran several chains; loadSecrets moves them to
@@ -104,9 +110,12 @@ func (w workerAddrs) Set(v string) error {
 }
 
 // Dev wallet plan: kind, label, units of each token to hold. Every wallet
-// also holds devNative of the chain's native coin. The first chain creates
-// the keys; every other chain imports them, so each address exists on every
-// chain.
+// also holds devNative of the chain's native coin. payflow-signer creates
+// the keys for the first chain (hot wallets as KMS keys, the others
+// envelope-sealed); every other chain registers the same addresses, since a
+// key signs on every EVM chain. "hot-kms" is a hot wallet that is a KMS key
+// even on a stack whose "hot" was migrated from the legacy master key (an
+// envelope-sealed key then).
 var devWallets = []struct {
 	kind   ledger.WalletKind
 	label  string
@@ -114,6 +123,7 @@ var devWallets = []struct {
 }{
 	{ledger.KindCollection, "collection", 1_000_000},
 	{ledger.KindHot, "hot", 100_000},
+	{ledger.KindHot, "hot-kms", 100_000},
 	{ledger.KindGas, "gas", 0},
 	{ledger.KindDeposit, "user-1", 10_000},
 	{ledger.KindDeposit, "user-2", 10_000},
@@ -204,12 +214,16 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	httpAddr := fs.String("http-addr", "127.0.0.1:8380", "payflow HTTP (health, ledger API)")
 	promURL := fs.String("prometheus-url", "", "dev Prometheus server, written to stack.json")
 	metricsAddr := fs.String("metrics-addr", "127.0.0.1:8381", "the starter's Prometheus /metrics (config metrics_addr)")
-	kmsEndpoint := fs.String("kms-endpoint", "", "the dev KMS (local-kms) endpoint, written to stack.json")
+	kmsEndpoint := fs.String("kms-endpoint", "", "the dev KMS (local-kms) endpoint, written to stack.json and config.json's custody.kms")
+	signerSocket := fs.String("signer-socket", "", "payflow-signer's Unix socket: it creates the dev wallets' keys (required)")
 	workers := workerAddrs{}
 	fs.Var(workers, "worker", "a further worker process `worker-N=HOST:PORT` and its ledger API and /metrics address, written to stack.json's metrics_urls (repeatable; the first worker is on -http-addr)")
 	_ = fs.Parse(args)
 	if len(chains) == 0 {
 		chains = chainList{{Name: "ETH", Native: "ETH", RPCURL: *rpcURL, WSURL: *wsURL}}
+	}
+	if *signerSocket == "" {
+		return errors.New("-signer-socket is required: payflow-signer creates the dev wallets' keys")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
@@ -231,12 +245,15 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	if err != nil {
 		return errors.New("faucet key in secrets.json is invalid")
 	}
-	mk, _ := (config.Config{MasterKey: config.Secret(sec.MasterKey)}).MasterKeyBytes()
-	sealer, err := ledger.NewKeySealer(mk)
+	signer := signerapi.NewClient(*signerSocket)
+	status, err := waitSigner(ctx, signer)
 	if err != nil {
 		return err
 	}
-	d := &devstack{sec: &sec, secretsPath: secretsPath, wallets: ledger.NewWallets(db, sealer), led: ledger.New(db),
+	if err := migrateDevWallets(ctx, db, signer, sec.MasterKey); err != nil {
+		return err
+	}
+	d := &devstack{sec: &sec, secretsPath: secretsPath, wallets: ledger.NewWallets(db, nil), signer: signer, led: ledger.New(db),
 		faucetKey: faucetKey, confs: *confs, first: chains[0].Name}
 
 	cfg := config.Default()
@@ -256,6 +273,11 @@ func cmdDevstack(ctx context.Context, args []string) error {
 		Interval: config.Duration{Duration: 2 * time.Second}}
 	cfg.HTTPAddr = *httpAddr
 	cfg.MetricsAddr = *metricsAddr
+	cfg.Signer.Socket = *signerSocket
+	cfg.Custody.AccountXPub = status.AccountXPub
+	if *kmsEndpoint != "" {
+		cfg.Custody.KMS = config.KMSConfig{Endpoint: *kmsEndpoint, Region: kms.DevRegion}
+	}
 	st := stackfile.Stack{AMQPURL: *amqpURL, TemporalAddress: *tAddr, TemporalNamespace: cfg.Temporal.Namespace, TemporalUIURL: *tUI,
 		MySQLDSN: *dsn, SignKey: sec.SignKey, Chains: map[string]stackfile.Chain{}, PrometheusURL: *promURL,
 		MetricsURLs: map[string]string{"worker": "http://" + *httpAddr + "/metrics", "starter": "http://" + *metricsAddr + "/metrics"}}
@@ -263,6 +285,7 @@ func cmdDevstack(ctx context.Context, args []string) error {
 		st.MetricsURLs[name] = "http://" + addr + "/metrics"
 	}
 	st.KMSEndpoint = *kmsEndpoint
+	st.SignerSocket = *signerSocket
 	for i, spec := range chains {
 		cc, sc, err := d.prepareChain(ctx, i, spec)
 		if err != nil {
@@ -273,11 +296,12 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	}
 	st.ChainFields = st.Chains[chains[0].Name].ChainFields
 
-	// Secrets go to payflow.env, not config.json.
+	// Secrets go to payflow.env, not config.json. No key material: the
+	// worker and the starter ask payflow-signer to sign.
 	if err := writeConfig(filepath.Join(*dir, "config.json"), cfg); err != nil {
 		return err
 	}
-	env := fmt.Sprintf("%s='%s'\n%s='%s'\n%s='%s'\n%s='%s'\n", config.EnvMasterKey, sec.MasterKey, config.EnvSignKey, sec.SignKey,
+	env := fmt.Sprintf("%s='%s'\n%s='%s'\n%s='%s'\n", config.EnvSignKey, sec.SignKey,
 		config.EnvAMQPURL, *amqpURL, config.EnvMySQLDSN, *dsn)
 	if err := os.WriteFile(filepath.Join(*dir, "payflow.env"), []byte(env), 0o600); err != nil {
 		return err
@@ -290,10 +314,11 @@ type devstack struct {
 	sec         *devSecrets
 	secretsPath string
 	wallets     *ledger.Wallets
+	signer      keyService
 	led         *ledger.Ledger
 	faucetKey   *ecdsa.PrivateKey
 	confs       int
-	first       string            // the chain whose wallet keys every other chain imports
+	first       string            // the chain whose wallet addresses every other chain registers
 	keyOf       map[string]string // label -> address on the first chain
 }
 
@@ -388,23 +413,25 @@ func (d *devstack) prepareChain(ctx context.Context, index int, spec chainSpec) 
 	}
 	var managed []string
 	var collection, gas string
-	keys := evm.Keys{Wallets: d.wallets}
 	var sent []funding
 	for _, plan := range devWallets {
 		w, ok := byLabel[plan.label]
 		switch {
 		case ok:
 		case spec.Name == d.first:
-			if w, err = keys.Create(ctx, spec.Name, plan.kind, plan.label); err != nil {
-				return config.ChainConfig{}, stackfile.Chain{}, err
-			}
-		default:
-			// The same address on every chain: the first chain's key.
-			key, err := keys.Key(ctx, d.first, d.keyOf[plan.label])
+			backend := defaultBackend(plan.kind)
+			info, err := d.signer.NewKey(ctx, backend)
 			if err != nil {
+				return config.ChainConfig{}, stackfile.Chain{}, fmt.Errorf("asking payflow-signer for a %s key: %w", backend, err)
+			}
+			if w, err = d.wallets.Register(ctx, spec.Name, plan.kind, plan.label, info.Address); err != nil {
 				return config.ChainConfig{}, stackfile.Chain{}, err
 			}
-			if w, err = keys.Import(ctx, spec.Name, plan.kind, plan.label, key); err != nil {
+			fmt.Fprintf(os.Stderr, "[devstack] %s: %s is %s, payflow-signer's key (%s)\n", spec.Name, plan.label, w.Address, backend)
+		default:
+			// The same address on every chain: the signer's key signs on
+			// every EVM chain.
+			if w, err = d.wallets.Register(ctx, spec.Name, plan.kind, plan.label, d.keyOf[plan.label]); err != nil {
 				return config.ChainConfig{}, stackfile.Chain{}, err
 			}
 		}
@@ -581,9 +608,6 @@ func loadSecrets(path string) (devSecrets, error) {
 	if s.SignKey == "" {
 		s.SignKey = randomHex(24)
 	}
-	if s.MasterKey == "" {
-		s.MasterKey = randomHex(32)
-	}
 	if s.FaucetKey == "" {
 		s.FaucetKey = randomHex(32)
 	}
@@ -738,4 +762,49 @@ func waitMined(ctx context.Context, eth *ethclient.Client, tx *types.Transaction
 		return nil, fmt.Errorf("transaction %s reverted", tx.Hash().Hex())
 	}
 	return r, nil
+}
+
+// waitSigner waits for payflow-signer to answer (it may be starting) and
+// returns its status.
+func waitSigner(ctx context.Context, sc keyService) (signerapi.Status, error) {
+	for {
+		st, err := sc.Status(ctx)
+		if err == nil {
+			if st.AccountXPub == "" {
+				return st, errors.New("payflow-signer reports no account xpub: deposit addresses cannot be derived")
+			}
+			return st, nil
+		}
+		if !errors.Is(err, signerapi.ErrUnavailable) {
+			return st, fmt.Errorf("reading payflow-signer's status: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return st, fmt.Errorf("payflow-signer does not answer: %w", err)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// migrateDevWallets hands the wallets a dev stack made before payflow-signer
+// (keys sealed under secrets.json's master key) to the signer, as `wallet
+// migrate` does.
+func migrateDevWallets(ctx context.Context, db *sql.DB, sc keyService, masterKey string) error {
+	legacy, err := ledger.NewWallets(db, nil).MasterKeyed(ctx)
+	if err != nil || len(legacy) == 0 {
+		return err
+	}
+	if masterKey == "" {
+		return fmt.Errorf("%d dev wallets have keys sealed under a master key, and secrets.json has none", len(legacy))
+	}
+	sealer, err := legacySealer(masterKey)
+	if err != nil {
+		return fmt.Errorf("secrets.json's master_key: %w", err)
+	}
+	sum, err := migrateWallets(ctx, ledger.NewWallets(db, sealer), sc, os.Stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "[devstack]", sum)
+	return nil
 }

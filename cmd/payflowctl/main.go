@@ -1,33 +1,36 @@
 // Command payflowctl is payflow's operator tool:
 //
 //	payflowctl migrate                      apply SQL migrations
-//	payflowctl wallet create -kind K        create a wallet (prints the address only)
-//	payflowctl wallet import -kind K        import a key read from stdin
+//	payflowctl wallet create -kind K        a new key in payflow-signer (-backend kms|envelope), registered (prints the address)
+//	payflowctl wallet import -kind K        hand a key read from stdin to payflow-signer, registered
+//	payflowctl wallet register -address A   register a signer key's address on another chain
 //	payflowctl wallet list                  list wallets (never keys)
+//	payflowctl wallet migrate               hand the keys sealed under the legacy master key to payflow-signer
+//	payflowctl address new -chain C         the chain's next HD deposit address, from custody.account_xpub
+//	payflowctl signer status                payflow-signer's KMS, keys and last signatures
 //	payflowctl devstack -dir .dev ...       used by `make up`: token, wallets, funding, stack.json
 //	payflowctl payment show|list|approve|reject|release ...
 //	                                        operate payments (payment.go; `payflowctl payment help`)
 //
-// Database and master key come from PAYFLOW_MYSQL_DSN and PAYFLOW_MASTER_KEY;
-// `payment` reads the worker's configuration instead (--config, PAYFLOW_CONFIG).
+// `wallet`, `address` and `signer` read the worker's configuration (-config,
+// PAYFLOW_CONFIG, else the dev stack's; custody.go), the database from
+// PAYFLOW_MYSQL_DSN when set, and the signer's socket from -signer-socket,
+// PAYFLOW_SIGNER_SOCKET or signer.socket. Only `wallet migrate` reads the
+// legacy PAYFLOW_MASTER_KEY. `payment` reads the worker's configuration too
+// (--config, PAYFLOW_CONFIG).
 package main
 
 import (
-	"bufio"
 	"context"
 	"database/sql"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/ethereum/go-ethereum/crypto"
 	_ "github.com/go-sql-driver/mysql"
 
-	"payflow/chain/evm"
 	"payflow/config"
 	"payflow/ledger"
 )
@@ -43,6 +46,10 @@ func main() {
 		err = cmdMigrate(ctx)
 	case "wallet":
 		err = cmdWallet(ctx, os.Args[2:])
+	case "address":
+		err = cmdAddress(ctx, os.Args[2:])
+	case "signer":
+		err = cmdSigner(ctx, os.Args[2:])
 	case "devstack":
 		err = cmdDevstack(ctx, os.Args[2:])
 	case "payment":
@@ -61,7 +68,28 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: payflowctl migrate | wallet create|import|list | devstack | payment show|list|approve|reject|release")
+	fmt.Fprint(os.Stderr, `usage: payflowctl COMMAND
+  migrate                                   apply SQL migrations (PAYFLOW_MYSQL_DSN)
+  wallet create -kind K [-chain C] [-label L] [-backend kms|envelope]
+                                            a new key in payflow-signer (default backend: kms for a hot
+                                            wallet, envelope otherwise), registered; prints the address
+  wallet import -kind K [-chain C] [-label L] < keyfile
+                                            hand a hex private key to payflow-signer, registered
+  wallet register -kind K -chain C -address A [-label L]
+                                            register the address of a key payflow-signer holds on
+                                            another chain (a key signs on every EVM chain)
+  wallet list [-chain C]                    list wallets (never keys)
+  wallet migrate [-json]                    hand every key sealed under the legacy master key
+                                            (PAYFLOW_MASTER_KEY, read by this command only) to
+                                            payflow-signer; a second run moves nothing
+  address new -chain C [-label L]           the chain's next HD deposit address and its index (JSON),
+                                            derived from custody.account_xpub; no signer needed
+  signer status [-json]                     payflow-signer's KMS, keys and last signatures
+  devstack -dir .dev ...                    used by make up
+  payment show|list|approve|reject|release  operate payments (payflowctl payment help)
+Flags of wallet, address and signer: -config PATH (default $PAYFLOW_CONFIG, else .dev/config.json),
+-env-file PATH, -signer-socket PATH (default $PAYFLOW_SIGNER_SOCKET, else signer.socket).
+`)
 	os.Exit(2)
 }
 
@@ -79,16 +107,6 @@ func openDB(ctx context.Context, dsn string) (*sql.DB, error) {
 	return db, db.PingContext(ctx)
 }
 
-func sealerFromEnv() (*ledger.KeySealer, error) {
-	cfg := config.Config{MasterKey: config.Secret(os.Getenv(config.EnvMasterKey))}
-	k, err := cfg.MasterKeyBytes()
-	if err != nil {
-		return nil, err
-	}
-	defer clear(k)
-	return ledger.NewKeySealer(k)
-}
-
 func cmdMigrate(ctx context.Context) error {
 	db, err := openDB(ctx, "")
 	if err != nil {
@@ -96,62 +114,6 @@ func cmdMigrate(ctx context.Context) error {
 	}
 	defer db.Close()
 	return ledger.Migrate(ctx, db)
-}
-
-func cmdWallet(ctx context.Context, args []string) error {
-	if len(args) < 1 {
-		usage()
-	}
-	fs := flag.NewFlagSet("wallet", flag.ExitOnError)
-	kind := fs.String("kind", "deposit", "deposit|collection|hot|gas")
-	chainName := fs.String("chain", "ETH", "chain name")
-	label := fs.String("label", "", "label")
-	_ = fs.Parse(args[1:])
-	db, err := openDB(ctx, "")
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	switch args[0] {
-	case "list":
-		ws, err := ledger.NewWallets(db, nil).List(ctx, *chainName, "")
-		if err != nil {
-			return err
-		}
-		return json.NewEncoder(os.Stdout).Encode(ws)
-	case "create", "import":
-		switch ledger.WalletKind(*kind) {
-		case ledger.KindDeposit, ledger.KindCollection, ledger.KindHot, ledger.KindGas:
-		default:
-			return fmt.Errorf("unknown wallet kind %q", *kind)
-		}
-		sealer, err := sealerFromEnv()
-		if err != nil {
-			return err
-		}
-		w := evm.Keys{Wallets: ledger.NewWallets(db, sealer)}
-		var wl ledger.Wallet
-		if args[0] == "create" {
-			wl, err = w.Create(ctx, *chainName, ledger.WalletKind(*kind), *label)
-		} else {
-			line, rerr := bufio.NewReader(os.Stdin).ReadString('\n')
-			if rerr != nil && line == "" {
-				return errors.New("import reads a hex private key from stdin")
-			}
-			key, kerr := crypto.HexToECDSA(strings.TrimPrefix(strings.TrimSpace(line), "0x"))
-			if kerr != nil {
-				return errors.New("stdin is not a hex secp256k1 private key")
-			}
-			wl, err = w.Import(ctx, *chainName, ledger.WalletKind(*kind), *label, key)
-		}
-		if err != nil {
-			return err
-		}
-		fmt.Println(wl.Address)
-		return nil
-	}
-	usage()
-	return nil
 }
 
 func randomHex(n int) string {

@@ -1,23 +1,22 @@
-package app
+package app_test
 
 import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,9 +25,10 @@ import (
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"payflow/config"
+	"payflow/internal/app"
+	"payflow/internal/stacktest"
 )
 
 // testPKI is a throwaway CA with the server's and a client's certificates,
@@ -61,8 +61,7 @@ func newTestPKI(t *testing.T) testPKI {
 	}
 	p := testPKI{dir: dir, caFile: filepath.Join(dir, "ca.pem")}
 	writePEM(t, p.caFile, "CERTIFICATE", caDER)
-	// The server's certificate serves the frontend; the client's is payflow's
-	// and the server's own system worker's (the frontend requires one).
+	// The server's certificate serves the frontend; the client's is payflow's.
 	p.serverCert, p.serverKey = issue(t, dir, "server", ca, caKey, 2, x509.ExtKeyUsageServerAuth)
 	p.clientCert, p.clientKey = issue(t, dir, "client", ca, caKey, 3, x509.ExtKeyUsageClientAuth)
 	return p
@@ -103,12 +102,12 @@ func writePEM(t *testing.T, path, kind string, der []byte) {
 
 func TestTemporalOptions(t *testing.T) {
 	pki := newTestPKI(t)
-	opts, err := TemporalOptions(config.TemporalConfig{Address: "127.0.0.1:7233", Namespace: "default"})
+	opts, err := app.TemporalOptions(config.TemporalConfig{Address: "127.0.0.1:7233", Namespace: "default"})
 	if err != nil || opts.ConnectionOptions.TLS != nil || opts.Credentials != nil {
 		t.Fatalf("plaintext options = %+v, %v", opts, err)
 	}
 
-	opts, err = TemporalOptions(config.TemporalConfig{Address: "temporal.example:7233", Namespace: "payments",
+	opts, err = app.TemporalOptions(config.TemporalConfig{Address: "temporal.example:7233", Namespace: "payments",
 		TLS: &config.TemporalTLS{CAFile: pki.caFile, CertFile: pki.clientCert, KeyFile: pki.clientKey}})
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +121,7 @@ func TestTemporalOptions(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte("  the-key\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	opts, err = TemporalOptions(config.TemporalConfig{Address: "x.tmprl.cloud:7233", TLS: &config.TemporalTLS{ServerName: "x.tmprl.cloud"}, APIKeyFile: keyFile})
+	opts, err = app.TemporalOptions(config.TemporalConfig{Address: "x.tmprl.cloud:7233", TLS: &config.TemporalTLS{ServerName: "x.tmprl.cloud"}, APIKeyFile: keyFile})
 	if err != nil || opts.Credentials == nil || opts.ConnectionOptions.TLS.RootCAs != nil {
 		t.Fatalf("API key options = %+v, %v", opts, err)
 	}
@@ -134,84 +133,58 @@ func TestTemporalOptions(t *testing.T) {
 		"empty API key file":   {Address: "h:1", TLS: &config.TemporalTLS{}, APIKeyFile: os.DevNull},
 		"address without port": {Address: "h", TLS: &config.TemporalTLS{}},
 	} {
-		if _, err := TemporalOptions(bad); err == nil {
+		if _, err := app.TemporalOptions(bad); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
 }
 
-// TestDialOverTLS runs the Temporal server that `make up TEMPORAL=cluster`
-// builds, its frontend behind TLS that requires a client certificate, and
-// runs a workflow through it with payflow's client options. A client without
-// the certificate, trusting another CA, or in plaintext is refused.
+// TestDialOverTLS dials the stack's Temporal server (dev server or cluster)
+// with payflow's client options through TLS and runs a workflow there, once
+// with server-authenticated TLS and once with mTLS. The dev server takes no
+// TLS settings, so a proxy in the test terminates TLS (the test's CA, its
+// server certificate, and for mTLS a required client certificate) and
+// forwards the gRPC bytes to the server. A client trusting another CA,
+// expecting another server name, without the required client certificate, or
+// in plaintext is refused.
 func TestDialOverTLS(t *testing.T) {
-	bin := temporalServerBinary(t)
+	st := stacktest.Load(t)
 	pki := newTestPKI(t)
-	addr := startTLSServer(t, bin, pki)
-
-	good := config.TemporalConfig{Address: addr, Namespace: "payflow-tls",
-		TLS: &config.TemporalTLS{CAFile: pki.caFile, ServerName: "localhost", CertFile: pki.clientCert, KeyFile: pki.clientKey}}
-	opts, err := TemporalOptions(good)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Logger = quiet
+	serverAuth := startTLSProxy(t, pki, st.TemporalAddress, false)
+	mutual := startTLSProxy(t, pki, st.TemporalAddress, true)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var nc client.NamespaceClient
-	for nc == nil {
-		if nc, err = client.NewNamespaceClient(opts); err != nil {
-			if ctx.Err() != nil {
-				t.Fatalf("the server did not answer over TLS: %v", err)
-			}
-			time.Sleep(500 * time.Millisecond)
-		}
-	}
-	defer nc.Close()
-	if err := nc.Register(ctx, &workflowservice.RegisterNamespaceRequest{Namespace: good.Namespace,
-		WorkflowExecutionRetentionPeriod: durationpb.New(24 * time.Hour)}); err != nil {
-		t.Fatalf("registering a namespace over TLS: %v", err)
-	}
 
-	c, err := client.DialContext(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	w := worker.New(c, "tls-test", worker.Options{})
-	w.RegisterWorkflowWithOptions(func(ctx workflow.Context, s string) (string, error) { return "hello " + s, nil },
-		workflow.RegisterOptions{Name: "Hello"})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	var got string
-	for {
-		// A new namespace reaches the history service's cache within seconds.
-		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: "tls-test"}, "Hello", "TLS")
-		if err == nil {
-			err = run.Get(ctx, &got)
+	// The server name defaults to the address's host, 127.0.0.1, which the
+	// server certificate carries as well as localhost.
+	for name, c := range map[string]struct {
+		proxy *tlsProxy
+		tls   config.TemporalTLS
+	}{
+		"server-auth TLS": {serverAuth, config.TemporalTLS{CAFile: pki.caFile}},
+		"mTLS":            {mutual, config.TemporalTLS{CAFile: pki.caFile, ServerName: "localhost", CertFile: pki.clientCert, KeyFile: pki.clientKey}},
+	} {
+		cfg := config.TemporalConfig{Address: c.proxy.addr, Namespace: st.TemporalNamespace, TLS: &c.tls}
+		if got := runHello(ctx, t, cfg); got != "hello TLS" {
+			t.Fatalf("%s: workflow result %q", name, got)
 		}
-		if err == nil {
-			break
+		if c.proxy.handshakes.Load() == 0 {
+			t.Fatalf("%s: the workflow ran without a TLS handshake", name)
 		}
-		if ctx.Err() != nil {
-			t.Fatalf("running a workflow over TLS: %v", err)
-		}
-		time.Sleep(time.Second)
-	}
-	if got != "hello TLS" {
-		t.Fatalf("workflow result %q", got)
 	}
 
 	otherCA := newTestPKI(t)
 	for name, cfg := range map[string]config.TemporalConfig{
-		"no client certificate": {Address: addr, Namespace: good.Namespace, TLS: &config.TemporalTLS{CAFile: pki.caFile, ServerName: "localhost"}},
-		"another CA":            {Address: addr, Namespace: good.Namespace, TLS: &config.TemporalTLS{CAFile: otherCA.caFile, CertFile: pki.clientCert, KeyFile: pki.clientKey}},
-		"wrong server name":     {Address: addr, Namespace: good.Namespace, TLS: &config.TemporalTLS{CAFile: pki.caFile, ServerName: "temporal.example", CertFile: pki.clientCert, KeyFile: pki.clientKey}},
-		"plaintext":             {Address: addr, Namespace: good.Namespace},
+		"TLS, another CA":                 {Address: serverAuth.addr, TLS: &config.TemporalTLS{CAFile: otherCA.caFile}},
+		"TLS, wrong server name":          {Address: serverAuth.addr, TLS: &config.TemporalTLS{CAFile: pki.caFile, ServerName: "temporal.example"}},
+		"TLS, plaintext":                  {Address: serverAuth.addr},
+		"mTLS, no client cert":            {Address: mutual.addr, TLS: &config.TemporalTLS{CAFile: pki.caFile}},
+		"mTLS, client cert of another CA": {Address: mutual.addr, TLS: &config.TemporalTLS{CAFile: pki.caFile, CertFile: otherCA.clientCert, KeyFile: otherCA.clientKey}},
+		"mTLS, another CA":                {Address: mutual.addr, TLS: &config.TemporalTLS{CAFile: otherCA.caFile, CertFile: pki.clientCert, KeyFile: pki.clientKey}},
+		"mTLS, plaintext":                 {Address: mutual.addr},
 	} {
-		opts, err := TemporalOptions(cfg)
+		cfg.Namespace = st.TemporalNamespace
+		opts, err := app.TemporalOptions(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -220,7 +193,7 @@ func TestDialOverTLS(t *testing.T) {
 		c, err := client.DialContext(dctx, opts)
 		if err == nil {
 			// TLS 1.3 may report a refused client certificate on the first call after the handshake.
-			_, err = c.WorkflowService().DescribeNamespace(dctx, &workflowservice.DescribeNamespaceRequest{Namespace: good.Namespace})
+			_, err = c.WorkflowService().DescribeNamespace(dctx, &workflowservice.DescribeNamespaceRequest{Namespace: cfg.Namespace})
 			c.Close()
 		}
 		cancel()
@@ -232,136 +205,110 @@ func TestDialOverTLS(t *testing.T) {
 	}
 }
 
-var quiet = tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
-
-// temporalServerBinary is bin/temporal-server (PAYFLOW_BIN_DIR/temporal-server),
-// which `make up TEMPORAL=cluster` builds. Without it the test is skipped: the
-// default stack runs the dev server, whose CLI has no TLS settings.
-func temporalServerBinary(t *testing.T) string {
+// runHello dials Temporal with cfg through app.TemporalOptions, runs a
+// worker on a task queue of its own and returns the result of one workflow
+// run on it.
+func runHello(ctx context.Context, t *testing.T, cfg config.TemporalConfig) string {
 	t.Helper()
-	dir := os.Getenv("PAYFLOW_BIN_DIR")
-	if dir == "" {
-		out, err := exec.Command("go", "env", "GOMOD").Output()
-		if err != nil || strings.TrimSpace(string(out)) == "" {
-			t.Fatalf("finding the module root: %v", err)
-		}
-		dir = filepath.Join(filepath.Dir(strings.TrimSpace(string(out))), "bin")
-	}
-	bin := filepath.Join(dir, "temporal-server")
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("%s is not built (make up TEMPORAL=cluster builds it): %v", bin, err)
-	}
-	return bin
-}
-
-// startTLSServer starts the Temporal server on in-memory SQLite with its
-// frontend behind TLS with client certificates, and returns the frontend's
-// address. It is stopped when the test ends.
-func startTLSServer(t *testing.T, bin string, pki testPKI) string {
-	t.Helper()
-	ports := freePorts(t, 8)
-	sqlite := func(name string) string {
-		return fmt.Sprintf(`
-    %s:
-      sql:
-        pluginName: sqlite
-        databaseName: %s
-        connectAddr: localhost
-        connectProtocol: tcp
-        connectAttributes: {mode: memory, cache: private}
-        maxConns: 1
-        maxIdleConns: 1`, name, name)
-	}
-	service := func(name string, grpc, membership int) string {
-		return fmt.Sprintf(`
-  %s:
-    rpc: {grpcPort: %d, membershipPort: %d, bindOnIP: 127.0.0.1}`, name, grpc, membership)
-	}
-	cfg := `log: {stdout: true, level: warn}
-persistence:
-  defaultStore: sqlite-default
-  visibilityStore: sqlite-visibility
-  numHistoryShards: 2
-  datastores:` + sqlite("sqlite-default") + sqlite("sqlite-visibility") + fmt.Sprintf(`
-global:
-  membership: {maxJoinDuration: 30s, broadcastAddress: 127.0.0.1}
-  tls:
-    frontend:
-      server:
-        certFile: %[1]s
-        keyFile: %[2]s
-        requireClientAuth: true
-        clientCaFiles: [%[3]s]
-      client:
-        serverName: localhost
-        rootCaFiles: [%[3]s]
-    systemWorker:
-      certFile: %[4]s
-      keyFile: %[5]s
-      client:
-        serverName: localhost
-        rootCaFiles: [%[3]s]
-`, pki.serverCert, pki.serverKey, pki.caFile, pki.clientCert, pki.clientKey) + "services:" +
-		service("frontend", ports[0], ports[1]) + service("history", ports[2], ports[3]) +
-		service("matching", ports[4], ports[5]) + service("worker", ports[6], ports[7]) + fmt.Sprintf(`
-clusterMetadata:
-  enableGlobalNamespace: false
-  failoverVersionIncrement: 10
-  masterClusterName: active
-  currentClusterName: active
-  clusterInformation:
-    active: {enabled: true, initialFailoverVersion: 1, rpcName: frontend, rpcAddress: "127.0.0.1:%d"}
-dcRedirectionPolicy: {policy: noop}
-`, ports[0])
-	dir := t.TempDir()
-	path := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logFile, err := os.Create(filepath.Join(dir, "temporal-server.log"))
+	opts, err := app.TemporalOptions(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--config-file", path, "--allow-no-auth", "start")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
+	opts.Logger = quiet
+	c, err := client.DialContext(ctx, opts)
+	if err != nil {
+		t.Fatalf("dialing %s over TLS: %v", cfg.Address, err)
+	}
+	defer c.Close()
+	queue := stacktest.RandomID("tls-test-")
+	w := worker.New(c, queue, worker.Options{})
+	w.RegisterWorkflowWithOptions(func(ctx workflow.Context, s string) (string, error) { return "hello " + s, nil },
+		workflow.RegisterOptions{Name: "Hello"})
+	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		logFile.Close()
-		if t.Failed() {
-			if b, err := os.ReadFile(logFile.Name()); err == nil {
-				t.Logf("temporal-server log:\n%s", b)
-			}
-		}
-	})
-	return fmt.Sprintf("127.0.0.1:%d", ports[0])
+	defer w.Stop()
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: queue, TaskQueue: queue}, "Hello", "TLS")
+	if err != nil {
+		t.Fatalf("starting a workflow over TLS: %v", err)
+	}
+	var got string
+	if err := run.Get(ctx, &got); err != nil {
+		t.Fatalf("running a workflow over TLS: %v", err)
+	}
+	return got
 }
 
-// freePorts returns n loopback ports that were free a moment ago.
-func freePorts(t *testing.T, n int) []int {
+var quiet = tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+
+// tlsProxy terminates TLS with the test CA's server certificate on a
+// loopback port, optionally requiring a client certificate of that CA, and
+// forwards each connection's bytes to the plaintext gRPC server at target.
+type tlsProxy struct {
+	addr       string
+	handshakes atomic.Int32
+}
+
+func startTLSProxy(t *testing.T, pki testPKI, target string, requireClientCert bool) *tlsProxy {
 	t.Helper()
-	var ports []int
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	cert, err := tls.LoadX509KeyPair(pki.serverCert, pki.serverKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"h2"}} // gRPC clients require HTTP/2 by ALPN
+	if requireClientCert {
+		ca, err := os.ReadFile(pki.caFile)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		cfg.ClientCAs = x509.NewCertPool()
+		cfg.ClientCAs.AppendCertsFromPEM(ca)
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
-	for _, l := range ls {
-		l.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return ports
+	p := &tlsProxy{addr: ln.Addr().String()}
+	var mu sync.Mutex
+	var conns []net.Conn
+	track := func(c net.Conn) { mu.Lock(); conns = append(conns, c); mu.Unlock() }
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			track(c)
+			go func() {
+				tc := tls.Server(c, cfg)
+				_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+				if err := tc.Handshake(); err != nil {
+					c.Close()
+					return
+				}
+				_ = tc.SetDeadline(time.Time{})
+				p.handshakes.Add(1)
+				u, err := net.Dial("tcp", target)
+				if err != nil {
+					c.Close()
+					return
+				}
+				track(u)
+				go func() { _, _ = io.Copy(u, tc); u.Close() }()
+				_, _ = io.Copy(tc, u)
+				tc.Close()
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return p
 }

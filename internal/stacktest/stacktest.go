@@ -246,6 +246,7 @@ type Delivery struct {
 	Headers   map[string]any
 	Body      map[string]any
 	Raw       []byte
+	At        time.Time // when the collector received it
 }
 
 // Collector consumes a response queue and indexes messages by a key field
@@ -295,8 +296,9 @@ func (s *Stack) Collect(t testing.TB, queue, field string) *Collector {
 			dec.UseNumber()
 			_ = dec.Decode(&m)
 			key := fmt.Sprint(m[c.field])
+			at := time.Now()
 			c.mu.Lock()
-			c.byKey[key] = append(c.byKey[key], Delivery{MessageID: d.MessageId, Headers: d.Headers, Body: m, Raw: d.Body})
+			c.byKey[key] = append(c.byKey[key], Delivery{MessageID: d.MessageId, Headers: d.Headers, Body: m, Raw: d.Body, At: at})
 			c.mu.Unlock()
 		}
 	}()
