@@ -54,10 +54,7 @@ func TestTokenShortOnChainIsRefusedBeforeSigning(t *testing.T) {
 // under the same workflow id would have been signed against it.
 func TestReservationReplayMustMatchTheRequest(t *testing.T) {
 	f := newReconFixture(t)
-	sealer, err := ledger.NewKeySealer(make([]byte, 32))
-	require.NoError(t, err)
-	f.acts.Wallets = ledger.NewWallets(f.led.DB(), sealer)
-	w, err := evm.Keys{Wallets: f.acts.Wallets}.Create(f.ctx, "ETH", ledger.KindHot, "replay-test")
+	w, err := f.acts.Wallets.Register(f.ctx, "ETH", ledger.KindHot, "replay-test", "0x00000000000000000000000000000000000a1a01")
 	require.NoError(t, err)
 	_, err = f.led.Credit(f.ctx, ledger.CreditInput{Chain: "ETH", Address: w.Address, Symbol: "USDT",
 		Amount: decimal.RequireFromString("100"), TxHash: "0x0replay", LogIndex: 1})

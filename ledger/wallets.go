@@ -52,8 +52,9 @@ const (
 	KeySigner = "signer" // payflow-signer: a KMS key, an envelope-sealed key or an HD child
 )
 
-// Wallets stores wallets and opens their sealed keys for the signer (the
-// keys themselves are their chain family's: see evm.Keys).
+// Wallets stores wallets and who holds their keys. The legacy keys sealed
+// under the master key are opened only to hand them to payflow-signer
+// (`payflowctl wallet migrate`); the worker opens none.
 type Wallets struct {
 	db     *sql.DB
 	sealer *KeySealer
@@ -63,7 +64,8 @@ type Wallets struct {
 func NewWallets(db *sql.DB, sealer *KeySealer) *Wallets { return &Wallets{db: db, sealer: sealer} }
 
 // Store stores a wallet's private key, plain in its chain family's
-// encoding (see evm.Keys), sealed under the master key for address.
+// encoding (for EVM chains the 32-byte secp256k1 scalar), sealed under the
+// master key for address.
 // Storing the same address again keeps the stored row (and key) and returns
 // it: the operation is idempotent. The caller clears plain.
 func (w *Wallets) Store(ctx context.Context, chain string, kind WalletKind, label, address string, plain []byte) (Wallet, error) {
