@@ -23,8 +23,9 @@ type GapReport struct {
 	Nonce   uint64
 	// Action: "resent" (a broadcast transaction the node had dropped, or a
 	// signed one whose workflow still runs, was sent), "filled" (a transaction signed but never sent was cancelled by a
-	// 0-value self-transfer on its nonce), or "foreign" (the nonce belongs to
-	// no transaction payflow signed: left for an operator).
+	// 0-value self-transfer on its nonce), "foreign" (the nonce belongs to
+	// no transaction payflow signed: left for an operator) or "refused" (the
+	// signer would not sign the filler: left for an operator).
 	Action string
 	TxHash common.Hash
 }
@@ -121,7 +122,10 @@ func (h *Healer) healLane(ctx context.Context, l evm.NonceLane, minAge time.Dura
 		if err != nil {
 			return reports, err
 		}
-		if r == nil || r.Action == "foreign" {
+		if r == nil || r.Action == "foreign" || r.Action == "refused" {
+			if r != nil && r.Action == "refused" {
+				reports = append(reports, *r)
+			}
 			return reports, nil // too young to touch, or an operator's case
 		}
 		reports = append(reports, *r)
@@ -194,6 +198,13 @@ func (h *Healer) fill(ctx context.Context, from common.Address, nonce uint64, ho
 	wf, step, attempt := evm.GapFiller(from, nonce)
 	signed, err := h.signer.sign(ctx, wf, step, attempt, "", from, &types.DynamicFeeTx{Nonce: nonce, GasTipCap: tip,
 		GasFeeCap: maxFee, Gas: params.TxGas, To: &from, Value: new(big.Int)})
+	if errors.Is(err, chain.ErrSignerRefused) {
+		// Asking again each pass changes nothing: the wallet's later
+		// transfers wait behind the gap until an operator acts.
+		h.log.Error("nonce gap: the signer refused the gap filler; operator needed", "address", evm.Lower(from),
+			"nonce", nonce, "abandoned_workflow_id", holder.WorkflowID, "err", err)
+		return &GapReport{Address: from, Nonce: nonce, Action: "refused"}, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("signing gap filler: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"payflow/chain"
 	"payflow/chain/evm"
+	"payflow/custody/signerapi"
 
 	"payflow/chain/evm/evmtest"
 )
@@ -73,6 +74,29 @@ func TestHealGapsCancelsAbandonedSignature(t *testing.T) {
 	// Nothing left to heal.
 	if reps, err := f.BC.Healer.HealGaps(f.Ctx, 0, owners); err != nil || len(reps) != 0 {
 		t.Fatalf("second pass: %v %v", reps, err)
+	}
+}
+
+// TestHealGapsLeavesARefusedFillerToAnOperator: a signer that will not
+// sign the gap filler leaves the gap as it is, reported "refused" (an
+// operator's case, like a foreign nonce) and not an error every pass;
+// nothing is stored and the abandoned transfer is not cancelled.
+func TestHealGapsLeavesARefusedFillerToAnOperator(t *testing.T) {
+	f := newChainFixture(t)
+	abandoned, err := f.BC.Signer.SignTransfer(f.Ctx, f.Request("wf-abandoned", 11))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.SignAndSend(f.Request("wf-blocked", 22))
+	refusing := f.BroadcasterWith(f.Client, signerFunc(func(context.Context, signerapi.SignRequest) (signerapi.SignResponse, error) {
+		return signerapi.SignResponse{}, &signerapi.Error{Code: signerapi.CodeRefused, Message: "names no reservation"}
+	}), evmtest.MaxFeeWei, 0)
+	reps, err := refusing.Healer.HealGaps(f.Ctx, 0, &fakeOwners{})
+	if err != nil || len(reps) != 1 || reps[0].Action != "refused" || reps[0].Nonce != abandoned.Nonce {
+		t.Fatalf("reports %+v, %v; want the gap at nonce %d refused", reps, err, abandoned.Nonce)
+	}
+	if n := f.Count("SELECT COUNT(*) FROM signed_txs WHERE workflow_id LIKE 'nonce-gap-%' OR state='failed'"); n != 0 {
+		t.Fatalf("%d filler or cancelled rows after a refused filler", n)
 	}
 }
 
