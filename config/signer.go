@@ -8,9 +8,13 @@ import (
 	"os"
 )
 
+// EnvKMSEndpoint overrides custody.kms.endpoint for payflow-signer (the dev
+// stack starts the signer before config.json names its local-kms).
+const EnvKMSEndpoint = "PAYFLOW_KMS_ENDPOINT"
+
 // LoadSigner reads path for payflow-signer: the chains it signs for (as
 // Load resolves them), signer and custody, with the environment's overrides
-// (PAYFLOW_MYSQL_DSN, PAYFLOW_SIGNER_SOCKET, ...). It validates the chains
+// (PAYFLOW_MYSQL_DSN, PAYFLOW_SIGNER_SOCKET, PAYFLOW_KMS_ENDPOINT, ...). It validates the chains
 // and the database, not the RabbitMQ and Temporal sections the signer never
 // reads (their secrets are not in its environment). A missing file, or one
 // that names no chain (a dev stack before `payflowctl devstack` wrote its
@@ -32,6 +36,9 @@ func LoadSigner(path string) (Config, error) {
 	}
 	if err := cfg.applyEnv(os.LookupEnv); err != nil {
 		return Config{}, err
+	}
+	if v := os.Getenv(EnvKMSEndpoint); v != "" {
+		cfg.Custody.KMS.Endpoint = v
 	}
 	// The seed shape names its one chain in eth_config; without a chain id
 	// it names none.
