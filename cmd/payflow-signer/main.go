@@ -7,8 +7,9 @@
 // and custody.kms), the database from PAYFLOW_MYSQL_DSN,
 // PAYFLOW_KMS_ENDPOINT (overrides custody.kms.endpoint) and
 // PAYFLOW_SIGNER_METRICS_ADDR (or -metrics-addr). It starts with no chains
-// configured too (a dev stack before `payflowctl devstack` wrote them) and
-// then refuses every sign request until it is restarted with them.
+// configured too (a dev stack before `payflowctl devstack` wrote them): a
+// request for a chain it does not know reads config.json's chains again (at
+// most every 5 s), and a restart reads them too.
 package main
 
 import (
@@ -55,13 +56,13 @@ func main() {
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	if err := run(ctx, cfg, *metricsAddr, log); err != nil {
+	if err := run(ctx, cfg, *path, *metricsAddr, log); err != nil {
 		log.Error("signer stopped", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, cfg config.Config, metricsAddr string, log *slog.Logger) error {
+func run(ctx context.Context, cfg config.Config, path, metricsAddr string, log *slog.Logger) error {
 	db, err := app.OpenDB(ctx, cfg)
 	if err != nil {
 		return err
@@ -86,7 +87,11 @@ func run(ctx context.Context, cfg config.Config, metricsAddr string, log *slog.L
 		kmsName = "AWS KMS"
 	}
 	s, err := openSigner(ctx, db, signer.Config{Chains: cfg.Chains, KMS: api, KMSName: kmsName,
-		EnvelopeKeyID: kc.EnvelopeKeyID, Log: log}, log)
+		EnvelopeKeyID: kc.EnvelopeKeyID, Log: log,
+		Reload: func() (map[string]config.ChainConfig, error) {
+			c, err := config.LoadSigner(path)
+			return c.Chains, err
+		}}, log)
 	if err != nil {
 		return err
 	}

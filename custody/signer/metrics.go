@@ -36,17 +36,22 @@ func newMetrics(st *store, chains []string) *Metrics {
 			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}},
 			[]string{"backend"}),
 	}
-	for _, c := range append(chains, "unknown") {
-		for _, v := range []string{signerapi.VerdictSigned, signerapi.VerdictReplayed, signerapi.VerdictRefused} {
-			m.requests.WithLabelValues(c, v)
-		}
-	}
+	m.initChains(append(chains, "unknown"))
 	for _, r := range refusalReasons {
 		m.refusals.WithLabelValues(r)
 	}
 	m.reg.MustRegister(m.requests, m.refusals, m.signSeconds, &keysCollector{store: st},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// initChains shows 0 for every verdict of chains before their first request.
+func (m *Metrics) initChains(chains []string) {
+	for _, c := range chains {
+		for _, v := range []string{signerapi.VerdictSigned, signerapi.VerdictReplayed, signerapi.VerdictRefused} {
+			m.requests.WithLabelValues(c, v)
+		}
+	}
 }
 
 // Registry is the signer's registry.

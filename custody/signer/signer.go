@@ -19,6 +19,7 @@ import (
 	"math/big"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common/hexutil"
@@ -45,17 +46,30 @@ type Config struct {
 	// when the signer's state is first created; empty: a new one is
 	// created. Once the state exists, the key it was sealed under is used.
 	EnvelopeKeyID string
+	// Reload, when set, reads the chains again (config.json rewritten): it
+	// is called when a request names a chain the signer does not know, at
+	// most once per reloadEvery, so a signer started before its chains were
+	// configured serves them without a restart.
+	Reload func() (map[string]config.ChainConfig, error)
 	// Log receives one line per request (never key material); nil: none.
 	Log *slog.Logger
 }
+
+// reloadEvery spaces the reloads of the chains.
+const reloadEvery = 5 * time.Second
 
 // Signer signs payments for payflow's workers. Safe for concurrent use.
 type Signer struct {
 	store   *store
 	ledger  *ledger.Ledger
 	keys    *keys
-	chains  map[string]config.ChainConfig
 	kmsName string
+
+	reload     func() (map[string]config.ChainConfig, error)
+	mu         sync.Mutex
+	chains     map[string]config.ChainConfig
+	lastReload time.Time
+
 	metrics *Metrics
 	log     *slog.Logger
 }
@@ -74,12 +88,9 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Signer, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	chains := map[string]config.ChainConfig{}
-	for name, ch := range cfg.Chains {
-		chains[strings.ToUpper(name)] = ch
-	}
+	chains := upperKeys(cfg.Chains)
 	st := &store{db: db}
-	s := &Signer{store: st, ledger: ledger.NewUnbatched(db), chains: chains, kmsName: cfg.KMSName, log: log}
+	s := &Signer{store: st, ledger: ledger.NewUnbatched(db), chains: chains, reload: cfg.Reload, kmsName: cfg.KMSName, log: log}
 	state, err := bootstrap(ctx, st, cfg.KMS, cfg.EnvelopeKeyID, log)
 	if err != nil {
 		return nil, err
@@ -88,6 +99,43 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Signer, error) {
 		wallets: ledger.NewWallets(db, nil), state: state, kmsSigners: map[string]*custodykms.Signer{}}
 	s.metrics = newMetrics(st, slices.Sorted(maps.Keys(chains)))
 	return s, nil
+}
+
+func upperKeys(in map[string]config.ChainConfig) map[string]config.ChainConfig {
+	out := make(map[string]config.ChainConfig, len(in))
+	for name, ch := range in {
+		out[strings.ToUpper(name)] = ch
+	}
+	return out
+}
+
+// chain returns the configuration of chain name; an unknown name reloads
+// the chains first (see Config.Reload).
+func (s *Signer) chain(name string) (config.ChainConfig, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ch, ok := s.chains[name]; ok || s.reload == nil || time.Since(s.lastReload) < reloadEvery {
+		return ch, ok
+	}
+	s.lastReload = time.Now()
+	chains, err := s.reload()
+	if err != nil {
+		s.log.Warn("reloading the chains failed; keeping those loaded", "err", err)
+		return config.ChainConfig{}, false
+	}
+	s.chains = upperKeys(chains)
+	s.metrics.initChains(slices.Sorted(maps.Keys(s.chains)))
+	s.log.Info("reloaded the chains", "chains", slices.Sorted(maps.Keys(s.chains)))
+	ch, ok := s.chains[name]
+	return ch, ok
+}
+
+// known says whether chain name is configured (for the metric's label).
+func (s *Signer) known(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.chains[name]
+	return ok
 }
 
 // bootstrap reads the signer's state, creating it on first start.
@@ -181,7 +229,7 @@ func (s *Signer) Sign(ctx context.Context, req signerapi.SignRequest) (signerapi
 	}
 	from := strings.ToLower(strings.TrimSpace(req.From))
 	chainLabel := st.Chain
-	if _, ok := s.chains[st.Chain]; !ok {
+	if !s.known(st.Chain) {
 		chainLabel = "unknown"
 	}
 	reason := refusalReason(err)
@@ -237,7 +285,7 @@ func (s *Signer) sign(ctx context.Context, st step, tx unsignedTx) (signerapi.Si
 		return resp, signerapi.VerdictReplayed, "", err
 	}
 
-	ch, ok := s.chains[st.Chain]
+	ch, ok := s.chain(st.Chain)
 	if !ok {
 		return fail(refuse(reasonUnknownChain, "payflow-signer signs for no chain %s (it signs for %s)", st.Chain, s.chainList()))
 	}
@@ -417,6 +465,8 @@ func (s *Signer) checkReplacement(ctx context.Context, st step, tx unsignedTx) (
 }
 
 func (s *Signer) chainList() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if len(s.chains) == 0 {
 		return "none yet"
 	}

@@ -89,7 +89,7 @@ func newEnv(t *testing.T) *env {
 	db := stacktest.TestDB(t, "signer")
 	require.NoError(t, ledger.Migrate(ctx, db))
 	e := &env{t: t, db: db, led: ledger.NewUnbatched(db), kms: devKMS(t), token: stacktest.RandomAddress(), logs: &syncBuffer{}}
-	e.sig = e.newSigner("")
+	e.sig = e.newSigner(nil)
 	t.Cleanup(func() { e.deleteKMSKeys() })
 
 	dir, err := os.MkdirTemp("", "signer")
@@ -105,17 +105,23 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-// newSigner opens a signer on e's database (a second one shares its state).
-func (e *env) newSigner(envelopeKeyID string) *signer.Signer {
+// chains is the test's one chain.
+func (e *env) chains() map[string]config.ChainConfig {
+	return map[string]config.ChainConfig{chainName: {
+		ChainID: chainID, MaxFeeGwei: maxFee, Native: config.NativeCoin{Symbol: "ETH"},
+		Tokens: map[string]config.Token{"USDT": {Address: e.token, Decimals: 6}},
+	}}
+}
+
+// newSigner opens a signer on e's database (a second one shares its state),
+// with e's chains unless change says otherwise.
+func (e *env) newSigner(change func(*signer.Config)) *signer.Signer {
 	e.t.Helper()
-	s, err := signer.New(context.Background(), e.db, signer.Config{
-		Chains: map[string]config.ChainConfig{chainName: {
-			ChainID: chainID, MaxFeeGwei: maxFee, Native: config.NativeCoin{Symbol: "ETH"},
-			Tokens: map[string]config.Token{"USDT": {Address: e.token, Decimals: 6}},
-		}},
-		KMS: e.kms, KMSName: "local-kms", EnvelopeKeyID: envelopeKeyID,
-		Log: slog.New(slog.NewJSONHandler(e.logs, nil)),
-	})
+	cfg := signer.Config{Chains: e.chains(), KMS: e.kms, KMSName: "local-kms", Log: slog.New(slog.NewJSONHandler(e.logs, nil))}
+	if change != nil {
+		change(&cfg)
+	}
+	s, err := signer.New(context.Background(), e.db, cfg)
 	require.NoError(e.t, err)
 	return s
 }
@@ -653,7 +659,7 @@ func TestStateIsCreatedOnceAndReopened(t *testing.T) {
 	e := newEnv(t)
 	xpub := e.sig.AccountXPub()
 	require.True(t, strings.HasPrefix(xpub, "xpub"))
-	again := e.newSigner("")
+	again := e.newSigner(func(c *signer.Config) { c.EnvelopeKeyID = "some-other-key" })
 	require.Equal(t, xpub, again.AccountXPub(), "a restart reopens the sealed mnemonic")
 	require.Equal(t, e.sig.EnvelopeKeyID(), again.EnvelopeKeyID())
 
@@ -668,4 +674,32 @@ func TestStateIsCreatedOnceAndReopened(t *testing.T) {
 	})
 	_, err = custodykms.NewEnvelope(e.kms, otherKey).Open(context.Background(), s, []byte("payflow-signer mnemonic"))
 	require.Error(t, err, "the mnemonic does not open under another KMS key")
+}
+
+func TestASignerWithoutChainsReloadsThem(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	reloads := 0
+	s := e.newSigner(func(c *signer.Config) {
+		c.Chains = nil
+		c.Reload = func() (map[string]config.ChainConfig, error) {
+			reloads++
+			return e.chains(), nil
+		}
+	})
+	from := e.newKey(signerapi.BackendEnvelope)
+	to := stacktest.RandomAddress()
+	res := e.reserve(from, "ETH", "1", to)
+	got, err := s.Sign(ctx, request(res, "transfer", 0, res, from, nativeTx(0, to, "1")))
+	require.NoError(t, err, "the first request for an unknown chain reloads the chains")
+	_, sender := decodeSigned(t, got.Raw)
+	require.Equal(t, from, sender)
+
+	r := request(stacktest.RandomID("wf-"), "transfer", 0, res, from, nativeTx(0, to, "1"))
+	r.Chain = "TRX"
+	_, err = s.Sign(ctx, r)
+	var refusal *signer.Refusal
+	require.ErrorAs(t, err, &refusal)
+	require.Equal(t, "unknown_chain", refusal.Reason)
+	require.Equal(t, 1, reloads, "reloads are spaced")
 }

@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS signer_steps (
   tx_hash         CHAR(66)        NOT NULL,
   raw             MEDIUMBLOB      NOT NULL,
   created_at      TIMESTAMP(6)    NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-  res0            VARCHAR(255)    CHARACTER SET utf8mb4 COLLATE utf8mb4_bin AS (IF(attempt = 0, reservation_key, NULL)) PERSISTENT,
+  res0            VARCHAR(255)    CHARACTER SET utf8mb4 COLLATE utf8mb4_bin AS (IF(attempt = 0, reservation_key, NULL)) STORED,
   PRIMARY KEY (chain, workflow_id, step, attempt),
   UNIQUE KEY uq_signer_steps_reservation (chain, res0),
   KEY ix_signer_steps_hash (tx_hash)
