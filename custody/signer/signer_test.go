@@ -410,6 +410,16 @@ func TestBadRequestsAndUnknownKeysAreAudited(t *testing.T) {
 	require.Equal(t, signerapi.VerdictRefused, audit[0].Verdict)
 	require.True(t, strings.HasPrefix(audit[0].Reason, "bad_request: "))
 
+	// Whatever a bad request names is audited, cut to the columns.
+	wf = stacktest.RandomID("wf-ü-")
+	r = request(wf, "transfer", 0, "x", "0xé"+strings.Repeat("z", 100), nativeTx(0, to, "1"))
+	r.Chain = "ÉTH"
+	_, err = e.client.Sign(ctx, r)
+	require.ErrorIs(t, err, signerapi.ErrBadRequest)
+	audit = e.auditOf(wf)
+	require.Len(t, audit, 1)
+	require.Contains(t, audit[0].Reason, "is not a chain name")
+
 	nobody := stacktest.RandomAddress()
 	res := e.reserve(nobody, "ETH", "1", to)
 	_, err = e.client.Sign(ctx, request(res, "transfer", 0, res, nobody, nativeTx(0, to, "1")))

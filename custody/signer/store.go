@@ -121,8 +121,8 @@ type execer interface {
 
 func insertAudit(ctx context.Context, db execer, e auditEntry) error {
 	_, err := db.ExecContext(ctx, `INSERT INTO signer_audit (chain, workflow_id, step, attempt, from_address, reservation_key, tx_hash, verdict, reason)
-		VALUES (?,?,?,?,?,?,?,?,?)`, cut(e.Chain, maxChain), cut(e.WorkflowID, maxWorkflowID), cut(e.Step, maxStep), e.Attempt,
-		cut(e.From, 64), cut(e.Reservation, maxReservation), cut(e.TxHash, 66), e.Verdict, cut(e.Reason, 1024))
+		VALUES (?,?,?,?,?,?,?,?,?)`, asciiCut(e.Chain, maxChain), cut(e.WorkflowID, maxWorkflowID), cut(e.Step, maxStep), e.Attempt,
+		asciiCut(e.From, 64), cut(e.Reservation, maxReservation), asciiCut(e.TxHash, 66), e.Verdict, cut(e.Reason, 1024))
 	if err != nil {
 		return fmt.Errorf("auditing %s (%s): %w", e.step, e.Verdict, err)
 	}
@@ -142,6 +142,16 @@ func cut(s string, n int) string {
 		return string(r[:n])
 	}
 	return s
+}
+
+// asciiCut is cut for the ASCII columns: other characters become '?'.
+func asciiCut(s string, n int) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e {
+			return '?'
+		}
+		return r
+	}, cut(s, n))
 }
 
 // lastAudit reads the newest n audit entries, newest first.
@@ -216,21 +226,18 @@ func (st *store) keys(ctx context.Context) ([]keyRow, error) {
 
 // keyCounts counts the key rows by backend.
 func (st *store) keyCounts(ctx context.Context) (map[string]int, error) {
-	rows, err := st.db.QueryContext(ctx, "SELECT backend, COUNT(*) FROM signer_keys GROUP BY backend")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	out := map[string]int{}
-	for rows.Next() {
+	err := sqlrows.Each(ctx, st.db, func(row sqlrows.Scanner) error {
 		var b string
 		var n int
-		if err := rows.Scan(&b, &n); err != nil {
-			return nil, err
-		}
+		err := row.Scan(&b, &n)
 		out[b] = n
+		return err
+	}, "SELECT backend, COUNT(*) FROM signer_keys GROUP BY backend")
+	if err != nil {
+		return nil, fmt.Errorf("counting the signer's keys: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // state is the row of signer_state.

@@ -73,6 +73,9 @@ func parseRequest(req signerapi.SignRequest) (step, unsignedTx, error) {
 			return bad("%s is not valid UTF-8 of at most %d characters", f.name, f.max)
 		}
 	}
+	if strings.IndexFunc(st.Chain, func(r rune) bool { return !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') }) >= 0 {
+		return bad("chain %q is not a chain name (letters, digits, '_' or '-')", clip(st.Chain))
+	}
 	if st.Attempt < 0 {
 		return bad("attempt %d is below 0", st.Attempt)
 	}
