@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -73,11 +74,17 @@ func run(ctx context.Context, cfg config.Config, path, metricsAddr string, log *
 	}
 	kc := cfg.Custody.KMS
 	kmsCfg, kmsName := custodykms.Config{Region: kc.Region}, "AWS KMS in "+kc.Region
-	if kc.Endpoint != "" {
+	switch {
+	case kc.Endpoint != "" && loopback(kc.Endpoint):
+		// local-kms on this host: it takes any credentials.
 		kmsCfg, kmsName = custodykms.DevConfig(kc.Endpoint), kc.Endpoint
 		if kc.Region != "" {
 			kmsCfg.Region = kc.Region
 		}
+	case kc.Endpoint != "":
+		// Another endpoint (a VPC endpoint of AWS KMS, say): the SDK's usual
+		// credentials, never dummy ones.
+		kmsCfg, kmsName = custodykms.Config{Endpoint: kc.Endpoint, Region: kc.Region}, kc.Endpoint
 	}
 	api, err := custodykms.NewClient(ctx, kmsCfg)
 	if err != nil {
@@ -203,4 +210,19 @@ func listen(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("setting the mode of %s: %w", path, err)
 	}
 	return ln, nil
+}
+
+// loopback says whether a KMS endpoint URL names this host (the dev stack's
+// local-kms), the only KMS that gets dummy credentials.
+func loopback(endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return false
+	}
+	h := u.Hostname()
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
