@@ -64,11 +64,11 @@ type promTarget struct {
 }
 
 // TestPrometheusScrapesTheStack: the dev Prometheus of `make up` has scraped
-// the worker, the starter and the Temporal dev server, including
+// the worker, the starter, payflow-signer and the Temporal dev server, including
 // every endpoint stack.json lists in metrics_urls, and holds their samples.
 func TestPrometheusScrapesTheStack(t *testing.T) {
 	st := stacktest.Load(t)
-	jobs := []string{"payflow-worker", "payflow-starter", "temporal"}
+	jobs := []string{"payflow-worker", "payflow-starter", "payflow-signer", "temporal"}
 	// Every worker (several with PAYFLOW_WORKERS) is a target of payflow-worker.
 	var byJob map[string][]promTarget
 	var byURL map[string]promTarget
@@ -122,6 +122,7 @@ func TestPrometheusScrapesTheStack(t *testing.T) {
 	// Samples arrived: the worker's own metrics and the Temporal server's.
 	for _, q := range []string{
 		`count({job="payflow-worker", __name__=~"payflow_.+"})`,
+		`count({job="payflow-signer", __name__=~"payflow_signer_.+"})`,
 		`count({job="temporal"})`,
 	} {
 		var v struct {

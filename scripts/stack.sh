@@ -4,18 +4,19 @@
 # 1337, and BSC, chain id 1397, native coin BNB), data under .dev/, then
 # migrations, the test tokens (USDT and USDC on each chain), dev wallets
 # (the same addresses on both chains), Prometheus, local-kms (a
-# local implementation of the AWS KMS API, data in .dev/kms), the worker and
-# the starter.
+# local implementation of the AWS KMS API, data in .dev/kms), payflow-signer
+# (the one process with keys, on .dev/signer/signer.sock), the worker and the
+# starter.
 #
 #   scripts/stack.sh up      install what is missing, start what is not running
 #                            (TEMPORAL=cluster: the Temporal server on PostgreSQL
 #                            instead of the dev server; PAYFLOW_WORKERS=N: N workers)
 #   scripts/stack.sh down    stop what `up` started (by the pid files in .dev/pids)
 #   scripts/stack.sh status  show what runs
-#   scripts/stack.sh refresh restart the worker/starter whose binary or config changed
-#   scripts/stack.sh restart-payflow          rebuild and restart the worker and the starter
-#   scripts/stack.sh start-payflow worker|worker-N|starter   start one of them if it is not running
-#   scripts/stack.sh stop-payflow worker|worker-N|starter    stop one of them
+#   scripts/stack.sh refresh restart the signer/worker/starter whose binary or config changed
+#   scripts/stack.sh restart-payflow          rebuild and restart the signer, the worker and the starter
+#   scripts/stack.sh start-payflow signer|worker|worker-N|starter   start one of them if it is not running
+#   scripts/stack.sh stop-payflow signer|worker|worker-N|starter    stop one of them
 #   scripts/stack.sh stop-node eth|bsc        stop one chain's geth (tests of a node that is down)
 #   scripts/stack.sh start-node eth|bsc       start it again if it is not running
 #   scripts/stack.sh start-kms                build (if missing) and start local-kms if it is not running
@@ -60,6 +61,7 @@ STARTER_METRICS_PORT=${PAYFLOW_STARTER_METRICS_PORT:-8381}
 TEMPORAL_METRICS_PORT=${PAYFLOW_TEMPORAL_METRICS_PORT:-8234}
 PROMETHEUS_PORT=${PAYFLOW_PROMETHEUS_PORT:-9090}
 KMS_PORT=${PAYFLOW_KMS_PORT:-8390}
+SIGNER_METRICS_PORT=${PAYFLOW_SIGNER_METRICS_PORT:-8384}
 BLOCK_PERIOD=${PAYFLOW_BLOCK_PERIOD:-1}
 CONFIRMATIONS=${PAYFLOW_CONFIRMATIONS:-3}
 TEMPORAL_CLI_VERSION=v1.5.1
@@ -77,6 +79,9 @@ PG_BIN=/usr/lib/postgresql/15/bin
 # PAYFLOW_WORKERS runs that many worker processes (worker, worker-2, ...).
 WORKERS=${PAYFLOW_WORKERS:-1}
 LOCAL_KMS_VERSION=v0.0.0-20260228092603-2a5e92d09ab6
+MYSQL_DSN="payflow:payflow@tcp(127.0.0.1:$MYSQL_PORT)/payflow?parseTime=true&loc=UTC&multiStatements=true&interpolateParams=true"
+# payflow-signer's socket: its directory is the signer's alone (0700).
+SIGNER_SOCKET=$DEV/signer/signer.sock
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
@@ -247,8 +252,8 @@ install_tools() {
   else
     step "geth $gethv: built"
   fi
-  step "payflow binaries: building the worker, the starter and payflowctl"
-  go_build payflow "$ROOT" build -o "$BIN/" ./workers ./starter ./cmd/payflowctl
+  step "payflow binaries: building the signer, the worker, the starter and payflowctl"
+  go_build payflow "$ROOT" build -o "$BIN/" ./workers ./starter ./cmd/payflowctl ./cmd/payflow-signer
   mv -f "$BIN/workers" "$BIN/payflow-worker" 2>/dev/null || true
   mv -f "$BIN/starter" "$BIN/payflow-starter" 2>/dev/null || true
   wait_kms
@@ -661,8 +666,8 @@ temporal_metrics_port() {
 }
 
 # start_prometheus writes .dev/prometheus/prometheus.yml from
-# deploy/prometheus/prometheus.tmpl.yml (scraping the worker, the starter and
-# Temporal; rules from deploy/prometheus/alerts.yml), checks it with promtool
+# deploy/prometheus/prometheus.tmpl.yml (scraping the worker, the starter, the
+# signer and Temporal; rules from deploy/prometheus/alerts.yml), checks it with promtool
 # and starts Prometheus, or reloads a running one whose config or rules changed.
 start_prometheus() {
   local dir=$DEV/prometheus conf=$DEV/prometheus/prometheus.yml sum
@@ -670,7 +675,7 @@ start_prometheus() {
   local targets= name
   # Several workers: one target each, in the template's ["@WORKER@"] list.
   for name in $(workers); do targets+=${targets:+'", "'}$(worker_http_addr "$name"); done
-  sed -e "s|@WORKER@|$targets|" -e "s|@STARTER@|127.0.0.1:$STARTER_METRICS_PORT|" \
+  sed -e "s|@WORKER@|$targets|" -e "s|@STARTER@|127.0.0.1:$STARTER_METRICS_PORT|" -e "s|@SIGNER@|127.0.0.1:$SIGNER_METRICS_PORT|" \
     -e "s|@TEMPORAL@|127.0.0.1:$(temporal_metrics_port)|" -e "s|@RULES_DIR@|$ROOT/deploy/prometheus|" \
     "$ROOT/deploy/prometheus/prometheus.tmpl.yml" >"$conf"
   if ! promtool check config "$conf" >"$LOGS/promtool.log" 2>&1; then
@@ -758,6 +763,9 @@ start_payflow() { # name binary
   if running "$name"; then return; fi
   log "starting $name"
   (set -a; . "$DEV/payflow.env"; set +a
+   # Only payflow-signer reaches keys: the worker and the starter get no
+   # master key, even from a payflow.env an older devstack wrote.
+   unset PAYFLOW_MASTER_KEY
    if [[ $name == worker-* ]]; then
      export PAYFLOW_HTTP_ADDR; PAYFLOW_HTTP_ADDR=$(worker_http_addr "$name")
      # A profiling listener asked for (host:port) moves up by one per worker.
@@ -770,12 +778,44 @@ start_payflow() { # name binary
   cat "$bin" "$DEV/config.json" | sha256sum | cut -d" " -f1 >"$PIDS/$name.sum"
 }
 
+# start_signer starts payflow-signer on $SIGNER_SOCKET, /metrics also on
+# 127.0.0.1:$SIGNER_METRICS_PORT. It runs before devstack writes config.json
+# (devstack creates the dev wallets' keys through it) and so is told the
+# database and local-kms directly; it reads its chains from config.json once
+# there (at its restart after devstack, or at the first request naming one).
+# It gets none of payflow.env's secrets.
+start_signer() {
+  local bin=$BIN/payflow-signer
+  if running signer; then return; fi
+  log "starting signer"
+  mkdir -p "$(dirname "$SIGNER_SOCKET")"
+  chmod 700 "$(dirname "$SIGNER_SOCKET")"
+  (export PAYFLOW_CONFIG=$DEV/config.json PAYFLOW_MYSQL_DSN=$MYSQL_DSN PAYFLOW_KMS_ENDPOINT=http://127.0.0.1:$KMS_PORT \
+     PAYFLOW_SIGNER_SOCKET=$SIGNER_SOCKET PAYFLOW_SIGNER_METRICS_ADDR=127.0.0.1:$SIGNER_METRICS_PORT
+   unset PAYFLOW_MASTER_KEY PAYFLOW_SIGN_KEY PAYFLOW_AMQP_URL
+   nohup "$bin" >>"$LOGS/signer.log" 2>&1 &
+   echo $! >"$PIDS/signer.pid")
+  { cat "$bin"; cat "$DEV/config.json" 2>/dev/null || true; } | sha256sum | cut -d" " -f1 >"$PIDS/signer.sum"
+  # Up when it answers its status on the socket; a signer that exits
+  # (a bad configuration, a state it cannot open) fails the start.
+  local i
+  for ((i = 0; i < 300; i++)); do
+    if ! running signer; then
+      tail -n 5 "$LOGS/signer.log" >&2
+      die "payflow-signer exited (log: $LOGS/signer.log)"
+    fi
+    if curl -fsS -m 2 --unix-socket "$SIGNER_SOCKET" http://signer/v1/status >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  die "payflow-signer does not answer on $SIGNER_SOCKET after 60s (log: $LOGS/signer.log)"
+}
+
 up() {
   mkdir -p "$DEV" "$PIDS" "$LOGS"
-  STEPS=14
+  STEPS=15
   case $(temporal_kind) in
     dev) ;;
-    cluster) STEPS=16 ;;
+    cluster) STEPS=17 ;;
     *) die "TEMPORAL=$TEMPORAL: dev (the default) or cluster" ;;
   esac
   install_packages
@@ -786,6 +826,8 @@ up() {
   start_node eth
   start_node bsc
   start_kms
+  if running signer; then step "payflow-signer: running"; else step "payflow-signer: starting on $SIGNER_SOCKET (metrics 127.0.0.1:$SIGNER_METRICS_PORT)"; fi
+  start_signer
   step "dev data: migrations, test tokens, dev wallets and config on both chains (payflowctl devstack)"
   # stack.json's metrics_urls names every worker: worker-N by -worker.
   local name more_workers=()
@@ -801,7 +843,10 @@ up() {
     -chain "BSC,BNB,http://127.0.0.1:$BSC_HTTP_PORT,ws://127.0.0.1:$BSC_WS_PORT" \
     -confirmations "$CONFIRMATIONS" -http-addr "127.0.0.1:$HTTP_PORT" \
     -metrics-addr "127.0.0.1:$STARTER_METRICS_PORT" -prometheus-url "http://127.0.0.1:$PROMETHEUS_PORT" \
-    -kms-endpoint "http://127.0.0.1:$KMS_PORT" "${more_workers[@]}"
+    -kms-endpoint "http://127.0.0.1:$KMS_PORT" -signer-socket "$SIGNER_SOCKET" "${more_workers[@]}"
+  # The signer reads the chains devstack wrote.
+  stop_one signer
+  start_signer
   start_prometheus
   step "worker and starter"
   start_workers
@@ -829,6 +874,7 @@ down() {
   stop_one prometheus
   stop_one starter
   stop_workers
+  stop_one signer
   stop_one geth-bsc
   stop_one geth
   stop_one kms
@@ -844,10 +890,16 @@ down() {
   stop_one mariadb
 }
 
-# refresh restarts the worker or the starter if its binary changed since it
-# started (make test runs the code under test, not yesterday's build).
+# refresh restarts the signer, the worker or the starter if its binary
+# changed since it started (make test runs the code under test, not
+# yesterday's build).
 refresh() {
   local name bin
+  if running signer && [[ "$(cat "$BIN/payflow-signer" "$DEV/config.json" | sha256sum | cut -d" " -f1)" != "$(cat "$PIDS/signer.sum" 2>/dev/null)" ]]; then
+    log "signer binary or config changed; restarting it"
+    stop_one signer
+    start_signer
+  fi
   for name in $(workers) starter; do
     bin=$BIN/payflow-${name%%-[0-9]*}
     if running "$name" && [[ "$(cat "$bin" "$DEV/config.json" | sha256sum | cut -d" " -f1)" != "$(cat "$PIDS/$name.sum" 2>/dev/null)" ]]; then
@@ -861,7 +913,7 @@ refresh() {
 status() {
   local n
   show() { if running "$1"; then echo "$1: running (pid $(cat "$PIDS/$1.pid"))"; else echo "$1: stopped"; fi; }
-  for n in mariadb rabbitmq temporal geth geth-bsc kms prometheus worker starter; do
+  for n in mariadb rabbitmq temporal geth geth-bsc kms prometheus signer worker starter; do
     case $n in
       temporal) if [[ $(temporal_kind) == cluster ]]; then show postgres; show temporal-server; show temporal-ui; continue; fi ;;
       worker) for n in $(workers); do show "$n"; done; continue ;;
@@ -870,23 +922,26 @@ status() {
   done
 }
 
-usage() { die "usage: $0 up|down|status|refresh|restart-payflow|start-payflow worker|worker-N|starter|stop-payflow worker|worker-N|starter|stop-node eth|bsc|start-node eth|bsc|start-kms|start-temporal|stop-temporal"; }
+usage() { die "usage: $0 up|down|status|refresh|restart-payflow|start-payflow signer|worker|worker-N|starter|stop-payflow signer|worker|worker-N|starter|stop-node eth|bsc|start-node eth|bsc|start-kms|start-temporal|stop-temporal"; }
 
 case ${1:-} in
   up) up ;;
   refresh) refresh ;;
   down) down ;;
   status) status ;;
-  restart-payflow) stop_one starter; stop_workers; install_tools; start_workers; start_payflow starter "$BIN/payflow-starter" ;;
+  restart-payflow)
+    stop_one starter; stop_workers; stop_one signer; install_tools
+    start_signer; start_workers; start_payflow starter "$BIN/payflow-starter" ;;
   start-payflow)
     case ${2:-} in
+      signer) mkdir -p "$PIDS" "$LOGS"; start_signer ;;
       worker | starter) mkdir -p "$PIDS" "$LOGS"; start_payflow "$2" "$BIN/payflow-$2" ;;
       worker-[0-9]*) mkdir -p "$PIDS" "$LOGS"; start_payflow "$2" "$BIN/payflow-worker" ;;
       *) usage ;;
     esac ;;
   stop-payflow)
     case ${2:-} in
-      worker | worker-[0-9]* | starter) stop_one "$2"; rm -f "$PIDS/$2.sum" ;;
+      signer | worker | worker-[0-9]* | starter) stop_one "$2"; rm -f "$PIDS/$2.sum" ;;
       *) usage ;;
     esac ;;
   stop-node) stop_node "${2:-}" ;;

@@ -49,7 +49,7 @@ var composeEnv = map[string]string{}
 // wantServices is every service docker-compose.yml must define, and no other.
 var wantServices = []string{
 	"mysql", "rabbitmq", "temporal", "temporal-admin-tools", "temporal-ui",
-	"geth", "geth-bsc", "kms", "devstack", "worker", "starter", "prometheus", "grafana",
+	"geth", "geth-bsc", "kms", "signer", "devstack", "worker", "starter", "prometheus", "grafana",
 }
 
 // composeFor maps each component scripts/stack.sh starts (the names its
@@ -64,6 +64,7 @@ var composeFor = map[string][]string{
 	"geth-bsc":   {"geth-bsc"},
 	"kms":        {"kms"},
 	"prometheus": {"prometheus"},
+	"signer":     {"signer"},
 	"worker":     {"worker"},
 	"starter":    {"starter"},
 }
@@ -107,7 +108,9 @@ var publishedPorts = []publishedPort{
 	{stackVar: "PROMETHEUS_PORT", service: "prometheus", target: 9090, listens: map[string]string{
 		"prometheus": "--web.listen-address=0.0.0.0:9090"}},
 	{stackVar: "KMS_PORT", service: "kms", target: 8390, listens: map[string]string{
-		"kms": "PORT=8390", "devstack": "-kms-endpoint http://kms:8390"}},
+		"kms": "PORT=8390", "devstack": "-kms-endpoint http://kms:8390", "signer": "PAYFLOW_KMS_ENDPOINT=http://kms:8390"}},
+	{stackVar: "SIGNER_METRICS_PORT", service: "signer", target: 8384, listens: map[string]string{
+		"signer": "PAYFLOW_SIGNER_METRICS_ADDR=0.0.0.0:8384", "prometheus": "signer:8384"}},
 }
 
 // unpublishedPorts are stack.sh ports compose deliberately does not publish.

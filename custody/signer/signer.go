@@ -1,0 +1,531 @@
+// Package signer is payflow-signer: the one process that reaches key
+// material. It signs one transaction for one workflow step at a time, only
+// when the transaction pays out a held ledger reservation exactly (or
+// replaces such a transaction with other fees), stores each signed attempt
+// before answering, and appends every request and its verdict to an audit
+// log. Keys are KMS keys, keys sealed under KMS data keys, or children of a
+// mnemonic sealed the same way. It owns the tables signer_keys,
+// signer_state, signer_steps and signer_audit; the ledger's reservations and
+// wallets it reads through the ledger package.
+package signer
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math/big"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"payflow/config"
+	"payflow/custody/hd"
+	custodykms "payflow/custody/kms"
+	"payflow/custody/signerapi"
+	"payflow/ledger"
+)
+
+// Config is what New needs besides the database.
+type Config struct {
+	// Chains are the chains the signer signs for (config.json's chains):
+	// chain id, native coin, tokens and maximum fee. A request for another
+	// chain is refused.
+	Chains map[string]config.ChainConfig
+	// KMS reaches the KMS; KMSName (its endpoint or region) is shown in the
+	// status.
+	KMS     KMS
+	KMSName string
+	// EnvelopeKeyID is the KMS key whose data keys seal key material, used
+	// when the signer's state is first created; empty: a new one is
+	// created. Once the state exists, the key it was sealed under is used.
+	EnvelopeKeyID string
+	// Reload, when set, reads the chains again (config.json rewritten): it
+	// is called when a request names a chain the signer does not know, at
+	// most once per reloadEvery, so a signer started before its chains were
+	// configured serves them without a restart.
+	Reload func() (map[string]config.ChainConfig, error)
+	// Log receives one line per request (never key material); nil: none.
+	Log *slog.Logger
+}
+
+// reloadEvery spaces the reloads of the chains.
+const reloadEvery = 5 * time.Second
+
+// Signer signs payments for payflow's workers. Safe for concurrent use.
+type Signer struct {
+	store   *store
+	ledger  *ledger.Ledger
+	keys    *keys
+	kmsName string
+
+	reload     func() (map[string]config.ChainConfig, error)
+	mu         sync.Mutex
+	chains     map[string]config.ChainConfig
+	lastReload time.Time
+
+	metrics *Metrics
+	log     *slog.Logger
+}
+
+// New opens the signer on db (migrated by ledger.Migrate). On a database
+// with no signer state it creates it: the envelope key (cfg.EnvelopeKeyID,
+// or a new KMS key), a new 24-word mnemonic sealed under it, and the account
+// xpub. On one with state it opens the mnemonic and checks it derives the
+// stored xpub, so a KMS that cannot open it fails the start, not the first
+// HD signature.
+func New(ctx context.Context, db *sql.DB, cfg Config) (*Signer, error) {
+	if cfg.KMS == nil {
+		return nil, errors.New("the signer needs a KMS")
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	chains := upperKeys(cfg.Chains)
+	st := &store{db: db}
+	s := &Signer{store: st, ledger: ledger.NewUnbatched(db), chains: chains, reload: cfg.Reload, kmsName: cfg.KMSName, log: log}
+	state, err := bootstrap(ctx, st, cfg.KMS, cfg.EnvelopeKeyID, log)
+	if err != nil {
+		return nil, err
+	}
+	s.keys = &keys{kms: cfg.KMS, envelope: custodykms.NewEnvelope(cfg.KMS, state.EnvelopeKeyID), store: st,
+		wallets: ledger.NewWallets(db, nil), state: state, kmsSigners: map[string]*custodykms.Signer{}}
+	s.metrics = newMetrics(st, slices.Sorted(maps.Keys(chains)))
+	return s, nil
+}
+
+func upperKeys(in map[string]config.ChainConfig) map[string]config.ChainConfig {
+	out := make(map[string]config.ChainConfig, len(in))
+	for name, ch := range in {
+		out[strings.ToUpper(name)] = ch
+	}
+	return out
+}
+
+// chain returns the configuration of chain name; an unknown name reloads
+// the chains first (see Config.Reload).
+func (s *Signer) chain(name string) (config.ChainConfig, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ch, ok := s.chains[name]; ok || s.reload == nil || time.Since(s.lastReload) < reloadEvery {
+		return ch, ok
+	}
+	s.lastReload = time.Now()
+	chains, err := s.reload()
+	if err != nil {
+		s.log.Warn("reloading the chains failed; keeping those loaded", "err", err)
+		return config.ChainConfig{}, false
+	}
+	s.chains = upperKeys(chains)
+	s.metrics.initChains(slices.Sorted(maps.Keys(s.chains)))
+	s.log.Info("reloaded the chains", "chains", slices.Sorted(maps.Keys(s.chains)))
+	ch, ok := s.chains[name]
+	return ch, ok
+}
+
+// known says whether chain name is configured (for the metric's label).
+func (s *Signer) known(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.chains[name]
+	return ok
+}
+
+// bootstrap reads the signer's state, creating it on first start.
+func bootstrap(ctx context.Context, st *store, api KMS, envelopeKeyID string, log *slog.Logger) (state, error) {
+	s, ok, err := st.state(ctx)
+	if err != nil {
+		return state{}, err
+	}
+	if !ok {
+		if envelopeKeyID == "" {
+			if envelopeKeyID, err = custodykms.CreateEnvelopeKey(ctx, api, "payflow-signer envelope key"); err != nil {
+				return state{}, err
+			}
+			log.Info("created the envelope key", "kms_key_id", envelopeKeyID)
+		}
+		words, err := hd.NewMnemonic(256)
+		if err != nil {
+			return state{}, err
+		}
+		plain := []byte(words)
+		sealed, err := custodykms.NewEnvelope(api, envelopeKeyID).Seal(ctx, plain, mnemonicAAD)
+		if err != nil {
+			clear(plain)
+			return state{}, fmt.Errorf("sealing the new mnemonic: %w", err)
+		}
+		account, err := derive(plain, hd.AccountPath)
+		if err != nil {
+			return state{}, err
+		}
+		xpub := account.XPub()
+		account.Zero()
+		b, err := sealed.MarshalBinary()
+		if err != nil {
+			return state{}, err
+		}
+		if err := st.insertState(ctx, state{EnvelopeKeyID: envelopeKeyID, SealedMnemonic: b, AccountXPub: xpub}); err != nil {
+			return state{}, err
+		}
+		if s, ok, err = st.state(ctx); err != nil || !ok {
+			return state{}, fmt.Errorf("reading the signer's state back: %v", err)
+		}
+		if s.AccountXPub == xpub {
+			log.Info("created the signer's mnemonic (sealed) and account", "account_xpub", xpub)
+		}
+	} else if envelopeKeyID != "" && envelopeKeyID != s.EnvelopeKeyID {
+		log.Warn("custody.kms.envelope_key_id differs from the key the signer's state is sealed under; using the latter",
+			"configured", envelopeKeyID, "kms_key_id", s.EnvelopeKeyID)
+	}
+	// Opening the mnemonic proves the KMS reaches the envelope key.
+	sealed, err := custodykms.UnmarshalSealed(s.SealedMnemonic)
+	if err != nil {
+		return state{}, fmt.Errorf("%w: reading the sealed mnemonic: %v", ErrState, err)
+	}
+	words, err := custodykms.NewEnvelope(api, s.EnvelopeKeyID).Open(ctx, sealed, mnemonicAAD)
+	if err != nil {
+		return state{}, fmt.Errorf("opening the signer's mnemonic: %w", err)
+	}
+	account, err := derive(words, hd.AccountPath)
+	if err != nil {
+		return state{}, err
+	}
+	defer account.Zero()
+	if account.XPub() != s.AccountXPub {
+		return state{}, fmt.Errorf("%w: the sealed mnemonic does not derive the stored account xpub", ErrState)
+	}
+	return s, nil
+}
+
+// AccountXPub is the HD account's xpub, m/44'/60'/0' (public).
+func (s *Signer) AccountXPub() string { return s.keys.state.AccountXPub }
+
+// EnvelopeKeyID is the KMS key whose data keys seal the signer's key
+// material.
+func (s *Signer) EnvelopeKeyID() string { return s.keys.state.EnvelopeKeyID }
+
+// Metrics are the signer's Prometheus collectors.
+func (s *Signer) Metrics() *Metrics { return s.metrics }
+
+// Sign signs one attempt of one workflow step (see signerapi.SignRequest),
+// or refuses it. The signed attempt and its audit entry are stored before
+// Sign returns; a refusal is audited before it is returned. Errors:
+// *Refusal (never signed, also on a retry), a bad request or an unknown key
+// (both also audited as refused), or the signer's own trouble (its
+// database, its KMS), which a retry may cure.
+func (s *Signer) Sign(ctx context.Context, req signerapi.SignRequest) (signerapi.SignResponse, error) {
+	st, tx, err := parseRequest(req)
+	var resp signerapi.SignResponse
+	verdict, backend := signerapi.VerdictRefused, ""
+	if err == nil {
+		resp, verdict, backend, err = s.sign(ctx, st, tx)
+	}
+	from := strings.ToLower(strings.TrimSpace(req.From))
+	chainLabel := st.Chain
+	if !s.known(st.Chain) {
+		chainLabel = "unknown"
+	}
+	reason := refusalReason(err)
+	if reason != "" {
+		if aerr := s.store.audit(context.WithoutCancel(ctx), auditEntry{step: st, From: from, Verdict: signerapi.VerdictRefused,
+			Reason: reason + ": " + err.Error()}); aerr != nil {
+			s.log.Error("could not audit a refusal; answering unavailable", "chain", st.Chain, "workflow_id", st.WorkflowID,
+				"step", st.Step, "attempt", st.Attempt, "err", aerr)
+			return signerapi.SignResponse{}, aerr
+		}
+		s.metrics.refused(chainLabel, reason)
+		s.log.Warn("refused", "chain", st.Chain, "workflow_id", st.WorkflowID, "step", st.Step, "attempt", st.Attempt,
+			"reservation", st.Reservation, "address", from, "reason", reason, "err", err.Error())
+		return signerapi.SignResponse{}, err
+	}
+	if err != nil {
+		s.log.Error("signing failed", "chain", st.Chain, "workflow_id", st.WorkflowID, "step", st.Step, "attempt", st.Attempt,
+			"address", from, "err", err)
+		return signerapi.SignResponse{}, err
+	}
+	s.metrics.answered(chainLabel, verdict)
+	s.log.Info(verdict, "chain", st.Chain, "workflow_id", st.WorkflowID, "step", st.Step, "attempt", st.Attempt,
+		"reservation", st.Reservation, "address", from, "tx_hash", resp.TxHash, "backend", backend)
+	return resp, nil
+}
+
+// refusalReason is the reason label of an error the signer answers as a
+// refusal, or "" for its own trouble.
+func refusalReason(err error) string {
+	var r *Refusal
+	var b *badRequest
+	var u *unknownKey
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &r):
+		return r.Reason
+	case errors.As(err, &b):
+		return reasonBadRequest
+	case errors.As(err, &u):
+		return reasonUnknownKey
+	}
+	return ""
+}
+
+// sign applies the rules to one parsed request and signs it.
+func (s *Signer) sign(ctx context.Context, st step, tx unsignedTx) (signerapi.SignResponse, string, string, error) {
+	// The same attempt again: the stored transaction, or a refusal.
+	if prev, ok, err := s.store.step(ctx, st.Chain, st.WorkflowID, st.Step, st.Attempt); err != nil {
+		return signerapi.SignResponse{}, "", "", err
+	} else if ok {
+		resp, err := s.replay(ctx, st, tx, prev)
+		return resp, signerapi.VerdictReplayed, "", err
+	}
+
+	ch, ok := s.chain(st.Chain)
+	if !ok {
+		return fail(refuse(reasonUnknownChain, "payflow-signer signs for no chain %s (it signs for %s)", st.Chain, s.chainList()))
+	}
+	if tx.ChainID != ch.ChainID {
+		return fail(refuse(reasonChainID, "chain id %d is not %s's (%d)", tx.ChainID, st.Chain, ch.ChainID))
+	}
+	if max := ch.MaxFeeWei(); tx.FeeCap.Cmp(max) > 0 {
+		return fail(refuse(reasonFeeCap, "fee cap %s gwei is above %s's maximum of %d gwei", gwei(tx.FeeCap), st.Chain, ch.MaxFeeGwei))
+	}
+	var err error
+	if st.Attempt == 0 {
+		err = s.checkFirst(ctx, ch, st, tx)
+	} else {
+		st.Reservation, err = s.checkReplacement(ctx, st, tx)
+	}
+	if err != nil {
+		return fail(err)
+	}
+
+	key, err := s.keys.find(ctx, st.Chain, tx.From)
+	if err != nil {
+		return fail(err)
+	}
+	signer := types.LatestSignerForChainID(big.NewInt(tx.ChainID))
+	start := time.Now()
+	signed, err := key.sign(ctx, tx.transaction(), signer)
+	if err != nil {
+		return fail(fmt.Errorf("signing %s with the %s key of %s: %w", st, key.Backend, addr(tx.From), err))
+	}
+	s.metrics.signSecondsObserve(key.Backend, time.Since(start))
+	if sender, err := types.Sender(signer, signed); err != nil || sender != tx.From {
+		return fail(fmt.Errorf("the %s key of %s signed %s as another sender", key.Backend, addr(tx.From), st))
+	}
+	raw, err := signed.MarshalBinary()
+	if err != nil {
+		return fail(err)
+	}
+	row := signedStep{step: st, Tx: tx, TxHash: signed.Hash().Hex(), Raw: raw}
+	switch err := s.store.insertSigned(ctx, row); {
+	case errors.Is(err, errDuplicateStep):
+		// A concurrent request stored this attempt first: answer with its
+		// transaction, as a replay, if it is this one.
+		prev, ok, err := s.store.step(ctx, st.Chain, st.WorkflowID, st.Step, st.Attempt)
+		if err != nil || !ok {
+			return fail(fmt.Errorf("reading %s back after a concurrent signature: %v", st, err))
+		}
+		resp, err := s.replay(ctx, st, tx, prev)
+		return resp, signerapi.VerdictReplayed, "", err
+	case errors.Is(err, errReservationTaken):
+		// Another step stored its first attempt with this reservation
+		// between the check and the insert.
+		if err := s.reservationUsed(ctx, st); err != nil {
+			return fail(err)
+		}
+		return fail(refuse(reasonReservationUsed, "reservation %s already pays for another step: a reservation pays for one step", st.Reservation))
+	case err != nil:
+		return fail(err)
+	}
+	return signerapi.SignResponse{Raw: hexutil.Encode(raw), TxHash: row.TxHash}, signerapi.VerdictSigned, key.Backend, nil
+}
+
+func fail(err error) (signerapi.SignResponse, string, string, error) {
+	return signerapi.SignResponse{}, signerapi.VerdictRefused, "", err
+}
+
+// replay answers a request for an attempt signed before: the stored raw
+// transaction when the request is the same, else a refusal. The replay is
+// audited.
+func (s *Signer) replay(ctx context.Context, st step, tx unsignedTx, prev signedStep) (signerapi.SignResponse, error) {
+	diff := differences(prev.Tx, tx, true)
+	if st.Reservation != prev.Reservation && (st.Attempt == 0 || st.Reservation != "") {
+		diff = append(diff, fmt.Sprintf("reservation %s, not %s", prev.Reservation, st.Reservation))
+	}
+	if len(diff) > 0 {
+		return signerapi.SignResponse{}, refuse(reasonStepConflict, "%s was signed for another transaction (%s): it is signed once; a new transaction is a new attempt",
+			st, strings.Join(diff, "; "))
+	}
+	if err := s.store.audit(ctx, auditEntry{step: prev.step, From: addr(prev.Tx.From), TxHash: prev.TxHash, Verdict: signerapi.VerdictReplayed}); err != nil {
+		return signerapi.SignResponse{}, err
+	}
+	return signerapi.SignResponse{Raw: hexutil.Encode(prev.Raw), TxHash: prev.TxHash, Replayed: true}, nil
+}
+
+// checkFirst checks attempt 0 against its reservation: held, on the chain,
+// of the sender, paying exactly its asset and amount to its recipient, and
+// not paid by another step.
+func (s *Signer) checkFirst(ctx context.Context, ch config.ChainConfig, st step, tx unsignedTx) error {
+	if st.Reservation == "" {
+		return refuse(reasonNoReservation, "%s names no reservation: a first attempt pays out a held reservation", st)
+	}
+	r, err := s.heldReservation(ctx, st.Reservation)
+	if err != nil {
+		return err
+	}
+	if !strings.EqualFold(r.Chain, st.Chain) {
+		return refuse(reasonReservationMismatch, "reservation %s holds money on %s, not on %s", r.QueueID, r.Chain, st.Chain)
+	}
+	if from := addr(tx.From); r.Address != from {
+		return refuse(reasonReservationMismatch, "reservation %s holds money of wallet %s, not of %s", r.QueueID, r.Address, from)
+	}
+	if r.Recipient == "" {
+		return refuse(reasonNoRecipient, "the reservation names no recipient: reservation %s cannot be paid out by the signer", r.QueueID)
+	}
+	p, err := decodePayment(ch, tx)
+	if err != nil {
+		return err
+	}
+	if !strings.EqualFold(p.Symbol, r.Symbol) || !p.Amount.Equal(r.Amount) || p.Recipient != strings.ToLower(r.Recipient) {
+		held := payment{Symbol: r.Symbol, Amount: r.Amount, Recipient: r.Recipient}
+		return refuse(reasonReservationMismatch, "reservation %s holds %s, not %s", r.QueueID, held, p)
+	}
+	return s.reservationUsed(ctx, st)
+}
+
+// reservationUsed refuses st when another step's first attempt paid with
+// its reservation (nil when none did).
+func (s *Signer) reservationUsed(ctx context.Context, st step) error {
+	other, ok, err := s.store.paidBy(ctx, st.Chain, st.Reservation)
+	if err != nil || !ok {
+		return err
+	}
+	if other.WorkflowID == st.WorkflowID && other.Step == st.Step {
+		return nil
+	}
+	return refuse(reasonReservationUsed, "reservation %s already pays for step %s of workflow %s (transaction %s): a reservation pays for one step",
+		st.Reservation, other.Step, other.WorkflowID, other.TxHash)
+}
+
+// heldReservation reads a reservation and refuses unless it is held.
+func (s *Signer) heldReservation(ctx context.Context, key string) (ledger.Reservation, error) {
+	r, err := s.ledger.GetReservation(ctx, key)
+	if errors.Is(err, ledger.ErrReservationNotFound) {
+		return r, refuse(reasonReservationNotFound, "reservation %s does not exist", key)
+	}
+	if err != nil {
+		return r, err
+	}
+	if r.State != "held" {
+		return r, refuse(reasonReservationClosed, "reservation %s is %s, not held: its money is no longer there to pay", key, r.State)
+	}
+	r.Address = strings.ToLower(r.Address)
+	return r, nil
+}
+
+// checkReplacement checks attempt n > 0 against attempts n-1 and 0: the same
+// transaction but its fees, and attempt 0's reservation still held. It
+// returns that reservation.
+func (s *Signer) checkReplacement(ctx context.Context, st step, tx unsignedTx) (string, error) {
+	prev, ok, err := s.store.step(ctx, st.Chain, st.WorkflowID, st.Step, st.Attempt-1)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", refuse(reasonReplacement, "%s replaces attempt %d, which the signer never signed", st, st.Attempt-1)
+	}
+	first := prev
+	if st.Attempt > 1 {
+		if first, ok, err = s.store.step(ctx, st.Chain, st.WorkflowID, st.Step, 0); err != nil {
+			return "", err
+		} else if !ok {
+			return "", refuse(reasonReplacement, "%s replaces a step whose attempt 0 the signer never signed", st)
+		}
+	}
+	for _, p := range []signedStep{prev, first} {
+		if diff := differences(p.Tx, tx, false); len(diff) > 0 {
+			return "", refuse(reasonReplacement, "%s is no replacement of attempt %d: only the fees may change, and it has %s",
+				st, p.Attempt, strings.Join(diff, "; "))
+		}
+	}
+	if st.Reservation != "" && st.Reservation != first.Reservation {
+		return "", refuse(reasonReplacement, "%s names reservation %s, but attempt 0 paid out reservation %s", st, st.Reservation, first.Reservation)
+	}
+	if _, err := s.heldReservation(ctx, first.Reservation); err != nil {
+		return "", err
+	}
+	return first.Reservation, nil
+}
+
+func (s *Signer) chainList() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.chains) == 0 {
+		return "none yet"
+	}
+	return strings.Join(slices.Sorted(maps.Keys(s.chains)), ", ")
+}
+
+// gwei writes wei as gwei.
+func gwei(w *big.Int) string {
+	q, r := new(big.Int).QuoRem(w, big.NewInt(1_000_000_000), new(big.Int))
+	if r.Sign() == 0 {
+		return q.String()
+	}
+	return strings.TrimRight(fmt.Sprintf("%s.%09s", q, r), "0")
+}
+
+// NewKey creates a key on backend (signerapi.BackendKMS or
+// BackendEnvelope) and returns it.
+func (s *Signer) NewKey(ctx context.Context, backend string) (signerapi.KeyInfo, error) {
+	row, err := s.keys.newKey(ctx, backend)
+	if err != nil {
+		return signerapi.KeyInfo{}, err
+	}
+	s.log.Info("created a key", "address", row.Address, "backend", row.Backend, "kms_key_id", row.KMSKeyID)
+	return keyInfo(row), nil
+}
+
+// Import seals a legacy private key (hex) under a data key of the envelope
+// key and returns it. A key imported before is returned as it was stored.
+// Errors never quote the key.
+func (s *Signer) Import(ctx context.Context, privateKeyHex string) (signerapi.KeyInfo, error) {
+	row, err := s.keys.importKey(ctx, privateKeyHex)
+	if err != nil {
+		return signerapi.KeyInfo{}, err
+	}
+	s.log.Info("imported a key", "address", row.Address, "backend", row.Backend)
+	return keyInfo(row), nil
+}
+
+// statusEntries is how many audit entries Status shows.
+const statusEntries = 20
+
+// Status describes the signer: its KMS, envelope key, account xpub, keys
+// and the last audit entries.
+func (s *Signer) Status(ctx context.Context) (signerapi.Status, error) {
+	rows, err := s.store.keys(ctx)
+	if err != nil {
+		return signerapi.Status{}, err
+	}
+	last, err := s.store.lastAudit(ctx, statusEntries)
+	if err != nil {
+		return signerapi.Status{}, err
+	}
+	out := signerapi.Status{KMS: s.kmsName, EnvelopeKeyID: s.keys.state.EnvelopeKeyID, AccountXPub: s.keys.state.AccountXPub,
+		Keys: make([]signerapi.KeyInfo, 0, len(rows)), Last: last}
+	for _, r := range rows {
+		out.Keys = append(out.Keys, keyInfo(r))
+	}
+	if out.Last == nil {
+		out.Last = []signerapi.AuditEntry{}
+	}
+	return out, nil
+}
