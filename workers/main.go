@@ -27,6 +27,7 @@ import (
 	"payflow/chain/evm/watch"
 	"payflow/chain/lease"
 	"payflow/config"
+	"payflow/custody/addresses"
 	"payflow/custody/signerapi"
 	"payflow/intake"
 	"payflow/internal/app"
@@ -109,9 +110,14 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		go func() { log.Info("pprof listening", "addr", addr, "err", http.ListenAndServe(addr, pprofMux())) }()
 	}
 	if cfg.HTTPAddr != "" {
-		// Read-only ledger API: health, wallet history, balances, reconciliations;
-		// and the worker's Prometheus /metrics.
-		srv := &http.Server{Addr: cfg.HTTPAddr, Handler: m.Mount(api.NewHandler(ledger.New(db), log)),
+		// The ledger API: health, wallet history, balances, reconciliations,
+		// new HD deposit addresses (from the account xpub: no signer); and
+		// the worker's Prometheus /metrics.
+		alloc, err := addresses.New(cfg.Custody.AccountXPub, ledger.NewWallets(db, nil), cfg.ChainNames())
+		if err != nil {
+			return fmt.Errorf("custody.account_xpub: %w", err)
+		}
+		srv := &http.Server{Addr: cfg.HTTPAddr, Handler: m.Mount(api.NewHandler(ledger.New(db), log, api.WithAddresses(alloc))),
 			ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -3,6 +3,8 @@ package signer
 import (
 	"errors"
 	"fmt"
+
+	"payflow/custody/signerapi"
 )
 
 // Reasons of a refusal: the fixed label set of
@@ -39,6 +41,9 @@ type Refusal struct {
 
 func (r *Refusal) Error() string { return r.Message }
 
+// Unwrap makes a refusal read as the API's: in process as over the socket.
+func (r *Refusal) Unwrap() error { return signerapi.ErrRefused }
+
 func refuse(reason, format string, args ...any) *Refusal {
 	return &Refusal{Reason: reason, Message: fmt.Sprintf(format, args...)}
 }
@@ -48,10 +53,14 @@ type badRequest struct{ msg string }
 
 func (e *badRequest) Error() string { return e.msg }
 
+func (e *badRequest) Unwrap() error { return signerapi.ErrBadRequest }
+
 // unknownKey: the signer reaches no key for the address.
 type unknownKey struct{ msg string }
 
 func (e *unknownKey) Error() string { return e.msg }
+
+func (e *unknownKey) Unwrap() error { return signerapi.ErrUnknownKey }
 
 // Errors of keys and state.
 var (

@@ -296,9 +296,13 @@ func (s *Signer) sign(ctx context.Context, st step, tx unsignedTx) (signerapi.Si
 		return fail(refuse(reasonFeeCap, "fee cap %s gwei is above %s's maximum of %d gwei", gwei(tx.FeeCap), st.Chain, ch.MaxFeeGwei))
 	}
 	var err error
-	if st.Attempt == 0 {
+	switch {
+	case gapFiller(st, tx):
+		// Moves no money: a self-transfer of nothing that uses up one
+		// nonce, its gas bounded by the fee cap above.
+	case st.Attempt == 0:
 		err = s.checkFirst(ctx, ch, st, tx)
-	} else {
+	default:
 		st.Reservation, err = s.checkReplacement(ctx, st, tx)
 	}
 	if err != nil {
@@ -367,6 +371,23 @@ func (s *Signer) replay(ctx context.Context, st step, tx unsignedTx, prev signed
 		return signerapi.SignResponse{}, err
 	}
 	return signerapi.SignResponse{Raw: hexutil.Encode(prev.Raw), TxHash: prev.TxHash, Replayed: true}, nil
+}
+
+// The healer fills a nonce its wallet can no longer use any other way with
+// a gap filler: workflow "nonce-gap-<from>", step "nonce-<n>", attempt
+// gapFillerAttempt (chain/evm's GapFiller names them so).
+const (
+	gapFillerAttempt = 1000
+	gapFillerGas     = 21000
+)
+
+// gapFiller says whether st is a gap filler and tx exactly the one it may
+// be: from the wallet to itself, at the step's nonce, no value, no data, the
+// gas of a plain transfer. It needs no reservation.
+func gapFiller(st step, tx unsignedTx) bool {
+	return st.Attempt == gapFillerAttempt && st.WorkflowID == "nonce-gap-"+addr(tx.From) &&
+		st.Step == fmt.Sprintf("nonce-%d", tx.Nonce) && tx.To == tx.From && tx.Value != nil && tx.Value.Sign() == 0 && len(tx.Data) == 0 &&
+		tx.Gas == gapFillerGas
 }
 
 // checkFirst checks attempt 0 against its reservation: held, on the chain,

@@ -475,6 +475,36 @@ func TestReplacementsChangeOnlyTheFees(t *testing.T) {
 	e.requireRefused(err, res, "reservation_closed", "is released, not held")
 }
 
+// TestGapFillersNeedNoReservation: the healer's gap filler (a 0-value
+// self-transfer of plain-transfer gas at the nonce its step names) is signed
+// without a reservation; anything else under that name is not.
+func TestGapFillersNeedNoReservation(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	from := e.newKey(signerapi.BackendEnvelope)
+	wf := "nonce-gap-" + from
+	filler := func(nonce uint64) signerapi.UnsignedTx {
+		tx := nativeTx(nonce, from, "0")
+		tx.Gas = 21000
+		return tx
+	}
+	got, err := e.client.Sign(ctx, request(wf, "nonce-7", 1000, "", from, filler(7)))
+	require.NoError(t, err)
+	tx, sender := decodeSigned(t, got.Raw)
+	require.Equal(t, from, sender)
+	require.Equal(t, uint64(7), tx.Nonce())
+
+	other := stacktest.RandomAddress()
+	pays := nativeTx(8, other, "0.1")
+	pays.Gas = 21000
+	_, err = e.client.Sign(ctx, request(wf, "nonce-8", 1000, "", from, pays))
+	e.requireRefused(err, wf, "replacement", "")
+	_, err = e.client.Sign(ctx, request(wf, "nonce-9", 1000, "", from, filler(10)))
+	e.requireRefused(err, wf, "replacement", "")
+	_, err = e.client.Sign(ctx, request("nonce-gap-"+other, "nonce-11", 1000, "", from, filler(11)))
+	e.requireRefused(err, "nonce-gap-"+other, "replacement", "")
+}
+
 func TestSignsForAnHDWalletOfTheLedger(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
