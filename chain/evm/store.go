@@ -43,8 +43,11 @@ type SignedTx struct {
 type NonceHolder struct {
 	WorkflowID string
 	Step       string
-	State      string // signed, sent, mined or failed
-	Attempt    int
+	// State is the attempt's: signed, sent, mined or failed; or, when no
+	// attempt is stored on the nonce, its signing intent's: "intent" (the
+	// signer is still to answer it) or "refused".
+	State   string
+	Attempt int
 	// Filler is true for a 0-value self-transfer the healer signed to cancel
 	// an abandoned transaction on this nonce.
 	Filler bool
@@ -69,7 +72,8 @@ func GapFiller(from common.Address, nonce uint64) (workflowID, step string, atte
 // step, attempt) so that a step is signed once per attempt number whatever
 // retries. Every statement filters on the store's chain: one address has the
 // same nonces, and payflow names its gap fillers the same, on every chain.
-// Every statement on signed_txs is here.
+// Every statement on signed_txs, and on the signing intents that take
+// their nonces before the signer is asked (intents.go), is here.
 type TxStore struct{ chainTable }
 
 // NewTxStore wires a TxStore for one chain (its protocol name, e.g. "ETH").
@@ -184,8 +188,9 @@ func (s *TxStore) MarkSentMany(ctx context.Context, hashes []common.Hash) error 
 	return nil
 }
 
-// AtNonce returns the latest attempt stored on from's nonce, or ErrNotSigned
-// when payflow signed nothing on it.
+// AtNonce returns the latest attempt stored on from's nonce; with none, the
+// signing intent that holds the nonce (State "intent", or "refused" when the
+// signer refused it; no Raw); ErrNotSigned when payflow holds nothing on it.
 func (s *TxStore) AtNonce(ctx context.Context, from common.Address, nonce uint64) (NonceHolder, error) {
 	var h NonceHolder
 	var age float64
@@ -193,6 +198,12 @@ func (s *TxStore) AtNonce(ctx context.Context, from common.Address, nonce uint64
 		TIMESTAMPDIFF(MICROSECOND, created_at, NOW(6))/1e6
 		FROM signed_txs WHERE chain=? AND from_address=? AND nonce=? ORDER BY attempt DESC LIMIT 1`,
 		s.chain, Lower(from), nonce).Scan(&h.WorkflowID, &h.Step, &h.State, &h.Attempt, &h.Raw, &age)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = s.db.QueryRowContext(ctx, `SELECT workflow_id, step, IF(state='refused', 'refused', 'intent'),
+			TIMESTAMPDIFF(MICROSECOND, created_at, NOW(6))/1e6
+			FROM sign_intents WHERE chain=? AND from_address=? AND nonce=?`,
+			s.chain, Lower(from), nonce).Scan(&h.WorkflowID, &h.Step, &h.State, &age)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return NonceHolder{}, fmt.Errorf("nonce %d of %s: %w", nonce, Lower(from), chain.ErrNotSigned)
 	}
@@ -203,10 +214,11 @@ func (s *TxStore) AtNonce(ctx context.Context, from common.Address, nonce uint64
 	return h, nil
 }
 
-// Cancel stores filler, a transaction signed on the nonce of a step that was
-// signed and never sent, and marks every attempt of that step failed, in one
-// database transaction. It returns the stored filler (one already stored for
-// that nonce, if any: cancelling twice stores one filler).
+// Cancel stores filler, a transaction signed on the nonce of a step that
+// was signed and never sent (or only intended: nothing signed stored), marks
+// every attempt of that step on that nonce failed and its intent filled, in
+// one database transaction. It returns the stored filler (one already stored
+// for that nonce, if any: cancelling twice stores one filler).
 func (s *TxStore) Cancel(ctx context.Context, workflowID, step string, from common.Address, filler *types.Transaction) (SignedTx, error) {
 	fillWF, fillStep, attempt := GapFiller(from, filler.Nonce())
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -217,9 +229,15 @@ func (s *TxStore) Cancel(ctx context.Context, workflowID, step string, from comm
 	if _, err := s.Insert(ctx, tx, fillWF, fillStep, attempt, from, filler); err != nil && !errors.Is(err, ErrAttemptExists) {
 		return SignedTx{}, fmt.Errorf("storing gap filler: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, "UPDATE signed_txs SET state='failed' WHERE chain=? AND workflow_id=? AND step=?",
-		s.chain, workflowID, step); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE signed_txs SET state='failed'
+		WHERE chain=? AND workflow_id=? AND step=? AND from_address=? AND nonce=?`,
+		s.chain, workflowID, step, Lower(from), filler.Nonce()); err != nil {
 		return SignedTx{}, fmt.Errorf("marking %s/%s failed: %w", workflowID, step, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE sign_intents SET state='filled'
+		WHERE chain=? AND workflow_id=? AND step=? AND from_address=? AND nonce=?`,
+		s.chain, workflowID, step, Lower(from), filler.Nonce()); err != nil {
+		return SignedTx{}, fmt.Errorf("marking the intent of %s/%s filled: %w", workflowID, step, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return SignedTx{}, fmt.Errorf("cancelling %s/%s: %w", workflowID, step, err)
@@ -240,12 +258,15 @@ func scanSigned(row interface{ Scan(...any) error }) (SignedTx, error) {
 	return s, nil
 }
 
-// NoncesStored reports, in tx, whether a transaction of from is stored on
-// nonce, and the nonce after the largest stored for from.
+// NoncesStored reports, in tx, whether a transaction or a signing intent
+// of from holds nonce, and the nonce after the largest either holds.
 func (s *TxStore) NoncesStored(ctx context.Context, tx *sql.Tx, from common.Address, nonce uint64) (held bool, next uint64, err error) {
+	addr := Lower(from)
 	err = tx.QueryRowContext(ctx, `SELECT
-			EXISTS(SELECT 1 FROM signed_txs WHERE chain=? AND from_address=? AND nonce=?),
-			(SELECT COALESCE(MAX(nonce)+1, 0) FROM signed_txs WHERE chain=? AND from_address=?)`,
-		s.chain, Lower(from), nonce, s.chain, Lower(from)).Scan(&held, &next)
+			EXISTS(SELECT 1 FROM signed_txs WHERE chain=? AND from_address=? AND nonce=?)
+				OR EXISTS(SELECT 1 FROM sign_intents WHERE chain=? AND from_address=? AND nonce=?),
+			GREATEST((SELECT COALESCE(MAX(nonce)+1, 0) FROM signed_txs WHERE chain=? AND from_address=?),
+				(SELECT COALESCE(MAX(nonce)+1, 0) FROM sign_intents WHERE chain=? AND from_address=?))`,
+		s.chain, addr, nonce, s.chain, addr, nonce, s.chain, addr, s.chain, addr).Scan(&held, &next)
 	return held, next, err
 }

@@ -22,8 +22,10 @@ type GapReport struct {
 	Address common.Address
 	Nonce   uint64
 	// Action: "resent" (a broadcast transaction the node had dropped, or a
-	// signed one whose workflow still runs, was sent), "filled" (a transaction signed but never sent was cancelled by a
-	// 0-value self-transfer on its nonce), "foreign" (the nonce belongs to
+	// signed one whose workflow still runs, was sent), "filled" (a
+	// transaction signed but never sent, or an intent the signer refused or
+	// whose workflow ended, was cancelled by a 0-value self-transfer on its
+	// nonce), "foreign" (the nonce belongs to
 	// no transaction payflow signed: left for an operator) or "refused" (the
 	// signer would not sign the filler: left for an operator).
 	Action string
@@ -66,6 +68,10 @@ func NewHealer(lanes LaneLister, store *evm.TxStore, fees *FeeOracle, signer *Si
 //
 //   - dropped after broadcast (state 'sent'), or a gap filler: its stored
 //     bytes are sent again; its workflow is still waiting for it.
+//   - only intended (its nonce taken, nothing signed stored), and older
+//     than minAge: refused by the signer, or its workflow closed or
+//     unknown, the nonce is used by a 0-value self-transfer; a running
+//     workflow's is left to it (it signs on its retry).
 //   - signed but never sent, and older than minAge: owners is asked whether
 //     its workflow still runs. If it does, the stored bytes are sent (the
 //     workflow would send the same bytes; it must never find its nonce
@@ -155,6 +161,9 @@ func (h *Healer) healGap(ctx context.Context, from common.Address, nonce uint64,
 	if holder.Age < minAge {
 		return nil, nil // may be on its way to the node right now
 	}
+	if holder.State == "intent" || holder.State == "refused" {
+		return h.healIntent(ctx, from, nonce, holder, owners)
+	}
 	resend := holder.State == "sent" || holder.Filler
 	if !resend {
 		if owners == nil {
@@ -181,8 +190,33 @@ func (h *Healer) healGap(ctx context.Context, from common.Address, nonce uint64,
 	return &GapReport{Address: from, Nonce: nonce, Action: "resent", TxHash: s.Hash}, nil
 }
 
-// fill cancels holder, signed and never sent and its workflow gone, with a
-// 0-value self-transfer on its nonce.
+// healIntent heals a nonce taken by a signing intent with nothing signed
+// stored: the signer refused it, or its call died before storing the
+// answer (or keeps failing to get one). A refused intent is never stored
+// signed by its step (the refusal is final for it): its nonce is filled at
+// once. An open one is its workflow's while that runs (its next retry asks
+// the signer again and stores the answer): left alone; once the workflow
+// has ended, filled. If owners fails (or is nil), it is left for the next
+// pass and the error returned.
+func (h *Healer) healIntent(ctx context.Context, from common.Address, nonce uint64, holder evm.NonceHolder,
+	owners chain.OwnerChecker) (*GapReport, error) {
+	if holder.State == "intent" {
+		if owners == nil {
+			return nil, fmt.Errorf("nonce %d of %s: no owner checker to ask about %s", nonce, evm.Lower(from), holder.WorkflowID)
+		}
+		running, err := owners.OwnerRunning(ctx, holder.WorkflowID)
+		if err != nil {
+			return nil, fmt.Errorf("asking whether %s, owner of nonce %d of %s, runs: %w", holder.WorkflowID, nonce, evm.Lower(from), err)
+		}
+		if running {
+			return nil, nil // its activity signs it
+		}
+	}
+	return h.fill(ctx, from, nonce, holder)
+}
+
+// fill cancels holder, signed and never sent (or only intended) and its
+// workflow gone, with a 0-value self-transfer on its nonce.
 func (h *Healer) fill(ctx context.Context, from common.Address, nonce uint64, holder evm.NonceHolder) (*GapReport, error) {
 	tip, maxFee, err := h.fees.Fees(ctx)
 	if err != nil {
@@ -215,7 +249,7 @@ func (h *Healer) fill(ctx context.Context, from common.Address, nonce uint64, ho
 	if _, err := h.sender.send(ctx, s); err != nil {
 		return nil, fmt.Errorf("sending gap filler: %w", err)
 	}
-	h.log.Warn("nonce gap: cancelled a transaction signed but never sent", "address", evm.Lower(from), "nonce", nonce,
-		"abandoned_workflow_id", holder.WorkflowID, "tx_hash", s.Hash.Hex())
+	h.log.Warn("nonce gap: cancelled a transaction signed (or intended) but never sent", "address", evm.Lower(from),
+		"nonce", nonce, "abandoned_workflow_id", holder.WorkflowID, "holder", holder.State, "tx_hash", s.Hash.Hex())
 	return &GapReport{Address: from, Nonce: nonce, Action: "filled", TxHash: s.Hash}, nil
 }

@@ -180,6 +180,9 @@ func (b *laneBatcher) apply(ctx context.Context, from common.Address, live []non
 		n.log.Warn("nonce lane behind the chain; resynced", "address", addr, "lane", nonce, "chain", chainNext)
 		nonce = chainNext
 	}
+	if nonce, err = n.pastStored(ctx, tx, from, nonce); err != nil {
+		return nil, false, err
+	}
 	first := nonce
 	errs := make([]error, len(live))
 	for i, r := range live {

@@ -125,6 +125,9 @@ func (n *NonceLanes) withNonceOnce(ctx context.Context, from common.Address, use
 		n.log.Warn("nonce lane behind the chain; resynced", "address", addr, "lane", nonce, "chain", chainNext)
 		nonce = chainNext
 	}
+	if nonce, err = n.pastStored(ctx, tx, from, nonce); err != nil {
+		return err
+	}
 	if err := use(tx, nonce); err != nil {
 		return err
 	}
@@ -135,6 +138,23 @@ func (n *NonceLanes) withNonceOnce(ctx context.Context, from common.Address, use
 		return fmt.Errorf("committing signed transfer: %w", err)
 	}
 	return nil
+}
+
+// pastStored returns nonce, or one past the largest nonce a stored
+// transaction or a signing intent of from holds when that is larger (a lane
+// row left behind them): read in tx, under the lane's lock, once per
+// transaction, so no nonce an intent took is handed out again.
+func (n *NonceLanes) pastStored(ctx context.Context, tx *sql.Tx, from common.Address, nonce uint64) (uint64, error) {
+	_, next, err := n.store.NoncesStored(ctx, tx, from, nonce)
+	if err != nil {
+		return 0, fmt.Errorf("reading the stored nonces of %s: %w", evm.Lower(from), err)
+	}
+	if next > nonce {
+		n.log.Error("nonce lane behind its stored transactions; resynced", "address", evm.Lower(from), "lane", nonce,
+			"stored", next)
+		return next, nil
+	}
+	return nonce, nil
 }
 
 // Lanes lists every wallet that has signed on this chain, with its lane's

@@ -103,7 +103,7 @@ func NewSigner(cfg SignerConfig, store *evm.TxStore, nonces NonceAllocator, fees
 // ErrFeeCapExceeded: nothing is stored, nothing asked of the signer. A
 // refusal of the signer is chain.ErrSignerRefused (with its reason).
 func (s *Signer) SignTransfer(ctx context.Context, req TransferRequest) (evm.SignedTx, error) {
-	if stx, err := s.storedReplay(ctx, req.WorkflowID, req.Step); !errors.Is(err, chain.ErrNotSigned) {
+	if stx, ok, err := s.resume(ctx, req.WorkflowID, req.Step, req.From); ok || err != nil {
 		return stx, err
 	}
 	data, err := evm.ERC20.Pack("transfer", req.To, req.Units)
@@ -136,7 +136,7 @@ func (s *Signer) SignTransfer(ctx context.Context, req TransferRequest) (evm.Sig
 // the most the gas may cost fails with ErrInsufficientGas; Wei ≤ 0 fails with
 // ErrBadAmount.
 func (s *Signer) SignNative(ctx context.Context, req NativeTransferRequest) (evm.SignedTx, error) {
-	if stx, err := s.storedReplay(ctx, req.WorkflowID, req.Step); !errors.Is(err, chain.ErrNotSigned) {
+	if stx, ok, err := s.resume(ctx, req.WorkflowID, req.Step, req.From); ok || err != nil {
 		return stx, err
 	}
 	if req.Wei == nil || req.Wei.Sign() <= 0 {
@@ -170,6 +170,29 @@ func (s *Signer) storedReplay(ctx context.Context, workflowID, step string) (evm
 	return stx, nil
 }
 
+// resume finishes what an earlier call for the step began: its stored
+// transaction (Replayed), or, when only its intent is stored (that call
+// died, or the signer could not answer it), the intent signed and stored,
+// asked for exactly as before. ok is false when the step has neither.
+func (s *Signer) resume(ctx context.Context, workflowID, step string, from common.Address) (stx evm.SignedTx, ok bool, err error) {
+	if stx, err := s.storedReplay(ctx, workflowID, step); !errors.Is(err, chain.ErrNotSigned) {
+		return stx, err == nil, err
+	}
+	in, err := s.store.Intent(ctx, workflowID, step)
+	if errors.Is(err, evm.ErrNoIntent) {
+		return evm.SignedTx{}, false, nil
+	}
+	if err != nil {
+		return evm.SignedTx{}, false, err
+	}
+	if in.From != from {
+		return evm.SignedTx{}, false, fmt.Errorf("step %s/%s was begun from %s, not %s", workflowID, step,
+			evm.Lower(in.From), evm.Lower(from))
+	}
+	stx, err = s.signIntent(ctx, in)
+	return stx, err == nil, err
+}
+
 // oneStatementAllocator is a NonceAllocator that spares work for a use of
 // one statement; NonceLanes is one.
 type oneStatementAllocator interface {
@@ -177,44 +200,82 @@ type oneStatementAllocator interface {
 }
 
 // signAndStore has inner signed as attempt 0 of a step, for the money of
-// reservation, with the nonce the allocator hands out, and stores it in the
-// allocator's transaction. The signer is asked inside the nonce's use: a
-// refusal, an error or a transaction other than the one asked fails the use,
-// which rolls back and hands the nonce to the next caller.
+// reservation, and stores it, in three moves: the intent (inner, its
+// nonce, the reservation) is stored by the nonce's use, in the lane's
+// transaction, and takes the nonce when that commits; then, outside the
+// lane, the signer is asked for exactly the intent's transaction; then
+// what it answers is stored. The lane is never held while the signer is
+// asked. A call that dies between the moves leaves the intent, which the
+// next call for the step asks for again (see resume).
 func (s *Signer) signAndStore(ctx context.Context, workflowID, step, reservation string, from common.Address,
 	inner *types.DynamicFeeTx) (evm.SignedTx, error) {
-	var stored evm.SignedTx
+	if s.txs == nil { // take no nonce for a signature that cannot be asked
+		return evm.SignedTx{}, fmt.Errorf("signing %s/%s: this process has no signer", workflowID, step)
+	}
+	in := evm.IntentOf(workflowID, step, reservation, from, inner)
 	withNonce := s.nonces.WithNonce
 	if a, ok := s.nonces.(oneStatementAllocator); ok {
 		withNonce = a.withNonceOneStatement // use below writes with one statement
 	}
 	err := withNonce(ctx, from, func(tx *sql.Tx, nonce uint64) error {
-		inner.Nonce = nonce
-		signed, err := s.sign(ctx, workflowID, step, 0, reservation, from, inner)
-		if err != nil {
-			return err
-		}
-		stored, err = s.store.Insert(ctx, tx, workflowID, step, 0, from, signed)
-		return err
+		in.Nonce = nonce
+		return s.store.InsertIntent(ctx, tx, in)
 	})
 	if errors.Is(err, evm.ErrAttemptExists) {
-		// A concurrent call for the same step won (the rollback returned
-		// the nonce): use what it stored.
-		return s.storedReplay(ctx, workflowID, step)
+		// A concurrent call for the same step stored its intent first (the
+		// rollback returned this nonce): sign that one.
+		if in, err = s.store.Intent(ctx, workflowID, step); err != nil {
+			return evm.SignedTx{}, err
+		}
+		if in.From != from {
+			return evm.SignedTx{}, fmt.Errorf("step %s/%s was begun from %s, not %s", workflowID, step,
+				evm.Lower(in.From), evm.Lower(from))
+		}
+	} else if err != nil {
+		return evm.SignedTx{}, err
 	}
+	return s.signIntent(ctx, in)
+}
+
+// signIntent has the signer sign in's transaction as attempt 0 of its step
+// and stores it. A refusal marks the intent refused (its nonce is the
+// healer's to fill) and is chain.ErrSignerRefused; any other failure leaves
+// the intent as it is, for a retry to ask again. An intent whose nonce the
+// healer gave to a gap filler cannot be signed any more: chain.ErrNonceTooLow.
+func (s *Signer) signIntent(ctx context.Context, in evm.SignIntent) (evm.SignedTx, error) {
+	if in.State == evm.IntentFilled {
+		return evm.SignedTx{}, fmt.Errorf("step %s/%s: its nonce %d went to a gap filler: %w", in.WorkflowID, in.Step,
+			in.Nonce, chain.ErrNonceTooLow)
+	}
+	signed, err := s.sign(ctx, in.WorkflowID, in.Step, 0, in.Reservation, in.From, in.Tx())
 	if errors.Is(err, chain.ErrSignerRefused) {
-		// A concurrent call for the same step may have been signed first,
-		// on another nonce, and stored by now: the signer refuses a second
-		// transaction for the step, the step has its transfer all the same.
-		if stx, serr := s.storedReplay(ctx, workflowID, step); serr == nil {
+		// The step may have its transfer all the same: one stored meanwhile
+		// by a call of another nonce (signed before intents were stored),
+		// which the signer holds this request against.
+		if stx, serr := s.storedReplay(ctx, in.WorkflowID, in.Step); serr == nil {
 			return stx, nil
 		}
+		if rerr := s.store.RefuseIntent(ctx, in.WorkflowID, in.Step, err.Error()); rerr != nil {
+			// The healer still fills the nonce once the workflow ends.
+			s.log.Warn("recording a refused intent", "workflow_id", in.WorkflowID, "step", in.Step, "err", rerr)
+		}
+		s.log.Warn("the signer refused a transfer; its nonce is left to the healer", "workflow_id", in.WorkflowID,
+			"step", in.Step, "address", evm.Lower(in.From), "nonce", in.Nonce, "err", err)
+		return evm.SignedTx{}, err
 	}
 	if err != nil {
 		return evm.SignedTx{}, err
 	}
-	s.log.Info("signed transfer", "workflow_id", workflowID, "step", step, "tx_hash", stored.Hash.Hex(),
-		"address", evm.Lower(from), "nonce", stored.Nonce)
+	stored, err := s.store.Insert(ctx, nil, in.WorkflowID, in.Step, 0, in.From, signed)
+	if errors.Is(err, evm.ErrAttemptExists) {
+		// A concurrent call for the same step stored the same answer first.
+		return s.storedReplay(ctx, in.WorkflowID, in.Step)
+	}
+	if err != nil {
+		return evm.SignedTx{}, err
+	}
+	s.log.Info("signed transfer", "workflow_id", in.WorkflowID, "step", in.Step, "tx_hash", stored.Hash.Hex(),
+		"address", evm.Lower(in.From), "nonce", stored.Nonce)
 	return stored, nil
 }
 
