@@ -56,7 +56,7 @@ func (in SignIntent) Tx() *types.DynamicFeeTx {
 // out), from's attempt 0 of (workflowID, step) for reservation's money.
 func IntentOf(workflowID, step, reservation string, from common.Address, inner *types.DynamicFeeTx) SignIntent {
 	in := SignIntent{WorkflowID: workflowID, Step: step, Reservation: reservation, From: from, Nonce: inner.Nonce,
-		Value: new(big.Int), Data: append([]byte(nil), inner.Data...), Gas: inner.Gas,
+		Value: new(big.Int), Data: append([]byte{}, inner.Data...), Gas: inner.Gas,
 		TipCap: new(big.Int).Set(inner.GasTipCap), FeeCap: new(big.Int).Set(inner.GasFeeCap), State: IntentOpen}
 	if inner.To != nil {
 		in.To = *inner.To

@@ -84,9 +84,10 @@ func (l lyingSigner) Sign(_ context.Context, req signerapi.SignRequest) (signera
 
 // TestSignerStoresOnlyWhatItAskedFor: a signer that answers with another
 // recipient, nonce, value, fee or chain, or with a signature of another
-// key, is not believed: nothing is stored, the nonce goes to the next
-// transfer, and the error says what differs. It is no refusal (which would
-// fail the payment): the step is retried.
+// key, is not believed: nothing is stored and the error says what differs.
+// It is no refusal (which would fail the payment): the step is retried,
+// and its intent keeps its nonce for the retry, which an honest signer then
+// signs on that nonce.
 func TestSignerStoresOnlyWhatItAskedFor(t *testing.T) {
 	f := newChainFixture(t)
 	sender, other := evmtest.MustKey(t, evmtest.SenderKeyHex), evmtest.MustKey(t, evmtest.BrokeKeyHex)
@@ -121,10 +122,16 @@ func TestSignerStoresOnlyWhatItAskedFor(t *testing.T) {
 			}
 		})
 	}
-	// No lie took a nonce: the first honest transfer has nonce 0.
+	// Each lie's step holds its nonce (0..6, in order) for its retry: the
+	// first honest transfer has nonce 7, and a lied step retried with an
+	// honest signer is signed on the nonce its intent took.
 	stx, err := f.BC.Signer.SignTransfer(f.Ctx, f.Request("wf-honest", 5))
-	if err != nil || stx.Nonce != 0 {
-		t.Fatalf("honest transfer after the lies: nonce %d, %v; want nonce 0", stx.Nonce, err)
+	if err != nil || stx.Nonce != 7 {
+		t.Fatalf("honest transfer after the lies: nonce %d, %v; want nonce 7", stx.Nonce, err)
+	}
+	retried, err := f.BC.Signer.SignTransfer(f.Ctx, f.Request("wf-lie-another-recipient", 5))
+	if err != nil || retried.Nonce != 0 || retried.Replayed {
+		t.Fatalf("the first lied step retried: %+v, %v; want it signed on its nonce 0", retried, err)
 	}
 }
 
@@ -168,11 +175,12 @@ func fakeSignerd(t *testing.T, f *chainFixture, status int, body signerapi.Error
 
 // TestSignerRefusalIsFinalUnavailableIsRetried: through the signer's
 // client, a refusal (refused, unknown key, bad request) is
-// chain.ErrSignerRefused with the signer's reason; a signer that does not
+// chain.ErrSignerRefused with the signer's reason, and its intent is marked
+// refused (its nonce is the healer's to fill); a signer that does not
 // answer, or fails on its side, is signerapi.ErrUnavailable, which is
-// retried. Either way nothing is stored and no nonce is used: the first
-// transfer signed after them has nonce 0. A refused replacement stores
-// nothing either.
+// retried: its intent stays open, and the retry asks for the same
+// transaction on the same nonce. Either way no transaction is stored. A
+// refused replacement stores nothing either.
 func TestSignerRefusalIsFinalUnavailableIsRetried(t *testing.T) {
 	f := newChainFixture(t)
 	reason := "reservation wf-refused holds 5 USDT for 0xabc, not 6 USDT for 0xdef"
@@ -208,12 +216,24 @@ func TestSignerRefusalIsFinalUnavailableIsRetried(t *testing.T) {
 			if n := f.Count("SELECT COUNT(*) FROM signed_txs WHERE workflow_id=?", req.WorkflowID); n != 0 {
 				t.Fatalf("%d rows stored", n)
 			}
+			want := "open"
+			if c.refused {
+				want = "refused"
+			}
+			if n := f.Count("SELECT COUNT(*) FROM sign_intents WHERE workflow_id=? AND state=?", req.WorkflowID, want); n != 1 {
+				t.Fatalf("no %s intent for %s", want, req.WorkflowID)
+			}
 		})
 	}
 	bc := f.BroadcasterWith(f.Client, fakeSignerd(t, f, 0, signerapi.Error{}), evmtest.MaxFeeWei, 0) // one that signs
 	first, err := bc.Signer.SignTransfer(f.Ctx, f.Request("wf-after", 6))
-	if err != nil || first.Nonce != 0 || first.From != f.Sender {
-		t.Fatalf("transfer after the failures: %+v, %v; want nonce 0", first, err)
+	if err != nil || first.Nonce != 5 || first.From != f.Sender {
+		t.Fatalf("transfer after the failures: %+v, %v; want nonce 5 (0..4 held by their intents)", first, err)
+	}
+	// The unavailable signer's step, retried: signed on the nonce its intent took.
+	retried, err := bc.Signer.SignTransfer(f.Ctx, f.Request("wf-its-database-down", 6))
+	if err != nil || retried.Nonce != 3 {
+		t.Fatalf("retry after the signer was unavailable: %+v, %v; want nonce 3", retried, err)
 	}
 
 	// A replacement the signer refuses: nothing stored, the original stands.
