@@ -67,10 +67,18 @@ func IntentOf(workflowID, step, reservation string, from common.Address, inner *
 	return in
 }
 
-// InsertIntent stores in within tx (nil: on its own), in one statement.
+// Intents is one chain's rows of the sign_intents table: per step, its
+// attempt 0 as the signer is asked for it, with the nonce it took.
+type Intents struct{ chainTable }
+
+// IntentsOf is the signing intents of store's chain and database: the
+// intents hold the nonces the stored transactions are then signed on.
+func IntentsOf(store *TxStore) *Intents { return &Intents{store.chainTable} }
+
+// Insert stores in within tx (nil: on its own), in one statement.
 // When the step already has an intent, or in's nonce is held by another
 // intent of from, it fails with ErrAttemptExists and stores nothing.
-func (s *TxStore) InsertIntent(ctx context.Context, tx *sql.Tx, in SignIntent) error {
+func (s *Intents) Insert(ctx context.Context, tx *sql.Tx, in SignIntent) error {
 	var exec interface {
 		ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	} = s.db
@@ -92,8 +100,8 @@ func (s *TxStore) InsertIntent(ctx context.Context, tx *sql.Tx, in SignIntent) e
 	return nil
 }
 
-// Intent returns the step's signing intent, or ErrNoIntent.
-func (s *TxStore) Intent(ctx context.Context, workflowID, step string) (SignIntent, error) {
+// Get returns the step's signing intent, or ErrNoIntent.
+func (s *Intents) Get(ctx context.Context, workflowID, step string) (SignIntent, error) {
 	var in SignIntent
 	var from, to, value, tip, feeCap string
 	err := s.db.QueryRowContext(ctx, `SELECT workflow_id, step, reservation_key, from_address, nonce, to_address,
@@ -121,9 +129,9 @@ func (s *TxStore) Intent(ctx context.Context, workflowID, step string) (SignInte
 	return in, nil
 }
 
-// RefuseIntent records the signer's refusal of the step's intent: its nonce
+// Refuse records the signer's refusal of the step's intent: its nonce
 // holds no transaction, and the healer fills it.
-func (s *TxStore) RefuseIntent(ctx context.Context, workflowID, step, reason string) error {
+func (s *Intents) Refuse(ctx context.Context, workflowID, step, reason string) error {
 	if r := []rune(reason); len(r) > 1024 {
 		reason = string(r[:1024])
 	}

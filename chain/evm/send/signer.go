@@ -69,6 +69,7 @@ type Signer struct {
 	cfg      SignerConfig
 	signer   types.Signer
 	store    *evm.TxStore
+	intents  *evm.Intents // the store's
 	nonces   NonceAllocator
 	fees     *FeeOracle
 	balances *evm.Balances
@@ -90,8 +91,8 @@ func NewSigner(cfg SignerConfig, store *evm.TxStore, nonces NonceAllocator, fees
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Signer{cfg: cfg, signer: types.LatestSignerForChainID(cfg.ChainID), store: store, nonces: nonces, fees: fees,
-		balances: balances, txs: txs, log: log}, nil
+	return &Signer{cfg: cfg, signer: types.LatestSignerForChainID(cfg.ChainID), store: store, intents: evm.IntentsOf(store),
+		nonces: nonces, fees: fees, balances: balances, txs: txs, log: log}, nil
 }
 
 // SignTransfer signs the transfer once and stores it before anything is sent.
@@ -178,7 +179,7 @@ func (s *Signer) resume(ctx context.Context, workflowID, step string, from commo
 	if stx, err := s.storedReplay(ctx, workflowID, step); !errors.Is(err, chain.ErrNotSigned) {
 		return stx, err == nil, err
 	}
-	in, err := s.store.Intent(ctx, workflowID, step)
+	in, err := s.intents.Get(ctx, workflowID, step)
 	if errors.Is(err, evm.ErrNoIntent) {
 		return evm.SignedTx{}, false, nil
 	}
@@ -219,12 +220,12 @@ func (s *Signer) signAndStore(ctx context.Context, workflowID, step, reservation
 	}
 	err := withNonce(ctx, from, func(tx *sql.Tx, nonce uint64) error {
 		in.Nonce = nonce
-		return s.store.InsertIntent(ctx, tx, in)
+		return s.intents.Insert(ctx, tx, in)
 	})
 	if errors.Is(err, evm.ErrAttemptExists) {
 		// A concurrent call for the same step stored its intent first (the
 		// rollback returned this nonce): sign that one.
-		if in, err = s.store.Intent(ctx, workflowID, step); err != nil {
+		if in, err = s.intents.Get(ctx, workflowID, step); err != nil {
 			return evm.SignedTx{}, err
 		}
 		if in.From != from {
@@ -255,7 +256,7 @@ func (s *Signer) signIntent(ctx context.Context, in evm.SignIntent) (evm.SignedT
 		if stx, serr := s.storedReplay(ctx, in.WorkflowID, in.Step); serr == nil {
 			return stx, nil
 		}
-		if rerr := s.store.RefuseIntent(ctx, in.WorkflowID, in.Step, err.Error()); rerr != nil {
+		if rerr := s.intents.Refuse(ctx, in.WorkflowID, in.Step, err.Error()); rerr != nil {
 			// The healer still fills the nonce once the workflow ends.
 			s.log.Warn("recording a refused intent", "workflow_id", in.WorkflowID, "step", in.Step, "err", rerr)
 		}
