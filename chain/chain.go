@@ -60,7 +60,8 @@ var (
 	// ErrSignerRefused: the process that holds the keys will not sign this
 	// transaction (it does not match its reservation, no key is held for
 	// the sender, ...); its reason follows in the error. Permanent for the
-	// attempt: nothing was stored and no nonce was used.
+	// attempt: no transaction was stored; the nonce the step took is used
+	// by a gap filler instead.
 	ErrSignerRefused = errors.New("the signer refused to sign")
 )
 

@@ -1,7 +1,8 @@
 // Package evm holds what payflow's EVM packages share: the node (Backend,
 // DialNode), ERC20 calls and balances (Balances, TokenDecimals), reads
 // shared by concurrent callers, and the chain's store, the one package that
-// writes SQL on the chain's tables: TxStore (signed_txs), Lanes (nonces),
+// writes SQL on the chain's tables: TxStore (signed_txs), Intents
+// (sign_intents, the nonces taken before the signer is asked), Lanes (nonces),
 // Tracked (tracked_txs), Watch and the cursor (watched_addresses,
 // chain_cursor), Stats (what the metrics read of them). Sending is package
 // send, watching package watch, and package family answers the chain
@@ -32,8 +33,8 @@ type Backend interface {
 	BlockNumber(ctx context.Context) (uint64, error)
 }
 
-// ErrAttemptExists is TxStore.Insert's: the signer resolves it by returning
-// what the other writer stored.
+// ErrAttemptExists is TxStore.Insert's and Intents.Insert's: the signer
+// resolves it by using what the other writer stored.
 var ErrAttemptExists = errors.New("this attempt of the step is already stored")
 
 // Lower returns the lowercase hex of an address, payflow's canonical form.

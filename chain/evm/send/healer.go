@@ -68,10 +68,11 @@ func NewHealer(lanes LaneLister, store *evm.TxStore, fees *FeeOracle, signer *Si
 //
 //   - dropped after broadcast (state 'sent'), or a gap filler: its stored
 //     bytes are sent again; its workflow is still waiting for it.
-//   - only intended (its nonce taken, nothing signed stored), and older
-//     than minAge: refused by the signer, or its workflow closed or
-//     unknown, the nonce is used by a 0-value self-transfer; a running
-//     workflow's is left to it (it signs on its retry).
+//   - only intended (its nonce taken, nothing signed stored): refused by
+//     the signer (final, whatever its age), or older than minAge and its
+//     workflow closed or unknown, the nonce is used by a 0-value
+//     self-transfer; a running workflow's is left to it (it signs on its
+//     retry).
 //   - signed but never sent, and older than minAge: owners is asked whether
 //     its workflow still runs. If it does, the stored bytes are sent (the
 //     workflow would send the same bytes; it must never find its nonce
@@ -158,10 +159,15 @@ func (h *Healer) healGap(ctx context.Context, from common.Address, nonce uint64,
 	if err != nil {
 		return nil, err
 	}
+	if holder.State == "refused" {
+		// Final: no call for the step stores a transaction on it, so there
+		// is no age to wait for; the wallet's later transfers wait on it.
+		return h.fill(ctx, from, nonce, holder)
+	}
 	if holder.Age < minAge {
 		return nil, nil // may be on its way to the node right now
 	}
-	if holder.State == "intent" || holder.State == "refused" {
+	if holder.State == "intent" {
 		return h.healIntent(ctx, from, nonce, holder, owners)
 	}
 	resend := holder.State == "sent" || holder.Filler
@@ -190,27 +196,23 @@ func (h *Healer) healGap(ctx context.Context, from common.Address, nonce uint64,
 	return &GapReport{Address: from, Nonce: nonce, Action: "resent", TxHash: s.Hash}, nil
 }
 
-// healIntent heals a nonce taken by a signing intent with nothing signed
-// stored: the signer refused it, or its call died before storing the
-// answer (or keeps failing to get one). A refused intent is never stored
-// signed by its step (the refusal is final for it): its nonce is filled at
-// once. An open one is its workflow's while that runs (its next retry asks
-// the signer again and stores the answer): left alone; once the workflow
-// has ended, filled. If owners fails (or is nil), it is left for the next
-// pass and the error returned.
+// healIntent heals a nonce taken by an open signing intent with nothing
+// signed stored: its call died before storing the signer's answer, or keeps
+// failing to get one. It is its workflow's while that runs (the next retry
+// asks the signer again and stores the answer): left alone; once the
+// workflow has ended, filled. If owners fails (or is nil), it is left for
+// the next pass and the error returned.
 func (h *Healer) healIntent(ctx context.Context, from common.Address, nonce uint64, holder evm.NonceHolder,
 	owners chain.OwnerChecker) (*GapReport, error) {
-	if holder.State == "intent" {
-		if owners == nil {
-			return nil, fmt.Errorf("nonce %d of %s: no owner checker to ask about %s", nonce, evm.Lower(from), holder.WorkflowID)
-		}
-		running, err := owners.OwnerRunning(ctx, holder.WorkflowID)
-		if err != nil {
-			return nil, fmt.Errorf("asking whether %s, owner of nonce %d of %s, runs: %w", holder.WorkflowID, nonce, evm.Lower(from), err)
-		}
-		if running {
-			return nil, nil // its activity signs it
-		}
+	if owners == nil {
+		return nil, fmt.Errorf("nonce %d of %s: no owner checker to ask about %s", nonce, evm.Lower(from), holder.WorkflowID)
+	}
+	running, err := owners.OwnerRunning(ctx, holder.WorkflowID)
+	if err != nil {
+		return nil, fmt.Errorf("asking whether %s, owner of nonce %d of %s, runs: %w", holder.WorkflowID, nonce, evm.Lower(from), err)
+	}
+	if running {
+		return nil, nil // its activity signs it
 	}
 	return h.fill(ctx, from, nonce, holder)
 }

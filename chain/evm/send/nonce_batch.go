@@ -4,33 +4,43 @@ package send
 // goroutine in a process. WithNonce queues its use to it and waits; the writer
 // takes everything queued (up to maxNonceBatch) and, in ONE database
 // transaction, locks the wallet's lane row once, hands the callers
-// consecutive nonces from memory (each use under a savepoint, storing its
-// signed transaction in that transaction), checkpoints the lane's next nonce
-// with one update and commits once: one lock, one fsync per batch. While it
-// commits, the next batch queues up, so batches grow with the load and a lone
-// signature waits for nobody (the queue is internal/groupcommit's).
+// consecutive nonces from memory (each use under a savepoint, or none for a
+// use of one statement), checkpoints the lane's next nonce with one update
+// and commits once: one lock, one fsync per batch. While it commits, the
+// next batch queues up, so batches grow with the load and a lone signature
+// waits for nobody (the queue is internal/groupcommit's).
+//
+// The Signer's use is one statement: it inserts the step's signing intent
+// (the unsigned transaction with its nonce). The order of a signature is
+// intent (nonce) → sign → store: the batch commits the intents, and only
+// then, outside the lane, is payflow-signer asked for each intent's
+// transaction and the answer stored in signed_txs. No lane waits for the
+// signer; a worker that dies after the signer answered leaves the intent,
+// and the retry asks for the same transaction on the same nonce (the signer
+// replays its signature).
 //
 // Safety is that of a transaction per nonce: the lane row, locked FOR UPDATE, is
 // the single writer across processes (a second worker signing for the same
 // wallet waits for the row, then reads the checkpoint this one committed);
-// the checkpoint commits with the signed transactions or not at all, so a
-// crash (a restart) loses either both or neither. A nonce is taken only if
-// its use returned nil and the batch committed; a failed use is rolled back
-// to its savepoint and its nonce goes to the next caller. The lane starts at
-// the larger of the row and the chain's pending nonce (a transaction sent
-// outside payflow), read once per batch outside the lock, after all of the
-// batch's requests were queued. Should a use still
-// collide on the unique (chain, from, nonce, attempt) key (a lane row left
-// behind what was stored), the lane resyncs past the largest stored nonce
-// and that use runs again. A deadlock (or a lock wait timeout) rolls back
-// the whole transaction, the uses before it included: the batch then runs
-// again whole, up to maxDeadlockRetries times, and no caller hears of a use
-// that was rolled back (a one-statement use, which has no savepoint, checks
-// that its failure left the transaction open). A
-// batch that fails as a whole after its uses ran (a lost connection, a failed
-// commit, deadlocks every time) runs each of them again in a transaction of its own; a use is then
-// signed again, and a step stored by the commit after all is found by its
-// (workflow, step) key.
+// the checkpoint commits with the intents or not at all, so a crash (a
+// restart) loses either both or neither. A nonce is taken only if its use
+// returned nil and the batch committed; a failed use is rolled back (to its
+// savepoint, or by InnoDB for one statement) and its nonce goes to the next
+// caller. The lane starts at the larger of the row, the chain's pending nonce
+// (a transaction sent outside payflow), read once per batch outside the lock
+// after all of the batch's requests were queued, and one past the largest
+// nonce a stored transaction or an intent of the wallet holds (read under
+// the lock). Should a use still collide on a unique nonce key (a lane row
+// left behind what was stored), the lane resyncs past the largest nonce held
+// by a transaction or an intent and that use runs again. A deadlock (or a
+// lock wait timeout) rolls back the whole transaction, the uses before it
+// included: the batch then runs again whole, up to maxDeadlockRetries times,
+// and no caller hears of a use that was rolled back (a one-statement use,
+// which has no savepoint, checks that its failure left the transaction
+// open). A batch that fails as a whole after its uses ran (a lost
+// connection, a failed commit, deadlocks every time) runs each of them again
+// in a transaction of its own; an intent stored by the commit after all is
+// found by its (workflow, step) key.
 //
 // A caller whose context ends before the writer took its use returns at once
 // and its use never runs; once taken, the caller waits for its batch (bounded
@@ -210,9 +220,9 @@ var errBatchBroken = errors.New("nonce batch transaction failed")
 // useOne runs use with *nonce under a savepoint and advances *nonce when it
 // succeeds; when it fails its writes are rolled back (by the savepoint, or
 // by InnoDB for a use of one statement). When use fails because
-// the nonce is already stored (the unique (chain, from, nonce, attempt) key:
-// the lane row fell behind what was stored), the lane resyncs to one past the
-// largest stored nonce and use runs once more.
+// the nonce is already held (a unique nonce key of signed_txs or
+// sign_intents: the lane row fell behind them), the lane resyncs to one past
+// the largest held nonce and use runs once more.
 func (b *laneBatcher) useOne(ctx context.Context, tx *sql.Tx, from common.Address, nonce *uint64, r nonceReq) error {
 	for retried := false; ; retried = true {
 		if !r.oneStatement {

@@ -18,7 +18,8 @@ import (
 // knows of nonces, so the allocation strategy can change behind it.
 type NonceAllocator interface {
 	// WithNonce calls use with from's next nonce and the database
-	// transaction the signed transaction must be stored in. The nonce is
+	// transaction what takes the nonce (the Signer's intent) must be
+	// stored in. The nonce is
 	// taken only if use returns nil and that transaction commits; otherwise
 	// (use's error is returned as is) the next caller gets it again. No
 	// other WithNonce of the same wallet gets a nonce while use runs, so use
@@ -27,7 +28,7 @@ type NonceAllocator interface {
 }
 
 // NonceLanes is the NonceAllocator over the nonces table: the wallet's row,
-// locked in the transaction that stores the signed transaction, is the
+// locked in the transaction that stores the signing intents, is the
 // single writer of its lane. A lane starts at the chain's pending nonce and
 // is resynced from it when a transaction sent outside payflow took nonces.
 //
@@ -38,7 +39,7 @@ type NonceAllocator interface {
 // of several processes, and the chain's pending nonce is read once per batch.
 type NonceLanes struct {
 	rows    *evm.Lanes
-	store   *evm.TxStore // the stored nonces, to resync a lane behind them
+	store   *evm.TxStore // the nonces stored transactions and intents hold, to resync a lane behind them
 	backend evm.Backend
 	log     *slog.Logger
 	batch   *laneBatcher
@@ -80,7 +81,7 @@ func (n *NonceLanes) WithNonce(ctx context.Context, from common.Address, use fun
 }
 
 // withNonceOneStatement is WithNonce for a use that writes with at most one
-// statement (the signer's insert of its signed transaction): when that
+// statement (the signer's insert of its intent): when that
 // statement fails, InnoDB rolls it back alone, so a batch spares its
 // savepoint (two round trips under the lane's lock).
 func (n *NonceLanes) withNonceOneStatement(ctx context.Context, from common.Address,

@@ -60,11 +60,15 @@ type NativeTransferRequest struct {
 }
 
 // Signer signs each transfer exactly once per (workflow id, step) and stores
-// it before anything is sent, with its nonce from the NonceAllocator. It
-// checks first that the sender can pay (tokens, and ether for the most the
-// gas may cost), then has the TxSigner sign, and stores what comes back
-// only if it is the transaction asked for, signed by the sender. It holds
-// no key. Sending is the Sender's.
+// it before anything is sent. It checks first that the sender can pay
+// (tokens, and ether for the most the gas may cost); then, in this order:
+// the step's intent (the unsigned transaction) takes its nonce from the
+// NonceAllocator and is stored with it; the TxSigner is asked for exactly
+// the intent's transaction, outside the nonce lane; what comes back is
+// stored only if it is that transaction, signed by the sender. A call that
+// dies (or whose signer is unavailable) after the intent was stored is
+// finished by the next call for the step, which asks for the same
+// transaction again. It holds no key. Sending is the Sender's.
 type Signer struct {
 	cfg      SignerConfig
 	signer   types.Signer
@@ -102,7 +106,10 @@ func NewSigner(cfg SignerConfig, store *evm.TxStore, nonces NonceAllocator, fees
 // tokens fails with ErrInsufficientToken, short of ether for the most the gas
 // may cost with ErrInsufficientGas, a network fee above the cap with
 // ErrFeeCapExceeded: nothing is stored, nothing asked of the signer. A
-// refusal of the signer is chain.ErrSignerRefused (with its reason).
+// refusal of the signer is chain.ErrSignerRefused (with its reason): the
+// step's intent keeps its nonce, which the Healer fills. A step begun by an
+// earlier call (its intent stored, nothing signed stored) is finished as it
+// was begun: the same nonce, fees and reservation, no check repeated.
 func (s *Signer) SignTransfer(ctx context.Context, req TransferRequest) (evm.SignedTx, error) {
 	if stx, ok, err := s.resume(ctx, req.WorkflowID, req.Step, req.From); ok || err != nil {
 		return stx, err
