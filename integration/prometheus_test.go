@@ -106,7 +106,7 @@ func TestPrometheusScrapesTheStack(t *testing.T) {
 		}
 	}
 
-	for _, p := range []string{"worker", "starter"} {
+	for _, p := range []string{"worker", "starter", "signer"} {
 		if st.MetricsURLs[p] == "" {
 			t.Errorf("stack.json's metrics_urls has no %s: %v", p, st.MetricsURLs)
 		}

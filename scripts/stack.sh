@@ -843,7 +843,8 @@ up() {
     -chain "BSC,BNB,http://127.0.0.1:$BSC_HTTP_PORT,ws://127.0.0.1:$BSC_WS_PORT" \
     -confirmations "$CONFIRMATIONS" -http-addr "127.0.0.1:$HTTP_PORT" \
     -metrics-addr "127.0.0.1:$STARTER_METRICS_PORT" -prometheus-url "http://127.0.0.1:$PROMETHEUS_PORT" \
-    -kms-endpoint "http://127.0.0.1:$KMS_PORT" -signer-socket "$SIGNER_SOCKET" "${more_workers[@]}"
+    -kms-endpoint "http://127.0.0.1:$KMS_PORT" -signer-socket "$SIGNER_SOCKET" \
+    -signer-metrics-addr "127.0.0.1:$SIGNER_METRICS_PORT" "${more_workers[@]}"
   # The signer reads the chains devstack wrote.
   stop_one signer
   start_signer

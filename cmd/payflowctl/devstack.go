@@ -215,6 +215,7 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	promURL := fs.String("prometheus-url", "", "dev Prometheus server, written to stack.json")
 	metricsAddr := fs.String("metrics-addr", "127.0.0.1:8381", "the starter's Prometheus /metrics (config metrics_addr)")
 	kmsEndpoint := fs.String("kms-endpoint", "", "the dev KMS (local-kms) endpoint, written to stack.json and config.json's custody.kms")
+	signerMetrics := fs.String("signer-metrics-addr", "", "payflow-signer's Prometheus /metrics (stack.json metrics_urls.signer; empty: none)")
 	signerSocket := fs.String("signer-socket", "", "payflow-signer's Unix socket: it creates the dev wallets' keys (required)")
 	workers := workerAddrs{}
 	fs.Var(workers, "worker", "a further worker process `worker-N=HOST:PORT` and its ledger API and /metrics address, written to stack.json's metrics_urls (repeatable; the first worker is on -http-addr)")
@@ -283,6 +284,9 @@ func cmdDevstack(ctx context.Context, args []string) error {
 		MetricsURLs: map[string]string{"worker": "http://" + *httpAddr + "/metrics", "starter": "http://" + *metricsAddr + "/metrics"}}
 	for name, addr := range workers {
 		st.MetricsURLs[name] = "http://" + addr + "/metrics"
+	}
+	if *signerMetrics != "" {
+		st.MetricsURLs["signer"] = "http://" + *signerMetrics + "/metrics"
 	}
 	st.KMSEndpoint = *kmsEndpoint
 	st.SignerSocket = *signerSocket
