@@ -111,7 +111,7 @@ func BaselinePayment(ctx workflow.Context, in BaselineInput) (protocol.PaymentRe
 	var begin activities.BeginResult
 	err := workflow.ExecuteActivity(dbCtx, a.BeginPayment, activities.BeginInput{AnswerID: answerID,
 		ReserveInput: activities.ReserveInput{Key: wfID, Chain: r.Chain, Symbol: r.Symbol, FromAddress: r.FromAddress,
-			Amount: r.Amount}}).Get(ctx, &begin)
+			Amount: r.Amount, ToAddress: r.ToAddress}}).Get(ctx, &begin)
 	switch {
 	case err != nil && !baselinePermanent(err):
 		return resp, err
