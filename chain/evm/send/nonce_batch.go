@@ -26,11 +26,10 @@ package send
 // restart) loses either both or neither. A nonce is taken only if its use
 // returned nil and the batch committed; a failed use is rolled back (to its
 // savepoint, or by InnoDB for one statement) and its nonce goes to the next
-// caller. The lane starts at the larger of the row, the chain's pending nonce
-// (a transaction sent outside payflow), read once per batch outside the lock
-// after all of the batch's requests were queued, and one past the largest
-// nonce a stored transaction or an intent of the wallet holds (read under
-// the lock). Should a use still collide on a unique nonce key (a lane row
+// caller. The lane starts at the larger of the row and the chain's pending
+// nonce (a transaction sent outside payflow), read once per batch outside
+// the lock after all of the batch's requests were queued. Should a use
+// collide on a unique nonce key (a lane row
 // left behind what was stored), the lane resyncs past the largest nonce held
 // by a transaction or an intent and that use runs again. A deadlock (or a
 // lock wait timeout) rolls back the whole transaction, the uses before it
@@ -189,9 +188,6 @@ func (b *laneBatcher) apply(ctx context.Context, from common.Address, live []non
 	if chainNext > nonce {
 		n.log.Warn("nonce lane behind the chain; resynced", "address", addr, "lane", nonce, "chain", chainNext)
 		nonce = chainNext
-	}
-	if nonce, err = n.pastStored(ctx, tx, from, nonce); err != nil {
-		return nil, false, err
 	}
 	first := nonce
 	errs := make([]error, len(live))
