@@ -52,7 +52,7 @@ func TestDevStackChains(t *testing.T) {
 	db := st.DB(t)
 	ids := map[int64]string{}
 	nodes := map[string]string{}
-	for _, name := range slices.Sorted(maps.Keys(st.Chains)) {
+	for _, name := range st.EVMChains() {
 		c := st.Chains[name]
 		eth := stacktest.ChainEth(t, c)
 		id, err := eth.ChainID(ctx)
@@ -118,7 +118,7 @@ func devLedgerMatchesChains(t *testing.T, st *stacktest.Stack) {
 	t.Helper()
 	ctx := context.Background()
 	db := st.DB(t)
-	for _, name := range slices.Sorted(maps.Keys(st.Chains)) {
+	for _, name := range st.EVMChains() {
 		c := st.Chains[name]
 		eth := stacktest.ChainEth(t, c)
 		for _, w := range c.ManagedWallets {

@@ -47,6 +47,9 @@ type devSecrets struct {
 	TokenAddr  string                   `json:"token_address,omitempty"`
 	GenesisHex string                   `json:"genesis_hash,omitempty"`
 	Chains     map[string]*chainSecrets `json:"chains,omitempty"`
+	// BTCFaucetWIF is the dev Bitcoin faucet's key, whose address btcd
+	// mines to (payflowctl btc-faucet makes it).
+	BTCFaucetWIF string `json:"btc_faucet_wif,omitempty"`
 }
 
 // chainSecrets is what devstack remembers of one dev chain: its genesis (a
@@ -219,6 +222,8 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	signerSocket := fs.String("signer-socket", "", "payflow-signer's Unix socket: it creates the dev wallets' keys (required)")
 	workers := workerAddrs{}
 	fs.Var(workers, "worker", "a further worker process `worker-N=HOST:PORT` and its ledger API and /metrics address, written to stack.json's metrics_urls (repeatable; the first worker is on -http-addr)")
+	btcRPC := fs.String("btc-rpc-url", "", "btcd's JSON-RPC of the dev Bitcoin chain, described in stack.json's chains.BTC (empty: none)")
+	btcCreds := fs.String("btc-credentials", "", "the file holding btcd's USER:PASSWORD")
 	_ = fs.Parse(args)
 	if len(chains) == 0 {
 		chains = chainList{{Name: "ETH", Native: "ETH", RPCURL: *rpcURL, WSURL: *wsURL}}
@@ -299,6 +304,16 @@ func cmdDevstack(ctx context.Context, args []string) error {
 		st.Chains[spec.Name] = sc
 	}
 	st.ChainFields = st.Chains[chains[0].Name].ChainFields
+	if *btcRPC != "" {
+		sc, err := d.prepareBTC(ctx, *btcRPC, *btcCreds)
+		if err != nil {
+			return fmt.Errorf("chain BTC (%s): %w", *btcRPC, err)
+		}
+		st.Chains["BTC"] = sc
+		if err := saveJSON(secretsPath, sec, 0o600); err != nil {
+			return err
+		}
+	}
 
 	// Secrets go to payflow.env, not config.json. No key material: the
 	// worker and the starter ask payflow-signer to sign.

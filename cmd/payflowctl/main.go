@@ -52,6 +52,8 @@ func main() {
 		err = cmdSigner(ctx, os.Args[2:])
 	case "devstack":
 		err = cmdDevstack(ctx, os.Args[2:])
+	case "btc-faucet":
+		err = cmdBTCFaucet(ctx, os.Args[2:])
 	case "payment":
 		err = cmdPayment(ctx, os.Args[2:])
 	default:
@@ -86,6 +88,8 @@ func usage() {
                                             derived from custody.account_xpub; no signer needed
   signer status [-json]                     payflow-signer's KMS, keys and last signatures
   devstack -dir .dev ...                    used by make up
+  btc-faucet -dir .dev [-network simnet]   the dev Bitcoin faucet's address (its key made on the
+                                            first run, kept in secrets.json); used by make up
   payment show|list|approve|reject|release  operate payments (payflowctl payment help)
 Flags of wallet, address and signer: -config PATH (default $PAYFLOW_CONFIG, else .dev/config.json),
 -env-file PATH, -signer-socket PATH (default $PAYFLOW_SIGNER_SOCKET, else signer.socket).
