@@ -1,0 +1,164 @@
+package btc
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/btcsuite/btcd/btcutil"
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
+	"github.com/btcsuite/btcd/txscript"
+	"github.com/btcsuite/btcd/wire"
+)
+
+// ErrFaucetEmpty: the faucet found too few spendable coins for a payment.
+var ErrFaucetEmpty = errors.New("the faucet holds too few spendable coins")
+
+// Coinbase outputs are spendable this many blocks deep (every network).
+const coinbaseMaturity = 100
+
+// Faucet pays from one key's P2WPKH address, finding its coins through the
+// node's address index (btcd --addrindex): the dev stack's and the tests'
+// source of coins, mined to it by btcd (--miningaddr). It is a tool of the
+// dev stack, not of payments: payments spend the ledger's own UTXO set.
+// One Faucet serialises its payments; two processes paying from one key at
+// once may pick the same coin, and the node refuses the second.
+type Faucet struct {
+	c      *Client
+	wif    *btcutil.WIF
+	addr   btcutil.Address
+	script []byte
+	mu     sync.Mutex
+}
+
+// NewFaucet makes a faucet of a WIF's key on c's network.
+func NewFaucet(c *Client, wif string) (*Faucet, error) {
+	w, err := DecodeWIF(wif, c.Params())
+	if err != nil {
+		return nil, err
+	}
+	a, err := KeyAddress(w.PrivKey.PubKey(), c.Params())
+	if err != nil {
+		return nil, err
+	}
+	script, err := txscript.PayToAddrScript(a)
+	if err != nil {
+		return nil, err
+	}
+	return &Faucet{c: c, wif: w, addr: a, script: script}, nil
+}
+
+// Address is the faucet's address.
+func (f *Faucet) Address() string { return f.addr.EncodeAddress() }
+
+// faucetFeeRate is what the faucet pays, in satoshis per virtual byte: well
+// above btcd's relay minimum (1 sat/vB).
+const faucetFeeRate = 5
+
+// Pay sends sats to the address to (P2WPKH) from the faucet's coins, the
+// change back to the faucet, and returns the transaction once the node has
+// accepted it into its pool (it is mined with the next block).
+func (f *Faucet) Pay(ctx context.Context, to string, sats int64) (*wire.MsgTx, error) {
+	_, toScript, err := ParseAddress(to, f.c.Params())
+	if err != nil {
+		return nil, err
+	}
+	if sats <= 0 {
+		return nil, fmt.Errorf("paying %d satoshis: the amount must be positive", sats)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	coins, err := f.coins(ctx, sats)
+	if err != nil {
+		return nil, err
+	}
+	tx := wire.NewMsgTx(2)
+	var in int64
+	prev := txscript.NewMultiPrevOutFetcher(nil)
+	for _, c := range coins {
+		// Sequence below 0xfffffffe: replaceable (BIP125), as payflow's own
+		// transactions will be.
+		tx.AddTxIn(&wire.TxIn{PreviousOutPoint: c.OutPoint, Sequence: wire.MaxTxInSequenceNum - 2})
+		prev.AddPrevOut(c.OutPoint, &wire.TxOut{Value: c.Value, PkScript: f.script})
+		in += c.Value
+	}
+	tx.AddTxOut(wire.NewTxOut(sats, toScript))
+	fee := int64(P2WPKHVSize(len(coins), 2)) * faucetFeeRate
+	if change := in - sats - fee; change >= DustLimit {
+		tx.AddTxOut(wire.NewTxOut(change, f.script))
+	}
+	hashes := txscript.NewTxSigHashes(tx, prev)
+	for i, c := range coins {
+		w, err := txscript.WitnessSignature(tx, hashes, i, c.Value, f.script, txscript.SigHashAll, f.wif.PrivKey, true)
+		if err != nil {
+			return nil, fmt.Errorf("signing input %d: %w", i, err)
+		}
+		tx.TxIn[i].Witness = w
+	}
+	if _, err := f.c.Send(ctx, tx); err != nil {
+		return nil, err
+	}
+	return tx, nil
+}
+
+// Coin is an unspent output: its outpoint and value in satoshis.
+type Coin struct {
+	wire.OutPoint
+	Value int64
+}
+
+// coins picks spendable faucet outputs worth at least sats plus the fee of
+// spending them, newest first: the newest change and the youngest mature
+// coinbases come first, so a long-lived faucet reads few pages.
+func (f *Faucet) coins(ctx context.Context, sats int64) ([]Coin, error) {
+	const page, maxPages, maxInputs = 100, 50, 200
+	var picked []Coin
+	var sum int64
+	for p := 0; p < maxPages; p++ {
+		txs, err := f.c.AddressTxs(ctx, f.addr, p*page, page, true)
+		if err != nil {
+			return nil, err
+		}
+		for _, tx := range txs {
+			coinbase := len(tx.Vin) > 0 && tx.Vin[0].IsCoinBase()
+			if coinbase && tx.Confirmations < coinbaseMaturity {
+				continue
+			}
+			h, err := chainhash.NewHashFromStr(tx.Txid)
+			if err != nil {
+				return nil, fmt.Errorf("reading txid %q: %w", tx.Txid, err)
+			}
+			for _, out := range tx.Vout {
+				if out.ScriptPubKey.Hex != hex.EncodeToString(f.script) {
+					continue
+				}
+				op := wire.OutPoint{Hash: *h, Index: out.N}
+				unspent, err := f.c.TxOut(ctx, op, true)
+				if err != nil {
+					return nil, err
+				}
+				if unspent == nil {
+					continue
+				}
+				v, err := btcutil.NewAmount(out.Value)
+				if err != nil {
+					return nil, err
+				}
+				picked = append(picked, Coin{OutPoint: op, Value: int64(v)})
+				sum += int64(v)
+				if sum >= sats+int64(P2WPKHVSize(len(picked), 2))*faucetFeeRate {
+					return picked, nil
+				}
+				if len(picked) == maxInputs {
+					return nil, fmt.Errorf("%w: %d coins hold %d of the %d satoshis asked", ErrFaucetEmpty, len(picked), sum, sats)
+				}
+			}
+		}
+		if len(txs) < page {
+			break
+		}
+	}
+	return nil, fmt.Errorf("%w: %d satoshis found of the %d asked", ErrFaucetEmpty, sum, sats)
+}
