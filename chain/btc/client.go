@@ -181,3 +181,10 @@ func (c *Client) AddressTxs(ctx context.Context, addr btcutil.Address, skip, cou
 	}
 	return r, nil
 }
+
+// IsNotFound says whether err is the node's answer that it does not know
+// the block or transaction asked for.
+func IsNotFound(err error) bool {
+	var rpcErr *btcjson.RPCError
+	return errors.As(err, &rpcErr) && (rpcErr.Code == btcjson.ErrRPCBlockNotFound || rpcErr.Code == btcjson.ErrRPCNoTxInfo)
+}

@@ -57,20 +57,42 @@ func (f *Faucet) Address() string { return f.addr.EncodeAddress() }
 // above btcd's relay minimum (1 sat/vB).
 const faucetFeeRate = 5
 
-// Pay sends sats to the address to (P2WPKH) from the faucet's coins, the
-// change back to the faucet, and returns the transaction once the node has
-// accepted it into its pool (it is mined with the next block).
+// Output is a payment to one address: Sats satoshis to Address (P2WPKH).
+type Output struct {
+	Address string
+	Sats    int64
+}
+
+// Pay sends sats to the address to (P2WPKH) from the faucet's coins; see
+// PayMany.
 func (f *Faucet) Pay(ctx context.Context, to string, sats int64) (*wire.MsgTx, error) {
-	_, toScript, err := ParseAddress(to, f.c.Params())
-	if err != nil {
-		return nil, err
+	return f.PayMany(ctx, []Output{{Address: to, Sats: sats}})
+}
+
+// PayMany sends one transaction paying each output, in order (output i of
+// the transaction is outs[i]), from the faucet's coins, the change back to
+// the faucet as the last output, and returns it once the node has accepted
+// it into its pool (it is mined with the next block).
+func (f *Faucet) PayMany(ctx context.Context, outs []Output) (*wire.MsgTx, error) {
+	if len(outs) == 0 {
+		return nil, errors.New("paying nothing")
 	}
-	if sats <= 0 {
-		return nil, fmt.Errorf("paying %d satoshis: the amount must be positive", sats)
+	var sats int64
+	scripts := make([][]byte, len(outs))
+	for i, o := range outs {
+		_, script, err := ParseAddress(o.Address, f.c.Params())
+		if err != nil {
+			return nil, err
+		}
+		if o.Sats < DustLimit {
+			return nil, fmt.Errorf("paying %d satoshis to %s: below the dust limit %d", o.Sats, o.Address, DustLimit)
+		}
+		scripts[i] = script
+		sats += o.Sats
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	coins, err := f.coins(ctx, sats)
+	coins, err := f.coins(ctx, sats, len(outs)+1)
 	if err != nil {
 		return nil, err
 	}
@@ -84,8 +106,10 @@ func (f *Faucet) Pay(ctx context.Context, to string, sats int64) (*wire.MsgTx, e
 		prev.AddPrevOut(c.OutPoint, &wire.TxOut{Value: c.Value, PkScript: f.script})
 		in += c.Value
 	}
-	tx.AddTxOut(wire.NewTxOut(sats, toScript))
-	fee := int64(P2WPKHVSize(len(coins), 2)) * faucetFeeRate
+	for i, o := range outs {
+		tx.AddTxOut(wire.NewTxOut(o.Sats, scripts[i]))
+	}
+	fee := int64(P2WPKHVSize(len(coins), len(outs)+1)) * faucetFeeRate
 	if change := in - sats - fee; change >= DustLimit {
 		tx.AddTxOut(wire.NewTxOut(change, f.script))
 	}
@@ -112,7 +136,7 @@ type Coin struct {
 // coins picks spendable faucet outputs worth at least sats plus the fee of
 // spending them, newest first: the newest change and the youngest mature
 // coinbases come first, so a long-lived faucet reads few pages.
-func (f *Faucet) coins(ctx context.Context, sats int64) ([]Coin, error) {
+func (f *Faucet) coins(ctx context.Context, sats int64, outputs int) ([]Coin, error) {
 	const page, maxPages, maxInputs = 100, 50, 200
 	var picked []Coin
 	var sum int64
@@ -148,7 +172,7 @@ func (f *Faucet) coins(ctx context.Context, sats int64) ([]Coin, error) {
 				}
 				picked = append(picked, Coin{OutPoint: op, Value: int64(v)})
 				sum += int64(v)
-				if sum >= sats+int64(P2WPKHVSize(len(picked), 2))*faucetFeeRate {
+				if sum >= sats+int64(P2WPKHVSize(len(picked), outputs))*faucetFeeRate {
 					return picked, nil
 				}
 				if len(picked) == maxInputs {
