@@ -1,0 +1,229 @@
+package btc_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"payflow/chain/btc"
+	"payflow/chain/btc/btctest"
+	"payflow/internal/stacktest"
+	"payflow/ledger"
+)
+
+func testDB(t *testing.T, name string) *sql.DB {
+	t.Helper()
+	db := stacktest.TestDB(t, name)
+	require.NoError(t, ledger.Migrate(context.Background(), db))
+	return db
+}
+
+func fakeTxID(label string) string {
+	h := sha256.Sum256([]byte(label))
+	return hex.EncodeToString(h[:])
+}
+
+// TestMigrationWidensAddresses: a Bitcoin address longer than an EVM
+// address (regtest's 44 characters, a 62-character taproot one) fits every
+// ledger column a Bitcoin wallet uses.
+func TestMigrationWidensAddresses(t *testing.T) {
+	db := testDB(t, "btcaddr")
+	ctx := context.Background()
+	regtest := "bcrt1q" + strings.Repeat("q", 38)
+	taproot := "bc1p" + strings.Repeat("q", 58)
+	for _, a := range []string{regtest, taproot} {
+		_, err := db.ExecContext(ctx, "INSERT INTO wallets (chain, address, kind) VALUES ('BTC', ?, 'deposit')", a)
+		require.NoError(t, err)
+		_, err = db.ExecContext(ctx, "INSERT INTO balances (chain, address, symbol) VALUES ('BTC', ?, 'BTC')", a)
+		require.NoError(t, err)
+		_, err = db.ExecContext(ctx, `INSERT INTO deposits (chain, tx_hash, log_index, symbol, address, from_address, amount, block_number, block_hash)
+			VALUES ('BTC', ?, 0, 'BTC', ?, ?, 1, 1, 'h')`, fakeTxID(a), a, a)
+		require.NoError(t, err)
+		var got string
+		require.NoError(t, db.QueryRowContext(ctx, "SELECT address FROM balances WHERE chain = 'BTC' AND address = ?", a).Scan(&got))
+		require.Equal(t, a, got, "stored whole")
+	}
+}
+
+// TestBlocksStore: the block log keeps what Save gives it, replaces a
+// reorganised tail and forgets blocks below the window, per chain.
+func TestBlocksStore(t *testing.T) {
+	db := testDB(t, "btcblocks")
+	ctx := context.Background()
+	ref := func(h int64, label string) btc.BlockRef {
+		return btc.BlockRef{Height: h, Hash: sha256.Sum256([]byte(label))}
+	}
+	log := btc.NewBlocks(db, "BTC")
+	other := btc.NewBlocks(db, "BTC2")
+	require.NoError(t, log.Save(ctx, 10, []btc.BlockRef{ref(10, "a"), ref(11, "b"), ref(12, "c")}, 10))
+	require.NoError(t, other.Save(ctx, 10, []btc.BlockRef{ref(10, "z")}, 10))
+	// 12 is reorganised away, 12' and 13' come; the window drops 10.
+	require.NoError(t, log.Save(ctx, 12, []btc.BlockRef{ref(12, "c'"), ref(13, "d'")}, 11))
+	got, err := log.Load(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []btc.BlockRef{ref(11, "b"), ref(12, "c'"), ref(13, "d'")}, got)
+	got, err = other.Load(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []btc.BlockRef{ref(10, "z")}, got, "another chain's blocks are its own")
+}
+
+// TestUTXOLife: an output is unconfirmed, then spendable; reserved for one
+// payment key (largest first, to cover the payment and its fee), the same
+// coins again for a repeat of that key, none for a second payment that the
+// rest cannot cover; released, reserved again and spent. The confirmed
+// balance is the sum of spendable and reserved outputs throughout; a block
+// that leaves the chain takes its spendable outputs back to unconfirmed.
+func TestUTXOLife(t *testing.T) {
+	db := testDB(t, "btcutxo")
+	ctx := context.Background()
+	set := btc.NewUTXOs(db, "BTC")
+	const wallet = "sb1qwallet"
+	add := func(label string, sats int64, block string) btc.UTXO {
+		o := btc.UTXO{TxID: fakeTxID(label), Vout: 1, Address: wallet, Sats: sats}
+		if block != "" {
+			o.Height, o.BlockHash = 500, fakeTxID(block)
+		}
+		require.NoError(t, set.Add(ctx, o))
+		return o
+	}
+	balance := func() (int64, int64) {
+		c, u, err := set.Balance(ctx, wallet)
+		require.NoError(t, err)
+		return c, u
+	}
+	big, mid, small := add("big", 5_000_000, "b1"), add("mid", 3_000_000, "b1"), add("small", 1_000_000, "")
+	require.NoError(t, set.Add(ctx, big), "a repeat is harmless")
+	c, u := balance()
+	require.Equal(t, [2]int64{0, 9_000_000}, [2]int64{c, u})
+	for _, o := range []btc.UTXO{big, mid, small} {
+		require.NoError(t, set.Confirm(ctx, o.TxID, o.Vout, 500, fakeTxID("b1")))
+	}
+	c, u = balance()
+	require.Equal(t, [2]int64{9_000_000, 0}, [2]int64{c, u})
+
+	fee := func(n int) int64 { return int64(btc.P2WPKHVSize(n, 2)) * 10 }
+	need := func(sats int64) func(int) int64 { return func(n int) int64 { return sats + fee(n) } }
+	held, err := set.Reserve(ctx, "pay-1", wallet, need(6_000_000))
+	require.NoError(t, err)
+	require.Equal(t, []string{big.TxID, mid.TxID}, txids(held), "largest first, until the payment and its fee are covered")
+	again, err := set.Reserve(ctx, "pay-1", wallet, need(1))
+	require.NoError(t, err)
+	require.Equal(t, txids(held), txids(again), "a repeat of the key gets its coins")
+	_, err = set.Reserve(ctx, "pay-2", wallet, need(2_000_000))
+	require.ErrorIs(t, err, btc.ErrInsufficientCoins, "1,000,000 left")
+	c, _ = balance()
+	require.EqualValues(t, 9_000_000, c, "reserved coins are still the wallet's")
+
+	n, err := set.Release(ctx, "pay-1")
+	require.NoError(t, err)
+	require.EqualValues(t, 2, n)
+	n, err = set.Release(ctx, "pay-1")
+	require.NoError(t, err)
+	require.Zero(t, n, "released once")
+	held, err = set.Reserve(ctx, "pay-2", wallet, need(2_000_000))
+	require.NoError(t, err)
+	require.Equal(t, []string{big.TxID}, txids(held))
+	require.NoError(t, set.Spend(ctx, "pay-2", fakeTxID("spending")))
+	c, _ = balance()
+	require.EqualValues(t, 4_000_000, c, "a spent coin has left")
+	n, err = set.Release(ctx, "pay-2")
+	require.NoError(t, err)
+	require.Zero(t, n, "a spent coin is never released")
+
+	// Block b1 leaves the chain: mid (spendable) is unconfirmed again;
+	// small, confirmed without a block of its own, keeps its state.
+	n, err = set.Unconfirm(ctx, fakeTxID("b1"))
+	require.NoError(t, err)
+	require.EqualValues(t, 3, n)
+	c, u = balance()
+	require.Equal(t, [2]int64{0, 4_000_000}, [2]int64{c, u})
+	list, err := set.List(ctx, wallet)
+	require.NoError(t, err)
+	require.Len(t, list, 2, "spent coins are not listed")
+	for _, o := range list {
+		require.Equal(t, btc.UTXOUnconfirmed, o.State)
+		require.Empty(t, o.BlockHash)
+	}
+}
+
+func txids(us []btc.UTXO) []string {
+	out := make([]string, len(us))
+	for i, u := range us {
+		out[i] = u.TxID
+	}
+	return out
+}
+
+// TestUTXOSetFromScannerReconciles: on a real btcd, the scanner's events
+// keep a managed wallet's UTXO set (seen: unconfirmed, confirmed:
+// spendable, with the block), and the set reconciles with the node: the
+// same coins and balance. An output the set does not know (a deposit
+// payflow missed) and a coin the node does not have are both found.
+func TestUTXOSetFromScannerReconciles(t *testing.T) {
+	n := btctest.Start(t)
+	db := testDB(t, "btcreconcile")
+	ctx := context.Background()
+	wallet := addresses(t, n, "utxo set reconcile", 1)[0]
+	watch := btc.NewWatchSet(n.Client.Params())
+	_, err := watch.Add(wallet)
+	require.NoError(t, err)
+	head, _ := n.Head(t)
+	s, err := btc.NewScanner(btc.ScannerConfig{Confirmations: 2, StartHeight: head + 1}, n.Client, watch, btc.NewBlocks(db, "BTC"))
+	require.NoError(t, err)
+	set := btc.NewUTXOs(db, "BTC")
+	apply := func() {
+		evs, err := s.Poll(ctx)
+		require.NoError(t, err)
+		for _, e := range evs {
+			switch e.Kind {
+			case btc.DepositSeen:
+				require.NoError(t, set.Add(ctx, btc.UTXO{TxID: e.TxID, Vout: e.Vout, Address: e.Address, Sats: e.Sats,
+					Height: e.Height, BlockHash: e.BlockHash}))
+			case btc.DepositConfirmed:
+				require.NoError(t, set.Confirm(ctx, e.TxID, e.Vout, e.Height, e.BlockHash))
+			case btc.DepositReorged:
+				_, err := set.Unconfirm(ctx, e.BlockHash)
+				require.NoError(t, err)
+			}
+		}
+	}
+	_, err = n.Faucet.PayMany(ctx, []btc.Output{{Address: wallet, Sats: 70_000_000}, {Address: wallet, Sats: 30_000_000}})
+	require.NoError(t, err)
+	n.Mine(t, 1)
+	apply()
+	c, u, err := set.Balance(ctx, wallet)
+	require.NoError(t, err)
+	require.Equal(t, [2]int64{0, 100_000_000}, [2]int64{c, u})
+	n.Mine(t, 1)
+	apply()
+	c, u, err = set.Balance(ctx, wallet)
+	require.NoError(t, err)
+	require.Equal(t, [2]int64{100_000_000, 0}, [2]int64{c, u})
+
+	r, err := set.Reconcile(ctx, n.Client, wallet, 2)
+	require.NoError(t, err)
+	require.True(t, r.Matched(), "%+v", r)
+	require.EqualValues(t, 100_000_000, r.Confirmed)
+	require.EqualValues(t, 100_000_000, r.OnNode)
+
+	// A deposit the set never heard of, and a coin the node never had.
+	missed := n.Pay(t, wallet, 5_000_000)
+	n.Mine(t, 2)
+	ghost := btc.UTXO{TxID: fakeTxID("ghost"), Vout: 0, Address: wallet, Sats: 1_000}
+	require.NoError(t, set.Add(ctx, ghost))
+	require.NoError(t, set.Confirm(ctx, ghost.TxID, 0, 1, fakeTxID("ghost block")))
+	r, err = set.Reconcile(ctx, n.Client, wallet, 2)
+	require.NoError(t, err)
+	require.False(t, r.Matched())
+	require.Equal(t, []string{ghost.TxID}, txids(r.Missing))
+	require.Len(t, r.Unknown, 1)
+	require.Equal(t, missed, r.Unknown[0].Hash)
+	require.EqualValues(t, 5_000_000, r.Unknown[0].Value)
+	require.EqualValues(t, 100_001_000, r.Confirmed)
+	require.EqualValues(t, 100_000_000, r.OnNode)
+}
