@@ -8,6 +8,7 @@ import (
 
 	"github.com/btcsuite/btcd/btcutil/hdkeychain"
 	"github.com/btcsuite/btcd/chaincfg"
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/stretchr/testify/require"
 
 	"payflow/chain/btc"
@@ -167,4 +168,11 @@ func TestCheckNetwork(t *testing.T) {
 	defer c.Close()
 	err = c.CheckNetwork(context.Background())
 	require.True(t, errors.Is(err, btc.ErrWrongNetwork), "got %v", err)
+}
+
+func mustHash(t *testing.T, s string) chainhash.Hash {
+	t.Helper()
+	h, err := chainhash.NewHashFromStr(s)
+	require.NoError(t, err)
+	return *h
 }

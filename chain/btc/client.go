@@ -142,15 +142,29 @@ func (c *Client) Block(ctx context.Context, hash chainhash.Hash) (*wire.MsgBlock
 	return b, nil
 }
 
-// Send hands a signed transaction to the node; sending it again is
-// harmless (the node answers that it has it). A node's refusal is returned
-// as its error.
+// Send hands a signed transaction to the node. Sending it again is
+// harmless: the node's answer that it already has it, in its pool or
+// mined, is success. Any other refusal is returned as the node's error.
 func (c *Client) Send(ctx context.Context, tx *wire.MsgTx) (chainhash.Hash, error) {
 	h, err := call(ctx, func() (*chainhash.Hash, error) { return c.rpc.SendRawTransaction(tx, false) })
 	if err != nil {
+		if alreadyHave(err) {
+			return tx.TxHash(), nil
+		}
 		return chainhash.Hash{}, fmt.Errorf("sending %s: %w", tx.TxHash(), err)
 	}
 	return *h, nil
+}
+
+// alreadyHave says whether err is btcd's refusal of a transaction it holds
+// already: in its pool ("already have transaction") or mined ("transaction
+// already exists"). btcd gives no distinct code for it.
+func alreadyHave(err error) bool {
+	var rpcErr *btcjson.RPCError
+	if !errors.As(err, &rpcErr) {
+		return false
+	}
+	return strings.Contains(rpcErr.Message, "already have transaction") || strings.Contains(rpcErr.Message, "transaction already exists")
 }
 
 // TxOut is the unspent output op as the node sees it, or nil when it is
@@ -187,4 +201,15 @@ func (c *Client) AddressTxs(ctx context.Context, addr btcutil.Address, skip, cou
 func IsNotFound(err error) bool {
 	var rpcErr *btcjson.RPCError
 	return errors.As(err, &rpcErr) && (rpcErr.Code == btcjson.ErrRPCBlockNotFound || rpcErr.Code == btcjson.ErrRPCNoTxInfo)
+}
+
+// Tx is the node's view of transaction txid (btcd --txindex for a mined one
+// outside the pool): its block and confirmations (0 in the pool). A
+// transaction the node does not know is IsNotFound.
+func (c *Client) Tx(ctx context.Context, txid chainhash.Hash) (*btcjson.TxRawResult, error) {
+	r, err := call(ctx, func() (*btcjson.TxRawResult, error) { return c.rpc.GetRawTransactionVerbose(&txid) })
+	if err != nil {
+		return nil, fmt.Errorf("reading transaction %s: %w", txid, err)
+	}
+	return r, nil
 }
