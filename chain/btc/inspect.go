@@ -38,19 +38,27 @@ type SpendInspection struct {
 	Reason string
 }
 
-// InspectSpend tells what the node proves about the attempts (txids: the
+// Spends proves what became of payments' transactions on the node.
+type Spends struct {
+	c *Client
+}
+
+// NewSpends returns the proofs of c's node.
+func NewSpends(c *Client) *Spends { return &Spends{c: c} }
+
+// Inspect tells what the node proves about the attempts (txids: the
 // first transaction and its replacements, which all spend inputs) of one
 // payment. An attempt in the pool is pending. Dropped needs every input
 // spent by another transaction at least confirmations deep: a conflict
 // still in the pool, or shallower, can be reorganised away, and then an
 // attempt could be mined again.
-func (c *Client) InspectSpend(ctx context.Context, attempts []string, inputs []UTXO, confirmations int64) (SpendInspection, error) {
+func (s *Spends) Inspect(ctx context.Context, attempts []string, inputs []UTXO, confirmations int64) (SpendInspection, error) {
 	for _, id := range attempts {
 		h, err := chainhash.NewHashFromStr(id)
 		if err != nil {
 			return SpendInspection{}, fmt.Errorf("attempt %q: %w", id, err)
 		}
-		tx, err := c.Tx(ctx, *h)
+		tx, err := s.c.Tx(ctx, *h)
 		if IsNotFound(err) {
 			continue
 		}
@@ -66,12 +74,12 @@ func (c *Client) InspectSpend(ctx context.Context, attempts []string, inputs []U
 		}
 		// txindex may name a block that left the best chain: believe it
 		// only when the best chain has that block at its height.
-		head, _, err := c.Head(ctx)
+		head, _, err := s.c.Head(ctx)
 		if err != nil {
 			return SpendInspection{}, err
 		}
 		height := head - int64(tx.Confirmations) + 1
-		at, err := c.BlockHash(ctx, height)
+		at, err := s.c.BlockHash(ctx, height)
 		if err != nil {
 			return SpendInspection{}, err
 		}
@@ -85,7 +93,7 @@ func (c *Client) InspectSpend(ctx context.Context, attempts []string, inputs []U
 		return SpendInspection{State: SpendPending}, nil
 	}
 	for _, in := range inputs {
-		spender, depth, err := c.spentBy(ctx, in)
+		spender, depth, err := s.spentBy(ctx, in)
 		if err != nil {
 			return SpendInspection{}, err
 		}
@@ -100,21 +108,21 @@ func (c *Client) InspectSpend(ctx context.Context, attempts []string, inputs []U
 // spentBy finds the mined transaction that spends in on the best chain and
 // its depth, through the address index ("" when the output is unspent, or
 // spent only in the pool).
-func (c *Client) spentBy(ctx context.Context, in UTXO) (string, int64, error) {
+func (s *Spends) spentBy(ctx context.Context, in UTXO) (string, int64, error) {
 	op, err := in.OutPoint()
 	if err != nil {
 		return "", 0, err
 	}
-	if out, err := c.TxOut(ctx, op, false); err != nil || out != nil {
+	if out, err := s.c.TxOut(ctx, op, false); err != nil || out != nil {
 		return "", 0, err
 	}
-	a, _, err := ParseAddress(in.Address, c.Params())
+	a, _, err := ParseAddress(in.Address, s.c.Params())
 	if err != nil {
 		return "", 0, err
 	}
 	const page = 100
 	for skip := 0; ; skip += page {
-		txs, err := c.AddressTxs(ctx, a, skip, page, true)
+		txs, err := s.c.AddressTxs(ctx, a, skip, page, true)
 		if err != nil {
 			return "", 0, err
 		}
