@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/btcsuite/btcd/blockchain"
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
@@ -322,4 +323,37 @@ func (s *Scanner) match(txs []*wire.MsgTx, b BlockRef) []*found {
 		}
 	}
 	return out
+}
+
+// Run polls every interval until ctx ends, handing each poll's events to
+// sink in order. A node or sink error is logged by the caller's onErr and
+// the poll is repeated at the next interval: events handed to a sink that
+// failed are handed again (the scanner's kept blocks are read again only
+// after a restart, so Run keeps the undelivered events and delivers them
+// first). ErrDeepReorg is handed to onErr too; the scanner goes on.
+func (s *Scanner) Run(ctx context.Context, interval time.Duration, sink func(context.Context, []Event) error, onErr func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var pending []Event
+	for {
+		evs, err := s.Poll(ctx)
+		pending = append(pending, evs...)
+		if err != nil && ctx.Err() == nil {
+			onErr(err)
+		}
+		if len(pending) > 0 {
+			if err := sink(ctx, pending); err != nil {
+				if ctx.Err() == nil {
+					onErr(fmt.Errorf("handing %d events over: %w", len(pending), err))
+				}
+			} else {
+				pending = nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

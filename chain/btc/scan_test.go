@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -294,4 +295,51 @@ func TestScannerDeepReorg(t *testing.T) {
 	require.Equal(t, []eventKey{{btc.DepositSeen, txid, 0}, {btc.DepositConfirmed, txid, 0}}, keysOf(evs))
 	tip, tipHash := n.Head(t)
 	require.Equal(t, btc.BlockRef{Height: tip, Hash: tipHash}, s.Cursor())
+}
+
+// TestScannerRun: the polling loop hands every event to the sink in order;
+// events a failing sink did not take are handed again, before new ones.
+func TestScannerRun(t *testing.T) {
+	n := btctest.Start(t)
+	addr := addresses(t, n, "scanner run", 1)[0]
+	watch := btc.NewWatchSet(n.Client.Params())
+	_, err := watch.Add(addr)
+	require.NoError(t, err)
+	head, _ := n.Head(t)
+	s, err := btc.NewScanner(btc.ScannerConfig{Confirmations: 2, StartHeight: head + 1}, n.Client, watch, &memLog{})
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var got []eventKey
+	failures := 1
+	sink := func(_ context.Context, evs []btc.Event) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if failures > 0 {
+			failures--
+			return context.DeadlineExceeded // the consumer is down once
+		}
+		got = append(got, keysOf(evs)...)
+		return nil
+	}
+	errs := make(chan error, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Run(ctx, 50*time.Millisecond, sink, func(err error) { errs <- err })
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+
+	txid := n.Pay(t, addr, 12_345).String()
+	n.Mine(t, 2)
+	want := []eventKey{{btc.DepositSeen, txid, 0}, {btc.DepositConfirmed, txid, 0}}
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) >= 2
+	}, 30*time.Second, 20*time.Millisecond)
+	mu.Lock()
+	require.Equal(t, want, got, "each event once, in order, after the failed hand-over")
+	mu.Unlock()
+	require.ErrorIs(t, <-errs, context.DeadlineExceeded, "the sink's failure is reported")
 }

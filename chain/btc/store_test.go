@@ -160,7 +160,7 @@ func txids(us []btc.UTXO) []string {
 }
 
 // TestUTXOSetFromScannerReconciles: on a real btcd, the scanner's events
-// keep a managed wallet's UTXO set (seen: unconfirmed, confirmed:
+// keep a managed wallet's UTXO set (Apply; seen: unconfirmed, confirmed:
 // spendable, with the block), and the set reconciles with the node: the
 // same coins and balance. An output the set does not know (a deposit
 // payflow missed) and a coin the node does not have are both found.
@@ -179,18 +179,8 @@ func TestUTXOSetFromScannerReconciles(t *testing.T) {
 	apply := func() {
 		evs, err := s.Poll(ctx)
 		require.NoError(t, err)
-		for _, e := range evs {
-			switch e.Kind {
-			case btc.DepositSeen:
-				require.NoError(t, set.Add(ctx, btc.UTXO{TxID: e.TxID, Vout: e.Vout, Address: e.Address, Sats: e.Sats,
-					Height: e.Height, BlockHash: e.BlockHash}))
-			case btc.DepositConfirmed:
-				require.NoError(t, set.Confirm(ctx, e.TxID, e.Vout, e.Height, e.BlockHash))
-			case btc.DepositReorged:
-				_, err := set.Unconfirm(ctx, e.BlockHash)
-				require.NoError(t, err)
-			}
-		}
+		require.NoError(t, set.Apply(ctx, evs))
+		require.NoError(t, set.Apply(ctx, evs), "a repeat is harmless")
 	}
 	_, err = n.Faucet.PayMany(ctx, []btc.Output{{Address: wallet, Sats: 70_000_000}, {Address: wallet, Sats: 30_000_000}})
 	require.NoError(t, err)

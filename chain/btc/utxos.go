@@ -248,3 +248,27 @@ func queryUTXOs(ctx context.Context, q querier, query string, args ...any) ([]UT
 	}
 	return out, rows.Err()
 }
+
+// Apply keeps the set up to date from the scanner's events for the
+// managed wallets it watches: seen adds the output (unconfirmed, with its
+// block), confirmed makes it spendable, reorged takes its block's outputs
+// back to unconfirmed. Events of other addresses (deposit addresses the
+// scanner watches for topups) must not be given: the set holds only what
+// payflow may spend. A repeat of events is harmless.
+func (u *UTXOs) Apply(ctx context.Context, evs []Event) error {
+	for _, e := range evs {
+		var err error
+		switch e.Kind {
+		case DepositSeen:
+			err = u.Add(ctx, UTXO{TxID: e.TxID, Vout: e.Vout, Address: e.Address, Sats: e.Sats, Height: e.Height, BlockHash: e.BlockHash})
+		case DepositConfirmed:
+			err = u.Confirm(ctx, e.TxID, e.Vout, e.Height, e.BlockHash)
+		case DepositReorged:
+			_, err = u.Unconfirm(ctx, e.BlockHash)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
