@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 
 	"payflow/chain/btc"
@@ -14,9 +15,11 @@ import (
 
 // TestDevStackBTC: `make up` runs btcd and describes it in stack.json's
 // chains.BTC: a node serving simnet with the credentials given, mined past
-// segwit's activation and mining on by itself, and a faucet whose key
-// (WIF) is the address btcd mines to and whose coins pay a new address,
-// mined by the stack within a minute and found by the address index.
+// segwit's activation and mining on by itself; a faucet whose key (WIF) is
+// the address btcd mines to and whose coins pay a new address, mined by the
+// stack within a minute and found by the address index; and the managed
+// wallets, payflow-signer's HD children, whose ledger balances equal their
+// UTXO sets, which match the node.
 func TestDevStackBTC(t *testing.T) {
 	st := stacktest.Load(t)
 	c, ok := st.Chains["BTC"]
@@ -62,4 +65,28 @@ func TestDevStackBTC(t *testing.T) {
 	head, _, err := client.Head(ctx)
 	require.NoError(t, err)
 	require.Greater(t, head, start, "btcd mines on by itself")
+
+	// The managed wallets: payflow-signer's HD children, each holding in
+	// the ledger what its UTXO set holds confirmed, which the node agrees
+	// with.
+	require.NotEmpty(t, c.ManagedWallets)
+	require.Contains(t, c.ManagedWallets, c.CollectionAddress)
+	db := st.DB(t)
+	set := btc.NewUTXOs(db, "BTC")
+	for _, w := range c.ManagedWallets {
+		var n int
+		require.NoError(t, db.QueryRowContext(ctx, "SELECT COUNT(*) FROM wallets WHERE chain='BTC' AND address=? AND key_holder='signer' AND hd_index IS NOT NULL",
+			w).Scan(&n))
+		require.Equal(t, 1, n, "%s is a BTC wallet, the signer's HD child", w)
+		confirmed, _, err := set.Balance(ctx, w)
+		require.NoError(t, err)
+		require.Positive(t, confirmed, "%s is funded", w)
+		var ledgerTotal decimal.Decimal
+		require.NoError(t, db.QueryRowContext(ctx, "SELECT COALESCE(SUM(available+held),0) FROM balances WHERE chain='BTC' AND address=? AND symbol='BTC'",
+			w).Scan(&ledgerTotal))
+		require.Equal(t, decimal.New(confirmed, -8).String(), ledgerTotal.String(), "%s: the ledger equals the UTXO set", w)
+		r, err := set.Reconcile(ctx, client, w, int64(c.Confirmations))
+		require.NoError(t, err)
+		require.True(t, r.Matched(), "%s: the UTXO set matches the node: %+v", w, r)
+	}
 }

@@ -160,3 +160,35 @@ func TestRegisterAndHandOver(t *testing.T) {
 		t.Fatalf("MasterKeyed at the end = %+v, %v", legacy, err)
 	}
 }
+
+// TestRegisterHD: a wallet of any kind registered as the signer's HD child
+// keeps its index; registering it again is harmless; an index taken by
+// another address, or an address stored at another index, is refused; the
+// next HD deposit address comes after the registered indexes.
+func TestRegisterHD(t *testing.T) {
+	l, _ := newLedger(t)
+	w := ledger.NewWallets(l.DB(), nil)
+	const chain = "BTC"
+	coll := "sb1q" + strings.Repeat("c", 38)
+	hot := "sb1q" + strings.Repeat("h", 38)
+	got, err := w.RegisterHD(ctx, chain, ledger.KindCollection, "collection", coll, 0)
+	if err != nil || got.HDIndex == nil || *got.HDIndex != 0 || got.Kind != ledger.KindCollection || got.KeyHolder != "signer" {
+		t.Fatalf("RegisterHD: %+v, %v", got, err)
+	}
+	if again, err := w.RegisterHD(ctx, chain, ledger.KindCollection, "collection", coll, 0); err != nil || again.Address != got.Address || *again.HDIndex != 0 {
+		t.Fatalf("again: %+v, %v", again, err)
+	}
+	if _, err := w.RegisterHD(ctx, chain, ledger.KindHot, "hot", hot, 0); err == nil {
+		t.Fatal("index 0 taken by another address: accepted")
+	}
+	if _, err := w.RegisterHD(ctx, chain, ledger.KindCollection, "collection", coll, 1); err == nil {
+		t.Fatal("an address stored at index 0 registered at 1: accepted")
+	}
+	if _, err := w.RegisterHD(ctx, chain, ledger.KindHot, "hot", hot, 1); err != nil {
+		t.Fatal(err)
+	}
+	next, err := w.NextHD(ctx, chain, "", func(i uint32) (string, error) { return fmt.Sprintf("sb1q%038d", i), nil })
+	if err != nil || *next.HDIndex != 2 {
+		t.Fatalf("NextHD after 0 and 1: %+v, %v", next, err)
+	}
+}

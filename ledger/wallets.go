@@ -272,6 +272,34 @@ func (w *Wallets) Register(ctx context.Context, chain string, kind WalletKind, l
 	return w.Get(ctx, chain, addr)
 }
 
+// RegisterHD records a wallet of any kind whose key is the signer's HD
+// child at index (a Bitcoin wallet of the dev stack: its collection and hot
+// wallets too are children of the account). Registering it again keeps
+// the stored row; an address stored at another index, or an index taken by
+// another address, is an error.
+func (w *Wallets) RegisterHD(ctx context.Context, chain string, kind WalletKind, label, address string, index uint32) (Wallet, error) {
+	if err := checkKind(kind); err != nil {
+		return Wallet{}, err
+	}
+	addr := norm(address)
+	_, err := w.db.ExecContext(ctx, `INSERT INTO wallets (chain, address, kind, label, key_holder, hd_index)
+		VALUES (?,?,?,?,'signer',?)`, chain, addr, string(kind), label, index)
+	if err != nil && !sqlerr.IsDuplicateKey(err) {
+		return Wallet{}, fmt.Errorf("registering HD wallet %d of %s: %w", index, chain, err)
+	}
+	wl, gerr := w.Get(ctx, chain, addr)
+	if gerr != nil {
+		if err != nil {
+			return Wallet{}, fmt.Errorf("HD index %d of %s is another address's", index, chain)
+		}
+		return Wallet{}, gerr
+	}
+	if wl.HDIndex == nil || *wl.HDIndex != index {
+		return Wallet{}, fmt.Errorf("%s of %s is stored already, not as HD wallet %d", addr, chain, index)
+	}
+	return wl, nil
+}
+
 // checkKind refuses a kind the wallets table does not know.
 func checkKind(kind WalletKind) error {
 	switch kind {

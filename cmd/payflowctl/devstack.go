@@ -260,7 +260,7 @@ func cmdDevstack(ctx context.Context, args []string) error {
 		return err
 	}
 	d := &devstack{sec: &sec, secretsPath: secretsPath, wallets: ledger.NewWallets(db, nil), signer: signer, led: ledger.New(db),
-		faucetKey: faucetKey, confs: *confs, first: chains[0].Name}
+		faucetKey: faucetKey, confs: *confs, first: chains[0].Name, db: db, btcSigner: signer}
 
 	cfg := config.Default()
 	// eth_config keeps the database and names the first chain (whose
@@ -339,6 +339,8 @@ type devstack struct {
 	confs       int
 	first       string            // the chain whose wallet addresses every other chain registers
 	keyOf       map[string]string // label -> address on the first chain
+	db          *sql.DB
+	btcSigner   btcAccounts
 }
 
 // funding is one transfer devstack sent to a dev wallet, to be credited to

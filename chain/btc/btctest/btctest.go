@@ -167,6 +167,34 @@ func (n *Node) Mine(t testing.TB, k int) []chainhash.Hash {
 	return out
 }
 
+// MineEvery mines a block every interval, as the dev stack's miner does,
+// until the returned stop is called (or the test ends).
+func (n *Node) MineEvery(t testing.TB, interval time.Duration) (stop func()) {
+	t.Helper()
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-quit:
+				return
+			case <-time.After(interval):
+				_, _ = n.rpc.Generate(1) // a failure is tried again at the next tick
+			}
+		}
+	}()
+	var once bool
+	stop = func() {
+		if !once {
+			once = true
+			close(quit)
+			<-done
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
 // Invalidate has the node drop block h and every block after it from its
 // best chain (their transactions go back to the pool): the first half of a
 // reorganisation; mining then builds the other branch.
