@@ -44,6 +44,15 @@ func TestAPIAsksForTheToken(t *testing.T) {
 		return resp.StatusCode, string(b)
 	}
 	for _, base := range bases {
+		// A worker just restarted may not listen yet.
+		waitFor(t, time.Minute, base+" to answer /healthz", func() bool {
+			resp, err := c.Get(base + "/healthz")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return true
+		})
 		bal := base + "/v1/wallets/ETH/" + st.CollectionAddress + "/balances"
 		if code, body := do("GET", bal, ""); code != http.StatusUnauthorized || !strings.Contains(body, "unauthorized") {
 			t.Errorf("GET %s without the token: %d %s, want 401", bal, code, body)

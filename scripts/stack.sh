@@ -938,8 +938,12 @@ case ${1:-} in
   down) down ;;
   status) status ;;
   restart-payflow)
+    # The workers that ran run again, however many PAYFLOW_WORKERS says now.
+    ran=$(workers)
     stop_one starter; stop_workers; stop_one signer; install_tools
-    start_signer; start_workers; start_payflow starter "$BIN/payflow-starter" ;;
+    start_signer
+    for name in $ran; do start_payflow "$name" "$BIN/payflow-worker"; done
+    start_workers; start_payflow starter "$BIN/payflow-starter" ;;
   start-payflow)
     case ${2:-} in
       signer) mkdir -p "$PIDS" "$LOGS"; start_signer ;;
