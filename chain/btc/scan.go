@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/btcsuite/btcd/blockchain"
@@ -90,6 +91,12 @@ type ScannerConfig struct {
 	Window int64
 }
 
+// WatchSource lists watched addresses in the order their watches began
+// (the store's Watched).
+type WatchSource interface {
+	After(ctx context.Context, after int64, limit int) ([]WatchedAddress, error)
+}
+
 // Scanner reads each new block of the node's best chain once, matches its
 // outputs against the watched addresses, and tells each deposit's
 // milestones: seen, confirmed (by depth) and reorged (by block hash: the
@@ -97,15 +104,21 @@ type ScannerConfig struct {
 // the recent blocks in its BlockLog and the deposits found in them in
 // memory; after a restart it reads the kept blocks again and tells their
 // deposits again (delivery is at least once: consumers ignore repeats).
+// With a WatchSource, each poll first adds the watches begun since the last
+// one to the WatchSet, and reads back the blocks from a new watch's height
+// to the cursor for it (a watch begun at the node's head while the scanner
+// was already there).
 // Not safe for concurrent use: one scanner per chain polls.
 type Scanner struct {
-	cfg      ScannerConfig
-	c        *Client
-	watch    *WatchSet
-	log      BlockLog
-	loaded   bool
-	blocks   []BlockRef                  // ascending, contiguous; the last is the cursor
-	deposits map[chainhash.Hash][]*found // by block hash
+	cfg       ScannerConfig
+	c         *Client
+	watch     *WatchSet
+	log       BlockLog
+	src       WatchSource
+	lastWatch int64 // the ID of the last watch added from src
+	loaded    bool
+	blocks    []BlockRef                  // ascending, contiguous; the last is the cursor
+	deposits  map[chainhash.Hash][]*found // by block hash
 }
 
 type found struct {
@@ -113,8 +126,9 @@ type found struct {
 	confirmed bool
 }
 
-// NewScanner makes a scanner of c's chain.
-func NewScanner(cfg ScannerConfig, c *Client, watch *WatchSet, log BlockLog) (*Scanner, error) {
+// NewScanner makes a scanner of c's chain matching outputs against watch,
+// keeping its blocks in log. src may be nil: the caller fills watch.
+func NewScanner(cfg ScannerConfig, c *Client, watch *WatchSet, log BlockLog, src WatchSource) (*Scanner, error) {
 	if cfg.Confirmations < 1 {
 		return nil, fmt.Errorf("confirmations %d: at least 1", cfg.Confirmations)
 	}
@@ -124,7 +138,7 @@ func NewScanner(cfg ScannerConfig, c *Client, watch *WatchSet, log BlockLog) (*S
 	if cfg.Window <= cfg.Confirmations {
 		return nil, fmt.Errorf("window %d: above the confirmations (%d)", cfg.Window, cfg.Confirmations)
 	}
-	return &Scanner{cfg: cfg, c: c, watch: watch, log: log, deposits: map[chainhash.Hash][]*found{}}, nil
+	return &Scanner{cfg: cfg, c: c, watch: watch, log: log, src: src, deposits: map[chainhash.Hash][]*found{}}, nil
 }
 
 // Cursor is the last block read (zero before the first).
@@ -144,7 +158,21 @@ func (s *Scanner) Cursor() BlockRef {
 func (s *Scanner) Poll(ctx context.Context) ([]Event, error) {
 	var evs []Event
 	from := int64(-1) // the lowest height whose block changed, to save
+	// The watches begun since the last poll. At the first poll (a start)
+	// they are all the watches, and the kept blocks are read again below
+	// with every one of them: nothing is read back for them.
+	fresh, err := s.loadWatches(ctx)
+	if err != nil {
+		return nil, err
+	}
+	backfilled := false
+	defer func() {
+		if !backfilled {
+			s.requeue(fresh)
+		}
+	}()
 	if !s.loaded {
+		fresh = nil
 		kept, err := s.log.Load(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("loading the scanned blocks: %w", err)
@@ -173,7 +201,7 @@ func (s *Scanner) Poll(ctx context.Context) ([]Event, error) {
 				clear(s.deposits)
 				return nil, err
 			}
-			s.deposits[b.Hash] = s.match(block.Transactions, b)
+			s.deposits[b.Hash] = match(s.watch, block.Transactions, b)
 		}
 		tip := s.Cursor().Height
 		for _, b := range s.blocks {
@@ -227,6 +255,12 @@ func (s *Scanner) Poll(ctx context.Context) ([]Event, error) {
 	if from < 0 || next < from {
 		from = next
 	}
+	back, err := s.backfill(ctx, fresh)
+	evs = append(evs, back...)
+	if err != nil {
+		return evs, s.persist(ctx, from, err)
+	}
+	backfilled = true
 	for ; next <= tip; next++ {
 		hash, err := s.c.BlockHash(ctx, next)
 		if err != nil {
@@ -241,7 +275,7 @@ func (s *Scanner) Poll(ctx context.Context) ([]Event, error) {
 		}
 		ref := BlockRef{Height: next, Hash: hash}
 		s.blocks = append(s.blocks, ref)
-		ds := s.match(block.Transactions, ref)
+		ds := match(s.watch, block.Transactions, ref)
 		s.deposits[hash] = ds
 		for _, d := range ds {
 			evs = append(evs, Event{Kind: DepositSeen, Deposit: d.Deposit})
@@ -304,14 +338,111 @@ func (s *Scanner) drop(b BlockRef) []Event {
 	return evs
 }
 
-// match finds the outputs of txs paying watched addresses, in transaction
+// loadWatches adds the watches src has begun since the last call to the
+// WatchSet and returns them.
+func (s *Scanner) loadWatches(ctx context.Context) ([]WatchedAddress, error) {
+	if s.src == nil {
+		return nil, nil
+	}
+	const page = 10_000
+	var out []WatchedAddress
+	for {
+		ws, err := s.src.After(ctx, s.lastWatch, page)
+		if err != nil {
+			return out, fmt.Errorf("loading the watched addresses: %w", err)
+		}
+		for _, w := range ws {
+			if _, err := s.watch.Add(w.Address); err != nil {
+				return out, fmt.Errorf("watched address %d: %w", w.ID, err)
+			}
+			s.lastWatch = w.ID
+			out = append(out, w)
+		}
+		if len(ws) < page {
+			return out, nil
+		}
+	}
+}
+
+// requeue has the next poll load ws again and read back for them, when
+// this poll could not: they stay in the WatchSet (the blocks read meanwhile
+// match them), and a deposit read back twice is told twice, which
+// consumers ignore.
+func (s *Scanner) requeue(ws []WatchedAddress) {
+	if len(ws) > 0 && ws[0].ID-1 < s.lastWatch {
+		s.lastWatch = ws[0].ID - 1
+	}
+}
+
+// backfill reads the blocks from the lowest height of ws's watches up to
+// the cursor for ws's addresses alone: deposits made to them before the
+// scanner loaded them. Deposits in the kept window join it (confirmed by
+// depth below); older ones are told seen and confirmed at once.
+func (s *Scanner) backfill(ctx context.Context, ws []WatchedAddress) ([]Event, error) {
+	if len(ws) == 0 || len(s.blocks) == 0 {
+		return nil, nil
+	}
+	cursor := s.Cursor().Height
+	only := NewWatchSet(s.c.Params())
+	lowest := cursor + 1
+	for _, w := range ws {
+		if w.FromHeight > cursor {
+			continue // the blocks from its height on are still to be read
+		}
+		if _, err := only.Add(w.Address); err != nil {
+			return nil, err
+		}
+		lowest = min(lowest, w.FromHeight)
+	}
+	if only.Len() == 0 {
+		return nil, nil
+	}
+	windowStart := s.blocks[0].Height
+	var evs []Event
+	for h := max(lowest, 0); h <= cursor; h++ {
+		var ref BlockRef
+		if h >= windowStart {
+			ref = s.blocks[h-windowStart]
+		} else {
+			hash, err := s.c.BlockHash(ctx, h)
+			if err != nil {
+				return evs, err
+			}
+			ref = BlockRef{Height: h, Hash: hash}
+		}
+		block, err := s.c.Block(ctx, ref.Hash)
+		if err != nil {
+			return evs, err
+		}
+		ds := match(only, block.Transactions, ref)
+		for _, d := range ds {
+			evs = append(evs, Event{Kind: DepositSeen, Deposit: d.Deposit})
+		}
+		if h >= windowStart {
+			// A deposit read back before (a poll that failed half-way)
+			// is kept once.
+			for _, d := range ds {
+				if !slices.ContainsFunc(s.deposits[ref.Hash], func(k *found) bool { return k.TxID == d.TxID && k.Vout == d.Vout }) {
+					s.deposits[ref.Hash] = append(s.deposits[ref.Hash], d)
+				}
+			}
+			continue
+		}
+		for _, d := range ds {
+			evs = append(evs, Event{Kind: DepositConfirmed, Deposit: d.Deposit, Confirmations: cursor - h + 1})
+		}
+	}
+	return evs, nil
+}
+
+// match finds the outputs of txs paying addresses of watch, in transaction
 // order then output order.
-func (s *Scanner) match(txs []*wire.MsgTx, b BlockRef) []*found {
+func match(watch *WatchSet, txs []*wire.MsgTx, b BlockRef) []*found {
 	var out []*found
 	for _, tx := range txs {
 		var txid string
 		for i, o := range tx.TxOut {
-			addr, ok := s.watch.Match(o.PkScript)
+			addr, ok := watch.Match(o.PkScript)
 			if !ok {
 				continue
 			}

@@ -91,7 +91,7 @@ func TestScannerDepositsPerOutput(t *testing.T) {
 		require.NoError(t, err)
 	}
 	head, _ := n.Head(t)
-	s, err := btc.NewScanner(btc.ScannerConfig{Confirmations: 3, StartHeight: head + 1}, n.Client, watch, &memLog{})
+	s, err := btc.NewScanner(btc.ScannerConfig{Confirmations: 3, StartHeight: head + 1}, n.Client, watch, &memLog{}, nil)
 	require.NoError(t, err)
 	require.Empty(t, poll(t, s), "nothing paid yet")
 
@@ -139,7 +139,7 @@ func TestScannerReorg(t *testing.T) {
 	require.NoError(t, err)
 	head, _ := n.Head(t)
 	log := &memLog{}
-	s, err := btc.NewScanner(btc.ScannerConfig{Confirmations: 2, StartHeight: head + 1}, n.Client, watch, log)
+	s, err := btc.NewScanner(btc.ScannerConfig{Confirmations: 2, StartHeight: head + 1}, n.Client, watch, log, nil)
 	require.NoError(t, err)
 
 	txid := n.Pay(t, addr, 50_000).String()
@@ -195,7 +195,7 @@ func TestScannerNodeWentBack(t *testing.T) {
 	_, err := watch.Add(addr)
 	require.NoError(t, err)
 	head, _ := n.Head(t)
-	s, err := btc.NewScanner(btc.ScannerConfig{Confirmations: 6, StartHeight: head + 1}, n.Client, watch, &memLog{})
+	s, err := btc.NewScanner(btc.ScannerConfig{Confirmations: 6, StartHeight: head + 1}, n.Client, watch, &memLog{}, nil)
 	require.NoError(t, err)
 	n.Mine(t, 1)
 	txid := n.Pay(t, addr, 60_000).String()
@@ -227,7 +227,7 @@ func TestScannerRestart(t *testing.T) {
 	head, _ := n.Head(t)
 	log := &memLog{}
 	cfg := btc.ScannerConfig{Confirmations: 3, StartHeight: head + 1}
-	s, err := btc.NewScanner(cfg, n.Client, watch, log)
+	s, err := btc.NewScanner(cfg, n.Client, watch, log, nil)
 	require.NoError(t, err)
 	old := n.Pay(t, addrs[0], 10_000).String()
 	n.Mine(t, 3)
@@ -239,7 +239,7 @@ func TestScannerRestart(t *testing.T) {
 
 	// The process restarts; a block is mined meanwhile.
 	n.Mine(t, 1)
-	s2, err := btc.NewScanner(cfg, n.Client, watch, log)
+	s2, err := btc.NewScanner(cfg, n.Client, watch, log, nil)
 	require.NoError(t, err)
 	evs := poll(t, s2)
 	require.Equal(t, []eventKey{{btc.DepositSeen, old, 0}, {btc.DepositSeen, young, 0}, {btc.DepositConfirmed, old, 0}}, keysOf(evs))
@@ -260,7 +260,7 @@ func TestScannerRestartAfterNodeLostBlocks(t *testing.T) {
 	head, headHash := n.Head(t)
 	lost := sha256.Sum256([]byte("a block the node never had"))
 	log := &memLog{blocks: []btc.BlockRef{{Height: head, Hash: headHash}, {Height: head + 1, Hash: lost}}}
-	s, err := btc.NewScanner(btc.ScannerConfig{Confirmations: 1, StartHeight: head + 1}, n.Client, watch, log)
+	s, err := btc.NewScanner(btc.ScannerConfig{Confirmations: 1, StartHeight: head + 1}, n.Client, watch, log, nil)
 	require.NoError(t, err)
 	txid := n.Pay(t, addr, 30_000).String()
 	mined := n.Mine(t, 1)[0]
@@ -281,7 +281,7 @@ func TestScannerDeepReorg(t *testing.T) {
 	_, err := watch.Add(addr)
 	require.NoError(t, err)
 	head, _ := n.Head(t)
-	s, err := btc.NewScanner(btc.ScannerConfig{Confirmations: 1, StartHeight: head + 1, Window: 2}, n.Client, watch, &memLog{})
+	s, err := btc.NewScanner(btc.ScannerConfig{Confirmations: 1, StartHeight: head + 1, Window: 2}, n.Client, watch, &memLog{}, nil)
 	require.NoError(t, err)
 	mined := n.Mine(t, 3)
 	require.Empty(t, poll(t, s))
@@ -306,7 +306,7 @@ func TestScannerRun(t *testing.T) {
 	_, err := watch.Add(addr)
 	require.NoError(t, err)
 	head, _ := n.Head(t)
-	s, err := btc.NewScanner(btc.ScannerConfig{Confirmations: 2, StartHeight: head + 1}, n.Client, watch, &memLog{})
+	s, err := btc.NewScanner(btc.ScannerConfig{Confirmations: 2, StartHeight: head + 1}, n.Client, watch, &memLog{}, nil)
 	require.NoError(t, err)
 	var mu sync.Mutex
 	var got []eventKey

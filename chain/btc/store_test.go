@@ -173,7 +173,7 @@ func TestUTXOSetFromScannerReconciles(t *testing.T) {
 	_, err := watch.Add(wallet)
 	require.NoError(t, err)
 	head, _ := n.Head(t)
-	s, err := btc.NewScanner(btc.ScannerConfig{Confirmations: 2, StartHeight: head + 1}, n.Client, watch, btc.NewBlocks(db, "BTC"))
+	s, err := btc.NewScanner(btc.ScannerConfig{Confirmations: 2, StartHeight: head + 1}, n.Client, watch, btc.NewBlocks(db, "BTC"), nil)
 	require.NoError(t, err)
 	set := btc.NewUTXOs(db, "BTC")
 	apply := func() {
@@ -216,4 +216,66 @@ func TestUTXOSetFromScannerReconciles(t *testing.T) {
 	require.EqualValues(t, 5_000_000, r.Unknown[0].Value)
 	require.EqualValues(t, 100_001_000, r.Confirmed)
 	require.EqualValues(t, 100_000_000, r.OnNode)
+}
+
+// TestScannerWatchesFromTheStore: the scanner loads the watched addresses
+// from btc_watched at each poll. An address watched before a deposit is
+// matched as the block is read; one watched at the head after the scanner
+// read the deposit's block is read back from its height (seen, then
+// confirmed by depth); one watched from below the scanner's window gets its
+// old deposit seen and confirmed at once. A repeated watch keeps the first.
+func TestScannerWatchesFromTheStore(t *testing.T) {
+	n := btctest.Start(t)
+	db := testDB(t, "btcwatched")
+	ctx := context.Background()
+	addrs := addresses(t, n, "scanner watched store", 3)
+	watched := btc.NewWatched(db, "BTC")
+	head, _ := n.Head(t)
+
+	// addrs[2] is paid long before anyone watches it.
+	old := n.Pay(t, addrs[2], 33_000).String()
+	n.Mine(t, 1)
+	oldHeight := head + 1
+	n.Mine(t, 20)
+	head, _ = n.Head(t)
+
+	from, isNew, err := watched.Watch(ctx, addrs[0], head+1)
+	require.NoError(t, err)
+	require.True(t, isNew)
+	require.Equal(t, head+1, from)
+	s, err := btc.NewScanner(btc.ScannerConfig{Confirmations: 2, StartHeight: head + 1, Window: 5}, n.Client, btc.NewWatchSet(n.Client.Params()),
+		btc.NewBlocks(db, "BTC"), watched)
+	require.NoError(t, err)
+	a0 := n.Pay(t, addrs[0], 10_000).String()
+	n.Mine(t, 1)
+	require.Equal(t, []eventKey{{btc.DepositSeen, a0, 0}}, keysOf(poll(t, s)))
+
+	// addrs[1] is paid and its block read before its watch begins at that
+	// height.
+	a1 := n.Pay(t, addrs[1], 11_000).String()
+	n.Mine(t, 1)
+	require.Equal(t, []eventKey{{btc.DepositConfirmed, a0, 0}}, keysOf(poll(t, s)), "addrs[1] is not watched yet")
+	tip, _ := n.Head(t)
+	_, isNew, err = watched.Watch(ctx, addrs[1], tip)
+	require.NoError(t, err)
+	require.True(t, isNew)
+	evs := poll(t, s)
+	require.Equal(t, []eventKey{{btc.DepositSeen, a1, 0}}, keysOf(evs), "read back from its height")
+	require.EqualValues(t, 1, evs[0].Confirmations)
+	n.Mine(t, 1)
+	require.Equal(t, []eventKey{{btc.DepositConfirmed, a1, 0}}, keysOf(poll(t, s)), "confirmed once, by depth")
+
+	// addrs[2], watched from below the window: its old deposit at once.
+	_, _, err = watched.Watch(ctx, addrs[2], oldHeight)
+	require.NoError(t, err)
+	evs = poll(t, s)
+	require.Equal(t, []eventKey{{btc.DepositSeen, old, 0}, {btc.DepositConfirmed, old, 0}}, keysOf(evs))
+	require.Equal(t, oldHeight, evs[0].Height)
+
+	again, isNew, err := watched.Watch(ctx, addrs[2], tip+100)
+	require.NoError(t, err)
+	require.False(t, isNew)
+	require.Equal(t, oldHeight, again, "the first watch is kept")
+	n.Mine(t, 1)
+	require.Empty(t, poll(t, s))
 }
