@@ -8,8 +8,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/btcsuite/btcd/wire"
 	"github.com/stretchr/testify/require"
 
+	"payflow/chain"
 	"payflow/chain/btc"
 	"payflow/chain/btc/btctest"
 	"payflow/internal/stacktest"
@@ -278,4 +281,89 @@ func TestScannerWatchesFromTheStore(t *testing.T) {
 	require.Equal(t, oldHeight, again, "the first watch is kept")
 	n.Mine(t, 1)
 	require.Empty(t, poll(t, s))
+}
+
+// signedSpend builds and signs a spend of one made-up coin at rate.
+func signedSpend(t *testing.T, rate int64) (*wire.MsgTx, btc.Built) {
+	t.Helper()
+	params, _ := btc.Params("simnet")
+	key, err := btcec.NewPrivateKey()
+	require.NoError(t, err)
+	a, err := btc.KeyAddress(key.PubKey(), params)
+	require.NoError(t, err)
+	in := []btc.UTXO{{TxID: fakeTxID("signed store coin"), Vout: 3, Address: a.EncodeAddress(), Sats: 1_000_000}}
+	b, err := btc.BuildPSBT(btc.Spend{Inputs: in, Outputs: []btc.Output{{Address: a.EncodeAddress(), Sats: 400_000}},
+		Change: a.EncodeAddress(), FeeRate: rate}, params)
+	require.NoError(t, err)
+	require.NoError(t, btc.SignPSBT(b.Packet, key, []int{0}, params))
+	tx, err := btc.Finalize(b.Packet)
+	require.NoError(t, err)
+	return tx, b
+}
+
+// TestSignedTxsStoreOnce: the first transaction stored for an attempt wins
+// (a retry that signed again gets it back, to send those bytes); attempts
+// list in order and decode to what was signed; a step with none is
+// chain.ErrNotSigned; workflow ids are any Unicode, compared exactly.
+func TestSignedTxsStoreOnce(t *testing.T) {
+	db := testDB(t, "btcsigned")
+	ctx := context.Background()
+	store := btc.NewSignedTxs(db, "BTC")
+	const wf = "withdraw-订单-A1"
+	first, b0 := signedSpend(t, 2)
+	s0, err := store.Store(ctx, first, btc.SignedTx{WorkflowID: wf, Step: "transfer", FeeRate: 2, Fee: b0.Fee})
+	require.NoError(t, err)
+	require.Equal(t, first.TxHash().String(), s0.TxID)
+	require.Equal(t, "signed", s0.State)
+
+	resigned, b1 := signedSpend(t, 2) // another signature of the same step
+	again, err := store.Store(ctx, resigned, btc.SignedTx{WorkflowID: wf, Step: "transfer", FeeRate: 2, Fee: b1.Fee})
+	require.NoError(t, err)
+	require.Equal(t, s0.TxID, again.TxID, "the first stored wins")
+
+	bumped, b2 := signedSpend(t, 9)
+	s1, err := store.Store(ctx, bumped, btc.SignedTx{WorkflowID: wf, Step: "transfer", Attempt: 1, FeeRate: 9, Fee: b2.Fee})
+	require.NoError(t, err)
+	require.NoError(t, store.MarkSent(ctx, s1.TxID))
+
+	all, err := store.Attempts(ctx, wf, "transfer")
+	require.NoError(t, err)
+	require.Len(t, all, 2)
+	require.Equal(t, []string{s0.TxID, s1.TxID}, []string{all[0].TxID, all[1].TxID})
+	require.Equal(t, []string{"signed", "sent"}, []string{all[0].State, all[1].State})
+	require.EqualValues(t, 9, all[1].FeeRate)
+	tx, err := all[1].Tx()
+	require.NoError(t, err)
+	require.Equal(t, bumped.TxHash(), tx.TxHash())
+	require.Len(t, tx.TxIn[0].Witness, 2, "stored with its witness")
+
+	_, err = store.Attempts(ctx, "withdraw-订单-a1", "transfer")
+	require.ErrorIs(t, err, chain.ErrNotSigned, "another queue_id by case")
+	_, err = btc.NewSignedTxs(db, "BTC2").Attempts(ctx, wf, "transfer")
+	require.ErrorIs(t, err, chain.ErrNotSigned, "another chain's")
+}
+
+// TestUTXOReservationKeysAreExact: reservation keys carry queue_ids, any
+// Unicode text: two keys that differ only by case hold their own coins.
+func TestUTXOReservationKeysAreExact(t *testing.T) {
+	db := testDB(t, "btcutxokeys")
+	ctx := context.Background()
+	set := btc.NewUTXOs(db, "BTC")
+	const wallet = "sb1qkeys"
+	for i, label := range []string{"one", "two"} {
+		o := btc.UTXO{TxID: fakeTxID(label), Vout: uint32(i), Address: wallet, Sats: 1_000_000}
+		require.NoError(t, set.Add(ctx, o))
+		require.NoError(t, set.Confirm(ctx, o.TxID, o.Vout, 7, fakeTxID("block")))
+	}
+	need := func(int) int64 { return 500_000 }
+	upper, err := set.Reserve(ctx, "pay-订单-A1", wallet, need)
+	require.NoError(t, err)
+	lower, err := set.Reserve(ctx, "pay-订单-a1", wallet, need)
+	require.NoError(t, err)
+	require.Len(t, upper, 1)
+	require.Len(t, lower, 1)
+	require.NotEqual(t, upper[0].TxID, lower[0].TxID, "each key holds its own coin")
+	n, err := set.Release(ctx, "pay-订单-A1")
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n, "the release frees its own key's coin only")
 }

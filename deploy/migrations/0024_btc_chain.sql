@@ -14,7 +14,9 @@ CREATE TABLE IF NOT EXISTS btc_blocks (
 -- confirmations deep; spendable: confirmed; reserved: held for a payment,
 -- reserved_by its reservation key; spent: consumed by spent_txid). A
 -- wallet's confirmed balance is the sum of its spendable and reserved
--- outputs. One row per output: (chain, txid, vout) is the key.
+-- outputs. One row per output: (chain, txid, vout) is the key. A
+-- reservation key carries a business's queue_id: any Unicode text, compared
+-- exactly (utf8mb4, binary collation, as the ledger's keys are).
 CREATE TABLE IF NOT EXISTS btc_utxos (
   chain        VARCHAR(16)     NOT NULL,
   txid         CHAR(64)        NOT NULL,
@@ -24,7 +26,7 @@ CREATE TABLE IF NOT EXISTS btc_utxos (
   state        ENUM('unconfirmed','spendable','reserved','spent') NOT NULL,
   block_height BIGINT UNSIGNED NULL,
   block_hash   CHAR(64)        NULL,
-  reserved_by  VARCHAR(255)    NULL,
+  reserved_by  VARCHAR(255)    CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
   spent_txid   CHAR(64)        NULL,
   created_at   TIMESTAMP(6)    NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
   updated_at   TIMESTAMP(6)    NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
