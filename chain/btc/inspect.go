@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/btcsuite/btcd/btcjson"
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
 )
 
@@ -58,36 +59,14 @@ func (s *Spends) Inspect(ctx context.Context, attempts []string, inputs []UTXO, 
 		if err != nil {
 			return SpendInspection{}, fmt.Errorf("attempt %q: %w", id, err)
 		}
-		tx, err := s.c.Tx(ctx, *h)
-		if IsNotFound(err) {
-			continue
-		}
+		m, _, ok, err := minedAt(ctx, s.c, *h)
 		if err != nil {
 			return SpendInspection{}, err
 		}
-		if tx.BlockHash == "" || tx.Confirmations == 0 {
-			continue
+		if ok {
+			return SpendInspection{State: SpendMined, TxID: id, Height: m.Height, BlockHash: m.BlockHash,
+				Confirmations: m.Confirmations}, nil
 		}
-		bh, err := chainhash.NewHashFromStr(tx.BlockHash)
-		if err != nil {
-			return SpendInspection{}, err
-		}
-		// txindex may name a block that left the best chain: believe it
-		// only when the best chain has that block at its height.
-		head, _, err := s.c.Head(ctx)
-		if err != nil {
-			return SpendInspection{}, err
-		}
-		height := head - int64(tx.Confirmations) + 1
-		at, err := s.c.BlockHash(ctx, height)
-		if err != nil {
-			return SpendInspection{}, err
-		}
-		if at != *bh {
-			continue
-		}
-		return SpendInspection{State: SpendMined, TxID: id, Height: height, BlockHash: tx.BlockHash,
-			Confirmations: int64(tx.Confirmations)}, nil
 	}
 	if len(inputs) == 0 {
 		return SpendInspection{State: SpendPending}, nil
@@ -137,4 +116,45 @@ func (s *Spends) spentBy(ctx context.Context, in UTXO) (string, int64, error) {
 			return "", 0, nil
 		}
 	}
+}
+
+// Mined is where a transaction is on the node's best chain.
+type Mined struct {
+	Height    int64
+	BlockHash string
+	// Confirmations is its block's depth (1: the head).
+	Confirmations int64
+}
+
+// minedAt says where txid is mined on the node's best chain (btcd
+// --txindex), with the node's view of it, ok false when the node does not know it, holds it in its
+// pool only, or names a block that is not the best chain's at its height.
+// The head may move between the reads: they are made again, three times
+// at most, before the transaction counts as not mined (for this call).
+func minedAt(ctx context.Context, c *Client, txid chainhash.Hash) (Mined, *btcjson.TxRawResult, bool, error) {
+	for range 3 {
+		tx, err := c.Tx(ctx, txid)
+		if IsNotFound(err) {
+			return Mined{}, nil, false, nil
+		}
+		if err != nil {
+			return Mined{}, nil, false, err
+		}
+		if tx.BlockHash == "" || tx.Confirmations == 0 {
+			return Mined{}, tx, false, nil
+		}
+		head, _, err := c.Head(ctx)
+		if err != nil {
+			return Mined{}, nil, false, err
+		}
+		height := head - int64(tx.Confirmations) + 1
+		at, err := c.BlockHash(ctx, height)
+		if err != nil {
+			return Mined{}, nil, false, err
+		}
+		if at.String() == tx.BlockHash {
+			return Mined{Height: height, BlockHash: tx.BlockHash, Confirmations: head - height + 1}, tx, true, nil
+		}
+	}
+	return Mined{}, nil, false, nil
 }

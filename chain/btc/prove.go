@@ -44,29 +44,11 @@ func (d *Deposits) Prove(ctx context.Context, txid string, vout uint32, address 
 	if err != nil {
 		return DepositProof{}, err
 	}
-	tx, err := d.c.Tx(ctx, *h)
-	if IsNotFound(err) {
-		return DepositProof{}, nil
-	}
-	if err != nil {
+	m, tx, ok, err := minedAt(ctx, d.c, *h)
+	if err != nil || !ok {
 		return DepositProof{}, err
 	}
-	if tx.BlockHash == "" || tx.Confirmations == 0 {
-		return DepositProof{}, nil
-	}
-	head, _, err := d.c.Head(ctx)
-	if err != nil {
-		return DepositProof{}, err
-	}
-	height := head - int64(tx.Confirmations) + 1
-	at, err := d.c.BlockHash(ctx, height)
-	if err != nil {
-		return DepositProof{}, err
-	}
-	if at.String() != tx.BlockHash {
-		return DepositProof{}, nil
-	}
-	p := DepositProof{Mined: true, Height: height, BlockHash: tx.BlockHash, Confirmations: int64(tx.Confirmations)}
+	p := DepositProof{Mined: true, Height: m.Height, BlockHash: m.BlockHash, Confirmations: m.Confirmations}
 	for _, out := range tx.Vout {
 		if out.N != vout || out.ScriptPubKey.Hex != hex.EncodeToString(script) {
 			continue
