@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/btcsuite/btcd/btcutil"
@@ -24,7 +25,8 @@ const coinbaseMaturity = 100
 // source of coins, mined to it by btcd (--miningaddr). It is a tool of the
 // dev stack, not of payments: payments spend the ledger's own UTXO set.
 // One Faucet serialises its payments; two processes paying from one key at
-// once may pick the same coin, and the node refuses the second.
+// once may pick the same coin: the node refuses the second, which chooses
+// its coins again.
 type Faucet struct {
 	c      *Client
 	wif    *btcutil.WIF
@@ -92,6 +94,19 @@ func (f *Faucet) PayMany(ctx context.Context, outs []Output) (*wire.MsgTx, error
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	// Another process paying from the same key may take a coin between our
+	// choice and our send: the node refuses ours, and the coin is then seen
+	// spent. Choose again, a few times.
+	for attempt := 1; ; attempt++ {
+		tx, err := f.pay(ctx, outs, scripts, sats)
+		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "already spent") {
+			return tx, err
+		}
+	}
+}
+
+// pay builds, signs and sends one payment from coins the faucet finds now.
+func (f *Faucet) pay(ctx context.Context, outs []Output, scripts [][]byte, sats int64) (*wire.MsgTx, error) {
 	coins, err := f.coins(ctx, sats, len(outs)+1)
 	if err != nil {
 		return nil, err
@@ -100,9 +115,9 @@ func (f *Faucet) PayMany(ctx context.Context, outs []Output) (*wire.MsgTx, error
 	var in int64
 	prev := txscript.NewMultiPrevOutFetcher(nil)
 	for _, c := range coins {
-		// Sequence below 0xfffffffe: replaceable (BIP125), as payflow's own
-		// transactions will be.
-		tx.AddTxIn(&wire.TxIn{PreviousOutPoint: c.OutPoint, Sequence: wire.MaxTxInSequenceNum - 2})
+		// A final sequence: not replaceable, so a payment from the same
+		// coin by another process is refused rather than replacing this one.
+		tx.AddTxIn(&wire.TxIn{PreviousOutPoint: c.OutPoint, Sequence: wire.MaxTxInSequenceNum})
 		prev.AddPrevOut(c.OutPoint, &wire.TxOut{Value: c.Value, PkScript: f.script})
 		in += c.Value
 	}
