@@ -380,6 +380,17 @@ type Config struct {
 	// and the HD account's xpub (public; the worker derives deposit
 	// addresses from it).
 	Custody CustodyConfig `json:"custody"`
+	// Risk is screening: the deny list.
+	Risk RiskConfig `json:"risk"`
+}
+
+// RiskConfig configures screening.
+type RiskConfig struct {
+	// DenyList is the path of the deny list file (package risk/denylist):
+	// payments to a listed address are refused, deposits from one are
+	// held. The worker and payflow-signer read it at start and again when
+	// it changes. Empty: no list.
+	DenyList string `json:"deny_list,omitempty"`
 }
 
 // SignerConfig locates payflow-signer.
@@ -429,6 +440,7 @@ const (
 	EnvHTTPAddr          = "PAYFLOW_HTTP_ADDR"
 	EnvMetricsAddr       = "PAYFLOW_METRICS_ADDR"
 	EnvSignerSocket      = "PAYFLOW_SIGNER_SOCKET"
+	EnvDenyList          = "PAYFLOW_DENY_LIST"
 )
 
 // Env variables of the Temporal connection (documented with the others).
@@ -518,6 +530,7 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 	sec(EnvMySQLDSN, &c.ETH.DB.DSN)
 	str(EnvTemporalAddress, &c.Temporal.Address)
 	str(EnvTemporalNamespace, &c.Temporal.Namespace)
+	str(EnvDenyList, &c.Risk.DenyList)
 	sec(EnvTemporalAPIKey, &c.Temporal.APIKey)
 	var tls TemporalTLS
 	if c.Temporal.TLS != nil {
