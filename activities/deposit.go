@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"payflow/chain"
-	"payflow/ledger"
 	"payflow/protocol"
 )
 
@@ -89,11 +88,18 @@ type CreditInput struct {
 	TxHash                 string
 	LogIndex               uint
 	WorkflowID             string
+	// From is the deposit's sender, screened against the deny list.
+	From string `json:",omitempty"`
+	// Risk is what the deposit's first notice said (ScreenSender): set, the
+	// deposit is held whatever the list says now.
+	Risk string `json:",omitempty"`
 }
 
-// CreditDeposit credits the ledger once per (chain, tx_hash, log_index).
-func (a *Activities) CreditDeposit(ctx context.Context, in CreditInput) error {
-	_, err := a.Ledger.Credit(ctx, ledger.CreditInput{Chain: in.Chain, Address: in.Address, Symbol: in.Symbol,
-		Amount: in.Amount.Decimal, TxHash: in.TxHash, LogIndex: in.LogIndex, Reference: in.WorkflowID})
-	return classify(err)
+// CreditDeposit credits the ledger once per (chain, tx_hash, log_index). A
+// deposit whose sender is on the deny list (or was, when its first notice
+// went out: Risk) is credited held, in the same database transaction, and
+// recorded in Holds; the result then says why. How a deposit was first
+// credited stands on every retry.
+func (a *Activities) CreditDeposit(ctx context.Context, in CreditInput) (CreditResult, error) {
+	return a.creditDeposit(ctx, in)
 }
