@@ -33,6 +33,8 @@ import (
 	"payflow/internal/app"
 	"payflow/internal/metrics"
 	"payflow/ledger"
+	"payflow/risk/denylist"
+	"payflow/risk/holds"
 	"payflow/rmq"
 	"payflow/workflows"
 )
@@ -66,6 +68,23 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Screening: the deny list, reloaded when its file changes (or on
+	// SIGHUP) until the worker stops; the held deposits' gauges.
+	deny, err := denylist.Open(cfg.Risk.DenyList, log)
+	if err != nil {
+		return fmt.Errorf("risk.deny_list: %w", err)
+	}
+	heldDeposits := holds.New(db)
+	for _, c := range append(deny.Collectors(), holds.NewCollector(heldDeposits)) {
+		if err := m.Register(c); err != nil {
+			return err
+		}
+	}
+	var screening sync.WaitGroup
+	sctx, stopScreening := context.WithCancel(ctx)
+	screening.Go(func() { deny.Run(sctx) })
+	defer screening.Wait()
+	defer stopScreening()
 	refuse := refuseChain(log, m)
 	// One node client per chain. Dialling an HTTP endpoint does not connect:
 	// a chain whose node is down delays only that chain (serveChain waits),
@@ -136,7 +155,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	host, _ := os.Hostname()
 	holder := fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano())
 	shared := chainShared{cfg: cfg, db: db, wallets: ledger.NewWallets(db, nil), signer: signer, tc: tc, pub: pub, m: m,
-		holder: holder, log: log}
+		holder: holder, log: log, deny: deny, holds: heldDeposits}
 	var chains sync.WaitGroup
 	chains.Go(func() {
 		serveChains(ctx, served, func(ctx context.Context, name string) error {
@@ -164,6 +183,8 @@ type chainShared struct {
 	m       *metrics.Metrics
 	holder  string // this process, as a lease holder
 	log     *slog.Logger
+	deny    *denylist.Screen
+	holds   *holds.Store
 }
 
 // serveChain runs one chain's services until ctx ends. It first waits for
@@ -253,7 +274,7 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 		Chain: name, Assets: ch, Collection: ch.CollectionAddress, Confirmations: uint64(ch.ConfirmHeight),
 		Responses: workflows.ResponseQueues(s.cfg.RMQ), Metrics: s.m,
 		DB: s.db, Transfers: fam.Transfers, Fees: fam.Fees, Balances: fam.Balances, Reads: fam.Reads,
-		Ledger: led, Wallets: s.wallets, Publisher: s.pub,
+		Ledger: led, Wallets: s.wallets, Publisher: s.pub, Screen: s.deny, Holds: s.holds,
 	})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("starting the Temporal worker on %s: %w", queue, err)
