@@ -267,7 +267,7 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	defer led.Drain() // after w.Stop: the activities' postings are committed before the DB closes
 	w := worker.New(s.tc, queue, opts)
 	for _, wf := range []any{workflows.Withdraw, workflows.Pay, workflows.Topup, workflows.Deposit, workflows.Reconcile,
-		workflows.Sweep, workflows.WalletSweep} {
+		workflows.Sweep, workflows.WalletSweep, workflows.ReturnDeposit} {
 		w.RegisterWorkflow(wf)
 	}
 	w.RegisterActivity(&activities.Activities{
