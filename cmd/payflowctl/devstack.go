@@ -30,6 +30,7 @@ import (
 	"payflow/config"
 	"payflow/custody/kms"
 	"payflow/custody/signerapi"
+	"payflow/deploy"
 	"payflow/internal/stackfile"
 	"payflow/ledger"
 )
@@ -290,6 +291,12 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	}
 	st.KMSEndpoint = *kmsEndpoint
 	st.SignerSocket = *signerSocket
+	// The dev deny list starts as the shipped sample (made-up addresses);
+	// an existing one is kept, with whatever was added to it.
+	if cfg.Risk.DenyList, err = devDenyList(*dir); err != nil {
+		return err
+	}
+	st.DenyList = cfg.Risk.DenyList
 	for i, spec := range chains {
 		cc, sc, err := d.prepareChain(ctx, i, spec)
 		if err != nil {
@@ -311,6 +318,22 @@ func cmdDevstack(ctx context.Context, args []string) error {
 		return err
 	}
 	return saveJSON(filepath.Join(*dir, "stack.json"), st, 0o600)
+}
+
+// devDenyList is the dev stack's deny list, dir/deny-list.txt (absolute),
+// created from deploy.DenyListSample when missing.
+func devDenyList(dir string) (string, error) {
+	path, err := filepath.Abs(filepath.Join(dir, "deny-list.txt"))
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	if err := os.WriteFile(path, deploy.DenyListSample, 0o644); err != nil {
+		return "", fmt.Errorf("creating the dev deny list: %w", err)
+	}
+	return path, nil
 }
 
 // devstack prepares the dev chains one after the other.

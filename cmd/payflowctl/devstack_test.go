@@ -143,3 +143,29 @@ func TestWorkerFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestDevDenyListStartsFromTheSampleAndIsKept: the first devstack writes
+// the sample; a later one keeps the file as it is.
+func TestDevDenyListStartsFromTheSampleAndIsKept(t *testing.T) {
+	dir := t.TempDir()
+	path, err := devDenyList(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !filepath.IsAbs(path) || filepath.Base(path) != "deny-list.txt" {
+		t.Fatalf("path %s", path)
+	}
+	body, err := os.ReadFile(path)
+	if err != nil || !strings.Contains(string(body), "EXAMPLE") {
+		t.Fatalf("the dev list is not the sample: %v\n%s", err, body)
+	}
+	if err := os.WriteFile(path, []byte("# mine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := devDenyList(dir); err != nil {
+		t.Fatal(err)
+	}
+	if body, _ := os.ReadFile(path); string(body) != "# mine\n" {
+		t.Fatalf("devstack overwrote the dev list: %s", body)
+	}
+}

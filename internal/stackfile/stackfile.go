@@ -41,6 +41,10 @@ type Stack struct {
 	// reaches key material (empty in a stack.json written before it was
 	// added).
 	SignerSocket string `json:"signer_socket,omitempty"`
+	// DenyList is the deny list file the worker and payflow-signer screen
+	// against (config.json's risk.deny_list); empty in a stack.json written
+	// before it was added.
+	DenyList string `json:"deny_list,omitempty"`
 }
 
 // Chain is one entry of stack.json's chains.
