@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"payflow/audit"
+	"payflow/chain"
 	"payflow/internal/stacktest"
 	"payflow/ledger"
 	"payflow/protocol"
@@ -269,6 +270,7 @@ func TestDepositFromAListedSenderIsHeldReleasedAndReturned(t *testing.T) {
 	// The deposit: announced twice with its risk, credited held.
 	one := decimal.RequireFromString("1")
 	tx1 := sendNative(t, c, key, dep, one)
+	native := chain.NativeLogIndex // a native transfer's deposit key
 	risk := fmt.Sprintf("sender %s is on the deny list (TEST-screening)", sender)
 	notices := func(tx string) []stacktest.Delivery {
 		var mine []stacktest.Delivery
@@ -290,7 +292,7 @@ func TestDepositFromAListedSenderIsHeldReleasedAndReturned(t *testing.T) {
 		t.Fatalf("after the deposit: available %s held %s; want all of 1 held", b.available, b.held)
 	}
 	hs := holds.New(db)
-	h, err := hs.Get(ctx, "ETH", tx1, 0)
+	h, err := hs.Get(ctx, "ETH", tx1, native)
 	if err != nil || h.State != holds.StateHeld || h.Risk != risk || h.Sender != sender {
 		t.Fatalf("hold %+v, %v", h, err)
 	}
@@ -310,11 +312,11 @@ func TestDepositFromAListedSenderIsHeldReleasedAndReturned(t *testing.T) {
 	}
 
 	// Released: available, and swept.
-	ctl.screening(t, "deposit", "release", "-chain", "ETH", "-tx", tx1, "-log", "0", "--reason", "false positive, cleared", "--as", actor)
+	ctl.screening(t, "deposit", "release", "-chain", "ETH", "-tx", tx1, "-log", fmt.Sprint(native), "--reason", "false positive, cleared", "--as", actor)
 	if b := held(); !b.available.Equal(one) || !b.held.IsZero() {
 		t.Fatalf("after the release: available %s held %s; want 1 available", b.available, b.held)
 	}
-	if h, _ := hs.Get(ctx, "ETH", tx1, 0); h.State != holds.StateReleased {
+	if h, _ := hs.Get(ctx, "ETH", tx1, native); h.State != holds.StateReleased {
 		t.Fatalf("hold state %s after the release", h.State)
 	}
 	if n := sweepNative(t, st, dep); n != 1 {
@@ -332,14 +334,14 @@ func TestDepositFromAListedSenderIsHeldReleasedAndReturned(t *testing.T) {
 		t.Fatalf("second deposit: held %s, want 0.5", b.held)
 	}
 	senderBefore := c.balance(t, eth, c.Native.Symbol, sender)
-	if out := ctl.screening(t, "deposit", "return", "-chain", "ETH", "-tx", tx2, "-log", "0", "--reason", "returned per compliance",
+	if out := ctl.screening(t, "deposit", "return", "-chain", "ETH", "-tx", tx2, "-log", fmt.Sprint(native), "--reason", "returned per compliance",
 		"--as", actor, "--wait"); !strings.Contains(out, "returned 0.5") {
 		t.Fatalf("deposit return printed %q", out)
 	}
 	if got := c.balance(t, eth, c.Native.Symbol, sender).Sub(senderBefore); !got.Equal(half) {
 		t.Fatalf("the sender got %s back, want 0.5", got)
 	}
-	h, err = hs.Get(ctx, "ETH", tx2, 0)
+	h, err = hs.Get(ctx, "ETH", tx2, native)
 	if err != nil || h.State != holds.StateReturned || h.ReturnTxHash == "" {
 		t.Fatalf("hold after the return: %+v, %v", h, err)
 	}
@@ -349,7 +351,7 @@ func TestDepositFromAListedSenderIsHeldReleasedAndReturned(t *testing.T) {
 	}
 	var signed int
 	if err := db.QueryRow("SELECT COUNT(*) FROM signer_steps WHERE workflow_id=? AND reservation_key=?",
-		workflows.ReturnDepositWorkflowID("ETH", tx2, 0), h.Key()).Scan(&signed); err != nil || signed != 1 {
+		workflows.ReturnDepositWorkflowID("ETH", tx2, native), h.Key()).Scan(&signed); err != nil || signed != 1 {
 		t.Fatalf("%d signer steps paid the return from its hold (%v), want 1", signed, err)
 	}
 	if b := held(); !b.held.IsZero() {
@@ -362,9 +364,9 @@ func TestDepositFromAListedSenderIsHeldReleasedAndReturned(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		audit.ActionDenyListChange + " " + path:                          "sanctions hit in test",
-		audit.ActionDepositRelease + " " + ledger.HoldKey("ETH", tx1, 0): "false positive, cleared",
-		audit.ActionDepositReturn + " " + ledger.HoldKey("ETH", tx2, 0):  "returned per compliance",
+		audit.ActionDenyListChange + " " + path:                               "sanctions hit in test",
+		audit.ActionDepositRelease + " " + ledger.HoldKey("ETH", tx1, native): "false positive, cleared",
+		audit.ActionDepositReturn + " " + ledger.HoldKey("ETH", tx2, native):  "returned per compliance",
 	}
 	for _, e := range entries {
 		k := e.Action + " " + e.Subject
