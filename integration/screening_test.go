@@ -54,12 +54,20 @@ func denyListOf(t *testing.T, st *stacktest.Stack, listed ...string) string {
 // export job might.
 func appendListing(t *testing.T, path, address, source string) {
 	t.Helper()
+	body, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := address + " " + source + "\n"
+	if len(body) > 0 && body[len(body)-1] != '\n' {
+		line = "\n" + line
+	}
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, err := fmt.Fprintf(f, "\n%s %s\n", address, source); err != nil {
+	if _, err := f.WriteString(line); err != nil {
 		t.Fatal(err)
 	}
 }
