@@ -45,6 +45,11 @@ type Stack struct {
 	// against (config.json's risk.deny_list); empty in a stack.json written
 	// before it was added.
 	DenyList string `json:"deny_list,omitempty"`
+	// APIURL is the first worker's HTTP API, and APIToken the bearer token
+	// its /v1 routes ask for (empty in a stack.json written before the API
+	// asked).
+	APIURL   string `json:"api_url,omitempty"`
+	APIToken string `json:"api_token,omitempty"`
 }
 
 // Chain is one entry of stack.json's chains.
