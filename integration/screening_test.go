@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"crypto/ecdsa"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -366,10 +367,10 @@ func TestDepositFromAListedSenderIsHeldReleasedAndReturned(t *testing.T) {
 		t.Fatalf("held %s after the return, want 0", b.held)
 	}
 
-	// Who and why, for each action.
-	entries, err := audit.New(db).List(ctx, audit.Filter{Limit: 500})
-	if err != nil {
-		t.Fatal(err)
+	// Who and why, for each action, as `payflowctl audit list` shows them.
+	var entries []audit.Entry
+	if err := json.Unmarshal([]byte(ctl.screening(t, "audit", "list", "--limit", "500", "--json")), &entries); err != nil {
+		t.Fatalf("payflowctl audit list --json: %v", err)
 	}
 	want := map[string]string{
 		audit.ActionDenyListChange + " " + path:                               "sanctions hit in test",

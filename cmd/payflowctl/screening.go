@@ -62,8 +62,7 @@ type screenFlags struct {
 	config  string
 	envFile string
 	file    string
-	as      string
-	reason  string
+	actor   actorFlags
 	chain   string
 	tx      string
 	log     uint
@@ -79,8 +78,7 @@ func newScreenFlags(name string) *screenFlags {
 	f.fs.BoolVar(&f.json, "json", false, "JSON output")
 	f.fs.StringVar(&f.config, "config", os.Getenv(config.EnvConfigPath), "config.json path")
 	f.fs.StringVar(&f.envFile, "env-file", "", "file of KEY='value' environment lines")
-	f.fs.StringVar(&f.as, "as", currentUser(), "who acts (the audit trail's actor)")
-	f.fs.StringVar(&f.reason, "reason", "", "why (required for every change)")
+	f.actor.register(f.fs)
 	return f
 }
 
@@ -91,17 +89,6 @@ func (f *screenFlags) parse(args []string, usage string) error {
 	}
 	if len(pos) > 0 {
 		return fmt.Errorf("unexpected argument %q\n%s", pos[0], usage)
-	}
-	return nil
-}
-
-// requireReason refuses a change without --reason, before anything is done.
-func (f *screenFlags) requireReason() error {
-	if strings.TrimSpace(f.reason) == "" {
-		return refuse("--reason is required: every change is recorded with why")
-	}
-	if strings.TrimSpace(f.as) == "" {
-		return refuse("--as is empty and the OS user is unknown: every change is recorded with who")
 	}
 	return nil
 }
@@ -131,7 +118,7 @@ func cmdDeposit(ctx context.Context, args []string) error {
 		return err
 	}
 	if sub != "list-held" {
-		if err := f.requireReason(); err != nil {
+		if err := f.actor.check("deposit " + sub); err != nil {
 			return err
 		}
 		if f.chain == "" || f.tx == "" {
@@ -203,17 +190,11 @@ func heldDeposit(ctx context.Context, st *holds.Store, f *screenFlags) (holds.Ho
 	return h, nil
 }
 
-// record appends the audit entry of an action and its outcome (failed: err).
-func record(ctx context.Context, db *sql.DB, f *screenFlags, action, subject string, changes any, err error) error {
-	e := audit.Entry{Actor: f.as, Source: audit.SourceCLI, Action: action, Subject: subject, Reason: f.reason,
-		Changes: audit.Changes(changes)}
-	if err != nil {
-		e.Outcome = audit.OutcomeFailed + ": " + err.Error()
-	}
-	if _, aerr := audit.New(db).Record(context.WithoutCancel(ctx), e); aerr != nil {
-		return errors.Join(err, aerr)
-	}
-	return err
+// record appends the audit entry of an action and its outcome (failed: err;
+// see actorFlags.record).
+func (f *screenFlags) record(ctx context.Context, db *sql.DB, action, subject string, changes any, err error) error {
+	return f.actor.record(context.WithoutCancel(ctx), db, audit.Entry{Action: action, Subject: subject,
+		Changes: audit.Changes(changes)}, err)
 }
 
 type holdChange struct {
@@ -245,7 +226,7 @@ func releaseHold(ctx context.Context, db *sql.DB, st *holds.Store, f *screenFlag
 	defer led.Drain()
 	_, err = led.Close(ctx, h.Key(), "", ledger.OpRelease,
 		holds.Move(h.Chain, h.TxHash, h.LogIndex, []string{holds.StateHeld}, holds.StateReleased, "", ""))
-	if err = record(ctx, db, f, audit.ActionDepositRelease, h.Key(), changeOf(h, holds.StateReleased), err); err != nil {
+	if err = f.record(ctx, db, audit.ActionDepositRelease, h.Key(), changeOf(h, holds.StateReleased), err); err != nil {
 		return err
 	}
 	return printOut(&noticeView{Message: fmt.Sprintf("released %s %s on %s (deposit %s log %d from %s): available, and swept like any deposit",
@@ -280,7 +261,7 @@ func returnHold(ctx context.Context, cfg config.Config, db *sql.DB, st *holds.St
 	}
 	ch := changeOf(h, holds.StateReturning)
 	ch.Workflow = wfID
-	if err := record(ctx, db, f, audit.ActionDepositReturn, h.Key(), ch, err); err != nil {
+	if err := f.record(ctx, db, audit.ActionDepositReturn, h.Key(), ch, err); err != nil {
 		return err
 	}
 	msg := fmt.Sprintf("returning %s %s from %s to %s: workflow %s (payflowctl deposit list-held shows it returning)",
@@ -328,7 +309,7 @@ func cmdDenylist(ctx context.Context, args []string) error {
 		return err
 	}
 	if sub != "list" {
-		if err := f.requireReason(); err != nil {
+		if err := f.actor.check("denylist " + sub); err != nil {
 			return err
 		}
 	}
@@ -376,7 +357,7 @@ func cmdDenylist(ctx context.Context, args []string) error {
 		if errors.Is(err, denylist.ErrListed) || errors.Is(err, denylist.ErrBadAddress) || errors.Is(err, denylist.ErrNoSource) {
 			return refuse("%v", err)
 		}
-		if err = record(ctx, db, f, audit.ActionDenyListChange, path, map[string]string{"added": e.Address, "source": e.Source}, err); err != nil {
+		if err = f.record(ctx, db, audit.ActionDenyListChange, path, map[string]string{"added": e.Address, "source": e.Source}, err); err != nil {
 			return err
 		}
 		msg = fmt.Sprintf("listed %s (%s) in %s: payments to it are refused and deposits from it held within seconds", e.Address, e.Source, path)
@@ -385,7 +366,7 @@ func cmdDenylist(ctx context.Context, args []string) error {
 		if errors.Is(err, denylist.ErrNotListed) || errors.Is(err, denylist.ErrBadAddress) {
 			return refuse("%v", err)
 		}
-		if err = record(ctx, db, f, audit.ActionDenyListChange, path, map[string]string{"removed": e.Address, "source": e.Source}, err); err != nil {
+		if err = f.record(ctx, db, audit.ActionDenyListChange, path, map[string]string{"removed": e.Address, "source": e.Source}, err); err != nil {
 			return err
 		}
 		msg = fmt.Sprintf("delisted %s (was: %s) in %s; deposits held before stay held until released or returned", e.Address, e.Source, path)
@@ -395,7 +376,7 @@ func cmdDenylist(ctx context.Context, args []string) error {
 			now := time.Now()
 			err = os.Chtimes(path, now, now) // a changed mtime: every reader reloads at its next look
 		}
-		if err = record(ctx, db, f, audit.ActionDenyListReload, path, map[string]int{"entries": l.Len()}, err); err != nil {
+		if err = f.record(ctx, db, audit.ActionDenyListReload, path, map[string]int{"entries": l.Len()}, err); err != nil {
 			return err
 		}
 		msg = fmt.Sprintf("%s parses (%d addresses); every worker and payflow-signer reads it within seconds (SIGHUP: at once)", path, l.Len())
