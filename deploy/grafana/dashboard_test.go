@@ -131,7 +131,7 @@ func TestDashboardShowsWhatTheIssueAsks(t *testing.T) {
 		"payflow_wallet_balance", "payflow_reconciliation_mismatches", // balances
 		"payflow_treasury_hot_balance", "payflow_treasury_hot_ceiling", "payflow_treasury_hot_floor",
 		"payflow_treasury_cold_balance", // tiers
-		"ALERTS{", // alerts
+		"ALERTS{",                       // alerts
 	} {
 		if !strings.Contains(exprs.String(), want) {
 			t.Errorf("no panel queries %s", want)
