@@ -89,11 +89,19 @@ type CreditInput struct {
 	TxHash                 string
 	LogIndex               uint
 	WorkflowID             string
+	// From is the transfer's sender ("" in runs from before it was
+	// passed): a cold wallet's side is booked too (bookFromCold).
+	From string `json:",omitempty"`
 }
 
 // CreditDeposit credits the ledger once per (chain, tx_hash, log_index).
+// A transfer from one of the chain's cold wallets (an operator's refill of
+// the hot tier) is booked on the cold side too (bookFromCold).
 func (a *Activities) CreditDeposit(ctx context.Context, in CreditInput) error {
 	_, err := a.Ledger.Credit(ctx, ledger.CreditInput{Chain: in.Chain, Address: in.Address, Symbol: in.Symbol,
 		Amount: in.Amount.Decimal, TxHash: in.TxHash, LogIndex: in.LogIndex, Reference: in.WorkflowID})
-	return classify(err)
+	if err != nil {
+		return classify(err)
+	}
+	return a.bookFromCold(ctx, in)
 }

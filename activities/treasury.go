@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/shopspring/decimal"
+	"go.temporal.io/sdk/activity"
 
 	"payflow/chain"
 	"payflow/config"
@@ -234,4 +235,57 @@ func (a *Activities) reserveTreasury(ctx context.Context, in SweepReserveInput) 
 		}
 	}
 	return SweepReserveResult{}, fmt.Errorf("reserving %s of %s for cold: the balance kept changing", asset.Symbol, from)
+}
+
+// bookFromCold books the cold wallet's side of a confirmed transfer from one
+// of the chain's cold wallets into a managed wallet (an operator's refill
+// of the hot tier, signed outside payflow): the cold wallet is debited the
+// amount (reservation "cold-out:" + the credit's deposit key, settled with
+// the transaction) and, once per transaction, the fee it paid in the native
+// coin ("cold-gas:<chain>:<tx_hash>"), so that its ledger follows the chain
+// as the receiving wallet's does. A sender that is no cold wallet books
+// nothing. Repeats change nothing. A cold wallet whose ledger does not hold
+// that much (money that reached it unbooked) is left as it is and logged:
+// reconciliation shows the difference.
+func (a *Activities) bookFromCold(ctx context.Context, in CreditInput) error {
+	if in.From == "" {
+		return nil
+	}
+	w, err := a.Wallets.Get(ctx, in.Chain, in.From)
+	if errors.Is(err, ledger.ErrWalletNotFound) || (err == nil && w.Kind != ledger.KindCold) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	from := strings.ToLower(w.Address)
+	debit := func(key, symbol string, amount decimal.Decimal) error {
+		if amount.Sign() <= 0 {
+			return nil
+		}
+		_, err := a.Ledger.Reserve(ctx, ledger.ReserveInput{QueueID: key, Chain: in.Chain, Address: from, Symbol: symbol,
+			Amount: amount, WorkflowID: in.WorkflowID, Recipient: in.Address})
+		if errors.Is(err, ledger.ErrInsufficientFunds) {
+			activity.GetLogger(ctx).Error("cold wallet's ledger holds less than it sent; its side is not booked: reconcile it",
+				"address", from, "symbol", symbol, "amount", amount.String(), "tx_hash", in.TxHash)
+			return nil
+		}
+		if err != nil {
+			return classify(err)
+		}
+		_, err = a.Ledger.Settle(ctx, key, in.TxHash)
+		return classify(err)
+	}
+	if err := debit("cold-out:"+ledger.CreditKey(in.Chain, in.TxHash, in.LogIndex), in.Symbol, in.Amount.Decimal); err != nil {
+		return err
+	}
+	fee, mined, err := a.Fees.Paid(ctx, in.TxHash)
+	if err != nil {
+		return err
+	}
+	if !mined || a.Assets.Native.Symbol == "" {
+		return nil
+	}
+	return debit("cold-gas:"+in.Chain+":"+strings.ToLower(in.TxHash), a.Assets.Native.Symbol,
+		chain.FromUnits(fee, config.NativeDecimals))
 }

@@ -1,13 +1,18 @@
 package activities_test
 
 import (
+	"math/big"
 	"testing"
+
+	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
 	"payflow/activities"
+	"payflow/chain"
+	"payflow/chain/evm"
 	"payflow/config"
 	"payflow/ledger"
 	"payflow/protocol"
@@ -131,4 +136,50 @@ func TestTreasuryExcessPerAsset(t *testing.T) {
 	_, err = f.env.ExecuteActivity(f.acts.PlanTreasury, activities.TreasuryPlanInput{Symbols: []string{"USDC"}, Ceiling: protocol.MustAmount("1")})
 	require.ErrorAs(t, err, &appErr)
 	require.Equal(t, activities.ErrTypeNoSweepTarget, appErr.Type(), "above a ceiling with no cold address")
+}
+
+// TestRefillFromColdIsBookedOnBothSides: a confirmed transfer from the
+// chain's cold wallet into a managed wallet (an operator's refill of the hot
+// tier, signed outside payflow) credits the receiving wallet and debits the
+// cold wallet the amount and, in the native coin, the fee its transaction
+// paid, once however often it is booked; a transfer from another sender
+// debits nobody.
+func TestRefillFromColdIsBookedOnBothSides(t *testing.T) {
+	f := newReconFixture(t)
+	f.acts.Assets.Native = config.NativeCoin{Symbol: "ETH"}
+	cold := evm.Lower(f.auth.From) // the deployer stands for the cold wallet: its key is the test's, not payflow's
+	hot := "0x00000000000000000000000000000000000a0709"
+	_, err := f.acts.Wallets.RegisterCold(f.ctx, "ETH", cold)
+	require.NoError(t, err)
+	for i, c := range []struct{ symbol, amount string }{{"USDT", "1000"}, {"ETH", "2"}} {
+		_, err := f.led.Credit(f.ctx, ledger.CreditInput{Chain: "ETH", Address: cold, Symbol: c.symbol,
+			Amount: decimal.RequireFromString(c.amount), TxHash: "0xc01d", LogIndex: uint(i), Reference: "swept to cold"})
+		require.NoError(t, err)
+	}
+	r := f.send(common.HexToAddress(hot), 250_000_000) // 250 USDT, cold to hot
+	fee := chain.FromUnits(new(big.Int).Mul(new(big.Int).SetUint64(r.GasUsed), r.EffectiveGasPrice), config.NativeDecimals)
+	require.True(t, fee.IsPositive())
+	in := activities.CreditInput{Chain: "ETH", Address: hot, Symbol: "USDT", Amount: protocol.MustAmount("250"),
+		TxHash: r.TxHash.Hex(), LogIndex: 0, WorkflowID: "deposit-refill", From: cold}
+	for range 2 {
+		_, err := f.env.ExecuteActivity(f.acts.CreditDeposit, in)
+		require.NoError(t, err)
+	}
+	total := func(addr, symbol string) string {
+		b, err := f.led.Balance(f.ctx, "ETH", addr, symbol)
+		require.NoError(t, err)
+		return b.Total().String()
+	}
+	require.Equal(t, "250", total(hot, "USDT"), "the hot wallet is credited once")
+	require.Equal(t, "750", total(cold, "USDT"), "the cold wallet is debited once")
+	require.Equal(t, decimal.RequireFromString("2").Sub(fee).String(), total(cold, "ETH"), "and its fee, once")
+
+	// From another sender: the receiving wallet only.
+	r = f.send(common.HexToAddress(hot), 1_000_000)
+	_, err = f.env.ExecuteActivity(f.acts.CreditDeposit, activities.CreditInput{Chain: "ETH", Address: hot, Symbol: "USDT",
+		Amount: protocol.MustAmount("1"), TxHash: r.TxHash.Hex(), WorkflowID: "deposit-other",
+		From: "0x00000000000000000000000000000000000f00f0"})
+	require.NoError(t, err)
+	require.Equal(t, "251", total(hot, "USDT"))
+	require.Equal(t, "750", total(cold, "USDT"))
 }

@@ -319,7 +319,8 @@ func Deposit(ctx workflow.Context, in DepositInput) (protocol.TopupResponse, err
 			}
 			setStep("crediting")
 			if err := workflow.ExecuteActivity(lctx, a.CreditDeposit, activities.CreditInput{Chain: in.Chain, Address: in.Address,
-				Symbol: in.Symbol, Amount: in.Amount, TxHash: in.TxHash, LogIndex: in.LogIndex, WorkflowID: wfID}).Get(ctx, nil); err != nil {
+				Symbol: in.Symbol, Amount: in.Amount, TxHash: in.TxHash, LogIndex: in.LogIndex, WorkflowID: wfID, From: in.From}).
+				Get(ctx, nil); err != nil {
 				return resp, err
 			}
 			resp.Status, resp.BlockNumber = protocol.StatusSucceeded, chk.BlockNumber
