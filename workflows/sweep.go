@@ -256,6 +256,11 @@ type WalletSweepStatus struct {
 // Every wallet signs from its own nonce lane (the nonces table is keyed by
 // sending address): a deposit wallet's sweep and the gas wallet's top-ups
 // never queue behind, or hold up, the hot wallet's withdrawals.
+//
+// With Treasury set it is a treasury sweep (started by Treasury): the same
+// steps move a hot tier's excess above its ceiling from a hot or collection
+// wallet to the cold address (Collection), its reservation and steps named
+// with the run's stamp.
 func WalletSweep(ctx workflow.Context, in WalletSweepInput) (WalletSweepResult, error) {
 	wfID := workflow.GetInfo(ctx).WorkflowExecution.ID
 	res := WalletSweepResult{Address: strings.ToLower(in.Address)}
