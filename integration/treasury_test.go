@@ -2,6 +2,10 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"payflow/chain"
+	"payflow/config"
 	"payflow/internal/stacktest"
 	"payflow/ledger"
 	"payflow/protocol"
@@ -219,4 +224,56 @@ func TestHotTierExcessIsSweptToCold(t *testing.T) {
 		}
 	}
 	t.Logf("cold wallet %s reconciled in run %s", cold, rec.RunID)
+
+	// The tier gauges: each asset's configured ceiling and floor, the cold
+	// balance as the chain has it, and a hot tier above its floor (the
+	// alert's expression is false on the dev stack).
+	cfg := devChainConfig(t, c.Name)
+	usdtCfg, _ := cfg.Asset("USDT")
+	ceiling, okC := usdtCfg.Ceiling()
+	floor, okF := usdtCfg.Floor()
+	if !okC || !okF {
+		t.Fatalf("the dev config gives %s's USDT no hot_ceiling or hot_floor: %+v", c.Name, usdtCfg.Treasury)
+	}
+	coldUSDT := c.balance(t, eth, "USDT", cold).InexactFloat64()
+	url := workerMetrics(t, st)[0]
+	label := fmt.Sprintf(`{chain=%q,symbol="USDT"}`, c.Name)
+	var m samples
+	waitFor(t, time.Minute, "the worker's tier gauges of USDT", func() bool {
+		m = scrape(t, url)
+		return m["payflow_treasury_cold_balance"+label] == coldUSDT
+	})
+	if m["payflow_treasury_hot_ceiling"+label] != ceiling.InexactFloat64() || m["payflow_treasury_hot_floor"+label] != floor.InexactFloat64() {
+		t.Errorf("USDT ceiling and floor gauges %v and %v; the config says %s and %s", m["payflow_treasury_hot_ceiling"+label],
+			m["payflow_treasury_hot_floor"+label], ceiling, floor)
+	}
+	if hot := m["payflow_treasury_hot_balance"+label]; !(hot > floor.InexactFloat64()) {
+		t.Errorf("USDT hot tier gauge %v is not above its floor %s on the dev stack", hot, floor)
+	}
+}
+
+// devChainConfig is the dev worker's configuration of chainName
+// (.dev/config.json, as payflowctl devstack wrote it).
+func devChainConfig(t *testing.T, chainName string) config.ChainConfig {
+	t.Helper()
+	stackFile, err := stacktest.Path()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(stackFile), "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Chains map[string]config.ChainConfig `json:"chains"`
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatalf("reading the dev config: %v", err)
+	}
+	ch, ok := cfg.Chains[chainName]
+	if !ok {
+		t.Fatalf("the dev config has no chain %s", chainName)
+	}
+	ch.Native.Symbol = strings.ToUpper(ch.Native.Symbol)
+	return ch
 }
