@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/accounts/abi/bind"
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/shopspring/decimal"
 	"go.temporal.io/sdk/client"
 
@@ -235,7 +238,17 @@ func TestHotTierExcessIsSweptToCold(t *testing.T) {
 	if !okC || !okF {
 		t.Fatalf("the dev config gives %s's USDT no hot_ceiling or hot_floor: %+v", c.Name, usdtCfg.Treasury)
 	}
-	coldUSDT := c.balance(t, eth, "USDT", cold).InexactFloat64()
+	// Summed over the chain's cold wallets (TestRefillFromColdIsBooked
+	// registers cold wallets of its own).
+	colds, err := wallets.List(ctx, c.Name, ledger.KindCold)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var coldSum decimal.Decimal
+	for _, w := range colds {
+		coldSum = coldSum.Add(c.balance(t, eth, "USDT", w.Address))
+	}
+	coldUSDT := coldSum.InexactFloat64()
 	url := workerMetrics(t, st)[0]
 	label := fmt.Sprintf(`{chain=%q,symbol="USDT"}`, c.Name)
 	var m samples
@@ -276,4 +289,72 @@ func devChainConfig(t *testing.T, chainName string) config.ChainConfig {
 	}
 	ch.Native.Symbol = strings.ToUpper(ch.Native.Symbol)
 	return ch
+}
+
+// TestRefillFromColdIsBooked: the refill of the operations runbook on the
+// real stack. A cold wallet (here one whose key the test holds, registered
+// as the worker registers a chain's cold_address: watch-only) is funded,
+// which the listener books as any transfer into a managed wallet; then it
+// sends USDT to the hot wallet, signed outside payflow. Once confirmed, the
+// hot wallet is credited once under the deposit key, nothing announced, and
+// the cold wallet is debited the amount and, in the native coin, the fee
+// its transaction paid: the ledger equals the chain for both wallets.
+func TestRefillFromColdIsBooked(t *testing.T) {
+	st := stacktest.Load(t)
+	c := firstChain(t, st)
+	eth := c.eth(t)
+	db := st.DB(t)
+	ctx := context.Background()
+	topups := st.Collect(t, topupResp, "address")
+	key, err := crypto.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cold := strings.ToLower(crypto.PubkeyToAddress(key.PublicKey).Hex())
+	if _, err := ledger.NewWallets(db, nil).RegisterCold(ctx, c.Name, cold); err != nil {
+		t.Fatal(err)
+	}
+	native := c.Native.Symbol
+	funds := map[string]decimal.Decimal{native: decimal.RequireFromString("0.2"), "USDT": decimal.RequireFromString("30")}
+	for _, symbol := range []string{native, "USDT"} {
+		r := c.faucetSend(t, eth, symbol, cold, funds[symbol])
+		idx := chain.NativeLogIndex
+		if symbol != native {
+			idx = transferLogIndex(t, r, cold)
+		}
+		requireBookedOnce(t, db, c, topups, cold, symbol, decimal.Zero, funds[symbol], r.TxHash.Hex(), idx)
+	}
+
+	hot := walletByLabel(t, db, "hot")
+	hotBefore := ledgerTotal(t, db, c.Name, hot, "USDT")
+	hotChainBefore := c.balance(t, eth, "USDT", hot)
+	amount := decimal.RequireFromString("12.5")
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	tx, err := c.signFaucetTx(sctx, eth, key, "USDT", hot, amount) // the cold key, outside payflow
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eth.SendTransaction(sctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	r, err := bind.WaitMined(sctx, eth, tx)
+	if err != nil || r.Status != types.ReceiptStatusSuccessful {
+		t.Fatalf("the refill %s: %v", tx.Hash().Hex(), err)
+	}
+
+	requireBookedOnce(t, db, c, topups, hot, "USDT", hotBefore, amount, tx.Hash().Hex(), transferLogIndex(t, r, hot))
+	if d := c.balance(t, eth, "USDT", hot).Sub(hotChainBefore); !d.Equal(amount) {
+		t.Errorf("the hot wallet received %s USDT on chain, want %s", d, amount)
+	}
+	for _, symbol := range []string{"USDT", native} {
+		var l, ch decimal.Decimal
+		waitFor(t, bookingWait, "the cold wallet's "+symbol+" booked as the chain moved it", func() bool {
+			l, ch = ledgerTotal(t, db, c.Name, cold, symbol), c.balance(t, eth, symbol, cold)
+			return l.Equal(ch)
+		})
+	}
+	if got := c.balance(t, eth, "USDT", cold); !got.Equal(decimal.RequireFromString("17.5")) {
+		t.Errorf("the cold wallet holds %s USDT on chain, want 17.5", got)
+	}
 }
