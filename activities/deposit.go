@@ -88,8 +88,13 @@ type CreditInput struct {
 	TxHash                 string
 	LogIndex               uint
 	WorkflowID             string
-	// From is the deposit's sender, screened against the deny list.
+	// From is the transfer's sender ("" in runs from before it was
+	// passed): screened against the deny list (when Screened), and a cold
+	// wallet's side is booked too (bookFromCold).
 	From string `json:",omitempty"`
+	// Screened: the deposit's notices were screened (runs from before the
+	// deny list are not: their sender is not looked up).
+	Screened bool `json:",omitempty"`
 	// Risk is what the deposit's first notice said (ScreenSender): set, the
 	// deposit is held whatever the list says now.
 	Risk string `json:",omitempty"`
@@ -99,7 +104,13 @@ type CreditInput struct {
 // deposit whose sender is on the deny list (or was, when its first notice
 // went out: Risk) is credited held, in the same database transaction, and
 // recorded in Holds; the result then says why. How a deposit was first
-// credited stands on every retry.
+// credited stands on every retry. A transfer from one of the chain's cold
+// wallets (an operator's refill of the hot tier) is booked on the cold side
+// too (bookFromCold).
 func (a *Activities) CreditDeposit(ctx context.Context, in CreditInput) (CreditResult, error) {
-	return a.creditDeposit(ctx, in)
+	res, err := a.creditDeposit(ctx, in)
+	if err != nil {
+		return res, err
+	}
+	return res, a.bookFromCold(ctx, in)
 }

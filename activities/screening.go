@@ -121,7 +121,7 @@ func (a *Activities) creditDeposit(ctx context.Context, in CreditInput) (CreditR
 	case !errors.Is(err, ledger.ErrReservationNotFound):
 		return CreditResult{}, err
 	}
-	if risk == "" {
+	if risk == "" && in.Screened {
 		risk = a.senderRisk(in.From)
 	}
 	if risk == "" {

@@ -75,7 +75,7 @@ func TestDepositFromAListedSenderIsCreditedHeldAndStaysSo(t *testing.T) {
 	wallet := stacktest.RandomAddress()
 	tx := stacktest.RandomID("0x")
 	in := activities.CreditInput{Chain: "ETH", Address: wallet, Symbol: "USDT", Amount: protocol.MustAmount("40"),
-		TxHash: tx, LogIndex: 2, WorkflowID: "deposit-x", From: listed}
+		TxHash: tx, LogIndex: 2, WorkflowID: "deposit-x", From: listed, Screened: true}
 	v, err := f.env.ExecuteActivity(f.acts.CreditDeposit, in)
 	require.NoError(t, err)
 	var res activities.CreditResult
@@ -128,7 +128,7 @@ func TestReturnMarksTheHoldAndSettlesIt(t *testing.T) {
 	wallet := stacktest.RandomAddress()
 	tx := stacktest.RandomID("0x")
 	_, err := f.env.ExecuteActivity(f.acts.CreditDeposit, activities.CreditInput{Chain: "ETH", Address: wallet, Symbol: "USDT",
-		Amount: protocol.MustAmount("5"), TxHash: tx, WorkflowID: "deposit-y", From: listed})
+		Amount: protocol.MustAmount("5"), TxHash: tx, WorkflowID: "deposit-y", From: listed, Screened: true})
 	require.NoError(t, err)
 	ref := activities.ReturnInput{Chain: "ETH", TxHash: tx, WorkflowID: "deposit-return-1"}
 	v, err := f.env.ExecuteActivity(f.acts.BeginReturn, ref)

@@ -234,6 +234,13 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	if err != nil {
 		return fmt.Errorf("setting up the tracker: %w", err)
 	}
+	// The cold wallet is registered before the listener starts, so that
+	// every transfer into it is booked, and reconciliation covers it.
+	if ch.ColdAddress != "" {
+		if _, err := s.wallets.RegisterCold(ctx, name, ch.ColdAddress); err != nil {
+			return fmt.Errorf("registering the cold_address: %w", err)
+		}
+	}
 	tokens := make([]common.Address, 0, len(ch.Tokens))
 	for _, t := range ch.Tokens {
 		tokens = append(tokens, common.HexToAddress(t.Address))
@@ -277,7 +284,7 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	defer led.Drain() // after w.Stop: the activities' postings are committed before the DB closes
 	w := worker.New(s.tc, queue, opts)
 	for _, wf := range []any{workflows.Withdraw, workflows.Pay, workflows.Topup, workflows.Deposit, workflows.Reconcile,
-		workflows.Sweep, workflows.WalletSweep, workflows.ReturnDeposit} {
+		workflows.Sweep, workflows.WalletSweep, workflows.ReturnDeposit, workflows.Treasury} {
 		w.RegisterWorkflow(wf)
 	}
 	w.RegisterActivity(&activities.Activities{
@@ -300,6 +307,14 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 		workflows.SweepInput{ConfirmTimeout: s.cfg.Payment.ConfirmTimeout.Duration}); err != nil {
 		log.Error("ensuring the sweep schedule", "err", err)
 	}
+	// Treasury passes every 10 minutes on a chain with a hot_ceiling: the
+	// hot tier's excess goes to the cold address.
+	if hasCeiling(ch) {
+		if err := EnsureTreasurySchedule(ctx, s.tc, scheduleID(s.cfg, workflows.TreasuryScheduleID, name), name, queue,
+			10*time.Minute, workflows.TreasuryInput{ConfirmTimeout: s.cfg.Payment.ConfirmTimeout.Duration}); err != nil {
+			log.Error("ensuring the treasury schedule", "err", err)
+		}
+	}
 	log.Info("chain served", "task_queue", queue, "chain_id", ch.ChainID, "confirmations", ch.ConfirmHeight)
 	<-ctx.Done()
 	return nil
@@ -312,4 +327,14 @@ func scheduleID(cfg config.Config, id, chainName string) string {
 		return id
 	}
 	return id + "-" + chainName
+}
+
+// hasCeiling says whether any asset of ch has a hot_ceiling.
+func hasCeiling(ch config.ChainConfig) bool {
+	for _, sym := range ch.Symbols() {
+		if a, _ := ch.Asset(sym); a.HotCeiling != "" {
+			return true
+		}
+	}
+	return false
 }

@@ -330,10 +330,10 @@ func Deposit(ctx workflow.Context, in DepositInput) (protocol.TopupResponse, err
 			}
 			setStep("crediting")
 			credit := activities.CreditInput{Chain: in.Chain, Address: in.Address, Symbol: in.Symbol, Amount: in.Amount,
-				TxHash: in.TxHash, LogIndex: in.LogIndex, WorkflowID: wfID}
+				TxHash: in.TxHash, LogIndex: in.LogIndex, WorkflowID: wfID, From: in.From}
 			var credited activities.CreditResult
 			if screened {
-				credit.From, credit.Risk = in.From, resp.Risk
+				credit.Screened, credit.Risk = true, resp.Risk
 			}
 			if err := workflow.ExecuteActivity(lctx, a.CreditDeposit, credit).Get(ctx, &credited); err != nil {
 				return resp, err

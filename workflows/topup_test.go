@@ -271,7 +271,8 @@ func requireResponse(t *testing.T, got protocol.TopupResponse, status int, block
 		TxHash: txHash, LogIndex: depositLogIndex, BlockNumber: blockNumber, FromAddress: fromAddr, Error: errMsg}, got)
 }
 
-// requireCredited checks the one credit is of the deposit of depositInput().
+// requireCredited checks the one credit is of the deposit of depositInput(),
+// naming its sender (a cold wallet's side is booked too).
 func (d *depositHarness) requireCredited() {
 	d.t.Helper()
 	d.mu.Lock()
@@ -281,7 +282,7 @@ func (d *depositHarness) requireCredited() {
 	requireAmount(d.t, "25.75", got.Amount)
 	got.Amount = protocol.Amount{}
 	require.Equal(d.t, activities.CreditInput{Chain: "ETH", Address: toAddr, Symbol: "USDT", TxHash: txHash,
-		LogIndex: depositLogIndex, WorkflowID: d.wfID, From: fromAddr, Risk: d.screenedRisk}, got)
+		LogIndex: depositLogIndex, WorkflowID: d.wfID, From: fromAddr, Screened: true, Risk: d.screenedRisk}, got)
 }
 
 func wantRef() activities.DepositRef {

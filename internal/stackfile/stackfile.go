@@ -69,6 +69,9 @@ type ChainFields struct {
 	FaucetPrivateKey  string                  `json:"faucet_private_key"`
 	CollectionAddress string                  `json:"collection_address"`
 	ManagedWallets    []string                `json:"managed_wallets"`
+	// ColdAddress is the chain's cold address (watch-only: no key is
+	// held for it; empty in a stack.json written before it was added).
+	ColdAddress string `json:"cold_address,omitempty"`
 }
 
 // Native is a chain's native coin.
