@@ -17,6 +17,8 @@ import (
 	"payflow/internal/metrics"
 	"payflow/ledger"
 	"payflow/protocol"
+	"payflow/risk/denylist"
+	"payflow/risk/holds"
 	"payflow/rmq"
 )
 
@@ -39,6 +41,9 @@ const (
 	// is not the money its reservation holds, or no key is held for the
 	// sender); its reason is the message. Nothing was signed or stored.
 	ErrTypeSignerRefused = "SignerRefused"
+	// ErrTypeRecipientBlocked: the recipient is on the deny list; nothing
+	// was reserved (BeginPayment) or signed (SignTransfer).
+	ErrTypeRecipientBlocked = "RecipientBlocked"
 )
 
 // Activities holds the dependencies of every activity. Registered once with
@@ -65,6 +70,10 @@ type Activities struct {
 	// Metrics counts payments, deposit notices and broadcasts, once each
 	// (nil: nothing is counted).
 	Metrics *metrics.Metrics
+	// Screen is the deny list payments and deposits are screened against
+	// (nil: none); Holds records the deposits it froze.
+	Screen *denylist.Screen
+	Holds  *holds.Store
 }
 
 func permanent(errType string, err error) error {

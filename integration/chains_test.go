@@ -52,6 +52,7 @@ type devChain struct {
 	FaucetKey  string   `json:"faucet_private_key"`
 	Collection string   `json:"collection_address"`
 	Managed    []string `json:"managed_wallets"`
+	Cold       string   `json:"cold_address"`
 }
 
 // devChains reads every EVM chain of stack.json (those with an

@@ -30,6 +30,7 @@ import (
 	custodykms "payflow/custody/kms"
 	"payflow/custody/signerapi"
 	"payflow/ledger"
+	"payflow/risk/denylist"
 )
 
 // Config is what New needs besides the database.
@@ -53,6 +54,10 @@ type Config struct {
 	Reload func() (map[string]config.ChainConfig, error)
 	// Log receives one line per request (never key material); nil: none.
 	Log *slog.Logger
+	// DenyList is screened on every first attempt: a transfer to a listed
+	// address is refused (recipient_blocked), unless it returns a held
+	// deposit to its sender by spending that deposit's hold. Nil: no list.
+	DenyList *denylist.Screen
 }
 
 // reloadEvery spaces the reloads of the chains.
@@ -70,8 +75,9 @@ type Signer struct {
 	chains     map[string]config.ChainConfig
 	lastReload time.Time
 
-	metrics *Metrics
-	log     *slog.Logger
+	metrics  *Metrics
+	log      *slog.Logger
+	denyList *denylist.Screen
 }
 
 // New opens the signer on db (migrated by ledger.Migrate). On a database
@@ -90,7 +96,8 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Signer, error) {
 	}
 	chains := upperKeys(cfg.Chains)
 	st := &store{db: db}
-	s := &Signer{store: st, ledger: ledger.NewUnbatched(db), chains: chains, reload: cfg.Reload, kmsName: cfg.KMSName, log: log}
+	s := &Signer{store: st, ledger: ledger.NewUnbatched(db), chains: chains, reload: cfg.Reload, kmsName: cfg.KMSName, log: log,
+		denyList: cfg.DenyList}
 	state, err := bootstrap(ctx, st, cfg.KMS, cfg.EnvelopeKeyID, log)
 	if err != nil {
 		return nil, err
@@ -413,6 +420,10 @@ func (s *Signer) checkFirst(ctx context.Context, ch config.ChainConfig, st step,
 	p, err := decodePayment(ch, tx)
 	if err != nil {
 		return err
+	}
+	if e, listed := s.denyList.Check(p.Recipient); listed &&
+		!(ledger.IsHoldKey(r.QueueID) && strings.EqualFold(r.Recipient, p.Recipient)) {
+		return refuse(reasonRecipientBlocked, "recipient is blocked: %s is on the deny list (%s)", p.Recipient, e.Source)
 	}
 	if !strings.EqualFold(p.Symbol, r.Symbol) || !p.Amount.Equal(r.Amount) || p.Recipient != strings.ToLower(r.Recipient) {
 		held := payment{Symbol: r.Symbol, Amount: r.Amount, Recipient: r.Recipient}
