@@ -969,6 +969,11 @@ up() {
   start_node bsc
   start_kms
   start_btcd
+  # devstack talks to the signer: a signer running an older build than
+  # ./bin's is restarted first.
+  if running signer && [[ "$(cat "$BIN/payflow-signer" "$DEV/config.json" 2>/dev/null | sha256sum | cut -d" " -f1)" != "$(cat "$PIDS/signer.sum" 2>/dev/null)" ]]; then
+    stop_one signer
+  fi
   if running signer; then step "payflow-signer: running"; else step "payflow-signer: starting on $SIGNER_SOCKET (metrics 127.0.0.1:$SIGNER_METRICS_PORT)"; fi
   start_signer
   step "dev data: migrations, test tokens, dev wallets and config on both chains (payflowctl devstack)"
