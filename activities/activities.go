@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"payflow/answers"
+	"payflow/audit"
 	"payflow/chain"
 	"payflow/config"
 	"payflow/internal/metrics"
@@ -65,6 +66,11 @@ type Activities struct {
 	// Metrics counts payments, deposit notices and broadcasts, once each
 	// (nil: nothing is counted).
 	Metrics *metrics.Metrics
+	// Audit is the operator audit trail, where RecordApproval writes.
+	Audit *audit.Log
+	// History reads workflow histories (the Temporal client): whom
+	// Temporal says sent an approval (nil: the payload's By is taken).
+	History History
 }
 
 func permanent(errType string, err error) error {
