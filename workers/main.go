@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"payflow/activities"
+	"payflow/audit"
 	"payflow/api"
 	"payflow/chain/evm"
 	"payflow/chain/evm/family"
@@ -253,7 +254,7 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 		Chain: name, Assets: ch, Collection: ch.CollectionAddress, Confirmations: uint64(ch.ConfirmHeight),
 		Responses: workflows.ResponseQueues(s.cfg.RMQ), Metrics: s.m,
 		DB: s.db, Transfers: fam.Transfers, Fees: fam.Fees, Balances: fam.Balances, Reads: fam.Reads,
-		Ledger: led, Wallets: s.wallets, Publisher: s.pub,
+		Ledger: led, Wallets: s.wallets, Publisher: s.pub, Audit: audit.New(s.db), History: s.tc,
 	})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("starting the Temporal worker on %s: %w", queue, err)
