@@ -68,7 +68,7 @@ type Signer struct {
 	// approval is recorded.
 	approvals *audit.Log
 	keys      *keys
-	kmsName string
+	kmsName   string
 
 	reload     func() (map[string]config.ChainConfig, error)
 	mu         sync.Mutex
