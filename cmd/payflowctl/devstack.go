@@ -161,23 +161,32 @@ var devTokens = []struct {
 
 const devTokenDecimals = 6
 
-// assetAmounts are one asset's amount-valued settings, in its own units.
-type assetAmounts struct{ approval, sweep string }
+// assetAmounts are one asset's amount-valued settings, in its own units:
+// approval and sweep thresholds, and the 24 h velocity limits per wallet
+// and per recipient.
+type assetAmounts struct{ approval, sweep, velocityWallet, velocityRecipient string }
 
-// devAmounts are the dev chains' approval and sweep thresholds, by chain and
-// asset: every asset has its own, and no two alike, so code that reads one
-// asset's number for another is caught by the tests.
+// devAmounts are the dev chains' approval and sweep thresholds and velocity
+// limits, by chain and asset: every asset has its own, and no two alike, so
+// code that reads one asset's number for another is caught by the tests.
 // Sweep thresholds stay above what devstack gives each deposit wallet (100
 // of the native coin, 10,000 of each token), so the hourly sweep does not
-// empty the wallets the tests pay from. A chain not listed gets the
-// "default" entry (its native coin under the key "native").
+// empty the wallets the tests pay from. Velocity limits are far above what
+// the tests and benchmarks send from any dev wallet in a day (the
+// collection wallet alone holds 1,000,000 of each token), except ETH's USDC:
+// 100,000 per wallet, which only the velocity tests reach, from wallets of
+// their own, with payments below USDC's approval threshold. A chain not
+// listed gets the "default" entry (its native coin under the key "native").
 var devAmounts = map[string]map[string]assetAmounts{
-	"ETH": {"native": {approval: "10", sweep: "500"}, "USDT": {approval: "50000", sweep: "20000"},
-		"USDC": {approval: "40000", sweep: "15000"}},
-	"BSC": {"native": {approval: "30", sweep: "400"}, "USDT": {approval: "45000", sweep: "25000"},
-		"USDC": {approval: "35000", sweep: "12000"}},
-	"default": {"native": {approval: "20", sweep: "300"}, "USDT": {approval: "30000", sweep: "18000"},
-		"USDC": {approval: "25000", sweep: "16000"}},
+	"ETH": {"native": {approval: "10", sweep: "500", velocityWallet: "1000000", velocityRecipient: "900000"},
+		"USDT": {approval: "50000", sweep: "20000", velocityWallet: "50000000", velocityRecipient: "40000000"},
+		"USDC": {approval: "40000", sweep: "15000", velocityWallet: "100000", velocityRecipient: "30000000"}},
+	"BSC": {"native": {approval: "30", sweep: "400", velocityWallet: "2000000", velocityRecipient: "1900000"},
+		"USDT": {approval: "45000", sweep: "25000", velocityWallet: "60000000", velocityRecipient: "55000000"},
+		"USDC": {approval: "35000", sweep: "12000", velocityWallet: "70000000", velocityRecipient: "65000000"}},
+	"default": {"native": {approval: "20", sweep: "300", velocityWallet: "3000000", velocityRecipient: "2900000"},
+		"USDT": {approval: "30000", sweep: "18000", velocityWallet: "80000000", velocityRecipient: "75000000"},
+		"USDC": {approval: "25000", sweep: "16000", velocityWallet: "90000000", velocityRecipient: "85000000"}},
 }
 
 // devAmountsOf returns chainName's thresholds of asset ("native" or a token
@@ -543,17 +552,19 @@ func (d *devstack) prepareChain(ctx context.Context, index int, spec chainSpec) 
 }
 
 // devChainConfig is the worker's config of a dev chain: its node, its
-// wallets, and each asset's own dust, approval and sweep thresholds
-// (devAmounts). tokenAddr maps each dev token's symbol to its contract.
+// wallets, and each asset's own dust, approval and sweep thresholds and
+// velocity limits (devAmounts). tokenAddr maps each dev token's symbol to its contract.
 func devChainConfig(spec chainSpec, chainID int64, confs int, collection, gas string, tokenAddr map[string]string) config.ChainConfig {
 	na := devAmountsOf(spec.Name, "native")
 	cc := config.ChainConfig{ChainID: chainID, RPCURL: spec.RPCURL, WSURL: spec.WSURL, ConfirmHeight: confs, MaxFeeGwei: 500,
-		Native: config.NativeCoin{Symbol: spec.Native, Dust: "0.0001", ApprovalThreshold: na.approval, SweepThreshold: na.sweep},
+		Native: config.NativeCoin{Symbol: spec.Native, Dust: "0.0001", ApprovalThreshold: na.approval, SweepThreshold: na.sweep,
+			VelocityWallet24h: na.velocityWallet, VelocityRecipient24h: na.velocityRecipient},
 		Tokens: map[string]config.Token{}, CollectionAddress: collection, GasAddress: gas}
 	for _, dt := range devTokens {
 		ta := devAmountsOf(spec.Name, dt.symbol)
 		cc.Tokens[dt.symbol] = config.Token{Address: tokenAddr[dt.symbol], Decimals: devTokenDecimals, Dust: "0.01",
-			ApprovalThreshold: ta.approval, SweepThreshold: ta.sweep}
+			ApprovalThreshold: ta.approval, SweepThreshold: ta.sweep, VelocityWallet24h: ta.velocityWallet,
+			VelocityRecipient24h: ta.velocityRecipient}
 	}
 	return cc
 }
