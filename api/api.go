@@ -2,6 +2,9 @@
 // balances and reconciliation results, as JSON, and (with WithAddresses) new
 // HD deposit addresses.
 //
+// The /v1 routes ask who is calling (WithBearerToken, WithClientCertificates):
+// 401 without a valid token or client certificate. /healthz is open.
+//
 // Every error response is {"error": "..."}: a 400 names the bad parameter; a
 // 500 says only "internal error" and the cause goes to the log, so that SQL
 // and schema details never reach the caller.
@@ -9,6 +12,8 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +37,11 @@ type server struct {
 	l     *ledger.Ledger
 	log   *slog.Logger
 	addrs *addresses.Allocator
+	// token is the SHA-256 of the bearer token the /v1 routes ask for; nil
+	// with auth off asks nothing.
+	token []byte
+	auth  bool
+	mtls  bool
 }
 
 // Option configures the handler.
@@ -40,6 +50,23 @@ type Option func(*server)
 // WithAddresses serves POST /v1/addresses/{chain} from a: without it (or
 // with an allocator that has no account xpub) the route answers 503.
 func WithAddresses(a *addresses.Allocator) Option { return func(s *server) { s.addrs = a } }
+
+// WithBearerToken makes every /v1 route ask for "Authorization: Bearer
+// <token>", compared in constant time; a request without it, or with
+// another, is answered 401. /healthz stays open. An empty token is ignored.
+func WithBearerToken(token string) Option {
+	return func(s *server) {
+		if token != "" {
+			sum := sha256.Sum256([]byte(token))
+			s.token, s.auth = sum[:], true
+		}
+	}
+}
+
+// WithClientCertificates makes a client certificate that the TLS layer
+// verified (mTLS, tls.VerifyClientCertIfGiven) authenticate a /v1 request as
+// the bearer token does.
+func WithClientCertificates() Option { return func(s *server) { s.mtls, s.auth = true, true } }
 
 // NewHandler returns the API's routes:
 //
@@ -66,11 +93,44 @@ func NewHandler(l *ledger.Ledger, log *slog.Logger, opts ...Option) http.Handler
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /v1/wallets/{chain}/{address}/history", s.history)
-	mux.HandleFunc("GET /v1/wallets/{chain}/{address}/balances", s.balances)
-	mux.HandleFunc("GET /v1/reconciliations", s.reconciliations)
-	mux.HandleFunc("POST /v1/addresses/{chain}", s.newAddress)
+	mux.HandleFunc("GET /v1/wallets/{chain}/{address}/history", s.asks(s.history))
+	mux.HandleFunc("GET /v1/wallets/{chain}/{address}/balances", s.asks(s.balances))
+	mux.HandleFunc("GET /v1/reconciliations", s.asks(s.reconciliations))
+	mux.HandleFunc("POST /v1/addresses/{chain}", s.asks(s.newAddress))
 	return mux
+}
+
+// asks wraps a /v1 route: with auth on, a caller shows the bearer token or
+// a verified client certificate, or is answered 401.
+func (s *server) asks(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.auth || s.authenticated(r) {
+			next(w, r)
+			return
+		}
+		s.log.Warn("API request refused: no valid bearer token or client certificate", "method", r.Method,
+			"path", r.URL.Path, "remote", r.RemoteAddr)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="payflow"`)
+		writeJSON(w, http.StatusUnauthorized, errorBody{"unauthorized: send Authorization: Bearer <the API token>"})
+	}
+}
+
+func (s *server) authenticated(r *http.Request) bool {
+	if s.mtls && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		return true
+	}
+	if s.token == nil {
+		return false
+	}
+	h := r.Header.Get("Authorization")
+	const prefix = "Bearer "
+	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return false
+	}
+	// Both sides hashed: the comparison takes the same time whatever the
+	// length or content of what was sent.
+	sum := sha256.Sum256([]byte(strings.TrimSpace(h[len(prefix):])))
+	return subtle.ConstantTimeCompare(sum[:], s.token) == 1
 }
 
 func (s *server) newAddress(w http.ResponseWriter, r *http.Request) {

@@ -317,6 +317,70 @@ type TemporalTLS struct {
 	KeyFile  string `json:"key_file,omitempty"`
 }
 
+// APIConfig says who may call the worker's HTTP API (http_addr): a caller
+// shows the bearer token, or a client certificate signed by TLS.ClientCAFile
+// (mTLS). /healthz and /metrics stay open to whoever reaches http_addr; every
+// /v1 route asks. With neither a token nor mTLS the API answers anyone, and
+// so only a loopback http_addr is allowed.
+type APIConfig struct {
+	// TokenFile names a file holding the bearer token (its surrounding
+	// whitespace ignored). PAYFLOW_API_TOKEN sets the token itself instead.
+	TokenFile string `json:"token_file,omitempty"`
+	// Token comes from PAYFLOW_API_TOKEN or TokenFile (ResolveToken), never
+	// from config.json (a Secret: it never prints).
+	Token Secret `json:"-"`
+	// TLS serves the API over TLS; with ClientCAFile, a client certificate
+	// it signed authenticates a caller (mTLS) as the token does.
+	TLS *APITLS `json:"tls,omitempty"`
+}
+
+// APITLS is the API's server certificate and the CA of its clients.
+type APITLS struct {
+	CertFile     string `json:"cert_file"`
+	KeyFile      string `json:"key_file"`
+	ClientCAFile string `json:"client_ca_file,omitempty"`
+}
+
+// minAPIToken is the shortest bearer token accepted: a guessable token is
+// no lock.
+const minAPIToken = 16
+
+// ResolveToken reads TokenFile into Token when Token is not set already
+// (from the environment), and checks its length.
+func (a *APIConfig) ResolveToken() error {
+	if a.Token == "" && a.TokenFile != "" {
+		b, err := os.ReadFile(a.TokenFile)
+		if err != nil {
+			return fmt.Errorf("reading the API token: %w", err)
+		}
+		a.Token = Secret(strings.TrimSpace(string(b)))
+	}
+	if a.Token != "" && len(a.Token.Reveal()) < minAPIToken {
+		return fmt.Errorf("%w: the API token must be at least %d characters", ErrInvalid, minAPIToken)
+	}
+	return nil
+}
+
+// Authenticates reports whether the API asks its callers who they are (a
+// token or mTLS is configured).
+func (a APIConfig) Authenticates() bool {
+	return a.Token != "" || a.TokenFile != "" || (a.TLS != nil && a.TLS.ClientCAFile != "")
+}
+
+// isLoopback reports whether addr (host:port) listens on loopback only. An
+// empty host listens on every interface.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // PaymentConfig holds the withdraw/pay policy knobs.
 type PaymentConfig struct {
 	// CollectionAddress pays when the requested from_address cannot cover an amount.
@@ -399,8 +463,11 @@ type Config struct {
 	// legacy: Chains was built from eth_config (validation names those fields).
 	legacy bool
 	// HTTPAddr serves health and the read-only ledger API. Empty disables it.
-	// The worker also serves its Prometheus /metrics there.
+	// The worker also serves its Prometheus /metrics there. Anything but a
+	// loopback address needs API's bearer token or mTLS (Validate).
 	HTTPAddr string `json:"http_addr"`
+	// API says who may call the worker's HTTP API.
+	API APIConfig `json:"api"`
 	// LeaseTTL is how long a chain's lease (its listener, tracker and healer
 	// run in one worker at a time) outlives its holder: a standing worker
 	// takes over that long (plus a quarter) after the holder dies. Renewed
@@ -464,6 +531,7 @@ const (
 	EnvMasterKey         = "PAYFLOW_MASTER_KEY"
 	EnvCollection        = "PAYFLOW_COLLECTION_ADDRESS"
 	EnvHTTPAddr          = "PAYFLOW_HTTP_ADDR"
+	EnvAPIToken          = "PAYFLOW_API_TOKEN"
 	EnvMetricsAddr       = "PAYFLOW_METRICS_ADDR"
 	EnvSignerSocket      = "PAYFLOW_SIGNER_SOCKET"
 )
@@ -570,6 +638,7 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 	sec(EnvSignKey, &c.SignKey)
 	sec(EnvMasterKey, &c.MasterKey)
 	str(EnvHTTPAddr, &c.HTTPAddr)
+	sec(EnvAPIToken, &c.API.Token)
 	str(EnvMetricsAddr, &c.MetricsAddr)
 	str(EnvSignerSocket, &c.Signer.Socket)
 
@@ -791,6 +860,13 @@ func (c Config) Validate() error {
 	}
 	if c.AnswerRelay.Grace.Duration <= 0 || c.AnswerRelay.Interval.Duration <= 0 {
 		bad("answer_relay.grace %s and answer_relay.interval %s must be > 0", c.AnswerRelay.Grace.Duration, c.AnswerRelay.Interval.Duration)
+	}
+	if c.HTTPAddr != "" && !isLoopback(c.HTTPAddr) && !c.API.Authenticates() {
+		bad("http_addr %q is not a loopback address: the API would answer anyone who reaches it; set %s (or api.token_file) or api.tls.client_ca_file (mTLS), or listen on 127.0.0.1",
+			c.HTTPAddr, EnvAPIToken)
+	}
+	if t := c.API.TLS; t != nil && (t.CertFile == "" || t.KeyFile == "") {
+		bad("api.tls needs cert_file and key_file")
 	}
 	if c.HTTPAddr != "" && c.HTTPAddr == c.MetricsAddr {
 		bad("metrics_addr %q is http_addr too: the worker listens on http_addr, the starter on metrics_addr", c.MetricsAddr)

@@ -23,6 +23,7 @@ import (
 	"github.com/ethereum/go-ethereum/params"
 	"github.com/shopspring/decimal"
 
+	"payflow/audit"
 	"payflow/internal/stacktest"
 	"payflow/workflows"
 )
@@ -79,6 +80,33 @@ func (c ctl) exec(t *testing.T, dir string, args ...string) (string, string, int
 		t.Fatalf("payflowctl %v: %v", args, err)
 	}
 	return out.String(), errOut.String(), code
+}
+
+// trail returns the audit records of the payment queueID (payflowctl audit
+// list --payment, newest first).
+func (c ctl) trail(t *testing.T, queueID string) []audit.Entry {
+	t.Helper()
+	out, errOut, code := c.exec(t, "", "audit", "list", "-payment", queueID, "-json",
+		"-config", filepath.Join(c.dev, "config.json"), "-env-file", filepath.Join(c.dev, "payflow.env"))
+	var es []audit.Entry
+	if code != 0 || json.Unmarshal([]byte(out), &es) != nil {
+		t.Fatalf("payflowctl audit list -payment %s: exit %d\nstdout: %s\nstderr: %s", queueID, code, out, errOut)
+	}
+	return es
+}
+
+// requireRecorded fails unless the trail of queueID holds a payflowctl
+// record of action by actor with reason, done.
+func (c ctl) requireRecorded(t *testing.T, queueID, action, actor, reason string) audit.Entry {
+	t.Helper()
+	es := c.trail(t, queueID)
+	for _, e := range es {
+		if e.Action == action && e.Source == audit.SourceCLI && e.Actor == actor && e.Reason == reason && e.Outcome == audit.OutcomeDone {
+			return e
+		}
+	}
+	t.Fatalf("no %s by %s (%q) in the audit trail of %s: %+v", action, actor, reason, queueID, es)
+	return audit.Entry{}
 }
 
 // ok runs a command that must succeed and returns its stdout.
@@ -242,7 +270,7 @@ func TestPaymentCLIShowListApproveReject(t *testing.T) {
 	}
 	c.awaitListed(t, []string{approveWF, rejectWF}, "--status", "awaiting-approval")
 
-	c.ok(t, "approve", approveQ, "--by", "it-operator")
+	c.ok(t, "approve", approveQ, "--as", "it-operator", "--reason", "customer verified by phone")
 	c.ok(t, "reject", rejectQ, "--by", "it-operator", "--reason", "looks wrong")
 	if got := onlyOne(t, wresp, approveQ); status(got) != "1" {
 		t.Errorf("approved through the CLI: status %s error %v", status(got), got.Body["error"])
@@ -251,7 +279,10 @@ func TestPaymentCLIShowListApproveReject(t *testing.T) {
 	if status(got) != "0" || fmt.Sprint(got.Body["error"]) != "rejected by it-operator: looks wrong" {
 		t.Errorf("rejected through the CLI: status %s error %v", status(got), got.Body["error"])
 	}
-	c.refused(t, "only a running payment waiting for approval", "approve", rejectQ)
+	c.refused(t, "needs --reason", "approve", rejectQ)
+	c.requireRecorded(t, approveQ, audit.ActionApprove, "it-operator", "customer verified by phone")
+	c.requireRecorded(t, rejectQ, audit.ActionReject, "it-operator", "looks wrong")
+	c.refused(t, "only a running payment waiting for approval", "approve", rejectQ, "--reason", "second thoughts")
 	if b := stacktest.TokenBalance(t, usdt, approveTo); b.Cmp(big.NewInt(50001_000_000)) != 0 {
 		t.Errorf("approved recipient holds %s units, want 50001000000", b)
 	}
@@ -290,7 +321,7 @@ func TestPaymentCLIShowListApproveReject(t *testing.T) {
 	}
 	c.awaitListed(t, []string{workflows.WithdrawWorkflowID(paid), approveWF}, "--status", "succeeded")
 	c.awaitListed(t, []string{rejectWF}, "--status", "failed", "--execution", "completed")
-	c.refused(t, "already recorded", "release", paid)
+	c.refused(t, "already recorded", "release", paid, "--reason", "it-test")
 	if n := len(wresp.Get(paid)); n != 1 {
 		t.Errorf("%d answers for the paid withdraw, want 1", n)
 	}
@@ -370,13 +401,13 @@ func TestPaymentCLIRelease(t *testing.T) {
 		running.Transfers[0].Attempts[0].ChainState != "pending" || running.Transfers[0].Attempts[0].Nonce != nonce {
 		t.Errorf("show of a broadcast, unmined withdraw: %+v", running)
 	}
-	c.refused(t, "still running", "release", qid)
+	c.refused(t, "still running", "release", qid, "--reason", "it-test")
 	requireLedgerMatchesChain(t, st, w)
 
 	if err := tc.TerminateWorkflow(ctx, wfID, "", "integration test: an abandoned payment"); err != nil {
 		t.Fatal(err)
 	}
-	c.refused(t, "can still be mined", "release", qid)
+	c.refused(t, "can still be mined", "release", qid, "--reason", "it-test")
 	if n := len(resp.Get(qid)); n != 0 {
 		t.Fatalf("%d answers after a refused release", n)
 	}
@@ -429,7 +460,7 @@ func TestPaymentCLIRelease(t *testing.T) {
 			State string `json:"state"`
 		} `json:"reservation"`
 	}
-	c.json(t, &rel, "release", qid)
+	c.json(t, &rel, "release", qid, "--as", "it-releaser", "--reason", "the transfer was replaced by hand")
 	if rel.Answer.Status != 0 || !strings.HasPrefix(rel.Answer.Error, "released by an operator: ") || rel.Reservation.State != "released" {
 		t.Errorf("release printed %+v", rel)
 	}
@@ -447,7 +478,14 @@ func TestPaymentCLIRelease(t *testing.T) {
 	}
 	requireLedgerMatchesChain(t, st, w)
 
-	c.refused(t, "already recorded", "release", qid)
+	c.refused(t, "already recorded", "release", qid, "--reason", "it-test")
+	rec := c.requireRecorded(t, qid, audit.ActionRelease, "it-releaser", "the transfer was replaced by hand")
+	var changed struct {
+		AnswerStatus *int `json:"answer_status"`
+	}
+	if rec.Payment != wfID || json.Unmarshal(rec.Changes, &changed) != nil || changed.AnswerStatus == nil || *changed.AnswerStatus != 0 {
+		t.Errorf("release record: %+v (changes %s)", rec, rec.Changes)
+	}
 	var after ctlShow
 	c.json(t, &after, "show", qid)
 	if !after.Answer.Published || after.Answer.Response == nil || after.Answer.Response.Status != 0 ||

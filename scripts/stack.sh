@@ -775,7 +775,13 @@ start_payflow() { # name binary
    fi
    nohup "$bin" -config "$DEV/config.json" >>"$LOGS/$name.log" 2>&1 &
    echo $! >"$PIDS/$name.pid")
-  cat "$bin" "$DEV/config.json" | sha256sum | cut -d" " -f1 >"$PIDS/$name.sum"
+  payflow_sum "$bin" >"$PIDS/$name.sum"
+}
+
+# payflow_sum is what a worker or the starter runs on: its binary, the
+# config and the secrets of payflow.env (a new API token restarts them).
+payflow_sum() {
+  cat "$1" "$DEV/config.json" "$DEV/payflow.env" 2>/dev/null | sha256sum | cut -d" " -f1
 }
 
 # start_signer starts payflow-signer on $SIGNER_SOCKET, /metrics also on
@@ -850,6 +856,7 @@ up() {
   start_signer
   start_prometheus
   step "worker and starter"
+  refresh
   start_workers
   start_payflow starter "$BIN/payflow-starter"
   log "stack is up; details in $DEV/stack.json, logs in $LOGS"
@@ -903,7 +910,7 @@ refresh() {
   fi
   for name in $(workers) starter; do
     bin=$BIN/payflow-${name%%-[0-9]*}
-    if running "$name" && [[ "$(cat "$bin" "$DEV/config.json" | sha256sum | cut -d" " -f1)" != "$(cat "$PIDS/$name.sum" 2>/dev/null)" ]]; then
+    if running "$name" && [[ "$(payflow_sum "$bin")" != "$(cat "$PIDS/$name.sum" 2>/dev/null)" ]]; then
       log "$name binary or config changed; restarting it"
       stop_one "$name"
       start_payflow "$name" "$bin"
@@ -931,8 +938,12 @@ case ${1:-} in
   down) down ;;
   status) status ;;
   restart-payflow)
+    # The workers that ran run again, however many PAYFLOW_WORKERS says now.
+    ran=$(workers)
     stop_one starter; stop_workers; stop_one signer; install_tools
-    start_signer; start_workers; start_payflow starter "$BIN/payflow-starter" ;;
+    start_signer
+    for name in $ran; do start_payflow "$name" "$BIN/payflow-worker"; done
+    start_workers; start_payflow starter "$BIN/payflow-starter" ;;
   start-payflow)
     case ${2:-} in
       signer) mkdir -p "$PIDS" "$LOGS"; start_signer ;;

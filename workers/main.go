@@ -48,6 +48,9 @@ func main() {
 }
 
 func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if err := cfg.API.ResolveToken(); err != nil {
+		return err
+	}
 	// The worker holds no key: payflow-signer signs every transfer. Its
 	// client does not connect here; a signer that is down shows at the
 	// first signature (retried, and the step shows as failing).
@@ -118,15 +121,22 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("custody.account_xpub: %w", err)
 		}
-		srv := &http.Server{Addr: cfg.HTTPAddr, Handler: m.Mount(api.NewHandler(ledger.New(db), log, api.WithAddresses(alloc))),
-			ReadHeaderTimeout: 5 * time.Second}
+		srv, err := apiServer(cfg, m.Mount(api.NewHandler(ledger.New(db), log, append(apiAuth(cfg), api.WithAddresses(alloc))...)))
+		if err != nil {
+			return err
+		}
 		go func() {
-			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serve := srv.ListenAndServe
+			if srv.TLSConfig != nil {
+				serve = func() error { return srv.ListenAndServeTLS(cfg.API.TLS.CertFile, cfg.API.TLS.KeyFile) }
+			}
+			if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("ledger API stopped", "addr", cfg.HTTPAddr, "err", err)
 			}
 		}()
 		defer srv.Shutdown(context.WithoutCancel(ctx))
-		log.Info("ledger API listening", "addr", cfg.HTTPAddr)
+		log.Info("ledger API listening", "addr", cfg.HTTPAddr, "token", cfg.API.Token != "", "tls", srv.TLSConfig != nil,
+			"mtls", srv.TLSConfig != nil && srv.TLSConfig.ClientCAs != nil)
 	}
 
 	// Every chain is served on its own: its own Temporal worker (task queue),

@@ -22,6 +22,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
 
+	"payflow/audit"
 	"payflow/chain/evm"
 	"payflow/config"
 	"payflow/custody/addresses"
@@ -132,6 +133,10 @@ func cmdWallet(ctx context.Context, args []string) error {
 	label := fs.String("label", "", "label")
 	backend := fs.String("backend", "", "kms|envelope (default: kms for a hot wallet, envelope otherwise)")
 	address := fs.String("address", "", "register: the address of a key payflow-signer holds")
+	var actor actorFlags
+	if args[0] == "migrate" {
+		actor.register(fs)
+	}
 	_ = fs.Parse(args[1:])
 	*chainName = strings.ToUpper(*chainName)
 	switch args[0] {
@@ -153,21 +158,15 @@ func cmdWallet(ctx context.Context, args []string) error {
 		}
 		return json.NewEncoder(os.Stdout).Encode(ws)
 	case "migrate":
-		var sum migrateSummary
-		if legacy, err := wallets.MasterKeyed(ctx); err != nil {
+		if err := actor.check("wallet migrate"); err != nil {
 			return err
-		} else if len(legacy) > 0 { // else nothing to move, and no master key needed
-			sc, err := f.signer()
-			if err != nil {
-				return err
-			}
-			sealer, err := legacySealer(os.Getenv(envMasterKey))
-			if err != nil {
-				return err
-			}
-			if sum, err = migrateWallets(ctx, ledger.NewWallets(db, sealer), sc, os.Stderr); err != nil {
-				return err
-			}
+		}
+		sum, err := migrateLegacy(ctx, db, wallets, &f)
+		// Recorded whatever happened: a half-done migration moved keys.
+		err = actor.record(ctx, db, audit.Entry{Action: audit.ActionWalletMigrate, Subject: "wallets sealed under the legacy master key",
+			Changes: audit.Changes(sum)}, err)
+		if err != nil {
+			return err
 		}
 		if f.json {
 			return printOut(sum, true)
@@ -273,6 +272,25 @@ func legacySealer(masterHex string) (*ledger.KeySealer, error) {
 	}
 	defer clear(mk)
 	return ledger.NewKeySealer(mk)
+}
+
+// migrateLegacy moves every master-keyed wallet to payflow-signer (see
+// migrateWallets); with none left, it needs neither the master key nor the
+// signer.
+func migrateLegacy(ctx context.Context, db *sql.DB, wallets *ledger.Wallets, f *ctlFlags) (migrateSummary, error) {
+	legacy, err := wallets.MasterKeyed(ctx)
+	if err != nil || len(legacy) == 0 {
+		return migrateSummary{}, err
+	}
+	sc, err := f.signer()
+	if err != nil {
+		return migrateSummary{}, err
+	}
+	sealer, err := legacySealer(os.Getenv(envMasterKey))
+	if err != nil {
+		return migrateSummary{}, err
+	}
+	return migrateWallets(ctx, ledger.NewWallets(db, sealer), sc, os.Stderr)
 }
 
 // migrateSummary is what `wallet migrate` did.

@@ -36,6 +36,8 @@ import (
 
 type devSecrets struct {
 	SignKey string `json:"sign_key"`
+	// APIToken is the bearer token of the workers' HTTP API.
+	APIToken string `json:"api_token"`
 	// MasterKey is the legacy master key of a dev stack made before
 	// payflow-signer: devstack migrates the wallets it sealed, and makes
 	// none (a new stack has none).
@@ -290,7 +292,8 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	}
 	st := stackfile.Stack{AMQPURL: *amqpURL, TemporalAddress: *tAddr, TemporalNamespace: cfg.Temporal.Namespace, TemporalUIURL: *tUI,
 		MySQLDSN: *dsn, SignKey: sec.SignKey, Chains: map[string]stackfile.Chain{}, PrometheusURL: *promURL,
-		MetricsURLs: map[string]string{"worker": "http://" + *httpAddr + "/metrics", "starter": "http://" + *metricsAddr + "/metrics"}}
+		MetricsURLs: map[string]string{"worker": "http://" + *httpAddr + "/metrics", "starter": "http://" + *metricsAddr + "/metrics"},
+		APIURL: "http://" + *httpAddr, APIToken: sec.APIToken}
 	for name, addr := range workers {
 		st.MetricsURLs[name] = "http://" + addr + "/metrics"
 	}
@@ -314,8 +317,8 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	if err := writeConfig(filepath.Join(*dir, "config.json"), cfg); err != nil {
 		return err
 	}
-	env := fmt.Sprintf("%s='%s'\n%s='%s'\n%s='%s'\n", config.EnvSignKey, sec.SignKey,
-		config.EnvAMQPURL, *amqpURL, config.EnvMySQLDSN, *dsn)
+	env := fmt.Sprintf("%s='%s'\n%s='%s'\n%s='%s'\n%s='%s'\n", config.EnvSignKey, sec.SignKey,
+		config.EnvAMQPURL, *amqpURL, config.EnvMySQLDSN, *dsn, config.EnvAPIToken, sec.APIToken)
 	if err := os.WriteFile(filepath.Join(*dir, "payflow.env"), []byte(env), 0o600); err != nil {
 		return err
 	}
@@ -622,6 +625,9 @@ func loadSecrets(path string) (devSecrets, error) {
 	}
 	if s.SignKey == "" {
 		s.SignKey = randomHex(24)
+	}
+	if s.APIToken == "" {
+		s.APIToken = randomHex(24)
 	}
 	if s.FaucetKey == "" {
 		s.FaucetKey = randomHex(32)

@@ -54,6 +54,8 @@ func main() {
 		err = cmdDevstack(ctx, os.Args[2:])
 	case "payment":
 		err = cmdPayment(ctx, os.Args[2:])
+	case "audit":
+		err = cmdAudit(ctx, os.Args[2:])
 	default:
 		usage()
 	}
@@ -79,7 +81,7 @@ func usage() {
                                             register the address of a key payflow-signer holds on
                                             another chain (a key signs on every EVM chain)
   wallet list [-chain C]                    list wallets (never keys)
-  wallet migrate [-json]                    hand every key sealed under the legacy master key
+  wallet migrate -reason R [-as U] [-json]  hand every key sealed under the legacy master key
                                             (PAYFLOW_MASTER_KEY, read by this command only) to
                                             payflow-signer; a second run moves nothing
   address new -chain C [-label L]           the chain's next HD deposit address and its index (JSON),
@@ -87,6 +89,7 @@ func usage() {
   signer status [-json]                     payflow-signer's KMS, keys and last signatures
   devstack -dir .dev ...                    used by make up
   payment show|list|approve|reject|release  operate payments (payflowctl payment help)
+  audit list [-payment QUEUE_ID] [-action A] the operator audit trail: who did what, when and why
 Flags of wallet, address and signer: -config PATH (default $PAYFLOW_CONFIG, else .dev/config.json),
 -env-file PATH, -signer-socket PATH (default $PAYFLOW_SIGNER_SOCKET, else signer.socket).
 `)

@@ -61,10 +61,11 @@ const paymentUsage = `usage: payflowctl payment <command> [flags]
                                            confirming, stuck, succeeded, failed) and workflow state
                                            (running, completed, failed, canceled, terminated, timed-out);
                                            --status failing: steps failing on a retried error
-  approve <queue_id> [--by NAME] [--reason TEXT]
-  reject <queue_id> [--by NAME] [--reason TEXT]
+  approve <queue_id> --reason TEXT [--as NAME]
+  reject <queue_id> --reason TEXT [--as NAME]
                                            decide a payment that waits for approval
-  release <queue_id> [--dry-run]           for a terminated or abandoned payment: once the chain
+  release <queue_id> --reason TEXT [--as NAME] [--dry-run]
+                                           for a terminated or abandoned payment: once the chain
                                            proves its transfer can never be mined (or nothing was
                                            signed), release the reservation and answer status=0;
                                            an answer recorded but never published is published
@@ -72,6 +73,8 @@ const paymentUsage = `usage: payflowctl payment <command> [flags]
 Flags for every command: --json (output for scripts), --config PATH (default $PAYFLOW_CONFIG,
 else .dev/config.json of the dev stack), --env-file PATH (KEY='value' lines, e.g. .dev/payflow.env;
 variables already set win). The configuration is the worker's: the same file and environment.
+Approve, reject and release are recorded in the operator audit trail (payflowctl audit list) with
+--as (default: the OS user; --by is another name for it) and --reason, which they require.
 Exit status: 0 done, 1 error, 2 usage, 3 refused (the reason is printed).
 `
 
@@ -99,8 +102,7 @@ type paymentFlags struct {
 	status  string
 	exec    string
 	limit   int
-	by      string
-	reason  string
+	actor   actorFlags
 	dryRun  bool
 }
 
@@ -122,9 +124,9 @@ func cmdPayment(ctx context.Context, args []string) error {
 		f.fs.StringVar(&f.exec, "execution", "", "workflow state")
 		f.fs.IntVar(&f.limit, "limit", 100, "at most this many payments")
 	case "approve", "reject":
-		f.fs.StringVar(&f.by, "by", currentUser(), "who decides (shown in a rejection's error)")
-		f.fs.StringVar(&f.reason, "reason", "", "why")
+		f.actor.register(f.fs)
 	case "release":
+		f.actor.register(f.fs)
 		f.fs.BoolVar(&f.dryRun, "dry-run", false, "check only; release nothing")
 	case "show":
 	default:
@@ -147,6 +149,12 @@ func cmdPayment(ctx context.Context, args []string) error {
 	if f.flow != "" && f.flow != string(protocol.FlowWithdraw) && f.flow != string(protocol.FlowPay) {
 		return fmt.Errorf("--flow must be withdraw or pay, not %q", f.flow)
 	}
+	acts := sub == "approve" || sub == "reject" || (sub == "release" && !f.dryRun)
+	if acts {
+		if err := f.actor.check("payment " + sub); err != nil {
+			return printRefusal(err, f.json)
+		}
+	}
 
 	ctx, cancel := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer cancel()
@@ -165,24 +173,43 @@ func cmdPayment(ctx context.Context, args []string) error {
 	case "list":
 		out, err = env.list(ctx, f.status, f.exec, f.limit)
 	case "approve", "reject":
-		out, err = env.decideApproval(ctx, pos[0], f.flow, workflows.Approval{Approve: sub == "approve", By: f.by, Reason: f.reason})
+		var m *messageView
+		m, err = env.decideApproval(ctx, pos[0], f.flow, workflows.Approval{Approve: sub == "approve", By: f.actor.as,
+			Reason: f.actor.reason})
+		out = m
+		err = f.actor.record(ctx, env.db, paymentRecord(sub, pos[0], f.flow, m), err)
 	case "release":
-		out, err = env.release(ctx, pos[0], f.flow, f.dryRun)
+		var m *messageView
+		m, err = env.release(ctx, pos[0], f.flow, f.dryRun)
+		out = m
+		if acts {
+			err = f.actor.record(ctx, env.db, paymentRecord(sub, pos[0], f.flow, m), err)
+		}
 	}
 	if err != nil {
 		out = nil // a typed nil pointer is not nothing to print
 	}
 	var r *refusal
 	if f.json && errors.As(err, &r) {
-		out = struct {
-			Refused bool   `json:"refused"`
-			Reason  string `json:"reason"`
-		}{true, r.reason}
+		return printRefusal(err, true)
 	}
 	if out != nil {
 		if perr := printOut(out, f.json); perr != nil && err == nil {
 			err = perr
 		}
+	}
+	return err
+}
+
+// printRefusal prints a refusal as JSON for --json (the reason goes to
+// stderr in any case, from main) and returns it.
+func printRefusal(err error, asJSON bool) error {
+	var r *refusal
+	if asJSON && errors.As(err, &r) {
+		_ = printOut(struct {
+			Refused bool   `json:"refused"`
+			Reason  string `json:"reason"`
+		}{true, r.reason}, true)
 	}
 	return err
 }
@@ -385,6 +412,9 @@ func openPaymentEnv(ctx context.Context, path, envFile string) (*paymentEnv, err
 		return nil, err
 	}
 	opts.Logger = tlog.NewStructuredLogger(log)
+	// The identity Temporal records with every signal payflowctl sends.
+	host, _ := os.Hostname()
+	opts.Identity = fmt.Sprintf("payflowctl %s@%s", currentUser(), host)
 	if e.tc, err = client.DialContext(dctx, opts); err != nil {
 		e.close()
 		return nil, fmt.Errorf("dialing Temporal at %s: %w", cfg.Temporal.Address, err)

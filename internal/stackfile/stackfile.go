@@ -41,6 +41,11 @@ type Stack struct {
 	// reaches key material (empty in a stack.json written before it was
 	// added).
 	SignerSocket string `json:"signer_socket,omitempty"`
+	// APIURL is the first worker's HTTP API, and APIToken the bearer token
+	// its /v1 routes ask for (empty in a stack.json written before the API
+	// asked).
+	APIURL   string `json:"api_url,omitempty"`
+	APIToken string `json:"api_token,omitempty"`
 }
 
 // Chain is one entry of stack.json's chains.
