@@ -20,8 +20,8 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"payflow/activities"
-	"payflow/audit"
 	"payflow/api"
+	"payflow/audit"
 	"payflow/chain/evm"
 	"payflow/chain/evm/family"
 	"payflow/chain/evm/send"

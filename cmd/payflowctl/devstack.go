@@ -293,7 +293,7 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	st := stackfile.Stack{AMQPURL: *amqpURL, TemporalAddress: *tAddr, TemporalNamespace: cfg.Temporal.Namespace, TemporalUIURL: *tUI,
 		MySQLDSN: *dsn, SignKey: sec.SignKey, Chains: map[string]stackfile.Chain{}, PrometheusURL: *promURL,
 		MetricsURLs: map[string]string{"worker": "http://" + *httpAddr + "/metrics", "starter": "http://" + *metricsAddr + "/metrics"},
-		APIURL: "http://" + *httpAddr, APIToken: sec.APIToken}
+		APIURL:      "http://" + *httpAddr, APIToken: sec.APIToken}
 	for name, addr := range workers {
 		st.MetricsURLs[name] = "http://" + addr + "/metrics"
 	}
