@@ -55,7 +55,9 @@ func TestBeginPaymentDecidesVelocityOnce(t *testing.T) {
 		require.NoError(t, v.Get(&res))
 		return res
 	}
-	held := func(reason string) float64 { return count(t, m, "payflow_payments_held_total", "chain=ETH,reason="+reason) }
+	held := func(reason string) float64 {
+		return count(t, m, "payflow_payments_held_total", "chain=ETH,reason="+reason)
+	}
 
 	first := stacktest.RandomID("withdraw-")
 	require.Nil(t, begin(first, "40").Velocity, "40 of 60 fits")
