@@ -700,3 +700,16 @@ func TestPaymentRefusedBeforeSigningReleasesGas(t *testing.T) {
 	require.Equal(t, []activities.ChargeInput{{WorkflowID: wfID, Step: "transfer"}}, h.charged)
 	h.done()
 }
+
+const approvedHistory = "testdata/withdraw_approved_history.json"
+
+// TestReplayApprovedWithdrawHistory replays a Withdraw held above its
+// approval threshold and approved, recorded by the code before approvals
+// were recorded in the audit trail (begin, wait, approval signal, sign,
+// broadcast, confirmed, inspect, decide, publish): a run that was waiting
+// when RecordApproval came replays without it (workflow.GetVersion).
+func TestReplayApprovedWithdrawHistory(t *testing.T) {
+	replayer := worker.NewWorkflowReplayer()
+	replayer.RegisterWorkflow(workflows.Withdraw)
+	require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(testLogger(t), approvedHistory))
+}
