@@ -9,6 +9,15 @@ package ledger
 // one recipient, are serialised by row locks on velocity_locks taken in a
 // fixed order in the deciding transaction, so two payments racing for the
 // last headroom are decided one after the other and only one fits.
+//
+// The sums come from per-minute totals (velocity_totals): a decision adds
+// its amount to its minute's total of its wallet and of its recipient, and a
+// release takes it out again in the transaction that releases the
+// reservation (releaseVelocity, from the batch). A decision reads at most
+// 24 h of minutes, however many payments the wallet made. The window counts
+// whole minutes: a payment counts towards the decisions of the minutes up to
+// 24 h after its own minute, so the window errs by under a minute on the
+// side of the limit.
 
 import (
 	"context"
@@ -81,9 +90,6 @@ func (l *Ledger) DecideVelocity(ctx context.Context, key string, limits Velocity
 	if err != nil {
 		return VelocityDecision{}, err
 	}
-	if r.State != "held" {
-		return VelocityDecision{}, fmt.Errorf("deciding the velocity of %s: the reservation is %s: %w", key, r.State, ErrReservationClosed)
-	}
 	decided := false
 	for attempt := 0; ; attempt++ {
 		decided, err = l.decideVelocity(ctx, r, limits)
@@ -102,21 +108,34 @@ func (l *Ledger) DecideVelocity(ctx context.Context, key string, limits Velocity
 	return d, err
 }
 
+// walletScope and recipientScope name a wallet's and a recipient's rows of
+// an asset in velocity_locks and velocity_totals.
+func walletScope(chain, symbol, wallet string) string {
+	return "w|" + chain + "|" + symbol + "|" + norm(wallet)
+}
+
+func recipientScope(chain, symbol, recipient string) string {
+	if norm(recipient) == "" {
+		return ""
+	}
+	return "r|" + chain + "|" + symbol + "|" + norm(recipient)
+}
+
 // decideVelocity takes r's decision in one transaction, under the locks of
 // its wallet and recipient, and says whether it did: a decision stored
 // concurrently is kept.
 func (l *Ledger) decideVelocity(ctx context.Context, r Reservation, limits VelocityLimits) (bool, error) {
 	// Read committed: once a lock is held, each statement sees every
-	// decision committed by the lock's previous holders.
+	// decision (and release) committed before.
 	tx, err := l.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return false, err
 	}
 	defer tx.Rollback()
-	recipient := norm(r.Recipient)
-	scopes := []string{"w|" + r.Chain + "|" + r.Symbol + "|" + norm(r.Address)}
-	if recipient != "" {
-		scopes = append(scopes, "r|"+r.Chain+"|"+r.Symbol+"|"+recipient)
+	ws, rs := walletScope(r.Chain, r.Symbol, r.Address), recipientScope(r.Chain, r.Symbol, r.Recipient)
+	scopes := []string{ws}
+	if rs != "" {
+		scopes = append(scopes, rs)
 	}
 	slices.Sort(scopes) // one order for every decision: no deadlock between two
 	for _, s := range scopes {
@@ -132,19 +151,40 @@ func (l *Ledger) decideVelocity(ctx context.Context, r Reservation, limits Veloc
 	if n > 0 {
 		return false, nil // decided concurrently: that decision stands
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO velocity_decisions
-		(reservation_key, chain, symbol, wallet, recipient, amount, wallet_limit, recipient_limit) VALUES (?,?,?,?,?,?,?,?)`,
-		r.QueueID, r.Chain, r.Symbol, norm(r.Address), recipient, r.Amount, limitValue(limits.Wallet), limitValue(limits.Recipient)); err != nil {
+	// Held until the commit: a release waits for the decision, and then
+	// takes its amount out of the totals.
+	var state string
+	if err := tx.QueryRowContext(ctx, "SELECT state FROM reservations WHERE reservation_key=? LOCK IN SHARE MODE", r.QueueID).
+		Scan(&state); err != nil {
+		return false, fmt.Errorf("reading reservation %s: %w", r.QueueID, err)
+	}
+	if state != "held" {
+		return false, fmt.Errorf("the reservation of %s is %s: %w", r.QueueID, state, ErrReservationClosed)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO velocity_decisions (reservation_key, chain, symbol, wallet, recipient,
+		wallet_scope, recipient_scope, amount, wallet_limit, recipient_limit, decided_at, minute)
+		VALUES (?,?,?,?,?,?,?,?,?,?, UTC_TIMESTAMP(6), DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%d %H:%i:00'))`,
+		r.QueueID, r.Chain, r.Symbol, norm(r.Address), norm(r.Recipient), ws, rs, r.Amount,
+		limitValue(limits.Wallet), limitValue(limits.Recipient)); err != nil {
 		return false, err
 	}
-	ws, rs, err := velocitySums(ctx, tx, r.QueueID)
+	// Under the locks, every decision before this one is in the totals,
+	// its own minute's too.
+	wsum, rsum, err := windowTotals(ctx, tx, r.QueueID, "<=")
 	if err != nil {
 		return false, err
 	}
-	ow, or := VelocityOver(ws, rs, r.Amount, recipient, limits)
+	ow, or := VelocityOver(wsum, rsum, r.Amount, rs, limits)
 	if _, err := tx.ExecContext(ctx, `UPDATE velocity_decisions SET wallet_sum=?, recipient_sum=?, over_wallet=?, over_recipient=?
-		WHERE reservation_key=?`, ws, rs, ow, or, r.QueueID); err != nil {
+		WHERE reservation_key=?`, wsum, rsum, ow, or, r.QueueID); err != nil {
 		return false, err
+	}
+	for _, s := range scopes {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO velocity_totals (scope, minute, amount)
+			SELECT ?, minute, amount FROM velocity_decisions WHERE reservation_key=?
+			ON DUPLICATE KEY UPDATE amount = velocity_totals.amount + VALUES(amount)`, s, r.QueueID); err != nil {
+			return false, fmt.Errorf("adding %s to the totals of %s: %w", r.QueueID, s, err)
+		}
 	}
 	return true, tx.Commit()
 }
@@ -161,34 +201,77 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// velocitySumsQuery sums, for the decision of one reservation, the amounts
-// of the decisions before it (lower id: under the locks, decided earlier)
-// of the same asset and wallet (or recipient), within the window ending at
-// its decision, whose reservations are held or settled.
-const velocitySumsQuery = `SELECT COALESCE(SUM(v.amount), 0) FROM velocity_decisions d
-	JOIN velocity_decisions v ON v.chain = d.chain AND v.symbol = d.symbol AND v.%[1]s = d.%[1]s
-		AND v.id < d.id AND v.decided_at > d.decided_at - INTERVAL 24 HOUR
-	JOIN reservations r ON r.reservation_key = v.reservation_key AND r.state IN ('held', 'settled')
+// windowTotalsQuery sums the totals of a decision's wallet (or recipient)
+// scope over the minutes from 24 h before its minute to its minute (upTo
+// "<=") or to the minute before it ("<").
+const windowTotalsQuery = `SELECT COALESCE(SUM(t.amount), 0) FROM velocity_decisions d
+	JOIN velocity_totals t ON t.scope = d.%[1]s AND t.minute >= d.minute - INTERVAL 24 HOUR AND t.minute %[2]s d.minute
 	WHERE d.reservation_key = ? AND d.%[1]s <> ''`
 
-// velocitySums computes the wallet's and the recipient's sums of the
-// decision of key as its decision computed them (or would now).
-func velocitySums(ctx context.Context, q querier, key string) (wallet, recipient decimal.Decimal, err error) {
-	if err := q.QueryRowContext(ctx, fmt.Sprintf(velocitySumsQuery, "wallet"), key).Scan(&wallet); err != nil {
+func windowTotals(ctx context.Context, q querier, key, upTo string) (wallet, recipient decimal.Decimal, err error) {
+	if err := q.QueryRowContext(ctx, fmt.Sprintf(windowTotalsQuery, "wallet_scope", upTo), key).Scan(&wallet); err != nil {
 		return wallet, recipient, fmt.Errorf("summing the wallet's payments before %s: %w", key, err)
 	}
-	if err := q.QueryRowContext(ctx, fmt.Sprintf(velocitySumsQuery, "recipient"), key).Scan(&recipient); err != nil {
+	if err := q.QueryRowContext(ctx, fmt.Sprintf(windowTotalsQuery, "recipient_scope", upTo), key).Scan(&recipient); err != nil {
 		return wallet, recipient, fmt.Errorf("summing the recipient's payments before %s: %w", key, err)
 	}
 	return wallet, recipient, nil
 }
 
+// ownMinuteQuery sums the decisions of a decision's own minute taken before
+// it (lower id: under the locks, decided earlier) whose reservations are
+// held or settled.
+const ownMinuteQuery = `SELECT COALESCE(SUM(v.amount), 0) FROM velocity_decisions d
+	JOIN velocity_decisions v ON v.%[1]s = d.%[1]s AND v.minute = d.minute AND v.id < d.id
+	JOIN reservations r ON r.reservation_key = v.reservation_key AND r.state IN ('held', 'settled')
+	WHERE d.reservation_key = ? AND d.%[1]s <> ''`
+
 // VelocitySums recomputes the sums of the stored decision of key the way it
-// was taken, from the reservations' states now: a reservation released
-// since no longer counts, so the sums are at most the stored ones unless
-// the decision was wrong. A key without a decision sums to zero.
+// was taken, from the ledger as it is now: the totals of the minutes before
+// the decision's, and the decisions of its own minute taken before it. A
+// reservation released since no longer counts, so the sums are at most the
+// stored ones unless the decision was wrong. A key without a decision sums
+// to zero.
 func (l *Ledger) VelocitySums(ctx context.Context, key string) (wallet, recipient decimal.Decimal, err error) {
-	return velocitySums(ctx, l.db, key)
+	wallet, recipient, err = windowTotals(ctx, l.db, key, "<")
+	if err != nil {
+		return wallet, recipient, err
+	}
+	var ow, or decimal.Decimal
+	if err := l.db.QueryRowContext(ctx, fmt.Sprintf(ownMinuteQuery, "wallet_scope"), key).Scan(&ow); err != nil {
+		return wallet, recipient, fmt.Errorf("summing the wallet's payments before %s: %w", key, err)
+	}
+	if err := l.db.QueryRowContext(ctx, fmt.Sprintf(ownMinuteQuery, "recipient_scope"), key).Scan(&or); err != nil {
+		return wallet, recipient, fmt.Errorf("summing the recipient's payments before %s: %w", key, err)
+	}
+	return wallet.Add(ow), recipient.Add(or), nil
+}
+
+// releaseVelocity takes the amounts of the decisions of the released
+// reservations keys out of their minutes' totals, in the transaction that
+// releases them (the batch's). Reservations without a decision (gas
+// budgets, sweeps) change nothing. A reservation is released once, so its
+// amount is taken out once.
+func releaseVelocity(ctx context.Context, tx *sql.Tx, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 2*len(keys))
+	for _, k := range keys {
+		args = append(args, k)
+	}
+	args = append(args, args...)
+	q := `UPDATE velocity_totals t JOIN (
+		SELECT scope, minute, SUM(amount) AS amount FROM (
+			SELECT wallet_scope AS scope, minute, amount FROM velocity_decisions WHERE reservation_key IN (` + marks(len(keys)) + `)
+			UNION ALL
+			SELECT recipient_scope, minute, amount FROM velocity_decisions WHERE recipient_scope <> '' AND reservation_key IN (` + marks(len(keys)) + `)
+		) x GROUP BY scope, minute) r ON t.scope = r.scope AND t.minute = r.minute
+		SET t.amount = t.amount - r.amount`
+	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("taking released payments out of the velocity totals: %w", err)
+	}
+	return nil
 }
 
 // VelocityDecisionOf reads the stored decision of key (ok false: none).

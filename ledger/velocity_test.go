@@ -150,21 +150,32 @@ func TestVelocityWindowIs24Hours(t *testing.T) {
 	e := &velocityEnv{t: t, l: l}
 	from := stacktest.RandomAddress()
 	limits := walletLimit("50")
-	old := e.pay(from, stacktest.RandomAddress(), "40")
-	e.decide(old, limits)
-	recent := e.pay(from, stacktest.RandomAddress(), "5")
-	e.decide(recent, limits)
-	_, err := db.Exec("UPDATE velocity_decisions SET decided_at = decided_at - INTERVAL 25 HOUR WHERE reservation_key=?", old)
-	require.NoError(t, err)
-	_, err = db.Exec("UPDATE velocity_decisions SET decided_at = decided_at - INTERVAL 23 HOUR WHERE reservation_key=?", recent)
-	require.NoError(t, err)
+	// ago moves the wallet's decisions of the last hour, and their
+	// minutes' totals, back by hours.
+	ago := func(hours int) {
+		t.Helper()
+		_, err := db.Exec(`UPDATE velocity_decisions SET decided_at = decided_at - INTERVAL ? HOUR, minute = minute - INTERVAL ? HOUR
+			WHERE wallet = ? AND decided_at > UTC_TIMESTAMP() - INTERVAL 1 HOUR`, hours, hours, from)
+		require.NoError(t, err)
+		_, err = db.Exec(`UPDATE velocity_totals SET minute = minute - INTERVAL ? HOUR
+			WHERE scope = ? AND minute > UTC_TIMESTAMP() - INTERVAL 1 HOUR`, hours, "w|"+chainETH+"|"+usdt+"|"+from)
+		require.NoError(t, err)
+	}
+	e.decide(e.pay(from, stacktest.RandomAddress(), "40"), limits)
+	ago(25)
+	e.decide(e.pay(from, stacktest.RandomAddress(), "5"), limits)
+	ago(23)
 
 	dec := e.decide(e.pay(from, stacktest.RandomAddress(), "45"), limits)
 	require.False(t, dec.Over(), "40 left the window; 5 + 45 = 50 fits")
 	requireDec(t, "5", dec.WalletSum)
-	dec = e.decide(e.pay(from, stacktest.RandomAddress(), "0.000001"), limits)
+	last := e.pay(from, stacktest.RandomAddress(), "0.000001")
+	dec = e.decide(last, limits)
 	require.True(t, dec.OverWallet)
 	requireDec(t, "50", dec.WalletSum)
+	w, _, err := l.VelocitySums(ctx, last)
+	require.NoError(t, err)
+	requireDec(t, "50", w)
 }
 
 // TestVelocityRacesForTheLastHeadroom: decisions of one wallet (or one

@@ -3,7 +3,8 @@
 -- its recipient received of the asset in the 24 h before (the decisions
 -- before it whose reservations are held or settled), its own amount, the
 -- limits it was checked against, and whether it is over either. A replay
--- finds the row (reservation_key is unique) and keeps its verdict.
+-- finds the row (reservation_key is unique) and keeps its verdict. Times are
+-- UTC; minute is decided_at truncated to its minute.
 CREATE TABLE IF NOT EXISTS velocity_decisions (
   id              BIGINT         NOT NULL AUTO_INCREMENT PRIMARY KEY,
   reservation_key VARCHAR(255)   CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
@@ -11,6 +12,10 @@ CREATE TABLE IF NOT EXISTS velocity_decisions (
   symbol          VARCHAR(16)    NOT NULL,
   wallet          VARCHAR(128)   NOT NULL,
   recipient       VARCHAR(128)   NOT NULL DEFAULT '',
+  -- The wallet's and the recipient's scopes in velocity_totals and
+  -- velocity_locks ('' for no recipient).
+  wallet_scope    VARCHAR(200)   NOT NULL,
+  recipient_scope VARCHAR(200)   NOT NULL DEFAULT '',
   amount          DECIMAL(65,18) NOT NULL,
   -- What the wallet sent and the recipient received before this payment,
   -- within the window; NULL limit: none.
@@ -20,10 +25,22 @@ CREATE TABLE IF NOT EXISTS velocity_decisions (
   recipient_limit DECIMAL(65,18) NULL,
   over_wallet     BOOLEAN        NOT NULL DEFAULT FALSE,
   over_recipient  BOOLEAN        NOT NULL DEFAULT FALSE,
-  decided_at      TIMESTAMP(6)   NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  decided_at      DATETIME(6)    NOT NULL,
+  minute          DATETIME       NOT NULL,
   UNIQUE KEY uq_velocity_reservation (reservation_key),
-  KEY ix_velocity_wallet (chain, symbol, wallet, decided_at),
-  KEY ix_velocity_recipient (chain, symbol, recipient, decided_at)
+  KEY ix_velocity_wallet (wallet_scope, minute, id),
+  KEY ix_velocity_recipient (recipient_scope, minute, id)
+) ENGINE=InnoDB DEFAULT CHARSET=ascii;
+
+-- What each wallet sent and each recipient received per minute: the
+-- amounts of the decisions of that minute whose reservations are not
+-- released (a release subtracts its amount in the transaction that releases
+-- it). A decision sums 24 h of these instead of every payment of the day.
+CREATE TABLE IF NOT EXISTS velocity_totals (
+  scope  VARCHAR(200)   NOT NULL,
+  minute DATETIME       NOT NULL,
+  amount DECIMAL(65,18) NOT NULL,
+  PRIMARY KEY (scope, minute)
 ) ENGINE=InnoDB DEFAULT CHARSET=ascii;
 
 -- One row per wallet and per recipient of an asset that a decision was
