@@ -18,6 +18,8 @@ import (
 	"payflow/internal/metrics"
 	"payflow/ledger"
 	"payflow/protocol"
+	"payflow/risk/denylist"
+	"payflow/risk/holds"
 	"payflow/rmq"
 )
 
@@ -40,6 +42,9 @@ const (
 	// is not the money its reservation holds, or no key is held for the
 	// sender); its reason is the message. Nothing was signed or stored.
 	ErrTypeSignerRefused = "SignerRefused"
+	// ErrTypeRecipientBlocked: the recipient is on the deny list; nothing
+	// was reserved (BeginPayment) or signed (SignTransfer).
+	ErrTypeRecipientBlocked = "RecipientBlocked"
 )
 
 // Activities holds the dependencies of every activity. Registered once with
@@ -71,6 +76,10 @@ type Activities struct {
 	// History reads workflow histories (the Temporal client): whom
 	// Temporal says sent an approval (nil: the payload's By is taken).
 	History History
+	// Screen is the deny list payments and deposits are screened against
+	// (nil: none); Holds records the deposits it froze.
+	Screen *denylist.Screen
+	Holds  *holds.Store
 }
 
 func permanent(errType string, err error) error {

@@ -165,6 +165,9 @@ func (a *Activities) BeginPayment(ctx context.Context, in BeginInput) (BeginResu
 			"status", answer.Status)
 		return BeginResult{Answer: answer}, nil
 	}
+	if err := a.screenBeforeReserving(ctx, in.ReserveInput); err != nil {
+		return BeginResult{}, err
+	}
 	r, err := a.ReserveFunds(ctx, in.ReserveInput)
 	if err != nil {
 		return BeginResult{}, err
@@ -384,6 +387,11 @@ type TransferResult struct {
 func (a *Activities) SignTransfer(ctx context.Context, in TransferInput) (TransferResult, error) {
 	if r, ok, err := a.storedTransfer(ctx, in.WorkflowID, in.Step, in.Guard); err != nil || ok {
 		return r, err
+	}
+	// Listed since it was reserved (while it waited for approval, say):
+	// refused here, and the payment releases its reservation.
+	if err := a.screenRecipient(ctx, in.Guard, in.To); err != nil {
+		return TransferResult{}, err
 	}
 	asset, ok := a.Assets.Asset(in.Symbol)
 	if !ok {

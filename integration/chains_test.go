@@ -51,6 +51,7 @@ type devChain struct {
 	FaucetKey  string   `json:"faucet_private_key"`
 	Collection string   `json:"collection_address"`
 	Managed    []string `json:"managed_wallets"`
+	Cold       string   `json:"cold_address"`
 }
 
 // devChains reads every chain of stack.json, sorted by name; the test needs

@@ -27,13 +27,14 @@ const (
 	reasonNotApproved         = "not_approved"         // held for approval (threshold, velocity) with no approval recorded
 	reasonNoVelocityDecision  = "no_velocity_decision" // the asset has velocity limits and the payment no decision
 	reasonVelocityMismatch    = "velocity_mismatch"    // the decision says it fits; its sums recomputed say it is over
+	reasonRecipientBlocked    = "recipient_blocked"    // the recipient is on the deny list
 )
 
 // refusalReasons lists every reason, for the metric's initial zeros.
 var refusalReasons = []string{reasonBadRequest, reasonUnknownChain, reasonChainID, reasonFeeCap, reasonNoReservation,
 	reasonReservationNotFound, reasonReservationClosed, reasonReservationMismatch, reasonNoRecipient, reasonNotPayment,
-	reasonReservationUsed, reasonStepConflict, reasonReplacement, reasonUnknownKey, reasonNotApproved, reasonNoVelocityDecision,
-	reasonVelocityMismatch}
+	reasonReservationUsed, reasonStepConflict, reasonReplacement, reasonUnknownKey, reasonRecipientBlocked, reasonNotApproved,
+	reasonNoVelocityDecision, reasonVelocityMismatch}
 
 // Refusal is a request the signer will not sign, now or on a retry: Reason
 // is one of a fixed set (the metric label), Message says why in the

@@ -22,6 +22,7 @@ type policyEnv struct {
 	sig    *signer.Signer
 	trail  *audit.Log
 	limits ledger.VelocityLimits
+	cold   string // the chain's cold address
 }
 
 func newPolicyEnv(t *testing.T) *policyEnv {
@@ -31,10 +32,11 @@ func newPolicyEnv(t *testing.T) *policyEnv {
 	usdt := ch.Tokens["USDT"]
 	usdt.ApprovalThreshold, usdt.VelocityWallet24h, usdt.VelocityRecipient24h = "100", "1000", "600"
 	ch.Tokens = map[string]config.Token{"USDT": usdt}
+	ch.ColdAddress = stacktest.RandomAddress()
 	chains[chainName] = ch
 	sig := e.newSigner(func(c *signer.Config) { c.Chains = chains })
 	return &policyEnv{env: e, sig: sig, trail: audit.New(e.db),
-		limits: ledger.VelocityLimits{Wallet: d("1000"), Recipient: d("600")}}
+		limits: ledger.VelocityLimits{Wallet: d("1000"), Recipient: d("600")}, cold: ch.ColdAddress}
 }
 
 // pay reserves amount of USDT from from to to and decides its velocity with
@@ -138,7 +140,8 @@ func TestWrongVelocityDecisionIsRefused(t *testing.T) {
 
 // TestSweepsAndTopUpsAreNotHeld: a transfer to a wallet payflow holds the
 // key of (a sweep to the collection wallet, a gas top-up to a deposit
-// wallet) needs neither a decision nor an approval, whatever its amount.
+// wallet), or to the chain's cold address (a treasury sweep), needs neither
+// a decision nor an approval, whatever its amount.
 func TestSweepsAndTopUpsAreNotHeld(t *testing.T) {
 	e := newPolicyEnv(t)
 	from := e.newKey(signerapi.BackendEnvelope)
@@ -150,4 +153,14 @@ func TestSweepsAndTopUpsAreNotHeld(t *testing.T) {
 	got, err := e.sig.Sign(context.Background(), request(res, "sweep", 0, res, from, e.tokenTx(0, collection, "5000")))
 	require.NoError(t, err)
 	require.NotEmpty(t, got.Raw)
+
+	// The chain's cold address: a treasury sweep, no key held.
+	res = e.reserve(from, "USDT", "7000", e.cold)
+	_, err = e.sig.Sign(context.Background(), request(res, "sweep", 0, res, from, e.tokenTx(1, e.cold, "7000")))
+	require.NoError(t, err)
+	// The same amount to any other address is a payment: held.
+	other := stacktest.RandomAddress()
+	res = e.pay(from, other, "7000", e.limits)
+	_, err = e.sig.Sign(context.Background(), request(res, "transfer", 0, res, from, e.tokenTx(2, other, "7000")))
+	e.requireRefused(err, res, "not_approved", "7000 USDT is above the approval threshold 100")
 }

@@ -32,6 +32,7 @@ import (
 	custodykms "payflow/custody/kms"
 	"payflow/custody/signerapi"
 	"payflow/ledger"
+	"payflow/risk/denylist"
 )
 
 // Config is what New needs besides the database.
@@ -55,6 +56,10 @@ type Config struct {
 	Reload func() (map[string]config.ChainConfig, error)
 	// Log receives one line per request (never key material); nil: none.
 	Log *slog.Logger
+	// DenyList is screened on every first attempt: a transfer to a listed
+	// address is refused (recipient_blocked), unless it returns a held
+	// deposit to its sender by spending that deposit's hold. Nil: no list.
+	DenyList *denylist.Screen
 }
 
 // reloadEvery spaces the reloads of the chains.
@@ -75,8 +80,9 @@ type Signer struct {
 	chains     map[string]config.ChainConfig
 	lastReload time.Time
 
-	metrics *Metrics
-	log     *slog.Logger
+	metrics  *Metrics
+	log      *slog.Logger
+	denyList *denylist.Screen
 }
 
 // New opens the signer on db (migrated by ledger.Migrate). On a database
@@ -96,7 +102,7 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Signer, error) {
 	chains := upperKeys(cfg.Chains)
 	st := &store{db: db}
 	s := &Signer{store: st, ledger: ledger.NewUnbatched(db), approvals: audit.New(db), chains: chains, reload: cfg.Reload,
-		kmsName: cfg.KMSName, log: log}
+		kmsName: cfg.KMSName, log: log, denyList: cfg.DenyList}
 	state, err := bootstrap(ctx, st, cfg.KMS, cfg.EnvelopeKeyID, log)
 	if err != nil {
 		return nil, err
@@ -420,6 +426,10 @@ func (s *Signer) checkFirst(ctx context.Context, ch config.ChainConfig, st step,
 	if err != nil {
 		return err
 	}
+	if e, listed := s.denyList.Check(p.Recipient); listed &&
+		!(ledger.IsHoldKey(r.QueueID) && strings.EqualFold(r.Recipient, p.Recipient)) {
+		return refuse(reasonRecipientBlocked, "recipient is blocked: %s is on the deny list (%s)", p.Recipient, e.Source)
+	}
 	if !strings.EqualFold(p.Symbol, r.Symbol) || !p.Amount.Equal(r.Amount) || p.Recipient != strings.ToLower(r.Recipient) {
 		held := payment{Symbol: r.Symbol, Amount: r.Amount, Recipient: r.Recipient}
 		return refuse(reasonReservationMismatch, "reservation %s holds %s, not %s", r.QueueID, held, p)
@@ -433,7 +443,9 @@ func (s *Signer) checkFirst(ctx context.Context, ch config.ChainConfig, st step,
 // checkHeld applies the approval and velocity policy to the payment that
 // reservation r pays out, unless its recipient is a wallet payflow holds
 // the key of (a sweep, a gas top-up, a payment between managed wallets:
-// the money stays in custody). It refuses:
+// the money stays in custody) or the chain's cold address (a treasury
+// sweep), or r is a held deposit's (its return to its sender, an
+// operator's audited action). It refuses:
 //   - a reservation without a velocity decision when its asset has
 //     velocity limits (a worker that skipped its checks);
 //   - one whose decision says it fits while the sums recomputed the same
@@ -443,6 +455,9 @@ func (s *Signer) checkFirst(ctx context.Context, ch config.ChainConfig, st step,
 //     a limit, without an approval recorded in the audit trail by the
 //     payment's workflow (the reservation's key is its workflow id).
 func (s *Signer) checkHeld(ctx context.Context, ch config.ChainConfig, r ledger.Reservation) error {
+	if ledger.IsHoldKey(r.QueueID) || (ch.ColdAddress != "" && strings.EqualFold(r.Recipient, ch.ColdAddress)) {
+		return nil
+	}
 	w, err := s.keys.wallets.Get(ctx, r.Chain, r.Recipient)
 	switch {
 	case err == nil && w.HasKey:

@@ -41,6 +41,10 @@ type Stack struct {
 	// reaches key material (empty in a stack.json written before it was
 	// added).
 	SignerSocket string `json:"signer_socket,omitempty"`
+	// DenyList is the deny list file the worker and payflow-signer screen
+	// against (config.json's risk.deny_list); empty in a stack.json written
+	// before it was added.
+	DenyList string `json:"deny_list,omitempty"`
 	// APIURL is the first worker's HTTP API, and APIToken the bearer token
 	// its /v1 routes ask for (empty in a stack.json written before the API
 	// asked).
@@ -65,6 +69,9 @@ type ChainFields struct {
 	FaucetPrivateKey  string                  `json:"faucet_private_key"`
 	CollectionAddress string                  `json:"collection_address"`
 	ManagedWallets    []string                `json:"managed_wallets"`
+	// ColdAddress is the chain's cold address (watch-only: no key is
+	// held for it; empty in a stack.json written before it was added).
+	ColdAddress string `json:"cold_address,omitempty"`
 }
 
 // Native is a chain's native coin.
