@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"payflow/answers"
+	"payflow/audit"
 	"payflow/chain"
 	"payflow/config"
 	"payflow/internal/metrics"
@@ -70,6 +71,11 @@ type Activities struct {
 	// Metrics counts payments, deposit notices and broadcasts, once each
 	// (nil: nothing is counted).
 	Metrics *metrics.Metrics
+	// Audit is the operator audit trail, where RecordApproval writes.
+	Audit *audit.Log
+	// History reads workflow histories (the Temporal client): whom
+	// Temporal says sent an approval (nil: the payload's By is taken).
+	History History
 	// Screen is the deny list payments and deposits are screened against
 	// (nil: none); Holds records the deposits it froze.
 	Screen *denylist.Screen

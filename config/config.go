@@ -129,6 +129,12 @@ type Token struct {
 	// SweepThreshold: deposit wallets holding more than this of the token
 	// are swept to the collection wallet, in the token's units. Required.
 	SweepThreshold string `json:"sweep_threshold,omitempty"`
+	// VelocityWallet24h and VelocityRecipient24h bound what one wallet
+	// sends, and what one recipient receives, of the token in a rolling
+	// 24 h, in the token's units: a withdraw or pay that would go above
+	// either waits for an operator's approval. Empty = no limit.
+	VelocityWallet24h    string `json:"velocity_wallet_24h,omitempty"`
+	VelocityRecipient24h string `json:"velocity_recipient_24h,omitempty"`
 	// HotCeiling and HotFloor bound the hot tier (see TreasuryTier).
 	Treasury
 }
@@ -157,6 +163,10 @@ type NativeCoin struct {
 	// SweepThreshold: deposit wallets holding more than this of the native
 	// coin are swept to the collection wallet, in the coin's units. Required.
 	SweepThreshold string `json:"sweep_threshold,omitempty"`
+	// VelocityWallet24h and VelocityRecipient24h are the native coin's
+	// velocity limits, in the coin's units (see Token). Empty = no limit.
+	VelocityWallet24h    string `json:"velocity_wallet_24h,omitempty"`
+	VelocityRecipient24h string `json:"velocity_recipient_24h,omitempty"`
 	// HotCeiling and HotFloor bound the hot tier (see TreasuryTier).
 	Treasury
 }
@@ -234,12 +244,31 @@ type Asset struct {
 	// ApprovalThreshold and SweepThreshold are the asset's own (see Token).
 	ApprovalThreshold string
 	SweepThreshold    string
+	// VelocityWallet24h and VelocityRecipient24h are the asset's velocity
+	// limits ("" = none; see Token).
+	VelocityWallet24h    string
+	VelocityRecipient24h string
 	// Treasury is the asset's hot tier bounds (HotCeiling, HotFloor).
 	Treasury
 }
 
 // DustLimit returns Dust as a decimal (zero when unset).
 func (a Asset) DustLimit() decimal.Decimal { return Token{Dust: a.Dust}.DustLimit() }
+
+// VelocityLimits returns the asset's velocity limits per wallet and per
+// recipient; a zero value is no limit (Validate refuses a set limit that
+// is not a positive decimal).
+func (a Asset) VelocityLimits() (wallet, recipient decimal.Decimal) {
+	wallet, _ = positive(a.VelocityWallet24h)
+	recipient, _ = positive(a.VelocityRecipient24h)
+	return wallet, recipient
+}
+
+// HasVelocityLimit says whether the asset has a velocity limit of either kind.
+func (a Asset) HasVelocityLimit() bool {
+	w, r := a.VelocityLimits()
+	return w.Sign() > 0 || r.Sign() > 0
+}
 
 // Asset returns the token or native coin named symbol (any case).
 func (c ChainConfig) Asset(symbol string) (Asset, bool) {
@@ -249,14 +278,16 @@ func (c ChainConfig) Asset(symbol string) (Asset, bool) {
 	}
 	if s == strings.ToUpper(c.Native.Symbol) {
 		return Asset{Symbol: s, Native: true, Decimals: NativeDecimals, Dust: c.Native.Dust,
-			ApprovalThreshold: c.Native.ApprovalThreshold, SweepThreshold: c.Native.SweepThreshold, Treasury: c.Native.Treasury}, true
+			ApprovalThreshold: c.Native.ApprovalThreshold, SweepThreshold: c.Native.SweepThreshold, Treasury: c.Native.Treasury,
+			VelocityWallet24h: c.Native.VelocityWallet24h, VelocityRecipient24h: c.Native.VelocityRecipient24h}, true
 	}
 	t, ok := c.Tokens[s]
 	if !ok {
 		return Asset{}, false
 	}
 	return Asset{Symbol: s, Address: strings.ToLower(t.Address), Decimals: t.Decimals, Dust: t.Dust,
-		ApprovalThreshold: t.ApprovalThreshold, SweepThreshold: t.SweepThreshold, Treasury: t.Treasury}, true
+		ApprovalThreshold: t.ApprovalThreshold, SweepThreshold: t.SweepThreshold, Treasury: t.Treasury,
+		VelocityWallet24h: t.VelocityWallet24h, VelocityRecipient24h: t.VelocityRecipient24h}, true
 }
 
 // Symbols lists the chain's tokens and its native coin, sorted.
@@ -943,6 +974,7 @@ func (c Config) validateChain(name string, ch ChainConfig) []error {
 	}
 	if ch.Native.Symbol != "" {
 		errs = append(errs, assetAmounts(field, "native", ch.Native.ApprovalThreshold, ch.Native.SweepThreshold)...)
+		errs = append(errs, velocityLimits(field, "native", ch.Native.VelocityWallet24h, ch.Native.VelocityRecipient24h)...)
 	}
 	if len(ch.Tokens) == 0 && ch.Native.Symbol == "" {
 		bad("tokens", "must list at least one token, or native.symbol name the native coin")
@@ -966,6 +998,7 @@ func (c Config) validateChain(name string, ch ChainConfig) []error {
 			}
 		}
 		errs = append(errs, assetAmounts(field, f, t.ApprovalThreshold, t.SweepThreshold)...)
+		errs = append(errs, velocityLimits(field, f, t.VelocityWallet24h, t.VelocityRecipient24h)...)
 		if t.Decimals < 0 || t.Decimals > MaxDecimals {
 			// The ledger keeps 18 decimal places: more would be rounded
 			// silently, and the ledger would disagree with the chain.
@@ -1051,6 +1084,22 @@ func assetAmounts(field func(string) string, asset, approval, sweep string) []er
 		}
 		if d, err := decimal.NewFromString(s.v); err != nil || d.Sign() <= 0 {
 			errs = append(errs, fmt.Errorf("%w: %s %q must be a positive decimal", ErrInvalid, f, s.v))
+		}
+	}
+	return errs
+}
+
+// velocityLimits checks one asset's optional velocity limits: when set,
+// positive decimals.
+func velocityLimits(field func(string) string, asset, wallet, recipient string) []error {
+	var errs []error
+	for _, s := range []struct{ name, v string }{{"velocity_wallet_24h", wallet}, {"velocity_recipient_24h", recipient}} {
+		if s.v == "" {
+			continue
+		}
+		if d, err := decimal.NewFromString(s.v); err != nil || d.Sign() <= 0 {
+			errs = append(errs, fmt.Errorf("%w: %s %q must be a positive decimal in the asset's units, or empty for no limit",
+				ErrInvalid, field(asset+"."+s.name), s.v))
 		}
 	}
 	return errs

@@ -651,6 +651,15 @@ func (bt *batchTx) writeReservations() error {
 	if _, err := bt.tx.ExecContext(bt.ctx, q, append(append(sargs, hargs...), iargs...)...); err != nil {
 		return fmt.Errorf("closing reservations: %w", err)
 	}
+	var released []string
+	for _, c := range bt.closed {
+		if c.state == closedState[OpRelease] {
+			released = append(released, c.queueID)
+		}
+	}
+	if err := releaseVelocity(bt.ctx, bt.tx, released); err != nil {
+		return err
+	}
 	bt.closed = bt.closed[:0]
 	return nil
 }

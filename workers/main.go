@@ -21,6 +21,7 @@ import (
 
 	"payflow/activities"
 	"payflow/api"
+	"payflow/audit"
 	"payflow/chain/evm"
 	"payflow/chain/evm/family"
 	"payflow/chain/evm/send"
@@ -291,7 +292,8 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 		Chain: name, Assets: ch, Collection: ch.CollectionAddress, Confirmations: uint64(ch.ConfirmHeight),
 		Responses: workflows.ResponseQueues(s.cfg.RMQ), Metrics: s.m,
 		DB: s.db, Transfers: fam.Transfers, Fees: fam.Fees, Balances: fam.Balances, Reads: fam.Reads,
-		Ledger: led, Wallets: s.wallets, Publisher: s.pub, Screen: s.deny, Holds: s.holds,
+		Ledger: led, Wallets: s.wallets, Publisher: s.pub, Screen: s.deny, Holds: s.holds, Audit: audit.New(s.db),
+		History: s.tc,
 	})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("starting the Temporal worker on %s: %w", queue, err)

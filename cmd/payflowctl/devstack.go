@@ -167,12 +167,15 @@ var devTokens = []struct {
 
 const devTokenDecimals = 6
 
-// assetAmounts are one asset's amount-valued settings, in its own units.
-type assetAmounts struct{ approval, sweep, ceiling, floor string }
+// assetAmounts are one asset's amount-valued settings, in its own units:
+// approval and sweep thresholds, hot tier bounds, and the 24 h velocity
+// limits per wallet and per recipient.
+type assetAmounts struct{ approval, sweep, ceiling, floor, velocityWallet, velocityRecipient string }
 
-// devAmounts are the dev chains' approval and sweep thresholds and hot tier
-// bounds, by chain and asset: every asset has its own, and no two alike, so
-// code that reads one asset's number for another is caught by the tests.
+// devAmounts are the dev chains' approval and sweep thresholds, hot tier
+// bounds and velocity limits, by chain and asset: every asset has its own,
+// and no two alike, so code that reads one asset's number for another is
+// caught by the tests.
 // Sweep thresholds stay above what devstack gives each deposit wallet (100
 // of the native coin, 10,000 of each token), so the hourly sweep does not
 // empty the wallets the tests pay from. Hot ceilings stay far above what
@@ -180,18 +183,21 @@ type assetAmounts struct{ approval, sweep, ceiling, floor string }
 // coin, 1,200,000 of each token, plus what sweeps bring), so the treasury
 // pass never moves the money the tests pay from to cold (the treasury test
 // runs with a ceiling of its own); floors stay below it, so the floor alert
-// stays quiet. A chain not listed gets the "default" entry (its native coin
-// under the key "native").
+// stays quiet. Velocity limits are far above what the tests and benchmarks
+// send from any dev wallet in a day, except ETH's USDC: 100,000 per wallet,
+// which only the velocity tests reach, from wallets of their own, with
+// payments below USDC's approval threshold. A chain not listed gets the
+// "default" entry (its native coin under the key "native").
 var devAmounts = map[string]map[string]assetAmounts{
-	"ETH": {"native": {approval: "10", sweep: "500", ceiling: "100000", floor: "5"},
-		"USDT": {approval: "50000", sweep: "20000", ceiling: "50000000", floor: "2000"},
-		"USDC": {approval: "40000", sweep: "15000", ceiling: "40000000", floor: "1500"}},
-	"BSC": {"native": {approval: "30", sweep: "400", ceiling: "90000", floor: "6"},
-		"USDT": {approval: "45000", sweep: "25000", ceiling: "45000000", floor: "2500"},
-		"USDC": {approval: "35000", sweep: "12000", ceiling: "35000000", floor: "1200"}},
-	"default": {"native": {approval: "20", sweep: "300", ceiling: "80000", floor: "4"},
-		"USDT": {approval: "30000", sweep: "18000", ceiling: "30000000", floor: "1800"},
-		"USDC": {approval: "25000", sweep: "16000", ceiling: "25000000", floor: "1100"}},
+	"ETH": {"native": {approval: "10", sweep: "500", ceiling: "100000", floor: "5", velocityWallet: "1000000", velocityRecipient: "900000"},
+		"USDT": {approval: "50000", sweep: "20000", ceiling: "50000000", floor: "2000", velocityWallet: "50000000", velocityRecipient: "40000000"},
+		"USDC": {approval: "40000", sweep: "15000", ceiling: "40000000", floor: "1500", velocityWallet: "100000", velocityRecipient: "30000000"}},
+	"BSC": {"native": {approval: "30", sweep: "400", ceiling: "90000", floor: "6", velocityWallet: "2000000", velocityRecipient: "1900000"},
+		"USDT": {approval: "45000", sweep: "25000", ceiling: "45000000", floor: "2500", velocityWallet: "60000000", velocityRecipient: "55000000"},
+		"USDC": {approval: "35000", sweep: "12000", ceiling: "35000000", floor: "1200", velocityWallet: "70000000", velocityRecipient: "65000000"}},
+	"default": {"native": {approval: "20", sweep: "300", ceiling: "80000", floor: "4", velocityWallet: "3000000", velocityRecipient: "2900000"},
+		"USDT": {approval: "30000", sweep: "18000", ceiling: "30000000", floor: "1800", velocityWallet: "80000000", velocityRecipient: "75000000"},
+		"USDC": {approval: "25000", sweep: "16000", ceiling: "25000000", floor: "1100", velocityWallet: "90000000", velocityRecipient: "85000000"}},
 }
 
 // devColdAddress is a dev chain's cold address: the last 20 bytes of a hash
@@ -604,18 +610,20 @@ func (d *devstack) prepareChain(ctx context.Context, index int, spec chainSpec) 
 // devChainConfig is the worker's config of a dev chain: its node, its
 // wallets and cold address (devColdAddress: the worker registers it as a
 // watch-only cold wallet when it starts), and each asset's own dust,
-// approval and sweep thresholds and hot tier bounds (devAmounts). tokenAddr
-// maps each dev token's symbol to its contract.
+// approval and sweep thresholds, hot tier bounds and velocity limits
+// (devAmounts). tokenAddr maps each dev token's symbol to its contract.
 func devChainConfig(spec chainSpec, chainID int64, confs int, collection, gas string, tokenAddr map[string]string) config.ChainConfig {
 	na := devAmountsOf(spec.Name, "native")
 	cc := config.ChainConfig{ChainID: chainID, RPCURL: spec.RPCURL, WSURL: spec.WSURL, ConfirmHeight: confs, MaxFeeGwei: 500,
 		Native: config.NativeCoin{Symbol: spec.Native, Dust: "0.0001", ApprovalThreshold: na.approval, SweepThreshold: na.sweep,
-			Treasury: config.Treasury{HotCeiling: na.ceiling, HotFloor: na.floor}},
+			Treasury: config.Treasury{HotCeiling: na.ceiling, HotFloor: na.floor}, VelocityWallet24h: na.velocityWallet,
+			VelocityRecipient24h: na.velocityRecipient},
 		Tokens: map[string]config.Token{}, CollectionAddress: collection, GasAddress: gas, ColdAddress: devColdAddress(spec.Name)}
 	for _, dt := range devTokens {
 		ta := devAmountsOf(spec.Name, dt.symbol)
 		cc.Tokens[dt.symbol] = config.Token{Address: tokenAddr[dt.symbol], Decimals: devTokenDecimals, Dust: "0.01",
-			ApprovalThreshold: ta.approval, SweepThreshold: ta.sweep, Treasury: config.Treasury{HotCeiling: ta.ceiling, HotFloor: ta.floor}}
+			ApprovalThreshold: ta.approval, SweepThreshold: ta.sweep, Treasury: config.Treasury{HotCeiling: ta.ceiling, HotFloor: ta.floor},
+			VelocityWallet24h: ta.velocityWallet, VelocityRecipient24h: ta.velocityRecipient}
 	}
 	return cc
 }
