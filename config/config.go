@@ -152,9 +152,12 @@ func (t Token) DustLimit() decimal.Decimal {
 // NativeDecimals is the decimals of every EVM chain's native coin.
 const NativeDecimals = 18
 
-// NativeCoin names a chain's native coin (ETH, BNB, ...): always 18 decimals.
+// NativeCoin names a chain's native coin (ETH, BNB, BTC, ...).
 type NativeCoin struct {
 	Symbol string `json:"symbol"`
+	// Decimals: an EVM chain's native coin has 18 (0 means 18, and nothing
+	// else is accepted); a Bitcoin chain's BTC has 8, stated.
+	Decimals int32 `json:"decimals,omitempty"`
 	// Dust: native deposits below it are recorded but not announced. Empty = none.
 	Dust string `json:"dust,omitempty"`
 	// ApprovalThreshold: withdraws and pays of the native coin above it wait
@@ -277,7 +280,11 @@ func (c ChainConfig) Asset(symbol string) (Asset, bool) {
 		return Asset{}, false
 	}
 	if s == strings.ToUpper(c.Native.Symbol) {
-		return Asset{Symbol: s, Native: true, Decimals: NativeDecimals, Dust: c.Native.Dust,
+		decimals := int32(NativeDecimals)
+		if c.Native.Decimals != 0 {
+			decimals = c.Native.Decimals
+		}
+		return Asset{Symbol: s, Native: true, Decimals: decimals, Dust: c.Native.Dust,
 			ApprovalThreshold: c.Native.ApprovalThreshold, SweepThreshold: c.Native.SweepThreshold, Treasury: c.Native.Treasury,
 			VelocityWallet24h: c.Native.VelocityWallet24h, VelocityRecipient24h: c.Native.VelocityRecipient24h}, true
 	}
@@ -491,9 +498,13 @@ type Config struct {
 	Tokens map[string]Token `json:"tokens,omitempty"`
 	// Chains names every EVM chain served. Load fills it from eth_config
 	// when the file has no chains; everything past Load reads only Chains.
-	Chains   map[string]ChainConfig `json:"chains,omitempty"`
-	Temporal TemporalConfig         `json:"temporal"`
-	Payment  PaymentConfig          `json:"payment"`
+	Chains map[string]ChainConfig `json:"chains,omitempty"`
+	// BTCChains names every chain of the Bitcoin family served (see
+	// BTCChain), kept apart from Chains: every loop over the EVM chains
+	// (their nodes, nonces, gas, the signer's chain ids) stays theirs.
+	BTCChains map[string]BTCChain `json:"btc_chains,omitempty"`
+	Temporal  TemporalConfig      `json:"temporal"`
+	Payment   PaymentConfig       `json:"payment"`
 	// SignKey is the seed's "communication key": the HMAC secret of requests.
 	SignKey Secret `json:"sign_key"`
 	// MasterKey (64 hex chars) is the legacy key that sealed wallet keys
@@ -654,6 +665,9 @@ func Load(path string) (Config, error) {
 		return Config{}, err
 	}
 	cfg.ResolveChains()
+	if err := cfg.resolveBTC(os.LookupEnv); err != nil {
+		return Config{}, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}
@@ -803,6 +817,9 @@ func (c Config) Chain(name string) (ChainConfig, bool) {
 // the first chain's queue.
 func (c Config) TaskQueue(chainName string) string {
 	n := strings.ToUpper(strings.TrimSpace(chainName))
+	if _, ok := c.BTCChains[n]; ok {
+		return c.Temporal.TaskQueue + "." + n
+	}
 	if _, ok := c.Chains[n]; !ok && len(c.Chains) > 0 {
 		n = c.ChainNames()[0]
 	}
@@ -875,6 +892,7 @@ func (c Config) Validate() error {
 			ids[id] = name
 		}
 	}
+	errs = append(errs, c.validateBTC()...)
 	if c.Temporal.Address == "" || c.Temporal.Namespace == "" || c.Temporal.TaskQueue == "" {
 		bad("temporal needs address, namespace and task_queue")
 	}
@@ -966,6 +984,9 @@ func (c Config) validateChain(name string, ch ChainConfig) []error {
 	}
 	if ch.Native.Symbol == "" {
 		bad("native.symbol", "is required (ETH, BNB, ...)")
+	}
+	if ch.Native.Decimals != 0 && ch.Native.Decimals != NativeDecimals {
+		bad("native.decimals", "%d: the native coin of an EVM chain has %d decimals", ch.Native.Decimals, NativeDecimals)
 	}
 	if ch.Native.Dust != "" {
 		if d, err := decimal.NewFromString(ch.Native.Dust); err != nil || d.Sign() < 0 {

@@ -79,14 +79,31 @@ func New(cfg config.Config, c client.Client, pub Publisher, log *slog.Logger) *I
 		verifier: protocol.Verifier{Secret: cfg.SignKey.Reveal(), Skew: cfg.Payment.TimestampSkew.Duration}}
 }
 
-// TokenDecimals implements protocol.Registry from the config.
+// TokenDecimals implements protocol.Registry from the config, for chains of
+// every family.
 func (i *Intake) TokenDecimals(chain, symbol string) (int32, bool, bool) {
-	ch, ok := i.cfg.Chain(chain)
+	ch, ok := i.cfg.Assets(chain)
 	if !ok {
 		return 0, false, false
 	}
 	a, ok := ch.Asset(symbol)
 	return a.Decimals, true, ok
+}
+
+// CanonicalAddress implements protocol.ChainAddresses: the address check of
+// the chain's family.
+func (i *Intake) CanonicalAddress(chain, s string) (string, string, bool) {
+	return i.cfg.CanonicalAddress(chain, s)
+}
+
+// checkServed refuses a payment on a chain whose family cannot pay yet (a
+// Bitcoin chain: payflow-signer signs no Bitcoin transaction yet): answered
+// status=0 at once, never left waiting.
+func (i *Intake) checkServed(req protocol.PaymentRequest) error {
+	if i.cfg.Family(req.Chain) == config.FamilyBTC {
+		return fmt.Errorf("%w: payments on %s are not served yet", protocol.ErrInvalidRequest, req.Chain)
+	}
+	return nil
 }
 
 // checkRecipient refuses, before anything is signed, a recipient that must
@@ -132,6 +149,9 @@ func (i *Intake) HandlePayment(flow protocol.Flow) rmq.Handler {
 		if err == nil {
 			err = i.checkRecipient(req)
 		}
+		if err == nil {
+			err = i.checkServed(req)
+		}
 		if err != nil {
 			return i.rejectPayment(ctx, flow, d, env, err)
 		}
@@ -151,7 +171,7 @@ func (i *Intake) startPayment(ctx context.Context, flow protocol.Flow, d amqp.De
 // no number is shared across assets. Validation has refused an unknown chain
 // or symbol before this, and config.Validate an asset without a threshold.
 func (i *Intake) approvalThreshold(req protocol.PaymentRequest) string {
-	ch, _ := i.cfg.Chain(req.Chain)
+	ch, _ := i.cfg.Assets(req.Chain)
 	a, _ := ch.Asset(req.Symbol)
 	return a.ApprovalThreshold
 }
@@ -162,7 +182,7 @@ func (i *Intake) approvalThreshold(req protocol.PaymentRequest) string {
 func (i *Intake) start(ctx context.Context, flow protocol.Flow, in workflows.PaymentInput, digest string) error {
 	req := in.Request
 	id := PaymentWorkflowID(flow, req.QueueID)
-	_, served := i.cfg.Chain(req.Chain)
+	served := i.cfg.Family(req.Chain) != ""
 	opts := PaymentStartOptions(flow, in, i.cfg.TaskQueue(req.Chain), served, digest)
 	spec, _ := workflows.FlowOf(flow)
 	run, err := i.temporal.ExecuteWorkflow(ctx, opts, spec.Workflow, in)
@@ -320,7 +340,7 @@ func (i *Intake) rejectPayment(ctx context.Context, flow protocol.Flow, d amqp.D
 		req.OrderID = o
 	}
 	_ = json.Unmarshal(env.Fields["amount"], &req.Amount)
-	if _, err := protocol.NormalizeAddress("from_address", req.FromAddress); err != nil {
+	if _, _, ok := i.cfg.CanonicalAddress(req.Chain, req.FromAddress); !ok {
 		req.FromAddress = "" // not searchable as an address
 	}
 	sum := sha256.Sum256(d.Body)

@@ -76,7 +76,7 @@ func (i *Intake) rejectTopup(ctx context.Context, d amqp.Delivery, env protocol.
 		return s
 	}
 	chainName := strings.ToUpper(str("chain"))
-	if _, served := i.cfg.Chain(chainName); served {
+	if i.cfg.Family(chainName) != "" {
 		_, err := i.temporal.DescribeWorkflowExecution(ctx, workflows.TopupWorkflowID(chainName, addr), "")
 		var nf *serviceerror.NotFound
 		switch {

@@ -424,7 +424,9 @@ type Registry interface {
 var addressRE = regexp.MustCompile(`^0x[0-9a-fA-F]{40}$`)
 
 // IsAddress reports whether s is a 0x-prefixed 20-byte hex address (any
-// case). It is payflow's one address check: config, API and requests use it.
+// case). It is the EVM family's one address check: config, API and requests
+// use it (a request's through ChainAddresses, which picks its chain's
+// family).
 func IsAddress(s string) bool { return addressRE.MatchString(s) }
 
 // NormalizeAddress lowercases a 0x address, or fails with ErrBadAddress.
@@ -434,6 +436,30 @@ func NormalizeAddress(field, s string) (string, error) {
 		return "", fmt.Errorf("%w: %w: %s %q is not a 0x-prefixed 20-byte hex address", ErrInvalidRequest, ErrBadAddress, field, s)
 	}
 	return strings.ToLower(s), nil
+}
+
+// ChainAddresses is a Registry that knows chains whose addresses are not
+// 0x addresses (a Bitcoin chain's are bech32): it checks an address of a
+// given chain. A Registry without it serves EVM chains only.
+type ChainAddresses interface {
+	// CanonicalAddress returns s in chain's canonical form, or ok false
+	// with what an address of chain is ("a 0x-prefixed 20-byte hex
+	// address").
+	CanonicalAddress(chain, s string) (canonical, want string, ok bool)
+}
+
+// chainAddress checks field's address s of chain: through reg when it is
+// ChainAddresses, else as a 0x address (NormalizeAddress).
+func chainAddress(reg Registry, chain, field, s string) (string, error) {
+	ca, ok := reg.(ChainAddresses)
+	if !ok {
+		return NormalizeAddress(field, s)
+	}
+	out, want, ok := ca.CanonicalAddress(chain, strings.TrimSpace(s))
+	if !ok {
+		return "", fmt.Errorf("%w: %w: %s %q is not %s", ErrInvalidRequest, ErrBadAddress, field, strings.TrimSpace(s), want)
+	}
+	return out, nil
 }
 
 func checkAsset(reg Registry, chain, symbol string) (int32, error) {
@@ -465,7 +491,7 @@ func (e Envelope) Topup(reg Registry) (TopupRequest, error) {
 	if err != nil {
 		return r, err
 	}
-	if r.Address, err = NormalizeAddress("address", addr); err != nil {
+	if r.Address, err = chainAddress(reg, r.Chain, "address", addr); err != nil {
 		return r, err
 	}
 	r.Timestamp, _ = e.int64("timestamp")
@@ -508,14 +534,14 @@ func (e Envelope) Payment(flow Flow, reg Registry) (PaymentRequest, error) {
 	if err != nil {
 		return r, err
 	}
-	if r.FromAddress, err = NormalizeAddress("from_address", from); err != nil {
+	if r.FromAddress, err = chainAddress(reg, r.Chain, "from_address", from); err != nil {
 		return r, err
 	}
 	to, err := e.str("to_address")
 	if err != nil {
 		return r, err
 	}
-	if r.ToAddress, err = NormalizeAddress("to_address", to); err != nil {
+	if r.ToAddress, err = chainAddress(reg, r.Chain, "to_address", to); err != nil {
 		return r, err
 	}
 	raw, ok := e.Fields["amount"]

@@ -65,3 +65,14 @@ func (w *Watched) After(ctx context.Context, after int64, limit int) ([]WatchedA
 	}
 	return out, rows.Err()
 }
+
+// IsWatched says whether a topup watches address (canonical: lowercase
+// bech32).
+func (w *Watched) IsWatched(ctx context.Context, address string) (bool, error) {
+	var watched bool
+	if err := w.db.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM btc_watched WHERE chain = ? AND address = ?)",
+		w.chain, address).Scan(&watched); err != nil {
+		return false, fmt.Errorf("looking up the watch of %s: %w", address, err)
+	}
+	return watched, nil
+}
