@@ -173,10 +173,13 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			return shared.serveChain(ctx, name, nodes[name])
 		}, refuse)
 	})
+	// Bitcoin chains, each on its own as well: a btcd that is down or hung
+	// delays its chain alone.
+	chains.Go(func() { serveChains(ctx, cfg.BTCChainNames(), shared.serveBTC, refuse) })
 	// Even with every chain refused the worker runs on (its API, its metrics
 	// and the alert they raise) until it is stopped: exiting would only have
 	// it restarted into the same refusal.
-	log.Info("worker running", "chains", served, "signer", cfg.Signer.Socket)
+	log.Info("worker running", "chains", served, "btc_chains", cfg.BTCChainNames(), "signer", cfg.Signer.Socket)
 	<-ctx.Done()
 	log.Info("draining")
 	chains.Wait()

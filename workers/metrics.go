@@ -25,6 +25,9 @@ func newMetrics(cfg config.Config, log *slog.Logger) (*metrics.Metrics, client.M
 	for _, name := range cfg.ChainNames() {
 		m.Init(name, cfg.Chains[name].Symbols())
 	}
+	for _, name := range cfg.BTCChainNames() {
+		m.Init(name, cfg.BTCChains[name].Assets().Symbols())
+	}
 	th, err := m.TemporalHandler(log)
 	if err != nil {
 		return nil, nil, err

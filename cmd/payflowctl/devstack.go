@@ -345,6 +345,9 @@ func cmdDevstack(ctx context.Context, args []string) error {
 		if err := saveJSON(secretsPath, sec, 0o600); err != nil {
 			return err
 		}
+		if cfg.BTCChains, err = devBTCChains(*btcRPC, *btcCreds, sc); err != nil {
+			return err
+		}
 	}
 
 	// Secrets go to payflow.env, not config.json. No key material: the

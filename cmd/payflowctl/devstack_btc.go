@@ -15,6 +15,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"payflow/chain/btc"
+	"payflow/config"
 	"payflow/custody/signerapi"
 	"payflow/internal/stackfile"
 	"payflow/ledger"
@@ -109,8 +110,8 @@ var btcDevWallets = []struct {
 // account, registered in the ledger, funded from the faucet and, once the
 // funding is confirmations deep, credited to the ledger and recorded in
 // the UTXO set (keyed as the scanner keys a deposit: txid and output
-// index). payflow's worker does not serve BTC yet, so config.json names no
-// BTC chain.
+// index). config.json's btc_chains.BTC (devBTCChains) has the worker serve
+// it.
 func (d *devstack) prepareBTC(ctx context.Context, rpcURL, credentials string) (stackfile.Chain, error) {
 	user, password, err := readBTCCredentials(credentials)
 	if err != nil {
@@ -264,4 +265,20 @@ func (d *devstack) awaitBTC(ctx context.Context, c *btc.Client, txid chainhash.H
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// devBTCChains is config.json's btc_chains: the dev Bitcoin chain sc, its
+// node's credentials named by their file (never copied into config.json).
+// Its amounts, in BTC: payments above 2 BTC would wait for an operator,
+// deposit wallets above 3 BTC would be swept, outputs below 1,000 satoshis
+// are dust (recorded, not announced).
+func devBTCChains(rpcURL, credentials string, sc stackfile.Chain) (map[string]config.BTCChain, error) {
+	creds, err := filepath.Abs(credentials)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]config.BTCChain{"BTC": {RPCURL: rpcURL, RPCCredentialsFile: creds, Network: sc.Network,
+		Confirmations: sc.Confirmations, CollectionAddress: sc.CollectionAddress,
+		Native: config.NativeCoin{Symbol: btc.Symbol, Decimals: btc.Decimals, Dust: "0.00001", ApprovalThreshold: "2",
+			SweepThreshold: "3"}}}, nil
 }
