@@ -1,0 +1,249 @@
+package integration
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/require"
+
+	"payflow/chain/btc"
+	"payflow/custody/signerapi"
+	"payflow/internal/stacktest"
+)
+
+// btcStack is the dev stack's Bitcoin chain, for a test: its description,
+// a client of its node and the faucet.
+type btcStack struct {
+	st     *stacktest.Stack
+	chain  stackfileBTC
+	client *btc.Client
+	faucet *btc.Faucet
+}
+
+// stackfileBTC is what the tests read of stack.json's chains.BTC.
+type stackfileBTC struct {
+	Network       string
+	Confirmations int
+}
+
+// loadBTC reads the dev Bitcoin chain from stack.json and dials its node.
+func loadBTC(t *testing.T) *btcStack {
+	t.Helper()
+	st := stacktest.Load(t)
+	c, ok := st.Chains["BTC"]
+	if !ok || !c.IsBTC() {
+		t.Fatal("stack.json has no chains.BTC: the dev stack runs btcd (`make up` writes it)")
+	}
+	client, err := btc.Dial(btc.ClientConfig{URL: c.BTCRPCURL, User: c.RPCUser, Password: c.RPCPassword, Network: c.Network})
+	require.NoError(t, err)
+	t.Cleanup(client.Close)
+	faucet, err := btc.NewFaucet(client, c.FaucetPrivateKey)
+	require.NoError(t, err)
+	return &btcStack{st: st, chain: stackfileBTC{Network: c.Network, Confirmations: c.Confirmations},
+		client: client, faucet: faucet}
+}
+
+// derivedAddresses derives n fresh receive addresses of payflow-signer's
+// BIP84 account (from its xpub alone, as the worker does), at random
+// indexes far above the ones the dev stack registers: a new run watches
+// addresses no earlier run watched.
+func (b *btcStack) derivedAddresses(t *testing.T, ctx context.Context, n int) []string {
+	t.Helper()
+	acct, err := signerapi.NewClient(b.st.SignerSocket).BTCAccount(ctx, b.chain.Network)
+	require.NoError(t, err)
+	account, err := btc.NewAccount(acct.XPub, b.client.Params())
+	require.NoError(t, err)
+	var r [4]byte
+	_, _ = rand.Read(r[:])
+	first := 1<<24 + binary.BigEndian.Uint32(r[:])%(1<<30)
+	out := make([]string, n)
+	for i := range out {
+		out[i], err = account.Address(first + uint32(i))
+		require.NoError(t, err)
+	}
+	return out
+}
+
+// topup asks payflow to watch address on BTC and waits until the watch is
+// recorded.
+func (b *btcStack) topup(t *testing.T, ctx context.Context, address string) {
+	t.Helper()
+	body := fmt.Sprintf(`{"chain":"BTC","symbol":"BTC","address":%q,"timestamp":%d}`, address, time.Now().Unix())
+	b.st.Publish(t, topupKey, []byte(body), true)
+	watched := btc.NewWatched(b.st.DB(t), "BTC")
+	require.Eventually(t, func() bool {
+		ok, err := watched.IsWatched(ctx, address)
+		return err == nil && ok
+	}, time.Minute, 100*time.Millisecond, "the topup of %s is watched", address)
+}
+
+// btcDeposit is one output expected to be announced and credited.
+type btcDeposit struct {
+	txid    string
+	vout    int
+	address string
+	sats    int64
+}
+
+// TestBTCTopupDepositsPerOutput: topups of two addresses derived from
+// payflow-signer's Bitcoin account; the faucet pays each in a transaction
+// of its own, then both in one transaction. Each output is one deposit,
+// announced status=2 then status=1 exactly once with log_index its output
+// index and its exact amount, and credited once; at the end the ledger's
+// BTC balance of each address equals what the node's address index shows
+// unspent for it.
+func TestBTCTopupDepositsPerOutput(t *testing.T) {
+	b := loadBTC(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	db := b.st.DB(t)
+	resp := b.st.Collect(t, topupResp, "address")
+	addrs := b.derivedAddresses(t, ctx, 2)
+	for _, a := range addrs {
+		b.topup(t, ctx, a)
+	}
+
+	one, err := b.faucet.Pay(ctx, addrs[0], 12_500_000)
+	require.NoError(t, err)
+	two, err := b.faucet.Pay(ctx, addrs[1], 7_000_000)
+	require.NoError(t, err)
+	both, err := b.faucet.PayMany(ctx, []btc.Output{{Address: addrs[0], Sats: 3_000_000}, {Address: addrs[1], Sats: 1_234_567}})
+	require.NoError(t, err)
+	want := []btcDeposit{
+		{one.TxHash().String(), 0, addrs[0], 12_500_000},
+		{two.TxHash().String(), 0, addrs[1], 7_000_000},
+		{both.TxHash().String(), 0, addrs[0], 3_000_000},
+		{both.TxHash().String(), 1, addrs[1], 1_234_567},
+	}
+
+	for _, a := range addrs {
+		resp.Wait(t, a, 4, 3*time.Minute)
+	}
+	time.Sleep(quietInterval) // a duplicate would arrive meanwhile
+	for _, a := range addrs {
+		got := resp.Get(a)
+		require.Len(t, got, 4, "%s: two notices per deposit: %v", a, got)
+		type key struct {
+			tx, idx, status string
+		}
+		seen := map[key]int{}
+		for i, d := range got {
+			require.Equal(t, "BTC", d.Body["chain"])
+			require.Equal(t, "BTC", d.Body["symbol"])
+			require.Empty(t, d.Body["error"])
+			k := key{fmt.Sprint(d.Body["tx_hash"]), fmt.Sprint(d.Body["log_index"]), fmt.Sprint(d.Body["status"])}
+			seen[k]++
+			if k.status == "1" {
+				for _, e := range got[i:] {
+					require.False(t, fmt.Sprint(e.Body["tx_hash"]) == k.tx && fmt.Sprint(e.Body["log_index"]) == k.idx &&
+						fmt.Sprint(e.Body["status"]) == "2", "status 2 of %s:%s after its status 1", k.tx, k.idx)
+				}
+			}
+			for _, w := range want {
+				if w.txid == k.tx && fmt.Sprint(w.vout) == k.idx {
+					require.Equal(t, w.address, a)
+					require.Equal(t, decimal.New(w.sats, -btc.Decimals).String(), fmt.Sprint(d.Body["amount"]), "%s:%d", w.txid, w.vout)
+				}
+			}
+		}
+		for _, w := range want {
+			if w.address != a {
+				continue
+			}
+			for _, status := range []string{"2", "1"} {
+				require.Equal(t, 1, seen[key{w.txid, fmt.Sprint(w.vout), status}], "%s:%d announced status %s once", w.txid, w.vout, status)
+			}
+		}
+	}
+
+	// The ledger: one credit per output, of its amount, and each address's
+	// balance the node's unspent outputs paying it.
+	for _, w := range want {
+		var n int
+		var amount decimal.Decimal
+		require.NoError(t, db.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM journal
+			WHERE op='credit' AND chain='BTC' AND tx_hash=? AND log_index=? AND address=?`, w.txid, w.vout, w.address).Scan(&n, &amount))
+		require.Equal(t, 1, n, "%s:%d credited once", w.txid, w.vout)
+		require.Equal(t, decimal.New(w.sats, -btc.Decimals).String(), amount.String())
+	}
+	set := btc.NewUTXOs(db, "BTC") // topup addresses are not in it: every output the node shows is "unknown" to it
+	for _, a := range addrs {
+		var available, held decimal.Decimal
+		require.NoError(t, db.QueryRowContext(ctx, "SELECT available, held FROM balances WHERE chain='BTC' AND address=? AND symbol='BTC'",
+			a).Scan(&available, &held))
+		r, err := set.Reconcile(ctx, b.client, a, int64(b.chain.Confirmations))
+		require.NoError(t, err)
+		var onNode int64
+		for _, c := range r.Unknown {
+			onNode += c.Value
+		}
+		var sum int64
+		for _, w := range want {
+			if w.address == a {
+				sum += w.sats
+			}
+		}
+		require.Len(t, r.Unknown, 2, "%s: two unspent outputs on the node", a)
+		require.Equal(t, sum, onNode, "%s: the node holds what was paid", a)
+		require.Equal(t, decimal.New(onNode, -btc.Decimals).String(), available.Add(held).String(),
+			"%s: the ledger's balance equals the node's", a)
+	}
+}
+
+// TestBTCTopupAddressOfAnotherFamilyRefused: a topup naming an EVM address
+// on BTC, or a BTC address on ETH, is answered status=0 saying what an
+// address of that chain is; a well-formed one starts its watch.
+func TestBTCTopupAddressOfAnotherFamilyRefused(t *testing.T) {
+	b := loadBTC(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	resp := b.st.Collect(t, topupResp, "address")
+	btcAddr := b.derivedAddresses(t, ctx, 1)[0]
+	evmAddr := stacktest.RandomAddress()
+	for _, c := range []struct{ chain, address, want string }{
+		{"BTC", evmAddr, "is not a native segwit (bech32, P2WPKH) address of BTC's network " + b.chain.Network},
+		{"ETH", btcAddr, "is not a 0x-prefixed 20-byte hex address"},
+	} {
+		body := fmt.Sprintf(`{"chain":%q,"symbol":%q,"address":%q,"timestamp":%d}`, c.chain, c.chain, c.address, time.Now().Unix())
+		b.st.Publish(t, topupKey, []byte(body), true)
+		got := resp.Wait(t, c.address, 1, time.Minute)[0]
+		require.Equal(t, "0", fmt.Sprint(got.Body["status"]), "%s on %s", c.address, c.chain)
+		require.Contains(t, fmt.Sprint(got.Body["error"]), c.want)
+	}
+	watched := btc.NewWatched(b.st.DB(t), "BTC")
+	ok, err := watched.IsWatched(ctx, strings.ToLower(evmAddr))
+	require.NoError(t, err)
+	require.False(t, ok)
+}
+
+// TestBTCPaymentsRefused: a withdraw and a pay on BTC, well formed (bech32
+// addresses, 8 decimals), are answered status=0 at once: payflow does not
+// pay on Bitcoin yet. An amount with 9 decimals is refused for that.
+func TestBTCPaymentsRefused(t *testing.T) {
+	b := loadBTC(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	addrs := b.derivedAddresses(t, ctx, 2)
+	for _, c := range []struct {
+		flow, key, queue, amount, extra, want string
+	}{
+		{"withdraw", "pay.withdraw.routing.key", "pay.withdraw.return.queue", "0.12345678", "", "payments on BTC are not served yet"},
+		{"pay", "pay.auto.routing.key", "pay.auto.return.queue", "0.5", `,"order_id":"o-1"`, "payments on BTC are not served yet"},
+		{"withdraw", "pay.withdraw.routing.key", "pay.withdraw.return.queue", "0.123456789", "", "has more than 8 decimals"},
+	} {
+		resp := b.st.Collect(t, c.queue, "queue_id")
+		qid := fmt.Sprintf("btc-%s-%d", c.flow, time.Now().UnixNano())
+		body := fmt.Sprintf(`{"queue_id":%q,"from_address":%q,"to_address":%q,"amount":%s,"chain":"BTC","symbol":"BTC","timestamp":%d%s}`,
+			qid, addrs[0], addrs[1], c.amount, time.Now().Unix(), c.extra)
+		b.st.Publish(t, c.key, []byte(body), true)
+		got := resp.Wait(t, qid, 1, time.Minute)[0]
+		require.Equal(t, "0", fmt.Sprint(got.Body["status"]), "%s %s", c.flow, c.amount)
+		require.Contains(t, fmt.Sprint(got.Body["error"]), c.want)
+	}
+}
