@@ -144,3 +144,58 @@ func TestPaymentNormalisesAndDigests(t *testing.T) {
 }
 
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+// btcReg serves ETH (0x addresses) and BTC, whose addresses it checks as a
+// Bitcoin chain's (here: anything starting "bc1q", lowercased).
+type btcReg struct{ reg }
+
+func (btcReg) TokenDecimals(chain, symbol string) (int32, bool, bool) {
+	if chain == "BTC" {
+		return 8, true, symbol == "BTC"
+	}
+	return reg{}.TokenDecimals(chain, symbol)
+}
+
+func (btcReg) CanonicalAddress(chain, s string) (string, string, bool) {
+	if chain == "BTC" {
+		return strings.ToLower(s), "a bech32 address", strings.HasPrefix(strings.ToLower(s), "bc1q")
+	}
+	if !IsAddress(s) {
+		return "", "a 0x address", false
+	}
+	return strings.ToLower(s), "", true
+}
+
+// TestAddressCheckedByTheChainsFamily: a Registry that is ChainAddresses
+// checks each request's addresses as its chain's; amounts follow the
+// asset's decimals (8 for BTC).
+func TestAddressCheckedByTheChainsFamily(t *testing.T) {
+	open := func(fields string) Envelope {
+		var env Envelope
+		if err := json.Unmarshal([]byte(fields), &env.Fields); err != nil {
+			t.Fatal(err)
+		}
+		return env
+	}
+	topup, err := open(`{"chain":"btc","symbol":"btc","address":"BC1QXYZ"}`).Topup(btcReg{})
+	if err != nil || topup.Address != "bc1qxyz" || topup.Chain != "BTC" {
+		t.Fatalf("BTC topup: %+v %v", topup, err)
+	}
+	for _, c := range []struct{ body, want string }{
+		{`{"chain":"BTC","symbol":"BTC","address":"0x1111111111111111111111111111111111111111"}`,
+			`address "0x1111111111111111111111111111111111111111" is not a bech32 address`},
+		{`{"chain":"ETH","symbol":"USDT","address":"bc1qxyz"}`, `address "bc1qxyz" is not a 0x address`},
+	} {
+		_, err := open(c.body).Topup(btcReg{})
+		if !errors.Is(err, ErrBadAddress) || !errors.Is(err, ErrInvalidRequest) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.body, err, c.want)
+		}
+	}
+	pay := `{"queue_id":"q","from_address":"bc1qa","to_address":"bc1qb","chain":"BTC","symbol":"BTC","amount":%s}`
+	if r, err := open(strings.Replace(pay, "%s", "0.12345678", 1)).Payment(FlowWithdraw, btcReg{}); err != nil || r.ToAddress != "bc1qb" {
+		t.Errorf("8 decimals: %+v %v", r, err)
+	}
+	if _, err := open(strings.Replace(pay, "%s", "0.123456789", 1)).Payment(FlowWithdraw, btcReg{}); !errors.Is(err, ErrBadAmount) {
+		t.Errorf("9 decimals: %v", err)
+	}
+}
