@@ -5,16 +5,24 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
+	"github.com/btcsuite/btcd/rpcclient"
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/converter"
 
+	"payflow/chain"
 	"payflow/chain/btc"
 	"payflow/custody/signerapi"
 	"payflow/internal/stacktest"
+	"payflow/workflows"
 )
 
 // btcStack is the dev stack's Bitcoin chain, for a test: its description,
@@ -246,4 +254,120 @@ func TestBTCPaymentsRefused(t *testing.T) {
 		require.Equal(t, "0", fmt.Sprint(got.Body["status"]), "%s %s", c.flow, c.amount)
 		require.Contains(t, fmt.Sprint(got.Body["error"]), c.want)
 	}
+}
+
+// TestBTCTopupDepositReorganisedBackToWaiting: a deposit told seen (one
+// confirmation or two, short of the chain's confirmations) whose block
+// btcd's invalidateblock takes off the best chain is told reorged: the
+// Deposit waits again, uncredited. btcd puts the transaction back in its
+// pool and the miner mines it into another block: the Deposit is told seen
+// there, then confirmed, and is credited once, announced status=2 then
+// status=1 once, with the new block; the ledger equals the node.
+func TestBTCTopupDepositReorganisedBackToWaiting(t *testing.T) {
+	b := loadBTC(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	db := b.st.DB(t)
+	tc := b.st.Temporal(t)
+	resp := b.st.Collect(t, topupResp, "address")
+	addr := b.derivedAddresses(t, ctx, 1)[0]
+	b.topup(t, ctx, addr)
+
+	tx, err := b.faucet.Pay(ctx, addr, 4_321_000)
+	require.NoError(t, err)
+	txid := tx.TxHash()
+	wfID := workflows.DepositWorkflowID("BTC", txid.String(), 0)
+	// Seen: the tracker told the Deposit its block ("confirming").
+	require.Eventually(t, func() bool {
+		v, err := tc.QueryWorkflow(ctx, wfID, "", workflows.QueryStatus)
+		var step string
+		return err == nil && v.Get(&step) == nil && step == "confirming"
+	}, time.Minute, 100*time.Millisecond, "the deposit is told seen")
+	r, err := b.client.Tx(ctx, txid)
+	require.NoError(t, err)
+	require.Less(t, int(r.Confirmations), b.chain.Confirmations, "seen, not yet confirmed")
+	first, err := chainhash.NewHashFromStr(r.BlockHash)
+	require.NoError(t, err)
+	require.NoError(t, b.rpc(t).InvalidateBlock(first), "btcd serves invalidateblock")
+	t.Cleanup(func() { _ = b.rpc(t).ReconsiderBlock(first) }) // a longer branch has grown above its parent: nothing changes
+
+	got := resp.Wait(t, addr, 2, 3*time.Minute)
+	time.Sleep(quietInterval)
+	got = resp.Get(addr)
+	require.Len(t, got, 2, "status 2 then status 1, once each: %v", got)
+	require.Equal(t, "2", fmt.Sprint(got[0].Body["status"]))
+	require.Equal(t, "1", fmt.Sprint(got[1].Body["status"]))
+	r, err = b.client.Tx(ctx, txid)
+	require.NoError(t, err)
+	require.NotEqual(t, first.String(), r.BlockHash, "mined again in another block")
+	again, err := b.client.BlockHash(ctx, int64(json2uint(t, got[1].Body["block_number"])))
+	require.NoError(t, err)
+	require.Equal(t, r.BlockHash, again.String(), "status=1 names the block it is confirmed in")
+	for _, d := range got {
+		require.Equal(t, txid.String(), d.Body["tx_hash"])
+		require.Equal(t, "0", fmt.Sprint(d.Body["log_index"]))
+		require.Equal(t, "0.04321", fmt.Sprint(d.Body["amount"]))
+	}
+
+	// What the Deposit was told: seen in the first block, reorged, seen in
+	// the second, confirmed there.
+	var told []string
+	it := tc.GetWorkflowHistory(ctx, wfID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		s := ev.GetWorkflowExecutionSignaledEventAttributes()
+		if s == nil || s.GetSignalName() != workflows.SignalTxEvent {
+			continue
+		}
+		var e chain.TxEvent
+		require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(s.GetInput(), &e))
+		told = append(told, string(e.Milestone)+"@"+e.BlockHash)
+	}
+	require.Equal(t, []string{"seen@" + first.String(), "reorged@" + first.String(), "seen@" + r.BlockHash,
+		"confirmed@" + r.BlockHash}, dedupe(told), "the Deposit's milestones")
+
+	var n int
+	var amount decimal.Decimal
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM journal
+		WHERE op='credit' AND chain='BTC' AND tx_hash=? AND log_index=0`, txid.String()).Scan(&n, &amount))
+	require.Equal(t, 1, n, "credited once")
+	require.Equal(t, "0.04321", amount.String())
+	rec, err := btc.NewUTXOs(db, "BTC").Reconcile(ctx, b.client, addr, int64(b.chain.Confirmations))
+	require.NoError(t, err)
+	require.Len(t, rec.Unknown, 1)
+	require.EqualValues(t, 4_321_000, rec.Unknown[0].Value, "the node holds the deposit once")
+}
+
+// rpc is a raw client of the dev node, for what payflow never asks of it
+// (invalidateblock).
+func (b *btcStack) rpc(t *testing.T) *rpcclient.Client {
+	t.Helper()
+	c := b.st.Chains["BTC"]
+	u, err := url.Parse(c.BTCRPCURL)
+	require.NoError(t, err)
+	rc, err := rpcclient.New(&rpcclient.ConnConfig{Host: u.Host, User: c.RPCUser, Pass: c.RPCPassword, HTTPPostMode: true,
+		DisableTLS: true}, nil)
+	require.NoError(t, err)
+	t.Cleanup(rc.Shutdown)
+	return rc
+}
+
+// dedupe drops consecutive repeats (a milestone told twice: delivery is at
+// least once).
+func dedupe(s []string) []string {
+	var out []string
+	for _, v := range s {
+		if len(out) == 0 || out[len(out)-1] != v {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func json2uint(t *testing.T, v any) uint64 {
+	t.Helper()
+	n, err := strconv.ParseUint(fmt.Sprint(v), 10, 64)
+	require.NoError(t, err)
+	return n
 }

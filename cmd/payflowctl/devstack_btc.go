@@ -24,6 +24,11 @@ import (
 // btcNetwork is the dev stack's Bitcoin network.
 const btcNetwork = "simnet"
 
+// btcConfirmations is the dev Bitcoin chain's confirmations: six blocks,
+// Bitcoin's usual depth, 18 s at the dev miner's pace, so that a test has
+// time to reorganise a deposit seen but not yet confirmed.
+const btcConfirmations = 6
+
 // cmdBTCFaucet prints the address of the dev stack's Bitcoin faucet, making
 // its key (kept in secrets.json, as a WIF) on the first run: stack.sh starts
 // btcd with it as the mining address, before devstack runs.
@@ -141,7 +146,7 @@ func (d *devstack) prepareBTC(ctx context.Context, rpcURL, credentials string) (
 		return stackfile.Chain{}, err
 	}
 	return stackfile.Chain{
-		ChainFields: stackfile.ChainFields{Confirmations: d.confs, FaucetPrivateKey: d.sec.BTCFaucetWIF, CollectionAddress: collection,
+		ChainFields: stackfile.ChainFields{Confirmations: btcConfirmations, FaucetPrivateKey: d.sec.BTCFaucetWIF, CollectionAddress: collection,
 			ManagedWallets: managed},
 		BTCFields: &stackfile.BTCFields{BTCRPCURL: rpcURL, RPCUser: user, RPCPassword: password, Network: btcNetwork, FaucetAddress: faucetAddr},
 		Native:    stackfile.Native{Symbol: btc.Symbol, Decimals: btc.Decimals},
@@ -243,7 +248,7 @@ func (d *devstack) awaitBTC(ctx context.Context, c *btc.Client, txid chainhash.H
 		if err != nil && !btc.IsNotFound(err) {
 			return 0, "", err
 		}
-		if err == nil && int64(r.Confirmations) >= int64(d.confs) {
+		if err == nil && int64(r.Confirmations) >= btcConfirmations {
 			head, _, err := c.Head(ctx)
 			if err != nil {
 				return 0, "", err
