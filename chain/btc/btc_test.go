@@ -176,3 +176,40 @@ func mustHash(t *testing.T, s string) chainhash.Hash {
 	require.NoError(t, err)
 	return *h
 }
+
+// TestFaucetPaysAgainBeforeItsPaymentIsMined: payments from the faucet one
+// after the other, none mined in between, are each accepted (btcd's
+// gettxout does not see a coin spent by a transaction in its pool: the
+// faucet must not choose it again), and all are mined.
+func TestFaucetPaysAgainBeforeItsPaymentIsMined(t *testing.T) {
+	n := btctest.Start(t)
+	ctx := context.Background()
+	params := n.Client.Params()
+	var addrs []string
+	for range 3 {
+		wif, err := btc.NewWIF(params)
+		require.NoError(t, err)
+		a, err := btc.WIFAddress(wif, params)
+		require.NoError(t, err)
+		addrs = append(addrs, a)
+	}
+	var txids []string
+	for i := range 4 {
+		tx, err := n.Faucet.Pay(ctx, addrs[i%3], int64(1_000_000*(i+1)))
+		require.NoError(t, err, "payment %d before any is mined", i)
+		txids = append(txids, tx.TxHash().String())
+	}
+	tx, err := n.Faucet.PayMany(ctx, []btc.Output{{Address: addrs[0], Sats: 600_000}, {Address: addrs[1], Sats: 700_000}})
+	require.NoError(t, err)
+	txids = append(txids, tx.TxHash().String())
+	mined := n.Mine(t, 1)
+	block, err := n.Client.Block(ctx, mined[0])
+	require.NoError(t, err)
+	in := map[string]bool{}
+	for _, tx := range block.Transactions {
+		in[tx.TxHash().String()] = true
+	}
+	for _, id := range txids {
+		require.True(t, in[id], "%s mined", id)
+	}
+}

@@ -155,10 +155,27 @@ func (f *Faucet) coins(ctx context.Context, sats int64, outputs int) ([]Coin, er
 	const page, maxPages, maxInputs = 100, 50, 200
 	var picked []Coin
 	var sum int64
+	// btcd's gettxout does not see a spend by a transaction in its pool
+	// (only spends in blocks): the coins the faucet's own unmined payments
+	// spend are found in their inputs instead. A spender is newer than its
+	// coin, so it is listed on the same page or an earlier one.
+	spent := map[wire.OutPoint]bool{}
 	for p := 0; p < maxPages; p++ {
 		txs, err := f.c.AddressTxs(ctx, f.addr, p*page, page, true)
 		if err != nil {
 			return nil, err
+		}
+		for _, tx := range txs {
+			for _, in := range tx.Vin {
+				if in.IsCoinBase() {
+					continue
+				}
+				h, err := chainhash.NewHashFromStr(in.Txid)
+				if err != nil {
+					return nil, fmt.Errorf("reading txid %q: %w", in.Txid, err)
+				}
+				spent[wire.OutPoint{Hash: *h, Index: in.Vout}] = true
+			}
 		}
 		for _, tx := range txs {
 			coinbase := len(tx.Vin) > 0 && tx.Vin[0].IsCoinBase()
@@ -174,6 +191,9 @@ func (f *Faucet) coins(ctx context.Context, sats int64, outputs int) ([]Coin, er
 					continue
 				}
 				op := wire.OutPoint{Hash: *h, Index: out.N}
+				if spent[op] {
+					continue
+				}
 				unspent, err := f.c.TxOut(ctx, op, true)
 				if err != nil {
 					return nil, err
