@@ -6,8 +6,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/url"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -370,4 +373,58 @@ func json2uint(t *testing.T, v any) uint64 {
 	n, err := strconv.ParseUint(fmt.Sprint(v), 10, 64)
 	require.NoError(t, err)
 	return n
+}
+
+// TestBTCNodeDownDelaysOnlyBTC: with btcd stopped, a withdraw on ETH is
+// paid and answered, and a pay on BTC is still refused at once (status=0:
+// its refusal needs no node); a topup on BTC waits, and once btcd is back
+// its watch begins and a deposit to it is announced 2 then 1 and credited.
+func TestBTCNodeDownDelaysOnlyBTC(t *testing.T) {
+	b := loadBTC(t)
+	st := b.st
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	root := repoRoot(t)
+	stack := func(cmd string) {
+		out, err := exec.Command(filepath.Join(root, "scripts", "stack.sh"), cmd).CombinedOutput()
+		require.NoError(t, err, "stack.sh %s:\n%s", cmd, out)
+	}
+	var once sync.Once
+	restart := func() { once.Do(func() { stack("start-btcd") }) }
+	t.Cleanup(restart)
+	addr := b.derivedAddresses(t, ctx, 2)
+	wresp := st.Collect(t, withdrawResp, "queue_id")
+	presp := st.Collect(t, "pay.auto.return.queue", "queue_id")
+	tresp := st.Collect(t, topupResp, "address")
+	stack("stop-btcd")
+
+	paid, refused := stacktest.RandomID("it-btc-down-eth-"), stacktest.RandomID("it-btc-down-pay-")
+	st.Publish(t, withdrawKey, chainWithdrawBody(paid, hotWallet(t, st), stacktest.RandomAddress(), "0.5", "ETH", "USDT"), true)
+	st.Publish(t, "pay.auto.routing.key", []byte(fmt.Sprintf(
+		`{"queue_id":%q,"from_address":%q,"to_address":%q,"amount":0.1,"chain":"BTC","symbol":"BTC","order_id":"o-1","timestamp":%d}`,
+		refused, addr[0], addr[1], time.Now().Unix())), true)
+	st.Publish(t, topupKey, []byte(fmt.Sprintf(`{"chain":"BTC","symbol":"BTC","address":%q,"timestamp":%d}`, addr[0],
+		time.Now().Unix())), true)
+	require.Equal(t, "1", status(wresp.Wait(t, paid, 1, responseWait)[0]), "ETH is paid while btcd is down")
+	got := presp.Wait(t, refused, 1, responseWait)[0]
+	require.Equal(t, "0", status(got))
+	require.Contains(t, fmt.Sprint(got.Body["error"]), "payments on BTC are not served yet")
+	watched := btc.NewWatched(st.DB(t), "BTC")
+	ok, err := watched.IsWatched(ctx, addr[0])
+	require.NoError(t, err)
+	require.False(t, ok, "the watch begins at the node's head: it waits for btcd")
+
+	restart()
+	require.Eventually(t, func() bool {
+		ok, err := watched.IsWatched(ctx, addr[0])
+		return err == nil && ok
+	}, 2*time.Minute, 200*time.Millisecond, "the topup is watched once btcd is back")
+	tx, err := b.faucet.Pay(ctx, addr[0], 2_500_000)
+	require.NoError(t, err)
+	deps := tresp.Wait(t, addr[0], 2, 3*time.Minute)
+	require.Equal(t, []string{"2", "1"}, []string{status(deps[0]), status(deps[1])})
+	for _, d := range deps {
+		require.Equal(t, tx.TxHash().String(), d.Body["tx_hash"])
+		require.Equal(t, "0.025", fmt.Sprint(d.Body["amount"]))
+	}
 }
