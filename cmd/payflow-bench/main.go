@@ -46,7 +46,7 @@ var (
 	nWatch    = flag.Int("watch", 1_000_000, "watched addresses")
 	nPost     = flag.Int("postings", 20000, "ledger postings (group commit and, unless -quick, one transaction per posting)")
 	nTx       = flag.Int("txs", 10000, "broadcaster transactions (at least 10,000 unless -quick)")
-	only      = flag.String("only", "", "comma list of phases: payments,two-chains,baseline,floor,deposits,ledger,broadcast,tracker,failover (payments includes two-chains)")
+	only      = flag.String("only", "", "comma list of phases: payments,two-chains,flat,baseline,floor,deposits,ledger,broadcast,tracker,failover (payments includes two-chains; flat is payflow's flat-out run alone)")
 	phaseFlag = flag.String("phase", "", "internal: run one phase in this process and print JSON")
 	// temporalMetricsFlag overrides where Temporal's own metrics are read.
 	temporalMetricsFlag = flag.String("temporal-metrics", "", "the Temporal dev server's /metrics URL (default: port in .dev/pids/temporal.metrics-port, else 8234)")
@@ -133,7 +133,7 @@ func main() {
 	one, _ := payChains(st, false)
 	var flat, base paymentRun
 	wantTwo := want("payments") || want("two-chains")
-	if wantTwo {
+	if wantTwo || want("flat") {
 		flat = benchPayments(ctx, st, *nPay, 0, false, one)
 		fmt.Printf("  payflow flat out: %.1f payments/s, %s Temporal persistence requests\n", flat.perSec(), flat.persistence.measured(flat.n))
 		took("payflow flat out")
@@ -168,6 +168,10 @@ func main() {
 		rows = append(rows, r...)
 		printRows(r)
 	}
+	if want("flat") && !wantTwo {
+		rows = append(rows, exactlyOnce("payments", flat))
+		printRows(rows[len(rows)-1:])
+	}
 	if wantTwo {
 		if !want("payments") { // -only two-chains: still check the one-chain run
 			twoRows = append([]result{exactlyOnce("payments", flat)}, twoRows...)
@@ -176,13 +180,9 @@ func main() {
 		printRows(twoRows)
 	}
 	if want("floor") {
-		shaped, rate := benchFloor(ctx, st, *nPay, false)
-		bare, _ := benchFloor(ctx, st, *nPay, true)
-		if flat.n > 0 && rate > 0 {
-			shaped.Note += fmt.Sprintf("; payflow's flat-out run of this invocation: %.1f payments/s, %.2f× this floor",
-				flat.perSec(), flat.perSec()/rate)
-		}
-		r := []result{shaped, bare}
+		shaped := benchFloor(ctx, st, *nPay, false)
+		bare := benchFloor(ctx, st, *nPay, true)
+		r := append([]result{shaped.row, bare.row}, floorRows(flat, shaped, st.TemporalNamespace)...)
 		rows = append(rows, r...)
 		printRows(r)
 		took("Temporal floor")
