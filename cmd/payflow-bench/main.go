@@ -47,6 +47,7 @@ var (
 	nPost     = flag.Int("postings", 20000, "ledger postings (group commit and, unless -quick, one transaction per posting)")
 	nTx       = flag.Int("txs", 10000, "broadcaster transactions (at least 10,000 unless -quick)")
 	only      = flag.String("only", "", "comma list of phases: payments,two-chains,flat,baseline,floor,deposits,ledger,broadcast,tracker,failover (payments includes two-chains; flat is payflow's flat-out run alone)")
+	ageN      = flag.Int("age", 0, "aged payments to load into the ledger and the chain before the payment phases, after a flat-out run on the stack as it was (aging.go)")
 	phaseFlag = flag.String("phase", "", "internal: run one phase in this process and print JSON")
 	// temporalMetricsFlag overrides where Temporal's own metrics are read.
 	temporalMetricsFlag = flag.String("temporal-metrics", "", "the Temporal dev server's /metrics URL (default: port in .dev/pids/temporal.metrics-port, else 8234)")
@@ -131,12 +132,30 @@ func main() {
 	// Then the same flat-out figure over two chains, then payflow at a
 	// fixed rate (one chain).
 	one, _ := payChains(st, false)
-	var flat, base paymentRun
+	var flat, base, fresh paymentRun
 	wantTwo := want("payments") || want("two-chains")
+	if *ageN > 0 {
+		// The same flat-out run before the load, for the aged one to be
+		// compared with in this invocation.
+		if wantTwo || want("flat") {
+			fresh = benchPayments(ctx, st, *nPay, 0, false, one)
+			fmt.Printf("  payflow flat out before aging: %.1f payments/s\n", fresh.perSec())
+			took("payflow flat out, before aging")
+		}
+		r := ageStack(ctx, st, *ageN).row()
+		rows = append(rows, r)
+		printRows([]result{r})
+		took("aging")
+	}
 	if wantTwo || want("flat") {
 		flat = benchPayments(ctx, st, *nPay, 0, false, one)
 		fmt.Printf("  payflow flat out: %.1f payments/s, %s Temporal persistence requests\n", flat.perSec(), flat.persistence.measured(flat.n))
 		took("payflow flat out")
+		if fresh.n > 0 {
+			r := agingRows(fresh, flat, *ageN)
+			rows = append(rows, r...)
+			printRows(r)
+		}
 	}
 	if want("baseline") {
 		base = benchPayments(ctx, st, *nBaseline, 0, true, one)
