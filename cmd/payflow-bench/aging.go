@@ -33,23 +33,26 @@ import (
 //
 //   - the ledger: per payment, through the ledger's and the outbox's own
 //     APIs, a reservation of 0.01 USDT on one of the dev wallets (hot,
-//     user-1..3) released with its answer (status 0) recorded in the same
-//     transaction and marked published, as a payment refused after its
-//     reservation leaves them: reservations, journal rows and outbox rows
-//     grow, and no balance moves (reconciliation stays matched);
-//   - the chain: N USDT transfers of one unit each to N new addresses, from a
-//     fresh wallet the faucet funds, batchTransfer calls of agingPerTx
-//     transfers (a block holds about ten of them): the token's state and the
-//     chain's blocks and logs grow as N transfers make them grow, in about
-//     N/2,000 blocks.
+//     user-1..3), released, its answer (status 0) recorded and marked
+//     published, as a payment refused after its reservation leaves them:
+//     reservations, journal rows and outbox rows grow, and no balance moves
+//     (reconciliation stays matched);
+//   - the chain: N USDT transfers of one unit each, from a fresh wallet the
+//     faucet funds, in batchTransfer calls that fill the blocks: N Transfer
+//     logs in the blocks, to N/10 new holders (a new holder costs the dev
+//     chain some 127,000 gas, a known one a few thousand: N new holders
+//     would take a block per 450 of them), in a few dozen blocks for
+//     100,000.
 //
 // Not loaded: Temporal's history (the floor measures Temporal), and the
 // chain store's signed and tracked transactions (their rows belong to
 // payflow's own wallets and nonces, which only payflow's signer signs for).
 const (
-	agingPerTx    = 200 // transfers per batchTransfer transaction
-	agingWriters  = 64  // concurrent ledger writers
-	agingSendBulk = 50  // raw transactions per JSON-RPC batch
+	agingWriters  = 128        // concurrent ledger writers
+	agingSendBulk = 50         // raw transactions per JSON-RPC batch
+	agingTxGas    = 15_000_000 // a batchTransfer's gas, under the dev chain's cap per transaction
+	agingNewGas   = 135_000    // gas of a transfer to a new holder (some 127,000 on the dev chain)
+	agingMaxPerTx = 1_500      // transfers per batchTransfer: 64 bytes each, under the pool's 128 KiB per transaction
 )
 
 // agingResult is what a load did.
@@ -69,8 +72,8 @@ func (r agingResult) row() result {
 		Measured: fmt.Sprintf("ledger %d in %.0f s, chain %d transfers in %.0f s", r.ledgerPayments, r.ledgerTook.Seconds(),
 			r.chainTransfers, r.chainTook.Seconds()),
 		Target: "—", Verdict: "-",
-		Note: fmt.Sprintf("ledger: reservation, release and answer (published) per payment; chain: batchTransfer of %d per transaction, blocks %d..%d (%d)",
-			agingPerTx, r.fromBlock, r.toBlk, r.blocks)}
+		Note: fmt.Sprintf("ledger: reservation, release and answer (published) per payment; chain: batchTransfers filling blocks %d..%d (%d), a tenth of the transfers to new holders",
+			r.fromBlock, r.toBlk, r.blocks)}
 	if r.firstErr != "" {
 		res.Verdict, res.Note = "FAIL (aging)", res.Note+"; first error: "+r.firstErr
 	}
@@ -145,10 +148,14 @@ func ageLedger(ctx context.Context, st *stacktest.Stack, n int) (int64, error) {
 				Amount: amount.Decimal, WorkflowID: key, Recipient: to}); err != nil {
 				return err
 			}
-			if _, err := led.CloseWith(ctx, key, "", ledger.OpRelease, nil, func(ctx context.Context, tx *sql.Tx) error {
-				_, err := answers.Record(ctx, tx, answer)
+			// Released through the wallet's group commit (many at a time),
+			// the answer recorded and then published: the rows a payment
+			// refused after its reservation leaves, written faster than in
+			// one transaction each on four wallets' rows.
+			if _, err := led.Release(ctx, key); err != nil {
 				return err
-			}); err != nil {
+			}
+			if _, err := out.Record(ctx, answer); err != nil {
 				return err
 			}
 			_, err := out.Publish(ctx, protocol.FlowWithdraw, answer.MessageID)
@@ -180,7 +187,6 @@ func ageChain(ctx context.Context, st *stacktest.Stack, n int) (transfers int, f
 		return 0, 0, 0, err
 	}
 	from := crypto.PubkeyToAddress(key.PublicKey)
-	txs := (n + agingPerTx - 1) / agingPerTx
 	if err := fund(ctx, st, eth, from, new(big.Int).Mul(big.NewInt(20), big.NewInt(1e18)), big.NewInt(int64(n))); err != nil {
 		return 0, 0, 0, fmt.Errorf("funding the aging wallet: %w", err)
 	}
@@ -200,69 +206,110 @@ func ageChain(ctx context.Context, st *stacktest.Stack, n int) (transfers int, f
 	// Full blocks raise the base fee by an eighth each: the cap leaves room
 	// for the whole load (the dev chain's base fee starts at a few wei).
 	feeCap := new(big.Int).Add(new(big.Int).Mul(head.BaseFee, big.NewInt(1000)), big.NewInt(1e9))
-	batch := func(i int) ([]byte, int, error) {
-		k := min(agingPerTx, n-i*agingPerTx)
-		to := make([]common.Address, k)
-		values := make([]*big.Int, k)
-		for j := range to {
-			to[j] = common.HexToAddress(stacktest.RandomAddress())
+	// Recipients: transfer t goes to holder t mod N/10. The first round's
+	// transfers create the holders (at agingNewGas each); the second's move
+	// to known ones, at the gas the node estimates for its first batch.
+	holders := make([]common.Address, max(1, n/10))
+	for j := range holders {
+		holders[j] = common.HexToAddress(stacktest.RandomAddress())
+	}
+	pack := func(to []common.Address) ([]byte, error) {
+		values := make([]*big.Int, len(to))
+		for j := range values {
 			values[j] = big.NewInt(1)
 		}
-		data, err := tokenABI.Pack("batchTransfer", to, values)
-		return data, k, err
+		return tokenABI.Pack("batchTransfer", to, values)
 	}
-	first, _, err := batch(0)
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	gas, err := eth.EstimateGas(ctx, ethereum.CallMsg{From: from, To: &tokenAddr, Data: first})
-	if err != nil {
-		return 0, 0, 0, fmt.Errorf("estimating a batchTransfer: %w", err)
-	}
-	gas = gas * 5 / 4
-	var raws []hexutil.Bytes
-	for i := 0; i < txs; i++ {
-		data, k, err := batch(i)
-		if err != nil {
-			return 0, 0, 0, err
+	nonce := uint64(0)
+	// send signs one batchTransfer per batch, sends them in JSON-RPC
+	// batches and waits until the wallet's nonce says all are mined.
+	send := func(batches [][]common.Address, gas uint64) error {
+		var raws []hexutil.Bytes
+		for _, to := range batches {
+			data, err := pack(to)
+			if err != nil {
+				return err
+			}
+			g := gas
+			if g == 0 {
+				g = 60_000 + uint64(len(to))*agingNewGas
+			}
+			tx, err := types.SignNewTx(key, signer, &types.DynamicFeeTx{ChainID: chainID, Nonce: nonce, GasTipCap: tip,
+				GasFeeCap: feeCap, Gas: g, To: &tokenAddr, Data: data})
+			if err != nil {
+				return err
+			}
+			raw, err := tx.MarshalBinary()
+			if err != nil {
+				return err
+			}
+			raws = append(raws, raw)
+			nonce++
+			transfers += len(to)
 		}
-		tx, err := types.SignNewTx(key, signer, &types.DynamicFeeTx{ChainID: chainID, Nonce: uint64(i), GasTipCap: tip,
-			GasFeeCap: feeCap, Gas: gas, To: &tokenAddr, Data: data})
-		if err != nil {
-			return 0, 0, 0, err
-		}
-		raw, err := tx.MarshalBinary()
-		if err != nil {
-			return 0, 0, 0, err
-		}
-		raws = append(raws, raw)
-		transfers += k
-	}
-	for lo := 0; lo < len(raws); lo += agingSendBulk {
-		hi := min(lo+agingSendBulk, len(raws))
-		elems := make([]rpc.BatchElem, hi-lo)
-		for j := range elems {
-			elems[j] = rpc.BatchElem{Method: "eth_sendRawTransaction", Args: []any{raws[lo+j]}, Result: new(common.Hash)}
-		}
-		if err := rc.BatchCallContext(ctx, elems); err != nil {
-			return 0, 0, 0, fmt.Errorf("sending aging transactions: %w", err)
-		}
-		for _, e := range elems {
-			if e.Error != nil {
-				return 0, 0, 0, fmt.Errorf("sending an aging transaction: %w", e.Error)
+		for lo := 0; lo < len(raws); lo += agingSendBulk {
+			hi := min(lo+agingSendBulk, len(raws))
+			elems := make([]rpc.BatchElem, hi-lo)
+			for j := range elems {
+				elems[j] = rpc.BatchElem{Method: "eth_sendRawTransaction", Args: []any{raws[lo+j]}, Result: new(common.Hash)}
+			}
+			if err := rc.BatchCallContext(ctx, elems); err != nil {
+				return fmt.Errorf("sending aging transactions: %w", err)
+			}
+			for _, e := range elems {
+				if e.Error != nil {
+					return fmt.Errorf("sending an aging transaction: %w", e.Error)
+				}
 			}
 		}
+		deadline := time.Now().Add(5*time.Minute + time.Duration(len(raws))*time.Second)
+		for {
+			mined, err := eth.NonceAt(ctx, from, nil)
+			if err == nil && mined >= nonce {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("aging transactions not mined in time: nonce %d of %d", mined, nonce)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
 	}
-	deadline := time.Now().Add(10*time.Minute + time.Duration(txs)*time.Second)
-	for {
-		nonce, err := eth.NonceAt(ctx, from, nil)
-		if err == nil && nonce >= uint64(txs) {
-			break
+	var round1 [][]common.Address
+	perNew := int((agingTxGas - 60_000) / agingNewGas)
+	for lo := 0; lo < len(holders); lo += perNew {
+		round1 = append(round1, holders[lo:min(lo+perNew, len(holders))])
+	}
+	if err := send(round1, 0); err != nil {
+		return transfers, fromBlock, 0, err
+	}
+	var known []common.Address
+	for t := len(holders); t < n; t++ {
+		known = append(known, holders[t%len(holders)])
+	}
+	if len(known) > 0 {
+		per, gas := min(agingMaxPerTx, len(known)), uint64(0)
+		for {
+			data, err := pack(known[:per])
+			if err != nil {
+				return transfers, fromBlock, 0, err
+			}
+			est, err := eth.EstimateGas(ctx, ethereum.CallMsg{From: from, To: &tokenAddr, Data: data})
+			if err == nil && est*5/4 <= agingTxGas {
+				gas = est * 5 / 4
+				break
+			}
+			if per == 1 {
+				return transfers, fromBlock, 0, fmt.Errorf("estimating a batchTransfer: %v", err)
+			}
+			per /= 2
 		}
-		if time.Now().After(deadline) {
-			return transfers, fromBlock, 0, fmt.Errorf("aging transactions not mined after %s: %d of %d", time.Until(deadline), nonce, txs)
+		var round2 [][]common.Address
+		for lo := 0; lo < len(known); lo += per {
+			round2 = append(round2, known[lo:min(lo+per, len(known))])
 		}
-		time.Sleep(time.Second)
+		if err := send(round2, gas); err != nil {
+			return transfers, fromBlock, 0, err
+		}
 	}
 	toBlock, err = eth.BlockNumber(ctx)
 	if err != nil {
@@ -300,5 +347,5 @@ func agingRows(fresh, aged paymentRun, n int) []result {
 	per := func(p paymentRun, kind string) float64 { return p.calls.sum(kind) / float64(max(p.n, 1)) }
 	return append(rows, r, result{Name: "payflow's own requests per payment, aged / before", Target: "(budget)", Verdict: "-",
 		Measured: fmt.Sprintf("%.1f / %.1f SQL, %.1f / %.1f RPC", per(aged, "sql"), per(fresh, "sql"), per(aged, "rpc"), per(fresh, "rpc")),
-		Note: fmt.Sprintf("payments/s %.1f / %.1f; after: %s", aged.perSec(), fresh.perSec(), aged.calls.perPayment(aged.n))})
+		Note:     fmt.Sprintf("payments/s %.1f / %.1f; after: %s", aged.perSec(), fresh.perSec(), aged.calls.perPayment(aged.n))})
 }
