@@ -252,7 +252,10 @@ func floorRows(flat paymentRun, f floorFigures, namespace string) []result {
 			flat.calls.sum("rpc")/float64(max(flat.n, 1)), f.calls.sum("rpc")/float64(fn)), Target: "(budget)", Verdict: "-",
 		Note: fmt.Sprintf("payflow: %s; during the floor (payflow's processes idle: its background per floor payment): %s; "+
 			"Temporal persistence requests per payment %.1f / %.1f", flat.calls.perPayment(flat.n), f.calls.perPayment(fn),
-			flat.persistence.perPayment(flat.n), f.persistence.perPayment(fn))})
+			flat.persistence.perPayment(flat.n), f.persistence.perPayment(fn))},
+		result{Name: "Temporal frontend RPCs per payment, payflow / Temporal floor", Measured: "-", Target: "(budget)", Verdict: "-",
+			Note: fmt.Sprintf("payflow: %s; floor: %s; from the dev server's /metrics (service_requests), whole batch, every client's",
+				flat.persistence.frontend(flat.n), f.persistence.frontend(fn))})
 	return rows
 }
 
