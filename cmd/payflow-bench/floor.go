@@ -255,7 +255,10 @@ func floorRows(flat paymentRun, f floorFigures, namespace string) []result {
 			flat.persistence.perPayment(flat.n), f.persistence.perPayment(fn))},
 		result{Name: "Temporal frontend RPCs per payment, payflow / Temporal floor", Measured: "-", Target: "(budget)", Verdict: "-",
 			Note: fmt.Sprintf("payflow: %s; floor: %s; from the dev server's /metrics (service_requests), whole batch, every client's",
-				flat.persistence.frontend(flat.n), f.persistence.frontend(fn))})
+				flat.persistence.frontend(flat.n), f.persistence.frontend(fn))},
+		result{Name: "Temporal persistence requests per payment, payflow / Temporal floor",
+			Measured: fmt.Sprintf("%.1f / %.1f", flat.persistence.perPayment(flat.n), f.persistence.perPayment(fn)), Target: "(budget)", Verdict: "-",
+			Note: fmt.Sprintf("payflow: %s; floor: %s", flat.persistence.split(namespace, flat.n), f.persistence.split(namespace, fn))})
 	return rows
 }
 
