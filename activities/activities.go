@@ -12,11 +12,14 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"payflow/answers"
+	"payflow/audit"
 	"payflow/chain"
 	"payflow/config"
 	"payflow/internal/metrics"
 	"payflow/ledger"
 	"payflow/protocol"
+	"payflow/risk/denylist"
+	"payflow/risk/holds"
 	"payflow/rmq"
 )
 
@@ -39,6 +42,9 @@ const (
 	// is not the money its reservation holds, or no key is held for the
 	// sender); its reason is the message. Nothing was signed or stored.
 	ErrTypeSignerRefused = "SignerRefused"
+	// ErrTypeRecipientBlocked: the recipient is on the deny list; nothing
+	// was reserved (BeginPayment) or signed (SignTransfer).
+	ErrTypeRecipientBlocked = "RecipientBlocked"
 )
 
 // Activities holds the dependencies of every activity. Registered once with
@@ -65,6 +71,15 @@ type Activities struct {
 	// Metrics counts payments, deposit notices and broadcasts, once each
 	// (nil: nothing is counted).
 	Metrics *metrics.Metrics
+	// Audit is the operator audit trail, where RecordApproval writes.
+	Audit *audit.Log
+	// History reads workflow histories (the Temporal client): whom
+	// Temporal says sent an approval (nil: the payload's By is taken).
+	History History
+	// Screen is the deny list payments and deposits are screened against
+	// (nil: none); Holds records the deposits it froze.
+	Screen *denylist.Screen
+	Holds  *holds.Store
 }
 
 func permanent(errType string, err error) error {

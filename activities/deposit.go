@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"payflow/chain"
-	"payflow/ledger"
 	"payflow/protocol"
 )
 
@@ -89,11 +88,29 @@ type CreditInput struct {
 	TxHash                 string
 	LogIndex               uint
 	WorkflowID             string
+	// From is the transfer's sender ("" in runs from before it was
+	// passed): screened against the deny list (when Screened), and a cold
+	// wallet's side is booked too (bookFromCold).
+	From string `json:",omitempty"`
+	// Screened: the deposit's notices were screened (runs from before the
+	// deny list are not: their sender is not looked up).
+	Screened bool `json:",omitempty"`
+	// Risk is what the deposit's first notice said (ScreenSender): set, the
+	// deposit is held whatever the list says now.
+	Risk string `json:",omitempty"`
 }
 
-// CreditDeposit credits the ledger once per (chain, tx_hash, log_index).
-func (a *Activities) CreditDeposit(ctx context.Context, in CreditInput) error {
-	_, err := a.Ledger.Credit(ctx, ledger.CreditInput{Chain: in.Chain, Address: in.Address, Symbol: in.Symbol,
-		Amount: in.Amount.Decimal, TxHash: in.TxHash, LogIndex: in.LogIndex, Reference: in.WorkflowID})
-	return classify(err)
+// CreditDeposit credits the ledger once per (chain, tx_hash, log_index). A
+// deposit whose sender is on the deny list (or was, when its first notice
+// went out: Risk) is credited held, in the same database transaction, and
+// recorded in Holds; the result then says why. How a deposit was first
+// credited stands on every retry. A transfer from one of the chain's cold
+// wallets (an operator's refill of the hot tier) is booked on the cold side
+// too (bookFromCold).
+func (a *Activities) CreditDeposit(ctx context.Context, in CreditInput) (CreditResult, error) {
+	res, err := a.creditDeposit(ctx, in)
+	if err != nil {
+		return res, err
+	}
+	return res, a.bookFromCold(ctx, in)
 }

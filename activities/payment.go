@@ -9,10 +9,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shopspring/decimal"
 	"go.temporal.io/sdk/activity"
 
 	"payflow/answers"
 	"payflow/chain"
+	"payflow/internal/metrics"
 	"payflow/ledger"
 	"payflow/protocol"
 )
@@ -121,6 +123,9 @@ type BeginInput struct {
 	ReserveInput
 	// AnswerID is the outbox message id of the payment's one answer.
 	AnswerID string
+	// ApprovalThreshold is the payment's approval threshold ("" none): a
+	// payment above it is counted as held for approval.
+	ApprovalThreshold string `json:",omitempty"`
 }
 
 // BeginResult is either the answer a payment already decided, or the wallet
@@ -131,6 +136,30 @@ type BeginResult struct {
 	// sent, and the stored answer is the only one there will ever be.
 	Answer        *protocol.PaymentResponse `json:",omitempty"`
 	PayingAddress string
+	// Velocity is set when the payment is over a velocity limit of its
+	// asset: it waits for an operator's approval. (A result recorded by
+	// an older worker has none.)
+	Velocity *Velocity `json:",omitempty"`
+}
+
+// Velocity is a payment's verdict over a velocity limit: what its paying
+// wallet would send and its recipient receive of the asset in 24 h with it,
+// and the limits (in the asset's units; "" where there is none).
+type Velocity struct {
+	Wallet, Recipient           string
+	OverWallet, OverRecipient   bool
+	WalletTotal, RecipientTotal string
+	WalletLimit, RecipientLimit string
+}
+
+// AboveThreshold says whether amount is strictly above threshold ("" or
+// not a decimal: no threshold).
+func AboveThreshold(amount protocol.Amount, threshold string) bool {
+	if threshold == "" {
+		return false
+	}
+	limit, err := decimal.NewFromString(threshold)
+	return err == nil && amount.GreaterThan(limit)
 }
 
 // BeginPayment is a payment's first step and its gate: a payment whose answer
@@ -146,11 +175,58 @@ func (a *Activities) BeginPayment(ctx context.Context, in BeginInput) (BeginResu
 			"status", answer.Status)
 		return BeginResult{Answer: answer}, nil
 	}
+	if err := a.screenBeforeReserving(ctx, in.ReserveInput); err != nil {
+		return BeginResult{}, err
+	}
 	r, err := a.ReserveFunds(ctx, in.ReserveInput)
 	if err != nil {
 		return BeginResult{}, err
 	}
-	return BeginResult{PayingAddress: r.PayingAddress}, nil
+	v, err := a.decideVelocity(ctx, in)
+	if err != nil {
+		return BeginResult{}, err
+	}
+	return BeginResult{PayingAddress: r.PayingAddress, Velocity: v}, nil
+}
+
+// decideVelocity decides once whether the payment's held reservation fits
+// its asset's velocity limits (ledger.DecideVelocity; a replay keeps the
+// verdict) and returns the verdict when it is over. Every payment's
+// decision is stored, limits or not: the signer checks it, and a limit set
+// later counts the payments before it. A first decision counts the
+// payment's reasons to wait for approval.
+func (a *Activities) decideVelocity(ctx context.Context, in BeginInput) (*Velocity, error) {
+	asset, _ := a.Assets.Asset(in.Symbol)
+	wl, rl := asset.VelocityLimits()
+	d, err := a.Ledger.DecideVelocity(ctx, in.Key, ledger.VelocityLimits{Wallet: wl, Recipient: rl})
+	if err != nil {
+		return nil, classify(err)
+	}
+	if !d.Replayed {
+		if AboveThreshold(in.Amount, in.ApprovalThreshold) {
+			a.Metrics.Held(a.Chain, metrics.HeldThreshold)
+		}
+		if d.OverWallet {
+			a.Metrics.Held(a.Chain, metrics.HeldVelocityWallet)
+		}
+		if d.OverRecipient {
+			a.Metrics.Held(a.Chain, metrics.HeldVelocityRecipient)
+		}
+	}
+	if !d.Over() {
+		return nil, nil
+	}
+	v := &Velocity{Wallet: d.Wallet, Recipient: d.Recipient, OverWallet: d.OverWallet, OverRecipient: d.OverRecipient,
+		WalletTotal: d.WalletSum.Add(d.Amount).String(), RecipientTotal: d.RecipientSum.Add(d.Amount).String()}
+	if d.WalletLimit.Sign() > 0 {
+		v.WalletLimit = d.WalletLimit.String()
+	}
+	if d.RecipientLimit.Sign() > 0 {
+		v.RecipientLimit = d.RecipientLimit.String()
+	}
+	activity.GetLogger(ctx).Info("payment over a velocity limit; it waits for approval", "workflow_id", in.Key,
+		"address", d.Wallet, "over_wallet", d.OverWallet, "over_recipient", d.OverRecipient)
+	return v, nil
 }
 
 // recordedAnswer returns the payment answer stored under id, or nil.
@@ -321,6 +397,11 @@ type TransferResult struct {
 func (a *Activities) SignTransfer(ctx context.Context, in TransferInput) (TransferResult, error) {
 	if r, ok, err := a.storedTransfer(ctx, in.WorkflowID, in.Step, in.Guard); err != nil || ok {
 		return r, err
+	}
+	// Listed since it was reserved (while it waited for approval, say):
+	// refused here, and the payment releases its reservation.
+	if err := a.screenRecipient(ctx, in.Guard, in.To); err != nil {
+		return TransferResult{}, err
 	}
 	asset, ok := a.Assets.Asset(in.Symbol)
 	if !ok {

@@ -134,7 +134,14 @@ type SweepReserveInput struct {
 	Threshold protocol.Amount
 	// Collection is the wallet the sweep pays (its plan's): the
 	// reservation names it as its recipient. "": the one PlanSweep names.
+	// For a treasury sweep, the cold address.
 	Collection string `json:",omitempty"`
+	// Treasury makes this a treasury sweep: Address is a hot or collection
+	// wallet and what its hot tier holds above the asset's hot_ceiling (or
+	// Ceiling, when positive) is reserved for the cold address (see
+	// reserveTreasury). Threshold is then ignored.
+	Treasury bool            `json:",omitempty"`
+	Ceiling  protocol.Amount `json:",omitempty"`
 }
 
 // SweepReserveResult says what was reserved.
@@ -176,7 +183,9 @@ func (a *Activities) sweepThreshold(symbol string, override protocol.Amount) (de
 // the symbol's sweep threshold (sweepThreshold); otherwise it reserves nothing. Only a deposit wallet payflow
 // holds the key of can be swept (ErrTypeUnknownWallet). The reservation
 // names the collection wallet as its recipient. A repeat returns the
-// reservation already made under Key, whatever the balance is now.
+// reservation already made under Key, whatever the balance is now. With
+// Treasury set it reserves a hot tier's excess for the cold address
+// instead (reserveTreasury).
 func (a *Activities) ReserveSweep(ctx context.Context, in SweepReserveInput) (SweepReserveResult, error) {
 	if r, err := a.Ledger.GetReservation(ctx, in.Key); err == nil {
 		if r.State != "held" {
@@ -188,6 +197,9 @@ func (a *Activities) ReserveSweep(ctx context.Context, in SweepReserveInput) (Sw
 		return SweepReserveResult{Reserved: true, Amount: protocol.NewAmount(r.Amount)}, nil
 	} else if !errors.Is(err, ledger.ErrReservationNotFound) {
 		return SweepReserveResult{}, err
+	}
+	if in.Treasury {
+		return a.reserveTreasury(ctx, in)
 	}
 	w, err := a.Wallets.Get(ctx, a.Chain, in.Address)
 	if errors.Is(err, ledger.ErrWalletNotFound) || (err == nil && (!w.HasKey || w.Kind != ledger.KindDeposit)) {

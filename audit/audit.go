@@ -3,7 +3,8 @@
 // or return a held deposit, change the deny list, migrate wallets) is
 // recorded append-only with who acted, why, when and what it changed.
 //
-// Package audit owns the operator_audit table; others call Record and List.
+// Package audit owns the operator_audit table; others call Record, List and
+// Approved.
 // The table's triggers refuse UPDATE and DELETE, so a record, once written,
 // stays as written.
 package audit
@@ -140,6 +141,24 @@ func (l *Log) Record(ctx context.Context, e Entry) (Entry, error) {
 		return l.one(ctx, "record_key=?", e.Key)
 	}
 	return l.one(ctx, "id=LAST_INSERT_ID()")
+}
+
+// Approved says whether an approval of the payment (its workflow id) is
+// recorded by the payment's own workflow (source temporal, action
+// payment.approve, done): the approval payflow-signer asks for before it
+// signs a held payment. A record made by payflowctl alone is an operator's
+// intent, not the workflow's receipt of it, and does not count.
+func (l *Log) Approved(ctx context.Context, payment string) (bool, error) {
+	if payment == "" {
+		return false, nil
+	}
+	var n int
+	err := l.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM operator_audit WHERE payment=? AND action=? AND source=? AND outcome=?",
+		payment, ActionApprove, SourceTemporal, OutcomeDone).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("looking for an approval of %s in the audit trail: %w", payment, err)
+	}
+	return n > 0, nil
 }
 
 // Filter selects records for List; zero fields select all.

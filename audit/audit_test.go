@@ -80,3 +80,30 @@ func TestRecordsCannotBeChangedOrDeleted(t *testing.T) {
 	_, err = db.ExecContext(ctx, "DELETE FROM operator_audit WHERE id=?", e.ID)
 	require.ErrorContains(t, err, "append-only")
 }
+
+// TestApprovedNeedsTheWorkflowsOwnRecord: only an approval the payment's
+// workflow recorded (source temporal) counts; payflowctl's own record of
+// the command, a rejection, or another payment's approval do not.
+func TestApprovedNeedsTheWorkflowsOwnRecord(t *testing.T) {
+	ctx := context.Background()
+	l, _ := trail(t)
+	approved := func(p string) bool {
+		t.Helper()
+		ok, err := l.Approved(ctx, p)
+		require.NoError(t, err)
+		return ok
+	}
+	require.False(t, approved("withdraw-q3"))
+	_, err := l.Record(ctx, audit.Entry{Actor: "alice", Source: audit.SourceCLI, Action: audit.ActionApprove, Subject: "withdraw-q3",
+		Payment: "withdraw-q3", Reason: "ok"})
+	require.NoError(t, err)
+	_, err = l.Record(ctx, audit.Entry{Actor: "bob", Source: audit.SourceTemporal, Action: audit.ActionReject, Subject: "withdraw-q3",
+		Payment: "withdraw-q3", Reason: "no"})
+	require.NoError(t, err)
+	_, err = l.Record(ctx, audit.Entry{Actor: "carol", Source: audit.SourceTemporal, Action: audit.ActionApprove, Subject: "withdraw-q4",
+		Payment: "withdraw-q4", Reason: "ok"})
+	require.NoError(t, err)
+	require.False(t, approved("withdraw-q3"))
+	require.True(t, approved("withdraw-q4"))
+	require.False(t, approved(""))
+}

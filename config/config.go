@@ -113,6 +113,8 @@ type ETHConfig struct {
 	// chains map): its approval_threshold, sweep_threshold and dust, as
 	// every token states its own in tokens. Symbol defaults to ETH.
 	Native *NativeCoin `json:"native,omitempty"`
+	// ColdAddress is the seed shape's chains.<name>.cold_address.
+	ColdAddress string `json:"cold_address,omitempty"`
 }
 
 // Token is one ERC20 payflow moves.
@@ -127,6 +129,14 @@ type Token struct {
 	// SweepThreshold: deposit wallets holding more than this of the token
 	// are swept to the collection wallet, in the token's units. Required.
 	SweepThreshold string `json:"sweep_threshold,omitempty"`
+	// VelocityWallet24h and VelocityRecipient24h bound what one wallet
+	// sends, and what one recipient receives, of the token in a rolling
+	// 24 h, in the token's units: a withdraw or pay that would go above
+	// either waits for an operator's approval. Empty = no limit.
+	VelocityWallet24h    string `json:"velocity_wallet_24h,omitempty"`
+	VelocityRecipient24h string `json:"velocity_recipient_24h,omitempty"`
+	// HotCeiling and HotFloor bound the hot tier (see TreasuryTier).
+	Treasury
 }
 
 // DustLimit returns Dust as a decimal (zero when unset or invalid; Validate
@@ -153,6 +163,45 @@ type NativeCoin struct {
 	// SweepThreshold: deposit wallets holding more than this of the native
 	// coin are swept to the collection wallet, in the coin's units. Required.
 	SweepThreshold string `json:"sweep_threshold,omitempty"`
+	// VelocityWallet24h and VelocityRecipient24h are the native coin's
+	// velocity limits, in the coin's units (see Token). Empty = no limit.
+	VelocityWallet24h    string `json:"velocity_wallet_24h,omitempty"`
+	VelocityRecipient24h string `json:"velocity_recipient_24h,omitempty"`
+	// HotCeiling and HotFloor bound the hot tier (see TreasuryTier).
+	Treasury
+}
+
+// Treasury is one asset's hot tier bounds, in the asset's units; both are
+// optional. The hot tier of a chain and asset is what its hot wallets and
+// its collection wallet (the wallets that pay) hold available in the
+// ledger. Above HotCeiling the excess is swept to the chain's cold_address;
+// below HotFloor an alert asks an operator to refill the tier from cold.
+type Treasury struct {
+	// HotCeiling: a hot tier holding more is swept down to it. Empty: never
+	// swept. Setting it requires the chain's cold_address.
+	HotCeiling string `json:"hot_ceiling,omitempty"`
+	// HotFloor: a hot tier holding less raises PayflowHotWalletBelowFloor.
+	// Empty: no alert. Below HotCeiling when both are set.
+	HotFloor string `json:"hot_floor,omitempty"`
+}
+
+// Ceiling returns HotCeiling as a decimal; ok is false when it is unset or
+// invalid (Validate refuses an invalid one).
+func (t Treasury) Ceiling() (decimal.Decimal, bool) { return positive(t.HotCeiling) }
+
+// Floor returns HotFloor as a decimal; ok is false when it is unset or
+// invalid (Validate refuses an invalid one).
+func (t Treasury) Floor() (decimal.Decimal, bool) { return positive(t.HotFloor) }
+
+func positive(s string) (decimal.Decimal, bool) {
+	if s == "" {
+		return decimal.Decimal{}, false
+	}
+	d, err := decimal.NewFromString(s)
+	if err != nil || d.Sign() <= 0 {
+		return decimal.Decimal{}, false
+	}
+	return d, true
 }
 
 // ChainConfig is one EVM chain payflow serves: its node, its assets and its
@@ -172,6 +221,11 @@ type ChainConfig struct {
 	CollectionAddress string `json:"collection_address,omitempty"`
 	// GasAddress pays the gas top-ups of sweeps ("" = any gas wallet).
 	GasAddress string `json:"gas_address,omitempty"`
+	// ColdAddress is the chain's cold wallet: a wallet whose key payflow
+	// does not hold (watch-only, kind cold), where the hot tier's excess
+	// above an asset's hot_ceiling is swept. Required when any asset of
+	// the chain has a hot_ceiling.
+	ColdAddress string `json:"cold_address,omitempty"`
 	// SweepThreshold is refused when set: one number for all the chain's
 	// assets means something different in each. Every token and the native
 	// coin state their own (Token.SweepThreshold, NativeCoin.SweepThreshold).
@@ -190,10 +244,31 @@ type Asset struct {
 	// ApprovalThreshold and SweepThreshold are the asset's own (see Token).
 	ApprovalThreshold string
 	SweepThreshold    string
+	// VelocityWallet24h and VelocityRecipient24h are the asset's velocity
+	// limits ("" = none; see Token).
+	VelocityWallet24h    string
+	VelocityRecipient24h string
+	// Treasury is the asset's hot tier bounds (HotCeiling, HotFloor).
+	Treasury
 }
 
 // DustLimit returns Dust as a decimal (zero when unset).
 func (a Asset) DustLimit() decimal.Decimal { return Token{Dust: a.Dust}.DustLimit() }
+
+// VelocityLimits returns the asset's velocity limits per wallet and per
+// recipient; a zero value is no limit (Validate refuses a set limit that
+// is not a positive decimal).
+func (a Asset) VelocityLimits() (wallet, recipient decimal.Decimal) {
+	wallet, _ = positive(a.VelocityWallet24h)
+	recipient, _ = positive(a.VelocityRecipient24h)
+	return wallet, recipient
+}
+
+// HasVelocityLimit says whether the asset has a velocity limit of either kind.
+func (a Asset) HasVelocityLimit() bool {
+	w, r := a.VelocityLimits()
+	return w.Sign() > 0 || r.Sign() > 0
+}
 
 // Asset returns the token or native coin named symbol (any case).
 func (c ChainConfig) Asset(symbol string) (Asset, bool) {
@@ -203,14 +278,16 @@ func (c ChainConfig) Asset(symbol string) (Asset, bool) {
 	}
 	if s == strings.ToUpper(c.Native.Symbol) {
 		return Asset{Symbol: s, Native: true, Decimals: NativeDecimals, Dust: c.Native.Dust,
-			ApprovalThreshold: c.Native.ApprovalThreshold, SweepThreshold: c.Native.SweepThreshold}, true
+			ApprovalThreshold: c.Native.ApprovalThreshold, SweepThreshold: c.Native.SweepThreshold, Treasury: c.Native.Treasury,
+			VelocityWallet24h: c.Native.VelocityWallet24h, VelocityRecipient24h: c.Native.VelocityRecipient24h}, true
 	}
 	t, ok := c.Tokens[s]
 	if !ok {
 		return Asset{}, false
 	}
 	return Asset{Symbol: s, Address: strings.ToLower(t.Address), Decimals: t.Decimals, Dust: t.Dust,
-		ApprovalThreshold: t.ApprovalThreshold, SweepThreshold: t.SweepThreshold}, true
+		ApprovalThreshold: t.ApprovalThreshold, SweepThreshold: t.SweepThreshold, Treasury: t.Treasury,
+		VelocityWallet24h: t.VelocityWallet24h, VelocityRecipient24h: t.VelocityRecipient24h}, true
 }
 
 // Symbols lists the chain's tokens and its native coin, sorted.
@@ -447,6 +524,17 @@ type Config struct {
 	// and the HD account's xpub (public; the worker derives deposit
 	// addresses from it).
 	Custody CustodyConfig `json:"custody"`
+	// Risk is screening: the deny list.
+	Risk RiskConfig `json:"risk"`
+}
+
+// RiskConfig configures screening.
+type RiskConfig struct {
+	// DenyList is the path of the deny list file (package risk/denylist):
+	// payments to a listed address are refused, deposits from one are
+	// held. The worker and payflow-signer read it at start and again when
+	// it changes. Empty: no list.
+	DenyList string `json:"deny_list,omitempty"`
 }
 
 // SignerConfig locates payflow-signer.
@@ -497,6 +585,7 @@ const (
 	EnvAPIToken          = "PAYFLOW_API_TOKEN"
 	EnvMetricsAddr       = "PAYFLOW_METRICS_ADDR"
 	EnvSignerSocket      = "PAYFLOW_SIGNER_SOCKET"
+	EnvDenyList          = "PAYFLOW_DENY_LIST"
 )
 
 // Env variables of the Temporal connection (documented with the others).
@@ -586,6 +675,7 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 	sec(EnvMySQLDSN, &c.ETH.DB.DSN)
 	str(EnvTemporalAddress, &c.Temporal.Address)
 	str(EnvTemporalNamespace, &c.Temporal.Namespace)
+	str(EnvDenyList, &c.Risk.DenyList)
 	sec(EnvTemporalAPIKey, &c.Temporal.APIKey)
 	var tls TemporalTLS
 	if c.Temporal.TLS != nil {
@@ -670,7 +760,7 @@ func (c *Config) ResolveChains() {
 		c.Chains = map[string]ChainConfig{strings.ToUpper(c.ETH.Chain): {
 			ChainID: c.ETH.ChainID, RPCURL: c.ETH.RPCURL, WSURL: c.ETH.WSURL, ConfirmHeight: c.ETH.ConfirmHeight,
 			MaxFeeGwei: c.ETH.MaxFeeGwei, Native: native, Tokens: c.Tokens,
-			CollectionAddress: c.Payment.CollectionAddress,
+			CollectionAddress: c.Payment.CollectionAddress, ColdAddress: c.ETH.ColdAddress,
 		}}
 	}
 	out := make(map[string]ChainConfig, len(c.Chains))
@@ -884,6 +974,7 @@ func (c Config) validateChain(name string, ch ChainConfig) []error {
 	}
 	if ch.Native.Symbol != "" {
 		errs = append(errs, assetAmounts(field, "native", ch.Native.ApprovalThreshold, ch.Native.SweepThreshold)...)
+		errs = append(errs, velocityLimits(field, "native", ch.Native.VelocityWallet24h, ch.Native.VelocityRecipient24h)...)
 	}
 	if len(ch.Tokens) == 0 && ch.Native.Symbol == "" {
 		bad("tokens", "must list at least one token, or native.symbol name the native coin")
@@ -907,21 +998,74 @@ func (c Config) validateChain(name string, ch ChainConfig) []error {
 			}
 		}
 		errs = append(errs, assetAmounts(field, f, t.ApprovalThreshold, t.SweepThreshold)...)
+		errs = append(errs, velocityLimits(field, f, t.VelocityWallet24h, t.VelocityRecipient24h)...)
 		if t.Decimals < 0 || t.Decimals > MaxDecimals {
 			// The ledger keeps 18 decimal places: more would be rounded
 			// silently, and the ledger would disagree with the chain.
 			bad(f+".decimals", "%d: must be 0 to %d (the ledger keeps %d decimal places)", t.Decimals, MaxDecimals, MaxDecimals)
 		}
 	}
-	for f, addr := range map[string]string{"collection_address": ch.CollectionAddress, "gas_address": ch.GasAddress} {
+	for f, addr := range map[string]string{"collection_address": ch.CollectionAddress, "gas_address": ch.GasAddress,
+		"cold_address": ch.ColdAddress} {
 		if addr != "" && !protocol.IsAddress(addr) {
 			bad(f, "%q is not a 0x address", addr)
 		}
 	}
+	errs = append(errs, c.validateTreasury(name, ch, field)...)
 	if ch.SweepThreshold != "" {
 		bad("sweep_threshold", "%q is one number for all the chain's assets, and an amount means something different in each: "+
 			"remove it and set %s instead, each in its asset's units",
 			ch.SweepThreshold, strings.Join(c.assetFields([]string{name}, "sweep_threshold"), ", "))
+	}
+	return errs
+}
+
+// validateTreasury checks the chain's hot tier bounds: each asset's
+// hot_ceiling and hot_floor, when set, are positive decimals, the floor
+// below the ceiling; a chain with any ceiling names its cold_address, which
+// is none of the chain's paying or gas wallets.
+func (c Config) validateTreasury(name string, ch ChainConfig, field func(string) string) []error {
+	var errs []error
+	bad := func(f, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s "+format, append([]any{ErrInvalid, field(f)}, args...)...))
+	}
+	type asset struct {
+		f, symbol string
+		t         Treasury
+	}
+	var assets []asset
+	if ch.Native.Symbol != "" {
+		assets = append(assets, asset{"native", ch.Native.Symbol, ch.Native.Treasury})
+	}
+	for _, sym := range sortedKeys(ch.Tokens) {
+		assets = append(assets, asset{"tokens." + sym, sym, ch.Tokens[sym].Treasury})
+	}
+	var ceilings []string
+	for _, a := range assets {
+		ceiling, okC := a.t.Ceiling()
+		floor, okF := a.t.Floor()
+		if a.t.HotCeiling != "" && !okC {
+			bad(a.f+".hot_ceiling", "%q of %s on %s must be a positive decimal, in %s", a.t.HotCeiling, a.symbol, name, a.symbol)
+		}
+		if a.t.HotFloor != "" && !okF {
+			bad(a.f+".hot_floor", "%q of %s on %s must be a positive decimal, in %s", a.t.HotFloor, a.symbol, name, a.symbol)
+		}
+		if okC && okF && !floor.LessThan(ceiling) {
+			bad(a.f+".hot_floor", "%s of %s on %s must be below its hot_ceiling %s", a.t.HotFloor, a.symbol, name, a.t.HotCeiling)
+		}
+		if a.t.HotCeiling != "" {
+			ceilings = append(ceilings, field(a.f+".hot_ceiling"))
+		}
+	}
+	if len(ceilings) > 0 && ch.ColdAddress == "" {
+		bad("cold_address", "is required: %s sweep the hot tier's excess to the chain's cold address", strings.Join(ceilings, ", "))
+	}
+	if ch.ColdAddress != "" {
+		for f, addr := range map[string]string{"collection_address": ch.CollectionAddress, "gas_address": ch.GasAddress} {
+			if strings.EqualFold(addr, ch.ColdAddress) {
+				bad("cold_address", "is the chain's %s too: the cold wallet's key is never held by payflow", f)
+			}
+		}
 	}
 	return errs
 }
@@ -940,6 +1084,22 @@ func assetAmounts(field func(string) string, asset, approval, sweep string) []er
 		}
 		if d, err := decimal.NewFromString(s.v); err != nil || d.Sign() <= 0 {
 			errs = append(errs, fmt.Errorf("%w: %s %q must be a positive decimal", ErrInvalid, f, s.v))
+		}
+	}
+	return errs
+}
+
+// velocityLimits checks one asset's optional velocity limits: when set,
+// positive decimals.
+func velocityLimits(field func(string) string, asset, wallet, recipient string) []error {
+	var errs []error
+	for _, s := range []struct{ name, v string }{{"velocity_wallet_24h", wallet}, {"velocity_recipient_24h", recipient}} {
+		if s.v == "" {
+			continue
+		}
+		if d, err := decimal.NewFromString(s.v); err != nil || d.Sign() <= 0 {
+			errs = append(errs, fmt.Errorf("%w: %s %q must be a positive decimal in the asset's units, or empty for no limit",
+				ErrInvalid, field(asset+"."+s.name), s.v))
 		}
 	}
 	return errs

@@ -344,6 +344,16 @@ func TestEveryAssetStatesItsOwnAmounts(t *testing.T) {
 		{name: "seed shape shared payment.approval_threshold", base: seedShape,
 			edits: []string{`"sign_key"`, `"payment": {"approval_threshold": "50000"}, "sign_key"`},
 			want:  []string{"set eth_config.native.approval_threshold, tokens.USDT.approval_threshold instead"}},
+		{name: "velocity limits accepted", base: chainsShape,
+			edits: []string{`"approval_threshold": "20000", "sweep_threshold": "500"`,
+				`"approval_threshold": "20000", "sweep_threshold": "500", "velocity_wallet_24h": "100000", "velocity_recipient_24h": "2500.5"`}},
+		{name: "velocity limits not positive decimals", base: chainsShape,
+			edits: []string{`"approval_threshold": "20000", "sweep_threshold": "500"`,
+				`"approval_threshold": "20000", "sweep_threshold": "500", "velocity_wallet_24h": "0", "velocity_recipient_24h": "lots"`,
+				`"symbol": "eth", "approval_threshold": "10"`, `"symbol": "eth", "velocity_wallet_24h": "-5", "approval_threshold": "10"`},
+			want: []string{`chains.BSC.tokens.USDT.velocity_wallet_24h "0" must be a positive decimal`,
+				`chains.BSC.tokens.USDT.velocity_recipient_24h "lots" must be a positive decimal`,
+				`chains.ETH.native.velocity_wallet_24h "-5" must be a positive decimal`}},
 		{name: "eth_config.native beside chains", base: chainsShape,
 			edits: []string{`"eth_config": {`, `"eth_config": {"native": {"approval_threshold": "1", "sweep_threshold": "1"}, `},
 			want:  []string{"eth_config.native describes the native coin of the seed shape only"}},
@@ -422,5 +432,24 @@ func TestTemporalAPIKeyNeedsTLS(t *testing.T) {
 	t.Setenv(EnvTemporalAPIKey, "key-from-env")
 	if _, err := Load(write(t, seedShape)); err == nil || !strings.Contains(err.Error(), "needs temporal.tls") {
 		t.Fatalf("an API key over plaintext accepted: %v", err)
+	}
+}
+
+func TestAssetVelocityLimits(t *testing.T) {
+	body := strings.Replace(chainsShape, `"symbol": "BNB", "dust": "0.001",`,
+		`"symbol": "BNB", "dust": "0.001", "velocity_wallet_24h": "75", "velocity_recipient_24h": "12.5",`, 1)
+	cfg, err := Load(write(t, body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bsc, _ := cfg.Chain("BSC")
+	bnb, _ := bsc.Asset("BNB")
+	w, r := bnb.VelocityLimits()
+	if w.String() != "75" || r.String() != "12.5" || !bnb.HasVelocityLimit() {
+		t.Fatalf("BNB limits = %s, %s", w, r)
+	}
+	usdt, _ := bsc.Asset("USDT")
+	if w, r := usdt.VelocityLimits(); !w.IsZero() || !r.IsZero() || usdt.HasVelocityLimit() {
+		t.Fatalf("USDT has no limits, got %s, %s", w, r)
 	}
 }

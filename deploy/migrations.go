@@ -9,3 +9,10 @@ import "embed"
 //
 //go:embed migrations/*.sql
 var Migrations embed.FS
+
+// DenyListSample is the deny list the dev stack starts from (`payflowctl
+// devstack` copies it to .dev/deny-list.txt): a few made-up addresses,
+// marked as examples.
+//
+//go:embed risk/deny-list.sample.txt
+var DenyListSample []byte

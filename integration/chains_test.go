@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -51,10 +52,12 @@ type devChain struct {
 	FaucetKey  string   `json:"faucet_private_key"`
 	Collection string   `json:"collection_address"`
 	Managed    []string `json:"managed_wallets"`
+	Cold       string   `json:"cold_address"`
 }
 
-// devChains reads every chain of stack.json, sorted by name; the test needs
-// at least two.
+// devChains reads every EVM chain of stack.json (those with an
+// eth_rpc_url: chains.BTC is of another family), sorted by name; the test
+// needs at least two.
 func devChains(t *testing.T) []*devChain {
 	t.Helper()
 	p, err := stacktest.Path()
@@ -76,12 +79,16 @@ func devChains(t *testing.T) []*devChain {
 	}
 	var out []*devChain
 	for name, c := range st.Chains {
+		if c.RPCURL == "" {
+			continue
+		}
 		c.Name = name
 		out = append(out, c)
 	}
-	if out[0].Name > out[1].Name {
-		out[0], out[1] = out[1], out[0]
+	if len(out) < 2 {
+		t.Fatalf("stack.json lists %d EVM chains; the dev stack runs two", len(out))
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 

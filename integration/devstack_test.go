@@ -41,6 +41,7 @@ func TestDevStackChains(t *testing.T) {
 	if st.ETHRPCURL != first.ETHRPCURL || st.ETHWSURL != first.ETHWSURL || st.ChainID != first.ChainID ||
 		st.Confirmations != first.Confirmations || st.FaucetPrivateKey != first.FaucetPrivateKey ||
 		st.CollectionAddress != first.CollectionAddress || !slices.Equal(st.ManagedWallets, first.ManagedWallets) ||
+		st.ColdAddress != first.ColdAddress ||
 		!maps.Equal(st.Tokens, first.Tokens) {
 		t.Errorf("stack.json's top-level chain fields do not describe chains.ETH")
 	}
@@ -52,7 +53,7 @@ func TestDevStackChains(t *testing.T) {
 	db := st.DB(t)
 	ids := map[int64]string{}
 	nodes := map[string]string{}
-	for _, name := range slices.Sorted(maps.Keys(st.Chains)) {
+	for _, name := range st.EVMChains() {
 		c := st.Chains[name]
 		eth := stacktest.ChainEth(t, c)
 		id, err := eth.ChainID(ctx)
@@ -105,6 +106,15 @@ func TestDevStackChains(t *testing.T) {
 		if !slices.Contains(c.ManagedWallets, c.CollectionAddress) {
 			t.Errorf("%s's collection address %s is not a managed wallet", name, c.CollectionAddress)
 		}
+		// The cold address: the worker registered it watch-only; payflow
+		// holds no key for it.
+		var kind, holder string
+		if err := db.QueryRow("SELECT kind, key_holder FROM wallets WHERE chain=? AND address=?", name,
+			strings.ToLower(c.ColdAddress)).Scan(&kind, &holder); err != nil || kind != "cold" || holder != "none" ||
+			slices.Contains(c.ManagedWallets, c.ColdAddress) {
+			t.Errorf("%s's cold address %q: kind %q, key holder %q (%v); want a watch-only cold wallet, none of the dev wallets",
+				name, c.ColdAddress, kind, holder, err)
+		}
 	}
 	devLedgerMatchesChains(t, st)
 }
@@ -118,7 +128,7 @@ func devLedgerMatchesChains(t *testing.T, st *stacktest.Stack) {
 	t.Helper()
 	ctx := context.Background()
 	db := st.DB(t)
-	for _, name := range slices.Sorted(maps.Keys(st.Chains)) {
+	for _, name := range st.EVMChains() {
 		c := st.Chains[name]
 		eth := stacktest.ChainEth(t, c)
 		for _, w := range c.ManagedWallets {

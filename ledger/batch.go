@@ -67,10 +67,12 @@ const (
 	kindReserve
 	kindClose
 	kindCloseSpent
+	kindCreditHeld
 )
 
 // posting is one queued call of Credit, Reverse (the credit's wallet and
-// amount in credit), Reserve, Close (Settle, Release) or CloseSpent.
+// amount in credit), Reserve, Close (Settle, Release), CloseSpent or
+// CreditHeld (the credit in credit, the hold in reserve).
 type posting struct {
 	ctx     context.Context // the caller's: its values reach the hook
 	k       walletKey       // the wallet it moves
@@ -281,7 +283,7 @@ func lockBalance(ctx context.Context, tx *sql.Tx, k walletKey) (Balance, error) 
 // reservation, whose key is its queue_id's row).
 func (p *posting) idemKey() string {
 	switch p.kind {
-	case kindCredit:
+	case kindCredit, kindCreditHeld:
 		return CreditKey(p.credit.Chain, p.credit.TxHash, p.credit.LogIndex)
 	case kindReverse:
 		return reverseKey(p.credit.Chain, p.credit.TxHash, p.credit.LogIndex)
@@ -428,6 +430,25 @@ func (bt *batchTx) apply(i int, p *posting) (outcome, error) {
 			recipient: nullable(in.Recipient), amount: in.Amount})
 		return bt.post(i, entry{idem: "reserve:" + in.QueueID, op: OpReserve, amount: decimal.Zero, w: w,
 			after: Balance{Available: w.bal.Available.Sub(in.Amount), Held: w.bal.Held.Add(in.Amount)}, reference: in.QueueID}), nil
+
+	case kindCreditHeld:
+		// The credit and its hold, or neither. A credit posted before is
+		// a replay whatever it was: a deposit credited free stays free,
+		// one credited held stays held (its reservation tells).
+		in, idem := p.credit, p.idemKey()
+		if bt.posted(idem) {
+			return bt.replayed(i, idem, w), nil
+		}
+		credited := Balance{Available: w.bal.Available.Add(in.Amount), Held: w.bal.Held}
+		bt.post(i, entry{idem: idem, op: OpCredit, amount: in.Amount, w: w, after: credited, reference: in.Reference,
+			txHash: in.TxHash, logIndex: &in.LogIndex})
+		h := p.reserve
+		bt.resv[fold(h.QueueID)] = &reservation{chain: h.Chain, address: h.Address, symbol: h.Symbol, state: "held", amount: h.Amount}
+		bt.newRes = append(bt.newRes, newReservation{k: p.k, queueID: h.QueueID, workflowID: h.WorkflowID,
+			recipient: nullable(h.Recipient), amount: h.Amount})
+		o := bt.post(i, entry{idem: "reserve:" + h.QueueID, op: OpReserve, amount: decimal.Zero, w: w,
+			after: Balance{Available: credited.Available.Sub(h.Amount), Held: credited.Held.Add(h.Amount)}, reference: h.QueueID})
+		return o, nil
 
 	case kindClose, kindCloseSpent:
 		return bt.close(i, p, w)
@@ -630,6 +651,15 @@ func (bt *batchTx) writeReservations() error {
 	if _, err := bt.tx.ExecContext(bt.ctx, q, append(append(sargs, hargs...), iargs...)...); err != nil {
 		return fmt.Errorf("closing reservations: %w", err)
 	}
+	var released []string
+	for _, c := range bt.closed {
+		if c.state == closedState[OpRelease] {
+			released = append(released, c.queueID)
+		}
+	}
+	if err := releaseVelocity(bt.ctx, bt.tx, released); err != nil {
+		return err
+	}
 	bt.closed = bt.closed[:0]
 	return nil
 }
@@ -662,7 +692,9 @@ func (bt *batchTx) insertJournal() error {
 		if !ok {
 			return fmt.Errorf("appending journal: no id returned for %s", e.idem)
 		}
-		bt.ids[bt.rowOf[j]] = id
+		if bt.ids[bt.rowOf[j]] == 0 { // a posting of two rows (CreditHeld) is known by its first
+			bt.ids[bt.rowOf[j]] = id
+		}
 	}
 	bt.rows, bt.rowOf = bt.rows[:0], bt.rowOf[:0]
 	return nil

@@ -107,8 +107,11 @@ func TestRegisterAndHandOver(t *testing.T) {
 	if bsc, err := w.Register(ctx, "BSC", ledger.KindHot, "hot", addr(1)); err != nil || bsc.Chain != "BSC" || bsc.KeyHolder != ledger.KeySigner {
 		t.Fatalf("Register on BSC = %+v, %v", bsc, err)
 	}
-	if _, err := w.Register(ctx, chainETH, "cold", "c", addr(2)); err == nil || !strings.Contains(err.Error(), "unknown wallet kind") {
-		t.Fatalf("Register of kind cold: %v", err)
+	if _, err := w.Register(ctx, chainETH, ledger.KindCold, "c", addr(2)); !errors.Is(err, ledger.ErrColdWallet) {
+		t.Fatalf("Register of kind cold: %v, want ErrColdWallet", err)
+	}
+	if _, err := w.Register(ctx, chainETH, "vault", "c", addr(2)); err == nil || !strings.Contains(err.Error(), "unknown wallet kind") {
+		t.Fatalf("Register of kind vault: %v", err)
 	}
 
 	// Two legacy wallets, one on each chain, and a watch-only one.
@@ -158,5 +161,79 @@ func TestRegisterAndHandOver(t *testing.T) {
 	}
 	if legacy, err := w.MasterKeyed(ctx); err != nil || len(legacy) != 0 {
 		t.Fatalf("MasterKeyed at the end = %+v, %v", legacy, err)
+	}
+}
+
+// TestRegisterHD: a wallet of any kind registered as the signer's HD child
+// keeps its index; registering it again is harmless; an index taken by
+// another address, or an address stored at another index, is refused; the
+// next HD deposit address comes after the registered indexes.
+func TestRegisterHD(t *testing.T) {
+	l, _ := newLedger(t)
+	w := ledger.NewWallets(l.DB(), nil)
+	const chain = "BTC"
+	coll := "sb1q" + strings.Repeat("c", 38)
+	hot := "sb1q" + strings.Repeat("h", 38)
+	got, err := w.RegisterHD(ctx, chain, ledger.KindCollection, "collection", coll, 0)
+	if err != nil || got.HDIndex == nil || *got.HDIndex != 0 || got.Kind != ledger.KindCollection || got.KeyHolder != "signer" {
+		t.Fatalf("RegisterHD: %+v, %v", got, err)
+	}
+	if again, err := w.RegisterHD(ctx, chain, ledger.KindCollection, "collection", coll, 0); err != nil || again.Address != got.Address || *again.HDIndex != 0 {
+		t.Fatalf("again: %+v, %v", again, err)
+	}
+	if _, err := w.RegisterHD(ctx, chain, ledger.KindHot, "hot", hot, 0); err == nil {
+		t.Fatal("index 0 taken by another address: accepted")
+	}
+	if _, err := w.RegisterHD(ctx, chain, ledger.KindCollection, "collection", coll, 1); err == nil {
+		t.Fatal("an address stored at index 0 registered at 1: accepted")
+	}
+	if _, err := w.RegisterHD(ctx, chain, ledger.KindHot, "hot", hot, 1); err != nil {
+		t.Fatal(err)
+	}
+	next, err := w.NextHD(ctx, chain, "", func(i uint32) (string, error) { return fmt.Sprintf("sb1q%038d", i), nil })
+	if err != nil || *next.HDIndex != 2 {
+		t.Fatalf("NextHD after 0 and 1: %+v, %v", next, err)
+	}
+}
+
+// TestRegisterColdIsWatchOnly: a chain's cold address is registered as a
+// watch-only wallet of kind cold, again without change; no key can be given
+// to it afterwards (Register, Store, HandOver), and an address that already
+// is another wallet of the chain is not made cold.
+func TestRegisterColdIsWatchOnly(t *testing.T) {
+	_, db := newLedger(t)
+	master := make([]byte, 32)
+	_, _ = rand.Read(master)
+	sealer, err := ledger.NewKeySealer(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := ledger.NewWallets(db, sealer)
+	cold, err := w.RegisterCold(ctx, chainETH, strings.ToUpper(addr(7)))
+	if err != nil || cold.Address != addr(7) || cold.Kind != ledger.KindCold || cold.KeyHolder != ledger.KeyNone || cold.HasKey {
+		t.Fatalf("RegisterCold = %+v, %v", cold, err)
+	}
+	if again, err := w.RegisterCold(ctx, chainETH, addr(7)); err != nil || again != cold {
+		t.Fatalf("RegisterCold again = %+v, %v", again, err)
+	}
+	if _, err := w.Register(ctx, chainETH, ledger.KindHot, "hot", addr(7)); !errors.Is(err, ledger.ErrColdWallet) {
+		t.Errorf("Register over the cold wallet: %v, want ErrColdWallet", err)
+	}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	if _, err := w.Store(ctx, chainETH, ledger.KindHot, "hot", addr(7), key); !errors.Is(err, ledger.ErrColdWallet) {
+		t.Errorf("Store over the cold wallet: %v, want ErrColdWallet", err)
+	}
+	if err := w.HandOver(ctx, chainETH, addr(7)); !errors.Is(err, ledger.ErrColdWallet) {
+		t.Errorf("HandOver of the cold wallet: %v, want ErrColdWallet", err)
+	}
+	if got, err := w.Get(ctx, chainETH, addr(7)); err != nil || got != cold {
+		t.Errorf("the cold wallet became %+v, %v", got, err)
+	}
+	if _, err := w.Register(ctx, chainETH, ledger.KindHot, "hot", addr(8)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.RegisterCold(ctx, chainETH, addr(8)); !errors.Is(err, ledger.ErrColdWallet) {
+		t.Errorf("RegisterCold of the hot wallet: %v, want ErrColdWallet", err)
 	}
 }

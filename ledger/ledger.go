@@ -43,6 +43,9 @@ var (
 	ErrCreditNotFound = errors.New("credit not found")
 	// ErrWalletNotFound: no wallet of that chain and address.
 	ErrWalletNotFound = errors.New("wallet not found")
+	// ErrColdWallet: a cold wallet's key would be given to payflow, or an
+	// address payflow may hold the key of would become a cold wallet.
+	ErrColdWallet = errors.New("cold wallets are watch-only")
 	// ErrBadAmount: an amount to post is not above zero, or a spend is below
 	// zero.
 	ErrBadAmount = errors.New("amount must be > 0")

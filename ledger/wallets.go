@@ -25,6 +25,10 @@ const (
 	KindHot WalletKind = "hot"
 	// KindGas tops deposit wallets up with the native coin their sweeps pay gas with.
 	KindGas WalletKind = "gas"
+	// KindCold is a chain's cold wallet: the hot tier's excess is swept to
+	// it. payflow never holds its key (key_holder none: watch-only); it is
+	// booked and reconciled like every managed wallet.
+	KindCold WalletKind = "cold"
 )
 
 // Wallet is a wallet row without its key.
@@ -73,6 +77,9 @@ func (w *Wallets) Store(ctx context.Context, chain string, kind WalletKind, labe
 		return Wallet{}, errors.New("importing a wallet needs the master key")
 	}
 	addr := norm(address)
+	if wl, err := w.Get(ctx, chain, addr); err == nil && wl.Kind == KindCold {
+		return Wallet{}, fmt.Errorf("%s is %s's cold wallet, whose key payflow must not hold: %w", addr, chain, ErrColdWallet)
+	}
 	sealed, err := w.sealer.Seal(addr, plain)
 	if err != nil {
 		return Wallet{}, err
@@ -265,6 +272,9 @@ func (w *Wallets) Register(ctx context.Context, chain string, kind WalletKind, l
 		return Wallet{}, err
 	}
 	addr := norm(address)
+	if wl, err := w.Get(ctx, chain, addr); err == nil && wl.Kind == KindCold {
+		return Wallet{}, fmt.Errorf("%s is %s's cold wallet, whose key payflow must not hold: %w", addr, chain, ErrColdWallet)
+	}
 	if _, err := w.db.ExecContext(ctx, `INSERT INTO wallets (chain, address, kind, label, key_holder) VALUES (?,?,?,?,'signer')
 		ON DUPLICATE KEY UPDATE key_holder = 'signer', enc_key = NULL`, chain, addr, string(kind), label); err != nil {
 		return Wallet{}, fmt.Errorf("registering wallet %s on %s: %w", addr, chain, err)
@@ -272,13 +282,68 @@ func (w *Wallets) Register(ctx context.Context, chain string, kind WalletKind, l
 	return w.Get(ctx, chain, addr)
 }
 
-// checkKind refuses a kind the wallets table does not know.
+// RegisterHD records a wallet of any kind whose key is the signer's HD
+// child at index (a Bitcoin wallet of the dev stack: its collection and hot
+// wallets too are children of the account). Registering it again keeps
+// the stored row; an address stored at another index, or an index taken by
+// another address, is an error.
+func (w *Wallets) RegisterHD(ctx context.Context, chain string, kind WalletKind, label, address string, index uint32) (Wallet, error) {
+	if err := checkKind(kind); err != nil {
+		return Wallet{}, err
+	}
+	addr := norm(address)
+	_, err := w.db.ExecContext(ctx, `INSERT INTO wallets (chain, address, kind, label, key_holder, hd_index)
+		VALUES (?,?,?,?,'signer',?)`, chain, addr, string(kind), label, index)
+	if err != nil && !sqlerr.IsDuplicateKey(err) {
+		return Wallet{}, fmt.Errorf("registering HD wallet %d of %s: %w", index, chain, err)
+	}
+	wl, gerr := w.Get(ctx, chain, addr)
+	if gerr != nil {
+		if err != nil {
+			return Wallet{}, fmt.Errorf("HD index %d of %s is another address's", index, chain)
+		}
+		return Wallet{}, gerr
+	}
+	if wl.HDIndex == nil || *wl.HDIndex != index {
+		return Wallet{}, fmt.Errorf("%s of %s is stored already, not as HD wallet %d", addr, chain, index)
+	}
+	return wl, nil
+}
+
+// checkKind refuses a kind the wallets table does not know, and the cold
+// kind, whose key payflow never holds (see RegisterCold).
 func checkKind(kind WalletKind) error {
 	switch kind {
 	case KindDeposit, KindCollection, KindHot, KindGas:
 		return nil
+	case KindCold:
+		return fmt.Errorf("a cold wallet's key is never held by payflow: it is registered watch-only from the chain's cold_address: %w",
+			ErrColdWallet)
 	}
 	return fmt.Errorf("unknown wallet kind %q: want deposit, collection, hot or gas", kind)
+}
+
+// RegisterCold records address as chain's cold wallet: kind cold,
+// watch-only (key_holder none), labelled "cold". Registering it again
+// changes nothing. An address that is already another wallet of the chain
+// (one payflow may hold the key of) is refused with ErrColdWallet: a cold
+// wallet's key is never payflow's. A chain may have several cold wallets
+// (one cold_address after another); each stays booked and reconciled.
+func (w *Wallets) RegisterCold(ctx context.Context, chain, address string) (Wallet, error) {
+	addr := norm(address)
+	if _, err := w.db.ExecContext(ctx, `INSERT IGNORE INTO wallets (chain, address, kind, label, key_holder)
+		VALUES (?,?,'cold','cold','none')`, chain, addr); err != nil {
+		return Wallet{}, fmt.Errorf("registering the cold wallet %s on %s: %w", addr, chain, err)
+	}
+	wl, err := w.Get(ctx, chain, addr)
+	if err != nil {
+		return Wallet{}, err
+	}
+	if wl.Kind != KindCold || wl.KeyHolder != KeyNone {
+		return Wallet{}, fmt.Errorf("%s is %s's %s wallet (key held by %s), not a cold wallet: %w", addr, chain, wl.Kind,
+			wl.KeyHolder, ErrColdWallet)
+	}
+	return wl, nil
 }
 
 // maxHDAttempts bounds NextHD's retries: each lost race means another
@@ -330,6 +395,9 @@ func (w *Wallets) NextHD(ctx context.Context, chain, label string, derive func(i
 // an unknown wallet is ErrWalletNotFound.
 func (w *Wallets) HandOver(ctx context.Context, chain, address string) error {
 	addr := norm(address)
+	if wl, err := w.Get(ctx, chain, addr); err == nil && wl.Kind == KindCold {
+		return fmt.Errorf("%s is %s's cold wallet, whose key payflow must not hold: %w", addr, chain, ErrColdWallet)
+	}
 	res, err := w.db.ExecContext(ctx, "UPDATE wallets SET key_holder='signer', enc_key=NULL WHERE chain=? AND address=?", chain, addr)
 	if err != nil {
 		return fmt.Errorf("handing %s on %s over to the signer: %w", addr, chain, err)

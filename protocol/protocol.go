@@ -160,6 +160,10 @@ type TopupResponse struct {
 	BlockNumber uint64 `json:"block_number"`
 	FromAddress string `json:"from_address"`
 	Error       string `json:"error,omitempty"`
+	// Risk says why screening froze the deposit ("sender 0x… is on the deny
+	// list (OFAC-SDN)"): credited, held, never swept until an operator
+	// releases or returns it. Omitted for a deposit that is not held.
+	Risk string `json:"risk,omitempty"`
 }
 
 // PaymentResponse is the single answer to a withdraw or pay request. OrderID is

@@ -20,6 +20,8 @@
 #   scripts/stack.sh stop-node eth|bsc        stop one chain's geth (tests of a node that is down)
 #   scripts/stack.sh start-node eth|bsc       start it again if it is not running
 #   scripts/stack.sh start-kms                build (if missing) and start local-kms if it is not running
+#   scripts/stack.sh start-btcd               build btcd (and payflowctl) if missing, start btcd and its miner
+#   scripts/stack.sh stop-btcd                stop btcd and its miner (its chain stays in .dev/btcd)
 #   scripts/stack.sh start-temporal           start Temporal only (TEMPORAL=cluster: with PostgreSQL)
 #   scripts/stack.sh stop-temporal            stop Temporal (and the cluster's PostgreSQL)
 #
@@ -62,6 +64,9 @@ TEMPORAL_METRICS_PORT=${PAYFLOW_TEMPORAL_METRICS_PORT:-8234}
 PROMETHEUS_PORT=${PAYFLOW_PROMETHEUS_PORT:-9090}
 KMS_PORT=${PAYFLOW_KMS_PORT:-8390}
 SIGNER_METRICS_PORT=${PAYFLOW_SIGNER_METRICS_PORT:-8384}
+# btcd, the Bitcoin simnet node: JSON-RPC over plain HTTP on loopback.
+BTC_RPC_PORT=${PAYFLOW_BTC_RPC_PORT:-18334}
+BTC_BLOCK_PERIOD=${PAYFLOW_BTC_BLOCK_PERIOD:-3}
 BLOCK_PERIOD=${PAYFLOW_BLOCK_PERIOD:-1}
 CONFIRMATIONS=${PAYFLOW_CONFIRMATIONS:-3}
 TEMPORAL_CLI_VERSION=v1.5.1
@@ -79,6 +84,10 @@ PG_BIN=/usr/lib/postgresql/15/bin
 # PAYFLOW_WORKERS runs that many worker processes (worker, worker-2, ...).
 WORKERS=${PAYFLOW_WORKERS:-1}
 LOCAL_KMS_VERSION=v0.0.0-20260228092603-2a5e92d09ab6
+# btcd is built from its own module (go install module@version): payflow's
+# go.mod holds the older btcd packages its client code uses, with which the
+# node's JSON-RPC is compatible.
+BTCD_VERSION=v0.26.2
 MYSQL_DSN="payflow:payflow@tcp(127.0.0.1:$MYSQL_PORT)/payflow?parseTime=true&loc=UTC&multiStatements=true&interpolateParams=true"
 # payflow-signer's socket: its directory is the signer's alone (0700).
 SIGNER_SOCKET=$DEV/signer/signer.sock
@@ -233,9 +242,34 @@ wait_kms() {
   fi
 }
 
+# build_btcd starts building btcd and btcctl into ./bin in the background,
+# if missing, and sets BTCD_BUILD to the build's pid; wait_btcd_build waits
+# for it. Like local-kms, it builds beside the other tools.
+BTCD_BUILD=
+build_btcd() {
+  mkdir -p "$BIN"
+  if [[ ! -x $BIN/btcd || ! -x $BIN/btcctl || ! -f $BIN/.btcd-$BTCD_VERSION ]]; then
+    step "btcd $BTCD_VERSION: building btcd and btcctl into ./bin in the background (first run only)"
+    (GOBIN=$BIN go_build btcd "$ROOT" install "github.com/btcsuite/btcd@$BTCD_VERSION" \
+      "github.com/btcsuite/btcd/cmd/btcctl@$BTCD_VERSION" &&
+      rm -f "$BIN"/.btcd-* && touch "$BIN/.btcd-$BTCD_VERSION") &
+    BTCD_BUILD=$!
+  else
+    step "btcd $BTCD_VERSION: built"
+  fi
+}
+
+wait_btcd_build() {
+  if [[ -n $BTCD_BUILD ]]; then
+    wait "$BTCD_BUILD" || die "btcd: its build in the background failed (see above)"
+    BTCD_BUILD=
+  fi
+}
+
 install_tools() {
   mkdir -p "$BIN"
   build_kms
+  build_btcd
   if [[ $(temporal_kind) == cluster ]]; then build_temporal_server; fi
   if [[ ! -x $BIN/temporal ]]; then
     step "Temporal CLI $TEMPORAL_CLI_VERSION: building into ./bin (first run only, several minutes)"
@@ -257,6 +291,7 @@ install_tools() {
   mv -f "$BIN/workers" "$BIN/payflow-worker" 2>/dev/null || true
   mv -f "$BIN/starter" "$BIN/payflow-starter" 2>/dev/null || true
   wait_kms
+  wait_btcd_build
 }
 
 start_mariadb() {
@@ -726,6 +761,107 @@ start_kms() {
   wait_for local-kms 30 port_open "$KMS_PORT"
 }
 
+# --- btcd: the Bitcoin dev node ---------------------------------------------
+#
+# simnet, not regtest: btcd deletes its regtest database at every start, so a
+# regtest chain survives neither a restart nor a SIGKILL; simnet is btcd's
+# other private network with the same dev rules (generate, minimum
+# difficulty, coinbase maturity 100) and keeps its chain (docs/bitcoin.md).
+
+BTCD_DIR=$DEV/btcd
+# At the first start btcd mines up to this height: segwit is a BIP9
+# deployment on simnet (voting windows of 100 blocks: active from block 300)
+# and coinbase outputs are spendable 100 blocks deep, so from here on the
+# faucet's P2WPKH coinbases can be spent.
+BTC_START_HEIGHT=432
+
+# btc_rpc method [params] calls btcd's JSON-RPC with the credentials in
+# .dev/btcd/curl.conf (never on a command line) and prints the result (a
+# number or a string; not for arrays or objects).
+btc_rpc() {
+  local out
+  out=$(curl -fsS -m 60 -K "$BTCD_DIR/curl.conf" -H 'content-type: text/plain' \
+    --data "{\"jsonrpc\":\"1.0\",\"id\":\"stack\",\"method\":\"$1\",\"params\":${2:-[]}}" \
+    "http://127.0.0.1:$BTC_RPC_PORT") || return 1
+  sed -n 's/.*"result":"\{0,1\}\([^,}"]*\).*/\1/p' <<<"$out"
+}
+
+# btcd_config writes btcd's config file and the credentials around it:
+# .dev/btcd/rpc-credentials (USER:PASSWORD, made once, read by devstack),
+# curl.conf (the same, for btc_rpc and the miner), btcctl.conf (for
+# `bin/btcctl -C .dev/btcd/btcctl.conf getblockcount`) and btcd.conf, all
+# 0600. The mining address is the faucet's, whose key devstack keeps in
+# secrets.json (payflowctl btc-faucet makes it on the first run).
+btcd_config() {
+  local creds=$BTCD_DIR/rpc-credentials user pass faucet
+  mkdir -p "$BTCD_DIR" "$LOGS/btcd"
+  chmod 700 "$BTCD_DIR"
+  if [[ ! -s $creds ]]; then
+    (umask 077; echo "payflow:$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')" >"$creds")
+  fi
+  IFS=: read -r user pass <"$creds"
+  faucet=$("$BIN/payflowctl" btc-faucet -dir "$DEV" -network simnet) || die "payflowctl btc-faucet failed"
+  (umask 077
+   printf 'user = "%s:%s"\n' "$user" "$pass" >"$BTCD_DIR/curl.conf"
+   printf 'simnet=1\nnotls=1\nrpcuser=%s\nrpcpass=%s\nrpcserver=127.0.0.1:%s\n' "$user" "$pass" "$BTC_RPC_PORT" >"$BTCD_DIR/btcctl.conf"
+   cat >"$BTCD_DIR/btcd.conf" <<CONF
+[Application Options]
+simnet=1
+datadir=$BTCD_DIR/data
+logdir=$LOGS/btcd
+txindex=1
+addrindex=1
+nolisten=1
+rpclisten=127.0.0.1:$BTC_RPC_PORT
+notls=1
+rpcuser=$user
+rpcpass=$pass
+miningaddr=$faucet
+CONF
+  )
+}
+
+# start_btcd starts btcd on simnet (see docs/bitcoin.md for the flags) and
+# its miner. At the first start it mines to BTC_START_HEIGHT.
+start_btcd() {
+  if running btcd; then step "btcd (Bitcoin simnet): running"; start_btc_miner; return; fi
+  if port_open "$BTC_RPC_PORT"; then
+    die "port $BTC_RPC_PORT is taken by another process; stop it or set PAYFLOW_BTC_RPC_PORT"
+  fi
+  btcd_config
+  step "btcd (Bitcoin simnet): starting, JSON-RPC on 127.0.0.1:$BTC_RPC_PORT, a block every ${BTC_BLOCK_PERIOD}s (data in $BTCD_DIR/data)"
+  nohup "$BIN/btcd" --configfile="$BTCD_DIR/btcd.conf" >>"$LOGS/btcd.log" 2>&1 &
+  echo $! >"$PIDS/btcd.pid"
+  wait_for btcd 120 btc_rpc getblockcount
+  local n
+  n=$(btc_rpc getblockcount)
+  if ((n < BTC_START_HEIGHT)); then
+    log "  mining $((BTC_START_HEIGHT - n)) blocks on simnet: segwit activates, the faucet's coinbases mature"
+    btc_rpc generate "[$((BTC_START_HEIGHT - n))]" >/dev/null || die "btcd refused to mine (log: $LOGS/btcd.log)"
+  fi
+  start_btc_miner
+}
+
+# start_btc_miner mines one simnet block every BTC_BLOCK_PERIOD seconds
+# (btcd's generate, to the faucet's address): a shell loop rather than a Go
+# helper, because it is one curl call in a loop, has nothing to build, and
+# outlives a restart of btcd (a call that fails while btcd is down is
+# retried at the next period). btcd's own --generate would mine flat out.
+start_btc_miner() {
+  if running btcd-miner; then return; fi
+  nohup bash -c 'while :; do
+      curl -fsS -m 30 -K "$0" -H "content-type: text/plain" \
+        --data "{\"jsonrpc\":\"1.0\",\"id\":\"miner\",\"method\":\"generate\",\"params\":[1]}" "$1" >/dev/null 2>&1
+      sleep "$2"
+    done' "$BTCD_DIR/curl.conf" "http://127.0.0.1:$BTC_RPC_PORT" "$BTC_BLOCK_PERIOD" >/dev/null 2>&1 &
+  echo $! >"$PIDS/btcd-miner.pid"
+}
+
+stop_btcd() {
+  stop_one btcd-miner
+  stop_one btcd
+}
+
 # workers prints the names of the worker processes: worker, then worker-2 to
 # worker-$PAYFLOW_WORKERS, and any other worker-N that has a pid file (one
 # started with a larger PAYFLOW_WORKERS, so down and status still see it).
@@ -818,10 +954,10 @@ start_signer() {
 
 up() {
   mkdir -p "$DEV" "$PIDS" "$LOGS"
-  STEPS=15
+  STEPS=17
   case $(temporal_kind) in
     dev) ;;
-    cluster) STEPS=17 ;;
+    cluster) STEPS=19 ;;
     *) die "TEMPORAL=$TEMPORAL: dev (the default) or cluster" ;;
   esac
   install_packages
@@ -832,6 +968,12 @@ up() {
   start_node eth
   start_node bsc
   start_kms
+  start_btcd
+  # devstack talks to the signer: a signer running an older build than
+  # ./bin's is restarted first.
+  if running signer && [[ "$(cat "$BIN/payflow-signer" "$DEV/config.json" 2>/dev/null | sha256sum | cut -d" " -f1)" != "$(cat "$PIDS/signer.sum" 2>/dev/null)" ]]; then
+    stop_one signer
+  fi
   if running signer; then step "payflow-signer: running"; else step "payflow-signer: starting on $SIGNER_SOCKET (metrics 127.0.0.1:$SIGNER_METRICS_PORT)"; fi
   start_signer
   step "dev data: migrations, test tokens, dev wallets and config on both chains (payflowctl devstack)"
@@ -850,7 +992,8 @@ up() {
     -confirmations "$CONFIRMATIONS" -http-addr "127.0.0.1:$HTTP_PORT" \
     -metrics-addr "127.0.0.1:$STARTER_METRICS_PORT" -prometheus-url "http://127.0.0.1:$PROMETHEUS_PORT" \
     -kms-endpoint "http://127.0.0.1:$KMS_PORT" -signer-socket "$SIGNER_SOCKET" \
-    -signer-metrics-addr "127.0.0.1:$SIGNER_METRICS_PORT" "${more_workers[@]}"
+    -signer-metrics-addr "127.0.0.1:$SIGNER_METRICS_PORT" \
+    -btc-rpc-url "http://127.0.0.1:$BTC_RPC_PORT" -btc-credentials "$BTCD_DIR/rpc-credentials" "${more_workers[@]}"
   # The signer reads the chains devstack wrote.
   stop_one signer
   start_signer
@@ -885,6 +1028,7 @@ down() {
   stop_one signer
   stop_one geth-bsc
   stop_one geth
+  stop_btcd
   stop_one kms
   stop_one temporal
   stop_one temporal-ui
@@ -921,7 +1065,7 @@ refresh() {
 status() {
   local n
   show() { if running "$1"; then echo "$1: running (pid $(cat "$PIDS/$1.pid"))"; else echo "$1: stopped"; fi; }
-  for n in mariadb rabbitmq temporal geth geth-bsc kms prometheus signer worker starter; do
+  for n in mariadb rabbitmq temporal geth geth-bsc btcd btcd-miner kms prometheus signer worker starter; do
     case $n in
       temporal) if [[ $(temporal_kind) == cluster ]]; then show postgres; show temporal-server; show temporal-ui; continue; fi ;;
       worker) for n in $(workers); do show "$n"; done; continue ;;
@@ -930,7 +1074,7 @@ status() {
   done
 }
 
-usage() { die "usage: $0 up|down|status|refresh|restart-payflow|start-payflow signer|worker|worker-N|starter|stop-payflow signer|worker|worker-N|starter|stop-node eth|bsc|start-node eth|bsc|start-kms|start-temporal|stop-temporal"; }
+usage() { die "usage: $0 up|down|status|refresh|restart-payflow|start-payflow signer|worker|worker-N|starter|stop-payflow signer|worker|worker-N|starter|stop-node eth|bsc|start-node eth|bsc|start-kms|start-btcd|stop-btcd|start-temporal|stop-temporal"; }
 
 case ${1:-} in
   up) up ;;
@@ -959,6 +1103,12 @@ case ${1:-} in
   stop-node) stop_node "${2:-}" ;;
   start-node) mkdir -p "$PIDS" "$LOGS"; start_node "${2:-}" ;;
   start-kms) mkdir -p "$PIDS" "$LOGS"; build_kms; wait_kms; start_kms ;;
+  # start-btcd: btcd alone (and payflowctl, which keeps the faucet's key).
+  start-btcd)
+    mkdir -p "$PIDS" "$LOGS"; build_btcd
+    go_build payflowctl "$ROOT" build -o "$BIN/payflowctl" ./cmd/payflowctl
+    wait_btcd_build; start_btcd ;;
+  stop-btcd) stop_btcd ;;
   # start-temporal: only Temporal (TEMPORAL=cluster: building the server and
   # starting PostgreSQL if needed); stop-temporal stops either kind.
   start-temporal)

@@ -21,6 +21,7 @@ import (
 
 	"payflow/activities"
 	"payflow/api"
+	"payflow/audit"
 	"payflow/chain/evm"
 	"payflow/chain/evm/family"
 	"payflow/chain/evm/send"
@@ -33,6 +34,8 @@ import (
 	"payflow/internal/app"
 	"payflow/internal/metrics"
 	"payflow/ledger"
+	"payflow/risk/denylist"
+	"payflow/risk/holds"
 	"payflow/rmq"
 	"payflow/workflows"
 )
@@ -69,6 +72,23 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Screening: the deny list, reloaded when its file changes (or on
+	// SIGHUP) until the worker stops; the held deposits' gauges.
+	deny, err := denylist.Open(cfg.Risk.DenyList, log)
+	if err != nil {
+		return fmt.Errorf("risk.deny_list: %w", err)
+	}
+	heldDeposits := holds.New(db)
+	for _, c := range append(deny.Collectors(), holds.NewCollector(heldDeposits)) {
+		if err := m.Register(c); err != nil {
+			return err
+		}
+	}
+	var screening sync.WaitGroup
+	sctx, stopScreening := context.WithCancel(ctx)
+	screening.Go(func() { deny.Run(sctx) })
+	defer screening.Wait()
+	defer stopScreening()
 	refuse := refuseChain(log, m)
 	// One node client per chain. Dialling an HTTP endpoint does not connect:
 	// a chain whose node is down delays only that chain (serveChain waits),
@@ -146,7 +166,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	host, _ := os.Hostname()
 	holder := fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano())
 	shared := chainShared{cfg: cfg, db: db, wallets: ledger.NewWallets(db, nil), signer: signer, tc: tc, pub: pub, m: m,
-		holder: holder, log: log}
+		holder: holder, log: log, deny: deny, holds: heldDeposits}
 	var chains sync.WaitGroup
 	chains.Go(func() {
 		serveChains(ctx, served, func(ctx context.Context, name string) error {
@@ -174,6 +194,8 @@ type chainShared struct {
 	m       *metrics.Metrics
 	holder  string // this process, as a lease holder
 	log     *slog.Logger
+	deny    *denylist.Screen
+	holds   *holds.Store
 }
 
 // serveChain runs one chain's services until ctx ends. It first waits for
@@ -212,6 +234,13 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 		PollInterval: 3 * time.Second}, s.db, eth, metrics.CountReconnects(s.m, name, metrics.ComponentTracker, dialWS), owners, log)
 	if err != nil {
 		return fmt.Errorf("setting up the tracker: %w", err)
+	}
+	// The cold wallet is registered before the listener starts, so that
+	// every transfer into it is booked, and reconciliation covers it.
+	if ch.ColdAddress != "" {
+		if _, err := s.wallets.RegisterCold(ctx, name, ch.ColdAddress); err != nil {
+			return fmt.Errorf("registering the cold_address: %w", err)
+		}
 	}
 	tokens := make([]common.Address, 0, len(ch.Tokens))
 	for _, t := range ch.Tokens {
@@ -256,14 +285,15 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 	defer led.Drain() // after w.Stop: the activities' postings are committed before the DB closes
 	w := worker.New(s.tc, queue, opts)
 	for _, wf := range []any{workflows.Withdraw, workflows.Pay, workflows.Topup, workflows.Deposit, workflows.Reconcile,
-		workflows.Sweep, workflows.WalletSweep} {
+		workflows.Sweep, workflows.WalletSweep, workflows.ReturnDeposit, workflows.Treasury} {
 		w.RegisterWorkflow(wf)
 	}
 	w.RegisterActivity(&activities.Activities{
 		Chain: name, Assets: ch, Collection: ch.CollectionAddress, Confirmations: uint64(ch.ConfirmHeight),
 		Responses: workflows.ResponseQueues(s.cfg.RMQ), Metrics: s.m,
 		DB: s.db, Transfers: fam.Transfers, Fees: fam.Fees, Balances: fam.Balances, Reads: fam.Reads,
-		Ledger: led, Wallets: s.wallets, Publisher: s.pub,
+		Ledger: led, Wallets: s.wallets, Publisher: s.pub, Screen: s.deny, Holds: s.holds, Audit: audit.New(s.db),
+		History: s.tc,
 	})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("starting the Temporal worker on %s: %w", queue, err)
@@ -279,6 +309,14 @@ func (s chainShared) serveChain(ctx context.Context, name string, eth *ethclient
 		workflows.SweepInput{ConfirmTimeout: s.cfg.Payment.ConfirmTimeout.Duration}); err != nil {
 		log.Error("ensuring the sweep schedule", "err", err)
 	}
+	// Treasury passes every 10 minutes on a chain with a hot_ceiling: the
+	// hot tier's excess goes to the cold address.
+	if hasCeiling(ch) {
+		if err := EnsureTreasurySchedule(ctx, s.tc, scheduleID(s.cfg, workflows.TreasuryScheduleID, name), name, queue,
+			10*time.Minute, workflows.TreasuryInput{ConfirmTimeout: s.cfg.Payment.ConfirmTimeout.Duration}); err != nil {
+			log.Error("ensuring the treasury schedule", "err", err)
+		}
+	}
 	log.Info("chain served", "task_queue", queue, "chain_id", ch.ChainID, "confirmations", ch.ConfirmHeight)
 	<-ctx.Done()
 	return nil
@@ -291,4 +329,14 @@ func scheduleID(cfg config.Config, id, chainName string) string {
 		return id
 	}
 	return id + "-" + chainName
+}
+
+// hasCeiling says whether any asset of ch has a hot_ceiling.
+func hasCeiling(ch config.ChainConfig) bool {
+	for _, sym := range ch.Symbols() {
+		if a, _ := ch.Asset(sym); a.HotCeiling != "" {
+			return true
+		}
+	}
+	return false
 }

@@ -34,6 +34,16 @@ func EnsureSweepSchedule(ctx context.Context, c client.Client, id, chainName, ta
 	return ensureSchedule(ctx, c, id, chainName, taskQueue, every, workflows.Sweep, in)
 }
 
+// EnsureTreasurySchedule creates the Temporal Schedule id (a chain's
+// workflows.TreasuryScheduleID, "payflow-treasury[-<chain>]"), which starts a
+// Treasury with in every interval on taskQueue; an existing one is left as it
+// is, as in EnsureReconcileSchedule. The run only starts the treasury sweeps
+// and ends, as a Sweep does.
+func EnsureTreasurySchedule(ctx context.Context, c client.Client, id, chainName, taskQueue string, every time.Duration,
+	in workflows.TreasuryInput) error {
+	return ensureSchedule(ctx, c, id, chainName, taskQueue, every, workflows.Treasury, in)
+}
+
 func ensureSchedule(ctx context.Context, c client.Client, id, chainName, taskQueue string, every time.Duration, wf, in any) error {
 	if every <= 0 {
 		return fmt.Errorf("schedule %s: interval must be positive, got %s", id, every)

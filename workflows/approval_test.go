@@ -41,6 +41,9 @@ func TestApprovalApprovedPays(t *testing.T) {
 	require.Equal(t, workflows.StepApproval, waiting.Step)
 	require.Zero(t, signedBefore, "nothing is signed before the approval")
 	requireSucceeded(t, h.onlyPublished(protocol.FlowWithdraw, "withdraw-"), fromAddr)
+	require.Len(t, h.approvals, 1, "the approval is recorded in the audit trail")
+	require.Equal(t, "12.5 USDT is above the approval threshold 10", h.approvals[0].Held)
+	require.Equal(t, []int{0}, h.signedAtAudit, "before the transfer is signed")
 	h.done()
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -168,7 +169,7 @@ func runPayment(ctx workflow.Context, flow protocol.Flow, in PaymentInput) (Paym
 	var begin activities.BeginResult
 	err := workflow.ExecuteLocalActivity(lctx, a.BeginPayment, activities.BeginInput{AnswerID: AnswerID(p.wfID),
 		ReserveInput: activities.ReserveInput{Key: p.wfID, Chain: r.Chain, Symbol: r.Symbol, FromAddress: r.FromAddress,
-			Amount: r.Amount, ToAddress: r.ToAddress}}).Get(ctx, &begin)
+			Amount: r.Amount, ToAddress: r.ToAddress}, ApprovalThreshold: in.ApprovalThreshold}).Get(ctx, &begin)
 	switch {
 	case err != nil && !permanentError(err):
 		return p.resp, err // cancelled
@@ -196,8 +197,12 @@ func runPayment(ctx workflow.Context, flow protocol.Flow, in PaymentInput) (Paym
 	}
 	p.resp.FromAddress, p.status.PayingAddress = begin.PayingAddress, begin.PayingAddress
 
-	if needsApproval(in) {
-		if reason, ok := p.awaitApproval(ctx, cancelled); !ok {
+	if held := p.heldFor(begin.Velocity); held != "" {
+		reason, ok, err := p.awaitApproval(ctx, cancelled, held)
+		if err != nil {
+			return p.resp, err
+		}
+		if !ok {
 			return p.decide(ctx, p.wfID, p.failed(reason))
 		}
 	}
@@ -305,25 +310,44 @@ func isErrType(err error, t string) bool {
 	return errors.As(err, &appErr) && appErr.Type() == t
 }
 
-func needsApproval(in PaymentInput) bool {
-	if in.ApprovalThreshold == "" {
-		return false
+// heldFor says why the reserved payment must wait for an operator's
+// approval ("" when it need not): its amount is above its asset's approval
+// threshold, or it would take its paying wallet or its recipient over a 24 h
+// velocity limit (v, from BeginPayment; nil when within the limits).
+func (p *payment) heldFor(v *activities.Velocity) string {
+	r := p.in.Request
+	var why []string
+	if activities.AboveThreshold(r.Amount, p.in.ApprovalThreshold) {
+		why = append(why, fmt.Sprintf("%s %s is above the approval threshold %s", r.Amount.String(), r.Symbol, p.in.ApprovalThreshold))
 	}
-	limit, err := decimal.NewFromString(in.ApprovalThreshold)
-	return err == nil && in.Request.Amount.GreaterThan(limit)
+	if v != nil && v.OverWallet {
+		why = append(why, fmt.Sprintf("wallet %s would send %s %s in 24 h, above its limit %s %s", v.Wallet, v.WalletTotal, r.Symbol,
+			v.WalletLimit, r.Symbol))
+	}
+	if v != nil && v.OverRecipient {
+		why = append(why, fmt.Sprintf("recipient %s would receive %s %s in 24 h, above its limit %s %s", v.Recipient, v.RecipientTotal,
+			r.Symbol, v.RecipientLimit, r.Symbol))
+	}
+	return strings.Join(why, "; ")
 }
 
-// awaitApproval holds the reserved payment until an operator approves or
-// rejects it (signal SignalApproval), or the approval timeout or an
-// operator's cancel request (on cancelled) rejects it. It returns the reason
-// of a rejection and false, or "" and true.
-func (p *payment) awaitApproval(ctx, cancelled workflow.Context) (string, bool) {
+// recordApprovals is the change id of recording an operator's decision in
+// the audit trail (RecordApproval) before acting on it (older runs did not).
+const recordApprovals = "record-approvals"
+
+// awaitApproval holds the reserved payment, held for the reason held, until
+// an operator approves or rejects it (signal SignalApproval), or the
+// approval timeout or an operator's cancel request (on cancelled) rejects
+// it. A decision by signal is recorded in the audit trail before anything
+// else happens (RecordApproval: payflow-signer signs a held payment only
+// once its approval is recorded). It returns the reason of a rejection and
+// false, or "" and true; an error only when the workflow cannot go on.
+func (p *payment) awaitApproval(ctx, cancelled workflow.Context, held string) (string, bool, error) {
 	timeout := p.in.ApprovalTimeout
 	if timeout <= 0 {
 		timeout = 24 * time.Hour
 	}
-	p.step(ctx, StepApproval, fmt.Sprintf("%s %s is above the approval threshold %s; waiting up to %s for an operator",
-		p.in.Request.Amount.String(), p.in.Request.Symbol, p.in.ApprovalThreshold, timeout))
+	p.step(ctx, StepApproval, fmt.Sprintf("%s; waiting up to %s for an operator", held, timeout))
 	var dec Approval
 	timedOut := false
 	tctx, cancel := workflow.WithCancel(ctx)
@@ -336,18 +360,29 @@ func (p *payment) awaitApproval(ctx, cancelled workflow.Context) (string, bool) 
 	sel.Select(ctx)
 	switch {
 	case byOperator:
-		return "rejected: the payment was cancelled by an operator", false
+		return "rejected: the payment was cancelled by an operator", false, nil
 	case timedOut:
-		return fmt.Sprintf("rejected: no approval within %s", timeout), false
-	case !dec.Approve:
+		return fmt.Sprintf("rejected: no approval within %s", timeout), false, nil
+	}
+	// Checked only once a decision is in: a run that was waiting when
+	// this change was deployed records the decision it gets.
+	if workflow.GetVersion(ctx, recordApprovals, workflow.DefaultVersion, 1) == 1 {
+		var a *activities.Activities
+		lctx := workflow.WithLocalActivityOptions(ctx, localOpts)
+		if err := workflow.ExecuteLocalActivity(lctx, a.RecordApproval, activities.ApprovalInput{WorkflowID: p.wfID,
+			RunID: workflow.GetInfo(ctx).WorkflowExecution.RunID, Decision: dec, Held: held}).Get(ctx, nil); err != nil {
+			return "", false, err
+		}
+	}
+	if !dec.Approve {
 		reason := dec.Reason
 		if reason == "" {
 			reason = "no reason given"
 		}
-		return fmt.Sprintf("rejected by %s: %s", orUnknown(dec.By), reason), false
+		return fmt.Sprintf("rejected by %s: %s", orUnknown(dec.By), reason), false, nil
 	}
 	workflow.GetLogger(ctx).Info("payment approved", "queue_id", p.in.Request.QueueID, "by", dec.By)
-	return "", true
+	return "", true, nil
 }
 
 func orUnknown(s string) string {

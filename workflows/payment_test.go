@@ -99,6 +99,10 @@ type harness struct {
 	// mined in block, paid.
 	verdict activities.Inspection
 	charged []activities.ChargeInput // the transfers whose gas DecidePayment was asked to charge
+	// approvals are the decisions RecordApproval recorded, with how many
+	// transfers were signed when each was.
+	approvals     []activities.ApprovalInput
+	signedAtAudit []int
 }
 
 func newHarness(t *testing.T, wfID string) *harness {
@@ -140,6 +144,14 @@ func newHarness(t *testing.T, wfID string) *harness {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			return h.verdict, nil
+		}).Maybe()
+	env.OnActivity(a.RecordApproval, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ApprovalInput) error {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.approvals = append(h.approvals, in)
+			h.signedAtAudit = append(h.signedAtAudit, len(h.signed))
+			return nil
 		}).Maybe()
 	env.OnActivity(a.PublishResult, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.PublishInput) error {
@@ -687,4 +699,17 @@ func TestPaymentRefusedBeforeSigningReleasesGas(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []activities.ChargeInput{{WorkflowID: wfID, Step: "transfer"}}, h.charged)
 	h.done()
+}
+
+const approvedHistory = "testdata/withdraw_approved_history.json"
+
+// TestReplayApprovedWithdrawHistory replays a Withdraw held above its
+// approval threshold and approved, recorded by the code before approvals
+// were recorded in the audit trail (begin, wait, approval signal, sign,
+// broadcast, confirmed, inspect, decide, publish): a run that was waiting
+// when RecordApproval came replays without it (workflow.GetVersion).
+func TestReplayApprovedWithdrawHistory(t *testing.T) {
+	replayer := worker.NewWorkflowReplayer()
+	replayer.RegisterWorkflow(workflows.Withdraw)
+	require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(testLogger(t), approvedHistory))
 }

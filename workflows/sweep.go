@@ -184,6 +184,21 @@ type WalletSweepInput struct {
 	GasWallet  string // "" = none; a wallet that needs gas then fails
 	// ConfirmTimeout: see SweepInput. 0 means 10m.
 	ConfirmTimeout time.Duration
+	// Treasury, when set, makes this a treasury sweep (see Treasury):
+	// Address is a hot or collection wallet, Symbols one asset, Collection
+	// the chain's cold address.
+	Treasury *TreasuryRun `json:",omitempty"`
+}
+
+// TreasuryRun is what a treasury sweep adds to a WalletSweep.
+type TreasuryRun struct {
+	// Stamp is the Treasury run's start: every treasury sweep of a wallet
+	// and asset has the same workflow id (TreasurySweepWorkflowID), so its
+	// reservation and steps carry the stamp.
+	Stamp string
+	// Ceiling overrides the asset's hot_ceiling when positive (see
+	// TreasuryInput.Ceiling).
+	Ceiling protocol.Amount `json:",omitempty"`
 }
 
 // WalletSweepResult says what a wallet sweep moved.
@@ -241,9 +256,22 @@ type WalletSweepStatus struct {
 // Every wallet signs from its own nonce lane (the nonces table is keyed by
 // sending address): a deposit wallet's sweep and the gas wallet's top-ups
 // never queue behind, or hold up, the hot wallet's withdrawals.
+//
+// With Treasury set it is a treasury sweep (started by Treasury): the same
+// steps move a hot tier's excess above its ceiling from a hot or collection
+// wallet to the cold address (Collection), its reservation and steps named
+// with the run's stamp.
 func WalletSweep(ctx workflow.Context, in WalletSweepInput) (WalletSweepResult, error) {
 	wfID := workflow.GetInfo(ctx).WorkflowExecution.ID
 	res := WalletSweepResult{Address: strings.ToLower(in.Address)}
+	// A deposit sweep's names are its workflow id's; a treasury sweep's
+	// carry its run's stamp, since its workflow id is the same every run.
+	flow, runSuffix, above := "sweep", "", "above their sweep thresholds"
+	if in.Treasury != nil {
+		flow, runSuffix, above = "treasury", "@"+in.Treasury.Stamp, "above the hot tier's ceiling"
+	}
+	reservationKey := func(sym string) string { return SweepReservationKey(wfID, sym) + runSuffix }
+	topUpStep := gasTopUpStep + runSuffix
 	show := &sweepStepper{address: res.Address}
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (WalletSweepStatus, error) { return show.status, nil }); err != nil {
 		return res, err
@@ -257,7 +285,7 @@ func WalletSweep(ctx workflow.Context, in WalletSweepInput) (WalletSweepResult, 
 		ctx, _ = workflow.NewDisconnectedContext(ctx)
 	}
 	stopped := func() bool { return safeCancel && cancelled.Err() != nil }
-	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrFlow.ValueSet("sweep"), AttrAddress.ValueSet(res.Address),
+	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrFlow.ValueSet(flow), AttrAddress.ValueSet(res.Address),
 		AttrChain.ValueSet(in.Chain))
 	timeout := in.ConfirmTimeout
 	if timeout <= 0 {
@@ -300,18 +328,22 @@ func WalletSweep(ctx workflow.Context, in WalletSweepInput) (WalletSweepResult, 
 		return res, temporal.NewCanceledError(res)
 	}
 
-	show.step(ctx, SweepStepReserving, fmt.Sprintf("reserving %s above their sweep thresholds on %s",
-		strings.Join(in.Symbols, ","), res.Address))
+	show.step(ctx, SweepStepReserving, fmt.Sprintf("reserving %s %s on %s",
+		strings.Join(in.Symbols, ","), above, res.Address))
 	var items []activities.SweepItem
 	var held []string
 	for _, sym := range in.Symbols {
 		if stopped() {
 			return stop(held)
 		}
-		key := SweepReservationKey(wfID, sym)
+		key := reservationKey(sym)
+		rin := activities.SweepReserveInput{Key: key, WorkflowID: wfID, Address: res.Address, Symbol: sym,
+			Threshold: in.Threshold, Collection: in.Collection}
+		if in.Treasury != nil {
+			rin.Treasury, rin.Ceiling = true, in.Treasury.Ceiling
+		}
 		var r activities.SweepReserveResult
-		if err := workflow.ExecuteActivity(lctx, a.ReserveSweep, activities.SweepReserveInput{Key: key, WorkflowID: wfID,
-			Address: res.Address, Symbol: sym, Threshold: in.Threshold, Collection: in.Collection}).Get(ctx, &r); err != nil {
+		if err := workflow.ExecuteActivity(lctx, a.ReserveSweep, rin).Get(ctx, &r); err != nil {
 			return fail(held, err)
 		}
 		if !r.Reserved {
@@ -322,7 +354,7 @@ func WalletSweep(ctx workflow.Context, in WalletSweepInput) (WalletSweepResult, 
 		items = append(items, activities.SweepItem{Symbol: sym, Amount: r.Amount})
 	}
 	if len(items) == 0 {
-		show.step(ctx, SweepStepNothing, "no balance above the threshold")
+		show.step(ctx, SweepStepNothing, "no balance "+above)
 		return res, nil
 	}
 
@@ -349,8 +381,8 @@ func WalletSweep(ctx workflow.Context, in WalletSweepInput) (WalletSweepResult, 
 		if workflow.GetVersion(ctx, followTopUpChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 			giveUp = timeout
 		}
-		out, err := runTransfer(ctx, transferSpec{Step: gasTopUpStep, What: gas.TopUpWei + " wei of gas to " + res.Address,
-			Sign: a.SignTopUp, SignInput: activities.TopUpInput{WorkflowID: wfID, Step: gasTopUpStep, From: in.GasWallet,
+		out, err := runTransfer(ctx, transferSpec{Step: topUpStep, What: gas.TopUpWei + " wei of gas to " + res.Address,
+			Sign: a.SignTopUp, SignInput: activities.TopUpInput{WorkflowID: wfID, Step: topUpStep, From: in.GasWallet,
 				To: res.Address, Wei: gas.TopUpWei, Guard: held[0]},
 			ReplaceAfter: timeout, GiveUpAfter: giveUp}, show)
 		if err != nil {
@@ -361,7 +393,7 @@ func WalletSweep(ctx workflow.Context, in WalletSweepInput) (WalletSweepResult, 
 			// The top-up's value leaves the gas wallet in the ledger and
 			// reaches the deposit wallet, or goes back, as the chain decided.
 			if err := workflow.ExecuteActivity(lctx, a.BookTopUp, activities.BookTopUpInput{WorkflowID: wfID,
-				Step: gasTopUpStep, To: res.Address, TxHash: out.TxHash, Paid: out.Paid}).Get(ctx, nil); err != nil {
+				Step: topUpStep, To: res.Address, TxHash: out.TxHash, Paid: out.Paid}).Get(ctx, nil); err != nil {
 				return res, err
 			}
 		}
@@ -377,7 +409,7 @@ func WalletSweep(ctx workflow.Context, in WalletSweepInput) (WalletSweepResult, 
 		if stopped() {
 			return stop(held[i:])
 		}
-		key, step := held[i], sweepStep+it.Symbol
+		key, step := held[i], sweepStep+it.Symbol+runSuffix
 		show.step(ctx, SweepStepSweeping, fmt.Sprintf("sweeping %s %s from %s to %s", it.Amount.String(), it.Symbol,
 			res.Address, in.Collection))
 		out, err := runTransfer(ctx, transferSpec{Step: step,

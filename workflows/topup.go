@@ -184,6 +184,17 @@ func Deposit(ctx workflow.Context, in DepositInput) (protocol.TopupResponse, err
 			LogIndex: in.LogIndex, Token: in.Token, To: in.Address, Units: in.Units}).Get(ctx, &chk)
 		return chk, err
 	}
+	// Screening: a sender on the deny list is told in every notice, and
+	// its deposit is credited held (CreditDeposit).
+	screened := workflow.GetVersion(ctx, depositScreeningVersion, workflow.DefaultVersion, 1) >= 1
+	if screened {
+		var scr activities.ScreenResult
+		if err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localOpts), a.ScreenSender,
+			activities.ScreenInput{From: in.From}).Get(ctx, &scr); err != nil {
+			return resp, err
+		}
+		resp.Risk = scr.Risk
+	}
 	if err := track(); err != nil {
 		return resp, err
 	}
@@ -318,16 +329,29 @@ func Deposit(ctx workflow.Context, in DepositInput) (protocol.TopupResponse, err
 				continue
 			}
 			setStep("crediting")
-			if err := workflow.ExecuteActivity(lctx, a.CreditDeposit, activities.CreditInput{Chain: in.Chain, Address: in.Address,
-				Symbol: in.Symbol, Amount: in.Amount, TxHash: in.TxHash, LogIndex: in.LogIndex, WorkflowID: wfID}).Get(ctx, nil); err != nil {
+			credit := activities.CreditInput{Chain: in.Chain, Address: in.Address, Symbol: in.Symbol, Amount: in.Amount,
+				TxHash: in.TxHash, LogIndex: in.LogIndex, WorkflowID: wfID, From: in.From}
+			var credited activities.CreditResult
+			if screened {
+				credit.Screened, credit.Risk = true, resp.Risk
+			}
+			if err := workflow.ExecuteActivity(lctx, a.CreditDeposit, credit).Get(ctx, &credited); err != nil {
 				return resp, err
 			}
 			resp.Status, resp.BlockNumber = protocol.StatusSucceeded, chk.BlockNumber
-			setStep("credited")
+			step := "credited"
+			if screened && credited.Risk != "" {
+				resp.Risk, step = credited.Risk, "held"
+			}
+			setStep(step)
 			return resp, publish(creditedID)
 		}
 	}
 }
+
+// depositScreeningVersion marks Deposits that screen their sender against
+// the deny list: a risk in their notices, and a held credit.
+const depositScreeningVersion = "deposit-screening"
 
 // depositMessageID keys a deposit's message by the block it was delivered
 // from; unkeyed when the starter did not say.

@@ -65,7 +65,9 @@ func present(n uint64) activities.DepositCheck {
 // done, and records every activity call, its input and when it ran.
 type depositHarness struct {
 	*harness
-	failPublish string // a MessageID part ("seen", "final", "credited") whose publish fails, if any
+	failPublish  string // a MessageID part ("seen", "final", "credited") whose publish fails, if any
+	creditRisk   string // what CreditDeposit says: credited held for this reason ("" free)
+	screenedRisk string // what ScreenSender says of the sender ("" clean)
 
 	calls       []string // activity types in the order they started
 	tracked     []activities.TrackInput
@@ -147,11 +149,11 @@ func (d *depositHarness) verifyFails(err error) {
 
 func (d *depositHarness) credit(err error) {
 	d.env.OnActivity(a.CreditDeposit, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.CreditInput) error {
+		func(_ context.Context, in activities.CreditInput) (activities.CreditResult, error) {
 			d.mu.Lock()
 			defer d.mu.Unlock()
 			d.credited = append(d.credited, in)
-			return err
+			return activities.CreditResult{Risk: d.creditRisk}, err
 		})
 }
 
@@ -269,7 +271,8 @@ func requireResponse(t *testing.T, got protocol.TopupResponse, status int, block
 		TxHash: txHash, LogIndex: depositLogIndex, BlockNumber: blockNumber, FromAddress: fromAddr, Error: errMsg}, got)
 }
 
-// requireCredited checks the one credit is of the deposit of depositInput().
+// requireCredited checks the one credit is of the deposit of depositInput(),
+// naming its sender (a cold wallet's side is booked too).
 func (d *depositHarness) requireCredited() {
 	d.t.Helper()
 	d.mu.Lock()
@@ -279,7 +282,7 @@ func (d *depositHarness) requireCredited() {
 	requireAmount(d.t, "25.75", got.Amount)
 	got.Amount = protocol.Amount{}
 	require.Equal(d.t, activities.CreditInput{Chain: "ETH", Address: toAddr, Symbol: "USDT", TxHash: txHash,
-		LogIndex: depositLogIndex, WorkflowID: d.wfID}, got)
+		LogIndex: depositLogIndex, WorkflowID: d.wfID, From: fromAddr, Screened: true, Risk: d.screenedRisk}, got)
 }
 
 func wantRef() activities.DepositRef {
@@ -316,6 +319,55 @@ func TestDepositSeenThenCredited(t *testing.T) {
 	step, err := d.step()
 	require.NoError(t, err)
 	require.Equal(t, "credited", step)
+	d.done()
+}
+
+// TestDepositFromAListedSenderIsAnnouncedWithItsRiskAndHeld: screening
+// names the risk in both notices, the credit is asked to hold it, and the
+// deposit ends "held".
+func TestDepositFromAListedSenderIsAnnouncedWithItsRiskAndHeld(t *testing.T) {
+	d := newDepositHarness(t)
+	risk := "sender " + fromAddr + " is on the deny list (OFAC-SDN 2026-11-30)"
+	d.screenedRisk, d.creditRisk = risk, risk
+	d.env.OnActivity(a.ScreenSender, mock.Anything, activities.ScreenInput{From: fromAddr}).
+		Return(activities.ScreenResult{Risk: risk}, nil).Once()
+	d.track()
+	d.verify(present(205))
+	d.credit(nil)
+	d.event(time.Second, evConfirmed)
+
+	res, err := d.run(depositInput())
+	require.NoError(t, err)
+	d.requireCredited()
+	got := d.responses(msgSeen, msgCredited)
+	for i, status := range []int{protocol.StatusPending, protocol.StatusSucceeded} {
+		require.Equal(t, risk, got[i].Risk, "notice %d", i)
+		got[i].Risk = ""
+		requireResponse(t, got[i], status, []uint64{depositBlock, 205}[i], "")
+	}
+	require.Equal(t, risk, res.Risk)
+	step, err := d.step()
+	require.NoError(t, err)
+	require.Equal(t, "held", step)
+	d.done()
+}
+
+// TestDepositListedOnlyAtItsCreditIsHeldAndSaysSo: a sender listed after
+// the first notice: the credit holds it, and the credited notice says why.
+func TestDepositListedOnlyAtItsCreditIsHeldAndSaysSo(t *testing.T) {
+	d := newDepositHarness(t)
+	d.creditRisk = "sender " + fromAddr + " is on the deny list (TRM)"
+	d.track()
+	d.verify(present(205))
+	d.credit(nil)
+	d.event(time.Second, evConfirmed)
+
+	_, err := d.run(depositInput())
+	require.NoError(t, err)
+	d.requireCredited()
+	got := d.responses(msgSeen, msgCredited)
+	require.Empty(t, got[0].Risk)
+	require.Equal(t, d.creditRisk, got[1].Risk)
 	d.done()
 }
 

@@ -23,7 +23,7 @@ const (
 	// the confirmation tracker to the workflow that owns the transaction.
 	SignalTxEvent = activities.SignalTxEvent
 	// SignalApproval carries an operator's Approval decision.
-	SignalApproval = "approval"
+	SignalApproval = activities.SignalApproval
 	// QueryStatus returns a PaymentStatus: the current step in words.
 	QueryStatus = "status"
 )
@@ -62,12 +62,9 @@ func PayWorkflowID(queueID string) string { return "pay-" + queueID }
 // transaction: its milestones are the chain.Milestone constants.
 type TxEvent = chain.TxEvent
 
-// Approval is an operator's decision on a payment above the threshold.
-type Approval struct {
-	Approve bool   `json:"approve"`
-	By      string `json:"by"`
-	Reason  string `json:"reason"`
-}
+// Approval is an operator's decision on a held payment: above its asset's
+// approval threshold, or over a velocity limit.
+type Approval = activities.Approval
 
 // WorkerOptions are the Temporal worker's options on every chain's queue.
 func WorkerOptions() worker.Options {

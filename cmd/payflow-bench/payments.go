@@ -66,7 +66,7 @@ func payChains(st *stacktest.Stack, two bool) ([]payChain, bool) {
 		return []payChain{first}, true
 	}
 	var names []string
-	for name := range st.Chains {
+	for _, name := range st.EVMChains() {
 		if name != first.name {
 			names = append(names, name)
 		}

@@ -6,7 +6,9 @@
 // It reads config.json (PAYFLOW_CONFIG or -config: the chains, signer.socket
 // and custody.kms), the database from PAYFLOW_MYSQL_DSN,
 // PAYFLOW_KMS_ENDPOINT (overrides custody.kms.endpoint) and
-// PAYFLOW_SIGNER_METRICS_ADDR (or -metrics-addr). It starts with no chains
+// PAYFLOW_SIGNER_METRICS_ADDR (or -metrics-addr), and the deny list
+// risk.deny_list names (PAYFLOW_DENY_LIST), again whenever it changes or on
+// SIGHUP. It starts with no chains
 // configured too (a dev stack before `payflowctl devstack` wrote them): a
 // request for a chain it does not know reads config.json's chains again (at
 // most every 5 s), and a restart reads them too.
@@ -34,6 +36,7 @@ import (
 	"payflow/custody/signer"
 	"payflow/internal/app"
 	"payflow/ledger"
+	"payflow/risk/denylist"
 )
 
 // EnvMetricsAddr is the TCP address (host:port) of the signer's /metrics
@@ -93,14 +96,26 @@ func run(ctx context.Context, cfg config.Config, path, metricsAddr string, log *
 	if kc.Endpoint == "" && kc.Region == "" {
 		kmsName = "AWS KMS"
 	}
+	// The deny list: a transfer to a listed address is refused whatever the
+	// worker says. Reloaded when its file changes, or on SIGHUP.
+	deny, err := denylist.Open(cfg.Risk.DenyList, log)
+	if err != nil {
+		return fmt.Errorf("risk.deny_list: %w", err)
+	}
 	s, err := openSigner(ctx, db, signer.Config{Chains: cfg.Chains, KMS: api, KMSName: kmsName,
-		EnvelopeKeyID: kc.EnvelopeKeyID, Log: log,
+		EnvelopeKeyID: kc.EnvelopeKeyID, Log: log, DenyList: deny,
 		Reload: func() (map[string]config.ChainConfig, error) {
 			c, err := config.LoadSigner(path)
 			return c.Chains, err
 		}}, log)
 	if err != nil {
 		return err
+	}
+
+	for _, c := range deny.Collectors() {
+		if err := s.Metrics().Registry().Register(c); err != nil {
+			return err
+		}
 	}
 
 	ln, err := listen(cfg.Signer.Socket)
@@ -135,8 +150,15 @@ func run(ctx context.Context, cfg config.Config, path, metricsAddr string, log *
 			}
 		}()
 	}
+	dctx, stopDeny := context.WithCancel(ctx)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		deny.Run(dctx)
+	}()
 	log.Info("signer started", "socket", cfg.Signer.Socket, "metrics_addr", metricsAddr, "kms", kmsName,
-		"envelope_key_id", s.EnvelopeKeyID(), "account_xpub", s.AccountXPub(), "chains", cfg.ChainNames())
+		"envelope_key_id", s.EnvelopeKeyID(), "account_xpub", s.AccountXPub(), "chains", cfg.ChainNames(),
+		"deny_list", deny.Path(), "deny_list_entries", deny.List().Len())
 
 	var runErr error
 	select {
@@ -155,6 +177,7 @@ func run(ctx context.Context, cfg config.Config, path, metricsAddr string, log *
 			msrv.Close()
 		}
 	}
+	stopDeny()
 	wg.Wait()
 	log.Info("signer stopped")
 	return runErr

@@ -30,6 +30,7 @@ import (
 	"payflow/config"
 	"payflow/custody/kms"
 	"payflow/custody/signerapi"
+	"payflow/deploy"
 	"payflow/internal/stackfile"
 	"payflow/ledger"
 )
@@ -49,6 +50,9 @@ type devSecrets struct {
 	TokenAddr  string                   `json:"token_address,omitempty"`
 	GenesisHex string                   `json:"genesis_hash,omitempty"`
 	Chains     map[string]*chainSecrets `json:"chains,omitempty"`
+	// BTCFaucetWIF is the dev Bitcoin faucet's key, whose address btcd
+	// mines to (payflowctl btc-faucet makes it).
+	BTCFaucetWIF string `json:"btc_faucet_wif,omitempty"`
 }
 
 // chainSecrets is what devstack remembers of one dev chain: its genesis (a
@@ -163,23 +167,45 @@ var devTokens = []struct {
 
 const devTokenDecimals = 6
 
-// assetAmounts are one asset's amount-valued settings, in its own units.
-type assetAmounts struct{ approval, sweep string }
+// assetAmounts are one asset's amount-valued settings, in its own units:
+// approval and sweep thresholds, hot tier bounds, and the 24 h velocity
+// limits per wallet and per recipient.
+type assetAmounts struct{ approval, sweep, ceiling, floor, velocityWallet, velocityRecipient string }
 
-// devAmounts are the dev chains' approval and sweep thresholds, by chain and
-// asset: every asset has its own, and no two alike, so code that reads one
-// asset's number for another is caught by the tests.
+// devAmounts are the dev chains' approval and sweep thresholds, hot tier
+// bounds and velocity limits, by chain and asset: every asset has its own,
+// and no two alike, so code that reads one asset's number for another is
+// caught by the tests.
 // Sweep thresholds stay above what devstack gives each deposit wallet (100
 // of the native coin, 10,000 of each token), so the hourly sweep does not
-// empty the wallets the tests pay from. A chain not listed gets the
+// empty the wallets the tests pay from. Hot ceilings stay far above what
+// the hot tier holds (the collection and hot wallets: 300 of the native
+// coin, 1,200,000 of each token, plus what sweeps bring), so the treasury
+// pass never moves the money the tests pay from to cold (the treasury test
+// runs with a ceiling of its own); floors stay below it, so the floor alert
+// stays quiet. Velocity limits are far above what the tests and benchmarks
+// send from any dev wallet in a day, except ETH's USDC: 100,000 per wallet,
+// which only the velocity tests reach, from wallets of their own, with
+// payments below USDC's approval threshold. A chain not listed gets the
 // "default" entry (its native coin under the key "native").
 var devAmounts = map[string]map[string]assetAmounts{
-	"ETH": {"native": {approval: "10", sweep: "500"}, "USDT": {approval: "50000", sweep: "20000"},
-		"USDC": {approval: "40000", sweep: "15000"}},
-	"BSC": {"native": {approval: "30", sweep: "400"}, "USDT": {approval: "45000", sweep: "25000"},
-		"USDC": {approval: "35000", sweep: "12000"}},
-	"default": {"native": {approval: "20", sweep: "300"}, "USDT": {approval: "30000", sweep: "18000"},
-		"USDC": {approval: "25000", sweep: "16000"}},
+	"ETH": {"native": {approval: "10", sweep: "500", ceiling: "100000", floor: "5", velocityWallet: "1000000", velocityRecipient: "900000"},
+		"USDT": {approval: "50000", sweep: "20000", ceiling: "50000000", floor: "2000", velocityWallet: "50000000", velocityRecipient: "40000000"},
+		"USDC": {approval: "40000", sweep: "15000", ceiling: "40000000", floor: "1500", velocityWallet: "100000", velocityRecipient: "30000000"}},
+	"BSC": {"native": {approval: "30", sweep: "400", ceiling: "90000", floor: "6", velocityWallet: "2000000", velocityRecipient: "1900000"},
+		"USDT": {approval: "45000", sweep: "25000", ceiling: "45000000", floor: "2500", velocityWallet: "60000000", velocityRecipient: "55000000"},
+		"USDC": {approval: "35000", sweep: "12000", ceiling: "35000000", floor: "1200", velocityWallet: "70000000", velocityRecipient: "65000000"}},
+	"default": {"native": {approval: "20", sweep: "300", ceiling: "80000", floor: "4", velocityWallet: "3000000", velocityRecipient: "2900000"},
+		"USDT": {approval: "30000", sweep: "18000", ceiling: "30000000", floor: "1800", velocityWallet: "80000000", velocityRecipient: "75000000"},
+		"USDC": {approval: "25000", sweep: "16000", ceiling: "25000000", floor: "1100", velocityWallet: "90000000", velocityRecipient: "85000000"}},
+}
+
+// devColdAddress is a dev chain's cold address: the last 20 bytes of a hash
+// of the chain's name. No key is known for it (nobody can find one), so
+// payflow cannot hold it: the money swept there stays there, as in a real
+// cold wallet whose key is offline. The same on every run of devstack.
+func devColdAddress(chainName string) string {
+	return strings.ToLower(common.BytesToAddress(crypto.Keccak256([]byte("payflow dev cold wallet " + chainName))).Hex())
 }
 
 // devAmountsOf returns chainName's thresholds of asset ("native" or a token
@@ -221,6 +247,8 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	signerSocket := fs.String("signer-socket", "", "payflow-signer's Unix socket: it creates the dev wallets' keys (required)")
 	workers := workerAddrs{}
 	fs.Var(workers, "worker", "a further worker process `worker-N=HOST:PORT` and its ledger API and /metrics address, written to stack.json's metrics_urls (repeatable; the first worker is on -http-addr)")
+	btcRPC := fs.String("btc-rpc-url", "", "btcd's JSON-RPC of the dev Bitcoin chain, described in stack.json's chains.BTC (empty: none)")
+	btcCreds := fs.String("btc-credentials", "", "the file holding btcd's USER:PASSWORD")
 	_ = fs.Parse(args)
 	if len(chains) == 0 {
 		chains = chainList{{Name: "ETH", Native: "ETH", RPCURL: *rpcURL, WSURL: *wsURL}}
@@ -257,7 +285,7 @@ func cmdDevstack(ctx context.Context, args []string) error {
 		return err
 	}
 	d := &devstack{sec: &sec, secretsPath: secretsPath, wallets: ledger.NewWallets(db, nil), signer: signer, led: ledger.New(db),
-		faucetKey: faucetKey, confs: *confs, first: chains[0].Name}
+		faucetKey: faucetKey, confs: *confs, first: chains[0].Name, db: db, btcSigner: signer}
 
 	cfg := config.Default()
 	// eth_config keeps the database and names the first chain (whose
@@ -284,7 +312,7 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	st := stackfile.Stack{AMQPURL: *amqpURL, TemporalAddress: *tAddr, TemporalNamespace: cfg.Temporal.Namespace, TemporalUIURL: *tUI,
 		MySQLDSN: *dsn, SignKey: sec.SignKey, Chains: map[string]stackfile.Chain{}, PrometheusURL: *promURL,
 		MetricsURLs: map[string]string{"worker": "http://" + *httpAddr + "/metrics", "starter": "http://" + *metricsAddr + "/metrics"},
-		APIURL: "http://" + *httpAddr, APIToken: sec.APIToken}
+		APIURL:      "http://" + *httpAddr, APIToken: sec.APIToken}
 	for name, addr := range workers {
 		st.MetricsURLs[name] = "http://" + addr + "/metrics"
 	}
@@ -293,6 +321,12 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	}
 	st.KMSEndpoint = *kmsEndpoint
 	st.SignerSocket = *signerSocket
+	// The dev deny list starts as the shipped sample (made-up addresses);
+	// an existing one is kept, with whatever was added to it.
+	if cfg.Risk.DenyList, err = devDenyList(*dir); err != nil {
+		return err
+	}
+	st.DenyList = cfg.Risk.DenyList
 	for i, spec := range chains {
 		cc, sc, err := d.prepareChain(ctx, i, spec)
 		if err != nil {
@@ -302,6 +336,16 @@ func cmdDevstack(ctx context.Context, args []string) error {
 		st.Chains[spec.Name] = sc
 	}
 	st.ChainFields = st.Chains[chains[0].Name].ChainFields
+	if *btcRPC != "" {
+		sc, err := d.prepareBTC(ctx, *btcRPC, *btcCreds)
+		if err != nil {
+			return fmt.Errorf("chain BTC (%s): %w", *btcRPC, err)
+		}
+		st.Chains["BTC"] = sc
+		if err := saveJSON(secretsPath, sec, 0o600); err != nil {
+			return err
+		}
+	}
 
 	// Secrets go to payflow.env, not config.json. No key material: the
 	// worker and the starter ask payflow-signer to sign.
@@ -316,6 +360,22 @@ func cmdDevstack(ctx context.Context, args []string) error {
 	return saveJSON(filepath.Join(*dir, "stack.json"), st, 0o600)
 }
 
+// devDenyList is the dev stack's deny list, dir/deny-list.txt (absolute),
+// created from deploy.DenyListSample when missing.
+func devDenyList(dir string) (string, error) {
+	path, err := filepath.Abs(filepath.Join(dir, "deny-list.txt"))
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	if err := os.WriteFile(path, deploy.DenyListSample, 0o644); err != nil {
+		return "", fmt.Errorf("creating the dev deny list: %w", err)
+	}
+	return path, nil
+}
+
 // devstack prepares the dev chains one after the other.
 type devstack struct {
 	sec         *devSecrets
@@ -327,6 +387,8 @@ type devstack struct {
 	confs       int
 	first       string            // the chain whose wallet addresses every other chain registers
 	keyOf       map[string]string // label -> address on the first chain
+	db          *sql.DB
+	btcSigner   btcAccounts
 }
 
 // funding is one transfer devstack sent to a dev wallet, to be credited to
@@ -537,7 +599,7 @@ func (d *devstack) prepareChain(ctx context.Context, index int, spec chainSpec) 
 	cc := devChainConfig(spec, chainID.Int64(), d.confs, collection, gas, cs.Tokens)
 	sc := stackfile.Chain{ChainFields: stackfile.ChainFields{ETHRPCURL: spec.RPCURL, ETHWSURL: spec.WSURL, ChainID: chainID.Int64(),
 		Confirmations: d.confs, Tokens: map[string]config.Token{}, FaucetPrivateKey: d.sec.FaucetKey,
-		CollectionAddress: collection, ManagedWallets: managed},
+		CollectionAddress: collection, ManagedWallets: managed, ColdAddress: cc.ColdAddress},
 		Native: stackfile.Native{Symbol: spec.Native, Decimals: config.NativeDecimals}}
 	for _, dt := range devTokens {
 		sc.Tokens[dt.symbol] = config.Token{Address: cs.Tokens[dt.symbol], Decimals: devTokenDecimals}
@@ -546,17 +608,22 @@ func (d *devstack) prepareChain(ctx context.Context, index int, spec chainSpec) 
 }
 
 // devChainConfig is the worker's config of a dev chain: its node, its
-// wallets, and each asset's own dust, approval and sweep thresholds
+// wallets and cold address (devColdAddress: the worker registers it as a
+// watch-only cold wallet when it starts), and each asset's own dust,
+// approval and sweep thresholds, hot tier bounds and velocity limits
 // (devAmounts). tokenAddr maps each dev token's symbol to its contract.
 func devChainConfig(spec chainSpec, chainID int64, confs int, collection, gas string, tokenAddr map[string]string) config.ChainConfig {
 	na := devAmountsOf(spec.Name, "native")
 	cc := config.ChainConfig{ChainID: chainID, RPCURL: spec.RPCURL, WSURL: spec.WSURL, ConfirmHeight: confs, MaxFeeGwei: 500,
-		Native: config.NativeCoin{Symbol: spec.Native, Dust: "0.0001", ApprovalThreshold: na.approval, SweepThreshold: na.sweep},
-		Tokens: map[string]config.Token{}, CollectionAddress: collection, GasAddress: gas}
+		Native: config.NativeCoin{Symbol: spec.Native, Dust: "0.0001", ApprovalThreshold: na.approval, SweepThreshold: na.sweep,
+			Treasury: config.Treasury{HotCeiling: na.ceiling, HotFloor: na.floor}, VelocityWallet24h: na.velocityWallet,
+			VelocityRecipient24h: na.velocityRecipient},
+		Tokens: map[string]config.Token{}, CollectionAddress: collection, GasAddress: gas, ColdAddress: devColdAddress(spec.Name)}
 	for _, dt := range devTokens {
 		ta := devAmountsOf(spec.Name, dt.symbol)
 		cc.Tokens[dt.symbol] = config.Token{Address: tokenAddr[dt.symbol], Decimals: devTokenDecimals, Dust: "0.01",
-			ApprovalThreshold: ta.approval, SweepThreshold: ta.sweep}
+			ApprovalThreshold: ta.approval, SweepThreshold: ta.sweep, Treasury: config.Treasury{HotCeiling: ta.ceiling, HotFloor: ta.floor},
+			VelocityWallet24h: ta.velocityWallet, VelocityRecipient24h: ta.velocityRecipient}
 	}
 	return cc
 }

@@ -71,9 +71,11 @@ func TestLoadSecretsMovesTheOneChain(t *testing.T) {
 
 // TestDevConfigGivesEveryAssetItsOwnAmounts: the config
 // devstack writes loads under the worker's validation, and gives every asset
-// of every dev chain its own approval and sweep thresholds, no two alike;
-// sweep thresholds stay above what the dev deposit wallets are given, so the
-// hourly sweep leaves the wallets the tests pay from alone.
+// of every dev chain its own approval and sweep thresholds and hot tier
+// bounds, no two alike; sweep thresholds stay above what the dev deposit
+// wallets are given, so the hourly sweep leaves the wallets the tests pay
+// from alone, and hot ceilings far above what the dev hot tier is given, so
+// the treasury pass does not move it to cold. Each chain has its cold address.
 func TestDevConfigGivesEveryAssetItsOwnAmounts(t *testing.T) {
 	addr := func(b byte) string { return "0x" + strings.Repeat(fmt.Sprintf("%02x", b), 20) }
 	cfg := config.Default()
@@ -109,7 +111,8 @@ func TestDevConfigGivesEveryAssetItsOwnAmounts(t *testing.T) {
 		ch := loaded.Chains[name]
 		for _, sym := range ch.Symbols() {
 			a, _ := ch.Asset(sym)
-			for kind, v := range map[string]string{"approval": a.ApprovalThreshold, "sweep": a.SweepThreshold} {
+			for kind, v := range map[string]string{"approval": a.ApprovalThreshold, "sweep": a.SweepThreshold,
+				"hot_ceiling": a.HotCeiling, "hot_floor": a.HotFloor} {
 				where := name + " " + sym + " " + kind
 				if other, dup := seen[kind+v]; dup {
 					t.Errorf("%s threshold %s is %s's too: every asset has its own", where, v, other)
@@ -123,6 +126,27 @@ func TestDevConfigGivesEveryAssetItsOwnAmounts(t *testing.T) {
 			if !decimal.RequireFromString(a.SweepThreshold).GreaterThan(gift) {
 				t.Errorf("%s %s sweep threshold %s: not above the %s a dev deposit wallet is given", name, sym, a.SweepThreshold, gift)
 			}
+			// The hot tier is what the hot and collection wallets are
+			// given; its ceiling stays far above (ten times), its floor below.
+			tier := decimal.Zero
+			for _, w := range devWallets {
+				if w.kind == ledger.KindHot || w.kind == ledger.KindCollection {
+					if a.Native {
+						tier = tier.Add(nativeGift)
+					} else {
+						tier = tier.Add(decimal.NewFromInt(w.tokens))
+					}
+				}
+			}
+			ceiling, okC := a.Ceiling()
+			floor, okF := a.Floor()
+			if !okC || !okF || !ceiling.GreaterThan(tier.Mul(decimal.NewFromInt(10))) || !floor.LessThan(tier) {
+				t.Errorf("%s %s hot tier bounds %s..%s: want a floor below the %s the dev hot tier is given and a ceiling ten times above",
+					name, sym, a.HotFloor, a.HotCeiling, tier)
+			}
+		}
+		if want := devColdAddress(name); ch.ColdAddress != want || want == devColdAddress("OTHER") {
+			t.Errorf("%s cold address %q, want %q, its own", name, ch.ColdAddress, want)
 		}
 	}
 }
@@ -141,5 +165,31 @@ func TestWorkerFlag(t *testing.T) {
 		if err := w.Set(bad); err == nil {
 			t.Errorf("-worker %s accepted", bad)
 		}
+	}
+}
+
+// TestDevDenyListStartsFromTheSampleAndIsKept: the first devstack writes
+// the sample; a later one keeps the file as it is.
+func TestDevDenyListStartsFromTheSampleAndIsKept(t *testing.T) {
+	dir := t.TempDir()
+	path, err := devDenyList(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !filepath.IsAbs(path) || filepath.Base(path) != "deny-list.txt" {
+		t.Fatalf("path %s", path)
+	}
+	body, err := os.ReadFile(path)
+	if err != nil || !strings.Contains(string(body), "EXAMPLE") {
+		t.Fatalf("the dev list is not the sample: %v\n%s", err, body)
+	}
+	if err := os.WriteFile(path, []byte("# mine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := devDenyList(dir); err != nil {
+		t.Fatal(err)
+	}
+	if body, _ := os.ReadFile(path); string(body) != "# mine\n" {
+		t.Fatalf("devstack overwrote the dev list: %s", body)
 	}
 }

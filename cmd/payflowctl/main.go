@@ -11,6 +11,10 @@
 //	payflowctl devstack -dir .dev ...       used by `make up`: token, wallets, funding, stack.json
 //	payflowctl payment show|list|approve|reject|release ...
 //	                                        operate payments (payment.go; `payflowctl payment help`)
+//	payflowctl deposit list-held|release|return ...
+//	                                        the deposits screening froze (screening.go)
+//	payflowctl denylist list|add|remove|reload ...
+//	                                        edit the deny list (screening.go)
 //
 // `wallet`, `address` and `signer` read the worker's configuration (-config,
 // PAYFLOW_CONFIG, else the dev stack's; custody.go), the database from
@@ -52,8 +56,14 @@ func main() {
 		err = cmdSigner(ctx, os.Args[2:])
 	case "devstack":
 		err = cmdDevstack(ctx, os.Args[2:])
+	case "btc-faucet":
+		err = cmdBTCFaucet(ctx, os.Args[2:])
 	case "payment":
 		err = cmdPayment(ctx, os.Args[2:])
+	case "deposit":
+		err = cmdDeposit(ctx, os.Args[2:])
+	case "denylist":
+		err = cmdDenylist(ctx, os.Args[2:])
 	case "audit":
 		err = cmdAudit(ctx, os.Args[2:])
 	default:
@@ -88,7 +98,11 @@ func usage() {
                                             derived from custody.account_xpub; no signer needed
   signer status [-json]                     payflow-signer's KMS, keys and last signatures
   devstack -dir .dev ...                    used by make up
+  btc-faucet -dir .dev [-network simnet]   the dev Bitcoin faucet's address (its key made on the
+                                            first run, kept in secrets.json); used by make up
   payment show|list|approve|reject|release  operate payments (payflowctl payment help)
+  deposit list-held|release|return          the deposits screening froze (payflowctl deposit help)
+  denylist list|add|remove|reload           edit the deny list (payflowctl denylist help)
   audit list [-payment QUEUE_ID] [-action A] the operator audit trail: who did what, when and why
 Flags of wallet, address and signer: -config PATH (default $PAYFLOW_CONFIG, else .dev/config.json),
 -env-file PATH, -signer-socket PATH (default $PAYFLOW_SIGNER_SOCKET, else signer.socket).

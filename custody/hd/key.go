@@ -112,6 +112,17 @@ func (k *Key) ChildIndex() uint32 { return k.ek.ChildIndex() }
 // XPub serialises k's public part (base58check, xpub...).
 func (k *Key) XPub() string { return k.Public().ek.String() }
 
+// XPubWithVersion serialises k's public part with other version bytes than
+// mainnet's xpub: a Bitcoin test network's (tpub, spub), whose wallets read
+// only their own. The key is the same.
+func (k *Key) XPubWithVersion(version [4]byte) (string, error) {
+	pub, err := k.Public().ek.CloneWithVersion(version[:])
+	if err != nil {
+		return "", fmt.Errorf("serialising an xpub: %w", err)
+	}
+	return pub.String(), nil
+}
+
 // XPrv serialises k with its private key (xprv...), or fails when k is
 // public. The string is a secret.
 func (k *Key) XPrv() (string, error) {

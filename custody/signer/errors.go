@@ -24,12 +24,17 @@ const (
 	reasonStepConflict        = "step_conflict"        // the attempt was signed for another transaction
 	reasonReplacement         = "replacement"          // an attempt n>0 that is no replacement of n-1
 	reasonUnknownKey          = "unknown_key"          // the signer reaches no key for the address
+	reasonNotApproved         = "not_approved"         // held for approval (threshold, velocity) with no approval recorded
+	reasonNoVelocityDecision  = "no_velocity_decision" // the asset has velocity limits and the payment no decision
+	reasonVelocityMismatch    = "velocity_mismatch"    // the decision says it fits; its sums recomputed say it is over
+	reasonRecipientBlocked    = "recipient_blocked"    // the recipient is on the deny list
 )
 
 // refusalReasons lists every reason, for the metric's initial zeros.
 var refusalReasons = []string{reasonBadRequest, reasonUnknownChain, reasonChainID, reasonFeeCap, reasonNoReservation,
 	reasonReservationNotFound, reasonReservationClosed, reasonReservationMismatch, reasonNoRecipient, reasonNotPayment,
-	reasonReservationUsed, reasonStepConflict, reasonReplacement, reasonUnknownKey}
+	reasonReservationUsed, reasonStepConflict, reasonReplacement, reasonUnknownKey, reasonRecipientBlocked, reasonNotApproved,
+	reasonNoVelocityDecision, reasonVelocityMismatch}
 
 // Refusal is a request the signer will not sign, now or on a retry: Reason
 // is one of a fixed set (the metric label), Message says why in the

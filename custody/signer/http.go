@@ -13,8 +13,8 @@ import (
 // maxBody caps a request body: a signing request is a few hundred bytes.
 const maxBody = 1 << 20
 
-// Handler serves the signerapi routes: sign, keys, keys/import, status and
-// metrics. Errors are signerapi.Error bodies: 400 bad_request, 403 refused,
+// Handler serves the signerapi routes: sign, keys, keys/import, status,
+// btc/account and metrics. Errors are signerapi.Error bodies: 400 bad_request, 403 refused,
 // 404 unknown_key, 500 internal (the signer's database or KMS: retried).
 func (s *Signer) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -62,11 +62,20 @@ func (s *Signer) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, st)
 	})
+	mux.HandleFunc("GET "+signerapi.PathBTCAccount, func(w http.ResponseWriter, r *http.Request) {
+		acct, err := s.BTCAccount(r.Context(), r.URL.Query().Get("network"))
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, acct)
+	})
 	mux.Handle("GET "+signerapi.PathMetrics, s.metrics.Handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, signerapi.Error{Code: signerapi.CodeBadRequest,
-			Message: fmt.Sprintf("no route %s %s (routes: POST %s, POST %s, POST %s, GET %s, GET %s)", r.Method, r.URL.Path,
-				signerapi.PathSign, signerapi.PathKeys, signerapi.PathImport, signerapi.PathStatus, signerapi.PathMetrics)})
+			Message: fmt.Sprintf("no route %s %s (routes: POST %s, POST %s, POST %s, GET %s, GET %s, GET %s)", r.Method, r.URL.Path,
+				signerapi.PathSign, signerapi.PathKeys, signerapi.PathImport, signerapi.PathStatus, signerapi.PathBTCAccount,
+				signerapi.PathMetrics)})
 	})
 	return mux
 }

@@ -24,12 +24,15 @@ import (
 
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/shopspring/decimal"
 
+	"payflow/audit"
 	"payflow/config"
 	"payflow/custody/hd"
 	custodykms "payflow/custody/kms"
 	"payflow/custody/signerapi"
 	"payflow/ledger"
+	"payflow/risk/denylist"
 )
 
 // Config is what New needs besides the database.
@@ -53,6 +56,10 @@ type Config struct {
 	Reload func() (map[string]config.ChainConfig, error)
 	// Log receives one line per request (never key material); nil: none.
 	Log *slog.Logger
+	// DenyList is screened on every first attempt: a transfer to a listed
+	// address is refused (recipient_blocked), unless it returns a held
+	// deposit to its sender by spending that deposit's hold. Nil: no list.
+	DenyList *denylist.Screen
 }
 
 // reloadEvery spaces the reloads of the chains.
@@ -60,18 +67,22 @@ const reloadEvery = 5 * time.Second
 
 // Signer signs payments for payflow's workers. Safe for concurrent use.
 type Signer struct {
-	store   *store
-	ledger  *ledger.Ledger
-	keys    *keys
-	kmsName string
+	store  *store
+	ledger *ledger.Ledger
+	// approvals is the operator audit trail, where a held payment's
+	// approval is recorded.
+	approvals *audit.Log
+	keys      *keys
+	kmsName   string
 
 	reload     func() (map[string]config.ChainConfig, error)
 	mu         sync.Mutex
 	chains     map[string]config.ChainConfig
 	lastReload time.Time
 
-	metrics *Metrics
-	log     *slog.Logger
+	metrics  *Metrics
+	log      *slog.Logger
+	denyList *denylist.Screen
 }
 
 // New opens the signer on db (migrated by ledger.Migrate). On a database
@@ -90,7 +101,8 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Signer, error) {
 	}
 	chains := upperKeys(cfg.Chains)
 	st := &store{db: db}
-	s := &Signer{store: st, ledger: ledger.NewUnbatched(db), chains: chains, reload: cfg.Reload, kmsName: cfg.KMSName, log: log}
+	s := &Signer{store: st, ledger: ledger.NewUnbatched(db), approvals: audit.New(db), chains: chains, reload: cfg.Reload,
+		kmsName: cfg.KMSName, log: log, denyList: cfg.DenyList}
 	state, err := bootstrap(ctx, st, cfg.KMS, cfg.EnvelopeKeyID, log)
 	if err != nil {
 		return nil, err
@@ -414,11 +426,90 @@ func (s *Signer) checkFirst(ctx context.Context, ch config.ChainConfig, st step,
 	if err != nil {
 		return err
 	}
+	if e, listed := s.denyList.Check(p.Recipient); listed &&
+		!(ledger.IsHoldKey(r.QueueID) && strings.EqualFold(r.Recipient, p.Recipient)) {
+		return refuse(reasonRecipientBlocked, "recipient is blocked: %s is on the deny list (%s)", p.Recipient, e.Source)
+	}
 	if !strings.EqualFold(p.Symbol, r.Symbol) || !p.Amount.Equal(r.Amount) || p.Recipient != strings.ToLower(r.Recipient) {
 		held := payment{Symbol: r.Symbol, Amount: r.Amount, Recipient: r.Recipient}
 		return refuse(reasonReservationMismatch, "reservation %s holds %s, not %s", r.QueueID, held, p)
 	}
-	return s.reservationUsed(ctx, st)
+	if err := s.reservationUsed(ctx, st); err != nil {
+		return err
+	}
+	return s.checkHeld(ctx, ch, r)
+}
+
+// checkHeld applies the approval and velocity policy to the payment that
+// reservation r pays out, unless its recipient is a wallet payflow holds
+// the key of (a sweep, a gas top-up, a payment between managed wallets:
+// the money stays in custody) or the chain's cold address (a treasury
+// sweep), or r is a held deposit's (its return to its sender, an
+// operator's audited action). It refuses:
+//   - a reservation without a velocity decision when its asset has
+//     velocity limits (a worker that skipped its checks);
+//   - one whose decision says it fits while the sums recomputed the same
+//     way, against the signer's own limits, say it is over (a wrong
+//     decision);
+//   - one above the asset's approval threshold, or whose decision is over
+//     a limit, without an approval recorded in the audit trail by the
+//     payment's workflow (the reservation's key is its workflow id).
+func (s *Signer) checkHeld(ctx context.Context, ch config.ChainConfig, r ledger.Reservation) error {
+	if ledger.IsHoldKey(r.QueueID) || (ch.ColdAddress != "" && strings.EqualFold(r.Recipient, ch.ColdAddress)) {
+		return nil
+	}
+	w, err := s.keys.wallets.Get(ctx, r.Chain, r.Recipient)
+	switch {
+	case err == nil && w.HasKey:
+		return nil
+	case err != nil && !errors.Is(err, ledger.ErrWalletNotFound):
+		return err
+	}
+	asset, _ := ch.Asset(r.Symbol)
+	wl, rl := asset.VelocityLimits()
+	limits := ledger.VelocityLimits{Wallet: wl, Recipient: rl}
+	var held []string
+	if t, err := decimal.NewFromString(asset.ApprovalThreshold); err == nil && r.Amount.GreaterThan(t) {
+		held = append(held, fmt.Sprintf("%s %s is above the approval threshold %s", r.Amount, r.Symbol, asset.ApprovalThreshold))
+	}
+	d, decided, err := s.ledger.VelocityDecisionOf(ctx, r.QueueID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !decided && asset.HasVelocityLimit():
+		return refuse(reasonNoVelocityDecision, "reservation %s has no velocity decision, and %s on %s has velocity limits: "+
+			"a payment's decision is taken before its transfer is signed", r.QueueID, r.Symbol, r.Chain)
+	case decided && asset.HasVelocityLimit():
+		ws, rs, err := s.ledger.VelocitySums(ctx, r.QueueID)
+		if err != nil {
+			return err
+		}
+		overW, overR := ledger.VelocityOver(ws, rs, r.Amount, d.Recipient, limits)
+		if overW && !d.OverWallet {
+			return refuse(reasonVelocityMismatch, "reservation %s was decided within the velocity limits, but wallet %s sent %s %s "+
+				"in the 24 h before it, and %s more is above its limit %s", r.QueueID, d.Wallet, ws, r.Symbol, r.Amount, wl)
+		}
+		if overR && !d.OverRecipient {
+			return refuse(reasonVelocityMismatch, "reservation %s was decided within the velocity limits, but recipient %s received %s %s "+
+				"in the 24 h before it, and %s more is above its limit %s", r.QueueID, d.Recipient, rs, r.Symbol, r.Amount, rl)
+		}
+	}
+	if d.OverWallet {
+		held = append(held, "its wallet is over its 24 h velocity limit")
+	}
+	if d.OverRecipient {
+		held = append(held, "its recipient is over its 24 h velocity limit")
+	}
+	if len(held) == 0 {
+		return nil
+	}
+	approved, err := s.approvals.Approved(ctx, r.QueueID)
+	if err != nil || approved {
+		return err
+	}
+	return refuse(reasonNotApproved, "reservation %s waits for an operator (%s), and no approval of payment %s is recorded in the audit trail",
+		r.QueueID, strings.Join(held, "; "), r.QueueID)
 }
 
 // reservationUsed refuses st when another step's first attempt paid with

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -56,6 +57,12 @@ func (c *Client) Import(ctx context.Context, privateKeyHex string) (KeyInfo, err
 func (c *Client) Status(ctx context.Context) (Status, error) {
 	var out Status
 	return out, c.call(ctx, http.MethodGet, PathStatus, nil, &out)
+}
+
+// BTCAccount asks for the signer's Bitcoin account xpub on network.
+func (c *Client) BTCAccount(ctx context.Context, network string) (BTCAccount, error) {
+	var out BTCAccount
+	return out, c.call(ctx, http.MethodGet, PathBTCAccount+"?network="+url.QueryEscape(network), nil, &out)
 }
 
 func (c *Client) call(ctx context.Context, method, path string, in, out any) error {

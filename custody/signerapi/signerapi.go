@@ -22,11 +22,13 @@ import (
 
 // Routes.
 const (
-	PathSign    = "/v1/sign"
-	PathKeys    = "/v1/keys"
-	PathImport  = "/v1/keys/import"
-	PathStatus  = "/v1/status"
-	PathMetrics = "/metrics"
+	PathSign   = "/v1/sign"
+	PathKeys   = "/v1/keys"
+	PathImport = "/v1/keys/import"
+	PathStatus = "/v1/status"
+	// PathBTCAccount (GET, ?network=) answers a BTCAccount.
+	PathBTCAccount = "/v1/btc/account"
+	PathMetrics    = "/metrics"
 )
 
 // UnsignedTx is an EIP-1559 transaction without its signature. Amounts are
@@ -129,6 +131,17 @@ type Status struct {
 	AccountXPub   string       `json:"account_xpub,omitempty"` // m/44'/60'/0', public
 	Keys          []KeyInfo    `json:"keys"`
 	Last          []AuditEntry `json:"last"`
+}
+
+// BTCAccount is the signer's BIP84 Bitcoin account on a network: the xpub
+// of Path (m/84'/coin'/0'), serialised with the network's version bytes
+// (xpub on mainnet, tpub on testnet, signet and regtest, spub on simnet),
+// from which the worker derives addresses; the signer derives their keys
+// from its mnemonic.
+type BTCAccount struct {
+	Network string `json:"network"`
+	Path    string `json:"path"`
+	XPub    string `json:"xpub"`
 }
 
 // Error codes.

@@ -129,7 +129,9 @@ func TestDashboardShowsWhatTheIssueAsks(t *testing.T) {
 		"payflow_transfers_in_flight", "payflow_transfer_oldest_age_seconds", "payflow_stuck_payments", // in flight
 		"payflow_listener_lag_blocks", "payflow_listener_lag_seconds", // lag
 		"payflow_wallet_balance", "payflow_reconciliation_mismatches", // balances
-		"ALERTS{", // alerts
+		"payflow_treasury_hot_balance", "payflow_treasury_hot_ceiling", "payflow_treasury_hot_floor",
+		"payflow_treasury_cold_balance", // tiers
+		"ALERTS{",                       // alerts
 	} {
 		if !strings.Contains(exprs.String(), want) {
 			t.Errorf("no panel queries %s", want)

@@ -22,6 +22,11 @@ func servedMetrics(t *testing.T) map[string]bool {
 	if err != nil {
 		t.Fatal(err)
 	}
+	risk, err := filepath.Glob("../../risk/*/*.go") // screening's metrics
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, risk...)
 	served := map[string]bool{}
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {

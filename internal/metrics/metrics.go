@@ -42,6 +42,13 @@ const (
 	DepositFailed   = "failed"   // status=0
 )
 
+// Label values of payflow_payments_held_total's reason.
+const (
+	HeldThreshold         = "threshold"
+	HeldVelocityWallet    = "velocity_wallet"
+	HeldVelocityRecipient = "velocity_recipient"
+)
+
 // Label values of payflow_ws_reconnects_total.
 const (
 	ComponentListener = "listener"
@@ -76,6 +83,7 @@ type Metrics struct {
 	shortTransfers     *prometheus.CounterVec
 	chainRefused       *prometheus.GaugeVec
 	answersRelayed     *prometheus.CounterVec
+	held               *prometheus.CounterVec
 }
 
 // New returns payflow's collectors registered on a new registry, with the Go
@@ -114,11 +122,14 @@ func New() *Metrics {
 			Help: "Answers and notices published by the relay because they stayed unpublished past its grace period (their run stopped before publishing them)."},
 			[]string{"flow"}),
 	}
+	m.held = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "payflow_payments_held_total",
+		Help: "Withdraw and pay requests held for an operator's approval, by reason (threshold: above the asset's approval threshold; velocity_wallet, velocity_recipient: over a 24 h velocity limit), once per reason when the payment is first decided."},
+		[]string{"chain", "reason"})
 	for _, f := range []protocol.Flow{protocol.FlowTopup, protocol.FlowWithdraw, protocol.FlowPay} {
 		m.answersRelayed.WithLabelValues(string(f))
 	}
 	m.reg.MustRegister(m.payments, m.deposits, m.requestToBroadcast, m.requestToAnswer, m.wsReconnects,
-		m.deliveries, m.deadLetters, m.shortTransfers, m.chainRefused, m.answersRelayed,
+		m.deliveries, m.deadLetters, m.shortTransfers, m.chainRefused, m.answersRelayed, m.held,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg.MustRegister(callcount.Collectors()...)
 	return m
@@ -149,6 +160,16 @@ func (m *Metrics) ShortTransfer(chain, symbol string) {
 		return
 	}
 	m.shortTransfers.WithLabelValues(chain, symbol).Inc()
+}
+
+// Held counts a payment held for an operator's approval for reason
+// (Held*); a payment held for two reasons counts under each. Call it once
+// per payment: when its velocity decision is first taken.
+func (m *Metrics) Held(chain, reason string) {
+	if m == nil {
+		return
+	}
+	m.held.WithLabelValues(chain, reason).Inc()
 }
 
 // Payment counts a decided payment and observes its request→answer time
@@ -258,6 +279,9 @@ func (m *Metrics) Init(chain string, symbols []string) {
 	}
 	for _, c := range []string{ComponentListener, ComponentTracker} {
 		m.wsReconnects.WithLabelValues(chain, c)
+	}
+	for _, r := range []string{HeldThreshold, HeldVelocityWallet, HeldVelocityRecipient} {
+		m.held.WithLabelValues(chain, r)
 	}
 	m.chainRefused.WithLabelValues(chain).Set(0)
 }

@@ -46,7 +46,9 @@ const NativeSymbol = "native"
 // payflow_wallet_balance (kind), as in the wallets table.
 var (
 	laneKinds    = []string{"hot", "collection", "gas", "deposit"}
-	balanceKinds = []string{"hot", "collection", "gas"}
+	balanceKinds = []string{"hot", "collection", "gas", "cold"}
+	// tierKinds are the kinds of the hot tier: the wallets that pay.
+	tierKinds = []string{"hot", "collection"}
 )
 
 // SamplerChain is one chain the Sampler reads.
@@ -142,6 +144,7 @@ type Sampler struct {
 	headBlock, lagBlocks, lagSeconds, nodeUp       *prometheus.Desc
 	nonceBacklog, outboxBacklog                    *prometheus.Desc
 	reconMismatches, reconMismatchesTotal, balance *prometheus.Desc
+	hotBalance, hotCeiling, hotFloor, coldBalance  *prometheus.Desc
 
 	mu    sync.Mutex
 	parts map[partKey][]prometheus.Metric // latest readings
@@ -208,15 +211,28 @@ func NewSampler(cfg SamplerConfig, db *sql.DB, log *slog.Logger) *Sampler {
 		reconMismatchesTotal: d("payflow_reconciliation_mismatches_total",
 			"Mismatches ever recorded by reconciliation runs (from the reconciliations table).", "chain"),
 		balance: d("payflow_wallet_balance",
-			"On-chain balance of the hot, collection and gas wallets, summed by kind, in token units (symbol=native: the chain's native coin, e.g. ETH or BNB; gas wallets report only it).",
+			"On-chain balance of the hot, collection, gas and cold wallets, summed by kind, in token units (symbol=native: the chain's native coin, e.g. ETH or BNB; gas wallets report only it).",
 			"chain", "kind", "symbol"),
+		hotBalance: d("payflow_treasury_hot_balance",
+			"On-chain balance of the hot tier (the hot and collection wallets, the wallets that pay), in the asset's units (symbol=native: the chain's native coin).",
+			"chain", "symbol"),
+		hotCeiling: d("payflow_treasury_hot_ceiling",
+			"The asset's hot_ceiling: the hot tier's excess above it is swept to the cold address. No series without one.",
+			"chain", "symbol"),
+		hotFloor: d("payflow_treasury_hot_floor",
+			"The asset's hot_floor: a hot tier below it asks for a refill from cold (PayflowHotWalletBelowFloor). No series without one.",
+			"chain", "symbol"),
+		coldBalance: d("payflow_treasury_cold_balance",
+			"On-chain balance of the chain's cold wallets (watch-only), in the asset's units (symbol=native: the chain's native coin).",
+			"chain", "symbol"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (s *Sampler) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{s.inFlight, s.oldestAge, s.stuck, s.failing, s.headBlock, s.lagBlocks, s.lagSeconds,
-		s.nodeUp, s.nonceBacklog, s.outboxBacklog, s.reconMismatches, s.reconMismatchesTotal, s.balance} {
+		s.nodeUp, s.nonceBacklog, s.outboxBacklog, s.reconMismatches, s.reconMismatchesTotal, s.balance,
+		s.hotBalance, s.hotCeiling, s.hotFloor, s.coldBalance} {
 		ch <- d
 	}
 }
@@ -333,6 +349,7 @@ func (s *Sampler) chainParts(c SamplerChain) []part {
 		{"transfers", func(ctx context.Context) ([]prometheus.Metric, error) { return s.transfers(ctx, c.Name) }},
 		{"lanes", func(ctx context.Context) ([]prometheus.Metric, error) { return s.lanes(ctx, c.Name) }},
 		{"reconciliation", func(ctx context.Context) ([]prometheus.Metric, error) { return s.reconciliation(ctx, c.Name) }},
+		{"treasury", func(context.Context) ([]prometheus.Metric, error) { return s.tierBounds(c), nil }},
 		{"node", func(ctx context.Context) ([]prometheus.Metric, error) {
 			head, headErr = c.Node.BlockNumber(ctx)
 			up := 1.0
@@ -548,7 +565,44 @@ func (s *Sampler) balances(ctx context.Context, c SamplerChain) ([]prometheus.Me
 			ms = append(ms, gauge(s.balance, sums[[2]string{kind, sym}].InexactFloat64(), c.Name, kind, sym))
 		}
 	}
+	// The tiers: the hot tier's sum over its kinds, the cold wallets'.
+	syms := append([]string{NativeSymbol}, symbols...)
+	if held[tierKinds[0]] || held[tierKinds[1]] {
+		for _, sym := range syms {
+			var v decimal.Decimal
+			for _, kind := range tierKinds {
+				v = v.Add(sums[[2]string{kind, sym}])
+			}
+			ms = append(ms, gauge(s.hotBalance, v.InexactFloat64(), c.Name, sym))
+		}
+	}
+	if held["cold"] {
+		for _, sym := range syms {
+			ms = append(ms, gauge(s.coldBalance, sums[[2]string{"cold", sym}].InexactFloat64(), c.Name, sym))
+		}
+	}
 	return ms, nil
+}
+
+// tierBounds: each asset's hot_ceiling and hot_floor from c's configuration
+// (symbol NativeSymbol for the native coin, as the balances); an asset
+// without one has no series.
+func (s *Sampler) tierBounds(c SamplerChain) []prometheus.Metric {
+	var ms []prometheus.Metric
+	for _, sym := range c.Assets.Symbols() {
+		a, _ := c.Assets.Asset(sym)
+		label := sym
+		if a.Native {
+			label = NativeSymbol
+		}
+		if v, ok := a.Ceiling(); ok {
+			ms = append(ms, gauge(s.hotCeiling, v.InexactFloat64(), c.Name, label))
+		}
+		if v, ok := a.Floor(); ok {
+			ms = append(ms, gauge(s.hotFloor, v.InexactFloat64(), c.Name, label))
+		}
+	}
+	return ms
 }
 
 // Register adds c (a Sampler) to m's registry.

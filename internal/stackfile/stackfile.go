@@ -41,6 +41,10 @@ type Stack struct {
 	// reaches key material (empty in a stack.json written before it was
 	// added).
 	SignerSocket string `json:"signer_socket,omitempty"`
+	// DenyList is the deny list file the worker and payflow-signer screen
+	// against (config.json's risk.deny_list); empty in a stack.json written
+	// before it was added.
+	DenyList string `json:"deny_list,omitempty"`
 	// APIURL is the first worker's HTTP API, and APIToken the bearer token
 	// its /v1 routes ask for (empty in a stack.json written before the API
 	// asked).
@@ -48,23 +52,57 @@ type Stack struct {
 	APIToken string `json:"api_token,omitempty"`
 }
 
-// Chain is one entry of stack.json's chains.
+// Chain is one entry of stack.json's chains: an EVM chain (eth_rpc_url,
+// chain_id, tokens) or a Bitcoin chain (its *BTCFields set: btc_rpc_url,
+// network; faucet_private_key is then a WIF).
 type Chain struct {
 	ChainFields
+	*BTCFields
 	Native Native `json:"native"`
 }
 
+// IsBTC says whether the chain is of the Bitcoin family (else EVM).
+func (c Chain) IsBTC() bool { return c.BTCFields != nil }
+
 // ChainFields are a chain's node, token and wallet fields: those of each
-// entry of chains, and at the top level those of the first chain.
+// entry of chains, and at the top level those of the first chain. The
+// node and token fields are an EVM chain's.
 type ChainFields struct {
-	ETHRPCURL         string                  `json:"eth_rpc_url"`
-	ETHWSURL          string                  `json:"eth_ws_url"`
-	ChainID           int64                   `json:"chain_id"`
+	ETHRPCURL         string                  `json:"eth_rpc_url,omitempty"`
+	ETHWSURL          string                  `json:"eth_ws_url,omitempty"`
+	ChainID           int64                   `json:"chain_id,omitempty"`
 	Confirmations     int                     `json:"confirmations"`
-	Tokens            map[string]config.Token `json:"tokens"`
+	Tokens            map[string]config.Token `json:"tokens,omitempty"`
 	FaucetPrivateKey  string                  `json:"faucet_private_key"`
 	CollectionAddress string                  `json:"collection_address"`
 	ManagedWallets    []string                `json:"managed_wallets"`
+	// ColdAddress is the chain's cold address (watch-only: no key is
+	// held for it; empty in a stack.json written before it was added).
+	ColdAddress string `json:"cold_address,omitempty"`
+}
+
+// BTCFields are a Bitcoin chain's node fields: btcd's JSON-RPC URL and
+// credentials, its network ("regtest" in the dev stack) and the faucet's
+// address (its key is the chain's faucet_private_key, a WIF; btcd mines
+// every block to it).
+type BTCFields struct {
+	BTCRPCURL     string `json:"btc_rpc_url"`
+	RPCUser       string `json:"rpc_user"`
+	RPCPassword   string `json:"rpc_password"`
+	Network       string `json:"network"`
+	FaucetAddress string `json:"faucet_address"`
+}
+
+// EVMChains is the names of Chains' EVM chains, sorted.
+func (s Stack) EVMChains() []string {
+	var out []string
+	for name, c := range s.Chains {
+		if !c.IsBTC() {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Native is a chain's native coin.

@@ -1,0 +1,112 @@
+package btc
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/btcsuite/btcd/wire"
+
+	"payflow/chain"
+)
+
+// SignedTx is one signed attempt of a payment step, as stored before
+// anything is sent.
+type SignedTx struct {
+	WorkflowID, Step string
+	Attempt          int // the original is 0
+	TxID             string
+	// Raw is the transaction's serialisation (with witnesses), sent as is.
+	Raw []byte
+	// FeeRate (satoshis per virtual byte) and Fee (satoshis) it pays.
+	FeeRate, Fee int64
+	// State is "signed" until a node has accepted it, then "sent".
+	State string
+}
+
+// Tx decodes the stored transaction.
+func (s SignedTx) Tx() (*wire.MsgTx, error) {
+	tx := new(wire.MsgTx)
+	if err := tx.Deserialize(bytes.NewReader(s.Raw)); err != nil {
+		return nil, fmt.Errorf("decoding stored transaction %s: %w", s.TxID, err)
+	}
+	return tx, nil
+}
+
+// SignedTxs is a chain's signed payment transactions, in the btc_signed
+// table: the only SQL on it.
+type SignedTxs struct {
+	db    *sql.DB
+	chain string
+}
+
+// NewSignedTxs returns chain's signed transactions.
+func NewSignedTxs(db *sql.DB, chain string) *SignedTxs { return &SignedTxs{db: db, chain: chain} }
+
+// Store stores attempt s.Attempt of the step, signed, and returns what is
+// stored: the first stored for that attempt wins, so a retry that signed
+// again (its signature differs) gets the stored transaction back and sends
+// those bytes, never a second transaction.
+func (t *SignedTxs) Store(ctx context.Context, tx *wire.MsgTx, s SignedTx) (SignedTx, error) {
+	var buf bytes.Buffer
+	if err := tx.Serialize(&buf); err != nil {
+		return SignedTx{}, err
+	}
+	s.Raw, s.TxID = buf.Bytes(), tx.TxHash().String()
+	_, err := t.db.ExecContext(ctx, `INSERT IGNORE INTO btc_signed (chain, workflow_id, step, attempt, txid, raw, fee_rate, fee)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, t.chain, s.WorkflowID, s.Step, s.Attempt, s.TxID, s.Raw, s.FeeRate, s.Fee)
+	if err != nil {
+		return SignedTx{}, fmt.Errorf("storing attempt %d of %s/%s: %w", s.Attempt, s.WorkflowID, s.Step, err)
+	}
+	return t.attempt(ctx, s.WorkflowID, s.Step, s.Attempt)
+}
+
+const signedColumns = "workflow_id, step, attempt, txid, raw, fee_rate, fee, state"
+
+func (t *SignedTxs) attempt(ctx context.Context, workflowID, step string, attempt int) (SignedTx, error) {
+	var s SignedTx
+	err := t.db.QueryRowContext(ctx, "SELECT "+signedColumns+` FROM btc_signed
+		WHERE chain = ? AND workflow_id = ? AND step = ? AND attempt = ?`, t.chain, workflowID, step, attempt).
+		Scan(&s.WorkflowID, &s.Step, &s.Attempt, &s.TxID, &s.Raw, &s.FeeRate, &s.Fee, &s.State)
+	if errors.Is(err, sql.ErrNoRows) {
+		return SignedTx{}, fmt.Errorf("attempt %d of %s/%s: %w", attempt, workflowID, step, chain.ErrNotSigned)
+	}
+	return s, err
+}
+
+// Attempts returns every stored attempt of the step, the original first;
+// none is chain.ErrNotSigned.
+func (t *SignedTxs) Attempts(ctx context.Context, workflowID, step string) ([]SignedTx, error) {
+	rows, err := t.db.QueryContext(ctx, "SELECT "+signedColumns+` FROM btc_signed
+		WHERE chain = ? AND workflow_id = ? AND step = ? ORDER BY attempt`, t.chain, workflowID, step)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []SignedTx
+	for rows.Next() {
+		var s SignedTx
+		if err := rows.Scan(&s.WorkflowID, &s.Step, &s.Attempt, &s.TxID, &s.Raw, &s.FeeRate, &s.Fee, &s.State); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s/%s: %w", workflowID, step, chain.ErrNotSigned)
+	}
+	return out, nil
+}
+
+// MarkSent records that a node accepted txid.
+func (t *SignedTxs) MarkSent(ctx context.Context, txid string) error {
+	_, err := t.db.ExecContext(ctx, "UPDATE btc_signed SET state = 'sent' WHERE chain = ? AND txid = ?", t.chain, txid)
+	if err != nil {
+		return fmt.Errorf("marking %s sent: %w", txid, err)
+	}
+	return nil
+}

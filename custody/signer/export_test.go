@@ -1,0 +1,4 @@
+package signer
+
+// InternalTransfer exposes internalTransfer to the package's tests.
+var InternalTransfer = internalTransfer
