@@ -50,6 +50,7 @@ var composeEnv = map[string]string{}
 var wantServices = []string{
 	"mysql", "rabbitmq", "temporal", "temporal-admin-tools", "temporal-ui",
 	"geth", "geth-bsc", "kms", "signer", "devstack", "worker", "starter", "prometheus", "grafana",
+	"btcd", "btcd-miner",
 }
 
 // composeFor maps each component scripts/stack.sh starts (the names its
@@ -63,6 +64,8 @@ var composeFor = map[string][]string{
 	"geth":       {"geth"},
 	"geth-bsc":   {"geth-bsc"},
 	"kms":        {"kms"},
+	"btcd":       {"btcd"},
+	"btcd-miner": {"btcd-miner"},
 	"prometheus": {"prometheus"},
 	"signer":     {"signer"},
 	"worker":     {"worker"},
@@ -111,6 +114,8 @@ var publishedPorts = []publishedPort{
 		"kms": "PORT=8390", "devstack": "-kms-endpoint http://kms:8390", "signer": "PAYFLOW_KMS_ENDPOINT=http://kms:8390"}},
 	{stackVar: "SIGNER_METRICS_PORT", service: "signer", target: 8384, listens: map[string]string{
 		"signer": "PAYFLOW_SIGNER_METRICS_ADDR=0.0.0.0:8384", "prometheus": "signer:8384"}},
+	{stackVar: "BTC_RPC_PORT", service: "btcd", target: 18334, listens: map[string]string{
+		"btcd": "--rpclisten=0.0.0.0:18334", "devstack": "-btc-rpc-url http://btcd:18334", "btcd-miner": "-s btcd:18334"}},
 }
 
 // unpublishedPorts are stack.sh ports compose deliberately does not publish.
