@@ -39,22 +39,37 @@ func (a *Activities) reserveGas(ctx context.Context, workflowID, step string, as
 		return nil
 	}
 	key := GasKey(workflowID, step)
-	if _, err := a.Ledger.GetReservation(ctx, key); err == nil {
-		return nil
-	} else if !errors.Is(err, ledger.ErrReservationNotFound) {
-		return err
+	// The budget is reserved straight away: a retry's reservation, held
+	// before (at whatever fee), is a replay or a mismatch of the same key
+	// and stands. Only when the budget cannot be priced is the key read,
+	// so a retry whose budget is held goes on as before.
+	heldBefore := func() (bool, error) {
+		_, err := a.Ledger.GetReservation(ctx, key)
+		if errors.Is(err, ledger.ErrReservationNotFound) {
+			return false, nil
+		}
+		return err == nil, err
 	}
 	gas, err := a.Fees.Gas(ctx, tokenOf(asset), from, to, units)
 	if err != nil {
+		if held, herr := heldBefore(); herr != nil || held {
+			return herr
+		}
 		return a.refusedBeforeSigning(ctx, workflowID, asset, from, to, err)
 	}
 	fee, err := a.gasBudgetFee(ctx)
 	if err != nil {
+		if held, herr := heldBefore(); herr != nil || held {
+			return herr
+		}
 		return classify(err)
 	}
 	budget := new(big.Int).Mul(new(big.Int).SetUint64(gas), fee)
 	_, err = a.Ledger.Reserve(ctx, ledger.ReserveInput{QueueID: key, Chain: a.Chain, Address: strings.ToLower(from), Symbol: native,
 		Amount: chain.FromUnits(budget, config.NativeDecimals), WorkflowID: workflowID})
+	if errors.Is(err, ledger.ErrReservationMismatch) {
+		return nil // held before, at another fee
+	}
 	if errors.Is(err, ledger.ErrInsufficientFunds) {
 		return permanent(ErrTypeInsufficientGas, fmt.Errorf("%s cannot pay the gas of this transfer: it may cost up to %s %s: %w",
 			strings.ToLower(from), chain.FromUnits(budget, config.NativeDecimals), native, chain.ErrInsufficientGas))
@@ -173,12 +188,14 @@ func (a *Activities) ChargeGas(ctx context.Context, in ChargeInput) error {
 // amounts and the receipt, so a repeat closes the same way. None: no gas
 // was held for the transfer.
 func (a *Activities) gasSpends(ctx context.Context, in ChargeInput) ([]ledger.Spend, error) {
-	key := GasKey(in.WorkflowID, in.Step)
-	first, err := a.Ledger.GetReservation(ctx, key)
-	if errors.Is(err, ledger.ErrReservationNotFound) {
-		return nil, nil
-	} else if err != nil {
+	key, replaceKey := GasKey(in.WorkflowID, in.Step), ReplaceGasKey(in.WorkflowID, in.Step)
+	held, err := a.Ledger.GetReservations(ctx, key, replaceKey) // one read for both
+	if err != nil {
 		return nil, err
+	}
+	first, ok := held[key]
+	if !ok {
+		return nil, nil
 	}
 	spent := decimal.Zero
 	if in.TxHash != "" {
@@ -190,16 +207,12 @@ func (a *Activities) gasSpends(ctx context.Context, in ChargeInput) ([]ledger.Sp
 			spent = chain.FromUnits(fee, config.NativeDecimals)
 		}
 	}
-	_, err = a.Ledger.GetReservation(ctx, ReplaceGasKey(in.WorkflowID, in.Step))
-	switch {
-	case errors.Is(err, ledger.ErrReservationNotFound):
+	if _, ok := held[replaceKey]; !ok {
 		return []ledger.Spend{{QueueID: key, TxHash: in.TxHash, Spent: spent}}, nil
-	case err != nil:
-		return nil, err
 	}
 	onFirst := decimal.Min(spent, first.Amount)
 	return []ledger.Spend{{QueueID: key, TxHash: in.TxHash, Spent: onFirst},
-		{QueueID: ReplaceGasKey(in.WorkflowID, in.Step), TxHash: in.TxHash, Spent: spent.Sub(onFirst)}}, nil
+		{QueueID: replaceKey, TxHash: in.TxHash, Spent: spent.Sub(onFirst)}}, nil
 }
 
 // checkTokenTransfer checks, before anything is held for gas or signed,

@@ -53,6 +53,18 @@ func (a *Activities) ReserveFunds(ctx context.Context, in ReserveInput) (Reserve
 	if err != nil {
 		return ReserveResult{}, err
 	}
+	res := ledger.ReserveInput{QueueID: in.Key, Chain: in.Chain, Address: w.Address, Symbol: in.Symbol,
+		Amount: in.Amount.Decimal, WorkflowID: in.Key, Recipient: in.ToAddress}
+	// A new payment, the common case, reserves at once: the key makes the
+	// reservation idempotent. A replay, a mismatch or a short sender is
+	// then judged against the stored reservation.
+	first, err := a.Ledger.Reserve(ctx, res)
+	switch {
+	case err == nil && !first.Replayed:
+		return ReserveResult{PayingAddress: w.Address}, nil
+	case err != nil && !errors.Is(err, ledger.ErrInsufficientFunds) && !errors.Is(err, ledger.ErrReservationMismatch):
+		return ReserveResult{}, classify(err)
+	}
 	r, err := a.Ledger.GetReservation(ctx, in.Key)
 	switch {
 	case err == nil && r.State == "held":
@@ -69,8 +81,6 @@ func (a *Activities) ReserveFunds(ctx context.Context, in ReserveInput) (Reserve
 	case !errors.Is(err, ledger.ErrReservationNotFound):
 		return ReserveResult{}, err
 	}
-	res := ledger.ReserveInput{QueueID: in.Key, Chain: in.Chain, Address: w.Address, Symbol: in.Symbol,
-		Amount: in.Amount.Decimal, WorkflowID: in.Key, Recipient: in.ToAddress}
 	_, err = a.Ledger.Reserve(ctx, res)
 	if err == nil {
 		return ReserveResult{PayingAddress: w.Address}, nil

@@ -85,3 +85,28 @@ func TestReservationReplayMustMatchTheRequest(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "3", b.Held.String())
 }
+
+// TestClosedReservationIsNeverReservedAgain: a payment whose reservation was
+// released (or settled) gets no new one under its key, whatever the sender
+// holds: a second transfer on it could pay twice.
+func TestClosedReservationIsNeverReservedAgain(t *testing.T) {
+	f := newReconFixture(t)
+	w, err := f.acts.Wallets.Register(f.ctx, "ETH", ledger.KindHot, "closed-test", "0x00000000000000000000000000000000000c1c01")
+	require.NoError(t, err)
+	_, err = f.led.Credit(f.ctx, ledger.CreditInput{Chain: "ETH", Address: w.Address, Symbol: "USDT",
+		Amount: decimal.RequireFromString("100"), TxHash: "0x0closed", LogIndex: 1})
+	require.NoError(t, err)
+	in := activities.ReserveInput{Key: "withdraw-closed-1", Chain: "ETH", Symbol: "USDT", FromAddress: w.Address,
+		Amount: protocol.MustAmount("3")}
+	_, err = f.env.ExecuteActivity(f.acts.ReserveFunds, in)
+	require.NoError(t, err)
+	_, err = f.led.Release(f.ctx, in.Key)
+	require.NoError(t, err)
+	_, err = f.env.ExecuteActivity(f.acts.ReserveFunds, in)
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(err, &appErr), "a released reservation was handed out again: %v", err)
+	require.Equal(t, activities.ErrTypeReservationClosed, appErr.Type(), "%v", err)
+	b, err := f.led.Balance(f.ctx, "ETH", w.Address, "USDT")
+	require.NoError(t, err)
+	require.True(t, b.Held.IsZero(), "held after the refusal: %s", b.Held)
+}

@@ -229,6 +229,35 @@ func (l *Ledger) GetReservation(ctx context.Context, queueID string) (Reservatio
 	return r, nil
 }
 
+// GetReservations reads the reservations of the keys that exist, in one
+// statement, by the key as given (keys compare as the database does, case
+// aside); a key with no reservation is absent from the map.
+func (l *Ledger) GetReservations(ctx context.Context, keys ...string) (map[string]Reservation, error) {
+	out := map[string]Reservation{}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		args[i] = k
+	}
+	rs, err := sqlrows.Collect(ctx, l.db, func(rows sqlrows.Scanner) (r Reservation, err error) {
+		return r, rows.Scan(&r.QueueID, &r.Chain, &r.Address, &r.Symbol, &r.Amount, &r.State, &r.Recipient)
+	}, "SELECT reservation_key, chain, address, symbol, amount, state, COALESCE(recipient, '') FROM reservations WHERE reservation_key IN ("+
+		marks(len(keys))+")", args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading reservations: %w", err)
+	}
+	for _, r := range rs {
+		for _, k := range keys {
+			if strings.EqualFold(k, r.QueueID) {
+				out[k] = r
+			}
+		}
+	}
+	return out, nil
+}
+
 // Settle debits a held reservation after its transfer confirmed: held goes
 // down, the money has left. Replays are no-ops; settling a released
 // reservation fails with ErrReservationClosed.

@@ -388,3 +388,43 @@ func TestCloseWithIsAllOrNothing(t *testing.T) {
 		})
 	}
 }
+
+// GetReservations reads several keys in one go: those that exist, by the
+// key as given, as GetReservation reads each.
+func TestGetReservationsReadsTheKeysThatExist(t *testing.T) {
+	l, _ := newLedger(t)
+	if _, err := l.Credit(ctx, ledger.CreditInput{Chain: chainETH, Address: wallet, Symbol: usdt, Amount: d("10"),
+		TxHash: "0x01", Reference: "deposit"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"gas:pay-1/transfer", "gas:pay-2/transfer"} {
+		if _, err := l.Reserve(ctx, ledger.ReserveInput{QueueID: k, Chain: chainETH, Address: wallet, Symbol: usdt,
+			Amount: d("1"), WorkflowID: "pay"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.Settle(ctx, "gas:pay-2/transfer", "0xab"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.GetReservations(ctx, "gas:pay-1/transfer", "gas:pay-1/transfer+replace", "gas:pay-2/transfer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("got %d reservations, want 2: %+v", len(got), got)
+	}
+	for k, want := range map[string]string{"gas:pay-1/transfer": "held", "gas:pay-2/transfer": "settled"} {
+		one, err := l.GetReservation(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := got[k]
+		if g.QueueID != one.QueueID || g.Chain != one.Chain || g.Address != one.Address || g.Symbol != one.Symbol ||
+			!g.Amount.Equal(one.Amount) || g.Recipient != one.Recipient || g.State != one.State || g.State != want {
+			t.Errorf("%s: %+v, GetReservation says %+v (want state %s)", k, got[k], one, want)
+		}
+	}
+	if none, err := l.GetReservations(ctx); err != nil || len(none) != 0 {
+		t.Errorf("no key: %v, %v", none, err)
+	}
+}

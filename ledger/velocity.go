@@ -90,9 +90,10 @@ func (l *Ledger) DecideVelocity(ctx context.Context, key string, limits Velocity
 	if err != nil {
 		return VelocityDecision{}, err
 	}
+	var d VelocityDecision
 	decided := false
 	for attempt := 0; ; attempt++ {
-		decided, err = l.decideVelocity(ctx, r, limits)
+		d, decided, err = l.decideVelocity(ctx, r, limits)
 		if err == nil || attempt >= velocityAttempts || !(sqlerr.IsDeadlock(err) || sqlerr.IsDuplicateKey(err)) {
 			break
 		}
@@ -100,11 +101,13 @@ func (l *Ledger) DecideVelocity(ctx context.Context, key string, limits Velocity
 	if err != nil {
 		return VelocityDecision{}, fmt.Errorf("deciding the velocity of %s: %w", key, err)
 	}
-	d, ok, err := l.VelocityDecisionOf(ctx, key)
+	if decided {
+		return d, nil // what it stored: no need to read it back
+	}
+	d, ok, err := l.VelocityDecisionOf(ctx, key) // decided concurrently: that decision stands
 	if err == nil && !ok {
 		err = fmt.Errorf("the velocity decision of %s is not there after it was taken", key)
 	}
-	d.Replayed = !decided
 	return d, err
 }
 
@@ -122,14 +125,15 @@ func recipientScope(chain, symbol, recipient string) string {
 }
 
 // decideVelocity takes r's decision in one transaction, under the locks of
-// its wallet and recipient, and says whether it did: a decision stored
-// concurrently is kept.
-func (l *Ledger) decideVelocity(ctx context.Context, r Reservation, limits VelocityLimits) (bool, error) {
+// its wallet and recipient, and returns it as stored, with whether it took
+// it: a decision stored concurrently is kept (and not returned).
+func (l *Ledger) decideVelocity(ctx context.Context, r Reservation, limits VelocityLimits) (VelocityDecision, bool, error) {
+	none := VelocityDecision{}
 	// Read committed: once a lock is held, each statement sees every
 	// decision (and release) committed before.
 	tx, err := l.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
-		return false, err
+		return none, false, err
 	}
 	defer tx.Rollback()
 	ws, rs := walletScope(r.Chain, r.Symbol, r.Address), recipientScope(r.Chain, r.Symbol, r.Recipient)
@@ -141,52 +145,69 @@ func (l *Ledger) decideVelocity(ctx context.Context, r Reservation, limits Veloc
 	for _, s := range scopes {
 		if _, err := tx.ExecContext(ctx, "INSERT INTO velocity_locks (scope, decisions) VALUES (?, 1) "+
 			"ON DUPLICATE KEY UPDATE decisions = decisions + 1", s); err != nil {
-			return false, fmt.Errorf("locking %s: %w", s, err)
+			return none, false, fmt.Errorf("locking %s: %w", s, err)
 		}
 	}
 	var n int
 	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM velocity_decisions WHERE reservation_key=?", r.QueueID).Scan(&n); err != nil {
-		return false, err
+		return none, false, err
 	}
 	if n > 0 {
-		return false, nil // decided concurrently: that decision stands
+		return none, false, nil // decided concurrently: that decision stands
 	}
 	// Held until the commit: a release waits for the decision, and then
 	// takes its amount out of the totals.
 	var state string
 	if err := tx.QueryRowContext(ctx, "SELECT state FROM reservations WHERE reservation_key=? LOCK IN SHARE MODE", r.QueueID).
 		Scan(&state); err != nil {
-		return false, fmt.Errorf("reading reservation %s: %w", r.QueueID, err)
+		return none, false, fmt.Errorf("reading reservation %s: %w", r.QueueID, err)
 	}
 	if state != "held" {
-		return false, fmt.Errorf("the reservation of %s is %s: %w", r.QueueID, state, ErrReservationClosed)
+		return none, false, fmt.Errorf("the reservation of %s is %s: %w", r.QueueID, state, ErrReservationClosed)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO velocity_decisions (reservation_key, chain, symbol, wallet, recipient,
+	var decidedAt time.Time // as stored (RETURNING): a replay reads the same
+	if err := tx.QueryRowContext(ctx, `INSERT INTO velocity_decisions (reservation_key, chain, symbol, wallet, recipient,
 		wallet_scope, recipient_scope, amount, wallet_limit, recipient_limit, decided_at, minute)
-		VALUES (?,?,?,?,?,?,?,?,?,?, UTC_TIMESTAMP(6), DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%d %H:%i:00'))`,
+		VALUES (?,?,?,?,?,?,?,?,?,?, UTC_TIMESTAMP(6), DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%d %H:%i:00'))
+		RETURNING decided_at`,
 		r.QueueID, r.Chain, r.Symbol, norm(r.Address), norm(r.Recipient), ws, rs, r.Amount,
-		limitValue(limits.Wallet), limitValue(limits.Recipient)); err != nil {
-		return false, err
+		limitValue(limits.Wallet), limitValue(limits.Recipient)).Scan(&decidedAt); err != nil {
+		return none, false, err
 	}
 	// Under the locks, every decision before this one is in the totals,
 	// its own minute's too.
 	wsum, rsum, err := windowTotals(ctx, tx, r.QueueID, "<=")
 	if err != nil {
-		return false, err
+		return none, false, err
 	}
 	ow, or := VelocityOver(wsum, rsum, r.Amount, rs, limits)
 	if _, err := tx.ExecContext(ctx, `UPDATE velocity_decisions SET wallet_sum=?, recipient_sum=?, over_wallet=?, over_recipient=?
 		WHERE reservation_key=?`, wsum, rsum, ow, or, r.QueueID); err != nil {
-		return false, err
+		return none, false, err
 	}
 	for _, s := range scopes {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO velocity_totals (scope, minute, amount)
 			SELECT ?, minute, amount FROM velocity_decisions WHERE reservation_key=?
 			ON DUPLICATE KEY UPDATE amount = velocity_totals.amount + VALUES(amount)`, s, r.QueueID); err != nil {
-			return false, fmt.Errorf("adding %s to the totals of %s: %w", r.QueueID, s, err)
+			return none, false, fmt.Errorf("adding %s to the totals of %s: %w", r.QueueID, s, err)
 		}
 	}
-	return true, tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return none, false, err
+	}
+	return VelocityDecision{ReservationKey: r.QueueID, Chain: r.Chain, Symbol: r.Symbol, Wallet: norm(r.Address),
+		Recipient: norm(r.Recipient), Amount: r.Amount, WalletSum: wsum, RecipientSum: rsum,
+		WalletLimit: storedLimit(limits.Wallet), RecipientLimit: storedLimit(limits.Recipient),
+		OverWallet: ow, OverRecipient: or, DecidedAt: decidedAt}, true, nil
+}
+
+// storedLimit is a limit as the decision stores it and reads it back:
+// zero for none, else at the column's 18 decimals.
+func storedLimit(d decimal.Decimal) decimal.Decimal {
+	if d.Sign() <= 0 {
+		return decimal.Zero
+	}
+	return d.Round(18)
 }
 
 func limitValue(d decimal.Decimal) any {

@@ -250,3 +250,27 @@ func TestVelocityRacesForTheLastHeadroom(t *testing.T) {
 		})
 	}
 }
+
+// TestVelocityDecisionIsReturnedAsStored: the decision a first call returns
+// is the one a replay reads back (it is not read back after being taken).
+func TestVelocityDecisionIsReturnedAsStored(t *testing.T) {
+	e := newVelocityEnv(t)
+	to := stacktest.RandomAddress()
+	e.decide(e.pay(stacktest.RandomAddress(), to, "7"), ledger.VelocityLimits{Wallet: d("100"), Recipient: d("50.1234567890123456789")})
+	key := e.pay(stacktest.RandomAddress(), to, "20")
+	first := e.decide(key, ledger.VelocityLimits{Wallet: d("100"), Recipient: d("50.1234567890123456789")})
+	stored, ok, err := e.l.VelocityDecisionOf(ctx, key)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.False(t, first.Replayed)
+	stored.Replayed = false
+	for name, pair := range map[string][2]decimal.Decimal{"amount": {first.Amount, stored.Amount},
+		"wallet sum": {first.WalletSum, stored.WalletSum}, "recipient sum": {first.RecipientSum, stored.RecipientSum},
+		"wallet limit": {first.WalletLimit, stored.WalletLimit}, "recipient limit": {first.RecipientLimit, stored.RecipientLimit}} {
+		require.True(t, pair[0].Equal(pair[1]), "%s: returned %s, stored %s", name, pair[0], pair[1])
+	}
+	requireDec(t, "7", first.RecipientSum)
+	first.Amount, first.WalletSum, first.RecipientSum, first.WalletLimit, first.RecipientLimit = stored.Amount,
+		stored.WalletSum, stored.RecipientSum, stored.WalletLimit, stored.RecipientLimit
+	require.Equal(t, stored, first)
+}

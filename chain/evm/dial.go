@@ -9,6 +9,8 @@ import (
 
 	"github.com/ethereum/go-ethereum/ethclient"
 	"github.com/ethereum/go-ethereum/rpc"
+
+	"payflow/internal/callcount"
 )
 
 // nodeConns is how many idle connections to one node an HTTP client keeps:
@@ -21,7 +23,8 @@ const nodeConns = 128
 // nodeConns connections open and does not ask for gzip: a payment worker's
 // node sits on its host or LAN, where the node's CPU compressing every
 // answer (a tenth of geth's time under load, measured by make bench) costs
-// more than the bytes it saves. Other schemes (ws, ipc) dial as
+// more than the bytes it saves. Its calls are counted by method
+// (callcount.NodeCalls, on the process's /metrics). Other schemes (ws, ipc) dial as
 // ethclient.DialContext does.
 func DialNode(ctx context.Context, url string) (*ethclient.Client, error) {
 	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
@@ -37,7 +40,7 @@ func DialNode(ctx context.Context, url string) (*ethclient.Client, error) {
 		TLSHandshakeTimeout: 10 * time.Second,
 		DisableCompression:  true,
 	}
-	c, err := rpc.DialOptions(ctx, url, rpc.WithHTTPClient(&http.Client{Transport: tr}))
+	c, err := rpc.DialOptions(ctx, url, rpc.WithHTTPClient(&http.Client{Transport: callcount.Transport(tr)}))
 	if err != nil {
 		return nil, err
 	}

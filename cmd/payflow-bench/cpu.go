@@ -177,3 +177,30 @@ func cpuSplit(before, after map[string]float64, n int, unit string) (string, flo
 	}
 	return fmt.Sprintf("CPU ms per %s: total %.1f; ", unit, per(total)) + strings.Join(parts, ", "), per(total)
 }
+
+// cpuPer is CPU ms per unit by process between two readings of n units (a
+// process restarted in between is left out).
+func cpuPer(before, after map[string]float64, n int) map[string]float64 {
+	out := map[string]float64{}
+	for k, a := range after {
+		if b, ok := before[k]; ok && a >= b {
+			out[k] = (a - b) * 1000 / float64(max(n, 1))
+		}
+	}
+	return out
+}
+
+// temporalProcs are the processes that are Temporal: the dev server, or a
+// cluster's server and its PostgreSQL.
+var temporalProcs = map[string]bool{"temporal": true, "temporal-server": true, "postgres": true}
+
+// outsideTemporal is the CPU ms per unit of every process but Temporal's.
+func outsideTemporal(by map[string]float64) float64 {
+	t := 0.0
+	for k, v := range by {
+		if !temporalProcs[k] {
+			t += v
+		}
+	}
+	return t
+}

@@ -113,18 +113,32 @@ func FloorPayment(ctx workflow.Context, in floorInput) (protocol.PaymentResponse
 	return resp, steps("publish")
 }
 
+// floorFigures is one floor run: its row, payments/s, CPU per payment (all
+// processes, and by process), Temporal's persistence requests and what
+// payflow's idle processes asked of MariaDB and the nodes meanwhile.
+type floorFigures struct {
+	row         result
+	rate        float64
+	cpu         string
+	cpuMs       float64
+	cpuBy       map[string]float64
+	persistence persistenceDelta
+	calls       callDelta
+	answered    int
+}
+
 // benchFloor runs n FloorPayments flat out (bare: the least design) and
-// returns its row and payments/s: startCallers start them as the starter
+// returns its figures: startCallers start them as the starter
 // does, signalCallers signal each once it has broadcast, and this process's
 // worker (payflow's worker options) runs them.
-func benchFloor(ctx context.Context, st *stacktest.Stack, n int, bare bool) (result, float64) {
+func benchFloor(ctx context.Context, st *stacktest.Stack, n int, bare bool) floorFigures {
 	const startCallers, signalCallers = 32, 16
 	name := "Temporal floor: payflow's 19 history events with no-op steps, flat out"
 	if bare {
 		name = "Temporal floor, bare: start, a local activity, the signal, a local activity, flat out"
 	}
-	fail := func(err error) (result, float64) {
-		return result{Name: name, Measured: "error", Verdict: "-", Note: err.Error()}, 0
+	fail := func(err error) floorFigures {
+		return floorFigures{row: result{Name: name, Measured: "error", Verdict: "-", Note: err.Error()}}
 	}
 	opts, err := st.TemporalOptions()
 	if err != nil {
@@ -150,6 +164,7 @@ func benchFloor(ctx context.Context, st *stacktest.Stack, n int, bare bool) (res
 	var startErrs, signalErrs atomic.Int64
 	var firstErr atomic.Value
 	probe := startPersistenceProbe(ctx)
+	callsProbe := startCallProbe(ctx, st)
 	cpu0 := cpuSeconds()
 	t0 := time.Now()
 	for c := 0; c < signalCallers; c++ {
@@ -195,8 +210,10 @@ wait:
 			_ = tc.TerminateWorkflow(ctx, id, "", "the floor bench gave up on it")
 		}
 	}
-	cpu, _ := cpuSplit(cpu0, cpuSeconds(), max(answered, 1), "payment")
+	cpu1 := cpuSeconds()
+	cpu, cpuMs := cpuSplit(cpu0, cpu1, max(answered, 1), "payment")
 	persist := probe.done(ctx)
+	calls := callsProbe.done(ctx)
 	rate := float64(answered) / took.Seconds()
 	note := fmt.Sprintf("n=%d answered in %s; %.0f history events per workflow; %s; %s Temporal persistence requests; "+
 		"the most payments/s this Temporal deployment allows whatever payflow's steps cost (bench = the workflow worker "+
@@ -206,7 +223,43 @@ wait:
 		note += fmt.Sprintf("; %d not answered (%d start and %d signal errors, first: %v)", n-answered,
 			startErrs.Load(), signalErrs.Load(), firstErr.Load())
 	}
-	return result{Name: name, Measured: fmt.Sprintf("%.1f payments/s", rate), Target: "—", Verdict: "-", Note: note}, rate
+	return floorFigures{row: result{Name: name, Measured: fmt.Sprintf("%.1f payments/s", rate), Target: "—", Verdict: "-", Note: note},
+		rate: rate, cpu: cpu, cpuMs: cpuMs, cpuBy: cpuPer(cpu0, cpu1, max(answered, 1)), persistence: persist, calls: calls,
+		answered: answered}
+}
+
+// floorRows set payflow's flat-out run beside the floor's of the same
+// invocation: payments/s (payflow ≥ 0.9× the floor), CPU per payment by
+// process, payflow's own requests and Temporal's persistence requests.
+func floorRows(flat paymentRun, f floorFigures, namespace string) []result {
+	if flat.n == 0 || f.rate <= 0 {
+		return nil
+	}
+	ratio := flat.perSec() / f.rate
+	rows := []result{{Name: "payflow / Temporal floor", Measured: fmt.Sprintf("%.2f× (%.1f / %.1f)", ratio, flat.perSec(), f.rate),
+		Target: "≥ 0.9×", Verdict: verdict(ratio >= 0.9),
+		Note: "payments/s flat out, same invocation: payflow's payments against payflow's 19 history events with no-op steps"}}
+	if flat.cpuMs > 0 && f.cpuMs > 0 {
+		pOut, fOut := outsideTemporal(flat.cpuBy), outsideTemporal(f.cpuBy)
+		rows = append(rows, result{Name: "CPU ms per payment, payflow / Temporal floor",
+			Measured: fmt.Sprintf("%.1f / %.1f (%.2f×)", flat.cpuMs, f.cpuMs, flat.cpuMs/f.cpuMs), Target: "—", Verdict: "-",
+			Note: fmt.Sprintf("outside Temporal %.1f / %.1f; payflow: %s; floor: %s (the floor's bench is its workflow worker)",
+				pOut, fOut, flat.cpu, f.cpu)})
+	}
+	fn := max(f.answered, 1)
+	rows = append(rows, result{Name: "payflow's own requests per payment, payflow / Temporal floor",
+		Measured: fmt.Sprintf("%.1f / %.1f SQL, %.1f / %.1f RPC", flat.calls.sum("sql")/float64(max(flat.n, 1)), f.calls.sum("sql")/float64(fn),
+			flat.calls.sum("rpc")/float64(max(flat.n, 1)), f.calls.sum("rpc")/float64(fn)), Target: "(budget)", Verdict: "-",
+		Note: fmt.Sprintf("payflow: %s; during the floor (payflow's processes idle: its background per floor payment): %s; "+
+			"Temporal persistence requests per payment %.1f / %.1f", flat.calls.perPayment(flat.n), f.calls.perPayment(fn),
+			flat.persistence.perPayment(flat.n), f.persistence.perPayment(fn))},
+		result{Name: "Temporal frontend RPCs per payment, payflow / Temporal floor", Measured: "-", Target: "(budget)", Verdict: "-",
+			Note: fmt.Sprintf("payflow: %s; floor: %s; from the dev server's /metrics (service_requests), whole batch, every client's",
+				flat.persistence.frontend(flat.n), f.persistence.frontend(fn))},
+		result{Name: "Temporal persistence requests per payment, payflow / Temporal floor",
+			Measured: fmt.Sprintf("%.1f / %.1f", flat.persistence.perPayment(flat.n), f.persistence.perPayment(fn)), Target: "(budget)", Verdict: "-",
+			Note: fmt.Sprintf("payflow: %s; floor: %s", flat.persistence.split(namespace, flat.n), f.persistence.split(namespace, fn))})
+	return rows
 }
 
 // floorQueueID is the queue_id of a floor run's i-th payment.

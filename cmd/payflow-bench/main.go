@@ -46,7 +46,8 @@ var (
 	nWatch    = flag.Int("watch", 1_000_000, "watched addresses")
 	nPost     = flag.Int("postings", 20000, "ledger postings (group commit and, unless -quick, one transaction per posting)")
 	nTx       = flag.Int("txs", 10000, "broadcaster transactions (at least 10,000 unless -quick)")
-	only      = flag.String("only", "", "comma list of phases: payments,two-chains,baseline,floor,deposits,ledger,broadcast,tracker,failover (payments includes two-chains)")
+	only      = flag.String("only", "", "comma list of phases: payments,two-chains,flat,baseline,floor,deposits,ledger,broadcast,tracker,failover (payments includes two-chains; flat is payflow's flat-out run alone)")
+	ageN      = flag.Int("age", 0, "aged payments to load into the ledger and the chain before the payment phases, after a flat-out run on the stack as it was (aging.go)")
 	phaseFlag = flag.String("phase", "", "internal: run one phase in this process and print JSON")
 	// temporalMetricsFlag overrides where Temporal's own metrics are read.
 	temporalMetricsFlag = flag.String("temporal-metrics", "", "the Temporal dev server's /metrics URL (default: port in .dev/pids/temporal.metrics-port, else 8234)")
@@ -131,12 +132,30 @@ func main() {
 	// Then the same flat-out figure over two chains, then payflow at a
 	// fixed rate (one chain).
 	one, _ := payChains(st, false)
-	var flat, base paymentRun
+	var flat, base, fresh paymentRun
 	wantTwo := want("payments") || want("two-chains")
-	if wantTwo {
+	if *ageN > 0 {
+		// The same flat-out run before the load, for the aged one to be
+		// compared with in this invocation.
+		if wantTwo || want("flat") {
+			fresh = benchPayments(ctx, st, *nPay, 0, false, one)
+			fmt.Printf("  payflow flat out before aging: %.1f payments/s\n", fresh.perSec())
+			took("payflow flat out, before aging")
+		}
+		r := ageStack(ctx, st, *ageN).row()
+		rows = append(rows, r)
+		printRows([]result{r})
+		took("aging")
+	}
+	if wantTwo || want("flat") {
 		flat = benchPayments(ctx, st, *nPay, 0, false, one)
 		fmt.Printf("  payflow flat out: %.1f payments/s, %s Temporal persistence requests\n", flat.perSec(), flat.persistence.measured(flat.n))
 		took("payflow flat out")
+		if fresh.n > 0 {
+			r := agingRows(fresh, flat, *ageN)
+			rows = append(rows, r...)
+			printRows(r)
+		}
 	}
 	if want("baseline") {
 		base = benchPayments(ctx, st, *nBaseline, 0, true, one)
@@ -168,6 +187,10 @@ func main() {
 		rows = append(rows, r...)
 		printRows(r)
 	}
+	if want("flat") && !wantTwo {
+		rows = append(rows, exactlyOnce("payments", flat))
+		printRows(rows[len(rows)-1:])
+	}
 	if wantTwo {
 		if !want("payments") { // -only two-chains: still check the one-chain run
 			twoRows = append([]result{exactlyOnce("payments", flat)}, twoRows...)
@@ -176,13 +199,9 @@ func main() {
 		printRows(twoRows)
 	}
 	if want("floor") {
-		shaped, rate := benchFloor(ctx, st, *nPay, false)
-		bare, _ := benchFloor(ctx, st, *nPay, true)
-		if flat.n > 0 && rate > 0 {
-			shaped.Note += fmt.Sprintf("; payflow's flat-out run of this invocation: %.1f payments/s, %.2f× this floor",
-				flat.perSec(), flat.perSec()/rate)
-		}
-		r := []result{shaped, bare}
+		shaped := benchFloor(ctx, st, *nPay, false)
+		bare := benchFloor(ctx, st, *nPay, true)
+		r := append([]result{shaped.row, bare.row}, floorRows(flat, shaped, st.TemporalNamespace)...)
 		rows = append(rows, r...)
 		printRows(r)
 		took("Temporal floor")

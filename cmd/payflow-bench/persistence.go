@@ -86,6 +86,18 @@ func parsePersistence(r io.Reader) (persistenceSnapshot, error) {
 	found := false
 	for name, f := range fams {
 		base := strings.TrimSuffix(name, "_total")
+		if base == "service_requests" { // the frontend's RPCs, by operation
+			for _, m := range f.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["service_name"] == "frontend" && labels["namespace"] != "temporal_system" {
+					out[frontendKey+labels["operation"]] += counterValue(m)
+				}
+			}
+			continue
+		}
 		if base != "persistence_requests" && base != "visibility_persistence_requests" {
 			continue
 		}
@@ -158,13 +170,52 @@ func diffPersistence(before, after persistenceSnapshot) persistenceDelta {
 	return d
 }
 
+// frontendKey prefixes the frontend's RPCs by operation in a snapshot:
+// they are not persistence requests, and no total or split counts them.
+const frontendKey = "frontend-rpc/"
+
 // total is every request of the batch, visibility included.
 func (d persistenceDelta) total() float64 {
 	t := 0.0
-	for _, v := range d.ByKey {
-		t += v
+	for k, v := range d.ByKey {
+		if !strings.HasPrefix(k, frontendKey) {
+			t += v
+		}
 	}
 	return t
+}
+
+// frontend says which frontend RPCs the batch made, per payment: the
+// total, and the operations of at least 0.05 per payment, largest first.
+func (d persistenceDelta) frontend(payments int) string {
+	if d.Err != "" || payments <= 0 {
+		return "not counted"
+	}
+	ops := map[string]float64{}
+	total := 0.0
+	for k, v := range d.ByKey {
+		if op, ok := strings.CutPrefix(k, frontendKey); ok {
+			ops[op] += v
+			total += v
+		}
+	}
+	names := make([]string, 0, len(ops))
+	for op, v := range ops {
+		if v/float64(payments) >= 0.05 {
+			names = append(names, op)
+		}
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if ops[names[i]] != ops[names[j]] {
+			return ops[names[i]] > ops[names[j]]
+		}
+		return names[i] < names[j]
+	})
+	var parts []string
+	for _, op := range names {
+		parts = append(parts, fmt.Sprintf("%s %.2f", op, ops[op]/float64(payments)))
+	}
+	return fmt.Sprintf("%.1f (%s)", total/float64(payments), strings.Join(parts, ", "))
 }
 
 // perPayment is the headline: all persistence requests per payment.
@@ -196,6 +247,9 @@ func (d persistenceDelta) split(namespace string, payments int) string {
 	var nsTotal, vis, other float64
 	nsOps, otherOps := map[string]float64{}, map[string]float64{}
 	for k, v := range d.ByKey {
+		if strings.HasPrefix(k, frontendKey) {
+			continue
+		}
 		ns, name, _ := strings.Cut(k, "/")
 		switch ns {
 		case namespace:

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"payflow/custody/signerapi"
+	"payflow/internal/callcount"
 )
 
 // Metrics are the signer's Prometheus collectors on their own registry.
@@ -42,6 +43,7 @@ func newMetrics(st *store, chains []string) *Metrics {
 	}
 	m.reg.MustRegister(m.requests, m.refusals, m.signSeconds, &keysCollector{store: st},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(callcount.Collectors()...) // the signer's own database statements
 	return m
 }
 

@@ -13,11 +13,11 @@ import (
 	"syscall"
 	"time"
 
-	_ "github.com/go-sql-driver/mysql"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
 	"payflow/config"
+	"payflow/internal/callcount"
 )
 
 // Start parses -config and -key, loads the config, sets up JSON logging and
@@ -64,9 +64,10 @@ func DialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger, metr
 	}
 }
 
-// OpenDB opens MariaDB with the pool settings of dbConfig and pings it.
+// OpenDB opens MariaDB with the pool settings of dbConfig and pings it. Its
+// statements are counted (callcount.Statements, on the process's /metrics).
 func OpenDB(ctx context.Context, cfg config.Config) (*sql.DB, error) {
-	db, err := sql.Open("mysql", cfg.ETH.DB.MySQLDSN())
+	db, err := callcount.OpenDB(cfg.ETH.DB.MySQLDSN())
 	if err != nil {
 		return nil, fmt.Errorf("opening database: %w", err)
 	}

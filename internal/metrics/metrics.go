@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"payflow/internal/callcount"
 	"payflow/protocol"
 )
 
@@ -130,6 +131,7 @@ func New() *Metrics {
 	m.reg.MustRegister(m.payments, m.deposits, m.requestToBroadcast, m.requestToAnswer, m.wsReconnects,
 		m.deliveries, m.deadLetters, m.shortTransfers, m.chainRefused, m.answersRelayed, m.held,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(callcount.Collectors()...)
 	return m
 }
 

@@ -181,10 +181,14 @@ func (x *Fees) Simulate(ctx context.Context, token, from, to string, units *big.
 }
 
 // Paid implements chain.Fees: the receipt's gas used × effective gas price.
+// The receipt the payment's inspection just read is used when there is one.
 func (x *Fees) Paid(ctx context.Context, txHash string) (*big.Int, bool, error) {
-	r, err := receipt(ctx, x.backend, txHash)
-	if err != nil || r == nil {
-		return nil, false, err
+	r, ok := x.b.Sender.RecentReceipt(common.HexToHash(txHash))
+	if !ok {
+		var err error
+		if r, err = receipt(ctx, x.backend, txHash); err != nil || r == nil {
+			return nil, false, err
+		}
 	}
 	return new(big.Int).Mul(new(big.Int).SetUint64(r.GasUsed), r.EffectiveGasPrice), true, nil
 }

@@ -63,11 +63,16 @@ func (s *Sender) Inspect(ctx context.Context, workflowID, step string, confirmat
 	if err != nil {
 		return Inspection{}, err
 	}
-	return inspectAttempts(ctx, s.backend, attempts, confirmations)
+	return inspectAttempts(ctx, keepingReceipts{Backend: s.backend, c: &s.recent}, attempts, confirmations)
 }
 
 // inspectAttempts judges the attempts of one step (one sender, one nonce).
+// A mined attempt needs its receipt only: the receipts are read first, and
+// the nonce (at depth) only when none is mined, then the receipts again.
 func inspectAttempts(ctx context.Context, backend evm.Backend, attempts []evm.SignedTx, confirmations uint64) (Inspection, error) {
+	if in, ok, err := minedOf(ctx, backend, attempts); err != nil || ok {
+		return in, err
+	}
 	latest := attempts[len(attempts)-1]
 	// Nonce before receipts: an attempt mined between the two reads then
 	// shows as mined, not as dropped.
@@ -75,10 +80,23 @@ func inspectAttempts(ctx context.Context, backend evm.Backend, attempts []evm.Si
 	if err != nil {
 		return Inspection{}, err
 	}
+	if in, ok, err := minedOf(ctx, backend, attempts); err != nil || ok {
+		return in, err
+	}
+	if consumed {
+		return Inspection{State: chain.TransferDropped, Attempt: latest,
+			Reason: fmt.Sprintf("nonce %d of %s was used by another transaction", latest.Nonce, evm.Lower(latest.From))}, nil
+	}
+	return Inspection{State: chain.TransferPending, Attempt: latest}, nil
+}
+
+// minedOf is the inspection of the first of attempts with a receipt; ok is
+// false when none has one.
+func minedOf(ctx context.Context, backend evm.Backend, attempts []evm.SignedTx) (Inspection, bool, error) {
 	for _, a := range attempts {
 		r, err := evm.ReceiptOf(ctx, backend, a.Hash)
 		if err != nil {
-			return Inspection{}, err
+			return Inspection{}, false, err
 		}
 		if r == nil {
 			continue
@@ -86,13 +104,9 @@ func inspectAttempts(ctx context.Context, backend evm.Backend, attempts []evm.Si
 		a.Mined = true
 		in := Inspection{State: chain.TransferMined, Attempt: a, BlockNumber: r.BlockNumber.Uint64(), BlockHash: r.BlockHash}
 		in.Succeeded, in.Reason, in.Token, in.Units, in.Received = judgeEffect(a, r)
-		return in, nil
+		return in, true, nil
 	}
-	if consumed {
-		return Inspection{State: chain.TransferDropped, Attempt: latest,
-			Reason: fmt.Sprintf("nonce %d of %s was used by another transaction", latest.Nonce, evm.Lower(latest.From))}, nil
-	}
-	return Inspection{State: chain.TransferPending, Attempt: latest}, nil
+	return Inspection{}, false, nil
 }
 
 // nonceConsumedAtDepth reports whether from's nonce is used by a transaction

@@ -39,6 +39,7 @@ type Sender struct {
 	backend evm.Backend
 	poster  txPoster
 	log     *slog.Logger
+	recent  recentReceipts // what Inspect found, for the gas charge that follows
 }
 
 // Close waits until every send already queued has been put on the node and
