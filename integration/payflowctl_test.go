@@ -582,3 +582,35 @@ func faucetTx(t *testing.T, st *stacktest.Stack, eth *ethclient.Client, to *comm
 	}
 	return r
 }
+
+// TestWalletMigrateIsAudited: wallet migrate without --reason is refused
+// before it acts; with one it is recorded in the audit trail with who and
+// why, and what it moved (nothing, on a stack devstack migrated already).
+func TestWalletMigrateIsAudited(t *testing.T) {
+	c := buildCtl(t)
+	flags := []string{"-config", filepath.Join(c.dev, "config.json"), "-env-file", filepath.Join(c.dev, "payflow.env")}
+	if out, errOut, code := c.exec(t, "", append([]string{"wallet", "migrate"}, flags...)...); code != 3 ||
+		!strings.Contains(errOut, "needs --reason") {
+		t.Fatalf("wallet migrate without --reason: exit %d, want 3 (refused)\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	reason := stacktest.RandomID("it-migrate-")
+	if out, errOut, code := c.exec(t, "", append([]string{"wallet", "migrate", "-as", "it-custodian", "-reason", reason, "-json"},
+		flags...)...); code != 0 {
+		t.Fatalf("wallet migrate: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	out, errOut, code := c.exec(t, "", append([]string{"audit", "list", "-action", audit.ActionWalletMigrate, "-json"}, flags...)...)
+	var es []audit.Entry
+	if code != 0 || json.Unmarshal([]byte(out), &es) != nil {
+		t.Fatalf("audit list -action %s: exit %d\nstdout: %s\nstderr: %s", audit.ActionWalletMigrate, code, out, errOut)
+	}
+	for _, e := range es {
+		if e.Reason == reason {
+			if e.Actor != "it-custodian" || e.Source != audit.SourceCLI || e.Outcome != audit.OutcomeDone ||
+				!strings.Contains(string(e.Changes), "wallets") {
+				t.Errorf("the migration's record: %+v (changes %s)", e, e.Changes)
+			}
+			return
+		}
+	}
+	t.Fatalf("no wallet.migrate record with reason %q in %+v", reason, es)
+}
