@@ -185,7 +185,7 @@ type assetAmounts struct{ approval, sweep, ceiling, floor, velocityWallet, veloc
 // runs with a ceiling of its own); floors stay below it, so the floor alert
 // stays quiet. Velocity limits are far above what the tests and benchmarks
 // send from any dev wallet in a day, except ETH's USDC: 100,000 per wallet,
-// which only the velocity tests reach, from wallets of their own, with
+// which only the velocity tests reach, each paying out of its own fresh wallet, with
 // payments below USDC's approval threshold. A chain not listed gets the
 // "default" entry (its native coin under the key "native").
 var devAmounts = map[string]map[string]assetAmounts{
