@@ -40,6 +40,13 @@ type BTCChain struct {
 	Native NativeCoin `json:"native"`
 	// CollectionAddress is the chain's collection wallet ("" = none).
 	CollectionAddress string `json:"collection_address,omitempty"`
+	// FeeRate is the fee rate, in satoshis per virtual byte, a payment pays
+	// when the node has no fee estimate (0 or absent: DefaultFeeRate).
+	FeeRate int64 `json:"fee_rate,omitempty"`
+	// MaxFeeRate is the highest fee rate, in satoshis per virtual byte,
+	// payflow-signer signs a payment or its replacement at (0 or absent:
+	// DefaultMaxFeeRate); at least FeeRate.
+	MaxFeeRate int64 `json:"max_fee_rate,omitempty"`
 
 	// RPCUser and RPCPassword are the node's credentials, from the
 	// environment or RPCCredentialsFile (never from the config file).
@@ -48,6 +55,13 @@ type BTCChain struct {
 	// inFile: the file named rpc_user or rpc_password; refused.
 	inFile []string
 }
+
+// Fee rates of a Bitcoin chain whose entry names none, in satoshis per
+// virtual byte.
+const (
+	DefaultFeeRate    = 2
+	DefaultMaxFeeRate = 50
+)
 
 // UnmarshalJSON reads a btc_chains entry, noting credentials written in the
 // file (Validate refuses them) without keeping them.
@@ -86,10 +100,17 @@ func BTCEnv(name string) (user, password string) {
 	return "PAYFLOW_" + n + "_RPC_USER", "PAYFLOW_" + n + "_RPC_PASSWORD"
 }
 
-// resolveBTC upper-cases the Bitcoin chains' names and symbols and reads
-// their node credentials: the environment first, then the credentials
-// file. What is missing is Validate's to report.
+// resolveBTC upper-cases the Bitcoin chains' names and symbols, fills
+// their default fee rates and reads their node credentials: the
+// environment first, then the credentials file. What is missing is
+// Validate's to report.
 func (c *Config) resolveBTC(lookup func(string) (string, bool)) error {
+	return c.resolveBTCChains(lookup, true)
+}
+
+// resolveBTCChains is resolveBTC; without credentials it leaves the node's
+// credentials unread (payflow-signer, which never calls the node).
+func (c *Config) resolveBTCChains(lookup func(string) (string, bool), credentials bool) error {
 	if len(c.BTCChains) == 0 {
 		return nil
 	}
@@ -97,6 +118,16 @@ func (c *Config) resolveBTC(lookup func(string) (string, bool)) error {
 	for name, b := range c.BTCChains {
 		name = strings.ToUpper(name)
 		b.Native.Symbol = strings.ToUpper(b.Native.Symbol)
+		if b.FeeRate == 0 {
+			b.FeeRate = DefaultFeeRate
+		}
+		if b.MaxFeeRate == 0 {
+			b.MaxFeeRate = DefaultMaxFeeRate
+		}
+		if !credentials {
+			out[name] = b
+			continue
+		}
 		envUser, envPass := BTCEnv(name)
 		if b.RPCCredentialsFile != "" {
 			raw, err := os.ReadFile(b.RPCCredentialsFile)
@@ -181,7 +212,11 @@ func (c Config) CanonicalAddress(chainName, s string) (canonical, want string, o
 
 // validateBTC checks the Bitcoin chains, naming each field as
 // btc_chains.<NAME>.<field>.
-func (c Config) validateBTC() []error {
+func (c Config) validateBTC() []error { return c.validateBTCChains(true) }
+
+// validateBTCChains is validateBTC; without node it leaves out the node's
+// URL and credentials (payflow-signer's check: it never calls the node).
+func (c Config) validateBTCChains(node bool) []error {
 	var errs []error
 	for _, name := range c.BTCChainNames() {
 		b := c.BTCChains[name]
@@ -195,16 +230,18 @@ func (c Config) validateBTC() []error {
 		if _, dup := c.Chains[name]; dup {
 			bad("chain", "is chains.%s too: a chain name names one chain", name)
 		}
-		if !strings.HasPrefix(b.RPCURL, "http://") && !strings.HasPrefix(b.RPCURL, "https://") {
-			bad("rpc_url", "must be btcd's http(s) JSON-RPC URL, got %q", b.RPCURL)
-		}
 		envUser, envPass := BTCEnv(name)
 		for _, f := range b.inFile {
 			bad(f, "must not be in the config file (it would be a secret in it): set %s and %s, or rpc_credentials_file",
 				envUser, envPass)
 		}
-		if b.RPCUser == "" || b.RPCPassword == "" {
-			bad("rpc_credentials_file", "or %s and %s are required: the node's credentials", envUser, envPass)
+		if node {
+			if !strings.HasPrefix(b.RPCURL, "http://") && !strings.HasPrefix(b.RPCURL, "https://") {
+				bad("rpc_url", "must be btcd's http(s) JSON-RPC URL, got %q", b.RPCURL)
+			}
+			if b.RPCUser == "" || b.RPCPassword == "" {
+				bad("rpc_credentials_file", "or %s and %s are required: the node's credentials", envUser, envPass)
+			}
 		}
 		params, err := btc.Params(b.Network)
 		if err != nil {
@@ -212,6 +249,12 @@ func (c Config) validateBTC() []error {
 		}
 		if b.Confirmations < 1 {
 			bad("confirmations", "must be >= 1, got %d", b.Confirmations)
+		}
+		if b.FeeRate < 1 {
+			bad("fee_rate", "must be >= 1 satoshi per virtual byte (the relay minimum), got %d", b.FeeRate)
+		}
+		if b.MaxFeeRate < b.FeeRate {
+			bad("max_fee_rate", "%d must be >= fee_rate %d (satoshis per virtual byte)", b.MaxFeeRate, b.FeeRate)
 		}
 		if b.Native.Symbol != btc.Symbol {
 			bad("native.symbol", "%q: a Bitcoin chain's coin is %s", b.Native.Symbol, btc.Symbol)

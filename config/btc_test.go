@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -158,4 +159,62 @@ func TestCanonicalAddressByFamily(t *testing.T) {
 func quote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// TestBTCFeeRates: fee_rate and max_fee_rate default to 2 and 50 satoshis
+// per virtual byte; a rate below 1, or a maximum below the rate, is
+// refused, naming the field.
+func TestBTCFeeRates(t *testing.T) {
+	creds := quote(credentialsFile(t, "u:p"))
+	entry := func(rates string) string {
+		return withBTC(t, `{"rpc_url": "http://127.0.0.1:1", "rpc_credentials_file": `+creds+`, "network": "simnet", "confirmations": 1, `+
+			rates+`"native": {"symbol": "BTC", "decimals": 8, "approval_threshold": "1", "sweep_threshold": "1"}}`)
+	}
+	cfg, err := Load(write(t, entry("")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := cfg.BTCChain("BTC"); b.FeeRate != DefaultFeeRate || b.MaxFeeRate != DefaultMaxFeeRate {
+		t.Errorf("defaults: fee_rate %d, max_fee_rate %d", b.FeeRate, b.MaxFeeRate)
+	}
+	cfg, err = Load(write(t, entry(`"fee_rate": 5, "max_fee_rate": 5, `)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := cfg.BTCChain("BTC"); b.FeeRate != 5 || b.MaxFeeRate != 5 {
+		t.Errorf("set: fee_rate %d, max_fee_rate %d", b.FeeRate, b.MaxFeeRate)
+	}
+	for rates, want := range map[string]string{
+		`"fee_rate": -1, `:                    "btc_chains.BTC.fee_rate must be >= 1",
+		`"fee_rate": 60, `:                    "btc_chains.BTC.max_fee_rate 50 must be >= fee_rate 60",
+		`"fee_rate": 3, "max_fee_rate": 2, `:  "btc_chains.BTC.max_fee_rate 2 must be >= fee_rate 3",
+		`"fee_rate": 1, "max_fee_rate": -5, `: "btc_chains.BTC.max_fee_rate -5 must be >= fee_rate 1",
+	} {
+		if _, err := Load(write(t, entry(rates))); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want %q", rates, err, want)
+		}
+	}
+}
+
+// TestLoadSignerReadsBTCChainsWithoutCredentials: payflow-signer reads a
+// Bitcoin chain's network, coin and fee rates, not its node's credentials
+// (it never calls the node), and still validates what it reads.
+func TestLoadSignerReadsBTCChainsWithoutCredentials(t *testing.T) {
+	t.Setenv(EnvMySQLDSN, "u:p@tcp(127.0.0.1:3306)/payflow")
+	cfg, err := LoadSigner(write(t, `{"btc_chains": {"btc": {"rpc_url": "http://127.0.0.1:1", "network": "simnet", "confirmations": 1,
+	  "max_fee_rate": 20, "native": {"symbol": "btc", "decimals": 8, "approval_threshold": "1", "sweep_threshold": "1"}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, ok := cfg.BTCChain("BTC")
+	if !ok || b.Network != "simnet" || b.Native.Symbol != "BTC" || b.FeeRate != DefaultFeeRate || b.MaxFeeRate != 20 || b.RPCUser != "" {
+		t.Fatalf("btc_chains.BTC = %+v", b)
+	}
+	_, err = LoadSigner(write(t, `{"btc_chains": {"BTC": {"network": "moonnet", "confirmations": 1, "max_fee_rate": 1, "fee_rate": 2,
+	  "native": {"symbol": "BTC", "decimals": 8, "approval_threshold": "1", "sweep_threshold": "1"}}}}`))
+	for _, want := range []string{"btc_chains.BTC.network", "btc_chains.BTC.max_fee_rate 1 must be >= fee_rate 2"} {
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(fmt.Sprint(err), want) {
+			t.Errorf("err = %v, want %q", err, want)
+		}
+	}
 }

@@ -13,7 +13,8 @@ import (
 const EnvKMSEndpoint = "PAYFLOW_KMS_ENDPOINT"
 
 // LoadSigner reads path for payflow-signer: the chains it signs for (as
-// Load resolves them), signer and custody, with the environment's overrides
+// Load resolves them; the Bitcoin chains without their node's
+// credentials), signer and custody, with the environment's overrides
 // (PAYFLOW_MYSQL_DSN, PAYFLOW_SIGNER_SOCKET, PAYFLOW_KMS_ENDPOINT, ...). It validates the chains
 // and the database, not the RabbitMQ and Temporal sections the signer never
 // reads (their secrets are not in its environment). A missing file, or one
@@ -47,7 +48,12 @@ func LoadSigner(path string) (Config, error) {
 	} else {
 		cfg.Chains = map[string]ChainConfig{}
 	}
-	var errs []error
+	// The Bitcoin chains: their network, coin and fee rates; not their
+	// node's credentials, which the signer never uses.
+	if err := cfg.resolveBTCChains(os.LookupEnv, false); err != nil {
+		return Config{}, err
+	}
+	errs := cfg.validateBTCChains(false)
 	if cfg.ETH.DB.DSN == "" && (cfg.ETH.DB.User == "" || cfg.ETH.DB.Host == "" || cfg.ETH.DB.Database == "") {
 		errs = append(errs, fmt.Errorf("%w: eth_config.dbConfig needs user, host and database (or %s)", ErrInvalid, EnvMySQLDSN))
 	}
