@@ -41,6 +41,15 @@ func (c *Client) Sign(ctx context.Context, req SignRequest) (SignResponse, error
 	return out, c.call(ctx, http.MethodPost, PathSign, req, &out)
 }
 
+// SignBTC asks for the signatures of one attempt of one step on a Bitcoin
+// chain (see BTCSignRequest). Its errors are Sign's: ErrRefused,
+// ErrUnknownKey and ErrBadRequest never change on a retry (Permanent),
+// ErrUnavailable may.
+func (c *Client) SignBTC(ctx context.Context, req BTCSignRequest) (BTCSignResponse, error) {
+	var out BTCSignResponse
+	return out, c.call(ctx, http.MethodPost, PathBTCSign, req, &out)
+}
+
 // NewKey asks for a new key on backend.
 func (c *Client) NewKey(ctx context.Context, backend string) (KeyInfo, error) {
 	var out KeyInfo

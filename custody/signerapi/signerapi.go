@@ -6,6 +6,8 @@
 //	POST /v1/sign         SignRequest → SignResponse: sign one transaction of one workflow step
 //	POST /v1/keys         NewKeyRequest → KeyInfo: a new key the signer alone reaches
 //	POST /v1/keys/import  ImportRequest → KeyInfo: hand a legacy key to the signer (wallet migrate)
+//	POST /v1/btc/sign     BTCSignRequest → BTCSignResponse: sign one Bitcoin transaction of one workflow step
+//	GET  /v1/btc/account  BTCAccount: the BIP84 account xpub of a network
 //	GET  /v1/status       Status: backend, keys, last signatures
 //	GET  /metrics         Prometheus metrics
 //
@@ -28,6 +30,8 @@ const (
 	PathStatus = "/v1/status"
 	// PathBTCAccount (GET, ?network=) answers a BTCAccount.
 	PathBTCAccount = "/v1/btc/account"
+	// PathBTCSign (POST BTCSignRequest) answers a BTCSignResponse.
+	PathBTCSign = "/v1/btc/sign"
 	PathMetrics    = "/metrics"
 )
 
@@ -72,6 +76,43 @@ type SignRequest struct {
 type SignResponse struct {
 	Raw      string `json:"raw"`
 	TxHash   string `json:"tx_hash"`
+	Replayed bool   `json:"replayed,omitempty"`
+}
+
+// BTCSignRequest asks for the signatures of one attempt of one workflow
+// step on a Bitcoin chain.
+//
+// PSBT (base64 BIP174) spends outputs of From, every input carrying its
+// witness UTXO, to exactly one output paying the reservation's recipient
+// its amount in satoshis, plus at most one change output to From; its fee
+// (inputs less outputs) is above 0 and at most the chain's max_fee_rate
+// times its virtual size. Attempt 0 needs Reservation held on Chain for
+// From in BTC, and the approval, velocity and deny-list policy of a payment
+// when the recipient is no managed wallet; its inputs then belong to the
+// step: no other step may spend any of them. Attempt n > 0 replaces
+// attempt n-1 (signed before): the same inputs, recipient and amount, a
+// strictly higher fee; its Reservation is attempt 0's ("" reads as it), and
+// must still be held.
+//
+// The same request again (the same unsigned transaction) returns the same
+// signed transaction (Replayed); a different transaction for a (chain,
+// workflow, step, attempt) already signed is refused.
+type BTCSignRequest struct {
+	Chain       string `json:"chain"` // a btc_chains name, e.g. "BTC"
+	WorkflowID  string `json:"workflow_id"`
+	Step        string `json:"step"`
+	Attempt     int    `json:"attempt"`     // 0 the original, n>0 an RBF replacement of the same step
+	Reservation string `json:"reservation"` // the held ledger reservation whose money it moves
+	From        string `json:"from"`        // the paying managed wallet (a BIP84 child of the signer's account)
+	PSBT        string `json:"psbt"`        // base64 BIP174; every input carries its witness UTXO
+}
+
+// BTCSignResponse is the signed transaction: Raw is the hex of the
+// finalized transaction with its witnesses, as sendrawtransaction takes
+// it, and TxID its id (byte-reversed hex).
+type BTCSignResponse struct {
+	Raw      string `json:"raw"`
+	TxID     string `json:"txid"`
 	Replayed bool   `json:"replayed,omitempty"`
 }
 
@@ -171,6 +212,24 @@ func (e *Error) Unwrap() error {
 		return ErrBadRequest
 	}
 	return nil
+}
+
+// Permanent says whether err is an answer of the signer that a retry will
+// not change: a refusal (ErrRefused), no key for the address
+// (ErrUnknownKey) or a request it could not read (ErrBadRequest). An
+// unavailable signer or a cancelled call is not.
+func Permanent(err error) bool {
+	return errors.Is(err, ErrRefused) || errors.Is(err, ErrUnknownKey) || errors.Is(err, ErrBadRequest)
+}
+
+// Reason is the signer's own words for err (its Error's message), or
+// err's text when it carries none.
+func Reason(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Message != "" {
+		return e.Message
+	}
+	return err.Error()
 }
 
 // Errors a caller can tell apart. ErrUnavailable (the socket does not
