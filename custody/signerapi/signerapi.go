@@ -32,7 +32,7 @@ const (
 	PathBTCAccount = "/v1/btc/account"
 	// PathBTCSign (POST BTCSignRequest) answers a BTCSignResponse.
 	PathBTCSign = "/v1/btc/sign"
-	PathMetrics    = "/metrics"
+	PathMetrics = "/metrics"
 )
 
 // UnsignedTx is an EIP-1559 transaction without its signature. Amounts are
