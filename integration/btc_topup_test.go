@@ -233,30 +233,18 @@ func TestBTCTopupAddressOfAnotherFamilyRefused(t *testing.T) {
 	require.False(t, ok)
 }
 
-// TestBTCPaymentsRefused: a withdraw and a pay on BTC, well formed (bech32
-// addresses, 8 decimals), are answered status=0 at once: payflow does not
-// pay on Bitcoin yet. An amount with 9 decimals is refused for that.
-func TestBTCPaymentsRefused(t *testing.T) {
+// TestBTCPaymentWithTooManyDecimalsRefused: a withdraw of 9 decimals on
+// BTC is answered status=0 at once, saying so.
+func TestBTCPaymentWithTooManyDecimalsRefused(t *testing.T) {
 	b := loadBTC(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	addrs := b.derivedAddresses(t, ctx, 2)
-	for _, c := range []struct {
-		flow, key, queue, amount, extra, want string
-	}{
-		{"withdraw", "pay.withdraw.routing.key", "pay.withdraw.return.queue", "0.12345678", "", "payments on BTC are not served yet"},
-		{"pay", "pay.auto.routing.key", "pay.auto.return.queue", "0.5", `,"order_id":"o-1"`, "payments on BTC are not served yet"},
-		{"withdraw", "pay.withdraw.routing.key", "pay.withdraw.return.queue", "0.123456789", "", "has more than 8 decimals"},
-	} {
-		resp := b.st.Collect(t, c.queue, "queue_id")
-		qid := fmt.Sprintf("btc-%s-%d", c.flow, time.Now().UnixNano())
-		body := fmt.Sprintf(`{"queue_id":%q,"from_address":%q,"to_address":%q,"amount":%s,"chain":"BTC","symbol":"BTC","timestamp":%d%s}`,
-			qid, addrs[0], addrs[1], c.amount, time.Now().Unix(), c.extra)
-		b.st.Publish(t, c.key, []byte(body), true)
-		got := resp.Wait(t, qid, 1, time.Minute)[0]
-		require.Equal(t, "0", fmt.Sprint(got.Body["status"]), "%s %s", c.flow, c.amount)
-		require.Contains(t, fmt.Sprint(got.Body["error"]), c.want)
-	}
+	resp := b.st.Collect(t, withdrawResp, "queue_id")
+	qid := b.publishPayment(t, "withdraw", addrs[0], addrs[1], "0.123456789")
+	got := resp.Wait(t, qid, 1, time.Minute)[0]
+	require.Equal(t, "0", fmt.Sprint(got.Body["status"]))
+	require.Contains(t, fmt.Sprint(got.Body["error"]), "has more than 8 decimals")
 }
 
 // TestBTCTopupDepositReorganisedBackToWaiting: a deposit told seen (one
