@@ -3,8 +3,8 @@
 // (custody/signerapi) and serves its Prometheus /metrics there and on a TCP
 // address. Wiring only: the rules are package custody/signer's.
 //
-// It reads config.json (PAYFLOW_CONFIG or -config: the chains, signer.socket
-// and custody.kms), the database from PAYFLOW_MYSQL_DSN,
+// It reads config.json (PAYFLOW_CONFIG or -config: the chains, btc_chains,
+// signer.socket and custody.kms), the database from PAYFLOW_MYSQL_DSN,
 // PAYFLOW_KMS_ENDPOINT (overrides custody.kms.endpoint) and
 // PAYFLOW_SIGNER_METRICS_ADDR (or -metrics-addr), and the deny list
 // risk.deny_list names (PAYFLOW_DENY_LIST), again whenever it changes or on
@@ -102,12 +102,9 @@ func run(ctx context.Context, cfg config.Config, path, metricsAddr string, log *
 	if err != nil {
 		return fmt.Errorf("risk.deny_list: %w", err)
 	}
-	s, err := openSigner(ctx, db, signer.Config{Chains: cfg.Chains, KMS: api, KMSName: kmsName,
+	s, err := openSigner(ctx, db, signer.Config{Chains: cfg.Chains, BTCChains: cfg.BTCChains, KMS: api, KMSName: kmsName,
 		EnvelopeKeyID: kc.EnvelopeKeyID, Log: log, DenyList: deny,
-		Reload: func() (map[string]config.ChainConfig, error) {
-			c, err := config.LoadSigner(path)
-			return c.Chains, err
-		}}, log)
+		Reload: func() (config.Config, error) { return config.LoadSigner(path) }}, log)
 	if err != nil {
 		return err
 	}
@@ -157,7 +154,7 @@ func run(ctx context.Context, cfg config.Config, path, metricsAddr string, log *
 		deny.Run(dctx)
 	}()
 	log.Info("signer started", "socket", cfg.Signer.Socket, "metrics_addr", metricsAddr, "kms", kmsName,
-		"envelope_key_id", s.EnvelopeKeyID(), "account_xpub", s.AccountXPub(), "chains", cfg.ChainNames(),
+		"envelope_key_id", s.EnvelopeKeyID(), "account_xpub", s.AccountXPub(), "chains", cfg.ChainNames(), "btc_chains", cfg.BTCChainNames(),
 		"deny_list", deny.Path(), "deny_list_entries", deny.List().Len())
 
 	var runErr error

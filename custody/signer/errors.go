@@ -13,7 +13,7 @@ const (
 	reasonBadRequest          = "bad_request"          // the request does not read as one
 	reasonUnknownChain        = "unknown_chain"        // no configured chain of that name
 	reasonChainID             = "chain_id"             // the chain id is not the chain's
-	reasonFeeCap              = "fee_cap"              // the fee cap is above the chain's maximum
+	reasonFeeCap              = "fee_cap"              // the fee cap (Bitcoin: the fee rate) is above the chain's maximum
 	reasonNoReservation       = "no_reservation"       // a first attempt names no reservation
 	reasonReservationNotFound = "reservation_missing"  // the reservation does not exist
 	reasonReservationClosed   = "reservation_closed"   // the reservation is settled or released
@@ -28,13 +28,15 @@ const (
 	reasonNoVelocityDecision  = "no_velocity_decision" // the asset has velocity limits and the payment no decision
 	reasonVelocityMismatch    = "velocity_mismatch"    // the decision says it fits; its sums recomputed say it is over
 	reasonRecipientBlocked    = "recipient_blocked"    // the recipient is on the deny list
+	reasonNotOurInput         = "not_our_input"        // a Bitcoin input spends no output of the paying wallet
+	reasonInputUsed           = "input_used"           // a Bitcoin input is spent by another step's transaction
 )
 
 // refusalReasons lists every reason, for the metric's initial zeros.
 var refusalReasons = []string{reasonBadRequest, reasonUnknownChain, reasonChainID, reasonFeeCap, reasonNoReservation,
 	reasonReservationNotFound, reasonReservationClosed, reasonReservationMismatch, reasonNoRecipient, reasonNotPayment,
 	reasonReservationUsed, reasonStepConflict, reasonReplacement, reasonUnknownKey, reasonRecipientBlocked, reasonNotApproved,
-	reasonNoVelocityDecision, reasonVelocityMismatch}
+	reasonNoVelocityDecision, reasonVelocityMismatch, reasonNotOurInput, reasonInputUsed}
 
 // Refusal is a request the signer will not sign, now or on a retry: Reason
 // is one of a fixed set (the metric label), Message says why in the

@@ -13,8 +13,8 @@ import (
 // maxBody caps a request body: a signing request is a few hundred bytes.
 const maxBody = 1 << 20
 
-// Handler serves the signerapi routes: sign, keys, keys/import, status,
-// btc/account and metrics. Errors are signerapi.Error bodies: 400 bad_request, 403 refused,
+// Handler serves the signerapi routes: sign, btc/sign, keys, keys/import,
+// status, btc/account and metrics. Errors are signerapi.Error bodies: 400 bad_request, 403 refused,
 // 404 unknown_key, 500 internal (the signer's database or KMS: retried).
 func (s *Signer) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -24,6 +24,18 @@ func (s *Signer) Handler() http.Handler {
 			return
 		}
 		resp, err := s.Sign(r.Context(), req)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, resp)
+	})
+	mux.HandleFunc("POST "+signerapi.PathBTCSign, func(w http.ResponseWriter, r *http.Request) {
+		var req signerapi.BTCSignRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		resp, err := s.SignBTC(r.Context(), req)
 		if err != nil {
 			writeError(w, err)
 			return
@@ -73,9 +85,9 @@ func (s *Signer) Handler() http.Handler {
 	mux.Handle("GET "+signerapi.PathMetrics, s.metrics.Handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, signerapi.Error{Code: signerapi.CodeBadRequest,
-			Message: fmt.Sprintf("no route %s %s (routes: POST %s, POST %s, POST %s, GET %s, GET %s, GET %s)", r.Method, r.URL.Path,
-				signerapi.PathSign, signerapi.PathKeys, signerapi.PathImport, signerapi.PathStatus, signerapi.PathBTCAccount,
-				signerapi.PathMetrics)})
+			Message: fmt.Sprintf("no route %s %s (routes: POST %s, POST %s, POST %s, POST %s, GET %s, GET %s, GET %s)", r.Method, r.URL.Path,
+				signerapi.PathSign, signerapi.PathBTCSign, signerapi.PathKeys, signerapi.PathImport, signerapi.PathStatus,
+				signerapi.PathBTCAccount, signerapi.PathMetrics)})
 	})
 	return mux
 }

@@ -4,9 +4,10 @@
 // replaces such a transaction with other fees), stores each signed attempt
 // before answering, and appends every request and its verdict to an audit
 // log. Keys are KMS keys, keys sealed under KMS data keys, or children of a
-// mnemonic sealed the same way. It owns the tables signer_keys,
-// signer_state, signer_steps and signer_audit; the ledger's reservations and
-// wallets it reads through the ledger package.
+// mnemonic sealed the same way; on a Bitcoin chain, children of the
+// mnemonic's BIP84 account. It owns the tables signer_keys, signer_state,
+// signer_steps, signer_btc_steps, signer_btc_inputs and signer_audit; the
+// ledger's reservations and wallets it reads through the ledger package.
 package signer
 
 import (
@@ -41,6 +42,9 @@ type Config struct {
 	// chain id, native coin, tokens and maximum fee. A request for another
 	// chain is refused.
 	Chains map[string]config.ChainConfig
+	// BTCChains are the Bitcoin chains the signer signs for (config.json's
+	// btc_chains): network, coin and maximum fee rate.
+	BTCChains map[string]config.BTCChain
 	// KMS reaches the KMS; KMSName (its endpoint or region) is shown in the
 	// status.
 	KMS     KMS
@@ -49,11 +53,12 @@ type Config struct {
 	// when the signer's state is first created; empty: a new one is
 	// created. Once the state exists, the key it was sealed under is used.
 	EnvelopeKeyID string
-	// Reload, when set, reads the chains again (config.json rewritten): it
+	// Reload, when set, reads the configuration again (config.json
+	// rewritten) and the signer takes its chains and btc_chains from it: it
 	// is called when a request names a chain the signer does not know, at
 	// most once per reloadEvery, so a signer started before its chains were
 	// configured serves them without a restart.
-	Reload func() (map[string]config.ChainConfig, error)
+	Reload func() (config.Config, error)
 	// Log receives one line per request (never key material); nil: none.
 	Log *slog.Logger
 	// DenyList is screened on every first attempt: a transfer to a listed
@@ -75,9 +80,10 @@ type Signer struct {
 	keys      *keys
 	kmsName   string
 
-	reload     func() (map[string]config.ChainConfig, error)
+	reload     func() (config.Config, error)
 	mu         sync.Mutex
 	chains     map[string]config.ChainConfig
+	btcChains  map[string]config.BTCChain
 	lastReload time.Time
 
 	metrics  *Metrics
@@ -99,9 +105,9 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Signer, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	chains := upperKeys(cfg.Chains)
 	st := &store{db: db}
-	s := &Signer{store: st, ledger: ledger.NewUnbatched(db), approvals: audit.New(db), chains: chains, reload: cfg.Reload,
+	s := &Signer{store: st, ledger: ledger.NewUnbatched(db), approvals: audit.New(db), chains: upperKeys(cfg.Chains),
+		btcChains: upperKeys(cfg.BTCChains), reload: cfg.Reload,
 		kmsName: cfg.KMSName, log: log, denyList: cfg.DenyList}
 	state, err := bootstrap(ctx, st, cfg.KMS, cfg.EnvelopeKeyID, log)
 	if err != nil {
@@ -109,45 +115,84 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Signer, error) {
 	}
 	s.keys = &keys{kms: cfg.KMS, envelope: custodykms.NewEnvelope(cfg.KMS, state.EnvelopeKeyID), store: st,
 		wallets: ledger.NewWallets(db, nil), state: state, kmsSigners: map[string]*custodykms.Signer{}}
-	s.metrics = newMetrics(st, slices.Sorted(maps.Keys(chains)))
+	s.metrics = newMetrics(st, s.chainNames())
 	return s, nil
 }
 
-func upperKeys(in map[string]config.ChainConfig) map[string]config.ChainConfig {
-	out := make(map[string]config.ChainConfig, len(in))
+func upperKeys[C any](in map[string]C) map[string]C {
+	out := make(map[string]C, len(in))
 	for name, ch := range in {
 		out[strings.ToUpper(name)] = ch
 	}
 	return out
 }
 
-// chain returns the configuration of chain name; an unknown name reloads
-// the chains first (see Config.Reload).
+// chainNames lists the chains of both families, sorted.
+func (s *Signer) chainNames() []string {
+	return slices.Sorted(func(yield func(string) bool) {
+		for name := range s.chains {
+			if !yield(name) {
+				return
+			}
+		}
+		for name := range s.btcChains {
+			if !yield(name) {
+				return
+			}
+		}
+	})
+}
+
+// chain returns the configuration of EVM chain name; an unknown name
+// reloads the chains first (see Config.Reload).
 func (s *Signer) chain(name string) (config.ChainConfig, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ch, ok := s.chains[name]; ok || s.reload == nil || time.Since(s.lastReload) < reloadEvery {
-		return ch, ok
+	if _, ok := s.chains[name]; !ok {
+		s.reloadLocked()
 	}
-	s.lastReload = time.Now()
-	chains, err := s.reload()
-	if err != nil {
-		s.log.Warn("reloading the chains failed; keeping those loaded", "err", err)
-		return config.ChainConfig{}, false
-	}
-	s.chains = upperKeys(chains)
-	s.metrics.initChains(slices.Sorted(maps.Keys(s.chains)))
-	s.log.Info("reloaded the chains", "chains", slices.Sorted(maps.Keys(s.chains)))
 	ch, ok := s.chains[name]
 	return ch, ok
 }
 
-// known says whether chain name is configured (for the metric's label).
+// btcChain returns the configuration of Bitcoin chain name; an unknown
+// name reloads the chains first.
+func (s *Signer) btcChain(name string) (config.BTCChain, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.btcChains[name]; !ok {
+		s.reloadLocked()
+	}
+	ch, ok := s.btcChains[name]
+	return ch, ok
+}
+
+// reloadLocked reads the chains again, at most once per reloadEvery. The
+// caller holds s.mu.
+func (s *Signer) reloadLocked() {
+	if s.reload == nil || time.Since(s.lastReload) < reloadEvery {
+		return
+	}
+	s.lastReload = time.Now()
+	cfg, err := s.reload()
+	if err != nil {
+		s.log.Warn("reloading the chains failed; keeping those loaded", "err", err)
+		return
+	}
+	s.chains, s.btcChains = upperKeys(cfg.Chains), upperKeys(cfg.BTCChains)
+	names := s.chainNames()
+	s.metrics.initChains(names)
+	s.log.Info("reloaded the chains", "chains", names)
+}
+
+// known says whether chain name is configured, of either family (for the
+// metric's label).
 func (s *Signer) known(name string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.chains[name]
-	return ok
+	_, evm := s.chains[name]
+	_, btc := s.btcChains[name]
+	return evm || btc
 }
 
 // bootstrap reads the signer's state, creating it on first start.
@@ -239,7 +284,20 @@ func (s *Signer) Sign(ctx context.Context, req signerapi.SignRequest) (signerapi
 	if err == nil {
 		resp, verdict, backend, err = s.sign(ctx, st, tx)
 	}
-	from := strings.ToLower(strings.TrimSpace(req.From))
+	if err := s.conclude(ctx, st, strings.ToLower(strings.TrimSpace(req.From)), resp.TxHash, verdict, backend, err); err != nil {
+		return signerapi.SignResponse{}, err
+	}
+	return resp, nil
+}
+
+// conclude records the answer to a sign request of either family and
+// returns the error to answer with (nil: the signature). A refusal (a bad
+// request and an unknown key included) is audited, counted by reason and
+// logged, and answered with err; an audit that fails turns it into the
+// signer's own trouble. Any other error is logged and answered as it is. A
+// signature or a replay is counted and logged (its audit entry was written
+// with it).
+func (s *Signer) conclude(ctx context.Context, st step, from, txHash, verdict, backend string, err error) error {
 	chainLabel := st.Chain
 	if !s.known(st.Chain) {
 		chainLabel = "unknown"
@@ -250,22 +308,22 @@ func (s *Signer) Sign(ctx context.Context, req signerapi.SignRequest) (signerapi
 			Reason: reason + ": " + err.Error()}); aerr != nil {
 			s.log.Error("could not audit a refusal; answering unavailable", "chain", st.Chain, "workflow_id", st.WorkflowID,
 				"step", st.Step, "attempt", st.Attempt, "err", aerr)
-			return signerapi.SignResponse{}, aerr
+			return aerr
 		}
 		s.metrics.refused(chainLabel, reason)
 		s.log.Warn("refused", "chain", st.Chain, "workflow_id", st.WorkflowID, "step", st.Step, "attempt", st.Attempt,
 			"reservation", st.Reservation, "address", from, "reason", reason, "err", err.Error())
-		return signerapi.SignResponse{}, err
+		return err
 	}
 	if err != nil {
 		s.log.Error("signing failed", "chain", st.Chain, "workflow_id", st.WorkflowID, "step", st.Step, "attempt", st.Attempt,
 			"address", from, "err", err)
-		return signerapi.SignResponse{}, err
+		return err
 	}
 	s.metrics.answered(chainLabel, verdict)
 	s.log.Info(verdict, "chain", st.Chain, "workflow_id", st.WorkflowID, "step", st.Step, "attempt", st.Attempt,
-		"reservation", st.Reservation, "address", from, "tx_hash", resp.TxHash, "backend", backend)
-	return resp, nil
+		"reservation", st.Reservation, "address", from, "tx_hash", txHash, "backend", backend)
+	return nil
 }
 
 // refusalReason is the reason label of an error the signer answers as a
@@ -299,7 +357,7 @@ func (s *Signer) sign(ctx context.Context, st step, tx unsignedTx) (signerapi.Si
 
 	ch, ok := s.chain(st.Chain)
 	if !ok {
-		return fail(refuse(reasonUnknownChain, "payflow-signer signs for no chain %s (it signs for %s)", st.Chain, s.chainList()))
+		return fail(refuse(reasonUnknownChain, "payflow-signer signs for no chain %s (it signs for %s)", st.Chain, s.chainList(false)))
 	}
 	if tx.ChainID != ch.ChainID {
 		return fail(refuse(reasonChainID, "chain id %d is not %s's (%d)", tx.ChainID, st.Chain, ch.ChainID))
@@ -402,39 +460,59 @@ func gapFiller(st step, tx unsignedTx) bool {
 		tx.Gas == gapFillerGas
 }
 
-// checkFirst checks attempt 0 against its reservation: held, on the chain,
-// of the sender, paying exactly its asset and amount to its recipient, and
-// not paid by another step.
+// checkFirst checks attempt 0 against its reservation (see
+// reservationOf and checkPayout).
 func (s *Signer) checkFirst(ctx context.Context, ch config.ChainConfig, st step, tx unsignedTx) error {
-	if st.Reservation == "" {
-		return refuse(reasonNoReservation, "%s names no reservation: a first attempt pays out a held reservation", st)
-	}
-	r, err := s.heldReservation(ctx, st.Reservation)
+	r, err := s.reservationOf(ctx, st, addr(tx.From))
 	if err != nil {
 		return err
-	}
-	if !strings.EqualFold(r.Chain, st.Chain) {
-		return refuse(reasonReservationMismatch, "reservation %s holds money on %s, not on %s", r.QueueID, r.Chain, st.Chain)
-	}
-	if from := addr(tx.From); r.Address != from {
-		return refuse(reasonReservationMismatch, "reservation %s holds money of wallet %s, not of %s", r.QueueID, r.Address, from)
-	}
-	if r.Recipient == "" {
-		return refuse(reasonNoRecipient, "the reservation names no recipient: reservation %s cannot be paid out by the signer", r.QueueID)
 	}
 	p, err := decodePayment(ch, tx)
 	if err != nil {
 		return err
 	}
+	return s.checkPayout(ctx, ch, r, p, func() error { return s.reservationUsed(ctx, st) })
+}
+
+// reservationOf reads the reservation a first attempt names and refuses
+// it unless it is held, on the step's chain, for wallet from, and names a
+// recipient. from is in the chain's canonical form (lowercase).
+func (s *Signer) reservationOf(ctx context.Context, st step, from string) (ledger.Reservation, error) {
+	if st.Reservation == "" {
+		return ledger.Reservation{}, refuse(reasonNoReservation, "%s names no reservation: a first attempt pays out a held reservation", st)
+	}
+	r, err := s.heldReservation(ctx, st.Reservation)
+	if err != nil {
+		return r, err
+	}
+	if !strings.EqualFold(r.Chain, st.Chain) {
+		return r, refuse(reasonReservationMismatch, "reservation %s holds money on %s, not on %s", r.QueueID, r.Chain, st.Chain)
+	}
+	if r.Address != from {
+		return r, refuse(reasonReservationMismatch, "reservation %s holds money of wallet %s, not of %s", r.QueueID, r.Address, from)
+	}
+	if r.Recipient == "" {
+		return r, refuse(reasonNoRecipient, "the reservation names no recipient: reservation %s cannot be paid out by the signer", r.QueueID)
+	}
+	return r, nil
+}
+
+// checkPayout is the policy of a first attempt, the same on every chain
+// family: p, what the transaction pays (its asset, amount and recipient,
+// in the ledger's terms), is exactly what reservation r holds; its
+// recipient is not on the deny list (unless r is a held deposit returned to
+// its sender); used, the family's own record, says no other step paid with
+// r; and the approval and velocity policy of checkHeld allows it.
+func (s *Signer) checkPayout(ctx context.Context, ch config.ChainConfig, r ledger.Reservation, p payment, used func() error) error {
 	if e, listed := s.denyList.Check(p.Recipient); listed &&
 		!(ledger.IsHoldKey(r.QueueID) && strings.EqualFold(r.Recipient, p.Recipient)) {
 		return refuse(reasonRecipientBlocked, "recipient is blocked: %s is on the deny list (%s)", p.Recipient, e.Source)
 	}
-	if !strings.EqualFold(p.Symbol, r.Symbol) || !p.Amount.Equal(r.Amount) || p.Recipient != strings.ToLower(r.Recipient) {
+	if !strings.EqualFold(p.Symbol, r.Symbol) || !p.Amount.Equal(r.Amount) || !strings.EqualFold(p.Recipient, r.Recipient) {
 		held := payment{Symbol: r.Symbol, Amount: r.Amount, Recipient: r.Recipient}
 		return refuse(reasonReservationMismatch, "reservation %s holds %s, not %s", r.QueueID, held, p)
 	}
-	if err := s.reservationUsed(ctx, st); err != nil {
+	if err := used(); err != nil {
 		return err
 	}
 	return s.checkHeld(ctx, ch, r)
@@ -576,13 +654,18 @@ func (s *Signer) checkReplacement(ctx context.Context, st step, tx unsignedTx) (
 	return first.Reservation, nil
 }
 
-func (s *Signer) chainList() string {
+// chainList names the chains of one family, for a refusal's message.
+func (s *Signer) chainList(btc bool) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.chains) == 0 {
+	names := slices.Sorted(maps.Keys(s.chains))
+	if btc {
+		names = slices.Sorted(maps.Keys(s.btcChains))
+	}
+	if len(names) == 0 {
 		return "none yet"
 	}
-	return strings.Join(slices.Sorted(maps.Keys(s.chains)), ", ")
+	return strings.Join(names, ", ")
 }
 
 // gwei writes wei as gwei.

@@ -722,9 +722,9 @@ func TestASignerWithoutChainsReloadsThem(t *testing.T) {
 	reloads := 0
 	s := e.newSigner(func(c *signer.Config) {
 		c.Chains = nil
-		c.Reload = func() (map[string]config.ChainConfig, error) {
+		c.Reload = func() (config.Config, error) {
 			reloads++
-			return e.chains(), nil
+			return config.Config{Chains: e.chains()}, nil
 		}
 	})
 	from := e.newKey(signerapi.BackendEnvelope)

@@ -52,13 +52,14 @@ func (s step) String() string {
 	return fmt.Sprintf("step %s attempt %d of workflow %s on %s", s.Step, s.Attempt, s.WorkflowID, s.Chain)
 }
 
-// parseRequest checks the request's shape and returns its step and its
-// transaction, or a bad-request error saying which field is wrong.
-func parseRequest(req signerapi.SignRequest) (step, unsignedTx, error) {
-	st := step{Chain: strings.ToUpper(strings.TrimSpace(req.Chain)), WorkflowID: req.WorkflowID, Step: req.Step,
-		Attempt: req.Attempt, Reservation: req.Reservation}
-	bad := func(format string, args ...any) (step, unsignedTx, error) {
-		return st, unsignedTx{}, &badRequest{msg: fmt.Sprintf(format, args...)}
+// parseStep checks the fields that name a request's step, of either
+// family: its chain, workflow, step, attempt and reservation. The step is
+// returned even when a field is wrong (the refusal's audit names it).
+func parseStep(chain, workflowID, stepName string, attempt int, reservation string) (step, error) {
+	st := step{Chain: strings.ToUpper(strings.TrimSpace(chain)), WorkflowID: workflowID, Step: stepName,
+		Attempt: attempt, Reservation: reservation}
+	bad := func(format string, args ...any) (step, error) {
+		return st, &badRequest{msg: fmt.Sprintf(format, args...)}
 	}
 	for _, f := range []struct {
 		name, v string
@@ -79,6 +80,19 @@ func parseRequest(req signerapi.SignRequest) (step, unsignedTx, error) {
 	if st.Attempt < 0 {
 		return bad("attempt %d is below 0", st.Attempt)
 	}
+	return st, nil
+}
+
+// parseRequest checks the request's shape and returns its step and its
+// transaction, or a bad-request error saying which field is wrong.
+func parseRequest(req signerapi.SignRequest) (step, unsignedTx, error) {
+	st, err := parseStep(req.Chain, req.WorkflowID, req.Step, req.Attempt, req.Reservation)
+	if err != nil {
+		return st, unsignedTx{}, err
+	}
+	bad := func(format string, args ...any) (step, unsignedTx, error) {
+		return st, unsignedTx{}, &badRequest{msg: fmt.Sprintf(format, args...)}
+	}
 	tx := unsignedTx{ChainID: req.ChainID, Nonce: req.Tx.Nonce, Gas: req.Tx.Gas}
 	if !protocol.IsAddress(req.From) {
 		return bad("from %q is not a 0x address", clip(req.From))
@@ -88,7 +102,6 @@ func parseRequest(req signerapi.SignRequest) (step, unsignedTx, error) {
 		return bad("tx.to %q is not a 0x address", clip(req.Tx.To))
 	}
 	tx.To = common.HexToAddress(req.Tx.To)
-	var err error
 	if tx.Value, err = wei("tx.value", req.Tx.Value); err != nil {
 		return st, unsignedTx{}, err
 	}
