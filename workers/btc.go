@@ -90,7 +90,7 @@ func (s chainShared) serveBTC(ctx context.Context, name string) error {
 			// StartHeight counts only at the very first start (no kept
 			// blocks): deposits count from the head then.
 			set := btc.NewWatchSet(client.Params())
-			own := newOwnOutputs(s.db, s.wallets, name, set)
+			own := newOwnOutputs(s.db, s.wallets, name, set, client, confirmations, log)
 			if err := own.refresh(ctx); err != nil {
 				return err
 			}
@@ -111,7 +111,7 @@ func (s chainShared) serveBTC(ctx context.Context, name string) error {
 			}, func(ctx context.Context) error {
 				tracker.Run(ctx, btcPoll, func(err error) { log.Warn("tracking deposits", "err", err) })
 				return nil
-			})
+			}, own.settle)
 		})
 	})
 
@@ -124,15 +124,15 @@ func (s chainShared) serveBTC(ctx context.Context, name string) error {
 	for _, wf := range []any{workflows.Topup, workflows.Deposit, workflows.Withdraw, workflows.Pay} {
 		w.RegisterWorkflow(wf)
 	}
-	payments, err := btc.NewPayments(name, s.db, client, tracked, psbtSigner{s.btcSigner},
-		btc.FeeConfig{Rate: b.FeeRate, MaxRate: b.MaxFeeRate})
+	fees, err := btc.NewFees(name, s.db, client, btc.FeeConfig{Rate: b.FeeRate, MaxRate: b.MaxFeeRate})
 	if err != nil {
 		return fmt.Errorf("%w: btc_chains.%s: %v", config.ErrInvalid, name, err)
 	}
+	payments := btc.NewPayments(name, s.db, client, tracked, psbtSigner{s.btcSigner}, fees)
 	w.RegisterActivity(&activities.Activities{
 		Chain: name, Assets: b.Assets(), Collection: b.CollectionAddress, Confirmations: uint64(confirmations),
 		Responses: workflows.ResponseQueues(s.cfg.RMQ), Metrics: s.m,
-		DB: s.db, Transfers: payments, Fees: payments, Balances: payments, Reads: btc.NewReads(client, watched),
+		DB: s.db, Transfers: payments, Fees: fees, Balances: btc.NewBalances(s.db, name), Reads: btc.NewReads(client, watched),
 		Ledger: led, Wallets: s.wallets, Publisher: s.pub, Screen: s.deny, Holds: s.holds, Audit: audit.New(s.db),
 		History: s.tc,
 	})
@@ -239,11 +239,39 @@ type ownOutputs struct {
 	set     *btc.WatchSet
 	managed map[string]bool
 	cursor  int64
+	// settle checks outputs left unconfirmed on the node (btc.Settle).
+	client        *btc.Client
+	confirmations int64
+	log           *slog.Logger
 }
 
-func newOwnOutputs(db *sql.DB, wallets *ledger.Wallets, chainName string, set *btc.WatchSet) *ownOutputs {
+// settleEvery is how often outputs left unconfirmed are checked on the
+// node.
+const settleEvery = 30 * time.Second
+
+// settle confirms, every settleEvery until ctx ends, the outputs the
+// scanner never told confirmed (btc.Settle).
+func (o *ownOutputs) settle(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(settleEvery):
+		}
+		n, err := btc.Settle(ctx, o.utxos, o.client, o.confirmations)
+		if err != nil && ctx.Err() == nil {
+			o.log.Warn("confirming outputs left unconfirmed", "err", err)
+		}
+		if n > 0 {
+			o.log.Info("confirmed outputs the scanner had not told confirmed", "outputs", n)
+		}
+	}
+}
+
+func newOwnOutputs(db *sql.DB, wallets *ledger.Wallets, chainName string, set *btc.WatchSet, c *btc.Client,
+	confirmations int64, log *slog.Logger) *ownOutputs {
 	return &ownOutputs{chain: chainName, wallets: wallets, utxos: btc.NewUTXOs(db, chainName), signed: btc.NewSignedTxs(db, chainName),
-		set: set, managed: map[string]bool{}}
+		set: set, managed: map[string]bool{}, client: c, confirmations: confirmations, log: log}
 }
 
 // refresh watches the managed wallets registered since the last call.
@@ -282,9 +310,10 @@ func (o *ownOutputs) apply(ctx context.Context, evs []btc.Event) ([]btc.Event, e
 			mine = append(mine, e)
 		}
 	}
-	if err := o.utxos.Apply(ctx, mine); err != nil {
+	if err := btc.Apply(ctx, o.utxos, mine); err != nil {
 		return nil, err
 	}
+
 	for _, e := range evs {
 		if e.Kind == btc.DepositSeen && o.managed[e.Address] {
 			paid, err := o.signed.ByTxID(ctx, e.TxID)

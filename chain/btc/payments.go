@@ -56,24 +56,46 @@ type Payments struct {
 	spends  *Spends
 	tracked *Tracked
 	signer  PSBTSigner
-	fees    FeeConfig
+	fees    *Fees
 }
 
 var (
 	_ chain.Transfers = (*Payments)(nil)
-	_ chain.Fees      = (*Payments)(nil)
-	_ chain.Balances  = (*Payments)(nil)
+	_ chain.Fees      = (*Fees)(nil)
+	_ chain.Balances  = (*Balances)(nil)
 )
 
-// NewPayments returns the payments of chain name on node c. signer may be
-// nil on a worker that only takes deposits: signing then fails.
-func NewPayments(name string, db *sql.DB, c *Client, tracked *Tracked, signer PSBTSigner, fees FeeConfig) (*Payments, error) {
-	if fees.Rate < 1 || fees.MaxRate < fees.Rate {
-		return nil, fmt.Errorf("fee rates %d and %d satoshis per virtual byte: want 1 <= rate <= max", fees.Rate, fees.MaxRate)
-	}
+// NewPayments returns the payments of chain name on node c, priced by
+// fees. signer may be nil on a worker that only takes deposits: signing
+// then fails.
+func NewPayments(name string, db *sql.DB, c *Client, tracked *Tracked, signer PSBTSigner, fees *Fees) *Payments {
 	return &Payments{chain: name, c: c, utxos: NewUTXOs(db, name), plans: NewPlans(db, name), signed: NewSignedTxs(db, name),
-		spends: NewSpends(c), tracked: tracked, signer: signer, fees: fees}, nil
+		spends: NewSpends(c), tracked: tracked, signer: signer, fees: fees}
 }
+
+// Fees prices a Bitcoin chain's payments (chain.Fees): the "gas" of a
+// transfer is its virtual size, its price satoshis per virtual byte.
+type Fees struct {
+	c      *Client
+	utxos  *UTXOs
+	signed *SignedTxs
+	cfg    FeeConfig
+}
+
+// NewFees returns the fees of chain name on node c.
+func NewFees(name string, db *sql.DB, c *Client, cfg FeeConfig) (*Fees, error) {
+	if cfg.Rate < 1 || cfg.MaxRate < cfg.Rate {
+		return nil, fmt.Errorf("fee rates %d and %d satoshis per virtual byte: want 1 <= rate <= max", cfg.Rate, cfg.MaxRate)
+	}
+	return &Fees{c: c, utxos: NewUTXOs(db, name), signed: NewSignedTxs(db, name), cfg: cfg}, nil
+}
+
+// Balances reads a Bitcoin chain's balances (chain.Balances) from its UTXO
+// set.
+type Balances struct{ utxos *UTXOs }
+
+// NewBalances returns the balances of chain name.
+func NewBalances(db *sql.DB, name string) *Balances { return &Balances{utxos: NewUTXOs(db, name)} }
 
 // Track has the Tracker follow txHash for workflowID.
 func (p *Payments) Track(ctx context.Context, txHash, workflowID string, everyMilestone bool) error {
@@ -109,11 +131,11 @@ func (p *Payments) Sign(ctx context.Context, t chain.Transfer) (chain.Signed, er
 
 // plan builds and stores attempt 0 of t.
 func (p *Payments) plan(ctx context.Context, t chain.Transfer) (Plan, error) {
-	sats, err := p.amount(t.Token, t.Units)
+	sats, err := amount(t.Token, t.Units)
 	if err != nil {
 		return Plan{}, err
 	}
-	rate, err := p.rate(ctx)
+	rate, err := p.fees.rate(ctx)
 	if err != nil {
 		return Plan{}, err
 	}
@@ -140,7 +162,7 @@ func (p *Payments) build(ctx context.Context, pl Plan, coins []UTXO) (Plan, erro
 
 // amount checks a transfer's amount: the native coin only, at least the
 // dust limit, in satoshis.
-func (p *Payments) amount(token string, units *big.Int) (int64, error) {
+func amount(token string, units *big.Int) (int64, error) {
 	if token != "" {
 		return 0, fmt.Errorf("%w: a Bitcoin chain has no token %s", chain.ErrBadAmount, token)
 	}
@@ -215,14 +237,18 @@ func (p *Payments) Send(ctx context.Context, s chain.Signed) error {
 // Replace signs attempt number attempt of the step: the same inputs and
 // payment at a higher fee rate (at least one satoshi per virtual byte and a
 // quarter more than the last attempt's, or the node's rate when higher),
-// once per number. An attempt already mined returns Signed.Mined.
+// once per number, and sends it (stored first; a node's refusal is a
+// *chain.NodeRefusal, the attempt stays stored and is sent again when the
+// same number is asked again). An attempt already mined returns
+// Signed.Mined.
 func (p *Payments) Replace(ctx context.Context, workflowID, step string, attempt int) (chain.Signed, error) {
 	atts, err := p.signed.Attempts(ctx, workflowID, step)
 	if err != nil {
 		return chain.Signed{}, err
 	}
 	if attempt < len(atts) {
-		return signedOf(atts[attempt]), nil
+		s := signedOf(atts[attempt])
+		return s, p.Send(ctx, s)
 	}
 	if attempt != len(atts) {
 		return chain.Signed{}, fmt.Errorf("attempt %d of %s/%s asked, %d stored", attempt, workflowID, step, len(atts))
@@ -247,15 +273,15 @@ func (p *Payments) Replace(ctx context.Context, workflowID, step string, attempt
 	if errors.Is(err, errNoPlan) {
 		last := atts[len(atts)-1]
 		rate := max(last.FeeRate+1, last.FeeRate+last.FeeRate/4)
-		if now, err := p.rate(ctx); err == nil {
+		if now, err := p.fees.rate(ctx); err == nil {
 			rate = max(rate, now)
 		}
-		if rate > p.fees.MaxRate {
-			if last.FeeRate >= p.fees.MaxRate {
+		if maxRate := p.fees.cfg.MaxRate; rate > maxRate {
+			if last.FeeRate >= maxRate {
 				return chain.Signed{}, fmt.Errorf("%s/%s pays %d satoshis per virtual byte already, the cap: %w", workflowID, step,
 					last.FeeRate, chain.ErrFeeCapExceeded)
 			}
-			rate = p.fees.MaxRate
+			rate = maxRate
 		}
 		next := first
 		next.Attempt, next.FeeRate = attempt, rate
@@ -268,7 +294,11 @@ func (p *Payments) Replace(ctx context.Context, workflowID, step string, attempt
 	if err != nil {
 		return chain.Signed{}, err
 	}
-	return p.signPlan(ctx, pl)
+	s, err := p.signPlan(ctx, pl)
+	if err != nil {
+		return chain.Signed{}, err
+	}
+	return s, p.Send(ctx, s)
 }
 
 func txids(atts []SignedTx) []string {
@@ -313,38 +343,41 @@ func (p *Payments) Inspect(ctx context.Context, workflowID, step string, confirm
 // rate is the fee rate a first attempt pays now: the node's estimate
 // (estimatefee, btcd's only estimator) when it has one, else the
 // configured rate; ErrFeeCapExceeded when the estimate is above the cap.
-func (p *Payments) rate(ctx context.Context) (int64, error) {
-	est, err := call(ctx, func() (float64, error) { return p.c.rpc.EstimateFee(6) })
+func (f *Fees) rate(ctx context.Context) (int64, error) {
+	est, err := call(ctx, func() (float64, error) { return f.c.rpc.EstimateFee(6) })
 	if err != nil || est <= 0 {
-		return p.fees.Rate, nil // no estimate: the node has seen too few blocks with fees
+		return f.cfg.Rate, nil // no estimate: the node has seen too few blocks with fees
 	}
 	// BTC per kilobyte to satoshis per virtual byte, rounded up.
 	rate := max(int64(est*1e5+0.999), 1)
-	if rate > p.fees.MaxRate {
-		return 0, fmt.Errorf("the node asks %d satoshis per virtual byte, above the cap %d: %w", rate, p.fees.MaxRate,
+	if rate > f.cfg.MaxRate {
+		return 0, fmt.Errorf("the node asks %d satoshis per virtual byte, above the cap %d: %w", rate, f.cfg.MaxRate,
 			chain.ErrFeeCapExceeded)
 	}
-	return max(rate, p.fees.Rate), nil
+	return max(rate, f.cfg.Rate), nil
 }
 
 // Gas is the virtual size a payment of units from from would be signed
 // with: its inputs counted as Sign would pick them now, plus one for a
 // coin taken meanwhile by another payment, and two outputs.
-func (p *Payments) Gas(ctx context.Context, token, from, _ string, units *big.Int) (uint64, error) {
-	sats, err := p.amount(token, units)
+func (f *Fees) Gas(ctx context.Context, token, from, _ string, units *big.Int) (uint64, error) {
+	sats, err := amount(token, units)
 	if err != nil {
 		return 0, err
 	}
-	rate, err := p.rate(ctx)
+	rate, err := f.rate(ctx)
 	if err != nil {
 		return 0, err
 	}
-	coins, err := p.utxos.Spendable(ctx, from)
+	coins, err := f.utxos.List(ctx, from)
 	if err != nil {
 		return 0, err
 	}
 	n, sum := 0, int64(0)
 	for _, c := range coins {
+		if c.State != UTXOSpendable {
+			continue
+		}
 		n, sum = n+1, sum+c.Sats
 		if sum >= sats+int64(P2WPKHVSize(n, 2))*rate {
 			break
@@ -355,8 +388,8 @@ func (p *Payments) Gas(ctx context.Context, token, from, _ string, units *big.In
 
 // MaxFee is the fee rate a first attempt pays now, in satoshis per virtual
 // byte.
-func (p *Payments) MaxFee(ctx context.Context) (*big.Int, error) {
-	r, err := p.rate(ctx)
+func (f *Fees) MaxFee(ctx context.Context) (*big.Int, error) {
+	r, err := f.rate(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -364,7 +397,7 @@ func (p *Payments) MaxFee(ctx context.Context) (*big.Int, error) {
 }
 
 // Simulate has nothing to run: a Bitcoin chain has no tokens.
-func (p *Payments) Simulate(_ context.Context, token, _, _ string, _ *big.Int) error {
+func (f *Fees) Simulate(_ context.Context, token, _, _ string, _ *big.Int) error {
 	if token != "" {
 		return fmt.Errorf("%w: a Bitcoin chain has no token %s", chain.ErrBadAmount, token)
 	}
@@ -373,8 +406,8 @@ func (p *Payments) Simulate(_ context.Context, token, _, _ string, _ *big.Int) e
 
 // Paid is the fee the stored attempt txHash paid, and whether it is mined
 // on the best chain.
-func (p *Payments) Paid(ctx context.Context, txHash string) (*big.Int, bool, error) {
-	s, err := p.signed.ByTxID(ctx, txHash)
+func (f *Fees) Paid(ctx context.Context, txHash string) (*big.Int, bool, error) {
+	s, err := f.signed.ByTxID(ctx, txHash)
 	if errors.Is(err, chain.ErrNotSigned) {
 		return nil, false, nil
 	}
@@ -385,7 +418,7 @@ func (p *Payments) Paid(ctx context.Context, txHash string) (*big.Int, bool, err
 	if err != nil {
 		return nil, false, err
 	}
-	_, _, mined, err := minedAt(ctx, p.c, tx.TxHash())
+	_, _, mined, err := minedAt(ctx, f.c, tx.TxHash())
 	if err != nil || !mined {
 		return nil, false, err
 	}
@@ -394,11 +427,11 @@ func (p *Payments) Paid(ctx context.Context, txHash string) (*big.Int, bool, err
 
 // Balance is owner's confirmed coins in the UTXO set (spendable and
 // reserved), which reconciliation compares with the node.
-func (p *Payments) Balance(ctx context.Context, token, owner string, _ *big.Int) (*big.Int, error) {
+func (b *Balances) Balance(ctx context.Context, token, owner string, _ *big.Int) (*big.Int, error) {
 	if token != "" {
 		return nil, fmt.Errorf("%w: a Bitcoin chain has no token %s", chain.ErrBadAmount, token)
 	}
-	confirmed, _, err := p.utxos.Balance(ctx, owner)
+	confirmed, _, err := b.utxos.Balance(ctx, owner)
 	if err != nil {
 		return nil, err
 	}
@@ -406,7 +439,7 @@ func (p *Payments) Balance(ctx context.Context, token, owner string, _ *big.Int)
 }
 
 // RequireToken refuses any token: a Bitcoin chain has none.
-func (p *Payments) RequireToken(_ context.Context, token, _ string, _ *big.Int) error {
+func (b *Balances) RequireToken(_ context.Context, token, _ string, _ *big.Int) error {
 	if token != "" {
 		return fmt.Errorf("%w: a Bitcoin chain has no token %s", chain.ErrBadAmount, token)
 	}

@@ -182,8 +182,8 @@ func TestUTXOSetFromScannerReconciles(t *testing.T) {
 	apply := func() {
 		evs, err := s.Poll(ctx)
 		require.NoError(t, err)
-		require.NoError(t, set.Apply(ctx, evs))
-		require.NoError(t, set.Apply(ctx, evs), "a repeat is harmless")
+		require.NoError(t, btc.Apply(ctx, set, evs))
+		require.NoError(t, btc.Apply(ctx, set, evs), "a repeat is harmless")
 	}
 	_, err = n.Faucet.PayMany(ctx, []btc.Output{{Address: wallet, Sats: 70_000_000}, {Address: wallet, Sats: 30_000_000}})
 	require.NoError(t, err)

@@ -218,13 +218,6 @@ func (u *UTXOs) Held(ctx context.Context, key string) ([]UTXO, error) {
 		ORDER BY sats DESC, txid, vout`, u.chain, key)
 }
 
-// Spendable returns address's spendable outputs, the largest first (the
-// order Reserve picks them in).
-func (u *UTXOs) Spendable(ctx context.Context, address string) ([]UTXO, error) {
-	return queryUTXOs(ctx, u.db, "SELECT "+utxoColumns+` FROM btc_utxos WHERE chain = ? AND address = ? AND state = 'spendable'
-		ORDER BY sats DESC, txid, vout`, u.chain, address)
-}
-
 // Balance is what address holds: confirmed (spendable and reserved
 // outputs: the balance the ledger must equal) and unconfirmed.
 func (u *UTXOs) Balance(ctx context.Context, address string) (confirmed, unconfirmed int64, err error) {
@@ -264,13 +257,13 @@ func queryUTXOs(ctx context.Context, q querier, query string, args ...any) ([]UT
 	return out, rows.Err()
 }
 
-// Apply keeps the set up to date from the scanner's events for the
+// Apply keeps the set u up to date from the scanner's events for the
 // managed wallets it watches: seen adds the output (unconfirmed, with its
 // block), confirmed makes it spendable, reorged takes its block's outputs
 // back to unconfirmed. Events of other addresses (deposit addresses the
 // scanner watches for topups) must not be given: the set holds only what
 // payflow may spend. A repeat of events is harmless.
-func (u *UTXOs) Apply(ctx context.Context, evs []Event) error {
+func Apply(ctx context.Context, u *UTXOs, evs []Event) error {
 	for _, e := range evs {
 		var err error
 		switch e.Kind {
@@ -286,4 +279,36 @@ func (u *UTXOs) Apply(ctx context.Context, evs []Event) error {
 		}
 	}
 	return nil
+}
+
+// Settle confirms the set's unconfirmed outputs that the node c shows
+// mined at least confirmations deep on its best chain: outputs whose
+// confirmation the scanner never told (a worker restarted between a
+// block and its depth, a block read before its output's wallet was
+// watched). It returns how many it confirmed.
+func Settle(ctx context.Context, u *UTXOs, c *Client, confirmations int64) (int, error) {
+	open, err := queryUTXOs(ctx, u.db, "SELECT "+utxoColumns+` FROM btc_utxos WHERE chain = ? AND state = 'unconfirmed'
+		ORDER BY txid, vout LIMIT 500`, u.chain)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, o := range open {
+		op, err := o.OutPoint()
+		if err != nil {
+			return n, err
+		}
+		m, _, mined, err := minedAt(ctx, c, op.Hash)
+		if err != nil {
+			return n, err
+		}
+		if !mined || m.Confirmations < confirmations {
+			continue
+		}
+		if err := u.Confirm(ctx, o.TxID, o.Vout, m.Height, m.BlockHash); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
