@@ -117,7 +117,13 @@ func coinKey(t chain.Transfer) string {
 // is an error a retry may cure (a change output not yet confirmed).
 func (p *Payments) Sign(ctx context.Context, t chain.Transfer) (chain.Signed, error) {
 	if s, err := p.Stored(ctx, t.WorkflowID, t.Step); !errors.Is(err, chain.ErrNotSigned) {
-		return s, err
+		if err != nil {
+			return chain.Signed{}, err
+		}
+		// A worker may have stopped between storing the attempt and marking
+		// its coins spent: left reserved, they would count in the wallet's
+		// balance for ever.
+		return s, p.markSpent(ctx, s)
 	}
 	plan, err := p.plans.Get(ctx, t.WorkflowID, t.Step, 0)
 	if errors.Is(err, errNoPlan) {
@@ -175,19 +181,7 @@ func amount(token string, units *big.Int) (int64, error) {
 // signPlan has the signer sign pl, checks it signed that very
 // transaction, stores it and marks the coins spent by it.
 func (p *Payments) signPlan(ctx context.Context, pl Plan) (chain.Signed, error) {
-	if p.signer == nil {
-		return chain.Signed{}, errors.New("no signer is configured for " + p.chain)
-	}
-	tx, err := p.signer.SignPSBT(ctx, SignRequest{Chain: p.chain, WorkflowID: pl.WorkflowID, Step: pl.Step, Attempt: pl.Attempt,
-		Reservation: pl.Reservation, From: pl.From, Packet: pl.Packet})
-	if err != nil {
-		return chain.Signed{}, err
-	}
-	if got := tx.TxHash().String(); got != pl.TxID {
-		return chain.Signed{}, fmt.Errorf("the signer returned transaction %s for planned %s", got, pl.TxID)
-	}
-	s, err := p.signed.Store(ctx, tx, SignedTx{WorkflowID: pl.WorkflowID, Step: pl.Step, Attempt: pl.Attempt,
-		FeeRate: pl.FeeRate, Fee: pl.Fee})
+	s, err := p.signAndStore(ctx, pl)
 	if err != nil {
 		return chain.Signed{}, err
 	}
@@ -196,6 +190,37 @@ func (p *Payments) signPlan(ctx context.Context, pl Plan) (chain.Signed, error) 
 	}
 	s.From, s.VSize = pl.From, pl.VSize
 	return signedOf(s), nil
+}
+
+// signAndStore has the signer sign pl, checks it signed that very
+// transaction and stores it.
+func (p *Payments) signAndStore(ctx context.Context, pl Plan) (SignedTx, error) {
+	if p.signer == nil {
+		return SignedTx{}, errors.New("no signer is configured for " + p.chain)
+	}
+	tx, err := p.signer.SignPSBT(ctx, SignRequest{Chain: p.chain, WorkflowID: pl.WorkflowID, Step: pl.Step, Attempt: pl.Attempt,
+		Reservation: pl.Reservation, From: pl.From, Packet: pl.Packet})
+	if err != nil {
+		return SignedTx{}, err
+	}
+	if got := tx.TxHash().String(); got != pl.TxID {
+		return SignedTx{}, fmt.Errorf("the signer returned transaction %s for planned %s", got, pl.TxID)
+	}
+	return p.signed.Store(ctx, tx, SignedTx{WorkflowID: pl.WorkflowID, Step: pl.Step, Attempt: pl.Attempt,
+		FeeRate: pl.FeeRate, Fee: pl.Fee})
+}
+
+// markSpent marks the coins of s's step spent by s (a repeat is
+// harmless). An attempt stored without a plan has no coins to mark.
+func (p *Payments) markSpent(ctx context.Context, s chain.Signed) error {
+	first, err := p.plans.Get(ctx, s.WorkflowID, s.Step, 0)
+	if errors.Is(err, errNoPlan) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return p.utxos.Spend(ctx, first.CoinKey, s.TxHash)
 }
 
 func signedOf(s SignedTx) chain.Signed {
