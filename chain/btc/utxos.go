@@ -10,6 +10,8 @@ import (
 	"github.com/btcsuite/btcd/btcutil"
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/btcsuite/btcd/wire"
+
+	"payflow/internal/sqlerr"
 )
 
 // UTXOState is where an output of a managed wallet is in its life.
@@ -91,11 +93,14 @@ func (u *UTXOs) Add(ctx context.Context, o UTXO) error {
 	if o.BlockHash != "" {
 		height, hash = o.Height, o.BlockHash
 	}
-	_, err := u.db.ExecContext(ctx, `INSERT INTO btc_utxos (chain, txid, vout, address, sats, state, block_height, block_hash)
-		VALUES (?, ?, ?, ?, ?, 'unconfirmed', ?, ?)
-		ON DUPLICATE KEY UPDATE block_height = COALESCE(block_height, VALUES(block_height)),
-		                        block_hash = COALESCE(block_hash, VALUES(block_hash))`,
-		u.chain, o.TxID, o.Vout, o.Address, o.Sats, height, hash)
+	err := retryDeadlock(func() error {
+		_, err := u.db.ExecContext(ctx, `INSERT INTO btc_utxos (chain, txid, vout, address, sats, state, block_height, block_hash)
+			VALUES (?, ?, ?, ?, ?, 'unconfirmed', ?, ?)
+			ON DUPLICATE KEY UPDATE block_height = COALESCE(block_height, VALUES(block_height)),
+			                        block_hash = COALESCE(block_hash, VALUES(block_hash))`,
+			u.chain, o.TxID, o.Vout, o.Address, o.Sats, height, hash)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("recording output %s:%d: %w", o.TxID, o.Vout, err)
 	}
@@ -106,8 +111,11 @@ func (u *UTXOs) Add(ctx context.Context, o UTXO) error {
 // height (confirmations deep: the scanner's DepositConfirmed). Outputs in
 // any other state keep it; a repeat is harmless.
 func (u *UTXOs) Confirm(ctx context.Context, txid string, vout uint32, height int64, hash string) error {
-	_, err := u.db.ExecContext(ctx, `UPDATE btc_utxos SET state = IF(state = 'unconfirmed', 'spendable', state),
-		block_height = ?, block_hash = ? WHERE chain = ? AND txid = ? AND vout = ?`, height, hash, u.chain, txid, vout)
+	err := retryDeadlock(func() error {
+		_, err := u.db.ExecContext(ctx, `UPDATE btc_utxos SET state = IF(state = 'unconfirmed', 'spendable', state),
+			block_height = ?, block_hash = ? WHERE chain = ? AND txid = ? AND vout = ?`, height, hash, u.chain, txid, vout)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("confirming output %s:%d: %w", txid, vout, err)
 	}
@@ -119,12 +127,19 @@ func (u *UTXOs) Confirm(ctx context.Context, txid string, vout uint32, height in
 // be mined again elsewhere). A reserved or spent output stays so: its
 // payment's transaction decides. It returns how many outputs it touched.
 func (u *UTXOs) Unconfirm(ctx context.Context, blockHash string) (int64, error) {
-	res, err := u.db.ExecContext(ctx, `UPDATE btc_utxos SET state = IF(state = 'spendable', 'unconfirmed', state),
-		block_height = NULL, block_hash = NULL WHERE chain = ? AND block_hash = ?`, u.chain, blockHash)
+	var n int64
+	err := retryDeadlock(func() error {
+		res, err := u.db.ExecContext(ctx, `UPDATE btc_utxos SET state = IF(state = 'spendable', 'unconfirmed', state),
+			block_height = NULL, block_hash = NULL WHERE chain = ? AND block_hash = ?`, u.chain, blockHash)
+		if err == nil {
+			n, err = res.RowsAffected()
+		}
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("unconfirming the outputs of block %s: %w", blockHash, err)
 	}
-	return res.RowsAffected()
+	return n, nil
 }
 
 // Reserve holds spendable outputs of address for the payment key (a
@@ -137,6 +152,16 @@ func (u *UTXOs) Reserve(ctx context.Context, key, address string, need func(inpu
 	if key == "" {
 		return nil, errors.New("reserving coins without a reservation key")
 	}
+	var held []UTXO
+	err := retryDeadlock(func() error {
+		var err error
+		held, err = u.reserve(ctx, key, address, need)
+		return err
+	})
+	return held, err
+}
+
+func (u *UTXOs) reserve(ctx context.Context, key, address string, need func(inputs int) int64) ([]UTXO, error) {
 	tx, err := u.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -191,19 +216,29 @@ func (u *UTXOs) Reserve(ctx context.Context, key, address string, need func(inpu
 // Release frees the outputs key holds (reserved, not spent) and returns how
 // many. A repeat frees nothing.
 func (u *UTXOs) Release(ctx context.Context, key string) (int64, error) {
-	res, err := u.db.ExecContext(ctx, `UPDATE btc_utxos SET state = 'spendable', reserved_by = NULL
-		WHERE chain = ? AND reserved_by = ? AND state = 'reserved'`, u.chain, key)
+	var n int64
+	err := retryDeadlock(func() error {
+		res, err := u.db.ExecContext(ctx, `UPDATE btc_utxos SET state = 'spendable', reserved_by = NULL
+			WHERE chain = ? AND reserved_by = ? AND state = 'reserved'`, u.chain, key)
+		if err == nil {
+			n, err = res.RowsAffected()
+		}
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("releasing the coins of %s: %w", key, err)
 	}
-	return res.RowsAffected()
+	return n, nil
 }
 
 // Spend marks the outputs key holds as consumed by transaction txid
 // (stored before it is sent). A repeat with the same txid is harmless.
 func (u *UTXOs) Spend(ctx context.Context, key, txid string) error {
-	_, err := u.db.ExecContext(ctx, `UPDATE btc_utxos SET state = 'spent', spent_txid = ?
-		WHERE chain = ? AND reserved_by = ? AND state IN ('reserved', 'spent')`, txid, u.chain, key)
+	err := retryDeadlock(func() error {
+		_, err := u.db.ExecContext(ctx, `UPDATE btc_utxos SET state = 'spent', spent_txid = ?
+			WHERE chain = ? AND reserved_by = ? AND state IN ('reserved', 'spent')`, txid, u.chain, key)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("spending the coins of %s: %w", key, err)
 	}
@@ -234,6 +269,24 @@ func (u *UTXOs) Balance(ctx context.Context, address string) (confirmed, unconfi
 func (u *UTXOs) List(ctx context.Context, address string) ([]UTXO, error) {
 	return queryUTXOs(ctx, u.db, "SELECT "+utxoColumns+` FROM btc_utxos WHERE chain = ? AND address = ? AND state <> 'spent'
 		ORDER BY sats DESC, txid, vout`, u.chain, address)
+}
+
+// deadlockAttempts bounds the runs of a write of the set that deadlocks
+// rolled back.
+const deadlockAttempts = 5
+
+// retryDeadlock runs f, a write of the set that is whole or nothing, again
+// when a deadlock rolled it back: payments of one wallet meet in its index
+// entries in different orders (a reservation's locking read of the
+// wallet's spendable outputs, another payment's coins moving to spent, the
+// scanner confirming an output), and InnoDB breaks the cycle by rolling
+// one of them back.
+func retryDeadlock(f func() error) error {
+	err := f()
+	for attempt := 1; err != nil && sqlerr.IsDeadlock(err) && attempt < deadlockAttempts; attempt++ {
+		err = f()
+	}
+	return err
 }
 
 type querier interface {
