@@ -437,6 +437,9 @@ func testReplace(t *testing.T, e *payEnv) {
 	require.NoError(t, capped.Send(ctx, s0))
 	s1, err = capped.Replace(ctx, tr.WorkflowID, tr.Step, 1)
 	require.NoError(t, err)
+	atts, err = btc.NewSignedTxs(e.db, e.name).Attempts(ctx, tr.WorkflowID, tr.Step)
+	require.NoError(t, err)
+	require.EqualValues(t, 12, atts[1].FeeRate, "a quarter more than 10, rounded down, is the cap")
 	_, err = capped.Replace(ctx, tr.WorkflowID, tr.Step, 2)
 	require.ErrorIs(t, err, chain.ErrFeeCapExceeded)
 	stored, err := capped.Stored(ctx, tr.WorkflowID, tr.Step)
@@ -502,6 +505,10 @@ func testFeesAndBalances(t *testing.T, e *payEnv) {
 		require.Equal(t, confirmed, b.Int64(), "the set's confirmed balance")
 		return b.Int64()
 	}
+	require.EqualValues(t, 6_000_000, balance())
+	// A large output not yet confirmed: no payment may pick it, no balance
+	// counts it.
+	require.NoError(t, e.set.Add(ctx, btc.UTXO{TxID: fakeTxID("fees unconfirmed"), Address: w.addr, Sats: 50_000_000}))
 	require.EqualValues(t, 6_000_000, balance())
 
 	for _, c := range []struct {
