@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 
@@ -64,20 +65,40 @@ func TestBTCNodeKilledMidBurstLosesNothing(t *testing.T) {
 	resp := b.st.Collect(t, withdrawResp, "queue_id")
 	const n = 6
 	qids, tos := make([]string, n), make([]string, n)
-	for i := range n {
-		tos[i] = b.externalAddress(t)
-		qids[i] = b.publishPayment(t, "withdraw", hot, tos[i], "0.0101")
+	publish := func(from, to int) {
+		for i := from; i < to; i++ {
+			tos[i] = b.externalAddress(t)
+			qids[i] = b.publishPayment(t, "withdraw", hot, tos[i], "0.0101")
+		}
 	}
 	answered := func() int {
 		k := 0
 		for _, q := range qids {
-			if len(resp.Get(q)) > 0 {
+			if q != "" && len(resp.Get(q)) > 0 {
 				k++
 			}
 		}
 		return k
 	}
-	require.True(t, assertEventually(4*time.Minute, func() bool { return answered() >= 2 }), "some withdraws are answered")
+	// The first half is answered (mined and confirmed in blocks since the
+	// restart); the second half is sent, in the node's pool, when it dies.
+	publish(0, n/2)
+	require.True(t, assertEventually(4*time.Minute, func() bool { return answered() >= 1 }), "the first withdraws are answered")
+	publish(n/2, n)
+	sentTx := func(q string) string {
+		var txid string
+		_ = db.QueryRow("SELECT txid FROM btc_signed WHERE chain='BTC' AND workflow_id=? AND state='sent' ORDER BY attempt DESC LIMIT 1",
+			"withdraw-"+q).Scan(&txid)
+		return txid
+	}
+	require.True(t, assertEventually(4*time.Minute, func() bool {
+		for _, q := range qids[n/2:] {
+			if sentTx(q) == "" {
+				return false
+			}
+		}
+		return true
+	}), "the second withdraws are sent")
 	pid, err := os.ReadFile(filepath.Join(root, ".dev", "pids", "btcd.pid"))
 	require.NoError(t, err)
 	p, err := strconv.Atoi(strings.TrimSpace(string(pid)))
@@ -89,8 +110,17 @@ func TestBTCNodeKilledMidBurstLosesNothing(t *testing.T) {
 	stack("start-btcd")
 	heightAfter, _, err := b.client.Head(ctx)
 	require.NoError(t, err)
-	t.Logf("btcd killed at height %d with %d of %d withdraws answered; it came back at height %d", heightBefore, answered(), n,
-		heightAfter)
+	forgot := 0
+	for _, q := range qids {
+		h, err := chainhash.NewHashFromStr(sentTx(q))
+		require.NoError(t, err)
+		if _, err := b.client.Tx(ctx, *h); btc.IsNotFound(err) {
+			forgot++
+		}
+	}
+	t.Logf("btcd killed at height %d with %d of %d withdraws answered; back at height %d, it knows %d of their %d transactions no more",
+		heightBefore, answered(), n, heightAfter, forgot, n)
+	require.Positive(t, forgot, "the kill made the node forget payments (its pool at least)")
 
 	for _, q := range qids {
 		got := resp.Wait(t, q, 1, 6*time.Minute)[0]
