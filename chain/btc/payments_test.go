@@ -174,6 +174,7 @@ func TestPayments(t *testing.T) {
 	db := testDB(t, "btcpayments")
 	t.Run("SignOnce", func(t *testing.T) { testSignOnce(t, newPayEnv(t, n, db, "BTC-SIGN")) })
 	t.Run("CoinsNeverShared", func(t *testing.T) { testCoinsNeverShared(t, newPayEnv(t, n, db, "BTC-COINS")) })
+	t.Run("OneReservationOneTransfer", func(t *testing.T) { testOneReservationOneTransfer(t, newPayEnv(t, n, db, "BTC-ONEKEY")) })
 	t.Run("SendInspect", func(t *testing.T) { testSendInspect(t, newPayEnv(t, n, db, "BTC-SEND")) })
 	t.Run("Replace", func(t *testing.T) { testReplace(t, newPayEnv(t, n, db, "BTC-RBF")) })
 	t.Run("Dropped", func(t *testing.T) { testDropped(t, newPayEnv(t, n, db, "BTC-DROP")) })
@@ -314,6 +315,35 @@ func testCoinsNeverShared(t *testing.T, e *payEnv) {
 	list, err := e.set.List(ctx, w.addr)
 	require.NoError(t, err)
 	require.Empty(t, list, "every coin is spent by its own payment")
+}
+
+// testOneReservationOneTransfer: the coins a reservation holds pay one
+// transfer. A second step signed against the same reservation is refused,
+// never planned on the coins the first step spent (two transactions of
+// one wallet spending the same coins: the node would keep one, and which
+// is not payflow's choice).
+func testOneReservationOneTransfer(t *testing.T, e *payEnv) {
+	ctx := context.Background()
+	w := e.wallet(5_000_000, 5_000_000)
+	payees := addresses(t, e.n, "one reservation payees", 2)
+	p, _ := e.payments(10, 100)
+	first := transfer("pay-one-key", w, payees[0], 3_000_000)
+	s, err := p.Sign(ctx, first)
+	require.NoError(t, err)
+
+	second := first
+	second.Step, second.To, second.Units = "another", payees[1], big.NewInt(1_000_000)
+	_, err = p.Sign(ctx, second)
+	require.Error(t, err)
+	_, err = p.Stored(ctx, second.WorkflowID, second.Step)
+	require.ErrorIs(t, err, chain.ErrNotSigned)
+	_, err = btc.NewPlans(e.db, e.name).Get(ctx, second.WorkflowID, second.Step, 0)
+	require.Error(t, err, "nothing planned")
+	held, err := e.set.Held(ctx, first.Reservation)
+	require.NoError(t, err)
+	require.Len(t, held, 1)
+	require.Equal(t, s.TxHash, held[0].SpentTxID, "the first step's coin")
+	require.Len(t, e.signer.requests(), 1)
 }
 
 // testSendInspect: a sent payment is in the node's pool and pending; mined,

@@ -146,7 +146,8 @@ func (u *UTXOs) Unconfirm(ctx context.Context, blockHash string) (int64, error) 
 // reservation key): the largest first, until they cover need(n), the
 // payment plus the fee of spending n inputs. A repeat with the same key
 // returns what it holds, whatever need says: a retried step gets the same
-// coins. ErrInsufficientCoins when all spendable outputs do not cover it;
+// coins; once they are spent, another payment under the key is refused.
+// ErrInsufficientCoins when all spendable outputs do not cover it;
 // nothing is held then.
 func (u *UTXOs) Reserve(ctx context.Context, key, address string, need func(inputs int) int64) ([]UTXO, error) {
 	if key == "" {
@@ -171,6 +172,14 @@ func (u *UTXOs) reserve(ctx context.Context, key, address string, need func(inpu
 		ORDER BY sats DESC, txid, vout`, u.chain, key)
 	if err != nil {
 		return nil, err
+	}
+	for _, o := range held {
+		// Reserve comes before a step's plan, its coins are spent after it:
+		// spent coins are another step's, which one reservation cannot pay
+		// twice.
+		if o.State == UTXOSpent {
+			return nil, fmt.Errorf("the coins of %s are spent by %s already: a reservation pays one transfer", key, o.SpentTxID)
+		}
 	}
 	if len(held) > 0 {
 		return held, tx.Commit()
