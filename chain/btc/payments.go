@@ -152,6 +152,19 @@ func (p *Payments) plan(ctx context.Context, t chain.Transfer) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
+	for _, c := range coins {
+		if c.State != UTXOSpent {
+			continue
+		}
+		// Spent already: by this step, planned and signed meanwhile by
+		// another try of it, or by another transfer under the same
+		// reservation, which cannot pay twice (the node would keep one of
+		// the two transactions, not payflow).
+		if pl, err := p.plans.Get(ctx, t.WorkflowID, t.Step, 0); !errors.Is(err, errNoPlan) {
+			return pl, err
+		}
+		return Plan{}, fmt.Errorf("the coins of %s are spent by %s already: a reservation pays one transfer", key, c.SpentTxID)
+	}
 	return p.build(ctx, Plan{WorkflowID: t.WorkflowID, Step: t.Step, Reservation: t.Reservation, CoinKey: key,
 		From: t.From, To: t.To, Sats: sats, FeeRate: rate}, coins)
 }

@@ -258,13 +258,13 @@ func testSignOnce(t *testing.T, e *payEnv) {
 func testCoinsNeverShared(t *testing.T, e *payEnv) {
 	ctx := context.Background()
 	const coin = 1_000_000
-	w := e.wallet(coin, coin, coin, coin, coin, coin, coin, coin)
+	w := e.wallet(coin, coin, coin, coin, coin, coin, coin, coin, coin, coin, coin)
 	payee := addresses(t, e.n, "coins payee", 1)[0]
 	p, _ := e.payments(10, 100)
 
 	// More than the wallet holds: nothing held, and then the whole wallet
 	// is still there for the payments that follow.
-	tooMuch := transfer("pay-too-much", w, payee, 8*coin)
+	tooMuch := transfer("pay-too-much", w, payee, 11*coin)
 	_, err := p.Sign(ctx, tooMuch)
 	require.ErrorIs(t, err, btc.ErrInsufficientCoins)
 	held, err := e.set.Held(ctx, tooMuch.Reservation)
@@ -302,6 +302,26 @@ func testCoinsNeverShared(t *testing.T, e *payEnv) {
 	for i, s := range signed {
 		require.NoError(t, errs[i])
 		claim(s, 1)
+	}
+	// One step signed twice at once (a retry started while the first try
+	// still runs): one transaction, and the step holds exactly its coins.
+	for i := range 3 {
+		tr := transfer("pay-coins-same-step-"+string(rune('a'+i)), w, payee, 300_000)
+		var got [2]chain.Signed
+		var errs [2]error
+		var wg sync.WaitGroup
+		for j := range got {
+			wg.Add(1)
+			go func() { defer wg.Done(); got[j], errs[j] = p.Sign(ctx, tr) }()
+		}
+		wg.Wait()
+		require.NoError(t, errs[0])
+		require.NoError(t, errs[1])
+		require.Equal(t, got[0].TxHash, got[1].TxHash)
+		claim(got[0], 1)
+		held, err := e.set.Held(ctx, tr.Reservation)
+		require.NoError(t, err)
+		require.Len(t, held, 1, "the step holds the coins it spends, no more")
 	}
 	// The wallet is empty now.
 	last := transfer("pay-coins-none-left", w, payee, 100_000)

@@ -146,7 +146,7 @@ func (u *UTXOs) Unconfirm(ctx context.Context, blockHash string) (int64, error) 
 // reservation key): the largest first, until they cover need(n), the
 // payment plus the fee of spending n inputs. A repeat with the same key
 // returns what it holds, whatever need says: a retried step gets the same
-// coins; once they are spent, another payment under the key is refused.
+// coins, reserved or spent.
 // ErrInsufficientCoins when all spendable outputs do not cover it;
 // nothing is held then.
 func (u *UTXOs) Reserve(ctx context.Context, key, address string, need func(inputs int) int64) ([]UTXO, error) {
@@ -163,33 +163,32 @@ func (u *UTXOs) Reserve(ctx context.Context, key, address string, need func(inpu
 }
 
 func (u *UTXOs) reserve(ctx context.Context, key, address string, need func(inputs int) int64) ([]UTXO, error) {
-	tx, err := u.db.BeginTx(ctx, nil)
+	// Read committed: each read sees what others committed before it, and
+	// a locking read locks the rows it returns, not the gaps around them.
+	tx, err := u.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
-	held, err := queryUTXOs(ctx, tx, "SELECT "+utxoColumns+` FROM btc_utxos WHERE chain = ? AND reserved_by = ?
-		ORDER BY sats DESC, txid, vout`, u.chain, key)
-	if err != nil {
-		return nil, err
-	}
-	for _, o := range held {
-		// Reserve comes before a step's plan, its coins are spent after it:
-		// spent coins are another step's, which one reservation cannot pay
-		// twice.
-		if o.State == UTXOSpent {
-			return nil, fmt.Errorf("the coins of %s are spent by %s already: a reservation pays one transfer", key, o.SpentTxID)
-		}
-	}
-	if len(held) > 0 {
-		return held, tx.Commit()
-	}
 	// The wallet's spendable outputs, locked: two payments of one wallet
 	// take turns.
 	free, err := queryUTXOs(ctx, tx, "SELECT "+utxoColumns+` FROM btc_utxos WHERE chain = ? AND address = ? AND state = 'spendable'
 		ORDER BY sats DESC, txid, vout FOR UPDATE`, u.chain, address)
 	if err != nil {
 		return nil, err
+	}
+	// What the key holds, read once the wallet is locked: read before, it
+	// could miss the coins the same step, signed twice at once (a retry
+	// started while the first try runs), was reserving meanwhile, and the
+	// step would hold coins twice, the second set marked spent by a
+	// transaction that does not spend them.
+	held, err := queryUTXOs(ctx, tx, "SELECT "+utxoColumns+` FROM btc_utxos WHERE chain = ? AND reserved_by = ?
+		ORDER BY sats DESC, txid, vout`, u.chain, key)
+	if err != nil {
+		return nil, err
+	}
+	if len(held) > 0 {
+		return held, tx.Commit()
 	}
 	var picked []UTXO
 	var sum int64
