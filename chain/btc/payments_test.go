@@ -431,8 +431,16 @@ func testReplace(t *testing.T, e *payEnv) {
 	require.NoError(t, err)
 	require.NoError(t, p.Send(ctx, s0))
 
-	s1, err := p.Replace(ctx, tr.WorkflowID, tr.Step, 1)
+	// The signer fails once on attempt 1, after its plan is stored; asked
+	// again, at another fee rate, attempt 1 is that plan.
+	e.signer.failNext(1)
+	_, err = p.Replace(ctx, tr.WorkflowID, tr.Step, 1)
+	require.ErrorIs(t, err, errSignerDown)
+	asked := e.signer.requests()
+	dearer, _ := e.payments(40, 100)
+	s1, err := dearer.Replace(ctx, tr.WorkflowID, tr.Step, 1)
 	require.NoError(t, err)
+	require.Equal(t, asked[len(asked)-1], s1.TxHash, "the stored plan of attempt 1")
 	require.False(t, s1.Mined)
 	require.Equal(t, 1, s1.Attempt)
 	require.NotEqual(t, s0.TxHash, s1.TxHash)
