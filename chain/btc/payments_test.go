@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/btcsuite/btcd/wire"
@@ -179,6 +180,7 @@ func TestPayments(t *testing.T) {
 	t.Run("Replace", func(t *testing.T) { testReplace(t, newPayEnv(t, n, db, "BTC-RBF")) })
 	t.Run("Dropped", func(t *testing.T) { testDropped(t, newPayEnv(t, n, db, "BTC-DROP")) })
 	t.Run("FeesAndBalances", func(t *testing.T) { testFeesAndBalances(t, newPayEnv(t, n, db, "BTC-FEES")) })
+	t.Run("Rebroadcast", func(t *testing.T) { testRebroadcast(t, newPayEnv(t, n, db, "BTC-REBROADCAST")) })
 	t.Run("Settle", func(t *testing.T) { testSettle(t, newPayEnv(t, n, db, "BTC-SETTLE")) })
 }
 
@@ -662,4 +664,39 @@ func testSettle(t *testing.T, e *payEnv) {
 	settled, err = btc.Settle(ctx, e.set, e.n.Client, 3)
 	require.NoError(t, err)
 	require.Zero(t, settled, "a repeat confirms nothing new")
+}
+
+// testRebroadcast: a payment the node accepted and no longer knows (a
+// restarted btcd forgets its pool; here the node never had it) is sent
+// again, once; one the node holds or mined, and one never accepted (its
+// workflow sends it), are left alone.
+func testRebroadcast(t *testing.T, e *payEnv) {
+	ctx := context.Background()
+	w := e.wallet(9_000_000, 8_000_000, 7_000_000, 6_000_000)
+	payee := addresses(t, e.n, "rebroadcast payee", 1)[0]
+	p, _ := e.payments(10, 100)
+	sign := func(wf string) chain.Signed {
+		s, err := p.Sign(ctx, transfer(wf, w, payee, 1_000_000))
+		require.NoError(t, err)
+		return s
+	}
+	since := time.Now().Add(-time.Hour)
+	mined := sign("pay-rebroadcast-mined")
+	require.NoError(t, p.Send(ctx, mined))
+	e.n.Mine(t, 1)
+	pooled := sign("pay-rebroadcast-pooled")
+	require.NoError(t, p.Send(ctx, pooled))
+	unsent := sign("pay-rebroadcast-unsent")
+	forgotten := sign("pay-rebroadcast-forgotten")
+	require.NoError(t, btc.NewSignedTxs(e.db, e.name).MarkSent(ctx, forgotten.TxHash))
+	require.Nil(t, onNode(t, e.n, forgotten.TxHash))
+
+	n, err := btc.Rebroadcast(ctx, p, since)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.NotNil(t, onNode(t, e.n, forgotten.TxHash), "sent again")
+	require.Nil(t, onNode(t, e.n, unsent.TxHash), "its workflow sends it")
+	n, err = btc.Rebroadcast(ctx, p, since)
+	require.NoError(t, err)
+	require.Zero(t, n, "the node knows it now")
 }
