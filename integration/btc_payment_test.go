@@ -328,7 +328,7 @@ func TestBTCNewDepositAddressesDeriveFromTheSignersAccount(t *testing.T) {
 	defer res.Body.Close()
 	var second addressOut
 	require.NoError(t, json.NewDecoder(res.Body).Decode(&second))
-	require.Equal(t, http.StatusOK, res.StatusCode)
+	require.Equal(t, http.StatusCreated, res.StatusCode)
 	require.NotNil(t, second.Index)
 	require.Greater(t, *second.Index, *first.Index)
 	want, err = account.Address(*second.Index)
