@@ -118,7 +118,7 @@ func coinKey(t chain.Transfer) string {
 // is an error a retry may cure (a change output not yet confirmed).
 //
 // A FeeFromAmount transfer (a sweep) spends coins worth exactly t.Units
-// (UTXOs.ReserveExact: all the wallet's spendable coins when the ledger
+// (ReserveExact: all the wallet's spendable coins when the ledger
 // agrees with the set) to one output paying t.To their worth less the fee,
 // with no change; coins that cannot make up t.Units are chain.ErrBadAmount.
 func (p *Payments) Sign(ctx context.Context, t chain.Transfer) (chain.Signed, error) {
@@ -148,7 +148,7 @@ func (p *Payments) plan(ctx context.Context, t chain.Transfer) (Plan, error) {
 	key := coinKey(t)
 	var coins []UTXO
 	if t.FeeFromAmount {
-		coins, err = p.utxos.ReserveExact(ctx, key, t.From, sats)
+		coins, err = ReserveExact(ctx, p.utxos, key, t.From, sats)
 		if errors.Is(err, ErrCoinsDisagree) {
 			err = fmt.Errorf("%w: %w", chain.ErrBadAmount, err)
 		}

@@ -143,7 +143,7 @@ func (u *UTXOs) Unconfirm(ctx context.Context, blockHash string) (int64, error) 
 // coins. ErrInsufficientCoins when all spendable outputs do not cover it;
 // nothing is held then.
 func (u *UTXOs) Reserve(ctx context.Context, key, address string, need func(inputs int) int64) ([]UTXO, error) {
-	return u.reserve(ctx, key, address, func(_ *sql.Tx, free []UTXO) ([]UTXO, error) {
+	return reserveCoins(ctx, u, key, address, func(_ *sql.Tx, free []UTXO) ([]UTXO, error) {
 		var picked []UTXO
 		var sum int64
 		for _, o := range free {
@@ -161,9 +161,10 @@ func (u *UTXOs) Reserve(ctx context.Context, key, address string, need func(inpu
 	})
 }
 
-// reserve holds for key the outputs pick chooses among address's spendable
-// ones (the largest first, locked), or returns what key holds already.
-func (u *UTXOs) reserve(ctx context.Context, key, address string, pick func(tx *sql.Tx, free []UTXO) ([]UTXO, error)) ([]UTXO, error) {
+// reserveCoins holds for key the outputs of u that pick chooses among
+// address's spendable ones (the largest first, locked), or returns what key
+// holds already.
+func reserveCoins(ctx context.Context, u *UTXOs, key, address string, pick func(tx *sql.Tx, free []UTXO) ([]UTXO, error)) ([]UTXO, error) {
 	if key == "" {
 		return nil, errors.New("reserving coins without a reservation key")
 	}
@@ -209,7 +210,7 @@ func (u *UTXOs) reserve(ctx context.Context, key, address string, pick func(tx *
 	return picked, tx.Commit()
 }
 
-// ReserveExact holds for key spendable outputs of address worth exactly
+// ReserveExact holds for key spendable outputs of address in u worth exactly
 // sats, for a step that spends all it is given (a sweep): every spendable
 // output when they are worth that, the usual case (the ledger's balance is
 // the set's), else the oldest first up to exactly sats (a deposit the
@@ -218,8 +219,8 @@ func (u *UTXOs) reserve(ctx context.Context, key, address string, pick func(tx *
 // ErrInsufficientCoins when the spendable outputs are worth less but
 // unconfirmed ones would make it up (a retry may cure it),
 // ErrCoinsDisagree otherwise.
-func (u *UTXOs) ReserveExact(ctx context.Context, key, address string, sats int64) ([]UTXO, error) {
-	return u.reserve(ctx, key, address, func(tx *sql.Tx, free []UTXO) ([]UTXO, error) {
+func ReserveExact(ctx context.Context, u *UTXOs, key, address string, sats int64) ([]UTXO, error) {
+	return reserveCoins(ctx, u, key, address, func(tx *sql.Tx, free []UTXO) ([]UTXO, error) {
 		var all int64
 		for _, o := range free {
 			all += o.Sats
