@@ -792,6 +792,10 @@ btc_rpc() {
 # `bin/btcctl -C .dev/btcd/btcctl.conf getblockcount`) and btcd.conf, all
 # 0600. The mining address is the faucet's, whose key devstack keeps in
 # secrets.json (payflowctl btc-faucet makes it on the first run).
+# utxocachemaxsize=0 has btcd write its UTXO cache with every block (it is
+# otherwise flushed every 5 minutes). Its database cache is still flushed
+# only every few minutes (no flag), so a SIGKILL loses the last blocks:
+# payflow sends again the payments the node forgot (docs/operations.md).
 btcd_config() {
   local creds=$BTCD_DIR/rpc-credentials user pass faucet
   mkdir -p "$BTCD_DIR" "$LOGS/btcd"
@@ -817,6 +821,7 @@ notls=1
 rpcuser=$user
 rpcpass=$pass
 miningaddr=$faucet
+utxocachemaxsize=0
 CONF
   )
 }

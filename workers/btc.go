@@ -68,6 +68,12 @@ func (s chainShared) serveBTC(ctx context.Context, name string) error {
 		return fmt.Errorf("setting up the deposit starter: %w", err)
 	}
 
+	fees, err := btc.NewFees(name, s.db, client, btc.FeeConfig{Rate: b.FeeRate, MaxRate: b.MaxFeeRate})
+	if err != nil {
+		return fmt.Errorf("%w: btc_chains.%s: %v", config.ErrInvalid, name, err)
+	}
+	payments := btc.NewPayments(name, s.db, client, tracked, psbtSigner{s.btcSigner}, fees)
+
 	// One scanner and one tracker per chain, however many workers run: only
 	// while this process holds the chain's lease. A new holder's scanner
 	// goes on from the blocks kept in btc_blocks, its tracker from
@@ -90,7 +96,7 @@ func (s chainShared) serveBTC(ctx context.Context, name string) error {
 			// StartHeight counts only at the very first start (no kept
 			// blocks): deposits count from the head then.
 			set := btc.NewWatchSet(client.Params())
-			own := newOwnOutputs(s.db, s.wallets, name, set, client, confirmations, log)
+			own := newOwnOutputs(s.db, s.wallets, name, set, client, confirmations, payments, log)
 			if err := own.refresh(ctx); err != nil {
 				return err
 			}
@@ -124,11 +130,6 @@ func (s chainShared) serveBTC(ctx context.Context, name string) error {
 	for _, wf := range []any{workflows.Topup, workflows.Deposit, workflows.Withdraw, workflows.Pay, workflows.Sweep, workflows.WalletSweep} {
 		w.RegisterWorkflow(wf)
 	}
-	fees, err := btc.NewFees(name, s.db, client, btc.FeeConfig{Rate: b.FeeRate, MaxRate: b.MaxFeeRate})
-	if err != nil {
-		return fmt.Errorf("%w: btc_chains.%s: %v", config.ErrInvalid, name, err)
-	}
-	payments := btc.NewPayments(name, s.db, client, tracked, psbtSigner{s.btcSigner}, fees)
 	w.RegisterActivity(&activities.Activities{
 		Chain: name, Assets: b.Assets(), Collection: b.CollectionAddress, Confirmations: uint64(confirmations),
 		Responses: workflows.ResponseQueues(s.cfg.RMQ), Metrics: s.m,
@@ -246,18 +247,25 @@ type ownOutputs struct {
 	set     *btc.WatchSet
 	managed map[string]bool
 	cursor  int64
-	// settle checks outputs left unconfirmed on the node (btc.Settle).
+	// settle checks outputs left unconfirmed on the node (btc.Settle) and
+	// sends again the payments the node forgot (btc.Rebroadcast).
 	client        *btc.Client
 	confirmations int64
+	payments      *btc.Payments
 	log           *slog.Logger
 }
+
+// rebroadcastWindow is how far back btc.Rebroadcast looks: a btcd killed
+// loses at most its last 5 minutes of blocks.
+const rebroadcastWindow = time.Hour
 
 // settleEvery is how often outputs left unconfirmed are checked on the
 // node.
 const settleEvery = 30 * time.Second
 
 // settle confirms, every settleEvery until ctx ends, the outputs the
-// scanner never told confirmed (btc.Settle).
+// scanner never told confirmed (btc.Settle), and sends again the payments
+// the node forgot (btc.Rebroadcast).
 func (o *ownOutputs) settle(ctx context.Context) error {
 	for {
 		select {
@@ -272,13 +280,20 @@ func (o *ownOutputs) settle(ctx context.Context) error {
 		if n > 0 {
 			o.log.Info("confirmed outputs the scanner had not told confirmed", "outputs", n)
 		}
+		n, err = btc.Rebroadcast(ctx, o.payments, time.Now().Add(-rebroadcastWindow))
+		if err != nil && ctx.Err() == nil {
+			o.log.Warn("sending again the payments the node forgot", "err", err)
+		}
+		if n > 0 {
+			o.log.Warn("sent again payments the node no longer knew (restarted or lost blocks)", "payments", n)
+		}
 	}
 }
 
 func newOwnOutputs(db *sql.DB, wallets *ledger.Wallets, chainName string, set *btc.WatchSet, c *btc.Client,
-	confirmations int64, log *slog.Logger) *ownOutputs {
+	confirmations int64, payments *btc.Payments, log *slog.Logger) *ownOutputs {
 	return &ownOutputs{chain: chainName, wallets: wallets, utxos: btc.NewUTXOs(db, chainName), signed: btc.NewSignedTxs(db, chainName),
-		set: set, managed: map[string]bool{}, client: c, confirmations: confirmations, log: log}
+		set: set, managed: map[string]bool{}, client: c, confirmations: confirmations, payments: payments, log: log}
 }
 
 // refresh watches the managed wallets registered since the last call.

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"time"
 
 	"github.com/btcsuite/btcd/btcjson"
 	"github.com/btcsuite/btcd/btcutil/psbt"
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/btcsuite/btcd/wire"
 
 	"payflow/chain"
@@ -231,6 +233,27 @@ func (p *Payments) signPlan(ctx context.Context, pl Plan) (chain.Signed, error) 
 func signedOf(s SignedTx) chain.Signed {
 	return chain.Signed{WorkflowID: s.WorkflowID, Step: s.Step, Attempt: s.Attempt, TxHash: s.TxID, From: s.From,
 		State: s.State, Gas: uint64(s.VSize), Raw: s.Raw}
+}
+
+// known says whether the node knows any attempt of the step: mined or in
+// its pool.
+func (p *Payments) known(ctx context.Context, workflowID, step string) (bool, error) {
+	atts, err := p.signed.Attempts(ctx, workflowID, step)
+	if err != nil {
+		return false, err
+	}
+	for _, a := range atts {
+		h, err := chainhash.NewHashFromStr(a.TxID)
+		if err != nil {
+			return false, err
+		}
+		if _, err := p.c.Tx(ctx, *h); err == nil {
+			return true, nil
+		} else if !IsNotFound(err) {
+			return false, err
+		}
+	}
+	return false, nil
 }
 
 // Stored returns the latest attempt stored for the step.
@@ -510,4 +533,43 @@ func (b *Balances) RequireToken(_ context.Context, token, _ string, _ *big.Int) 
 		return fmt.Errorf("%w: a Bitcoin chain has no token %s", chain.ErrBadAmount, token)
 	}
 	return nil
+}
+
+// Rebroadcast sends again the latest attempt of every payment stored since
+// since that the node no longer knows at all: not mined on its best chain,
+// not in its pool. A btcd that restarts forgets its pool, and one killed
+// forgets its last blocks (its database is written every few minutes), so
+// a payment sent, or even mined and answered, can vanish from the node
+// while its signed transaction stays valid: its inputs are unspent again.
+// Sending it again puts it back; a node's refusal (an input spent by
+// another attempt of the same payment, say) is skipped. It returns how
+// many it sent.
+func Rebroadcast(ctx context.Context, p *Payments, since time.Time) (int, error) {
+	latest, err := p.signed.Latest(ctx, since)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, s := range latest {
+		if s.State != "sent" {
+			continue // never accepted: its workflow sends it
+		}
+		known, err := p.known(ctx, s.WorkflowID, s.Step)
+		if err != nil {
+			return n, err
+		}
+		if known {
+			continue
+		}
+		err = p.Send(ctx, signedOf(s))
+		var refusal *chain.NodeRefusal
+		if errors.As(err, &refusal) {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/btcsuite/btcd/wire"
 
@@ -133,4 +134,28 @@ func (t *SignedTxs) ByTxID(ctx context.Context, txid string) (SignedTx, error) {
 		return SignedTx{}, fmt.Errorf("transaction %s: %w", txid, chain.ErrNotSigned)
 	}
 	return s, err
+}
+
+// Latest returns, for each step with an attempt stored since since, its
+// latest attempt, the oldest step first (a payment that spends another's
+// change comes after it).
+func (t *SignedTxs) Latest(ctx context.Context, since time.Time) ([]SignedTx, error) {
+	rows, err := t.db.QueryContext(ctx, "SELECT "+signedColumns+signedFrom+`
+		JOIN (SELECT workflow_id, step, MAX(attempt) AS attempt, MIN(created_at) AS began FROM btc_signed
+		      WHERE chain = ? AND created_at >= ? GROUP BY workflow_id, step) l
+		  ON l.workflow_id = s.workflow_id AND l.step = s.step AND l.attempt = s.attempt
+		WHERE s.chain = ? ORDER BY l.began, s.workflow_id, s.step`, t.chain, since.UTC(), t.chain)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []SignedTx
+	for rows.Next() {
+		s, err := scanSigned(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
 }
