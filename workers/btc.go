@@ -117,7 +117,7 @@ func (s chainShared) serveBTC(ctx context.Context, name string) error {
 			}, func(ctx context.Context) error {
 				tracker.Run(ctx, btcPoll, func(err error) { log.Warn("tracking deposits", "err", err) })
 				return nil
-			}, own.settle)
+			}, own.settle, newBTCReconciler(s.db, name, b.Native.Symbol, confirmations, client, log).loop)
 		})
 	})
 

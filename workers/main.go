@@ -22,6 +22,7 @@ import (
 	"payflow/activities"
 	"payflow/api"
 	"payflow/audit"
+	"payflow/chain/btc"
 	"payflow/chain/evm"
 	"payflow/chain/evm/family"
 	"payflow/chain/evm/send"
@@ -110,6 +111,19 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			return err
 		}
 		sampled = append(sampled, metrics.SamplerChain{Name: name, Assets: cfg.Chains[name], Node: evm.Node{Backend: eth}, Balances: bal})
+	}
+	// Each Bitcoin chain is sampled as well (its node's head, the scanner's
+	// lag, the managed wallets' coins in the UTXO set), through a client
+	// of its own: a node that is down leaves only its own readings old.
+	for _, name := range cfg.BTCChainNames() {
+		b, _ := cfg.BTCChain(name)
+		c, err := btc.Dial(btc.ClientConfig{URL: b.RPCURL, User: b.RPCUser, Password: b.RPCPassword.Reveal(), Network: b.Network})
+		if err != nil {
+			continue // serveBTC refuses the chain with the reason
+		}
+		defer c.Close()
+		sampled = append(sampled, metrics.SamplerChain{Name: name, Assets: b.Assets(), Node: btc.Node{C: c},
+			Balances: btc.NewBalances(db, name)})
 	}
 	tc, err := app.DialTemporal(ctx, cfg, log, sdkMetrics)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"payflow/activities"
 	"payflow/answers"
+	"payflow/chain/btc"
 	"payflow/chain/evm"
 	"payflow/config"
 	"payflow/internal/metrics"
@@ -44,7 +45,7 @@ func runSampler(ctx context.Context, cfg config.Config, m *metrics.Metrics, db *
 	log *slog.Logger) (stop func(), err error) {
 	sc := metrics.SamplerConfig{Chains: chains, PaymentStep: workflows.PaymentTransferStep,
 		ConfirmTimeout: cfg.Payment.ConfirmTimeout.Duration}
-	samplerReadings(&sc, db)
+	samplerReadings(&sc, db, cfg.BTCChainNames()...)
 	s := metrics.NewSampler(sc, db, log)
 	if err := m.Register(s); err != nil {
 		return nil, err
@@ -58,12 +59,35 @@ func runSampler(ctx context.Context, cfg config.Config, m *metrics.Metrics, db *
 // samplerReadings wires the Sampler's readings of tables other packages own
 // to their owners' APIs: the ledger's wallets and reconciliations, the
 // activities' failing steps, the answers' outbox.
-func samplerReadings(sc *metrics.SamplerConfig, db *sql.DB) {
+func samplerReadings(sc *metrics.SamplerConfig, db *sql.DB, btcChains ...string) {
 	sc.Outbox = answers.New(db, nil, nil)
-	sc.ChainStore = evm.NewStats(db)
+	stats := chainStats{Stats: evm.NewStats(db), db: db, btc: map[string]bool{}}
+	for _, name := range btcChains {
+		stats.btc[name] = true
+	}
+	sc.ChainStore = stats
 	wallets, ledg := ledger.NewWallets(db, nil), ledger.New(db)
 	sc.Wallets = wallets.OfKinds
 	sc.WalletKinds = wallets.KindNames
 	sc.Mismatches = ledg.Mismatches
 	sc.Failing = func(ctx context.Context, chain string) (int64, error) { return activities.FailingCount(ctx, db, chain) }
+}
+
+// chainStats is the sampler's ChainStore for chains of both families: an
+// EVM chain's readings from its tables (evm.Stats), a Bitcoin chain's
+// listener cursor from its scanner's kept blocks. A Bitcoin chain has no
+// nonce lanes, and its transfers in flight are not in the EVM tables (none
+// counted).
+type chainStats struct {
+	*evm.Stats
+	db  *sql.DB
+	btc map[string]bool // the Bitcoin chains, by name
+}
+
+// CursorBlock is the chain's listener (or scanner) cursor.
+func (s chainStats) CursorBlock(ctx context.Context, chain string) (uint64, bool, error) {
+	if s.btc[chain] {
+		return btc.NewBlocks(s.db, chain).Cursor(ctx)
+	}
+	return s.Stats.CursorBlock(ctx, chain)
 }

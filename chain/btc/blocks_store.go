@@ -19,6 +19,16 @@ type Blocks struct {
 // NewBlocks returns the scanner's block log of chain.
 func NewBlocks(db *sql.DB, chain string) *Blocks { return &Blocks{db: db, chain: chain} }
 
+// Cursor is the height of the last block the scanner read; ok is false
+// before its first.
+func (b *Blocks) Cursor(ctx context.Context) (height uint64, ok bool, err error) {
+	var h sql.NullInt64
+	if err := b.db.QueryRowContext(ctx, "SELECT MAX(height) FROM btc_blocks WHERE chain = ?", b.chain).Scan(&h); err != nil {
+		return 0, false, fmt.Errorf("reading the scanner's cursor: %w", err)
+	}
+	return uint64(max(h.Int64, 0)), h.Valid, nil
+}
+
 // Load returns the kept blocks, ascending.
 func (b *Blocks) Load(ctx context.Context) ([]BlockRef, error) {
 	rows, err := b.db.QueryContext(ctx, "SELECT height, hash FROM btc_blocks WHERE chain = ? ORDER BY height", b.chain)
