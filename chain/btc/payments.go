@@ -11,6 +11,7 @@ import (
 
 	"github.com/btcsuite/btcd/btcjson"
 	"github.com/btcsuite/btcd/btcutil/psbt"
+	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/btcsuite/btcd/wire"
 
@@ -390,7 +391,7 @@ func (p *Payments) Inspect(ctx context.Context, workflowID, step string, confirm
 	case SpendMined:
 		out := chain.Inspection{State: chain.TransferMined, TxHash: insp.TxID, BlockNumber: uint64(insp.Height), Succeeded: true}
 		if first.FeeFromAmount {
-			err = p.received(&out, atts, coins, first.To)
+			err = received(&out, atts, coins, first.To, p.c.Params())
 		}
 		return out, err
 	case SpendDropped:
@@ -400,13 +401,14 @@ func (p *Payments) Inspect(ctx context.Context, workflowID, step string, confirm
 }
 
 // received fills a mined FeeFromAmount step's inspection: what its coins
-// were worth, and the output of the mined attempt (one of atts) paying to.
-func (p *Payments) received(out *chain.Inspection, atts []SignedTx, coins []UTXO, to string) error {
+// were worth, and the output of the mined attempt (one of atts) paying to
+// on params' network.
+func received(out *chain.Inspection, atts []SignedTx, coins []UTXO, to string, params *chaincfg.Params) error {
 	var in int64
 	for _, c := range coins {
 		in += c.Sats
 	}
-	_, script, err := ParseAddress(to, p.c.Params())
+	_, script, err := ParseAddress(to, params)
 	if err != nil {
 		return err
 	}
