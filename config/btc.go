@@ -49,6 +49,10 @@ type BTCChain struct {
 	// payflow-signer signs a payment or its replacement at (0 or absent:
 	// DefaultMaxFeeRate); at least FeeRate.
 	MaxFeeRate int64 `json:"max_fee_rate,omitempty"`
+	// AccountXPub is payflow-signer's BIP84 account of the chain's network
+	// (m/84'/coin'/0', as its GET /v1/btc/account answers), from which new
+	// deposit addresses derive without a key; empty: none are handed out.
+	AccountXPub string `json:"account_xpub,omitempty"`
 	// ConfirmTimeout: a payment on this chain not confirmed within it is
 	// replaced at a higher fee rate (BIP125); 0 or absent:
 	// payment.confirm_timeout.
@@ -293,6 +297,11 @@ func (c Config) validateBTCChains(node bool) []error {
 		if b.CollectionAddress != "" && params != nil {
 			if _, _, err := btc.ParseAddress(b.CollectionAddress, params); err != nil {
 				bad("collection_address", "%q is not a native segwit address of %s", b.CollectionAddress, b.Network)
+			}
+		}
+		if b.AccountXPub != "" && params != nil {
+			if _, err := btc.NewAccount(b.AccountXPub, params); err != nil {
+				bad("account_xpub", "not a BIP84 account xpub of %s: %v", b.Network, err)
 			}
 		}
 	}

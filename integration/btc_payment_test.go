@@ -5,8 +5,11 @@ import (
 	"context"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -17,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"payflow/chain/btc"
+	"payflow/custody/signerapi"
 	"payflow/ledger"
 )
 
@@ -284,3 +288,59 @@ func outpointSet(tx *wire.MsgTx) []string {
 	return out
 }
 
+// TestBTCNewDepositAddressesDeriveFromTheSignersAccount: `payflowctl address
+// new -chain BTC` and POST /v1/addresses/BTC hand out the next BIP84
+// children of payflow-signer's Bitcoin account (derived from its xpub
+// alone), registered as deposit wallets with their index. A deposit to one,
+// watched by a topup, is announced 2 then 1 and kept in the UTXO set, and
+// the set, the node and the ledger agree on it.
+func TestBTCNewDepositAddressesDeriveFromTheSignersAccount(t *testing.T) {
+	b := loadBTC(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	db := b.st.DB(t)
+	c := buildCtl(t)
+	out, errOut, code := c.exec(t, "", "address", "new", "-chain", "BTC", "-label", "it-btc-address",
+		"-config", filepath.Join(c.dev, "config.json"), "-env-file", filepath.Join(c.dev, "payflow.env"))
+	require.Zero(t, code, "payflowctl address new -chain BTC: %s %s", out, errOut)
+	var first addressOut
+	require.NoError(t, json.Unmarshal([]byte(out), &first), out)
+	require.Equal(t, "BTC", first.Chain)
+	require.NotNil(t, first.Index)
+
+	acct, err := signerapi.NewClient(b.st.SignerSocket).BTCAccount(ctx, b.chain.Network)
+	require.NoError(t, err)
+	account, err := btc.NewAccount(acct.XPub, b.client.Params())
+	require.NoError(t, err)
+	want, err := account.Address(*first.Index)
+	require.NoError(t, err)
+	require.Equal(t, want, first.Address, "the signer's child at the index handed out")
+	w, err := ledger.NewWallets(db, nil).Get(ctx, "BTC", first.Address)
+	require.NoError(t, err)
+	require.Equal(t, ledger.KindDeposit, w.Kind)
+	require.Equal(t, *first.Index, *w.HDIndex)
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.st.APIURL+"/v1/addresses/BTC", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+b.st.APIToken)
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	var second addressOut
+	require.NoError(t, json.NewDecoder(res.Body).Decode(&second))
+	require.Equal(t, http.StatusCreated, res.StatusCode)
+	require.NotNil(t, second.Index)
+	require.Greater(t, *second.Index, *first.Index)
+	want, err = account.Address(*second.Index)
+	require.NoError(t, err)
+	require.Equal(t, want, second.Address)
+
+	resp := b.st.Collect(t, topupResp, "address")
+	b.topup(t, ctx, first.Address)
+	tx, err := b.faucet.Pay(ctx, first.Address, 3_300_000)
+	require.NoError(t, err)
+	deps := resp.Wait(t, first.Address, 2, 3*time.Minute)
+	require.Equal(t, []string{"2", "1"}, []string{fmt.Sprint(deps[0].Body["status"]), fmt.Sprint(deps[1].Body["status"])})
+	require.Equal(t, tx.TxHash().String(), deps[1].Body["tx_hash"])
+	b.requireSetEqualsNode(t, ctx, db, first.Address)
+}

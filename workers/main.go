@@ -150,9 +150,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		// The ledger API: health, wallet history, balances, reconciliations,
 		// new HD deposit addresses (from the account xpub: no signer); and
 		// the worker's Prometheus /metrics.
-		alloc, err := addresses.New(cfg.Custody.AccountXPub, ledger.NewWallets(db, nil), cfg.ChainNames())
+		alloc, err := addresses.ForConfig(cfg, ledger.NewWallets(db, nil))
 		if err != nil {
-			return fmt.Errorf("custody.account_xpub: %w", err)
+			return err
 		}
 		srv, err := apiServer(cfg, m.Mount(api.NewHandler(ledger.New(db), log, append(apiAuth(cfg), api.WithAddresses(alloc))...)))
 		if err != nil {

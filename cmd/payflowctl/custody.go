@@ -396,7 +396,7 @@ func cmdAddress(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	alloc, err := addresses.New(cfg.Custody.AccountXPub, ledger.NewWallets(db, nil), cfg.ChainNames())
+	alloc, err := addresses.ForConfig(cfg, ledger.NewWallets(db, nil))
 	if err != nil {
 		return err
 	}

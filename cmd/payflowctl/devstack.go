@@ -345,7 +345,7 @@ func cmdDevstack(ctx context.Context, args []string) error {
 		if err := saveJSON(secretsPath, sec, 0o600); err != nil {
 			return err
 		}
-		if cfg.BTCChains, err = devBTCChains(*btcRPC, *btcCreds, sc); err != nil {
+		if cfg.BTCChains, err = devBTCChains(*btcRPC, *btcCreds, sc, d.btcXPub); err != nil {
 			return err
 		}
 	}
@@ -392,6 +392,7 @@ type devstack struct {
 	keyOf       map[string]string // label -> address on the first chain
 	db          *sql.DB
 	btcSigner   btcAccounts
+	btcXPub     string // payflow-signer's Bitcoin account, once prepareBTC asked it
 }
 
 // funding is one transfer devstack sent to a dev wallet, to be credited to

@@ -182,6 +182,7 @@ func (d *devstack) btcWallets(ctx context.Context, c *btc.Client) (managed []str
 	if err != nil {
 		return nil, "", err
 	}
+	d.btcXPub = acct.XPub
 	set := btc.NewUTXOs(d.db, "BTC")
 	var outs []btc.Output
 	credit := map[string]bool{}
@@ -293,7 +294,7 @@ func (d *devstack) awaitBTC(ctx context.Context, c *btc.Client, txid chainhash.H
 // Its amounts, in BTC: payments above 2 BTC would wait for an operator,
 // deposit wallets above 3 BTC would be swept, outputs below 1,000 satoshis
 // are dust (recorded, not announced).
-func devBTCChains(rpcURL, credentials string, sc stackfile.Chain) (map[string]config.BTCChain, error) {
+func devBTCChains(rpcURL, credentials string, sc stackfile.Chain, accountXPub string) (map[string]config.BTCChain, error) {
 	creds, err := filepath.Abs(credentials)
 	if err != nil {
 		return nil, err
@@ -302,5 +303,5 @@ func devBTCChains(rpcURL, credentials string, sc stackfile.Chain) (map[string]co
 		Confirmations: sc.Confirmations, CollectionAddress: sc.CollectionAddress,
 		Native: config.NativeCoin{Symbol: btc.Symbol, Decimals: btc.Decimals, Dust: "0.00001", ApprovalThreshold: "2",
 			SweepThreshold: "3"},
-		ConfirmTimeout: config.Duration{Duration: btcConfirmTimeout}}}, nil
+		ConfirmTimeout: config.Duration{Duration: btcConfirmTimeout}, AccountXPub: accountXPub}}, nil
 }
