@@ -379,6 +379,10 @@ type TransferInput struct {
 	From   string
 	To     string
 	Amount protocol.Amount
+	// FeeFromAmount signs a transfer whose fee is paid out of Amount (a
+	// sweep on a chain whose sweeps do: see SweepReserveResult): no gas is
+	// held apart, and To receives Amount less the fee.
+	FeeFromAmount bool `json:",omitempty"`
 }
 
 // TransferResult identifies the signed (and later broadcast) transaction.
@@ -416,11 +420,13 @@ func (a *Activities) SignTransfer(ctx context.Context, in TransferInput) (Transf
 			return TransferResult{}, err
 		}
 	}
-	if err := a.reserveGas(ctx, in.WorkflowID, in.Step, asset, in.From, in.To, units); err != nil {
-		return TransferResult{}, err
+	if !in.FeeFromAmount { // else the fee is part of the guard's amount
+		if err := a.reserveGas(ctx, in.WorkflowID, in.Step, asset, in.From, in.To, units); err != nil {
+			return TransferResult{}, err
+		}
 	}
 	stx, err := a.Transfers.Sign(ctx, chain.Transfer{WorkflowID: in.WorkflowID, Step: in.Step, From: in.From, To: in.To,
-		Token: tokenOf(asset), Units: units, Reservation: in.Guard})
+		Token: tokenOf(asset), Units: units, Reservation: in.Guard, FeeFromAmount: in.FeeFromAmount})
 	if err != nil {
 		return TransferResult{}, classify(err)
 	}
@@ -562,7 +568,11 @@ type Inspection struct {
 	// Received is set when a paid token transfer moved fewer tokens to the
 	// recipient than were sent (a token that takes a fee on transfer): the
 	// amount received, in token units. The transfer is paid all the same.
+	// For a native transfer whose fee came from its amount
+	// (TransferInput.FeeFromAmount) it is what reached the recipient, in
+	// the native coin, at Position (see chain.Inspection).
 	Received string `json:",omitempty"`
+	Position uint   `json:",omitempty"`
 }
 
 // InspectTransfer asks the chain about every attempt of a transfer (see
@@ -577,7 +587,10 @@ func (a *Activities) InspectTransfer(ctx context.Context, in InspectInput) (Insp
 	}
 	out := Inspection{State: string(insp.State), TxHash: insp.TxHash, BlockNumber: insp.BlockNumber,
 		Paid: insp.State == chain.TransferMined && insp.Succeeded, Reason: insp.Reason}
-	if out.Paid && insp.Received != nil && insp.Received.Cmp(insp.Units) < 0 {
+	if out.Paid && insp.Received != nil && insp.Token == "" {
+		// Its fee came from its amount: the recipient got the rest.
+		out.Received, out.Position = chain.FromUnits(insp.Received, a.Assets.NativeScale()).String(), insp.Position
+	} else if out.Paid && insp.Received != nil && insp.Received.Cmp(insp.Units) < 0 {
 		sym, t, ok := a.Assets.TokenByAddress(insp.Token)
 		if !ok {
 			sym, t.Decimals = insp.Token, 0

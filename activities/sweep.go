@@ -150,6 +150,18 @@ type SweepReserveResult struct {
 	// already; nothing is reserved and nothing may be sent for it.
 	Closed bool
 	Amount protocol.Amount // reserved; or the available balance when it was not above the threshold
+	// FeeFromAmount: the chain pays the sweep's fee out of the amount
+	// (config.ChainConfig.FeeFromSwept): Amount is all the wallet holds,
+	// its transfer is signed so (TransferInput.FeeFromAmount), and the
+	// collection receives Amount less the fee.
+	FeeFromAmount bool `json:",omitempty"`
+}
+
+// feeFromAmount says whether a deposit sweep of symbol pays its fee out of
+// the amount swept: the native coin of a chain whose sweeps do
+// (config.ChainConfig.FeeFromSwept).
+func (a *Activities) feeFromAmount(symbol string) bool {
+	return a.Assets.FeeFromSwept() && strings.EqualFold(symbol, a.Assets.Native.Symbol)
 }
 
 // sweepThreshold is the available balance of symbol above which a deposit
@@ -184,7 +196,10 @@ func (a *Activities) sweepThreshold(symbol string, override protocol.Amount) (de
 // names the collection wallet as its recipient. A repeat returns the
 // reservation already made under Key, whatever the balance is now. With
 // Treasury set it reserves a hot tier's excess for the cold address
-// instead (reserveTreasury).
+// instead (reserveTreasury). On a chain whose sweeps pay their fee out of
+// the amount (FeeFromAmount) the whole available balance is reserved;
+// otherwise the native coin is reserved less what the wallet's sweeps may
+// spend on gas (sweepGasKeep).
 func (a *Activities) ReserveSweep(ctx context.Context, in SweepReserveInput) (SweepReserveResult, error) {
 	if r, err := a.Ledger.GetReservation(ctx, in.Key); err == nil {
 		if r.State != "held" {
@@ -193,7 +208,8 @@ func (a *Activities) ReserveSweep(ctx context.Context, in SweepReserveInput) (Sw
 			// transfer.
 			return SweepReserveResult{Closed: true, Amount: protocol.NewAmount(r.Amount)}, nil
 		}
-		return SweepReserveResult{Reserved: true, Amount: protocol.NewAmount(r.Amount)}, nil
+		return SweepReserveResult{Reserved: true, Amount: protocol.NewAmount(r.Amount),
+			FeeFromAmount: !in.Treasury && a.feeFromAmount(in.Symbol)}, nil
 	} else if !errors.Is(err, ledger.ErrReservationNotFound) {
 		return SweepReserveResult{}, err
 	}
@@ -228,8 +244,8 @@ func (a *Activities) ReserveSweep(ctx context.Context, in SweepReserveInput) (Sw
 		if !b.Available.GreaterThan(threshold) {
 			return SweepReserveResult{Amount: protocol.NewAmount(b.Available)}, nil
 		}
-		amount := b.Available
-		if in.Symbol == a.Assets.Native.Symbol {
+		amount, whole := b.Available, a.feeFromAmount(in.Symbol)
+		if in.Symbol == a.Assets.Native.Symbol && !whole {
 			// The native coin is swept less what the wallet's sweeps may
 			// spend on gas: that stays, and pays them.
 			keep, err := a.sweepGasKeep(ctx, w.Address)
@@ -244,7 +260,7 @@ func (a *Activities) ReserveSweep(ctx context.Context, in SweepReserveInput) (Sw
 			Symbol: in.Symbol, Amount: amount, WorkflowID: in.WorkflowID, Recipient: recipient})
 		switch {
 		case err == nil:
-			return SweepReserveResult{Reserved: true, Amount: protocol.NewAmount(amount)}, nil
+			return SweepReserveResult{Reserved: true, Amount: protocol.NewAmount(amount), FeeFromAmount: whole}, nil
 		case errors.Is(err, ledger.ErrInsufficientFunds):
 			continue
 		case errors.Is(err, ledger.ErrReservationMismatch):
@@ -253,7 +269,7 @@ func (a *Activities) ReserveSweep(ctx context.Context, in SweepReserveInput) (Sw
 			if err != nil {
 				return SweepReserveResult{}, err
 			}
-			return SweepReserveResult{Reserved: true, Amount: protocol.NewAmount(r.Amount)}, nil
+			return SweepReserveResult{Reserved: true, Amount: protocol.NewAmount(r.Amount), FeeFromAmount: whole}, nil
 		default:
 			return SweepReserveResult{}, classify(err)
 		}
@@ -306,6 +322,8 @@ const tokenTransferGasCeiling = 150_000
 type SweepItem struct {
 	Symbol string
 	Amount protocol.Amount
+	// FeeFromAmount: see SweepReserveResult.
+	FeeFromAmount bool `json:",omitempty"`
 }
 
 // SweepGasInput asks whether a deposit wallet can pay the gas of its sweep.
@@ -330,7 +348,12 @@ type SweepGasResult struct {
 // so nothing more is needed). A wallet
 // holding fewer tokens on chain than an item fails with
 // ErrTypeInsufficientFunds (the ledger and the chain disagree: reconcile).
+// On a chain whose sweeps pay their fee out of the amount
+// (config.ChainConfig.FeeFromSwept) nothing is needed.
 func (a *Activities) CheckSweepGas(ctx context.Context, in SweepGasInput) (SweepGasResult, error) {
+	if a.Assets.FeeFromSwept() {
+		return SweepGasResult{NeedWei: "0", HaveWei: "0", TopUpWei: "0"}, nil
+	}
 	from, to := in.Address, in.Collection
 	need := new(big.Int)
 	for _, it := range in.Items {
@@ -488,6 +511,11 @@ type SweepCreditInput struct {
 	Symbol     string
 	Amount     protocol.Amount
 	TxHash     string
+	// Position is where the sweep paid the collection wallet when the
+	// chain told it (a sweep whose fee came from its amount: its output
+	// index on Bitcoin); nil: a native sweep's is chain.NativeLogIndex, a
+	// token sweep's is found in its receipt.
+	Position *uint `json:",omitempty"`
 }
 
 // CreditSweep finds the sweep's Transfer log in its receipt and credits the
@@ -525,14 +553,20 @@ func (a *Activities) CreditSweep(ctx context.Context, in SweepCreditInput) error
 }
 
 // creditNativeSweep credits the collection wallet with a confirmed native
-// sweep, keyed like a native deposit (chain, tx_hash, chain.NativeLogIndex).
+// sweep, keyed like a native deposit: (chain, tx_hash, chain.NativeLogIndex),
+// or at in.Position when set (a Bitcoin output, which the scanner books as
+// a deposit of the collection wallet under the same key: credited once).
 // A transaction that is not that payment fails with ErrTypeInvalidRequest.
 func (a *Activities) creditNativeSweep(ctx context.Context, in SweepCreditInput) error {
 	units, err := chain.ToUnits(in.Amount.Decimal, a.Assets.NativeScale())
 	if err != nil {
 		return classify(err)
 	}
-	chk, _, err := a.depositOnChain(ctx, DepositRef{TxHash: in.TxHash, LogIndex: chain.NativeLogIndex, To: in.Collection,
+	position := chain.NativeLogIndex
+	if in.Position != nil {
+		position = *in.Position
+	}
+	chk, _, err := a.depositOnChain(ctx, DepositRef{TxHash: in.TxHash, LogIndex: position, To: in.Collection,
 		Units: units.String()})
 	if err != nil {
 		return err
@@ -542,6 +576,6 @@ func (a *Activities) creditNativeSweep(ctx context.Context, in SweepCreditInput)
 			in.Symbol, in.Collection))
 	}
 	_, err = a.Ledger.Credit(ctx, ledger.CreditInput{Chain: a.Chain, Address: in.Collection, Symbol: a.Assets.Native.Symbol,
-		Amount: in.Amount.Decimal, TxHash: in.TxHash, LogIndex: chain.NativeLogIndex, Reference: in.WorkflowID})
+		Amount: in.Amount.Decimal, TxHash: in.TxHash, LogIndex: position, Reference: in.WorkflowID})
 	return classify(err)
 }

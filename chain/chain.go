@@ -152,12 +152,20 @@ func (e *NodeRefusal) Unwrap() error { return e.Err }
 // WorkflowID. Reservation is the held ledger reservation whose money it
 // moves: the signer signs only a transfer of exactly that money to that
 // reservation's recipient.
+//
+// FeeFromAmount makes it a transfer whose fee is paid out of Units: From
+// spends exactly Units of the native coin, To receives Units less the fee
+// of the attempt mined, and nothing comes back (no change). A sweep moves
+// a wallet's whole balance so on a family whose transactions spend coins
+// (Bitcoin); a family that pays fees apart (EVM gas) refuses it with
+// ErrBadAmount.
 type Transfer struct {
 	WorkflowID, Step string
 	From, To         string
 	Token            string
 	Units            *big.Int
 	Reservation      string
+	FeeFromAmount    bool
 }
 
 // Signed is one signed attempt of a step, as stored before anything is
@@ -196,10 +204,14 @@ type Inspection struct {
 	Reason string
 	// Token, Units and Received describe a succeeded token transfer: the
 	// token contract, the units signed for and the units that reached the
-	// recipient. Token is "" and Units/Received nil for a native transfer.
+	// recipient. Token is "" and Units/Received nil for a native transfer,
+	// except one whose fee was paid from its amount (FeeFromAmount): Units
+	// is what it spent, Received what reached the recipient, at Position
+	// (its output index on Bitcoin), the fee the difference.
 	Token    string
 	Units    *big.Int
 	Received *big.Int
+	Position uint
 }
 
 // Transfers signs, sends, replaces and inspects payflow's transfers on one

@@ -99,10 +99,11 @@ func (b *BTCChain) UnmarshalJSON(data []byte) error {
 }
 
 // Assets is the chain's assets as the family-neutral code reads a chain's
-// (its native coin alone, with its 8 decimals, and its confirmations).
+// (its native coin alone, with its 8 decimals, and its confirmations); its
+// sweeps pay their fee from the coins swept (FeeFromSwept).
 func (b BTCChain) Assets() ChainConfig {
 	return ChainConfig{ConfirmHeight: b.Confirmations, Native: b.Native, CollectionAddress: b.CollectionAddress,
-		feeCap: big.NewInt(b.MaxFeeRate)}
+		feeCap: big.NewInt(b.MaxFeeRate), feeFromSwept: true}
 }
 
 // ConfirmTimeout is how long a payment on chain name waits for its

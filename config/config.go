@@ -238,6 +238,9 @@ type ChainConfig struct {
 	// feeCap is FeeCap for a chain that does not price in gwei (a Bitcoin
 	// chain's, set by BTCChain.Assets).
 	feeCap *big.Int
+	// feeFromSwept: see FeeFromSwept (a Bitcoin chain's, set by
+	// BTCChain.Assets).
+	feeFromSwept bool
 }
 
 // Asset is one symbol a chain moves: a token, or the native coin (Native,
@@ -333,6 +336,13 @@ func (c ChainConfig) FeeCap() *big.Int {
 	}
 	return c.MaxFeeWei()
 }
+
+// FeeFromSwept says whether a sweep on the chain pays its fee out of the
+// coins it sweeps: a chain whose transactions spend coins (Bitcoin) has no
+// tokens and no gas to top a wallet up with, so a deposit wallet's sweep
+// moves all it holds, keeps nothing back for fees, and the collection
+// wallet receives the amount less the fee. False on an EVM chain.
+func (c ChainConfig) FeeFromSwept() bool { return c.feeFromSwept }
 
 // NativeScale is the native coin's decimals: 18 on an EVM chain, 8 on a
 // Bitcoin chain.

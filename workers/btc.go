@@ -127,7 +127,7 @@ func (s chainShared) serveBTC(ctx context.Context, name string) error {
 	led := ledger.New(s.db)
 	defer led.Drain() // after w.Stop: the activities' postings are committed before the DB closes
 	w := worker.New(s.tc, queue, opts)
-	for _, wf := range []any{workflows.Topup, workflows.Deposit, workflows.Withdraw, workflows.Pay} {
+	for _, wf := range []any{workflows.Topup, workflows.Deposit, workflows.Withdraw, workflows.Pay, workflows.Sweep, workflows.WalletSweep} {
 		w.RegisterWorkflow(wf)
 	}
 	w.RegisterActivity(&activities.Activities{
@@ -141,6 +141,13 @@ func (s chainShared) serveBTC(ctx context.Context, name string) error {
 		return fmt.Errorf("starting the Temporal worker on %s: %w", queue, err)
 	}
 	defer w.Stop()
+	// Sweeps hourly, as on an EVM chain: each deposit wallet above the
+	// coin's sweep_threshold is swept whole in one transaction, its fee
+	// paid from the coins (config.ChainConfig.FeeFromSwept).
+	if err := EnsureSweepSchedule(ctx, s.tc, scheduleID(s.cfg, workflows.SweepScheduleID, name), name, queue, time.Hour,
+		workflows.SweepInput{ConfirmTimeout: s.cfg.ConfirmTimeout(name)}); err != nil {
+		log.Error("ensuring the sweep schedule", "err", err)
+	}
 	log.Info("chain served", "family", config.FamilyBTC, "task_queue", queue, "network", b.Network,
 		"confirmations", b.Confirmations)
 	<-ctx.Done()

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shopspring/decimal"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -211,12 +212,16 @@ type WalletSweepResult struct {
 	Skipped []string `json:",omitempty"`
 }
 
-// SweptToken is one symbol swept into the collection wallet.
+// SweptToken is one symbol swept into the collection wallet: Amount is
+// what reached it.
 type SweptToken struct {
 	Symbol      string
 	Amount      protocol.Amount
 	TxHash      string
 	BlockNumber uint64
+	// Fee is what the sweep paid out of the amount swept, on a chain whose
+	// sweeps pay their fee so (""): the deposit wallet gave Amount + Fee.
+	Fee string `json:",omitempty"`
 }
 
 // WalletSweepStatus answers QueryStatus on a WalletSweep.
@@ -351,7 +356,7 @@ func WalletSweep(ctx workflow.Context, in WalletSweepInput) (WalletSweepResult, 
 			continue
 		}
 		held = append(held, key)
-		items = append(items, activities.SweepItem{Symbol: sym, Amount: r.Amount})
+		items = append(items, activities.SweepItem{Symbol: sym, Amount: r.Amount, FeeFromAmount: r.FeeFromAmount})
 	}
 	if len(items) == 0 {
 		show.step(ctx, SweepStepNothing, "no balance "+above)
@@ -415,7 +420,7 @@ func WalletSweep(ctx workflow.Context, in WalletSweepInput) (WalletSweepResult, 
 		out, err := runTransfer(ctx, transferSpec{Step: step,
 			What: fmt.Sprintf("%s %s from %s to %s", it.Amount.String(), it.Symbol, res.Address, in.Collection),
 			Sign: a.SignTransfer, SignInput: activities.TransferInput{WorkflowID: wfID, Step: step, Guard: key,
-				Symbol: it.Symbol, From: res.Address, To: in.Collection, Amount: it.Amount},
+				Symbol: it.Symbol, From: res.Address, To: in.Collection, Amount: it.Amount, FeeFromAmount: it.FeeFromAmount},
 			ReplaceAfter: timeout}, show)
 		if err != nil {
 			return res, err
@@ -432,13 +437,24 @@ func WalletSweep(ctx workflow.Context, in WalletSweepInput) (WalletSweepResult, 
 			Get(ctx, nil); err != nil {
 			return res, err
 		}
-		if err := workflow.ExecuteActivity(lctx, a.CreditSweep, activities.SweepCreditInput{WorkflowID: wfID,
-			From: res.Address, Collection: in.Collection, Symbol: it.Symbol, Amount: it.Amount, TxHash: out.TxHash}).
-			Get(ctx, nil); err != nil {
+		// The collection is credited what reached it: all of it, or, when
+		// the fee came from the amount, the rest at the output the chain
+		// names (the reservation settled above held both).
+		credit := activities.SweepCreditInput{WorkflowID: wfID, From: res.Address, Collection: in.Collection,
+			Symbol: it.Symbol, Amount: it.Amount, TxHash: out.TxHash}
+		swept := SweptToken{Symbol: it.Symbol, Amount: it.Amount, TxHash: out.TxHash, BlockNumber: out.BlockNumber}
+		if it.FeeFromAmount && out.Received != "" {
+			received, err := decimal.NewFromString(out.Received)
+			if err != nil {
+				return res, fmt.Errorf("the amount received by %s: %w", out.TxHash, err)
+			}
+			credit.Amount, credit.Position = protocol.NewAmount(received), &out.Position
+			swept.Amount, swept.Fee = credit.Amount, it.Amount.Sub(received).String()
+		}
+		if err := workflow.ExecuteActivity(lctx, a.CreditSweep, credit).Get(ctx, nil); err != nil {
 			return res, err
 		}
-		res.Swept = append(res.Swept, SweptToken{Symbol: it.Symbol, Amount: it.Amount, TxHash: out.TxHash,
-			BlockNumber: out.BlockNumber})
+		res.Swept = append(res.Swept, swept)
 	}
 	show.step(ctx, SweepStepSwept, fmt.Sprintf("swept %d token(s) from %s", len(res.Swept), res.Address))
 	return res, nil

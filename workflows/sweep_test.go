@@ -52,6 +52,11 @@ type sweepHarness struct {
 	booked   []activities.BookTopUpInput
 	// topUpMined is the top-up attempt the chain mined (topUpHash unless set).
 	topUpMined string
+	// reserved is what ReserveSweep answers (25, reserved, unless set);
+	// swept is the chain's verdict on the sweep (mined and paid in
+	// sweepBlock unless set).
+	reserved activities.SweepReserveResult
+	swept    activities.Inspection
 }
 
 func newSweepHarness(t *testing.T) *sweepHarness {
@@ -64,7 +69,9 @@ func newSweepHarness(t *testing.T) *sweepHarness {
 	env.RegisterActivity(&activities.Activities{})
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: sweepWfID, TaskQueue: workflows.DefaultTaskQueue})
 	env.SetWorkflowRunTimeout(24 * time.Hour)
-	h := &sweepHarness{t: t, env: env, statuses: recordStatuses(env), guard: &harness{t: t, env: env}, topUpMined: topUpHash}
+	h := &sweepHarness{t: t, env: env, statuses: recordStatuses(env), guard: &harness{t: t, env: env}, topUpMined: topUpHash,
+		reserved: activities.SweepReserveResult{Reserved: true, Amount: protocol.MustAmount("25")},
+		swept:    activities.Inspection{State: "mined", Confirmed: true, TxHash: sweepHash, BlockNumber: sweepBlock, Paid: true}}
 	env.OnActivity(a.BookTopUp, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.BookTopUpInput) error {
 			h.mu.Lock()
@@ -77,7 +84,7 @@ func newSweepHarness(t *testing.T) *sweepHarness {
 		func(_ context.Context, in activities.SweepReserveInput) (activities.SweepReserveResult, error) {
 			h.note("ReserveSweep " + in.Key)
 			require.Equal(h.t, collection, in.Collection, "the sweep's reservation names where it goes")
-			return activities.SweepReserveResult{Reserved: true, Amount: protocol.MustAmount("25")}, nil
+			return h.reserved, nil
 		})
 	env.OnActivity(a.ReleaseFunds, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ReleaseInput) error {
@@ -96,7 +103,7 @@ func newSweepHarness(t *testing.T) *sweepHarness {
 				defer h.mu.Unlock()
 				return activities.Inspection{State: "mined", Confirmed: true, TxHash: h.topUpMined, BlockNumber: 230, Paid: true}, nil
 			}
-			return activities.Inspection{State: "mined", Confirmed: true, TxHash: sweepHash, BlockNumber: sweepBlock, Paid: true}, nil
+			return h.swept, nil
 		}).Maybe()
 	return h
 }
@@ -232,6 +239,50 @@ func TestWalletSweepWithoutGasTopUp(t *testing.T) {
 	key := workflows.SweepReservationKey(sweepWfID, "USDT")
 	require.Equal(t, []string{"ReserveSweep " + key, "CheckSweepGas", "SignTransfer sweep-USDT", "Broadcast sweep-USDT",
 		"signal seen 0x5eee", "signal confirmed 0x5eee", "SettleFunds", "CreditSweep"}, h.trail)
+	h.guard.done()
+}
+
+// TestWalletSweepPaysItsFeeFromTheAmount: on a chain whose sweeps pay
+// their fee from the coins swept (Bitcoin), the whole reserved amount is
+// signed for as a transfer whose fee comes from it, no gas is topped up,
+// the reservation is settled whole, and the collection wallet is credited
+// what the chain says reached it, at the output the chain names; the
+// result tells the fee.
+func TestWalletSweepPaysItsFeeFromTheAmount(t *testing.T) {
+	h := newSweepHarness(t)
+	h.reserved = activities.SweepReserveResult{Reserved: true, Amount: protocol.MustAmount("4"), FeeFromAmount: true}
+	h.swept.Received, h.swept.Position = "3.9999859", 0
+	h.gas("0")
+	h.broadcast()
+	h.sweep()
+	h.guard.forbid(a.SignTopUp)
+	h.signalAt(time.Second, workflows.TxEvent{TxHash: sweepHash, Milestone: "confirmed", BlockNumber: sweepBlock, Succeeded: true})
+	in := h.input()
+	in.Chain, in.Symbols, in.GasWallet = "BTC", []string{"BTC"}, ""
+	h.env.ExecuteWorkflow(workflows.WalletSweep, in)
+	require.True(t, h.env.IsWorkflowCompleted())
+	require.NoError(t, h.env.GetWorkflowError())
+	var res workflows.WalletSweepResult
+	require.NoError(t, h.env.GetWorkflowResult(&res))
+
+	key := workflows.SweepReservationKey(sweepWfID, "BTC")
+	require.Len(t, h.signed, 1)
+	requireAmount(t, "4", h.signed[0].Amount)
+	require.True(t, h.signed[0].FeeFromAmount, "the transfer pays its fee from the amount")
+	require.Equal(t, []activities.SettleInput{{Key: key, TxHash: sweepHash,
+		Gas: &activities.ChargeInput{WorkflowID: sweepWfID, Step: "sweep-BTC", TxHash: sweepHash}}}, h.settled,
+		"the reservation, fee included, is settled by the mined attempt")
+	require.Len(t, h.credited, 1)
+	requireAmount(t, "3.9999859", h.credited[0].Amount)
+	require.NotNil(t, h.credited[0].Position)
+	require.Equal(t, uint(0), *h.credited[0].Position, "credited at the output the chain names")
+	require.Len(t, res.Swept, 1)
+	requireAmount(t, "3.9999859", res.Swept[0].Amount)
+	require.Equal(t, "0.0000141", res.Swept[0].Fee)
+	require.Empty(t, h.topUps)
+	require.Empty(t, h.released)
+	require.Equal(t, []string{"ReserveSweep " + key, "CheckSweepGas", "SignTransfer sweep-BTC", "Broadcast sweep-BTC",
+		"signal confirmed 0x5eee", "SettleFunds", "CreditSweep"}, h.trail)
 	h.guard.done()
 }
 

@@ -86,8 +86,10 @@ type transferOutcome struct {
 	// Reason: why it did not pay, in the business's words.
 	Reason string
 	// Received: a paid token transfer moved this much (less than sent) to
-	// the recipient; "" when it moved all of it.
+	// the recipient, or a transfer whose fee came from its amount this much
+	// at Position; "" when it moved all of it.
 	Received string
+	Position uint
 }
 
 // mayRelease reports whether the reservation behind the transfer may be
@@ -199,7 +201,8 @@ func runTransfer(ctx workflow.Context, spec transferSpec, show stepper) (transfe
 // decided fills out with the chain's verdict.
 func decided(out transferOutcome, insp activities.Inspection) transferOutcome {
 	out.Decided, out.Paid = true, insp.Paid
-	out.TxHash, out.BlockNumber, out.Reason, out.Received = insp.TxHash, insp.BlockNumber, insp.Reason, insp.Received
+	out.TxHash, out.BlockNumber, out.Reason, out.Received, out.Position = insp.TxHash, insp.BlockNumber, insp.Reason,
+		insp.Received, insp.Position
 	if !out.Paid && out.Reason == "" {
 		out.Reason = fmt.Sprintf("transfer %s did not pay", insp.TxHash)
 	}

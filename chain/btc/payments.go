@@ -1,6 +1,7 @@
 package btc
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/btcsuite/btcd/btcjson"
 	"github.com/btcsuite/btcd/btcutil/psbt"
+	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/btcsuite/btcd/wire"
 
@@ -117,6 +119,11 @@ func coinKey(t chain.Transfer) string {
 // outputs, the largest first, enough for the amount and the fee at the
 // current rate; the change returns to the wallet. Too few spendable coins
 // is an error a retry may cure (a change output not yet confirmed).
+//
+// A FeeFromAmount transfer (a sweep) spends coins worth exactly t.Units
+// (ReserveExact: all the wallet's spendable coins when the ledger
+// agrees with the set) to one output paying t.To their worth less the fee,
+// with no change; coins that cannot make up t.Units are chain.ErrBadAmount.
 func (p *Payments) Sign(ctx context.Context, t chain.Transfer) (chain.Signed, error) {
 	if s, err := p.Stored(ctx, t.WorkflowID, t.Step); !errors.Is(err, chain.ErrNotSigned) {
 		if err != nil {
@@ -148,7 +155,15 @@ func (p *Payments) plan(ctx context.Context, t chain.Transfer) (Plan, error) {
 		return Plan{}, err
 	}
 	key := coinKey(t)
-	coins, err := p.utxos.Reserve(ctx, key, t.From, func(n int) int64 { return sats + int64(P2WPKHVSize(n, 2))*rate })
+	var coins []UTXO
+	if t.FeeFromAmount {
+		coins, err = ReserveExact(ctx, p.utxos, key, t.From, sats)
+		if errors.Is(err, ErrCoinsDisagree) {
+			err = fmt.Errorf("%w: %w", chain.ErrBadAmount, err)
+		}
+	} else {
+		coins, err = p.utxos.Reserve(ctx, key, t.From, func(n int) int64 { return sats + int64(P2WPKHVSize(n, 2))*rate })
+	}
 	if err != nil {
 		return Plan{}, err
 	}
@@ -166,15 +181,31 @@ func (p *Payments) plan(ctx context.Context, t chain.Transfer) (Plan, error) {
 		return Plan{}, fmt.Errorf("the coins of %s are spent by %s already: a reservation pays one transfer", key, c.SpentTxID)
 	}
 	return p.build(ctx, Plan{WorkflowID: t.WorkflowID, Step: t.Step, Reservation: t.Reservation, CoinKey: key,
-		From: t.From, To: t.To, Sats: sats, FeeRate: rate}, coins)
+		From: t.From, To: t.To, Sats: sats, FeeFromAmount: t.FeeFromAmount, FeeRate: rate}, coins)
 }
 
-// build builds pl's transaction from coins at pl.FeeRate and stores the plan.
+// build builds pl's transaction from coins at pl.FeeRate and stores the
+// plan. A FeeFromAmount plan pays To all the coins less the fee of one
+// input per coin and one output: no change, whatever the rate.
 func (p *Payments) build(ctx context.Context, pl Plan, coins []UTXO) (Plan, error) {
+	if pl.FeeFromAmount {
+		var in int64
+		for _, c := range coins {
+			in += c.Sats
+		}
+		fee := int64(P2WPKHVSize(len(coins), 1)) * pl.FeeRate
+		if pl.Sats = in - fee; pl.Sats < DustLimit {
+			return Plan{}, fmt.Errorf("%w: %d satoshis in %d coins leave %d after a fee of %d at %d satoshis per virtual byte, below the dust limit",
+				chain.ErrBadAmount, in, len(coins), pl.Sats, fee, pl.FeeRate)
+		}
+	}
 	b, err := BuildPSBT(Spend{Inputs: coins, Outputs: []Output{{Address: pl.To, Sats: pl.Sats}}, Change: pl.From,
 		FeeRate: pl.FeeRate}, p.c.Params())
 	if err != nil {
 		return Plan{}, err
+	}
+	if pl.FeeFromAmount && b.Change != 0 {
+		return Plan{}, fmt.Errorf("spending %s's coins whole left %d satoshis of change", pl.From, b.Change)
 	}
 	pl.Packet, pl.Fee = b.Packet, b.Fee
 	pl.VSize = P2WPKHVSize(len(b.Packet.UnsignedTx.TxIn), len(b.Packet.UnsignedTx.TxOut))
@@ -373,7 +404,9 @@ func txids(atts []SignedTx) []string {
 // Inspect tells what the node proves about every attempt of the step: one
 // mined (always a success: a mined Bitcoin transaction paid its outputs),
 // or dropped when every input is spent, confirmations deep, by a
-// transaction that is none of them.
+// transaction that is none of them. A mined FeeFromAmount step says what
+// its coins were worth (Units) and what reached To (Received, Position):
+// each attempt pays To less, at a higher fee.
 func (p *Payments) Inspect(ctx context.Context, workflowID, step string, confirmations uint64) (chain.Inspection, error) {
 	atts, err := p.signed.Attempts(ctx, workflowID, step)
 	if err != nil {
@@ -394,11 +427,46 @@ func (p *Payments) Inspect(ctx context.Context, workflowID, step string, confirm
 	last := atts[len(atts)-1].TxID
 	switch insp.State {
 	case SpendMined:
-		return chain.Inspection{State: chain.TransferMined, TxHash: insp.TxID, BlockNumber: uint64(insp.Height), Succeeded: true}, nil
+		out := chain.Inspection{State: chain.TransferMined, TxHash: insp.TxID, BlockNumber: uint64(insp.Height), Succeeded: true}
+		if first.FeeFromAmount {
+			err = received(&out, atts, coins, first.To, p.c.Params())
+		}
+		return out, err
 	case SpendDropped:
 		return chain.Inspection{State: chain.TransferDropped, TxHash: last, Reason: insp.Reason}, nil
 	}
 	return chain.Inspection{State: chain.TransferPending, TxHash: last}, nil
+}
+
+// received fills a mined FeeFromAmount step's inspection: what its coins
+// were worth, and the output of the mined attempt (one of atts) paying to
+// on params' network.
+func received(out *chain.Inspection, atts []SignedTx, coins []UTXO, to string, params *chaincfg.Params) error {
+	var in int64
+	for _, c := range coins {
+		in += c.Sats
+	}
+	_, script, err := ParseAddress(to, params)
+	if err != nil {
+		return err
+	}
+	for _, a := range atts {
+		if a.TxID != out.TxHash {
+			continue
+		}
+		tx, err := a.Tx()
+		if err != nil {
+			return err
+		}
+		for i, o := range tx.TxOut {
+			if bytes.Equal(o.PkScript, script) {
+				out.Units, out.Received, out.Position = big.NewInt(in), big.NewInt(o.Value), uint(i)
+				return nil
+			}
+		}
+		return fmt.Errorf("mined attempt %s pays nothing to %s", a.TxID, to)
+	}
+	return fmt.Errorf("mined transaction %s is none of the step's attempts", out.TxHash)
 }
 
 // rate is the fee rate a first attempt pays now: the node's estimate

@@ -20,11 +20,14 @@ type Plan struct {
 	Reservation      string
 	CoinKey          string
 	From, To         string
-	Sats             int64
-	FeeRate, Fee     int64
-	VSize            int
-	TxID             string // the unsigned transaction's id (a segwit signature does not change it)
-	Packet           *psbt.Packet
+	Sats             int64 // what To receives
+	// FeeFromAmount: the step spends all its coins to To, the fee taken
+	// from them (Sats is the coins less the fee; no change).
+	FeeFromAmount bool
+	FeeRate, Fee  int64
+	VSize         int
+	TxID          string // the unsigned transaction's id (a segwit signature does not change it)
+	Packet        *psbt.Packet
 }
 
 // errNoPlan: no attempt of that number is planned.
@@ -48,9 +51,10 @@ func (s *Plans) Put(ctx context.Context, p Plan) (Plan, error) {
 		return Plan{}, fmt.Errorf("serialising the PSBT: %w", err)
 	}
 	_, err := s.db.ExecContext(ctx, `INSERT IGNORE INTO btc_plans (chain, workflow_id, step, attempt, reservation, coin_key,
-		from_address, to_address, sats, fee_rate, fee, vsize, txid, psbt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		s.chain, p.WorkflowID, p.Step, p.Attempt, p.Reservation, p.CoinKey, p.From, p.To, p.Sats, p.FeeRate, p.Fee, p.VSize,
-		p.Packet.UnsignedTx.TxHash().String(), buf.Bytes())
+		from_address, to_address, sats, fee_from_amount, fee_rate, fee, vsize, txid, psbt)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		s.chain, p.WorkflowID, p.Step, p.Attempt, p.Reservation, p.CoinKey, p.From, p.To, p.Sats, p.FeeFromAmount, p.FeeRate, p.Fee,
+		p.VSize, p.Packet.UnsignedTx.TxHash().String(), buf.Bytes())
 	if err != nil {
 		return Plan{}, fmt.Errorf("storing the plan of attempt %d of %s/%s: %w", p.Attempt, p.WorkflowID, p.Step, err)
 	}
@@ -61,9 +65,9 @@ func (s *Plans) Put(ctx context.Context, p Plan) (Plan, error) {
 func (s *Plans) Get(ctx context.Context, workflowID, step string, attempt int) (Plan, error) {
 	p := Plan{WorkflowID: workflowID, Step: step, Attempt: attempt}
 	var raw []byte
-	err := s.db.QueryRowContext(ctx, `SELECT reservation, coin_key, from_address, to_address, sats, fee_rate, fee, vsize, txid, psbt
-		FROM btc_plans WHERE chain = ? AND workflow_id = ? AND step = ? AND attempt = ?`, s.chain, workflowID, step, attempt).
-		Scan(&p.Reservation, &p.CoinKey, &p.From, &p.To, &p.Sats, &p.FeeRate, &p.Fee, &p.VSize, &p.TxID, &raw)
+	err := s.db.QueryRowContext(ctx, `SELECT reservation, coin_key, from_address, to_address, sats, fee_from_amount, fee_rate, fee,
+		vsize, txid, psbt FROM btc_plans WHERE chain = ? AND workflow_id = ? AND step = ? AND attempt = ?`, s.chain, workflowID, step,
+		attempt).Scan(&p.Reservation, &p.CoinKey, &p.From, &p.To, &p.Sats, &p.FeeFromAmount, &p.FeeRate, &p.Fee, &p.VSize, &p.TxID, &raw)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Plan{}, fmt.Errorf("attempt %d of %s/%s: %w", attempt, workflowID, step, errNoPlan)
 	}

@@ -1,10 +1,12 @@
 package btc
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/btcsuite/btcd/btcutil"
@@ -30,9 +32,16 @@ const (
 	UTXOSpent UTXOState = "spent"
 )
 
-// ErrInsufficientCoins: a wallet's spendable outputs do not cover a
-// payment and its fee.
-var ErrInsufficientCoins = errors.New("the wallet's spendable coins do not cover the payment and its fee")
+// Errors of choosing a payment's coins.
+var (
+	// ErrInsufficientCoins: a wallet's spendable outputs do not cover a
+	// payment and its fee.
+	ErrInsufficientCoins = errors.New("the wallet's spendable coins do not cover the payment and its fee")
+	// ErrCoinsDisagree: a wallet's spendable outputs cannot make up exactly
+	// the amount a step spends whole (ReserveExact): the ledger, which gave
+	// the amount, and the UTXO set disagree about what the wallet holds.
+	ErrCoinsDisagree = errors.New("the wallet's spendable coins do not make up the amount to spend whole")
+)
 
 // UTXO is one output of a managed wallet.
 type UTXO struct {
@@ -150,19 +159,41 @@ func (u *UTXOs) Unconfirm(ctx context.Context, blockHash string) (int64, error) 
 // ErrInsufficientCoins when all spendable outputs do not cover it;
 // nothing is held then.
 func (u *UTXOs) Reserve(ctx context.Context, key, address string, need func(inputs int) int64) ([]UTXO, error) {
+	return reserveCoins(ctx, u, key, address, func(_ *sql.Tx, free []UTXO) ([]UTXO, error) {
+		var picked []UTXO
+		var sum int64
+		for _, o := range free {
+			picked = append(picked, o)
+			sum += o.Sats
+			if sum >= need(len(picked)) {
+				break
+			}
+		}
+		if len(picked) == 0 || sum < need(len(picked)) {
+			return nil, fmt.Errorf("%w: %s holds %s spendable, %s needed", ErrInsufficientCoins, address,
+				btcutil.Amount(sum), btcutil.Amount(need(max(len(picked), 1))))
+		}
+		return picked, nil
+	})
+}
+
+// reserveCoins holds for key the outputs of u that pick chooses among
+// address's spendable ones (the largest first, locked), or returns what key
+// holds already. A deadlock with another wallet's reservation is run again.
+func reserveCoins(ctx context.Context, u *UTXOs, key, address string, pick func(tx *sql.Tx, free []UTXO) ([]UTXO, error)) ([]UTXO, error) {
 	if key == "" {
 		return nil, errors.New("reserving coins without a reservation key")
 	}
 	var held []UTXO
 	err := retryDeadlock(func() error {
 		var err error
-		held, err = u.reserve(ctx, key, address, need)
+		held, err = reserveOnce(ctx, u, key, address, pick)
 		return err
 	})
 	return held, err
 }
 
-func (u *UTXOs) reserve(ctx context.Context, key, address string, need func(inputs int) int64) ([]UTXO, error) {
+func reserveOnce(ctx context.Context, u *UTXOs, key, address string, pick func(tx *sql.Tx, free []UTXO) ([]UTXO, error)) ([]UTXO, error) {
 	// Read committed: each read sees what others committed before it, and
 	// a locking read locks the rows it returns, not the gaps around them.
 	tx, err := u.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
@@ -190,18 +221,9 @@ func (u *UTXOs) reserve(ctx context.Context, key, address string, need func(inpu
 	if len(held) > 0 {
 		return held, tx.Commit()
 	}
-	var picked []UTXO
-	var sum int64
-	for _, o := range free {
-		picked = append(picked, o)
-		sum += o.Sats
-		if sum >= need(len(picked)) {
-			break
-		}
-	}
-	if len(picked) == 0 || sum < need(len(picked)) {
-		return nil, fmt.Errorf("%w: %s holds %s spendable, %s needed", ErrInsufficientCoins, address,
-			btcutil.Amount(sum), btcutil.Amount(need(max(len(picked), 1))))
+	picked, err := pick(tx, free)
+	if err != nil {
+		return nil, err
 	}
 	var q strings.Builder
 	args := []any{key, u.chain}
@@ -219,6 +241,52 @@ func (u *UTXOs) reserve(ctx context.Context, key, address string, need func(inpu
 		return nil, err
 	}
 	return picked, tx.Commit()
+}
+
+// ReserveExact holds for key spendable outputs of address in u worth exactly
+// sats, for a step that spends all it is given (a sweep): every spendable
+// output when they are worth that, the usual case (the ledger's balance is
+// the set's), else the oldest first up to exactly sats (a deposit the
+// ledger has not credited yet is the newest, and stays). A repeat with the
+// same key returns what it holds. Nothing is held on an error:
+// ErrInsufficientCoins when the spendable outputs are worth less but
+// unconfirmed ones would make it up (a retry may cure it),
+// ErrCoinsDisagree otherwise.
+func ReserveExact(ctx context.Context, u *UTXOs, key, address string, sats int64) ([]UTXO, error) {
+	return reserveCoins(ctx, u, key, address, func(tx *sql.Tx, free []UTXO) ([]UTXO, error) {
+		var all int64
+		for _, o := range free {
+			all += o.Sats
+		}
+		if all == sats {
+			return free, nil
+		}
+		oldest := slices.Clone(free)
+		slices.SortStableFunc(oldest, func(a, b UTXO) int {
+			return cmp.Or(cmp.Compare(a.Height, b.Height), strings.Compare(a.TxID, b.TxID), cmp.Compare(a.Vout, b.Vout))
+		})
+		var sum int64
+		for i, o := range oldest {
+			if sum += o.Sats; sum == sats {
+				return oldest[:i+1], nil
+			} else if sum > sats {
+				break
+			}
+		}
+		if all < sats {
+			var unconfirmed int64
+			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(sats), 0) FROM btc_utxos WHERE chain = ? AND address = ?
+				AND state = 'unconfirmed'`, u.chain, address).Scan(&unconfirmed); err != nil {
+				return nil, err
+			}
+			if all+unconfirmed >= sats {
+				return nil, fmt.Errorf("%w: %s holds %s spendable and %s unconfirmed, %s to spend whole", ErrInsufficientCoins,
+					address, btcutil.Amount(all), btcutil.Amount(unconfirmed), btcutil.Amount(sats))
+			}
+		}
+		return nil, fmt.Errorf("%w: %s holds %s spendable in %d outputs, none of whose oldest make up exactly %s",
+			ErrCoinsDisagree, address, btcutil.Amount(all), len(free), btcutil.Amount(sats))
+	})
 }
 
 // Release frees the outputs key holds (reserved, not spent) and returns how

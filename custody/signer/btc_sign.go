@@ -287,11 +287,20 @@ func (s *Signer) checkFirstBTC(ctx context.Context, bc config.BTCChain, params *
 	if bytes.Equal(recipientScript, fromScript) {
 		return &badRequest{msg: fmt.Sprintf("reservation %s pays wallet %s to itself: that is no payment", res.QueueID, r.From)}
 	}
-	sats, err := paymentOutput(r.Packet.UnsignedTx, recipient.EncodeAddress(), recipientScript, r.From, fromScript, params)
+	sats, change, err := paymentOutput(r.Packet.UnsignedTx, recipient.EncodeAddress(), recipientScript, r.From, fromScript, params)
 	if err != nil {
 		return err
 	}
-	p := payment{Symbol: bc.Native.Symbol, Amount: decimal.New(sats, -btc.Decimals), Recipient: recipient.EncodeAddress()}
+	// What the transaction takes of the reservation: its output, or, when
+	// it spends the reservation whole, its output and its fee.
+	taken := sats
+	if spendsWhole(r, change, res) {
+		if err := s.managedRecipient(ctx, r.Chain, res); err != nil {
+			return err
+		}
+		taken = r.In
+	}
+	p := payment{Symbol: bc.Native.Symbol, Amount: decimal.New(taken, -btc.Decimals), Recipient: recipient.EncodeAddress()}
 	if err := s.checkPayout(ctx, bc.Assets(), res, p, func() error {
 		if err := s.btcReservationUsed(ctx, r.step); err != nil {
 			return err
@@ -304,10 +313,36 @@ func (s *Signer) checkFirstBTC(ctx context.Context, bc config.BTCChain, params *
 	return nil
 }
 
+// spendsWhole says whether r spends the reservation res whole: no change,
+// and inputs worth exactly what res holds, so its one output pays the
+// recipient that less the fee (a sweep, whose fee comes from the coins it
+// sweeps). A payment's reservation holds its output alone, never its inputs
+// (the fee is above zero), so the two cannot be taken for each other.
+func spendsWhole(r btcRequest, change int, res ledger.Reservation) bool {
+	return change == 0 && res.Amount.Equal(decimal.New(r.In, -btc.Decimals))
+}
+
+// managedRecipient refuses a transaction that pays its fee out of reservation
+// res unless res's recipient is a wallet payflow holds the key of: money
+// that stays in custody (a sweep into the collection wallet). Anyone else
+// receives exactly what is reserved for them.
+func (s *Signer) managedRecipient(ctx context.Context, chain string, res ledger.Reservation) error {
+	w, err := s.keys.wallets.Get(ctx, chain, res.Recipient)
+	switch {
+	case err == nil && w.HasKey:
+		return nil
+	case err != nil && !errors.Is(err, ledger.ErrWalletNotFound):
+		return err
+	}
+	return refuse(reasonReservationMismatch, "reservation %s holds %s for %s, and the transaction pays its fee out of it: only a sweep into a wallet payflow holds the key of may",
+		res.QueueID, res.Amount, res.Recipient)
+}
+
 // paymentOutput reads tx's outputs as a payment to recipient with change
-// to from, and returns what it pays recipient: exactly one output pays
-// recipient, at most one pays from, none pays anyone else.
-func paymentOutput(tx *wire.MsgTx, recipient string, recipientScript []byte, from string, fromScript []byte, params *chaincfg.Params) (int64, error) {
+// to from, and returns what it pays recipient and how many outputs return
+// change (0 or 1): exactly one output pays recipient, at most one pays
+// from, none pays anyone else.
+func paymentOutput(tx *wire.MsgTx, recipient string, recipientScript []byte, from string, fromScript []byte, params *chaincfg.Params) (int64, int, error) {
 	var sats int64
 	paid, change := 0, 0
 	for i, out := range tx.TxOut {
@@ -318,24 +353,26 @@ func paymentOutput(tx *wire.MsgTx, recipient string, recipientScript []byte, fro
 		case bytes.Equal(out.PkScript, fromScript):
 			change++
 		default:
-			return 0, refuse(reasonNotPayment, "output %d pays %d satoshis to %s, which is neither the recipient %s nor change to %s",
+			return 0, 0, refuse(reasonNotPayment, "output %d pays %d satoshis to %s, which is neither the recipient %s nor change to %s",
 				i, out.Value, scriptAddress(out.PkScript, params), recipient, from)
 		}
 	}
 	if paid != 1 {
-		return 0, refuse(reasonReservationMismatch, "the transaction pays the recipient %s in %d outputs: a payment pays it in one", recipient, paid)
+		return 0, 0, refuse(reasonReservationMismatch, "the transaction pays the recipient %s in %d outputs: a payment pays it in one", recipient, paid)
 	}
 	if change > 1 {
-		return 0, refuse(reasonNotPayment, "the transaction returns change to %s in %d outputs: a payment has one change output at most", from, change)
+		return 0, 0, refuse(reasonNotPayment, "the transaction returns change to %s in %d outputs: a payment has one change output at most", from, change)
 	}
-	return sats, nil
+	return sats, change, nil
 }
 
 // checkReplacementBTC checks attempt n > 0 against attempts n-1 and 0: it
 // spends exactly the step's inputs (so only one attempt can be mined),
-// pays attempt 0's recipient the same amount, pays a higher fee than
+// pays attempt 0's recipient the same amount (less, by the higher fee, when
+// it spends its reservation whole: a sweep), pays a higher fee than
 // attempt n-1, and attempt 0's reservation is still held. It fills row's
-// reservation, recipient and amount with attempt 0's.
+// reservation and recipient with attempt 0's, its amount with what it
+// pays.
 func (s *Signer) checkReplacementBTC(ctx context.Context, params *chaincfg.Params, fromScript []byte, r btcRequest, row *btcSigned) error {
 	prev, ok, err := s.store.btcStep(ctx, r.Chain, r.WorkflowID, r.Step, r.Attempt-1)
 	if err != nil {
@@ -370,22 +407,33 @@ func (s *Signer) checkReplacementBTC(ctx context.Context, params *chaincfg.Param
 	if err != nil {
 		return fmt.Errorf("attempt 0 of %s paid %q, which does not read as an address: %w", r.step, first.Recipient, err)
 	}
-	sats, err := paymentOutput(r.Packet.UnsignedTx, first.Recipient, recipientScript, r.From, fromScript, params)
+	sats, change, err := paymentOutput(r.Packet.UnsignedTx, first.Recipient, recipientScript, r.From, fromScript, params)
 	if err != nil {
 		return err
 	}
+	var res ledger.Reservation
 	if sats != first.AmountSats {
-		return refuse(reasonReplacement, "%s pays %s %d satoshis, but attempt 0 paid %d: a replacement changes the fee only",
-			r.step, first.Recipient, sats, first.AmountSats)
+		// Only a step that spends its reservation whole (signed so at
+		// attempt 0 into a managed wallet only) pays its higher fee from
+		// the output.
+		if res, err = s.heldReservation(ctx, first.Reservation); err != nil {
+			return err
+		}
+		if !spendsWhole(r, change, res) {
+			return refuse(reasonReplacement, "%s pays %s %d satoshis, but attempt 0 paid %d: a replacement changes the fee only",
+				r.step, first.Recipient, sats, first.AmountSats)
+		}
 	}
 	if row.FeeSats <= prev.FeeSats {
 		return refuse(reasonReplacement, "%s pays a fee of %d satoshis, not above attempt %d's %d: a replacement pays more",
 			r.step, row.FeeSats, prev.Attempt, prev.FeeSats)
 	}
-	if _, err := s.heldReservation(ctx, first.Reservation); err != nil {
-		return err
+	if res.QueueID == "" {
+		if _, err := s.heldReservation(ctx, first.Reservation); err != nil {
+			return err
+		}
 	}
-	row.Reservation, row.Recipient, row.AmountSats = first.Reservation, first.Recipient, first.AmountSats
+	row.Reservation, row.Recipient, row.AmountSats = first.Reservation, first.Recipient, sats
 	return nil
 }
 

@@ -74,8 +74,12 @@ func New(chainName string, db *sql.DB, backend evm.Backend, b *send.Broadcaster)
 }
 
 // Sign implements chain.Transfers: a token transfer, or the native coin when
-// t.Token is "".
+// t.Token is "". A FeeFromAmount transfer is refused (chain.ErrBadAmount).
 func (x *Transfers) Sign(ctx context.Context, t chain.Transfer) (chain.Signed, error) {
+	if t.FeeFromAmount {
+		// Gas is paid apart from the value: a transfer's fee is never its amount's.
+		return chain.Signed{}, fmt.Errorf("%w: an EVM transfer pays its gas apart, never from its amount", chain.ErrBadAmount)
+	}
 	var stx evm.SignedTx
 	var err error
 	if t.Token == "" {
