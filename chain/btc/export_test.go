@@ -14,6 +14,6 @@ func (p *Payments) SignStoredUnspent(ctx context.Context, t chain.Transfer) (str
 	if err != nil {
 		return "", err
 	}
-	s, err := p.signAndStore(ctx, pl)
+	s, err := signAndStore(ctx, p, pl)
 	return s.TxID, err
 }

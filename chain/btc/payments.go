@@ -132,7 +132,7 @@ func (p *Payments) Sign(ctx context.Context, t chain.Transfer) (chain.Signed, er
 		// A worker may have stopped between storing the attempt and marking
 		// its coins spent: left reserved, they would count in the wallet's
 		// balance for ever.
-		return s, p.markSpent(ctx, s)
+		return s, markSpent(ctx, p, s)
 	}
 	plan, err := p.plans.Get(ctx, t.WorkflowID, t.Step, 0)
 	if errors.Is(err, errNoPlan) {
@@ -141,7 +141,27 @@ func (p *Payments) Sign(ctx context.Context, t chain.Transfer) (chain.Signed, er
 	if err != nil {
 		return chain.Signed{}, err
 	}
-	return p.signPlan(ctx, plan)
+	signed, err := p.signPlan(ctx, plan)
+	if errors.Is(err, chain.ErrSignerRefused) {
+		// Nothing is signed, and asking again changes nothing: the plan is
+		// dropped and its coins go back to the wallet (a later try, after
+		// a reset, plans anew).
+		if ferr := forget(ctx, p, plan); ferr != nil {
+			return chain.Signed{}, errors.Join(err, ferr)
+		}
+	}
+	return signed, err
+}
+
+// forget drops the unsigned plan of attempt 0 and frees the coins it held
+// (those reserved, not spent), in that order: a crash between the two
+// leaves coins the next plan of the step takes again.
+func forget(ctx context.Context, p *Payments, pl Plan) error {
+	if err := p.plans.Delete(ctx, pl.WorkflowID, pl.Step, 0); err != nil {
+		return err
+	}
+	_, err := p.utxos.Release(ctx, pl.CoinKey)
+	return err
 }
 
 // plan builds and stores attempt 0 of t.
@@ -227,7 +247,7 @@ func amount(token string, units *big.Int) (int64, error) {
 // signPlan has the signer sign pl, checks it signed that very
 // transaction, stores it and marks the coins spent by it.
 func (p *Payments) signPlan(ctx context.Context, pl Plan) (chain.Signed, error) {
-	s, err := p.signAndStore(ctx, pl)
+	s, err := signAndStore(ctx, p, pl)
 	if err != nil {
 		return chain.Signed{}, err
 	}
@@ -240,7 +260,7 @@ func (p *Payments) signPlan(ctx context.Context, pl Plan) (chain.Signed, error) 
 
 // signAndStore has the signer sign pl, checks it signed that very
 // transaction and stores it.
-func (p *Payments) signAndStore(ctx context.Context, pl Plan) (SignedTx, error) {
+func signAndStore(ctx context.Context, p *Payments, pl Plan) (SignedTx, error) {
 	if p.signer == nil {
 		return SignedTx{}, errors.New("no signer is configured for " + p.chain)
 	}
@@ -258,7 +278,7 @@ func (p *Payments) signAndStore(ctx context.Context, pl Plan) (SignedTx, error) 
 
 // markSpent marks the coins of s's step spent by s (a repeat is
 // harmless). An attempt stored without a plan has no coins to mark.
-func (p *Payments) markSpent(ctx context.Context, s chain.Signed) error {
+func markSpent(ctx context.Context, p *Payments, s chain.Signed) error {
 	first, err := p.plans.Get(ctx, s.WorkflowID, s.Step, 0)
 	if errors.Is(err, errNoPlan) {
 		return nil
@@ -276,7 +296,7 @@ func signedOf(s SignedTx) chain.Signed {
 
 // known says whether the node knows any attempt of the step: mined or in
 // its pool.
-func (p *Payments) known(ctx context.Context, workflowID, step string) (bool, error) {
+func known(ctx context.Context, p *Payments, workflowID, step string) (bool, error) {
 	atts, err := p.signed.Attempts(ctx, workflowID, step)
 	if err != nil {
 		return false, err
@@ -594,7 +614,7 @@ func Rebroadcast(ctx context.Context, p *Payments, since time.Time) (int, error)
 		if s.State != "sent" {
 			continue // never accepted: its workflow sends it
 		}
-		known, err := p.known(ctx, s.WorkflowID, s.Step)
+		known, err := known(ctx, p, s.WorkflowID, s.Step)
 		if err != nil {
 			return n, err
 		}

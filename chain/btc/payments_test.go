@@ -182,6 +182,7 @@ func TestPayments(t *testing.T) {
 	t.Run("FeesAndBalances", func(t *testing.T) { testFeesAndBalances(t, newPayEnv(t, n, db, "BTC-FEES")) })
 	t.Run("Rebroadcast", func(t *testing.T) { testRebroadcast(t, newPayEnv(t, n, db, "BTC-REBROADCAST")) })
 	t.Run("Settle", func(t *testing.T) { testSettle(t, newPayEnv(t, n, db, "BTC-SETTLE")) })
+	t.Run("RefusedFreesCoins", func(t *testing.T) { testRefusedFreesCoins(t, newPayEnv(t, n, db, "BTC-REFUSED")) })
 }
 
 // testSignOnce: a step is signed once. Signing it again returns the stored
@@ -699,4 +700,36 @@ func testRebroadcast(t *testing.T, e *payEnv) {
 	n, err = btc.Rebroadcast(ctx, p, since)
 	require.NoError(t, err)
 	require.Zero(t, n, "the node knows it now")
+}
+
+// testRefusedFreesCoins: a payment the signer refuses leaves nothing held:
+// its plan is dropped and its coins are spendable again (no other payment
+// could take them otherwise, and they would count for ever as reserved).
+// Signed later (after a reset, say), it is planned anew and paid.
+func testRefusedFreesCoins(t *testing.T, e *payEnv) {
+	ctx := context.Background()
+	p, _ := e.payments(2, 50)
+	w := e.wallet(40_000_000, 30_000_000)
+	e.signer.mu.Lock()
+	delete(e.signer.keys, w.addr)
+	e.signer.mu.Unlock()
+	tr := transfer("wf-refused", w, e.n.Faucet.Address(), 10_000_000)
+	_, err := p.Sign(ctx, tr)
+	require.ErrorIs(t, err, chain.ErrSignerRefused)
+	coins, err := e.set.List(ctx, w.addr)
+	require.NoError(t, err)
+	for _, c := range coins {
+		require.Equal(t, btc.UTXOSpendable, c.State, "coin %s:%d is free again", c.TxID, c.Vout)
+	}
+	var plans int
+	require.NoError(t, e.db.QueryRow("SELECT COUNT(*) FROM btc_plans WHERE chain = ? AND workflow_id = 'wf-refused'", e.name).Scan(&plans))
+	require.Zero(t, plans, "the refused plan is dropped")
+
+	e.signer.mu.Lock()
+	e.signer.keys[w.addr] = w.key
+	e.signer.mu.Unlock()
+	s, err := p.Sign(ctx, tr)
+	require.NoError(t, err)
+	require.NoError(t, p.Send(ctx, s))
+	require.NotNil(t, onNode(t, e.n, s.TxHash), "planned anew and sent")
 }

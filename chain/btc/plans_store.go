@@ -79,3 +79,14 @@ func (s *Plans) Get(ctx context.Context, workflowID, step string, attempt int) (
 	}
 	return p, nil
 }
+
+// Delete drops the plan of attempt of the step (one the signer refused:
+// nothing was signed for it).
+func (s *Plans) Delete(ctx context.Context, workflowID, step string, attempt int) error {
+	_, err := s.db.ExecContext(ctx, "DELETE FROM btc_plans WHERE chain = ? AND workflow_id = ? AND step = ? AND attempt = ?",
+		s.chain, workflowID, step, attempt)
+	if err != nil {
+		return fmt.Errorf("dropping the plan of attempt %d of %s/%s: %w", attempt, workflowID, step, err)
+	}
+	return nil
+}
