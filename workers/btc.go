@@ -101,7 +101,7 @@ func (s chainShared) serveBTC(ctx context.Context, name string) error {
 				return err
 			}
 			scanner, err := btc.NewScanner(btc.ScannerConfig{Confirmations: confirmations, StartHeight: head},
-				client, set, btc.NewBlocks(s.db, name), watched)
+				client, set, btc.NewBlocks(s.db, name), watchesAndWallets{topups: watched, own: own})
 			if err != nil {
 				return fmt.Errorf("setting up the scanner: %w", err)
 			}
@@ -315,6 +315,22 @@ func (o *ownOutputs) refresh(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// watchesAndWallets is the scanner's watch source: the topup watches, and
+// before them, at each poll, the managed wallets registered since the last
+// (a new deposit address is watched before the scanner reads a block that
+// could pay it: its owner learns it only once it is registered).
+type watchesAndWallets struct {
+	topups btc.WatchSource
+	own    *ownOutputs
+}
+
+func (w watchesAndWallets) After(ctx context.Context, after int64, limit int) ([]btc.WatchedAddress, error) {
+	if err := w.own.refresh(ctx); err != nil {
+		return nil, err
+	}
+	return w.topups.After(ctx, after, limit)
 }
 
 // apply records the events of managed wallets' outputs in the UTXO set and
