@@ -409,7 +409,7 @@ func (s *Signer) checkFirst(ctx context.Context, ch config.ChainConfig, st step,
 	if st.Reservation == "" {
 		return refuse(reasonNoReservation, "%s names no reservation: a first attempt pays out a held reservation", st)
 	}
-	r, err := s.heldReservation(ctx, st.Reservation)
+	r, v, err := s.heldReservation(ctx, st.Reservation)
 	if err != nil {
 		return err
 	}
@@ -437,7 +437,7 @@ func (s *Signer) checkFirst(ctx context.Context, ch config.ChainConfig, st step,
 	if err := s.reservationUsed(ctx, st); err != nil {
 		return err
 	}
-	return s.checkHeld(ctx, ch, r)
+	return s.checkHeld(ctx, ch, r, v)
 }
 
 // checkHeld applies the approval and velocity policy to the payment that
@@ -454,7 +454,9 @@ func (s *Signer) checkFirst(ctx context.Context, ch config.ChainConfig, st step,
 //   - one above the asset's approval threshold, or whose decision is over
 //     a limit, without an approval recorded in the audit trail by the
 //     payment's workflow (the reservation's key is its workflow id).
-func (s *Signer) checkHeld(ctx context.Context, ch config.ChainConfig, r ledger.Reservation) error {
+//
+// v is r's decision and its sums recomputed, read with r.
+func (s *Signer) checkHeld(ctx context.Context, ch config.ChainConfig, r ledger.Reservation, v ledger.VelocityCheck) error {
 	if ledger.IsHoldKey(r.QueueID) || (ch.ColdAddress != "" && strings.EqualFold(r.Recipient, ch.ColdAddress)) {
 		return nil
 	}
@@ -472,19 +474,13 @@ func (s *Signer) checkHeld(ctx context.Context, ch config.ChainConfig, r ledger.
 	if t, err := decimal.NewFromString(asset.ApprovalThreshold); err == nil && r.Amount.GreaterThan(t) {
 		held = append(held, fmt.Sprintf("%s %s is above the approval threshold %s", r.Amount, r.Symbol, asset.ApprovalThreshold))
 	}
-	d, decided, err := s.ledger.VelocityDecisionOf(ctx, r.QueueID)
-	if err != nil {
-		return err
-	}
+	d := v.Decision
 	switch {
-	case !decided && asset.HasVelocityLimit():
+	case !v.Decided && asset.HasVelocityLimit():
 		return refuse(reasonNoVelocityDecision, "reservation %s has no velocity decision, and %s on %s has velocity limits: "+
 			"a payment's decision is taken before its transfer is signed", r.QueueID, r.Symbol, r.Chain)
-	case decided && asset.HasVelocityLimit():
-		ws, rs, err := s.ledger.VelocitySums(ctx, r.QueueID)
-		if err != nil {
-			return err
-		}
+	case v.Decided && asset.HasVelocityLimit():
+		ws, rs := v.WalletSum, v.RecipientSum
 		overW, overR := ledger.VelocityOver(ws, rs, r.Amount, d.Recipient, limits)
 		if overW && !d.OverWallet {
 			return refuse(reasonVelocityMismatch, "reservation %s was decided within the velocity limits, but wallet %s sent %s %s "+
@@ -526,20 +522,22 @@ func (s *Signer) reservationUsed(ctx context.Context, st step) error {
 		st.Reservation, other.Step, other.WorkflowID, other.TxHash)
 }
 
-// heldReservation reads a reservation and refuses unless it is held.
-func (s *Signer) heldReservation(ctx context.Context, key string) (ledger.Reservation, error) {
-	r, err := s.ledger.GetReservation(ctx, key)
+// heldReservation reads a reservation, with its velocity decision and the
+// decision's sums recomputed (one statement), and refuses unless it is
+// held.
+func (s *Signer) heldReservation(ctx context.Context, key string) (ledger.Reservation, ledger.VelocityCheck, error) {
+	r, v, err := s.ledger.GetReservationVelocity(ctx, key)
 	if errors.Is(err, ledger.ErrReservationNotFound) {
-		return r, refuse(reasonReservationNotFound, "reservation %s does not exist", key)
+		return r, v, refuse(reasonReservationNotFound, "reservation %s does not exist", key)
 	}
 	if err != nil {
-		return r, err
+		return r, v, err
 	}
 	if r.State != "held" {
-		return r, refuse(reasonReservationClosed, "reservation %s is %s, not held: its money is no longer there to pay", key, r.State)
+		return r, v, refuse(reasonReservationClosed, "reservation %s is %s, not held: its money is no longer there to pay", key, r.State)
 	}
 	r.Address = strings.ToLower(r.Address)
-	return r, nil
+	return r, v, nil
 }
 
 // checkReplacement checks attempt n > 0 against attempts n-1 and 0: the same
@@ -570,7 +568,7 @@ func (s *Signer) checkReplacement(ctx context.Context, st step, tx unsignedTx) (
 	if st.Reservation != "" && st.Reservation != first.Reservation {
 		return "", refuse(reasonReplacement, "%s names reservation %s, but attempt 0 paid out reservation %s", st, st.Reservation, first.Reservation)
 	}
-	if _, err := s.heldReservation(ctx, first.Reservation); err != nil {
+	if _, _, err := s.heldReservation(ctx, first.Reservation); err != nil {
 		return "", err
 	}
 	return first.Reservation, nil
