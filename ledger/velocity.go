@@ -236,7 +236,7 @@ func ownMinuteSum(scope string) string {
 }
 
 // The columns of a reservation (r) and of its decision (d, NULL when it
-// has none) that reservationDecision and GetReservationVelocity read.
+// has none) that reservationDecision and GetPayoutCheck read.
 const (
 	reservationColumns = `r.chain, r.address, r.symbol, r.amount, r.state, COALESCE(r.recipient, '')`
 	decisionColumns    = `d.chain, d.symbol, d.wallet, d.recipient, d.amount, d.wallet_sum, d.recipient_sum,
@@ -251,7 +251,7 @@ var (
 	decidingSumsQuery = `SELECT ` + totalsSum("wallet_scope", "<=") + `, ` + totalsSum("recipient_scope", "<=") +
 		` FROM velocity_decisions d WHERE d.reservation_key = ?`
 	// recomputedSumsColumns: a stored decision's sums recomputed from the
-	// ledger as it is now (VelocityCheck).
+	// ledger as it is now (PayoutCheck).
 	recomputedSumsColumns = totalsSum("wallet_scope", "<") + ` + ` + ownMinuteSum("wallet_scope") + `, ` +
 		totalsSum("recipient_scope", "<") + ` + ` + ownMinuteSum("recipient_scope")
 )
@@ -298,35 +298,44 @@ func (l *Ledger) reservationDecision(ctx context.Context, key string) (Reservati
 	return r, d, ok, nil
 }
 
-// VelocityCheck is what a check of a reservation's velocity decision
-// (payflow-signer's) needs: the stored decision, if any, and its sums
-// recomputed the way it was taken, from the ledger as it is now: the totals
-// of the minutes before the decision's, and the decisions of its own minute
-// taken before it. A reservation released since no longer counts, so the
-// sums are at most the stored ones unless the decision was wrong. Without a
-// decision they are zero.
-type VelocityCheck struct {
+// PayoutCheck is what payflow-signer checks of a reservation before it
+// signs its payout, beside the reservation itself: whether its recipient is
+// a wallet payflow holds the key of (the money stays in custody), the
+// stored velocity decision, if any, and the decision's sums recomputed the
+// way it was taken, from the ledger as it is now: the totals of the minutes
+// before the decision's, and the decisions of its own minute taken before
+// it. A reservation released since no longer counts, so the sums are at
+// most the stored ones unless the decision was wrong. Without a decision
+// they are zero.
+type PayoutCheck struct {
+	RecipientHasKey         bool
 	Decision                VelocityDecision
 	Decided                 bool
 	WalletSum, RecipientSum decimal.Decimal
 }
 
-// GetReservationVelocity reads reservation key as GetReservation does,
-// with its velocity decision and the decision's sums recomputed, in one
-// statement. A reservation that does not exist is ErrReservationNotFound.
-func (l *Ledger) GetReservationVelocity(ctx context.Context, key string) (Reservation, VelocityCheck, error) {
+// recipientKeyHolder is who holds the key of the reservation's (r)
+// recipient when it is a wallet payflow knows (NULL: it is not).
+const recipientKeyHolder = `(SELECT w.key_holder FROM wallets w WHERE w.chain = r.chain AND w.address = r.recipient)`
+
+// GetPayoutCheck reads reservation key as GetReservation does, with its
+// PayoutCheck, in one statement. A reservation that does not exist is
+// ErrReservationNotFound.
+func (l *Ledger) GetPayoutCheck(ctx context.Context, key string) (Reservation, PayoutCheck, error) {
 	r := Reservation{QueueID: key}
 	var n nullDecision
-	var c VelocityCheck
+	var c PayoutCheck
+	var holder sql.NullString
 	dest := append([]any{&r.Chain, &r.Address, &r.Symbol, &r.Amount, &r.State, &r.Recipient}, n.dest()...)
-	err := l.db.QueryRowContext(ctx, `SELECT `+reservationColumns+`, `+decisionColumns+`, `+recomputedSumsColumns+reservationDecisionFrom, key).
-		Scan(append(dest, &c.WalletSum, &c.RecipientSum)...)
+	err := l.db.QueryRowContext(ctx, `SELECT `+reservationColumns+`, `+decisionColumns+`, `+recomputedSumsColumns+`, `+
+		recipientKeyHolder+reservationDecisionFrom, key).Scan(append(dest, &c.WalletSum, &c.RecipientSum, &holder)...)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Reservation{}, VelocityCheck{}, ErrReservationNotFound
+		return Reservation{}, PayoutCheck{}, ErrReservationNotFound
 	}
 	if err != nil {
-		return Reservation{}, VelocityCheck{}, fmt.Errorf("reading reservation %s and its velocity decision: %w", key, err)
+		return Reservation{}, PayoutCheck{}, fmt.Errorf("reading reservation %s and its velocity decision: %w", key, err)
 	}
+	c.RecipientHasKey = holder.Valid && holder.String != KeyNone
 	c.Decision, c.Decided = n.decision(key)
 	return r, c, nil
 }

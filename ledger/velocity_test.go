@@ -48,7 +48,7 @@ func (e *velocityEnv) decide(key string, limits ledger.VelocityLimits) ledger.Ve
 // sums recomputed from the ledger as it is now.
 func recomputedSums(t *testing.T, l *ledger.Ledger, key string) (wallet, recipient decimal.Decimal) {
 	t.Helper()
-	_, c, err := l.GetReservationVelocity(ctx, key)
+	_, c, err := l.GetPayoutCheck(ctx, key)
 	require.NoError(t, err)
 	require.True(t, c.Decided)
 	return c.WalletSum, c.RecipientSum
@@ -285,6 +285,8 @@ func TestVelocityDecisionIsReturnedAsStored(t *testing.T) {
 // TestReservationVelocityIsReadWithItsReservation: the signer's one read
 // of a reservation carries its decision, as stored, and the recomputed
 // sums; a reservation without a decision carries none and sums to zero.
+// (A recipient that is a wallet payflow holds the key of: custody/signer's
+// TestSweepsAndTopUpsAreNotHeld.)
 func TestReservationVelocityIsReadWithItsReservation(t *testing.T) {
 	e := newVelocityEnv(t)
 	from, to := stacktest.RandomAddress(), stacktest.RandomAddress()
@@ -294,7 +296,7 @@ func TestReservationVelocityIsReadWithItsReservation(t *testing.T) {
 	dec := e.decide(key, limits)
 	require.True(t, dec.OverRecipient)
 
-	r, c, err := e.l.GetReservationVelocity(ctx, key)
+	r, c, err := e.l.GetPayoutCheck(ctx, key)
 	require.NoError(t, err)
 	want, err := e.l.GetReservation(ctx, key)
 	require.NoError(t, err)
@@ -303,18 +305,19 @@ func TestReservationVelocityIsReadWithItsReservation(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.True(t, c.Decided)
+	require.False(t, c.RecipientHasKey, "the recipient is no wallet of payflow's")
 	require.Equal(t, stored, c.Decision)
 	requireDec(t, "30", c.WalletSum)
 	requireDec(t, "30", c.RecipientSum)
 
 	undecided := e.pay(from, to, "1")
-	r, c, err = e.l.GetReservationVelocity(ctx, undecided)
+	r, c, err = e.l.GetPayoutCheck(ctx, undecided)
 	require.NoError(t, err)
 	require.Equal(t, "held", r.State)
 	require.False(t, c.Decided)
 	requireDec(t, "0", c.WalletSum)
 	requireDec(t, "0", c.RecipientSum)
 
-	_, _, err = e.l.GetReservationVelocity(ctx, "withdraw-none")
+	_, _, err = e.l.GetPayoutCheck(ctx, "withdraw-none")
 	require.ErrorIs(t, err, ledger.ErrReservationNotFound)
 }

@@ -455,17 +455,14 @@ func (s *Signer) checkFirst(ctx context.Context, ch config.ChainConfig, st step,
 //     a limit, without an approval recorded in the audit trail by the
 //     payment's workflow (the reservation's key is its workflow id).
 //
-// v is r's decision and its sums recomputed, read with r.
-func (s *Signer) checkHeld(ctx context.Context, ch config.ChainConfig, r ledger.Reservation, v ledger.VelocityCheck) error {
+// v is what the ledger holds of r's payout (its recipient's wallet, its
+// decision and the sums recomputed), read with r.
+func (s *Signer) checkHeld(ctx context.Context, ch config.ChainConfig, r ledger.Reservation, v ledger.PayoutCheck) error {
 	if ledger.IsHoldKey(r.QueueID) || (ch.ColdAddress != "" && strings.EqualFold(r.Recipient, ch.ColdAddress)) {
 		return nil
 	}
-	w, err := s.keys.wallets.Get(ctx, r.Chain, r.Recipient)
-	switch {
-	case err == nil && w.HasKey:
+	if v.RecipientHasKey {
 		return nil
-	case err != nil && !errors.Is(err, ledger.ErrWalletNotFound):
-		return err
 	}
 	asset, _ := ch.Asset(r.Symbol)
 	wl, rl := asset.VelocityLimits()
@@ -522,11 +519,10 @@ func (s *Signer) reservationUsed(ctx context.Context, st step) error {
 		st.Reservation, other.Step, other.WorkflowID, other.TxHash)
 }
 
-// heldReservation reads a reservation, with its velocity decision and the
-// decision's sums recomputed (one statement), and refuses unless it is
-// held.
-func (s *Signer) heldReservation(ctx context.Context, key string) (ledger.Reservation, ledger.VelocityCheck, error) {
-	r, v, err := s.ledger.GetReservationVelocity(ctx, key)
+// heldReservation reads a reservation with its payout check (one
+// statement), and refuses unless it is held.
+func (s *Signer) heldReservation(ctx context.Context, key string) (ledger.Reservation, ledger.PayoutCheck, error) {
+	r, v, err := s.ledger.GetPayoutCheck(ctx, key)
 	if errors.Is(err, ledger.ErrReservationNotFound) {
 		return r, v, refuse(reasonReservationNotFound, "reservation %s does not exist", key)
 	}
