@@ -666,12 +666,12 @@ type PublishInput struct {
 }
 
 // PublishResult publishes a response at most once per MessageID: the body is
-// recorded in the outbox first (unless DecidePayment recorded it), and a
-// repeat after the broker confirmed it publishes nothing. What is published
-// is the stored body, so a changed or reset workflow can never send a second
-// version (answers.Outbox.Publish). An answer this step never gets to
-// publish (its run terminated in between) is published by the answers
-// relay.
+// recorded in the outbox first (a payment's answer, which DecidePayment
+// records, only when it is not there), and a repeat after the broker
+// confirmed it publishes nothing. What is published is the stored body, so
+// a changed or reset workflow can never send a second version
+// (answers.Outbox.Publish). An answer this step never gets to publish (its
+// run terminated in between) is published by the answers relay.
 func (a *Activities) PublishResult(ctx context.Context, in PublishInput) error {
 	if _, ok := a.Responses[in.Flow]; !ok {
 		return permanent(ErrTypeInvalidRequest, fmt.Errorf("no response queue for flow %q", in.Flow))
@@ -690,10 +690,18 @@ func (a *Activities) PublishResult(ctx context.Context, in PublishInput) error {
 		return permanent(ErrTypeInvalidRequest, err)
 	}
 	out := a.answers()
-	if _, err := out.Record(ctx, answers.Answer{MessageID: in.MessageID, Flow: in.Flow, Body: body}); err != nil {
-		return err
+	// A payment's answer is recorded with its decision (DecidePayment):
+	// publish it straight away, recording it only if it is not there.
+	first, err := false, answers.ErrNotRecorded
+	if in.Payment != nil {
+		first, err = out.Publish(ctx, in.Flow, in.MessageID)
 	}
-	first, err := out.Publish(ctx, in.Flow, in.MessageID)
+	if errors.Is(err, answers.ErrNotRecorded) {
+		if _, err := out.Record(ctx, answers.Answer{MessageID: in.MessageID, Flow: in.Flow, Body: body}); err != nil {
+			return err
+		}
+		first, err = out.Publish(ctx, in.Flow, in.MessageID)
+	}
 	if err != nil {
 		return err
 	}
