@@ -165,20 +165,20 @@ func (l *Ledger) decideVelocity(ctx context.Context, r Reservation, limits Veloc
 	if state != "held" {
 		return none, false, fmt.Errorf("the reservation of %s is %s: %w", r.QueueID, state, ErrReservationClosed)
 	}
-	var decidedAt time.Time // as stored (RETURNING): a replay reads the same
-	if err := tx.QueryRowContext(ctx, `INSERT INTO velocity_decisions (reservation_key, chain, symbol, wallet, recipient,
-		wallet_scope, recipient_scope, amount, wallet_limit, recipient_limit, decided_at, minute)
-		VALUES (?,?,?,?,?,?,?,?,?,?, UTC_TIMESTAMP(6), DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%d %H:%i:00'))
-		RETURNING decided_at`,
-		r.QueueID, r.Chain, r.Symbol, norm(r.Address), norm(r.Recipient), ws, rs, r.Amount,
-		limitValue(limits.Wallet), limitValue(limits.Recipient)).Scan(&decidedAt); err != nil {
-		return none, false, err
-	}
-	// Under the locks, every decision before this one is in the totals,
-	// its own minute's too.
+	// The decision is stored with its sums, read in the same statement:
+	// under the locks, every decision before this one is in the totals,
+	// its own minute's too. RETURNING gives them as stored, so a replay
+	// reads the same.
+	var decidedAt time.Time
 	var wsum, rsum decimal.Decimal
-	if err := tx.QueryRowContext(ctx, decidingSumsQuery, r.QueueID).Scan(&wsum, &rsum); err != nil {
-		return none, false, fmt.Errorf("summing the payments before %s: %w", r.QueueID, err)
+	if err := tx.QueryRowContext(ctx, `INSERT INTO velocity_decisions (reservation_key, chain, symbol, wallet, recipient,
+		wallet_scope, recipient_scope, amount, wallet_limit, recipient_limit, decided_at, minute, wallet_sum, recipient_sum)
+		SELECT ?,?,?,?,?,?,?,?,?,?, x.now, x.minute, `+windowSum("?", "x.minute", "<=")+`, `+windowSum("?", "x.minute", "<=")+`
+		FROM (SELECT UTC_TIMESTAMP(6) AS now, CAST(DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%d %H:%i:00') AS DATETIME) AS minute) x
+		RETURNING decided_at, wallet_sum, recipient_sum`,
+		r.QueueID, r.Chain, r.Symbol, norm(r.Address), norm(r.Recipient), ws, rs, r.Amount,
+		limitValue(limits.Wallet), limitValue(limits.Recipient), ws, ws, rs, rs).Scan(&decidedAt, &wsum, &rsum); err != nil {
+		return none, false, err
 	}
 	ow, or := VelocityOver(wsum, rsum, r.Amount, rs, limits)
 	if _, err := tx.ExecContext(ctx, `UPDATE velocity_decisions SET wallet_sum=?, recipient_sum=?, over_wallet=?, over_recipient=?
@@ -217,13 +217,13 @@ func limitValue(d decimal.Decimal) any {
 	return d
 }
 
-// totalsSum sums the per-minute totals of decision d's wallet (or
-// recipient) scope over the minutes from 24 h before its minute to its
-// minute (upTo "<=") or to the minute before it ("<"); zero without a
-// decision or a scope.
-func totalsSum(scope, upTo string) string {
+// windowSum sums the per-minute totals of scope (a column or "?", then
+// given twice) over the minutes from 24 h before minute to minute (upTo
+// "<=") or to the minute before it ("<"); zero for scope "" (no
+// recipient) or NULL (no decision).
+func windowSum(scope, minute, upTo string) string {
 	return fmt.Sprintf(`(SELECT COALESCE(SUM(t.amount), 0) FROM velocity_totals t
-		WHERE d.%[1]s <> '' AND t.scope = d.%[1]s AND t.minute >= d.minute - INTERVAL 24 HOUR AND t.minute %[2]s d.minute)`, scope, upTo)
+		WHERE %[1]s <> '' AND t.scope = %[1]s AND t.minute >= %[2]s - INTERVAL 24 HOUR AND t.minute %[3]s %[2]s)`, scope, minute, upTo)
 }
 
 // ownMinuteSum sums the decisions of decision d's own minute taken before
@@ -246,14 +246,10 @@ const (
 )
 
 var (
-	// decidingSumsQuery: a decision's wallet and recipient sums as it is
-	// taken, under the locks, its own minute's total included.
-	decidingSumsQuery = `SELECT ` + totalsSum("wallet_scope", "<=") + `, ` + totalsSum("recipient_scope", "<=") +
-		` FROM velocity_decisions d WHERE d.reservation_key = ?`
 	// recomputedSumsColumns: a stored decision's sums recomputed from the
 	// ledger as it is now (PayoutCheck).
-	recomputedSumsColumns = totalsSum("wallet_scope", "<") + ` + ` + ownMinuteSum("wallet_scope") + `, ` +
-		totalsSum("recipient_scope", "<") + ` + ` + ownMinuteSum("recipient_scope")
+	recomputedSumsColumns = windowSum("d.wallet_scope", "d.minute", "<") + ` + ` + ownMinuteSum("wallet_scope") + `, ` +
+		windowSum("d.recipient_scope", "d.minute", "<") + ` + ` + ownMinuteSum("recipient_scope")
 )
 
 // nullDecision scans decisionColumns, all NULL when the reservation has no
