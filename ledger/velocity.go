@@ -88,6 +88,15 @@ func (l *Ledger) DecideVelocity(ctx context.Context, key string, limits Velocity
 	if err != nil || ok {
 		return d, err
 	}
+	return l.decide(ctx, r, limits)
+}
+
+// decide takes r's decision, retrying after a deadlock, or returns the one
+// stored concurrently.
+func (l *Ledger) decide(ctx context.Context, r Reservation, limits VelocityLimits) (VelocityDecision, error) {
+	key := r.QueueID
+	var d VelocityDecision
+	var err error
 	decided := false
 	for attempt := 0; ; attempt++ {
 		d, decided, err = l.decideVelocity(ctx, r, limits)
@@ -101,11 +110,21 @@ func (l *Ledger) DecideVelocity(ctx context.Context, key string, limits Velocity
 	if decided {
 		return d, nil // what it stored: no need to read it back
 	}
-	d, ok, err = l.VelocityDecisionOf(ctx, key) // decided concurrently: that decision stands
+	d, ok, err := l.VelocityDecisionOf(ctx, key) // decided concurrently: that decision stands
 	if err == nil && !ok {
 		err = fmt.Errorf("the velocity decision of %s is not there after it was taken", key)
 	}
 	return d, err
+}
+
+// DecideVelocityOf decides the velocity of r, a reservation the caller
+// has just made (a new one, not a replay), as DecideVelocity does but
+// without reading it first: the deciding transaction checks that the
+// stored reservation is r (else ErrReservationMismatch), and a decision
+// stored meanwhile is returned, Replayed.
+func (l *Ledger) DecideVelocityOf(ctx context.Context, r Reservation, limits VelocityLimits) (VelocityDecision, error) {
+	r.Address, r.Recipient = norm(r.Address), norm(r.Recipient)
+	return l.decide(ctx, r, limits)
 }
 
 // walletScope and recipientScope name a wallet's and a recipient's rows of
@@ -152,16 +171,28 @@ func (l *Ledger) decideVelocity(ctx context.Context, r Reservation, limits Veloc
 	// The reservation's state is held until the commit (a release waits
 	// for the decision, and then takes its amount out of the totals); under
 	// the locks, a decision taken concurrently is committed and seen.
-	var state string
+	var stored Reservation
 	var decided bool
-	if err := tx.QueryRowContext(ctx, "SELECT state, EXISTS (SELECT 1 FROM velocity_decisions WHERE reservation_key = ?) "+
+	err = tx.QueryRowContext(ctx, "SELECT chain, address, symbol, amount, state, COALESCE(recipient, ''), "+
+		"EXISTS (SELECT 1 FROM velocity_decisions WHERE reservation_key = ?) "+
 		"FROM reservations WHERE reservation_key = ? LOCK IN SHARE MODE", r.QueueID, r.QueueID).
-		Scan(&state, &decided); err != nil {
+		Scan(&stored.Chain, &stored.Address, &stored.Symbol, &stored.Amount, &stored.State, &stored.Recipient, &decided)
+	if errors.Is(err, sql.ErrNoRows) {
+		return none, false, fmt.Errorf("reservation %s: %w", r.QueueID, ErrReservationNotFound)
+	}
+	if err != nil {
 		return none, false, fmt.Errorf("reading reservation %s: %w", r.QueueID, err)
 	}
 	if decided {
 		return none, false, nil // decided concurrently: that decision stands
 	}
+	if stored.Chain != r.Chain || stored.Address != r.Address || stored.Symbol != r.Symbol || !stored.Amount.Equal(r.Amount) ||
+		stored.Recipient != r.Recipient {
+		return none, false, fmt.Errorf("reservation %s holds %s %s on %s from %s for %q, not %s %s on %s from %s for %q: %w",
+			r.QueueID, stored.Amount, stored.Symbol, stored.Chain, stored.Address, stored.Recipient,
+			r.Amount, r.Symbol, r.Chain, r.Address, r.Recipient, ErrReservationMismatch)
+	}
+	state := stored.State
 	if state != "held" {
 		return none, false, fmt.Errorf("the reservation of %s is %s: %w", r.QueueID, state, ErrReservationClosed)
 	}

@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -319,5 +320,45 @@ func TestReservationVelocityIsReadWithItsReservation(t *testing.T) {
 	requireDec(t, "0", c.RecipientSum)
 
 	_, _, err = e.l.GetPayoutCheck(ctx, "withdraw-none")
+	require.ErrorIs(t, err, ledger.ErrReservationNotFound)
+}
+
+// TestVelocityOfAReservationJustMade: a caller that has just reserved
+// decides without a read first; the decision is the one DecideVelocity
+// takes, a reservation that is not what the caller says is refused, and a
+// second call returns the stored decision.
+func TestVelocityOfAReservationJustMade(t *testing.T) {
+	e := newVelocityEnv(t)
+	from, to := stacktest.RandomAddress(), stacktest.RandomAddress()
+	limits := walletLimit("50")
+	e.decide(e.pay(from, to, "30"), limits)
+	key := e.pay(from, to, "30")
+	made := ledger.Reservation{QueueID: key, Chain: chainETH, Address: strings.ToUpper(from[:2]) + from[2:], Symbol: usdt,
+		State: "held", Amount: d("30"), Recipient: to}
+
+	wrong := made
+	wrong.Amount = d("3")
+	_, err := e.l.DecideVelocityOf(ctx, wrong, limits)
+	require.ErrorIs(t, err, ledger.ErrReservationMismatch)
+	wrong = made
+	wrong.Recipient = stacktest.RandomAddress()
+	_, err = e.l.DecideVelocityOf(ctx, wrong, limits)
+	require.ErrorIs(t, err, ledger.ErrReservationMismatch)
+	_, ok, err := e.l.VelocityDecisionOf(ctx, key)
+	require.NoError(t, err)
+	require.False(t, ok, "a refused decision stores nothing")
+
+	dec, err := e.l.DecideVelocityOf(ctx, made, limits)
+	require.NoError(t, err)
+	require.False(t, dec.Replayed)
+	require.True(t, dec.OverWallet, "30 + 30 > 50")
+	requireDec(t, "30", dec.WalletSum)
+	again, err := e.l.DecideVelocityOf(ctx, made, walletLimit("1000"))
+	require.NoError(t, err)
+	require.True(t, again.Replayed)
+	require.True(t, again.OverWallet, "the stored verdict stands")
+
+	_, err = e.l.DecideVelocityOf(ctx, ledger.Reservation{QueueID: "withdraw-none", Chain: chainETH, Address: from, Symbol: usdt,
+		Amount: d("1")}, limits)
 	require.ErrorIs(t, err, ledger.ErrReservationNotFound)
 }
