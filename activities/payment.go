@@ -36,6 +36,10 @@ type ReserveInput struct {
 // ReserveResult names the wallet that will pay.
 type ReserveResult struct {
 	PayingAddress string
+	// made is the reservation this call made on the sender (nil: a replay,
+	// or the collection wallet pays), for BeginPayment in the same
+	// process; it never leaves it (unexported: not serialized).
+	made *ledger.Reservation
 }
 
 // ReserveFunds checks that FromAddress is a wallet payflow holds the key of,
@@ -61,7 +65,8 @@ func (a *Activities) ReserveFunds(ctx context.Context, in ReserveInput) (Reserve
 	first, err := a.Ledger.Reserve(ctx, res)
 	switch {
 	case err == nil && !first.Replayed:
-		return ReserveResult{PayingAddress: w.Address}, nil
+		return ReserveResult{PayingAddress: w.Address, made: &ledger.Reservation{QueueID: res.QueueID, Chain: res.Chain,
+			Address: res.Address, Symbol: res.Symbol, State: "held", Amount: res.Amount, Recipient: res.Recipient}}, nil
 	case err != nil && !errors.Is(err, ledger.ErrInsufficientFunds) && !errors.Is(err, ledger.ErrReservationMismatch):
 		return ReserveResult{}, classify(err)
 	}
@@ -182,7 +187,7 @@ func (a *Activities) BeginPayment(ctx context.Context, in BeginInput) (BeginResu
 	if err != nil {
 		return BeginResult{}, err
 	}
-	v, err := a.decideVelocity(ctx, in)
+	v, err := a.decideVelocity(ctx, in, r.made)
 	if err != nil {
 		return BeginResult{}, err
 	}
@@ -190,15 +195,23 @@ func (a *Activities) BeginPayment(ctx context.Context, in BeginInput) (BeginResu
 }
 
 // decideVelocity decides once whether the payment's held reservation fits
-// its asset's velocity limits (ledger.DecideVelocity; a replay keeps the
-// verdict) and returns the verdict when it is over. Every payment's
+// its asset's velocity limits (ledger.DecideVelocity, or DecideVelocityOf
+// made, the reservation this call just made; a replay keeps the verdict)
+// and returns the verdict when it is over. Every payment's
 // decision is stored, limits or not: the signer checks it, and a limit set
 // later counts the payments before it. A first decision counts the
 // payment's reasons to wait for approval.
-func (a *Activities) decideVelocity(ctx context.Context, in BeginInput) (*Velocity, error) {
+func (a *Activities) decideVelocity(ctx context.Context, in BeginInput, made *ledger.Reservation) (*Velocity, error) {
 	asset, _ := a.Assets.Asset(in.Symbol)
 	wl, rl := asset.VelocityLimits()
-	d, err := a.Ledger.DecideVelocity(ctx, in.Key, ledger.VelocityLimits{Wallet: wl, Recipient: rl})
+	limits := ledger.VelocityLimits{Wallet: wl, Recipient: rl}
+	var d ledger.VelocityDecision
+	var err error
+	if made != nil {
+		d, err = a.Ledger.DecideVelocityOf(ctx, *made, limits) // just reserved: nothing to read first
+	} else {
+		d, err = a.Ledger.DecideVelocity(ctx, in.Key, limits)
+	}
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -679,12 +692,12 @@ type PublishInput struct {
 }
 
 // PublishResult publishes a response at most once per MessageID: the body is
-// recorded in the outbox first (unless DecidePayment recorded it), and a
-// repeat after the broker confirmed it publishes nothing. What is published
-// is the stored body, so a changed or reset workflow can never send a second
-// version (answers.Outbox.Publish). An answer this step never gets to
-// publish (its run terminated in between) is published by the answers
-// relay.
+// recorded in the outbox first (a payment's answer, which DecidePayment
+// records, only when it is not there), and a repeat after the broker
+// confirmed it publishes nothing. What is published is the stored body, so
+// a changed or reset workflow can never send a second version
+// (answers.Outbox.Publish). An answer this step never gets to publish (its
+// run terminated in between) is published by the answers relay.
 func (a *Activities) PublishResult(ctx context.Context, in PublishInput) error {
 	if _, ok := a.Responses[in.Flow]; !ok {
 		return permanent(ErrTypeInvalidRequest, fmt.Errorf("no response queue for flow %q", in.Flow))
@@ -703,10 +716,18 @@ func (a *Activities) PublishResult(ctx context.Context, in PublishInput) error {
 		return permanent(ErrTypeInvalidRequest, err)
 	}
 	out := a.answers()
-	if _, err := out.Record(ctx, answers.Answer{MessageID: in.MessageID, Flow: in.Flow, Body: body}); err != nil {
-		return err
+	// A payment's answer is recorded with its decision (DecidePayment):
+	// publish it straight away, recording it only if it is not there.
+	first, err := false, answers.ErrNotRecorded
+	if in.Payment != nil {
+		first, err = out.Publish(ctx, in.Flow, in.MessageID)
 	}
-	first, err := out.Publish(ctx, in.Flow, in.MessageID)
+	if errors.Is(err, answers.ErrNotRecorded) {
+		if _, err := out.Record(ctx, answers.Answer{MessageID: in.MessageID, Flow: in.Flow, Body: body}); err != nil {
+			return err
+		}
+		first, err = out.Publish(ctx, in.Flow, in.MessageID)
+	}
 	if err != nil {
 		return err
 	}

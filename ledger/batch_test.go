@@ -553,3 +553,84 @@ func TestBatchKnownRowRecreatedIfGone(t *testing.T) {
 		t.Fatalf("balance row after re-creation: %s (%v), want 2", avail, err)
 	}
 }
+
+// TestCloseWithRoutesByRememberedWallets: CloseWith routes its postings by
+// the wallets this process remembers (no read), by one read of the others
+// (another process's reservations), and a remembered wallet gone wrong
+// costs a second run routed by the database, never a wrong closing.
+func TestCloseWithRoutesByRememberedWallets(t *testing.T) {
+	l, db := newBatchLedger(t)
+	tok := walletKey{"ETH", "0x6666666666666666666666666666666666666666", "USDT"}
+	gas := walletKey{"ETH", tok.address, "ETH"}
+	other := walletKey{"ETH", "0x7777777777777777777777777777777777777777", "USDT"}
+	for _, k := range []walletKey{tok, gas, other} {
+		if _, err := l.Credit(bctx, CreditInput{Chain: k.chain, Address: k.address, Symbol: k.symbol, Amount: dec("10"),
+			TxHash: "0xcredit-" + k.address + k.symbol, Reference: "deposit"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reserve := func(l *Ledger, key string, k walletKey, amount string) {
+		t.Helper()
+		if _, err := l.Reserve(bctx, ReserveInput{QueueID: key, Chain: k.chain, Address: k.address, Symbol: k.symbol,
+			Amount: dec(amount), WorkflowID: key}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	remembered := func(key string) bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		_, ok := l.routes[key]
+		return ok
+	}
+	spend := func(key, amount string) []Spend { return []Spend{{QueueID: key, TxHash: "0xabc", Spent: dec(amount)}} }
+
+	// Remembered, both.
+	reserve(l, "pay-1", tok, "4")
+	reserve(l, "gas:pay-1/transfer", gas, "0.5")
+	if _, err := l.CloseWith(bctx, "pay-1", "0xabc", OpSettle, spend("gas:pay-1/transfer", "0.1"), logHook("pay-1", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if remembered("pay-1") || remembered("gas:pay-1/transfer") {
+		t.Fatal("a closed reservation's wallet is still remembered")
+	}
+
+	// Reserved by another process: read.
+	l2 := New(db)
+	reserve(l2, "pay-2", tok, "1")
+	reserve(l2, "gas:pay-2/transfer", gas, "0.5")
+	if _, err := l.CloseWith(bctx, "pay-2", "", OpRelease, spend("gas:pay-2/transfer", "0"), logHook("pay-2", nil)); err != nil {
+		t.Fatal(err)
+	}
+
+	// A remembered wallet gone wrong: the payment's closing reaches
+	// another wallet's batch, and the whole runs again, read.
+	reserve(l, "pay-3", tok, "2")
+	reserve(l, "gas:pay-3/transfer", gas, "0.5")
+	l.remember("pay-3", other)
+	if _, err := l.CloseWith(bctx, "pay-3", "0xdef", OpSettle, spend("gas:pay-3/transfer", "0.2"), logHook("pay-3", nil)); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{"pay-1": "settled", "gas:pay-1/transfer": "settled", "pay-2": "released",
+		"gas:pay-2/transfer": "released", "pay-3": "settled", "gas:pay-3/transfer": "settled"} {
+		if r, err := l.GetReservation(bctx, key); err != nil || r.State != want {
+			t.Fatalf("%s: %+v %v, want %s", key, r, err, want)
+		}
+	}
+	for _, k := range []string{"pay-1", "pay-2", "pay-3"} {
+		if !hookLogged(t, db, k) {
+			t.Fatalf("the closing of %s ran without its hook", k)
+		}
+	}
+	if b := checkWallet(t, db, tok); !b.Available.Equal(dec("4")) || !b.Held.IsZero() {
+		t.Fatalf("token wallet: %+v, want 4 available (10 - 4 - 2), none held", b)
+	}
+	if b := checkWallet(t, db, gas); !b.Available.Equal(dec("9.7")) || !b.Held.IsZero() {
+		t.Fatalf("gas wallet: %+v, want 9.7 available (10 - 0.1 - 0.2), none held", b)
+	}
+	if b := checkWallet(t, db, other); !b.Available.Equal(dec("10")) || !b.Held.IsZero() {
+		t.Fatalf("other wallet: %+v, want untouched", b)
+	}
+	if _, err := l.CloseWith(bctx, "missing", "", OpRelease, spend("gas:pay-1/transfer", "0"), nil); !errors.Is(err, ErrReservationNotFound) {
+		t.Fatalf("missing reservation: %v", err)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -347,21 +348,67 @@ func (l *Ledger) CloseWith(ctx context.Context, queueID, txHash string, op Op, s
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
-	for _, p := range ps {
-		k, err := l.reservationWallet(ctx, p.queueID, false)
-		if err != nil {
-			return Result{}, p.notFound(err)
+	// Routed by the remembered wallets, the others read in one statement;
+	// a posting misrouted by a remembered one runs the whole again, routed
+	// by the database.
+	for cached := true; ; cached = false {
+		if err := l.route(ctx, ps, cached); err != nil {
+			return Result{}, err
 		}
-		p.ctx, p.k = ctx, k
+		outs, err := l.transact(ps, true)
+		if errors.Is(err, errMisrouted) && cached {
+			for _, p := range ps {
+				l.forget(p.queueID)
+			}
+			continue
+		}
+		if err != nil {
+			return Result{}, ps[len(ps)-1].notFound(err)
+		}
+		for _, p := range ps {
+			l.forget(p.queueID)
+		}
+		return outs[len(outs)-1].Res, nil
 	}
-	outs, err := l.transact(ps, true)
-	if err != nil {
-		return Result{}, ps[len(ps)-1].notFound(err)
-	}
+}
+
+// route sets the wallet (and ctx) of each of ps, closings of reservations:
+// remembered when cached and known, the others read in one statement.
+func (l *Ledger) route(ctx context.Context, ps []*posting, cached bool) error {
+	var unknown []*posting
+	var keys []any
 	for _, p := range ps {
-		l.forget(p.queueID)
+		p.ctx = ctx
+		l.mu.Lock()
+		k, ok := l.routes[p.queueID]
+		l.mu.Unlock()
+		if ok && cached {
+			p.k = k
+			continue
+		}
+		unknown, keys = append(unknown, p), append(keys, p.queueID)
 	}
-	return outs[len(outs)-1].Res, nil
+	if len(unknown) == 0 {
+		return nil
+	}
+	type route struct {
+		key string
+		k   walletKey
+	}
+	rs, err := sqlrows.Collect(ctx, l.db, func(rows sqlrows.Scanner) (r route, err error) {
+		return r, rows.Scan(&r.key, &r.k.chain, &r.k.address, &r.k.symbol)
+	}, "SELECT reservation_key, chain, address, symbol FROM reservations WHERE reservation_key IN ("+marks(len(keys))+")", keys...)
+	if err != nil {
+		return fmt.Errorf("reading reservations: %w", err)
+	}
+	for _, p := range unknown {
+		i := slices.IndexFunc(rs, func(r route) bool { return fold(r.key) == fold(p.queueID) })
+		if i < 0 {
+			return p.notFound(ErrReservationNotFound)
+		}
+		p.k = rs[i].k
+	}
+	return nil
 }
 
 // close queues p, a closing of a reservation, on the writer of the

@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -83,14 +84,19 @@ func VelocityOver(walletSum, recipientSum, amount decimal.Decimal, recipient str
 // now. A reservation that is not held is refused: ErrReservationNotFound,
 // or ErrReservationClosed (its payment has decided already).
 func (l *Ledger) DecideVelocity(ctx context.Context, key string, limits VelocityLimits) (VelocityDecision, error) {
-	if d, ok, err := l.VelocityDecisionOf(ctx, key); err != nil || ok {
+	r, d, ok, err := l.reservationDecision(ctx, key)
+	if err != nil || ok {
 		return d, err
 	}
-	r, err := l.GetReservation(ctx, key)
-	if err != nil {
-		return VelocityDecision{}, err
-	}
+	return l.decide(ctx, r, limits)
+}
+
+// decide takes r's decision, retrying after a deadlock, or returns the one
+// stored concurrently.
+func (l *Ledger) decide(ctx context.Context, r Reservation, limits VelocityLimits) (VelocityDecision, error) {
+	key := r.QueueID
 	var d VelocityDecision
+	var err error
 	decided := false
 	for attempt := 0; ; attempt++ {
 		d, decided, err = l.decideVelocity(ctx, r, limits)
@@ -109,6 +115,16 @@ func (l *Ledger) DecideVelocity(ctx context.Context, key string, limits Velocity
 		err = fmt.Errorf("the velocity decision of %s is not there after it was taken", key)
 	}
 	return d, err
+}
+
+// DecideVelocityOf decides the velocity of r, a reservation the caller
+// has just made (a new one, not a replay), as DecideVelocity does but
+// without reading it first: the deciding transaction checks that the
+// stored reservation is r (else ErrReservationMismatch), and a decision
+// stored meanwhile is returned, Replayed.
+func (l *Ledger) DecideVelocityOf(ctx context.Context, r Reservation, limits VelocityLimits) (VelocityDecision, error) {
+	r.Address, r.Recipient = norm(r.Address), norm(r.Recipient)
+	return l.decide(ctx, r, limits)
 }
 
 // walletScope and recipientScope name a wallet's and a recipient's rows of
@@ -142,42 +158,57 @@ func (l *Ledger) decideVelocity(ctx context.Context, r Reservation, limits Veloc
 		scopes = append(scopes, rs)
 	}
 	slices.Sort(scopes) // one order for every decision: no deadlock between two
-	for _, s := range scopes {
-		if _, err := tx.ExecContext(ctx, "INSERT INTO velocity_locks (scope, decisions) VALUES (?, 1) "+
-			"ON DUPLICATE KEY UPDATE decisions = decisions + 1", s); err != nil {
-			return none, false, fmt.Errorf("locking %s: %w", s, err)
-		}
+	// One statement takes the locks row by row in the order given.
+	args := make([]any, len(scopes))
+	for i, s := range scopes {
+		args[i] = s
 	}
-	var n int
-	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM velocity_decisions WHERE reservation_key=?", r.QueueID).Scan(&n); err != nil {
-		return none, false, err
+	if _, err := tx.ExecContext(ctx, "INSERT INTO velocity_locks (scope, decisions) VALUES "+
+		strings.TrimSuffix(strings.Repeat("(?, 1),", len(scopes)), ",")+
+		" ON DUPLICATE KEY UPDATE decisions = decisions + 1", args...); err != nil {
+		return none, false, fmt.Errorf("locking %s: %w", strings.Join(scopes, ", "), err)
 	}
-	if n > 0 {
-		return none, false, nil // decided concurrently: that decision stands
+	// The reservation's state is held until the commit (a release waits
+	// for the decision, and then takes its amount out of the totals); under
+	// the locks, a decision taken concurrently is committed and seen.
+	var stored Reservation
+	var decided bool
+	err = tx.QueryRowContext(ctx, "SELECT chain, address, symbol, amount, state, COALESCE(recipient, ''), "+
+		"EXISTS (SELECT 1 FROM velocity_decisions WHERE reservation_key = ?) "+
+		"FROM reservations WHERE reservation_key = ? LOCK IN SHARE MODE", r.QueueID, r.QueueID).
+		Scan(&stored.Chain, &stored.Address, &stored.Symbol, &stored.Amount, &stored.State, &stored.Recipient, &decided)
+	if errors.Is(err, sql.ErrNoRows) {
+		return none, false, fmt.Errorf("reservation %s: %w", r.QueueID, ErrReservationNotFound)
 	}
-	// Held until the commit: a release waits for the decision, and then
-	// takes its amount out of the totals.
-	var state string
-	if err := tx.QueryRowContext(ctx, "SELECT state FROM reservations WHERE reservation_key=? LOCK IN SHARE MODE", r.QueueID).
-		Scan(&state); err != nil {
+	if err != nil {
 		return none, false, fmt.Errorf("reading reservation %s: %w", r.QueueID, err)
 	}
+	if decided {
+		return none, false, nil // decided concurrently: that decision stands
+	}
+	if stored.Chain != r.Chain || stored.Address != r.Address || stored.Symbol != r.Symbol || !stored.Amount.Equal(r.Amount) ||
+		stored.Recipient != r.Recipient {
+		return none, false, fmt.Errorf("reservation %s holds %s %s on %s from %s for %q, not %s %s on %s from %s for %q: %w",
+			r.QueueID, stored.Amount, stored.Symbol, stored.Chain, stored.Address, stored.Recipient,
+			r.Amount, r.Symbol, r.Chain, r.Address, r.Recipient, ErrReservationMismatch)
+	}
+	state := stored.State
 	if state != "held" {
 		return none, false, fmt.Errorf("the reservation of %s is %s: %w", r.QueueID, state, ErrReservationClosed)
 	}
-	var decidedAt time.Time // as stored (RETURNING): a replay reads the same
+	// The decision is stored with its sums, read in the same statement:
+	// under the locks, every decision before this one is in the totals,
+	// its own minute's too. RETURNING gives them as stored, so a replay
+	// reads the same.
+	var decidedAt time.Time
+	var wsum, rsum decimal.Decimal
 	if err := tx.QueryRowContext(ctx, `INSERT INTO velocity_decisions (reservation_key, chain, symbol, wallet, recipient,
-		wallet_scope, recipient_scope, amount, wallet_limit, recipient_limit, decided_at, minute)
-		VALUES (?,?,?,?,?,?,?,?,?,?, UTC_TIMESTAMP(6), DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%d %H:%i:00'))
-		RETURNING decided_at`,
+		wallet_scope, recipient_scope, amount, wallet_limit, recipient_limit, decided_at, minute, wallet_sum, recipient_sum)
+		SELECT ?,?,?,?,?,?,?,?,?,?, x.now, x.minute, `+windowSum("?", "x.minute", "<=")+`, `+windowSum("?", "x.minute", "<=")+`
+		FROM (SELECT UTC_TIMESTAMP(6) AS now, CAST(DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%d %H:%i:00') AS DATETIME) AS minute) x
+		RETURNING decided_at, wallet_sum, recipient_sum`,
 		r.QueueID, r.Chain, r.Symbol, norm(r.Address), norm(r.Recipient), ws, rs, r.Amount,
-		limitValue(limits.Wallet), limitValue(limits.Recipient)).Scan(&decidedAt); err != nil {
-		return none, false, err
-	}
-	// Under the locks, every decision before this one is in the totals,
-	// its own minute's too.
-	wsum, rsum, err := windowTotals(ctx, tx, r.QueueID, "<=")
-	if err != nil {
+		limitValue(limits.Wallet), limitValue(limits.Recipient), ws, ws, rs, rs).Scan(&decidedAt, &wsum, &rsum); err != nil {
 		return none, false, err
 	}
 	ow, or := VelocityOver(wsum, rsum, r.Amount, rs, limits)
@@ -185,12 +216,12 @@ func (l *Ledger) decideVelocity(ctx context.Context, r Reservation, limits Veloc
 		WHERE reservation_key=?`, wsum, rsum, ow, or, r.QueueID); err != nil {
 		return none, false, err
 	}
-	for _, s := range scopes {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO velocity_totals (scope, minute, amount)
-			SELECT ?, minute, amount FROM velocity_decisions WHERE reservation_key=?
-			ON DUPLICATE KEY UPDATE amount = velocity_totals.amount + VALUES(amount)`, s, r.QueueID); err != nil {
-			return none, false, fmt.Errorf("adding %s to the totals of %s: %w", r.QueueID, s, err)
-		}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO velocity_totals (scope, minute, amount)
+		SELECT wallet_scope, minute, amount FROM velocity_decisions WHERE reservation_key = ?
+		UNION ALL
+		SELECT recipient_scope, minute, amount FROM velocity_decisions WHERE reservation_key = ? AND recipient_scope <> ''
+		ON DUPLICATE KEY UPDATE amount = velocity_totals.amount + VALUES(amount)`, r.QueueID, r.QueueID); err != nil {
+		return none, false, fmt.Errorf("adding %s to the totals of %s: %w", r.QueueID, strings.Join(scopes, ", "), err)
 	}
 	if err := tx.Commit(); err != nil {
 		return none, false, err
@@ -217,55 +248,123 @@ func limitValue(d decimal.Decimal) any {
 	return d
 }
 
-// querier is a *sql.DB or a *sql.Tx.
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+// windowSum sums the per-minute totals of scope (a column or "?", then
+// given twice) over the minutes from 24 h before minute to minute (upTo
+// "<=") or to the minute before it ("<"); zero for scope "" (no
+// recipient) or NULL (no decision).
+func windowSum(scope, minute, upTo string) string {
+	return fmt.Sprintf(`(SELECT COALESCE(SUM(t.amount), 0) FROM velocity_totals t
+		WHERE %[1]s <> '' AND t.scope = %[1]s AND t.minute >= %[2]s - INTERVAL 24 HOUR AND t.minute %[3]s %[2]s)`, scope, minute, upTo)
 }
 
-// windowTotalsQuery sums the totals of a decision's wallet (or recipient)
-// scope over the minutes from 24 h before its minute to its minute (upTo
-// "<=") or to the minute before it ("<").
-const windowTotalsQuery = `SELECT COALESCE(SUM(t.amount), 0) FROM velocity_decisions d
-	JOIN velocity_totals t ON t.scope = d.%[1]s AND t.minute >= d.minute - INTERVAL 24 HOUR AND t.minute %[2]s d.minute
-	WHERE d.reservation_key = ? AND d.%[1]s <> ''`
-
-func windowTotals(ctx context.Context, q querier, key, upTo string) (wallet, recipient decimal.Decimal, err error) {
-	if err := q.QueryRowContext(ctx, fmt.Sprintf(windowTotalsQuery, "wallet_scope", upTo), key).Scan(&wallet); err != nil {
-		return wallet, recipient, fmt.Errorf("summing the wallet's payments before %s: %w", key, err)
-	}
-	if err := q.QueryRowContext(ctx, fmt.Sprintf(windowTotalsQuery, "recipient_scope", upTo), key).Scan(&recipient); err != nil {
-		return wallet, recipient, fmt.Errorf("summing the recipient's payments before %s: %w", key, err)
-	}
-	return wallet, recipient, nil
-}
-
-// ownMinuteQuery sums the decisions of a decision's own minute taken before
+// ownMinuteSum sums the decisions of decision d's own minute taken before
 // it (lower id: under the locks, decided earlier) whose reservations are
-// held or settled.
-const ownMinuteQuery = `SELECT COALESCE(SUM(v.amount), 0) FROM velocity_decisions d
-	JOIN velocity_decisions v ON v.%[1]s = d.%[1]s AND v.minute = d.minute AND v.id < d.id
-	JOIN reservations r ON r.reservation_key = v.reservation_key AND r.state IN ('held', 'settled')
-	WHERE d.reservation_key = ? AND d.%[1]s <> ''`
+// held or settled; zero without a decision or a scope.
+func ownMinuteSum(scope string) string {
+	return fmt.Sprintf(`(SELECT COALESCE(SUM(v.amount), 0) FROM velocity_decisions v
+		JOIN reservations vr ON vr.reservation_key = v.reservation_key AND vr.state IN ('held', 'settled')
+		WHERE d.%[1]s <> '' AND v.%[1]s = d.%[1]s AND v.minute = d.minute AND v.id < d.id)`, scope)
+}
 
-// VelocitySums recomputes the sums of the stored decision of key the way it
-// was taken, from the ledger as it is now: the totals of the minutes before
-// the decision's, and the decisions of its own minute taken before it. A
-// reservation released since no longer counts, so the sums are at most the
-// stored ones unless the decision was wrong. A key without a decision sums
-// to zero.
-func (l *Ledger) VelocitySums(ctx context.Context, key string) (wallet, recipient decimal.Decimal, err error) {
-	wallet, recipient, err = windowTotals(ctx, l.db, key, "<")
+// The columns of a reservation (r) and of its decision (d, NULL when it
+// has none) that reservationDecision and GetPayoutCheck read.
+const (
+	reservationColumns = `r.chain, r.address, r.symbol, r.amount, r.state, COALESCE(r.recipient, '')`
+	decisionColumns    = `d.chain, d.symbol, d.wallet, d.recipient, d.amount, d.wallet_sum, d.recipient_sum,
+		d.wallet_limit, d.recipient_limit, d.over_wallet, d.over_recipient, d.decided_at`
+	reservationDecisionFrom = ` FROM reservations r LEFT JOIN velocity_decisions d ON d.reservation_key = r.reservation_key
+		WHERE r.reservation_key = ?`
+)
+
+var (
+	// recomputedSumsColumns: a stored decision's sums recomputed from the
+	// ledger as it is now (PayoutCheck).
+	recomputedSumsColumns = windowSum("d.wallet_scope", "d.minute", "<") + ` + ` + ownMinuteSum("wallet_scope") + `, ` +
+		windowSum("d.recipient_scope", "d.minute", "<") + ` + ` + ownMinuteSum("recipient_scope")
+)
+
+// nullDecision scans decisionColumns, all NULL when the reservation has no
+// decision.
+type nullDecision struct {
+	chain, symbol, wallet, recipient                             sql.NullString
+	amount, walletSum, recipientSum, walletLimit, recipientLimit decimal.NullDecimal
+	overWallet, overRecipient                                    sql.NullBool
+	decidedAt                                                    sql.NullTime
+}
+
+func (n *nullDecision) dest() []any {
+	return []any{&n.chain, &n.symbol, &n.wallet, &n.recipient, &n.amount, &n.walletSum, &n.recipientSum,
+		&n.walletLimit, &n.recipientLimit, &n.overWallet, &n.overRecipient, &n.decidedAt}
+}
+
+// decision is the stored decision of key, Replayed (ok false: none).
+func (n *nullDecision) decision(key string) (VelocityDecision, bool) {
+	if !n.chain.Valid {
+		return VelocityDecision{}, false
+	}
+	return VelocityDecision{ReservationKey: key, Chain: n.chain.String, Symbol: n.symbol.String, Wallet: n.wallet.String,
+		Recipient: n.recipient.String, Amount: n.amount.Decimal, WalletSum: n.walletSum.Decimal, RecipientSum: n.recipientSum.Decimal,
+		WalletLimit: n.walletLimit.Decimal, RecipientLimit: n.recipientLimit.Decimal, OverWallet: n.overWallet.Bool,
+		OverRecipient: n.overRecipient.Bool, DecidedAt: n.decidedAt.Time, Replayed: true}, true
+}
+
+// reservationDecision reads reservation key and its stored decision (ok
+// false: none) in one statement: what DecideVelocity needs before deciding.
+func (l *Ledger) reservationDecision(ctx context.Context, key string) (Reservation, VelocityDecision, bool, error) {
+	r := Reservation{QueueID: key}
+	var n nullDecision
+	err := l.db.QueryRowContext(ctx, `SELECT `+reservationColumns+`, `+decisionColumns+reservationDecisionFrom, key).
+		Scan(append([]any{&r.Chain, &r.Address, &r.Symbol, &r.Amount, &r.State, &r.Recipient}, n.dest()...)...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Reservation{}, VelocityDecision{}, false, ErrReservationNotFound
+	}
 	if err != nil {
-		return wallet, recipient, err
+		return Reservation{}, VelocityDecision{}, false, fmt.Errorf("reading reservation %s and its velocity decision: %w", key, err)
 	}
-	var ow, or decimal.Decimal
-	if err := l.db.QueryRowContext(ctx, fmt.Sprintf(ownMinuteQuery, "wallet_scope"), key).Scan(&ow); err != nil {
-		return wallet, recipient, fmt.Errorf("summing the wallet's payments before %s: %w", key, err)
+	d, ok := n.decision(key)
+	return r, d, ok, nil
+}
+
+// PayoutCheck is what payflow-signer checks of a reservation before it
+// signs its payout, beside the reservation itself: whether its recipient is
+// a wallet payflow holds the key of (the money stays in custody), the
+// stored velocity decision, if any, and the decision's sums recomputed the
+// way it was taken, from the ledger as it is now: the totals of the minutes
+// before the decision's, and the decisions of its own minute taken before
+// it. A reservation released since no longer counts, so the sums are at
+// most the stored ones unless the decision was wrong. Without a decision
+// they are zero.
+type PayoutCheck struct {
+	RecipientHasKey         bool
+	Decision                VelocityDecision
+	Decided                 bool
+	WalletSum, RecipientSum decimal.Decimal
+}
+
+// recipientKeyHolder is who holds the key of the reservation's (r)
+// recipient when it is a wallet payflow knows (NULL: it is not).
+const recipientKeyHolder = `(SELECT w.key_holder FROM wallets w WHERE w.chain = r.chain AND w.address = r.recipient)`
+
+// GetPayoutCheck reads reservation key as GetReservation does, with its
+// PayoutCheck, in one statement. A reservation that does not exist is
+// ErrReservationNotFound.
+func (l *Ledger) GetPayoutCheck(ctx context.Context, key string) (Reservation, PayoutCheck, error) {
+	r := Reservation{QueueID: key}
+	var n nullDecision
+	var c PayoutCheck
+	var holder sql.NullString
+	dest := append([]any{&r.Chain, &r.Address, &r.Symbol, &r.Amount, &r.State, &r.Recipient}, n.dest()...)
+	err := l.db.QueryRowContext(ctx, `SELECT `+reservationColumns+`, `+decisionColumns+`, `+recomputedSumsColumns+`, `+
+		recipientKeyHolder+reservationDecisionFrom, key).Scan(append(dest, &c.WalletSum, &c.RecipientSum, &holder)...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Reservation{}, PayoutCheck{}, ErrReservationNotFound
 	}
-	if err := l.db.QueryRowContext(ctx, fmt.Sprintf(ownMinuteQuery, "recipient_scope"), key).Scan(&or); err != nil {
-		return wallet, recipient, fmt.Errorf("summing the recipient's payments before %s: %w", key, err)
+	if err != nil {
+		return Reservation{}, PayoutCheck{}, fmt.Errorf("reading reservation %s and its velocity decision: %w", key, err)
 	}
-	return wallet.Add(ow), recipient.Add(or), nil
+	c.RecipientHasKey = holder.Valid && holder.String != KeyNone
+	c.Decision, c.Decided = n.decision(key)
+	return r, c, nil
 }
 
 // releaseVelocity takes the amounts of the decisions of the released
@@ -297,23 +396,14 @@ func releaseVelocity(ctx context.Context, tx *sql.Tx, keys []string) error {
 
 // VelocityDecisionOf reads the stored decision of key (ok false: none).
 func (l *Ledger) VelocityDecisionOf(ctx context.Context, key string) (VelocityDecision, bool, error) {
-	d := VelocityDecision{ReservationKey: key, Replayed: true}
-	var wl, rl decimal.NullDecimal
-	err := l.db.QueryRowContext(ctx, `SELECT chain, symbol, wallet, recipient, amount, wallet_sum, recipient_sum,
-		wallet_limit, recipient_limit, over_wallet, over_recipient, decided_at FROM velocity_decisions WHERE reservation_key=?`, key).
-		Scan(&d.Chain, &d.Symbol, &d.Wallet, &d.Recipient, &d.Amount, &d.WalletSum, &d.RecipientSum, &wl, &rl,
-			&d.OverWallet, &d.OverRecipient, &d.DecidedAt)
+	var n nullDecision
+	err := l.db.QueryRowContext(ctx, `SELECT `+decisionColumns+` FROM velocity_decisions d WHERE d.reservation_key = ?`, key).Scan(n.dest()...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return VelocityDecision{}, false, nil
 	}
 	if err != nil {
 		return VelocityDecision{}, false, fmt.Errorf("reading the velocity decision of %s: %w", key, err)
 	}
-	if wl.Valid {
-		d.WalletLimit = wl.Decimal
-	}
-	if rl.Valid {
-		d.RecipientLimit = rl.Decimal
-	}
-	return d, true, nil
+	d, ok := n.decision(key)
+	return d, ok, nil
 }

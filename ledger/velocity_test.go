@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -42,6 +43,16 @@ func (e *velocityEnv) decide(key string, limits ledger.VelocityLimits) ledger.Ve
 	dec, err := e.l.DecideVelocity(ctx, key, limits)
 	require.NoError(e.t, err)
 	return dec
+}
+
+// recomputedSums is the check payflow-signer makes of key's decision: its
+// sums recomputed from the ledger as it is now.
+func recomputedSums(t *testing.T, l *ledger.Ledger, key string) (wallet, recipient decimal.Decimal) {
+	t.Helper()
+	_, c, err := l.GetPayoutCheck(ctx, key)
+	require.NoError(t, err)
+	require.True(t, c.Decided)
+	return c.WalletSum, c.RecipientSum
 }
 
 func walletLimit(s string) ledger.VelocityLimits    { return ledger.VelocityLimits{Wallet: d(s)} }
@@ -131,8 +142,7 @@ func TestVelocityReleasedPaymentsFreeTheirHeadroom(t *testing.T) {
 	requireDec(t, "30", fits.WalletSum)
 
 	// A recomputation sees the release too: at most the stored sums.
-	w, _, err := e.l.VelocitySums(ctx, over)
-	require.NoError(t, err)
+	w, _ := recomputedSums(t, e.l, over)
 	requireDec(t, "20", w)
 
 	_, err = e.l.DecideVelocity(ctx, released, limits)
@@ -173,8 +183,7 @@ func TestVelocityWindowIs24Hours(t *testing.T) {
 	dec = e.decide(last, limits)
 	require.True(t, dec.OverWallet)
 	requireDec(t, "50", dec.WalletSum)
-	w, _, err := l.VelocitySums(ctx, last)
-	require.NoError(t, err)
+	w, _ := recomputedSums(t, l, last)
 	requireDec(t, "50", w)
 }
 
@@ -241,8 +250,7 @@ func TestVelocityRacesForTheLastHeadroom(t *testing.T) {
 					fit++
 				}
 				// Each decision's stored sums are what a recomputation finds.
-				w, r, err := e.l.VelocitySums(ctx, keys[i])
-				require.NoError(t, err)
+				w, r := recomputedSums(t, e.l, keys[i])
 				requireDec(t, w.String(), dec.WalletSum)
 				requireDec(t, r.String(), dec.RecipientSum)
 			}
@@ -273,4 +281,84 @@ func TestVelocityDecisionIsReturnedAsStored(t *testing.T) {
 	first.Amount, first.WalletSum, first.RecipientSum, first.WalletLimit, first.RecipientLimit = stored.Amount,
 		stored.WalletSum, stored.RecipientSum, stored.WalletLimit, stored.RecipientLimit
 	require.Equal(t, stored, first)
+}
+
+// TestReservationVelocityIsReadWithItsReservation: the signer's one read
+// of a reservation carries its decision, as stored, and the recomputed
+// sums; a reservation without a decision carries none and sums to zero.
+// (A recipient that is a wallet payflow holds the key of: custody/signer's
+// TestSweepsAndTopUpsAreNotHeld.)
+func TestReservationVelocityIsReadWithItsReservation(t *testing.T) {
+	e := newVelocityEnv(t)
+	from, to := stacktest.RandomAddress(), stacktest.RandomAddress()
+	limits := ledger.VelocityLimits{Wallet: d("100"), Recipient: d("80")}
+	e.decide(e.pay(from, to, "30"), limits)
+	key := e.pay(from, to, "60")
+	dec := e.decide(key, limits)
+	require.True(t, dec.OverRecipient)
+
+	r, c, err := e.l.GetPayoutCheck(ctx, key)
+	require.NoError(t, err)
+	want, err := e.l.GetReservation(ctx, key)
+	require.NoError(t, err)
+	require.Equal(t, want, r)
+	stored, ok, err := e.l.VelocityDecisionOf(ctx, key)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.True(t, c.Decided)
+	require.False(t, c.RecipientHasKey, "the recipient is no wallet of payflow's")
+	require.Equal(t, stored, c.Decision)
+	requireDec(t, "30", c.WalletSum)
+	requireDec(t, "30", c.RecipientSum)
+
+	undecided := e.pay(from, to, "1")
+	r, c, err = e.l.GetPayoutCheck(ctx, undecided)
+	require.NoError(t, err)
+	require.Equal(t, "held", r.State)
+	require.False(t, c.Decided)
+	requireDec(t, "0", c.WalletSum)
+	requireDec(t, "0", c.RecipientSum)
+
+	_, _, err = e.l.GetPayoutCheck(ctx, "withdraw-none")
+	require.ErrorIs(t, err, ledger.ErrReservationNotFound)
+}
+
+// TestVelocityOfAReservationJustMade: a caller that has just reserved
+// decides without a read first; the decision is the one DecideVelocity
+// takes, a reservation that is not what the caller says is refused, and a
+// second call returns the stored decision.
+func TestVelocityOfAReservationJustMade(t *testing.T) {
+	e := newVelocityEnv(t)
+	from, to := stacktest.RandomAddress(), stacktest.RandomAddress()
+	limits := walletLimit("50")
+	e.decide(e.pay(from, to, "30"), limits)
+	key := e.pay(from, to, "30")
+	made := ledger.Reservation{QueueID: key, Chain: chainETH, Address: strings.ToUpper(from[:2]) + from[2:], Symbol: usdt,
+		State: "held", Amount: d("30"), Recipient: to}
+
+	wrong := made
+	wrong.Amount = d("3")
+	_, err := e.l.DecideVelocityOf(ctx, wrong, limits)
+	require.ErrorIs(t, err, ledger.ErrReservationMismatch)
+	wrong = made
+	wrong.Recipient = stacktest.RandomAddress()
+	_, err = e.l.DecideVelocityOf(ctx, wrong, limits)
+	require.ErrorIs(t, err, ledger.ErrReservationMismatch)
+	_, ok, err := e.l.VelocityDecisionOf(ctx, key)
+	require.NoError(t, err)
+	require.False(t, ok, "a refused decision stores nothing")
+
+	dec, err := e.l.DecideVelocityOf(ctx, made, limits)
+	require.NoError(t, err)
+	require.False(t, dec.Replayed)
+	require.True(t, dec.OverWallet, "30 + 30 > 50")
+	requireDec(t, "30", dec.WalletSum)
+	again, err := e.l.DecideVelocityOf(ctx, made, walletLimit("1000"))
+	require.NoError(t, err)
+	require.True(t, again.Replayed)
+	require.True(t, again.OverWallet, "the stored verdict stands")
+
+	_, err = e.l.DecideVelocityOf(ctx, ledger.Reservation{QueueID: "withdraw-none", Chain: chainETH, Address: from, Symbol: usdt,
+		Amount: d("1")}, limits)
+	require.ErrorIs(t, err, ledger.ErrReservationNotFound)
 }

@@ -100,33 +100,85 @@ func (s *Intents) Insert(ctx context.Context, tx *sql.Tx, in SignIntent) error {
 	return nil
 }
 
+// intentColumns are an intent's columns (i) as nullIntent scans them.
+const intentColumns = `i.workflow_id, i.step, i.reservation_key, i.from_address, i.nonce, i.to_address,
+	i.value_wei, i.data, i.gas, i.tip_wei, i.max_fee_wei, i.state, i.reason`
+
+// nullIntent scans intentColumns, all NULL when a LEFT JOIN found no
+// intent.
+type nullIntent struct {
+	wf, step, reservation, from, to, value, tip, feeCap, state, reason sql.NullString
+	nonce, gas                                                         sql.NullInt64
+	data                                                               []byte
+}
+
+func (n *nullIntent) dest() []any {
+	return []any{&n.wf, &n.step, &n.reservation, &n.from, &n.nonce, &n.to, &n.value, &n.data, &n.gas, &n.tip, &n.feeCap,
+		&n.state, &n.reason}
+}
+
+// intent is the scanned intent of workflowID/step (ok false: none).
+func (n *nullIntent) intent(workflowID, step string) (in SignIntent, ok bool, err error) {
+	if !n.wf.Valid {
+		return SignIntent{}, false, nil
+	}
+	in = SignIntent{WorkflowID: n.wf.String, Step: n.step.String, Reservation: n.reservation.String,
+		From: common.HexToAddress(n.from.String), Nonce: uint64(n.nonce.Int64), To: common.HexToAddress(n.to.String),
+		Data: n.data, Gas: uint64(n.gas.Int64), State: n.state.String, Reason: n.reason.String}
+	for _, f := range []struct {
+		dst **big.Int
+		s   string
+	}{{&in.Value, n.value.String}, {&in.TipCap, n.tip.String}, {&in.FeeCap, n.feeCap.String}} {
+		v, ok := new(big.Int).SetString(f.s, 10)
+		if !ok {
+			return SignIntent{}, false, fmt.Errorf("intent of %s/%s: %q is not an amount of wei", workflowID, step, f.s)
+		}
+		*f.dst = v
+	}
+	return in, true, nil
+}
+
 // Get returns the step's signing intent, or ErrNoIntent.
 func (s *Intents) Get(ctx context.Context, workflowID, step string) (SignIntent, error) {
-	var in SignIntent
-	var from, to, value, tip, feeCap string
-	err := s.db.QueryRowContext(ctx, `SELECT workflow_id, step, reservation_key, from_address, nonce, to_address,
-		value_wei, data, gas, tip_wei, max_fee_wei, state, reason
-		FROM sign_intents WHERE chain=? AND workflow_id=? AND step=?`, s.chain, workflowID, step).Scan(
-		&in.WorkflowID, &in.Step, &in.Reservation, &from, &in.Nonce, &to, &value, &in.Data, &in.Gas, &tip, &feeCap,
-		&in.State, &in.Reason)
+	var n nullIntent
+	err := s.db.QueryRowContext(ctx, `SELECT `+intentColumns+` FROM sign_intents i WHERE i.chain=? AND i.workflow_id=? AND i.step=?`,
+		s.chain, workflowID, step).Scan(n.dest()...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return SignIntent{}, fmt.Errorf("%s/%s: %w", workflowID, step, ErrNoIntent)
 	}
 	if err != nil {
 		return SignIntent{}, fmt.Errorf("reading the intent of %s/%s: %w", workflowID, step, err)
 	}
-	in.From, in.To = common.HexToAddress(from), common.HexToAddress(to)
-	for _, f := range []struct {
-		dst **big.Int
-		s   string
-	}{{&in.Value, value}, {&in.TipCap, tip}, {&in.FeeCap, feeCap}} {
-		n, ok := new(big.Int).SetString(f.s, 10)
-		if !ok {
-			return SignIntent{}, fmt.Errorf("intent of %s/%s: %q is not an amount of wei", workflowID, step, f.s)
-		}
-		*f.dst = n
+	in, _, err := n.intent(workflowID, step)
+	return in, err
+}
+
+// Begun reads, in one statement, what a step has stored towards its
+// transfer: its latest signed attempt (signed), and its signing intent
+// (begun). A new step has neither.
+func (s *Intents) Begun(ctx context.Context, workflowID, step string) (stx SignedTx, signed bool, in SignIntent, begun bool, err error) {
+	var sn struct {
+		wf, step, from, hash, state sql.NullString
+		attempt, nonce              sql.NullInt64
+		raw                         []byte
 	}
-	return in, nil
+	var n nullIntent
+	err = s.db.QueryRowContext(ctx, `SELECT s.workflow_id, s.step, s.attempt, s.from_address, s.nonce, s.tx_hash, s.raw, s.state, `+
+		intentColumns+` FROM (SELECT 1) one
+		LEFT JOIN (SELECT `+signedColumns+` FROM signed_txs WHERE chain=? AND workflow_id=? AND step=? ORDER BY attempt DESC LIMIT 1) s ON TRUE
+		LEFT JOIN sign_intents i ON i.chain=? AND i.workflow_id=? AND i.step=?`,
+		s.chain, workflowID, step, s.chain, workflowID, step).
+		Scan(append([]any{&sn.wf, &sn.step, &sn.attempt, &sn.from, &sn.nonce, &sn.hash, &sn.raw, &sn.state}, n.dest()...)...)
+	if err != nil {
+		return SignedTx{}, false, SignIntent{}, false, fmt.Errorf("reading what %s/%s stored: %w", workflowID, step, err)
+	}
+	if sn.wf.Valid {
+		stx, signed = SignedTx{WorkflowID: sn.wf.String, Step: sn.step.String, Attempt: int(sn.attempt.Int64),
+			From: common.HexToAddress(sn.from.String), Nonce: uint64(sn.nonce.Int64), Hash: common.HexToHash(sn.hash.String),
+			Raw: sn.raw, State: sn.state.String}, true
+	}
+	in, begun, err = n.intent(workflowID, step)
+	return stx, signed, in, begun, err
 }
 
 // Refuse records the signer's refusal of the step's intent: its nonce

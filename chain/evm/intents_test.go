@@ -85,3 +85,45 @@ func TestIntentsHoldTheirNonce(t *testing.T) {
 		t.Fatalf("AtNonce after Cancel: %+v, %v; want the filler", h, err)
 	}
 }
+
+// TestBegunReadsTheLatestAttemptAndTheIntent: what a step stored towards
+// its transfer, in one read: nothing for a new step, the intent alone, the
+// intent with its latest signed attempt, a signed attempt without an
+// intent (a step signed before intents were stored).
+func TestBegunReadsTheLatestAttemptAndTheIntent(t *testing.T) {
+	f := newChainFixture(t)
+	store, intents := f.BC.Store, evm.IntentsOf(f.BC.Store)
+	if _, signed, _, begun, err := intents.Begun(f.Ctx, "wf-begun", "transfer"); err != nil || signed || begun {
+		t.Fatalf("a new step: signed %v, begun %v, %v", signed, begun, err)
+	}
+	to := evmtest.Recipient
+	inner := &types.DynamicFeeTx{Nonce: 3, GasTipCap: big.NewInt(1e9), GasFeeCap: big.NewInt(2e9), Gas: 21_000, To: &to,
+		Value: big.NewInt(1)}
+	if err := intents.Insert(f.Ctx, nil, evm.IntentOf("wf-begun", "transfer", "res-b", f.Sender, inner)); err != nil {
+		t.Fatal(err)
+	}
+	_, signed, in, begun, err := intents.Begun(f.Ctx, "wf-begun", "transfer")
+	if err != nil || signed || !begun || in.Reservation != "res-b" || !reflect.DeepEqual(in.Tx(), inner) {
+		t.Fatalf("the intent alone: signed %v, begun %v, %+v, %v", signed, begun, in, err)
+	}
+	want, err := intents.Get(f.Ctx, "wf-begun", "transfer")
+	if err != nil || !reflect.DeepEqual(in, want) {
+		t.Fatalf("Begun's intent %+v, Get's %+v (%v)", in, want, err)
+	}
+	for attempt, feeCap := range []int64{2e9, 3e9} {
+		if _, err := store.Insert(f.Ctx, nil, "wf-begun", "transfer", attempt, f.Sender, f.SignedAt(3, feeCap)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stx, signed, _, begun, err := intents.Begun(f.Ctx, "wf-begun", "transfer")
+	latest, serr := store.Stored(f.Ctx, "wf-begun", "transfer")
+	if err != nil || serr != nil || !signed || !begun || stx.Attempt != 1 || !reflect.DeepEqual(stx, latest) {
+		t.Fatalf("signed: %+v signed %v begun %v (%v), Stored %+v (%v)", stx, signed, begun, err, latest, serr)
+	}
+	if _, err := store.Insert(f.Ctx, nil, "wf-old", "transfer", 0, f.Sender, f.SignedAt(4, 2e9)); err != nil {
+		t.Fatal(err)
+	}
+	if stx, signed, _, begun, err := intents.Begun(f.Ctx, "wf-old", "transfer"); err != nil || !signed || begun || stx.Nonce != 4 {
+		t.Fatalf("signed without an intent: %+v signed %v begun %v (%v)", stx, signed, begun, err)
+	}
+}

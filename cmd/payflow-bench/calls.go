@@ -161,7 +161,7 @@ func (d callDelta) perPayment(payments int) string {
 	}
 	per := func(v float64) float64 { return v / float64(payments) }
 	return fmt.Sprintf("SQL statements %.1f (by process: %s; by kind: %s); node JSON-RPC calls %.1f in %.1f HTTP requests (%s); signer answers %.2f (%s)",
-		per(d.sum("sql")), d.top("sqlproc", payments, 6), d.top("sql", payments, 30),
+		per(d.sum("sql")), d.top("sqlproc", payments, 6), d.top("sql", payments, 60),
 		per(d.sum("rpc")), per(d.sum("http")), d.top("rpc", payments, 12),
 		per(d.sum("signer")), d.top("signer", payments, 3))
 }

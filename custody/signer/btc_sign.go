@@ -275,7 +275,7 @@ func (s *Signer) btcWallet(ctx context.Context, chain, address string) (uint32, 
 // a payment (checkPayout, as on an EVM chain), and that no other step
 // spends any of its inputs. It fills row's recipient and amount.
 func (s *Signer) checkFirstBTC(ctx context.Context, bc config.BTCChain, params *chaincfg.Params, fromScript []byte, r btcRequest, row *btcSigned) error {
-	res, err := s.reservationOf(ctx, r.step, r.From)
+	res, check, err := s.reservationOf(ctx, r.step, r.From)
 	if err != nil {
 		return err
 	}
@@ -301,7 +301,7 @@ func (s *Signer) checkFirstBTC(ctx context.Context, bc config.BTCChain, params *
 		taken = r.In
 	}
 	p := payment{Symbol: bc.Native.Symbol, Amount: decimal.New(taken, -btc.Decimals), Recipient: recipient.EncodeAddress()}
-	if err := s.checkPayout(ctx, bc.Assets(), res, p, func() error {
+	if err := s.checkPayout(ctx, bc.Assets(), res, check, p, func() error {
 		if err := s.btcReservationUsed(ctx, r.step); err != nil {
 			return err
 		}
@@ -416,7 +416,7 @@ func (s *Signer) checkReplacementBTC(ctx context.Context, params *chaincfg.Param
 		// Only a step that spends its reservation whole (signed so at
 		// attempt 0 into a managed wallet only) pays its higher fee from
 		// the output.
-		if res, err = s.heldReservation(ctx, first.Reservation); err != nil {
+		if res, _, err = s.heldReservation(ctx, first.Reservation); err != nil {
 			return err
 		}
 		if !spendsWhole(r, change, res) {
@@ -429,7 +429,7 @@ func (s *Signer) checkReplacementBTC(ctx context.Context, params *chaincfg.Param
 			r.step, row.FeeSats, prev.Attempt, prev.FeeSats)
 	}
 	if res.QueueID == "" {
-		if _, err := s.heldReservation(ctx, first.Reservation); err != nil {
+		if _, _, err := s.heldReservation(ctx, first.Reservation); err != nil {
 			return err
 		}
 	}

@@ -463,7 +463,7 @@ func gapFiller(st step, tx unsignedTx) bool {
 // checkFirst checks attempt 0 against its reservation (see
 // reservationOf and checkPayout).
 func (s *Signer) checkFirst(ctx context.Context, ch config.ChainConfig, st step, tx unsignedTx) error {
-	r, err := s.reservationOf(ctx, st, addr(tx.From))
+	r, v, err := s.reservationOf(ctx, st, addr(tx.From))
 	if err != nil {
 		return err
 	}
@@ -471,30 +471,31 @@ func (s *Signer) checkFirst(ctx context.Context, ch config.ChainConfig, st step,
 	if err != nil {
 		return err
 	}
-	return s.checkPayout(ctx, ch, r, p, func() error { return s.reservationUsed(ctx, st) })
+	return s.checkPayout(ctx, ch, r, v, p, func() error { return s.reservationUsed(ctx, st) })
 }
 
 // reservationOf reads the reservation a first attempt names and refuses
 // it unless it is held, on the step's chain, for wallet from, and names a
 // recipient. from is in the chain's canonical form (lowercase).
-func (s *Signer) reservationOf(ctx context.Context, st step, from string) (ledger.Reservation, error) {
+func (s *Signer) reservationOf(ctx context.Context, st step, from string) (ledger.Reservation, ledger.PayoutCheck, error) {
 	if st.Reservation == "" {
-		return ledger.Reservation{}, refuse(reasonNoReservation, "%s names no reservation: a first attempt pays out a held reservation", st)
+		return ledger.Reservation{}, ledger.PayoutCheck{}, refuse(reasonNoReservation,
+			"%s names no reservation: a first attempt pays out a held reservation", st)
 	}
-	r, err := s.heldReservation(ctx, st.Reservation)
+	r, v, err := s.heldReservation(ctx, st.Reservation)
 	if err != nil {
-		return r, err
+		return r, v, err
 	}
 	if !strings.EqualFold(r.Chain, st.Chain) {
-		return r, refuse(reasonReservationMismatch, "reservation %s holds money on %s, not on %s", r.QueueID, r.Chain, st.Chain)
+		return r, v, refuse(reasonReservationMismatch, "reservation %s holds money on %s, not on %s", r.QueueID, r.Chain, st.Chain)
 	}
 	if r.Address != from {
-		return r, refuse(reasonReservationMismatch, "reservation %s holds money of wallet %s, not of %s", r.QueueID, r.Address, from)
+		return r, v, refuse(reasonReservationMismatch, "reservation %s holds money of wallet %s, not of %s", r.QueueID, r.Address, from)
 	}
 	if r.Recipient == "" {
-		return r, refuse(reasonNoRecipient, "the reservation names no recipient: reservation %s cannot be paid out by the signer", r.QueueID)
+		return r, v, refuse(reasonNoRecipient, "the reservation names no recipient: reservation %s cannot be paid out by the signer", r.QueueID)
 	}
-	return r, nil
+	return r, v, nil
 }
 
 // checkPayout is the policy of a first attempt, the same on every chain
@@ -503,7 +504,8 @@ func (s *Signer) reservationOf(ctx context.Context, st step, from string) (ledge
 // recipient is not on the deny list (unless r is a held deposit returned to
 // its sender); used, the family's own record, says no other step paid with
 // r; and the approval and velocity policy of checkHeld allows it.
-func (s *Signer) checkPayout(ctx context.Context, ch config.ChainConfig, r ledger.Reservation, p payment, used func() error) error {
+func (s *Signer) checkPayout(ctx context.Context, ch config.ChainConfig, r ledger.Reservation, v ledger.PayoutCheck, p payment,
+	used func() error) error {
 	if e, listed := s.denyList.Check(p.Recipient); listed &&
 		!(ledger.IsHoldKey(r.QueueID) && strings.EqualFold(r.Recipient, p.Recipient)) {
 		return refuse(reasonRecipientBlocked, "recipient is blocked: %s is on the deny list (%s)", p.Recipient, e.Source)
@@ -515,7 +517,7 @@ func (s *Signer) checkPayout(ctx context.Context, ch config.ChainConfig, r ledge
 	if err := used(); err != nil {
 		return err
 	}
-	return s.checkHeld(ctx, ch, r)
+	return s.checkHeld(ctx, ch, r, v)
 }
 
 // checkHeld applies the approval and velocity policy to the payment that
@@ -532,16 +534,15 @@ func (s *Signer) checkPayout(ctx context.Context, ch config.ChainConfig, r ledge
 //   - one above the asset's approval threshold, or whose decision is over
 //     a limit, without an approval recorded in the audit trail by the
 //     payment's workflow (the reservation's key is its workflow id).
-func (s *Signer) checkHeld(ctx context.Context, ch config.ChainConfig, r ledger.Reservation) error {
+//
+// v is what the ledger holds of r's payout (its recipient's wallet, its
+// decision and the sums recomputed), read with r.
+func (s *Signer) checkHeld(ctx context.Context, ch config.ChainConfig, r ledger.Reservation, v ledger.PayoutCheck) error {
 	if ledger.IsHoldKey(r.QueueID) || (ch.ColdAddress != "" && strings.EqualFold(r.Recipient, ch.ColdAddress)) {
 		return nil
 	}
-	w, err := s.keys.wallets.Get(ctx, r.Chain, r.Recipient)
-	switch {
-	case err == nil && w.HasKey:
+	if v.RecipientHasKey {
 		return nil
-	case err != nil && !errors.Is(err, ledger.ErrWalletNotFound):
-		return err
 	}
 	asset, _ := ch.Asset(r.Symbol)
 	wl, rl := asset.VelocityLimits()
@@ -550,19 +551,13 @@ func (s *Signer) checkHeld(ctx context.Context, ch config.ChainConfig, r ledger.
 	if t, err := decimal.NewFromString(asset.ApprovalThreshold); err == nil && r.Amount.GreaterThan(t) {
 		held = append(held, fmt.Sprintf("%s %s is above the approval threshold %s", r.Amount, r.Symbol, asset.ApprovalThreshold))
 	}
-	d, decided, err := s.ledger.VelocityDecisionOf(ctx, r.QueueID)
-	if err != nil {
-		return err
-	}
+	d := v.Decision
 	switch {
-	case !decided && asset.HasVelocityLimit():
+	case !v.Decided && asset.HasVelocityLimit():
 		return refuse(reasonNoVelocityDecision, "reservation %s has no velocity decision, and %s on %s has velocity limits: "+
 			"a payment's decision is taken before its transfer is signed", r.QueueID, r.Symbol, r.Chain)
-	case decided && asset.HasVelocityLimit():
-		ws, rs, err := s.ledger.VelocitySums(ctx, r.QueueID)
-		if err != nil {
-			return err
-		}
+	case v.Decided && asset.HasVelocityLimit():
+		ws, rs := v.WalletSum, v.RecipientSum
 		overW, overR := ledger.VelocityOver(ws, rs, r.Amount, d.Recipient, limits)
 		if overW && !d.OverWallet {
 			return refuse(reasonVelocityMismatch, "reservation %s was decided within the velocity limits, but wallet %s sent %s %s "+
@@ -604,20 +599,21 @@ func (s *Signer) reservationUsed(ctx context.Context, st step) error {
 		st.Reservation, other.Step, other.WorkflowID, other.TxHash)
 }
 
-// heldReservation reads a reservation and refuses unless it is held.
-func (s *Signer) heldReservation(ctx context.Context, key string) (ledger.Reservation, error) {
-	r, err := s.ledger.GetReservation(ctx, key)
+// heldReservation reads a reservation with its payout check (one
+// statement), and refuses unless it is held.
+func (s *Signer) heldReservation(ctx context.Context, key string) (ledger.Reservation, ledger.PayoutCheck, error) {
+	r, v, err := s.ledger.GetPayoutCheck(ctx, key)
 	if errors.Is(err, ledger.ErrReservationNotFound) {
-		return r, refuse(reasonReservationNotFound, "reservation %s does not exist", key)
+		return r, v, refuse(reasonReservationNotFound, "reservation %s does not exist", key)
 	}
 	if err != nil {
-		return r, err
+		return r, v, err
 	}
 	if r.State != "held" {
-		return r, refuse(reasonReservationClosed, "reservation %s is %s, not held: its money is no longer there to pay", key, r.State)
+		return r, v, refuse(reasonReservationClosed, "reservation %s is %s, not held: its money is no longer there to pay", key, r.State)
 	}
 	r.Address = strings.ToLower(r.Address)
-	return r, nil
+	return r, v, nil
 }
 
 // checkReplacement checks attempt n > 0 against attempts n-1 and 0: the same
@@ -648,7 +644,7 @@ func (s *Signer) checkReplacement(ctx context.Context, st step, tx unsignedTx) (
 	if st.Reservation != "" && st.Reservation != first.Reservation {
 		return "", refuse(reasonReplacement, "%s names reservation %s, but attempt 0 paid out reservation %s", st, st.Reservation, first.Reservation)
 	}
-	if _, err := s.heldReservation(ctx, first.Reservation); err != nil {
+	if _, _, err := s.heldReservation(ctx, first.Reservation); err != nil {
 		return "", err
 	}
 	return first.Reservation, nil

@@ -21,6 +21,7 @@ func TestClassify(t *testing.T) {
 		{"UPDATE balances SET held = held + ? WHERE id = ?", "update", "balances"},
 		{"DELETE FROM sign_intents WHERE id = ?", "delete", "sign_intents"},
 		{"SELECT 1", "select", ""},
+		{"SELECT s.a FROM (SELECT 1) one LEFT JOIN (SELECT a FROM signed_txs WHERE x = ?) s ON TRUE", "select", "signed_txs"},
 		{"SAVEPOINT hook", "other", ""},
 		{"", "other", ""},
 	} {

@@ -183,7 +183,8 @@ func Classify(query string) (verb, table string) {
 	for i, w := range words {
 		switch strings.ToLower(w) {
 		case "from", "into", "update", "join":
-			if i+1 < len(words) && table == "" {
+			// FROM (SELECT …): the table is the subquery's.
+			if i+1 < len(words) && table == "" && !strings.EqualFold(words[i+1], "select") {
 				table = strings.ToLower(strings.Trim(words[i+1], "`"))
 				if j := strings.LastIndexByte(table, '.'); j >= 0 {
 					table = table[j+1:]

@@ -183,15 +183,15 @@ func (s *Signer) storedReplay(ctx context.Context, workflowID, step string) (evm
 // died, or the signer could not answer it), the intent signed and stored,
 // asked for exactly as before. ok is false when the step has neither.
 func (s *Signer) resume(ctx context.Context, workflowID, step string, from common.Address) (stx evm.SignedTx, ok bool, err error) {
-	if stx, err := s.storedReplay(ctx, workflowID, step); !errors.Is(err, chain.ErrNotSigned) {
-		return stx, err == nil, err
-	}
-	in, err := s.intents.Get(ctx, workflowID, step)
-	if errors.Is(err, evm.ErrNoIntent) {
-		return evm.SignedTx{}, false, nil
-	}
-	if err != nil {
+	stx, signed, in, begun, err := s.intents.Begun(ctx, workflowID, step) // one read for both
+	switch {
+	case err != nil:
 		return evm.SignedTx{}, false, err
+	case signed:
+		stx.Replayed = true
+		return stx, true, nil
+	case !begun:
+		return evm.SignedTx{}, false, nil
 	}
 	if in.From != from {
 		return evm.SignedTx{}, false, fmt.Errorf("step %s/%s was begun from %s, not %s", workflowID, step,
