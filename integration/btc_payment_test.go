@@ -252,6 +252,15 @@ func TestBTCStuckPaymentReplacedOneAttemptConfirms(t *testing.T) {
 	_, err := b.client.Tx(ctx, *h0)
 	require.True(t, btc.IsNotFound(err), "the first attempt left the pool: %v", err)
 
+	// The worker's gauges see it: BTC's node answers, and a payment is
+	// stuck (unconfirmed past the chain's confirm_timeout).
+	metricsURL := b.st.WorkerMetricsURLs()[0]
+	require.Eventually(t, func() bool {
+		m := scrape(t, metricsURL)
+		return m[`payflow_node_up{chain="BTC"}`] == 1 && m[`payflow_stuck_payments{chain="BTC"}`] >= 1 &&
+			m[`payflow_transfers_in_flight{chain="BTC"}`] >= 1 && m[`payflow_listener_head_block{chain="BTC"}`] > 0
+	}, time.Minute, time.Second, "payflow_stuck_payments counts the stuck BTC payment")
+
 	require.NoError(t, os.Remove(pause))
 	got := resp.Wait(t, qid, 1, 4*time.Minute)[0]
 	require.Equal(t, "1", fmt.Sprint(got.Body["status"]), "%v", got.Body["error"])
@@ -272,6 +281,12 @@ func TestBTCStuckPaymentReplacedOneAttemptConfirms(t *testing.T) {
 	time.Sleep(quietInterval)
 	require.Len(t, resp.Get(qid), 1, "answered once")
 	b.requireSetEqualsNode(t, ctx, db, hot)
+	// The attempt that lost is followed no more once the withdraw is done.
+	require.Eventually(t, func() bool {
+		var open int
+		return db.QueryRow("SELECT COUNT(*) FROM btc_tracked WHERE chain='BTC' AND workflow_id=? AND NOT done", wfID).Scan(&open) == nil &&
+			open == 0
+	}, 3*time.Minute, time.Second, "every attempt's tracking ends")
 }
 
 func (b *btcStack) mustTx(t *testing.T, ctx context.Context, txid string) *wire.MsgTx {

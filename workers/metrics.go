@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"log/slog"
 	"sync"
+	"time"
 
 	"go.temporal.io/sdk/client"
 
@@ -45,7 +46,7 @@ func runSampler(ctx context.Context, cfg config.Config, m *metrics.Metrics, db *
 	log *slog.Logger) (stop func(), err error) {
 	sc := metrics.SamplerConfig{Chains: chains, PaymentStep: workflows.PaymentTransferStep,
 		ConfirmTimeout: cfg.Payment.ConfirmTimeout.Duration}
-	samplerReadings(&sc, db, cfg.BTCChainNames()...)
+	samplerReadings(&sc, db, cfg)
 	s := metrics.NewSampler(sc, db, log)
 	if err := m.Register(s); err != nil {
 		return nil, err
@@ -59,10 +60,10 @@ func runSampler(ctx context.Context, cfg config.Config, m *metrics.Metrics, db *
 // samplerReadings wires the Sampler's readings of tables other packages own
 // to their owners' APIs: the ledger's wallets and reconciliations, the
 // activities' failing steps, the answers' outbox.
-func samplerReadings(sc *metrics.SamplerConfig, db *sql.DB, btcChains ...string) {
+func samplerReadings(sc *metrics.SamplerConfig, db *sql.DB, cfg config.Config) {
 	sc.Outbox = answers.New(db, nil, nil)
-	stats := chainStats{Stats: evm.NewStats(db), db: db, btc: map[string]bool{}}
-	for _, name := range btcChains {
+	stats := chainStats{Stats: evm.NewStats(db), db: db, cfg: cfg, btc: map[string]bool{}}
+	for _, name := range cfg.BTCChainNames() {
 		stats.btc[name] = true
 	}
 	sc.ChainStore = stats
@@ -75,13 +76,26 @@ func samplerReadings(sc *metrics.SamplerConfig, db *sql.DB, btcChains ...string)
 
 // chainStats is the sampler's ChainStore for chains of both families: an
 // EVM chain's readings from its tables (evm.Stats), a Bitcoin chain's
-// listener cursor from its scanner's kept blocks. A Bitcoin chain has no
-// nonce lanes, and its transfers in flight are not in the EVM tables (none
-// counted).
+// listener cursor from its scanner's kept blocks and its transfers in
+// flight from its tracked payments. A Bitcoin chain has no nonce lanes.
 type chainStats struct {
 	*evm.Stats
 	db  *sql.DB
+	cfg config.Config
 	btc map[string]bool // the Bitcoin chains, by name
+}
+
+// InFlight counts the chain's transfers in flight: a Bitcoin chain's from
+// its tracked payments, stuck after its own confirm_timeout.
+func (s chainStats) InFlight(ctx context.Context, chain, paymentStep string, stuckAfter time.Duration) (int64, time.Duration,
+	int64, error) {
+	if s.btc[chain] {
+		if d := s.cfg.ConfirmTimeout(chain); d > 0 {
+			stuckAfter = d
+		}
+		return btc.NewTracked(s.db, chain).InFlight(ctx, paymentStep, stuckAfter)
+	}
+	return s.Stats.InFlight(ctx, chain, paymentStep, stuckAfter)
 }
 
 // CursorBlock is the chain's listener (or scanner) cursor.

@@ -60,7 +60,7 @@ func TestNewMetricsInitsEveryChain(t *testing.T) {
 // stale or unsampled.
 func TestSamplerReadingsAreAllWired(t *testing.T) {
 	var sc metrics.SamplerConfig
-	samplerReadings(&sc, nil)
+	samplerReadings(&sc, nil, config.Config{})
 	v := reflect.ValueOf(sc)
 	funcs := 0
 	for i := range v.NumField() {

@@ -2,6 +2,7 @@ package btc
 
 import (
 	"context"
+	"time"
 
 	"payflow/chain"
 )
@@ -17,3 +18,7 @@ func (p *Payments) SignStoredUnspent(ctx context.Context, t chain.Transfer) (str
 	s, err := signAndStore(ctx, p, pl)
 	return s.TxID, err
 }
+
+// SetOwnerCheckEvery sets how often t asks whether the owner of a
+// transaction that is not mined still runs.
+func (t *Tracker) SetOwnerCheckEvery(d time.Duration) { t.ownerEvery = d }

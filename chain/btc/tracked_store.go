@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 )
 
 // Told is what the tracker last told a transaction's owner.
@@ -83,4 +84,23 @@ func (t *Tracked) Update(ctx context.Context, r TrackedTx, done bool) error {
 		return fmt.Errorf("recording what %s was told of %s: %w", r.WorkflowID, r.TxID, err)
 	}
 	return nil
+}
+
+// InFlight counts the chain's payments' transfers in flight (a step with
+// an attempt tracked and not yet told confirmed), the age of the oldest
+// such attempt, and the payments among them (step paymentStep) in flight
+// for longer than stuckAfter.
+func (t *Tracked) InFlight(ctx context.Context, paymentStep string, stuckAfter time.Duration) (n int64, oldest time.Duration,
+	stuck int64, err error) {
+	var oldestMicros float64
+	err = t.db.QueryRowContext(ctx, `SELECT COUNT(DISTINCT s.workflow_id, s.step),
+			COALESCE(TIMESTAMPDIFF(MICROSECOND, MIN(t.created_at), CURRENT_TIMESTAMP(6)), 0),
+			COUNT(DISTINCT IF(s.step = ? AND t.created_at < CURRENT_TIMESTAMP(6) - INTERVAL ? MICROSECOND, s.workflow_id, NULL))
+		FROM btc_tracked t JOIN btc_signed s ON s.chain = t.chain AND s.txid = t.txid
+		WHERE t.chain = ? AND NOT t.done AND NOT t.every_milestone`,
+		paymentStep, stuckAfter.Microseconds(), t.chain).Scan(&n, &oldestMicros, &stuck)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("counting transfers in flight: %w", err)
+	}
+	return n, time.Duration(max(oldestMicros, 0)) * time.Microsecond, stuck, nil
 }

@@ -28,14 +28,28 @@ type Tracker struct {
 	tracked       *Tracked
 	notify        chain.Notifier
 	log           *slog.Logger
+	// owners, when the notifier is also a chain.OwnerChecker, ends the
+	// tracking of a transaction that is not mined once its owner is gone
+	// (a replaced attempt, a deposit's transaction that never came back),
+	// asked at most every ownerCheckEvery per transaction; checked is when
+	// each was last asked.
+	owners     chain.OwnerChecker
+	checked    map[string]time.Time
+	ownerEvery time.Duration
 }
+
+// ownerCheckEvery is how often the tracker asks whether the owner of a
+// transaction that is not mined still runs.
+const ownerCheckEvery = time.Minute
 
 // NewTracker returns the tracker of c's chain.
 func NewTracker(confirmations int64, c *Client, tracked *Tracked, notify chain.Notifier, log *slog.Logger) (*Tracker, error) {
 	if confirmations < 1 {
 		return nil, fmt.Errorf("confirmations %d: at least 1", confirmations)
 	}
-	return &Tracker{confirmations: confirmations, c: c, tracked: tracked, notify: notify, log: log}, nil
+	owners, _ := notify.(chain.OwnerChecker)
+	return &Tracker{confirmations: confirmations, c: c, tracked: tracked, notify: notify, log: log, owners: owners,
+		checked: map[string]time.Time{}, ownerEvery: ownerCheckEvery}, nil
 }
 
 // Poll tells the owners of the open tracked transactions what changed. An
@@ -86,9 +100,11 @@ func (t *Tracker) follow(ctx context.Context, r TrackedTx) error {
 			return err
 		}
 	}
+	key := r.TxID + "/" + r.WorkflowID
 	if !mined {
-		return nil
+		return t.endIfOwnerGone(ctx, r, key)
 	}
+	delete(t.checked, key)
 	if r.Told == ToldNothing {
 		if r.Every {
 			if gone, err := tell(chain.MilestoneSeen, m.Height, m.BlockHash); gone || err != nil {
@@ -108,6 +124,34 @@ func (t *Tracker) follow(ctx context.Context, r TrackedTx) error {
 		return t.tracked.Update(ctx, r, true)
 	}
 	return nil
+}
+
+// endIfOwnerGone ends the tracking of r, not mined, when its owner no
+// longer runs: nothing will ever be told to it (a payment's replaced
+// attempt once the payment is decided; a deposit whose transaction never
+// came back). The first sight of r starts its clock; the owner is asked at
+// most every ownerCheckEvery.
+func (t *Tracker) endIfOwnerGone(ctx context.Context, r TrackedTx, key string) error {
+	if t.owners == nil {
+		return nil
+	}
+	last, seen := t.checked[key]
+	if !seen {
+		t.checked[key] = time.Now()
+		return nil
+	}
+	if time.Since(last) < t.ownerEvery {
+		return nil
+	}
+	t.checked[key] = time.Now()
+	running, err := t.owners.OwnerRunning(ctx, r.WorkflowID)
+	if err != nil || running {
+		return err
+	}
+	delete(t.checked, key)
+	t.log.Info("tracked transaction not mined and its owner is gone; tracking ends", "tx_hash", r.TxID,
+		"workflow_id", r.WorkflowID)
+	return t.tracked.Update(ctx, r, true)
 }
 
 // Run polls every interval until ctx ends, handing each failed poll's

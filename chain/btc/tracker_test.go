@@ -3,8 +3,10 @@ package btc_test
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -29,6 +31,13 @@ func (n *told) NotifyTx(_ context.Context, workflowID string, ev chain.TxEvent) 
 	}
 	n.got = append(n.got, workflowID+" "+string(ev.Milestone)+" "+ev.BlockHash)
 	return nil
+}
+
+// OwnerRunning: every owner runs but those in gone.
+func (n *told) OwnerRunning(_ context.Context, workflowID string) (bool, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return !n.gone[workflowID], nil
 }
 
 func (n *told) take() []string {
@@ -92,4 +101,43 @@ func TestTrackerTellsMilestones(t *testing.T) {
 	require.NoError(t, tracked.Track(ctx, dep, "deposit-1", true))
 	require.Equal(t, []string{"deposit-1 seen " + b1, "deposit-1 confirmed " + b1}, poll())
 	require.Empty(t, poll())
+}
+
+// TestTrackerEndsUnminedTransactionsOfGoneOwners: a transaction that is
+// never mined (a payment's replaced attempt, a deposit's transaction that
+// never came back) stops being followed once its owner is gone, after the
+// owner check's delay; one whose owner runs is followed on.
+func TestTrackerEndsUnminedTransactionsOfGoneOwners(t *testing.T) {
+	n := btctest.Start(t)
+	db := testDB(t, "btctrackergone")
+	ctx := context.Background()
+	tracked := btc.NewTracked(db, "BTC")
+	rec := &told{gone: map[string]bool{}}
+	tr, err := btc.NewTracker(2, n.Client, tracked, rec, slog.Default())
+	require.NoError(t, err)
+	tr.SetOwnerCheckEvery(10 * time.Millisecond)
+	replaced := strings.Repeat("ab", 32) // never known to the node
+	waiting := strings.Repeat("cd", 32)
+	require.NoError(t, tracked.Track(ctx, replaced, "withdraw-done", false))
+	require.NoError(t, tracked.Track(ctx, waiting, "withdraw-running", false))
+	open := func() []string {
+		rows, err := tracked.Open(ctx)
+		require.NoError(t, err)
+		var out []string
+		for _, r := range rows {
+			out = append(out, r.WorkflowID)
+		}
+		return out
+	}
+	require.NoError(t, tr.Poll(ctx))
+	time.Sleep(20 * time.Millisecond)
+	require.NoError(t, tr.Poll(ctx))
+	require.ElementsMatch(t, []string{"withdraw-done", "withdraw-running"}, open(), "both owners run")
+	rec.mu.Lock()
+	rec.gone["withdraw-done"] = true
+	rec.mu.Unlock()
+	time.Sleep(20 * time.Millisecond)
+	require.NoError(t, tr.Poll(ctx))
+	require.Equal(t, []string{"withdraw-running"}, open(), "the gone owner's attempt is no longer followed")
+	require.Empty(t, rec.take(), "nothing told")
 }
