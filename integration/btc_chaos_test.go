@@ -118,9 +118,10 @@ func TestBTCNodeKilledMidBurstLosesNothing(t *testing.T) {
 			forgot++
 		}
 	}
+	// What the node forgot, as far as the test sees it: payflow may have
+	// sent the payments of its emptied pool again already.
 	t.Logf("btcd killed at height %d with %d of %d withdraws answered; back at height %d, it knows %d of their %d transactions no more",
 		heightBefore, answered(), n, heightAfter, forgot, n)
-	require.Positive(t, forgot, "the kill made the node forget payments (its pool at least)")
 
 	for _, q := range qids {
 		got := resp.Wait(t, q, 1, 6*time.Minute)[0]
