@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/btcsuite/btcd/btcec/v2"
@@ -515,4 +516,80 @@ func TestBitcoinPaymentsToAListedRecipientAreRefused(t *testing.T) {
 	p, _ := e.build(e.coins(e.hot, 1, 11_000_000), []btc.Output{{Address: listed, Sats: 10_000_000}}, e.hot, 2, nil)
 	_, err = e.sig.SignBTC(context.Background(), btcRequest(res, "transfer", 0, res, e.hot, p))
 	e.requireRefused(err, res, "recipient_blocked", "recipient is blocked: "+listed+" is on the deny list (OFAC-SDN 2026-11-30)")
+}
+
+// TestConcurrentBitcoinRequests: 8 identical requests at once store one
+// signature and answer the 7 others with it, replayed; two steps racing
+// for one output get one signature between them.
+func TestConcurrentBitcoinRequests(t *testing.T) {
+	e := newBTCEnv(t)
+	ctx := context.Background()
+	to := e.outsider()
+	res := e.reserveBTC(e.hot, "0.25", to)
+	inputs := e.coins(e.hot, 1, 26_000_000)
+	p, _ := e.build(inputs, []btc.Output{{Address: to, Sats: 25_000_000}}, e.hot, 2, nil)
+	req := btcRequest(res, "transfer", 0, res, e.hot, p)
+
+	const n = 8
+	var wg sync.WaitGroup
+	answers := make([]signerapi.BTCSignResponse, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			answers[i], errs[i] = e.client.SignBTC(ctx, req)
+		}()
+	}
+	wg.Wait()
+	replayed := 0
+	for i := range n {
+		require.NoError(t, errs[i])
+		require.Equal(t, answers[0].Raw, answers[i].Raw, "every answer is the one stored transaction")
+		if answers[i].Replayed {
+			replayed++
+		}
+	}
+	require.Equal(t, n-1, replayed)
+	verdicts := map[string]int{}
+	for _, a := range e.auditOf(res) {
+		verdicts[a.Verdict]++
+	}
+	require.Equal(t, map[string]int{signerapi.VerdictSigned: 1, signerapi.VerdictReplayed: n - 1}, verdicts)
+
+	// Two steps, each with its own reservation, spend one output at once.
+	shared := e.coins(e.hot, 1, 6_000_000)
+	keys := []string{e.reserveBTC(e.hot, "0.05", to), e.reserveBTC(e.hot, "0.05", to)}
+	for i := range keys {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, _ := e.build(shared, []btc.Output{{Address: to, Sats: 5_000_000}}, e.hot, int64(2+i), nil)
+			_, errs[i] = e.client.SignBTC(ctx, btcRequest(keys[i], "transfer", 0, keys[i], e.hot, p))
+		}()
+	}
+	wg.Wait()
+	require.True(t, (errs[0] == nil) != (errs[1] == nil), "one of the two is signed: %v, %v", errs[0], errs[1])
+	for _, err := range errs[:2] {
+		if err != nil {
+			require.ErrorIs(t, err, signerapi.ErrRefused)
+			require.Contains(t, err.Error(), "spent by")
+		}
+	}
+}
+
+// TestASignerWithoutBTCChainsReloadsThem: a signer started before
+// btc_chains was written reads them at the first request that names one.
+func TestASignerWithoutBTCChainsReloadsThem(t *testing.T) {
+	var chains map[string]config.BTCChain
+	e := newBTCEnv(t, func(c *signer.Config) {
+		chains, c.BTCChains = c.BTCChains, nil
+		c.Reload = func() (config.Config, error) { return config.Config{BTCChains: chains}, nil }
+	})
+	to := e.outsider()
+	res := e.reserveBTC(e.hot, "0.1", to)
+	p, _ := e.build(e.coins(e.hot, 1, 11_000_000), []btc.Output{{Address: to, Sats: 10_000_000}}, e.hot, 2, nil)
+	_, err := e.client.SignBTC(context.Background(), btcRequest(res, "transfer", 0, res, e.hot, p))
+	require.NoError(t, err)
+	require.Contains(t, scrapeOf(t, e.client), `payflow_signer_requests_total{chain="BTC",verdict="signed"} 1`)
 }
