@@ -66,13 +66,13 @@ func (a *Activities) reserveGas(ctx context.Context, workflowID, step string, as
 	}
 	budget := new(big.Int).Mul(new(big.Int).SetUint64(gas), fee)
 	_, err = a.Ledger.Reserve(ctx, ledger.ReserveInput{QueueID: key, Chain: a.Chain, Address: strings.ToLower(from), Symbol: native,
-		Amount: chain.FromUnits(budget, config.NativeDecimals), WorkflowID: workflowID})
+		Amount: chain.FromUnits(budget, a.Assets.NativeScale()), WorkflowID: workflowID})
 	if errors.Is(err, ledger.ErrReservationMismatch) {
 		return nil // held before, at another fee
 	}
 	if errors.Is(err, ledger.ErrInsufficientFunds) {
 		return permanent(ErrTypeInsufficientGas, fmt.Errorf("%s cannot pay the gas of this transfer: it may cost up to %s %s: %w",
-			strings.ToLower(from), chain.FromUnits(budget, config.NativeDecimals), native, chain.ErrInsufficientGas))
+			strings.ToLower(from), chain.FromUnits(budget, a.Assets.NativeScale()), native, chain.ErrInsufficientGas))
 	}
 	return classify(err)
 }
@@ -90,7 +90,7 @@ func (a *Activities) gasBudgetFee(ctx context.Context) (*big.Int, error) {
 		return nil, err
 	}
 	fee := new(big.Int).Mul(maxFee, big.NewInt(2))
-	if limit := a.Assets.MaxFeeWei(); fee.Cmp(limit) > 0 {
+	if limit := a.Assets.FeeCap(); fee.Cmp(limit) > 0 {
 		fee = limit
 	}
 	return fee, nil
@@ -130,7 +130,7 @@ func (a *Activities) holdReplacementGas(ctx context.Context, workflowID, step st
 	if err != nil {
 		return err
 	}
-	most := chain.FromUnits(new(big.Int).Mul(new(big.Int).SetUint64(stx.Gas), a.Assets.MaxFeeWei()), config.NativeDecimals)
+	most := chain.FromUnits(new(big.Int).Mul(new(big.Int).SetUint64(stx.Gas), a.Assets.FeeCap()), a.Assets.NativeScale())
 	extra := most.Sub(first.Amount)
 	if extra.Sign() <= 0 {
 		return nil
@@ -204,7 +204,7 @@ func (a *Activities) gasSpends(ctx context.Context, in ChargeInput) ([]ledger.Sp
 			return nil, err
 		}
 		if mined {
-			spent = chain.FromUnits(fee, config.NativeDecimals)
+			spent = chain.FromUnits(fee, a.Assets.NativeScale())
 		}
 	}
 	if _, ok := held[replaceKey]; !ok {

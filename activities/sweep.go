@@ -10,7 +10,6 @@ import (
 	"github.com/shopspring/decimal"
 
 	"payflow/chain"
-	"payflow/config"
 	"payflow/ledger"
 	"payflow/protocol"
 )
@@ -295,8 +294,8 @@ func (a *Activities) sweepGasKeep(ctx context.Context, address string) (decimal.
 		}
 		gas += g
 	}
-	wei := new(big.Int).Mul(new(big.Int).SetUint64(gas), a.Assets.MaxFeeWei())
-	return chain.FromUnits(wei, config.NativeDecimals), nil
+	wei := new(big.Int).Mul(new(big.Int).SetUint64(gas), a.Assets.FeeCap())
+	return chain.FromUnits(wei, a.Assets.NativeScale()), nil
 }
 
 // tokenTransferGasCeiling is kept for a token sweep whose gas the node
@@ -341,7 +340,7 @@ func (a *Activities) CheckSweepGas(ctx context.Context, in SweepGasInput) (Sweep
 			if err != nil {
 				return SweepGasResult{}, classify(err)
 			}
-			need.Add(need, new(big.Int).Mul(new(big.Int).SetUint64(gas), a.Assets.MaxFeeWei()))
+			need.Add(need, new(big.Int).Mul(new(big.Int).SetUint64(gas), a.Assets.FeeCap()))
 			continue
 		}
 		tok, ok := a.Assets.Tokens[strings.ToUpper(it.Symbol)]
@@ -368,7 +367,7 @@ func (a *Activities) CheckSweepGas(ctx context.Context, in SweepGasInput) (Sweep
 		if err != nil {
 			return SweepGasResult{}, classify(err)
 		}
-		need.Add(need, new(big.Int).Mul(new(big.Int).SetUint64(gas), a.Assets.MaxFeeWei()))
+		need.Add(need, new(big.Int).Mul(new(big.Int).SetUint64(gas), a.Assets.FeeCap()))
 	}
 	have, err := a.Balances.Balance(ctx, "", from, nil)
 	if err != nil {
@@ -380,7 +379,7 @@ func (a *Activities) CheckSweepGas(ctx context.Context, in SweepGasInput) (Sweep
 		if err != nil {
 			return SweepGasResult{}, err
 		}
-		if units, err := chain.ToUnits(b.Available, config.NativeDecimals); err == nil && units.Cmp(have) < 0 {
+		if units, err := chain.ToUnits(b.Available, a.Assets.NativeScale()); err == nil && units.Cmp(have) < 0 {
 			have = units
 		}
 	}
@@ -419,7 +418,7 @@ func (a *Activities) SignTopUp(ctx context.Context, in TopUpInput) (TransferResu
 		// The top-up's value is the gas wallet's money: held until the chain
 		// decides, then moved to the deposit wallet (BookTopUp).
 		_, err := a.Ledger.Reserve(ctx, ledger.ReserveInput{QueueID: TopUpKey(in.WorkflowID, in.Step), Chain: a.Chain,
-			Address: strings.ToLower(in.From), Symbol: native.Symbol, Amount: chain.FromUnits(wei, config.NativeDecimals),
+			Address: strings.ToLower(in.From), Symbol: native.Symbol, Amount: chain.FromUnits(wei, a.Assets.NativeScale()),
 			WorkflowID: in.WorkflowID, Recipient: in.To})
 		if errors.Is(err, ledger.ErrInsufficientFunds) {
 			return TransferResult{}, permanent(ErrTypeInsufficientGas, fmt.Errorf("gas wallet %s cannot send %s wei: %w",
@@ -529,7 +528,7 @@ func (a *Activities) CreditSweep(ctx context.Context, in SweepCreditInput) error
 // sweep, keyed like a native deposit (chain, tx_hash, chain.NativeLogIndex).
 // A transaction that is not that payment fails with ErrTypeInvalidRequest.
 func (a *Activities) creditNativeSweep(ctx context.Context, in SweepCreditInput) error {
-	units, err := chain.ToUnits(in.Amount.Decimal, config.NativeDecimals)
+	units, err := chain.ToUnits(in.Amount.Decimal, a.Assets.NativeScale())
 	if err != nil {
 		return classify(err)
 	}

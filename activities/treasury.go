@@ -194,7 +194,7 @@ func (a *Activities) reserveTreasury(ctx context.Context, in SweepReserveInput) 
 		if err != nil {
 			return SweepReserveResult{}, classify(err)
 		}
-		keep = chain.FromUnits(new(big.Int).Mul(new(big.Int).SetUint64(gas), a.Assets.MaxFeeWei()), config.NativeDecimals)
+		keep = chain.FromUnits(new(big.Int).Mul(new(big.Int).SetUint64(gas), a.Assets.FeeCap()), a.Assets.NativeScale())
 	}
 	// The tier may move between the read and the reservation (a payment, a
 	// deposit sweep): read again and retry a few times.
@@ -287,5 +287,5 @@ func (a *Activities) bookFromCold(ctx context.Context, in CreditInput) error {
 		return nil
 	}
 	return debit("cold-gas:"+in.Chain+":"+strings.ToLower(in.TxHash), a.Assets.Native.Symbol,
-		chain.FromUnits(fee, config.NativeDecimals))
+		chain.FromUnits(fee, a.Assets.NativeScale()))
 }

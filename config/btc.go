@@ -3,8 +3,10 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/shopspring/decimal"
 
@@ -47,6 +49,10 @@ type BTCChain struct {
 	// payflow-signer signs a payment or its replacement at (0 or absent:
 	// DefaultMaxFeeRate); at least FeeRate.
 	MaxFeeRate int64 `json:"max_fee_rate,omitempty"`
+	// ConfirmTimeout: a payment on this chain not confirmed within it is
+	// replaced at a higher fee rate (BIP125); 0 or absent:
+	// payment.confirm_timeout.
+	ConfirmTimeout Duration `json:"confirm_timeout,omitzero"`
 
 	// RPCUser and RPCPassword are the node's credentials, from the
 	// environment or RPCCredentialsFile (never from the config file).
@@ -91,7 +97,18 @@ func (b *BTCChain) UnmarshalJSON(data []byte) error {
 // Assets is the chain's assets as the family-neutral code reads a chain's
 // (its native coin alone, with its 8 decimals, and its confirmations).
 func (b BTCChain) Assets() ChainConfig {
-	return ChainConfig{ConfirmHeight: b.Confirmations, Native: b.Native, CollectionAddress: b.CollectionAddress}
+	return ChainConfig{ConfirmHeight: b.Confirmations, Native: b.Native, CollectionAddress: b.CollectionAddress,
+		feeCap: big.NewInt(b.MaxFeeRate)}
+}
+
+// ConfirmTimeout is how long a payment on chain name waits for its
+// confirmations before it is replaced: the Bitcoin chain's own
+// confirm_timeout when it states one, else payment.confirm_timeout.
+func (c Config) ConfirmTimeout(name string) time.Duration {
+	if b, ok := c.BTCChain(name); ok && b.ConfirmTimeout.Duration > 0 {
+		return b.ConfirmTimeout.Duration
+	}
+	return c.Payment.ConfirmTimeout.Duration
 }
 
 // BTCEnv names the environment variables of chain name's node credentials.

@@ -234,6 +234,10 @@ type ChainConfig struct {
 	// coin state their own (Token.SweepThreshold, NativeCoin.SweepThreshold).
 	// Kept only so that Validate can name the fields that replace it.
 	SweepThreshold string `json:"sweep_threshold,omitempty"`
+
+	// feeCap is FeeCap for a chain that does not price in gwei (a Bitcoin
+	// chain's, set by BTCChain.Assets).
+	feeCap *big.Int
 }
 
 // Asset is one symbol a chain moves: a token, or the native coin (Native,
@@ -318,6 +322,25 @@ func (c ChainConfig) TokenByAddress(address string) (string, Token, bool) {
 		}
 	}
 	return "", Token{}, false
+}
+
+// FeeCap is the most one unit of a transfer's size may cost, in the native
+// coin's base units: an EVM chain's MaxFeeWei (wei per gas), a Bitcoin
+// chain's max_fee_rate (satoshis per virtual byte).
+func (c ChainConfig) FeeCap() *big.Int {
+	if c.feeCap != nil {
+		return new(big.Int).Set(c.feeCap)
+	}
+	return c.MaxFeeWei()
+}
+
+// NativeScale is the native coin's decimals: 18 on an EVM chain, 8 on a
+// Bitcoin chain.
+func (c ChainConfig) NativeScale() int32 {
+	if c.Native.Decimals != 0 {
+		return c.Native.Decimals
+	}
+	return NativeDecimals
 }
 
 // MaxFeeWei is MaxFeeGwei in wei.

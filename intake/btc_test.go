@@ -21,7 +21,7 @@ import (
 func btcFixture(t *testing.T) (*fixture, string, string) {
 	t.Helper()
 	f := newFixture(t)
-	f.cfg.BTCChains = map[string]config.BTCChain{"BTC": {Network: "simnet", Confirmations: 1,
+	f.cfg.BTCChains = map[string]config.BTCChain{"BTC": {Network: "simnet", Confirmations: 1, ConfirmTimeout: config.Duration{Duration: 45 * time.Second},
 		Native: config.NativeCoin{Symbol: "BTC", Decimals: 8, ApprovalThreshold: "2", SweepThreshold: "3"}}}
 	f.in = New(f.cfg, f.tc, f.pub, f.in.log)
 	params, _ := btc.Params("simnet")
@@ -95,17 +95,17 @@ func TestBTCTopupWatchesABech32Address(t *testing.T) {
 	}
 }
 
-// TestBTCPaymentsRefusedUntilServed: a well-formed withdraw or pay on BTC
-// is refused (status=0, its answer's workflow on BTC's queue) saying
-// payments on BTC are not served yet; 9 decimals are refused for that.
-func TestBTCPaymentsRefusedUntilServed(t *testing.T) {
+// TestBTCPaymentsStartOnTheChainsQueue: a well-formed withdraw or pay on
+// BTC starts its payment on BTC's task queue with the chain's own
+// confirm_timeout (the replacement delay); 9 decimals are refused.
+func TestBTCPaymentsStartOnTheChainsQueue(t *testing.T) {
 	f, from, to := btcFixture(t)
 	for _, c := range []struct {
 		flow         protocol.Flow
 		amount, want string
 	}{
-		{protocol.FlowWithdraw, "0.12345678", "payments on BTC are not served yet"},
-		{protocol.FlowPay, "1", "payments on BTC are not served yet"},
+		{protocol.FlowWithdraw, "0.12345678", ""},
+		{protocol.FlowPay, "1", ""},
 		{protocol.FlowWithdraw, "0.123456789", "has more than 8 decimals"},
 	} {
 		qid := stacktest.RandomID("it-btc-")
@@ -117,18 +117,24 @@ func TestBTCPaymentsRefusedUntilServed(t *testing.T) {
 		if err := f.handle(c.flow, f.sign(m)); err != nil {
 			t.Fatal(err)
 		}
-		if f.exists(PaymentWorkflowID(c.flow, qid)) {
-			t.Fatalf("a payment on BTC was started to pay")
-		}
-		if r := f.answer(qid); r.Status != protocol.StatusFailed || !strings.Contains(r.Error, c.want) {
+		id := PaymentWorkflowID(c.flow, qid)
+		if c.want == "" {
+			in, ok := f.started(id)
+			if !ok || in.Refused != "" {
+				t.Fatalf("%s %s: not started to pay (%q)", c.flow, c.amount, in.Refused)
+			}
+			if want := f.cfg.ConfirmTimeout("BTC"); in.ConfirmTimeout != want {
+				t.Errorf("confirm timeout %s, want the chain's %s", in.ConfirmTimeout, want)
+			}
+		} else if r := f.answer(qid); r.Status != protocol.StatusFailed || !strings.Contains(r.Error, c.want) {
 			t.Errorf("%s %s: status %d error %q, want %q", c.flow, c.amount, r.Status, r.Error, c.want)
 		}
-		desc, err := f.tc.DescribeWorkflowExecution(context.Background(), PaymentWorkflowID(c.flow, qid), "")
+		desc, err := f.tc.DescribeWorkflowExecution(context.Background(), id, "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if q := desc.GetExecutionConfig().GetTaskQueue().GetName(); q != f.cfg.Temporal.TaskQueue+".BTC" {
-			t.Errorf("the refusal runs on %q", q)
+			t.Errorf("the payment runs on %q", q)
 		}
 	}
 }

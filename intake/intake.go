@@ -96,16 +96,6 @@ func (i *Intake) CanonicalAddress(chain, s string) (string, string, bool) {
 	return i.cfg.CanonicalAddress(chain, s)
 }
 
-// checkServed refuses a payment on a chain whose family cannot pay yet (a
-// Bitcoin chain: payflow-signer signs no Bitcoin transaction yet): answered
-// status=0 at once, never left waiting.
-func (i *Intake) checkServed(req protocol.PaymentRequest) error {
-	if i.cfg.Family(req.Chain) == config.FamilyBTC {
-		return fmt.Errorf("%w: payments on %s are not served yet", protocol.ErrInvalidRequest, req.Chain)
-	}
-	return nil
-}
-
 // checkRecipient refuses, before anything is signed, a recipient that must
 // not receive: the zero address, or the contract of a configured token (a
 // transfer there is lost or reverts, and its gas is spent for nothing).
@@ -149,9 +139,6 @@ func (i *Intake) HandlePayment(flow protocol.Flow) rmq.Handler {
 		if err == nil {
 			err = i.checkRecipient(req)
 		}
-		if err == nil {
-			err = i.checkServed(req)
-		}
 		if err != nil {
 			return i.rejectPayment(ctx, flow, d, env, err)
 		}
@@ -161,7 +148,7 @@ func (i *Intake) HandlePayment(flow protocol.Flow) rmq.Handler {
 
 func (i *Intake) startPayment(ctx context.Context, flow protocol.Flow, d amqp.Delivery, req protocol.PaymentRequest) error {
 	req.Sign = "" // not needed downstream; keep payloads lean
-	in := workflows.PaymentInput{Request: req, ConfirmTimeout: i.cfg.Payment.ConfirmTimeout.Duration,
+	in := workflows.PaymentInput{Request: req, ConfirmTimeout: i.cfg.ConfirmTimeout(req.Chain),
 		ApprovalThreshold: i.approvalThreshold(req), ApprovalTimeout: i.cfg.Payment.ApprovalTimeout.Duration}
 	return i.start(ctx, flow, in, req.Digest())
 }

@@ -233,30 +233,18 @@ func TestBTCTopupAddressOfAnotherFamilyRefused(t *testing.T) {
 	require.False(t, ok)
 }
 
-// TestBTCPaymentsRefused: a withdraw and a pay on BTC, well formed (bech32
-// addresses, 8 decimals), are answered status=0 at once: payflow does not
-// pay on Bitcoin yet. An amount with 9 decimals is refused for that.
-func TestBTCPaymentsRefused(t *testing.T) {
+// TestBTCPaymentWithTooManyDecimalsRefused: a withdraw of 9 decimals on
+// BTC is answered status=0 at once, saying so.
+func TestBTCPaymentWithTooManyDecimalsRefused(t *testing.T) {
 	b := loadBTC(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	addrs := b.derivedAddresses(t, ctx, 2)
-	for _, c := range []struct {
-		flow, key, queue, amount, extra, want string
-	}{
-		{"withdraw", "pay.withdraw.routing.key", "pay.withdraw.return.queue", "0.12345678", "", "payments on BTC are not served yet"},
-		{"pay", "pay.auto.routing.key", "pay.auto.return.queue", "0.5", `,"order_id":"o-1"`, "payments on BTC are not served yet"},
-		{"withdraw", "pay.withdraw.routing.key", "pay.withdraw.return.queue", "0.123456789", "", "has more than 8 decimals"},
-	} {
-		resp := b.st.Collect(t, c.queue, "queue_id")
-		qid := fmt.Sprintf("btc-%s-%d", c.flow, time.Now().UnixNano())
-		body := fmt.Sprintf(`{"queue_id":%q,"from_address":%q,"to_address":%q,"amount":%s,"chain":"BTC","symbol":"BTC","timestamp":%d%s}`,
-			qid, addrs[0], addrs[1], c.amount, time.Now().Unix(), c.extra)
-		b.st.Publish(t, c.key, []byte(body), true)
-		got := resp.Wait(t, qid, 1, time.Minute)[0]
-		require.Equal(t, "0", fmt.Sprint(got.Body["status"]), "%s %s", c.flow, c.amount)
-		require.Contains(t, fmt.Sprint(got.Body["error"]), c.want)
-	}
+	resp := b.st.Collect(t, withdrawResp, "queue_id")
+	qid := b.publishPayment(t, "withdraw", addrs[0], addrs[1], "0.123456789")
+	got := resp.Wait(t, qid, 1, time.Minute)[0]
+	require.Equal(t, "0", fmt.Sprint(got.Body["status"]))
+	require.Contains(t, fmt.Sprint(got.Body["error"]), "has more than 8 decimals")
 }
 
 // TestBTCTopupDepositReorganisedBackToWaiting: a deposit told seen (one
@@ -376,9 +364,10 @@ func json2uint(t *testing.T, v any) uint64 {
 }
 
 // TestBTCNodeDownDelaysOnlyBTC: with btcd stopped, a withdraw on ETH is
-// paid and answered, and a pay on BTC is still refused at once (status=0:
-// its refusal needs no node); a topup on BTC waits, and once btcd is back
-// its watch begins and a deposit to it is announced 2 then 1 and credited.
+// paid and answered, while a pay on BTC from the hot wallet waits
+// unanswered and a topup on BTC waits too; once btcd is back the pay is
+// paid (status=1, once), the topup's watch begins and a deposit to it is
+// announced 2 then 1 and credited.
 func TestBTCNodeDownDelaysOnlyBTC(t *testing.T) {
 	b := loadBTC(t)
 	st := b.st
@@ -398,17 +387,15 @@ func TestBTCNodeDownDelaysOnlyBTC(t *testing.T) {
 	tresp := st.Collect(t, topupResp, "address")
 	stack("stop-btcd")
 
-	paid, refused := stacktest.RandomID("it-btc-down-eth-"), stacktest.RandomID("it-btc-down-pay-")
+	paid, delayed := stacktest.RandomID("it-btc-down-eth-"), stacktest.RandomID("it-btc-down-pay-")
 	st.Publish(t, withdrawKey, chainWithdrawBody(paid, hotWallet(t, st), stacktest.RandomAddress(), "0.5", "ETH", "USDT"), true)
 	st.Publish(t, "pay.auto.routing.key", []byte(fmt.Sprintf(
 		`{"queue_id":%q,"from_address":%q,"to_address":%q,"amount":0.1,"chain":"BTC","symbol":"BTC","order_id":"o-1","timestamp":%d}`,
-		refused, addr[0], addr[1], time.Now().Unix())), true)
+		delayed, btcWallet(t, st.DB(t), "hot"), b.externalAddress(t), time.Now().Unix())), true)
 	st.Publish(t, topupKey, []byte(fmt.Sprintf(`{"chain":"BTC","symbol":"BTC","address":%q,"timestamp":%d}`, addr[0],
 		time.Now().Unix())), true)
 	require.Equal(t, "1", status(wresp.Wait(t, paid, 1, responseWait)[0]), "ETH is paid while btcd is down")
-	got := presp.Wait(t, refused, 1, responseWait)[0]
-	require.Equal(t, "0", status(got))
-	require.Contains(t, fmt.Sprint(got.Body["error"]), "payments on BTC are not served yet")
+	require.Empty(t, presp.Get(delayed), "the BTC pay waits for its node")
 	watched := btc.NewWatched(st.DB(t), "BTC")
 	ok, err := watched.IsWatched(ctx, addr[0])
 	require.NoError(t, err)
@@ -421,6 +408,8 @@ func TestBTCNodeDownDelaysOnlyBTC(t *testing.T) {
 	}, 2*time.Minute, 200*time.Millisecond, "the topup is watched once btcd is back")
 	tx, err := b.faucet.Pay(ctx, addr[0], 2_500_000)
 	require.NoError(t, err)
+	got := presp.Wait(t, delayed, 1, 4*time.Minute)[0]
+	require.Equal(t, "1", status(got), "the BTC pay is paid once its node is back: %v", got.Body["error"])
 	deps := tresp.Wait(t, addr[0], 2, 3*time.Minute)
 	require.Equal(t, []string{"2", "1"}, []string{status(deps[0]), status(deps[1])})
 	for _, d := range deps {

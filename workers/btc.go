@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,13 +13,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/btcsuite/btcd/wire"
 	"go.temporal.io/sdk/worker"
 
 	"payflow/activities"
 	"payflow/audit"
+	"payflow/chain"
 	"payflow/chain/btc"
 	"payflow/chain/lease"
 	"payflow/config"
+	"payflow/custody/signerapi"
 	"payflow/intake"
 	"payflow/ledger"
 	"payflow/workflows"
@@ -82,14 +89,23 @@ func (s chainShared) serveBTC(ctx context.Context, name string) error {
 			}
 			// StartHeight counts only at the very first start (no kept
 			// blocks): deposits count from the head then.
+			set := btc.NewWatchSet(client.Params())
+			own := newOwnOutputs(s.db, s.wallets, name, set)
+			if err := own.refresh(ctx); err != nil {
+				return err
+			}
 			scanner, err := btc.NewScanner(btc.ScannerConfig{Confirmations: confirmations, StartHeight: head},
-				client, btc.NewWatchSet(client.Params()), btc.NewBlocks(s.db, name), watched)
+				client, set, btc.NewBlocks(s.db, name), watched)
 			if err != nil {
 				return fmt.Errorf("setting up the scanner: %w", err)
 			}
 			return runTogether(ctx, func(ctx context.Context) error {
 				scanner.Run(ctx, btcPoll, func(ctx context.Context, evs []btc.Event) error {
-					return sink.HandleSeen(ctx, seenDeposits(evs))
+					deposits, err := own.apply(ctx, evs)
+					if err != nil {
+						return err
+					}
+					return sink.HandleSeen(ctx, seenDeposits(deposits))
 				}, func(err error) { log.Warn("scanning the chain", "err", err) })
 				return nil
 			}, func(ctx context.Context) error {
@@ -105,14 +121,18 @@ func (s chainShared) serveBTC(ctx context.Context, name string) error {
 	led := ledger.New(s.db)
 	defer led.Drain() // after w.Stop: the activities' postings are committed before the DB closes
 	w := worker.New(s.tc, queue, opts)
-	// Withdraw and Pay only answer the requests intake refused.
 	for _, wf := range []any{workflows.Topup, workflows.Deposit, workflows.Withdraw, workflows.Pay} {
 		w.RegisterWorkflow(wf)
+	}
+	payments, err := btc.NewPayments(name, s.db, client, tracked, psbtSigner{s.btcSigner},
+		btc.FeeConfig{Rate: b.FeeRate, MaxRate: b.MaxFeeRate})
+	if err != nil {
+		return fmt.Errorf("%w: btc_chains.%s: %v", config.ErrInvalid, name, err)
 	}
 	w.RegisterActivity(&activities.Activities{
 		Chain: name, Assets: b.Assets(), Collection: b.CollectionAddress, Confirmations: uint64(confirmations),
 		Responses: workflows.ResponseQueues(s.cfg.RMQ), Metrics: s.m,
-		DB: s.db, Transfers: btc.NewTransfers(tracked), Reads: btc.NewReads(client, watched),
+		DB: s.db, Transfers: payments, Fees: payments, Balances: payments, Reads: btc.NewReads(client, watched),
 		Ledger: led, Wallets: s.wallets, Publisher: s.pub, Screen: s.deny, Holds: s.holds, Audit: audit.New(s.db),
 		History: s.tc,
 	})
@@ -165,4 +185,117 @@ func awaitBTC(ctx context.Context, name string, b config.BTCChain, c *btc.Client
 		case <-time.After(delay):
 		}
 	}
+}
+
+// btcSignerAPI is what a Bitcoin chain asks payflow-signer
+// (*signerapi.Client).
+type btcSignerAPI interface {
+	SignBTC(ctx context.Context, req signerapi.BTCSignRequest) (signerapi.BTCSignResponse, error)
+}
+
+// psbtSigner has payflow-signer sign a planned attempt: the PSBT goes as
+// base64, the finalised transaction comes back as hex. A refusal (asking
+// again changes nothing) is chain.ErrSignerRefused with the signer's
+// reason; an unavailable signer is retried.
+type psbtSigner struct{ api btcSignerAPI }
+
+func (p psbtSigner) SignPSBT(ctx context.Context, req btc.SignRequest) (*wire.MsgTx, error) {
+	if p.api == nil {
+		return nil, errors.New("no signer configured")
+	}
+	var buf bytes.Buffer
+	if err := req.Packet.Serialize(&buf); err != nil {
+		return nil, fmt.Errorf("serialising the PSBT: %w", err)
+	}
+	resp, err := p.api.SignBTC(ctx, signerapi.BTCSignRequest{Chain: req.Chain, WorkflowID: req.WorkflowID, Step: req.Step,
+		Attempt: req.Attempt, Reservation: req.Reservation, From: req.From, PSBT: base64.StdEncoding.EncodeToString(buf.Bytes())})
+	if signerapi.Permanent(err) {
+		return nil, fmt.Errorf("%w: %s", chain.ErrSignerRefused, signerapi.Reason(err))
+	}
+	if err != nil {
+		return nil, err
+	}
+	raw, err := hex.DecodeString(resp.Raw)
+	if err != nil {
+		return nil, fmt.Errorf("the signer's transaction is not hex: %w", err)
+	}
+	tx := new(wire.MsgTx)
+	if err := tx.Deserialize(bytes.NewReader(raw)); err != nil {
+		return nil, fmt.Errorf("decoding the signer's transaction: %w", err)
+	}
+	return tx, nil
+}
+
+// ownOutputs keeps the UTXO set of a Bitcoin chain's managed wallets from
+// the scanner's events: every output paying a managed wallet is added
+// (unconfirmed), made spendable once confirmed and taken back by a
+// reorganisation. The scanner watches the managed wallets beside the topup
+// addresses; refresh adds wallets registered since the last call.
+type ownOutputs struct {
+	chain   string
+	wallets *ledger.Wallets
+	utxos   *btc.UTXOs
+	signed  *btc.SignedTxs
+	set     *btc.WatchSet
+	managed map[string]bool
+	cursor  int64
+}
+
+func newOwnOutputs(db *sql.DB, wallets *ledger.Wallets, chainName string, set *btc.WatchSet) *ownOutputs {
+	return &ownOutputs{chain: chainName, wallets: wallets, utxos: btc.NewUTXOs(db, chainName), signed: btc.NewSignedTxs(db, chainName),
+		set: set, managed: map[string]bool{}}
+}
+
+// refresh watches the managed wallets registered since the last call.
+func (o *ownOutputs) refresh(ctx context.Context) error {
+	for {
+		addrs, last, err := o.wallets.AddressesAfter(ctx, o.chain, o.cursor, 500)
+		if err != nil {
+			return err
+		}
+		for _, a := range addrs {
+			canon, err := o.set.Add(a)
+			if err != nil {
+				continue // not an address of this network: nothing to watch
+			}
+			o.managed[canon] = true
+		}
+		o.cursor = last
+		if len(addrs) < 500 {
+			return nil
+		}
+	}
+}
+
+// apply records the events of managed wallets' outputs in the UTXO set and
+// returns the events the deposit starter takes: all but the change of
+// payflow's own payments (an output back to the wallet that paid, which
+// the ledger never debited). A payment to another managed wallet is a
+// deposit there, booked as one.
+func (o *ownOutputs) apply(ctx context.Context, evs []btc.Event) ([]btc.Event, error) {
+	if err := o.refresh(ctx); err != nil {
+		return nil, err
+	}
+	var mine, deposits []btc.Event
+	for _, e := range evs {
+		if o.managed[e.Address] {
+			mine = append(mine, e)
+		}
+	}
+	if err := o.utxos.Apply(ctx, mine); err != nil {
+		return nil, err
+	}
+	for _, e := range evs {
+		if e.Kind == btc.DepositSeen && o.managed[e.Address] {
+			paid, err := o.signed.ByTxID(ctx, e.TxID)
+			if err == nil && paid.From == e.Address {
+				continue // change
+			}
+			if err != nil && !errors.Is(err, chain.ErrNotSigned) {
+				return nil, err
+			}
+		}
+		deposits = append(deposits, e)
+	}
+	return deposits, nil
 }

@@ -165,7 +165,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	// the worker goes on serving the others.
 	host, _ := os.Hostname()
 	holder := fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano())
-	shared := chainShared{cfg: cfg, db: db, wallets: ledger.NewWallets(db, nil), signer: signer, tc: tc, pub: pub, m: m,
+	shared := chainShared{cfg: cfg, db: db, wallets: ledger.NewWallets(db, nil), signer: signer, btcSigner: signer, tc: tc, pub: pub, m: m,
 		holder: holder, log: log, deny: deny, holds: heldDeposits}
 	var chains sync.WaitGroup
 	chains.Go(func() {
@@ -192,13 +192,15 @@ type chainShared struct {
 	db      *sql.DB
 	wallets *ledger.Wallets
 	signer  send.TxSigner // payflow-signer
-	tc      client.Client
-	pub     *rmq.Publisher
-	m       *metrics.Metrics
-	holder  string // this process, as a lease holder
-	log     *slog.Logger
-	deny    *denylist.Screen
-	holds   *holds.Store
+	// btcSigner is payflow-signer's Bitcoin route.
+	btcSigner btcSignerAPI
+	tc        client.Client
+	pub       *rmq.Publisher
+	m         *metrics.Metrics
+	holder    string // this process, as a lease holder
+	log       *slog.Logger
+	deny      *denylist.Screen
+	holds     *holds.Store
 }
 
 // serveChain runs one chain's services until ctx ends. It first waits for

@@ -24,6 +24,11 @@ type SignedTx struct {
 	FeeRate, Fee int64
 	// State is "signed" until a node has accepted it, then "sent".
 	State string
+	// From and VSize: the paying wallet and the transaction's virtual size,
+	// from the attempt's plan (empty and 0 for an attempt stored without
+	// one).
+	From  string
+	VSize int
 }
 
 // Tx decodes the stored transaction.
@@ -63,13 +68,21 @@ func (t *SignedTxs) Store(ctx context.Context, tx *wire.MsgTx, s SignedTx) (Sign
 	return t.attempt(ctx, s.WorkflowID, s.Step, s.Attempt)
 }
 
-const signedColumns = "workflow_id, step, attempt, txid, raw, fee_rate, fee, state"
+const signedColumns = "s.workflow_id, s.step, s.attempt, s.txid, s.raw, s.fee_rate, s.fee, s.state, COALESCE(p.from_address, ''), COALESCE(p.vsize, 0)"
+
+// signedFrom joins each attempt to its plan.
+const signedFrom = ` FROM btc_signed s LEFT JOIN btc_plans p
+	ON p.chain = s.chain AND p.workflow_id = s.workflow_id AND p.step = s.step AND p.attempt = s.attempt`
+
+func scanSigned(row interface{ Scan(...any) error }) (SignedTx, error) {
+	var s SignedTx
+	err := row.Scan(&s.WorkflowID, &s.Step, &s.Attempt, &s.TxID, &s.Raw, &s.FeeRate, &s.Fee, &s.State, &s.From, &s.VSize)
+	return s, err
+}
 
 func (t *SignedTxs) attempt(ctx context.Context, workflowID, step string, attempt int) (SignedTx, error) {
-	var s SignedTx
-	err := t.db.QueryRowContext(ctx, "SELECT "+signedColumns+` FROM btc_signed
-		WHERE chain = ? AND workflow_id = ? AND step = ? AND attempt = ?`, t.chain, workflowID, step, attempt).
-		Scan(&s.WorkflowID, &s.Step, &s.Attempt, &s.TxID, &s.Raw, &s.FeeRate, &s.Fee, &s.State)
+	s, err := scanSigned(t.db.QueryRowContext(ctx, "SELECT "+signedColumns+signedFrom+`
+		WHERE s.chain = ? AND s.workflow_id = ? AND s.step = ? AND s.attempt = ?`, t.chain, workflowID, step, attempt))
 	if errors.Is(err, sql.ErrNoRows) {
 		return SignedTx{}, fmt.Errorf("attempt %d of %s/%s: %w", attempt, workflowID, step, chain.ErrNotSigned)
 	}
@@ -79,16 +92,16 @@ func (t *SignedTxs) attempt(ctx context.Context, workflowID, step string, attemp
 // Attempts returns every stored attempt of the step, the original first;
 // none is chain.ErrNotSigned.
 func (t *SignedTxs) Attempts(ctx context.Context, workflowID, step string) ([]SignedTx, error) {
-	rows, err := t.db.QueryContext(ctx, "SELECT "+signedColumns+` FROM btc_signed
-		WHERE chain = ? AND workflow_id = ? AND step = ? ORDER BY attempt`, t.chain, workflowID, step)
+	rows, err := t.db.QueryContext(ctx, "SELECT "+signedColumns+signedFrom+`
+		WHERE s.chain = ? AND s.workflow_id = ? AND s.step = ? ORDER BY s.attempt`, t.chain, workflowID, step)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []SignedTx
 	for rows.Next() {
-		var s SignedTx
-		if err := rows.Scan(&s.WorkflowID, &s.Step, &s.Attempt, &s.TxID, &s.Raw, &s.FeeRate, &s.Fee, &s.State); err != nil {
+		s, err := scanSigned(rows)
+		if err != nil {
 			return nil, err
 		}
 		out = append(out, s)
@@ -109,4 +122,15 @@ func (t *SignedTxs) MarkSent(ctx context.Context, txid string) error {
 		return fmt.Errorf("marking %s sent: %w", txid, err)
 	}
 	return nil
+}
+
+// ByTxID returns the stored attempt whose transaction is txid, or
+// chain.ErrNotSigned.
+func (t *SignedTxs) ByTxID(ctx context.Context, txid string) (SignedTx, error) {
+	s, err := scanSigned(t.db.QueryRowContext(ctx, "SELECT "+signedColumns+signedFrom+" WHERE s.chain = ? AND s.txid = ?",
+		t.chain, txid))
+	if errors.Is(err, sql.ErrNoRows) {
+		return SignedTx{}, fmt.Errorf("transaction %s: %w", txid, chain.ErrNotSigned)
+	}
+	return s, err
 }

@@ -210,6 +210,21 @@ func (u *UTXOs) Spend(ctx context.Context, key, txid string) error {
 	return nil
 }
 
+// Held returns the outputs the reservation key holds, in any state
+// (reserved, or spent by the key's payment), in the order Reserve picked
+// them.
+func (u *UTXOs) Held(ctx context.Context, key string) ([]UTXO, error) {
+	return queryUTXOs(ctx, u.db, "SELECT "+utxoColumns+` FROM btc_utxos WHERE chain = ? AND reserved_by = ?
+		ORDER BY sats DESC, txid, vout`, u.chain, key)
+}
+
+// Spendable returns address's spendable outputs, the largest first (the
+// order Reserve picks them in).
+func (u *UTXOs) Spendable(ctx context.Context, address string) ([]UTXO, error) {
+	return queryUTXOs(ctx, u.db, "SELECT "+utxoColumns+` FROM btc_utxos WHERE chain = ? AND address = ? AND state = 'spendable'
+		ORDER BY sats DESC, txid, vout`, u.chain, address)
+}
+
 // Balance is what address holds: confirmed (spendable and reserved
 // outputs: the balance the ledger must equal) and unconfirmed.
 func (u *UTXOs) Balance(ctx context.Context, address string) (confirmed, unconfirmed int64, err error) {

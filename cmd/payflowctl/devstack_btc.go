@@ -29,6 +29,11 @@ const btcNetwork = "simnet"
 // time to reorganise a deposit seen but not yet confirmed.
 const btcConfirmations = 6
 
+// btcConfirmTimeout is how long a dev Bitcoin payment waits for its
+// confirmations (18 s at the miner's pace) before it is replaced at a
+// higher fee: long enough that none is replaced while the miner runs.
+const btcConfirmTimeout = 45 * time.Second
+
 // cmdBTCFaucet prints the address of the dev stack's Bitcoin faucet, making
 // its key (kept in secrets.json, as a WIF) on the first run: stack.sh starts
 // btcd with it as the mining address, before devstack runs.
@@ -97,16 +102,19 @@ type btcAccounts interface {
 // btcDevWallets are the dev Bitcoin wallets, each the signer's HD child at
 // its position here (m/84'/115'/0'/0/i on simnet), with what the faucet
 // gives it when it holds less than half of that.
+// in outputs coins: a wallet that pays needs several, as a payment's
+// change is spendable only once confirmed.
 var btcDevWallets = []struct {
-	kind  ledger.WalletKind
-	label string
-	sats  int64
+	kind    ledger.WalletKind
+	label   string
+	sats    int64
+	outputs int
 }{
-	{ledger.KindCollection, "collection", 10 * btcutil.SatoshiPerBitcoin},
-	{ledger.KindHot, "hot", 5 * btcutil.SatoshiPerBitcoin},
-	{ledger.KindDeposit, "user-1", btcutil.SatoshiPerBitcoin},
-	{ledger.KindDeposit, "user-2", btcutil.SatoshiPerBitcoin},
-	{ledger.KindDeposit, "user-3", btcutil.SatoshiPerBitcoin},
+	{ledger.KindCollection, "collection", 10 * btcutil.SatoshiPerBitcoin, 5},
+	{ledger.KindHot, "hot", 5 * btcutil.SatoshiPerBitcoin, 10},
+	{ledger.KindDeposit, "user-1", btcutil.SatoshiPerBitcoin, 1},
+	{ledger.KindDeposit, "user-2", btcutil.SatoshiPerBitcoin, 1},
+	{ledger.KindDeposit, "user-3", btcutil.SatoshiPerBitcoin, 1},
 }
 
 // prepareBTC describes the dev Bitcoin chain for stack.json: its node
@@ -131,6 +139,11 @@ func (d *devstack) prepareBTC(ctx context.Context, rpcURL, credentials string) (
 		// hold nothing. It happens only when secrets.json lost the key.
 		return stackfile.Chain{}, errors.New("secrets.json has no BTC faucet key for the address btcd mines to: restart btcd (scripts/stack.sh stop-btcd; make up)")
 	}
+	// stack.sh's miner skips its period while this file exists.
+	pauseFile, err := filepath.Abs(filepath.Join(filepath.Dir(credentials), "miner.paused"))
+	if err != nil {
+		return stackfile.Chain{}, err
+	}
 	c, err := btc.Dial(btc.ClientConfig{URL: rpcURL, User: user, Password: password, Network: btcNetwork})
 	if err != nil {
 		return stackfile.Chain{}, err
@@ -148,8 +161,9 @@ func (d *devstack) prepareBTC(ctx context.Context, rpcURL, credentials string) (
 	return stackfile.Chain{
 		ChainFields: stackfile.ChainFields{Confirmations: btcConfirmations, FaucetPrivateKey: d.sec.BTCFaucetWIF, CollectionAddress: collection,
 			ManagedWallets: managed},
-		BTCFields: &stackfile.BTCFields{BTCRPCURL: rpcURL, RPCUser: user, RPCPassword: password, Network: btcNetwork, FaucetAddress: faucetAddr},
-		Native:    stackfile.Native{Symbol: btc.Symbol, Decimals: btc.Decimals},
+		BTCFields: &stackfile.BTCFields{BTCRPCURL: rpcURL, RPCUser: user, RPCPassword: password, Network: btcNetwork, FaucetAddress: faucetAddr,
+			MinerPauseFile: pauseFile},
+		Native: stackfile.Native{Symbol: btc.Symbol, Decimals: btc.Decimals},
 	}, nil
 }
 
@@ -201,7 +215,9 @@ func (d *devstack) btcWallets(ctx context.Context, c *btc.Client) (managed []str
 			fmt.Fprintf(os.Stderr, "[devstack] BTC: %s (%s) holds %s in the UTXO set and %s in the ledger; its top-up is not credited\n",
 				w.Address, w.Label, btcutil.Amount(confirmed), lb.Total())
 		}
-		outs = append(outs, btc.Output{Address: w.Address, Sats: plan.sats})
+		for range plan.outputs {
+			outs = append(outs, btc.Output{Address: w.Address, Sats: plan.sats / int64(plan.outputs)})
+		}
 	}
 	if len(outs) == 0 {
 		return managed, collection, nil
@@ -285,5 +301,6 @@ func devBTCChains(rpcURL, credentials string, sc stackfile.Chain) (map[string]co
 	return map[string]config.BTCChain{"BTC": {RPCURL: rpcURL, RPCCredentialsFile: creds, Network: sc.Network,
 		Confirmations: sc.Confirmations, CollectionAddress: sc.CollectionAddress,
 		Native: config.NativeCoin{Symbol: btc.Symbol, Decimals: btc.Decimals, Dust: "0.00001", ApprovalThreshold: "2",
-			SweepThreshold: "3"}}}, nil
+			SweepThreshold: "3"},
+		ConfirmTimeout: config.Duration{Duration: btcConfirmTimeout}}}, nil
 }

@@ -91,6 +91,9 @@ type BTCFields struct {
 	RPCPassword   string `json:"rpc_password"`
 	Network       string `json:"network"`
 	FaucetAddress string `json:"faucet_address"`
+	// MinerPauseFile: while this file exists the stack's miner mines no
+	// block (a test holds a payment unconfirmed with it).
+	MinerPauseFile string `json:"miner_pause_file,omitempty"`
 }
 
 // EVMChains is the names of Chains' EVM chains, sorted.
