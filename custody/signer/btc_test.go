@@ -60,9 +60,9 @@ func TestBTCAccount(t *testing.T) {
 	require.ErrorIs(t, err, signerapi.ErrBadRequest)
 }
 
-// btcEnv is e with a signer that signs for a simnet chain BTC, served on a
+// wholeSpendEnv is e with a signer that signs for a simnet chain BTC, served on a
 // socket of its own, and the ledger's wallets of that chain.
-type btcEnv struct {
+type wholeSpendEnv struct {
 	*env
 	client  *signerapi.Client
 	account *btc.Account
@@ -70,7 +70,7 @@ type btcEnv struct {
 	params  *chaincfg.Params
 }
 
-func newBTCEnv(t *testing.T) *btcEnv {
+func newWholeSpendEnv(t *testing.T) *wholeSpendEnv {
 	t.Helper()
 	e := newEnv(t)
 	s := e.newSigner(func(c *signer.Config) {
@@ -91,11 +91,11 @@ func newBTCEnv(t *testing.T) *btcEnv {
 	require.NoError(t, err)
 	account, err := btc.NewAccount(acct.XPub, params)
 	require.NoError(t, err)
-	return &btcEnv{env: e, client: signerapi.NewClient(socket), account: account, wallets: ledger.NewWallets(e.db, nil), params: params}
+	return &wholeSpendEnv{env: e, client: signerapi.NewClient(socket), account: account, wallets: ledger.NewWallets(e.db, nil), params: params}
 }
 
 // wallet registers the signer's child index as a managed wallet of kind.
-func (b *btcEnv) wallet(kind ledger.WalletKind, index uint32) string {
+func (b *wholeSpendEnv) wallet(kind ledger.WalletKind, index uint32) string {
 	b.t.Helper()
 	addr, err := b.account.Address(index)
 	require.NoError(b.t, err)
@@ -105,7 +105,7 @@ func (b *btcEnv) wallet(kind ledger.WalletKind, index uint32) string {
 }
 
 // reserveBTC credits from with sats and reserves them for recipient.
-func (b *btcEnv) reserveBTC(from string, sats int64, recipient string) string {
+func (b *wholeSpendEnv) reserveBTC(from string, sats int64, recipient string) string {
 	b.t.Helper()
 	ctx := context.Background()
 	amt := decimal.New(sats, -btc.Decimals)
@@ -122,7 +122,7 @@ func (b *btcEnv) reserveBTC(from string, sats int64, recipient string) string {
 // wholeSpend is a PSBT spending coins of from (fake outpoints, whose
 // witness UTXOs say what they hold) whole to one output paying to their
 // worth less the fee at rate.
-func (b *btcEnv) wholeSpend(from, to string, rate int64, coins ...int64) string {
+func (b *wholeSpendEnv) wholeSpend(from, to string, rate int64, coins ...int64) string {
 	b.t.Helper()
 	var in []btc.UTXO
 	var sum int64
@@ -147,7 +147,7 @@ func (b *btcEnv) wholeSpend(from, to string, rate int64, coins ...int64) string 
 // shape paying an outside address, whose reservation holds the amount it
 // should receive, is refused.
 func TestBTCSignsAWholeSpendIntoAManagedWalletOnly(t *testing.T) {
-	b := newBTCEnv(t)
+	b := newWholeSpendEnv(t)
 	ctx := context.Background()
 	dep := b.wallet(ledger.KindDeposit, 7)
 	collection := b.wallet(ledger.KindCollection, 8)
