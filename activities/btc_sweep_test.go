@@ -6,7 +6,6 @@ import (
 
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
-	"github.com/btcsuite/btcd/wire"
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/testsuite"
@@ -19,24 +18,6 @@ import (
 	"payflow/ledger"
 	"payflow/protocol"
 )
-
-// btcKey signs a planned attempt with the deposit wallet's key, standing in
-// for payflow-signer (whose own rules its tests prove).
-type btcKey struct {
-	key *btcec.PrivateKey
-	n   *btctest.Node
-}
-
-func (k btcKey) SignPSBT(_ context.Context, req btc.SignRequest) (*wire.MsgTx, error) {
-	all := make([]int, len(req.Packet.Inputs))
-	for i := range all {
-		all[i] = i
-	}
-	if err := btc.SignPSBT(req.Packet, k.key, all, k.n.Client.Params()); err != nil {
-		return nil, err
-	}
-	return btc.Finalize(req.Packet)
-}
 
 // TestBTCSweepPaysItsFeeFromTheCoins: on a Bitcoin chain (a real btcd) a
 // deposit wallet's sweep reserves all the wallet holds (nothing kept back
@@ -92,7 +73,7 @@ func TestBTCSweepPaysItsFeeFromTheCoins(t *testing.T) {
 	require.NoError(t, err)
 	tracked := btc.NewTracked(db, "BTC")
 	acts := &activities.Activities{Chain: "BTC", Assets: chainCfg.Assets(), Collection: collection, Confirmations: 1, DB: db,
-		Transfers: btc.NewPayments("BTC", db, n.Client, tracked, btcKey{key, n}, fees), Fees: fees,
+		Transfers: btc.NewPayments("BTC", db, n.Client, tracked, btctest.KeySigner{Key: key, Params: n.Client.Params()}, fees), Fees: fees,
 		Balances: btc.NewBalances(db, "BTC"), Reads: btc.NewReads(n.Client, btc.NewWatched(db, "BTC")),
 		Ledger: led, Wallets: wallets}
 	var s testsuite.WorkflowTestSuite

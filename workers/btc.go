@@ -238,7 +238,8 @@ func (p psbtSigner) SignPSBT(ctx context.Context, req btc.SignRequest) (*wire.Ms
 // the scanner's events: every output paying a managed wallet is added
 // (unconfirmed), made spendable once confirmed and taken back by a
 // reorganisation. The scanner watches the managed wallets beside the topup
-// addresses; refresh adds wallets registered since the last call.
+// addresses; refresh (before each poll: watchesAndWallets) adds wallets
+// registered since the last call.
 type ownOutputs struct {
 	chain   string
 	wallets *ledger.Wallets
@@ -339,9 +340,6 @@ func (w watchesAndWallets) After(ctx context.Context, after int64, limit int) ([
 // the ledger never debited). A payment to another managed wallet is a
 // deposit there, booked as one.
 func (o *ownOutputs) apply(ctx context.Context, evs []btc.Event) ([]btc.Event, error) {
-	if err := o.refresh(ctx); err != nil {
-		return nil, err
-	}
 	var mine, deposits []btc.Event
 	for _, e := range evs {
 		if o.managed[e.Address] {

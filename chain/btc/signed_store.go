@@ -93,21 +93,9 @@ func (t *SignedTxs) attempt(ctx context.Context, workflowID, step string, attemp
 // Attempts returns every stored attempt of the step, the original first;
 // none is chain.ErrNotSigned.
 func (t *SignedTxs) Attempts(ctx context.Context, workflowID, step string) ([]SignedTx, error) {
-	rows, err := t.db.QueryContext(ctx, "SELECT "+signedColumns+signedFrom+`
+	out, err := querySigned(ctx, t.db, "SELECT "+signedColumns+signedFrom+`
 		WHERE s.chain = ? AND s.workflow_id = ? AND s.step = ? ORDER BY s.attempt`, t.chain, workflowID, step)
 	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []SignedTx
-	for rows.Next() {
-		s, err := scanSigned(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	if len(out) == 0 {
@@ -140,11 +128,16 @@ func (t *SignedTxs) ByTxID(ctx context.Context, txid string) (SignedTx, error) {
 // latest attempt, the oldest step first (a payment that spends another's
 // change comes after it).
 func (t *SignedTxs) Latest(ctx context.Context, since time.Time) ([]SignedTx, error) {
-	rows, err := t.db.QueryContext(ctx, "SELECT "+signedColumns+signedFrom+`
+	return querySigned(ctx, t.db, "SELECT "+signedColumns+signedFrom+`
 		JOIN (SELECT workflow_id, step, MAX(attempt) AS attempt, MIN(created_at) AS began FROM btc_signed
 		      WHERE chain = ? AND created_at >= ? GROUP BY workflow_id, step) l
 		  ON l.workflow_id = s.workflow_id AND l.step = s.step AND l.attempt = s.attempt
 		WHERE s.chain = ? ORDER BY l.began, s.workflow_id, s.step`, t.chain, since.UTC(), t.chain)
+}
+
+// querySigned runs a query of signedColumns and scans every row.
+func querySigned(ctx context.Context, q querier, query string, args ...any) ([]SignedTx, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,6 @@ import (
 	"math/big"
 	"testing"
 
-	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/btcsuite/btcd/wire"
 	"github.com/stretchr/testify/require"
 
@@ -14,24 +13,6 @@ import (
 	"payflow/chain/btc"
 	"payflow/chain/btc/btctest"
 )
-
-// sweepKeySigner signs a planned attempt with one wallet's key, as
-// payflow-signer does after its checks.
-type sweepKeySigner struct {
-	key *btcec.PrivateKey
-	n   *btctest.Node
-}
-
-func (k sweepKeySigner) SignPSBT(_ context.Context, req btc.SignRequest) (*wire.MsgTx, error) {
-	all := make([]int, len(req.Packet.Inputs))
-	for i := range all {
-		all[i] = i
-	}
-	if err := btc.SignPSBT(req.Packet, k.key, all, k.n.Client.Params()); err != nil {
-		return nil, err
-	}
-	return btc.Finalize(req.Packet)
-}
 
 // TestPaymentsSweepWholeReplacedAndMined: a transfer whose fee comes from
 // its amount (a sweep) spends coins worth exactly its units, the oldest
@@ -62,7 +43,7 @@ func TestPaymentsSweepWholeReplacedAndMined(t *testing.T) {
 
 	fees, err := btc.NewFees("BTC", db, n.Client, btc.FeeConfig{Rate: 2, MaxRate: 50})
 	require.NoError(t, err)
-	p := btc.NewPayments("BTC", db, n.Client, btc.NewTracked(db, "BTC"), sweepKeySigner{w.key, n}, fees)
+	p := btc.NewPayments("BTC", db, n.Client, btc.NewTracked(db, "BTC"), btctest.KeySigner{Key: w.key, Params: n.Client.Params()}, fees)
 	sweep := chain.Transfer{WorkflowID: "sweep-test", Step: "sweep-BTC", From: w.addr, To: collection,
 		Units: big.NewInt(60_000_000), Reservation: "sweep-test/BTC", FeeFromAmount: true}
 	first, err := p.Sign(ctx, sweep)

@@ -19,8 +19,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/btcsuite/btcd/rpcclient"
+	"github.com/btcsuite/btcd/wire"
 
 	"payflow/chain/btc"
 )
@@ -243,4 +246,24 @@ func freePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// KeySigner is a btc.PSBTSigner holding one wallet's key: it signs every
+// input of a planned attempt, standing in for payflow-signer in package
+// tests (the signer's own rules are proven by its tests).
+type KeySigner struct {
+	Key    *btcec.PrivateKey
+	Params *chaincfg.Params
+}
+
+// SignPSBT signs and finalises req's packet.
+func (k KeySigner) SignPSBT(_ context.Context, req btc.SignRequest) (*wire.MsgTx, error) {
+	all := make([]int, len(req.Packet.Inputs))
+	for i := range all {
+		all[i] = i
+	}
+	if err := btc.SignPSBT(req.Packet, k.Key, all, k.Params); err != nil {
+		return nil, err
+	}
+	return btc.Finalize(req.Packet)
 }
