@@ -80,6 +80,10 @@ type Activities struct {
 	// (nil: none); Holds records the deposits it froze.
 	Screen *denylist.Screen
 	Holds  *holds.Store
+
+	// signed remembers what a sign activity returned for the broadcast
+	// that follows it (see justSigned).
+	signed justSigned
 }
 
 func permanent(errType string, err error) error {

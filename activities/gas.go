@@ -226,7 +226,8 @@ func (a *Activities) checkTokenTransfer(ctx context.Context, workflowID string, 
 	if errors.Is(err, chain.ErrWouldRevert) {
 		// Refused: say why in the business's terms. A sender short of the
 		// token on chain is the usual reason; the balance is read only
-		// here, off the common path (the signer reads it again anyway).
+		// here, off the common path (a simulated transfer is signed
+		// without reading it: chain.Transfer.Simulated).
 		if short := a.Balances.RequireToken(ctx, token, from, units); errors.Is(short, chain.ErrInsufficientToken) {
 			err = short
 		}

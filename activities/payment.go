@@ -439,10 +439,12 @@ func (a *Activities) SignTransfer(ctx context.Context, in TransferInput) (Transf
 		}
 	}
 	stx, err := a.Transfers.Sign(ctx, chain.Transfer{WorkflowID: in.WorkflowID, Step: in.Step, From: in.From, To: in.To,
-		Token: tokenOf(asset), Units: units, Reservation: in.Guard, FeeFromAmount: in.FeeFromAmount})
+		Token: tokenOf(asset), Units: units, Reservation: in.Guard, FeeFromAmount: in.FeeFromAmount,
+		Simulated: !asset.Native}) // checkTokenTransfer ran it
 	if err != nil {
 		return TransferResult{}, classify(err)
 	}
+	a.signed.remember(stx)
 	return transferResult(stx), nil
 }
 
@@ -454,6 +456,7 @@ func (a *Activities) storedTransfer(ctx context.Context, workflowID, step, guard
 	stx, err := a.Transfers.Stored(ctx, workflowID, step)
 	switch {
 	case err == nil:
+		a.signed.remember(stx)
 		return transferResult(stx), true, nil
 	case errors.Is(err, chain.ErrNotSigned):
 		return TransferResult{}, false, a.requireHeld(ctx, guard)
@@ -494,6 +497,9 @@ type BroadcastInput struct {
 	// at its first broadcast (Flow "": not a payment, not measured).
 	Flow          protocol.Flow `json:",omitempty"`
 	WorkflowStart time.Time     `json:",omitempty"`
+	// TxHash is the attempt the sign step returned: when this worker
+	// remembers it, it is sent without reading the store ("": read it).
+	TxHash string `json:",omitempty"`
 }
 
 // BroadcastResult says what the node made of the stored transaction.
@@ -512,12 +518,16 @@ type BroadcastResult struct {
 // errors are returned for a retry; only a step with nothing signed is a
 // permanent error.
 func (a *Activities) Broadcast(ctx context.Context, in BroadcastInput) (BroadcastResult, error) {
-	stx, err := a.Transfers.Stored(ctx, in.WorkflowID, in.Step)
-	if errors.Is(err, chain.ErrNotSigned) {
-		return BroadcastResult{}, permanent(ErrTypeInvalidRequest, err)
-	}
-	if err != nil {
-		return BroadcastResult{}, err
+	stx, ok := a.signed.take(in.WorkflowID, in.Step, in.TxHash)
+	if !ok {
+		var err error
+		stx, err = a.Transfers.Stored(ctx, in.WorkflowID, in.Step)
+		if errors.Is(err, chain.ErrNotSigned) {
+			return BroadcastResult{}, permanent(ErrTypeInvalidRequest, err)
+		}
+		if err != nil {
+			return BroadcastResult{}, err
+		}
 	}
 	// Track before sending, so a confirmation can never be missed.
 	if err := a.Transfers.Track(ctx, stx.TxHash, in.WorkflowID, false); err != nil {

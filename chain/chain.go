@@ -166,6 +166,11 @@ type Transfer struct {
 	Units            *big.Int
 	Reservation      string
 	FeeFromAmount    bool
+	// Simulated: the caller ran this very transfer on the node's latest
+	// state just before (Fees.Simulate) and the token took it, which a
+	// sender short of the token cannot pass: the family does not read the
+	// sender's token balance again before signing.
+	Simulated bool
 }
 
 // Signed is one signed attempt of a step, as stored before anything is

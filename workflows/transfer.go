@@ -124,7 +124,7 @@ func runTransfer(ctx workflow.Context, spec transferSpec, show stepper) (transfe
 	show.tx(signed.TxHash)
 	info := workflow.GetInfo(ctx)
 	ref := activities.BroadcastInput{WorkflowID: info.WorkflowExecution.ID, Step: spec.Step, Flow: spec.Flow,
-		WorkflowStart: info.WorkflowStartTime}
+		WorkflowStart: info.WorkflowStartTime, TxHash: signed.TxHash}
 
 	show.note(StepBroadcasting, "broadcasting "+signed.TxHash)
 	var sent activities.BroadcastResult

@@ -88,7 +88,7 @@ func (x *Transfers) Sign(ctx context.Context, t chain.Transfer) (chain.Signed, e
 	} else {
 		stx, err = x.b.Signer.SignTransfer(ctx, send.TransferRequest{WorkflowID: t.WorkflowID, Step: t.Step,
 			Reservation: t.Reservation, From: common.HexToAddress(t.From), To: common.HexToAddress(t.To),
-			Token: common.HexToAddress(t.Token), Units: t.Units})
+			Token: common.HexToAddress(t.Token), Units: t.Units, Simulated: t.Simulated})
 	}
 	if err != nil {
 		return chain.Signed{}, err

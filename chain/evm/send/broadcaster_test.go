@@ -2,13 +2,16 @@ package send_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/big"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"payflow/chain"
@@ -284,5 +287,49 @@ func TestSignTransferRefusesWhatCannotPay(t *testing.T) {
 	}
 	if n := f.Signer.Calls.Load(); n != 0 {
 		t.Fatalf("refused transfers asked the signer %d times", n)
+	}
+}
+
+// balanceReads counts the token balance reads (balanceOf calls) asked of
+// the node.
+type balanceReads struct {
+	evm.Backend
+	n atomic.Int64
+}
+
+func (b *balanceReads) CallContract(ctx context.Context, msg ethereum.CallMsg, block *big.Int) ([]byte, error) {
+	if len(msg.Data) >= 4 && bytes.Equal(msg.Data[:4], evm.ERC20.Methods["balanceOf"].ID) {
+		b.n.Add(1)
+	}
+	return b.Backend.CallContract(ctx, msg, block)
+}
+
+func TestSignTransferOfASimulatedTransferReadsNoTokenBalance(t *testing.T) {
+	f := newChainFixture(t)
+	node := &balanceReads{Backend: f.Client}
+	bc, err := send.NewBroadcaster(send.BroadcasterConfig{Chain: evmtest.ChainName, ChainID: big.NewInt(evmtest.SimChainID),
+		MaxFeeWei: evmtest.MaxFeeWei}, f.DB, node, f.Signer, evmtest.DiscardLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	simulated := f.Request("wf-simulated", 1)
+	simulated.Simulated = true
+	if _, err := bc.Signer.SignTransfer(f.Ctx, simulated); err != nil {
+		t.Fatal(err)
+	}
+	if n := node.n.Load(); n != 0 {
+		t.Fatalf("a transfer simulated by its caller read the token balance %d times", n)
+	}
+	if _, err := bc.Signer.SignTransfer(f.Ctx, f.Request("wf-not-simulated", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if n := node.n.Load(); n != 1 {
+		t.Fatalf("a transfer nobody simulated read the token balance %d times, want 1", n)
+	}
+	// Not simulated, short of the token: refused before signing.
+	tooMuch := f.Request("wf-short", 0)
+	tooMuch.Units = new(big.Int).Add(evmtest.SenderTokens, big.NewInt(1))
+	if _, err := bc.Signer.SignTransfer(f.Ctx, tooMuch); !errors.Is(err, chain.ErrInsufficientToken) {
+		t.Fatalf("short of the token: %v, want ErrInsufficientToken", err)
 	}
 }

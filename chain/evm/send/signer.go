@@ -45,6 +45,10 @@ type TransferRequest struct {
 	To          common.Address
 	Token       common.Address
 	Units       *big.Int // token base units
+	// Simulated: the caller ran this transfer on the node's latest state
+	// just before (FeeOracle.SimulateTransfer) and it succeeded, so the
+	// sender's token balance is not read again.
+	Simulated bool
 }
 
 // NativeTransferRequest is one transfer of the chain's native coin (ETH), such
@@ -103,7 +107,8 @@ func NewSigner(cfg SignerConfig, store *evm.TxStore, nonces NonceAllocator, fees
 // Called again for the same (WorkflowID, Step) it returns the stored
 // transaction with Replayed=true and signs nothing: a retry, a crashed worker
 // or a Temporal reset can never produce a second transfer. A sender short of
-// tokens fails with ErrInsufficientToken, short of ether for the most the gas
+// tokens fails with ErrInsufficientToken (read unless the request says the
+// transfer was just simulated), short of ether for the most the gas
 // may cost with ErrInsufficientGas, a network fee above the cap with
 // ErrFeeCapExceeded: nothing is stored, nothing asked of the signer. A
 // refusal of the signer is chain.ErrSignerRefused (with its reason): the
@@ -118,8 +123,10 @@ func (s *Signer) SignTransfer(ctx context.Context, req TransferRequest) (evm.Sig
 	if err != nil {
 		return evm.SignedTx{}, fmt.Errorf("packing transfer: %w", err)
 	}
-	if err := s.balances.RequireToken(ctx, req.Token, req.From, req.Units); err != nil {
-		return evm.SignedTx{}, err
+	if !req.Simulated {
+		if err := s.balances.RequireToken(ctx, req.Token, req.From, req.Units); err != nil {
+			return evm.SignedTx{}, err
+		}
 	}
 	gas, err := s.fees.TransferGas(ctx, req.Token, req.From, req.To, req.Units)
 	if err != nil {
