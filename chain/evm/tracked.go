@@ -162,7 +162,8 @@ func (t *Tracked) RetireSuperseded(ctx context.Context, k TrackedKey) error {
 // one database transaction with, when retire is set, the retirement of the
 // workflow's other pending hashes that share the transaction's sender and
 // nonce (replacements, or what they replaced: they can never be mined). It
-// returns how many were retired. Records side by side can deadlock in
+// returns how many were retired. Without retire it is one statement, in
+// no transaction of its own. Records side by side can deadlock in
 // MariaDB; the loser is run again.
 func (t *Tracked) Record(ctx context.Context, k TrackedKey, state string, blockNumber uint64, blockHash *common.Hash,
 	retire bool) (int64, error) {
@@ -170,30 +171,34 @@ func (t *Tracked) Record(ctx context.Context, k TrackedKey, state string, blockN
 	if blockHash != nil {
 		bn, bh = blockNumber, blockHash.Hex()
 	}
+	const update = "UPDATE tracked_txs SET state=?, block_number=?, block_hash=? WHERE chain=? AND tx_hash=? AND workflow_id=?"
 	record := func() (int64, error) {
+		if !retire {
+			if _, err := t.db.ExecContext(ctx, update, state, bn, bh, t.chain, k.Hash, k.WorkflowID); err != nil {
+				return 0, fmt.Errorf("recording %s: %w", state, err)
+			}
+			return 0, nil
+		}
 		tx, err := t.db.BeginTx(ctx, nil)
 		if err != nil {
 			return 0, fmt.Errorf("recording %s: %w", state, err)
 		}
 		defer tx.Rollback()
-		if _, err := tx.ExecContext(ctx, "UPDATE tracked_txs SET state=?, block_number=?, block_hash=? WHERE chain=? AND tx_hash=? AND workflow_id=?",
-			state, bn, bh, t.chain, k.Hash, k.WorkflowID); err != nil {
+		if _, err := tx.ExecContext(ctx, update, state, bn, bh, t.chain, k.Hash, k.WorkflowID); err != nil {
 			return 0, fmt.Errorf("recording %s: %w", state, err)
 		}
-		var superseded int64
-		if retire {
-			res, err := tx.ExecContext(ctx, `UPDATE tracked_txs o
+		res, err := tx.ExecContext(ctx, `UPDATE tracked_txs o
 			JOIN signed_txs so ON so.chain = o.chain AND so.tx_hash = o.tx_hash
 			JOIN signed_txs sc ON sc.chain = so.chain AND sc.from_address = so.from_address AND sc.nonce = so.nonce
 			SET o.state = 'done'
 			WHERE sc.tx_hash = ? AND sc.chain = ? AND o.workflow_id = ? AND o.chain = ? AND o.tx_hash <> ? AND o.state = 'pending'`,
-				k.Hash, t.chain, k.WorkflowID, t.chain, k.Hash)
-			if err != nil {
-				return 0, fmt.Errorf("retiring replacements of %s: %w", k.Hash, err)
-			}
-			if superseded, err = res.RowsAffected(); err != nil {
-				return 0, fmt.Errorf("retiring replacements of %s: %w", k.Hash, err)
-			}
+			k.Hash, t.chain, k.WorkflowID, t.chain, k.Hash)
+		if err != nil {
+			return 0, fmt.Errorf("retiring replacements of %s: %w", k.Hash, err)
+		}
+		superseded, err := res.RowsAffected()
+		if err != nil {
+			return 0, fmt.Errorf("retiring replacements of %s: %w", k.Hash, err)
 		}
 		if err := tx.Commit(); err != nil {
 			return 0, fmt.Errorf("recording %s: %w", state, err)
