@@ -20,6 +20,7 @@ import (
 	"github.com/ethereum/go-ethereum/rpc"
 
 	"payflow/answers"
+	"payflow/chain/evm"
 	"payflow/chain/token"
 	"payflow/config"
 	"payflow/internal/stacktest"
@@ -131,16 +132,15 @@ func awaitListener(ctx context.Context, st *stacktest.Stack, chainName string, b
 	defer db.Close()
 	deadline := time.Now().Add(timeout)
 	for {
-		var at uint64
-		err := db.QueryRowContext(ctx, "SELECT block_number FROM chain_cursor WHERE chain=?", chainName).Scan(&at)
-		if err == nil && at >= block {
-			return nil
-		}
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		c, ok, err := evm.LoadCursor(ctx, db, chainName)
+		if err != nil {
 			return fmt.Errorf("reading the %s listener's cursor: %w", chainName, err)
 		}
+		if ok && c.Number >= block {
+			return nil
+		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the %s listener did not reach block %d within %s (at %d)", chainName, block, timeout, at)
+			return fmt.Errorf("the %s listener did not reach block %d within %s (at %d)", chainName, block, timeout, c.Number)
 		}
 		select {
 		case <-ctx.Done():
