@@ -109,8 +109,9 @@ func ageStack(ctx context.Context, st *stacktest.Stack, n int) agingResult {
 		return res
 	}
 	// The load packs 100,000 transfers into a few dozen blocks in a minute
-	// or two; the deposit listener reads them after it. The aged phase
-	// measures payments on a stack that holds them, not that catch-up.
+	// or two; the deposit listener may still be reading them when it ends.
+	// The aged phase measures payments on a stack that holds them, not a
+	// catch-up.
 	t0 := time.Now()
 	if err := awaitListener(ctx, st, "ETH", res.toBlk, listenerCatchUp); err != nil {
 		res.firstErr = err.Error()
