@@ -530,34 +530,12 @@ func TestConcurrentBitcoinRequests(t *testing.T) {
 	p, _ := e.build(inputs, []btc.Output{{Address: to, Sats: 25_000_000}}, e.hot, 2, nil)
 	req := btcRequest(res, "transfer", 0, res, e.hot, p)
 
-	const n = 8
-	var wg sync.WaitGroup
-	answers := make([]signerapi.BTCSignResponse, n)
-	errs := make([]error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			answers[i], errs[i] = e.client.SignBTC(ctx, req)
-		}()
-	}
-	wg.Wait()
-	replayed := 0
-	for i := range n {
-		require.NoError(t, errs[i])
-		require.Equal(t, answers[0].Raw, answers[i].Raw, "every answer is the one stored transaction")
-		if answers[i].Replayed {
-			replayed++
-		}
-	}
-	require.Equal(t, n-1, replayed)
-	verdicts := map[string]int{}
-	for _, a := range e.auditOf(res) {
-		verdicts[a.Verdict]++
-	}
-	require.Equal(t, map[string]int{signerapi.VerdictSigned: 1, signerapi.VerdictReplayed: n - 1}, verdicts)
+	requireSignsOnce(t, e.env, res, 8, func() (signerapi.BTCSignResponse, error) { return e.client.SignBTC(ctx, req) },
+		func(r signerapi.BTCSignResponse) string { return r.Raw }, func(r signerapi.BTCSignResponse) bool { return r.Replayed })
 
 	// Two steps, each with its own reservation, spend one output at once.
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
 	shared := e.coins(e.hot, 1, 6_000_000)
 	keys := []string{e.reserveBTC(e.hot, "0.05", to), e.reserveBTC(e.hot, "0.05", to)}
 	for i := range keys {

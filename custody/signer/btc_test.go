@@ -7,10 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -77,21 +73,13 @@ func newWholeSpendEnv(t *testing.T) *wholeSpendEnv {
 		c.BTCChains = map[string]config.BTCChain{"BTC": {Network: "simnet", Confirmations: 1, MaxFeeRate: 50,
 			Native: config.NativeCoin{Symbol: "BTC", Decimals: btc.Decimals}}}
 	})
-	dir, err := os.MkdirTemp("", "signer")
-	require.NoError(t, err)
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	socket := filepath.Join(dir, "b.sock")
-	ln, err := net.Listen("unix", socket)
-	require.NoError(t, err)
-	srv := &http.Server{Handler: s.Handler()}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	client := serve(t, s)
 	params, _ := btc.Params("simnet")
 	acct, err := s.BTCAccount(context.Background(), "simnet")
 	require.NoError(t, err)
 	account, err := btc.NewAccount(acct.XPub, params)
 	require.NoError(t, err)
-	return &wholeSpendEnv{env: e, client: signerapi.NewClient(socket), account: account, wallets: ledger.NewWallets(e.db, nil), params: params}
+	return &wholeSpendEnv{env: e, client: client, account: account, wallets: ledger.NewWallets(e.db, nil), params: params}
 }
 
 // wallet registers the signer's child index as a managed wallet of kind.

@@ -561,32 +561,8 @@ func TestConcurrentIdenticalRequestsSignOnce(t *testing.T) {
 	res := e.reserve(from, "ETH", "0.25", to)
 	req := request(res, "transfer", 0, res, from, nativeTx(2, to, "0.25"))
 
-	const n = 8
-	var wg sync.WaitGroup
-	answers := make([]signerapi.SignResponse, n)
-	errs := make([]error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			answers[i], errs[i] = e.client.Sign(ctx, req)
-		}()
-	}
-	wg.Wait()
-	replayed := 0
-	for i := range n {
-		require.NoError(t, errs[i])
-		require.Equal(t, answers[0].Raw, answers[i].Raw, "every answer is the one stored transaction")
-		if answers[i].Replayed {
-			replayed++
-		}
-	}
-	require.Equal(t, n-1, replayed)
-	verdicts := map[string]int{}
-	for _, a := range e.auditOf(res) {
-		verdicts[a.Verdict]++
-	}
-	require.Equal(t, map[string]int{signerapi.VerdictSigned: 1, signerapi.VerdictReplayed: n - 1}, verdicts)
+	requireSignsOnce(t, e, res, 8, func() (signerapi.SignResponse, error) { return e.client.Sign(ctx, req) },
+		func(r signerapi.SignResponse) string { return r.Raw }, func(r signerapi.SignResponse) bool { return r.Replayed })
 	var rows int
 	require.NoError(t, e.db.QueryRow("SELECT COUNT(*) FROM signer_steps WHERE workflow_id=?", res).Scan(&rows))
 	require.Equal(t, 1, rows)
@@ -742,4 +718,33 @@ func TestASignerWithoutChainsReloadsThem(t *testing.T) {
 	require.ErrorAs(t, err, &refusal)
 	require.Equal(t, "unknown_chain", refusal.Reason)
 	require.Equal(t, 1, reloads, "reloads are spaced")
+}
+
+// requireSignsOnce sends n identical requests at once (sign) and requires
+// one signature: every answer the same stored transaction (raw), all but
+// one replayed, and the audit trail of wf saying so.
+func requireSignsOnce[R any](t *testing.T, e *env, wf string, n int, sign func() (R, error), raw func(R) string,
+	replayedOf func(R) bool) {
+	t.Helper()
+	var wg sync.WaitGroup
+	answers := make([]R, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { answers[i], errs[i] = sign() })
+	}
+	wg.Wait()
+	replayed := 0
+	for i := range n {
+		require.NoError(t, errs[i])
+		require.Equal(t, raw(answers[0]), raw(answers[i]), "every answer is the one stored transaction")
+		if replayedOf(answers[i]) {
+			replayed++
+		}
+	}
+	require.Equal(t, n-1, replayed)
+	verdicts := map[string]int{}
+	for _, a := range e.auditOf(wf) {
+		verdicts[a.Verdict]++
+	}
+	require.Equal(t, map[string]int{signerapi.VerdictSigned: 1, signerapi.VerdictReplayed: n - 1}, verdicts)
 }
